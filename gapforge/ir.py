@@ -1,0 +1,386 @@
+"""network_info.json: the intermediate representation every later stage reads.
+
+The file format is documented in docs/network_info.md and validated by
+gapforge/schema/network_info.schema.json. This module holds the in-memory form
+(plain dataclasses), and the only code that reads or writes the file.
+
+Tensor kinds (``TensorInfo.kind``), with the real value each integer stands for:
+
+* ``float``: an unquantized float32 tensor (only the network input before its quantizer).
+* ``quant``: integers ``q`` of ``bit_width`` bits in an int8/uint8 container,
+  ``real = scale[c] * (q - zero_point)``.
+* ``acc``: an int32 accumulator (conv/linear output, pooling sums, same-scale adds),
+  ``real = scale[c] * q + offset[c]``; ``offset`` carries float biases and folded BatchNorm.
+* ``real``: a value that has no integer encoding of its own (e.g. the sum of two tensors with
+  different scales, a ReLU of an accumulator with an offset). It only ever lives inside a fused
+  group that ends in a requantize; the fusion planner enforces that.
+
+``scale`` / ``offset`` are a number (per-tensor) or a list along ``channel_axis`` (per-channel).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gapforge.errors import GapforgeError
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "gapforge-network-info"
+SCHEMA_PATH = Path(__file__).with_name("schema") / "network_info.schema.json"
+
+TENSOR_KINDS = ("float", "quant", "acc", "real")
+
+
+def container_dtype(bit_width: int, signed: bool) -> str:
+    """Smallest numpy integer dtype holding ``bit_width``-bit values (sub-8-bit stays in 8 bits)."""
+    if bit_width <= 8:
+        return "int8" if signed else "uint8"
+    if bit_width <= 16:
+        return "int16" if signed else "uint16"
+    if bit_width <= 32:
+        return "int32"
+    raise GapforgeError(f"bit width {bit_width} is wider than 32 bits")
+
+
+def int_range(bit_width: int, signed: bool, narrow_range: bool = False) -> tuple[int, int]:
+    """Inclusive integer range of a quantizer."""
+    if signed:
+        lo, hi = -(2 ** (bit_width - 1)), 2 ** (bit_width - 1) - 1
+        return (lo + 1 if narrow_range else lo), hi
+    return 0, 2**bit_width - 1 - (1 if narrow_range else 0)
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    kind: str
+    shape: list[int]
+    dtype: str
+    scale: float | list[float] | None = None
+    zero_point: int | None = None
+    bit_width: int | None = None
+    signed: bool | None = None
+    narrow_range: bool | None = None
+    channel_axis: int | None = None
+    offset: float | list[float] | None = None
+
+    # -- derived helpers --------------------------------------------------------------
+    @property
+    def per_channel(self) -> bool:
+        return isinstance(self.scale, list)
+
+    @property
+    def numel(self) -> int:
+        return int(math.prod(self.shape))
+
+    @property
+    def materializable(self) -> bool:
+        return self.kind in ("quant", "acc", "float")
+
+    def qrange(self) -> tuple[int, int]:
+        return int_range(self.bit_width, self.signed, bool(self.narrow_range))
+
+    def scale_array(self, ndim: int | None = None) -> np.ndarray:
+        """Scale broadcastable against the tensor (float64)."""
+        return _broadcast(self.scale, self.channel_axis, ndim or len(self.shape))
+
+    def offset_array(self, ndim: int | None = None) -> np.ndarray:
+        return _broadcast(self.offset if self.offset is not None else 0.0, self.channel_axis,
+                          ndim or len(self.shape))
+
+    def scale_list(self, channels: int) -> list[float]:
+        """Scale as one value per channel (per-tensor scales are repeated)."""
+        return list(self.scale) if self.per_channel else [float(self.scale)] * channels
+
+    def offset_list(self, channels: int) -> list[float]:
+        """Offset as one value per channel (0 where there is none)."""
+        if self.offset is None:
+            return [0.0] * channels
+        return list(self.offset) if isinstance(self.offset, list) else [float(self.offset)] * channels
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind, "shape": list(self.shape), "dtype": self.dtype}
+        for key in ("scale", "zero_point", "bit_width", "signed", "narrow_range", "channel_axis", "offset"):
+            val = getattr(self, key)
+            if val is not None:
+                d[key] = val
+        return d
+
+    @classmethod
+    def from_json(cls, name: str, d: dict[str, Any]) -> "TensorInfo":
+        return cls(name=name, **d)
+
+
+def _broadcast(value, axis, ndim) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return arr
+    shape = [1] * ndim
+    shape[axis] = arr.size
+    return arr.reshape(shape)
+
+
+@dataclass
+class ParamInfo:
+    """A constant operand of an op (weights, biases) stored in ``weights/<file>.npy``."""
+
+    file: str
+    shape: list[int]
+    dtype: str
+    bit_width: int
+    signed: bool
+    narrow_range: bool = False
+    scale: float | list[float] | None = None
+    zero_point: int | None = None
+    channel_axis: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"file": self.file, "shape": list(self.shape), "dtype": self.dtype,
+             "bit_width": self.bit_width, "signed": self.signed, "narrow_range": self.narrow_range}
+        for key in ("scale", "zero_point", "channel_axis"):
+            val = getattr(self, key)
+            if val is not None:
+                d[key] = val
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ParamInfo":
+        return cls(**d)
+
+
+@dataclass
+class OpInfo:
+    name: str
+    type: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, ParamInfo] = field(default_factory=dict)
+    module: str | None = None  # module path in the PyTorch model ("" = root), None for functional ops
+    source: str = ""  # what it was lowered from, e.g. "QuantConv2d" or "torch.cat at model.py:42"
+    folded: list[str] = field(default_factory=list)  # modules folded into this op (BatchNorm ...)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "type": self.type, "inputs": list(self.inputs),
+                             "outputs": list(self.outputs), "attrs": self.attrs,
+                             "params": {k: p.to_json() for k, p in self.params.items()},
+                             "source": self.source}
+        if self.module is not None:
+            d["module"] = self.module
+        if self.folded:
+            d["folded"] = list(self.folded)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "OpInfo":
+        d = dict(d)
+        d["params"] = {k: ParamInfo.from_json(p) for k, p in d.get("params", {}).items()}
+        return cls(**d)
+
+
+@dataclass
+class Network:
+    name: str
+    tensors: dict[str, TensorInfo]
+    ops: list[OpInfo]
+    inputs: list[str]
+    outputs: list[str]
+    producer: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    directory: Path | None = None  # where network_info.json lives; weights are relative to it
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # param file -> array (lazy)
+
+    # -- queries ----------------------------------------------------------------------
+    def op_by_name(self, name: str) -> OpInfo:
+        for op in self.ops:
+            if op.name == name:
+                return op
+        raise KeyError(name)
+
+    def producer_of(self, tensor: str) -> OpInfo | None:
+        for op in self.ops:
+            if tensor in op.outputs:
+                return op
+        return None
+
+    def consumers_of(self, tensor: str) -> list[OpInfo]:
+        return [op for op in self.ops if tensor in op.inputs]
+
+    def param(self, op: OpInfo, name: str) -> np.ndarray:
+        """Load (and cache) the array of a param; checks its shape and dtype against the JSON."""
+        info = op.params[name]
+        arr = self.arrays.get(info.file)
+        if arr is None:
+            if self.directory is None:
+                raise GapforgeError(f"op '{op.name}': param '{name}' has no array and no directory to load it from")
+            path = self.directory / info.file
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except FileNotFoundError:
+                raise GapforgeError(f"{path}: missing weight file of op '{op.name}' param '{name}'") from None
+            except Exception as exc:
+                raise GapforgeError(f"{path}: unreadable weight file ({type(exc).__name__}: {exc})") from None
+            if list(arr.shape) != list(info.shape) or str(arr.dtype) != info.dtype:
+                raise GapforgeError(
+                    f"{path}: shape {list(arr.shape)} dtype {arr.dtype} does not match network_info.json "
+                    f"(ops[{op.name}].params.{name}: shape {info.shape} dtype {info.dtype})")
+            self.arrays[info.file] = arr
+        return arr
+
+    # -- (de)serialisation ------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "producer": self.producer,
+            "network": {"name": self.name, "source": self.source},
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "tensors": {n: t.to_json() for n, t in self.tensors.items()},
+            "ops": [op.to_json() for op in self.ops],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], directory: Path | None = None) -> "Network":
+        return cls(
+            name=d["network"]["name"],
+            source=d["network"].get("source", ""),
+            tensors={n: TensorInfo.from_json(n, t) for n, t in d["tensors"].items()},
+            ops=[OpInfo.from_json(o) for o in d["ops"]],
+            inputs=list(d["inputs"]),
+            outputs=list(d["outputs"]),
+            producer=d.get("producer", {}),
+            directory=directory,
+        )
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _json_path(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<root>"
+
+
+def validate(doc: Any, where: str = "network_info.json") -> None:
+    """Validate against the JSON Schema and the cross-references the schema cannot express.
+
+    Raises GapforgeError with a one-line message naming the file and the field.
+    """
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(list(e.absolute_path)), list(map(str, e.absolute_path))))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        msg = " ".join(err.message.split())
+        if len(msg) > 200:
+            msg = msg[:200] + "..."
+        raise GapforgeError(f"{where}: field '{_json_path(err.absolute_path)}': {msg}")
+    from gapforge.ops import registry  # the op declarations define each op's attributes
+
+    ir_ops = registry().ir_ops
+    for i, op in enumerate(doc["ops"]):
+        decl = ir_ops.get(op["type"])
+        if decl is None:
+            raise GapforgeError(f"{where}: field 'ops[{i}].type': unknown op type '{op['type']}' "
+                                f"(known: {', '.join(sorted(ir_ops))})")
+        err = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(decl.attrs_schema()).iter_errors(op["attrs"]))
+        if err is not None:
+            path = ".".join(str(p) for p in err.absolute_path)
+            raise GapforgeError(f"{where}: field 'ops[{i}].attrs{('.' + path) if path else ''}' "
+                                f"({op['type']}): {' '.join(err.message.split())}")
+        for pname in op["params"]:
+            if pname not in decl.params:
+                raise GapforgeError(f"{where}: field 'ops[{i}].params.{pname}': {op['type']} has no param '{pname}'")
+    tensors = doc["tensors"]
+    produced: set[str] = set(doc["inputs"])
+    for name in doc["inputs"]:
+        if name not in tensors:
+            raise GapforgeError(f"{where}: field 'inputs': tensor '{name}' is not declared in 'tensors'")
+    seen_ops: set[str] = set()
+    for i, op in enumerate(doc["ops"]):
+        if op["name"] in seen_ops:
+            raise GapforgeError(f"{where}: field 'ops[{i}].name': duplicate op name '{op['name']}'")
+        seen_ops.add(op["name"])
+        for j, t in enumerate(op["inputs"]):
+            if t not in tensors:
+                raise GapforgeError(f"{where}: field 'ops[{i}].inputs[{j}]': tensor '{t}' is not declared in 'tensors'")
+            if t not in produced:
+                raise GapforgeError(
+                    f"{where}: field 'ops[{i}].inputs[{j}]': tensor '{t}' is used before it is produced "
+                    "(ops must be in topological order)")
+        for j, t in enumerate(op["outputs"]):
+            if t not in tensors:
+                raise GapforgeError(f"{where}: field 'ops[{i}].outputs[{j}]': tensor '{t}' is not declared in 'tensors'")
+            if t in produced:
+                raise GapforgeError(f"{where}: field 'ops[{i}].outputs[{j}]': tensor '{t}' is produced twice")
+            produced.add(t)
+    for j, t in enumerate(doc["outputs"]):
+        if t not in produced:
+            raise GapforgeError(f"{where}: field 'outputs[{j}]': tensor '{t}' is never produced")
+    for name, t in tensors.items():
+        if isinstance(t.get("scale"), list) and t.get("channel_axis") is None:
+            raise GapforgeError(f"{where}: field 'tensors.{name}.channel_axis': required with a per-channel scale")
+        if isinstance(t.get("scale"), list) and t["shape"][t["channel_axis"]] != len(t["scale"]):
+            raise GapforgeError(
+                f"{where}: field 'tensors.{name}.scale': {len(t['scale'])} scales for "
+                f"{t['shape'][t['channel_axis']]} channels")
+
+
+def load(path: str | os.PathLike) -> Network:
+    """Load and validate ``network_info.json`` (a file or the directory holding it)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "network_info.json"
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GapforgeError(f"{p}: no such file (run tools/pytorch_extractor.py first)") from None
+    except OSError as exc:
+        raise GapforgeError(f"{p}: cannot read ({exc.strerror})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GapforgeError(f"{p}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); "
+                            "the file may be truncated") from None
+    validate(doc, str(p))
+    return Network.from_json(doc, directory=p.parent)
+
+
+def dumps(net: Network) -> str:
+    doc = net.to_json()
+    validate(doc, f"network '{net.name}' (internal)")
+    return compact_json(doc)
+
+
+def compact_json(obj: Any, indent: int = 1, _level: int = 0) -> str:
+    """JSON with one line per object member, but lists of scalars on a single line.
+
+    Floats are written with repr (shortest round-trip form), so scales survive exactly.
+    """
+    pad = " " * (indent * (_level + 1))
+    end = " " * (indent * _level)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{pad}{json.dumps(k)}: {compact_json(v, indent, _level + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + end + "}"
+    if isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
+        items = [pad + compact_json(v, indent, _level + 1) for v in obj]
+        return "[\n" + ",\n".join(items) + "\n" + end + "]"
+    return json.dumps(obj, allow_nan=False)

@@ -1,0 +1,313 @@
+"""Lowering: captured graph -> network_info IR, one frontend declaration per recorded node.
+
+The same pass serves the extractor (``strict=True``: the first unsupported construct is an
+error naming the module) and the compatibility checker (``strict=False``: every node gets
+a diagnostic, and nodes downstream of an unsupported one are reported as not checked).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from gapforge import ir
+from gapforge.capture import Graph, Node, QuantMeta, Ref
+from gapforge.errors import GapforgeError
+
+
+class LoweringError(GapforgeError):
+    """A construct that cannot be deployed; raised by frontends through ``NodeContext.fail``."""
+
+
+class _Blocked(Exception):
+    def __init__(self, upstream: str):
+        super().__init__(upstream)
+        self.upstream = upstream
+
+
+@dataclass
+class Diagnostic:
+    name: str
+    kind: str  # "module" | "function" | "container" | "model"
+    type_name: str
+    status: str  # "supported" | "unsupported" | "warning"
+    message: str = ""
+    hint: str | None = None
+    lowered_to: list[str] = field(default_factory=list)
+    location: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"name": self.name, "kind": self.kind, "type": self.type_name, "status": self.status,
+             "message": self.message, "hint": self.hint, "lowered_to": self.lowered_to}
+        if self.location:
+            d["location"] = self.location
+        return d
+
+
+class Lowering:
+    def __init__(self, graph: Graph, name: str, source: str = "", strict: bool = True):
+        from gapforge.ops import registry
+
+        self.graph = graph
+        self.registry = registry()
+        self.name = name
+        self.source = source
+        self.strict = strict
+        self.tensors: dict[str, ir.TensorInfo] = {}
+        self.ops: list[ir.OpInfo] = []
+        self.act_tensor: dict[int, str | None] = {}
+        self.arrays: dict[str, np.ndarray] = {}
+        self.diagnostics: list[Diagnostic] = []
+        self.failed_by: dict[int, str] = {}  # activation -> name of the unsupported node it came from
+        self.notes: list[str] = []  # informational notes (e.g. BatchNorm folds)
+
+    # -- driver -----------------------------------------------------------------------
+    def run(self) -> ir.Network | None:
+        for i, act in enumerate(self.graph.inputs):
+            name = "input" if len(self.graph.inputs) == 1 else f"input_{i}"
+            shape = list(self.graph.activations[act].shape)
+            self.tensors[name] = ir.TensorInfo(name, "float", shape, "float32")
+            self.act_tensor[act] = name
+        for node in self.graph.nodes:
+            self._lower_node(node)
+        outputs = []
+        for act in self.graph.outputs:
+            t = self.act_tensor.get(act)
+            if t is None:
+                continue
+            info = self.tensors[t]
+            if info.kind not in ("quant", "acc"):
+                self._model_problem(
+                    f"network output '{t}' is a {info.kind} tensor without an integer encoding",
+                    "end the network with a quantized layer (QuantLinear/QuantConv2d) or a quantizer")
+                continue
+            outputs.append(t)
+        if not outputs or any(d.status == "unsupported" for d in self.diagnostics):
+            return None
+        self._drop_dead_ops(outputs)
+        return ir.Network(
+            name=self.name, tensors=self.tensors, ops=self.ops,
+            inputs=[self.act_tensor[a] for a in self.graph.inputs], outputs=outputs,
+            producer=producer_info(), source=self.source, arrays=self.arrays)
+
+    def _drop_dead_ops(self, outputs: list[str]) -> None:
+        """Remove ops whose results reach no output (e.g. a shape computation the model discarded)."""
+        live = set(outputs)
+        kept = []
+        for op in reversed(self.ops):
+            if any(o in live for o in op.outputs):
+                kept.append(op)
+                live.update(op.inputs)
+        kept.reverse()
+        self.ops = kept
+        self.tensors = {n: t for n, t in self.tensors.items() if n in live}
+
+    def _model_problem(self, message: str, hint: str | None) -> None:
+        if self.strict:
+            raise LoweringError(message, hint=hint)
+        self.diagnostics.append(Diagnostic("<model>", "model", "", "unsupported", message, hint))
+
+    def _lower_node(self, node: Node) -> None:
+        front = self.registry.frontend_for_node(node)
+        ctx = NodeContext(self, node)
+        if front is None:
+            msg, hint = self.registry.unsupported_reason(node)
+            self._fail_node(node, msg, hint)
+            return
+        try:
+            front.lower(ctx)
+        except _Blocked as b:
+            for a in node.outputs:
+                self.act_tensor[a] = None
+                self.failed_by[a] = b.upstream
+            self.diagnostics.append(Diagnostic(
+                node.name, node.kind, node.type_name, "warning",
+                f"not checked: its input comes from unsupported '{b.upstream}'", None, [], node.location))
+            return
+        except LoweringError as err:
+            self._fail_node(node, str(err), err.hint)
+            return
+        except Exception as exc:  # a gapforge bug must not crash the checker
+            if self.strict:
+                raise
+            self._fail_node(node, f"internal error while checking ({type(exc).__name__}: {exc}); "
+                            "please report it", None)
+            return
+        missing = [a for a in node.outputs if a not in self.act_tensor]
+        if missing:
+            raise AssertionError(f"frontend {front.name} left outputs of {node.name} unbound")
+        status = "warning" if ctx.warnings else "supported"
+        msg = "; ".join(w[0] for w in ctx.warnings) if ctx.warnings else front.name
+        hint = "; ".join(w[1] for w in ctx.warnings if w[1]) or None
+        self.diagnostics.append(Diagnostic(node.name, node.kind, node.type_name, status, msg, hint,
+                                           ctx.emitted, node.location))
+
+    def _fail_node(self, node: Node, message: str, hint: str | None) -> None:
+        if self.strict:
+            raise LoweringError(f"{node.describe()}: {message}", hint=hint)
+        for a in node.outputs:
+            self.act_tensor[a] = None
+            self.failed_by[a] = node.name
+        self.diagnostics.append(Diagnostic(node.name, node.kind, node.type_name, "unsupported",
+                                           message, hint, [], node.location))
+
+    # -- naming -------------------------------------------------------------------------
+    def unique(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.tensors or any(op.name == name for op in self.ops):
+            k += 1
+            name = f"{base}~{k}"
+        return name
+
+
+class NodeContext:
+    """What a frontend's ``lower`` function sees: the node, its inputs, and emit helpers."""
+
+    def __init__(self, low: Lowering, node: Node):
+        self.low = low
+        self.node = node
+        self.warnings: list[tuple[str, str | None]] = []
+        self.emitted: list[str] = []
+
+    # -- reading the node ---------------------------------------------------------------
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.node.module
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def where(self) -> str:
+        return self.node.describe()
+
+    def input_tensor(self, i: int = 0) -> ir.TensorInfo:
+        return self.tensor_of_act(self.node.inputs[i])
+
+    def tensor_of_act(self, act: int) -> ir.TensorInfo:
+        if act in self.low.failed_by:
+            raise _Blocked(self.low.failed_by[act])
+        name = self.low.act_tensor.get(act)
+        if name is None:
+            self.fail("an input is not produced by any captured operation")
+        return self.low.tensors[name]
+
+    def act_of(self, obj: Any) -> int | None:
+        return obj.index if isinstance(obj, Ref) else None
+
+    def arg(self, i: int, name: str | None = None, default: Any = None) -> Any:
+        if i < len(self.node.args):
+            return self.node.args[i]
+        if name is not None and name in self.node.kwargs:
+            return self.node.kwargs[name]
+        return default
+
+    def out_shape(self, i: int = 0) -> list[int]:
+        return list(self.low.graph.activations[self.node.outputs[i]].shape)
+
+    def in_shape(self, i: int = 0) -> list[int]:
+        return list(self.low.graph.activations[self.node.inputs[i]].shape)
+
+    def observed(self, act: int) -> QuantMeta | None:
+        return self.low.graph.activations[act].quant
+
+    def observed_proxy(self, proxy: torch.nn.Module) -> QuantMeta | None:
+        """What the quantizer ``proxy`` produced during this node's call in the captured pass."""
+        return self.node_proxy_meta().get(id(proxy))
+
+    def node_proxy_meta(self) -> dict[int, QuantMeta]:
+        return getattr(self.node, "proxy_meta", {}) or {}
+
+    def consumers(self, i: int = 0):
+        return self.low.graph.consumers(self.node.outputs[i])
+
+    # -- building IR ------------------------------------------------------------------
+    def new_tensor(self, base: str, kind: str, shape: list[int], **fields: Any) -> ir.TensorInfo:
+        name = self.low.unique(base)
+        if kind == "quant":
+            fields.setdefault("dtype", ir.container_dtype(fields["bit_width"], fields["signed"]))
+        elif kind == "acc":
+            fields.setdefault("dtype", "int32")
+            fields.setdefault("bit_width", 32)
+            fields.setdefault("signed", True)
+        else:
+            fields.setdefault("dtype", "float32")
+        t = ir.TensorInfo(name=name, kind=kind, shape=list(shape), **fields)
+        self.low.tensors[name] = t
+        return t
+
+    def quant_tensor(self, base: str, shape: list[int], qp) -> ir.TensorInfo:
+        return self.new_tensor(base, "quant", shape, scale=qp.scale, zero_point=qp.zero_point,
+                               bit_width=qp.bit_width, signed=qp.signed, narrow_range=qp.narrow_range,
+                               channel_axis=qp.channel_axis)
+
+    def emit(self, type_: str, inputs: list[ir.TensorInfo], outputs: list[ir.TensorInfo],
+             attrs: dict[str, Any] | None = None, params: dict[str, ir.ParamInfo] | None = None,
+             name: str | None = None, folded: list[str] | None = None) -> ir.OpInfo:
+        if type_ not in self.low.registry.ir_ops:
+            raise AssertionError(f"unknown IR op {type_}")
+        node = self.node
+        op_name = name or (outputs[0].name if outputs else self.low.unique(node.name))
+        source = node.type_name if node.kind == "module" else f"{node.type_name}" + (
+            f" at {node.location}" if node.location else "")
+        op = ir.OpInfo(op_name, type_, [t.name for t in inputs], [t.name for t in outputs],
+                       attrs or {}, params or {}, node.path if node.kind == "module" else None,
+                       source, folded or [])
+        self.low.ops.append(op)
+        self.emitted.append(op_name)
+        return op
+
+    def add_param(self, op_name: str, pname: str, array: np.ndarray, **meta: Any) -> ir.ParamInfo:
+        fname = f"weights/{op_name}.{pname}.npy"
+        self.low.arrays[fname] = array
+        return ir.ParamInfo(file=fname, shape=list(array.shape), dtype=str(array.dtype), **meta)
+
+    def bind(self, tensor: ir.TensorInfo, out_index: int = 0) -> None:
+        self.low.act_tensor[self.node.outputs[out_index]] = tensor.name
+
+    def bind_all(self, tensor: ir.TensorInfo) -> None:
+        for a in self.node.outputs:
+            self.low.act_tensor[a] = tensor.name
+
+    def producer_op(self, tensor: ir.TensorInfo) -> ir.OpInfo | None:
+        for op in self.low.ops:
+            if tensor.name in op.outputs:
+                return op
+        return None
+
+    # -- reporting ----------------------------------------------------------------------
+    def fail(self, message: str, hint: str | None = None):
+        raise LoweringError(message, hint=hint)
+
+    def warn(self, message: str, hint: str | None = None) -> None:
+        self.warnings.append((message, hint))
+
+
+def producer_info() -> dict[str, str]:
+    import brevitas
+
+    from gapforge import __version__
+
+    return {"name": "gapforge", "version": __version__, "torch": torch.__version__,
+            "brevitas": brevitas.__version__}
+
+
+def pair(v: Any, n: int = 2) -> list[int]:
+    if isinstance(v, (list, tuple)):
+        if len(v) == 1:
+            return [int(v[0])] * n
+        return [int(x) for x in v]
+    return [int(v)] * n
+
+
+def same_scale(a: ir.TensorInfo, b: ir.TensorInfo) -> bool:
+    return a.scale == b.scale and a.channel_axis == b.channel_axis
+
+
+def prod(xs) -> int:
+    return int(math.prod(xs))

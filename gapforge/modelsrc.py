@@ -1,0 +1,129 @@
+"""Model loading conventions shared by every tool.
+
+* ``--model-file PATH``: a Python file exposing ``create_model()`` (returning the calibrated
+  or trained Brevitas model) and ``example_input()`` (returning an input tensor, batch 1);
+  or, with ``--model-class NAME``, a class instantiated without arguments, with
+  ``--input-shape`` giving the example input's shape when the file has no ``example_input()``.
+* ``--test-network NAME``: the same, from ``tests/test_networks/NAME.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+from gapforge.errors import GapforgeError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_NETWORKS_DIR = REPO_ROOT / "tests" / "test_networks"
+
+
+@dataclass
+class ModelSource:
+    name: str
+    source: str
+    model: object  # torch.nn.Module
+    example_inputs: tuple
+    module: types.ModuleType
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model selection (one of)")
+    x = g.add_mutually_exclusive_group(required=True)
+    x.add_argument("--model-file", metavar="PATH",
+                   help="Python file exposing create_model() and example_input()")
+    x.add_argument("--test-network", metavar="NAME",
+                   help=f"a network from tests/test_networks/ ({', '.join(list_test_networks()) or 'none'})")
+    g.add_argument("--model-class", metavar="NAME",
+                   help="instantiate this class from the file instead of calling create_model()")
+    g.add_argument("--input-shape", metavar="N,C,H,W",
+                   help="example input shape when the file has no example_input()")
+
+
+def list_test_networks() -> list[str]:
+    if not TEST_NETWORKS_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in TEST_NETWORKS_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
+def import_file(path: Path) -> types.ModuleType:
+    if not path.is_file():
+        raise GapforgeError(f"{path}: no such model file")
+    mod_name = f"gapforge_model_{path.stem}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise GapforgeError(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise GapforgeError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except Exception as exc:
+        raise GapforgeError(f"{path}: importing the model file failed: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())}") from None
+    return module
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape):
+        raise GapforgeError(f"--input-shape '{text}': expected positive integers like 1,3,32,32")
+    return shape
+
+
+def load_model(args: argparse.Namespace) -> ModelSource:
+    import torch
+
+    if args.test_network:
+        path = TEST_NETWORKS_DIR / f"{args.test_network}.py"
+        if not path.is_file():
+            raise GapforgeError(f"--test-network '{args.test_network}': unknown network "
+                                f"(available: {', '.join(list_test_networks())})")
+        name = args.test_network
+    else:
+        path = Path(args.model_file)
+        name = path.stem
+    module = import_file(path)
+    where = f"{path}"
+    try:
+        if args.model_class:
+            cls = getattr(module, args.model_class, None)
+            if cls is None:
+                raise GapforgeError(f"{where}: no class named '{args.model_class}'")
+            model = cls()
+        elif hasattr(module, "create_model"):
+            model = module.create_model()
+        else:
+            raise GapforgeError(f"{where}: defines neither create_model() nor the class given by --model-class")
+        if args.input_shape:
+            torch.manual_seed(0)
+            example = torch.randn(*_parse_shape(args.input_shape))
+        elif hasattr(module, "example_input"):
+            example = module.example_input()
+        else:
+            raise GapforgeError(f"{where}: defines no example_input(); pass --input-shape")
+    except GapforgeError:
+        raise
+    except Exception as exc:
+        raise GapforgeError(f"{where}: building the model failed: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise GapforgeError(f"{where}: create_model() returned {type(model).__name__}, not a torch.nn.Module")
+    inputs = example if isinstance(example, tuple) else (example,)
+    for t in inputs:
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.float32:
+            raise GapforgeError(f"{where}: example_input() must return float32 tensor(s)")
+    if inputs[0].dim() == 0 or inputs[0].shape[0] != 1:
+        raise GapforgeError(f"{where}: example_input() must have batch size 1 (got shape {list(inputs[0].shape)})")
+    model.eval()
+    return ModelSource(name=name, source=str(path), model=model, example_inputs=inputs, module=module)

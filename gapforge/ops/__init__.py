@@ -1,0 +1,118 @@
+"""Registry of operator declarations, discovered from the modules of this package.
+
+Each ``gapforge/ops/<op>.py`` may define ``IR_OP`` (an ``IROp``) and ``FRONTENDS`` (a list of
+``Frontend``). Adding an operator means adding one file here (plus its numpy reference in
+``atomic_ops/`` and its C kernel); no list elsewhere needs editing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import lru_cache
+
+from torch import nn
+
+from gapforge.ops._base import Attr, Frontend, IROp  # noqa: F401  (re-exported)
+
+# Constructs we recognise but do not support, with the most useful hint we can give.
+_UNSUPPORTED_HINTS: dict[str, str] = {
+    "Conv2d": "float convolution: replace torch.nn.Conv2d by brevitas.nn.QuantConv2d",
+    "Conv1d": "1-D convolution is not supported yet",
+    "Linear": "float linear layer: replace torch.nn.Linear by brevitas.nn.QuantLinear",
+    "QuantConv1d": "1-D convolution is not supported yet",
+    "QuantConvTranspose2d": "transposed convolution is not supported yet",
+    "QuantHardTanh": "use QuantIdentity (its saturation clamps) or QuantReLU instead",
+    "QuantMultiheadAttention": "attention is not supported yet",
+    "QuantSigmoid": "sigmoid is not supported yet",
+    "QuantTanh": "tanh is not supported yet",
+    "Sigmoid": "sigmoid is not supported yet",
+    "Tanh": "tanh is not supported yet",
+    "GELU": "GELU is not supported yet",
+    "SiLU": "SiLU is not supported yet",
+    "Softmax": "softmax is not supported yet",
+    "LayerNorm": "LayerNorm is not supported yet",
+    "ReLU6": "use QuantReLU (its saturation clamps) instead of ReLU6",
+    "LeakyReLU": "LeakyReLU is not supported yet",
+    "Upsample": "upsampling is not supported yet",
+    "sigmoid": "sigmoid is not supported yet",
+    "tanh": "tanh is not supported yet",
+    "softmax": "softmax is not supported yet",
+    "gelu": "GELU is not supported yet",
+    "silu": "SiLU is not supported yet",
+    "layer_norm": "LayerNorm is not supported yet",
+    "matmul": "matrix products between activations are not supported yet",
+    "bmm": "matrix products between activations are not supported yet",
+    "mul": "element-wise multiplication is not supported yet",
+    "div": "division of activations is not supported yet",
+    "sub": "subtraction is not supported yet; only additions of two activations are",
+    "neg": "negation is not supported yet",
+    "conv2d": "functional F.conv2d on activations: use a brevitas.nn.QuantConv2d module",
+    "linear": "functional F.linear on activations: use a brevitas.nn.QuantLinear module",
+    "interpolate": "upsampling is not supported yet",
+    "pad": "explicit F.pad is not supported; use the padding argument of the layer",
+    "getitem": "indexing/slicing activations is not supported yet",
+}
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.ir_ops: dict[str, IROp] = {}
+        self.frontends: list[Frontend] = []
+        self.op_modules: dict[str, str] = {}
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+            if info.name.startswith("_"):
+                continue
+            mod = importlib.import_module(f"{__name__}.{info.name}")
+            op = getattr(mod, "IR_OP", None)
+            if op is not None:
+                if op.name in self.ir_ops:
+                    raise AssertionError(f"IR op {op.name} declared twice")
+                self.ir_ops[op.name] = op
+                self.op_modules[op.name] = info.name
+            self.frontends.extend(getattr(mod, "FRONTENDS", []))
+        self._by_class: dict[type, Frontend] = {}
+        self._by_function: dict[str, Frontend] = {}
+        for f in self.frontends:
+            for cls in f.modules:
+                if cls in self._by_class:
+                    raise AssertionError(f"module class {cls.__name__} declared twice")
+                self._by_class[cls] = f
+            for fn in f.functions:
+                if fn in self._by_function:
+                    raise AssertionError(f"function {fn} declared twice")
+                self._by_function[fn] = f
+
+    def frontend_for_module(self, module: nn.Module) -> Frontend | None:
+        for cls in type(module).__mro__:  # most specific class wins (TruncAvgPool2d before AvgPool2d)
+            if cls in self._by_class:
+                return self._by_class[cls]
+            if cls is nn.Module:
+                break
+        return None
+
+    def frontend_for_node(self, node) -> Frontend | None:
+        if node.kind == "module":
+            return self.frontend_for_module(node.module)
+        return self._by_function.get(node.type_name)
+
+    def is_leaf(self, module: nn.Module) -> bool:
+        """Modules recorded as one node: declared ones, Brevitas layers, and childless modules."""
+        if self.frontend_for_module(module) is not None:
+            return True
+        if type(module).__module__.startswith("brevitas.nn"):
+            return True
+        return next(module.children(), None) is None
+
+    def unsupported_reason(self, node) -> tuple[str, str | None]:
+        hint = _UNSUPPORTED_HINTS.get(node.type_name)
+        what = "module class" if node.kind == "module" else "operation"
+        msg = f"unsupported {what} {node.type_name}"
+        if hint is None:
+            hint = "see docs/supported_operations.md for what gapforge can deploy"
+        return msg, hint
+
+
+@lru_cache(maxsize=1)
+def registry() -> Registry:
+    return Registry()

@@ -1,0 +1,91 @@
+"""Shared lowering of Brevitas weight layers (QuantConv2d, QuantLinear).
+
+A layer call becomes: [requantize: input_quant] -> conv2d|linear -> [requantize: output_quant].
+The conv/linear op outputs an int32 accumulator ``acc`` with
+``real = (s_in * s_w[c]) * acc + offset[c]``:
+
+* ``Int32Bias`` (or any bias quantizer that uses the input scale): the integer bias is a
+  param added into ``acc``, computed exactly as Brevitas does; no offset.
+* a float bias (``bias_quant=None``) or a bias quantizer with its own scale: the bias value
+  becomes the per-channel real ``offset``; the requantize that consumes the accumulator
+  folds it into its 64-bit rounding offset, so no precision is lost to an int32 grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gapforge import ir
+from gapforge.brevitas_quant import int_bias, weight_params
+from gapforge.ops.requantize import quantize_to
+
+
+def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int) -> None:
+    m = ctx.module
+    x = ctx.input_tensor(0)
+    if m.input_quant.is_quant_enabled:
+        x = quantize_to(ctx, x, m.input_quant, f"{ctx.name}.input_quant")
+    if x.kind == "float":
+        ctx.fail("receives the unquantized float input",
+                 hint="set input_quant=Int8ActPerTensorFloat on this layer or put a QuantIdentity before it")
+    if x.kind != "quant":
+        ctx.fail(f"its input is a {x.kind} tensor (no 8-bit encoding)",
+                 hint="put a quantizer (QuantIdentity/QuantReLU) before this layer")
+    if x.zero_point != 0:
+        ctx.fail(f"its input has zero point {x.zero_point}; only symmetric (zero point 0) inputs are supported",
+                 hint="use a quantizer without zero point (e.g. Int8ActPerTensorFloat or Uint8ActPerTensorFloat)")
+    w, wq = weight_params(m, ctx.where)
+    out_ch = w.shape[0]
+    s_w = np.asarray(wq.scale if wq.channel_axis is not None else [wq.scale] * out_ch, dtype=np.float64)
+    if x.per_channel:
+        groups = attrs.get("groups", 1)
+        in_ch = x.shape[1]
+        if op_type != "conv2d" or groups != in_ch or x.channel_axis != 1:
+            ctx.fail("its input has per-channel scales; only a depthwise convolution can consume those",
+                     hint="use a per-tensor activation quantizer before this layer")
+        s_in = np.repeat(np.asarray(x.scale, dtype=np.float64), out_ch // in_ch)
+    else:
+        s_in = np.full(out_ch, float(x.scale))
+    sigma = s_in * s_w  # float64 product of two float32 values: exact
+    per_channel = bool(x.per_channel or wq.channel_axis is not None)
+
+    params = {"weight": ctx.add_param(ctx.name, "weight", w, bit_width=wq.bit_width, signed=wq.signed,
+                                      narrow_range=wq.narrow_range, scale=wq.scale, zero_point=0,
+                                      channel_axis=0 if wq.channel_axis is not None else None)}
+    offset = None
+    if m.bias is not None:
+        bq = m.bias_quant
+        if bq.is_quant_enabled and bq.requires_input_scale:
+            acc_scale_f32 = torch.tensor(s_in, dtype=torch.float32) * torch.tensor(s_w, dtype=torch.float32)
+            b, bw = int_bias(m, acc_scale_f32, ctx.where)
+            params["bias"] = ctx.add_param(ctx.name, "bias", b, bit_width=bw, signed=True, narrow_range=False)
+        else:
+            with torch.no_grad():
+                bval = m.quant_bias() if bq.is_quant_enabled else m.bias
+                bval = getattr(bval, "value", bval)
+            offset = [float(v) for v in bval.detach().to(torch.float32).reshape(-1)]
+    acc = ctx.new_tensor(
+        ctx.name, "acc", ctx.out_shape(0),
+        scale=[float(v) for v in sigma] if per_channel else float(sigma[0]),
+        channel_axis=channel_axis if (per_channel or offset is not None) else None,
+        offset=offset)
+    ctx.emit(op_type, [x], [acc], attrs=attrs, params=params)
+    _cross_check_acc(ctx, acc, sigma)
+    y = acc
+    if m.output_quant.is_quant_enabled:
+        y = quantize_to(ctx, acc, m.output_quant, f"{ctx.name}.output_quant")
+    ctx.bind(y)
+
+
+def _cross_check_acc(ctx, acc: ir.TensorInfo, sigma: np.ndarray) -> None:
+    """When Brevitas returned a QuantTensor for the accumulator, its scale must be ours."""
+    if ctx.module.output_quant.is_quant_enabled:
+        return
+    meta = ctx.observed(ctx.node.outputs[0])
+    if meta is None:
+        return
+    theirs = meta.scale.double().reshape(-1).numpy()
+    if theirs.size not in (1, sigma.size) or not np.allclose(theirs, sigma if theirs.size > 1 else sigma[:1],
+                                                            rtol=1e-6, atol=0):
+        ctx.fail(f"accumulator scale {theirs[:3]} reported by Brevitas differs from s_in*s_w {sigma[:3]}")

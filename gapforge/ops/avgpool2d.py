@@ -1,0 +1,126 @@
+"""avgpool2d: window sums of integers; the division becomes part of the scale."""
+
+from __future__ import annotations
+
+
+from torch import nn
+
+from gapforge.lowering import pair
+from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp
+
+IR_OP = IROp(
+    name="avgpool2d",
+    summary="2-D average pooling (also adaptive and global average pooling, spatial mean).",
+    semantics="acc = sum over the window of q (zero padding counted), in int32; the output scale is "
+              "s_in / divisor, so the division is exact inside the following requantize.",
+    inputs="one quant tensor with zero point 0 (NCHW)",
+    attrs={
+        "kernel_size": Attr(POS_PAIR, "window height, width"),
+        "stride": Attr(POS_PAIR, "vertical, horizontal stride"),
+        "padding": Attr(PADDING4, "zero padding top, left, bottom, right"),
+        "divisor": Attr({"type": "integer", "minimum": 1}, "divisor folded into the output scale"),
+    },
+    reference="avgpool2d",
+)
+
+
+def emit_avgpool(ctx, x, kernel, stride, padding, divisor, out_shape, base):
+    if x.kind != "quant" or x.zero_point != 0:
+        ctx.fail(f"average pooling of a {x.kind} tensor" + (f" with zero point {x.zero_point}" if x.kind == "quant" else ""),
+                 hint="quantize (zero point 0) before pooling, e.g. put the QuantReLU before the pool")
+    if len(x.shape) != 4:
+        ctx.fail(f"expects a 4-D NCHW input, got shape {x.shape}")
+    scale = [v / divisor for v in x.scale] if x.per_channel else x.scale / divisor
+    out = ctx.new_tensor(base, "acc", out_shape, scale=scale, channel_axis=x.channel_axis)
+    ph, pw = padding
+    ctx.emit("avgpool2d", [x], [out], attrs={"kernel_size": list(kernel), "stride": list(stride),
+                                              "padding": [ph, pw, ph, pw], "divisor": int(divisor)})
+    return out
+
+
+def _expected_hw(h, w, k, s, p) -> list[int]:
+    return [(h + 2 * p[0] - k[0]) // s[0] + 1, (w + 2 * p[1] - k[1]) // s[1] + 1]
+
+
+def _lower_avgpool(ctx) -> None:
+    if ctx.node.kind == "module":
+        m = ctx.module
+        k, s, p, ceil, cip, div = m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad, m.divisor_override
+    else:
+        k = ctx.arg(1, "kernel_size")
+        s = ctx.arg(2, "stride") or k
+        p = ctx.arg(3, "padding", 0)
+        ceil = bool(ctx.arg(4, "ceil_mode", False))
+        cip = bool(ctx.arg(5, "count_include_pad", True))
+        div = ctx.arg(6, "divisor_override", None)
+    k, s, p = pair(k), pair(s if s is not None else k), pair(p)
+    x = ctx.input_tensor(0)
+    out_shape = ctx.out_shape(0)
+    if (p != [0, 0]) and not cip and div is None:
+        ctx.fail("count_include_pad=False with padding gives a different divisor per position",
+                 hint="use count_include_pad=True (the default) or no padding")
+    if ceil and out_shape[2:] != _expected_hw(*x.shape[2:], k, s, p):
+        ctx.fail("ceil_mode=True creates partial windows with a different divisor")
+    ctx.bind(emit_avgpool(ctx, x, k, s, p, div or k[0] * k[1], out_shape, ctx.name))
+
+
+def _lower_adaptive(ctx) -> None:
+    x = ctx.input_tensor(0)
+    out_shape = ctx.out_shape(0)
+    h, w = x.shape[2:]
+    oh, ow = out_shape[2:]
+    if h % oh or w % ow:
+        ctx.fail(f"adaptive pooling from {h}x{w} to {oh}x{ow} has unequal windows",
+                 hint="choose an output size that divides the input size")
+    k = [h // oh, w // ow]
+    ctx.bind(emit_avgpool(ctx, x, k, k, [0, 0], k[0] * k[1], out_shape, ctx.name))
+
+
+def _lower_mean(ctx) -> None:
+    x = ctx.input_tensor(0)
+    dims = ctx.arg(1, "dim")
+    keep = bool(ctx.arg(2, "keepdim", False))
+    nd = len(x.shape)
+    dims = sorted(d % nd for d in (dims if isinstance(dims, (list, tuple)) else [dims])) if dims is not None else None
+    if nd != 4 or dims != [2, 3]:
+        ctx.fail(f"mean over dims {dims} of a {nd}-D tensor; only the spatial mean of NCHW (dims 2, 3) is supported")
+    h, w = x.shape[2:]
+    pooled_shape = x.shape[:2] + [1, 1]
+    acc = emit_avgpool(ctx, x, [h, w], [h, w], [0, 0], h * w, pooled_shape,
+                       ctx.name if keep else f"{ctx.name}.pool")
+    if not keep:
+        out = ctx.new_tensor(ctx.name, "acc", ctx.out_shape(0), scale=acc.scale, channel_axis=acc.channel_axis)
+        ctx.emit("reshape", [acc], [out], attrs={"shape": ctx.out_shape(0)})
+        acc = out
+    ctx.bind(acc)
+
+
+FRONTENDS = [
+    Frontend(
+        name="torch.nn.AvgPool2d / F.avg_pool2d",
+        modules=(nn.AvgPool2d,),
+        functions=("avg_pool2d",),
+        lowers_to=("avgpool2d",),
+        doc="Integer window sum; the 1/(kh*kw) (or divisor_override) goes into the scale, so the "
+            "requantize that must follow divides exactly. Padding only with count_include_pad=True; "
+            "ceil_mode only when it creates no partial window.",
+        lower=_lower_avgpool,
+    ),
+    Frontend(
+        name="torch.nn.AdaptiveAvgPool2d / F.adaptive_avg_pool2d",
+        modules=(nn.AdaptiveAvgPool2d,),
+        functions=("adaptive_avg_pool2d",),
+        lowers_to=("avgpool2d",),
+        doc="Lowered to avgpool2d when the output size divides the input size (output 1 = global "
+            "average pooling).",
+        lower=_lower_adaptive,
+    ),
+    Frontend(
+        name="Tensor.mean / torch.mean over (2, 3)",
+        functions=("mean",),
+        lowers_to=("avgpool2d", "reshape"),
+        doc="Spatial mean of an NCHW tensor (global average pooling), keepdim or not.",
+        lower=_lower_mean,
+    ),
+]
+

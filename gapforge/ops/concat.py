@@ -1,0 +1,91 @@
+"""concat: concatenation of quantized activations."""
+
+from __future__ import annotations
+
+import brevitas.nn as qnn
+
+from gapforge.ops._base import Attr, Frontend, IROp
+from gapforge.ops.requantize import quantize_to
+
+IR_OP = IROp(
+    name="concat",
+    summary="Concatenate quantized tensors along one axis.",
+    semantics="Pure data movement: integers are copied unchanged. Inputs with different scales are "
+              "allowed when concatenating along the channel axis; the output then has per-channel scales.",
+    inputs="two or more quant tensors with equal zero point, bit width and signedness",
+    attrs={"axis": Attr({"type": "integer", "minimum": 1}, "concatenation axis (never the batch axis)")},
+    reference="concat",
+)
+
+
+def emit_concat(ctx, xs, axis, base):
+    first = xs[0]
+    nd = len(first.shape)
+    axis = axis % nd
+    if axis == 0:
+        ctx.fail("concatenation along the batch axis is not supported")
+    for t in xs:
+        if t.kind != "quant":
+            ctx.fail(f"concatenates a {t.kind} tensor; every input must be quantized",
+                     hint="put a QuantIdentity on each branch before torch.cat")
+        if (t.zero_point, t.bit_width, t.signed, t.narrow_range) != (first.zero_point, first.bit_width,
+                                                                     first.signed, first.narrow_range):
+            ctx.fail("concatenates tensors with different zero points, bit widths or signedness",
+                     hint="use one shared quantizer for all concatenated branches")
+    if all(not t.per_channel for t in xs) and len({t.scale for t in xs}) == 1:
+        scale, ch_axis = first.scale, None
+    elif axis == 1 and all(t.channel_axis in (None, 1) for t in xs):
+        scale, ch_axis = [], 1
+        for t in xs:
+            scale += t.scale_list(t.shape[1])
+    else:
+        ctx.fail("concatenates tensors with different scales along a non-channel axis")
+    out_shape = list(first.shape)
+    out_shape[axis] = sum(t.shape[axis] for t in xs)
+    out = ctx.new_tensor(base, "quant", out_shape, scale=scale, zero_point=first.zero_point,
+                         bit_width=first.bit_width, signed=first.signed, narrow_range=first.narrow_range,
+                         channel_axis=ch_axis)
+    ctx.emit("concat", list(xs), [out], attrs={"axis": axis})
+    return out
+
+
+def _lower_cat(ctx) -> None:
+    seq = ctx.arg(0, "tensors")
+    axis = ctx.arg(1, "dim", 0)
+    if not isinstance(seq, (list, tuple)) or any(ctx.act_of(t) is None for t in seq):
+        ctx.fail("concatenates constants; only activations are supported")
+    xs = [ctx.tensor_of_act(ctx.act_of(t)) for t in seq]
+    ctx.bind(emit_concat(ctx, xs, axis, ctx.name))
+
+
+def _lower_quant_cat(ctx) -> None:
+    m = ctx.module
+    seq = ctx.arg(0, "tensor_list")
+    axis = ctx.arg(1, "dim", 1)
+    xs = [ctx.tensor_of_act(ctx.act_of(t)) for t in seq]
+    if m.input_quant.is_quant_enabled:
+        xs = [quantize_to(ctx, x, m.input_quant, f"{ctx.name}.input_quant") for x in xs]
+    y = emit_concat(ctx, xs, axis, ctx.name)
+    if m.output_quant.is_quant_enabled:
+        y = quantize_to(ctx, y, m.output_quant, f"{ctx.name}.output_quant")
+    ctx.bind(y)
+
+
+FRONTENDS = [
+    Frontend(
+        name="torch.cat / torch.concat",
+        functions=("cat",),
+        lowers_to=("concat",),
+        doc="Concatenation of quantized activations (any axis but batch). Along channels the inputs "
+            "may have different scales (the result has per-channel scales, which the next quantizer "
+            "or depthwise conv consumes exactly); otherwise scales must be equal.",
+        lower=_lower_cat,
+    ),
+    Frontend(
+        name="brevitas.nn.QuantCat",
+        modules=(qnn.QuantCat,),
+        lowers_to=("requantize", "concat", "requantize"),
+        doc="Inputs go through the shared input quantizer, then concat, then the output quantizer.",
+        lower=_lower_quant_cat,
+    ),
+]

@@ -1,0 +1,55 @@
+"""permute: reorder axes (permute / transpose)."""
+
+from __future__ import annotations
+
+from gapforge.ops._base import Attr, Frontend, IROp
+
+IR_OP = IROp(
+    name="permute",
+    summary="Reorder the axes of a tensor (data movement).",
+    semantics="y[idx] = x[idx permuted]; integers unchanged.",
+    inputs="one quant or acc tensor; the batch axis stays first",
+    attrs={"perm": Attr({"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        "output axis i is input axis perm[i]")},
+    reference="permute",
+)
+
+
+def _lower(ctx) -> None:
+    x = ctx.input_tensor(0)
+    nd = len(x.shape)
+    if ctx.node.type_name == "transpose":
+        d0, d1 = ctx.arg(1, "dim0"), ctx.arg(2, "dim1")
+        perm = list(range(nd))
+        perm[d0 % nd], perm[d1 % nd] = perm[d1 % nd], perm[d0 % nd]
+    else:
+        dims = ctx.node.args[1:] if len(ctx.node.args) > 2 else ctx.arg(1, "dims")
+        perm = [int(d) % nd for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
+    if sorted(perm) != list(range(nd)) or perm[0] != 0:
+        ctx.fail(f"permutation {perm} moves the batch axis or is not a permutation")
+    if x.kind not in ("quant", "acc"):
+        ctx.fail(f"permutes a {x.kind} tensor", hint="quantize before permuting")
+    if perm == list(range(nd)):
+        ctx.bind(x)
+        return
+    axis = perm.index(x.channel_axis) if x.channel_axis is not None else None
+    fields = dict(scale=x.scale, channel_axis=axis)
+    if x.kind == "quant":
+        fields.update(zero_point=x.zero_point, bit_width=x.bit_width, signed=x.signed,
+                      narrow_range=x.narrow_range)
+    else:
+        fields.update(offset=x.offset)
+    out = ctx.new_tensor(ctx.name, x.kind, ctx.out_shape(0), **fields)
+    ctx.emit("permute", [x], [out], attrs={"perm": perm})
+    ctx.bind(out)
+
+
+FRONTENDS = [
+    Frontend(
+        name="Tensor.permute / Tensor.transpose / torch.permute / torch.transpose",
+        functions=("permute", "transpose"),
+        lowers_to=("permute",),
+        doc="Axis reordering that keeps the batch axis first.",
+        lower=_lower,
+    ),
+]

@@ -1,0 +1,13 @@
+"""quantize: the network's float32 input -> integers (runs on the host, never on the device)."""
+
+from gapforge.ops._base import IROp
+
+IR_OP = IROp(
+    name="quantize",
+    summary="Quantize the float32 network input.",
+    semantics="q = clamp(rne(x / s) + zp) with the division done in float32, exactly as Brevitas' "
+              "input quantizer; executed by the host when preparing the device's input.",
+    inputs="one float tensor (a network input)",
+    reference="quantize",
+)
+# Emitted by the activation-quantizer frontends (see requantize.py) when their input is float.

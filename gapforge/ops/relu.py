@@ -1,0 +1,60 @@
+"""relu: max(0, x) on any integer-encoded tensor."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from gapforge import ir
+from gapforge.ops._base import Frontend, IROp
+
+IR_OP = IROp(
+    name="relu",
+    summary="Rectified linear unit.",
+    semantics="quant: q = max(q, zp); acc without offset: q = max(q, 0); on an acc with a per-channel "
+              "offset or a real tensor the result is real and must be fused into the next requantize, "
+              "where it becomes a lower clamp at zp_out (rne is monotone, so relu-then-round equals "
+              "round-then-clamp).",
+    inputs="one quant, acc or real tensor",
+    reference="relu",
+)
+
+
+def emit_relu(ctx, x: ir.TensorInfo, base: str) -> ir.TensorInfo:
+    if x.kind == "float":
+        ctx.fail("applies ReLU to the unquantized network input", hint="quantize the input first")
+    if x.kind == "quant":
+        out = ctx.new_tensor(base, "quant", x.shape, scale=x.scale, zero_point=x.zero_point,
+                             bit_width=x.bit_width, signed=x.signed, narrow_range=x.narrow_range,
+                             channel_axis=x.channel_axis)
+    elif x.kind == "acc" and not _has_offset(x):
+        out = ctx.new_tensor(base, "acc", x.shape, scale=x.scale, channel_axis=x.channel_axis)
+    else:
+        out = ctx.new_tensor(base, "real", x.shape)
+    ctx.emit("relu", [x], [out])
+    return out
+
+
+def _has_offset(t: ir.TensorInfo) -> bool:
+    if t.offset is None:
+        return False
+    vals = t.offset if isinstance(t.offset, list) else [t.offset]
+    return any(v != 0.0 for v in vals)
+
+
+def _lower_relu(ctx) -> None:
+    if ctx.node.kind == "module" and getattr(ctx.module, "inplace", False):
+        pass  # in-place is irrelevant: capture versions tensors
+    ctx.bind(emit_relu(ctx, ctx.input_tensor(0), ctx.name))
+
+
+FRONTENDS = [
+    Frontend(
+        name="torch.nn.ReLU / F.relu / torch.relu",
+        modules=(nn.ReLU,),
+        functions=("relu",),
+        lowers_to=("relu",),
+        doc="Float ReLU between quantizers (e.g. conv -> BatchNorm -> ReLU -> QuantIdentity) or on "
+            "an integer tensor. In-place variants are fine.",
+        lower=_lower_relu,
+    ),
+]

@@ -1,0 +1,75 @@
+"""requantize: any integer-encoded tensor -> a new integer encoding (activation quantizers)."""
+
+from __future__ import annotations
+
+import brevitas.nn as qnn
+
+from gapforge import ir
+from gapforge.brevitas_quant import act_quant_params
+from gapforge.ops._base import Frontend, IROp
+from gapforge.ops.relu import emit_relu
+
+IR_OP = IROp(
+    name="requantize",
+    summary="Map a tensor to a new scale / zero point / bit width with saturation.",
+    semantics="q = clamp(rne(real(x) / s_out) + zp_out, qmin, qmax), computed in integers as "
+              "(x * m[c] + o[c]) >> sh[c] with a 64-bit product and round-half-even; the fusion "
+              "planner folds the ops feeding it (conv, relu, add, pooling) into the same kernel.",
+    inputs="one quant, acc or real tensor",
+    reference="requantize",
+)
+
+
+def quantize_to(ctx, x: ir.TensorInfo, proxy, base: str) -> ir.TensorInfo:
+    """Emit the op that applies activation quantizer ``proxy`` to ``x``; return its output."""
+    where = f"{ctx.where} quantizer '{base}'"
+    qp = act_quant_params(proxy, len(x.shape), where, observed=ctx.observed_proxy(proxy))
+    if qp.channel_axis is not None and qp.channel_axis != 1:
+        ctx.fail(f"per-channel activation scale along axis {qp.channel_axis} is not supported (only axis 1)")
+    out = ctx.quant_tensor(base, x.shape, qp)
+    ctx.emit("quantize" if x.kind == "float" else "requantize", [x], [out])
+    return out
+
+
+def _lower_quant_identity(ctx) -> None:
+    x = ctx.input_tensor(0)
+    proxy = ctx.module.act_quant
+    if not proxy.is_quant_enabled:
+        ctx.bind_all(x)
+        return
+    ctx.bind(quantize_to(ctx, x, proxy, ctx.name))
+
+
+def _lower_quant_relu(ctx) -> None:
+    x = ctx.input_tensor(0)
+    proxy = ctx.module.act_quant
+    if x.kind == "float":
+        ctx.fail("applies ReLU to the unquantized network input",
+                 hint="quantize the input first with a QuantIdentity")
+    y = emit_relu(ctx, x, f"{ctx.name}.relu")
+    if not proxy.is_quant_enabled:
+        ctx.bind(y)
+        return
+    ctx.bind(quantize_to(ctx, y, proxy, ctx.name))
+
+
+FRONTENDS = [
+    Frontend(
+        name="brevitas.nn.QuantIdentity",
+        modules=(qnn.QuantIdentity,),
+        lowers_to=("quantize", "requantize"),
+        doc="Quantizer of the float input (quantize) or of an integer tensor (requantize). "
+            "Scale per tensor or per channel (axis 1), any zero point, 1 to 8 bits, narrow range. "
+            "Must be calibrated; dynamic scales are refused. Without a quantizer it is an identity.",
+        lower=_lower_quant_identity,
+    ),
+    Frontend(
+        name="brevitas.nn.QuantReLU",
+        modules=(qnn.QuantReLU,),
+        lowers_to=("relu", "requantize"),
+        doc="ReLU followed by its activation quantizer (unsigned by default; signed quantizers get "
+            "max(0, x) first, as in Brevitas). Same quantizer rules as QuantIdentity. A module "
+            "instance called several times (shared quantizer) gives one op per call.",
+        lower=_lower_quant_relu,
+    ),
+]

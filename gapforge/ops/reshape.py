@@ -1,0 +1,72 @@
+"""reshape: flatten / view / reshape; a no-op on contiguous data."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from gapforge.lowering import prod
+from gapforge.ops._base import Attr, Frontend, IROp
+
+IR_OP = IROp(
+    name="reshape",
+    summary="Change the shape of a tensor (flatten, view, reshape, squeeze, unsqueeze).",
+    semantics="Integers unchanged, row-major (C order) element order unchanged.",
+    inputs="one quant or acc tensor; the batch axis stays first",
+    attrs={"shape": Attr({"type": "array", "items": {"type": "integer", "minimum": 1}},
+                         "output shape with batch 1 first")},
+    reference="reshape",
+)
+
+
+def _channel_axis_after(in_shape, out_shape, axis):
+    """Axis of the output where the per-channel axis ``axis`` of the input lands, or None."""
+    before = prod(in_shape[:axis])
+    for k in range(len(out_shape)):
+        if prod(out_shape[:k]) == before and out_shape[k] == in_shape[axis]:
+            return k
+    return None
+
+
+def emit_reshape(ctx, x, out_shape, base):
+    if x.kind not in ("quant", "acc"):
+        ctx.fail(f"reshapes a {x.kind} tensor", hint="quantize before reshaping")
+    if not out_shape or out_shape[0] != x.shape[0]:
+        ctx.fail(f"reshape from {x.shape} to {out_shape} does not keep the batch axis first",
+                 hint="use x.view(x.size(0), -1) or torch.flatten(x, 1)")
+    axis = x.channel_axis
+    if axis is not None:
+        axis = _channel_axis_after(x.shape, out_shape, axis)
+        if axis is None:
+            ctx.fail(f"reshape from {x.shape} to {out_shape} splits the per-channel axis")
+    fields = dict(scale=x.scale, channel_axis=axis)
+    if x.kind == "quant":
+        fields.update(zero_point=x.zero_point, bit_width=x.bit_width, signed=x.signed,
+                      narrow_range=x.narrow_range)
+    else:
+        fields.update(offset=x.offset)
+    out = ctx.new_tensor(base, x.kind, out_shape, **fields)
+    ctx.emit("reshape", [x], [out], attrs={"shape": list(out_shape)})
+    return out
+
+
+def _lower(ctx) -> None:
+    x = ctx.input_tensor(0)
+    out_shape = ctx.out_shape(0)
+    if out_shape == x.shape:
+        ctx.bind(x)
+        return
+    ctx.bind(emit_reshape(ctx, x, out_shape, ctx.name))
+
+
+FRONTENDS = [
+    Frontend(
+        name="flatten / view / reshape / squeeze / unsqueeze / torch.nn.Flatten",
+        modules=(nn.Flatten, nn.Unflatten),
+        functions=("flatten", "view", "reshape", "squeeze", "unsqueeze"),
+        lowers_to=("reshape",),
+        doc="Any reshape that keeps the batch axis first (the shape is taken from the captured run, so "
+            "x.view(x.size(0), -1) is fine). A per-channel tensor may be reshaped only if its channel "
+            "axis survives intact.",
+        lower=_lower,
+    ),
+]
