@@ -58,6 +58,7 @@ class QuantMeta:
     zero_point: torch.Tensor
     bit_width: float
     signed: bool
+    value: torch.Tensor | None = None  # the dequantized output (recorded for quantizer proxies)
 
     def integers(self, value: torch.Tensor) -> torch.Tensor:
         """Brevitas' integers for ``value`` (``round(value / scale) + zp`` in float64)."""
@@ -95,7 +96,7 @@ class Node:
     inputs: list[int]
     outputs: list[int]
     location: str | None = None  # "file.py:line" of the user code calling a functional op
-    proxy_meta: dict[int, QuantMeta] = field(default_factory=dict)  # id(quant proxy) -> its output
+    proxy_meta: dict[int, list[QuantMeta]] = field(default_factory=dict)  # id(quant proxy) -> its outputs
 
     def describe(self) -> str:
         if self.kind == "module":
@@ -190,7 +191,7 @@ class _Recorder:
         self.in_function = False  # True while a recorded functional op runs
         self.container_stack: list[str] = [""]
         self.pending: list[tuple[nn.Module, list[int], tuple, dict] | None] = []
-        self.proxy_meta: dict[int, QuantMeta] = {}
+        self.proxy_meta: dict[int, list[QuantMeta]] = {}
         self.call_counts: dict[str, int] = {}
         self.is_leaf = is_leaf
         for name, mod in model.named_modules():
@@ -297,9 +298,11 @@ class _Recorder:
         self.proxy_meta = {}
 
     def proxy_post(self, module, args, output):
-        """Record what a quantizer proxy inside a leaf produced (first call per leaf call)."""
-        if isinstance(output, IntQuantTensor) and id(module) not in self.proxy_meta:
-            self.proxy_meta[id(module)] = self._meta(output)
+        """Record what a quantizer proxy inside a leaf produced (every call, in order)."""
+        if isinstance(output, IntQuantTensor):
+            meta = self._meta(output)
+            meta.value = output.value.detach().clone()
+            self.proxy_meta.setdefault(id(module), []).append(meta)
 
     def container_pre(self, module, args):
         self.container_stack.append(self.graph.module_paths.get(id(module), ""))

@@ -11,7 +11,7 @@ from gapforge.capture import Graph, capture
 from gapforge.errors import GapforgeError
 from gapforge.fsutil import atomic_directory
 from gapforge.lowering import Lowering
-from gapforge.modelsrc import ModelSource
+from gapforge.modelsrc import REPO_ROOT, ModelSource
 from gapforge.ops import registry
 
 
@@ -32,18 +32,39 @@ def lower_graph(graph: Graph, name: str, source: str = "", strict: bool = True) 
 
 
 def extract(src: ModelSource) -> ir.Network:
-    net, _ = lower_graph(capture_model(src), src.name, src.source, strict=True)
+    source = Path(src.source).resolve()
+    rel = str(source.relative_to(REPO_ROOT)) if source.is_relative_to(REPO_ROOT) else str(source)
+    net, _ = lower_graph(capture_model(src), src.name, rel, strict=True)
     if net is None:  # strict lowering raises on the first problem; this is a safety net
         raise GapforgeError(f"model '{src.name}' cannot be deployed")
     return net
 
 
-def write_network(net: ir.Network, out_dir: str | Path) -> Path:
-    """Write network_info.json and weights/*.npy atomically into ``out_dir``."""
+def model_inputs(src: ModelSource) -> dict[str, np.ndarray]:
+    """The model's own inputs, stored next to network_info.json for the later stages.
+
+    ``inputs/example_input.npy`` always; ``inputs/held_out_x.npy`` / ``held_out_y.npy`` when the
+    model file provides ``held_out_data()`` (returning inputs and integer labels).
+    """
+    arrays = {"inputs/example_input.npy": src.example_inputs[0].detach().numpy().astype(np.float32)}
+    held = getattr(src.module, "held_out_data", None)
+    if callable(held):
+        try:
+            x, y = held()
+        except Exception as exc:
+            raise GapforgeError(f"{src.source}: held_out_data() failed: {type(exc).__name__}: {exc}") from None
+        arrays["inputs/held_out_x.npy"] = np.asarray(x, dtype=np.float32)
+        arrays["inputs/held_out_y.npy"] = np.asarray(y, dtype=np.int64)
+    return arrays
+
+
+def write_network(net: ir.Network, out_dir: str | Path, extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write network_info.json, weights/*.npy (and ``extra`` arrays) atomically into ``out_dir``."""
     text = ir.dumps(net)
     with atomic_directory(out_dir) as tmp:
         (tmp / "weights").mkdir()
-        for rel, arr in sorted(net.arrays.items()):
+        (tmp / "inputs").mkdir()
+        for rel, arr in sorted({**net.arrays, **(extra or {})}.items()):
             np.save(tmp / rel, np.ascontiguousarray(arr), allow_pickle=False)
         (tmp / "network_info.json").write_text(text + "\n", encoding="utf-8")
     net.directory = Path(out_dir)

@@ -63,7 +63,8 @@ class Lowering:
         self.arrays: dict[str, np.ndarray] = {}
         self.diagnostics: list[Diagnostic] = []
         self.failed_by: dict[int, str] = {}  # activation -> name of the unsupported node it came from
-        self.notes: list[str] = []  # informational notes (e.g. BatchNorm folds)
+        # Brevitas' own (float) value of each IR tensor in the captured pass, for fidelity checks
+        self.values: dict[str, torch.Tensor] = {}
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:
@@ -72,6 +73,7 @@ class Lowering:
             shape = list(self.graph.activations[act].shape)
             self.tensors[name] = ir.TensorInfo(name, "float", shape, "float32")
             self.act_tensor[act] = name
+            self.values[name] = self.graph.activations[act].value
         for node in self.graph.nodes:
             self._lower_node(node)
         outputs = []
@@ -172,6 +174,7 @@ class NodeContext:
         self.node = node
         self.warnings: list[tuple[str, str | None]] = []
         self.emitted: list[str] = []
+        self._proxy_calls: dict[int, int] = {}
 
     # -- reading the node ---------------------------------------------------------------
     @property
@@ -217,11 +220,11 @@ class NodeContext:
         return self.low.graph.activations[act].quant
 
     def observed_proxy(self, proxy: torch.nn.Module) -> QuantMeta | None:
-        """What the quantizer ``proxy`` produced during this node's call in the captured pass."""
-        return self.node_proxy_meta().get(id(proxy))
-
-    def node_proxy_meta(self) -> dict[int, QuantMeta]:
-        return getattr(self.node, "proxy_meta", {}) or {}
+        """What the quantizer ``proxy`` produced in the captured pass, for its next call in this node."""
+        calls = self.node.proxy_meta.get(id(proxy), [])
+        k = self._proxy_calls.get(id(proxy), 0)
+        self._proxy_calls[id(proxy)] = k + 1
+        return calls[k] if k < len(calls) else None
 
     def consumers(self, i: int = 0):
         return self.low.graph.consumers(self.node.outputs[i])
@@ -268,7 +271,14 @@ class NodeContext:
         return ir.ParamInfo(file=fname, shape=list(array.shape), dtype=str(array.dtype), **meta)
 
     def bind(self, tensor: ir.TensorInfo, out_index: int = 0) -> None:
-        self.low.act_tensor[self.node.outputs[out_index]] = tensor.name
+        act = self.node.outputs[out_index]
+        self.low.act_tensor[act] = tensor.name
+        self.low.values[tensor.name] = self.low.graph.activations[act].value
+
+    def record_value(self, tensor: ir.TensorInfo, value) -> None:
+        """Brevitas' value of an internal tensor (e.g. a layer's input quantizer output)."""
+        if value is not None:
+            self.low.values[tensor.name] = value
 
     def bind_all(self, tensor: ir.TensorInfo) -> None:
         for a in self.node.outputs:

@@ -19,7 +19,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gapforge.errors import EXIT_OK, run_cli  # noqa: E402
-from gapforge.extract import extract, write_network  # noqa: E402
+from gapforge.extract import extract, model_inputs, write_network  # noqa: E402
 from gapforge.modelsrc import add_model_arguments, load_model  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     src = load_model(args)
     net = extract(src)
-    out = write_network(net, args.out)
+    out = write_network(net, args.out, model_inputs(src))
     if not args.quiet:
         kinds: dict[str, int] = {}
         for op in net.ops:

@@ -23,11 +23,13 @@ IR_OP = IROp(
 def quantize_to(ctx, x: ir.TensorInfo, proxy, base: str) -> ir.TensorInfo:
     """Emit the op that applies activation quantizer ``proxy`` to ``x``; return its output."""
     where = f"{ctx.where} quantizer '{base}'"
-    qp = act_quant_params(proxy, len(x.shape), where, observed=ctx.observed_proxy(proxy))
+    observed = ctx.observed_proxy(proxy)
+    qp = act_quant_params(proxy, len(x.shape), where, observed=observed)
     if qp.channel_axis is not None and qp.channel_axis != 1:
         ctx.fail(f"per-channel activation scale along axis {qp.channel_axis} is not supported (only axis 1)")
     out = ctx.quant_tensor(base, x.shape, qp)
     ctx.emit("quantize" if x.kind == "float" else "requantize", [x], [out])
+    ctx.record_value(out, observed.value if observed is not None else None)
     return out
 
 

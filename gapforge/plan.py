@@ -1,0 +1,248 @@
+"""The fusion planner: network_info IR -> an ordered list of executable steps.
+
+This is the single place that decides which tensors exist at run time. The INT8 engine
+(tools/int8_inference.py), the golden generator and the C code generator all execute the
+same ``Plan``, so the golden files and the device can never disagree about which layers
+there are.
+
+Passes, in order (each can be dumped with ``Plan.describe()``):
+
+1. ``fuse_chains``: every op starts a step unless it is absorbed into the step of its
+   producer; a producer absorbs ``[relu] -> requantize`` when the intermediate tensors have
+   exactly one consumer and are not network outputs. Patterns:
+   ``conv2d|linear|avgpool2d|add -> [relu] -> requantize`` and ``relu -> requantize``.
+2. ``check_materializable``: every step output must have an integer encoding (quant or acc).
+3. ``prepare_requant``: float scales become integer multipliers, shifts and 64-bit offsets
+   (see docs/integer_contract.md); accumulator and 64-bit bounds are checked here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from atomic_ops._fixedpoint import INT64_LIMIT, quantize_multipliers, quantize_offset
+from gapforge import ir
+from gapforge.errors import GapforgeError
+
+ACC_LIMIT = 2**31  # int32 accumulators
+
+
+class PlanError(GapforgeError):
+    pass
+
+
+@dataclass
+class Requant:
+    """``y = clamp(rne_shift(sum_s q_s * m[s, c] + o[c], sh[c]) + zp, lo, hi)`` along ``channel_axis``.
+
+    ``M`` / ``B`` are the exact real multipliers / offsets (float64) the integers approximate;
+    they are kept for diagnostics (near-tie detection) and never used on the device path.
+    """
+
+    m: np.ndarray  # int64 (sources, channels)
+    sh: np.ndarray  # int64 (channels,)
+    o: np.ndarray  # int64 (channels,)
+    zp: int
+    lo: int
+    hi: int
+    channel_axis: int | None
+    M: np.ndarray
+    B: np.ndarray
+
+    @property
+    def channels(self) -> int:
+        return int(self.sh.shape[0])
+
+
+@dataclass
+class Step:
+    name: str  # = output tensor name
+    kind: str  # type of the main IR op
+    ops: list[str]  # IR ops covered, in execution order
+    inputs: list[str]  # materialized tensors read
+    output: str  # materialized tensor written
+    attrs: dict[str, Any] = field(default_factory=dict)
+    main_op: str = ""  # IR op holding params (weights)
+    relu: bool = False
+    requant: Requant | None = None
+    acc_bound: np.ndarray | None = None  # conv/linear: per-channel worst-case |acc|
+
+
+@dataclass
+class Plan:
+    net: ir.Network
+    steps: list[Step]
+
+    def tensor(self, name: str) -> ir.TensorInfo:
+        return self.net.tensors[name]
+
+    def step_outputs(self) -> list[str]:
+        return [s.output for s in self.steps]
+
+    def describe(self) -> str:
+        lines = []
+        for s in self.steps:
+            rq = ""
+            if s.requant is not None:
+                rq = f" requant[{s.requant.channels} ch, shift {int(s.requant.sh.min())}..{int(s.requant.sh.max())}]"
+            lines.append(f"{s.name}: {s.kind}{' +relu' if s.relu else ''}{rq} <- {', '.join(s.inputs)} "
+                         f"(ops: {', '.join(s.ops)})")
+        return "\n".join(lines)
+
+
+# -- pass 1: fusion --------------------------------------------------------------------
+_FUSE_HEADS = {"conv2d", "linear", "avgpool2d", "add", "relu"}
+
+
+def fuse_chains(net: ir.Network) -> list[Step]:
+    consumers: dict[str, list[ir.OpInfo]] = {}
+    for op in net.ops:
+        for t in op.inputs:
+            consumers.setdefault(t, []).append(op)
+    outputs = set(net.outputs)
+
+    def sole_consumer(tensor: str) -> ir.OpInfo | None:
+        users = consumers.get(tensor, [])
+        if len(users) == 1 and tensor not in outputs:
+            return users[0]
+        return None
+
+    absorbed: set[str] = set()
+    steps: list[Step] = []
+    for op in net.ops:
+        if op.name in absorbed:
+            continue
+        chain = [op]
+        if op.type in _FUSE_HEADS:
+            nxt = sole_consumer(op.outputs[0])
+            if nxt is not None and nxt.type == "relu" and op.type != "relu":
+                after = sole_consumer(nxt.outputs[0])
+                if after is not None and after.type == "requantize":
+                    chain += [nxt, after]
+            elif nxt is not None and nxt.type == "requantize":
+                chain.append(nxt)
+        absorbed.update(o.name for o in chain)
+        kind = op.type
+        if kind == "relu" and len(chain) > 1:
+            kind = "requantize"
+        steps.append(Step(
+            name=chain[-1].outputs[0], kind=kind, ops=[o.name for o in chain], inputs=list(op.inputs),
+            output=chain[-1].outputs[0], attrs=dict(op.attrs), main_op=op.name,
+            relu=any(o.type == "relu" for o in chain) and chain[-1].type == "requantize"))
+    return steps
+
+
+# -- pass 2: every boundary tensor has an integer encoding ------------------------------
+def check_materializable(net: ir.Network, steps: list[Step]) -> None:
+    for s in steps:
+        t = net.tensors[s.output]
+        if t.kind == "real":
+            op = net.op_by_name(s.ops[-1])
+            raise PlanError(
+                f"tensor '{t.name}' (from {op.source or op.type} '{op.module or op.name}') has no integer encoding "
+                "and is not consumed by exactly one quantizer",
+                hint="put a quantizer (QuantIdentity/QuantReLU) right after it")
+        if s.kind == "relu" and net.tensors[s.inputs[0]].kind != "quant":
+            raise PlanError(f"ReLU '{s.name}' on a {net.tensors[s.inputs[0]].kind} tensor is not followed by a quantizer",
+                            hint="put a QuantIdentity after the ReLU")
+        if s.kind == "maxpool2d" and t.kind == "acc":
+            raise PlanError(f"max pooling '{s.name}' of a 32-bit accumulator (before its quantizer) is not supported yet",
+                            hint="apply the activation quantizer (e.g. QuantReLU) before the max pooling")
+
+
+# -- pass 3: integer requantization parameters -----------------------------------------
+def _sources(net: ir.Network, step: Step) -> list[tuple[ir.TensorInfo, int]]:
+    """(encoding tensor, bound on |q|) of each integer source of the requantize of ``step``."""
+    head = net.op_by_name(step.main_op)
+    if step.kind in ("conv2d", "linear", "avgpool2d"):
+        acc = net.tensors[head.outputs[0]]
+        bound = int(step.acc_bound.max()) if step.acc_bound is not None else ACC_LIMIT - 1
+        return [(acc, bound)]
+    srcs = []
+    for name in step.inputs:
+        t = net.tensors[name]
+        if t.kind == "quant":
+            lo, hi = t.qrange()
+            srcs.append((t, max(abs(lo), abs(hi))))
+        else:
+            srcs.append((t, ACC_LIMIT - 1))
+    return srcs
+
+
+def _channel_axis(tensors: list[ir.TensorInfo], where: str) -> int | None:
+    axes = {t.channel_axis for t in tensors if t.channel_axis is not None}
+    if len(axes) > 1:
+        raise PlanError(f"{where}: per-channel parameters along different axes {sorted(axes)}")
+    return axes.pop() if axes else None
+
+
+def prepare_requant(net: ir.Network, step: Step) -> Requant:
+    out = net.tensors[step.output]
+    srcs = _sources(net, step)
+    axis = _channel_axis([t for t, _ in srcs] + [out], f"requantize '{step.name}'")
+    channels = out.shape[axis] if axis is not None else 1
+    s_out = np.asarray(out.scale_list(channels), dtype=np.float64)
+    M = np.zeros((len(srcs), channels))
+    B = np.zeros(channels)
+    for i, (t, _) in enumerate(srcs):
+        sigma = np.asarray(t.scale_list(channels), dtype=np.float64)
+        M[i] = sigma / s_out
+        if t.kind == "quant":
+            B -= t.zero_point * M[i]
+        else:
+            B += np.asarray(t.offset_list(channels), dtype=np.float64) / s_out
+    where = f"requantize '{step.name}': "
+    try:
+        m, sh = quantize_multipliers(M, where)
+        o = quantize_offset(B, sh)
+    except ValueError as exc:
+        raise PlanError(str(exc), hint="check the scales of the quantizers around this layer") from None
+    bounds = [b for _, b in srcs]
+    # make sure sum_s |q_s * m_s| + |o| < 2^63 for every channel (drop mantissa bits if needed)
+    for c in range(channels):
+        while sum(int(b) * abs(int(v)) for b, v in zip(bounds, m[:, c])) + abs(int(o[c])) >= INT64_LIMIT:
+            sh[c] -= 1
+            if sh[c] < 1:
+                raise PlanError(f"{where}cannot keep the 64-bit requantization sum in range")
+            m[:, c] = np.rint(M[:, c] * 2.0 ** int(sh[c])).astype(np.int64)
+            o[c] = quantize_offset(B[c:c + 1], sh[c:c + 1])[0]
+    lo, hi = out.qrange()
+    if step.relu:
+        lo = max(lo, out.zero_point)
+    return Requant(m=m, sh=sh, o=o, zp=int(out.zero_point), lo=int(lo), hi=int(hi),
+                   channel_axis=axis, M=M, B=B)
+
+
+def acc_bound(net: ir.Network, step: Step) -> np.ndarray:
+    """Worst-case |accumulator| per output channel of a conv/linear/avgpool step (exact, from the weights)."""
+    head = net.op_by_name(step.main_op)
+    x = net.tensors[head.inputs[0]]
+    lo, hi = x.qrange()
+    xmax = max(abs(lo), abs(hi))
+    if step.kind == "avgpool2d":
+        kh, kw = step.attrs["kernel_size"]
+        return np.asarray([kh * kw * xmax], dtype=np.int64)
+    w = net.param(head, "weight").astype(np.int64)
+    bound = np.abs(w).reshape(w.shape[0], -1).sum(axis=1) * xmax
+    if "bias" in head.params:
+        bound = bound + np.abs(net.param(head, "bias").astype(np.int64))
+    return bound
+
+
+def build_plan(net: ir.Network) -> Plan:
+    steps = fuse_chains(net)
+    check_materializable(net, steps)
+    for s in steps:
+        if s.kind in ("conv2d", "linear", "avgpool2d"):
+            s.acc_bound = acc_bound(net, s)
+            worst = int(s.acc_bound.max())
+            if worst >= ACC_LIMIT:
+                raise PlanError(f"{s.kind} '{s.main_op}': the int32 accumulator can overflow "
+                                f"(worst case {worst} >= 2^31)",
+                                hint="use fewer input channels per output or lower bit widths")
+        if net.tensors[s.output].kind == "quant" and s.kind in ("conv2d", "linear", "avgpool2d", "add", "requantize"):
+            s.requant = prepare_requant(net, s)
+    return Plan(net, steps)

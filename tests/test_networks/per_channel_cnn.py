@@ -1,0 +1,44 @@
+"""Per-channel weight quantization: the simple CNN (3x3 convs, ReLU, max pooling, linear; 16x16
+digits) with every QuantConv2d / QuantLinear using Int8WeightPerChannelFloat, i.e. one weight scale
+per output channel; exercises per-channel requantization multipliers."""
+
+import torch.nn as nn
+import brevitas.nn as qnn
+from brevitas.quant import Int8WeightPerChannelFloat, Int32Bias
+
+from _common import example, held_out, trained
+
+SIZE = 16
+WQ = Int8WeightPerChannelFloat
+
+
+class PerChannelCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.quant_in = qnn.QuantIdentity(return_quant_tensor=True)
+        self.conv1 = qnn.QuantConv2d(1, 8, 3, padding=1, weight_quant=WQ, bias=True, bias_quant=Int32Bias)
+        self.relu1 = qnn.QuantReLU(return_quant_tensor=True)
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = qnn.QuantConv2d(8, 16, 3, padding=1, weight_quant=WQ, bias=True, bias_quant=Int32Bias)
+        self.relu2 = qnn.QuantReLU(return_quant_tensor=True)
+        self.pool2 = nn.MaxPool2d(2)
+        self.fc = qnn.QuantLinear(16 * 4 * 4, 10, weight_quant=WQ, bias=True, bias_quant=Int32Bias)
+
+    def forward(self, x):
+        x = self.quant_in(x)
+        x = self.pool1(self.relu1(self.conv1(x)))
+        x = self.pool2(self.relu2(self.conv2(x)))
+        x = x.view(x.size(0), -1)
+        return self.fc(x)
+
+
+def create_model():
+    return trained("per_channel_cnn", PerChannelCNN, size=SIZE)
+
+
+def example_input():
+    return example(SIZE)
+
+
+def held_out_data():
+    return held_out(SIZE)

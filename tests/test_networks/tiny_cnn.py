@@ -1,0 +1,43 @@
+"""Tiny CNN with 5x5 kernels: two 5x5 QuantConv2d layers (padding 2, Int32Bias), QuantReLU, max
+pooling and a linear classifier on 16x16 digits; exercises kernel sizes other than 3x3 and the
+matching 'same' padding."""
+
+import torch.nn as nn
+import brevitas.nn as qnn
+from brevitas.quant import Int32Bias
+
+from _common import example, held_out, trained
+
+SIZE = 16
+
+
+class TinyCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.quant_in = qnn.QuantIdentity(return_quant_tensor=True)
+        self.conv1 = qnn.QuantConv2d(1, 8, 5, padding=2, bias=True, bias_quant=Int32Bias)
+        self.relu1 = qnn.QuantReLU(return_quant_tensor=True)
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = qnn.QuantConv2d(8, 16, 5, padding=2, bias=True, bias_quant=Int32Bias)
+        self.relu2 = qnn.QuantReLU(return_quant_tensor=True)
+        self.pool2 = nn.MaxPool2d(2)
+        self.fc = qnn.QuantLinear(16 * 4 * 4, 10, bias=True, bias_quant=Int32Bias)
+
+    def forward(self, x):
+        x = self.quant_in(x)
+        x = self.pool1(self.relu1(self.conv1(x)))
+        x = self.pool2(self.relu2(self.conv2(x)))
+        x = x.view(x.size(0), -1)
+        return self.fc(x)
+
+
+def create_model():
+    return trained("tiny_cnn", TinyCNN, size=SIZE)
+
+
+def example_input():
+    return example(SIZE)
+
+
+def held_out_data():
+    return held_out(SIZE)
