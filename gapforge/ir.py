@@ -331,8 +331,8 @@ def validate(doc: Any, where: str = "network_info.json") -> None:
                 raise GapforgeError(f"{where}: field 'ops[{i}].outputs[{j}]': tensor '{t}' is produced twice")
             produced.add(t)
     for j, t in enumerate(doc["outputs"]):
-        if t not in produced:
-            raise GapforgeError(f"{where}: field 'outputs[{j}]': tensor '{t}' is never produced")
+        if t not in produced or t in doc["inputs"]:
+            raise GapforgeError(f"{where}: field 'outputs[{j}]': tensor '{t}' is not produced by any op")
     for name, t in tensors.items():
         if isinstance(t.get("scale"), list) and t.get("channel_axis") is None:
             raise GapforgeError(f"{where}: field 'tensors.{name}.channel_axis': required with a per-channel scale")

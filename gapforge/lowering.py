@@ -130,7 +130,7 @@ class Lowering:
                 node.name, node.kind, node.type_name, "warning",
                 f"not checked: its input comes from unsupported '{b.upstream}'", None, [], node.location))
             return
-        except LoweringError as err:
+        except GapforgeError as err:  # LoweringError, QuantReadError, ...
             self._fail_node(node, str(err), err.hint)
             return
         except Exception as exc:  # a gapforge bug must not crash the checker

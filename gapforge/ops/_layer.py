@@ -35,7 +35,7 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int) -> Non
     if x.zero_point != 0:
         ctx.fail(f"its input has zero point {x.zero_point}; only symmetric (zero point 0) inputs are supported",
                  hint="use a quantizer without zero point (e.g. Int8ActPerTensorFloat or Uint8ActPerTensorFloat)")
-    w, wq = weight_params(m, ctx.where)
+    w, wq = weight_params(m, "weights")
     out_ch = w.shape[0]
     s_w = np.asarray(wq.scale if wq.channel_axis is not None else [wq.scale] * out_ch, dtype=np.float64)
     if x.per_channel:
@@ -58,7 +58,7 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int) -> Non
         bq = m.bias_quant
         if bq.is_quant_enabled and bq.requires_input_scale:
             acc_scale_f32 = torch.tensor(s_in, dtype=torch.float32) * torch.tensor(s_w, dtype=torch.float32)
-            b, bw = int_bias(m, acc_scale_f32, ctx.where)
+            b, bw = int_bias(m, acc_scale_f32, "bias")
             params["bias"] = ctx.add_param(ctx.name, "bias", b, bit_width=bw, signed=True, narrow_range=False)
         else:
             with torch.no_grad():

@@ -22,7 +22,7 @@ IR_OP = IROp(
 
 def quantize_to(ctx, x: ir.TensorInfo, proxy, base: str) -> ir.TensorInfo:
     """Emit the op that applies activation quantizer ``proxy`` to ``x``; return its output."""
-    where = f"{ctx.where} quantizer '{base}'"
+    where = f"quantizer '{base}'"
     observed = ctx.observed_proxy(proxy)
     qp = act_quant_params(proxy, len(x.shape), where, observed=observed)
     if qp.channel_axis is not None and qp.channel_axis != 1:

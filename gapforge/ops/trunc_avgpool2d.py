@@ -65,7 +65,7 @@ def _lower(ctx) -> None:
         if m.ceil_mode:
             ctx.fail("ceil_mode=True is not supported with TruncAvgPool2d")
     area = k[0] * k[1]
-    out_bw = const_bit_width(m.trunc_quant, ctx.where)
+    out_bw = const_bit_width(m.trunc_quant, "trunc_quant")
     acc_bw = math.ceil(math.log2((2 ** x.bit_width - 1) * area))
     shift = acc_bw - out_bw
     scale_mul = 2.0**shift / area

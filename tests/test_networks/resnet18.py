@@ -15,6 +15,14 @@ SIZE = 32
 CHANNELS = 3
 
 
+def kaiming_init(model):
+    """He initialisation (no BatchNorm here; PyTorch's default init makes training stall)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
 def conv(cin, cout, k, stride=1):
     return qnn.QuantConv2d(cin, cout, k, stride=stride, padding=k // 2, bias=True, bias_quant=Int32Bias)
 
@@ -53,6 +61,7 @@ class ResNet18(nn.Module):
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.gap_quant = qnn.QuantIdentity(return_quant_tensor=True)
         self.fc = qnn.QuantLinear(cin, num_classes, bias=True, bias_quant=Int32Bias)
+        kaiming_init(self)
 
     def forward(self, x):
         x = self.stem_relu(self.stem(self.quant_in(x)))
@@ -63,7 +72,7 @@ class ResNet18(nn.Module):
 
 
 def create_model():
-    return trained("resnet18", ResNet18, size=SIZE, channels=CHANNELS, epochs=1)
+    return trained("resnet18", ResNet18, size=SIZE, channels=CHANNELS, epochs=2, batch=32)
 
 
 def example_input():

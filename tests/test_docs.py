@@ -1,0 +1,46 @@
+"""Docs generated from, or describing, a single source of truth stay in sync with it."""
+
+import json
+
+from conftest import REPO, run_tool
+from gapforge.opsdoc import render
+from gapforge.ops import registry
+
+
+def test_supported_operations_doc_is_up_to_date():
+    doc = (REPO / "docs" / "supported_operations.md").read_text()
+    assert doc == render(), "run: python tools/generate_supported_operations_doc.py"
+    r = run_tool("generate_supported_operations_doc", "--check")
+    assert r.returncode == 0, r.stderr
+
+
+def test_doc_lists_every_declared_operator():
+    doc = render()
+    reg = registry()
+    for name in reg.ir_ops:
+        assert f"### `{name}`" in doc
+    for f in reg.frontends:
+        assert f.name in doc
+
+
+def test_stale_doc_is_detected(tmp_path):
+    stale = tmp_path / "ops.md"
+    stale.write_text("old\n")
+    r = run_tool("generate_supported_operations_doc", "--check", "--out", str(stale))
+    assert r.returncode == 1 and "out of date" in r.stderr
+
+
+def test_network_info_doc_covers_every_schema_field():
+    schema = json.loads((REPO / "gapforge/schema/network_info.schema.json").read_text())
+    doc = (REPO / "docs" / "network_info.md").read_text()
+    fields = set(schema["properties"])
+    for d in ("tensor", "param", "op"):
+        fields |= set(schema["$defs"][d]["properties"])
+    missing = sorted(f for f in fields if f"`{f}`" not in doc)
+    assert not missing, missing
+
+
+def test_every_ir_op_has_a_reference_implementation():
+    import atomic_ops
+    for name, op in registry().ir_ops.items():
+        assert op.reference in atomic_ops.registry(), name

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Generate golden test cases (inputs, every fused layer's integers, outputs) for a network.
+
+Examples:
+  python tools/generate_golden_outputs.py --network golden_outputs/simple_cnn
+  python tools/generate_golden_outputs.py --network build/net --inputs x.npy --num-cases 10
+
+Writes DIR/test_cases/ (replaced atomically):
+  summary.json
+  test_case_<n>/input_fp32.npy, output_fp32.npy, metadata.json,
+                intermediate_int8/<tensor>.npy and <tensor>.bin
+The .bin files are the raw integers, C order (row-major, NCHW), little-endian, in the
+tensor's container type (int8 / uint8 / int32), no header; metadata.json lists each with
+its dtype, shape, byte size and CRC-32 (see docs/golden_format.md).
+
+Exit codes: 0 written, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gapforge.errors import EXIT_OK, GapforgeError, run_cli  # noqa: E402
+from gapforge.fsutil import atomic_directory  # noqa: E402
+from tools.int8_inference import INT8InferenceEngine  # noqa: E402
+
+DEFAULT_CASES = 3
+
+
+def load_inputs(net_dir: Path, inputs: str | None, num_cases: int | None):
+    """(inputs batch, labels or None, description) by the rules documented in --help."""
+    labels = None
+    if inputs:
+        try:
+            x = np.load(inputs, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise GapforgeError(f"{inputs}: cannot load inputs ({exc})") from None
+        what = f"inputs from {inputs}"
+    elif (net_dir / "inputs" / "held_out_x.npy").is_file():
+        x = np.load(net_dir / "inputs" / "held_out_x.npy")
+        labels = np.load(net_dir / "inputs" / "held_out_y.npy")
+        what = "held-out samples of the model file"
+    else:
+        path = net_dir / "inputs" / "example_input.npy"
+        if not path.is_file():
+            raise GapforgeError(f"{net_dir}: no inputs/ directory; pass --inputs X.npy")
+        x = np.load(path)
+        what = "the model's example input"
+    x = np.asarray(x, dtype=np.float32)
+    k = num_cases if num_cases is not None else (DEFAULT_CASES if inputs is None else len(x))
+    if k < 1:
+        raise GapforgeError("--num-cases must be at least 1")
+    if k > len(x):
+        raise GapforgeError(f"--num-cases {k} but only {len(x)} inputs are available ({what})")
+    return x[:k], (labels[:k] if labels is not None else None), what
+
+
+def tensor_record(name: str, arr: np.ndarray, rel: str) -> dict:
+    raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+    return {"tensor": name, "dtype": str(arr.dtype), "shape": list(arr.shape), "bytes": len(raw),
+            "npy": f"{rel}.npy", "bin": f"{rel}.bin", "crc32": zlib.crc32(raw)}, raw
+
+
+def write_case(case_dir: Path, n: int, engine: INT8InferenceEngine, x: np.ndarray, label, what: str) -> dict:
+    out, ints = engine.forward(x[None])
+    (case_dir / "intermediate_int8").mkdir(parents=True)
+    np.save(case_dir / "input_fp32.npy", x[None])
+    np.save(case_dir / "output_fp32.npy", out)
+    records = []
+    for step in engine.plan.steps:
+        arr = ints[step.output]
+        rec, raw = tensor_record(step.output, arr, f"intermediate_int8/{step.output}")
+        rec["step"] = step.kind + ("+relu" if step.relu else "")
+        np.save(case_dir / rec["npy"], arr)
+        (case_dir / rec["bin"]).write_bytes(raw)
+        records.append(rec)
+    pred = int(out.reshape(-1).argmax())
+    meta = {"test_case": n, "network": engine.net.name, "input_source": what, "label": label,
+            "prediction": pred, "output_tensor": engine.net.outputs[0],
+            "output_fp32": [float(v) for v in out.reshape(-1)], "tensors": records}
+    (case_dir / "metadata.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return {"test_case": n, "label": label, "prediction": pred, "dir": case_dir.name}
+
+
+def generate(net_dir: Path, x: np.ndarray, labels, what: str, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    engine = INT8InferenceEngine(net_dir)
+    cases = []
+    with atomic_directory(net_dir / "test_cases") as tmp:
+        it = tqdm(range(len(x)), desc=f"golden {engine.net.name}", unit="case", disable=not progress,
+                  file=sys.stderr)
+        for i in it:
+            label = int(labels[i]) if labels is not None else None
+            cases.append(write_case(tmp / f"test_case_{i + 1}", i + 1, engine, x[i], label, what))
+        summary = {
+            "network": engine.net.name, "cases": len(cases), "input_source": what,
+            "tensors": [{"tensor": s.output, "step": s.kind + ("+relu" if s.relu else ""),
+                         "dtype": engine.net.tensors[s.output].dtype, "shape": engine.net.tensors[s.output].shape}
+                        for s in engine.plan.steps],
+            "output_tensor": engine.net.outputs[0],
+            "test_cases": cases,
+            "correct": (sum(c["label"] == c["prediction"] for c in cases) if labels is not None else None),
+        }
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="generate_golden_outputs.py", description=__doc__.split("\n")[0],
+                                epilog=__doc__.split("Examples:")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--network", required=True, metavar="DIR", help="directory with network_info.json")
+    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first (default: the network's "
+                   "held-out samples, else its example input, as stored by the extractor)")
+    p.add_argument("--num-cases", type=int, metavar="K",
+                   help=f"number of test cases (default: {DEFAULT_CASES}, or all of --inputs)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    args = p.parse_args(argv)
+    net_dir = Path(args.network)
+    x, labels, what = load_inputs(net_dir, args.inputs, args.num_cases)
+    summary = generate(net_dir, x, labels, what, progress=not args.quiet)
+    if not args.quiet:
+        extra = f", {summary['correct']}/{summary['cases']} correct" if summary["correct"] is not None else ""
+        print(f"wrote {summary['cases']} test cases x {len(summary['tensors'])} tensors to "
+              f"{net_dir / 'test_cases'}{extra}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    run_cli(main)
