@@ -1,0 +1,182 @@
+/*
+ * Requantization helpers and the element-wise kernels: gf_requantize, gf_add, gf_relu.
+ * See gf_internal.h for the exact 32-bit shortcut used by every requantizing kernel.
+ */
+#include "gf_internal.h"
+
+void gf_rqc_init(gf_rqc_t *c, const gf_requant_t *rq, int32_t ch)
+{
+    int32_t sh = rq->sh[ch];
+    int64_t o = rq->o[ch];
+    const int64_t lim62 = (int64_t)1 << 62;
+
+    c->m = rq->m[ch];
+    c->o = o;
+    c->sh = sh;
+    c->zp = rq->zp;
+    c->lo = rq->lo;
+    c->hi = rq->hi;
+    c->k = 0;
+    c->mask = 0; /* exact path for every element unless the shortcut applies */
+    c->oh1 = 0;
+    if (sh >= 34 && sh <= 62 && o > -lim62 && o < lim62) {
+        int32_t k = sh - 32;
+        int64_t e = o + ((int64_t)1 << (sh - 1));
+        int64_t oh1 = (e >> 32) + (int64_t)rq->zp * ((int64_t)1 << k) + 1;
+        const int64_t lim30 = (int64_t)1 << 30;
+        if (oh1 > -lim30 && oh1 < lim30) {
+            c->k = k;
+            c->mask = ((uint32_t)1 << k) - 1u;
+            c->oh1 = (int32_t)oh1;
+        }
+    }
+}
+
+GF_NOINLINE int32_t gf_rqc_slow(const gf_rqc_t *c, int32_t q)
+{
+    return gf_requant_finish(c->o + (int64_t)q * c->m, c->sh, c->zp, c->lo, c->hi);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * gf_requantize: channel of element i is (i / inner) % channels. The loop runs over slices of
+ * `inner` elements that share one channel; the source type is resolved outside the loops.
+ */
+#define GF_RQ_LOOP(T)                                                                              \
+    do {                                                                                           \
+        const T *xs = (const T *)x;                                                                \
+        int32_t i = 0, ch = 0;                                                                     \
+        while (i < n) {                                                                            \
+            int32_t end = (n - i < inner) ? n : i + inner;                                         \
+            gf_rqc_t rc;                                                                           \
+            gf_rqc_init(&rc, rq, ch);                                                              \
+            for (; i < end; i++)                                                                   \
+                yb[i] = (uint8_t)gf_rqc_apply(&rc, (int32_t)xs[i]);                                \
+            if (++ch == nch)                                                                       \
+                ch = 0;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+void gf_requantize(const void *x, gf_dtype_t in_t, int32_t n, int32_t inner, const gf_requant_t *rq, void *y)
+{
+    uint8_t *yb = (uint8_t *)y;
+    int32_t nch = rq->channels;
+    if (nch <= 1) {
+        nch = 1;
+        inner = n;
+    }
+    if (inner < 1)
+        inner = 1;
+    switch (in_t) {
+    case GF_S8:
+        GF_RQ_LOOP(int8_t);
+        break;
+    case GF_U8:
+        GF_RQ_LOOP(uint8_t);
+        break;
+    default:
+        GF_RQ_LOOP(int32_t);
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * gf_add: acc64 = o[c] + qa * m[c] + qb * m[channels + c] (exact 64-bit), or the int32 sum.
+ */
+#define GF_ADD_LOOP(TA, TB)                                                                        \
+    do {                                                                                           \
+        const TA *as = (const TA *)a;                                                              \
+        const TB *bs = (const TB *)b;                                                              \
+        if (!rq) {                                                                                 \
+            int32_t *yi = (int32_t *)y;                                                            \
+            int32_t i;                                                                             \
+            for (i = 0; i < n; i++)                                                                \
+                yi[i] = (int32_t)as[i] + (int32_t)bs[i];                                           \
+        } else {                                                                                   \
+            uint8_t *yb = (uint8_t *)y;                                                            \
+            int32_t i = 0, ch = 0;                                                                 \
+            while (i < n) {                                                                        \
+                int32_t end = (n - i < inner) ? n : i + inner;                                     \
+                int64_t o = rq->o[ch];                                                             \
+                int64_t ma = rq->m[ch], mb = rq->m[nch + ch];                                      \
+                int32_t sh = rq->sh[ch];                                                           \
+                for (; i < end; i++) {                                                             \
+                    int64_t acc = o + (int64_t)as[i] * ma + (int64_t)bs[i] * mb;                   \
+                    yb[i] = (uint8_t)gf_requant_finish(acc, sh, zp, lo, hi);                       \
+                }                                                                                  \
+                if (++ch == nch)                                                                   \
+                    ch = 0;                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+#define GF_ADD_B(TA)                                                                               \
+    do {                                                                                           \
+        switch (b_t) {                                                                             \
+        case GF_S8:                                                                                \
+            GF_ADD_LOOP(TA, int8_t);                                                               \
+            break;                                                                                 \
+        case GF_U8:                                                                                \
+            GF_ADD_LOOP(TA, uint8_t);                                                              \
+            break;                                                                                 \
+        default:                                                                                   \
+            GF_ADD_LOOP(TA, int32_t);                                                              \
+            break;                                                                                 \
+        }                                                                                          \
+    } while (0)
+
+void gf_add(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, int32_t n, int32_t inner,
+            const gf_requant_t *rq, void *y)
+{
+    int32_t nch = 1, zp = 0, lo = 0, hi = 0;
+    if (rq) {
+        nch = rq->channels < 1 ? 1 : rq->channels;
+        zp = rq->zp;
+        lo = rq->lo;
+        hi = rq->hi;
+        if (nch == 1)
+            inner = n;
+        if (inner < 1)
+            inner = 1;
+    }
+    switch (a_t) {
+    case GF_S8:
+        GF_ADD_B(int8_t);
+        break;
+    case GF_U8:
+        GF_ADD_B(uint8_t);
+        break;
+    default:
+        GF_ADD_B(int32_t);
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * gf_relu: y = max(x, zp); y may equal x.
+ */
+void gf_relu(const void *x, gf_dtype_t t, int32_t n, int32_t zp, void *y)
+{
+    int32_t i;
+    if (t == GF_S8) {
+        const int8_t *xs = (const int8_t *)x;
+        int8_t *ys = (int8_t *)y;
+        for (i = 0; i < n; i++) {
+            int32_t v = xs[i];
+            ys[i] = (int8_t)(v < zp ? zp : v);
+        }
+    } else if (t == GF_U8) {
+        const uint8_t *xs = (const uint8_t *)x;
+        uint8_t *ys = (uint8_t *)y;
+        for (i = 0; i < n; i++) {
+            int32_t v = xs[i];
+            ys[i] = (uint8_t)(v < zp ? zp : v);
+        }
+    } else {
+        const int32_t *xs = (const int32_t *)x;
+        int32_t *ys = (int32_t *)y;
+        for (i = 0; i < n; i++) {
+            int32_t v = xs[i];
+            ys[i] = v < zp ? zp : v;
+        }
+    }
+}

@@ -1,0 +1,135 @@
+/*
+ * gapforge C runtime: kernels implementing docs/integer_contract.md exactly.
+ *
+ * Conventions (all kernels):
+ *  - batch 1, C order; images are [C][H][W] (NCHW without the batch), exactly the byte layout of
+ *    the golden .bin files; linear inputs/outputs are [K] / [O].
+ *  - activations are bytes holding int8 (GF_S8) or uint8 (GF_U8) values of 1..8 bits, or int32
+ *    accumulators (GF_S32). Outputs of requantizing kernels are written as one byte per element
+ *    (the low 8 bits of a value already clamped to [lo, hi]); readers interpret them by type.
+ *  - weights are int8 [O][C/groups][KH][KW] (PyTorch layout), biases int32 [O].
+ *  - integer only: no float anywhere on this path; 64-bit arithmetic only in requantization.
+ *  - kernels never allocate; buffers never alias unless a kernel says so.
+ */
+#ifndef GF_RUNTIME_H
+#define GF_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
+
+/*
+ * Requantization (integer contract, section 3):
+ *   acc64 = o[c] + sum_s q_s * m[s * channels + c]        (int64, never overflows: checked by the planner)
+ *   y     = clamp(rne_shift(acc64, sh[c]) + zp, lo, hi)
+ * channels == 1 means per-tensor (c is always 0). A fused ReLU is already folded into lo.
+ */
+typedef struct {
+    const int32_t *m;   /* n_sources * channels mantissas, |m| < 2^31 */
+    const uint8_t *sh;  /* channels shifts, 1..62 */
+    const int64_t *o;   /* channels offsets, |o| < 2^62 */
+    int32_t channels;
+    int32_t zp, lo, hi;
+} gf_requant_t;
+
+/* Round half to even of v / 2^sh, 1 <= sh <= 62 (arithmetic right shift on int64). */
+static inline int64_t gf_rne_shift(int64_t v, int sh)
+{
+    int64_t f = v >> sh; /* floor: gcc/clang implement >> on negative values as arithmetic shift */
+    int64_t r = v - (int64_t)((uint64_t)f << sh);
+    int64_t half = (int64_t)1 << (sh - 1);
+    return f + ((r > half) | ((r == half) & (f & 1)));
+}
+
+/* Final step of a requantization: rounding, zero point and saturation. */
+static inline int32_t gf_requant_finish(int64_t acc64, int sh, int32_t zp, int32_t lo, int32_t hi)
+{
+    int64_t y = gf_rne_shift(acc64, sh) + zp;
+    return (int32_t)(y < lo ? lo : (y > hi ? hi : y));
+}
+
+/* One source, channel c. */
+static inline int32_t gf_requant1(const gf_requant_t *rq, int32_t q, int32_t c)
+{
+    int64_t acc = rq->o[c] + (int64_t)q * rq->m[c];
+    return gf_requant_finish(acc, rq->sh[c], rq->zp, rq->lo, rq->hi);
+}
+
+/* Geometry of a 2-D convolution or pooling (output sizes are computed by the planner). */
+typedef struct {
+    int32_t c, h, w;                 /* input channels, height, width */
+    int32_t o, oh, ow;               /* output channels (== c for pooling), height, width */
+    int32_t kh, kw, sy, sx;          /* kernel, stride */
+    int32_t pt, pl, pb, pr;          /* padding top, left, bottom, right */
+    int32_t dy, dx, groups;          /* dilation, groups (conv only) */
+} gf_conv_shape_t;
+
+/*
+ * conv2d: acc[o][y][x] = bias[o] + sum w[o][c][i][j] * x[g*Cg + c][y*sy - pt + i*dy][x*sx - pl + j*dx]
+ * (zero padding), int32. With rq != NULL, y holds requantized bytes (channel = o), else int32 acc.
+ * in_t is GF_S8 or GF_U8.
+ *   gf_conv2d        any geometry (general, register-blocked)
+ *   gf_conv2d_3x3    kh = kw = 3, sy = sx = 1, dy = dx = 1, groups = 1
+ *   gf_conv2d_1x1    kh = kw = 1, no padding, dy = dx = 1, groups = 1 (any stride)
+ *   gf_dwconv2d      groups == c == o (depthwise, multiplier 1), any kernel/stride/padding, dy = dx = 1
+ *   gf_conv2d_ref    straightforward reference loop (benchmarks and tests only)
+ */
+void gf_conv2d(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+               const gf_conv_shape_t *s, const gf_requant_t *rq, void *y);
+void gf_conv2d_3x3(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                   const gf_conv_shape_t *s, const gf_requant_t *rq, void *y);
+void gf_conv2d_1x1(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                   const gf_conv_shape_t *s, const gf_requant_t *rq, void *y);
+void gf_dwconv2d(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                 const gf_conv_shape_t *s, const gf_requant_t *rq, void *y);
+void gf_conv2d_ref(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                   const gf_conv_shape_t *s, const gf_requant_t *rq, void *y);
+
+/* linear: acc[o] = bias[o] + sum_k w[o][k] * x[k]; requantized (channel = o) or int32 out. */
+void gf_linear(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+               int32_t k, int32_t o, const gf_requant_t *rq, void *y);
+void gf_linear_ref(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                   int32_t k, int32_t o, const gf_requant_t *rq, void *y);
+
+/* maxpool2d: max over the window, padded positions ignored; t is GF_S8, GF_U8 or GF_S32
+ * (output has the input's type). Uses s->c, h, w, oh, ow, kh, kw, sy, sx, pt, pl. */
+void gf_maxpool2d(const void *x, gf_dtype_t t, const gf_conv_shape_t *s, void *y);
+
+/* avgpool2d: window sum (zero padding counted) then requantize (channel = c); rq == NULL: int32 sums. */
+void gf_avgpool2d(const void *x, gf_dtype_t in_t, const gf_conv_shape_t *s, const gf_requant_t *rq, void *y);
+
+/* trunc_avgpool2d: y = clamp(rne_shift(sum, shift)) (floor_rounding == 0) or clamp(sum >> shift)
+ * (floor_rounding != 0); shift <= 0 multiplies by 2^-shift. Output bytes. */
+void gf_trunc_avgpool2d(const void *x, gf_dtype_t in_t, const gf_conv_shape_t *s, int32_t shift,
+                        int32_t floor_rounding, int32_t lo, int32_t hi, void *y);
+
+/*
+ * Element-wise kernels over n elements; for per-channel requantization the channel of element i
+ * is (i / inner) % rq->channels (inner = number of elements per channel slice, e.g. H*W).
+ *   gf_add:        two sources (rq->m holds 2 * channels mantissas, source-major); rq == NULL:
+ *                  int32 sum written to y.
+ *   gf_requantize: one source of type in_t (GF_S8, GF_U8 or GF_S32).
+ *   gf_relu:       y = max(x, zp), type t (GF_S8, GF_U8 or GF_S32), y may equal x.
+ */
+void gf_add(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, int32_t n, int32_t inner,
+            const gf_requant_t *rq, void *y);
+void gf_requantize(const void *x, gf_dtype_t in_t, int32_t n, int32_t inner, const gf_requant_t *rq, void *y);
+void gf_relu(const void *x, gf_dtype_t t, int32_t n, int32_t zp, void *y);
+
+/* concat: for each of `outer` blocks, copy block_bytes[i] bytes of input i in order. */
+void gf_concat(const void *const *xs, const int32_t *block_bytes, int32_t n_inputs, int32_t outer, void *y);
+
+/* permute of a tensor of up to 4 dims (shape padded with leading 1s): y[j] = x[perm(j)],
+ * out dim d is in dim perm[d]; elem_size 1 or 4 bytes. */
+void gf_permute(const void *x, int32_t elem_size, const int32_t shape[4], const int32_t perm[4], void *y);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GF_RUNTIME_H */

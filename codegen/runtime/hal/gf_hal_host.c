@@ -1,0 +1,34 @@
+/* gapforge HAL for a hosted build (Linux/POSIX): stdio and a monotonic clock. */
+#define _POSIX_C_SOURCE 199309L
+
+#include <time.h>
+
+#include "gf_hal_common.h"
+
+int gf_hal_init(void)
+{
+    return 0;
+}
+
+int gf_hal_load(const char *name, void *dst, size_t bytes)
+{
+    return gf_hal_stdio_load(name, dst, bytes);
+}
+
+uint64_t gf_hal_instret(void)
+{
+    return 0; /* no user-readable retired-instruction counter on the host */
+}
+
+uint64_t gf_hal_cycles(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const char *gf_hal_target(void)
+{
+    return "host";
+}
