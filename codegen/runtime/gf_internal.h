@@ -17,7 +17,7 @@
  *   adding c cannot cross a multiple of 2^k, so floor((H + Eh + c)/2^k) + zp = h >> k, and the
  *   value cannot be a tie (a tie needs (H + Eh + c) mod 2^k == 0), so round-half-up equals
  *   round-half-even. Otherwise (probability 2/2^k, or always when the shortcut is disabled by
- *   mask = 0) the element takes the exact 64-bit path gf_requant_finish().
+ *   mask = 0, i.e. sh < 34 or an offset out of range) the element takes the exact 64-bit path.
  */
 #ifndef GF_INTERNAL_H
 #define GF_INTERNAL_H
@@ -31,12 +31,14 @@
 #define GF_INLINE static inline __attribute__((always_inline))
 #define GF_NOINLINE __attribute__((noinline))
 #define GF_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define GF_LIKELY(x) __builtin_expect(!!(x), 1)
+/* Keeps a pointer in one register across unrolled steps (stops gcc from splitting one
+ * induction variable into several, which costs registers and spills). Emits no instruction. */
+#define GF_KEEP(p) __asm__("" : "+r"(p))
 #else
 #define GF_INLINE static inline
 #define GF_NOINLINE
 #define GF_UNLIKELY(x) (x)
-#define GF_LIKELY(x) (x)
+#define GF_KEEP(p) ((void)0)
 #endif
 
 /* Per-channel requantization constants (computed once per channel, outside pixel loops). */
@@ -44,8 +46,9 @@ typedef struct {
     int32_t m;     /* mantissa */
     int32_t oh1;   /* hi32(o + 2^(sh-1)) + zp * 2^k + 1 (shortcut only) */
     int32_t k;     /* sh - 32 (shortcut only) */
-    uint32_t mask; /* 2^k - 1, or 0 when the shortcut is unusable (every element takes the exact path) */
+    uint32_t mask; /* 2^k - 2, or 0 when the shortcut is unusable (every element takes the exact path) */
     int32_t lo, hi;
+    uint32_t range; /* hi - lo */
     int32_t sh, zp;
     int64_t o;
 } gf_rqc_t;
@@ -53,7 +56,7 @@ typedef struct {
 /* Constants of channel ch of rq (ch is already reduced: 0 for per-tensor). */
 void gf_rqc_init(gf_rqc_t *c, const gf_requant_t *rq, int32_t ch);
 
-/* Exact 64-bit path (rare branch of gf_rqc_apply, or every element when mask == 0). */
+/* Exact 64-bit path (rare branch of the shortcut, or every element when mask == 0). */
 int32_t gf_rqc_slow(const gf_rqc_t *c, int32_t q);
 
 /* High 32 bits of the 64-bit signed product (one mulh on RV32M). */
@@ -62,19 +65,28 @@ GF_INLINE int32_t gf_mulh(int32_t a, int32_t b)
     return (int32_t)(((int64_t)a * (int64_t)b) >> 32);
 }
 
+/* The shortcut with the channel constants already in registers (see the top of this file).
+ * mask = 2^k - 2: (h & mask) == 0 <=> h mod 2^k is 0 or 1 (the cases the shortcut cannot
+ * decide); mask = 0 sends every element to the exact path. The rare branches are laid out of
+ * line, so the common case is mulh, add, and, beqz, sra, blt, bgt. */
+GF_INLINE int32_t gf_rq_fast(int32_t q, int32_t m, int32_t oh1, uint32_t mask, int32_t k, int32_t lo, uint32_t range,
+                             const gf_rqc_t *c)
+{
+    int32_t h = gf_mulh(q, m) + oh1;
+    int32_t r;
+    if (GF_UNLIKELY(((uint32_t)h & mask) == 0u))
+        return gf_rqc_slow(c, q);
+    r = h >> k;
+    /* one unsigned test for both bounds; the saturating assignments are out of line */
+    if (GF_UNLIKELY((uint32_t)r - (uint32_t)lo > range))
+        r = r < lo ? lo : c->hi;
+    return r;
+}
+
 /* y = clamp(rne_shift(o + q*m, sh) + zp, lo, hi), exactly. */
 GF_INLINE int32_t gf_rqc_apply(const gf_rqc_t *c, int32_t q)
 {
-    int32_t h = gf_mulh(q, c->m) + c->oh1;
-    int32_t r;
-    if (GF_UNLIKELY(((uint32_t)h & c->mask) < 2u))
-        return gf_rqc_slow(c, q);
-    r = h >> c->k;
-    if (r < c->lo)
-        r = c->lo;
-    if (r > c->hi)
-        r = c->hi;
-    return r;
+    return gf_rq_fast(q, c->m, c->oh1, c->mask, c->k, c->lo, c->range, c);
 }
 
 /* Channel index used for output channel / slice ch. */
@@ -83,22 +95,37 @@ GF_INLINE int32_t gf_rq_channel(const gf_requant_t *rq, int32_t ch)
     return rq->channels == 1 ? 0 : ch;
 }
 
-/* Store one conv/linear accumulator: requantized byte (rc != NULL) or int32. */
-GF_INLINE void gf_store_acc(void *y, size_t idx, const gf_rqc_t *rc, int32_t acc)
-{
-    if (rc)
-        ((uint8_t *)y)[idx] = (uint8_t)gf_rqc_apply(rc, acc);
-    else
-        ((int32_t *)y)[idx] = acc;
-}
+/* Requantize P (1..8) accumulators of one channel into consecutive bytes y[0..P-1]. The channel
+ * constants are copied to locals first: byte stores may alias anything, so reading them through
+ * the pointer would reload them after every store. */
+#define GF_RQ_DECL(rcp)                                                                            \
+    const gf_rqc_t *rc_ = (rcp);                                                                   \
+    const int32_t m_ = rc_->m, oh_ = rc_->oh1, k_ = rc_->k, lo_ = rc_->lo;                         \
+    const uint32_t mk_ = rc_->mask, rg_ = rc_->range
+#define GF_RQ_ONE(yb, i, a) ((yb)[i] = (uint8_t)gf_rq_fast((a), m_, oh_, mk_, k_, lo_, rg_, rc_))
 
 /* Full unrolling of small constant-trip loops (gcc >= 8, clang); harmless elsewhere. */
-#if defined(__GNUC__) && !defined(__clang__) && (__GNUC__ >= 8)
-#define GF_UNROLL _Pragma("GCC unroll 64")
-#elif defined(__clang__)
+#if defined(__clang__)
 #define GF_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__) && (__GNUC__ >= 8)
+#define GF_UNROLL _Pragma("GCC unroll 32")
 #else
 #define GF_UNROLL
 #endif
+
+/* Taps t in [*a, *b) of a kernel of k taps (dilation d) starting at input index base, such that
+ * 0 <= base + t*d < n. */
+GF_INLINE void gf_tap_range(int32_t base, int32_t d, int32_t k, int32_t n, int32_t *a, int32_t *b)
+{
+    int32_t lo = 0, hi = k;
+    if (base < 0)
+        lo = (-base + d - 1) / d;
+    if (base + (k - 1) * d > n - 1)
+        hi = (n - 1 - base) < 0 ? 0 : (n - 1 - base) / d + 1;
+    if (hi < lo)
+        hi = lo;
+    *a = lo;
+    *b = hi;
+}
 
 #endif /* GF_INTERNAL_H */

@@ -16,17 +16,18 @@ void gf_rqc_init(gf_rqc_t *c, const gf_requant_t *rq, int32_t ch)
     c->zp = rq->zp;
     c->lo = rq->lo;
     c->hi = rq->hi;
+    c->range = (uint32_t)rq->hi - (uint32_t)rq->lo;
     c->k = 0;
     c->mask = 0; /* exact path for every element unless the shortcut applies */
     c->oh1 = 0;
-    if (sh >= 34 && sh <= 62 && o > -lim62 && o < lim62) {
+    if (sh >= 34 && sh <= 62 && o > -lim62 && o < lim62 && rq->lo <= rq->hi) {
         int32_t k = sh - 32;
         int64_t e = o + ((int64_t)1 << (sh - 1));
         int64_t oh1 = (e >> 32) + (int64_t)rq->zp * ((int64_t)1 << k) + 1;
         const int64_t lim30 = (int64_t)1 << 30;
         if (oh1 > -lim30 && oh1 < lim30) {
             c->k = k;
-            c->mask = ((uint32_t)1 << k) - 1u;
+            c->mask = ((uint32_t)1 << k) - 2u; /* see gf_rq_fast */
             c->oh1 = (int32_t)oh1;
         }
     }

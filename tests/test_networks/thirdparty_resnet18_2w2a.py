@@ -19,7 +19,8 @@ from _common import example, held_out, split, trained
 SIZE = 32
 CHANNELS = 3
 BITS = 2
-STEPS = 12
+STEPS = 30  # 2-bit needs more steps than 4-bit
+LR = 2e-3
 
 
 def warm_up(model, x, batch=32):
@@ -54,7 +55,7 @@ def build():
 
 def create_model():
     return trained("thirdparty_resnet18_2w2a", build, size=SIZE, channels=CHANNELS, epochs=1, batch=32,
-                   lr=5e-4, calib_batches=0, max_steps=STEPS)
+                   lr=LR, calib_batches=0, max_steps=STEPS)
 
 
 def example_input():

@@ -20,6 +20,7 @@ SIZE = 32
 CHANNELS = 3
 BITS = 4
 STEPS = 12
+LR = 5e-4
 
 
 def warm_up(model, x, batch=32):
@@ -54,7 +55,7 @@ def build():
 
 def create_model():
     return trained("thirdparty_resnet18_4w4a", build, size=SIZE, channels=CHANNELS, epochs=1, batch=32,
-                   lr=5e-4, calib_batches=0, max_steps=STEPS)
+                   lr=LR, calib_batches=0, max_steps=STEPS)
 
 
 def example_input():

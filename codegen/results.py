@@ -1,0 +1,83 @@
+"""Parse the generated program's output into results.json and decide the verdict.
+
+The program prints (see codegen/templates/main.c.j2):
+  GF BEGIN network=... target=... steps=N ...
+  GF CHECKSUM params regions=R failed=F        (and GF CHECKSUM <name> FAIL lines)
+  GF LAYER i name kind=... kernel=... elements=n mismatches=m max_diff=d
+  GF PERF i name instret=... cycles=... macs=...
+  GF RESULT status=PASS|FAIL layers=N mismatched_layers=K
+A run passes only if the program exited 0, every step of plan.json was reported with its full
+element count and no mismatch, and the parameter checksums were all good.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_KV = re.compile(r"(\w+)=(\S+)")
+
+
+def _kv(text: str) -> dict[str, str]:
+    return dict(_KV.findall(text))
+
+
+def parse_output(stdout: str) -> dict[str, Any]:
+    layers: dict[int, dict[str, Any]] = {}
+    out: dict[str, Any] = {"begin": None, "checksum": None, "result": None, "errors": []}
+    for line in stdout.splitlines():
+        if not line.startswith("GF "):
+            continue
+        parts = line.split(maxsplit=3)
+        tag = parts[1]
+        if tag == "LAYER" and len(parts) == 4:
+            idx = int(parts[2])
+            name, _, rest = parts[3].partition(" ")
+            kv = _kv(rest)
+            layers.setdefault(idx, {"index": idx, "name": name}).update(
+                kind=kv.get("kind"), kernel=None if kv.get("kernel") == "-" else kv.get("kernel"),
+                elements=int(kv["elements"]), mismatches=int(kv["mismatches"]), max_diff=int(kv["max_diff"]))
+        elif tag == "PERF" and len(parts) == 4:
+            idx = int(parts[2])
+            name, _, rest = parts[3].partition(" ")
+            kv = _kv(rest)
+            layers.setdefault(idx, {"index": idx, "name": name}).update(
+                instret=int(kv["instret"]), cycles=int(kv["cycles"]), macs=int(kv["macs"]))
+        elif tag == "BEGIN":
+            out["begin"] = _kv(line)
+        elif tag == "CHECKSUM":
+            if "regions=" in line:
+                out["checksum"] = {k: int(v) for k, v in _kv(line).items()}
+            else:
+                out["errors"].append(line)
+        elif tag == "RESULT":
+            out["result"] = _kv(line)
+        elif tag == "ERROR":
+            out["errors"].append(line)
+    out["layers"] = [layers[i] for i in sorted(layers)]
+    return out
+
+
+def verdict(plan: dict, parsed: dict, returncode: int) -> tuple[bool, list[str]]:
+    """(passed, reasons it did not)."""
+    reasons = []
+    if returncode != 0:
+        reasons.append(f"program exited with status {returncode}")
+    reported = {l["name"]: l for l in parsed["layers"]}
+    for step in plan["steps"]:
+        layer = reported.get(step["name"])
+        elements = step["out_bytes"] // (4 if step["dtype"] == "GF_S32" else 1)
+        if layer is None or "mismatches" not in layer:
+            reasons.append(f"layer '{step['name']}' was not compared")
+        elif layer["elements"] != elements:
+            reasons.append(f"layer '{step['name']}': {layer['elements']} of {elements} elements compared")
+        elif layer["mismatches"]:
+            reasons.append(f"layer '{step['name']}': {layer['mismatches']} mismatches (max diff {layer['max_diff']})")
+    cs = parsed.get("checksum")
+    if not cs or cs.get("failed", 1) != 0:
+        reasons.append("parameter checksums were not verified" if not cs else f"{cs['failed']} parameter checksums failed")
+    reasons += parsed["errors"]
+    if not parsed.get("result") or parsed["result"].get("status") != "PASS":
+        if not reasons:
+            reasons.append("no PASS result line")
+    return not reasons, reasons

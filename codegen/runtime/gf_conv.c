@@ -1,0 +1,195 @@
+/*
+ * Convolution kernels: gf_conv2d (general), gf_conv2d_3x3, gf_conv2d_1x1, gf_dwconv2d.
+ *
+ * Every kernel computes blocks of output channels x output pixels in registers and requantizes
+ * them with the exact 32-bit shortcut of gf_internal.h. Structure (details in gf_conv_impl.h):
+ *  - the input signedness is resolved once per call: gf_conv_impl.h is included twice and
+ *    generates an int8_t and a uint8_t copy of every kernel;
+ *  - padding is handled outside the inner loops: output rows get their valid kernel-row range
+ *    once, blocks touching at most one padded column at each end are compile-time variants
+ *    that substitute a constant 0 for the missing load, and the few remaining border or tail
+ *    pixels go through a per-pixel path with clipped tap ranges;
+ *  - pointers are incremented (loads use constant offsets), never recomputed per MAC.
+ *
+ * Block shapes chosen for rv32imc (no multiply-accumulate: 2 instructions per MAC plus loads):
+ *  - 3x3: 3 output channels x 4 pixels, the 6 input columns of a kernel row loaded once and
+ *    shared by the 3 taps (87 instructions per 36 MACs and kernel row).
+ *  - 1x1: 4 output channels x 4 pixels; the 4 channels' weights are first interleaved into a
+ *    small stack buffer (GF_CONV_WBUF_BYTES) so that one pointer addresses them all and the 16
+ *    accumulators fit the register file.
+ *  - depthwise 3x3: the 9 weights live in registers, 8 pixels per block along a row.
+ *  - general: 4 channels x 4 pixels with kernel loops.
+ */
+#include "gf_internal.h"
+
+/* gcc's pre-allocation scheduler hoists all loads of an unrolled block to its top on RISC-V and
+ * then spills the register-blocked accumulators; the kernels are written in a good order already. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-schedule-insns", "no-tree-ter")
+#endif
+
+#ifndef GF_CONV_WBUF_BYTES
+#define GF_CONV_WBUF_BYTES 1024 /* stack bytes for the interleaved 1x1 weights (4 channels x C) */
+#endif
+
+/* Store 4 accumulators (consecutive output pixels) of channel r of a block. */
+#define GF_STORE4(rcs, r, y, idx, a0, a1, a2, a3)                                                  \
+    do {                                                                                           \
+        if (rcs) {                                                                                 \
+            GF_RQ_DECL(&(rcs)[r]);                                                                 \
+            uint8_t *yb_ = (uint8_t *)(y) + (idx);                                                 \
+            GF_RQ_ONE(yb_, 0, a0);                                                                 \
+            GF_RQ_ONE(yb_, 1, a1);                                                                 \
+            GF_RQ_ONE(yb_, 2, a2);                                                                 \
+            GF_RQ_ONE(yb_, 3, a3);                                                                 \
+        } else {                                                                                   \
+            int32_t *yi_ = (int32_t *)(y) + (idx);                                                 \
+            yi_[0] = (a0);                                                                         \
+            yi_[1] = (a1);                                                                         \
+            yi_[2] = (a2);                                                                         \
+            yi_[3] = (a3);                                                                         \
+        }                                                                                          \
+    } while (0)
+
+GF_INLINE void gf_store1(const gf_rqc_t *rc, void *y, size_t idx, int32_t acc)
+{
+    if (rc)
+        ((uint8_t *)y)[idx] = (uint8_t)gf_rqc_apply(rc, acc);
+    else
+        ((int32_t *)y)[idx] = acc;
+}
+
+/* Requantization constants of output channels o .. o+n-1 (NULL when rq is NULL). */
+static const gf_rqc_t *gf_rqc_block(gf_rqc_t *rcs, const gf_requant_t *rq, int32_t o, int32_t n)
+{
+    int32_t r;
+    if (!rq)
+        return NULL;
+    for (r = 0; r < n; r++)
+        gf_rqc_init(&rcs[r], rq, gf_rq_channel(rq, o + r));
+    return rcs;
+}
+
+GF_INLINE int32_t gf_bias(const int32_t *bias, int32_t o)
+{
+    return bias ? bias[o] : 0;
+}
+
+/* Index of the first output column whose window starts inside the input, and one past the last
+ * output column whose window ends inside it (interior = all taps valid). */
+static void gf_interior(int32_t n_out, int32_t n_in, int32_t s, int32_t p, int32_t span, int32_t *a, int32_t *b)
+{
+    int32_t lo = (p + s - 1) / s;
+    int32_t num = n_in - span + p; /* ox*s - p + span <= n_in  <=>  ox <= num / s */
+    int32_t hi = num < 0 ? 0 : num / s + 1;
+    if (lo > n_out)
+        lo = n_out;
+    if (hi > n_out)
+        hi = n_out;
+    if (hi < lo)
+        hi = lo;
+    *a = lo;
+    *b = hi;
+}
+
+#define GF_DW3_P 8 /* output pixels per depthwise 3x3 block */
+
+/* The column plan of a row (identical for every row of a channel): pixels [0, lead) and
+ * [tail, ow) go through the per-pixel path; from lead on come an optional left-edge block (its
+ * first input column is padding), nmid interior blocks and an optional right-edge block (its last
+ * input column is padding). */
+typedef struct {
+    int32_t lead, left, nmid, right, tail;
+} gf_dw3_plan_t;
+
+static void gf_dw3_make_plan(gf_dw3_plan_t *pl_, const gf_conv_shape_t *s, int32_t sx, int32_t P)
+{
+    const int32_t W = s->w, ow = s->ow, pl = s->pl, span = (P - 1) * sx + 3;
+    int32_t ox = 0;
+    pl_->left = pl_->nmid = pl_->right = 0;
+    while (ox < ow && ox * sx - pl < -1) /* two or more padded columns on the left */
+        ox++;
+    pl_->lead = ox;
+    if (ox + P <= ow && ox * sx - pl == -1 && ox * sx - pl + span <= W + 1) {
+        pl_->left = 1;
+        ox += P;
+    }
+    while (ox + P <= ow && ox * sx - pl + span <= W) {
+        pl_->nmid++;
+        ox += P;
+    }
+    if (ox + P <= ow && ox * sx - pl >= 0 && ox * sx - pl + span == W + 1) {
+        pl_->right = 1;
+        ox += P;
+    }
+    pl_->tail = ox;
+}
+
+#define XT int8_t
+#define GF_S(name) name##_s8
+#include "gf_conv_impl.h"
+#undef XT
+#undef GF_S
+
+#define XT uint8_t
+#define GF_S(name) name##_u8
+#include "gf_conv_impl.h"
+#undef XT
+#undef GF_S
+
+static int gf_is_3x3(const gf_conv_shape_t *s)
+{
+    return s->kh == 3 && s->kw == 3 && s->sy == 1 && s->sx == 1 && s->dy == 1 && s->dx == 1 && s->groups == 1;
+}
+
+static int gf_is_1x1(const gf_conv_shape_t *s)
+{
+    return s->kh == 1 && s->kw == 1 && s->pt == 0 && s->pl == 0 && s->pb == 0 && s->pr == 0 && s->groups == 1;
+}
+
+static int gf_is_dw(const gf_conv_shape_t *s)
+{
+    return s->groups == s->c && s->c == s->o && s->dy == 1 && s->dx == 1;
+}
+
+void gf_conv2d(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+               const gf_conv_shape_t *s, const gf_requant_t *rq, void *y)
+{
+    if (gf_is_3x3(s))
+        gf_conv2d_3x3(x, in_t, w, bias, s, rq, y);
+    else if (gf_is_1x1(s))
+        gf_conv2d_1x1(x, in_t, w, bias, s, rq, y);
+    else if (gf_is_dw(s))
+        gf_dwconv2d(x, in_t, w, bias, s, rq, y);
+    else if (in_t == GF_U8)
+        gf_conv_general_u8((const uint8_t *)x, w, bias, s, rq, y);
+    else
+        gf_conv_general_s8((const int8_t *)x, w, bias, s, rq, y);
+}
+
+void gf_conv2d_3x3(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                   const gf_conv_shape_t *s, const gf_requant_t *rq, void *y)
+{
+    if (in_t == GF_U8)
+        gf_conv3x3_u8((const uint8_t *)x, w, bias, s, rq, y);
+    else
+        gf_conv3x3_s8((const int8_t *)x, w, bias, s, rq, y);
+}
+
+void gf_conv2d_1x1(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                   const gf_conv_shape_t *s, const gf_requant_t *rq, void *y)
+{
+    if (in_t == GF_U8)
+        gf_conv1x1_u8((const uint8_t *)x, w, bias, s, rq, y);
+    else
+        gf_conv1x1_s8((const int8_t *)x, w, bias, s, rq, y);
+}
+
+void gf_dwconv2d(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                 const gf_conv_shape_t *s, const gf_requant_t *rq, void *y)
+{
+    if (in_t == GF_U8)
+        gf_dwconv_u8((const uint8_t *)x, w, bias, s, rq, y);
+    else
+        gf_dwconv_s8((const int8_t *)x, w, bias, s, rq, y);
+}

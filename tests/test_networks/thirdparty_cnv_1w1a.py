@@ -1,0 +1,34 @@
+"""Third-party binarized CNV (brevitas_examples.bnn_pynq, built unmodified by
+model_with_cfg('cnv_1w1a', pretrained=False) from the config shipped with the package; no download)
+on 3x32x32 digits: a float `2x - 1` input transform and its own 8-bit power-of-two input
+QuantIdentity, six bias-free 3x3 convs and three linear layers with 1-bit (binary, constant-scale)
+weights, BatchNorm followed by 1-bit (binary) QuantIdentity activations, max pooling and a final
+TensorNorm. Expected NOT to be deployable (binary quantizers, TensorNorm, float pre-processing):
+the tools must reject it with a clear one-line error instead of producing wrong code."""
+
+from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+from _common import example, held_out, trained
+
+SIZE = 32
+CHANNELS = 3
+
+
+def build():
+    model, _cfg = model_with_cfg("cnv_1w1a", pretrained=False)
+    return model
+
+
+def create_model():
+    # binary activations have constant scales (calibration is a no-op); a short QAT run sets the
+    # weights and the BatchNorm / TensorNorm statistics
+    return trained("thirdparty_cnv_1w1a", build, size=SIZE, channels=CHANNELS, epochs=2, batch=32,
+                   lr=5e-3)
+
+
+def example_input():
+    return example(SIZE, CHANNELS)
+
+
+def held_out_data():
+    return held_out(SIZE, CHANNELS)

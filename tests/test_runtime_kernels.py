@@ -1,0 +1,608 @@
+"""The C runtime (codegen/runtime) against the numpy reference (atomic_ops), bit for bit.
+
+Test vectors for every kernel and variant are generated here with atomic_ops and written in the
+binary format read by codegen/runtime/tests/kernel_check.c; the driver is built with
+codegen.toolchains and run on the host, on the host under AddressSanitizer/UBSan, and on RV32
+under QEMU (skipped, with the reason, only if that toolchain is missing). The requantization
+arithmetic is also checked with hypothesis (random int64 values, shifts 1..62, exact ties).
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from atomic_ops._fixedpoint import quantize_multipliers, quantize_offset, rne_shift
+from atomic_ops.add import add as np_add
+from atomic_ops.avgpool2d import avgpool2d as np_avgpool2d
+from atomic_ops.conv2d import conv2d as np_conv2d
+from atomic_ops.linear import linear as np_linear
+from atomic_ops.maxpool2d import maxpool2d as np_maxpool2d
+from atomic_ops.maxpool2d import pooled_size
+from atomic_ops.relu import relu as np_relu
+from atomic_ops.requantize import requantize as np_requantize
+from atomic_ops.trunc_avgpool2d import trunc_avgpool2d as np_trunc_avgpool2d
+from codegen import toolchains
+
+REPO = Path(__file__).resolve().parents[1]
+RUNTIME = REPO / "codegen" / "runtime"
+KERNEL_SOURCES = sorted(RUNTIME.glob("*.c"))
+DRIVER = RUNTIME / "tests" / "kernel_check.c"
+
+K_CONV, K_CONV3X3, K_CONV1X1, K_DWCONV, K_CONV_REF = 1, 2, 3, 4, 5
+K_LINEAR, K_LINEAR_REF, K_MAXPOOL, K_AVGPOOL, K_TRUNC = 6, 7, 8, 9, 10
+K_ADD, K_REQUANTIZE, K_RELU, K_CONCAT, K_PERMUTE, K_RNE = 11, 12, 13, 14, 15, 16
+
+DT = {"s8": 0, "u8": 1, "s32": 2}
+NP_DT = {"s8": np.int8, "u8": np.uint8, "s32": np.int32}
+KIND = {np.dtype(np.int8): 0, np.dtype(np.uint8): 1, np.dtype(np.int32): 2, np.dtype(np.int64): 3}
+RANGES = {"s8": (-128, 127), "u8": (0, 255)}
+
+# ---------------------------------------------------------------------------------------------
+# Binary format (see kernel_check.c)
+
+
+class CaseSet:
+    def __init__(self) -> None:
+        self.blobs: list[bytes] = []
+        self.names: list[str] = []
+
+    def add(self, kid: int, name: str, params: list[int], arrays: list[np.ndarray]) -> None:
+        assert len(name) <= 48, name
+        body = struct.pack(f"<II{len(params)}i", kid, len(params), *[int(p) for p in params])
+        body += name.encode().ljust(48, b"\0")
+        body += struct.pack("<I", len(arrays))
+        for a in arrays:
+            a = np.ascontiguousarray(a)
+            kind = KIND.get(a.dtype, 4)
+            raw = a.tobytes()
+            body += struct.pack("<II", kind, len(raw)) + raw + b"\0" * (-len(raw) % 4)
+        blob = struct.pack("<II", 0x434B4647, 8 + len(body)) + body
+        self.blobs.append(blob)
+        self.names.append(name)
+
+    def write(self, directory: Path, prefix: str = "kc") -> None:
+        data = b"".join(self.blobs)
+        (directory / f"{prefix}_cases.bin").write_bytes(data)
+        (directory / f"{prefix}_manifest.bin").write_bytes(struct.pack("<III", 0x4D4B4647, len(self.blobs), len(data)))
+
+
+def out_bytes(y: np.ndarray, lo: int) -> np.ndarray:
+    """Requantized outputs as the C kernels store them: one byte, the low 8 bits."""
+    assert y.size == 0 or y.min() >= lo
+    return y.astype(np.int8 if lo < 0 else np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Requantization parameters
+
+
+class RQ:
+    """Requantization parameters (m int32 sources x channels, sh uint8, o int64)."""
+
+    def __init__(self, m, sh, o, zp, lo, hi):
+        self.m = np.asarray(m, dtype=np.int64).reshape(-1, np.asarray(sh).size)
+        self.sh = np.asarray(sh, dtype=np.int64)
+        self.o = np.asarray(o, dtype=np.int64)
+        self.zp, self.lo, self.hi = int(zp), int(lo), int(hi)
+
+    @property
+    def channels(self) -> int:
+        return self.sh.size
+
+    def params(self) -> list[int]:
+        return [1, self.channels, self.zp, self.lo, self.hi]
+
+    def arrays(self) -> list[np.ndarray]:
+        return [self.m.astype(np.int32).ravel(), self.sh.astype(np.uint8), self.o.astype(np.int64)]
+
+    def apply(self, sources: list[np.ndarray], channel_axis: int = 1) -> np.ndarray:
+        axis = channel_axis if self.channels > 1 else None
+        return np_requantize(sources, self.m, self.sh, self.o, self.zp, self.lo, self.hi, axis)
+
+
+NO_RQ_PARAMS = [0, 1, 0, 0, 0]
+NO_RQ_ARRAYS = [np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0, np.int64)]
+
+
+def make_rq(rng, channels: int, scale: float, *, sources: int = 1, out: str = "s8", relu: bool = False,
+            negative: bool = False, offset_lsb: float = 40.0, zp: int | None = None) -> RQ:
+    """Random real multipliers around ``scale`` (per channel x 2^U(-1, 1)), quantized as the planner does."""
+    M = scale * np.exp2(rng.uniform(-1.0, 1.0, size=(sources, channels)))
+    if negative:
+        M *= np.where(rng.random((sources, channels)) < 0.5, -1.0, 1.0)
+    m, sh = quantize_multipliers(M)
+    lo, hi = RANGES[out]
+    if zp is None:
+        zp = 0 if out == "s8" else int(rng.integers(0, 40))
+    if relu:
+        lo = max(lo, zp)
+    B = rng.uniform(-offset_lsb, offset_lsb, size=channels)
+    return RQ(m, sh, quantize_offset(B, sh), zp, lo, hi)
+
+
+def acc_scale(acc: np.ndarray) -> float:
+    """A multiplier mapping the accumulator spread onto roughly +-100 output steps."""
+    return 100.0 / (float(np.std(acc)) + 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Case generators
+
+
+def rand_act(rng, dt: str, shape, mode: str = "rand") -> np.ndarray:
+    lo, hi = RANGES[dt] if dt != "s32" else (-(2**20), 2**20)
+    if mode == "extreme":
+        return rng.choice(np.array([lo, hi], dtype=np.int64), size=shape).astype(NP_DT[dt])
+    return rng.integers(lo, hi + 1, size=shape).astype(NP_DT[dt])
+
+
+def rand_w(rng, shape, mode: str = "rand") -> np.ndarray:
+    if mode == "extreme":
+        return rng.choice(np.array([-128, -127, 127], dtype=np.int64), size=shape).astype(np.int8)
+    return rng.integers(-128, 128, size=shape).astype(np.int8)
+
+
+def conv_case(cs: CaseSet, rng, kid: int, name: str, *, C, H, W, O, k=(3, 3), stride=(1, 1), pad=(1, 1, 1, 1),
+              dil=(1, 1), groups=1, in_t="s8", rq="channel", out="s8", xmode="rand", wmode="rand",
+              bias="rand", negative=False, relu=False):
+    kh, kw = k
+    x = rand_act(rng, in_t, (1, C, H, W), xmode)
+    w = rand_w(rng, (O, C // groups, kh, kw), wmode)
+    worst = np.abs(w.astype(np.int64)).reshape(O, -1).sum(axis=1) * (255 if in_t == "u8" else 128)
+    if bias == "large":  # as large as the planner's accumulator bound allows
+        room = (2**31 - 1) - worst
+        b = (rng.choice([-1, 1], size=O) * rng.integers(room // 2, room + 1)).astype(np.int32)
+    elif bias == "none":
+        b = np.zeros(O, np.int32)
+    else:
+        b = rng.integers(-5000, 5001, size=O).astype(np.int32)
+    assert np.all(worst + np.abs(b.astype(np.int64)) < 2**31)
+    acc = np_conv2d(x.astype(np.int64), w.astype(np.int64), b.astype(np.int64), stride, list(pad), dil, groups)
+    _, _, oh, ow = acc.shape
+    if rq is None:
+        y, rqp = acc.astype(np.int32), None
+    else:
+        rqp = make_rq(rng, O if rq == "channel" else 1, acc_scale(acc), out=out, negative=negative, relu=relu)
+        y = out_bytes(rqp.apply([acc]), rqp.lo)
+    shape = [C, H, W, O, oh, ow, kh, kw, stride[0], stride[1], *pad, dil[0], dil[1], groups]
+    params = [DT[in_t], *shape, *(rqp.params() if rqp else NO_RQ_PARAMS), int(bias != "none")]
+    cs.add(kid, name, params, [x, w, b, *(rqp.arrays() if rqp else NO_RQ_ARRAYS), y])
+
+
+def linear_case(cs: CaseSet, rng, kid: int, name: str, *, K, O, in_t="s8", rq="channel", out="s8",
+                xmode="rand", wmode="rand", bias="rand", negative=False):
+    x = rand_act(rng, in_t, (1, K), xmode)
+    w = rand_w(rng, (O, K), wmode)
+    worst = np.abs(w.astype(np.int64)).sum(axis=1) * (255 if in_t == "u8" else 128)
+    if bias == "large":
+        room = (2**31 - 1) - worst
+        b = (rng.choice([-1, 1], size=O) * rng.integers(room // 2, room + 1)).astype(np.int32)
+    else:
+        b = rng.integers(-5000, 5001, size=O).astype(np.int32)
+    acc = np_linear(x.astype(np.int64), w.astype(np.int64), b.astype(np.int64))
+    if rq is None:
+        y, rqp = acc.astype(np.int32), None
+    else:
+        rqp = make_rq(rng, O if rq == "channel" else 1, acc_scale(acc), out=out, negative=negative)
+        y = out_bytes(rqp.apply([acc], channel_axis=1), rqp.lo)
+    params = [DT[in_t], K, O, *(rqp.params() if rqp else NO_RQ_PARAMS), 1]
+    cs.add(kid, name, params, [x, w, b, *(rqp.arrays() if rqp else NO_RQ_ARRAYS), y])
+
+
+def pool_shape(C, H, W, oh, ow, k, s, pad):
+    return [C, H, W, C, oh, ow, k[0], k[1], s[0], s[1], *pad, 1, 1, 1]
+
+
+def maxpool_case(cs, rng, name, *, t, C, H, W, k, s, pad, ceil=False):
+    x = rand_act(rng, t, (1, C, H, W))
+    y = np_maxpool2d(x.astype(np.int64), k, s, list(pad), ceil).astype(NP_DT[t])
+    oh, ow = y.shape[2:]
+    assert oh == pooled_size(H, k[0], s[0], pad[0], pad[2], ceil)
+    cs.add(K_MAXPOOL, name, [DT[t], *pool_shape(C, H, W, oh, ow, k, s, pad)], [x, y])
+
+
+def _ceil_pad(H, W, k, s, pad):
+    """Extra bottom/right zero padding so that the avgpool reference produces ceil-mode sizes."""
+    oh = pooled_size(H, k[0], s[0], pad[0], pad[2], True)
+    ow = pooled_size(W, k[1], s[1], pad[1], pad[3], True)
+    pb = max(pad[2], (oh - 1) * s[0] + k[0] - H - pad[0])
+    pr = max(pad[3], (ow - 1) * s[1] + k[1] - W - pad[1])
+    return [pad[0], pad[1], pb, pr]
+
+
+def avgpool_case(cs, rng, name, *, t, C, H, W, k, s, pad, rq="channel", out="s8", ceil=False):
+    x = rand_act(rng, t, (1, C, H, W))
+    p = _ceil_pad(H, W, k, s, pad) if ceil else list(pad)
+    acc = np_avgpool2d(x.astype(np.int64), k, s, p)
+    oh, ow = acc.shape[2:]
+    if rq is None:
+        y, rqp = acc.astype(np.int32), None
+    else:
+        rqp = make_rq(rng, C if rq == "channel" else 1, 1.0 / (k[0] * k[1]) * (1.0 if t != "s32" else 2**-12),
+                      out=out, negative=False)
+        y = out_bytes(rqp.apply([acc]), rqp.lo)
+    params = [DT[t], *pool_shape(C, H, W, oh, ow, k, s, p), *(rqp.params() if rqp else NO_RQ_PARAMS)]
+    cs.add(K_AVGPOOL, name, params, [x, *(rqp.arrays() if rqp else NO_RQ_ARRAYS), y])
+
+
+def trunc_case(cs, rng, name, *, t, C, H, W, k, s, pad, shift, rounding, lo, hi):
+    x = rand_act(rng, t, (1, C, H, W)) if t != "s32" else rng.integers(-3000, 3000, (1, C, H, W)).astype(np.int32)
+    y = np_trunc_avgpool2d(x.astype(np.int64), k, s, list(pad), shift, rounding, lo, hi)
+    oh, ow = y.shape[2:]
+    params = [DT[t], *pool_shape(C, H, W, oh, ow, k, s, pad), shift, int(rounding == "floor"), lo, hi]
+    cs.add(K_TRUNC, name, params, [x, out_bytes(y, lo)])
+
+
+def add_case(cs, rng, name, *, a_t, b_t, C, H, W, rq="channel", out="s8", negative=True):
+    a = rand_act(rng, a_t, (1, C, H, W))
+    b = rand_act(rng, b_t, (1, C, H, W))
+    n, inner = C * H * W, H * W
+    if rq is None:
+        y = np_add(a, b).astype(np.int32)
+        cs.add(K_ADD, name, [DT[a_t], DT[b_t], n, inner, *NO_RQ_PARAMS], [a, b, *NO_RQ_ARRAYS, y])
+        return
+    scale = 0.5 if a_t != "s32" and b_t != "s32" else 2**-14
+    rqp = make_rq(rng, C if rq == "channel" else 1, scale, sources=2, out=out, negative=negative, offset_lsb=20)
+    y = out_bytes(rqp.apply([a.astype(np.int64), b.astype(np.int64)]), rqp.lo)
+    cs.add(K_ADD, name, [DT[a_t], DT[b_t], n, inner, *rqp.params()], [a, b, *rqp.arrays(), y])
+
+
+def requantize_case(cs, rng, name, x: np.ndarray, t: str, rqp: RQ, inner: int):
+    """x flat (n,), channel of element i = (i // inner) % channels."""
+    n = x.size
+    ch = (np.arange(n) // inner) % rqp.channels
+    acc = rqp.o[ch] + x.astype(np.int64) * rqp.m[0][ch]
+    y = np.clip(rne_shift(acc, rqp.sh[ch]) + rqp.zp, rqp.lo, rqp.hi)
+    cs.add(K_REQUANTIZE, name, [DT[t], n, inner, *rqp.params()], [x, *rqp.arrays(), out_bytes(y, rqp.lo)])
+
+
+# ---------------------------------------------------------------------------------------------
+# The case set
+
+
+def build_cases() -> CaseSet:
+    rng = np.random.default_rng(20240611)
+    cs = CaseSet()
+
+    # conv2d_3x3: stride 1, any padding, odd sizes, channel tails (O % 3), both signednesses
+    for in_t in ("s8", "u8"):
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_16x16_p1", C=16, H=16, W=16, O=16, in_t=in_t)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_odd_p1_tensor", C=3, H=7, W=9, O=5, in_t=in_t, rq="tensor")
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_p0_i32", C=5, H=9, W=11, O=7, pad=(0, 0, 0, 0), in_t=in_t, rq=None)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_p2", C=4, H=6, W=13, O=6, pad=(2, 2, 2, 2), in_t=in_t)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_asym", C=6, H=8, W=10, O=4, pad=(0, 1, 2, 0), in_t=in_t)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_asym2", C=2, H=5, W=7, O=3, pad=(2, 0, 1, 2), in_t=in_t,
+                  out="u8", relu=True)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_tiny", C=3, H=1, W=2, O=2, pad=(1, 1, 1, 1), in_t=in_t)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_extreme", C=8, H=6, W=8, O=6, in_t=in_t, xmode="extreme",
+                  wmode="extreme", bias="large", negative=True)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_nobias_neg", C=7, H=5, W=12, O=8, in_t=in_t, bias="none",
+                  negative=True, out="u8")
+    # conv2d_1x1: no padding, any stride
+    for in_t in ("s8", "u8"):
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_32to64", C=32, H=8, W=8, O=64, k=(1, 1), pad=(0, 0, 0, 0),
+                  in_t=in_t)
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_odd_tails", C=5, H=7, W=9, O=6, k=(1, 1), pad=(0, 0, 0, 0),
+                  in_t=in_t, rq="tensor")
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_s2", C=7, H=9, W=11, O=8, k=(1, 1), stride=(2, 2),
+                  pad=(0, 0, 0, 0), in_t=in_t)
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_s3_i32", C=9, H=10, W=10, O=5, k=(1, 1), stride=(3, 3),
+                  pad=(0, 0, 0, 0), in_t=in_t, rq=None)
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_s21", C=4, H=6, W=7, O=4, k=(1, 1), stride=(2, 1),
+                  pad=(0, 0, 0, 0), in_t=in_t)
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_bigC_fallback", C=300, H=3, W=5, O=5, k=(1, 1),
+                  pad=(0, 0, 0, 0), in_t=in_t)
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_extreme", C=16, H=4, W=4, O=8, k=(1, 1), pad=(0, 0, 0, 0),
+                  in_t=in_t, xmode="extreme", wmode="extreme", bias="large", negative=True)
+    # depthwise
+    for in_t in ("s8", "u8"):
+        for sx in (1, 2):
+            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_16x16", C=8, H=16, W=16, O=8, stride=(sx, sx),
+                      groups=8, in_t=in_t)
+            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_odd", C=3, H=7, W=11, O=3, stride=(sx, sx), groups=3,
+                      in_t=in_t, rq="tensor")
+            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_p0_i32", C=4, H=9, W=19, O=4, stride=(sx, sx),
+                      pad=(0, 0, 0, 0), groups=4, in_t=in_t, rq=None)
+            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_p2", C=2, H=6, W=21, O=2, stride=(sx, sx),
+                      pad=(2, 2, 2, 2), groups=2, in_t=in_t)
+            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_asym", C=3, H=8, W=17, O=3, stride=(sx, sx),
+                      pad=(0, 0, 1, 1), groups=3, in_t=in_t, out="u8", relu=True)
+            conv_case(cs, rng, K_DWCONV, f"dw5_{in_t}_s{sx}_p2", C=3, H=9, W=12, O=3, k=(5, 5), stride=(sx, sx),
+                      pad=(2, 2, 2, 2), groups=3, in_t=in_t)
+        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_tiny", C=2, H=1, W=2, O=2, groups=2, in_t=in_t)
+        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s3", C=2, H=10, W=10, O=2, stride=(3, 3), groups=2, in_t=in_t)
+        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s12", C=2, H=7, W=9, O=2, stride=(1, 2), groups=2, in_t=in_t)
+        conv_case(cs, rng, K_DWCONV, f"dw1x3_{in_t}", C=3, H=5, W=9, O=3, k=(1, 3), pad=(0, 1, 0, 1), groups=3,
+                  in_t=in_t)
+        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_extreme", C=4, H=6, W=10, O=4, groups=4, in_t=in_t,
+                  xmode="extreme", wmode="extreme", bias="large", negative=True)
+    # general gf_conv2d: dilation, strides, groups, odd kernels, and the dispatch to specialized kernels
+    for in_t in ("s8", "u8"):
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_dil2", C=4, H=11, W=12, O=6, pad=(2, 2, 2, 2), dil=(2, 2),
+                  in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_dil21_s2", C=3, H=10, W=13, O=5, pad=(1, 2, 0, 1), dil=(2, 1),
+                  stride=(2, 2), in_t=in_t, rq="tensor")
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_5x5_s2", C=3, H=13, W=15, O=8, k=(5, 5), stride=(2, 2),
+                  pad=(2, 2, 2, 2), in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_7x7_s2_i32", C=2, H=15, W=17, O=4, k=(7, 7), stride=(2, 2),
+                  pad=(3, 3, 3, 3), in_t=in_t, rq=None)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_s3", C=3, H=12, W=14, O=5, stride=(3, 3), in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_3x3_s2", C=4, H=11, W=16, O=8, stride=(2, 2), in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_groups2", C=8, H=7, W=9, O=6, groups=2, stride=(1, 1),
+                  k=(3, 3), pad=(1, 1, 1, 1), dil=(2, 2), in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_groups4", C=8, H=9, W=10, O=12, groups=4, stride=(2, 1),
+                  in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_dw_mult2", C=4, H=8, W=9, O=8, groups=4, in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_1x3_asym", C=5, H=6, W=11, O=4, k=(1, 3), pad=(0, 2, 0, 1),
+                  in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_1x1_pad1", C=4, H=5, W=6, O=8, k=(1, 1), pad=(1, 1, 1, 1),
+                  in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_disp_3x3", C=4, H=6, W=9, O=5, in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_disp_1x1", C=6, H=5, W=5, O=8, k=(1, 1), pad=(0, 0, 0, 0),
+                  in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_disp_dw", C=5, H=6, W=7, O=5, groups=5, stride=(2, 2),
+                  in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_extreme", C=4, H=7, W=8, O=6, k=(5, 3), stride=(2, 1),
+                  pad=(1, 2, 2, 0), in_t=in_t, xmode="extreme", wmode="extreme", bias="large", negative=True)
+        conv_case(cs, rng, K_CONV_REF, f"ref_{in_t}_3x3", C=4, H=6, W=7, O=5, in_t=in_t)
+        conv_case(cs, rng, K_CONV_REF, f"ref_{in_t}_groups_dil", C=4, H=9, W=9, O=4, groups=2, dil=(2, 2),
+                  pad=(2, 1, 2, 1), stride=(1, 2), in_t=in_t, rq="tensor")
+        conv_case(cs, rng, K_CONV_REF, f"ref_{in_t}_i32", C=3, H=5, W=5, O=2, in_t=in_t, rq=None)
+    # linear
+    for in_t in ("s8", "u8"):
+        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_256x64", K=256, O=64, in_t=in_t)
+        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_odd", K=37, O=13, in_t=in_t, rq="tensor", out="u8")
+        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_i32", K=101, O=10, in_t=in_t, rq=None)
+        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_1x1", K=1, O=1, in_t=in_t)
+        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_extreme", K=64, O=9, in_t=in_t, xmode="extreme",
+                    wmode="extreme", bias="large", negative=True)
+        linear_case(cs, rng, K_LINEAR_REF, f"linref_{in_t}", K=33, O=7, in_t=in_t)
+        linear_case(cs, rng, K_LINEAR_REF, f"linref_{in_t}_i32", K=20, O=3, in_t=in_t, rq=None)
+    # maxpool
+    for t in ("s8", "u8", "s32"):
+        maxpool_case(cs, rng, f"max_{t}_2x2s2", t=t, C=3, H=8, W=10, k=(2, 2), s=(2, 2), pad=(0, 0, 0, 0))
+        maxpool_case(cs, rng, f"max_{t}_3x3s2p1_ceil", t=t, C=2, H=7, W=9, k=(3, 3), s=(2, 2), pad=(1, 1, 1, 1),
+                     ceil=True)
+        maxpool_case(cs, rng, f"max_{t}_3x3s1p1", t=t, C=2, H=5, W=6, k=(3, 3), s=(1, 1), pad=(1, 1, 1, 1))
+        maxpool_case(cs, rng, f"max_{t}_2x3_ceil", t=t, C=2, H=6, W=8, k=(2, 3), s=(2, 2), pad=(0, 1, 0, 1),
+                     ceil=True)
+    # avgpool (window sums + requantize), ceil-mode-sized outputs with padding, global
+    for t in ("s8", "u8", "s32"):
+        avgpool_case(cs, rng, f"avg_{t}_2x2s2", t=t, C=3, H=8, W=6, k=(2, 2), s=(2, 2), pad=(0, 0, 0, 0))
+        avgpool_case(cs, rng, f"avg_{t}_3x3s2p1_ceil", t=t, C=2, H=7, W=8, k=(3, 3), s=(2, 2), pad=(1, 1, 1, 1),
+                     ceil=True, rq="tensor", out="u8")
+        avgpool_case(cs, rng, f"avg_{t}_global", t=t, C=4, H=5, W=7, k=(5, 7), s=(1, 1), pad=(0, 0, 0, 0))
+        avgpool_case(cs, rng, f"avg_{t}_i32", t=t, C=2, H=6, W=6, k=(3, 3), s=(1, 1), pad=(1, 1, 1, 1), rq=None)
+    # trunc_avgpool2d: positive, zero and negative shift, both roundings
+    for t in ("s8", "u8", "s32"):
+        for shift in (3, 0, -2):
+            for rounding in ("half_even", "floor"):
+                lo, hi = (-128, 127) if t != "u8" else (0, 255)
+                trunc_case(cs, rng, f"trunc_{t}_sh{shift}_{rounding[:5]}", t=t, C=2, H=6, W=8, k=(2, 2), s=(2, 2),
+                           pad=(0, 0, 0, 0), shift=shift, rounding=rounding, lo=lo, hi=hi)
+        trunc_case(cs, rng, f"trunc_{t}_3x3p1_lowbit", t=t, C=2, H=7, W=7, k=(3, 3), s=(2, 2), pad=(1, 1, 1, 1),
+                   shift=4, rounding="half_even", lo=-8 if t != "u8" else 0, hi=7 if t != "u8" else 15)
+    # add: per-source multipliers (negative too), int32 sums, mixed types
+    for a_t, b_t in (("s8", "s8"), ("u8", "s8"), ("s8", "u8"), ("u8", "u8"), ("s32", "s8"), ("s32", "s32")):
+        add_case(cs, rng, f"add_{a_t}_{b_t}_ch", a_t=a_t, b_t=b_t, C=3, H=5, W=7)
+        add_case(cs, rng, f"add_{a_t}_{b_t}_tensor", a_t=a_t, b_t=b_t, C=2, H=3, W=5, rq="tensor", out="u8")
+        add_case(cs, rng, f"add_{a_t}_{b_t}_i32", a_t=a_t, b_t=b_t, C=2, H=4, W=3, rq=None)
+    # requantize: per tensor / per channel, all input types, extreme parameters
+    for t in ("s8", "u8", "s32"):
+        x = rand_act(rng, t, (4 * 15,)).ravel()
+        requantize_case(cs, rng, f"rq_{t}_ch", x, t, make_rq(rng, 4, 0.7 if t != "s32" else 2**-14), inner=15)
+        requantize_case(cs, rng, f"rq_{t}_tensor", x, t, make_rq(rng, 1, 0.3 if t != "s32" else 2**-13, out="u8"),
+                        inner=60)
+        requantize_case(cs, rng, f"rq_{t}_ch_wrap", x, t, make_rq(rng, 3, 0.9 if t != "s32" else 2**-12), inner=7)
+    q = np.concatenate([rng.integers(-(2**31), 2**31, 40), [-(2**31), 2**31 - 1, 0, 1, -1, 2**30, -(2**30)]])
+    q = q.astype(np.int32)
+    n = q.size
+    specials = {
+        "rq_sh1": (np.full(n, 2**29 + 12345), np.full(n, 1), np.zeros(n)),
+        "rq_sh62": (rng.integers(2**30, 2**31, n), np.full(n, 62), rng.integers(-(2**61), 2**61, n)),
+        "rq_m_near_2p31": (np.full(n, 2**31 - 1) * rng.choice([-1, 1], n), rng.integers(30, 63, n),
+                           rng.integers(-(2**40), 2**40, n)),
+        "rq_neg_m": (-rng.integers(1, 2**31, n), rng.integers(33, 50, n), rng.integers(-(2**45), 2**45, n)),
+        "rq_big_offset": (rng.integers(-(2**31) + 1, 2**31, n), rng.integers(34, 63, n),
+                          rng.choice([-1, 1], n) * rng.integers(2**60, 2**62, n)),
+        "rq_small_sh": (rng.integers(-(2**31) + 1, 2**31, n), rng.integers(1, 34, n),
+                        rng.integers(-(2**40), 2**40, n)),
+    }
+    for name, (m, sh, o) in specials.items():
+        for out in ("s8", "u8"):
+            lo, hi = RANGES[out]
+            zp = 0 if out == "s8" else 17
+            rqp = RQ(np.asarray(m, np.int64)[None, :], np.asarray(sh, np.int64), np.asarray(o, np.int64), zp, lo, hi)
+            requantize_case(cs, rng, f"{name}_{out}", q, "s32", rqp, inner=1)
+    # relu, concat, permute
+    for t in ("s8", "u8", "s32"):
+        x = rand_act(rng, t, (37,))
+        zp = {"s8": -3, "u8": 12, "s32": -100}[t]
+        for inplace in (0, 1):
+            cs.add(K_RELU, f"relu_{t}_{'inplace' if inplace else 'copy'}", [DT[t], 37, zp, inplace],
+                   [x, np_relu(x, zp).astype(NP_DT[t])])
+    xs = [rand_act(rng, "s8", (1, c, 3, 4)) for c in (2, 1, 3)]
+    cs.add(K_CONCAT, "concat_ch_s8", [3, 1, *[a.nbytes for a in xs]], [*xs, np.concatenate(xs, axis=1)])
+    xs = [rand_act(rng, "s32", (1, 2, h, 3)) for h in (1, 4)]
+    cs.add(K_CONCAT, "concat_h_s32", [2, 2, *[a.nbytes // 2 for a in xs]], [*xs, np.concatenate(xs, axis=2)])
+    for esz, t in ((1, "u8"), (4, "s32")):
+        for perm in ((0, 2, 3, 1), (0, 3, 1, 2), (3, 2, 1, 0), (1, 0, 3, 2), (0, 1, 2, 3)):
+            shape = (2, 3, 4, 5)
+            x = rand_act(rng, t, shape)
+            cs.add(K_PERMUTE, f"perm_{t}_{''.join(map(str, perm))}", [esz, *shape, *perm],
+                   [x, np.ascontiguousarray(np.transpose(x, perm))])
+    # rne_shift edge values
+    v = np.array([0, 1, -1, 2, -2, 3, -3, 2**62, -(2**62), 2**63 - 1, -(2**63), 5, -5, 6, -6, 7, -7] * 4, np.int64)
+    sh = np.array([1] * 17 + [2] * 17 + [61] * 17 + [62] * 17, np.int64)
+    cs.add(K_RNE, "rne_edges", [v.size], [v, sh.astype(np.uint8), rne_shift(v, sh).astype(np.int64)])
+    return cs
+
+
+# ---------------------------------------------------------------------------------------------
+# Builds and runs
+
+VARIANTS = {"host": ("host", False), "host-asan": ("host", True), "rv32": ("rv32", False)}
+
+
+@pytest.fixture(scope="module")
+def drivers(tmp_path_factory):
+    """variant -> built kernel_check executable (built lazily, once per module)."""
+    root = tmp_path_factory.mktemp("kernel_check")
+    built: dict[str, Path] = {}
+
+    def get(variant: str) -> Path:
+        target, sanitize = VARIANTS[variant]
+        ok, why = toolchains.available(target)
+        if not ok:
+            pytest.skip(f"{variant}: {why}")
+        if variant not in built:
+            built[variant] = toolchains.build(target, [DRIVER, *KERNEL_SOURCES, RUNTIME / "hal" / f"gf_hal_{target}.c"],
+                                              [RUNTIME, RUNTIME / "hal"], root / f"kernel_check_{variant}",
+                                              sanitize=sanitize)
+        return built[variant]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def case_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("kc_cases")
+    cs = build_cases()
+    cs.write(d)
+    return d, cs
+
+
+def run_driver(variant: str, exe: Path, cwd: Path, prefix: str = "kc", timeout: float = 120.0):
+    target = VARIANTS[variant][0]
+    res = toolchains.run(target, exe, cwd=cwd, args=[prefix], timeout=timeout)
+    return res
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_kernels_match_reference(drivers, case_dir, variant):
+    directory, cs = case_dir
+    exe = drivers(variant)
+    res = run_driver(variant, exe, directory)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("case ")]
+    bad = [ln for ln in lines if not ln.endswith("instructions)") or ": ok (" not in ln]
+    assert res.returncode == 0 and not bad and len(lines) == len(cs.names), (
+        f"{variant}: exit {res.returncode}, {len(lines)}/{len(cs.names)} cases reported\n"
+        + "\n".join(bad[:20]) + "\n" + res.stdout[-2000:] + res.stderr[-2000:])
+    assert f"{len(cs.names)} cases, 0 failed" in res.stdout
+
+
+def test_case_set_covers_every_kernel():
+    cs = build_cases()
+    kinds = {struct.unpack_from("<I", b, 8)[0] for b in cs.blobs}
+    assert kinds == set(range(1, 17))
+    assert len(cs.names) == len(set(cs.names)) >= 200
+
+
+def test_driver_reports_mismatch(drivers, tmp_path):
+    """A wrong expected value must be reported and give a non-zero exit status."""
+    cs = CaseSet()
+    rng = np.random.default_rng(1)
+    linear_case(cs, rng, K_LINEAR, "lin_wrong", K=16, O=8)
+    blob = bytearray(cs.blobs[0])
+    blob[-8] ^= 1  # flip a bit of the expected output (last array, before padding)
+    cs.blobs[0] = bytes(blob)
+    cs.write(tmp_path)
+    res = run_driver("host", drivers("host"), tmp_path)
+    assert res.returncode == 1 and "MISMATCH 1 of 8" in res.stdout, res.stdout
+
+
+def test_runtime_compiles_pedantic(tmp_path):
+    """The kernel files are portable C99: gcc -pedantic on the host, rv32imac cross compiler."""
+    ok, why = toolchains.available("host")
+    if not ok:
+        pytest.skip(why)
+    for src in [*KERNEL_SOURCES, RUNTIME / "hal" / "gf_hal_host.c"]:
+        cmd = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{RUNTIME}",
+               f"-I{RUNTIME / 'hal'}", "-c", str(src), "-o", str(tmp_path / "x.o")]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    ok, why = toolchains.available("rv32")
+    if not ok:
+        pytest.skip(why)
+    for src in [*KERNEL_SOURCES, RUNTIME / "hal" / "gf_hal_rv32.c"]:
+        cmd = [toolchains.RV32_CC, *toolchains.RV32_CFLAGS, "-O2", f"-I{RUNTIME}", f"-I{RUNTIME / 'hal'}", "-c",
+               str(src), "-o", str(tmp_path / "x.o")]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Requantization arithmetic with hypothesis (through the driver)
+
+I32 = st.integers(-(2**31), 2**31 - 1)
+M31 = st.integers(-(2**31) + 1, 2**31 - 1)
+OUT_RANGES = [(-128, 127, 0), (0, 255, 0), (0, 255, 128), (-8, 7, 0), (0, 15, 3), (0, 127, 0)]
+
+
+@st.composite
+def requant_element(draw):
+    """(q, m, sh, o, range index): typical planner values, extreme ones, and exact ties +-1."""
+    sh = draw(st.integers(1, 62))
+    mode = draw(st.sampled_from(["typical", "random", "tie"]))
+    q = draw(st.one_of(st.integers(-(2**20), 2**20), I32))
+    if mode == "typical":
+        m = draw(st.integers(2**30, 2**31 - 1)) * draw(st.sampled_from([1, -1]))
+        o = draw(st.integers(-(2**min(sh + 9, 61)), 2**min(sh + 9, 61)))
+    elif mode == "random":
+        m = draw(M31)
+        o = draw(st.integers(-(2**62) + 1, 2**62 - 1))
+    else:  # o chosen so that q*m + o is exactly a tie (or one off), with the result near 0
+        m = draw(M31)
+        j = draw(st.integers(-300, 300))
+        delta = draw(st.sampled_from([-1, 0, 1]))
+        o = j * 2**sh + 2 ** (sh - 1) - q * m + delta
+        if abs(o) >= 2**62:
+            o = (o % 2**61) * (1 if o > 0 else -1)
+    rng_idx = draw(st.integers(0, len(OUT_RANGES) - 1))
+    return q, m, sh, o, rng_idx
+
+
+def _requant_expected(q, m, sh, o, zp, lo, hi):
+    return np.clip(rne_shift(o + q.astype(np.int64) * m, sh) + zp, lo, hi)
+
+
+def _run_small(drivers, variant, tmp_path, cs: CaseSet):
+    sub = tmp_path / variant
+    sub.mkdir(exist_ok=True)
+    cs.write(sub)
+    res = run_driver(variant, drivers(variant), sub, timeout=60)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert f"{len(cs.names)} cases, 0 failed" in res.stdout
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.tuples(st.integers(-(2**63), 2**63 - 1), st.integers(1, 62)), min_size=1, max_size=40),
+       elems=st.lists(requant_element(), min_size=1, max_size=40))
+def test_requant_arithmetic_hypothesis(drivers, tmp_path, variant, values, elems):
+    cs = CaseSet()
+    v = np.array([a for a, _ in values], np.int64)
+    sh = np.array([b for _, b in values], np.int64)
+    cs.add(K_RNE, "rne_hyp", [v.size], [v, sh.astype(np.uint8), rne_shift(v, sh).astype(np.int64)])
+    # one gf_requantize case per output range; every element has its own channel (inner = 1)
+    for idx, (lo, hi, zp) in enumerate(OUT_RANGES):
+        sel = [e for e in elems if e[4] == idx]
+        if not sel:
+            continue
+        q = np.array([e[0] for e in sel], np.int64).astype(np.int32)
+        m = np.array([e[1] for e in sel], np.int64)
+        shs = np.array([e[2] for e in sel], np.int64)
+        o = np.array([e[3] for e in sel], np.int64)
+        assert np.all(np.abs(o) < 2**62) and np.all(np.abs(m) < 2**31)
+        rqp = RQ(m[None, :], shs, o, zp, lo, hi)
+        y = _requant_expected(q, m, shs, o, zp, lo, hi)
+        cs.add(K_REQUANTIZE, f"rq_hyp_{idx}", [DT["s32"], q.size, 1, *rqp.params()],
+               [q, *rqp.arrays(), out_bytes(y, lo)])
+    _run_small(drivers, variant, tmp_path, cs)
