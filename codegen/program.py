@@ -160,8 +160,12 @@ def _inner(t: ir.TensorInfo, axis: int | None) -> int:
     return int(math.prod(t.shape[axis + 1:]))
 
 
-def build_program(plan: Plan, case_dir: Path) -> Program:
-    """Turn ``plan`` into kernel calls; golden tensors come from ``case_dir`` (a test case)."""
+def build_program(plan: Plan, case_dir: Path, offset_of=None) -> Program:
+    """Turn ``plan`` into kernel calls; golden tensors come from ``case_dir`` (a test case).
+
+    ``offset_of(tensor)`` overrides the buffer offsets of the single-arena memory plan (the GAP9
+    target places buffers in separate L2 and L3 arenas).
+    """
     net = plan.net
     meta_dir = case_dir / "intermediate_int8"
     if not meta_dir.is_dir():
@@ -186,7 +190,8 @@ def build_program(plan: Plan, case_dir: Path) -> Program:
         tensors[step.output] = TensorRec(step.output, c_ident(step.output), DTYPE_ENUM[t.dtype],
                                          ELEM_BYTES[t.dtype], t.numel, gname, zlib.crc32(raw))
     memory = _plan_memory(plan, tensors)
-    calls = [_call(i, step, plan, tensors, memory, blob) for i, step in enumerate(plan.steps)]
+    offset = offset_of or memory.offset
+    calls = [_call(i, step, plan, tensors, offset, blob) for i, step in enumerate(plan.steps)]
     inputs = [tensors[s.output] for s in plan.steps if s.kind == "quantize"]
     case = int(case_dir.name.rsplit("_", 1)[-1]) if case_dir.name.startswith("test_case_") else 0
     return Program(net.name, calls, blob.regions, bytes(blob.data), memory, inputs, case, golden_files)
@@ -226,20 +231,19 @@ def _requant(blob: _Blob, ident: str, rq: Requant) -> RequantRec:
         channels=rq.channels, zp=rq.zp, lo=rq.lo, hi=rq.hi)
 
 
-def _call(i: int, step: Step, plan: Plan, tensors: dict[str, TensorRec], memory: MemoryPlan,
-          blob: _Blob) -> CallRec:
+def _call(i: int, step: Step, plan: Plan, tensors: dict[str, TensorRec], offset, blob: _Blob) -> CallRec:
     net = plan.net
     out_t = net.tensors[step.output]
     ident = c_ident(step.output)
     ins = tuple(tensors[t] for t in step.inputs if t in tensors)
-    in_offsets = tuple(memory.offset(t.name) for t in ins)
+    in_offsets = tuple(offset(t.name) for t in ins)
     rq = _requant(blob, ident, step.requant) if step.requant is not None else None
     rq_arg = f"&rq_{ident}" if rq is not None else "NULL"
     kind = step.kind + ("+relu" if step.relu else "")
     base = dict(index=i, name=step.output, ident=ident, kind=kind, out=tensors[step.output],
-                out_offset=memory.offset(step.output), inputs=ins, in_offsets=in_offsets, rq=rq)
+                out_offset=offset(step.output), inputs=ins, in_offsets=in_offsets, rq=rq)
     X = [f"A + {o}" for o in in_offsets]
-    Y = f"A + {memory.offset(step.output)}"
+    Y = f"A + {offset(step.output)}"
     T = [t.dtype for t in ins]
     a = step.attrs
 

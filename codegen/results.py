@@ -6,6 +6,10 @@ The program prints (see codegen/templates/main.c.j2):
   GF LAYER i name kind=... kernel=... elements=n mismatches=m max_diff=d
   GF PERF i name instret=... cycles=... macs=...
   GF RESULT status=PASS|FAIL layers=N mismatched_layers=K
+and, on the gap9 target, per step:
+  GF MEM i name tiles=.. l1=.. l3_to_l2=.. l2_to_l1=.. l1_to_l2=.. l2_to_l3=.. dma_cmds=..   (executor counters)
+  GF EMU name l1_peak=.. l2_peak=.. l3_peak=.. l3_to_l2=.. ...                      (emulator counters)
+  GF EMU ERROR ...                                                                  (emulator caught a fault)
 A run passes only if the program exited 0, every step of plan.json was reported with its full
 element count and no mismatch, and the parameter checksums were all good.
 """
@@ -43,6 +47,19 @@ def parse_output(stdout: str) -> dict[str, Any]:
             kv = _kv(rest)
             layers.setdefault(idx, {"index": idx, "name": name}).update(
                 instret=int(kv["instret"]), cycles=int(kv["cycles"]), macs=int(kv["macs"]))
+        elif tag == "MEM" and len(parts) == 4:
+            idx = int(parts[2])
+            name, _, rest = parts[3].partition(" ")
+            layers.setdefault(idx, {"index": idx, "name": name})["mem"] = {k: int(v) for k, v in _kv(rest).items()}
+        elif tag == "EMU" and len(parts) >= 3 and parts[2] == "ERROR":
+            out["errors"].append(line)
+        elif tag == "EMU" and len(parts) == 4:
+            name, _, rest = parts[2], None, parts[3]
+            emu = {k: int(v) for k, v in _kv(rest).items()}
+            for layer in layers.values():
+                if layer["name"] == name and "emu" not in layer:
+                    layer["emu"] = emu
+                    break
         elif tag == "BEGIN":
             out["begin"] = _kv(line)
         elif tag == "CHECKSUM":

@@ -1,8 +1,10 @@
 """Targets as data: what each target compiles, with which HAL, and how its project is built.
 
-A target is a record, not a code path: the generator renders the same network code for
-every target and picks the HAL sources and build files listed here. ``gap9`` extends
-``rv32`` (same ISA family and kernels) with its own HAL and an SDK build.
+A target is a record, not a code path: the generator renders the same network code for host
+and rv32 and picks the HAL sources and build files listed here. ``gap9`` extends ``rv32`` (same
+ISA family and portable kernels) with its own program templates (cluster tasks, tiled layers,
+flash file system, L3), the layer executor, and an SDK build; ``gap9-emu`` is not a separate
+project but a way to build the gap9 project on the host against the PMSIS emulation.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ class Target:
     runnable_here: bool  # can tools/run_generated.py build and run it on these machines
     counters: tuple[str, ...]  # what the PERF lines measure
     description: str
-    kernel_overrides: dict[str, str] = field(default_factory=dict)  # portable kernel -> target kernel
+    program_templates: dict[str, str] = field(default_factory=lambda: {
+        "main.c": "main.c.j2", "network.c": "network.c.j2", "network.h": "network.h.j2"})
+    runtime_extra: tuple[str, ...] = ()  # further runtime files (relative to codegen/runtime)
+    emu_sources: tuple[str, ...] = ()  # compiled only for the host emulation build
+    tiled: bool = False  # memory-hierarchy planning (L1 tiling, L2/L3 placement)
 
 
 HOST = Target(
@@ -32,8 +38,13 @@ RV32 = Target(
     description="bare-metal rv32imac (picolibc, semihosting) run in qemu-system-riscv32")
 
 GAP9 = replace(
-    RV32, name="gap9", hal_sources=("gf_hal_gap9.c",), build_templates=("CMakeLists.txt", "sdk.config"),
+    RV32, name="gap9", hal_sources=(), build_templates=("CMakeLists.txt", "sdk.config"),
     runnable_here=False, counters=("PI_PERF_CYCLES", "PI_PERF_INSTR"),
-    description="GAP9 SDK 5.x project (CMake + Kconfig); cannot be built on these machines")
+    description="GAP9 SDK 5.x project (CMake + Kconfig, cluster + L1 tiling + L3); built here only "
+                "against the PMSIS emulation (run_generated --target gap9-emu)",
+    program_templates={"main.c": "gap9_main.c.j2", "network.c": "gap9_network.c.j2",
+                       "network.h": "gap9_network.h.j2"},
+    runtime_extra=("gap9/gf_tiled.c", "gap9/gf_gap9.h"),
+    emu_sources=("gap9/emu/pmsis_emu.c",), tiled=True)
 
 TARGETS = {t.name: t for t in (HOST, RV32, GAP9)}

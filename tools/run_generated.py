@@ -4,6 +4,12 @@
 Examples:
   python tools/run_generated.py --project build/simple_cnn_host --target host
   python tools/run_generated.py --project build/simple_cnn_rv32 --target rv32
+  python tools/run_generated.py --project build/resnet18_gap9 --target gap9-emu --l1-budget 16K
+
+gap9-emu builds the generated GAP9 project (unchanged sources) on the host against gapforge's
+PMSIS emulation: L1/L2/L3 budgets enforced (allocation beyond them is a loud error), DMA that
+completes only at its wait (destinations poisoned until then), the 8 compute cores as
+deterministic coroutines (a missing barrier changes the result), per-layer statistics.
 
 Exit codes: 0 every layer of the golden was compared and matched exactly; 1 a mismatch, a missing
 layer, a checksum failure or a crash; 2 bad input (no project, unknown target, build failure).
@@ -12,7 +18,9 @@ layer, a checksum failure or a crash; 2 bad input (no project, unknown target, b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,8 +31,9 @@ from codegen import toolchains  # noqa: E402
 from codegen.results import parse_output, verdict  # noqa: E402
 from gapforge.errors import EXIT_OK, EXIT_VERDICT, GapforgeError, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
+from tools.generate_c_code import _budget  # noqa: E402
 
-RUNNABLE = ("host", "rv32")
+RUNNABLE = ("host", "rv32", "gap9-emu")
 
 
 def load_plan(project: Path) -> dict:
@@ -38,22 +47,75 @@ def load_plan(project: Path) -> dict:
 
 
 def build(project: Path, plan: dict, target: str, sanitize: bool = False) -> Path:
-    b = plan["build"]
-    exe = project / "build" / target / ("network" if target == "host" else "network.elf")
+    emu = target == "gap9-emu"
+    b = plan["build_emu"] if emu else plan["build"]
+    tc_target = "host" if emu else target
+    exe = project / "build" / target / ("network.elf" if target == "rv32" else "network")
     exe.parent.mkdir(parents=True, exist_ok=True)
-    return toolchains.build(target, [project / s for s in b["sources"]], [project / d for d in b["include_dirs"]],
+    return toolchains.build(tc_target, [project / s for s in b["sources"]], [project / d for d in b["include_dirs"]],
                             exe, sanitize=sanitize)
 
 
-def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bool = False) -> tuple[bool, dict]:
+@contextlib.contextmanager
+def _environ(values: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _check_plan_target(plan: dict, target: str) -> None:
+    if (target == "gap9-emu") != (plan["target"] == "gap9"):
+        want = "gap9" if target == "gap9-emu" else "host or rv32"
+        raise GapforgeError(f"the project was generated for {plan['target']}; --target {target} needs a {want} "
+                            "project (tools/generate_c_code.py --target ...)")
+
+
+def compare_with_plan(plan: dict, layers: list[dict]) -> list[str]:
+    """gap9: the executor's and the emulator's byte counters must equal the planner's predictions."""
+    problems = []
+    planned = {r["name"]: r for r in plan["gap9"]["layers"]}
+    for layer in layers:
+        p = planned.get(layer["name"])
+        if p is None or p["tiling"] == "fc":
+            continue
+        for key, want in p["dma_bytes"].items():
+            for src in ("mem", "emu"):
+                got = layer.get(src, {}).get(key)
+                if got is not None and got != want:
+                    problems.append(f"layer '{layer['name']}': {src} {key}={got}, planned {want}")
+        if layer.get("mem", {}).get("tiles") not in (None, p["tiles"]):
+            problems.append(f"layer '{layer['name']}': {layer['mem']['tiles']} tiles, planned {p['tiles']}")
+    return problems
+
+
+def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bool = False,
+                l1_budget: int | None = None, l2_budget: int | None = None,
+                core_order: str | None = None) -> tuple[bool, dict]:
     plan = load_plan(project)
     if target not in RUNNABLE:
         raise GapforgeError(f"--target {target}: only {', '.join(RUNNABLE)} can run on these machines")
-    ok, why = toolchains.available(target)
+    _check_plan_target(plan, target)
+    ok, why = toolchains.available("host" if target == "gap9-emu" else target)
     if not ok:
         raise GapforgeError(f"target {target} is not available here: {why}")
     exe = build(project, plan, target, sanitize)
-    res = toolchains.run(target, exe, cwd=project / plan["build"]["data_dir"], timeout=timeout)
+    env = {}
+    if target == "gap9-emu":
+        b = plan["gap9"]["budgets"]
+        env = {"GF_EMU_L1_BUDGET": str(l1_budget or b["l1_budget"]), "GF_EMU_L2_BUDGET": str(l2_budget or b["l2_budget"]),
+               "GF_EMU_L3_SIZE": str(b["l3_size"])}
+        if core_order:
+            env["GF_EMU_CORE_ORDER"] = core_order
+    with _environ(env):
+        res = toolchains.run("host" if target == "gap9-emu" else target, exe,
+                             cwd=project / plan["build"]["data_dir"], timeout=timeout)
     parsed = parse_output(res.stdout)
     passed, reasons = verdict(plan, parsed, res.returncode)
     results = {
@@ -68,6 +130,9 @@ def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bo
                    "macs": sum(l.get("macs", 0) for l in parsed["layers"])},
         "stderr_tail": res.stderr[-2000:],
     }
+    if target == "gap9-emu":
+        results["emulator_budgets"] = env
+        results["plan_mismatches"] = compare_with_plan(plan, parsed["layers"])
     atomic_write_text(project / "results.json", json.dumps(results, indent=1) + "\n")
     return passed, results
 
@@ -79,12 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--project", required=True, metavar="PROJ", help="directory made by tools/generate_c_code.py")
     p.add_argument("--target", required=True, choices=RUNNABLE, help="where to build and run")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before the run is killed")
-    p.add_argument("--sanitize", action="store_true", help="host only: build with AddressSanitizer and UBSan")
+    p.add_argument("--sanitize", action="store_true", help="host and gap9-emu: build with AddressSanitizer and UBSan")
+    p.add_argument("--l1-budget", metavar="BYTES", help="gap9-emu: L1 bytes the emulator allows (default: the plan's)")
+    p.add_argument("--l2-budget", metavar="BYTES", help="gap9-emu: L2 bytes the emulator allows (default: the plan's)")
     p.add_argument("-q", "--quiet", action="store_true", help="only the final line")
     args = p.parse_args(argv)
-    if args.sanitize and args.target != "host":
-        raise GapforgeError("--sanitize is only available for --target host")
-    passed, r = run_project(Path(args.project), args.target, args.timeout, args.sanitize)
+    if args.sanitize and args.target == "rv32":
+        raise GapforgeError("--sanitize is not available for --target rv32")
+    if (args.l1_budget or args.l2_budget) and args.target != "gap9-emu":
+        raise GapforgeError("--l1-budget/--l2-budget apply to --target gap9-emu only")
+    passed, r = run_project(Path(args.project), args.target, args.timeout, args.sanitize,
+                            _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"))
     if not args.quiet:
         for l in r["layers"]:
             perf = f"instret={l['instret']}" if l.get("instret") else f"cycles={l.get('cycles', 0)}"

@@ -93,36 +93,42 @@ static void gf_interior(int32_t n_out, int32_t n_in, int32_t s, int32_t p, int32
 }
 
 #define GF_DW3_P 8 /* output pixels per depthwise 3x3 block */
+#ifndef GF_DW3_PAIRS
+#define GF_DW3_PAIRS 1
+#endif
 
-/* The column plan of a row (identical for every row of a channel): pixels [0, lead) and
- * [tail, ow) go through the per-pixel path; from lead on come an optional left-edge block (its
- * first input column is padding), nmid interior blocks and an optional right-edge block (its last
- * input column is padding). */
+/* The column plan of a depthwise 3x3 row (identical for every row of a layer): pixels
+ * [0, lead) and [tail, ow) go through the per-pixel path; from lead on come an optional left-edge
+ * block (its first input column is padding; left_zr: its last one too), nmid interior blocks and
+ * an optional right-edge block (its last input column is padding). x0 is the offset of input
+ * column lead*sx - pl + 1 (the first column loaded by the blocks' constant offsets). */
 typedef struct {
-    int32_t lead, left, nmid, right, tail;
+    int32_t lead, left, left_zr, nmid, right, tail, x0;
 } gf_dw3_plan_t;
 
-static void gf_dw3_make_plan(gf_dw3_plan_t *pl_, const gf_conv_shape_t *s, int32_t sx, int32_t P)
+static void gf_dw3_make_plan(gf_dw3_plan_t *pn, const gf_conv_shape_t *s, int32_t sx, int32_t P)
 {
     const int32_t W = s->w, ow = s->ow, pl = s->pl, span = (P - 1) * sx + 3;
     int32_t ox = 0;
-    pl_->left = pl_->nmid = pl_->right = 0;
+    pn->left = pn->left_zr = pn->nmid = pn->right = 0;
     while (ox < ow && ox * sx - pl < -1) /* two or more padded columns on the left */
         ox++;
-    pl_->lead = ox;
+    pn->lead = ox;
+    pn->x0 = ox * sx - pl + 1;
     if (ox + P <= ow && ox * sx - pl == -1 && ox * sx - pl + span <= W + 1) {
-        pl_->left = 1;
+        pn->left = 1;
+        pn->left_zr = ox * sx - pl + span == W + 1;
         ox += P;
     }
-    while (ox + P <= ow && ox * sx - pl + span <= W) {
-        pl_->nmid++;
+    while (!pn->left_zr && ox + P <= ow && ox * sx - pl >= 0 && ox * sx - pl + span <= W) {
+        pn->nmid++;
         ox += P;
     }
-    if (ox + P <= ow && ox * sx - pl >= 0 && ox * sx - pl + span == W + 1) {
-        pl_->right = 1;
+    if (!pn->left_zr && ox + P <= ow && ox * sx - pl >= 0 && ox * sx - pl + span == W + 1) {
+        pn->right = 1;
         ox += P;
     }
-    pl_->tail = ox;
+    pn->tail = ox;
 }
 
 #define XT int8_t

@@ -355,15 +355,15 @@ static void GF_S(gf_conv3x3)(const XT *x, const int8_t *w, const int32_t *bias, 
         a30 += wv * x0, a31 += wv * x1, a32 += wv * x2, a33 += wv * x3;                            \
     } while (0)
 
-GF_INLINE void GF_S(gf_c1_blk44)(const XT *xp, int32_t hw, const int8_t *wt, int32_t C, const int32_t sx,
-                                  const int32_t *b, const gf_rqc_t *rcs, void *y, size_t yidx, size_t ohw)
+GF_INLINE void GF_S(gf_c1_blk44)(const XT *xp, int32_t hw, const int8_t *wt, const int8_t *wend, const int32_t sx,
+                                  const int32_t *b, const gf_rqc_t *rcs, void *yo, size_t ohw)
 {
     int32_t a00 = b[0], a01 = b[0], a02 = b[0], a03 = b[0];
     int32_t a10 = b[1], a11 = b[1], a12 = b[1], a13 = b[1];
     int32_t a20 = b[2], a21 = b[2], a22 = b[2], a23 = b[2];
     int32_t a30 = b[3], a31 = b[3], a32 = b[3], a33 = b[3];
-    const int8_t *wend = wt + 4 * (C & ~7);
-    while (wt != wend) {
+    const int8_t *wend8 = wt + ((wend - wt) & ~31);
+    while (wt != wend8) {
         GF_C1_STEP(0);
         GF_C1_STEP(1);
         GF_C1_STEP(2);
@@ -374,15 +374,28 @@ GF_INLINE void GF_S(gf_c1_blk44)(const XT *xp, int32_t hw, const int8_t *wt, int
         GF_C1_STEP(7);
         wt += 32;
     }
-    wend = wt + 4 * (C & 7);
     while (wt != wend) {
         GF_C1_STEP(0);
         wt += 4;
     }
-    GF_STORE4(rcs, 0, y, yidx, a00, a01, a02, a03);
-    GF_STORE4(rcs, 1, y, yidx + ohw, a10, a11, a12, a13);
-    GF_STORE4(rcs, 2, y, yidx + 2 * ohw, a20, a21, a22, a23);
-    GF_STORE4(rcs, 3, y, yidx + 3 * ohw, a30, a31, a32, a33);
+    GF_STORE4(rcs, 0, yo, 0, a00, a01, a02, a03);
+    GF_STORE4(rcs, 1, yo, ohw, a10, a11, a12, a13);
+    GF_STORE4(rcs, 2, yo, 2 * ohw, a20, a21, a22, a23);
+    GF_STORE4(rcs, 3, yo, 3 * ohw, a30, a31, a32, a33);
+}
+
+/* One block per call: a fresh register file for the 16 accumulators (the call costs about
+ * 0.05 instructions per MAC at C = 64). */
+static GF_NOINLINE void GF_S(gf_c1_blk44_s1)(const XT *xp, int32_t hw, const int8_t *wt, const int8_t *wend,
+                                              const int32_t *b, const gf_rqc_t *rcs, void *yo, size_t ohw)
+{
+    GF_S(gf_c1_blk44)(xp, hw, wt, wend, 1, b, rcs, yo, ohw);
+}
+
+static GF_NOINLINE void GF_S(gf_c1_blk44_s2)(const XT *xp, int32_t hw, const int8_t *wt, const int8_t *wend,
+                                              const int32_t *b, const gf_rqc_t *rcs, void *yo, size_t ohw)
+{
+    GF_S(gf_c1_blk44)(xp, hw, wt, wend, 2, b, rcs, yo, ohw);
 }
 
 /* 4 output channels x 1 pixel (pixel tails), interleaved weights. */
@@ -402,26 +415,23 @@ static void GF_S(gf_c1_blk41)(const XT *xp, int32_t hw, const int8_t *wt, int32_
     gf_store1(rcs ? &rcs[3] : NULL, y, yidx + 3 * ohw, a3);
 }
 
-/* One row (or the whole flattened plane when stride is 1) of n output pixels, 4 channels. */
-GF_INLINE void GF_S(gf_c1_run_)(const XT *xp, int32_t n, int32_t hw, const int8_t *wt, int32_t C, const int32_t sx,
-                                const int32_t *b, const gf_rqc_t *rcs, void *y, size_t yidx, size_t ohw)
+/* One row (or the whole flattened plane when stride is 1) of n output pixels, 4 channels;
+ * sx is 1 or 2. */
+static void GF_S(gf_c1_run)(const XT *xp, int32_t n, int32_t hw, const int8_t *wt, int32_t C, int32_t sx,
+                             const int32_t *b, const gf_rqc_t *rcs, void *y, size_t yidx, size_t ohw)
 {
+    const size_t esz = rcs ? 1 : 4;
+    const int8_t *wend = wt + 4 * (size_t)C;
     int32_t p = 0;
-    for (; p + 4 <= n; p += 4)
-        GF_S(gf_c1_blk44)(xp + (size_t)p * sx, hw, wt, C, sx, b, rcs, y, yidx + p, ohw);
+    for (; p + 4 <= n; p += 4) {
+        void *yo = (uint8_t *)y + (yidx + p) * esz;
+        if (sx == 1)
+            GF_S(gf_c1_blk44_s1)(xp + p, hw, wt, wend, b, rcs, yo, ohw);
+        else
+            GF_S(gf_c1_blk44_s2)(xp + (size_t)p * 2, hw, wt, wend, b, rcs, yo, ohw);
+    }
     for (; p < n; p++)
         GF_S(gf_c1_blk41)(xp + (size_t)p * sx, hw, wt, C, b, rcs, y, yidx + p, ohw);
-}
-
-static GF_NOINLINE void GF_S(gf_c1_run)(const XT *xp, int32_t n, int32_t hw, const int8_t *wt, int32_t C, int32_t sx,
-                                         const int32_t *b, const gf_rqc_t *rcs, void *y, size_t yidx, size_t ohw)
-{
-    if (sx == 1)
-        GF_S(gf_c1_run_)(xp, n, hw, wt, C, 1, b, rcs, y, yidx, ohw);
-    else if (sx == 2)
-        GF_S(gf_c1_run_)(xp, n, hw, wt, C, 2, b, rcs, y, yidx, ohw);
-    else
-        GF_S(gf_c1_run_)(xp, n, hw, wt, C, sx, b, rcs, y, yidx, ohw);
 }
 
 static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
@@ -432,7 +442,7 @@ static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, 
     const int flat = s->sy == 1 && s->sx == 1 && s->oh == s->h && s->ow == s->w;
     int8_t wt[GF_CONV_WBUF_BYTES];
     int32_t o, c, r, oy;
-    if (4 * C > GF_CONV_WBUF_BYTES) {
+    if (4 * C > GF_CONV_WBUF_BYTES || s->sx > 2) {
         GF_S(gf_conv_general)(x, w, bias, s, rq, y);
         return;
     }
@@ -442,9 +452,16 @@ static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, 
         int32_t b[4];
         for (r = 0; r < 4; r++)
             b[r] = gf_bias(bias, o + r);
-        for (c = 0; c < C; c++)
-            for (r = 0; r < 4; r++)
-                wt[4 * c + r] = w[(size_t)(o + r) * C + c];
+        {
+            const int8_t *w0 = w + (size_t)o * C, *w1 = w0 + C, *w2 = w1 + C, *w3 = w2 + C;
+            int8_t *d = wt;
+            for (c = 0; c < C; c++, d += 4) {
+                d[0] = w0[c];
+                d[1] = w1[c];
+                d[2] = w2[c];
+                d[3] = w3[c];
+            }
+        }
         if (flat) {
             GF_S(gf_c1_run)(x, hw, hw, wt, C, 1, b, rcs, y, (size_t)o * ohw, ohw);
         } else {
@@ -468,25 +485,29 @@ static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, 
 /* =============================================================================================
  * Depthwise (groups == C == O), any kernel / stride / padding, dilation 1.
  *
- * 3x3 with stride 1x1 or 2x2 and requantized output. A block is GF_DW3_P output pixels of one
- * row. Per kernel row the 3 weights are loaded once (each is used P times) and the input values
- * of that row are streamed: each one is multiplied into every accumulator that uses it right
- * after its load, so only P accumulators, 3 weights and one input value are live. A row whose
- * window leaves the input at the top or bottom uses a window moved inside the input with the
- * weights of the missing kernel rows set to 0, so every row runs the same code. Columns: blocks
- * whose input columns bx .. bx + (P-1)*SX + 2 stay within one column of padding at each end
- * (zl / zr: that column is a constant 0); blocks touching no padding are a separate variant.
+ * 3x3 with stride 1x1 or 2x2 and requantized output: a block is NO (1 or 2) output rows x
+ * GF_DW3_P output pixels. Its 9 weights are loaded once per block; the NO*(P)-accumulator block
+ * walks its (NO-1)*S + 3 input rows, streaming each input value into every accumulator that uses
+ * it right after the load (two output rows share the input rows they have in common). A row
+ * whose window leaves the input at the top or bottom uses a window moved inside the input with
+ * the weights of the missing kernel rows set to 0, so every row runs the same code. Columns: a
+ * per-channel plan (gf_dw3_plan_t) splits a row into an optional left-edge block (first input
+ * column is padding: a constant 0 instead of a load), interior blocks (no test at all), an
+ * optional right-edge block and, only for padding >= 2 or odd widths, per-pixel leftovers.
  */
-
-GF_INLINE void GF_S(gf_dw3_blk)(const XT *rp, int32_t W, const int P, const int SX, const int zl, const int zr,
-                                 const int8_t *k, int32_t bias, const gf_rqc_t *rc, uint8_t *y)
+GF_INLINE void GF_S(gf_dw3_blk)(const XT *rp, int32_t W, const int NO, const int P, const int S, const int zl,
+                                 const int zr, const int8_t *k, int32_t bias, const gf_rqc_t *rc, uint8_t *y,
+                                 int32_t ow)
 {
-    const int NT = (P - 1) * SX + 3;
-    int32_t acc[GF_DW3_P];
-    int i, t, p;
-    GF_UNROLL for (p = 0; p < P; p++) acc[p] = bias;
-    GF_UNROLL for (i = 0; i < 3; i++) {
-        const int32_t k0 = k[3 * i], k1 = k[3 * i + 1], k2 = k[3 * i + 2];
+    const int NT = (P - 1) * S + 3, NU = (NO - 1) * S + 3;
+    int32_t acc[2][GF_DW3_P];
+    int u, t, q, p;
+    GF_UNROLL for (q = 0; q < NO; q++) GF_UNROLL for (p = 0; p < P; p++) acc[q][p] = bias;
+    GF_UNROLL for (u = 0; u < NU; u++) {
+        /* weights are (re)loaded per input row: laundering the pointer keeps gcc from merging the
+         * loads of different rows, which would keep all 9 live next to the accumulators */
+        const int8_t *ku = k;
+        GF_KEEP(ku);
         GF_UNROLL for (t = 0; t < NT; t++) {
             int32_t xv;
             if (t == 0)
@@ -495,21 +516,20 @@ GF_INLINE void GF_S(gf_dw3_blk)(const XT *rp, int32_t W, const int P, const int 
                 xv = zr ? 0 : rp[t - 1];
             else
                 xv = rp[t - 1];
-            GF_UNROLL for (p = 0; p < P; p++) {
-                const int j = t - p * SX;
-                if (j == 0)
-                    acc[p] += k0 * xv;
-                else if (j == 1)
-                    acc[p] += k1 * xv;
-                else if (j == 2)
-                    acc[p] += k2 * xv;
+            GF_UNROLL for (q = 0; q < NO; q++) {
+                const int i = u - q * S;
+                GF_UNROLL for (p = 0; p < P; p++) {
+                    const int j = t - p * S;
+                    if (i >= 0 && i < 3 && j >= 0 && j < 3)
+                        acc[q][p] += ku[3 * i + j] * xv;
+                }
             }
         }
         rp += W;
     }
     {
         GF_RQ_DECL(rc);
-        GF_UNROLL for (p = 0; p < P; p++) GF_RQ_ONE(y, p, acc[p]);
+        GF_UNROLL for (q = 0; q < NO; q++) GF_UNROLL for (p = 0; p < P; p++) GF_RQ_ONE(y + q * ow, p, acc[q][p]);
     }
 }
 
@@ -524,110 +544,128 @@ static void GF_S(gf_dw3_pixel)(const XT *xc, const int8_t *wc, const gf_conv_sha
     *y = (uint8_t)gf_rqc_apply(rc, acc);
 }
 
-/* One output row: xrow is the input row read by kernel row 0 of k (k may be a copy of the
- * weights with zeroed rows, see gf_dw3_channel). */
-GF_INLINE void GF_S(gf_dw3_row)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
-                                 const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy, const int SX,
-                                 int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
+/* NO output rows from oy: xrow is the input row read by kernel row 0 of k for row oy (k may be
+ * a copy of the weights with zeroed rows, see gf_dw3_border_row). */
+GF_INLINE void GF_S(gf_dw3_rows)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
+                                  const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy, const int NO,
+                                  const int S, int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
 {
-    const int32_t W = s->w, pl = s->pl;
-    int32_t ox;
+    const int32_t W = s->w, ow = s->ow;
+    int32_t ox, q;
     for (ox = 0; ox < plan->lead; ox++)
-        GF_S(gf_dw3_pixel)(xc, wc, s, oy, ox, bias, rc, yrow + ox);
+        for (q = 0; q < NO; q++)
+            GF_S(gf_dw3_pixel)(xc, wc, s, oy + q, ox, bias, rc, yrow + q * ow + ox);
     {
-        const XT *xp = xrow + (ox * SX - pl + 1);
-        uint8_t *yp = yrow + ox, *yend;
+        const XT *xp = xrow + plan->x0;
+        uint8_t *yp = yrow + plan->lead, *yend;
         if (plan->left) {
-            GF_S(gf_dw3_blk)(xp, W, GF_DW3_P, SX, 1, !plan->nmid && !plan->right && plan->tail == plan->lead + GF_DW3_P
-                             && (ox * SX - pl + (GF_DW3_P - 1) * SX + 3 == W + 1), k, bias, rc, yp);
-            xp += GF_DW3_P * SX;
+            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_P, S, 1, plan->left_zr, k, bias, rc, yp, ow);
+            xp += GF_DW3_P * S;
             yp += GF_DW3_P;
         }
         yend = yp + plan->nmid * GF_DW3_P;
         while (yp != yend) { /* interior: no test, pointers advance */
-            GF_S(gf_dw3_blk)(xp, W, GF_DW3_P, SX, 0, 0, k, bias, rc, yp);
-            xp += GF_DW3_P * SX;
+            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_P, S, 0, 0, k, bias, rc, yp, ow);
+            xp += GF_DW3_P * S;
             yp += GF_DW3_P;
         }
         if (plan->right)
-            GF_S(gf_dw3_blk)(xp, W, GF_DW3_P, SX, 0, 1, k, bias, rc, yp);
+            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_P, S, 0, 1, k, bias, rc, yp, ow);
     }
-    for (ox = plan->tail; ox < s->ow; ox++)
-        GF_S(gf_dw3_pixel)(xc, wc, s, oy, ox, bias, rc, yrow + ox);
+    for (ox = plan->tail; ox < ow; ox++)
+        for (q = 0; q < NO; q++)
+            GF_S(gf_dw3_pixel)(xc, wc, s, oy + q, ox, bias, rc, yrow + q * ow + ox);
 }
 
 /* A row whose 3-row window leaves the input (top / bottom padding): the window is moved to rows
  * r0 .. r0+2 inside the input and each of its rows gets the weights of the kernel row that reads
  * it, or zeros. */
-GF_INLINE void GF_S(gf_dw3_border_row)(const XT *xc, const int8_t *wc, const gf_conv_shape_t *s,
-                                        const gf_dw3_plan_t *plan, int32_t oy, const int SX, int32_t bias,
-                                        const gf_rqc_t *rc, uint8_t *yrow)
+static void GF_S(gf_dw3_border_row)(const XT *xc, const int8_t *wc, const gf_conv_shape_t *s,
+                                     const gf_dw3_plan_t *plan, int32_t oy, int32_t bias, const gf_rqc_t *rc,
+                                     uint8_t *yrow)
 {
-    const int32_t H = s->h, by = oy * SX - s->pt;
+    const int32_t H = s->h, by = oy * s->sy - s->pt;
     int32_t u, t;
     if (H >= 3) {
         const int32_t r0 = by < 0 ? 0 : H - 3;
+        const XT *xrow = xc + (size_t)r0 * s->w;
         int8_t kz[9];
         for (u = 0; u < 3; u++) {
             const int32_t i = r0 + u - by; /* kernel row that reads input row r0 + u */
             for (t = 0; t < 3; t++)
                 kz[3 * u + t] = (int8_t)((i >= 0 && i < 3) ? wc[3 * i + t] : 0);
         }
-        GF_S(gf_dw3_row)(xc, xc + (size_t)r0 * s->w, wc, kz, s, plan, oy, SX, bias, rc, yrow);
+        if (s->sx == 1)
+            GF_S(gf_dw3_rows)(xc, xrow, wc, kz, s, plan, oy, 1, 1, bias, rc, yrow);
+        else
+            GF_S(gf_dw3_rows)(xc, xrow, wc, kz, s, plan, oy, 1, 2, bias, rc, yrow);
     } else { /* fewer than 3 input rows */
         for (t = 0; t < s->ow; t++)
             GF_S(gf_dw3_pixel)(xc, wc, s, oy, t, bias, rc, yrow + t);
     }
 }
 
+/* Rows [oy_a, oy_b) of a channel, all 3 input rows inside: pairs, then a last single row. */
 GF_INLINE void GF_S(gf_dw3_channel)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc, uint8_t *yc,
-                                     const gf_conv_shape_t *s, const int SX)
+                                     const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy_a,
+                                     int32_t oy_b, const int S)
 {
     const int32_t ow = s->ow;
-    gf_dw3_plan_t plan;
-    int32_t oy, oy_a, oy_b;
-    gf_dw3_make_plan(&plan, s, SX, GF_DW3_P);
-    gf_interior(s->oh, s->h, SX, s->pt, 3, &oy_a, &oy_b); /* rows whose 3 input rows all exist */
-    for (oy = 0; oy < oy_a; oy++)
-        GF_S(gf_dw3_border_row)(xc, wc, s, &plan, oy, SX, bias, rc, yc + (size_t)oy * ow);
-    if (oy_a < oy_b) {
-        const XT *xrow = xc + (size_t)(oy_a * SX - s->pt) * s->w;
-        const size_t xstep = (size_t)SX * s->w;
-        uint8_t *yrow = yc + (size_t)oy_a * ow;
-        for (; oy < oy_b; oy++) {
-            GF_S(gf_dw3_row)(xc, xrow, wc, wc, s, &plan, oy, SX, bias, rc, yrow);
-            xrow += xstep;
-            yrow += ow;
-        }
+    const XT *xrow = xc + (size_t)(oy_a * S - s->pt) * s->w;
+    const size_t xstep = (size_t)S * s->w;
+    uint8_t *yrow = yc + (size_t)oy_a * ow;
+    int32_t oy = oy_a;
+    for (; GF_DW3_PAIRS && oy + 2 <= oy_b; oy += 2) {
+        GF_S(gf_dw3_rows)(xc, xrow, wc, wc, s, plan, oy, 2, S, bias, rc, yrow);
+        xrow += 2 * xstep;
+        yrow += 2 * ow;
     }
-    for (; oy < s->oh; oy++)
-        GF_S(gf_dw3_border_row)(xc, wc, s, &plan, oy, SX, bias, rc, yc + (size_t)oy * ow);
+    for (; oy < oy_b; oy++) {
+        GF_S(gf_dw3_rows)(xc, xrow, wc, wc, s, plan, oy, 1, S, bias, rc, yrow);
+        xrow += xstep;
+        yrow += ow;
+    }
 }
 
 static GF_NOINLINE void GF_S(gf_dw3_ch_s1)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc,
-                                            uint8_t *yc, const gf_conv_shape_t *s)
+                                            uint8_t *yc, const gf_conv_shape_t *s, const gf_dw3_plan_t *plan,
+                                            int32_t oy_a, int32_t oy_b)
 {
-    GF_S(gf_dw3_channel)(xc, wc, bias, rc, yc, s, 1);
+    GF_S(gf_dw3_channel)(xc, wc, bias, rc, yc, s, plan, oy_a, oy_b, 1);
 }
 
 static GF_NOINLINE void GF_S(gf_dw3_ch_s2)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc,
-                                            uint8_t *yc, const gf_conv_shape_t *s)
+                                            uint8_t *yc, const gf_conv_shape_t *s, const gf_dw3_plan_t *plan,
+                                            int32_t oy_a, int32_t oy_b)
 {
-    GF_S(gf_dw3_channel)(xc, wc, bias, rc, yc, s, 2);
+    GF_S(gf_dw3_channel)(xc, wc, bias, rc, yc, s, plan, oy_a, oy_b, 2);
 }
 
 static void GF_S(gf_dw3)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
                           const gf_requant_t *rq, void *y)
 {
     const size_t hw = (size_t)s->h * s->w, ohw = (size_t)s->oh * s->ow;
-    int32_t c;
+    gf_dw3_plan_t plan;
+    int32_t c, oy, oy_a, oy_b;
+    gf_dw3_make_plan(&plan, s, s->sx, GF_DW3_P);
+    gf_interior(s->oh, s->h, s->sy, s->pt, 3, &oy_a, &oy_b); /* rows whose 3 input rows all exist */
     for (c = 0; c < s->c; c++) {
+        const XT *xc = x + c * hw;
+        const int8_t *wc = w + (size_t)c * 9;
+        const int32_t b = gf_bias(bias, c);
+        uint8_t *yc = (uint8_t *)y + c * ohw;
         gf_rqc_t rc;
         gf_rqc_init(&rc, rq, gf_rq_channel(rq, c));
-        if (s->sx == 1)
-            GF_S(gf_dw3_ch_s1)(x + c * hw, w + (size_t)c * 9, gf_bias(bias, c), &rc, (uint8_t *)y + c * ohw, s);
-        else
-            GF_S(gf_dw3_ch_s2)(x + c * hw, w + (size_t)c * 9, gf_bias(bias, c), &rc, (uint8_t *)y + c * ohw, s);
+        for (oy = 0; oy < oy_a; oy++)
+            GF_S(gf_dw3_border_row)(xc, wc, s, &plan, oy, b, &rc, yc + (size_t)oy * s->ow);
+        if (oy_a < oy_b) {
+            if (s->sx == 1)
+                GF_S(gf_dw3_ch_s1)(xc, wc, b, &rc, yc, s, &plan, oy_a, oy_b);
+            else
+                GF_S(gf_dw3_ch_s2)(xc, wc, b, &rc, yc, s, &plan, oy_a, oy_b);
+        }
+        for (oy = oy_b > oy_a ? oy_b : oy_a; oy < s->oh; oy++)
+            GF_S(gf_dw3_border_row)(xc, wc, s, &plan, oy, b, &rc, yc + (size_t)oy * s->ow);
     }
 }
 

@@ -53,6 +53,30 @@ typedef struct {
     int64_t o;
 } gf_rqc_t;
 
+/* clamp(rne_shift(v, sh) + zp, lo, hi) for any v and 1 <= sh <= 62, exactly as
+ * gf_requant_finish, but for sh >= 32 (every multiplier below 2^-1) with 32-bit operations on the
+ * high word instead of a variable 64-bit shift (about 20 instructions on RV32 instead of 40). */
+GF_INLINE int32_t gf_rne_finish64(int64_t v, int32_t sh, int32_t zp, int32_t lo, int32_t hi)
+{
+    if (sh >= 32) {
+        const uint32_t vl = (uint32_t)v;
+        const int32_t vh = (int32_t)(v >> 32);
+        const int32_t k = sh - 32;
+        const int32_t f = vh >> k;
+        int32_t up;
+        int64_t y;
+        if (k == 0) {
+            up = vl > 0x80000000u || (vl == 0x80000000u && (f & 1));
+        } else {
+            const uint32_t rh = (uint32_t)vh & (((uint32_t)1 << k) - 1u), hh = (uint32_t)1 << (k - 1);
+            up = rh > hh || (rh == hh && (vl != 0u || (f & 1)));
+        }
+        y = (int64_t)f + up + zp;
+        return (int32_t)(y < lo ? lo : (y > hi ? hi : y));
+    }
+    return gf_requant_finish(v, sh, zp, lo, hi);
+}
+
 /* Constants of channel ch of rq (ch is already reduced: 0 for per-tensor). */
 void gf_rqc_init(gf_rqc_t *c, const gf_requant_t *rq, int32_t ch);
 

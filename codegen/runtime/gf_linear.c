@@ -82,15 +82,16 @@
         }                                                                                          \
     }
 
+/* One requantization per output: the exact 64-bit path directly (cheaper than preparing the
+ * per-channel shortcut constants for a single use). */
 static void gf_lin_store(const int32_t *acc, int32_t n, int32_t r0, const gf_requant_t *rq, void *y)
 {
     int32_t j;
     if (rq) {
         uint8_t *yb = (uint8_t *)y + r0;
         for (j = 0; j < n; j++) {
-            gf_rqc_t rc;
-            gf_rqc_init(&rc, rq, gf_rq_channel(rq, r0 + j));
-            yb[j] = (uint8_t)gf_rqc_apply(&rc, acc[j]);
+            const int32_t c = gf_rq_channel(rq, r0 + j);
+            yb[j] = (uint8_t)gf_rne_finish64(rq->o[c] + (int64_t)acc[j] * rq->m[c], rq->sh[c], rq->zp, rq->lo, rq->hi);
         }
     } else {
         int32_t *yi = (int32_t *)y + r0;

@@ -35,7 +35,7 @@ void gf_rqc_init(gf_rqc_t *c, const gf_requant_t *rq, int32_t ch)
 
 GF_NOINLINE int32_t gf_rqc_slow(const gf_rqc_t *c, int32_t q)
 {
-    return gf_requant_finish(c->o + (int64_t)q * c->m, c->sh, c->zp, c->lo, c->hi);
+    return gf_rne_finish64(c->o + (int64_t)q * c->m, c->sh, c->zp, c->lo, c->hi);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -102,7 +102,7 @@ void gf_requantize(const void *x, gf_dtype_t in_t, int32_t n, int32_t inner, con
                 int32_t sh = rq->sh[ch];                                                           \
                 for (; i < end; i++) {                                                             \
                     int64_t acc = o + (int64_t)as[i] * ma + (int64_t)bs[i] * mb;                   \
-                    yb[i] = (uint8_t)gf_requant_finish(acc, sh, zp, lo, hi);                       \
+                    yb[i] = (uint8_t)gf_rne_finish64(acc, sh, zp, lo, hi);                         \
                 }                                                                                  \
                 if (++ch == nch)                                                                   \
                     ch = 0;                                                                        \

@@ -1,0 +1,171 @@
+"""L2 / L3 placement of parameters and activation buffers, and the per-layer plan report.
+
+Rule (documented objective): keep everything in L2 if it fits the L2 budget; otherwise move the
+parameter blob to L3 (weights are streamed tile by tile through L2 bounce buffers); if that is
+not enough, move activation buffers to L3, largest first, until the L2 arena, the L2 parameters,
+the FC scratch buffer and the largest per-layer set of bounce buffers fit. Buffers that the
+fabric controller touches directly (concat and permute operands) stay in L2. L2 and L3 each get
+their own static arena from the same liveness planner as the other targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from codegen.gap9.hw import Budgets, align
+from codegen.gap9.tiling import TilePlan
+from codegen.memory import Buffer, MemoryPlan, plan_arena
+from codegen.program import Program
+from gapforge.errors import GapforgeError
+from gapforge.plan import Plan
+
+L2, L3 = "L2", "L3"
+FC_DIRECT = {"concat", "permute"}
+
+
+class PlacementError(GapforgeError):
+    pass
+
+
+@dataclass
+class Placement:
+    params: str
+    buffer_level: dict[str, str]  # buffer name -> L2/L3
+    l2: MemoryPlan
+    l3: MemoryPlan
+    bounce: dict[int, int]  # step index -> L2 bounce bytes
+    budgets: Budgets
+    l2_total: int  # peak L2 use: arena + params + scratch + largest bounce set
+    l3_total: int
+    layers: list[dict] = field(default_factory=list)
+
+    def level_of(self, program: Program, tensor: str) -> str:
+        return self.buffer_level[program.memory.tensor_buffer[tensor]]
+
+    def offset_of(self, program: Program, tensor: str) -> int:
+        base = program.memory.tensor_buffer[tensor]
+        return (self.l2 if self.buffer_level[base] == L2 else self.l3).buffers[base].offset
+
+
+def _operands(call) -> dict[str, str]:
+    ops = {"out": call.name}
+    if call.inputs:
+        ops["in"] = call.inputs[0].name
+    if len(call.inputs) > 1:
+        ops["in2"] = call.inputs[1].name
+    return ops
+
+
+def _bounce(tp: TilePlan, levels: dict[str, str], params_level: str) -> int:
+    """L2 bounce bytes of one layer: nbuf x buffer for every operand that lives in L3."""
+    if tp.tiling == "fc":
+        return 0
+    total = 0
+    nb = 2 if tp.double_buffered else 1
+    for key, size in tp.buffers.items():
+        if not size:
+            continue
+        lvl = params_level if key in ("w", "p") else levels.get(key, L2)
+        if lvl == L3:
+            total += (1 if key in tp.resident else nb) * align(size)
+    return total
+
+
+def _arena(buffers: list[Buffer], views: dict[str, str]) -> MemoryPlan:
+    copies = [Buffer(b.name, b.size, b.first, b.last, aliases=list(b.aliases)) for b in buffers]
+    keep = {b.name for b in buffers}
+    return plan_arena(copies, {t: base for t, base in views.items() if base in keep})
+
+
+def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets) -> Placement:
+    mem = program.memory
+    buffers = list(mem.buffers.values())
+    views = {t: b for t, b in mem.tensor_buffer.items() if t != b}
+    pinned = set()
+    for call, step in zip(program.calls, plan.steps):
+        if step.kind in FC_DIRECT:
+            pinned.update(mem.tensor_buffer[t] for t in [call.name, *[i.name for i in call.inputs]])
+    params_bytes = len(program.params)
+    scratch = budgets.hw.l2_scratch
+    l3_set: set[str] = set()
+    params_level = L2
+
+    def evaluate():
+        levels = {b.name: (L3 if b.name in l3_set else L2) for b in buffers}
+        l2_plan = _arena([b for b in buffers if levels[b.name] == L2], views)
+        l3_plan = _arena([b for b in buffers if levels[b.name] == L3], views)
+        bounce = {}
+        for call, tp in zip(program.calls, tiles):
+            ops = {k: levels[mem.tensor_buffer[t]] for k, t in _operands(call).items()}
+            bounce[call.index] = _bounce(tp, ops, params_level)
+        l2_total = l2_plan.arena_size + (align(params_bytes) if params_level == L2 else 0) + scratch + \
+            max(bounce.values(), default=0)
+        return levels, l2_plan, l3_plan, bounce, l2_total
+
+    levels, l2_plan, l3_plan, bounce, l2_total = evaluate()
+    if l2_total > budgets.l2:
+        params_level = L3
+        levels, l2_plan, l3_plan, bounce, l2_total = evaluate()
+    for b in sorted((b for b in buffers if b.name not in pinned), key=lambda b: -b.size):
+        if l2_total <= budgets.l2:
+            break
+        l3_set.add(b.name)
+        levels, l2_plan, l3_plan, bounce, l2_total = evaluate()
+    if l2_total > budgets.l2:
+        raise PlacementError(f"the network needs {l2_total} bytes of L2 even with the parameters and every "
+                             f"movable activation in L3 (budget {budgets.l2})",
+                             hint="raise --l2-budget or reduce the largest concat/permute tensors")
+    l3_total = l3_plan.arena_size + (align(params_bytes) if params_level == L3 else 0)
+    if l3_total > budgets.l3:
+        raise PlacementError(f"L3 needs {l3_total} bytes, more than the {budgets.l3} bytes of L3")
+    p = Placement(params_level, levels, l2_plan, l3_plan, bounce, budgets, l2_total, l3_total)
+    p.layers = report_rows(program, plan, tiles, p)
+    return p
+
+
+def report_rows(program: Program, plan: Plan, tiles: list[TilePlan], p: Placement) -> list[dict]:
+    rows = []
+    base_l2 = p.l2.arena_size + (align(len(program.params)) if p.params == L2 else 0) + p.budgets.hw.l2_scratch
+    for call, step, tp in zip(program.calls, plan.steps, tiles):
+        ops = _operands(call)
+        levels = {k: p.level_of(program, t) for k, t in ops.items()}
+        dma = {"l3_to_l2": 0, "l2_to_l1": 0, "l1_to_l2": 0, "l2_to_l3": 0}
+        if tp.tiling != "fc":
+            for key, nbytes in tp.dma.items():
+                if key == "out":
+                    dma["l1_to_l2"] += nbytes
+                    if levels["out"] == L3:
+                        dma["l2_to_l3"] += nbytes
+                    continue
+                dma["l2_to_l1"] += nbytes
+                src = p.params if key in ("w", "p") else levels.get(key, L2)
+                if src == L3:
+                    dma["l3_to_l2"] += nbytes
+        rows.append({
+            "index": call.index, "name": call.name, "kind": call.kind, "tiling": tp.tiling,
+            "levels": {**levels, **({"params": p.params} if tp.tiling in ("conv", "linear") or step.requant is not None
+                                    else {})},
+            "tile": tp.tile, "tile_counts": tp.counts, "tiles": tp.n_tiles, "cores": tp.cores,
+            "l1_bytes": tp.l1_bytes, "l1_buffers": tp.buffers, "resident": tp.resident,
+            "dma_bytes": dma, "l2_peak_bytes": base_l2 + p.bounce[call.index],
+            "l3_peak_bytes": p.l3_total,
+        })
+    return rows
+
+
+def format_report(placement: Placement, network: str) -> str:
+    b = placement.budgets
+    lines = [f"GAP9 plan for '{network}': L1 budget {b.l1} B, L2 budget {b.l2} B, L3 {b.l3} B; parameters in "
+             f"{placement.params}; L2 arena {placement.l2.arena_size} B, L3 arena {placement.l3.arena_size} B; "
+             f"peak L2 {placement.l2_total} B, L3 {placement.l3_total} B",
+             f"{'#':>3} {'layer':<34} {'kind':<16} {'in':<3} {'out':<3} {'par':<3} {'tile':<16} {'tiles':>6} "
+             f"{'L1 B':>7} {'L3->L2':>9} {'L2->L1':>9} {'L1->L2':>9} {'L2->L3':>9}"]
+    for r in placement.layers:
+        t = r["tile"]
+        tile = "x".join(str(v) for v in t.values()) if t else "-"
+        lv = r["levels"]
+        d = r["dma_bytes"]
+        lines.append(f"{r['index']:>3} {r['name'][:34]:<34} {r['kind'][:16]:<16} {lv.get('in', '-'):<3} "
+                     f"{lv.get('out', '-'):<3} {lv.get('params', '-'):<3} {tile:<16} {r['tiles']:>6} "
+                     f"{r['l1_bytes']:>7} {d['l3_to_l2']:>9} {d['l2_to_l1']:>9} {d['l1_to_l2']:>9} {d['l2_to_l3']:>9}")
+    return "\n".join(lines)

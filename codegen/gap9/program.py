@@ -1,0 +1,173 @@
+"""GAP9 program: the generic program plus tiling, placement and one layer descriptor per tiled step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from codegen.gap9.hw import DEFAULT, Budgets, align
+from codegen.gap9.placement import L3, Placement, place
+from codegen.gap9.tiling import TilePlan, eltwise_layout, tile_step
+from codegen.program import Program, build_program
+from gapforge.errors import GapforgeError
+from gapforge.plan import Plan
+
+OP_ENUM = {"gf_conv2d": "GF_OP_CONV", "gf_conv2d_3x3": "GF_OP_CONV3X3", "gf_conv2d_1x1": "GF_OP_CONV1X1",
+           "gf_dwconv2d": "GF_OP_DWCONV", "gf_maxpool2d": "GF_OP_MAXPOOL", "gf_avgpool2d": "GF_OP_AVGPOOL",
+           "gf_trunc_avgpool2d": "GF_OP_TRUNCPOOL", "gf_linear": "GF_OP_LINEAR", "gf_add": "GF_OP_ADD",
+           "gf_requantize": "GF_OP_REQUANT", "gf_relu": "GF_OP_RELU"}
+TILING_ENUM = {"conv": "GF_TILING_CONV", "linear": "GF_TILING_LINEAR", "eltwise": "GF_TILING_ELTWISE"}
+FAULTS = {"none": 0, "no-barrier": 1, "no-dma-wait": 2}
+
+
+@dataclass(frozen=True)
+class LayerRec:
+    """One gf_layer_t initializer (field order = gf_gap9.h)."""
+
+    name: str
+    tiling: str
+    op: str
+    shape: tuple[int, ...]
+    in_t: str
+    in2_t: str
+    out_t: str
+    w_off: int
+    b_off: int
+    m_off: int
+    sh_off: int
+    o_off: int
+    rq_sources: int
+    rq_channels: int
+    zp: int
+    lo: int
+    hi: int
+    shift: int
+    floor_rounding: int
+    k: int
+    o: int
+    n: int
+    inner: int
+    chans: int
+    relu_zp: int
+    tile_co: int
+    tile_oh: int
+    tile_ow: int
+    tile_planes: int
+    tile_elems: int
+    buf_in: int
+    buf_in2: int
+    buf_w: int
+    buf_p: int
+    buf_out: int
+    w_resident: int
+    p_resident: int
+    in_resident: int
+    cores: int
+    fault: int
+
+    def initializer(self) -> str:
+        vals = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "name":
+                vals.append(f'"{v}"')
+            elif f.name == "shape":
+                vals.append("{" + ", ".join(str(x) for x in v) + "}")
+            else:
+                vals.append(str(v))
+        return "{" + ", ".join(vals) + "}"
+
+
+@dataclass(frozen=True)
+class OperandRec:
+    level: str  # GF_MEM_L2 / GF_MEM_L3
+    offset: int
+
+
+@dataclass
+class Gap9Program:
+    program: Program
+    tiles: list[TilePlan]
+    placement: Placement
+    layers: dict[int, tuple[int, LayerRec, dict[str, OperandRec]]]  # step -> (layer index, record, operands)
+    outputs: dict[int, OperandRec]  # step -> location of its output (golden comparison)
+
+    def plan_json(self) -> dict:
+        p = self.placement
+        return {"budgets": p.budgets.to_json(), "params_level": p.params,
+                "l2": {"arena_bytes": p.l2.arena_size, "liveness_lower_bound_bytes": p.l2.lower_bound,
+                       "peak_bytes": p.l2_total, "scratch_bytes": p.budgets.hw.l2_scratch},
+                "l3": {"arena_bytes": p.l3.arena_size, "peak_bytes": p.l3_total},
+                "buffers": {name: lvl for name, lvl in sorted(p.buffer_level.items())},
+                "layers": p.layers}
+
+
+def _region_offsets(program: Program, ident: str) -> dict[str, int]:
+    return {r.name.rsplit(".", 1)[1]: r.offset for r in program.regions if r.name.rsplit(".", 1)[0] == ident}
+
+
+def _loc(placement: Placement, program: Program, tensor: str) -> OperandRec:
+    lvl = placement.level_of(program, tensor)
+    return OperandRec("GF_MEM_L3" if lvl == L3 else "GF_MEM_L2", placement.offset_of(program, tensor))
+
+
+def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_budget: int | None,
+                       fault: str = "none", tile_l1_budget: int | None = None) -> Gap9Program:
+    """``tile_l1_budget`` (tests only) plans tiles for a different L1 budget than the one recorded."""
+    budgets: Budgets = DEFAULT.with_budgets(l1_budget, l2_budget)
+    tiling_budgets = DEFAULT.with_budgets(tile_l1_budget or budgets.l1, budgets.l2)
+    generic = build_program(plan, case_dir)
+    tiles = [tile_step(step, plan.net, tiling_budgets) for step in plan.steps]
+    placement = place(generic, plan, tiles, budgets)
+    program = build_program(plan, case_dir, offset_of=lambda t: placement.offset_of(generic, t))
+    layers, outputs = {}, {}
+    for call, step, tp in zip(program.calls, plan.steps, tiles):
+        outputs[call.index] = _loc(placement, program, call.name)
+        if tp.tiling == "fc":
+            continue
+        regions = _region_offsets(program, call.ident)
+        rq = step.requant
+        out_t = plan.net.tensors[step.output]
+        shape = call.shape or (0,) * 17
+        n = inner = chans = 0
+        if tp.tiling == "eltwise":
+            chans, inner, n = eltwise_layout(step, plan.net)
+        k = o = 0
+        if tp.tiling == "linear":
+            op = plan.net.op_by_name(step.main_op)
+            o, k = op.params["weight"].shape
+        lo, hi = out_t.qrange() if out_t.kind == "quant" else (0, 0)
+        rec = LayerRec(
+            name=call.name, tiling=TILING_ENUM[tp.tiling], op=OP_ENUM[call.kernel], shape=tuple(shape),
+            in_t=call.inputs[0].dtype, in2_t=call.inputs[1].dtype if len(call.inputs) > 1 else "GF_S8",
+            out_t=call.out.dtype,
+            w_off=regions.get("w", -1), b_off=regions.get("b", -1), m_off=regions.get("m", -1),
+            sh_off=regions.get("sh", -1), o_off=regions.get("o", -1),
+            rq_sources=int(rq.m.shape[0]) if rq is not None else 0, rq_channels=rq.channels if rq is not None else 1,
+            zp=rq.zp if rq is not None else 0, lo=rq.lo if rq is not None else lo,
+            hi=rq.hi if rq is not None else hi,
+            shift=step.attrs.get("shift", 0), floor_rounding=int(step.attrs.get("rounding") == "floor"),
+            k=k, o=o, n=n, inner=inner, chans=chans,
+            relu_zp=out_t.zero_point if step.kind == "relu" else 0,
+            tile_co=tp.tile.get("co", 0), tile_oh=tp.tile.get("oh", 0), tile_ow=tp.tile.get("ow", 0),
+            tile_planes=tp.tile.get("planes", 0), tile_elems=tp.tile.get("elems", 0),
+            buf_in=tp.buffers.get("in", 0), buf_in2=tp.buffers.get("in2", 0), buf_w=tp.buffers.get("w", 0),
+            buf_p=tp.buffers.get("p", 0), buf_out=tp.buffers.get("out", 0),
+            w_resident=int("w" in tp.resident), p_resident=int("p" in tp.resident),
+            in_resident=int("in" in tp.resident), cores=DEFAULT.compute_cores, fault=FAULTS[fault])
+        ops = {"in": _loc(placement, program, call.inputs[0].name),
+               "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
+               "out": outputs[call.index]}
+        layers[call.index] = (len(layers), rec, ops)
+    if fault not in FAULTS:
+        raise GapforgeError(f"unknown fault '{fault}'")
+    _check_buffers(tiles, budgets)
+    return Gap9Program(program, tiles, placement, layers, outputs)
+
+
+def _check_buffers(tiles: list[TilePlan], budgets: Budgets) -> None:
+    """Sanity: the DMA limits of the hardware model hold for every tile buffer line."""
+    for tp in tiles:
+        for key, size in tp.buffers.items():
+            if size and align(size) > budgets.hw.l1_size:
+                raise GapforgeError(f"layer '{tp.step}': {key} tile of {size} B exceeds L1")

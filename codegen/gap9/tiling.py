@@ -1,0 +1,339 @@
+"""L1 tiling: for every step, the output tile that fits the L1 budget with the least DMA traffic.
+
+Geometry (what must hold) and policy (what is preferred) are separate:
+
+* geometry, per tiling kind, gives for a candidate output tile the L1 buffers it needs
+  (input box with its halo, weight slice, parameter slice, output box; twice each when the
+  layer has more than one tile, for double buffering) and the exact bytes the DMA moves;
+* policy is an explicit search over all candidate tiles that fit: the objective is **fewest DMA
+  bytes, then fewest tiles, then most compute cores busy** (cores split a tile by output
+  channels, or by elements for element-wise steps).
+
+The C executor (codegen/runtime/gap9/gf_tiled.c) derives the same tiles from the same three
+numbers (tile channels, rows, columns) and performs exactly the transfers counted here; the
+gap9-emu tests compare the emulator's byte counters with these predictions.
+
+Tiling kinds: ``conv`` (conv2d incl. depthwise/grouped/strided, max/avg/trunc pooling),
+``linear``, ``eltwise`` (add, requantize, relu) and ``fc`` (steps the fabric controller runs
+on L2 data without tiling: the host-quantized input, reshape views, concat, permute).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from codegen.gap9.hw import Budgets, align
+from gapforge import ir
+from gapforge.errors import GapforgeError
+from gapforge.plan import Step
+
+ELEM = {"int8": 1, "uint8": 1, "int32": 4}
+CONV_LIKE = {"conv2d", "maxpool2d", "avgpool2d", "trunc_avgpool2d"}
+ELTWISE = {"add", "requantize", "relu"}
+
+
+class TilingError(GapforgeError):
+    pass
+
+
+@dataclass
+class TilePlan:
+    step: str
+    tiling: str  # conv | linear | eltwise | fc
+    tile: dict  # conv: co, oh, ow; linear: co; eltwise: planes, elems
+    counts: list[int]  # tiles along each tiled axis
+    n_tiles: int
+    buffers: dict[str, int]  # L1 bytes of one buffer of each operand (in, in2, w, p, out)
+    double_buffered: bool
+    resident: list[str]  # operands loaded once per layer (not double-buffered)
+    l1_bytes: int  # total L1 the layer allocates
+    dma: dict[str, int] = field(default_factory=dict)  # payload bytes: in, w, p, out (L2<->L1)
+    cores: int = 1  # cores busy in the largest tile
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @property
+    def dma_total(self) -> int:
+        return sum(self.dma.values())
+
+
+# -- geometry helpers (mirrored by gf_tiled.c) ------------------------------------------
+def _rows(o0: int, n: int, stride: int, pad: int, k: int, dil: int, size: int) -> tuple[int, int, int, int]:
+    """Input rows [i0, i0+count) and the tile's (pad_before, pad_after) for output rows [o0, o0+n)."""
+    g0 = o0 * stride - pad
+    g1 = (o0 + n - 1) * stride - pad + (k - 1) * dil + 1
+    i0, i1 = max(g0, 0), min(g1, size)
+    return i0, i1 - i0, i0 - g0, g1 - i1
+
+
+def _tile_sizes(total: int, tile: int) -> list[int]:
+    return [min(tile, total - s) for s in range(0, total, tile)]
+
+
+def _candidates(total: int) -> list[int]:
+    """Tile sizes giving distinct tile counts, largest first."""
+    return sorted({math.ceil(total / k) for k in range(1, total + 1)}, reverse=True)
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    c: int
+    h: int
+    w: int
+    o: int
+    oh: int
+    ow: int
+    kh: int
+    kw: int
+    sy: int
+    sx: int
+    pt: int
+    pl: int
+    dy: int
+    dx: int
+    groups: int
+    coupled: bool  # input channels follow output channels (depthwise, pooling)
+    eb_in: int
+    eb_out: int
+    w_per_channel: int  # weight bytes per output channel (0: no weights)
+    params: "ParamSpec"
+
+    @property
+    def og(self) -> int:
+        return self.o // self.groups
+
+    def cin(self, con: int) -> int:
+        if self.coupled:
+            return con
+        if self.groups == 1:
+            return self.c
+        return con // self.og * (self.c // self.groups)
+
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """The parameter slice a tile needs in L1 (mirrors param_layout() in gf_tiled.c).
+
+    L1 layout for a buffer of capacity ``cap`` channels: [bias int32 x cap][m int32 x sources x
+    cap'][sh uint8 x cap'][o int64 x cap'], each part 8-byte aligned, cap' = cap with per-channel
+    requantization and 1 with per-tensor requantization. A tile of ``n`` channels transfers only
+    its payload.
+    """
+
+    bias: bool
+    sources: int  # 0: no requantization
+    per_channel: bool
+
+    def l1_bytes(self, cap: int) -> int:
+        if not self.bias and not self.sources:
+            return 0
+        rq = cap if self.per_channel else 1
+        total = align(cap * 4) if self.bias else 0
+        if self.sources:
+            total += align(self.sources * rq * 4) + align(rq) + rq * 8
+        return align(total)
+
+    def payload(self, n: int) -> int:
+        rq = n if self.per_channel else 1
+        return (n * 4 if self.bias else 0) + (self.sources * rq * 4 + rq + rq * 8 if self.sources else 0)
+
+
+def conv_geometry(step: Step, net: ir.Network) -> ConvGeometry:
+    op = net.op_by_name(step.main_op)
+    x = net.tensors[op.inputs[0]]
+    y = net.tensors[step.output]
+    a = step.attrs
+    c, h, w = x.shape[1:4]
+    o, oh, ow = y.shape[1:4]
+    kh, kw = a["kernel_size"]
+    sy, sx = a["stride"]
+    pt, pl = a["padding"][0], a["padding"][1]
+    dy, dx = a.get("dilation", [1, 1])
+    groups = a.get("groups", 1)
+    coupled = step.kind != "conv2d" or (groups == c == o)
+    w_pc = 0
+    if step.kind == "conv2d":
+        w_pc = (c // groups) * kh * kw
+    return ConvGeometry(c, h, w, o, oh, ow, kh, kw, sy, sx, pt, pl, dy, dx, groups, coupled,
+                        ELEM[x.dtype], ELEM[y.dtype], w_pc, param_spec(step, net))
+
+
+def param_spec(step: Step, net: ir.Network) -> ParamSpec:
+    op = net.op_by_name(step.main_op)
+    rq = step.requant
+    return ParamSpec(bias="bias" in op.params and step.kind in ("conv2d", "linear"),
+                     sources=int(rq.m.shape[0]) if rq is not None else 0,
+                     per_channel=rq is not None and rq.channels > 1)
+
+
+# -- conv-like -------------------------------------------------------------------------
+def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, cores: int) -> tuple[TilePlan | None, tuple]:
+    cos = _tile_sizes(g.o, tco)
+    ohs = _tile_sizes(g.oh, toh)
+    ows = _tile_sizes(g.ow, tow)
+    rows = [_rows(i * toh, n, g.sy, g.pt, g.kh, g.dy, g.h) for i, n in enumerate(ohs)]
+    cols = [_rows(i * tow, n, g.sx, g.pl, g.kw, g.dx, g.w) for i, n in enumerate(ows)]
+    n_tiles = len(cos) * len(ohs) * len(ows)
+    in_buf = g.cin(tco) * max(r[1] for r in rows) * max(c[1] for c in cols) * g.eb_in
+    out_buf = tco * toh * tow * g.eb_out
+    w_buf = tco * g.w_per_channel
+    p_buf = g.params.l1_bytes(tco)
+    resident = []
+    if len(cos) == 1:
+        resident = [k for k, v in (("w", w_buf), ("p", p_buf)) if v]
+    nbuf = 2 if n_tiles > 1 else 1
+    l1 = nbuf * (align(in_buf) + align(out_buf))
+    l1 += sum((1 if k in resident else nbuf) * align(v) for k, v in (("w", w_buf), ("p", p_buf)) if v)
+    sum_cin = sum(g.cin(n) for n in cos)
+    n_sp = len(ohs) * len(ows)
+    dma = {
+        "in": sum_cin * sum(r[1] for r in rows) * sum(c[1] for c in cols) * g.eb_in,
+        "w": g.o * g.w_per_channel * (1 if "w" in resident else n_sp),
+        "p": sum(g.params.payload(n) for n in cos) * (1 if "p" in resident else n_sp),
+        "out": g.o * g.oh * g.ow * g.eb_out,
+    }
+    plan = TilePlan("", "conv", {"co": tco, "oh": toh, "ow": tow}, [len(cos), len(ohs), len(ows)], n_tiles,
+                    {"in": in_buf, "w": w_buf, "p": p_buf, "out": out_buf}, nbuf == 2, resident, l1, dma,
+                    min(cores, _units(g, tco)))
+    return plan, (sum(dma.values()), n_tiles, -plan.cores)
+
+
+def _units(g: ConvGeometry, con: int) -> int:
+    """Work units the cores share in a tile of con output channels (groups for grouped convs)."""
+    if not g.coupled and g.groups > 1:
+        return con // g.og
+    return con
+
+
+def _search(evaluate, candidates, budget: int, what: str) -> TilePlan:
+    best = None
+    smallest = None
+    for cand in candidates:
+        plan, key = evaluate(*cand)
+        if plan is None:
+            continue
+        if smallest is None or plan.l1_bytes < smallest.l1_bytes:
+            smallest = plan
+        if plan.l1_bytes > budget:
+            continue
+        if best is None or key < best[1]:
+            best = (plan, key)
+    if best is None:
+        need = smallest.l1_bytes if smallest is not None else 0
+        raise TilingError(f"{what}: no tile fits the L1 budget of {budget} bytes (the smallest tile needs {need})",
+                          hint="raise --l1-budget")
+    return best[0]
+
+
+def tile_conv(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
+    g = conv_geometry(step, net)
+    cores = budgets.hw.compute_cores
+    unit = g.og if (not g.coupled and g.groups > 1) else 1
+    cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
+    cands = [(c, r, g.ow) for c in cos for r in _candidates(g.oh)]
+    try:
+        plan = _search(lambda c, r, w: _conv_eval(g, c, r, w, cores), cands, budgets.l1, step.output)
+    except TilingError:  # full-width rows do not fit: tile the columns too
+        cands = [(c, r, w) for c in cos for r in _candidates(g.oh)[-4:] for w in _candidates(g.ow)]
+        plan = _search(lambda c, r, w: _conv_eval(g, c, r, w, cores), cands, budgets.l1,
+                       f"{step.kind} '{step.output}'")
+    plan.step = step.output
+    return plan
+
+
+# -- linear ----------------------------------------------------------------------------
+def tile_linear(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
+    op = net.op_by_name(step.main_op)
+    x, y = net.tensors[op.inputs[0]], net.tensors[step.output]
+    k = x.shape[-1]
+    o = y.shape[-1]
+    eb_in, eb_out = ELEM[x.dtype], ELEM[y.dtype]
+    ps = param_spec(step, net)
+    cores = budgets.hw.compute_cores
+
+    def evaluate(tco):
+        cos = _tile_sizes(o, tco)
+        n = len(cos)
+        nbuf = 2 if n > 1 else 1
+        bufs = {"in": k * eb_in, "w": tco * k, "p": ps.l1_bytes(tco), "out": tco * eb_out}
+        resident = ["in"] + (["w", "p"] if n == 1 else [])
+        l1 = sum((1 if name in resident else nbuf) * align(v) for name, v in bufs.items() if v)
+        dma = {"in": k * eb_in, "w": o * k, "p": sum(ps.payload(c) for c in cos), "out": o * eb_out}
+        plan = TilePlan(step.output, "linear", {"co": tco}, [n], n, bufs, nbuf == 2, resident, l1, dma,
+                        min(cores, tco))
+        return plan, (sum(dma.values()), n, -plan.cores)
+
+    return _search(evaluate, [(c,) for c in _candidates(o)], budgets.l1, f"linear '{step.output}'")
+
+
+# -- element-wise ----------------------------------------------------------------------
+def eltwise_layout(step: Step, net: ir.Network) -> tuple[int, int, int]:
+    """(channels, elements per channel, total elements) of an element-wise step.
+
+    With per-channel requantization tiles hold whole channel planes (or part of one plane);
+    otherwise the tensor is one flat plane.
+    """
+    y = net.tensors[step.output]
+    rq = step.requant
+    n = y.numel
+    if rq is not None and rq.channels > 1:
+        inner = int(math.prod(y.shape[rq.channel_axis + 1:]))
+        return rq.channels, inner, n
+    return 1, n, n
+
+
+def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
+    ins = [net.tensors[t] for t in step.inputs]
+    y = net.tensors[step.output]
+    ebs = [ELEM[t.dtype] for t in ins]
+    eb_out = ELEM[y.dtype]
+    chans, inner, total = eltwise_layout(step, net)
+    ps = param_spec(step, net)
+    cores = budgets.hw.compute_cores
+
+    def evaluate(planes, elems):
+        if planes > 1:
+            n_tiles = math.ceil(chans / planes)
+            tile_e = planes * inner
+        else:
+            n_tiles = chans * math.ceil(inner / elems)
+            tile_e = elems
+        nbuf = 2 if n_tiles > 1 else 1
+        tpl = max(planes, 1)
+        bufs = {"in": tile_e * ebs[0], "in2": tile_e * ebs[1] if len(ebs) > 1 else 0, "p": ps.l1_bytes(tpl),
+                "out": tile_e * eb_out}
+        l1 = sum(nbuf * align(v) for v in bufs.values() if v)
+        ptiles = [min(tpl, chans - c) for c in range(0, chans, tpl)] if planes > 1 else [1] * n_tiles
+        dma = {"in": total * ebs[0], "in2": total * ebs[1] if len(ebs) > 1 else 0,
+               "p": sum(ps.payload(pt) for pt in ptiles),
+               "out": total * eb_out}
+        plan = TilePlan(step.output, "eltwise", {"planes": planes, "elems": tile_e},
+                        [n_tiles], n_tiles, bufs, nbuf == 2, [], l1, dma, min(cores, tile_e))
+        return plan, (sum(dma.values()), n_tiles, -plan.cores)
+
+    cands = [(p, p * inner) for p in _candidates(chans) if p > 1 or chans == 1]
+    if chans > 1:
+        cands += [(1, e) for e in _candidates(inner)]
+    else:
+        cands = [(1, e) for e in _candidates(inner)]
+    return _search(evaluate, cands, budgets.l1, f"{step.kind} '{step.output}'")
+
+
+def fc_plan(step: Step) -> TilePlan:
+    return TilePlan(step.output, "fc", {}, [], 0, {}, False, [], 0, {}, 0)
+
+
+def tile_step(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
+    if step.kind in CONV_LIKE:
+        return tile_conv(step, net, budgets)
+    if step.kind == "linear":
+        op = net.op_by_name(step.main_op)
+        if net.tensors[op.inputs[0]].numel != net.tensors[op.inputs[0]].shape[-1]:
+            raise TilingError(f"linear '{step.output}' over several rows is not supported on gap9 yet")
+        return tile_linear(step, net, budgets)
+    if step.kind in ELTWISE:
+        return tile_eltwise(step, net, budgets)
+    return fc_plan(step)

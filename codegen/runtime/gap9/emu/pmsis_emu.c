@@ -1,0 +1,1581 @@
+/*
+ * gapforge GAP9 PMSIS emulator: host implementation of pmsis.h (and of gf_emu.h).
+ *
+ * Purpose: run gapforge's generated GAP9 code on the host and make the mistakes that would
+ * corrupt data or crash on the chip fail loudly and deterministically here. Every detected
+ * misuse prints one line "GF EMU ERROR <what>" on stdout and exits with status 3.
+ *
+ * Emulated semantics
+ * ------------------
+ * Memory levels. L1 (cluster TCDM), L2 and L3 are pools of host memory: L1 is GF_EMU_L1_SIZE
+ * bytes (128 KiB), L2 GF_EMU_L2_SIZE (1.5 MiB), L3 the environment's GF_EMU_L3_SIZE (default
+ * 8 MiB). The usable part of L1 and L2 is the budget of GF_EMU_L1_BUDGET / GF_EMU_L2_BUDGET
+ * (bytes, default the whole pool). Allocators are first-fit over [0, budget) of their pool;
+ * every size is rounded up to 8 bytes (that is what the usage and peak figures count) and every
+ * block is at least 8-byte aligned. Exceeding the budget, running out of contiguous space
+ * (fragmentation), freeing with a size other than the allocated one, freeing something that is
+ * not an allocation, or L1 use before pi_cluster_open are errors. pi_cluster_close releases the
+ * whole L1 heap (its contents are lost on the chip). New blocks are filled with 0xCD and freed
+ * ones with 0xDD, so reads of uninitialised or freed memory give visibly wrong data; under
+ * AddressSanitizer the unallocated parts of the pools are also poisoned for ASan.
+ * L1/L2 pointers are host pointers into the pools; L3 addresses are uint32_t offsets into the
+ * L3 pool.
+ *
+ * Transfers. Cluster DMA commands (pi_cl_dma_cmd, _2d) and cluster L3 requests (pi_cl_ram_*)
+ * are checked at issue (issuer is a cluster core; ext inside one live L2 allocation, loc inside
+ * one live L1 allocation; L3 ranges inside one live L3 allocation; the cluster-side L3 buffer
+ * inside one live L2 allocation; 1-D DMA size < 64 KiB, 2-D line length and stride < 64 KiB,
+ * 2-D size a multiple of the line length and < 128 KiB (17-bit MCHAN length); at most 16 DMA
+ * commands in flight). At issue the destination bytes are filled with the poison 0xA5 and a
+ * copy of the source is kept; nothing is copied until the wait (pi_cl_dma_cmd_wait,
+ * pi_cl_dma_flush, pi_cl_ram_*_wait). At the wait, a source that changed since the issue, or a
+ * destination that was written by someone else, is an error; then the copy is done. Waiting
+ * twice, waiting on a command never issued, reusing a command structure still in flight, and
+ * returning from the cluster task with a transfer not waited are errors. pi_cl_dma_flush
+ * completes and retires every DMA command in flight (like the hardware it releases their
+ * transfer ids: waiting on a flushed command afterwards is "waited twice"). The blocking FC-side
+ * pi_ram_read/write(_2d) copy immediately. Transfer counters (gf_emu.h) count payload bytes at
+ * completion.
+ *
+ * Cores. pi_cluster_send_task_to_cl runs the entry on the caller's stack as core 8 (the GAP9
+ * cluster controller). pi_cl_team_fork runs the entry on cores 0..n-1 as cooperative coroutines
+ * (ucontext, one private stack per core), scheduled deterministically: in each round every
+ * runnable core runs, in order n-1..0 (GF_EMU_CORE_ORDER=reverse, the default) or 0..n-1
+ * (GF_EMU_CORE_ORDER=forward), until it reaches pi_cl_team_barrier or returns. When all cores
+ * wait at the barrier they are released for the next round; a core returning while others wait
+ * at a barrier is a barrier mismatch (error). A missing barrier therefore shows up as a wrong
+ * result, the same on every run. Critical sections are no-ops (only depth is checked).
+ *
+ * Not modelled: timing, bandwidth and latency (only ordering and completion points), true
+ * parallelism and memory races other than those on in-flight transfer buffers, cluster stacks
+ * and their L1 footprint (the budget passed in the environment should exclude them), caches,
+ * frequency and voltage, statically placed PI_L1/PI_L2 data (the attributes expand to nothing,
+ * so such data is host memory and is refused by the DMA checks), per-core performance counters
+ * (there is one counter, in host nanoseconds), ReadFS internals (files are read from the current
+ * directory).
+ *
+ * Environment: GF_EMU_L1_BUDGET, GF_EMU_L2_BUDGET, GF_EMU_L3_SIZE (bytes), GF_EMU_CORE_ORDER
+ * (forward | reverse), GF_EMU_CORE_STACK (bytes of each emulated core's stack, default 256 KiB).
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <ucontext.h>
+
+#include "pmsis.h"
+#include "gf_emu.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define GF_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GF_EMU_ASAN 1
+#endif
+#endif
+
+#ifdef GF_EMU_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#if defined(__GNUC__)
+#define GF_NORETURN __attribute__((noreturn))
+#define GF_NOINLINE __attribute__((noinline))
+#define GF_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define GF_NORETURN
+#define GF_NOINLINE
+#define GF_PRINTF(a, b)
+#endif
+
+#ifndef GF_EMU_L1_SIZE
+#define GF_EMU_L1_SIZE 131072u
+#endif
+#ifndef GF_EMU_L2_SIZE
+#define GF_EMU_L2_SIZE 1572864u
+#endif
+#define GF_EMU_L3_DEFAULT (8u * 1024u * 1024u)
+#define GF_EMU_L3_MAX (1024u * 1024u * 1024u)
+#define GF_EMU_NB_CORES 8
+#define GF_EMU_CC_CORE 8
+#define GF_EMU_FC_CORE (-1)
+#define GF_EMU_DMA_SLOTS 16
+#define GF_EMU_ALIGN 8u
+#define GF_EMU_POOL_ALIGN 65536u
+#define GF_EMU_POISON 0xA5
+#define GF_EMU_FILL_NEW 0xCD
+#define GF_EMU_FILL_FREED 0xDD
+#define GF_EMU_STACK_DEFAULT (256u * 1024u)
+#define GF_EMU_HISTORY 64
+
+/* Magic values: configurations initialised by their *_init, devices opened by their driver. */
+#define MAGIC_CLUSTER_CONF 0x47460c01u
+#define MAGIC_RAM_CONF 0x47460c02u
+#define MAGIC_FLASH_CONF 0x47460c03u
+#define MAGIC_READFS_CONF 0x47460c04u
+#define MAGIC_TASK 0x47460c05u
+#define MAGIC_FILE 0x47460c06u
+#define KIND_CLUSTER 0x4746d001
+#define KIND_RAM 0x4746d002
+#define KIND_FLASH 0x4746d003
+#define KIND_FS 0x4746d004
+
+typedef unsigned long long ull;
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors
+ */
+
+static void gf_fail(const char *fmt, ...) GF_NORETURN GF_PRINTF(1, 2);
+
+static void gf_fail(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("GF EMU ERROR ", stdout);
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+    exit(3);
+}
+
+static uint64_t env_bytes(const char *name, uint64_t def, uint64_t max)
+{
+    const char *s = getenv(name);
+    char *end = NULL;
+    unsigned long long v;
+    if (s == NULL || *s == '\0')
+        return def;
+    if (*s < '0' || *s > '9')
+        gf_fail("%s=%s is not a number of bytes", name, s);
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v == 0)
+        gf_fail("%s=%s is not a positive number of bytes", name, s);
+    if (v > max)
+        gf_fail("%s=%llu exceeds the %llu bytes of the emulated memory", name, v, (ull)max);
+    return (uint64_t)v;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Pools and first-fit allocators (offsets relative to the pool base)
+ */
+
+typedef struct {
+    uint64_t off, rsize, req; /* rsize: rounded to GF_EMU_ALIGN; req: the size asked for */
+} gf_blk;
+
+typedef struct {
+    const char *name; /* "L1", "L2", "L3" */
+    uint8_t *base;
+    uint64_t pool;   /* bytes of host memory behind the pool */
+    uint64_t budget; /* usable bytes: the allocator's arena is [0, budget) */
+    uint64_t cur, peak;
+    gf_blk *blk; /* sorted by offset */
+    size_t n, cap;
+} gf_heap;
+
+static gf_heap g_l1 = {"L1", NULL, 0, 0, 0, 0, NULL, 0, 0};
+static gf_heap g_l2 = {"L2", NULL, 0, 0, 0, 0, NULL, 0, 0};
+static gf_heap g_l3 = {"L3", NULL, 0, 0, 0, 0, NULL, 0, 0};
+
+static void mem_poison(void *p, uint64_t n)
+{
+#ifdef GF_EMU_ASAN
+    ASAN_POISON_MEMORY_REGION(p, (size_t)n);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
+static void mem_unpoison(void *p, uint64_t n)
+{
+#ifdef GF_EMU_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(p, (size_t)n);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
+static void heap_init(gf_heap *h, uint64_t pool, uint64_t budget)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, GF_EMU_POOL_ALIGN, (size_t)pool) != 0 || p == NULL)
+        gf_fail("cannot allocate %llu host bytes for the %s pool", (ull)pool, h->name);
+    h->base = (uint8_t *)p;
+    h->pool = pool;
+    h->budget = budget;
+    h->cur = h->peak = 0;
+    h->n = 0;
+    memset(h->base, GF_EMU_FILL_FREED, (size_t)pool);
+    mem_poison(h->base, pool);
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) / a * a;
+}
+
+/* Allocates `req` bytes aligned to `align` (power of two, >= 8); returns the offset. */
+static uint64_t heap_alloc(gf_heap *h, uint64_t req, uint64_t align, const char *api)
+{
+    uint64_t rsize = align_up(req, GF_EMU_ALIGN), start = 0, at = 0;
+    size_t i;
+    if (h->cur + rsize > h->budget)
+        gf_fail("%s budget exceeded: requested %llu bytes, %llu in use, budget %llu", h->name, (ull)req,
+                (ull)h->cur, (ull)h->budget);
+    for (i = 0; i < h->n; i++) {
+        at = align_up(start, align);
+        if (at + rsize <= h->blk[i].off)
+            break;
+        start = h->blk[i].off + h->blk[i].rsize;
+    }
+    if (i == h->n) {
+        at = align_up(start, align);
+        if (at + rsize > h->budget)
+            gf_fail("%s out of memory (fragmentation): requested %llu bytes, %llu in use, budget %llu, no free "
+                    "block large enough (%s)", h->name, (ull)req, (ull)h->cur, (ull)h->budget, api);
+    }
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 64;
+        gf_blk *nb = (gf_blk *)realloc(h->blk, cap * sizeof *nb);
+        if (nb == NULL)
+            gf_fail("host out of memory");
+        h->blk = nb;
+        h->cap = cap;
+    }
+    memmove(&h->blk[i + 1], &h->blk[i], (h->n - i) * sizeof h->blk[0]);
+    h->blk[i].off = at;
+    h->blk[i].rsize = rsize;
+    h->blk[i].req = req;
+    h->n++;
+    h->cur += rsize;
+    if (h->cur > h->peak)
+        h->peak = h->cur;
+    mem_unpoison(h->base + at, req);
+    memset(h->base + at, GF_EMU_FILL_NEW, (size_t)req);
+    return at;
+}
+
+/* Index of the live block holding [off, off + len), or -1. */
+static long heap_find(const gf_heap *h, uint64_t off, uint64_t len)
+{
+    size_t lo = 0, hi = h->n;
+    while (lo < hi) { /* first block with off > `off` */
+        size_t mid = (lo + hi) / 2;
+        if (h->blk[mid].off <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return -1;
+    lo--;
+    if (off + len <= h->blk[lo].off + h->blk[lo].req && off + len >= off)
+        return (long)lo;
+    return -1;
+}
+
+static void heap_release(gf_heap *h, size_t i)
+{
+    uint8_t *p = h->base + h->blk[i].off;
+    memset(p, GF_EMU_FILL_FREED, (size_t)h->blk[i].req);
+    mem_poison(p, h->blk[i].rsize);
+    h->cur -= h->blk[i].rsize;
+    memmove(&h->blk[i], &h->blk[i + 1], (h->n - i - 1) * sizeof h->blk[0]);
+    h->n--;
+}
+
+static void check_not_in_flight(const gf_heap *h, uint64_t off, uint64_t len, const char *api);
+
+static void heap_free(gf_heap *h, uint64_t off, uint64_t req, const char *api)
+{
+    long i = heap_find(h, off, 1);
+    if (i < 0 || h->blk[i].off != off)
+        gf_fail("%s: %s offset 0x%llx is not the start of a live %s allocation", api, h->name, (ull)off, h->name);
+    if (h->blk[i].req != req)
+        gf_fail("%s: %s free with the wrong size: allocated %llu bytes, freed with %llu", api, h->name,
+                (ull)h->blk[i].req, (ull)req);
+    check_not_in_flight(h, off, h->blk[i].rsize, api);
+    heap_release(h, (size_t)i);
+}
+
+static int in_pool(const gf_heap *h, uintptr_t p)
+{
+    return h->base != NULL && p >= (uintptr_t)h->base && p - (uintptr_t)h->base < h->pool;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Global state
+ */
+
+static int g_ready;
+static int g_reverse = 1;
+static size_t g_stack_size = GF_EMU_STACK_DEFAULT;
+
+static struct pi_device *g_cluster;    /* the open cluster device, or NULL */
+static struct pi_device *g_ram;        /* the open RAM device, or NULL */
+static int g_in_task;                  /* inside pi_cluster_send_task_to_cl */
+static int g_cur_core = GF_EMU_FC_CORE; /* -1: FC, 8: cluster controller, 0..7: forked core */
+static int g_cc_critical;              /* critical depth of core 8 */
+
+static gf_emu_stats_t g_stats;
+static uint32_t g_freq[3];
+
+static void emu_init(void)
+{
+    const char *order;
+    if (g_ready)
+        return;
+    g_ready = 1;
+    heap_init(&g_l1, GF_EMU_L1_SIZE, env_bytes("GF_EMU_L1_BUDGET", GF_EMU_L1_SIZE, GF_EMU_L1_SIZE));
+    heap_init(&g_l2, GF_EMU_L2_SIZE, env_bytes("GF_EMU_L2_BUDGET", GF_EMU_L2_SIZE, GF_EMU_L2_SIZE));
+    order = getenv("GF_EMU_CORE_ORDER");
+    if (order == NULL || *order == '\0' || strcmp(order, "reverse") == 0)
+        g_reverse = 1;
+    else if (strcmp(order, "forward") == 0)
+        g_reverse = 0;
+    else
+        gf_fail("GF_EMU_CORE_ORDER=%s: expected forward or reverse", order);
+    g_stack_size = (size_t)env_bytes("GF_EMU_CORE_STACK", GF_EMU_STACK_DEFAULT, 64u * 1024u * 1024u);
+    if (g_stack_size < 16384)
+        gf_fail("GF_EMU_CORE_STACK=%llu is too small (at least 16384)", (ull)g_stack_size);
+}
+
+static int in_cluster(void)
+{
+    return g_in_task && g_cur_core != GF_EMU_FC_CORE;
+}
+
+static void need_cluster(const char *api)
+{
+    emu_init();
+    if (!in_cluster())
+        gf_fail("%s called outside a cluster task (it is a cluster-side API)", api);
+}
+
+static void need_fc(const char *api)
+{
+    emu_init();
+    if (g_cur_core != GF_EMU_FC_CORE)
+        gf_fail("%s called from cluster core %d (it is an FC-side API)", api, g_cur_core);
+}
+
+static void need_ram(struct pi_device *dev, const char *api)
+{
+    if (dev == NULL || dev->gf_kind != KIND_RAM || dev != g_ram)
+        gf_fail("%s: the device is not an open RAM device (pi_ram_open)", api);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Devices, cluster configuration
+ */
+
+void pi_open_from_conf(struct pi_device *dev, void *conf)
+{
+    emu_init();
+    if (dev == NULL)
+        gf_fail("pi_open_from_conf: NULL device");
+    dev->config = conf;
+    dev->data = NULL;
+    dev->gf_kind = 0;
+}
+
+static void need_conf(struct pi_device *dev, uint32_t magic, const char *api, const char *init)
+{
+    emu_init();
+    if (dev == NULL)
+        gf_fail("%s: NULL device", api);
+    if (dev->config == NULL || *(const uint32_t *)dev->config != magic)
+        gf_fail("%s: the device's configuration was not initialised with %s (pi_open_from_conf first)", api, init);
+}
+
+void pi_cluster_conf_init(struct pi_cluster_conf *conf)
+{
+    emu_init();
+    if (conf == NULL)
+        gf_fail("pi_cluster_conf_init: NULL configuration");
+    memset(conf, 0, sizeof *conf);
+    conf->gf_magic = MAGIC_CLUSTER_CONF;
+    conf->id = 0;
+    conf->cc_stack_size = 0x800;
+}
+
+int pi_cluster_open(struct pi_device *dev)
+{
+    const struct pi_cluster_conf *conf;
+    need_fc("pi_cluster_open");
+    need_conf(dev, MAGIC_CLUSTER_CONF, "pi_cluster_open", "pi_cluster_conf_init");
+    conf = (const struct pi_cluster_conf *)dev->config;
+    if (conf->id != 0)
+        gf_fail("pi_cluster_open: cluster id %d (GAP9 has one cluster, id 0)", conf->id);
+    if (g_cluster != NULL)
+        gf_fail("pi_cluster_open: the cluster is already open");
+    dev->gf_kind = KIND_CLUSTER;
+    g_cluster = dev;
+    return 0;
+}
+
+void pi_cluster_close(struct pi_device *dev)
+{
+    need_fc("pi_cluster_close");
+    if (dev == NULL || dev != g_cluster || dev->gf_kind != KIND_CLUSTER)
+        gf_fail("pi_cluster_close: the device is not the open cluster");
+    /* The cluster is powered down: the L1 heap and its contents are gone. */
+    while (g_l1.n > 0)
+        heap_release(&g_l1, g_l1.n - 1);
+    dev->gf_kind = 0;
+    g_cluster = NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Memory allocation API
+ */
+
+static uint64_t check_size(int size, const char *api)
+{
+    if (size <= 0)
+        gf_fail("%s: size %d (must be > 0)", api, size);
+    return (uint64_t)size;
+}
+
+void *pi_cl_l1_malloc(struct pi_device *dev, int size)
+{
+    uint64_t req;
+    emu_init();
+    if (g_cluster == NULL)
+        gf_fail("pi_cl_l1_malloc called before pi_cluster_open (the L1 heap exists only while the cluster is open)");
+    if (dev != NULL && dev != g_cluster)
+        gf_fail("pi_cl_l1_malloc: the device is not the open cluster (pass it or NULL)");
+    req = check_size(size, "pi_cl_l1_malloc");
+    return g_l1.base + heap_alloc(&g_l1, req, GF_EMU_ALIGN, "pi_cl_l1_malloc");
+}
+
+void pi_cl_l1_free(struct pi_device *dev, void *p, int size)
+{
+    emu_init();
+    if (g_cluster == NULL)
+        gf_fail("pi_cl_l1_free called while the cluster is not open");
+    if (dev != NULL && dev != g_cluster)
+        gf_fail("pi_cl_l1_free: the device is not the open cluster (pass it or NULL)");
+    if (!in_pool(&g_l1, (uintptr_t)p))
+        gf_fail("pi_cl_l1_free: %p is not an L1 allocation", p);
+    heap_free(&g_l1, (uint64_t)((uint8_t *)p - g_l1.base), check_size(size, "pi_cl_l1_free"), "pi_cl_l1_free");
+}
+
+void *pi_l2_malloc(int size)
+{
+    emu_init();
+    return g_l2.base + heap_alloc(&g_l2, check_size(size, "pi_l2_malloc"), GF_EMU_ALIGN, "pi_l2_malloc");
+}
+
+void *pi_l2_malloc_align(int size, int align)
+{
+    uint64_t a;
+    emu_init();
+    if (align <= 0 || (align & (align - 1)) != 0 || (unsigned)align > GF_EMU_POOL_ALIGN)
+        gf_fail("pi_l2_malloc_align: alignment %d is not a power of two in 1..%u", align, GF_EMU_POOL_ALIGN);
+    a = (uint64_t)align < GF_EMU_ALIGN ? GF_EMU_ALIGN : (uint64_t)align;
+    return g_l2.base + heap_alloc(&g_l2, check_size(size, "pi_l2_malloc_align"), a, "pi_l2_malloc_align");
+}
+
+void pi_l2_free(void *p, int size)
+{
+    emu_init();
+    if (!in_pool(&g_l2, (uintptr_t)p))
+        gf_fail("pi_l2_free: %p is not an L2 allocation", p);
+    heap_free(&g_l2, (uint64_t)((uint8_t *)p - g_l2.base), check_size(size, "pi_l2_free"), "pi_l2_free");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Transfers in flight (cluster DMA commands and cluster L3 requests)
+ *
+ * A transfer moves `size` bytes between a strided side `ext` (lines of `length` bytes, `stride`
+ * apart; 1-D: one line) and a contiguous side `loc`. For DMA ext is L2 and loc L1; for L3
+ * requests ext is the L3 pool and loc the L2 buffer.
+ */
+
+enum { XFER_DMA = 1, XFER_RAM = 2 };
+
+typedef struct {
+    int used;
+    int kind;
+    const void *handle; /* the pi_cl_dma_cmd_t / pi_cl_ram_req_t */
+    uint32_t serial;
+    const char *api;
+    int ext_is_src; /* DMA EXT2LOC, L3 read */
+    uint8_t *ext, *loc;
+    const gf_heap *ext_heap, *loc_heap;
+    uint32_t size, stride, length;
+    uint8_t *snap; /* the source bytes at issue */
+    int core;
+} gf_xfer;
+
+static gf_xfer g_dma[GF_EMU_DMA_SLOTS];
+static gf_xfer *g_ram_reqs;
+static size_t g_ram_cap;
+static uint32_t g_serial = 0x6f000000u;
+
+static struct {
+    const void *handle;
+    uint32_t serial;
+    int kind;
+} g_history[GF_EMU_HISTORY];
+static unsigned g_history_next;
+
+static uint32_t next_serial(void)
+{
+    if (++g_serial == 0)
+        ++g_serial;
+    return g_serial;
+}
+
+static uint64_t ext_span(const gf_xfer *x)
+{
+    uint64_t lines = x->size / x->length;
+    return (lines - 1) * (uint64_t)x->stride + x->length;
+}
+
+static const char *xfer_dir(const gf_xfer *x)
+{
+    if (x->kind == XFER_DMA)
+        return x->ext_is_src ? "EXT2LOC" : "LOC2EXT";
+    return x->ext_is_src ? "read" : "write";
+}
+
+static void xfer_gather_src(const gf_xfer *x, uint8_t *out)
+{
+    uint32_t i, lines = x->size / x->length;
+    if (!x->ext_is_src) {
+        memcpy(out, x->loc, x->size);
+        return;
+    }
+    for (i = 0; i < lines; i++)
+        memcpy(out + (size_t)i * x->length, x->ext + (size_t)i * x->stride, x->length);
+}
+
+static void xfer_poison_dst(const gf_xfer *x)
+{
+    uint32_t i, lines = x->size / x->length;
+    if (x->ext_is_src) {
+        memset(x->loc, GF_EMU_POISON, x->size);
+        return;
+    }
+    for (i = 0; i < lines; i++)
+        memset(x->ext + (size_t)i * x->stride, GF_EMU_POISON, x->length);
+}
+
+static int xfer_dst_intact(const gf_xfer *x)
+{
+    uint32_t i, j, lines = x->size / x->length;
+    for (i = 0; i < lines; i++) {
+        const uint8_t *d = x->ext_is_src ? x->loc + (size_t)i * x->length : x->ext + (size_t)i * x->stride;
+        for (j = 0; j < x->length; j++)
+            if (d[j] != GF_EMU_POISON)
+                return 0;
+    }
+    return 1;
+}
+
+static void xfer_describe(const gf_xfer *x, char *buf, size_t n)
+{
+    if (x->length == x->size)
+        snprintf(buf, n, "%s %s of %u bytes issued by core %d", x->api, xfer_dir(x), x->size, x->core);
+    else
+        snprintf(buf, n, "%s %s of %u bytes in lines of %u, stride %u, issued by core %d", x->api, xfer_dir(x),
+                 x->size, x->length, x->stride, x->core);
+}
+
+/* Issue: record, snapshot the source, poison the destination. */
+static void xfer_start(gf_xfer *x)
+{
+    x->snap = (uint8_t *)malloc(x->size);
+    if (x->snap == NULL)
+        gf_fail("host out of memory");
+    xfer_gather_src(x, x->snap);
+    xfer_poison_dst(x);
+}
+
+/* Completion: check source and destination were left alone, copy, count. */
+static void xfer_complete(gf_xfer *x)
+{
+    uint32_t i, lines = x->size / x->length;
+    char what[200];
+    uint8_t *now = (uint8_t *)malloc(x->size);
+    if (now == NULL)
+        gf_fail("host out of memory");
+    xfer_gather_src(x, now);
+    if (memcmp(now, x->snap, x->size) != 0) {
+        xfer_describe(x, what, sizeof what);
+        gf_fail("DMA source modified before completion (%s)", what);
+    }
+    free(now);
+    if (!xfer_dst_intact(x)) {
+        xfer_describe(x, what, sizeof what);
+        gf_fail("DMA destination modified before completion (%s)", what);
+    }
+    for (i = 0; i < lines; i++) {
+        uint8_t *e = x->ext + (size_t)i * x->stride, *l = x->loc + (size_t)i * x->length;
+        if (x->ext_is_src)
+            memcpy(l, x->snap + (size_t)i * x->length, x->length);
+        else
+            memcpy(e, x->snap + (size_t)i * x->length, x->length);
+    }
+    free(x->snap);
+    x->snap = NULL;
+    if (x->kind == XFER_DMA) {
+        if (x->ext_is_src)
+            g_stats.l2_to_l1 += x->size;
+        else
+            g_stats.l1_to_l2 += x->size;
+        g_stats.dma_cmds++;
+    } else {
+        if (x->ext_is_src)
+            g_stats.l3_to_l2 += x->size;
+        else
+            g_stats.l2_to_l3 += x->size;
+        g_stats.ram_reqs++;
+    }
+    g_history[g_history_next % GF_EMU_HISTORY].handle = x->handle;
+    g_history[g_history_next % GF_EMU_HISTORY].serial = x->serial;
+    g_history[g_history_next % GF_EMU_HISTORY].kind = x->kind;
+    g_history_next++;
+    x->used = 0;
+}
+
+static int in_history(const void *handle, uint32_t serial, int kind)
+{
+    unsigned i;
+    for (i = 0; i < GF_EMU_HISTORY; i++)
+        if (g_history[i].handle == handle && g_history[i].serial == serial && g_history[i].kind == kind)
+            return 1;
+    return 0;
+}
+
+static int ranges_overlap(uintptr_t a, uint64_t na, uintptr_t b, uint64_t nb)
+{
+    return a < b + nb && b < a + na;
+}
+
+static int xfer_touches(const gf_xfer *x, const gf_heap *h, uintptr_t p, uint64_t n)
+{
+    if (!x->used)
+        return 0;
+    if (x->ext_heap == h && ranges_overlap((uintptr_t)x->ext, ext_span(x), p, n))
+        return 1;
+    if (x->loc_heap == h && ranges_overlap((uintptr_t)x->loc, x->size, p, n))
+        return 1;
+    return 0;
+}
+
+static void check_not_in_flight(const gf_heap *h, uint64_t off, uint64_t len, const char *api)
+{
+    size_t i;
+    char what[200];
+    uintptr_t p = (uintptr_t)(h->base + off);
+    for (i = 0; i < GF_EMU_DMA_SLOTS; i++)
+        if (xfer_touches(&g_dma[i], h, p, len)) {
+            xfer_describe(&g_dma[i], what, sizeof what);
+            gf_fail("%s: freeing %s memory used by a transfer in flight (%s)", api, h->name, what);
+        }
+    for (i = 0; i < g_ram_cap; i++)
+        if (xfer_touches(&g_ram_reqs[i], h, p, len)) {
+            xfer_describe(&g_ram_reqs[i], what, sizeof what);
+            gf_fail("%s: freeing %s memory used by a transfer in flight (%s)", api, h->name, what);
+        }
+}
+
+/* Geometry checks shared by DMA and L3 transfers; 1-D callers pass length = stride = size. */
+static void check_lines(uint32_t size, uint32_t stride, uint32_t length, int ext_is_dst, const char *api)
+{
+    if (size == 0)
+        gf_fail("%s: size 0", api);
+    if (length == 0)
+        gf_fail("%s: line length 0", api);
+    if (size % length != 0)
+        gf_fail("%s: size %u is not a multiple of the line length %u", api, size, length);
+    if (ext_is_dst && stride < length && size > length)
+        gf_fail("%s: stride %u < line length %u: destination lines overlap", api, stride, length);
+}
+
+/* The live allocation of heap h holding [p, p + n) or a loud error naming the role. */
+static void check_in_heap(const gf_heap *h, uintptr_t p, uint64_t n, const char *role, const char *api)
+{
+    if (!in_pool(h, p)) {
+        const char *where = in_pool(&g_l1, p) ? "L1" : in_pool(&g_l2, p) ? "L2" : "host memory outside the pools";
+        gf_fail("%s: %s address %p is in %s, not %s (%s buffers must come from %s)", api, role, (void *)p, where,
+                h->name, h->name, h == &g_l1 ? "pi_cl_l1_malloc" : "pi_l2_malloc");
+    }
+    if (heap_find(h, (uint64_t)(p - (uintptr_t)h->base), n) < 0)
+        gf_fail("%s: %s range [%p, +%llu) is not inside one live %s allocation", api, role, (void *)p, (ull)n,
+                h->name);
+}
+
+static void check_l3_range(uint32_t addr, uint64_t n, const char *api)
+{
+    if (g_l3.base == NULL || heap_find(&g_l3, addr, n) < 0)
+        gf_fail("%s: L3 range [0x%x, +%llu) is not inside one live L3 allocation (pi_ram_alloc)", api, addr, (ull)n);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Cluster DMA
+ */
+
+static void dma_issue(uintptr_t ext, uintptr_t loc, uint32_t size, uint32_t stride, uint32_t length, int two_d,
+                      pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd, const char *api)
+{
+    gf_xfer *x = NULL;
+    size_t i, inflight = 0;
+    uint64_t span;
+    need_cluster(api);
+    if (cmd == NULL)
+        gf_fail("%s: NULL command", api);
+    if (dir != PI_CL_DMA_DIR_EXT2LOC && dir != PI_CL_DMA_DIR_LOC2EXT)
+        gf_fail("%s: invalid direction %d", api, (int)dir);
+    if (!two_d) {
+        if (size == 0)
+            gf_fail("%s: size 0", api);
+        if (size >= 65536u)
+            gf_fail("%s: 1-D size %u >= 65536 (split 1-D commands below 64 KiB)", api, size);
+    } else {
+        if (length >= 65536u)
+            gf_fail("%s: 2-D line length %u >= 65536", api, length);
+        if (stride >= 65536u)
+            gf_fail("%s: 2-D stride %u >= 65536", api, stride);
+        if (size >= 131072u)
+            gf_fail("%s: 2-D size %u exceeds the 17-bit DMA length (< 131072)", api, size);
+    }
+    check_lines(size, stride, length, dir == PI_CL_DMA_DIR_LOC2EXT, api);
+    span = (uint64_t)(size / length - 1) * stride + length;
+    check_in_heap(&g_l1, loc, size, "loc (L1)", api);
+    check_in_heap(&g_l2, ext, span, "ext (L2)", api);
+    for (i = 0; i < GF_EMU_DMA_SLOTS; i++) {
+        if (g_dma[i].used) {
+            inflight++;
+            if (g_dma[i].handle == cmd)
+                gf_fail("%s: command structure %p reused while its previous command is still in flight", api,
+                        (void *)cmd);
+        } else if (x == NULL) {
+            x = &g_dma[i];
+            cmd->tid = (uint32_t)i;
+        }
+    }
+    if (x == NULL)
+        gf_fail("%s: more than %d DMA commands in flight (hardware transfer ids are limited: wait before issuing "
+                "more)", api, (int)inflight);
+    memset(x, 0, sizeof *x);
+    x->used = 1;
+    x->kind = XFER_DMA;
+    x->handle = cmd;
+    x->serial = cmd->gf_serial = next_serial();
+    x->api = api;
+    x->ext_is_src = dir == PI_CL_DMA_DIR_EXT2LOC;
+    x->ext = (uint8_t *)ext;
+    x->loc = (uint8_t *)loc;
+    x->ext_heap = &g_l2;
+    x->loc_heap = &g_l1;
+    x->size = size;
+    x->stride = stride;
+    x->length = length;
+    x->core = g_cur_core;
+    xfer_start(x);
+}
+
+void pi_cl_dma_cmd(uintptr_t ext, uintptr_t loc, uint32_t size, pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
+{
+    dma_issue(ext, loc, size, size, size, 0, dir, cmd, "pi_cl_dma_cmd");
+}
+
+void pi_cl_dma_cmd_2d(uintptr_t ext, uintptr_t loc, uint32_t size, uint32_t stride, uint32_t length,
+                      pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
+{
+    dma_issue(ext, loc, size, stride, length, 1, dir, cmd, "pi_cl_dma_cmd_2d");
+}
+
+void pi_cl_dma_cmd_wait(pi_cl_dma_cmd_t *cmd)
+{
+    size_t i;
+    need_cluster("pi_cl_dma_cmd_wait");
+    if (cmd == NULL)
+        gf_fail("pi_cl_dma_cmd_wait: NULL command");
+    for (i = 0; i < GF_EMU_DMA_SLOTS; i++)
+        if (g_dma[i].used && g_dma[i].handle == cmd && g_dma[i].serial == cmd->gf_serial) {
+            xfer_complete(&g_dma[i]);
+            return;
+        }
+    if (in_history(cmd, cmd->gf_serial, XFER_DMA))
+        gf_fail("pi_cl_dma_cmd_wait: DMA command waited twice (already completed by an earlier wait or by "
+                "pi_cl_dma_flush)");
+    gf_fail("pi_cl_dma_cmd_wait: DMA wait on a command that was never issued");
+}
+
+void pi_cl_dma_flush(void)
+{
+    size_t i;
+    need_cluster("pi_cl_dma_flush");
+    /* In issue order (serials increase), like the hardware queue. */
+    for (;;) {
+        gf_xfer *first = NULL;
+        for (i = 0; i < GF_EMU_DMA_SLOTS; i++)
+            if (g_dma[i].used && (first == NULL || g_dma[i].serial - first->serial > 0x80000000u))
+                first = &g_dma[i];
+        if (first == NULL)
+            break;
+        xfer_complete(first);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * L3 RAM
+ */
+
+void pi_default_ram_conf_init(struct pi_default_ram_conf *conf)
+{
+    emu_init();
+    if (conf == NULL)
+        gf_fail("pi_default_ram_conf_init: NULL configuration");
+    memset(conf, 0, sizeof *conf);
+    conf->gf_magic = MAGIC_RAM_CONF;
+}
+
+int pi_ram_open(struct pi_device *dev)
+{
+    need_fc("pi_ram_open");
+    need_conf(dev, MAGIC_RAM_CONF, "pi_ram_open", "pi_default_ram_conf_init");
+    if (g_ram != NULL)
+        gf_fail("pi_ram_open: the RAM is already open");
+    if (g_l3.base == NULL) {
+        uint64_t size = env_bytes("GF_EMU_L3_SIZE", GF_EMU_L3_DEFAULT, GF_EMU_L3_MAX);
+        heap_init(&g_l3, size, size);
+    }
+    dev->gf_kind = KIND_RAM;
+    g_ram = dev;
+    return 0;
+}
+
+void pi_ram_close(struct pi_device *dev)
+{
+    need_fc("pi_ram_close");
+    need_ram(dev, "pi_ram_close");
+    dev->gf_kind = 0;
+    g_ram = NULL; /* allocations and contents persist (the RAM keeps them) */
+}
+
+int pi_ram_alloc(struct pi_device *dev, uint32_t *addr, uint32_t size)
+{
+    need_fc("pi_ram_alloc");
+    need_ram(dev, "pi_ram_alloc");
+    if (addr == NULL)
+        gf_fail("pi_ram_alloc: NULL address pointer");
+    if (size == 0)
+        gf_fail("pi_ram_alloc: size 0");
+    *addr = (uint32_t)heap_alloc(&g_l3, size, GF_EMU_ALIGN, "pi_ram_alloc");
+    return 0;
+}
+
+int pi_ram_free(struct pi_device *dev, uint32_t addr, uint32_t size)
+{
+    need_fc("pi_ram_free");
+    need_ram(dev, "pi_ram_free");
+    heap_free(&g_l3, addr, size, "pi_ram_free");
+    return 0;
+}
+
+/* FC-side buffer: anywhere except L1 (the FC's stack and static data are in L2 on the chip);
+ * inside the L2 pool it must lie in one live allocation. */
+static void check_fc_buffer(const void *buf, uint32_t size, const char *api)
+{
+    if (buf == NULL)
+        gf_fail("%s: NULL buffer", api);
+    if (in_pool(&g_l1, (uintptr_t)buf))
+        gf_fail("%s: buffer %p is in L1 (the L3 and flash drivers transfer to and from L2)", api, buf);
+    if (in_pool(&g_l2, (uintptr_t)buf))
+        check_in_heap(&g_l2, (uintptr_t)buf, size, "buffer (L2)", api);
+}
+
+static void ram_fc_copy(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size, uint32_t stride,
+                        uint32_t length, int read, const char *api)
+{
+    uint32_t i, lines;
+    uint8_t *b = (uint8_t *)buf;
+    need_fc(api);
+    need_ram(dev, api);
+    check_lines(size, stride, length, !read, api);
+    lines = size / length;
+    check_l3_range(addr, (uint64_t)(lines - 1) * stride + length, api);
+    check_fc_buffer(buf, size, api);
+    for (i = 0; i < lines; i++) {
+        uint8_t *e = g_l3.base + addr + (size_t)i * stride;
+        if (read)
+            memcpy(b + (size_t)i * length, e, length);
+        else
+            memcpy(e, b + (size_t)i * length, length);
+    }
+    if (read)
+        g_stats.l3_to_l2 += size;
+    else
+        g_stats.l2_to_l3 += size;
+    g_stats.ram_reqs++;
+}
+
+void pi_ram_read(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size)
+{
+    ram_fc_copy(dev, addr, buf, size, size, size, 1, "pi_ram_read");
+}
+
+void pi_ram_write(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size)
+{
+    ram_fc_copy(dev, addr, buf, size, size, size, 0, "pi_ram_write");
+}
+
+void pi_ram_read_2d(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size, uint32_t stride, uint32_t length)
+{
+    ram_fc_copy(dev, addr, buf, size, stride, length, 1, "pi_ram_read_2d");
+}
+
+void pi_ram_write_2d(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size, uint32_t stride, uint32_t length)
+{
+    ram_fc_copy(dev, addr, buf, size, stride, length, 0, "pi_ram_write_2d");
+}
+
+static void ram_cl_issue(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size, uint32_t stride,
+                         uint32_t length, int read, pi_cl_ram_req_t *req, const char *api)
+{
+    gf_xfer *x = NULL;
+    size_t i;
+    uint64_t span;
+    need_cluster(api);
+    need_ram(dev, api);
+    if (req == NULL)
+        gf_fail("%s: NULL request", api);
+    check_lines(size, stride, length, !read, api);
+    span = (uint64_t)(size / length - 1) * stride + length;
+    check_l3_range(addr, span, api);
+    if (buf == NULL)
+        gf_fail("%s: NULL buffer", api);
+    check_in_heap(&g_l2, (uintptr_t)buf, size, "buffer (L2)", api);
+    for (i = 0; i < g_ram_cap; i++) {
+        if (g_ram_reqs[i].used) {
+            if (g_ram_reqs[i].handle == req)
+                gf_fail("%s: request structure %p reused while its previous request is still in flight", api,
+                        (void *)req);
+        } else if (x == NULL) {
+            x = &g_ram_reqs[i];
+        }
+    }
+    if (x == NULL) {
+        size_t cap = g_ram_cap ? 2 * g_ram_cap : 16;
+        gf_xfer *n = (gf_xfer *)realloc(g_ram_reqs, cap * sizeof *n);
+        if (n == NULL)
+            gf_fail("host out of memory");
+        memset(n + g_ram_cap, 0, (cap - g_ram_cap) * sizeof *n);
+        x = n + g_ram_cap;
+        g_ram_reqs = n;
+        g_ram_cap = cap;
+    }
+    memset(x, 0, sizeof *x);
+    x->used = 1;
+    x->kind = XFER_RAM;
+    x->handle = req;
+    x->serial = req->gf_serial = next_serial();
+    req->gf_slot = (uint32_t)(x - g_ram_reqs);
+    x->api = api;
+    x->ext_is_src = read;
+    x->ext = g_l3.base + addr;
+    x->loc = (uint8_t *)buf;
+    x->ext_heap = &g_l3;
+    x->loc_heap = &g_l2;
+    x->size = size;
+    x->stride = stride;
+    x->length = length;
+    x->core = g_cur_core;
+    xfer_start(x);
+}
+
+static void ram_cl_wait(pi_cl_ram_req_t *req, int read, const char *api)
+{
+    size_t i;
+    need_cluster(api);
+    if (req == NULL)
+        gf_fail("%s: NULL request", api);
+    for (i = 0; i < g_ram_cap; i++) {
+        gf_xfer *x = &g_ram_reqs[i];
+        if (x->used && x->handle == req && x->serial == req->gf_serial) {
+            if (x->ext_is_src != read)
+                gf_fail("%s on a %s request (%s)", api, read ? "write" : "read", x->api);
+            xfer_complete(x);
+            return;
+        }
+    }
+    if (in_history(req, req->gf_serial, XFER_RAM))
+        gf_fail("%s: RAM request waited twice", api);
+    gf_fail("%s: wait on a RAM request that was never issued", api);
+}
+
+void pi_cl_ram_read(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size, pi_cl_ram_req_t *req)
+{
+    ram_cl_issue(dev, addr, buf, size, size, size, 1, req, "pi_cl_ram_read");
+}
+
+void pi_cl_ram_write(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size, pi_cl_ram_req_t *req)
+{
+    ram_cl_issue(dev, addr, buf, size, size, size, 0, req, "pi_cl_ram_write");
+}
+
+void pi_cl_ram_read_2d(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size, uint32_t stride,
+                       uint32_t length, pi_cl_ram_req_t *req)
+{
+    ram_cl_issue(dev, addr, buf, size, stride, length, 1, req, "pi_cl_ram_read_2d");
+}
+
+void pi_cl_ram_write_2d(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size, uint32_t stride,
+                        uint32_t length, pi_cl_ram_req_t *req)
+{
+    ram_cl_issue(dev, addr, buf, size, stride, length, 0, req, "pi_cl_ram_write_2d");
+}
+
+void pi_cl_ram_read_wait(pi_cl_ram_req_t *req)
+{
+    ram_cl_wait(req, 1, "pi_cl_ram_read_wait");
+}
+
+void pi_cl_ram_write_wait(pi_cl_ram_req_t *req)
+{
+    ram_cl_wait(req, 0, "pi_cl_ram_write_wait");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Cluster tasks and the team of cores
+ */
+
+enum { CORE_READY = 1, CORE_BARRIER = 2, CORE_DONE = 3 };
+
+typedef struct {
+    ucontext_t ctx;
+    void *stack;
+    int state;
+    int critical;
+    void *asan_fake; /* ASan fake stack saved while the core is switched out */
+} gf_core;
+
+static gf_core g_cores[GF_EMU_NB_CORES];
+static ucontext_t g_sched_ctx;
+static int g_fork_active, g_fork_n;
+static void (*g_fork_entry)(void *);
+static void *g_fork_arg;
+static unsigned g_barrier_round;
+#ifdef GF_EMU_ASAN
+static const void *g_main_stack_bottom;
+static size_t g_main_stack_size;
+static void *g_sched_fake;
+#endif
+
+struct pi_cluster_task *pi_cluster_task(struct pi_cluster_task *task, void (*entry)(void *), void *arg)
+{
+    emu_init();
+    if (task == NULL)
+        gf_fail("pi_cluster_task: NULL task");
+    if (entry == NULL)
+        gf_fail("pi_cluster_task: NULL entry");
+    memset(task, 0, sizeof *task);
+    task->gf_magic = MAGIC_TASK;
+    task->entry = entry;
+    task->arg = arg;
+    return task;
+}
+
+void pi_cluster_task_stacks(struct pi_cluster_task *task, void *stacks, int slave_stack_size)
+{
+    emu_init();
+    if (task == NULL || task->gf_magic != MAGIC_TASK)
+        gf_fail("pi_cluster_task_stacks: the task was not initialised with pi_cluster_task");
+    if (slave_stack_size < 0)
+        gf_fail("pi_cluster_task_stacks: negative stack size %d", slave_stack_size);
+    task->stacks = stacks; /* recorded; stacks are not modelled (each core has a host stack) */
+    task->slave_stack_size = slave_stack_size;
+}
+
+static void check_task_end(void)
+{
+    size_t i;
+    char what[200];
+    for (i = 0; i < GF_EMU_DMA_SLOTS; i++)
+        if (g_dma[i].used) {
+            xfer_describe(&g_dma[i], what, sizeof what);
+            gf_fail("DMA command issued but never waited (%s)", what);
+        }
+    for (i = 0; i < g_ram_cap; i++)
+        if (g_ram_reqs[i].used) {
+            xfer_describe(&g_ram_reqs[i], what, sizeof what);
+            gf_fail("RAM request issued but never waited (%s)", what);
+        }
+    if (g_cc_critical != 0)
+        gf_fail("cluster task returned inside a critical section (pi_cl_team_critical_enter without exit)");
+}
+
+int pi_cluster_send_task_to_cl(struct pi_device *dev, struct pi_cluster_task *task)
+{
+    emu_init();
+    if (g_cur_core != GF_EMU_FC_CORE)
+        gf_fail("pi_cluster_send_task_to_cl called from cluster core %d (tasks are sent by the FC)", g_cur_core);
+    if (dev == NULL || dev != g_cluster || dev->gf_kind != KIND_CLUSTER)
+        gf_fail("pi_cluster_send_task_to_cl: the device is not the open cluster (pi_cluster_open)");
+    if (task == NULL || task->gf_magic != MAGIC_TASK || task->entry == NULL)
+        gf_fail("pi_cluster_send_task_to_cl: the task was not initialised with pi_cluster_task");
+    g_in_task = 1;
+    g_cur_core = GF_EMU_CC_CORE;
+    g_cc_critical = 0;
+    task->entry(task->arg);
+    check_task_end();
+    g_cur_core = GF_EMU_FC_CORE;
+    g_in_task = 0;
+    return 0;
+}
+
+static void fiber_start(void **fake, const void *bottom, size_t size)
+{
+#ifdef GF_EMU_ASAN
+    __sanitizer_start_switch_fiber(fake, bottom, size);
+#else
+    (void)fake;
+    (void)bottom;
+    (void)size;
+#endif
+}
+
+static void fiber_finish(void *fake)
+{
+#ifdef GF_EMU_ASAN
+    const void *bottom = NULL;
+    size_t size = 0;
+    __sanitizer_finish_switch_fiber(fake, &bottom, &size);
+    if (g_cur_core != GF_EMU_CC_CORE) { /* arrived on a core: we came from the scheduler's stack */
+        g_main_stack_bottom = bottom;
+        g_main_stack_size = size;
+    }
+#else
+    (void)fake;
+#endif
+}
+
+/* Saves the current context in `save` and continues at `to`; returns when `save` is resumed.
+ * Equivalent to swapcontext, built from getcontext + setcontext because AddressSanitizer's
+ * swapcontext interceptor prints a warning on every run; the stack switches are announced to
+ * ASan with the fiber API instead (fiber_start / fiber_finish), and core stacks are unpoisoned
+ * before reuse (prepare_core), which is what the interceptor would do. */
+static GF_NOINLINE void ctx_switch(ucontext_t *save, const ucontext_t *to)
+{
+    volatile int resumed = 0;
+    if (getcontext(save) != 0)
+        gf_fail("getcontext failed");
+    if (!resumed) {
+        resumed = 1;
+        setcontext(to);
+        gf_fail("setcontext failed");
+    }
+}
+
+/* A core gives control back to the scheduler (at a barrier, or for good when it is done). */
+static void core_yield(int id, int done)
+{
+#ifdef GF_EMU_ASAN
+    fiber_start(done ? NULL : &g_cores[id].asan_fake, g_main_stack_bottom, g_main_stack_size);
+#else
+    fiber_start(NULL, NULL, 0);
+#endif
+    ctx_switch(&g_cores[id].ctx, &g_sched_ctx);
+    if (done)
+        gf_fail("internal: a finished core was resumed");
+    fiber_finish(g_cores[id].asan_fake);
+}
+
+static void core_main(void)
+{
+    int id;
+    fiber_finish(NULL);
+    g_fork_entry(g_fork_arg);
+    id = g_cur_core;
+    if (g_cores[id].critical != 0)
+        gf_fail("core %d returned from the fork entry inside a critical section", id);
+    g_cores[id].state = CORE_DONE;
+    core_yield(id, 1);
+}
+
+static void run_core(int id)
+{
+#ifdef GF_EMU_ASAN
+    void **fake = &g_sched_fake;
+#else
+    void **fake = NULL;
+#endif
+    g_cur_core = id;
+    fiber_start(fake, g_cores[id].stack, g_stack_size);
+    ctx_switch(&g_sched_ctx, &g_cores[id].ctx);
+    g_cur_core = GF_EMU_CC_CORE;
+    fiber_finish(fake != NULL ? *fake : NULL);
+}
+
+/* Kept out of line: getcontext returns twice, which must not clobber pi_cl_team_fork's locals. */
+static GF_NOINLINE void prepare_core(gf_core *c)
+{
+    if (c->stack == NULL) {
+        c->stack = malloc(g_stack_size);
+        if (c->stack == NULL)
+            gf_fail("host out of memory (core stacks)");
+    }
+    mem_unpoison(c->stack, g_stack_size); /* frames left by a previous fork */
+    if (getcontext(&c->ctx) != 0)
+        gf_fail("getcontext failed");
+    c->ctx.uc_stack.ss_sp = c->stack;
+    c->ctx.uc_stack.ss_size = g_stack_size;
+    c->ctx.uc_link = NULL;
+    makecontext(&c->ctx, core_main, 0);
+    c->state = CORE_READY;
+    c->critical = 0;
+    c->asan_fake = NULL;
+}
+
+void pi_cl_team_fork(int nb_cores, void (*entry)(void *), void *arg)
+{
+    int i, k, n;
+    need_cluster("pi_cl_team_fork");
+    if (g_fork_active || g_cur_core != GF_EMU_CC_CORE)
+        gf_fail("pi_cl_team_fork called from core %d (only the cluster controller, core 8, forks; no nesting)",
+                g_cur_core);
+    if (entry == NULL)
+        gf_fail("pi_cl_team_fork: NULL entry");
+    if (nb_cores < 0 || nb_cores > GF_EMU_NB_CORES)
+        gf_fail("pi_cl_team_fork: %d cores (expected 1..%d, or 0 for all)", nb_cores, GF_EMU_NB_CORES);
+    n = nb_cores == 0 ? GF_EMU_NB_CORES : nb_cores;
+    g_fork_active = 1;
+    g_fork_n = n;
+    g_fork_entry = entry;
+    g_fork_arg = arg;
+    g_barrier_round = 0;
+    g_stats.forks++;
+    for (i = 0; i < n; i++)
+        prepare_core(&g_cores[i]);
+    for (;;) {
+        int ndone = 0, nbar = 0, a_done = -1, a_bar = -1;
+        for (k = 0; k < n; k++) {
+            i = g_reverse ? n - 1 - k : k;
+            if (g_cores[i].state == CORE_READY)
+                run_core(i);
+        }
+        for (i = 0; i < n; i++) {
+            if (g_cores[i].state == CORE_DONE) {
+                ndone++;
+                a_done = i;
+            } else {
+                nbar++;
+                a_bar = i;
+            }
+        }
+        if (ndone == n)
+            break;
+        if (ndone > 0)
+            gf_fail("mismatched barriers: core %d returned from the fork entry while core %d waits at barrier #%u",
+                    a_done, a_bar, g_barrier_round + 1);
+        for (i = 0; i < n; i++)
+            g_cores[i].state = CORE_READY;
+        g_barrier_round++;
+    }
+    g_fork_active = 0;
+    g_cur_core = GF_EMU_CC_CORE;
+}
+
+void pi_cl_team_barrier(void)
+{
+    int id;
+    need_cluster("pi_cl_team_barrier");
+    id = g_cur_core;
+    if (!g_fork_active || id == GF_EMU_CC_CORE)
+        gf_fail("pi_cl_team_barrier called by core %d outside pi_cl_team_fork", id);
+    if (g_cores[id].critical != 0)
+        gf_fail("pi_cl_team_barrier called by core %d inside a critical section", id);
+    g_cores[id].state = CORE_BARRIER;
+    core_yield(id, 0);
+}
+
+int pi_cl_team_nb_cores(void)
+{
+    emu_init();
+    return g_fork_active ? g_fork_n : GF_EMU_NB_CORES;
+}
+
+int pi_core_id(void)
+{
+    emu_init();
+    return g_cur_core == GF_EMU_FC_CORE ? 0 : g_cur_core;
+}
+
+static int *critical_depth(const char *api)
+{
+    need_cluster(api);
+    return g_cur_core == GF_EMU_CC_CORE ? &g_cc_critical : &g_cores[g_cur_core].critical;
+}
+
+void pi_cl_team_critical_enter(void)
+{
+    int *d = critical_depth("pi_cl_team_critical_enter");
+    if (*d != 0)
+        gf_fail("pi_cl_team_critical_enter: core %d is already inside a critical section", g_cur_core);
+    (*d)++;
+}
+
+void pi_cl_team_critical_exit(void)
+{
+    int *d = critical_depth("pi_cl_team_critical_exit");
+    if (*d == 0)
+        gf_fail("pi_cl_team_critical_exit without pi_cl_team_critical_enter on core %d", g_cur_core);
+    (*d)--;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Flash and ReadFS: files of the current directory, looked up by basename
+ */
+
+void pi_default_flash_conf_init(struct pi_default_flash_conf *conf)
+{
+    emu_init();
+    if (conf == NULL)
+        gf_fail("pi_default_flash_conf_init: NULL configuration");
+    memset(conf, 0, sizeof *conf);
+    conf->gf_magic = MAGIC_FLASH_CONF;
+}
+
+int pi_flash_open(struct pi_device *dev)
+{
+    need_fc("pi_flash_open");
+    need_conf(dev, MAGIC_FLASH_CONF, "pi_flash_open", "pi_default_flash_conf_init");
+    dev->gf_kind = KIND_FLASH;
+    return 0;
+}
+
+void pi_readfs_conf_init(struct pi_readfs_conf *conf)
+{
+    emu_init();
+    if (conf == NULL)
+        gf_fail("pi_readfs_conf_init: NULL configuration");
+    memset(conf, 0, sizeof *conf);
+    conf->gf_magic = MAGIC_READFS_CONF;
+    conf->fs.flash = NULL;
+}
+
+int pi_fs_mount(struct pi_device *dev)
+{
+    const struct pi_readfs_conf *conf;
+    need_fc("pi_fs_mount");
+    need_conf(dev, MAGIC_READFS_CONF, "pi_fs_mount", "pi_readfs_conf_init");
+    conf = (const struct pi_readfs_conf *)dev->config;
+    if (conf->fs.flash == NULL || conf->fs.flash->gf_kind != KIND_FLASH)
+        gf_fail("pi_fs_mount: conf.fs.flash is not an open flash device (pi_flash_open)");
+    dev->gf_kind = KIND_FS;
+    return 0;
+}
+
+void pi_fs_unmount(struct pi_device *dev)
+{
+    need_fc("pi_fs_unmount");
+    if (dev == NULL || dev->gf_kind != KIND_FS)
+        gf_fail("pi_fs_unmount: the device is not a mounted file system");
+    dev->gf_kind = 0;
+}
+
+pi_fs_file_t *pi_fs_open(struct pi_device *dev, const char *name, int flags)
+{
+    FILE *fp;
+    long size;
+    pi_fs_file_t *f;
+    need_fc("pi_fs_open");
+    if (dev == NULL || dev->gf_kind != KIND_FS)
+        gf_fail("pi_fs_open: the device is not a mounted file system (pi_fs_mount)");
+    if (name == NULL || *name == '\0')
+        gf_fail("pi_fs_open: empty file name");
+    if (flags != 0)
+        gf_fail("pi_fs_open: flags %d (ReadFS files are opened read-only with flags 0)", flags);
+    if (strchr(name, '/') != NULL) {
+        fprintf(stderr, "GF EMU note: pi_fs_open(\"%s\"): ReadFS names are basenames, file not found\n", name);
+        return NULL;
+    }
+    fp = fopen(name, "rb");
+    if (fp == NULL)
+        return NULL;
+    if (fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
+        fclose(fp);
+        return NULL;
+    }
+    if ((unsigned long)size > 0xffffffffUL)
+        gf_fail("pi_fs_open: %s is larger than 4 GiB", name);
+    f = (pi_fs_file_t *)malloc(sizeof *f);
+    if (f == NULL)
+        gf_fail("host out of memory");
+    f->size = (uint32_t)size;
+    f->gf_magic = MAGIC_FILE;
+    f->fs = dev;
+    f->gf_handle = fp;
+    return f;
+}
+
+static FILE *fs_file(pi_fs_file_t *file, const char *api)
+{
+    need_fc(api);
+    if (file == NULL || file->gf_magic != MAGIC_FILE)
+        gf_fail("%s: not an open ReadFS file", api);
+    return (FILE *)file->gf_handle;
+}
+
+int pi_fs_read(pi_fs_file_t *file, void *buf, uint32_t size)
+{
+    FILE *fp = fs_file(file, "pi_fs_read");
+    size_t got;
+    if (size == 0)
+        return 0;
+    if (size > 0x7fffffffu)
+        gf_fail("pi_fs_read: size %u does not fit the int result", size);
+    check_fc_buffer(buf, size, "pi_fs_read");
+    got = fread(buf, 1, size, fp);
+    if (got == 0 && ferror(fp))
+        return -1;
+    return (int)got;
+}
+
+int pi_fs_seek(pi_fs_file_t *file, uint32_t offset)
+{
+    FILE *fp = fs_file(file, "pi_fs_seek");
+    if (offset > file->size)
+        return -1;
+    return fseek(fp, (long)offset, SEEK_SET) == 0 ? 0 : -1;
+}
+
+void pi_fs_close(pi_fs_file_t *file)
+{
+    FILE *fp = fs_file(file, "pi_fs_close");
+    fclose(fp);
+    file->gf_magic = 0;
+    file->gf_handle = NULL;
+    free(file);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Performance counters (one counter of host nanoseconds) and frequency
+ */
+
+static int g_perf_running;
+static uint64_t g_perf_acc, g_perf_t0;
+static unsigned g_perf_events;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void pi_perf_conf(unsigned events)
+{
+    emu_init();
+    g_perf_events = events;
+}
+
+void pi_perf_reset(void)
+{
+    emu_init();
+    g_perf_acc = 0;
+    if (g_perf_running)
+        g_perf_t0 = now_ns();
+}
+
+void pi_perf_start(void)
+{
+    emu_init();
+    if (!g_perf_running) {
+        g_perf_running = 1;
+        g_perf_t0 = now_ns();
+    }
+}
+
+void pi_perf_stop(void)
+{
+    emu_init();
+    if (g_perf_running) {
+        g_perf_acc += now_ns() - g_perf_t0;
+        g_perf_running = 0;
+    }
+}
+
+unsigned int pi_perf_read(int event)
+{
+    uint64_t t;
+    emu_init();
+    (void)g_perf_events;
+    if (event != PI_PERF_CYCLES)
+        return 0;
+    t = g_perf_acc + (g_perf_running ? now_ns() - g_perf_t0 : 0);
+    return (unsigned int)(t & 0xffffffffu);
+}
+
+int pi_freq_set(pi_freq_domain_e domain, uint32_t freq)
+{
+    emu_init();
+    if ((int)domain < 0 || (int)domain > 2)
+        gf_fail("pi_freq_set: unknown frequency domain %d", (int)domain);
+    g_freq[domain] = freq;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Emulator statistics (gf_emu.h)
+ */
+
+void gf_emu_get_stats(gf_emu_stats_t *out)
+{
+    emu_init();
+    if (out == NULL)
+        return;
+    *out = g_stats;
+    out->l1_cur = g_l1.cur;
+    out->l1_peak = g_l1.peak;
+    out->l1_budget = g_l1.budget;
+    out->l2_cur = g_l2.cur;
+    out->l2_peak = g_l2.peak;
+    out->l2_budget = g_l2.budget;
+    out->l3_cur = g_l3.cur;
+    out->l3_peak = g_l3.peak;
+    out->l3_size = g_l3.base != NULL ? g_l3.budget : env_bytes("GF_EMU_L3_SIZE", GF_EMU_L3_DEFAULT, GF_EMU_L3_MAX);
+}
+
+void gf_emu_reset_peaks(void)
+{
+    emu_init();
+    g_l1.peak = g_l1.cur;
+    g_l2.peak = g_l2.cur;
+    g_l3.peak = g_l3.cur;
+}
+
+void gf_emu_reset_counters(void)
+{
+    emu_init();
+    g_stats.l3_to_l2 = g_stats.l2_to_l3 = g_stats.l2_to_l1 = g_stats.l1_to_l2 = 0;
+    g_stats.dma_cmds = g_stats.ram_reqs = g_stats.forks = 0;
+}
+
+void gf_emu_print_stats(const char *label)
+{
+    gf_emu_stats_t s;
+    gf_emu_get_stats(&s);
+    printf("GF EMU %s l1_peak=%llu l2_peak=%llu l3_peak=%llu l3_to_l2=%llu l2_to_l1=%llu l1_to_l2=%llu "
+           "l2_to_l3=%llu dma_cmds=%llu\n",
+           label != NULL ? label : "", (ull)s.l1_peak, (ull)s.l2_peak, (ull)s.l3_peak, (ull)s.l3_to_l2,
+           (ull)s.l2_to_l1, (ull)s.l1_to_l2, (ull)s.l2_to_l3, (ull)s.dma_cmds);
+    fflush(stdout);
+}

@@ -1,0 +1,86 @@
+/*
+ * gapforge GAP9 layer executor: runs one fused step of the plan with its inputs, weights and
+ * outputs in L2 or L3, moving tiles into the cluster's L1 with double-buffered DMA and
+ * splitting each tile over the compute cores.
+ *
+ * Execution model (per layer):
+ *   FC:      allocates the L2 bounce buffers the layer needs for L3-resident operands, then sends
+ *            one cluster task.
+ *   core 8:  (cluster controller, runs the task) allocates the L1 buffers and forks the compute
+ *            cores, then frees L1.
+ *   core 0:  inside the fork, drives the DMA pipeline: loads tile t+1 (L3 -> L2 bounce -> L1, or
+ *            L2 -> L1) while all cores compute tile t, stores tile t-1 (L1 -> L2 [-> L3]).
+ *   cores 0..n-1: compute their share of each tile (output channels, or elements for element-wise
+ *            steps) with the portable kernels of gf_runtime.h; barriers separate "tile t loaded"
+ *            from "compute" and "compute" from "tile t stored".
+ * The tile geometry is derived from the tile sizes chosen by codegen/gap9/tiling.py, which also
+ * predicts the bytes every layer moves; the executor counts them (gf_layer_stats_t).
+ */
+#ifndef GF_GAP9_H
+#define GF_GAP9_H
+
+#include <stdint.h>
+
+#include "pmsis.h"
+#include "gf_runtime.h"
+
+#define GF_MEM_L2 0
+#define GF_MEM_L3 1
+
+enum { GF_TILING_CONV = 0, GF_TILING_LINEAR = 1, GF_TILING_ELTWISE = 2 };
+enum {
+    GF_OP_CONV = 0, GF_OP_CONV3X3, GF_OP_CONV1X1, GF_OP_DWCONV, GF_OP_MAXPOOL, GF_OP_AVGPOOL,
+    GF_OP_TRUNCPOOL, GF_OP_LINEAR, GF_OP_ADD, GF_OP_REQUANT, GF_OP_RELU
+};
+
+/* Test-only fault injection (codegen --inject-fault): each bit removes one safety step. */
+#define GF_FAULT_NO_BARRIER 1u  /* skip the barrier between "tile loaded" and "compute" */
+#define GF_FAULT_NO_DMA_WAIT 2u /* skip waiting for the input DMA of each tile */
+
+/* Where an operand lives: an L2 pointer or an L3 address (uint32_t, not a pointer). */
+typedef struct {
+    int32_t level;
+    uint8_t *l2;
+    uint32_t l3;
+} gf_loc_t;
+
+typedef struct {
+    const char *name;
+    int32_t tiling, op;
+    gf_conv_shape_t s;                    /* whole-layer geometry (conv-like steps) */
+    int32_t in_t, in2_t, out_t;           /* gf_dtype_t of the operands */
+    int32_t w_off, b_off, m_off, sh_off, o_off; /* regions in the parameter blob, -1 = none */
+    int32_t rq_sources, rq_channels, zp, lo, hi; /* rq_sources == 0: no requantization */
+    int32_t shift, floor_rounding;        /* trunc_avgpool2d */
+    int32_t k, o;                         /* linear: inputs, outputs */
+    int32_t n, inner, chans;              /* element-wise: elements, elements per channel, channels */
+    int32_t relu_zp;                      /* relu */
+    int32_t tile_co, tile_oh, tile_ow;    /* conv / linear output tile */
+    int32_t tile_planes, tile_elems;      /* element-wise tile */
+    uint32_t buf_in, buf_in2, buf_w, buf_p, buf_out; /* bytes of one L1 buffer of each operand */
+    int32_t w_resident, p_resident, in_resident;     /* loaded once per layer, single buffer */
+    int32_t cores;                        /* compute cores to fork */
+    uint32_t fault;
+} gf_layer_t;
+
+/* Operand locations of one layer, bound at run time (bases are allocated by the FC). */
+typedef struct {
+    gf_loc_t in, in2, out, params;
+} gf_operands_t;
+
+typedef struct {
+    uint32_t tiles, dma_cmds, l1_bytes;
+    uint64_t l3_to_l2, l2_to_l1, l1_to_l2, l2_to_l3;
+} gf_layer_stats_t;
+
+/* Total L2 bytes of the bounce buffers the layer needs for its L3-resident operands. */
+uint32_t gf_layer_bounce_bytes(const gf_layer_t *L, const gf_operands_t *ops);
+
+/* Run one layer on the cluster. `bounce` (L2, gf_layer_bounce_bytes long, may be NULL if 0). */
+int gf_run_layer(struct pi_device *cluster, struct pi_device *ram, const gf_layer_t *L,
+                 const gf_operands_t *ops, uint8_t *bounce, gf_layer_stats_t *stats);
+
+/* Number of tiles of a layer. */
+int32_t gf_layer_tiles(const gf_layer_t *L);
+
+#endif /* GF_GAP9_H */

@@ -1,0 +1,697 @@
+/*
+ * gapforge GAP9 layer executor (see gf_gap9.h for the execution model).
+ *
+ * Everything here is target-independent C over the PMSIS API: it is compiled unchanged by the
+ * GAP9 SDK and, for the gap9-emu target, against gapforge's host emulation of PMSIS
+ * (codegen/runtime/gap9/emu), which enforces the memory budgets, completes DMA only at the wait
+ * and runs the cores as deterministic coroutines.
+ *
+ * DMA rules (docs/gap9.md): every command moves less than 64 KiB, 2-D lines and strides stay
+ * below 64 KiB, at most GF_MAX_CMDS commands are in flight per queue (the queue is drained
+ * before issuing more), every command is waited by the core that issued it (core 0).
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "gf_gap9.h"
+
+#define GF_MAX_CMDS 8
+#define GF_DMA_MAX 65535u
+#define GF_ALIGN(n) (((n) + 7u) & ~7u)
+
+enum { OP_IN = 0, OP_IN2, OP_W, OP_P, OP_OUT, OP_N };
+
+typedef struct {
+    pi_cl_dma_cmd_t cmd[GF_MAX_CMDS];
+    int n;
+} gf_queue_t;
+
+typedef struct {
+    int32_t co0, con, oy0, ohn, ox0, own; /* output box */
+    int32_t ci0, cin, iy0, ihn, ix0, iwn; /* input box */
+    int32_t pt, pl, pb, pr;               /* padding of this tile */
+    int32_t e0, en, c0, cn;               /* element-wise: elements and channels of the tile */
+} gf_tile_t;
+
+typedef struct {
+    const gf_layer_t *L;
+    const gf_operands_t *ops;
+    struct pi_device *ram;
+    gf_layer_stats_t *st;
+    uint8_t *l1[2][OP_N];
+    uint8_t *bounce[2][OP_N];
+    uint32_t bytes[OP_N]; /* one buffer of each operand */
+    int nbuf[OP_N];       /* 0 (unused), 1 (single / resident) or 2 (double buffered) */
+    gf_queue_t load_q[2], store_q[2];
+    int32_t ntiles;
+} gf_run_t;
+
+static int32_t ceil_div(int32_t a, int32_t b) { return (a + b - 1) / b; }
+static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
+
+static int32_t elem_bytes(int32_t t) { return t == GF_S32 ? 4 : 1; }
+
+static int coupled(const gf_layer_t *L)
+{
+    return L->op == GF_OP_DWCONV || L->op == GF_OP_MAXPOOL || L->op == GF_OP_AVGPOOL || L->op == GF_OP_TRUNCPOOL;
+}
+
+int32_t gf_layer_tiles(const gf_layer_t *L)
+{
+    if (L->tiling == GF_TILING_CONV)
+        return ceil_div(L->s.o, L->tile_co) * ceil_div(L->s.oh, L->tile_oh) * ceil_div(L->s.ow, L->tile_ow);
+    if (L->tiling == GF_TILING_LINEAR)
+        return ceil_div(L->o, L->tile_co);
+    if (L->tile_planes > 1)
+        return ceil_div(L->chans, L->tile_planes);
+    return L->chans * ceil_div(L->inner, L->tile_elems);
+}
+
+/* Input rows [i0, i0 + n) needed by output rows [o0, o0 + on) and the tile's padding. */
+static void rows_of(int32_t o0, int32_t on, int32_t stride, int32_t pad, int32_t k, int32_t dil, int32_t size,
+                    int32_t *i0, int32_t *n, int32_t *pa, int32_t *pb)
+{
+    int32_t g0 = o0 * stride - pad;
+    int32_t g1 = (o0 + on - 1) * stride - pad + (k - 1) * dil + 1;
+    int32_t a = g0 < 0 ? 0 : g0;
+    int32_t b = g1 > size ? size : g1;
+    *i0 = a;
+    *n = b - a;
+    *pa = a - g0;
+    *pb = g1 - b;
+}
+
+static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
+{
+    memset(T, 0, sizeof(*T));
+    if (L->tiling == GF_TILING_CONV) {
+        const gf_conv_shape_t *s = &L->s;
+        int32_t n_ow = ceil_div(s->ow, L->tile_ow), n_oh = ceil_div(s->oh, L->tile_oh);
+        int32_t icol = t % n_ow, ir = (t / n_ow) % n_oh, ic = t / (n_ow * n_oh);
+        T->co0 = ic * L->tile_co;
+        T->con = min32(L->tile_co, s->o - T->co0);
+        T->oy0 = ir * L->tile_oh;
+        T->ohn = min32(L->tile_oh, s->oh - T->oy0);
+        T->ox0 = icol * L->tile_ow;
+        T->own = min32(L->tile_ow, s->ow - T->ox0);
+        rows_of(T->oy0, T->ohn, s->sy, s->pt, s->kh, s->dy, s->h, &T->iy0, &T->ihn, &T->pt, &T->pb);
+        rows_of(T->ox0, T->own, s->sx, s->pl, s->kw, s->dx, s->w, &T->ix0, &T->iwn, &T->pl, &T->pr);
+        if (coupled(L)) {
+            T->ci0 = T->co0;
+            T->cin = T->con;
+        } else if (s->groups == 1) {
+            T->ci0 = 0;
+            T->cin = s->c;
+        } else {
+            int32_t og = s->o / s->groups, cg = s->c / s->groups;
+            T->ci0 = T->co0 / og * cg;
+            T->cin = T->con / og * cg;
+        }
+    } else if (L->tiling == GF_TILING_LINEAR) {
+        T->co0 = t * L->tile_co;
+        T->con = min32(L->tile_co, L->o - T->co0);
+    } else if (L->tile_planes > 1) {
+        T->c0 = t * L->tile_planes;
+        T->cn = min32(L->tile_planes, L->chans - T->c0);
+        T->e0 = T->c0 * L->inner;
+        T->en = T->cn * L->inner;
+    } else {
+        int32_t per = ceil_div(L->inner, L->tile_elems), j = t % per;
+        T->c0 = t / per;
+        T->cn = 1;
+        T->e0 = T->c0 * L->inner + j * L->tile_elems;
+        T->en = min32(L->tile_elems, L->inner - j * L->tile_elems);
+    }
+}
+
+/* ---- parameter buffer layout: [bias x cap][m x sources x cap_rq][sh x cap_rq][o x cap_rq] ---- */
+typedef struct {
+    uint32_t bias, m, sh, o; /* offsets in the L1 parameter buffer */
+    int32_t cap_rq;          /* channel stride of m/sh/o in L1 */
+} gf_playout_t;
+
+static int32_t param_capacity(const gf_layer_t *L)
+{
+    if (L->tiling == GF_TILING_ELTWISE)
+        return L->tile_planes > 1 ? L->tile_planes : 1;
+    return L->tile_co;
+}
+
+static gf_playout_t param_layout(const gf_layer_t *L)
+{
+    gf_playout_t p;
+    int32_t cap = param_capacity(L);
+    p.cap_rq = L->rq_channels > 1 ? cap : 1;
+    p.bias = 0;
+    p.m = L->b_off >= 0 ? GF_ALIGN((uint32_t)cap * 4u) : 0u;
+    p.sh = p.m + (L->rq_sources ? GF_ALIGN((uint32_t)(L->rq_sources * p.cap_rq) * 4u) : 0u);
+    p.o = p.sh + (L->rq_sources ? GF_ALIGN((uint32_t)p.cap_rq) : 0u);
+    return p;
+}
+
+/* ---- DMA helpers (core 0 only) ---- */
+static void q_wait(gf_queue_t *q)
+{
+    for (int i = 0; i < q->n; i++)
+        pi_cl_dma_cmd_wait(&q->cmd[i]);
+    q->n = 0;
+}
+
+static void dma(gf_run_t *R, gf_queue_t *q, uint8_t *ext, uint8_t *loc, uint32_t size, uint32_t stride,
+                uint32_t length, pi_cl_dma_dir_e dir)
+{
+    if (q->n == GF_MAX_CMDS)
+        q_wait(q); /* never more than GF_MAX_CMDS transfers in flight */
+    if (stride == length)
+        pi_cl_dma_cmd((uintptr_t)ext, (uintptr_t)loc, size, dir, &q->cmd[q->n]);
+    else
+        pi_cl_dma_cmd_2d((uintptr_t)ext, (uintptr_t)loc, size, stride, length, dir, &q->cmd[q->n]);
+    q->n++;
+    R->st->dma_cmds++;
+}
+
+/* 1-D transfer of any size, split below 64 KiB. */
+static void dma_1d(gf_run_t *R, gf_queue_t *q, uint8_t *ext, uint8_t *loc, uint32_t size, pi_cl_dma_dir_e dir)
+{
+    while (size > 0) {
+        uint32_t n = size > GF_DMA_MAX ? GF_DMA_MAX : size;
+        dma(R, q, ext, loc, n, n, n, dir);
+        ext += n;
+        loc += n;
+        size -= n;
+    }
+}
+
+/* A box [cn][yn][xn] of a tensor [C][H][W] (elements of eb bytes) as a list of contiguous or
+ * strided segments. `seg(ctx, ext_offset, loc_offset, size, stride, length)` is called for each;
+ * loc is the contiguous [cn][yn][xn] buffer. */
+typedef void (*gf_seg_fn)(void *ctx, uint32_t ext_off, uint32_t loc_off, uint32_t size, uint32_t stride,
+                          uint32_t length);
+
+static void box_segments(int32_t H, int32_t W, int32_t eb, int32_t c0, int32_t cn, int32_t y0, int32_t yn,
+                         int32_t x0, int32_t xn, gf_seg_fn seg, void *ctx)
+{
+    uint32_t plane = (uint32_t)(H * W * eb), row = (uint32_t)(W * eb);
+    if (xn == W) {
+        uint32_t block = (uint32_t)yn * row;
+        uint32_t base = (uint32_t)c0 * plane + (uint32_t)y0 * row;
+        if (yn == H) {
+            uint32_t total = (uint32_t)cn * plane, done = 0;
+            while (done < total) {
+                uint32_t n = total - done > GF_DMA_MAX ? GF_DMA_MAX : total - done;
+                seg(ctx, base + done, done, n, n, n);
+                done += n;
+            }
+        } else if (block <= GF_DMA_MAX && plane <= GF_DMA_MAX && cn > 1) {
+            int32_t per = (int32_t)(GF_DMA_MAX / block);
+            for (int32_t c = 0; c < cn; c += per) {
+                int32_t lines = min32(per, cn - c);
+                seg(ctx, base + (uint32_t)c * plane, (uint32_t)c * block, (uint32_t)lines * block, plane, block);
+            }
+        } else {
+            for (int32_t c = 0; c < cn; c++) {
+                uint32_t done = 0;
+                while (done < block) {
+                    uint32_t n = block - done > GF_DMA_MAX ? GF_DMA_MAX : block - done;
+                    seg(ctx, base + (uint32_t)c * plane + done, (uint32_t)c * block + done, n, n, n);
+                    done += n;
+                }
+            }
+        }
+    } else {
+        uint32_t line = (uint32_t)(xn * eb);
+        int32_t per = line > GF_DMA_MAX ? 1 : (int32_t)(GF_DMA_MAX / line); /* lines are < 64 KiB (planner) */
+        for (int32_t c = 0; c < cn; c++) {
+            for (int32_t y = 0; y < yn; y += per) {
+                int32_t lines = min32(per, yn - y);
+                uint32_t ext = (uint32_t)(c0 + c) * plane + (uint32_t)(y0 + y) * row + (uint32_t)(x0 * eb);
+                uint32_t loc = ((uint32_t)c * (uint32_t)yn + (uint32_t)y) * line;
+                seg(ctx, ext, loc, (uint32_t)lines * line, row, line);
+            }
+        }
+    }
+}
+
+typedef struct {
+    gf_run_t *R;
+    gf_queue_t *q;
+    const gf_loc_t *loc;
+    uint8_t *l1;
+    uint8_t *bounce;
+    pi_cl_dma_dir_e dir;
+} gf_xfer_t;
+
+/* L2 operand: one DMA command per segment. */
+static void seg_dma(void *ctx, uint32_t ext_off, uint32_t loc_off, uint32_t size, uint32_t stride, uint32_t length)
+{
+    gf_xfer_t *x = (gf_xfer_t *)ctx;
+    dma(x->R, x->q, x->loc->l2 + ext_off, x->l1 + loc_off, size, stride, length, x->dir);
+    if (x->dir == PI_CL_DMA_DIR_EXT2LOC)
+        x->R->st->l2_to_l1 += size;
+    else
+        x->R->st->l1_to_l2 += size;
+}
+
+/* L3 operand: cluster RAM transfer between L3 and the L2 bounce buffer (same layout as L1), waited. */
+static void seg_ram(void *ctx, uint32_t ext_off, uint32_t loc_off, uint32_t size, uint32_t stride, uint32_t length)
+{
+    gf_xfer_t *x = (gf_xfer_t *)ctx;
+    pi_cl_ram_req_t req;
+    if (x->dir == PI_CL_DMA_DIR_EXT2LOC) {
+        if (stride == length)
+            pi_cl_ram_read(x->R->ram, x->loc->l3 + ext_off, x->bounce + loc_off, size, &req);
+        else
+            pi_cl_ram_read_2d(x->R->ram, x->loc->l3 + ext_off, x->bounce + loc_off, size, stride, length, &req);
+        pi_cl_ram_read_wait(&req);
+        x->R->st->l3_to_l2 += size;
+    } else {
+        if (stride == length)
+            pi_cl_ram_write(x->R->ram, x->loc->l3 + ext_off, x->bounce + loc_off, size, &req);
+        else
+            pi_cl_ram_write_2d(x->R->ram, x->loc->l3 + ext_off, x->bounce + loc_off, size, stride, length, &req);
+        pi_cl_ram_write_wait(&req);
+        x->R->st->l2_to_l3 += size;
+    }
+}
+
+/* Load a box of an operand into L1 (asynchronous for L2 sources; L3 goes through the bounce buffer). */
+static void load_box(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint8_t *l1, uint8_t *bounce, int32_t H,
+                     int32_t W, int32_t eb, int32_t c0, int32_t cn, int32_t y0, int32_t yn, int32_t x0, int32_t xn)
+{
+    gf_xfer_t x = {R, q, loc, l1, bounce, PI_CL_DMA_DIR_EXT2LOC};
+    if (loc->level == GF_MEM_L2) {
+        box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, seg_dma, &x);
+        return;
+    }
+    box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, seg_ram, &x);
+    uint32_t total = (uint32_t)(cn * yn * xn * eb);
+    dma_1d(R, q, bounce, l1, total, PI_CL_DMA_DIR_EXT2LOC);
+    R->st->l2_to_l1 += total;
+}
+
+/* Contiguous L3 <-> L2-bounce transfer in chunks below 64 KiB, waited. */
+static void ram_flat(gf_run_t *R, uint32_t l3, uint8_t *buf, uint32_t size, int read)
+{
+    while (size > 0) {
+        uint32_t n = size > GF_DMA_MAX ? GF_DMA_MAX : size;
+        pi_cl_ram_req_t req;
+        if (read) {
+            pi_cl_ram_read(R->ram, l3, buf, n, &req);
+            pi_cl_ram_read_wait(&req);
+            R->st->l3_to_l2 += n;
+        } else {
+            pi_cl_ram_write(R->ram, l3, buf, n, &req);
+            pi_cl_ram_write_wait(&req);
+            R->st->l2_to_l3 += n;
+        }
+        l3 += n;
+        buf += n;
+        size -= n;
+    }
+}
+
+/* Load `size` contiguous bytes at offset `off` of an operand into L1. */
+static void load_flat(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint32_t off, uint8_t *l1, uint8_t *bounce,
+                      uint32_t size)
+{
+    if (size == 0)
+        return;
+    if (loc->level == GF_MEM_L3) {
+        ram_flat(R, loc->l3 + off, bounce, size, 1);
+        dma_1d(R, q, bounce, l1, size, PI_CL_DMA_DIR_EXT2LOC);
+    } else {
+        dma_1d(R, q, loc->l2 + off, l1, size, PI_CL_DMA_DIR_EXT2LOC);
+    }
+    R->st->l2_to_l1 += size;
+}
+
+/* Store `size` contiguous L1 bytes at offset `off` of an operand (L3: synchronous, via the bounce). */
+static void store_flat(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint32_t off, uint8_t *l1, uint8_t *bounce,
+                       uint32_t size)
+{
+    if (loc->level == GF_MEM_L3) {
+        dma_1d(R, q, bounce, l1, size, PI_CL_DMA_DIR_LOC2EXT);
+        R->st->l1_to_l2 += size;
+        q_wait(q);
+        ram_flat(R, loc->l3 + off, bounce, size, 0);
+    } else {
+        dma_1d(R, q, loc->l2 + off, l1, size, PI_CL_DMA_DIR_LOC2EXT);
+        R->st->l1_to_l2 += size;
+    }
+}
+
+/* Store an L1 box to its operand: asynchronous to L2; to L3 through the bounce buffer, synchronous. */
+static void store_box(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint8_t *l1, uint8_t *bounce, int32_t H,
+                      int32_t W, int32_t eb, int32_t c0, int32_t cn, int32_t y0, int32_t yn, int32_t x0, int32_t xn)
+{
+    gf_xfer_t x = {R, q, loc, l1, bounce, PI_CL_DMA_DIR_LOC2EXT};
+    if (loc->level == GF_MEM_L2) {
+        box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, seg_dma, &x);
+        return;
+    }
+    uint32_t total = (uint32_t)(cn * yn * xn * eb);
+    dma_1d(R, q, bounce, l1, total, PI_CL_DMA_DIR_LOC2EXT);
+    R->st->l1_to_l2 += total;
+    q_wait(q);
+    box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, seg_ram, &x);
+}
+
+/* ---- per-tile loads and stores ---- */
+static void load_params(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
+{
+    const gf_layer_t *L = R->L;
+    gf_playout_t pl = param_layout(L);
+    int32_t c0 = L->tiling == GF_TILING_ELTWISE ? T->c0 : T->co0;
+    int32_t cn = L->tiling == GF_TILING_ELTWISE ? T->cn : T->con;
+    uint8_t *p = R->l1[b][OP_P], *bp = R->bounce[b][OP_P];
+    const gf_loc_t *loc = &R->ops->params;
+    if (L->b_off >= 0)
+        load_flat(R, q, loc, (uint32_t)L->b_off + (uint32_t)c0 * 4u, p + pl.bias, bp ? bp + pl.bias : NULL,
+                  (uint32_t)cn * 4u);
+    if (L->rq_sources) {
+        int32_t rc0 = L->rq_channels > 1 ? c0 : 0, rcn = L->rq_channels > 1 ? cn : 1;
+        for (int32_t s = 0; s < L->rq_sources; s++) {
+            uint32_t off = (uint32_t)L->m_off + (uint32_t)(s * L->rq_channels + rc0) * 4u;
+            uint32_t dst = pl.m + (uint32_t)(s * pl.cap_rq) * 4u;
+            load_flat(R, q, loc, off, p + dst, bp ? bp + dst : NULL, (uint32_t)rcn * 4u);
+        }
+        load_flat(R, q, loc, (uint32_t)(L->sh_off + rc0), p + pl.sh, bp ? bp + pl.sh : NULL, (uint32_t)rcn);
+        load_flat(R, q, loc, (uint32_t)L->o_off + (uint32_t)rc0 * 8u, p + pl.o, bp ? bp + pl.o : NULL,
+                  (uint32_t)rcn * 8u);
+    }
+}
+
+static void load_weights(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
+{
+    const gf_layer_t *L = R->L;
+    uint32_t per = L->tiling == GF_TILING_LINEAR ? (uint32_t)L->k
+                                                : (uint32_t)(L->s.c / L->s.groups * L->s.kh * L->s.kw);
+    load_flat(R, q, &R->ops->params, (uint32_t)L->w_off + (uint32_t)T->co0 * per, R->l1[b][OP_W], R->bounce[b][OP_W],
+              (uint32_t)T->con * per);
+}
+
+static void load_tile(gf_run_t *R, int32_t t, int b)
+{
+    const gf_layer_t *L = R->L;
+    gf_queue_t *q = &R->load_q[b];
+    gf_tile_t T;
+    tile_geometry(L, t, &T);
+    if (L->tiling == GF_TILING_CONV) {
+        load_box(R, q, &R->ops->in, R->l1[b][OP_IN], R->bounce[b][OP_IN], L->s.h, L->s.w, elem_bytes(L->in_t),
+                 T.ci0, T.cin, T.iy0, T.ihn, T.ix0, T.iwn);
+        if (L->w_off >= 0 && !L->w_resident)
+            load_weights(R, q, &T, b);
+    } else if (L->tiling == GF_TILING_LINEAR) {
+        if (!L->w_resident)
+            load_weights(R, q, &T, b);
+    } else {
+        int32_t eb = elem_bytes(L->in_t);
+        load_flat(R, q, &R->ops->in, (uint32_t)(T.e0 * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN], (uint32_t)(T.en * eb));
+        if (L->op == GF_OP_ADD) {
+            int32_t eb2 = elem_bytes(L->in2_t);
+            load_flat(R, q, &R->ops->in2, (uint32_t)(T.e0 * eb2), R->l1[b][OP_IN2], R->bounce[b][OP_IN2],
+                      (uint32_t)(T.en * eb2));
+        }
+    }
+    if (R->nbuf[OP_P] && !L->p_resident)
+        load_params(R, q, &T, b);
+}
+
+static void store_tile(gf_run_t *R, int32_t t, int b)
+{
+    const gf_layer_t *L = R->L;
+    gf_tile_t T;
+    tile_geometry(L, t, &T);
+    int32_t eb = elem_bytes(L->out_t);
+    gf_queue_t *q = &R->store_q[b];
+    if (L->tiling == GF_TILING_CONV)
+        store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->s.oh, L->s.ow, eb, T.co0, T.con,
+                  T.oy0, T.ohn, T.ox0, T.own);
+    else if (L->tiling == GF_TILING_LINEAR)
+        store_flat(R, q, &R->ops->out, (uint32_t)(T.co0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
+                   (uint32_t)(T.con * eb));
+    else
+        store_flat(R, q, &R->ops->out, (uint32_t)(T.e0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
+                   (uint32_t)(T.en * eb));
+}
+
+/* ---- compute: each core takes its share of the tile ---- */
+static gf_requant_t tile_requant(const gf_layer_t *L, uint8_t *p, int32_t first)
+{
+    gf_playout_t pl = param_layout(L);
+    int32_t off = L->rq_channels > 1 ? first : 0;
+    gf_requant_t rq;
+    rq.m = (const int32_t *)(p + pl.m) + off;
+    rq.sh = p + pl.sh + off;
+    rq.o = (const int64_t *)(p + pl.o) + off;
+    rq.channels = pl.cap_rq;
+    rq.zp = L->zp;
+    rq.lo = L->lo;
+    rq.hi = L->hi;
+    return rq;
+}
+
+static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
+{
+    const gf_layer_t *L = R->L;
+    int32_t grouped = !coupled(L) && L->s.groups > 1;
+    int32_t unit = grouped ? L->s.o / L->s.groups : 1;
+    int32_t units = T->con / unit;
+    int32_t u0 = core * units / ncores, u1 = (core + 1) * units / ncores;
+    if (u0 == u1)
+        return;
+    int32_t co0 = u0 * unit, con = (u1 - u0) * unit;
+    int32_t eb_in = elem_bytes(L->in_t), eb_out = elem_bytes(L->out_t);
+    uint32_t in_plane = (uint32_t)(T->ihn * T->iwn * eb_in);
+    gf_conv_shape_t s = L->s;
+    s.h = T->ihn;
+    s.w = T->iwn;
+    s.oh = T->ohn;
+    s.ow = T->own;
+    s.pt = T->pt;
+    s.pl = T->pl;
+    s.pb = T->pb;
+    s.pr = T->pr;
+    s.o = con;
+    const uint8_t *x = R->l1[b][OP_IN];
+    if (coupled(L)) {
+        s.c = con;
+        x += (uint32_t)co0 * in_plane;
+        if (L->op == GF_OP_DWCONV)
+            s.groups = con;
+    } else if (grouped) {
+        int32_t cg = L->s.c / L->s.groups;
+        s.c = (u1 - u0) * cg;
+        s.groups = u1 - u0;
+        x += (uint32_t)(u0 * cg) * in_plane;
+    } else {
+        s.c = T->cin;
+    }
+    uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][OP_P];
+    gf_playout_t pl = param_layout(L);
+    gf_requant_t rq;
+    const gf_requant_t *rqp = NULL;
+    if (L->rq_sources) {
+        rq = tile_requant(L, pbuf, co0);
+        rqp = &rq;
+    }
+    const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + co0 : NULL;
+    const int8_t *w = NULL;
+    if (L->w_off >= 0)
+        w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)co0 * (uint32_t)(L->s.c / L->s.groups * L->s.kh * L->s.kw);
+    uint8_t *y = R->l1[b][OP_OUT] + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
+    gf_dtype_t t = (gf_dtype_t)L->in_t;
+    switch (L->op) {
+    case GF_OP_CONV: gf_conv2d(x, t, w, bias, &s, rqp, y); break;
+    case GF_OP_CONV3X3: gf_conv2d_3x3(x, t, w, bias, &s, rqp, y); break;
+    case GF_OP_CONV1X1: gf_conv2d_1x1(x, t, w, bias, &s, rqp, y); break;
+    case GF_OP_DWCONV: gf_dwconv2d(x, t, w, bias, &s, rqp, y); break;
+    case GF_OP_MAXPOOL: gf_maxpool2d(x, t, &s, y); break;
+    case GF_OP_AVGPOOL: gf_avgpool2d(x, t, &s, rqp, y); break;
+    case GF_OP_TRUNCPOOL: gf_trunc_avgpool2d(x, t, &s, L->shift, L->floor_rounding, L->lo, L->hi, y); break;
+    default: break;
+    }
+}
+
+static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
+{
+    const gf_layer_t *L = R->L;
+    int32_t u0 = core * T->con / ncores, u1 = (core + 1) * T->con / ncores;
+    if (u0 == u1)
+        return;
+    uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][OP_P];
+    gf_playout_t pl = param_layout(L);
+    gf_requant_t rq;
+    const gf_requant_t *rqp = NULL;
+    if (L->rq_sources) {
+        rq = tile_requant(L, pbuf, u0);
+        rqp = &rq;
+    }
+    const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + u0 : NULL;
+    const int8_t *w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)u0 * (uint32_t)L->k;
+    uint8_t *y = R->l1[b][OP_OUT] + (uint32_t)(u0 * elem_bytes(L->out_t));
+    gf_linear(R->l1[0][OP_IN], (gf_dtype_t)L->in_t, w, bias, L->k, u1 - u0, rqp, y);
+}
+
+static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
+{
+    const gf_layer_t *L = R->L;
+    int32_t per_plane = L->rq_channels > 1 && L->tile_planes > 1;
+    int32_t units = per_plane ? T->cn : T->en;
+    int32_t u0 = core * units / ncores, u1 = (core + 1) * units / ncores;
+    if (u0 == u1)
+        return;
+    int32_t e0 = per_plane ? u0 * L->inner : u0, en = per_plane ? (u1 - u0) * L->inner : u1 - u0;
+    int32_t eb = elem_bytes(L->in_t), eb2 = elem_bytes(L->in2_t), ebo = elem_bytes(L->out_t);
+    gf_requant_t rq;
+    const gf_requant_t *rqp = NULL;
+    if (L->rq_sources) {
+        rq = tile_requant(L, R->l1[b][OP_P], per_plane ? u0 : 0);
+        rqp = &rq;
+    }
+    const uint8_t *x = R->l1[b][OP_IN] + (uint32_t)(e0 * eb);
+    uint8_t *y = R->l1[b][OP_OUT] + (uint32_t)(e0 * ebo);
+    int32_t inner = L->rq_channels > 1 ? L->inner : en;
+    if (L->op == GF_OP_ADD)
+        gf_add(x, (gf_dtype_t)L->in_t, R->l1[b][OP_IN2] + (uint32_t)(e0 * eb2), (gf_dtype_t)L->in2_t, en, inner, rqp, y);
+    else if (L->op == GF_OP_REQUANT)
+        gf_requantize(x, (gf_dtype_t)L->in_t, en, inner, rqp, y);
+    else
+        gf_relu(x, (gf_dtype_t)L->in_t, en, L->relu_zp, y);
+}
+
+/* ---- the tile loop, run by every compute core ---- */
+static void tile_loop(void *arg)
+{
+    gf_run_t *R = (gf_run_t *)arg;
+    const gf_layer_t *L = R->L;
+    int core = pi_core_id();
+    int ncores = pi_cl_team_nb_cores();
+    int32_t nt = R->ntiles;
+    if (core == 0) {
+        /* resident operands: loaded once, before the pipeline starts */
+        gf_tile_t T0;
+        tile_geometry(L, 0, &T0);
+        if (L->tiling == GF_TILING_LINEAR)
+            load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][OP_IN], R->bounce[0][OP_IN],
+                      (uint32_t)(L->k * elem_bytes(L->in_t)));
+        if (L->w_resident)
+            load_weights(R, &R->load_q[0], &T0, 0);
+        if (L->p_resident)
+            load_params(R, &R->load_q[0], &T0, 0);
+        q_wait(&R->load_q[0]);
+        load_tile(R, 0, 0);
+    }
+    for (int32_t t = 0; t < nt; t++) {
+        int b = R->nbuf[OP_OUT] == 2 ? (int)(t & 1) : 0;
+        if (core == 0) {
+            if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
+                q_wait(&R->load_q[b]);
+            if (t + 1 < nt)
+                load_tile(R, t + 1, b ^ 1);
+        }
+        if (!(L->fault & GF_FAULT_NO_BARRIER))
+            pi_cl_team_barrier(); /* tile t is in L1 for every core */
+        gf_tile_t T;
+        tile_geometry(L, t, &T);
+        if (L->tiling == GF_TILING_CONV)
+            compute_conv(R, &T, b, core, ncores);
+        else if (L->tiling == GF_TILING_LINEAR)
+            compute_linear(R, &T, b, core, ncores);
+        else
+            compute_eltwise(R, &T, b, core, ncores);
+        pi_cl_team_barrier(); /* every core finished writing tile t */
+        if (core == 0) {
+            if (t > 0)
+                q_wait(&R->store_q[b ^ 1]);
+            store_tile(R, t, b);
+        }
+    }
+    if (core == 0) {
+        q_wait(&R->store_q[0]);
+        q_wait(&R->store_q[1]);
+        q_wait(&R->load_q[0]);
+        q_wait(&R->load_q[1]);
+    }
+    pi_cl_team_barrier();
+}
+
+/* Cluster controller (core 8): L1 buffers, fork, free. */
+static void cluster_entry(void *arg)
+{
+    gf_run_t *R = (gf_run_t *)arg;
+    uint32_t total = 0;
+    for (int k = 0; k < OP_N; k++)
+        for (int i = 0; i < R->nbuf[k]; i++) {
+            R->l1[i][k] = (uint8_t *)pi_cl_l1_malloc(NULL, (int)GF_ALIGN(R->bytes[k]));
+            total += GF_ALIGN(R->bytes[k]);
+        }
+    R->st->l1_bytes = total;
+    pi_cl_team_fork(R->L->cores, tile_loop, R);
+    for (int k = OP_N - 1; k >= 0; k--)
+        for (int i = R->nbuf[k] - 1; i >= 0; i--)
+            pi_cl_l1_free(NULL, R->l1[i][k], (int)GF_ALIGN(R->bytes[k]));
+}
+
+static void setup(gf_run_t *R, const gf_layer_t *L, const gf_operands_t *ops)
+{
+    memset(R, 0, sizeof(*R));
+    R->L = L;
+    R->ops = ops;
+    R->ntiles = gf_layer_tiles(L);
+    int nb = R->ntiles > 1 ? 2 : 1;
+    R->bytes[OP_IN] = L->buf_in;
+    R->bytes[OP_IN2] = L->buf_in2;
+    R->bytes[OP_W] = L->buf_w;
+    R->bytes[OP_P] = L->buf_p;
+    R->bytes[OP_OUT] = L->buf_out;
+    R->nbuf[OP_IN] = L->buf_in ? (L->in_resident ? 1 : nb) : 0;
+    R->nbuf[OP_IN2] = L->buf_in2 ? nb : 0;
+    R->nbuf[OP_W] = L->buf_w ? (L->w_resident ? 1 : nb) : 0;
+    R->nbuf[OP_P] = L->buf_p ? (L->p_resident ? 1 : nb) : 0;
+    R->nbuf[OP_OUT] = L->buf_out ? nb : 0;
+}
+
+static int operand_in_l3(const gf_run_t *R, int k)
+{
+    const gf_operands_t *o = R->ops;
+    switch (k) {
+    case OP_IN: return o->in.level == GF_MEM_L3;
+    case OP_IN2: return o->in2.level == GF_MEM_L3;
+    case OP_OUT: return o->out.level == GF_MEM_L3;
+    default: return o->params.level == GF_MEM_L3;
+    }
+}
+
+uint32_t gf_layer_bounce_bytes(const gf_layer_t *L, const gf_operands_t *ops)
+{
+    gf_run_t R;
+    gf_layer_stats_t st;
+    setup(&R, L, ops);
+    R.st = &st;
+    uint32_t total = 0;
+    for (int k = 0; k < OP_N; k++)
+        if (R.nbuf[k] && operand_in_l3(&R, k))
+            total += (uint32_t)R.nbuf[k] * GF_ALIGN(R.bytes[k]);
+    return total;
+}
+
+int gf_run_layer(struct pi_device *cluster, struct pi_device *ram, const gf_layer_t *L, const gf_operands_t *ops,
+                 uint8_t *bounce, gf_layer_stats_t *stats)
+{
+    static gf_run_t R; /* shared by the FC, the cluster controller and the compute cores (L2) */
+    struct pi_cluster_task task;
+    setup(&R, L, ops);
+    memset(stats, 0, sizeof(*stats));
+    R.st = stats;
+    R.ram = ram;
+    for (int k = 0; k < OP_N; k++)
+        if (R.nbuf[k] && operand_in_l3(&R, k))
+            for (int i = 0; i < R.nbuf[k]; i++) {
+                R.bounce[i][k] = bounce;
+                bounce += GF_ALIGN(R.bytes[k]);
+            }
+    stats->tiles = (uint32_t)R.ntiles;
+    pi_cluster_task(&task, cluster_entry, &R);
+    return pi_cluster_send_task_to_cl(cluster, &task);
+}
