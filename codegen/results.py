@@ -8,7 +8,7 @@ The program prints (see codegen/templates/main.c.j2):
   GF RESULT status=PASS|FAIL layers=N mismatched_layers=K
 and, on the gap9 target, per step:
   GF MEM i name tiles=.. l1=.. l3_to_l2=.. l2_to_l1=.. l1_to_l2=.. l2_to_l3=.. dma_cmds=..   (executor counters)
-  GF EMU name l1_peak=.. l2_peak=.. l3_peak=.. l3_to_l2=.. ...                      (emulator counters)
+  GF EMU i name l1_peak=.. l2_peak=.. l3_peak=.. l3_to_l2=.. ...                    (emulator counters)
   GF EMU ERROR ...                                                                  (emulator caught a fault)
 A run passes only if the program exited 0, every step of plan.json was reported with its full
 element count and no mismatch, and the parameter checksums were all good.
@@ -53,13 +53,10 @@ def parse_output(stdout: str) -> dict[str, Any]:
             layers.setdefault(idx, {"index": idx, "name": name})["mem"] = {k: int(v) for k, v in _kv(rest).items()}
         elif tag == "EMU" and len(parts) >= 3 and parts[2] == "ERROR":
             out["errors"].append(line)
-        elif tag == "EMU" and len(parts) == 4:
-            name, _, rest = parts[2], None, parts[3]
-            emu = {k: int(v) for k, v in _kv(rest).items()}
-            for layer in layers.values():
-                if layer["name"] == name and "emu" not in layer:
-                    layer["emu"] = emu
-                    break
+        elif tag == "EMU" and len(parts) == 4 and parts[2].isdigit():
+            idx = int(parts[2])
+            name, _, rest = parts[3].partition(" ")
+            layers.setdefault(idx, {"index": idx, "name": name})["emu"] = {k: int(v) for k, v in _kv(rest).items()}
         elif tag == "BEGIN":
             out["begin"] = _kv(line)
         elif tag == "CHECKSUM":
@@ -77,7 +74,7 @@ def parse_output(stdout: str) -> dict[str, Any]:
 
 def verdict(plan: dict, parsed: dict, returncode: int) -> tuple[bool, list[str]]:
     """(passed, reasons it did not)."""
-    reasons = []
+    reasons = list(parsed["errors"])  # the program's own diagnosis first (emulator faults, load errors)
     if returncode != 0:
         reasons.append(f"program exited with status {returncode}")
     reported = {l["name"]: l for l in parsed["layers"]}
@@ -93,7 +90,6 @@ def verdict(plan: dict, parsed: dict, returncode: int) -> tuple[bool, list[str]]
     cs = parsed.get("checksum")
     if not cs or cs.get("failed", 1) != 0:
         reasons.append("parameter checksums were not verified" if not cs else f"{cs['failed']} parameter checksums failed")
-    reasons += parsed["errors"]
     if not parsed.get("result") or parsed["result"].get("status") != "PASS":
         if not reasons:
             reasons.append("no PASS result line")

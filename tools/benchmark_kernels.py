@@ -81,13 +81,10 @@ class Config:
 CONFIGS = [
     Config("conv3x3", 16, 16, 16, 16),
     Config("conv3x3", 32, 8, 8, 32),
-    Config("conv3x3", 64, 8, 8, 64),
     Config("conv1x1", 32, 8, 8, 64),
     Config("conv1x1", 64, 8, 8, 64),
-    Config("conv1x1", 128, 8, 8, 128),
     Config("dwconv3x3", 32, 16, 16, 32, 1),
     Config("dwconv3x3", 32, 16, 16, 32, 2),
-    Config("dwconv3x3", 64, 8, 8, 64, 1),
     Config("linear", 256, 1, 1, 64),
     Config("linear", 512, 1, 1, 128),
 ]

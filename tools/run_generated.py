@@ -92,6 +92,10 @@ def compare_with_plan(plan: dict, layers: list[dict]) -> list[str]:
                     problems.append(f"layer '{layer['name']}': {src} {key}={got}, planned {want}")
         if layer.get("mem", {}).get("tiles") not in (None, p["tiles"]):
             problems.append(f"layer '{layer['name']}': {layer['mem']['tiles']} tiles, planned {p['tiles']}")
+        emu = layer.get("emu", {})
+        for key, want in (("l1_peak", p["l1_bytes"]), ("l2_peak", p["l2_peak_bytes"]), ("l3_peak", p["l3_peak_bytes"])):
+            if key in emu and emu[key] != want:
+                problems.append(f"layer '{layer['name']}': emulator {key}={emu[key]}, planned {want}")
     return problems
 
 

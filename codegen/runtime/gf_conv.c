@@ -17,13 +17,18 @@
  *  - 1x1: 4 output channels x 4 pixels; the 4 channels' weights are first interleaved into a
  *    small stack buffer (GF_CONV_WBUF_BYTES) so that one pointer addresses them all and the 16
  *    accumulators fit the register file.
- *  - depthwise 3x3: the 9 weights live in registers, 8 pixels per block along a row.
+ *  - depthwise 3x3 (stride 1 or 2): 2 output rows x 8 pixels sharing their common input rows,
+ *    each input value multiplied into every accumulator that uses it right after its load.
  *  - general: 4 channels x 4 pixels with kernel loops.
+ * gcc needs two passes turned off for this code (pragma below); nothing else is assumed about
+ * the compiler flags (codegen.toolchains builds everything with -O2).
  */
 #include "gf_internal.h"
 
-/* gcc's pre-allocation scheduler hoists all loads of an unrolled block to its top on RISC-V and
- * then spills the register-blocked accumulators; the kernels are written in a good order already. */
+/* gcc's pre-allocation scheduler (-fschedule-insns) hoists all loads of an unrolled block to its
+ * top on RISC-V, and temporary expression replacement (-ftree-ter) regroups the streamed
+ * multiply-adds per output; both lengthen live ranges until the register-blocked accumulators
+ * spill. The kernels are written in a good order already, so both are turned off here. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-schedule-insns", "no-tree-ter")
 #endif
@@ -92,10 +97,14 @@ static void gf_interior(int32_t n_out, int32_t n_in, int32_t s, int32_t p, int32
     *b = hi;
 }
 
-#define GF_DW3_P 8 /* output pixels per depthwise 3x3 block */
-#ifndef GF_DW3_PAIRS
-#define GF_DW3_PAIRS 1
+#define GF_DW3_P 8                         /* largest number of output pixels of a depthwise 3x3 block */
+#ifndef GF_DW3_P1
+#define GF_DW3_P1 8 /* pixels per block at stride 1 */
 #endif
+#ifndef GF_DW3_P2
+#define GF_DW3_P2 8 /* pixels per block at stride 2 */
+#endif
+#define GF_DW3_PS(S) ((S) == 1 ? GF_DW3_P1 : GF_DW3_P2)
 
 /* The column plan of a depthwise 3x3 row (identical for every row of a layer): pixels
  * [0, lead) and [tail, ow) go through the per-pixel path; from lead on come an optional left-edge

@@ -384,18 +384,29 @@ GF_INLINE void GF_S(gf_c1_blk44)(const XT *xp, int32_t hw, const int8_t *wt, con
     GF_STORE4(rcs, 3, yo, 3 * ohw, a30, a31, a32, a33);
 }
 
-/* One block per call: a fresh register file for the 16 accumulators (the call costs about
- * 0.05 instructions per MAC at C = 64). */
-static GF_NOINLINE void GF_S(gf_c1_blk44_s1)(const XT *xp, int32_t hw, const int8_t *wt, const int8_t *wend,
-                                              const int32_t *b, const gf_rqc_t *rcs, void *yo, size_t ohw)
+/* n blocks of 4 pixels per call (the call's own register file holds the 16 accumulators). */
+static GF_NOINLINE void GF_S(gf_c1_blocks_s1)(const XT *xp, int32_t hw, const int8_t *wt, const int8_t *wend,
+                                               const int32_t *b, const gf_rqc_t *rcs, uint8_t *yo, int32_t n,
+                                               size_t ohw)
 {
-    GF_S(gf_c1_blk44)(xp, hw, wt, wend, 1, b, rcs, yo, ohw);
+    const size_t esz = rcs ? 1 : 4;
+    for (; n > 0; n--) {
+        GF_S(gf_c1_blk44)(xp, hw, wt, wend, 1, b, rcs, yo, ohw);
+        xp += 4;
+        yo += 4 * esz;
+    }
 }
 
-static GF_NOINLINE void GF_S(gf_c1_blk44_s2)(const XT *xp, int32_t hw, const int8_t *wt, const int8_t *wend,
-                                              const int32_t *b, const gf_rqc_t *rcs, void *yo, size_t ohw)
+static GF_NOINLINE void GF_S(gf_c1_blocks_s2)(const XT *xp, int32_t hw, const int8_t *wt, const int8_t *wend,
+                                               const int32_t *b, const gf_rqc_t *rcs, uint8_t *yo, int32_t n,
+                                               size_t ohw)
 {
-    GF_S(gf_c1_blk44)(xp, hw, wt, wend, 2, b, rcs, yo, ohw);
+    const size_t esz = rcs ? 1 : 4;
+    for (; n > 0; n--) {
+        GF_S(gf_c1_blk44)(xp, hw, wt, wend, 2, b, rcs, yo, ohw);
+        xp += 8;
+        yo += 4 * esz;
+    }
 }
 
 /* 4 output channels x 1 pixel (pixel tails), interleaved weights. */
@@ -422,13 +433,14 @@ static void GF_S(gf_c1_run)(const XT *xp, int32_t n, int32_t hw, const int8_t *w
 {
     const size_t esz = rcs ? 1 : 4;
     const int8_t *wend = wt + 4 * (size_t)C;
-    int32_t p = 0;
-    for (; p + 4 <= n; p += 4) {
-        void *yo = (uint8_t *)y + (yidx + p) * esz;
+    const int32_t nb = n / 4;
+    int32_t p = 4 * nb;
+    if (nb > 0) {
+        uint8_t *yo = (uint8_t *)y + yidx * esz;
         if (sx == 1)
-            GF_S(gf_c1_blk44_s1)(xp + p, hw, wt, wend, b, rcs, yo, ohw);
+            GF_S(gf_c1_blocks_s1)(xp, hw, wt, wend, b, rcs, yo, nb, ohw);
         else
-            GF_S(gf_c1_blk44_s2)(xp + (size_t)p * 2, hw, wt, wend, b, rcs, yo, ohw);
+            GF_S(gf_c1_blocks_s2)(xp, hw, wt, wend, b, rcs, yo, nb, ohw);
     }
     for (; p < n; p++)
         GF_S(gf_c1_blk41)(xp + (size_t)p * sx, hw, wt, C, b, rcs, y, yidx + p, ohw);
@@ -455,10 +467,13 @@ static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, 
         {
             const int8_t *w0 = w + (size_t)o * C, *w1 = w0 + C, *w2 = w1 + C, *w3 = w2 + C;
             int8_t *d = wt;
-            for (c = 0; c < C; c++, d += 4) {
+            for (c = 0; c < C; c++, d += 4) { /* GF_KEEP: byte stores, not a merged word */
                 d[0] = w0[c];
+                GF_KEEP(d);
                 d[1] = w1[c];
+                GF_KEEP(d);
                 d[2] = w2[c];
+                GF_KEEP(d);
                 d[3] = w3[c];
             }
         }
@@ -495,9 +510,9 @@ static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, 
  * column is padding: a constant 0 instead of a load), interior blocks (no test at all), an
  * optional right-edge block and, only for padding >= 2 or odd widths, per-pixel leftovers.
  */
-GF_INLINE void GF_S(gf_dw3_blk)(const XT *rp, int32_t W, const int NO, const int P, const int S, const int zl,
-                                 const int zr, const int8_t *k, int32_t bias, const gf_rqc_t *rc, uint8_t *y,
-                                 int32_t ow)
+GF_INLINE void GF_S(gf_dw3_blk)(const XT *restrict rp, int32_t W, const int NO, const int P, const int S,
+                                 const int zl, const int zr, const int8_t *restrict k, int32_t bias,
+                                 const gf_rqc_t *restrict rc, uint8_t *restrict y, int32_t ow)
 {
     const int NT = (P - 1) * S + 3, NU = (NO - 1) * S + 3;
     int32_t acc[2][GF_DW3_P];
@@ -559,22 +574,53 @@ GF_INLINE void GF_S(gf_dw3_rows)(const XT *xc, const XT *xrow, const int8_t *wc,
         const XT *xp = xrow + plan->x0;
         uint8_t *yp = yrow + plan->lead, *yend;
         if (plan->left) {
-            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_P, S, 1, plan->left_zr, k, bias, rc, yp, ow);
-            xp += GF_DW3_P * S;
-            yp += GF_DW3_P;
+            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_PS(S), S, 1, plan->left_zr, k, bias, rc, yp, ow);
+            xp += GF_DW3_PS(S) * S;
+            yp += GF_DW3_PS(S);
         }
-        yend = yp + plan->nmid * GF_DW3_P;
+        yend = yp + plan->nmid * GF_DW3_PS(S);
         while (yp != yend) { /* interior: no test, pointers advance */
-            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_P, S, 0, 0, k, bias, rc, yp, ow);
-            xp += GF_DW3_P * S;
-            yp += GF_DW3_P;
+            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_PS(S), S, 0, 0, k, bias, rc, yp, ow);
+            xp += GF_DW3_PS(S) * S;
+            yp += GF_DW3_PS(S);
         }
         if (plan->right)
-            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_P, S, 0, 1, k, bias, rc, yp, ow);
+            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_PS(S), S, 0, 1, k, bias, rc, yp, ow);
     }
-    for (ox = plan->tail; ox < ow; ox++)
-        for (q = 0; q < NO; q++)
-            GF_S(gf_dw3_pixel)(xc, wc, s, oy + q, ox, bias, rc, yrow + q * ow + ox);
+    for (ox = plan->tail; ox < ow; ox++) { /* pixels left over by the blocks (narrow rows) */
+        const int32_t bx = ox * S - s->pl;
+        if (bx >= -1 && bx + 2 <= W) {
+            GF_S(gf_dw3_blk)(xrow + (bx + 1), W, NO, 1, S, bx < 0, bx + 2 == W, k, bias, rc, yrow + ox, ow);
+        } else {
+            for (q = 0; q < NO; q++)
+                GF_S(gf_dw3_pixel)(xc, wc, s, oy + q, ox, bias, rc, yrow + q * ow + ox);
+        }
+    }
+}
+
+/* Single rows (borders, odd last row), one function per stride. */
+static GF_NOINLINE void GF_S(gf_dw3_row1_s1)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
+                                              const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy,
+                                              int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
+{
+    GF_S(gf_dw3_rows)(xc, xrow, wc, k, s, plan, oy, 1, 1, bias, rc, yrow);
+}
+
+static GF_NOINLINE void GF_S(gf_dw3_row1_s2)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
+                                              const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy,
+                                              int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
+{
+    GF_S(gf_dw3_rows)(xc, xrow, wc, k, s, plan, oy, 1, 2, bias, rc, yrow);
+}
+
+static void GF_S(gf_dw3_row1)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
+                               const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy, int32_t bias,
+                               const gf_rqc_t *rc, uint8_t *yrow)
+{
+    if (s->sx == 1)
+        GF_S(gf_dw3_row1_s1)(xc, xrow, wc, k, s, plan, oy, bias, rc, yrow);
+    else
+        GF_S(gf_dw3_row1_s2)(xc, xrow, wc, k, s, plan, oy, bias, rc, yrow);
 }
 
 /* A row whose 3-row window leaves the input (top / bottom padding): the window is moved to rows
@@ -588,57 +634,48 @@ static void GF_S(gf_dw3_border_row)(const XT *xc, const int8_t *wc, const gf_con
     int32_t u, t;
     if (H >= 3) {
         const int32_t r0 = by < 0 ? 0 : H - 3;
-        const XT *xrow = xc + (size_t)r0 * s->w;
         int8_t kz[9];
         for (u = 0; u < 3; u++) {
             const int32_t i = r0 + u - by; /* kernel row that reads input row r0 + u */
             for (t = 0; t < 3; t++)
                 kz[3 * u + t] = (int8_t)((i >= 0 && i < 3) ? wc[3 * i + t] : 0);
         }
-        if (s->sx == 1)
-            GF_S(gf_dw3_rows)(xc, xrow, wc, kz, s, plan, oy, 1, 1, bias, rc, yrow);
-        else
-            GF_S(gf_dw3_rows)(xc, xrow, wc, kz, s, plan, oy, 1, 2, bias, rc, yrow);
+        GF_S(gf_dw3_row1)(xc, xc + (size_t)r0 * s->w, wc, kz, s, plan, oy, bias, rc, yrow);
     } else { /* fewer than 3 input rows */
         for (t = 0; t < s->ow; t++)
             GF_S(gf_dw3_pixel)(xc, wc, s, oy, t, bias, rc, yrow + t);
     }
 }
 
-/* Rows [oy_a, oy_b) of a channel, all 3 input rows inside: pairs, then a last single row. */
-GF_INLINE void GF_S(gf_dw3_channel)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc, uint8_t *yc,
-                                     const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy_a,
-                                     int32_t oy_b, const int S)
+/* Rows [oy_a, oy_b) of a channel (all 3 input rows inside), two at a time. */
+GF_INLINE void GF_S(gf_dw3_pairs)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc, uint8_t *yc,
+                                   const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy_a, int32_t oy_b,
+                                   const int S)
 {
     const int32_t ow = s->ow;
     const XT *xrow = xc + (size_t)(oy_a * S - s->pt) * s->w;
-    const size_t xstep = (size_t)S * s->w;
+    const size_t xstep = (size_t)2 * S * s->w;
     uint8_t *yrow = yc + (size_t)oy_a * ow;
-    int32_t oy = oy_a;
-    for (; GF_DW3_PAIRS && oy + 2 <= oy_b; oy += 2) {
+    int32_t oy;
+    for (oy = oy_a; oy + 2 <= oy_b; oy += 2) {
         GF_S(gf_dw3_rows)(xc, xrow, wc, wc, s, plan, oy, 2, S, bias, rc, yrow);
-        xrow += 2 * xstep;
+        xrow += xstep;
         yrow += 2 * ow;
     }
-    for (; oy < oy_b; oy++) {
-        GF_S(gf_dw3_rows)(xc, xrow, wc, wc, s, plan, oy, 1, S, bias, rc, yrow);
-        xrow += xstep;
-        yrow += ow;
-    }
 }
 
-static GF_NOINLINE void GF_S(gf_dw3_ch_s1)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc,
-                                            uint8_t *yc, const gf_conv_shape_t *s, const gf_dw3_plan_t *plan,
-                                            int32_t oy_a, int32_t oy_b)
+static GF_NOINLINE void GF_S(gf_dw3_pairs_s1)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc,
+                                               uint8_t *yc, const gf_conv_shape_t *s, const gf_dw3_plan_t *plan,
+                                               int32_t oy_a, int32_t oy_b)
 {
-    GF_S(gf_dw3_channel)(xc, wc, bias, rc, yc, s, plan, oy_a, oy_b, 1);
+    GF_S(gf_dw3_pairs)(xc, wc, bias, rc, yc, s, plan, oy_a, oy_b, 1);
 }
 
-static GF_NOINLINE void GF_S(gf_dw3_ch_s2)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc,
-                                            uint8_t *yc, const gf_conv_shape_t *s, const gf_dw3_plan_t *plan,
-                                            int32_t oy_a, int32_t oy_b)
+static GF_NOINLINE void GF_S(gf_dw3_pairs_s2)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc,
+                                               uint8_t *yc, const gf_conv_shape_t *s, const gf_dw3_plan_t *plan,
+                                               int32_t oy_a, int32_t oy_b)
 {
-    GF_S(gf_dw3_channel)(xc, wc, bias, rc, yc, s, plan, oy_a, oy_b, 2);
+    GF_S(gf_dw3_pairs)(xc, wc, bias, rc, yc, s, plan, oy_a, oy_b, 2);
 }
 
 static void GF_S(gf_dw3)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
@@ -647,7 +684,7 @@ static void GF_S(gf_dw3)(const XT *x, const int8_t *w, const int32_t *bias, cons
     const size_t hw = (size_t)s->h * s->w, ohw = (size_t)s->oh * s->ow;
     gf_dw3_plan_t plan;
     int32_t c, oy, oy_a, oy_b;
-    gf_dw3_make_plan(&plan, s, s->sx, GF_DW3_P);
+    gf_dw3_make_plan(&plan, s, s->sx, GF_DW3_PS(s->sx));
     gf_interior(s->oh, s->h, s->sy, s->pt, 3, &oy_a, &oy_b); /* rows whose 3 input rows all exist */
     for (c = 0; c < s->c; c++) {
         const XT *xc = x + c * hw;
@@ -658,11 +695,16 @@ static void GF_S(gf_dw3)(const XT *x, const int8_t *w, const int32_t *bias, cons
         gf_rqc_init(&rc, rq, gf_rq_channel(rq, c));
         for (oy = 0; oy < oy_a; oy++)
             GF_S(gf_dw3_border_row)(xc, wc, s, &plan, oy, b, &rc, yc + (size_t)oy * s->ow);
-        if (oy_a < oy_b) {
+        if (oy_a + 2 <= oy_b) {
             if (s->sx == 1)
-                GF_S(gf_dw3_ch_s1)(xc, wc, b, &rc, yc, s, &plan, oy_a, oy_b);
+                GF_S(gf_dw3_pairs_s1)(xc, wc, b, &rc, yc, s, &plan, oy_a, oy_b);
             else
-                GF_S(gf_dw3_ch_s2)(xc, wc, b, &rc, yc, s, &plan, oy_a, oy_b);
+                GF_S(gf_dw3_pairs_s2)(xc, wc, b, &rc, yc, s, &plan, oy_a, oy_b);
+        }
+        if (oy_a < oy_b && ((oy_b - oy_a) & 1)) { /* odd last interior row */
+            oy = oy_b - 1;
+            GF_S(gf_dw3_row1)(xc, xc + (size_t)(oy * s->sy - s->pt) * s->w, wc, wc, s, &plan, oy, b, &rc,
+                              yc + (size_t)oy * s->ow);
         }
         for (oy = oy_b > oy_a ? oy_b : oy_a; oy < s->oh; oy++)
             GF_S(gf_dw3_border_row)(xc, wc, s, &plan, oy, b, &rc, yc + (size_t)oy * s->ow);

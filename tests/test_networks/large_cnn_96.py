@@ -1,8 +1,8 @@
-"""Large-activation CNN on 96x96 digits: 3x3 convs with 8, 16, 32 and 32 channels, QuantReLU, max
+"""Large-activation CNN on 96x96 digits: 3x3 convs with 16, 16, 32 and 32 channels, QuantReLU, max
 pooling (96 -> 24 -> 12 -> 6 -> 3), global average pooling (AdaptiveAvgPool2d(1) requantized by a
-QuantIdentity) and a linear classifier; the first activation is 8x96x96 (73,728 bytes at INT8),
-which exercises tiling / memory planning of feature maps too large for a small on-chip buffer,
-and a 4x4 max pooling window."""
+QuantIdentity) and a linear classifier; the first activation is 16x96x96 (147,456 bytes at INT8,
+more than GAP9's 128 KiB L1), so its convolution and the pooling after it must be tiled even with
+the full L1; also a 4x4 max pooling window."""
 
 import torch.nn as nn
 import brevitas.nn as qnn
@@ -25,10 +25,10 @@ class LargeCNN96(nn.Module):
     def __init__(self):
         super().__init__()
         self.quant_in = qnn.QuantIdentity(return_quant_tensor=True)
-        self.conv1 = qnn.QuantConv2d(1, 8, 3, padding=1, bias=True, bias_quant=Int32Bias)
+        self.conv1 = qnn.QuantConv2d(1, 16, 3, padding=1, bias=True, bias_quant=Int32Bias)
         self.relu1 = qnn.QuantReLU(return_quant_tensor=True)
         self.pool1 = nn.MaxPool2d(4)
-        self.conv2 = qnn.QuantConv2d(8, 16, 3, padding=1, bias=True, bias_quant=Int32Bias)
+        self.conv2 = qnn.QuantConv2d(16, 16, 3, padding=1, bias=True, bias_quant=Int32Bias)
         self.relu2 = qnn.QuantReLU(return_quant_tensor=True)
         self.pool2 = nn.MaxPool2d(2)
         self.conv3 = qnn.QuantConv2d(16, 32, 3, padding=1, bias=True, bias_quant=Int32Bias)
@@ -44,7 +44,7 @@ class LargeCNN96(nn.Module):
 
     def forward(self, x):
         x = self.quant_in(x)
-        x = self.pool1(self.relu1(self.conv1(x)))  # 8x96x96 -> 8x24x24
+        x = self.pool1(self.relu1(self.conv1(x)))  # 16x96x96 -> 16x24x24
         x = self.pool2(self.relu2(self.conv2(x)))  # 16x24x24 -> 16x12x12
         x = self.pool3(self.relu3(self.conv3(x)))  # 32x12x12 -> 32x6x6
         x = self.pool4(self.relu4(self.conv4(x)))  # 32x6x6 -> 32x3x3

@@ -19,7 +19,7 @@ from _common import example, held_out, split, trained
 SIZE = 32
 CHANNELS = 3
 BITS = 2
-STEPS = 30  # 2-bit needs more steps than 4-bit
+STEPS = 24  # 2-bit needs more steps than 4-bit
 LR = 2e-3
 
 
