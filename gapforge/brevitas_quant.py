@@ -111,6 +111,7 @@ def act_quant_params(proxy, ndim: int, where: str, observed: QuantMeta | None = 
     narrow = bool(proxy.is_narrow_range)
     if bw > 8:
         raise QuantReadError(f"{where}: {bw}-bit activations are not supported (at most 8 bits)")
+    _check_integer_range(bw, signed, narrow, where, "activation")
     qp = QParams(scale, zp, bw, signed, narrow, axis)
     if observed is not None:
         _cross_check(qp, observed, ndim, where)
@@ -132,6 +133,16 @@ def _short(s) -> str:
     return f"{s:.6g}" if isinstance(s, float) else f"[{s[0]:.6g}, ...]"
 
 
+def _check_integer_range(bw: int, signed: bool, narrow: bool, where: str, what: str) -> None:
+    """Binary (1-bit signed) quantizers encode +-1, not an integer range: refuse them explicitly."""
+    lo, hi = int_range(bw, signed, narrow)
+    if hi - lo < 1 or (signed and bw < 2):
+        raise QuantReadError(f"{where}: binary / 1-bit signed {what} quantizers are not supported "
+                             f"({bw} bit, {'signed' if signed else 'unsigned'}"
+                             f"{', narrow range' if narrow else ''})",
+                             hint="use at least 2-bit signed or 1-bit unsigned quantizers")
+
+
 def weight_params(layer, where: str) -> tuple[np.ndarray, QParams]:
     """Integer weights and their quantization from ``layer.quant_weight()``."""
     if not layer.weight_quant.is_quant_enabled:
@@ -149,6 +160,7 @@ def weight_params(layer, where: str) -> tuple[np.ndarray, QParams]:
         raise QuantReadError(f"{where}: {bw}-bit weights are not supported (at most 8 bits)")
     signed = bool(qw.signed)
     narrow = bool(layer.weight_quant.is_narrow_range)
+    _check_integer_range(bw, signed, narrow, where, "weight")
     # value = int * scale in float32; dividing back is exact to far below 0.5 for |int| < 2^24
     q = value.double() / qw.scale.double()
     qi = torch.round(q)
@@ -186,3 +198,29 @@ def int_bias(layer, acc_scale_f32: torch.Tensor, where: str) -> tuple[np.ndarray
     lo, hi = int_range(bw, True, bool(proxy.is_narrow_range))
     q = torch.clamp(q, lo, hi)
     return q.double().numpy().astype(np.int64).astype(np.int32), bw
+
+
+def static_problems(module) -> list[tuple[str, str | None]]:
+    """Problems of a module's quantizers that do not depend on its input (for nodes the checker
+    cannot lower because an upstream construct is unsupported)."""
+    problems = []
+    if getattr(module, "weight_quant", None) is not None and getattr(module.weight_quant, "is_quant_enabled", False):
+        try:
+            weight_params(module, "weights")
+        except GapforgeError as err:
+            problems.append((str(err), err.hint))
+    for attr in ("act_quant", "input_quant", "output_quant"):
+        proxy = getattr(module, attr, None)
+        if proxy is None or not getattr(proxy, "is_quant_enabled", False):
+            continue
+        try:
+            with torch.no_grad():
+                bw = _as_int(proxy.bit_width(), "bit width", attr)
+            _check_integer_range(bw, bool(proxy.is_signed), bool(proxy.is_narrow_range), f"quantizer {attr}",
+                                 "activation")
+            check_calibrated(proxy, f"quantizer {attr}")
+        except GapforgeError as err:
+            problems.append((str(err), err.hint))
+        except Exception:  # an exotic quantizer: the full check will report it once reachable
+            continue
+    return problems

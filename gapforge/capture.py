@@ -146,10 +146,20 @@ _QUANT_TENSOR_METHODS = (
     "view", "reshape", "flatten", "transpose", "permute",
 )
 
+# Frames in these directories are library code; the user's code is the first frame outside them.
+# The standard library counts as library code, but not the packages installed under it
+# (site-packages / dist-packages hold user models too, e.g. brevitas_examples).
 _LIBRARY_DIRS = tuple(
-    os.path.dirname(m.__file__) + os.sep
-    for m in (torch, sys.modules["brevitas"], contextlib)
+    os.path.dirname(m.__file__) + os.sep for m in (torch, sys.modules["brevitas"])
 ) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
+_STDLIB_DIR = os.path.dirname(contextlib.__file__) + os.sep
+
+
+def _is_library(filename: str) -> bool:
+    if filename.startswith(_LIBRARY_DIRS) or filename.startswith("<"):
+        return True
+    return filename.startswith(_STDLIB_DIR) and not any(
+        part in filename for part in ("site-packages", "dist-packages"))
 
 
 def canonical_function_name(func: Any) -> str:
@@ -163,7 +173,7 @@ def _user_location() -> str | None:
     frame = sys._getframe(2)
     while frame is not None:
         fn = frame.f_code.co_filename
-        if not fn.startswith(_LIBRARY_DIRS) and not fn.startswith("<"):
+        if not _is_library(fn):
             return f"{os.path.basename(fn)}:{frame.f_lineno}"
         frame = frame.f_back
     return None

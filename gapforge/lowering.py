@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from gapforge import ir
+from gapforge.brevitas_quant import static_problems
 from gapforge.capture import Graph, Node, QuantMeta, Ref
 from gapforge.errors import GapforgeError
 
@@ -126,6 +127,13 @@ class Lowering:
             for a in node.outputs:
                 self.act_tensor[a] = None
                 self.failed_by[a] = b.upstream
+            problems = static_problems(node.module) if node.module is not None else []
+            if problems:
+                self.diagnostics.append(Diagnostic(node.name, node.kind, node.type_name, "unsupported",
+                                                   "; ".join(p[0] for p in problems),
+                                                   "; ".join(p[1] for p in problems if p[1]) or None, [],
+                                                   node.location))
+                return
             self.diagnostics.append(Diagnostic(
                 node.name, node.kind, node.type_name, "warning",
                 f"not checked: its input comes from unsupported '{b.upstream}'", None, [], node.location))

@@ -20,6 +20,10 @@ from test_codegen import golden  # noqa: F401  (fixture)
 from tools.run_generated import run_project
 
 KIB = 1024
+# 11.2 M weights of 4/2 bits, stored one per byte (sub-byte packing is not implemented): more than the
+# 8 MiB of L3 in the hardware model. The planner must say so clearly instead of failing on the device.
+L3_TOO_SMALL = ["thirdparty_resnet18_4w4a", "thirdparty_resnet18_2w2a"]
+GAP9_NETS = [n for n in DEPLOYABLE if n not in L3_TOO_SMALL]
 
 
 def _gap9(golden, name, tmp_path, l1=None, l2=None, fault="none", tile_l1=None, **run):
@@ -44,16 +48,23 @@ def _assert_exact(passed, res, proj):
     return plan
 
 
-@pytest.mark.parametrize("name", DEPLOYABLE)
+@pytest.mark.parametrize("name", GAP9_NETS)
 def test_bit_exact_with_full_budgets(name, golden, tmp_path):
     _assert_exact(*_gap9(golden, name, tmp_path, l1=128 * KIB, l2=1536 * KIB)[1:])
 
 
-@pytest.mark.parametrize("name", DEPLOYABLE)
+@pytest.mark.parametrize("name", GAP9_NETS)
 def test_bit_exact_with_16k_l1(name, golden, tmp_path):
     g, passed, res, proj = _gap9(golden, name, tmp_path, l1=16 * KIB, l2=1536 * KIB)
     plan = _assert_exact(passed, res, proj)
     assert all(r["l1_bytes"] <= 16 * KIB for r in plan["gap9"]["layers"])
+
+
+@pytest.mark.parametrize("name", L3_TOO_SMALL)
+def test_models_larger_than_l3_are_refused_clearly(name, golden, tmp_path):
+    r = run_tool("generate_c_code", "--network", str(golden(name)), "--out", str(tmp_path / "p"), "--target", "gap9")
+    assert r.returncode == 2 and "more than the 8388608 bytes of L3" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "p").exists()
 
 
 def test_weights_beyond_l2_are_streamed_from_l3(golden, tmp_path):

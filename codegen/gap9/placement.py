@@ -117,7 +117,10 @@ def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets)
                              hint="raise --l2-budget or reduce the largest concat/permute tensors")
     l3_total = l3_plan.arena_size + (align(params_bytes) if params_level == L3 else 0)
     if l3_total > budgets.l3:
-        raise PlacementError(f"L3 needs {l3_total} bytes, more than the {budgets.l3} bytes of L3")
+        raise PlacementError(f"L3 needs {l3_total} bytes ({align(params_bytes)} of parameters), more than the "
+                             f"{budgets.l3} bytes of L3",
+                             hint="sub-8-bit weights are stored one per byte (no packing yet); "
+                                  "reduce the model or its activations")
     p = Placement(params_level, levels, l2_plan, l3_plan, bounce, budgets, l2_total, l3_total)
     p.layers = report_rows(program, plan, tiles, p)
     return p

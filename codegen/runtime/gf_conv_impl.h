@@ -500,15 +500,15 @@ static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, 
 /* =============================================================================================
  * Depthwise (groups == C == O), any kernel / stride / padding, dilation 1.
  *
- * 3x3 with stride 1x1 or 2x2 and requantized output: a block is NO (1 or 2) output rows x
- * GF_DW3_P output pixels. Its 9 weights are loaded once per block; the NO*(P)-accumulator block
- * walks its (NO-1)*S + 3 input rows, streaming each input value into every accumulator that uses
- * it right after the load (two output rows share the input rows they have in common). A row
- * whose window leaves the input at the top or bottom uses a window moved inside the input with
- * the weights of the missing kernel rows set to 0, so every row runs the same code. Columns: a
- * per-channel plan (gf_dw3_plan_t) splits a row into an optional left-edge block (first input
- * column is padding: a constant 0 instead of a load), interior blocks (no test at all), an
- * optional right-edge block and, only for padding >= 2 or odd widths, per-pixel leftovers.
+ * 3x3 with stride 1x1 or 2x2 and requantized output: a block is NO output rows (NO = 1 is used,
+ * see gf_conv.c) x GF_DW3_PS(S) output pixels. It walks its (NO-1)*S + 3 input rows, loading the
+ * weights of each kernel row once and streaming every input value into each accumulator that
+ * uses it right after the load. A row whose window leaves the input at the top or bottom uses a
+ * window moved inside the input with the weights of the missing kernel rows set to 0, so every
+ * row runs the same code. Columns: a per-layer plan (gf_dw3_plan_t) splits a row into an
+ * optional left-edge block (first input column is padding: a constant 0 instead of a load),
+ * interior blocks (no test at all), an optional right-edge block and, for narrow rows or
+ * padding >= 2, single pixels.
  */
 GF_INLINE void GF_S(gf_dw3_blk)(const XT *restrict rp, int32_t W, const int NO, const int P, const int S,
                                  const int zl, const int zr, const int8_t *restrict k, int32_t bias,
@@ -598,29 +598,42 @@ GF_INLINE void GF_S(gf_dw3_rows)(const XT *xc, const XT *xrow, const int8_t *wc,
     }
 }
 
-/* Single rows (borders, odd last row), one function per stride. */
-static GF_NOINLINE void GF_S(gf_dw3_row1_s1)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
-                                              const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy,
-                                              int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
+/* n consecutive output rows from oy (input rows from xrow, S rows apart), one function per
+ * stride: the row code exists once per stride and signedness. */
+GF_INLINE void GF_S(gf_dw3_nrows)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
+                                   const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy, int32_t n,
+                                   const int S, int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
 {
-    GF_S(gf_dw3_rows)(xc, xrow, wc, k, s, plan, oy, 1, 1, bias, rc, yrow);
+    const size_t xstep = (size_t)S * s->w, ow = (size_t)s->ow;
+    for (; n > 0; n--, oy++) {
+        GF_S(gf_dw3_rows)(xc, xrow, wc, k, s, plan, oy, 1, S, bias, rc, yrow);
+        xrow += xstep;
+        yrow += ow;
+    }
 }
 
-static GF_NOINLINE void GF_S(gf_dw3_row1_s2)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
-                                              const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy,
-                                              int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
+static GF_NOINLINE void GF_S(gf_dw3_nrows_s1)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
+                                               const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy,
+                                               int32_t n, int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
 {
-    GF_S(gf_dw3_rows)(xc, xrow, wc, k, s, plan, oy, 1, 2, bias, rc, yrow);
+    GF_S(gf_dw3_nrows)(xc, xrow, wc, k, s, plan, oy, n, 1, bias, rc, yrow);
+}
+
+static GF_NOINLINE void GF_S(gf_dw3_nrows_s2)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
+                                               const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy,
+                                               int32_t n, int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
+{
+    GF_S(gf_dw3_nrows)(xc, xrow, wc, k, s, plan, oy, n, 2, bias, rc, yrow);
 }
 
 static void GF_S(gf_dw3_row1)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
-                               const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy, int32_t bias,
-                               const gf_rqc_t *rc, uint8_t *yrow)
+                               const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy, int32_t n,
+                               int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
 {
     if (s->sx == 1)
-        GF_S(gf_dw3_row1_s1)(xc, xrow, wc, k, s, plan, oy, bias, rc, yrow);
+        GF_S(gf_dw3_nrows_s1)(xc, xrow, wc, k, s, plan, oy, n, bias, rc, yrow);
     else
-        GF_S(gf_dw3_row1_s2)(xc, xrow, wc, k, s, plan, oy, bias, rc, yrow);
+        GF_S(gf_dw3_nrows_s2)(xc, xrow, wc, k, s, plan, oy, n, bias, rc, yrow);
 }
 
 /* A row whose 3-row window leaves the input (top / bottom padding): the window is moved to rows
@@ -640,42 +653,11 @@ static void GF_S(gf_dw3_border_row)(const XT *xc, const int8_t *wc, const gf_con
             for (t = 0; t < 3; t++)
                 kz[3 * u + t] = (int8_t)((i >= 0 && i < 3) ? wc[3 * i + t] : 0);
         }
-        GF_S(gf_dw3_row1)(xc, xc + (size_t)r0 * s->w, wc, kz, s, plan, oy, bias, rc, yrow);
+        GF_S(gf_dw3_row1)(xc, xc + (size_t)r0 * s->w, wc, kz, s, plan, oy, 1, bias, rc, yrow);
     } else { /* fewer than 3 input rows */
         for (t = 0; t < s->ow; t++)
             GF_S(gf_dw3_pixel)(xc, wc, s, oy, t, bias, rc, yrow + t);
     }
-}
-
-/* Rows [oy_a, oy_b) of a channel (all 3 input rows inside), two at a time. */
-GF_INLINE void GF_S(gf_dw3_pairs)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc, uint8_t *yc,
-                                   const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy_a, int32_t oy_b,
-                                   const int S)
-{
-    const int32_t ow = s->ow;
-    const XT *xrow = xc + (size_t)(oy_a * S - s->pt) * s->w;
-    const size_t xstep = (size_t)2 * S * s->w;
-    uint8_t *yrow = yc + (size_t)oy_a * ow;
-    int32_t oy;
-    for (oy = oy_a; oy + 2 <= oy_b; oy += 2) {
-        GF_S(gf_dw3_rows)(xc, xrow, wc, wc, s, plan, oy, 2, S, bias, rc, yrow);
-        xrow += xstep;
-        yrow += 2 * ow;
-    }
-}
-
-static GF_NOINLINE void GF_S(gf_dw3_pairs_s1)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc,
-                                               uint8_t *yc, const gf_conv_shape_t *s, const gf_dw3_plan_t *plan,
-                                               int32_t oy_a, int32_t oy_b)
-{
-    GF_S(gf_dw3_pairs)(xc, wc, bias, rc, yc, s, plan, oy_a, oy_b, 1);
-}
-
-static GF_NOINLINE void GF_S(gf_dw3_pairs_s2)(const XT *xc, const int8_t *wc, int32_t bias, const gf_rqc_t *rc,
-                                               uint8_t *yc, const gf_conv_shape_t *s, const gf_dw3_plan_t *plan,
-                                               int32_t oy_a, int32_t oy_b)
-{
-    GF_S(gf_dw3_pairs)(xc, wc, bias, rc, yc, s, plan, oy_a, oy_b, 2);
 }
 
 static void GF_S(gf_dw3)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
@@ -695,17 +677,9 @@ static void GF_S(gf_dw3)(const XT *x, const int8_t *w, const int32_t *bias, cons
         gf_rqc_init(&rc, rq, gf_rq_channel(rq, c));
         for (oy = 0; oy < oy_a; oy++)
             GF_S(gf_dw3_border_row)(xc, wc, s, &plan, oy, b, &rc, yc + (size_t)oy * s->ow);
-        if (oy_a + 2 <= oy_b) {
-            if (s->sx == 1)
-                GF_S(gf_dw3_pairs_s1)(xc, wc, b, &rc, yc, s, &plan, oy_a, oy_b);
-            else
-                GF_S(gf_dw3_pairs_s2)(xc, wc, b, &rc, yc, s, &plan, oy_a, oy_b);
-        }
-        if (oy_a < oy_b && ((oy_b - oy_a) & 1)) { /* odd last interior row */
-            oy = oy_b - 1;
-            GF_S(gf_dw3_row1)(xc, xc + (size_t)(oy * s->sy - s->pt) * s->w, wc, wc, s, &plan, oy, b, &rc,
-                              yc + (size_t)oy * s->ow);
-        }
+        if (oy_a < oy_b)
+            GF_S(gf_dw3_row1)(xc, xc + (size_t)(oy_a * s->sy - s->pt) * s->w, wc, wc, s, &plan, oy_a, oy_b - oy_a, b,
+                              &rc, yc + (size_t)oy_a * s->ow);
         for (oy = oy_b > oy_a ? oy_b : oy_a; oy < s->oh; oy++)
             GF_S(gf_dw3_border_row)(xc, wc, s, &plan, oy, b, &rc, yc + (size_t)oy * s->ow);
     }
