@@ -150,50 +150,50 @@ def rand_w(rng, shape, mode: str = "rand") -> np.ndarray:
     return rng.integers(-128, 128, size=shape).astype(np.int8)
 
 
-def conv_case(cs: CaseSet, rng, kid: int, name: str, *, C, H, W, O, k=(3, 3), stride=(1, 1), pad=(1, 1, 1, 1),
+def conv_case(cs: CaseSet, rng, kid: int, name: str, *, C, H, W, Co, k=(3, 3), stride=(1, 1), pad=(1, 1, 1, 1),
               dil=(1, 1), groups=1, in_t="s8", rq="channel", out="s8", xmode="rand", wmode="rand",
               bias="rand", negative=False, relu=False):
     kh, kw = k
     x = rand_act(rng, in_t, (1, C, H, W), xmode)
-    w = rand_w(rng, (O, C // groups, kh, kw), wmode)
-    worst = np.abs(w.astype(np.int64)).reshape(O, -1).sum(axis=1) * (255 if in_t == "u8" else 128)
+    w = rand_w(rng, (Co, C // groups, kh, kw), wmode)
+    worst = np.abs(w.astype(np.int64)).reshape(Co, -1).sum(axis=1) * (255 if in_t == "u8" else 128)
     if bias == "large":  # as large as the planner's accumulator bound allows
         room = (2**31 - 1) - worst
-        b = (rng.choice([-1, 1], size=O) * rng.integers(room // 2, room + 1)).astype(np.int32)
+        b = (rng.choice([-1, 1], size=Co) * rng.integers(room // 2, room + 1)).astype(np.int32)
     elif bias == "none":
-        b = np.zeros(O, np.int32)
+        b = np.zeros(Co, np.int32)
     else:
-        b = rng.integers(-5000, 5001, size=O).astype(np.int32)
+        b = rng.integers(-5000, 5001, size=Co).astype(np.int32)
     assert np.all(worst + np.abs(b.astype(np.int64)) < 2**31)
     acc = np_conv2d(x.astype(np.int64), w.astype(np.int64), b.astype(np.int64), stride, list(pad), dil, groups)
     _, _, oh, ow = acc.shape
     if rq is None:
         y, rqp = acc.astype(np.int32), None
     else:
-        rqp = make_rq(rng, O if rq == "channel" else 1, acc_scale(acc), out=out, negative=negative, relu=relu)
+        rqp = make_rq(rng, Co if rq == "channel" else 1, acc_scale(acc), out=out, negative=negative, relu=relu)
         y = out_bytes(rqp.apply([acc]), rqp.lo)
-    shape = [C, H, W, O, oh, ow, kh, kw, stride[0], stride[1], *pad, dil[0], dil[1], groups]
+    shape = [C, H, W, Co, oh, ow, kh, kw, stride[0], stride[1], *pad, dil[0], dil[1], groups]
     params = [DT[in_t], *shape, *(rqp.params() if rqp else NO_RQ_PARAMS), int(bias != "none")]
     cs.add(kid, name, params, [x, w, b, *(rqp.arrays() if rqp else NO_RQ_ARRAYS), y])
 
 
-def linear_case(cs: CaseSet, rng, kid: int, name: str, *, K, O, in_t="s8", rq="channel", out="s8",
+def linear_case(cs: CaseSet, rng, kid: int, name: str, *, K, Co, in_t="s8", rq="channel", out="s8",
                 xmode="rand", wmode="rand", bias="rand", negative=False):
     x = rand_act(rng, in_t, (1, K), xmode)
-    w = rand_w(rng, (O, K), wmode)
+    w = rand_w(rng, (Co, K), wmode)
     worst = np.abs(w.astype(np.int64)).sum(axis=1) * (255 if in_t == "u8" else 128)
     if bias == "large":
         room = (2**31 - 1) - worst
-        b = (rng.choice([-1, 1], size=O) * rng.integers(room // 2, room + 1)).astype(np.int32)
+        b = (rng.choice([-1, 1], size=Co) * rng.integers(room // 2, room + 1)).astype(np.int32)
     else:
-        b = rng.integers(-5000, 5001, size=O).astype(np.int32)
+        b = rng.integers(-5000, 5001, size=Co).astype(np.int32)
     acc = np_linear(x.astype(np.int64), w.astype(np.int64), b.astype(np.int64))
     if rq is None:
         y, rqp = acc.astype(np.int32), None
     else:
-        rqp = make_rq(rng, O if rq == "channel" else 1, acc_scale(acc), out=out, negative=negative)
+        rqp = make_rq(rng, Co if rq == "channel" else 1, acc_scale(acc), out=out, negative=negative)
         y = out_bytes(rqp.apply([acc], channel_axis=1), rqp.lo)
-    params = [DT[in_t], K, O, *(rqp.params() if rqp else NO_RQ_PARAMS), 1]
+    params = [DT[in_t], K, Co, *(rqp.params() if rqp else NO_RQ_PARAMS), 1]
     cs.add(kid, name, params, [x, w, b, *(rqp.arrays() if rqp else NO_RQ_ARRAYS), y])
 
 
@@ -274,98 +274,98 @@ def build_cases() -> CaseSet:
 
     # conv2d_3x3: stride 1, any padding, odd sizes, channel tails (O % 3), both signednesses
     for in_t in ("s8", "u8"):
-        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_16x16_p1", C=16, H=16, W=16, O=16, in_t=in_t)
-        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_odd_p1_tensor", C=3, H=7, W=9, O=5, in_t=in_t, rq="tensor")
-        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_p0_i32", C=5, H=9, W=11, O=7, pad=(0, 0, 0, 0), in_t=in_t, rq=None)
-        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_p2", C=4, H=6, W=13, O=6, pad=(2, 2, 2, 2), in_t=in_t)
-        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_asym", C=6, H=8, W=10, O=4, pad=(0, 1, 2, 0), in_t=in_t)
-        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_asym2", C=2, H=5, W=7, O=3, pad=(2, 0, 1, 2), in_t=in_t,
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_16x16_p1", C=16, H=16, W=16, Co=16, in_t=in_t)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_odd_p1_tensor", C=3, H=7, W=9, Co=5, in_t=in_t, rq="tensor")
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_p0_i32", C=5, H=9, W=11, Co=7, pad=(0, 0, 0, 0), in_t=in_t, rq=None)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_p2", C=4, H=6, W=13, Co=6, pad=(2, 2, 2, 2), in_t=in_t)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_asym", C=6, H=8, W=10, Co=4, pad=(0, 1, 2, 0), in_t=in_t)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_asym2", C=2, H=5, W=7, Co=3, pad=(2, 0, 1, 2), in_t=in_t,
                   out="u8", relu=True)
-        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_tiny", C=3, H=1, W=2, O=2, pad=(1, 1, 1, 1), in_t=in_t)
-        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_extreme", C=8, H=6, W=8, O=6, in_t=in_t, xmode="extreme",
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_tiny", C=3, H=1, W=2, Co=2, pad=(1, 1, 1, 1), in_t=in_t)
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_extreme", C=8, H=6, W=8, Co=6, in_t=in_t, xmode="extreme",
                   wmode="extreme", bias="large", negative=True)
-        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_nobias_neg", C=7, H=5, W=12, O=8, in_t=in_t, bias="none",
+        conv_case(cs, rng, K_CONV3X3, f"c3x3_{in_t}_nobias_neg", C=7, H=5, W=12, Co=8, in_t=in_t, bias="none",
                   negative=True, out="u8")
     # conv2d_1x1: no padding, any stride
     for in_t in ("s8", "u8"):
-        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_32to64", C=32, H=8, W=8, O=64, k=(1, 1), pad=(0, 0, 0, 0),
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_32to64", C=32, H=8, W=8, Co=64, k=(1, 1), pad=(0, 0, 0, 0),
                   in_t=in_t)
-        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_odd_tails", C=5, H=7, W=9, O=6, k=(1, 1), pad=(0, 0, 0, 0),
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_odd_tails", C=5, H=7, W=9, Co=6, k=(1, 1), pad=(0, 0, 0, 0),
                   in_t=in_t, rq="tensor")
-        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_s2", C=7, H=9, W=11, O=8, k=(1, 1), stride=(2, 2),
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_s2", C=7, H=9, W=11, Co=8, k=(1, 1), stride=(2, 2),
                   pad=(0, 0, 0, 0), in_t=in_t)
-        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_s3_i32", C=9, H=10, W=10, O=5, k=(1, 1), stride=(3, 3),
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_s3_i32", C=9, H=10, W=10, Co=5, k=(1, 1), stride=(3, 3),
                   pad=(0, 0, 0, 0), in_t=in_t, rq=None)
-        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_s21", C=4, H=6, W=7, O=4, k=(1, 1), stride=(2, 1),
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_s21", C=4, H=6, W=7, Co=4, k=(1, 1), stride=(2, 1),
                   pad=(0, 0, 0, 0), in_t=in_t)
-        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_bigC_fallback", C=300, H=3, W=5, O=5, k=(1, 1),
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_bigC_fallback", C=300, H=3, W=5, Co=5, k=(1, 1),
                   pad=(0, 0, 0, 0), in_t=in_t)
-        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_extreme", C=16, H=4, W=4, O=8, k=(1, 1), pad=(0, 0, 0, 0),
+        conv_case(cs, rng, K_CONV1X1, f"c1x1_{in_t}_extreme", C=16, H=4, W=4, Co=8, k=(1, 1), pad=(0, 0, 0, 0),
                   in_t=in_t, xmode="extreme", wmode="extreme", bias="large", negative=True)
     # depthwise
     for in_t in ("s8", "u8"):
         for sx in (1, 2):
-            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_16x16", C=8, H=16, W=16, O=8, stride=(sx, sx),
+            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_16x16", C=8, H=16, W=16, Co=8, stride=(sx, sx),
                       groups=8, in_t=in_t)
-            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_odd", C=3, H=7, W=11, O=3, stride=(sx, sx), groups=3,
+            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_odd", C=3, H=7, W=11, Co=3, stride=(sx, sx), groups=3,
                       in_t=in_t, rq="tensor")
-            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_p0_i32", C=4, H=9, W=19, O=4, stride=(sx, sx),
+            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_p0_i32", C=4, H=9, W=19, Co=4, stride=(sx, sx),
                       pad=(0, 0, 0, 0), groups=4, in_t=in_t, rq=None)
-            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_p2", C=2, H=6, W=21, O=2, stride=(sx, sx),
+            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_p2", C=2, H=6, W=21, Co=2, stride=(sx, sx),
                       pad=(2, 2, 2, 2), groups=2, in_t=in_t)
-            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_asym", C=3, H=8, W=17, O=3, stride=(sx, sx),
+            conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s{sx}_asym", C=3, H=8, W=17, Co=3, stride=(sx, sx),
                       pad=(0, 0, 1, 1), groups=3, in_t=in_t, out="u8", relu=True)
-            conv_case(cs, rng, K_DWCONV, f"dw5_{in_t}_s{sx}_p2", C=3, H=9, W=12, O=3, k=(5, 5), stride=(sx, sx),
+            conv_case(cs, rng, K_DWCONV, f"dw5_{in_t}_s{sx}_p2", C=3, H=9, W=12, Co=3, k=(5, 5), stride=(sx, sx),
                       pad=(2, 2, 2, 2), groups=3, in_t=in_t)
-        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_tiny", C=2, H=1, W=2, O=2, groups=2, in_t=in_t)
-        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s3", C=2, H=10, W=10, O=2, stride=(3, 3), groups=2, in_t=in_t)
-        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s12", C=2, H=7, W=9, O=2, stride=(1, 2), groups=2, in_t=in_t)
-        conv_case(cs, rng, K_DWCONV, f"dw1x3_{in_t}", C=3, H=5, W=9, O=3, k=(1, 3), pad=(0, 1, 0, 1), groups=3,
+        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_tiny", C=2, H=1, W=2, Co=2, groups=2, in_t=in_t)
+        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s3", C=2, H=10, W=10, Co=2, stride=(3, 3), groups=2, in_t=in_t)
+        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_s12", C=2, H=7, W=9, Co=2, stride=(1, 2), groups=2, in_t=in_t)
+        conv_case(cs, rng, K_DWCONV, f"dw1x3_{in_t}", C=3, H=5, W=9, Co=3, k=(1, 3), pad=(0, 1, 0, 1), groups=3,
                   in_t=in_t)
-        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_extreme", C=4, H=6, W=10, O=4, groups=4, in_t=in_t,
+        conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_extreme", C=4, H=6, W=10, Co=4, groups=4, in_t=in_t,
                   xmode="extreme", wmode="extreme", bias="large", negative=True)
     # general gf_conv2d: dilation, strides, groups, odd kernels, and the dispatch to specialized kernels
     for in_t in ("s8", "u8"):
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_dil2", C=4, H=11, W=12, O=6, pad=(2, 2, 2, 2), dil=(2, 2),
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_dil2", C=4, H=11, W=12, Co=6, pad=(2, 2, 2, 2), dil=(2, 2),
                   in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_dil21_s2", C=3, H=10, W=13, O=5, pad=(1, 2, 0, 1), dil=(2, 1),
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_dil21_s2", C=3, H=10, W=13, Co=5, pad=(1, 2, 0, 1), dil=(2, 1),
                   stride=(2, 2), in_t=in_t, rq="tensor")
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_5x5_s2", C=3, H=13, W=15, O=8, k=(5, 5), stride=(2, 2),
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_5x5_s2", C=3, H=13, W=15, Co=8, k=(5, 5), stride=(2, 2),
                   pad=(2, 2, 2, 2), in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_7x7_s2_i32", C=2, H=15, W=17, O=4, k=(7, 7), stride=(2, 2),
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_7x7_s2_i32", C=2, H=15, W=17, Co=4, k=(7, 7), stride=(2, 2),
                   pad=(3, 3, 3, 3), in_t=in_t, rq=None)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_s3", C=3, H=12, W=14, O=5, stride=(3, 3), in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_3x3_s2", C=4, H=11, W=16, O=8, stride=(2, 2), in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_groups2", C=8, H=7, W=9, O=6, groups=2, stride=(1, 1),
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_s3", C=3, H=12, W=14, Co=5, stride=(3, 3), in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_3x3_s2", C=4, H=11, W=16, Co=8, stride=(2, 2), in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_groups2", C=8, H=7, W=9, Co=6, groups=2, stride=(1, 1),
                   k=(3, 3), pad=(1, 1, 1, 1), dil=(2, 2), in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_groups4", C=8, H=9, W=10, O=12, groups=4, stride=(2, 1),
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_groups4", C=8, H=9, W=10, Co=12, groups=4, stride=(2, 1),
                   in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_dw_mult2", C=4, H=8, W=9, O=8, groups=4, in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_1x3_asym", C=5, H=6, W=11, O=4, k=(1, 3), pad=(0, 2, 0, 1),
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_dw_mult2", C=4, H=8, W=9, Co=8, groups=4, in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_1x3_asym", C=5, H=6, W=11, Co=4, k=(1, 3), pad=(0, 2, 0, 1),
                   in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_1x1_pad1", C=4, H=5, W=6, O=8, k=(1, 1), pad=(1, 1, 1, 1),
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_1x1_pad1", C=4, H=5, W=6, Co=8, k=(1, 1), pad=(1, 1, 1, 1),
                   in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_disp_3x3", C=4, H=6, W=9, O=5, in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_disp_1x1", C=6, H=5, W=5, O=8, k=(1, 1), pad=(0, 0, 0, 0),
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_disp_3x3", C=4, H=6, W=9, Co=5, in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_disp_1x1", C=6, H=5, W=5, Co=8, k=(1, 1), pad=(0, 0, 0, 0),
                   in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_disp_dw", C=5, H=6, W=7, O=5, groups=5, stride=(2, 2),
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_disp_dw", C=5, H=6, W=7, Co=5, groups=5, stride=(2, 2),
                   in_t=in_t)
-        conv_case(cs, rng, K_CONV, f"conv_{in_t}_extreme", C=4, H=7, W=8, O=6, k=(5, 3), stride=(2, 1),
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_extreme", C=4, H=7, W=8, Co=6, k=(5, 3), stride=(2, 1),
                   pad=(1, 2, 2, 0), in_t=in_t, xmode="extreme", wmode="extreme", bias="large", negative=True)
-        conv_case(cs, rng, K_CONV_REF, f"ref_{in_t}_3x3", C=4, H=6, W=7, O=5, in_t=in_t)
-        conv_case(cs, rng, K_CONV_REF, f"ref_{in_t}_groups_dil", C=4, H=9, W=9, O=4, groups=2, dil=(2, 2),
+        conv_case(cs, rng, K_CONV_REF, f"ref_{in_t}_3x3", C=4, H=6, W=7, Co=5, in_t=in_t)
+        conv_case(cs, rng, K_CONV_REF, f"ref_{in_t}_groups_dil", C=4, H=9, W=9, Co=4, groups=2, dil=(2, 2),
                   pad=(2, 1, 2, 1), stride=(1, 2), in_t=in_t, rq="tensor")
-        conv_case(cs, rng, K_CONV_REF, f"ref_{in_t}_i32", C=3, H=5, W=5, O=2, in_t=in_t, rq=None)
+        conv_case(cs, rng, K_CONV_REF, f"ref_{in_t}_i32", C=3, H=5, W=5, Co=2, in_t=in_t, rq=None)
     # linear
     for in_t in ("s8", "u8"):
-        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_256x64", K=256, O=64, in_t=in_t)
-        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_odd", K=37, O=13, in_t=in_t, rq="tensor", out="u8")
-        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_i32", K=101, O=10, in_t=in_t, rq=None)
-        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_1x1", K=1, O=1, in_t=in_t)
-        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_extreme", K=64, O=9, in_t=in_t, xmode="extreme",
+        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_256x64", K=256, Co=64, in_t=in_t)
+        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_odd", K=37, Co=13, in_t=in_t, rq="tensor", out="u8")
+        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_i32", K=101, Co=10, in_t=in_t, rq=None)
+        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_1x1", K=1, Co=1, in_t=in_t)
+        linear_case(cs, rng, K_LINEAR, f"lin_{in_t}_extreme", K=64, Co=9, in_t=in_t, xmode="extreme",
                     wmode="extreme", bias="large", negative=True)
-        linear_case(cs, rng, K_LINEAR_REF, f"linref_{in_t}", K=33, O=7, in_t=in_t)
-        linear_case(cs, rng, K_LINEAR_REF, f"linref_{in_t}_i32", K=20, O=3, in_t=in_t, rq=None)
+        linear_case(cs, rng, K_LINEAR_REF, f"linref_{in_t}", K=33, Co=7, in_t=in_t)
+        linear_case(cs, rng, K_LINEAR_REF, f"linref_{in_t}_i32", K=20, Co=3, in_t=in_t, rq=None)
     # maxpool
     for t in ("s8", "u8", "s32"):
         maxpool_case(cs, rng, f"max_{t}_2x2s2", t=t, C=3, H=8, W=10, k=(2, 2), s=(2, 2), pad=(0, 0, 0, 0))
@@ -526,7 +526,7 @@ def test_driver_reports_mismatch(drivers, tmp_path):
     """A wrong expected value must be reported and give a non-zero exit status."""
     cs = CaseSet()
     rng = np.random.default_rng(1)
-    linear_case(cs, rng, K_LINEAR, "lin_wrong", K=16, O=8)
+    linear_case(cs, rng, K_LINEAR, "lin_wrong", K=16, Co=8)
     blob = bytearray(cs.blobs[0])
     blob[-8] ^= 1  # flip a bit of the expected output (last array, before padding)
     cs.blobs[0] = bytes(blob)

@@ -4,9 +4,12 @@
 Examples:
   python tools/deploy.py --test-network simple_cnn --out golden_outputs/simple_cnn --target host
   python tools/deploy.py --model-file my_model.py --out build/my_model --target rv32
+  python tools/deploy.py --test-network resnet18 --out build/r18 --target gap9 --l1-budget 64K
 
-Writes into DIR: network_info.json, weights/, inputs/, fidelity_report.json, test_cases/,
-project_<target>/ (the generated C project with its results.json).
+Writes into DIR: network_info.json, weights/, inputs/, compatibility_report.json,
+fidelity_report.json, accuracy_report.json (when the model has held-out data), test_cases/,
+project_<target>/ (the generated C project with its results.json). The gap9 target is built and
+run on the host against the PMSIS emulation (gap9-emu); the GAP SDK is not available here.
 
 Exit codes: 0 deployed and verified bit-exact; 1 not deployable, fidelity failure or a device
 mismatch; 2 bad input.
@@ -32,34 +35,131 @@ from gapforge.compat import check_model  # noqa: E402
 from gapforge.errors import EXIT_OK, EXIT_VERDICT, run_cli  # noqa: E402
 from gapforge.extract import extract, model_inputs, write_network  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
-from gapforge.modelsrc import add_model_arguments, load_model  # noqa: E402
+from gapforge.modelsrc import ModelSource, add_model_arguments, load_model  # noqa: E402
+from tools.check_fidelity import accuracy_report  # noqa: E402
+from tools.generate_c_code import _budget  # noqa: E402
 from tools.generate_golden_outputs import generate as generate_golden  # noqa: E402
 from tools.generate_golden_outputs import load_inputs  # noqa: E402
 from tools.int8_inference import INT8InferenceEngine  # noqa: E402
-from tools.run_generated import RUNNABLE, run_project  # noqa: E402
+from tools.run_generated import run_project  # noqa: E402
 
 STAGES = ["check", "extract", "fidelity", "golden", "codegen", "build+run", "verify"]
+RUN_AS = {"host": "host", "rv32": "rv32", "gap9": "gap9-emu"}
 
 
 class Progress:
-    def __init__(self) -> None:
+    """Stage-by-stage progress lines and the final summary table."""
+
+    def __init__(self, quiet: bool = False) -> None:
         self.rows: list[tuple[str, str, float]] = []
         self.t = time.perf_counter()
         self.n = 0
+        self.quiet = quiet
 
     def start(self, stage: str) -> None:
         self.n += 1
         self.t = time.perf_counter()
-        print(f"[{self.n}/{len(STAGES)}] {stage} ...", flush=True)
+        if not self.quiet:
+            print(f"[{self.n}/{len(STAGES)}] {stage} ...", flush=True)
 
     def done(self, stage: str, summary: str) -> None:
         dt = time.perf_counter() - self.t
         self.rows.append((stage, summary, dt))
-        print(f"      {summary} ({dt:.1f} s)", flush=True)
+        if not self.quiet:
+            print(f"      {summary} ({dt:.1f} s)", flush=True)
 
     def table(self) -> str:
         w = max(len(s) for s, _, _ in self.rows)
         return "\n".join(f"  {s:<{w}}  {txt}  [{dt:.1f} s]" for s, txt, dt in self.rows)
+
+
+def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int = 3, fidelity_cases: int = 64,
+                 skip_fidelity: bool = False, l1_budget: int | None = None, l2_budget: int | None = None,
+                 progress: Progress | None = None) -> dict:
+    """Run every stage; returns a summary dict with ``passed`` and the figures of each stage."""
+    prog = progress or Progress(quiet=True)
+    summary: dict = {"network": src.name, "target": target, "passed": False}
+
+    prog.start("check")
+    report = check_model(src)
+    c = report.counts()
+    summary["check"] = {"deployable": report.deployable, **c}
+    if not report.deployable:
+        prog.done("check", f"NOT deployable: {c['unsupported']} unsupported")
+        summary["problems"] = [f"{d.name} ({d.type_name}): {d.message}" + (f" -- fix: {d.hint}" if d.hint else "")
+                               for d in report.items if d.status == "unsupported"]
+        return summary
+    prog.done("check", f"deployable ({c['supported']} supported, {c['warning']} warnings)")
+
+    prog.start("extract")
+    net = extract(src)
+    write_network(net, out, model_inputs(src))
+    atomic_write_text(out / "compatibility_report.json", json.dumps(report.to_json(), indent=1) + "\n")
+    summary["extract"] = {"ops": len(net.ops), "weight_arrays": len(net.arrays)}
+    prog.done("extract", f"{len(net.ops)} IR ops, {len(net.arrays)} weight arrays -> {out / 'network_info.json'}")
+    engine = INT8InferenceEngine(out)
+
+    prog.start("fidelity")
+    held_x, held_y = out / "inputs" / "held_out_x.npy", out / "inputs" / "held_out_y.npy"
+    if skip_fidelity:
+        prog.done("fidelity", "skipped (--skip-fidelity)")
+    else:
+        x = np.load(held_x)[:fidelity_cases] if held_x.is_file() else np.load(out / "inputs" / "example_input.npy")
+        rep = fidelity.check(src.model, engine, x, src.name)
+        atomic_write_text(out / "fidelity_report.json", json.dumps(rep.to_json(), indent=1) + "\n")
+        summary["fidelity"] = {"inputs": len(x), "mismatches": rep.total_mismatches,
+                               "outside_near_tie_window": rep.outside_window, "unexplained": rep.unexplained,
+                               "power_of_two": rep.power_of_two, "top1_agreement": rep.top1_agreement,
+                               "max_rel_output_diff": rep.max_rel_output_diff, "passed": rep.passed}
+        text = (f"{len(x)} inputs: {rep.total_mismatches} teacher-forced mismatches ({rep.unexplained} unexplained), "
+                f"top-1 agreement {rep.top1_agreement * 100:.1f}%")
+        if held_y.is_file():
+            acc = accuracy_report(src.model, engine, np.load(held_x), np.load(held_y))
+            atomic_write_text(out / "accuracy_report.json", json.dumps(acc, indent=1) + "\n")
+            summary["accuracy"] = acc["accuracy"]
+            a = acc["accuracy"]
+            flt = "n/a" if a["float"] is None else f"{a['float'] * 100:.1f}%"
+            text += f"; accuracy float {flt} / Brevitas {a['brevitas'] * 100:.1f}% / INT8 {a['int8_engine'] * 100:.1f}%"
+        prog.done("fidelity", text)
+        if not rep.passed:
+            summary["problems"] = [fidelity.format_report(rep)]
+            return summary
+
+    prog.start("golden")
+    xs, labels, what = load_inputs(out, None, num_cases)
+    gold = generate_golden(out, xs, labels, what, progress=False)
+    prog.done("golden", f"{gold['cases']} test cases x {len(gold['tensors'])} tensors ({what})")
+
+    prog.start("codegen")
+    proj = out / f"project_{target}"
+    result = generate_project(out, proj, target, 1, l1_budget=l1_budget, l2_budget=l2_budget)
+    program = getattr(result, "program", result)
+    m = program.memory
+    summary["codegen"] = {"steps": len(program.calls), "params_bytes": len(program.params),
+                          "arena_bytes": m.arena_size, "liveness_lower_bound_bytes": m.lower_bound}
+    text = (f"{len(program.calls)} steps, params {len(program.params)} B, arena {m.arena_size} B "
+            f"(liveness lower bound {m.lower_bound} B)")
+    if hasattr(result, "placement"):
+        pl = result.placement
+        summary["codegen"]["gap9"] = {"params_level": pl.params, "l2_peak": pl.l2_total, "l3_peak": pl.l3_total,
+                                      "tiles": sum(t.n_tiles for t in result.tiles)}
+        text += f"; gap9: params in {pl.params}, peak L2 {pl.l2_total} B, {sum(t.n_tiles for t in result.tiles)} tiles"
+    prog.done("codegen", f"{text} -> {proj}")
+
+    prog.start("build+run")
+    passed, results = run_project(proj, RUN_AS[target])
+    t = results["totals"]
+    perf = f", {t['instret']} instructions" if t["instret"] else f", {t['cycles'] / 1e6:.2f} ms"
+    prog.done("build+run", f"ran on {RUN_AS[target]} in {results['seconds']:.1f} s{perf}")
+    summary["run"] = {"target": RUN_AS[target], **t, "passed": passed}
+
+    prog.start("verify")
+    prog.done("verify", f"{t['compared']}/{t['layers']} layers compared, {t['mismatches']} mismatches: "
+                        + ("BIT-EXACT" if passed else "FAILED: " + "; ".join(results["reasons"][:3])))
+    summary["passed"] = passed
+    if not passed:
+        summary["problems"] = results["reasons"]
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,81 +168,26 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory for everything")
-    p.add_argument("--target", default="host", choices=sorted(TARGETS), help="device target (default: host)")
+    p.add_argument("--target", default="host", choices=sorted(TARGETS),
+                   help="device target (default: host); gap9 runs on the PMSIS emulation")
     p.add_argument("--num-cases", type=int, default=3, metavar="K", help="golden test cases (default 3)")
     p.add_argument("--fidelity-cases", type=int, default=64, metavar="K",
                    help="held-out inputs for the fidelity check (default 64)")
     p.add_argument("--skip-fidelity", action="store_true", help="do not compare the engine with Brevitas")
+    p.add_argument("--l1-budget", metavar="BYTES", help="gap9: L1 bytes for tiles (e.g. 128K)")
+    p.add_argument("--l2-budget", metavar="BYTES", help="gap9: L2 bytes for data (e.g. 1.5M)")
     args = p.parse_args(argv)
-    out = Path(args.out)
-    prog = Progress()
-
-    prog.start("check")
     src = load_model(args)
-    report = check_model(src)
-    c = report.counts()
-    atomic_write_text(out.parent / f".{out.name}.check.json", json.dumps(report.to_json(), indent=1))
-    if not report.deployable:
-        prog.done("check", f"NOT deployable: {c['unsupported']} unsupported")
-        for d in report.items:
-            if d.status == "unsupported":
-                print(f"      FAIL {d.name} ({d.type_name}): {d.message}" + (f" -- fix: {d.hint}" if d.hint else ""))
-        return EXIT_VERDICT
-    prog.done("check", f"deployable ({c['supported']} supported, {c['warning']} warnings)")
-
-    prog.start("extract")
-    net = extract(src)
-    write_network(net, out, model_inputs(src))
-    (out.parent / f".{out.name}.check.json").replace(out / "compatibility_report.json")
-    prog.done("extract", f"{len(net.ops)} IR ops, {len(net.arrays)} weight arrays -> {out / 'network_info.json'}")
-    engine = INT8InferenceEngine(out)
-
-    prog.start("fidelity")
-    if args.skip_fidelity:
-        prog.done("fidelity", "skipped (--skip-fidelity)")
-    else:
-        held = out / "inputs" / "held_out_x.npy"
-        x = np.load(held)[:args.fidelity_cases] if held.is_file() else np.load(out / "inputs" / "example_input.npy")
-        rep = fidelity.check(src.model, engine, x, src.name)
-        atomic_write_text(out / "fidelity_report.json", json.dumps(rep.to_json(), indent=1) + "\n")
-        prog.done("fidelity", f"{len(x)} inputs: {rep.total_mismatches} teacher-forced mismatches "
-                              f"({rep.unexplained} unexplained), top-1 agreement {rep.top1_agreement * 100:.1f}%")
-        if not rep.passed:
-            print(fidelity.format_report(rep))
-            return EXIT_VERDICT
-
-    prog.start("golden")
-    xs, labels, what = load_inputs(out, None, args.num_cases)
-    summary = generate_golden(out, xs, labels, what, progress=False)
-    prog.done("golden", f"{summary['cases']} test cases x {len(summary['tensors'])} tensors ({what})")
-
-    prog.start("codegen")
-    proj = out / f"project_{args.target}"
-    program = generate_project(out, proj, args.target, 1)
-    m = program.memory
-    prog.done("codegen", f"{len(program.calls)} steps, params {len(program.params)} B, arena {m.arena_size} B "
-                         f"(liveness lower bound {m.lower_bound} B) -> {proj}")
-
-    prog.start("build+run")
-    if args.target not in RUNNABLE:
-        prog.done("build+run", f"not run: target {args.target} needs the GAP SDK, which is not on this machine")
-        passed, results = True, None
-    else:
-        passed, results = run_project(proj, args.target)
-        t = results["totals"]
-        perf = f", {t['instret']} instructions" if t["instret"] else f", {t['cycles'] / 1e6:.2f} ms"
-        prog.done("build+run", f"ran on {args.target} in {results['seconds']:.1f} s{perf}")
-
-    prog.start("verify")
-    if results is None:
-        prog.done("verify", "skipped (not run)")
-    else:
-        t = results["totals"]
-        prog.done("verify", f"{t['compared']}/{t['layers']} layers compared, {t['mismatches']} mismatches: "
-                            + ("BIT-EXACT" if passed else "FAILED: " + "; ".join(results["reasons"][:3])))
+    prog = Progress()
+    summary = run_pipeline(src, Path(args.out), args.target, num_cases=args.num_cases,
+                           fidelity_cases=args.fidelity_cases, skip_fidelity=args.skip_fidelity,
+                           l1_budget=_budget(args.l1_budget, "--l1-budget"),
+                           l2_budget=_budget(args.l2_budget, "--l2-budget"), progress=prog)
+    for line in summary.get("problems", []):
+        print(f"      {line}")
     print(f"\nsummary for '{src.name}' (target {args.target}):\n{prog.table()}")
-    print("RESULT:", "PASS" if passed else "FAIL")
-    return EXIT_OK if passed else EXIT_VERDICT
+    print("RESULT:", "PASS" if summary["passed"] else "FAIL")
+    return EXIT_OK if summary["passed"] else EXIT_VERDICT
 
 
 if __name__ == "__main__":
