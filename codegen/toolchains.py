@@ -20,8 +20,13 @@ their own ``#pragma GCC optimize`` where a pass must be turned off (see codegen/
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 import shutil
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 import sys
 import time
 from collections.abc import Sequence
@@ -45,6 +50,10 @@ RV32_CFLAGS = ["--specs=picolibc.specs", "--crt0=semihost", "--oslib=semihost",
 RV32_LDFLAGS = ["-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=0x00800000",
                 "-Wl,--defsym=__ram=0x80800000", "-Wl,--defsym=__ram_size=0x07800000",
                 "-Wl,--defsym=__stack_size=0x00010000"]
+
+_cache_env = os.environ.get("GAPFORGE_BUILD_CACHE")
+CACHE_DIR: Path | None = (Path(_cache_env) if _cache_env else Path.home() / ".cache" / "gapforge" / "objects") \
+    if _cache_env != "" else None
 
 QEMU = "qemu-system-riscv32"
 # -nographic would send the semihosting console to stderr; routing it to a stdio chardev instead
@@ -115,13 +124,58 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
+def _run_tool(cmd: list[str], what: str, target: str) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(f"{what} for {target}: compiler timed out") from None
+    except OSError as exc:
+        raise ToolchainError(f"{what} for {target}: cannot run {cmd[0]} ({exc})") from None
+    if proc.returncode != 0:
+        raise ToolchainError(f"{what} for {target} failed: {_last_line(proc.stderr + proc.stdout)}")
+    return proc
+
+
+def _compile_cached(cflags: list[str], source: Path, target: str) -> Path:
+    """Compile one source to an object file, reusing a cached object when nothing it depends on changed.
+
+    The cache key is the full compiler command, the compiler's version, and the bytes of the source
+    and of every header it includes (from ``-MM``-style dependency output), so a cached object is
+    used only where recompiling would produce the same one. Set GAPFORGE_BUILD_CACHE to move the
+    cache, or to an empty string to disable it.
+    """
+    deps = _run_tool([*cflags, "-M", str(source)], f"scanning {source.name}", target).stdout
+    files = [tok for tok in deps.replace("\\\n", " ").split()[1:] if tok != "\\"]
+    h = hashlib.sha256("\0".join([*cflags, _compiler_version(cflags[0])]).encode())
+    for f in sorted(set(files)):
+        h.update(f.encode())
+        h.update(Path(f).read_bytes())
+    obj = CACHE_DIR / f"{source.stem}-{h.hexdigest()[:24]}.o"
+    if not obj.is_file():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = obj.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}.o")
+        _run_tool([*cflags, "-c", str(source), "-o", str(tmp)], f"compiling {source.name}", target)
+        os.replace(tmp, obj)
+    return obj
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_version(cc: str) -> str:
+    try:
+        return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
 def build(target: str, sources: list[Path], include_dirs: list[Path], out: Path, *,
           defines: dict[str, str] | None = None, opt: str = "-O2", sanitize: bool = False,
           extra_flags: Sequence[str] = ()) -> Path:
     """Compile and link ``sources`` into the executable ``out`` for ``target``; returns ``out``.
 
-    Raises ToolchainError (one line, with the compiler's last error line) if the toolchain is
-    missing or the build fails. ``sanitize`` is for the host only.
+    Each source is compiled separately (in parallel, through the object cache of
+    ``_compile_cached``) and the objects are linked. Raises ToolchainError (one line, with the
+    compiler's last error line) if the toolchain is missing or the build fails. ``sanitize`` is for
+    the host only.
     """
     _check_target(target)
     ok, why = available(target)
@@ -132,27 +186,23 @@ def build(target: str, sources: list[Path], include_dirs: list[Path], out: Path,
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if target == "host":
-        cmd = [HOST_CC, *HOST_CFLAGS, opt]
-        if sanitize:
-            cmd += SANITIZE_FLAGS
+        cflags = [HOST_CC, *HOST_CFLAGS, opt] + (SANITIZE_FLAGS if sanitize else [])
+        ldflags = SANITIZE_FLAGS if sanitize else []
     else:
-        cmd = [RV32_CC, *RV32_CFLAGS, opt]
-    cmd += [f"-I{Path(d)}" for d in include_dirs]
+        cflags = [RV32_CC, *RV32_CFLAGS, opt]
+        ldflags = RV32_LDFLAGS
+    cflags += [f"-I{Path(d).resolve()}" for d in include_dirs]
     for key, value in (defines or {}).items():
-        cmd.append(f"-D{key}" if value is None or value == "" else f"-D{key}={value}")
-    cmd += list(extra_flags)
-    cmd += [str(Path(s)) for s in sources]
-    cmd += ["-o", str(out)]
-    if target == "rv32":
-        cmd += RV32_LDFLAGS
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        raise ToolchainError(f"building {out.name} for {target}: compiler timed out") from None
-    except OSError as exc:
-        raise ToolchainError(f"building {out.name} for {target}: cannot run {cmd[0]} ({exc})") from None
-    if proc.returncode != 0:
-        raise ToolchainError(f"building {out.name} for {target} failed: {_last_line(proc.stderr + proc.stdout)}")
+        cflags.append(f"-D{key}" if value is None or value == "" else f"-D{key}={value}")
+    cflags += list(extra_flags)
+    if CACHE_DIR is None:
+        _run_tool([*cflags, *[str(Path(s)) for s in sources], "-o", str(out), *ldflags], f"building {out.name}",
+                  target)
+        return out
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        objs = list(pool.map(lambda s: _compile_cached(cflags, Path(s).resolve(), target), sources))
+    link = [cflags[0], *(RV32_CFLAGS if target == "rv32" else []), *[str(o) for o in objs], "-o", str(out), *ldflags]
+    _run_tool(link, f"linking {out.name}", target)
     return out
 
 

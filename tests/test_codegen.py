@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import zlib
 
 import pytest
 
@@ -77,20 +78,24 @@ def test_second_test_case_and_corruption_are_detected(golden, tmp_path):
     assert not passed and res["exit_code"] == 2 and res["checksum"]["failed"] == 1
     data[0] ^= 1
     (proj / "data" / "params.bin").write_bytes(data)
-    # a wrong golden value is reported as a mismatch on exactly that layer
     plan = json.loads((proj / "plan.json").read_text())
     step = next(s for s in plan["steps"] if s["kind"].startswith("conv2d"))
     g = proj / "data" / step["golden"]
     raw = bytearray(g.read_bytes())
     raw[5] ^= 0x40
     g.write_bytes(raw)
+    # a golden file that does not match its recorded CRC is refused
+    passed, res = run_project(proj, "host")
+    assert not passed and res["exit_code"] == 2 and any(step["golden"] in r for r in res["reasons"])
+    # with a consistent CRC, the device output differs from the golden on exactly that element
+    net_c = proj / "src" / "network.c"
+    new_crc = zlib.crc32(bytes(raw))
+    net_c.write_text(net_c.read_text().replace(f"0x{step['golden_crc32']:08x}u", f"0x{new_crc:08x}u"))
     r = run_tool("run_generated", "--project", str(proj), "--target", "host")
-    assert r.returncode == 1
+    assert r.returncode == 1 and "FAIL" in r.stdout
     res = json.loads((proj / "results.json").read_text())
     bad = [l for l in res["layers"] if l["mismatches"]]
-    assert r"GF CHECKSUM" not in r.stdout
-    assert not bad or bad[0]["name"] == step["name"]
-    assert not passed
+    assert [(l["name"], l["mismatches"], l["max_diff"]) for l in bad] == [(step["name"], 1, 64)]
 
 
 def test_plan_file_reports_arena_and_liveness_bound(golden, tmp_path):

@@ -48,7 +48,7 @@ def plot(rows: list[dict], path: str) -> None:
     ax.set_yticks(idx, names)
     ax.set_xlabel("top-1 accuracy on 360 held-out digits [%]")
     ax.set_xlim(0, 100)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
