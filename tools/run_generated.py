@@ -141,6 +141,49 @@ def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bo
     return passed, results
 
 
+def plot_profile(results: dict, path: str) -> None:
+    """Per-layer profile: instructions (rv32) or time per layer, and on gap9-emu the bytes each
+    layer moves between the memory levels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    layers = [l for l in results["layers"] if l.get("kernel")]
+    names = [l["name"] for l in layers]
+    idx = np.arange(len(layers))
+    gap9 = any("mem" in l for l in layers)
+    fig, axes = plt.subplots(1, 2 if gap9 else 1, figsize=(13 if gap9 else 8, 0.32 * len(layers) + 1.8),
+                             sharey=True, squeeze=False)
+    ax = axes[0][0]
+    if any(l.get("instret") for l in layers):
+        vals = [l["instret"] for l in layers]
+        ax.set_xlabel("retired instructions per layer (QEMU minstret)")
+        for i, l in enumerate(layers):
+            if l.get("macs"):
+                ax.text(vals[i], i, f" {vals[i] / l['macs']:.2f}/MAC", va="center", fontsize=7)
+    else:
+        vals = [l.get("cycles", 0) / 1e3 for l in layers]
+        ax.set_xlabel("time per layer [us] (host clock)")
+    ax.barh(idx, vals, color="tab:blue")
+    ax.set_yticks(idx, names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_title(f"{results['network']} on {results['target']}")
+    if gap9:
+        ax2 = axes[0][1]
+        left = np.zeros(len(layers))
+        for key, color in (("l3_to_l2", "tab:red"), ("l2_to_l1", "tab:orange"), ("l1_to_l2", "tab:green"),
+                           ("l2_to_l3", "tab:purple")):
+            v = np.array([l.get("mem", {}).get(key, 0) / 1024 for l in layers])
+            ax2.barh(idx, v, left=left, color=color, label=key.replace("_to_", " -> ").upper())
+            left += v
+        ax2.set_xlabel("DMA / RAM traffic per layer [KiB]")
+        ax2.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="run_generated.py", description=__doc__.split("\n")[0],
                                 epilog=__doc__.split("Examples:")[1],
@@ -151,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sanitize", action="store_true", help="host and gap9-emu: build with AddressSanitizer and UBSan")
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9-emu: L1 bytes the emulator allows (default: the plan's)")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9-emu: L2 bytes the emulator allows (default: the plan's)")
+    p.add_argument("--plot", metavar="PNG", help="also draw the per-layer profile")
     p.add_argument("-q", "--quiet", action="store_true", help="only the final line")
     args = p.parse_args(argv)
     if args.sanitize and args.target == "rv32":
@@ -164,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             perf = f"instret={l['instret']}" if l.get("instret") else f"cycles={l.get('cycles', 0)}"
             print(f"  {l['index']:>3} {l['name']:<40} {l.get('kind') or '':<18} {l.get('elements', 0):>8} elems "
                   f"{l.get('mismatches', '?'):>5} mismatches  {perf}")
+    if args.plot:
+        plot_profile(r, args.plot)
     t = r["totals"]
     status = "PASS" if passed else "FAIL"
     print(f"{status}: {r['network']} on {args.target}: {t['compared']}/{t['layers']} layers compared, "
