@@ -30,7 +30,7 @@ class Buffer:
     offset: int = -1
     aliases: list[str] = field(default_factory=list)  # tensors sharing this buffer (views)
 
-    def overlaps_in_time(self, other: "Buffer") -> bool:
+    def overlaps_in_time(self, other: Buffer) -> bool:
         return not (self.last < other.first or other.last < self.first)
 
 

@@ -77,7 +77,7 @@ def verdict(plan: dict, parsed: dict, returncode: int) -> tuple[bool, list[str]]
     reasons = list(parsed["errors"])  # the program's own diagnosis first (emulator faults, load errors)
     if returncode != 0:
         reasons.append(f"program exited with status {returncode}")
-    reported = {l["name"]: l for l in parsed["layers"]}
+    reported = {layer["name"]: layer for layer in parsed["layers"]}
     for step in plan["steps"]:
         layer = reported.get(step["name"])
         elements = step["out_bytes"] // (4 if step["dtype"] == "GF_S32" else 1)

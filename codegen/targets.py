@@ -28,12 +28,12 @@ class Target:
 
 
 HOST = Target(
-    name="host", hal_sources=("gf_hal_host.c",), build_templates=("Makefile",), runnable_here=True,
+    name="host", hal_sources=("gf_hal_stdio.c", "gf_hal_host.c"), build_templates=("Makefile",), runnable_here=True,
     counters=("cycles (ns of a monotonic clock)",),
     description="native build with the host gcc; PERF cycles are nanoseconds")
 
 RV32 = Target(
-    name="rv32", hal_sources=("gf_hal_rv32.c",), build_templates=("Makefile",), runnable_here=True,
+    name="rv32", hal_sources=("gf_hal_stdio.c", "gf_hal_rv32.c"), build_templates=("Makefile",), runnable_here=True,
     counters=("instret (exact with QEMU -icount shift=0)", "cycles"),
     description="bare-metal rv32imac (picolibc, semihosting) run in qemu-system-riscv32")
 
@@ -48,3 +48,11 @@ GAP9 = replace(
     emu_sources=("gap9/emu/pmsis_emu.c",), tiled=True)
 
 TARGETS = {t.name: t for t in (HOST, RV32, GAP9)}
+
+
+def hal_sources(target: str):
+    """Paths of the HAL files a target compiles (the test drivers and benchmarks use them too)."""
+    from pathlib import Path
+
+    hal = Path(__file__).resolve().parent / "runtime" / "hal"
+    return [hal / h for h in TARGETS[target].hal_sources]

@@ -25,11 +25,11 @@ import hashlib
 import os
 import shutil
 import subprocess
-import threading
-from concurrent.futures import ThreadPoolExecutor
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,7 +159,7 @@ def _compile_cached(cflags: list[str], source: Path, target: str) -> Path:
     return obj
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiler_version(cc: str) -> str:
     try:
         return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout

@@ -34,7 +34,7 @@ class QParams:
     narrow_range: bool
     channel_axis: int | None = None
 
-    def same_encoding(self, other: "QParams") -> bool:
+    def same_encoding(self, other: QParams) -> bool:
         return (self.scale == other.scale and self.zero_point == other.zero_point
                 and self.bit_width == other.bit_width and self.signed == other.signed
                 and self.channel_axis == other.channel_axis)

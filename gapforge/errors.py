@@ -12,7 +12,7 @@ Exit codes used by all tools:
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 EXIT_OK = 0
 EXIT_VERDICT = 1

@@ -115,7 +115,7 @@ class TensorInfo:
         return d
 
     @classmethod
-    def from_json(cls, name: str, d: dict[str, Any]) -> "TensorInfo":
+    def from_json(cls, name: str, d: dict[str, Any]) -> TensorInfo:
         return cls(name=name, **d)
 
 
@@ -152,7 +152,7 @@ class ParamInfo:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "ParamInfo":
+    def from_json(cls, d: dict[str, Any]) -> ParamInfo:
         return cls(**d)
 
 
@@ -180,7 +180,7 @@ class OpInfo:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "OpInfo":
+    def from_json(cls, d: dict[str, Any]) -> OpInfo:
         d = dict(d)
         d["params"] = {k: ParamInfo.from_json(p) for k, p in d.get("params", {}).items()}
         return cls(**d)
@@ -249,7 +249,7 @@ class Network:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any], directory: Path | None = None) -> "Network":
+    def from_json(cls, d: dict[str, Any], directory: Path | None = None) -> Network:
         return cls(
             name=d["network"]["name"],
             source=d["network"].get("source", ""),

@@ -54,3 +54,21 @@ def run_tool(tool: str, *args: str, cwd: Path | None = None) -> subprocess.Compl
     """Run ``python tools/<tool>.py args`` as a user would; returns the completed process."""
     return subprocess.run([sys.executable, str(REPO / "tools" / f"{tool}.py"), *args],
                           capture_output=True, text=True, cwd=cwd or REPO, timeout=1800)
+
+
+@pytest.fixture(scope="session")
+def golden(extracted):
+    """golden(name) -> extracted network directory with two golden test cases."""
+    from tools.generate_golden_outputs import generate, load_inputs
+
+    done = {}
+
+    def get(name: str) -> Path:
+        if name not in done:
+            d = extracted(name)
+            x, labels, what = load_inputs(d, None, 2)
+            generate(d, x, labels, what, progress=False)
+            done[name] = d
+        return done[name]
+
+    return get

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 from brevitas.quant import Int32Bias
-
 from conftest import source
+
 from gapforge.capture import capture
 from gapforge.errors import GapforgeError
 from gapforge.ops import registry

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import DEPLOYABLE, NOT_DEPLOYABLE, run_tool
 
 BAD_MODELS = '''

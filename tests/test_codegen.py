@@ -5,29 +5,13 @@ import subprocess
 import zlib
 
 import pytest
+from conftest import DEPLOYABLE, run_tool
 
 from codegen import toolchains
 from codegen.generate import generate_project
-from conftest import DEPLOYABLE, REPO, run_tool
-from tools.generate_golden_outputs import generate, load_inputs
 from tools.run_generated import run_project
 
 RV32_OK, RV32_WHY = toolchains.available("rv32")
-
-
-@pytest.fixture(scope="session")
-def golden(extracted):
-    done = {}
-
-    def get(name):
-        if name not in done:
-            d = extracted(name)
-            x, labels, what = load_inputs(d, None, 2)
-            generate(d, x, labels, what, progress=False)
-            done[name] = d
-        return done[name]
-
-    return get
 
 
 def _run(golden, name, target, tmp_path, sanitize=False, case=1):
@@ -56,8 +40,8 @@ def test_rv32_bit_exact(name, golden, tmp_path):
     passed, res, proj = _run(golden, name, "rv32", tmp_path)
     _assert_bit_exact(passed, res, proj)
     assert res["seconds"] < 60
-    compute = [l for l in res["layers"] if l["kernel"]]
-    assert all(l["instret"] > 0 for l in compute)  # minstret counts from QEMU
+    compute = [layer for layer in res["layers"] if layer["kernel"]]
+    assert all(layer["instret"] > 0 for layer in compute)  # minstret counts from QEMU
 
 
 @pytest.mark.parametrize("name", ["resnet_block", "densenet_block", "implicit_cat", "depthwise_cnn", "bn_cnn"])
@@ -94,8 +78,8 @@ def test_second_test_case_and_corruption_are_detected(golden, tmp_path):
     r = run_tool("run_generated", "--project", str(proj), "--target", "host")
     assert r.returncode == 1 and "FAIL" in r.stdout
     res = json.loads((proj / "results.json").read_text())
-    bad = [l for l in res["layers"] if l["mismatches"]]
-    assert [(l["name"], l["mismatches"], l["max_diff"]) for l in bad] == [(step["name"], 1, 64)]
+    bad = [layer for layer in res["layers"] if layer["mismatches"]]
+    assert [(layer["name"], layer["mismatches"], layer["max_diff"]) for layer in bad] == [(step["name"], 1, 64)]
 
 
 def test_plan_file_reports_arena_and_liveness_bound(golden, tmp_path):

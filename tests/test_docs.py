@@ -3,8 +3,9 @@
 import json
 
 from conftest import REPO, run_tool
-from gapforge.opsdoc import render
+
 from gapforge.ops import registry
+from gapforge.opsdoc import render
 
 
 def test_supported_operations_doc_is_up_to_date():

@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 from brevitas.quant import Int32Bias
 from brevitas.quant_tensor import IntQuantTensor
-
 from conftest import DEPLOYABLE, REGRESSION, source
+
 from gapforge import ir
 from gapforge.errors import GapforgeError
 from gapforge.extract import extract

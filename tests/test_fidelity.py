@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import DEPLOYABLE, source
+
 from gapforge import fidelity, ir
 from tools.int8_inference import INT8InferenceEngine
 

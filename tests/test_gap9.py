@@ -9,14 +9,13 @@ executor's and the emulator's byte counters must equal the planner's predictions
 import json
 
 import pytest
+from conftest import DEPLOYABLE, run_tool
 
 from codegen.gap9.hw import DEFAULT, parse_bytes
 from codegen.gap9.tiling import _rows, tile_step
 from codegen.generate import generate_project
-from conftest import DEPLOYABLE, run_tool
 from gapforge import ir
 from gapforge.plan import build_plan
-from test_codegen import golden  # noqa: F401  (fixture)
 from tools.run_generated import run_project
 
 KIB = 1024
@@ -73,7 +72,7 @@ def test_weights_beyond_l2_are_streamed_from_l3(golden, tmp_path):
     assert len(g.program.params) > 1536 * KIB and plan["gap9"]["params_level"] == "L3"
     streamed = sum(r["dma_bytes"]["l3_to_l2"] for r in plan["gap9"]["layers"])
     assert streamed >= len(g.program.params) - 64  # every weight crosses L3 -> L2 at least once
-    assert sum(l["emu"]["l3_to_l2"] for l in res["layers"] if "emu" in l) == streamed
+    assert sum(layer["emu"]["l3_to_l2"] for layer in res["layers"] if "emu" in layer) == streamed
 
 
 def test_weights_and_activations_in_l3_at_once(golden, tmp_path):
@@ -121,7 +120,7 @@ def test_smaller_emulator_budget_than_planned_fails_loudly(golden, tmp_path):
 
 def test_project_is_complete(golden, tmp_path):
     proj = tmp_path / "p"
-    g = generate_project(golden("depthwise_cnn"), proj, "gap9", 1)
+    generate_project(golden("depthwise_cnn"), proj, "gap9", 1)
     cmake = (proj / "CMakeLists.txt").read_text()
     assert "setupos(" in cmake and "readfs_add_files(FILES" in cmake and "data/params.bin" in cmake
     for f in sorted((proj / "data").iterdir()):

@@ -1,9 +1,9 @@
 """Arena planner, tested the TFLite Micro way: hand-computed offsets, real lifetimes, bounds, errors."""
 
 import pytest
+from conftest import REGRESSION
 
 from codegen.memory import Buffer, align, lower_bound, plan_arena
-from conftest import REGRESSION
 from gapforge import ir
 from gapforge.errors import GapforgeError
 from gapforge.plan import build_plan

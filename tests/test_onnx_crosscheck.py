@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import REGRESSION, source
+
 from gapforge import fidelity
 from gapforge.onnx_check import compare, op_name_for
 from tools.int8_inference import INT8InferenceEngine

@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 from brevitas.graph.calibrate import calibration_mode
 from brevitas.quant import Int32Bias
-
 from conftest import REGRESSION
+
 from gapforge import ir
 from gapforge.extract import extract
 from gapforge.modelsrc import ModelSource

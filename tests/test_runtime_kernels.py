@@ -30,6 +30,7 @@ from atomic_ops.relu import relu as np_relu
 from atomic_ops.requantize import requantize as np_requantize
 from atomic_ops.trunc_avgpool2d import trunc_avgpool2d as np_trunc_avgpool2d
 from codegen import toolchains
+from codegen.targets import hal_sources
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME = REPO / "codegen" / "runtime"
@@ -457,7 +458,7 @@ VARIANT_OPT = {"host": "-O2", "host-asan": "-O1", "rv32": "-O2"}
 
 def _build_variant(root: Path, variant: str) -> Path:
     target, sanitize = VARIANTS[variant]
-    return toolchains.build(target, [DRIVER, *KERNEL_SOURCES, RUNTIME / "hal" / f"gf_hal_{target}.c"],
+    return toolchains.build(target, [DRIVER, *KERNEL_SOURCES, *hal_sources(target)],
                             [RUNTIME, RUNTIME / "hal"], root / f"kernel_check_{variant}",
                             opt=VARIANT_OPT[variant], sanitize=sanitize)
 
@@ -541,7 +542,7 @@ def test_runtime_compiles_pedantic():
     ok, why = toolchains.available("host")
     if not ok:
         pytest.skip(why)
-    sources = [*KERNEL_SOURCES, RUNTIME / "hal" / "gf_hal_host.c", DRIVER]
+    sources = [*KERNEL_SOURCES, *hal_sources("host"), DRIVER]
     cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only", f"-I{RUNTIME}",
            f"-I{RUNTIME / 'hal'}", *map(str, sources)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -550,7 +551,7 @@ def test_runtime_compiles_pedantic():
     if not ok:
         pytest.skip(why)
     cmd = [toolchains.RV32_CC, *toolchains.RV32_CFLAGS, "-pedantic", "-fsyntax-only", f"-I{RUNTIME}",
-           f"-I{RUNTIME / 'hal'}", str(RUNTIME / "hal" / "gf_hal_rv32.c")]
+           f"-I{RUNTIME / 'hal'}", *map(str, hal_sources("rv32"))]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 

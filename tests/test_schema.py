@@ -4,8 +4,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import run_tool
+
 from gapforge import ir
 from gapforge.errors import GapforgeError
 

@@ -61,7 +61,7 @@ def bench_network(name: str, repeat: int, tmp: Path) -> dict:
         sess, _ = session(onnx_path, expose_quantized=False)
         feed = {sess.get_inputs()[0].name: x}
         row[f"engine_b{batch}_ms"] = _median_ms(lambda x=x: engine.forward(x), repeat)
-        row[f"ort_b{batch}_ms"] = _median_ms(lambda feed=feed: sess.run(None, feed), repeat)
+        row[f"ort_b{batch}_ms"] = _median_ms(lambda feed=feed, sess=sess: sess.run(None, feed), repeat)
         row[f"ratio_b{batch}"] = row[f"engine_b{batch}_ms"] / row[f"ort_b{batch}_ms"]
     return row
 

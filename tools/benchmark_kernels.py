@@ -37,6 +37,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codegen import toolchains  # noqa: E402
+from codegen.targets import hal_sources  # noqa: E402
 from gapforge.errors import EXIT_OK, EXIT_VERDICT, GapforgeError, run_cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,13 +207,11 @@ class Row:
 
 
 def compile_runtime(build: Path, opt: str) -> list[Path]:
-    """The runtime's .c files compiled once for rv32 (objects shared by every benchmark program)."""
-    objs = []
-    for src in [*sorted(RUNTIME.glob("*.c")), RUNTIME / "hal" / "gf_hal_rv32.c"]:
-        obj = build / "obj" / f"{src.stem}.o"
-        toolchains.build("rv32", [src], [RUNTIME, RUNTIME / "hal"], obj, opt=opt, extra_flags=["-c"])
-        objs.append(obj)
-    return objs
+    """The runtime's .c files, linked into every benchmark program. codegen.toolchains compiles each
+    of them once (its object cache; the per-size defines live in the generated program source, so
+    the runtime's compiler command is the same for every size)."""
+    del build, opt
+    return [*sorted(RUNTIME.glob("*.c")), *hal_sources("rv32")]
 
 
 def multiplier_shift(cfg: Config) -> int:
@@ -226,16 +225,15 @@ def multiplier_shift(cfg: Config) -> int:
 
 
 def measure(cfg: Config, build: Path, objs: list[Path], opt: str, timeout: float) -> Row:
-    src = build / "bench_main.c"
-    if not src.exists():
-        src.write_text(BENCH_C)
     g = cfg.geometry() if cfg.kernel != "linear" else {"K": 1, "P": 0, "S": 1, "OH": 1, "OW": 1, "G": 1}
     defines = {"BKIND": str(KIND_ID[cfg.kernel]), "BC": str(cfg.c), "BH": str(cfg.h), "BW": str(cfg.w),
                "BO": str(cfg.o), "BK": str(g["K"]), "BP": str(g["P"]), "BS": str(g["S"]), "BOH": str(g["OH"]),
                "BOW": str(g["OW"]), "BG": str(g["G"]), "BSH": str(multiplier_shift(cfg))}
     name = re.sub(r"[^A-Za-z0-9]+", "_", f"{cfg.kernel}_{cfg.size}").strip("_")
+    src = build / f"bench_{name}.c"
+    src.write_text("".join(f"#define {k} {v}\n" for k, v in defines.items()) + BENCH_C)
     exe = toolchains.build("rv32", [src, *objs], [RUNTIME, RUNTIME / "hal"], build / f"bench_{name}.elf",
-                           defines=defines, opt=opt)
+                           opt=opt)
     res = toolchains.run("rv32", exe, cwd=build, timeout=timeout)
     m = re.search(r"BENCH opt=(\d+) ref=(\d+) overhead=(\d+) same=(\d) unsaturated=(\S+)", res.stdout)
     if not m:

@@ -128,10 +128,10 @@ def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bo
         "seconds": round(res.seconds, 3), "checksum": parsed["checksum"],
         "layers": parsed["layers"],
         "totals": {"layers": len(plan["steps"]), "compared": len(parsed["layers"]),
-                   "mismatches": sum(l.get("mismatches", 0) for l in parsed["layers"]),
-                   "instret": sum(l.get("instret", 0) for l in parsed["layers"]),
-                   "cycles": sum(l.get("cycles", 0) for l in parsed["layers"]),
-                   "macs": sum(l.get("macs", 0) for l in parsed["layers"])},
+                   "mismatches": sum(layer.get("mismatches", 0) for layer in parsed["layers"]),
+                   "instret": sum(layer.get("instret", 0) for layer in parsed["layers"]),
+                   "cycles": sum(layer.get("cycles", 0) for layer in parsed["layers"]),
+                   "macs": sum(layer.get("macs", 0) for layer in parsed["layers"])},
         "stderr_tail": res.stderr[-2000:],
     }
     if target == "gap9-emu":
@@ -150,21 +150,21 @@ def plot_profile(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    layers = [l for l in results["layers"] if l.get("kernel")]
-    names = [l["name"] for l in layers]
+    layers = [layer for layer in results["layers"] if layer.get("kernel")]
+    names = [layer["name"] for layer in layers]
     idx = np.arange(len(layers))
-    gap9 = any("mem" in l for l in layers)
+    gap9 = any("mem" in layer for layer in layers)
     fig, axes = plt.subplots(1, 2 if gap9 else 1, figsize=(13 if gap9 else 8, 0.32 * len(layers) + 1.8),
                              sharey=True, squeeze=False)
     ax = axes[0][0]
-    if any(l.get("instret") for l in layers):
-        vals = [l["instret"] for l in layers]
+    if any(layer.get("instret") for layer in layers):
+        vals = [layer["instret"] for layer in layers]
         ax.set_xlabel("retired instructions per layer (QEMU minstret)")
-        for i, l in enumerate(layers):
-            if l.get("macs"):
-                ax.text(vals[i], i, f" {vals[i] / l['macs']:.2f}/MAC", va="center", fontsize=7)
+        for i, layer in enumerate(layers):
+            if layer.get("macs"):
+                ax.text(vals[i], i, f" {vals[i] / layer['macs']:.2f}/MAC", va="center", fontsize=7)
     else:
-        vals = [l.get("cycles", 0) / 1e3 for l in layers]
+        vals = [layer.get("cycles", 0) / 1e3 for layer in layers]
         ax.set_xlabel("time per layer [us] (host clock)")
     ax.barh(idx, vals, color="tab:blue")
     ax.set_yticks(idx, names, fontsize=7)
@@ -175,7 +175,7 @@ def plot_profile(results: dict, path: str) -> None:
         left = np.zeros(len(layers))
         for key, color in (("l3_to_l2", "tab:red"), ("l2_to_l1", "tab:orange"), ("l1_to_l2", "tab:green"),
                            ("l2_to_l3", "tab:purple")):
-            v = np.array([l.get("mem", {}).get(key, 0) / 1024 for l in layers])
+            v = np.array([layer.get("mem", {}).get(key, 0) / 1024 for layer in layers])
             ax2.barh(idx, v, left=left, color=color, label=key.replace("_to_", " -> ").upper())
             left += v
         ax2.set_xlabel("DMA / RAM traffic per layer [KiB]")
@@ -204,10 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     passed, r = run_project(Path(args.project), args.target, args.timeout, args.sanitize,
                             _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"))
     if not args.quiet:
-        for l in r["layers"]:
-            perf = f"instret={l['instret']}" if l.get("instret") else f"cycles={l.get('cycles', 0)}"
-            print(f"  {l['index']:>3} {l['name']:<40} {l.get('kind') or '':<18} {l.get('elements', 0):>8} elems "
-                  f"{l.get('mismatches', '?'):>5} mismatches  {perf}")
+        for layer in r["layers"]:
+            perf = f"instret={layer['instret']}" if layer.get("instret") else f"cycles={layer.get('cycles', 0)}"
+            print(f"  {layer['index']:>3} {layer['name']:<40} {layer.get('kind') or '':<18} {layer.get('elements', 0):>8} elems "
+                  f"{layer.get('mismatches', '?'):>5} mismatches  {perf}")
     if args.plot:
         plot_profile(r, args.plot)
     t = r["totals"]

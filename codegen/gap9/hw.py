@@ -39,7 +39,7 @@ class GAP9:
     def l2_budget(self) -> int:
         return self.l2_size - self.l2_reserved
 
-    def with_budgets(self, l1: int | None = None, l2: int | None = None) -> "Budgets":
+    def with_budgets(self, l1: int | None = None, l2: int | None = None) -> Budgets:
         return Budgets(self, l1 if l1 is not None else self.l1_budget, l2 if l2 is not None else self.l2_budget)
 
 

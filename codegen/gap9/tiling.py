@@ -98,7 +98,7 @@ class ConvGeometry:
     eb_in: int
     eb_out: int
     w_per_channel: int  # weight bytes per output channel (0: no weights)
-    params: "ParamSpec"
+    params: ParamSpec
 
     @property
     def og(self) -> int:

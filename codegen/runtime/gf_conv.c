@@ -14,31 +14,49 @@
  * Block shapes chosen for rv32imc (no multiply-accumulate: 2 instructions per MAC plus loads):
  *  - 3x3: 3 output channels x 4 pixels, the 6 input columns of a kernel row loaded once and
  *    shared by the 3 taps (87 instructions per 36 MACs and kernel row).
- *  - 1x1: 4 output channels x 4 pixels; the 4 channels' weights are first interleaved into a
- *    small stack buffer (GF_CONV_WBUF_BYTES) so that one pointer addresses them all and the 16
- *    accumulators fit the register file.
- *  - depthwise 3x3 (stride 1 or 2): 8 pixels of one output row per block, each input value
- *    multiplied into every accumulator that uses it right after its load (3 weights live).
- *    gf_dw3_blk can also compute 2 output rows sharing their common input rows (NO = 2): about
- *    6 % fewer instructions, but twice the code and compile time, so only NO = 1 is used.
- *  - general: 4 channels x 4 pixels with kernel loops.
- * gcc needs two passes turned off for this code (pragma below); nothing else is assumed about
- * the compiler flags (codegen.toolchains builds everything with -O2).
+ *  - 1x1, requantized, C <= 64 (int8 input) / 32 (uint8): 8 output channels x 3 pixels, the 3
+ *    pixels' sums carried exactly in 2 words per channel ("3 in 2", gf_c1p_*): per input channel
+ *    3 input loads and 4 packing instructions shared by the 8 output channels, then 8 weight
+ *    loads and 16 multiply-adds for 24 MACs (50 instructions, 2.08 per MAC, no spills).
+ *  - 1x1 otherwise (int32 output, wider C, channel tails): 4 output channels x 4 pixels; the 4
+ *    channels' weights are first interleaved into a small stack buffer (GF_CONV_WBUF_BYTES) so
+ *    that one pointer addresses them all and the 16 accumulators fit the register file.
+ *  - depthwise 3x3, stride 1 or 2, requantized: streaming rows (gf_dws_*): each input column is
+ *    loaded once per output row (stride 2: per pair of output rows) and multiplied into every
+ *    accumulator that uses it, an output is requantized as soon as it is complete, the 9
+ *    weights and the requantization constants stay in registers for the whole channel.
+ *  - general (and depthwise of other shapes): 4 channels x 4 pixels with kernel loops.
+ * gcc needs three passes turned off for this code (pragma below), and the depthwise kernels two
+ * more (GF_ONE_REGION); nothing else is assumed about the compiler flags (codegen.toolchains
+ * builds everything with -O2).
  */
 #include "gf_internal.h"
 
 /* gcc's pre-allocation scheduler (-fschedule-insns) hoists all loads of an unrolled block to its
- * top on RISC-V, and temporary expression replacement (-ftree-ter) regroups the streamed
- * multiply-adds per output; both lengthen live ranges until the register-blocked accumulators
- * spill. The kernels are written in a good order already, so both are turned off here. */
+ * top on RISC-V, temporary expression replacement (-ftree-ter) regroups the streamed
+ * multiply-adds per output, and reassociation (-ftree-reassoc) sums the unsigned (wrapping)
+ * products of the 1x1 "3 in 2" words per unrolled step before adding them to the accumulators;
+ * all three lengthen live ranges until the register-blocked accumulators spill. The kernels are
+ * written in a good order already, so they are turned off here. */
 #if defined(__GNUC__) && !defined(__clang__)
 #if defined(__SANITIZE_ADDRESS__)
 /* AddressSanitizer builds (tests only): -O1 for this file, a third of the compile time of the
  * instrumented unrolled blocks at -O2; the code and its results are the same. */
 #pragma GCC optimize("O1")
 #else
-#pragma GCC optimize("no-schedule-insns", "no-tree-ter")
+#pragma GCC optimize("no-schedule-insns", "no-tree-ter", "no-tree-reassoc")
 #endif
+#endif
+
+/* For the streaming depthwise kernels: one register-allocation region per function (no
+ * live-range splitting at loop boundaries: the rows would otherwise shuffle 15 registers on
+ * entering and leaving each row's loop) and no code hoisting (it moves the loads and products
+ * that both arms of a row's prologue share above the branch, where they spill). Only where it
+ * helps; the blocked kernels allocate better with gcc's defaults. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define GF_ONE_REGION __attribute__((optimize("ira-region=one", "no-code-hoisting")))
+#else
+#define GF_ONE_REGION
 #endif
 
 #ifndef GF_CONV_WBUF_BYTES
@@ -105,48 +123,9 @@ static void gf_interior(int32_t n_out, int32_t n_in, int32_t s, int32_t p, int32
     *b = hi;
 }
 
-#define GF_DW3_P 8 /* largest number of output pixels of a depthwise 3x3 block */
-#ifndef GF_DW3_P1
-#define GF_DW3_P1 8 /* pixels per block at stride 1 */
-#endif
-#ifndef GF_DW3_P2
-#define GF_DW3_P2 8 /* pixels per block at stride 2 */
-#endif
-#define GF_DW3_PS(S) ((S) == 1 ? GF_DW3_P1 : GF_DW3_P2)
-
-/* The column plan of a depthwise 3x3 row (identical for every row of a layer): pixels
- * [0, lead) and [tail, ow) go through the per-pixel path; from lead on come an optional left-edge
- * block (its first input column is padding; left_zr: its last one too), nmid interior blocks and
- * an optional right-edge block (its last input column is padding). x0 is the offset of input
- * column lead*sx - pl + 1 (the first column loaded by the blocks' constant offsets). */
-typedef struct {
-    int32_t lead, left, left_zr, nmid, right, tail, x0;
-} gf_dw3_plan_t;
-
-static void gf_dw3_make_plan(gf_dw3_plan_t *pn, const gf_conv_shape_t *s, int32_t sx, int32_t P)
-{
-    const int32_t W = s->w, ow = s->ow, pl = s->pl, span = (P - 1) * sx + 3;
-    int32_t ox = 0;
-    pn->left = pn->left_zr = pn->nmid = pn->right = 0;
-    while (ox < ow && ox * sx - pl < -1) /* two or more padded columns on the left */
-        ox++;
-    pn->lead = ox;
-    pn->x0 = ox * sx - pl + 1;
-    if (ox + P <= ow && ox * sx - pl == -1 && ox * sx - pl + span <= W + 1) {
-        pn->left = 1;
-        pn->left_zr = ox * sx - pl + span == W + 1;
-        ox += P;
-    }
-    while (!pn->left_zr && ox + P <= ow && ox * sx - pl >= 0 && ox * sx - pl + span <= W) {
-        pn->nmid++;
-        ox += P;
-    }
-    if (!pn->left_zr && ox + P <= ow && ox * sx - pl >= 0 && ox * sx - pl + span == W + 1) {
-        pn->right = 1;
-        ox += P;
-    }
-    pn->tail = ox;
-}
+/* A row of zeros: the input rows above and below the input for the streaming depthwise kernel. */
+#define GF_DWS_ZERO_BYTES 256
+static const uint8_t gf_dws_zero[GF_DWS_ZERO_BYTES];
 
 #define XT int8_t
 #define GF_S(name) name##_s8

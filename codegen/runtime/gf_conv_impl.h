@@ -446,19 +446,17 @@ static void GF_S(gf_c1_run)(const XT *xp, int32_t n, int32_t hw, const int8_t *w
         GF_S(gf_c1_blk41)(xp + (size_t)p * sx, hw, wt, C, b, rcs, y, yidx + p, ohw);
 }
 
-static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
-                              const gf_requant_t *rq, void *y)
+/* Output channels o0 .. O-1 with 4 x 4 blocks (any C up to GF_CONV_WBUF_BYTES / 4, sx <= 2, int32 or
+ * requantized output). */
+static void GF_S(gf_conv1x1_44)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
+                                 const gf_requant_t *rq, void *y, int32_t o0)
 {
     const int32_t C = s->c, hw = s->h * s->w;
     const size_t ohw = (size_t)s->oh * s->ow;
     const int flat = s->sy == 1 && s->sx == 1 && s->oh == s->h && s->ow == s->w;
     int8_t wt[GF_CONV_WBUF_BYTES];
     int32_t o, c, r, oy;
-    if (4 * C > GF_CONV_WBUF_BYTES || s->sx > 2) {
-        GF_S(gf_conv_general)(x, w, bias, s, rq, y);
-        return;
-    }
-    for (o = 0; o + 4 <= s->o; o += 4) {
+    for (o = o0; o + 4 <= s->o; o += 4) {
         gf_rqc_t rcbuf[4];
         const gf_rqc_t *rcs = gf_rqc_block(rcbuf, rq, o, 4);
         int32_t b[4];
@@ -497,57 +495,233 @@ static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, 
     }
 }
 
-/* =============================================================================================
- * Depthwise (groups == C == O), any kernel / stride / padding, dilation 1.
+/* ---------------------------------------------------------------------------------------------
+ * 1x1 with requantized output, C <= GF_C1P_CMAX: 8 output channels x 3 pixels per block, the three
+ * pixels' sums carried in two 32-bit words ("3 in 2").
  *
- * 3x3 with stride 1x1 or 2x2 and requantized output: a block is NO output rows (NO = 1 is used,
- * see gf_conv.c) x GF_DW3_PS(S) output pixels. It walks its (NO-1)*S + 3 input rows, loading the
- * weights of each kernel row once and streaming every input value into each accumulator that
- * uses it right after the load. A row whose window leaves the input at the top or bottom uses a
- * window moved inside the input with the weights of the missing kernel rows set to 0, so every
- * row runs the same code. Columns: a per-layer plan (gf_dw3_plan_t) splits a row into an
- * optional left-edge block (first input column is padding: a constant 0 instead of a load),
- * interior blocks (no test at all), an optional right-edge block and, for narrow rows or
- * padding >= 2, single pixels.
+ * For one input channel with input values x0, x1, x2 (pixels p, p+sx, p+2sx) and the weight w of
+ * an output channel, the block adds w * XA and w * XB (mod 2^32) to two words A and B, with
+ *     XA = x0 + 2^21 x1,   XB = x2 + 2^10 x1   (computed once per input channel, shared by the 8
+ *                                                output channels),
+ * so that after all C input channels, with Sj = sum_c w[c] * xj[c] (the pixels' sums, bias
+ * excluded: it is folded into the requantization offset, gf_rqc_init_bias),
+ *     A = S0 + 2^21 S1,   B = S2 + 2^10 S1   (mod 2^32).
+ * One multiply-add per word makes 3 MACs for 2 (mul, add) pairs. Decoding (12 instructions per
+ * output channel and block), with K0 = 2^20 - 1:
+ *     t  = (A + K0) >> 21 (arithmetic)  = S1 mod 2^11 as a signed 11-bit value, if S0 + K0 in [0, 2^21)
+ *     S0 = A - (t << 21)                  (A - 2^21 t = S0 + 2^21 (S1 - t), and 2^11 divides S1 - t)
+ *     B' = B - (t << 10)                = S2 + 2^21 S1h,   S1h = (S1 - t) / 2^11
+ *     u  = (B' + K0) >> 21              = S1h, if S2 + K0 in [0, 2^21) and S1h in [-2^10, 2^10)
+ *     S2 = B' - (u << 21),  S1 = t + (u << 11).
+ * Exact whenever every Sj lies in [-(2^20 - 1), 2^20] (then |S1h| < 2^10 too). Products w * x lie in
+ * [-128*127, 128*128] for int8 inputs and [-128*255, 127*255] for uint8 inputs, so C <= 64 (int8)
+ * or C <= 32 (uint8) input channels guarantee it for any data; wider layers use the 4 x 4 blocks.
  */
-GF_INLINE void GF_S(gf_dw3_blk)(const XT *restrict rp, int32_t W, const int NO, const int P, const int S,
-                                 const int zl, const int zr, const int8_t *restrict k, int32_t bias,
-                                 const gf_rqc_t *restrict rc, uint8_t *restrict y, int32_t ow)
+#define GF_C1P_R 8
+#ifndef GF_C1P_U
+#define GF_C1P_U 1 /* input channels per loop iteration: 1 is spill-free (50 instructions per channel) */
+#endif
+#define GF_C1P_CMAX ((XT)-1 < 0 ? 64 : 32)
+#define GF_C1P_K0 (((uint32_t)1 << 20) - 1u)
+
+/* Packed input words of one input channel; xp advances to the next channel. */
+#define GF_C1P_X(SX)                                                                               \
+    const uint32_t x1_ = (uint32_t)(int32_t)xp[(SX)];                                              \
+    const uint32_t XA = (uint32_t)(int32_t)xp[0] + (x1_ << 21);                                    \
+    const uint32_t XB = (uint32_t)(int32_t)xp[2 * (SX)] + (x1_ << 10);                             \
+    xp += hw;                                                                                      \
+    GF_KEEP(xp)
+
+#define GF_C1P_FIRST(SX)                                                                           \
+    do {                                                                                           \
+        GF_C1P_X(SX);                                                                              \
+        GF_UNROLL for (r = 0; r < GF_C1P_R; r++) {                                                 \
+            const uint32_t wv_ = (uint32_t)(int32_t)wq[r];                                         \
+            A[r] = wv_ * XA;                                                                       \
+            B[r] = wv_ * XB;                                                                       \
+        }                                                                                          \
+    } while (0)
+
+#define GF_C1P_STEP(u, SX)                                                                         \
+    do {                                                                                           \
+        GF_C1P_X(SX);                                                                              \
+        GF_UNROLL for (r = 0; r < GF_C1P_R; r++) {                                                 \
+            const uint32_t wv_ = (uint32_t)(int32_t)wq[GF_C1P_R * (u) + r];                        \
+            A[r] += wv_ * XA;                                                                      \
+            B[r] += wv_ * XB;                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* ntrip blocks of 3 consecutive output pixels (input pixels sx apart) for 8 output channels:
+ * wt holds the interleaved weights wt[c * 8 + r], rcs the channels' constants (bias folded). */
+GF_INLINE void GF_S(gf_c1p_body)(const XT *x, int32_t hw, const int8_t *wt, int32_t C, const int sx,
+                                  const gf_rqc_t *rcs, uint8_t *yo, int32_t ntrip, size_t ohw)
 {
-    const int NT = (P - 1) * S + 3, NU = (NO - 1) * S + 3;
-    int32_t acc[2][GF_DW3_P];
-    int u, t, q, p;
-    GF_UNROLL for (q = 0; q < NO; q++) GF_UNROLL for (p = 0; p < P; p++) acc[q][p] = bias;
-    GF_UNROLL for (u = 0; u < NU; u++) {
-        /* weights are (re)loaded per input row: laundering the pointer keeps gcc from merging the
-         * loads of different rows, which would keep all 9 live next to the accumulators */
-        const int8_t *ku = k;
-        GF_KEEP(ku);
-        GF_UNROLL for (t = 0; t < NT; t++) {
-            int32_t xv;
-            if (t == 0)
-                xv = zl ? 0 : rp[-1];
-            else if (t == NT - 1)
-                xv = zr ? 0 : rp[t - 1];
-            else
-                xv = rp[t - 1];
-            GF_UNROLL for (q = 0; q < NO; q++) {
-                const int i = u - q * S;
-                GF_UNROLL for (p = 0; p < P; p++) {
-                    const int j = t - p * S;
-                    if (i >= 0 && i < 3 && j >= 0 && j < 3)
-                        acc[q][p] += ku[3 * i + j] * xv;
-                }
+    const int8_t *wend = wt + (size_t)GF_C1P_R * C;
+    const int8_t *wend4 = wt + GF_C1P_R + (((size_t)C - 1u) & ~(size_t)(GF_C1P_U - 1)) * GF_C1P_R;
+    for (; ntrip > 0; ntrip--) {
+        const XT *xp = x;
+        const int8_t *wq = wt;
+        uint32_t A[GF_C1P_R], B[GF_C1P_R];
+        int r;
+        GF_C1P_FIRST(sx);
+        wq += GF_C1P_R;
+        while (wq != wend4) {
+            GF_C1P_STEP(0, sx);
+#if GF_C1P_U > 1
+            GF_C1P_STEP(1, sx);
+#endif
+#if GF_C1P_U > 2
+            GF_C1P_STEP(2, sx);
+            GF_C1P_STEP(3, sx);
+#endif
+            wq += GF_C1P_U * GF_C1P_R;
+        }
+        while (wq != wend) {
+            GF_C1P_STEP(0, sx);
+            wq += GF_C1P_R;
+        }
+        {
+            /* lo and range are layer-wide: read once (byte stores may alias the constants) */
+            const int32_t lo = rcs[0].lo;
+            const uint32_t rg = rcs[0].range;
+            uint8_t *yb = yo;
+            GF_UNROLL for (r = 0; r < GF_C1P_R; r++) {
+                const gf_rqc_t *rc = &rcs[r];
+                const int32_t m = rc->m, oh = rc->oh1, k = rc->k;
+                const uint32_t mk = rc->mask;
+                const uint32_t a_ = A[r];
+                uint32_t b_ = B[r];
+                const int32_t t_ = (int32_t)(a_ + GF_C1P_K0) >> 21;
+                const int32_t s0_ = (int32_t)(a_ - ((uint32_t)t_ << 21));
+                int32_t u_, s1_, s2_;
+                b_ -= (uint32_t)t_ << 10;
+                u_ = (int32_t)(b_ + GF_C1P_K0) >> 21;
+                s2_ = (int32_t)(b_ - ((uint32_t)u_ << 21));
+                s1_ = (int32_t)((uint32_t)t_ + ((uint32_t)u_ << 11));
+                yb[0] = (uint8_t)gf_rq_fast(s0_, m, oh, mk, k, lo, rg, rc);
+                yb[1] = (uint8_t)gf_rq_fast(s1_, m, oh, mk, k, lo, rg, rc);
+                yb[2] = (uint8_t)gf_rq_fast(s2_, m, oh, mk, k, lo, rg, rc);
+                yb += ohw;
             }
         }
-        rp += W;
-    }
-    {
-        GF_RQ_DECL(rc);
-        GF_UNROLL for (q = 0; q < NO; q++) GF_UNROLL for (p = 0; p < P; p++) GF_RQ_ONE(y + q * ow, p, acc[q][p]);
+        x += 3 * sx;
+        yo += 3;
     }
 }
 
+static GF_NOINLINE void GF_S(gf_c1p_s1)(const XT *x, int32_t hw, const int8_t *wt, int32_t C, const gf_rqc_t *rcs,
+                                         uint8_t *yo, int32_t ntrip, size_t ohw)
+{
+    GF_S(gf_c1p_body)(x, hw, wt, C, 1, rcs, yo, ntrip, ohw);
+}
+
+static GF_NOINLINE void GF_S(gf_c1p_s2)(const XT *x, int32_t hw, const int8_t *wt, int32_t C, const gf_rqc_t *rcs,
+                                         uint8_t *yo, int32_t ntrip, size_t ohw)
+{
+    GF_S(gf_c1p_body)(x, hw, wt, C, 2, rcs, yo, ntrip, ohw);
+}
+
+/* The 1 or 2 pixels after the last block of a run (input pixels sx apart): plain int32 sums,
+ * bias excluded as in rcs. */
+GF_INLINE void GF_S(gf_c1p_tailp)(const XT *xp, int32_t hw, const int8_t *wq, const int8_t *wend, const int P,
+                                   const int32_t sx, const gf_rqc_t *rcs, uint8_t *yo, size_t ohw)
+{
+    int32_t acc[2][GF_C1P_R];
+    int r, p;
+    GF_UNROLL for (p = 0; p < P; p++) GF_UNROLL for (r = 0; r < GF_C1P_R; r++) acc[p][r] = 0;
+    while (wq != wend) {
+        const int32_t x0 = xp[0], x1 = P > 1 ? xp[sx] : 0;
+        xp += hw;
+        GF_KEEP(xp);
+        GF_UNROLL for (r = 0; r < GF_C1P_R; r++) {
+            const int32_t wv = wq[r];
+            acc[0][r] += wv * x0;
+            if (P > 1)
+                acc[1][r] += wv * x1;
+        }
+        wq += GF_C1P_R;
+    }
+    for (r = 0; r < GF_C1P_R; r++, yo += ohw) /* a plain loop: at most 2 pixels per run */
+        for (p = 0; p < P; p++)
+            yo[p] = (uint8_t)gf_rqc_apply(&rcs[r], acc[p][r]);
+}
+
+static GF_NOINLINE void GF_S(gf_c1p_tail)(const XT *x, int32_t hw, const int8_t *wt, int32_t C, int32_t sx,
+                                           int32_t np, const gf_rqc_t *rcs, uint8_t *yo, size_t ohw)
+{
+    const int8_t *wend = wt + (size_t)GF_C1P_R * C;
+    if (np == 1)
+        GF_S(gf_c1p_tailp)(x, hw, wt, wend, 1, sx, rcs, yo, ohw);
+    else
+        GF_S(gf_c1p_tailp)(x, hw, wt, wend, 2, sx, rcs, yo, ohw);
+}
+
+/* One run of n consecutive output pixels (input pixels sx apart, sx = 1 or 2). */
+static void GF_S(gf_c1p_run)(const XT *x, int32_t n, int32_t hw, const int8_t *wt, int32_t C, int32_t sx,
+                              const gf_rqc_t *rcs, uint8_t *yo, size_t ohw)
+{
+    const int32_t nt = n / 3;
+    if (nt > 0) {
+        if (sx == 1)
+            GF_S(gf_c1p_s1)(x, hw, wt, C, rcs, yo, nt, ohw);
+        else
+            GF_S(gf_c1p_s2)(x, hw, wt, C, rcs, yo, nt, ohw);
+    }
+    if (n > 3 * nt)
+        GF_S(gf_c1p_tail)(x + (size_t)3 * nt * sx, hw, wt, C, sx, n - 3 * nt, rcs, yo + 3 * nt, ohw);
+}
+
+static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
+                              const gf_requant_t *rq, void *y)
+{
+    const int32_t C = s->c, hw = s->h * s->w;
+    const size_t ohw = (size_t)s->oh * s->ow;
+    int32_t o = 0;
+    if (s->sx > 2 || 4 * C > GF_CONV_WBUF_BYTES) {
+        GF_S(gf_conv_general)(x, w, bias, s, rq, y);
+        return;
+    }
+    if (rq && C >= 1 && C <= GF_C1P_CMAX && s->o >= GF_C1P_R) {
+        const int flat = s->sy == 1 && s->sx == 1 && s->oh == s->h && s->ow == s->w;
+        int8_t wt[GF_C1P_R * 64];
+        gf_rqc_t rcs[GF_C1P_R];
+        int32_t c, r, oy;
+        for (; o + GF_C1P_R <= s->o; o += GF_C1P_R) {
+            uint8_t *yo = (uint8_t *)y + (size_t)o * ohw;
+            for (r = 0; r < GF_C1P_R; r++)
+                gf_rqc_init_bias(&rcs[r], rq, gf_rq_channel(rq, o + r), gf_bias(bias, o + r));
+            for (r = 0; r < GF_C1P_R; r++) { /* wt[c * 8 + r] = w[o + r][c] */
+                const int8_t *wr = w + (size_t)(o + r) * C, *wr4 = wr + (C & ~3);
+                int8_t *d = wt + r;
+                for (; wr != wr4; wr += 4, d += 4 * GF_C1P_R) {
+                    const int8_t w0 = wr[0], w1 = wr[1], w2 = wr[2], w3 = wr[3];
+                    d[0] = w0;
+                    d[GF_C1P_R] = w1;
+                    d[2 * GF_C1P_R] = w2;
+                    d[3 * GF_C1P_R] = w3;
+                }
+                for (c = C & ~3; c < C; c++, d += GF_C1P_R)
+                    *d = *wr++;
+            }
+            if (flat) {
+                GF_S(gf_c1p_run)(x, hw, hw, wt, C, 1, rcs, yo, ohw);
+            } else {
+                for (oy = 0; oy < s->oh; oy++)
+                    GF_S(gf_c1p_run)(x + (size_t)oy * s->sy * s->w, s->ow, hw, wt, C, s->sx, rcs,
+                                     yo + (size_t)oy * s->ow, ohw);
+            }
+        }
+    }
+    if (o < s->o)
+        GF_S(gf_conv1x1_44)(x, w, bias, s, rq, y, o);
+}
+
+/* =============================================================================================
+ * Depthwise (groups == C == O), any kernel / stride / padding, dilation 1.
+ * 3x3 with stride 1x1 or 2x2 and requantized output: the streaming kernels below (gf_dws);
+ * everything else: gf_dw_generic (4 pixels per block with kernel loops, clipped borders).
+ */
 /* One output pixel at the border (clipped taps). */
 static void GF_S(gf_dw3_pixel)(const XT *xc, const int8_t *wc, const gf_conv_shape_t *s, int32_t oy, int32_t ox,
                                 int32_t bias, const gf_rqc_t *rc, uint8_t *y)
@@ -559,130 +733,441 @@ static void GF_S(gf_dw3_pixel)(const XT *xc, const int8_t *wc, const gf_conv_sha
     *y = (uint8_t)gf_rqc_apply(rc, acc);
 }
 
-/* NO output rows from oy: xrow is the input row read by kernel row 0 of k for row oy (k may be
- * a copy of the weights with zeroed rows, see gf_dw3_border_row). */
-GF_INLINE void GF_S(gf_dw3_rows)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
-                                  const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy, const int NO,
-                                  const int S, int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
+/* ---------------------------------------------------------------------------------------------
+ * Depthwise 3x3, stride 1 or 2 (both directions), requantized output: streaming rows.
+ *
+ * Left to right along an output row, each input column (one value per input row) is loaded once
+ * and multiplied right away into every accumulator that uses it (stride 1: the outputs whose
+ * kernel columns 2, 1 and 0 it is, the last of them starting with a plain mul; stride 2: an even
+ * column is kernel column 1 of one output, an odd one column 2 of that output and column 0 of the
+ * next). An output is requantized as soon as its last column is in. The 9 weights and the
+ * requantization constants stay in registers for the whole channel; the bias is folded into the
+ * requantization offset (gf_rqc_init_bias).
+ *  - stride 1, one output row per pass (gf_dws_chan_s1): per output 3 loads, 9 mul, 8 add, 8 for
+ *    the requantization, and 5 pointer / loop instructions per 3 outputs (29.7 in the loop).
+ *  - stride 2, two output rows per pass sharing their common input row (gf_dws2_layer): per
+ *    output 5 loads, 9 mul, 8 add, 8 for the requantization (30.6 in the loop, unused work at the
+ *    row ends included); the last row of an odd count and the columns that do not fill a group of
+ *    4 outputs use the one-row kernel (gf_dws_chan_s2: 6 loads per output).
+ * Rows whose window leaves the input (top / bottom padding) read the missing rows from a static
+ * row of zeros (gf_dws_zero), so every row runs the same code. Columns: outputs [xs, xs + n) have
+ * all three columns inside the input except possibly column 0 of the first (zl, left padding) and
+ * column 2 of the last (zr, right padding); outputs outside that range (padding >= 2, narrow
+ * rows) use the per-pixel path, rows wider than the zero row are split into column chunks. Row
+ * pointers address column xs*S - pl + 1 (never before the row).
+ */
+#define GF_DWS_V(i, off) ((int32_t)(i == 0 ? p0 : i == 1 ? p1 : i == 2 ? p2 : i == 3 ? p3 : p4)[off])
+#define GF_DWS_RQ(a) ((uint8_t)gf_rq_fast((a), rqm, rqoh, rqmk, rqk, rqlo, rqrg, rc))
+
+/* stride 1: column off finishes A (kernel column 2), adds kernel column 1 to B, starts C */
+#define GF_DWS1_UNIT(A, B, Cn, off, yo)                                                            \
+    do {                                                                                           \
+        int32_t v_ = GF_DWS_V(0, off);                                                             \
+        A += k02 * v_, B += k01 * v_, Cn = k00 * v_;                                               \
+        v_ = GF_DWS_V(1, off);                                                                     \
+        A += k12 * v_, B += k11 * v_, Cn += k10 * v_;                                              \
+        v_ = GF_DWS_V(2, off);                                                                     \
+        A += k22 * v_, B += k21 * v_, Cn += k20 * v_;                                              \
+        yp[yo] = GF_DWS_RQ(A);                                                                     \
+    } while (0)
+
+/* stride 1: the last two outputs (A finishes at column off, B at column off + 1 unless zr) */
+#define GF_DWS1_FIN(A, B, off, yo)                                                                 \
+    do {                                                                                           \
+        int32_t v_ = GF_DWS_V(0, off);                                                             \
+        A += k02 * v_, B += k01 * v_;                                                              \
+        v_ = GF_DWS_V(1, off);                                                                     \
+        A += k12 * v_, B += k11 * v_;                                                              \
+        v_ = GF_DWS_V(2, off);                                                                     \
+        A += k22 * v_, B += k21 * v_;                                                              \
+        yp[yo] = GF_DWS_RQ(A);                                                                     \
+        if (!zr)                                                                                   \
+            B += k02 * GF_DWS_V(0, (off) + 1) + k12 * GF_DWS_V(1, (off) + 1) + k22 * GF_DWS_V(2, (off) + 1); \
+        yp[(yo) + 1] = GF_DWS_RQ(B);                                                               \
+    } while (0)
+
+/* stride 2: columns off (kernel column 1 of A) and off + 1 (column 2 of A, column 0 of B) */
+#define GF_DWS2_UNIT(A, B, off, yo)                                                                \
+    do {                                                                                           \
+        int32_t v_ = GF_DWS_V(0, off);                                                             \
+        A += k01 * v_;                                                                             \
+        v_ = GF_DWS_V(1, off);                                                                     \
+        A += k11 * v_;                                                                             \
+        v_ = GF_DWS_V(2, off);                                                                     \
+        A += k21 * v_;                                                                             \
+        v_ = GF_DWS_V(0, (off) + 1);                                                               \
+        A += k02 * v_, B = k00 * v_;                                                               \
+        v_ = GF_DWS_V(1, (off) + 1);                                                               \
+        A += k12 * v_, B += k10 * v_;                                                              \
+        v_ = GF_DWS_V(2, (off) + 1);                                                               \
+        A += k22 * v_, B += k20 * v_;                                                              \
+        yp[yo] = GF_DWS_RQ(A);                                                                     \
+    } while (0)
+
+/* stride 2: the last output */
+#define GF_DWS2_FIN(A, off, yo)                                                                    \
+    do {                                                                                           \
+        A += k01 * GF_DWS_V(0, off) + k11 * GF_DWS_V(1, off) + k21 * GF_DWS_V(2, off);             \
+        if (!zr)                                                                                   \
+            A += k02 * GF_DWS_V(0, (off) + 1) + k12 * GF_DWS_V(1, (off) + 1) + k22 * GF_DWS_V(2, (off) + 1); \
+        yp[yo] = GF_DWS_RQ(A);                                                                     \
+    } while (0)
+
+/* stride 2, two output rows (input rows p0..p4; row A reads p0..p2, row B p2..p4): columns off
+ * (kernel column 1 of the current outputs A, B) and off + 1 (their column 2, column 0 of the next
+ * outputs An, Bn). The shared input row p2 is loaded once. */
+#define GF_DWS2R_UNIT(A, An, B, Bn, off, yo)                                                       \
+    do {                                                                                           \
+        int32_t v_ = GF_DWS_V(0, off);                                                             \
+        A += k01 * v_;                                                                             \
+        v_ = GF_DWS_V(1, off);                                                                     \
+        A += k11 * v_;                                                                             \
+        v_ = GF_DWS_V(2, off);                                                                     \
+        A += k21 * v_, B += k01 * v_;                                                              \
+        v_ = GF_DWS_V(3, off);                                                                     \
+        B += k11 * v_;                                                                             \
+        v_ = GF_DWS_V(4, off);                                                                     \
+        B += k21 * v_;                                                                             \
+        v_ = GF_DWS_V(0, (off) + 1);                                                               \
+        A += k02 * v_, An = k00 * v_;                                                              \
+        v_ = GF_DWS_V(1, (off) + 1);                                                               \
+        A += k12 * v_, An += k10 * v_;                                                             \
+        v_ = GF_DWS_V(2, (off) + 1);                                                               \
+        A += k22 * v_, An += k20 * v_, B += k02 * v_, Bn = k00 * v_;                               \
+        ya[yo] = GF_DWSK_RQ(A);                                                                    \
+        v_ = GF_DWS_V(3, (off) + 1);                                                               \
+        B += k12 * v_, Bn += k10 * v_;                                                             \
+        v_ = GF_DWS_V(4, (off) + 1);                                                               \
+        B += k22 * v_, Bn += k20 * v_;                                                             \
+        yb[yo] = GF_DWSK_RQ(B);                                                                     \
+    } while (0)
+
+#define GF_DWS2R_FIN(A, B, off, yo)                                                                \
+    do {                                                                                           \
+        int32_t v_ = GF_DWS_V(2, off);                                                             \
+        A += k01 * GF_DWS_V(0, off) + k11 * GF_DWS_V(1, off) + k21 * v_;                           \
+        B += k01 * v_ + k11 * GF_DWS_V(3, off) + k21 * GF_DWS_V(4, off);                           \
+        if (!zr) {                                                                                 \
+            v_ = GF_DWS_V(2, (off) + 1);                                                           \
+            A += k02 * GF_DWS_V(0, (off) + 1) + k12 * GF_DWS_V(1, (off) + 1) + k22 * v_;           \
+            B += k02 * v_ + k12 * GF_DWS_V(3, (off) + 1) + k22 * GF_DWS_V(4, (off) + 1);           \
+        }                                                                                          \
+        ya[yo] = GF_DWSK_RQ(A);                                                                    \
+        yb[yo] = GF_DWSK_RQ(B);                                                                     \
+    } while (0)
+
+/* The zero row as seen from a row pointer (offsets -1 .. (n-1)*S + 1 are inside it), computed
+ * where it is used (kept in a register for the whole function it would cost a spill). */
+#define GF_DWS_ZERO_DECL                                                                           \
+    const XT *zero = (const XT *)(const void *)gf_dws_zero + 1;                                    \
+    GF_KEEP(zero)
+
+/* Row pointer of input row iy (column c1), or the zero row. */
+#define GF_DWS_ROWP(iy) ((uint32_t)(iy) < (uint32_t)H ? xc + (roff + ((iy) - by) * W) : zero)
+
+/* All output rows of one channel. xs, n, zl, zr: the column plan (n >= 2); rc: the channel's
+ * constants with the bias folded in. */
+GF_INLINE void GF_S(gf_dws_chan)(const XT *xc, const int8_t *wc, const gf_conv_shape_t *s, const int S,
+                                  int32_t xs, int32_t n, int zl, int zr, const gf_rqc_t *rc, uint8_t *yc,
+                                  int32_t oy0, int32_t oy1)
 {
-    const int32_t W = s->w, ow = s->ow;
-    int32_t ox, q;
-    for (ox = 0; ox < plan->lead; ox++)
-        for (q = 0; q < NO; q++)
-            GF_S(gf_dw3_pixel)(xc, wc, s, oy + q, ox, bias, rc, yrow + q * ow + ox);
-    {
-        const XT *xp = xrow + plan->x0;
-        uint8_t *yp = yrow + plan->lead, *yend;
-        if (plan->left) {
-            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_PS(S), S, 1, plan->left_zr, k, bias, rc, yp, ow);
-            xp += GF_DW3_PS(S) * S;
-            yp += GF_DW3_PS(S);
-        }
-        yend = yp + plan->nmid * GF_DW3_PS(S);
-        while (yp != yend) { /* interior: no test, pointers advance */
-            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_PS(S), S, 0, 0, k, bias, rc, yp, ow);
-            xp += GF_DW3_PS(S) * S;
-            yp += GF_DW3_PS(S);
-        }
-        if (plan->right)
-            GF_S(gf_dw3_blk)(xp, W, NO, GF_DW3_PS(S), S, 0, 1, k, bias, rc, yp, ow);
-    }
-    for (ox = plan->tail; ox < ow; ox++) { /* pixels left over by the blocks (narrow rows) */
-        const int32_t bx = ox * S - s->pl;
-        if (bx >= -1 && bx + 2 <= W) {
-            GF_S(gf_dw3_blk)(xrow + (bx + 1), W, NO, 1, S, bx < 0, bx + 2 == W, k, bias, rc, yrow + ox, ow);
+    const int32_t k00 = wc[0], k01 = wc[1], k02 = wc[2], k10 = wc[3], k11 = wc[4], k12 = wc[5];
+    const int32_t k20 = wc[6], k21 = wc[7], k22 = wc[8];
+    const int32_t rqm = rc->m, rqoh = rc->oh1, rqk = rc->k, rqlo = rc->lo;
+    const uint32_t rqmk = rc->mask, rqrg = rc->range;
+    const int32_t H = s->h, W = s->w, ow = s->ow, c1 = xs * S - s->pl + 1;
+    /* by: first input row of the window; roff: offset of its column c1 (used when by >= 0) */
+    int32_t oy, by = oy0 * S - s->pt, roff = by * W + c1;
+    uint8_t *yrow = yc + (size_t)oy0 * ow;
+    for (oy = oy0; oy < oy1; oy++, by += S, roff += S * W, yrow += ow) {
+        const XT *p0, *p1, *p2, *p3 = NULL, *p4 = NULL;
+        uint8_t *yp;
+        int32_t a, b, c;
+        GF_KEEP(by);
+        GF_KEEP(roff);
+        GF_KEEP(yrow);
+        yp = yrow + xs;
+        if (by >= 0 && by + 3 <= H) { /* interior row */
+            p0 = xc + roff;
+            p1 = p0 + W;
+            p2 = p1 + W;
         } else {
-            for (q = 0; q < NO; q++)
-                GF_S(gf_dw3_pixel)(xc, wc, s, oy + q, ox, bias, rc, yrow + q * ow + ox);
+            GF_DWS_ZERO_DECL;
+            p0 = GF_DWS_ROWP(by);
+            p1 = GF_DWS_ROWP(by + 1);
+            p2 = GF_DWS_ROWP(by + 2);
+        }
+        (void)p3, (void)p4;
+        if (S == 1) {
+            uint8_t *yend;
+            int32_t v;
+            if (zl) { /* column 0 is column 1 of output 0 and column 0 of output 1 */
+                v = p0[0], a = k01 * v, b = k00 * v;
+                v = p1[0], a += k11 * v, b += k10 * v;
+                v = p2[0], a += k21 * v, b += k20 * v;
+            } else {
+                a = k00 * p0[-1] + k10 * p1[-1] + k20 * p2[-1];
+                v = p0[0], a += k01 * v, b = k00 * v;
+                v = p1[0], a += k11 * v, b += k10 * v;
+                v = p2[0], a += k21 * v, b += k20 * v;
+            }
+            p0++, p1++, p2++;
+            /* units: output t finishes at column offset t (from p), t = 0 .. n-3 */
+            yend = yp + 3 * ((n - 2) / 3);
+            while (yp != yend) {
+                GF_DWS1_UNIT(a, b, c, 0, 0);
+                GF_DWS1_UNIT(b, c, a, 1, 1);
+                GF_DWS1_UNIT(c, a, b, 2, 2);
+                p0 += 3, p1 += 3, p2 += 3;
+                yp += 3;
+            }
+            switch ((n - 2) % 3) {
+            case 0:
+                GF_DWS1_FIN(a, b, 0, 0);
+                break;
+            case 1:
+                GF_DWS1_UNIT(a, b, c, 0, 0);
+                GF_DWS1_FIN(b, c, 1, 1);
+                break;
+            default:
+                GF_DWS1_UNIT(a, b, c, 0, 0);
+                GF_DWS1_UNIT(b, c, a, 1, 1);
+                GF_DWS1_FIN(c, a, 2, 2);
+                break;
+            }
+        } else {
+            uint8_t *yend;
+            int32_t v;
+            if (zl) { /* output 0: columns 0 (kernel column 1) and 1 */
+                a = k01 * p0[0] + k11 * p1[0] + k21 * p2[0];
+                v = p0[1], a += k02 * v, b = k00 * v;
+                v = p1[1], a += k12 * v, b += k10 * v;
+                v = p2[1], a += k22 * v, b += k20 * v;
+                yp[0] = GF_DWS_RQ(a);
+            } else {
+                a = k00 * p0[-1] + k10 * p1[-1] + k20 * p2[-1];
+                GF_DWS2_UNIT(a, b, 0, 0);
+            }
+            p0 += 2, p1 += 2, p2 += 2;
+            yp++;
+            /* outputs 1 .. n-2: unit t reads columns 2(t-1), 2(t-1)+1 from p; b is the current one */
+            yend = yp + 4 * ((n - 2) / 4);
+            while (yp != yend) {
+                GF_DWS2_UNIT(b, a, 0, 0);
+                GF_DWS2_UNIT(a, b, 2, 1);
+                GF_DWS2_UNIT(b, a, 4, 2);
+                GF_DWS2_UNIT(a, b, 6, 3);
+                p0 += 8, p1 += 8, p2 += 8;
+                yp += 4;
+            }
+            switch ((n - 2) % 4) {
+            case 0:
+                GF_DWS2_FIN(b, 0, 0);
+                break;
+            case 1:
+                GF_DWS2_UNIT(b, a, 0, 0);
+                GF_DWS2_FIN(a, 2, 1);
+                break;
+            case 2:
+                GF_DWS2_UNIT(b, a, 0, 0);
+                GF_DWS2_UNIT(a, b, 2, 1);
+                GF_DWS2_FIN(b, 4, 2);
+                break;
+            default:
+                GF_DWS2_UNIT(b, a, 0, 0);
+                GF_DWS2_UNIT(a, b, 2, 1);
+                GF_DWS2_UNIT(b, a, 4, 2);
+                GF_DWS2_FIN(a, 6, 3);
+                break;
+            }
         }
     }
 }
 
-/* n consecutive output rows from oy (input rows from xrow, S rows apart), one function per
- * stride: the row code exists once per stride and signedness. */
-GF_INLINE void GF_S(gf_dw3_nrows)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
-                                   const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy, int32_t n,
-                                   const int S, int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
+static GF_NOINLINE GF_ONE_REGION void GF_S(gf_dws_chan_s1)(const XT *xc, const int8_t *wc, const gf_conv_shape_t *s,
+                                                            int32_t xs, int32_t n, int zl, int zr, const gf_rqc_t *rc,
+                                                            uint8_t *yc, int32_t oy0, int32_t oy1)
 {
-    const size_t xstep = (size_t)S * s->w, ow = (size_t)s->ow;
-    for (; n > 0; n--, oy++) {
-        GF_S(gf_dw3_rows)(xc, xrow, wc, k, s, plan, oy, 1, S, bias, rc, yrow);
-        xrow += xstep;
-        yrow += ow;
+    GF_S(gf_dws_chan)(xc, wc, s, 1, xs, n, zl, zr, rc, yc, oy0, oy1);
+}
+
+static GF_NOINLINE GF_ONE_REGION void GF_S(gf_dws_chan_s2)(const XT *xc, const int8_t *wc, const gf_conv_shape_t *s,
+                                                            int32_t xs, int32_t n, int zl, int zr, const gf_rqc_t *rc,
+                                                            uint8_t *yc, int32_t oy0, int32_t oy1)
+{
+    GF_S(gf_dws_chan)(xc, wc, s, 2, xs, n, zl, zr, rc, yc, oy0, oy1);
+}
+
+/* Outputs outside the streaming range of every row (padding >= 2, narrow rows): per pixel. */
+static void GF_S(gf_dws_edges)(const XT *xc, const int8_t *wc, const gf_conv_shape_t *s, int32_t xs, int32_t n,
+                                const gf_rqc_t *rc, uint8_t *yc)
+{
+    int32_t oy, ox;
+    for (oy = 0; oy < s->oh; oy++) {
+        uint8_t *yrow = yc + (size_t)oy * s->ow;
+        for (ox = 0; ox < xs; ox++)
+            GF_S(gf_dw3_pixel)(xc, wc, s, oy, ox, 0, rc, yrow + ox);
+        for (ox = xs + n; ox < s->ow; ox++)
+            GF_S(gf_dw3_pixel)(xc, wc, s, oy, ox, 0, rc, yrow + ox);
     }
 }
 
-static GF_NOINLINE void GF_S(gf_dw3_nrows_s1)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
-                                               const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy,
-                                               int32_t n, int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
+/* Stride 2, pairs of output rows, all channels (see gf_dws_chan): input rows p0..p4 feed output
+ * rows A (p0..p2) and B (p2..p4), the shared row p2 is loaded once. The unit needs every register,
+ * so the requantization uses a compile-time shift (GF_DWS_K, gf_rq_fixk): the channel's weights
+ * are pre-shifted by s = 32 + GF_DWS_K - sh (s <= 12 keeps the 9-tap sums below 2^31) and the
+ * constants describe the same value for the scaled sums (gf_rqc_init_shift).
+ * Every unit finishes an output of each row and starts the next ones (which for the row's last
+ * unit are not needed), so a row pair is nothing but groups of 4 identical units: this kernel
+ * covers the first n4 outputs of the column plan (n4 a multiple of 4; the column read by the last
+ * unit's unused next outputs is inside the input). The rest (the last n - n4 >= 2 outputs of each
+ * row pair, the last row of an odd count, and channels the fixed shift does not apply to) goes
+ * through the one-row kernel. */
+#define GF_DWS_K 11
+#define GF_DWSK_RQ(a) ((uint8_t)gf_rq_fixk((a), rqm, rqoh, rqlo, rqrg, &rc, GF_DWS_K))
+static GF_NOINLINE GF_ONE_REGION void GF_S(gf_dws2_layer)(const XT *x, const int8_t *w, const int32_t *bias,
+                                                          const gf_conv_shape_t *s, const gf_requant_t *rq, void *y,
+                                                          int32_t xs, int32_t n, int zl, int zr)
 {
-    GF_S(gf_dw3_nrows)(xc, xrow, wc, k, s, plan, oy, n, 1, bias, rc, yrow);
-}
-
-static GF_NOINLINE void GF_S(gf_dw3_nrows_s2)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
-                                               const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy,
-                                               int32_t n, int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
-{
-    GF_S(gf_dw3_nrows)(xc, xrow, wc, k, s, plan, oy, n, 2, bias, rc, yrow);
-}
-
-static void GF_S(gf_dw3_row1)(const XT *xc, const XT *xrow, const int8_t *wc, const int8_t *k,
-                               const gf_conv_shape_t *s, const gf_dw3_plan_t *plan, int32_t oy, int32_t n,
-                               int32_t bias, const gf_rqc_t *rc, uint8_t *yrow)
-{
-    if (s->sx == 1)
-        GF_S(gf_dw3_nrows_s1)(xc, xrow, wc, k, s, plan, oy, n, bias, rc, yrow);
-    else
-        GF_S(gf_dw3_nrows_s2)(xc, xrow, wc, k, s, plan, oy, n, bias, rc, yrow);
-}
-
-/* A row whose 3-row window leaves the input (top / bottom padding): the window is moved to rows
- * r0 .. r0+2 inside the input and each of its rows gets the weights of the kernel row that reads
- * it, or zeros. */
-static void GF_S(gf_dw3_border_row)(const XT *xc, const int8_t *wc, const gf_conv_shape_t *s,
-                                     const gf_dw3_plan_t *plan, int32_t oy, int32_t bias, const gf_rqc_t *rc,
-                                     uint8_t *yrow)
-{
-    const int32_t H = s->h, by = oy * s->sy - s->pt;
-    int32_t u, t;
-    if (H >= 3) {
-        const int32_t r0 = by < 0 ? 0 : H - 3;
-        int8_t kz[9];
-        for (u = 0; u < 3; u++) {
-            const int32_t i = r0 + u - by; /* kernel row that reads input row r0 + u */
-            for (t = 0; t < 3; t++)
-                kz[3 * u + t] = (int8_t)((i >= 0 && i < 3) ? wc[3 * i + t] : 0);
-        }
-        GF_S(gf_dw3_row1)(xc, xc + (size_t)r0 * s->w, wc, kz, s, plan, oy, 1, bias, rc, yrow);
-    } else { /* fewer than 3 input rows */
-        for (t = 0; t < s->ow; t++)
-            GF_S(gf_dw3_pixel)(xc, wc, s, oy, t, bias, rc, yrow + t);
-    }
-}
-
-static void GF_S(gf_dw3)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
-                          const gf_requant_t *rq, void *y)
-{
-    const size_t hw = (size_t)s->h * s->w, ohw = (size_t)s->oh * s->ow;
-    gf_dw3_plan_t plan;
-    int32_t c, oy, oy_a, oy_b;
-    gf_dw3_make_plan(&plan, s, s->sx, GF_DW3_PS(s->sx));
-    gf_interior(s->oh, s->h, s->sy, s->pt, 3, &oy_a, &oy_b); /* rows whose 3 input rows all exist */
-    for (c = 0; c < s->c; c++) {
-        const XT *xc = x + c * hw;
-        const int8_t *wc = w + (size_t)c * 9;
-        const int32_t b = gf_bias(bias, c);
-        uint8_t *yc = (uint8_t *)y + c * ohw;
+    const int32_t H = s->h, W = s->w, ow = s->ow, oh = s->oh, c1 = xs * 2 - s->pl + 1;
+    const size_t hw = (size_t)H * W, ohw = (size_t)oh * ow;
+    const int32_t noy2 = oh & ~1;
+    int32_t n4 = n & ~3, ch;
+    if (n4 == n && zr) /* the last unit's next outputs would read the padded column */
+        n4 -= 4;
+    if (n - n4 == 1) /* the one-row kernel takes at least 2 outputs */
+        n4 -= 4;
+    if (n4 < 4 || noy2 == 0)
+        n4 = 0;
+    for (ch = 0; ch < s->c; ch++) {
+        const XT *xc = x + ch * hw;
+        const int8_t *wc = w + (size_t)ch * 9;
+        uint8_t *yc = (uint8_t *)y + ch * ohw;
         gf_rqc_t rc;
-        gf_rqc_init(&rc, rq, gf_rq_channel(rq, c));
-        for (oy = 0; oy < oy_a; oy++)
-            GF_S(gf_dw3_border_row)(xc, wc, s, &plan, oy, b, &rc, yc + (size_t)oy * s->ow);
-        if (oy_a < oy_b)
-            GF_S(gf_dw3_row1)(xc, xc + (size_t)(oy_a * s->sy - s->pt) * s->w, wc, wc, s, &plan, oy_a, oy_b - oy_a, b,
-                              &rc, yc + (size_t)oy_a * s->ow);
-        for (oy = oy_b > oy_a ? oy_b : oy_a; oy < s->oh; oy++)
-            GF_S(gf_dw3_border_row)(xc, wc, s, &plan, oy, b, &rc, yc + (size_t)oy * s->ow);
+        const int32_t sc = n4 ? gf_rqc_init_shift(&rc, rq, gf_rq_channel(rq, ch), gf_bias(bias, ch), GF_DWS_K, 12) : -1;
+        if (sc >= 0) {
+            const int32_t f = (int32_t)1 << sc; /* weights * 2^sc (a multiply: << of negatives is undefined) */
+            const int32_t k00 = wc[0] * f, k01 = wc[1] * f, k02 = wc[2] * f, k10 = wc[3] * f, k11 = wc[4] * f;
+            const int32_t k12 = wc[5] * f, k20 = wc[6] * f, k21 = wc[7] * f, k22 = wc[8] * f;
+            const int32_t rqm = rc.m, rqoh = rc.oh1, rqlo = rc.lo;
+            const uint32_t rqrg = rc.range;
+            int32_t by = -s->pt, roff = by * W + c1;
+            uint8_t *yrow = yc, *yrend = yc + (size_t)noy2 * ow;
+            for (; yrow != yrend; by += 4, roff += 4 * W, yrow += 2 * ow) {
+                const XT *p0, *p1, *p2, *p3, *p4;
+                uint8_t *ya, *yb, *yend;
+                int32_t a, a2, b, b2;
+                /* no induction variables derived from these (gcc would keep a dozen, all spilled) */
+                GF_KEEP(by);
+                GF_KEEP(roff);
+                GF_KEEP(yrow);
+                ya = yrow + xs;
+                yb = ya + ow;
+                yend = ya + n4;
+                if (by >= 0 && by + 5 <= H) {
+                    p0 = xc + roff;
+                    p1 = p0 + W;
+                    p2 = p1 + W;
+                    p3 = p2 + W;
+                    p4 = p3 + W;
+                } else {
+                    GF_DWS_ZERO_DECL;
+                    p0 = GF_DWS_ROWP(by);
+                    p1 = GF_DWS_ROWP(by + 1);
+                    p2 = GF_DWS_ROWP(by + 2);
+                    p3 = GF_DWS_ROWP(by + 3);
+                    p4 = GF_DWS_ROWP(by + 4);
+                }
+                /* column -1 (kernel column 0 of the first outputs): padding, or the products */
+                if (zl) {
+                    a2 = 0, b2 = 0;
+                } else {
+                    const int32_t v = p2[-1];
+                    a2 = k00 * p0[-1] + k10 * p1[-1] + k20 * v;
+                    b2 = k00 * v + k10 * p3[-1] + k20 * p4[-1];
+                }
+                if (n4 & 4) {
+                    GF_DWS2R_UNIT(a2, a, b2, b, 0, 0);
+                    GF_DWS2R_UNIT(a, a2, b, b2, 2, 1);
+                    GF_DWS2R_UNIT(a2, a, b2, b, 4, 2);
+                    GF_DWS2R_UNIT(a, a2, b, b2, 6, 3);
+                    p0 += 8, p1 += 8, p2 += 8, p3 += 8, p4 += 8;
+                    ya += 4, yb += 4;
+                }
+                while (ya != yend) {
+                    GF_DWS2R_UNIT(a2, a, b2, b, 0, 0);
+                    GF_DWS2R_UNIT(a, a2, b, b2, 2, 1);
+                    GF_DWS2R_UNIT(a2, a, b2, b, 4, 2);
+                    GF_DWS2R_UNIT(a, a2, b, b2, 6, 3);
+                    GF_DWS2R_UNIT(a2, a, b2, b, 8, 4);
+                    GF_DWS2R_UNIT(a, a2, b, b2, 10, 5);
+                    GF_DWS2R_UNIT(a2, a, b2, b, 12, 6);
+                    GF_DWS2R_UNIT(a, a2, b, b2, 14, 7);
+                    p0 += 16, p1 += 16, p2 += 16, p3 += 16, p4 += 16;
+                    ya += 8, yb += 8;
+                }
+            }
+        }
+        if (sc < 0 || n4 < n || noy2 < oh) {
+            gf_rqc_init_bias(&rc, rq, gf_rq_channel(rq, ch), gf_bias(bias, ch));
+            if (sc < 0) {
+                GF_S(gf_dws_chan_s2)(xc, wc, s, xs, n, zl, zr, &rc, yc, 0, oh);
+            } else {
+                if (n4 < n) /* the rest of each row pair */
+                    GF_S(gf_dws_chan_s2)(xc, wc, s, xs + n4, n - n4, 0, zr, &rc, yc, 0, noy2);
+                if (noy2 < oh)
+                    GF_S(gf_dws_chan_s2)(xc, wc, s, xs, n, zl, zr, &rc, yc, noy2, oh);
+            }
+        }
     }
+}
+
+/* Returns 0 (nothing done) when the streaming plan does not apply (fewer than 2 outputs per row
+ * with at most one padded column on each side). Rows wider than the zero row are processed in
+ * column chunks (each chunk reads at most GF_DWS_ZERO_BYTES - 1 consecutive columns). */
+static int GF_S(gf_dws)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
+                         const gf_requant_t *rq, void *y)
+{
+    const int32_t S = s->sx, W = s->w, pl = s->pl, ow = s->ow;
+    const int32_t nmax = (GF_DWS_ZERO_BYTES - 3) / S + 1; /* outputs per chunk */
+    const size_t hw = (size_t)s->h * W, ohw = (size_t)s->oh * ow;
+    int32_t xs = 0, xe, x0, c;
+    if (s->h < 1 || W < 1)
+        return 0;
+    while (xs < ow && xs * S - pl < -1) /* outputs with two or more padded columns on the left */
+        xs++;
+    xe = xs;
+    while (xe < ow && xe * S - pl + 2 <= W) /* at most one padded column on the right */
+        xe++;
+    if (xe - xs < 2)
+        return 0;
+    for (x0 = xs; x0 < xe;) {
+        int32_t n = xe - x0 < nmax ? xe - x0 : nmax;
+        int zl, zr;
+        if (xe - x0 - n == 1) /* every chunk has at least 2 outputs */
+            n--;
+        zl = x0 * S - pl == -1;
+        zr = (x0 + n - 1) * S - pl + 2 == W;
+        if (S == 2) {
+            GF_S(gf_dws2_layer)(x, w, bias, s, rq, y, x0, n, zl, zr);
+        } else {
+            for (c = 0; c < s->c; c++) {
+                gf_rqc_t rc;
+                gf_rqc_init_bias(&rc, rq, gf_rq_channel(rq, c), gf_bias(bias, c));
+                GF_S(gf_dws_chan_s1)(x + c * hw, w + (size_t)c * 9, s, x0, n, zl, zr, &rc, (uint8_t *)y + c * ohw, 0,
+                                     s->oh);
+            }
+        }
+        x0 += n;
+    }
+    if (xs > 0 || xe < ow) { /* outputs outside the streaming range (padding >= 2, narrow rows) */
+        for (c = 0; c < s->c; c++) {
+            gf_rqc_t rc;
+            gf_rqc_init_bias(&rc, rq, gf_rq_channel(rq, c), gf_bias(bias, c));
+            GF_S(gf_dws_edges)(x + c * hw, w + (size_t)c * 9, s, xs, xe - xs, &rc, (uint8_t *)y + c * ohw);
+        }
+    }
+    return 1;
 }
 
 /* Generic depthwise: 4 interior pixels per block with kernel loops, clipped per-pixel borders. */
@@ -743,8 +1228,10 @@ static void GF_S(gf_dw_generic)(const XT *x, const int8_t *w, const int32_t *bia
 static void GF_S(gf_dwconv)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
                              const gf_requant_t *rq, void *y)
 {
-    if (rq && s->kh == 3 && s->kw == 3 && (s->sx == 1 || s->sx == 2) && s->sy == s->sx && s->h >= 1 && s->w >= 1)
-        GF_S(gf_dw3)(x, w, bias, s, rq, y);
+    if (rq && s->kh == 3 && s->kw == 3 && (s->sx == 1 || s->sx == 2) && s->sy == s->sx && s->h >= 1 && s->w >= 1) {
+        if (!GF_S(gf_dws)(x, w, bias, s, rq, y))
+            GF_S(gf_dw_generic)(x, w, bias, s, rq, y);
+    }
     else
         GF_S(gf_dw_generic)(x, w, bias, s, rq, y);
 }

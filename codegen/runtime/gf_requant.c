@@ -4,13 +4,12 @@
  */
 #include "gf_internal.h"
 
-void gf_rqc_init(gf_rqc_t *c, const gf_requant_t *rq, int32_t ch)
+/* Constants for multiplier m, shift sh and (already folded) offset o. */
+static void gf_rqc_set(gf_rqc_t *c, const gf_requant_t *rq, int32_t m, int32_t sh, int64_t o)
 {
-    int32_t sh = rq->sh[ch];
-    int64_t o = rq->o[ch];
     const int64_t lim62 = (int64_t)1 << 62;
 
-    c->m = rq->m[ch];
+    c->m = m;
     c->o = o;
     c->sh = sh;
     c->zp = rq->zp;
@@ -20,6 +19,7 @@ void gf_rqc_init(gf_rqc_t *c, const gf_requant_t *rq, int32_t ch)
     c->k = 0;
     c->mask = 0; /* exact path for every element unless the shortcut applies */
     c->oh1 = 0;
+    c->el = 0;
     if (sh >= 34 && sh <= 62 && o > -lim62 && o < lim62 && rq->lo <= rq->hi) {
         int32_t k = sh - 32;
         int64_t e = o + ((int64_t)1 << (sh - 1));
@@ -29,13 +29,29 @@ void gf_rqc_init(gf_rqc_t *c, const gf_requant_t *rq, int32_t ch)
             c->k = k;
             c->mask = ((uint32_t)1 << k) - 2u; /* see gf_rq_fast */
             c->oh1 = (int32_t)oh1;
+            c->el = (uint32_t)e;
         }
     }
 }
 
+void gf_rqc_init(gf_rqc_t *c, const gf_requant_t *rq, int32_t ch)
+{
+    gf_rqc_set(c, rq, rq->m[ch], rq->sh[ch], rq->o[ch]);
+}
+
+void gf_rqc_init_bias(gf_rqc_t *c, const gf_requant_t *rq, int32_t ch, int32_t bias)
+{
+    /* o + bias*m, wrapping arithmetic (exact whenever the contract's bounds hold) */
+    const int64_t o = (int64_t)((uint64_t)rq->o[ch] + (uint64_t)((int64_t)bias * rq->m[ch]));
+    gf_rqc_set(c, rq, rq->m[ch], rq->sh[ch], o);
+}
+
+
 GF_NOINLINE int32_t gf_rqc_slow(const gf_rqc_t *c, int32_t q)
 {
-    return gf_rne_finish64(c->o + (int64_t)q * c->m, c->sh, c->zp, c->lo, c->hi);
+    /* wrapping add: with a folded bias (gf_rqc_init_bias) the sum equals o + acc*m of the contract */
+    int64_t v = (int64_t)((uint64_t)c->o + (uint64_t)((int64_t)q * c->m));
+    return gf_rne_finish64(v, c->sh, c->zp, c->lo, c->hi);
 }
 
 /* ---------------------------------------------------------------------------------------------

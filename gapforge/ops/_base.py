@@ -13,8 +13,9 @@ and the code generator all read these declarations; nothing else lists operators
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import hashlib
 import inspect
 import os
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,9 @@ def split(size: int = 8, channels: int = 1, flat: bool = False):
 
 
 def _key(name: str, factory: Callable, settings: dict) -> str:
-    src = inspect.getsource(inspect.getmodule(factory)) + inspect.getsource(inspect.getmodule(_key))
+    """Cache key: the network file, every shared helper (``_*.py``) of this directory, the settings."""
+    helpers = "".join(p.read_text() for p in sorted(Path(__file__).resolve().parent.glob("_*.py")))
+    src = inspect.getsource(inspect.getmodule(factory)) + helpers
     h = hashlib.sha256((src + repr(sorted(settings.items()))).encode()).hexdigest()[:16]
     return f"{name}-{h}"
 
@@ -115,3 +117,24 @@ def example(size: int = 8, channels: int = 1, flat: bool = False, index: int = 0
 def held_out(size: int = 8, channels: int = 1, flat: bool = False):
     """The 360 held-out images and labels."""
     return split(size, channels, flat)[1]
+
+
+def network(name: str, factory: Callable[[], torch.nn.Module], *, size: int = 8, channels: int = 1,
+            flat: bool = False, **train_settings):
+    """The three functions every network file exposes: ``create_model``, ``example_input`` and
+    ``held_out_data``, for digits of ``size`` x ``size`` pixels and ``channels`` channels (flattened
+    if ``flat``), the model trained by ``trained(name, factory, ...)`` with ``train_settings``.
+
+    Use: ``create_model, example_input, held_out_data = network("simple_cnn", SimpleCNN, size=16)``.
+    """
+
+    def create_model() -> torch.nn.Module:
+        return trained(name, factory, size=size, channels=channels, flat=flat, **train_settings)
+
+    def example_input() -> torch.Tensor:
+        return example(size, channels, flat)
+
+    def held_out_data():
+        return held_out(size, channels, flat)
+
+    return create_model, example_input, held_out_data

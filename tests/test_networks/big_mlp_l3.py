@@ -6,7 +6,7 @@ import torch.nn as nn
 import brevitas.nn as qnn
 from brevitas.quant import Int32Bias
 
-from _common import example, held_out, trained
+from _common import network
 
 
 class BigMLP(nn.Module):
@@ -25,13 +25,4 @@ class BigMLP(nn.Module):
         return self.fc3(x)
 
 
-def create_model():
-    return trained("big_mlp_l3", BigMLP, flat=True, epochs=2, lr=1e-3)
-
-
-def example_input():
-    return example(flat=True)
-
-
-def held_out_data():
-    return held_out(flat=True)
+create_model, example_input, held_out_data = network("big_mlp_l3", BigMLP, flat=True, epochs=2, lr=1e-3)

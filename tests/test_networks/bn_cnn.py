@@ -7,7 +7,7 @@ import torch.nn as nn
 import brevitas.nn as qnn
 from brevitas.quant import Int32Bias
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 16
 
@@ -39,13 +39,4 @@ class BNCNN(nn.Module):
         return self.fc(x)
 
 
-def create_model():
-    return trained("bn_cnn", BNCNN, size=SIZE, epochs=3)
-
-
-def example_input():
-    return example(SIZE)
-
-
-def held_out_data():
-    return held_out(SIZE)
+create_model, example_input, held_out_data = network("bn_cnn", BNCNN, size=SIZE, epochs=3)

@@ -8,7 +8,7 @@ import torch.nn as nn
 import brevitas.nn as qnn
 from brevitas.quant import Int32Bias
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 16
 
@@ -43,13 +43,4 @@ class Bottleneck1x1Net(nn.Module):
         return self.fc(out)
 
 
-def create_model():
-    return trained("bottleneck_1x1", Bottleneck1x1Net, size=SIZE)
-
-
-def example_input():
-    return example(SIZE)
-
-
-def held_out_data():
-    return held_out(SIZE)
+create_model, example_input, held_out_data = network("bottleneck_1x1", Bottleneck1x1Net, size=SIZE)

@@ -9,7 +9,7 @@ import torch.nn as nn
 import brevitas.nn as qnn
 from brevitas.quant import Int32Bias
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 16
 
@@ -42,13 +42,4 @@ class ImplicitCatNet(nn.Module):
         return self.fc(x)
 
 
-def create_model():
-    return trained("implicit_cat", ImplicitCatNet, size=SIZE)
-
-
-def example_input():
-    return example(SIZE)
-
-
-def held_out_data():
-    return held_out(SIZE)
+create_model, example_input, held_out_data = network("implicit_cat", ImplicitCatNet, size=SIZE)

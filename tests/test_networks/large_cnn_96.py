@@ -8,7 +8,7 @@ import torch.nn as nn
 import brevitas.nn as qnn
 from brevitas.quant import Int32Bias
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 96
 
@@ -53,13 +53,4 @@ class LargeCNN96(nn.Module):
         return self.fc(x)
 
 
-def create_model():
-    return trained("large_cnn_96", LargeCNN96, size=SIZE, epochs=3, lr=2e-3, batch=32)
-
-
-def example_input():
-    return example(SIZE)
-
-
-def held_out_data():
-    return held_out(SIZE)
+create_model, example_input, held_out_data = network("large_cnn_96", LargeCNN96, size=SIZE, epochs=3, lr=2e-3, batch=32)

@@ -7,7 +7,7 @@ import torch.nn as nn
 import brevitas.nn as qnn
 from brevitas.quant import Int32Bias
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 16
 WBITS = 4
@@ -36,13 +36,4 @@ class LowBitCNN(nn.Module):
         return self.fc(x)
 
 
-def create_model():
-    return trained("lowbit_cnn", LowBitCNN, size=SIZE)
-
-
-def example_input():
-    return example(SIZE)
-
-
-def held_out_data():
-    return held_out(SIZE)
+create_model, example_input, held_out_data = network("lowbit_cnn", LowBitCNN, size=SIZE)

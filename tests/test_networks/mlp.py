@@ -6,7 +6,7 @@ import torch.nn as nn
 import brevitas.nn as qnn
 from brevitas.quant import Int32Bias
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 8
 
@@ -28,13 +28,4 @@ class MLP(nn.Module):
         return self.fc3(x)
 
 
-def create_model():
-    return trained("mlp", MLP, size=SIZE, flat=True)
-
-
-def example_input():
-    return example(SIZE, flat=True)
-
-
-def held_out_data():
-    return held_out(SIZE, flat=True)
+create_model, example_input, held_out_data = network("mlp", MLP, size=SIZE, flat=True)

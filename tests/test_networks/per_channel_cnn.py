@@ -6,7 +6,7 @@ import torch.nn as nn
 import brevitas.nn as qnn
 from brevitas.quant import Int8WeightPerChannelFloat, Int32Bias
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 16
 WQ = Int8WeightPerChannelFloat
@@ -32,13 +32,4 @@ class PerChannelCNN(nn.Module):
         return self.fc(x)
 
 
-def create_model():
-    return trained("per_channel_cnn", PerChannelCNN, size=SIZE)
-
-
-def example_input():
-    return example(SIZE)
-
-
-def held_out_data():
-    return held_out(SIZE)
+create_model, example_input, held_out_data = network("per_channel_cnn", PerChannelCNN, size=SIZE)

@@ -9,7 +9,7 @@ import brevitas.nn as qnn
 from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint, Int32Bias,
                             Uint8ActPerTensorFixedPoint)
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 16
 
@@ -51,13 +51,4 @@ class PoTDwCat(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
-def create_model():
-    return trained("pot_dw_cat", PoTDwCat, size=SIZE)
-
-
-def example_input():
-    return example(SIZE)
-
-
-def held_out_data():
-    return held_out(SIZE)
+create_model, example_input, held_out_data = network("pot_dw_cat", PoTDwCat, size=SIZE)

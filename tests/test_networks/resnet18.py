@@ -9,7 +9,7 @@ import torch.nn as nn
 import brevitas.nn as qnn
 from brevitas.quant import Int32Bias
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 32
 CHANNELS = 3
@@ -71,13 +71,4 @@ class ResNet18(nn.Module):
         return self.fc(x)
 
 
-def create_model():
-    return trained("resnet18", ResNet18, size=SIZE, channels=CHANNELS, epochs=2, batch=32)
-
-
-def example_input():
-    return example(SIZE, CHANNELS)
-
-
-def held_out_data():
-    return held_out(SIZE, CHANNELS)
+create_model, example_input, held_out_data = network("resnet18", ResNet18, size=SIZE, channels=CHANNELS, epochs=2, batch=32)

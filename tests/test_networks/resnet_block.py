@@ -9,7 +9,7 @@ import torch.nn as nn
 import brevitas.nn as qnn
 from brevitas.quant import Int32Bias
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 16
 WIDTH = 32
@@ -56,13 +56,4 @@ class ResNetBlockNet(nn.Module):
         return self.fc(out)
 
 
-def create_model():
-    return trained("resnet_block", ResNetBlockNet, size=SIZE, lr=5e-3, batch=32)
-
-
-def example_input():
-    return example(SIZE)
-
-
-def held_out_data():
-    return held_out(SIZE)
+create_model, example_input, held_out_data = network("resnet_block", ResNetBlockNet, size=SIZE, lr=5e-3, batch=32)

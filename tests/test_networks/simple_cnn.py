@@ -4,7 +4,7 @@ import torch.nn as nn
 import brevitas.nn as qnn
 from brevitas.quant import Int32Bias
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 16
 
@@ -29,13 +29,4 @@ class SimpleCNN(nn.Module):
         return self.fc(x)
 
 
-def create_model():
-    return trained("simple_cnn", SimpleCNN, size=SIZE)
-
-
-def example_input():
-    return example(SIZE)
-
-
-def held_out_data():
-    return held_out(SIZE)
+create_model, example_input, held_out_data = network("simple_cnn", SimpleCNN, size=SIZE)

@@ -8,7 +8,7 @@ the tools must reject it with a clear one-line error instead of producing wrong 
 
 from brevitas_examples.bnn_pynq.models import model_with_cfg
 
-from _common import example, held_out, trained
+from _common import network
 
 SIZE = 32
 CHANNELS = 3
@@ -19,16 +19,7 @@ def build():
     return model
 
 
-def create_model():
-    # binary activations have constant scales (calibration is a no-op); a short QAT run sets the
-    # weights and the BatchNorm / TensorNorm statistics
-    return trained("thirdparty_cnv_1w1a", build, size=SIZE, channels=CHANNELS, epochs=2, batch=32,
-                   lr=5e-3)
-
-
-def example_input():
-    return example(SIZE, CHANNELS)
-
-
-def held_out_data():
-    return held_out(SIZE, CHANNELS)
+# binary activations have constant scales (calibration is a no-op); a short QAT run sets the
+# weights and the BatchNorm / TensorNorm statistics
+create_model, example_input, held_out_data = network(
+    "thirdparty_cnv_1w1a", build, size=SIZE, channels=CHANNELS, epochs=2, batch=32, lr=5e-3)

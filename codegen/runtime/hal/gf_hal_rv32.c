@@ -5,45 +5,10 @@
  * and repeatable. The .option lines enable Zicsr for the csrr instructions only, so the program
  * keeps -march=rv32imac (gcc 12 has no multilib for ..._zicsr).
  */
-#include <stdio.h>
 
 #include "gf_hal.h"
 
-/* Whole-file loading through C stdio (identical in gf_hal_host.c and gf_hal_rv32.c). */
-static int gf_hal_stdio_load(const char *name, void *dst, size_t bytes)
-{
-    unsigned char extra;
-    size_t got;
-    FILE *f = fopen(name, "rb");
-    if (!f)
-        return -1;
-    got = bytes ? fread(dst, 1, bytes, f) : 0;
-    if (got != bytes) {
-        int err = ferror(f);
-        fclose(f);
-        return err ? -1 : -2; /* short file */
-    }
-    if (fread(&extra, 1, 1, f) != 0) { /* longer than expected */
-        fclose(f);
-        return -2;
-    }
-    if (ferror(f)) {
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    return 0;
-}
-
-int gf_hal_init(void)
-{
-    return 0;
-}
-
-int gf_hal_load(const char *name, void *dst, size_t bytes)
-{
-    return gf_hal_stdio_load(name, dst, bytes);
-}
+/* gf_hal_init and gf_hal_load are in gf_hal_stdio.c. */
 
 #define GF_CSR_READ(name, out)                                                                     \
     __asm__ volatile(".option push\n\t.option arch, +zicsr\n\tcsrr %0, " name "\n\t.option pop"   \
