@@ -83,6 +83,14 @@ def test_weights_and_activations_in_l3_at_once(golden, tmp_path):
     assert any(r["levels"].get("out") == "L3" and r["dma_bytes"]["l2_to_l3"] > 0 for r in plan["gap9"]["layers"])
 
 
+def test_single_buffered_fallback_for_tiny_l1(golden, tmp_path):
+    """With 4 KiB of L1 some 3x3 convolutions fit only one buffer per operand: loads then wait for compute."""
+    g, passed, res, proj = _gap9(golden, "resnet18", tmp_path, l1=4 * KIB)
+    _assert_exact(passed, res, proj)
+    single = [t for t in g.tiles if t.n_tiles > 1 and not t.double_buffered]
+    assert single and all(t.l1_bytes <= 4 * KIB for t in g.tiles)
+
+
 def test_large_spatial_cnn_is_multi_tile(golden, tmp_path):
     g, passed, res, proj = _gap9(golden, "large_cnn_96", tmp_path, l1=128 * KIB, l2=1536 * KIB)
     plan = _assert_exact(passed, res, proj)

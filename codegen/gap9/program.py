@@ -63,6 +63,7 @@ class LayerRec:
     p_resident: int
     in_resident: int
     cores: int
+    single_buffer: int
     fault: int
 
     def initializer(self) -> str:
@@ -154,7 +155,8 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             buf_in=tp.buffers.get("in", 0), buf_in2=tp.buffers.get("in2", 0), buf_w=tp.buffers.get("w", 0),
             buf_p=tp.buffers.get("p", 0), buf_out=tp.buffers.get("out", 0),
             w_resident=int("w" in tp.resident), p_resident=int("p" in tp.resident),
-            in_resident=int("in" in tp.resident), cores=DEFAULT.compute_cores, fault=FAULTS[fault])
+            in_resident=int("in" in tp.resident), cores=DEFAULT.compute_cores,
+            single_buffer=int(tp.n_tiles > 1 and not tp.double_buffered), fault=FAULTS[fault])
         ops = {"in": _loc(placement, program, call.inputs[0].name),
                "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
                "out": outputs[call.index]}

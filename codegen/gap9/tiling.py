@@ -170,7 +170,8 @@ def param_spec(step: Step, net: ir.Network) -> ParamSpec:
 
 
 # -- conv-like -------------------------------------------------------------------------
-def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, cores: int) -> tuple[TilePlan | None, tuple]:
+def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, cores: int, single: bool = False
+               ) -> tuple[TilePlan | None, tuple]:
     cos = _tile_sizes(g.o, tco)
     ohs = _tile_sizes(g.oh, toh)
     ows = _tile_sizes(g.ow, tow)
@@ -184,7 +185,7 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, cores: int) -> tup
     resident = []
     if len(cos) == 1:
         resident = [k for k, v in (("w", w_buf), ("p", p_buf)) if v]
-    nbuf = 2 if n_tiles > 1 else 1
+    nbuf = 2 if n_tiles > 1 and not single else 1
     l1 = nbuf * (align(in_buf) + align(out_buf))
     l1 += sum((1 if k in resident else nbuf) * align(v) for k, v in (("w", w_buf), ("p", p_buf)) if v)
     sum_cin = sum(g.cin(n) for n in cos)
@@ -209,10 +210,22 @@ def _units(g: ConvGeometry, con: int) -> int:
 
 
 def _search(evaluate, candidates, budget: int, what: str) -> TilePlan:
+    """Best candidate by the objective; double-buffered first, single-buffered only if none fits.
+
+    Single buffering (no load of tile t+1 while tile t is computed) is the fallback for layers whose
+    smallest tile only fits L1 once, e.g. a 3x3 convolution over 512 channels in 16 KiB.
+    """
+    try:
+        return _search_pass(evaluate, candidates, budget, what, False)
+    except TilingError:
+        return _search_pass(evaluate, candidates, budget, what, True)
+
+
+def _search_pass(evaluate, candidates, budget: int, what: str, single: bool) -> TilePlan:
     best = None
     smallest = None
     for cand in candidates:
-        plan, key = evaluate(*cand)
+        plan, key = evaluate(*cand, single)
         if plan is None:
             continue
         if smallest is None or plan.l1_bytes < smallest.l1_bytes:
@@ -235,10 +248,10 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
     cands = [(c, r, g.ow) for c in cos for r in _candidates(g.oh)]
     try:
-        plan = _search(lambda c, r, w: _conv_eval(g, c, r, w, cores), cands, budgets.l1, step.output)
+        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, cores, sb), cands, budgets.l1, step.output)
     except TilingError:  # full-width rows do not fit: tile the columns too
         cands = [(c, r, w) for c in cos for r in _candidates(g.oh)[-4:] for w in _candidates(g.ow)]
-        plan = _search(lambda c, r, w: _conv_eval(g, c, r, w, cores), cands, budgets.l1,
+        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, cores, sb), cands, budgets.l1,
                        f"{step.kind} '{step.output}'")
     plan.step = step.output
     return plan
@@ -254,10 +267,10 @@ def tile_linear(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
     ps = param_spec(step, net)
     cores = budgets.hw.compute_cores
 
-    def evaluate(tco):
+    def evaluate(tco, single):
         cos = _tile_sizes(o, tco)
         n = len(cos)
-        nbuf = 2 if n > 1 else 1
+        nbuf = 2 if n > 1 and not single else 1
         bufs = {"in": k * eb_in, "w": tco * k, "p": ps.l1_bytes(tco), "out": tco * eb_out}
         resident = ["in"] + (["w", "p"] if n == 1 else [])
         l1 = sum((1 if name in resident else nbuf) * align(v) for name, v in bufs.items() if v)
@@ -294,14 +307,14 @@ def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
     ps = param_spec(step, net)
     cores = budgets.hw.compute_cores
 
-    def evaluate(planes, elems):
+    def evaluate(planes, elems, single):
         if planes > 1:
             n_tiles = math.ceil(chans / planes)
             tile_e = planes * inner
         else:
             n_tiles = chans * math.ceil(inner / elems)
             tile_e = elems
-        nbuf = 2 if n_tiles > 1 else 1
+        nbuf = 2 if n_tiles > 1 and not single else 1
         tpl = max(planes, 1)
         bufs = {"in": tile_e * ebs[0], "in2": tile_e * ebs[1] if len(ebs) > 1 else 0, "p": ps.l1_bytes(tpl),
                 "out": tile_e * eb_out}

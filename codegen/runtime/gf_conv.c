@@ -14,10 +14,11 @@
  * Block shapes chosen for rv32imc (no multiply-accumulate: 2 instructions per MAC plus loads):
  *  - 3x3: 3 output channels x 4 pixels, the 6 input columns of a kernel row loaded once and
  *    shared by the 3 taps (87 instructions per 36 MACs and kernel row).
- *  - 1x1, requantized, C <= 64 (int8 input) / 32 (uint8): 8 output channels x 3 pixels, the 3
- *    pixels' sums carried exactly in 2 words per channel ("3 in 2", gf_c1p_*): per input channel
- *    3 input loads and 4 packing instructions shared by the 8 output channels, then 8 weight
- *    loads and 16 multiply-adds for 24 MACs (50 instructions, 2.08 per MAC, no spills).
+ *  - 1x1, requantized, C <= 128: 8 output channels x 3 pixels, the 3 pixels' sums carried
+ *    exactly in 2 words per channel ("3 in 2", gf_c1p_*; chunks of 64 int8 / 32 uint8 input
+ *    channels): per input channel 3 input loads and 4 packing instructions shared by the 8
+ *    output channels, then 8 weight loads and 16 multiply-adds for 24 MACs (50 instructions,
+ *    2.08 per MAC, no spills).
  *  - 1x1 otherwise (int32 output, wider C, channel tails): 4 output channels x 4 pixels; the 4
  *    channels' weights are first interleaved into a small stack buffer (GF_CONV_WBUF_BYTES) so
  *    that one pointer addresses them all and the 16 accumulators fit the register file.

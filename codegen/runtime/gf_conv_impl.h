@@ -447,9 +447,10 @@ static void GF_S(gf_c1_run)(const XT *xp, int32_t n, int32_t hw, const int8_t *w
 }
 
 /* Output channels o0 .. O-1 with 4 x 4 blocks (any C up to GF_CONV_WBUF_BYTES / 4, sx <= 2, int32 or
- * requantized output). */
-static void GF_S(gf_conv1x1_44)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
-                                 const gf_requant_t *rq, void *y, int32_t o0)
+ * requantized output). Not inlined into the dispatcher: its weight buffer must not share a stack
+ * frame with the 3-in-2 path's. */
+static GF_NOINLINE void GF_S(gf_conv1x1_44)(const XT *x, const int8_t *w, const int32_t *bias,
+                                              const gf_conv_shape_t *s, const gf_requant_t *rq, void *y, int32_t o0)
 {
     const int32_t C = s->c, hw = s->h * s->w;
     const size_t ohw = (size_t)s->oh * s->ow;
@@ -496,8 +497,8 @@ static void GF_S(gf_conv1x1_44)(const XT *x, const int8_t *w, const int32_t *bia
 }
 
 /* ---------------------------------------------------------------------------------------------
- * 1x1 with requantized output, C <= GF_C1P_CMAX: 8 output channels x 3 pixels per block, the three
- * pixels' sums carried in two 32-bit words ("3 in 2").
+ * 1x1 with requantized output, 1 <= C <= GF_C1P_CBUF: 8 output channels x 3 pixels per block, the
+ * three pixels' sums carried in two 32-bit words ("3 in 2").
  *
  * For one input channel with input values x0, x1, x2 (pixels p, p+sx, p+2sx) and the weight w of
  * an output channel, the block adds w * XA and w * XB (mod 2^32) to two words A and B, with
@@ -514,14 +515,22 @@ static void GF_S(gf_conv1x1_44)(const XT *x, const int8_t *w, const int32_t *bia
  *     u  = (B' + K0) >> 21              = S1h, if S2 + K0 in [0, 2^21) and S1h in [-2^10, 2^10)
  *     S2 = B' - (u << 21),  S1 = t + (u << 11).
  * Exact whenever every Sj lies in [-(2^20 - 1), 2^20] (then |S1h| < 2^10 too). Products w * x lie in
- * [-128*127, 128*128] for int8 inputs and [-128*255, 127*255] for uint8 inputs, so C <= 64 (int8)
- * or C <= 32 (uint8) input channels guarantee it for any data; wider layers use the 4 x 4 blocks.
+ * [-128*127, 128*128] for int8 inputs and [-128*255, 127*255] for uint8 inputs, so chunks of at
+ * most GF_C1P_CMAX = 64 (int8) or 32 (uint8) input channels guarantee it for any data. Wider
+ * layers (up to GF_C1P_CBUF input channels, the interleaved weight buffer) add the decoded sums of
+ * their chunks (gf_c1p_bodyn: 12 + 6 instructions per output channel and chunk); the rest
+ * (int32 output, wider C, the last O mod 8 channels) uses the 4 x 4 blocks above.
+ * Stack: 8 * GF_C1P_CBUF bytes of weights + 8 channel constants in gf_conv1x1_p (1520 bytes on
+ * rv32), the deepest call chain below gf_conv2d_1x1 about 1.9 KiB.
  */
 #define GF_C1P_R 8
 #ifndef GF_C1P_U
 #define GF_C1P_U 1 /* input channels per loop iteration: 1 is spill-free (50 instructions per channel) */
 #endif
-#define GF_C1P_CMAX ((XT)-1 < 0 ? 64 : 32)
+#define GF_C1P_CMAX ((XT)-1 < 0 ? 64 : 32) /* input channels per exact chunk */
+#ifndef GF_C1P_CBUF
+#define GF_C1P_CBUF 128 /* largest C (interleaved weights: 8 * C stack bytes) */
+#endif
 #define GF_C1P_K0 (((uint32_t)1 << 20) - 1u)
 
 /* Packed input words of one input channel; xp advances to the next channel. */
@@ -551,6 +560,16 @@ static void GF_S(gf_conv1x1_44)(const XT *x, const int8_t *w, const int32_t *bia
             B[r] += wv_ * XB;                                                                      \
         }                                                                                          \
     } while (0)
+
+/* The 3 sums (pixels p, p+sx, p+2sx) of output channel r of a block from its words A[r], B[r]. */
+#define GF_C1P_DECODE(r, s0, s1, s2)                                                               \
+    const uint32_t a_##r = A[r];                                                                   \
+    const int32_t t_##r = (int32_t)(a_##r + GF_C1P_K0) >> 21;                                      \
+    const uint32_t b_##r = B[r] - ((uint32_t)t_##r << 10);                                         \
+    const int32_t u_##r = (int32_t)(b_##r + GF_C1P_K0) >> 21;                                      \
+    const int32_t s0 = (int32_t)(a_##r - ((uint32_t)t_##r << 21));                                 \
+    const int32_t s2 = (int32_t)(b_##r - ((uint32_t)u_##r << 21));                                 \
+    const int32_t s1 = (int32_t)((uint32_t)t_##r + ((uint32_t)u_##r << 11))
 
 /* ntrip blocks of 3 consecutive output pixels (input pixels sx apart) for 8 output channels:
  * wt holds the interleaved weights wt[c * 8 + r], rcs the channels' constants (bias folded). */
@@ -590,15 +609,7 @@ GF_INLINE void GF_S(gf_c1p_body)(const XT *x, int32_t hw, const int8_t *wt, int3
                 const gf_rqc_t *rc = &rcs[r];
                 const int32_t m = rc->m, oh = rc->oh1, k = rc->k;
                 const uint32_t mk = rc->mask;
-                const uint32_t a_ = A[r];
-                uint32_t b_ = B[r];
-                const int32_t t_ = (int32_t)(a_ + GF_C1P_K0) >> 21;
-                const int32_t s0_ = (int32_t)(a_ - ((uint32_t)t_ << 21));
-                int32_t u_, s1_, s2_;
-                b_ -= (uint32_t)t_ << 10;
-                u_ = (int32_t)(b_ + GF_C1P_K0) >> 21;
-                s2_ = (int32_t)(b_ - ((uint32_t)u_ << 21));
-                s1_ = (int32_t)((uint32_t)t_ + ((uint32_t)u_ << 11));
+                GF_C1P_DECODE(r, s0_, s1_, s2_);
                 yb[0] = (uint8_t)gf_rq_fast(s0_, m, oh, mk, k, lo, rg, rc);
                 yb[1] = (uint8_t)gf_rq_fast(s1_, m, oh, mk, k, lo, rg, rc);
                 yb[2] = (uint8_t)gf_rq_fast(s2_, m, oh, mk, k, lo, rg, rc);
@@ -608,6 +619,54 @@ GF_INLINE void GF_S(gf_c1p_body)(const XT *x, int32_t hw, const int8_t *wt, int3
         x += 3 * sx;
         yo += 3;
     }
+}
+
+/* The same for C > GF_C1P_CMAX: the input channels in chunks of at most GF_C1P_CMAX (each chunk's
+ * sums are exact), the chunks' decoded sums added in tot. */
+GF_INLINE void GF_S(gf_c1p_bodyn)(const XT *x, int32_t hw, const int8_t *wt, int32_t C, const int sx,
+                                   const gf_rqc_t *rcs, uint8_t *yo, int32_t ntrip, size_t ohw)
+{
+    for (; ntrip > 0; ntrip--) {
+        int32_t tot[GF_C1P_R][3], c0, p;
+        const XT *xp = x;
+        const int8_t *wq = wt;
+        int r;
+        for (c0 = 0; c0 < C; c0 += GF_C1P_CMAX) {
+            const int8_t *wend = wq + (size_t)GF_C1P_R * (C - c0 < GF_C1P_CMAX ? C - c0 : GF_C1P_CMAX);
+            uint32_t A[GF_C1P_R], B[GF_C1P_R];
+            GF_C1P_FIRST(sx);
+            wq += GF_C1P_R;
+            while (wq != wend) {
+                GF_C1P_STEP(0, sx);
+                wq += GF_C1P_R;
+            }
+            GF_UNROLL for (r = 0; r < GF_C1P_R; r++) {
+                GF_C1P_DECODE(r, s0_, s1_, s2_);
+                if (c0 == 0) {
+                    tot[r][0] = s0_, tot[r][1] = s1_, tot[r][2] = s2_;
+                } else {
+                    tot[r][0] += s0_, tot[r][1] += s1_, tot[r][2] += s2_;
+                }
+            }
+        }
+        for (r = 0; r < GF_C1P_R; r++)
+            for (p = 0; p < 3; p++)
+                yo[(size_t)r * ohw + p] = (uint8_t)gf_rqc_apply(&rcs[r], tot[r][p]);
+        x += 3 * sx;
+        yo += 3;
+    }
+}
+
+static GF_NOINLINE void GF_S(gf_c1p_n1)(const XT *x, int32_t hw, const int8_t *wt, int32_t C, const gf_rqc_t *rcs,
+                                         uint8_t *yo, int32_t ntrip, size_t ohw)
+{
+    GF_S(gf_c1p_bodyn)(x, hw, wt, C, 1, rcs, yo, ntrip, ohw);
+}
+
+static GF_NOINLINE void GF_S(gf_c1p_n2)(const XT *x, int32_t hw, const int8_t *wt, int32_t C, const gf_rqc_t *rcs,
+                                         uint8_t *yo, int32_t ntrip, size_t ohw)
+{
+    GF_S(gf_c1p_bodyn)(x, hw, wt, C, 2, rcs, yo, ntrip, ohw);
 }
 
 static GF_NOINLINE void GF_S(gf_c1p_s1)(const XT *x, int32_t hw, const int8_t *wt, int32_t C, const gf_rqc_t *rcs,
@@ -663,55 +722,71 @@ static void GF_S(gf_c1p_run)(const XT *x, int32_t n, int32_t hw, const int8_t *w
 {
     const int32_t nt = n / 3;
     if (nt > 0) {
-        if (sx == 1)
+        if (C > GF_C1P_CMAX) {
+            if (sx == 1)
+                GF_S(gf_c1p_n1)(x, hw, wt, C, rcs, yo, nt, ohw);
+            else
+                GF_S(gf_c1p_n2)(x, hw, wt, C, rcs, yo, nt, ohw);
+        } else if (sx == 1) {
             GF_S(gf_c1p_s1)(x, hw, wt, C, rcs, yo, nt, ohw);
-        else
+        } else {
             GF_S(gf_c1p_s2)(x, hw, wt, C, rcs, yo, nt, ohw);
+        }
     }
     if (n > 3 * nt)
         GF_S(gf_c1p_tail)(x + (size_t)3 * nt * sx, hw, wt, C, sx, n - 3 * nt, rcs, yo + 3 * nt, ohw);
 }
 
-static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
-                              const gf_requant_t *rq, void *y)
+/* Output channels 0 .. 8*floor(O/8)-1 with the 3-in-2 blocks (requantized output, 1 <= C <=
+ * GF_C1P_CBUF, sx <= 2). */
+static GF_NOINLINE void GF_S(gf_conv1x1_p)(const XT *x, const int8_t *w, const int32_t *bias,
+                                            const gf_conv_shape_t *s, const gf_requant_t *rq, void *y)
 {
     const int32_t C = s->c, hw = s->h * s->w;
     const size_t ohw = (size_t)s->oh * s->ow;
+    const int flat = s->sy == 1 && s->sx == 1 && s->oh == s->h && s->ow == s->w;
+    int8_t wt[GF_C1P_R * GF_C1P_CBUF];
+    gf_rqc_t rcs[GF_C1P_R];
+    int32_t o, c, r, oy;
+    for (o = 0; o + GF_C1P_R <= s->o; o += GF_C1P_R) {
+        uint8_t *yo = (uint8_t *)y + (size_t)o * ohw;
+        for (r = 0; r < GF_C1P_R; r++)
+            gf_rqc_init_bias(&rcs[r], rq, gf_rq_channel(rq, o + r), gf_bias(bias, o + r));
+        for (r = 0; r < GF_C1P_R; r++) { /* wt[c * 8 + r] = w[o + r][c] */
+            const int8_t *wr = w + (size_t)(o + r) * C, *wr4 = wr + (C & ~3);
+            int8_t *d = wt + r;
+            for (; wr != wr4; wr += 4, d += 4 * GF_C1P_R) {
+                const int8_t w0 = wr[0], w1 = wr[1], w2 = wr[2], w3 = wr[3];
+                d[0] = w0;
+                d[GF_C1P_R] = w1;
+                d[2 * GF_C1P_R] = w2;
+                d[3 * GF_C1P_R] = w3;
+            }
+            for (c = C & ~3; c < C; c++, d += GF_C1P_R)
+                *d = *wr++;
+        }
+        if (flat) {
+            GF_S(gf_c1p_run)(x, hw, hw, wt, C, 1, rcs, yo, ohw);
+        } else {
+            for (oy = 0; oy < s->oh; oy++)
+                GF_S(gf_c1p_run)(x + (size_t)oy * s->sy * s->w, s->ow, hw, wt, C, s->sx, rcs,
+                                 yo + (size_t)oy * s->ow, ohw);
+        }
+    }
+}
+
+static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
+                              const gf_requant_t *rq, void *y)
+{
+    const int32_t C = s->c;
     int32_t o = 0;
     if (s->sx > 2 || 4 * C > GF_CONV_WBUF_BYTES) {
         GF_S(gf_conv_general)(x, w, bias, s, rq, y);
         return;
     }
-    if (rq && C >= 1 && C <= GF_C1P_CMAX && s->o >= GF_C1P_R) {
-        const int flat = s->sy == 1 && s->sx == 1 && s->oh == s->h && s->ow == s->w;
-        int8_t wt[GF_C1P_R * 64];
-        gf_rqc_t rcs[GF_C1P_R];
-        int32_t c, r, oy;
-        for (; o + GF_C1P_R <= s->o; o += GF_C1P_R) {
-            uint8_t *yo = (uint8_t *)y + (size_t)o * ohw;
-            for (r = 0; r < GF_C1P_R; r++)
-                gf_rqc_init_bias(&rcs[r], rq, gf_rq_channel(rq, o + r), gf_bias(bias, o + r));
-            for (r = 0; r < GF_C1P_R; r++) { /* wt[c * 8 + r] = w[o + r][c] */
-                const int8_t *wr = w + (size_t)(o + r) * C, *wr4 = wr + (C & ~3);
-                int8_t *d = wt + r;
-                for (; wr != wr4; wr += 4, d += 4 * GF_C1P_R) {
-                    const int8_t w0 = wr[0], w1 = wr[1], w2 = wr[2], w3 = wr[3];
-                    d[0] = w0;
-                    d[GF_C1P_R] = w1;
-                    d[2 * GF_C1P_R] = w2;
-                    d[3 * GF_C1P_R] = w3;
-                }
-                for (c = C & ~3; c < C; c++, d += GF_C1P_R)
-                    *d = *wr++;
-            }
-            if (flat) {
-                GF_S(gf_c1p_run)(x, hw, hw, wt, C, 1, rcs, yo, ohw);
-            } else {
-                for (oy = 0; oy < s->oh; oy++)
-                    GF_S(gf_c1p_run)(x + (size_t)oy * s->sy * s->w, s->ow, hw, wt, C, s->sx, rcs,
-                                     yo + (size_t)oy * s->ow, ohw);
-            }
-        }
+    if (rq && C >= 1 && C <= GF_C1P_CBUF && s->o >= GF_C1P_R) {
+        GF_S(gf_conv1x1_p)(x, w, bias, s, rq, y);
+        o = s->o & ~(GF_C1P_R - 1);
     }
     if (o < s->o)
         GF_S(gf_conv1x1_44)(x, w, bias, s, rq, y, o);
@@ -839,20 +914,6 @@ static void GF_S(gf_dw3_pixel)(const XT *xc, const int8_t *wc, const gf_conv_sha
         B += k12 * v_, Bn += k10 * v_;                                                             \
         v_ = GF_DWS_V(4, (off) + 1);                                                               \
         B += k22 * v_, Bn += k20 * v_;                                                             \
-        yb[yo] = GF_DWSK_RQ(B);                                                                     \
-    } while (0)
-
-#define GF_DWS2R_FIN(A, B, off, yo)                                                                \
-    do {                                                                                           \
-        int32_t v_ = GF_DWS_V(2, off);                                                             \
-        A += k01 * GF_DWS_V(0, off) + k11 * GF_DWS_V(1, off) + k21 * v_;                           \
-        B += k01 * v_ + k11 * GF_DWS_V(3, off) + k21 * GF_DWS_V(4, off);                           \
-        if (!zr) {                                                                                 \
-            v_ = GF_DWS_V(2, (off) + 1);                                                           \
-            A += k02 * GF_DWS_V(0, (off) + 1) + k12 * GF_DWS_V(1, (off) + 1) + k22 * v_;           \
-            B += k02 * v_ + k12 * GF_DWS_V(3, (off) + 1) + k22 * GF_DWS_V(4, (off) + 1);           \
-        }                                                                                          \
-        ya[yo] = GF_DWSK_RQ(A);                                                                    \
         yb[yo] = GF_DWSK_RQ(B);                                                                     \
     } while (0)
 

@@ -46,7 +46,6 @@ void gf_rqc_init_bias(gf_rqc_t *c, const gf_requant_t *rq, int32_t ch, int32_t b
     gf_rqc_set(c, rq, rq->m[ch], rq->sh[ch], o);
 }
 
-
 GF_NOINLINE int32_t gf_rqc_slow(const gf_rqc_t *c, int32_t q)
 {
     /* wrapping add: with a folded bias (gf_rqc_init_bias) the sum equals o + acc*m of the contract */

@@ -60,6 +60,7 @@ typedef struct {
     uint32_t buf_in, buf_in2, buf_w, buf_p, buf_out; /* bytes of one L1 buffer of each operand */
     int32_t w_resident, p_resident, in_resident;     /* loaded once per layer, single buffer */
     int32_t cores;                        /* compute cores to fork */
+    int32_t single_buffer;                /* several tiles but one buffer each: no overlap of DMA and compute */
     uint32_t fault;
 } gf_layer_t;
 

@@ -587,7 +587,7 @@ static void tile_loop(void *arg)
         if (core == 0) {
             if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
                 q_wait(&R->load_q[b]);
-            if (t + 1 < nt)
+            if (t + 1 < nt && !L->single_buffer)
                 load_tile(R, t + 1, b ^ 1);
         }
         if (!(L->fault & GF_FAULT_NO_BARRIER))
@@ -602,9 +602,16 @@ static void tile_loop(void *arg)
             compute_eltwise(R, &T, b, core, ncores);
         pi_cl_team_barrier(); /* every core finished writing tile t */
         if (core == 0) {
-            if (t > 0)
-                q_wait(&R->store_q[b ^ 1]);
-            store_tile(R, t, b);
+            if (L->single_buffer) { /* one buffer per operand: store, then load the next tile into it */
+                store_tile(R, t, 0);
+                q_wait(&R->store_q[0]);
+                if (t + 1 < nt)
+                    load_tile(R, t + 1, 0);
+            } else {
+                if (t > 0)
+                    q_wait(&R->store_q[b ^ 1]);
+                store_tile(R, t, b);
+            }
         }
     }
     if (core == 0) {
@@ -639,7 +646,7 @@ static void setup(gf_run_t *R, const gf_layer_t *L, const gf_operands_t *ops)
     R->L = L;
     R->ops = ops;
     R->ntiles = gf_layer_tiles(L);
-    int nb = R->ntiles > 1 ? 2 : 1;
+    int nb = R->ntiles > 1 && !L->single_buffer ? 2 : 1;
     R->bytes[OP_IN] = L->buf_in;
     R->bytes[OP_IN2] = L->buf_in2;
     R->bytes[OP_W] = L->buf_w;
