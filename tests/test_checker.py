@@ -3,7 +3,9 @@
 import json
 
 import pytest
-from conftest import DEPLOYABLE, NOT_DEPLOYABLE, run_tool
+from conftest import DEPLOYABLE, NOT_DEPLOYABLE, run_tool, source
+
+from gapforge.compat import check_model
 
 BAD_MODELS = '''
 import torch, torch.nn as nn
@@ -83,7 +85,14 @@ def model_file(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", DEPLOYABLE)
-def test_deployable_networks_pass(name, tmp_path):
+def test_deployable_networks_pass(name):
+    rep = check_model(source(name)).to_json()
+    assert rep["deployable"] is True and rep["summary"]["unsupported"] == 0, rep
+    assert rep["summary"]["supported"] > 0
+
+
+@pytest.mark.parametrize("name", ["resnet_block", "thirdparty_mobilenet_v1"])
+def test_checker_cli_on_deployable_networks(name, tmp_path):
     out = tmp_path / "r.json"
     r = run_tool("check_model_compatibility", "--test-network", name, "--json-out", str(out))
     assert r.returncode == 0, r.stdout + r.stderr
