@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from codegen.memory import Buffer, MemoryPlan, align, plan_arena
+from codegen.packing import pack_rows, packed_bits
 from gapforge import ir
 from gapforge.errors import GapforgeError
 from gapforge.plan import Plan, Requant, Step
@@ -87,6 +88,8 @@ class CallRec:
     shape: tuple[int, ...] | None = None  # gf_conv_shape_t initializer, referenced as &s_<ident>
     rq: RequantRec | None = None
     macs: int = 0
+    w_bits: int = 8  # weight container bits in params.bin (8, or 4 / 2 when packed for gap9)
+    w_row_bytes: int = 0  # bytes per output channel of the (packed) weight region
     cat_blocks: tuple[int, ...] | None = None  # concat: bytes per outer block of each input
     perm: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # permute: (shape4, perm4)
 
@@ -160,11 +163,12 @@ def _inner(t: ir.TensorInfo, axis: int | None) -> int:
     return int(math.prod(t.shape[axis + 1:]))
 
 
-def build_program(plan: Plan, case_dir: Path, offset_of=None) -> Program:
+def build_program(plan: Plan, case_dir: Path, offset_of=None, pack_weights: bool = False) -> Program:
     """Turn ``plan`` into kernel calls; golden tensors come from ``case_dir`` (a test case).
 
     ``offset_of(tensor)`` overrides the buffer offsets of the single-arena memory plan (the GAP9
-    target places buffers in separate L2 and L3 arenas).
+    target places buffers in separate L2 and L3 arenas); ``pack_weights`` stores sub-8-bit weights
+    packed (codegen/packing.py; the GAP9 executor unpacks them in L1).
     """
     net = plan.net
     meta_dir = case_dir / "intermediate_int8"
@@ -191,7 +195,7 @@ def build_program(plan: Plan, case_dir: Path, offset_of=None) -> Program:
                                          ELEM_BYTES[t.dtype], t.numel, gname, zlib.crc32(raw))
     memory = _plan_memory(plan, tensors)
     offset = offset_of or memory.offset
-    calls = [_call(i, step, plan, tensors, offset, blob) for i, step in enumerate(plan.steps)]
+    calls = [_call(i, step, plan, tensors, offset, blob, pack_weights) for i, step in enumerate(plan.steps)]
     inputs = [tensors[s.output] for s in plan.steps if s.kind == "quantize"]
     case = int(case_dir.name.rsplit("_", 1)[-1]) if case_dir.name.startswith("test_case_") else 0
     return Program(net.name, calls, blob.regions, bytes(blob.data), memory, inputs, case, golden_files)
@@ -231,7 +235,15 @@ def _requant(blob: _Blob, ident: str, rq: Requant) -> RequantRec:
         channels=rq.channels, zp=rq.zp, lo=rq.lo, hi=rq.hi)
 
 
-def _call(i: int, step: Step, plan: Plan, tensors: dict[str, TensorRec], offset, blob: _Blob) -> CallRec:
+def _weights(blob: _Blob, ident: str, op, w: np.ndarray, pack: bool) -> tuple[Region, int, int]:
+    """The weight region, its container bits and bytes per output channel."""
+    bits = packed_bits(op.params["weight"].bit_width) if pack else 8
+    packed = pack_rows(w, bits)
+    return blob.add(f"{ident}.w", packed if bits < 8 else w.astype(np.int8)), bits, packed.shape[1]
+
+
+def _call(i: int, step: Step, plan: Plan, tensors: dict[str, TensorRec], offset, blob: _Blob,
+          pack: bool = False) -> CallRec:
     net = plan.net
     out_t = net.tensors[step.output]
     ident = c_ident(step.output)
@@ -253,26 +265,26 @@ def _call(i: int, step: Step, plan: Plan, tensors: dict[str, TensorRec], offset,
         return CallRec(kernel="", args=(), **base)
     if step.kind == "conv2d":
         op = net.op_by_name(step.main_op)
-        w = blob.add(f"{ident}.w", net.param(op, "weight").astype(np.int8))
+        w, wbits, wrow = _weights(blob, ident, op, net.param(op, "weight"), pack)
         b = blob.add(f"{ident}.b", net.param(op, "bias").astype(np.int32)) if "bias" in op.params else None
         x = net.tensors[op.inputs[0]]
         shape = _conv_shape(x, net.tensors[op.outputs[0]], a)
         kernel = choose_conv_kernel(a, shape[0], shape[3])
         macs = out_t.numel * int(np.prod(op.params["weight"].shape[1:]))
-        return CallRec(kernel=kernel, shape=shape, macs=macs, args=(
+        return CallRec(kernel=kernel, shape=shape, macs=macs, w_bits=wbits, w_row_bytes=wrow, args=(
             X[0], T[0], f"(const int8_t *)(P + {w.offset})", f"(const int32_t *)(P + {b.offset})" if b else "NULL",
             f"&s_{ident}", rq_arg, Y), **base)
     if step.kind == "linear":
         op = net.op_by_name(step.main_op)
         wt = net.param(op, "weight")
-        w = blob.add(f"{ident}.w", wt.astype(np.int8))
+        w, wbits, wrow = _weights(blob, ident, op, wt, pack)
         b = blob.add(f"{ident}.b", net.param(op, "bias").astype(np.int32)) if "bias" in op.params else None
         k, o = wt.shape[1], wt.shape[0]
         rows = net.tensors[op.inputs[0]].numel // k
         if rows != 1:
             raise GapforgeError(f"linear '{step.main_op}' over {rows} rows: only a single row per sample is "
                                 "supported by the device code yet")
-        return CallRec(kernel="gf_linear", macs=k * o, args=(
+        return CallRec(kernel="gf_linear", macs=k * o, w_bits=wbits, w_row_bytes=wrow, args=(
             X[0], T[0], f"(const int8_t *)(P + {w.offset})", f"(const int32_t *)(P + {b.offset})" if b else "NULL",
             str(k), str(o), rq_arg, Y), **base)
     if step.kind in ("maxpool2d", "avgpool2d", "trunc_avgpool2d"):

@@ -19,10 +19,7 @@ from gapforge.plan import build_plan
 from tools.run_generated import run_project
 
 KIB = 1024
-# 11.2 M weights of 4/2 bits, stored one per byte (sub-byte packing is not implemented): more than the
-# 8 MiB of L3 in the hardware model. The planner must say so clearly instead of failing on the device.
-L3_TOO_SMALL = ["thirdparty_resnet18_4w4a", "thirdparty_resnet18_2w2a"]
-GAP9_NETS = [n for n in DEPLOYABLE if n not in L3_TOO_SMALL]
+GAP9_NETS = DEPLOYABLE
 
 
 def _gap9(golden, name, tmp_path, l1=None, l2=None, fault="none", tile_l1=None, **run):
@@ -59,11 +56,45 @@ def test_bit_exact_with_16k_l1(name, golden, tmp_path):
     assert all(r["l1_bytes"] <= 16 * KIB for r in plan["gap9"]["layers"])
 
 
-@pytest.mark.parametrize("name", L3_TOO_SMALL)
-def test_models_larger_than_l3_are_refused_clearly(name, golden, tmp_path):
-    r = run_tool("generate_c_code", "--network", str(golden(name)), "--out", str(tmp_path / "p"), "--target", "gap9")
-    assert r.returncode == 2 and "more than the 8388608 bytes of L3" in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "p").exists()
+def test_sub_byte_weights_are_packed_to_fit_l3(golden, tmp_path):
+    """11.2 M weights of 4 bits: 11.2 MB one per byte (more than the 8 MiB L3), 5.6 MB packed."""
+    g, passed, res, proj = _gap9(golden, "thirdparty_resnet18_4w4a", tmp_path, l1=128 * KIB, l2=1536 * KIB)
+    plan = _assert_exact(passed, res, proj)
+    assert plan["gap9"]["params_level"] == "L3"
+    assert 11_000_000 / 2 < len(g.program.params) < 8 * 1024 * KIB
+    packed = [c for c in g.program.calls if c.w_bits == 4]
+    assert len(packed) >= 16 and all(t.buffers.get("wp") for t, c in zip(g.tiles, g.program.calls) if c.w_bits == 4)
+
+
+def test_packing_round_trip_and_layout():
+    import numpy as np
+
+    from codegen.packing import pack_rows, row_bytes, unpack_rows
+    rng = np.random.default_rng(0)
+    for bits, lo, hi in ((4, -8, 8), (2, -2, 2)):
+        for k in (1, 3, 9, 16, 27):
+            w = rng.integers(lo, hi, size=(6, k))
+            packed = pack_rows(w, bits)
+            assert packed.shape == (6, row_bytes(k, bits)) and (unpack_rows(packed, k, bits) == w).all()
+    assert pack_rows(np.array([[1, -1, -8, 7]]), 4).tolist() == [[0xF1, 0x78]]  # low nibble first
+
+
+def test_model_larger_than_l3_is_refused_clearly(golden):
+    from dataclasses import replace
+
+    from codegen.gap9.hw import Budgets
+    from codegen.gap9.placement import PlacementError, place
+    from codegen.gap9.tiling import tile_step
+    from codegen.program import build_program
+    from gapforge.errors import GapforgeError
+    d = golden("big_mlp_l3")
+    plan = build_plan(ir.load(d))
+    prog = build_program(plan, d / "test_cases" / "test_case_1", pack_weights=True)
+    small = Budgets(replace(DEFAULT, l3_size=1024 * KIB), DEFAULT.l1_budget, DEFAULT.l2_budget)
+    tiles = [tile_step(s, plan.net, small, pack=True) for s in plan.steps]
+    with pytest.raises(PlacementError) as err:
+        place(prog, plan, tiles, small)
+    assert isinstance(err.value, GapforgeError) and "more than the 1048576 bytes of L3" in err.value.one_line()
 
 
 def test_weights_beyond_l2_are_streamed_from_l3(golden, tmp_path):

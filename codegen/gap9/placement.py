@@ -63,9 +63,9 @@ def _bounce(tp: TilePlan, levels: dict[str, str], params_level: str) -> int:
     total = 0
     nb = 2 if tp.double_buffered else 1
     for key, size in tp.buffers.items():
-        if not size:
+        if not size or (key == "w" and tp.buffers.get("wp")):  # packed: only wp is transferred
             continue
-        lvl = params_level if key in ("w", "p") else levels.get(key, L2)
+        lvl = params_level if key in ("w", "wp", "p") else levels.get(key, L2)
         if lvl == L3:
             total += (1 if key in tp.resident else nb) * align(size)
     return total

@@ -59,6 +59,9 @@ class LayerRec:
     buf_w: int
     buf_p: int
     buf_out: int
+    buf_wp: int
+    w_bits: int
+    w_row_bytes: int
     w_resident: int
     p_resident: int
     in_resident: int
@@ -117,10 +120,10 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
     """``tile_l1_budget`` (tests only) plans tiles for a different L1 budget than the one recorded."""
     budgets: Budgets = DEFAULT.with_budgets(l1_budget, l2_budget)
     tiling_budgets = DEFAULT.with_budgets(tile_l1_budget or budgets.l1, budgets.l2)
-    generic = build_program(plan, case_dir)
-    tiles = [tile_step(step, plan.net, tiling_budgets) for step in plan.steps]
+    generic = build_program(plan, case_dir, pack_weights=True)
+    tiles = [tile_step(step, plan.net, tiling_budgets, pack=True) for step in plan.steps]
     placement = place(generic, plan, tiles, budgets)
-    program = build_program(plan, case_dir, offset_of=lambda t: placement.offset_of(generic, t))
+    program = build_program(plan, case_dir, offset_of=lambda t: placement.offset_of(generic, t), pack_weights=True)
     layers, outputs = {}, {}
     for call, step, tp in zip(program.calls, plan.steps, tiles):
         outputs[call.index] = _loc(placement, program, call.name)
@@ -153,7 +156,8 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             tile_co=tp.tile.get("co", 0), tile_oh=tp.tile.get("oh", 0), tile_ow=tp.tile.get("ow", 0),
             tile_planes=tp.tile.get("planes", 0), tile_elems=tp.tile.get("elems", 0),
             buf_in=tp.buffers.get("in", 0), buf_in2=tp.buffers.get("in2", 0), buf_w=tp.buffers.get("w", 0),
-            buf_p=tp.buffers.get("p", 0), buf_out=tp.buffers.get("out", 0),
+            buf_p=tp.buffers.get("p", 0), buf_out=tp.buffers.get("out", 0), buf_wp=tp.buffers.get("wp", 0),
+            w_bits=call.w_bits, w_row_bytes=call.w_row_bytes,
             w_resident=int("w" in tp.resident), p_resident=int("p" in tp.resident),
             in_resident=int("in" in tp.resident), cores=DEFAULT.compute_cores,
             single_buffer=int(tp.n_tiles > 1 and not tp.double_buffered), fault=FAULTS[fault])

@@ -24,6 +24,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from codegen.gap9.hw import Budgets, align
+from codegen.packing import packed_bits, row_bytes
 from gapforge import ir
 from gapforge.errors import GapforgeError
 from gapforge.plan import Step
@@ -97,8 +98,9 @@ class ConvGeometry:
     coupled: bool  # input channels follow output channels (depthwise, pooling)
     eb_in: int
     eb_out: int
-    w_per_channel: int  # weight bytes per output channel (0: no weights)
+    w_per_channel: int  # unpacked weight bytes per output channel (0: no weights)
     params: ParamSpec
+    w_packed_per_channel: int = 0  # packed bytes per output channel when weights are sub-byte packed
 
     @property
     def og(self) -> int:
@@ -141,7 +143,18 @@ class ParamSpec:
         return (n * 4 if self.bias else 0) + (self.sources * rq * 4 + rq + rq * 8 if self.sources else 0)
 
 
-def conv_geometry(step: Step, net: ir.Network) -> ConvGeometry:
+def weight_packing(step: Step, net: ir.Network, pack: bool) -> int:
+    """Packed bytes per output channel of the step's weights (0: stored one per byte)."""
+    if not pack or step.kind not in ("conv2d", "linear"):
+        return 0
+    op = net.op_by_name(step.main_op)
+    bits = packed_bits(op.params["weight"].bit_width)
+    if bits == 8:
+        return 0
+    return row_bytes(int(math.prod(op.params["weight"].shape[1:])), bits)
+
+
+def conv_geometry(step: Step, net: ir.Network, pack: bool = False) -> ConvGeometry:
     op = net.op_by_name(step.main_op)
     x = net.tensors[op.inputs[0]]
     y = net.tensors[step.output]
@@ -158,7 +171,7 @@ def conv_geometry(step: Step, net: ir.Network) -> ConvGeometry:
     if step.kind == "conv2d":
         w_pc = (c // groups) * kh * kw
     return ConvGeometry(c, h, w, o, oh, ow, kh, kw, sy, sx, pt, pl, dy, dx, groups, coupled,
-                        ELEM[x.dtype], ELEM[y.dtype], w_pc, param_spec(step, net))
+                        ELEM[x.dtype], ELEM[y.dtype], w_pc, param_spec(step, net), weight_packing(step, net, pack))
 
 
 def param_spec(step: Step, net: ir.Network) -> ParamSpec:
@@ -181,23 +194,26 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, cores: int, single
     in_buf = g.cin(tco) * max(r[1] for r in rows) * max(c[1] for c in cols) * g.eb_in
     out_buf = tco * toh * tow * g.eb_out
     w_buf = tco * g.w_per_channel
+    wp_buf = tco * g.w_packed_per_channel  # packed weights land here and are unpacked into w
     p_buf = g.params.l1_bytes(tco)
     resident = []
     if len(cos) == 1:
-        resident = [k for k, v in (("w", w_buf), ("p", p_buf)) if v]
+        resident = [k for k, v in (("w", w_buf), ("wp", wp_buf), ("p", p_buf)) if v]
     nbuf = 2 if n_tiles > 1 and not single else 1
     l1 = nbuf * (align(in_buf) + align(out_buf))
-    l1 += sum((1 if k in resident else nbuf) * align(v) for k, v in (("w", w_buf), ("p", p_buf)) if v)
+    l1 += sum((1 if k in resident else nbuf) * align(v) for k, v in (("w", w_buf), ("wp", wp_buf), ("p", p_buf))
+              if v)
+    w_payload = g.w_packed_per_channel or g.w_per_channel
     sum_cin = sum(g.cin(n) for n in cos)
     n_sp = len(ohs) * len(ows)
     dma = {
         "in": sum_cin * sum(r[1] for r in rows) * sum(c[1] for c in cols) * g.eb_in,
-        "w": g.o * g.w_per_channel * (1 if "w" in resident else n_sp),
+        "w": g.o * w_payload * (1 if "w" in resident else n_sp),
         "p": sum(g.params.payload(n) for n in cos) * (1 if "p" in resident else n_sp),
         "out": g.o * g.oh * g.ow * g.eb_out,
     }
     plan = TilePlan("", "conv", {"co": tco, "oh": toh, "ow": tow}, [len(cos), len(ohs), len(ows)], n_tiles,
-                    {"in": in_buf, "w": w_buf, "p": p_buf, "out": out_buf}, nbuf == 2, resident, l1, dma,
+                    {"in": in_buf, "w": w_buf, "wp": wp_buf, "p": p_buf, "out": out_buf}, nbuf == 2, resident, l1, dma,
                     min(cores, _units(g, tco)))
     return plan, (sum(dma.values()), n_tiles, -plan.cores)
 
@@ -241,8 +257,8 @@ def _search_pass(evaluate, candidates, budget: int, what: str, single: bool) -> 
     return best[0]
 
 
-def tile_conv(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
-    g = conv_geometry(step, net)
+def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
+    g = conv_geometry(step, net, pack)
     cores = budgets.hw.compute_cores
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
@@ -258,23 +274,24 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
 
 
 # -- linear ----------------------------------------------------------------------------
-def tile_linear(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
+def tile_linear(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
     op = net.op_by_name(step.main_op)
     x, y = net.tensors[op.inputs[0]], net.tensors[step.output]
     k = x.shape[-1]
     o = y.shape[-1]
     eb_in, eb_out = ELEM[x.dtype], ELEM[y.dtype]
     ps = param_spec(step, net)
+    wrow = weight_packing(step, net, pack)
     cores = budgets.hw.compute_cores
 
     def evaluate(tco, single):
         cos = _tile_sizes(o, tco)
         n = len(cos)
         nbuf = 2 if n > 1 and not single else 1
-        bufs = {"in": k * eb_in, "w": tco * k, "p": ps.l1_bytes(tco), "out": tco * eb_out}
-        resident = ["in"] + (["w", "p"] if n == 1 else [])
+        bufs = {"in": k * eb_in, "w": tco * k, "wp": tco * wrow, "p": ps.l1_bytes(tco), "out": tco * eb_out}
+        resident = ["in"] + (["w", "wp", "p"] if n == 1 else [])
         l1 = sum((1 if name in resident else nbuf) * align(v) for name, v in bufs.items() if v)
-        dma = {"in": k * eb_in, "w": o * k, "p": sum(ps.payload(c) for c in cos), "out": o * eb_out}
+        dma = {"in": k * eb_in, "w": o * (wrow or k), "p": sum(ps.payload(c) for c in cos), "out": o * eb_out}
         plan = TilePlan(step.output, "linear", {"co": tco}, [n], n, bufs, nbuf == 2, resident, l1, dma,
                         min(cores, tco))
         return plan, (sum(dma.values()), n, -plan.cores)
@@ -339,14 +356,15 @@ def fc_plan(step: Step) -> TilePlan:
     return TilePlan(step.output, "fc", {}, [], 0, {}, False, [], 0, {}, 0)
 
 
-def tile_step(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
+def tile_step(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
+    """Tile plan of one step; ``pack``: sub-8-bit weights arrive packed (codegen/packing.py)."""
     if step.kind in CONV_LIKE:
-        return tile_conv(step, net, budgets)
+        return tile_conv(step, net, budgets, pack)
     if step.kind == "linear":
         op = net.op_by_name(step.main_op)
         if net.tensors[op.inputs[0]].numel != net.tensors[op.inputs[0]].shape[-1]:
             raise TilingError(f"linear '{step.output}' over several rows is not supported on gap9 yet")
-        return tile_linear(step, net, budgets)
+        return tile_linear(step, net, budgets, pack)
     if step.kind in ELTWISE:
         return tile_eltwise(step, net, budgets)
     return fc_plan(step)

@@ -58,6 +58,8 @@ typedef struct {
     int32_t tile_co, tile_oh, tile_ow;    /* conv / linear output tile */
     int32_t tile_planes, tile_elems;      /* element-wise tile */
     uint32_t buf_in, buf_in2, buf_w, buf_p, buf_out; /* bytes of one L1 buffer of each operand */
+    uint32_t buf_wp;                      /* packed weights staging buffer (0: weights not packed) */
+    int32_t w_bits, w_row_bytes;          /* weight container bits (8, 4, 2) and bytes per output channel */
     int32_t w_resident, p_resident, in_resident;     /* loaded once per layer, single buffer */
     int32_t cores;                        /* compute cores to fork */
     int32_t single_buffer;                /* several tiles but one buffer each: no overlap of DMA and compute */

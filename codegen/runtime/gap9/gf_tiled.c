@@ -19,7 +19,9 @@
 #define GF_DMA_MAX 65535u
 #define GF_ALIGN(n) (((n) + 7u) & ~7u)
 
-enum { OP_IN = 0, OP_IN2, OP_W, OP_P, OP_OUT, OP_N };
+/* OP_W holds the weights the kernels read (int8); sub-byte packed weights (codegen/packing.py)
+ * are transferred into OP_WP and unpacked into OP_W in L1. */
+enum { OP_IN = 0, OP_IN2, OP_W, OP_P, OP_OUT, OP_WP, OP_N };
 
 typedef struct {
     pi_cl_dma_cmd_t cmd[GF_MAX_CMDS];
@@ -381,13 +383,44 @@ static void load_params(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
     }
 }
 
+static uint32_t weights_per_channel(const gf_layer_t *L)
+{
+    return L->tiling == GF_TILING_LINEAR ? (uint32_t)L->k : (uint32_t)(L->s.c / L->s.groups * L->s.kh * L->s.kw);
+}
+
 static void load_weights(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
 {
     const gf_layer_t *L = R->L;
-    uint32_t per = L->tiling == GF_TILING_LINEAR ? (uint32_t)L->k
-                                                : (uint32_t)(L->s.c / L->s.groups * L->s.kh * L->s.kw);
-    load_flat(R, q, &R->ops->params, (uint32_t)L->w_off + (uint32_t)T->co0 * per, R->l1[b][OP_W], R->bounce[b][OP_W],
+    int k = L->buf_wp ? OP_WP : OP_W;
+    uint32_t per = L->buf_wp ? (uint32_t)L->w_row_bytes : weights_per_channel(L);
+    load_flat(R, q, &R->ops->params, (uint32_t)L->w_off + (uint32_t)T->co0 * per, R->l1[b][k], R->bounce[b][k],
               (uint32_t)T->con * per);
+}
+
+/* Unpack `rows` rows of packed weights (w_bits bits each, sign-extended, least significant first,
+ * each row padded to w_row_bytes) into int8 rows of weights_per_channel() values. */
+static void unpack_rows(const gf_layer_t *L, const uint8_t *src, int8_t *dst, int32_t rows)
+{
+    uint32_t k = weights_per_channel(L), bits = (uint32_t)L->w_bits, per = 8u / bits;
+    int32_t up = 32 - (int32_t)bits;
+    for (int32_t r = 0; r < rows; r++) {
+        const uint8_t *s = src + (uint32_t)r * (uint32_t)L->w_row_bytes;
+        int8_t *d = dst + (uint32_t)r * k;
+        for (uint32_t j = 0; j < k; j++) {
+            uint32_t v = (uint32_t)s[j / per] >> (bits * (j % per));
+            d[j] = (int8_t)((int32_t)(v << up) >> up); /* sign-extend the low `bits` bits */
+        }
+    }
+}
+
+/* Unpack the weight rows [co0, co0 + con) of the tile in buffer b (each core its own rows). */
+static void unpack_tile_rows(gf_run_t *R, int b, int32_t co0, int32_t con)
+{
+    const gf_layer_t *L = R->L;
+    if (!L->buf_wp || L->w_resident)
+        return;
+    unpack_rows(L, R->l1[b][OP_WP] + (uint32_t)co0 * (uint32_t)L->w_row_bytes,
+                (int8_t *)R->l1[b][OP_W] + (uint32_t)co0 * weights_per_channel(L), con);
 }
 
 static void load_tile(gf_run_t *R, int32_t t, int b)
@@ -497,8 +530,10 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     }
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + co0 : NULL;
     const int8_t *w = NULL;
-    if (L->w_off >= 0)
-        w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)co0 * (uint32_t)(L->s.c / L->s.groups * L->s.kh * L->s.kw);
+    if (L->w_off >= 0) {
+        unpack_tile_rows(R, b, co0, con);
+        w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)co0 * weights_per_channel(L);
+    }
     uint8_t *y = R->l1[b][OP_OUT] + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
     gf_dtype_t t = (gf_dtype_t)L->in_t;
     switch (L->op) {
@@ -528,6 +563,7 @@ static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int
         rqp = &rq;
     }
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + u0 : NULL;
+    unpack_tile_rows(R, b, u0, u1 - u0);
     const int8_t *w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)u0 * (uint32_t)L->k;
     uint8_t *y = R->l1[b][OP_OUT] + (uint32_t)(u0 * elem_bytes(L->out_t));
     gf_linear(R->l1[0][OP_IN], (gf_dtype_t)L->in_t, w, bias, L->k, u1 - u0, rqp, y);
@@ -580,6 +616,8 @@ static void tile_loop(void *arg)
         if (L->p_resident)
             load_params(R, &R->load_q[0], &T0, 0);
         q_wait(&R->load_q[0]);
+        if (L->w_resident && L->buf_wp) /* resident packed weights: unpacked once, before any barrier */
+            unpack_rows(L, R->l1[0][OP_WP], (int8_t *)R->l1[0][OP_W], T0.con);
         load_tile(R, 0, 0);
     }
     for (int32_t t = 0; t < nt; t++) {
@@ -652,11 +690,13 @@ static void setup(gf_run_t *R, const gf_layer_t *L, const gf_operands_t *ops)
     R->bytes[OP_W] = L->buf_w;
     R->bytes[OP_P] = L->buf_p;
     R->bytes[OP_OUT] = L->buf_out;
+    R->bytes[OP_WP] = L->buf_wp;
     R->nbuf[OP_IN] = L->buf_in ? (L->in_resident ? 1 : nb) : 0;
     R->nbuf[OP_IN2] = L->buf_in2 ? nb : 0;
     R->nbuf[OP_W] = L->buf_w ? (L->w_resident ? 1 : nb) : 0;
     R->nbuf[OP_P] = L->buf_p ? (L->p_resident ? 1 : nb) : 0;
     R->nbuf[OP_OUT] = L->buf_out ? nb : 0;
+    R->nbuf[OP_WP] = L->buf_wp ? (L->w_resident ? 1 : nb) : 0;
 }
 
 static int operand_in_l3(const gf_run_t *R, int k)
@@ -666,6 +706,7 @@ static int operand_in_l3(const gf_run_t *R, int k)
     case OP_IN: return o->in.level == GF_MEM_L3;
     case OP_IN2: return o->in2.level == GF_MEM_L3;
     case OP_OUT: return o->out.level == GF_MEM_L3;
+    case OP_W: return !R->L->buf_wp && o->params.level == GF_MEM_L3; /* packed: OP_W never leaves L1 */
     default: return o->params.level == GF_MEM_L3;
     }
 }
