@@ -18,16 +18,16 @@ INT64_LIMIT = 2**63
 def rne_shift(v: np.ndarray, sh) -> np.ndarray:
     """Round-half-to-even of ``v / 2^sh`` for int64 ``v`` and ``sh >= 1`` (scalar or broadcastable).
 
-    floor = v >> sh (arithmetic), r = v - floor * 2^sh in [0, 2^sh);
-    result = floor + (r > half or (r == half and floor is odd)).
+    floor = v >> sh (arithmetic), r = v & (2^sh - 1) = v - floor * 2^sh in [0, 2^sh);
+    round up iff r > half or (r == half and floor is odd), i.e. iff r + (floor & 1) > half
+    (integers). No intermediate exceeds the range of v, so this never overflows.
     """
     v = np.asarray(v, dtype=np.int64)
     sh = np.asarray(sh, dtype=np.int64)
+    one = np.int64(1)
     f = v >> sh
-    r = v - (f << sh)
-    half = np.int64(1) << (sh - 1)
-    up = (r > half) | ((r == half) & ((f & 1) == 1))
-    return f + up.astype(np.int64)
+    r = (v & ((one << sh) - one)) + (f & one)
+    return f + (r > (one << (sh - one)))
 
 
 def floor_shift(v: np.ndarray, sh) -> np.ndarray:

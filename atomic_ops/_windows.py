@@ -13,6 +13,14 @@ def pad_nchw(x: np.ndarray, padding, value) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (t, b), (left, r)), constant_values=value)
 
 
+def pad_nhwc(x: np.ndarray, padding, value) -> np.ndarray:
+    """Pad H and W of an NHWC array (any strides); the result is a new C-contiguous NHWC array."""
+    t, left, b, r = padding
+    if not (t or left or b or r):
+        return np.ascontiguousarray(x)
+    return np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)), constant_values=value)
+
+
 def windows(x: np.ndarray, kernel, stride, dilation=(1, 1)) -> np.ndarray:
     """View of shape (N, C, OH, OW, kh, kw) over an already padded NCHW array."""
     kh, kw = kernel

@@ -1,10 +1,11 @@
-"""conv2d: integer 2-D convolution, vectorised through exact float64 BLAS."""
+"""conv2d: integer 2-D convolution, vectorised through exact float BLAS (atomic_ops._gemm)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from atomic_ops._windows import pad_nchw, windows
+from atomic_ops._gemm import cached, exact_float_dtype
+from atomic_ops._windows import pad_nhwc, windows
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, stride, padding, dilation=(1, 1),
@@ -14,27 +15,33 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, stride, paddin
     x: (N, C, H, W) integers, w: (O, C/groups, kh, kw) integers, zero padding
     ``padding = [top, left, bottom, right]``.
 
-    Exactness: the products and partial sums are computed in float64 (BLAS). Every term
-    is an integer and the planner checks ``sum |w| * max|x| + |bias| < 2^31`` per channel, so
-    every partial sum, in any order, is an integer below 2^31 < 2^53 and is represented
-    exactly: the float64 result equals the integer convolution.
+    Exactness: products and partial sums are computed in float32 or float64 (BLAS), chosen by
+    ``exact_float_dtype`` so that every partial sum, in any order, is an integer the format
+    represents exactly (|partial| <= max|x| * max_o sum|w[o]| < 2^24 resp. 2^53; the planner
+    bounds it below 2^31): the float result equals the integer convolution.
+
+    Layout: the padded input is made channel-last once, so each im2col row is a run of
+    contiguous channel values per kernel tap (columns ordered kh, kw, C).
     """
     n, c, _, _ = x.shape
     o, cg, kh, kw = w.shape
-    xp = pad_nchw(x.astype(np.float64), padding, 0.0)
+    ft = exact_float_dtype(x, w)
+    xp = pad_nhwc(x.astype(ft).transpose(0, 2, 3, 1), padding, 0.0).transpose(0, 3, 1, 2)
     win = windows(xp, (kh, kw), stride, dilation)  # N, C, OH, OW, kh, kw
     oh, ow = win.shape[2], win.shape[3]
     og = o // groups
-    wf = w.astype(np.float64)
     if groups == c and cg == 1:  # depthwise (channel multiplier og)
-        wd = wf.reshape(c, og, kh, kw)
+        wd = cached(w, ("dw", ft), lambda: w.astype(ft).reshape(c, og, kh, kw))
         acc = np.einsum("nchwij,cmij->ncmhw", win, wd, optimize=True).reshape(n, o, oh, ow)
     else:
+        # per group: (kh*kw*Cg, og) matrices, columns ordered like the im2col rows
+        mats = cached(w, ("conv", ft, groups), lambda: [
+            np.ascontiguousarray(w[g * og:(g + 1) * og].astype(ft).transpose(2, 3, 1, 0).reshape(kh * kw * cg, og))
+            for g in range(groups)])
         out = []
         for g in range(groups):
-            cols = win[:, g * cg:(g + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, cg * kh * kw)
-            wg = wf[g * og:(g + 1) * og].reshape(og, cg * kh * kw)
-            out.append((cols @ wg.T).reshape(n, oh, ow, og).transpose(0, 3, 1, 2))
+            cols = win[:, g * cg:(g + 1) * cg].transpose(0, 2, 3, 4, 5, 1).reshape(n * oh * ow, kh * kw * cg)
+            out.append((cols @ mats[g]).reshape(n, oh, ow, og).transpose(0, 3, 1, 2))
         acc = out[0] if groups == 1 else np.concatenate(out, axis=1)
     acc = acc.astype(np.int64)
     if bias is not None:

@@ -232,6 +232,7 @@ class Network:
                 raise GapforgeError(
                     f"{path}: shape {list(arr.shape)} dtype {arr.dtype} does not match network_info.json "
                     f"(ops[{op.name}].params.{name}: shape {info.shape} dtype {info.dtype})")
+            arr.setflags(write=False)  # shared by every user of the network (and cached by atomic_ops._gemm)
             self.arrays[info.file] = arr
         return arr
 

@@ -115,6 +115,34 @@ def test_linear_matches_exact():
     assert np.array_equal(atomic_ops.get("linear")(x, w, b), x @ w.T + b)
 
 
+@pytest.mark.parametrize("c", [64, 128])  # bound below / above 2^24: float32 / float64 BLAS
+def test_conv2d_and_linear_exact_on_both_sides_of_the_float32_limit(c):
+    from atomic_ops._gemm import FLOAT32_EXACT, exact_float_dtype
+
+    rng = np.random.default_rng(c)
+    x = np.full((1, c, 5, 5), 127, dtype=np.int64)
+    x[0, 0, 2, 2] = 2  # odd sums above 2^24, where float32 would drop the last bit
+    w = np.full((3, c, 3, 3), 127, dtype=np.int64)
+    w[:, 1:4, 0, 0] = rng.integers(-128, 128, size=(3, 3))
+    big = c * 9 * 127 * 127 >= FLOAT32_EXACT
+    assert exact_float_dtype(x, w) == (np.float64 if big else np.float32)
+    ours = atomic_ops.get("conv2d")(x, w, None, (1, 1), [0, 0, 0, 0], (1, 1), 1)
+    cols = np.lib.stride_tricks.sliding_window_view(x[0], (3, 3), axis=(1, 2))  # c, 3, 3, 3, 3
+    ref = np.einsum("chwij,ocij->ohw", cols.astype(object), w.astype(object))
+    assert np.array_equal(ours[0], ref.astype(np.int64))
+    xl, wl = x[:, :, 1:4, 1:4].reshape(1, -1), w.reshape(3, -1)
+    assert np.array_equal(atomic_ops.get("linear")(xl, wl, None), (xl.astype(object) @ wl.T.astype(object)).astype(np.int64))
+    # read-only weights (as the engine's) have their GEMM copies cached: same results, both paths
+    w_ro = w.copy()
+    w_ro.setflags(write=False)
+    small = np.ones_like(x)
+    for xi in (x, small, x):
+        ours = atomic_ops.get("conv2d")(xi, w_ro, None, (1, 1), [0, 0, 0, 0], (1, 1), 1)
+        ref = np.einsum("chwij,ocij->ohw", np.lib.stride_tricks.sliding_window_view(xi[0], (3, 3), axis=(1, 2))
+                        .astype(object), w.astype(object))
+        assert np.array_equal(ours[0], ref.astype(np.int64))
+
+
 @pytest.mark.parametrize("k, s, p, ceil", [((2, 2), (2, 2), 0, False), ((3, 3), (2, 2), 1, True),
                                            ((3, 2), (1, 2), 1, False), ((2, 2), (2, 2), 0, True)])
 def test_maxpool2d_matches_torch(k, s, p, ceil):

@@ -86,6 +86,7 @@ CONFIGS = [
     Config("conv1x1", 64, 8, 8, 64),
     Config("dwconv3x3", 32, 16, 16, 32, 1),
     Config("dwconv3x3", 32, 16, 16, 32, 2),
+    Config("dwconv3x3", 32, 32, 32, 32, 2),
     Config("linear", 256, 1, 1, 64),
     Config("linear", 512, 1, 1, 128),
 ]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,6 +27,18 @@ import atomic_ops  # noqa: E402
 from gapforge import ir  # noqa: E402
 from gapforge.errors import EXIT_OK, GapforgeError, run_cli  # noqa: E402
 from gapforge.plan import Plan, Step, build_plan  # noqa: E402
+
+_BLAS: ThreadpoolController | None = None
+
+
+def _blas_limit(threads: int | None):
+    """Context limiting BLAS threads; the library scan (reading /proc/self/maps, about 1 ms)
+    happens once per process instead of once per forward call."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=threads, user_api="blas")
+
 
 NP_DTYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16, "int32": np.int32}
 
@@ -65,7 +77,7 @@ class INT8InferenceEngine:
         ints: dict[str, np.ndarray] = {}
         # Small batches give small matrix products, where BLAS threads cost more than they save
         # (measured: 10-40x slower on a loaded 2-core machine); large batches keep the default.
-        with threadpool_limits(limits=1 if x.shape[0] < 8 else None, user_api="blas"):
+        with _blas_limit(1 if x.shape[0] < 8 else None):
             for step in self.plan.steps:
                 y = self.run_step(step, [env[t] for t in step.inputs])
                 env[step.output] = y
