@@ -35,17 +35,20 @@ def _prepared(w: np.ndarray) -> dict | None:
     return entry
 
 
-def _weight_sum(w: np.ndarray) -> int:
-    """max over outputs (axis 0) of the sum of |w| over the other axes."""
-    if w.size == 0:
-        return 0
+def cached(w: np.ndarray, key, make):
+    """``make()``, kept per ``key`` for read-only ``w`` (GEMM-ready weight copies, the weight bound)."""
     memo = _prepared(w)
-    if memo is not None and "wsum" in memo:
-        return memo["wsum"]
-    wsum = int(np.abs(w.reshape(w.shape[0], -1).astype(np.int64)).sum(axis=1).max())
-    if memo is not None:
-        memo["wsum"] = wsum
-    return wsum
+    if memo is None:
+        return make()
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
+
+
+def row_abs_sums(w: np.ndarray) -> np.ndarray:
+    """Per output (axis 0): the sum of |w| over the other axes, int64 (the planner's accumulator
+    bound uses it too)."""
+    return np.abs(w.astype(np.int64)).reshape(w.shape[0], -1).sum(axis=1)
 
 
 def exact_float_dtype(x: np.ndarray, w: np.ndarray) -> type:
@@ -55,19 +58,9 @@ def exact_float_dtype(x: np.ndarray, w: np.ndarray) -> type:
     if even float64 could not be exact (the planner never lets that happen)."""
     if x.size == 0 or w.size == 0:
         return np.float32
-    bound = int(np.abs(x).max()) * _weight_sum(w)
+    bound = int(np.abs(x).max()) * cached(w, "wsum", lambda: int(row_abs_sums(w).max()))
     if bound < FLOAT32_EXACT:
         return np.float32
     if bound < FLOAT64_EXACT:
         return np.float64
     raise ValueError(f"dot-product bound {bound} is not exact in float64")
-
-
-def cached(w: np.ndarray, key, make):
-    """``make()``, kept per ``key`` for read-only ``w`` (a GEMM-ready copy of the weights)."""
-    memo = _prepared(w)
-    if memo is None:
-        return make()
-    if key not in memo:
-        memo[key] = make()
-    return memo[key]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from atomic_ops._fixedpoint import INT64_LIMIT, quantize_multipliers, quantize_offset
+from atomic_ops._gemm import row_abs_sums
 from gapforge import ir
 from gapforge.errors import GapforgeError
 
@@ -225,8 +226,7 @@ def acc_bound(net: ir.Network, step: Step) -> np.ndarray:
     if step.kind == "avgpool2d":
         kh, kw = step.attrs["kernel_size"]
         return np.asarray([kh * kw * xmax], dtype=np.int64)
-    w = net.param(head, "weight").astype(np.int64)
-    bound = np.abs(w).reshape(w.shape[0], -1).sum(axis=1) * xmax
+    bound = row_abs_sums(net.param(head, "weight")) * xmax
     if "bias" in head.params:
         bound = bound + np.abs(net.param(head, "bias").astype(np.int64))
     return bound

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,16 +29,12 @@ from gapforge import ir  # noqa: E402
 from gapforge.errors import EXIT_OK, GapforgeError, run_cli  # noqa: E402
 from gapforge.plan import Plan, Step, build_plan  # noqa: E402
 
-_BLAS: ThreadpoolController | None = None
 
-
-def _blas_limit(threads: int | None):
-    """Context limiting BLAS threads; the library scan (reading /proc/self/maps, about 1 ms)
-    happens once per process instead of once per forward call."""
-    global _BLAS
-    if _BLAS is None:
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=threads, user_api="blas")
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """The BLAS libraries of this process, scanned once (reading /proc/self/maps takes about 1 ms,
+    too much for every forward call)."""
+    return ThreadpoolController()
 
 
 NP_DTYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16, "int32": np.int32}
@@ -77,7 +74,7 @@ class INT8InferenceEngine:
         ints: dict[str, np.ndarray] = {}
         # Small batches give small matrix products, where BLAS threads cost more than they save
         # (measured: 10-40x slower on a loaded 2-core machine); large batches keep the default.
-        with _blas_limit(1 if x.shape[0] < 8 else None):
+        with _blas_controller().limit(limits=1 if x.shape[0] < 8 else None, user_api="blas"):
             for step in self.plan.steps:
                 y = self.run_step(step, [env[t] for t in step.inputs])
                 env[step.output] = y
