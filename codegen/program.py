@@ -28,7 +28,8 @@ from codegen.memory import Buffer, MemoryPlan, align, plan_arena
 from codegen.packing import pack_rows, packed_bits
 from gapforge import ir
 from gapforge.errors import GapforgeError
-from gapforge.plan import Plan, Requant, Step
+from gapforge.ops import registry
+from gapforge.plan import Plan, Requant, Step, step_cost
 
 DTYPE_ENUM = {"int8": "GF_S8", "uint8": "GF_U8", "int32": "GF_S32"}
 ELEM_BYTES = {"int8": 1, "uint8": 1, "int32": 4}
@@ -132,30 +133,6 @@ class _Blob:
         return r
 
 
-def _conv_shape(x: ir.TensorInfo, y: ir.TensorInfo, a: dict) -> tuple[int, ...]:
-    c, h, w = x.shape[1:4]
-    o, oh, ow = y.shape[1:4]
-    kh, kw = a["kernel_size"]
-    sy, sx = a["stride"]
-    pt, pl, pb, pr = a["padding"]
-    dy, dx = a.get("dilation", [1, 1])
-    return (c, h, w, o, oh, ow, kh, kw, sy, sx, pt, pl, pb, pr, dy, dx, a.get("groups", 1))
-
-
-def choose_conv_kernel(a: dict, c: int, o: int) -> str:
-    """Fast path by geometry; falls back to the general blocked kernel."""
-    kh, kw = a["kernel_size"]
-    if a["dilation"] == [1, 1] and a["groups"] == c == o:
-        return "gf_dwconv2d"
-    if a["groups"] != 1 or a["dilation"] != [1, 1]:
-        return "gf_conv2d"
-    if (kh, kw) == (3, 3) and a["stride"] == [1, 1]:
-        return "gf_conv2d_3x3"
-    if (kh, kw) == (1, 1) and a["padding"] == [0, 0, 0, 0]:
-        return "gf_conv2d_1x1"
-    return "gf_conv2d"
-
-
 def _inner(t: ir.TensorInfo, axis: int | None) -> int:
     """Elements per channel slice for per-channel element-wise requantization."""
     if axis is None:
@@ -196,7 +173,7 @@ def build_program(plan: Plan, case_dir: Path, offset_of=None, pack_weights: bool
     memory = _plan_memory(plan, tensors)
     offset = offset_of or memory.offset
     calls = [_call(i, step, plan, tensors, offset, blob, pack_weights) for i, step in enumerate(plan.steps)]
-    inputs = [tensors[s.output] for s in plan.steps if s.kind == "quantize"]
+    inputs = [tensors[s.output] for s in plan.steps if registry().ir_ops[s.kind].host]
     case = int(case_dir.name.rsplit("_", 1)[-1]) if case_dir.name.startswith("test_case_") else 0
     return Program(net.name, calls, blob.regions, bytes(blob.data), memory, inputs, case, golden_files)
 
@@ -212,7 +189,7 @@ def _plan_memory(plan: Plan, tensors: dict[str, TensorRec]) -> MemoryPlan:
     for o in plan.net.outputs:
         last_use[o] = len(plan.steps) - 1
     for s in plan.steps:  # a reshape is a view of its input's buffer
-        if s.kind == "reshape":
+        if registry().ir_ops[s.kind].view:
             views[s.output] = views.get(s.inputs[0], s.inputs[0])
     buffers: dict[str, Buffer] = {}
     for s in plan.steps:
@@ -235,97 +212,79 @@ def _requant(blob: _Blob, ident: str, rq: Requant) -> RequantRec:
         channels=rq.channels, zp=rq.zp, lo=rq.lo, hi=rq.hi)
 
 
-def _weights(blob: _Blob, ident: str, op, w: np.ndarray, pack: bool) -> tuple[Region, int, int]:
-    """The weight region, its container bits and bytes per output channel."""
-    bits = packed_bits(op.params["weight"].bit_width) if pack else 8
-    packed = pack_rows(w, bits)
-    return blob.add(f"{ident}.w", packed if bits < 8 else w.astype(np.int8)), bits, packed.shape[1]
+class CallBuilder:
+    """What an op's ``call`` function (its declaration in gapforge/ops) sees while its kernel call is built.
+
+    Kernel arguments are C expressions: ``X[i]`` / ``Y`` the input / output buffers in the arena
+    ``A``, ``T[i]`` the inputs' dtypes, ``rq_arg`` the requantization record (or NULL); ``weights()``
+    and ``bias()`` add the main op's parameters to the blob (in that order) and return their pointers
+    into ``P``. ``call(kernel, args, ...)`` makes the record.
+    """
+
+    def __init__(self, i: int, step: Step, plan: Plan, tensors: dict[str, TensorRec], offset, blob: _Blob,
+                 pack: bool):
+        self.net = plan.net
+        self.step = step
+        self.attrs = step.attrs
+        self.op = self.net.op_by_name(step.main_op)
+        self.out_t = self.net.tensors[step.output]
+        self.ident = c_ident(step.output)
+        self.out = tensors[step.output]
+        self.ins = tuple(tensors[t] for t in step.inputs if t in tensors)
+        self.in_offsets = tuple(offset(t.name) for t in self.ins)
+        self._blob = blob
+        self._pack = pack
+        self.rq = _requant(blob, self.ident, step.requant) if step.requant is not None else None
+        self.rq_arg = f"&rq_{self.ident}" if self.rq is not None else "NULL"
+        self.X = [f"A + {o}" for o in self.in_offsets]
+        self.Y = f"A + {offset(step.output)}"
+        self.T = [t.dtype for t in self.ins]
+        self._base = dict(index=i, name=step.output, ident=self.ident, kind=step.kind + ("+relu" if step.relu else ""),
+                          out=self.out, out_offset=offset(step.output), inputs=self.ins, in_offsets=self.in_offsets,
+                          rq=self.rq, macs=step_cost(self.net, step).macs)
+        self._w: dict = {}
+
+    def weights(self) -> str:
+        """The main op's weights (packed to 4 / 2 bits per value when packing is on) as a kernel argument."""
+        w = self.net.param(self.op, "weight")
+        bits = packed_bits(self.op.params["weight"].bit_width) if self._pack else 8
+        packed = pack_rows(w, bits)
+        region = self._blob.add(f"{self.ident}.w", packed if bits < 8 else w.astype(np.int8))
+        self._w = dict(w_bits=bits, w_row_bytes=packed.shape[1])
+        return f"(const int8_t *)(P + {region.offset})"
+
+    def bias(self) -> str:
+        if "bias" not in self.op.params:
+            return "NULL"
+        region = self._blob.add(f"{self.ident}.b", self.net.param(self.op, "bias").astype(np.int32))
+        return f"(const int32_t *)(P + {region.offset})"
+
+    def window_shape(self) -> tuple[int, ...]:
+        """gf_conv_shape_t of a sliding-window step (conv or pooling) over NCHW."""
+        x, y, a = self.net.tensors[self.op.inputs[0]], self.net.tensors[self.op.outputs[0]], self.attrs
+        c, h, w = x.shape[1:4]
+        o, oh, ow = y.shape[1:4]
+        kh, kw = a["kernel_size"]
+        sy, sx = a["stride"]
+        pt, pl, pb, pr = a["padding"]
+        dy, dx = a.get("dilation", [1, 1])
+        return (c, h, w, o, oh, ow, kh, kw, sy, sx, pt, pl, pb, pr, dy, dx, a.get("groups", 1))
+
+    def eltwise_extent(self) -> tuple[str, str]:
+        """(elements, elements per channel slice) arguments of an element-wise kernel."""
+        axis = self.step.requant.channel_axis if self.step.requant is not None else None
+        return str(self.out_t.numel), str(_inner(self.out_t, axis))
+
+    def call(self, kernel: str, args: tuple[str, ...], **extra) -> CallRec:
+        return CallRec(kernel=kernel, args=tuple(args), **self._w, **extra, **self._base)
 
 
 def _call(i: int, step: Step, plan: Plan, tensors: dict[str, TensorRec], offset, blob: _Blob,
           pack: bool = False) -> CallRec:
-    net = plan.net
-    out_t = net.tensors[step.output]
-    ident = c_ident(step.output)
-    ins = tuple(tensors[t] for t in step.inputs if t in tensors)
-    in_offsets = tuple(offset(t.name) for t in ins)
-    rq = _requant(blob, ident, step.requant) if step.requant is not None else None
-    rq_arg = f"&rq_{ident}" if rq is not None else "NULL"
-    kind = step.kind + ("+relu" if step.relu else "")
-    base = dict(index=i, name=step.output, ident=ident, kind=kind, out=tensors[step.output],
-                out_offset=offset(step.output), inputs=ins, in_offsets=in_offsets, rq=rq)
-    X = [f"A + {o}" for o in in_offsets]
-    Y = f"A + {offset(step.output)}"
-    T = [t.dtype for t in ins]
-    a = step.attrs
-
-    if step.kind == "quantize":  # done by the host: the device receives the golden integers
-        return CallRec(kernel="", args=(), **base)
-    if step.kind == "reshape":
-        return CallRec(kernel="", args=(), **base)
-    if step.kind == "conv2d":
-        op = net.op_by_name(step.main_op)
-        w, wbits, wrow = _weights(blob, ident, op, net.param(op, "weight"), pack)
-        b = blob.add(f"{ident}.b", net.param(op, "bias").astype(np.int32)) if "bias" in op.params else None
-        x = net.tensors[op.inputs[0]]
-        shape = _conv_shape(x, net.tensors[op.outputs[0]], a)
-        kernel = choose_conv_kernel(a, shape[0], shape[3])
-        macs = out_t.numel * int(np.prod(op.params["weight"].shape[1:]))
-        return CallRec(kernel=kernel, shape=shape, macs=macs, w_bits=wbits, w_row_bytes=wrow, args=(
-            X[0], T[0], f"(const int8_t *)(P + {w.offset})", f"(const int32_t *)(P + {b.offset})" if b else "NULL",
-            f"&s_{ident}", rq_arg, Y), **base)
-    if step.kind == "linear":
-        op = net.op_by_name(step.main_op)
-        wt = net.param(op, "weight")
-        w, wbits, wrow = _weights(blob, ident, op, wt, pack)
-        b = blob.add(f"{ident}.b", net.param(op, "bias").astype(np.int32)) if "bias" in op.params else None
-        k, o = wt.shape[1], wt.shape[0]
-        rows = net.tensors[op.inputs[0]].numel // k
-        if rows != 1:
-            raise GapforgeError(f"linear '{step.main_op}' over {rows} rows: only a single row per sample is "
-                                "supported by the device code yet")
-        return CallRec(kernel="gf_linear", macs=k * o, w_bits=wbits, w_row_bytes=wrow, args=(
-            X[0], T[0], f"(const int8_t *)(P + {w.offset})", f"(const int32_t *)(P + {b.offset})" if b else "NULL",
-            str(k), str(o), rq_arg, Y), **base)
-    if step.kind in ("maxpool2d", "avgpool2d", "trunc_avgpool2d"):
-        x = net.tensors[step.inputs[0]]
-        shape = _conv_shape(x, out_t, {**a, "dilation": [1, 1], "groups": 1})
-        if step.kind == "maxpool2d":
-            args = (X[0], T[0], f"&s_{ident}", Y)
-        elif step.kind == "avgpool2d":
-            args = (X[0], T[0], f"&s_{ident}", rq_arg, Y)
-        else:
-            lo, hi = out_t.qrange()
-            args = (X[0], T[0], f"&s_{ident}", str(a["shift"]), "1" if a["rounding"] == "floor" else "0",
-                    str(lo), str(hi), Y)
-        return CallRec(kernel=f"gf_{step.kind}", shape=shape, args=args, **base)
-    if step.kind in ("add", "requantize"):
-        axis = step.requant.channel_axis if step.requant is not None else None
-        n, inner = out_t.numel, _inner(out_t, axis)
-        if step.kind == "add":
-            args = (X[0], T[0], X[1], T[1], str(n), str(inner), rq_arg, Y)
-        else:
-            args = (X[0], T[0], str(n), str(inner), rq_arg, Y)
-        return CallRec(kernel=f"gf_{step.kind}", args=args, **base)
-    if step.kind == "relu":
-        return CallRec(kernel="gf_relu", args=(X[0], T[0], str(out_t.numel), str(out_t.zero_point), Y), **base)
-    if step.kind == "concat":
-        axis = a["axis"]
-        outer = int(math.prod(out_t.shape[:axis]))
-        blocks = [int(math.prod(net.tensors[t].shape[axis:])) * tensors[t].elem_bytes for t in step.inputs]
-        return CallRec(kernel="gf_concat", args=(
-            f"cat_in_{ident}", f"cat_bytes_{ident}", str(len(blocks)), str(outer), Y),
-            cat_blocks=tuple(blocks), **base)
-    if step.kind == "permute":
-        x = net.tensors[step.inputs[0]]
-        nd = len(x.shape)
-        if nd > 4:
-            raise GapforgeError(f"permute '{step.output}' of a {nd}-D tensor: the device kernel handles 4-D")
-        pad = 4 - nd
-        shape4 = [1] * pad + list(x.shape)
-        perm4 = list(range(pad)) + [p + pad for p in a["perm"]]
-        return CallRec(kernel="gf_permute", args=(X[0], str(tensors[step.output].elem_bytes),
-                                                  f"perm_shape_{ident}", f"perm_{ident}", Y),
-                       perm=(tuple(shape4), tuple(perm4)), **base)
-    raise GapforgeError(f"step '{step.output}' ({step.kind}) has no device kernel")
-
+    decl = registry().ir_ops[step.kind]
+    cg = CallBuilder(i, step, plan, tensors, offset, blob, pack)
+    if decl.host or decl.view:  # the host quantizes the input; a view shares its input's buffer
+        return cg.call("", ())
+    if decl.call is None:
+        raise GapforgeError(f"step '{step.output}' ({step.kind}) has no device kernel")
+    return decl.call(cg)

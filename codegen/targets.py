@@ -44,7 +44,7 @@ GAP9 = replace(
                 "against the PMSIS emulation (run_generated --target gap9-emu)",
     program_templates={"main.c": "gap9_main.c.j2", "network.c": "gap9_network.c.j2",
                        "network.h": "gap9_network.h.j2"},
-    runtime_extra=("gap9/gf_tiled.c", "gap9/gf_gap9.h"),
+    runtime_extra=("gap9/gf_tiled.c", "gap9/gf_tile_kernels.c", "gap9/gf_gap9.h"),
     emu_sources=("gap9/emu/pmsis_emu.c",), tiled=True)
 
 TARGETS = {t.name: t for t in (HOST, RV32, GAP9)}

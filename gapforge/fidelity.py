@@ -185,7 +185,7 @@ def teacher_forced(engine, values: dict[str, torch.Tensor], x: np.ndarray) -> li
             out.append(LayerFidelity(step.output, step.kind, 0, False,
                                      note="Brevitas value not observable (internal to a module)"))
             continue
-        if step.kind == "quantize":
+        if registry().ir_ops[step.kind].host:  # the input quantizer reads the float input
             inputs = [x]
         else:
             inputs = []

@@ -62,7 +62,13 @@ def render() -> str:
         out.append(f"- Integer semantics: {_cell(op.semantics)}")
         out.append(f"- Reference implementation: `atomic_ops.{op.reference}`" if op.reference else
                    "- Reference implementation: none")
-        if op.kernel:
-            out.append(f"- C kernel: `{op.kernel}`")
+        if op.kernels:
+            out.append(f"- C kernels: {', '.join(f'`{k}`' for k in op.kernels)}"
+                       + (f" (GAP9: tiled, `{op.tiling.kind}` tiling)" if op.tiling else
+                          " (GAP9: fabric controller)"))
+        elif op.host:
+            out.append("- C kernel: none (run by the host when preparing the device's input)")
+        elif op.view:
+            out.append("- C kernel: none (a view of its input's buffer)")
         out.append("")
     return "\n".join(out).rstrip() + "\n"

@@ -9,15 +9,18 @@ Passes, in order (each can be dumped with ``Plan.describe()``):
 
 1. ``fuse_chains``: every op starts a step unless it is absorbed into the step of its
    producer; a producer absorbs ``[relu] -> requantize`` when the intermediate tensors have
-   exactly one consumer and are not network outputs. Patterns:
-   ``conv2d|linear|avgpool2d|add -> [relu] -> requantize`` and ``relu -> requantize``.
-2. ``check_materializable``: every step output must have an integer encoding (quant or acc).
+   exactly one consumer and are not network outputs. Which ops are heads is their declaration's
+   ``fusion`` (gapforge/ops): today ``conv2d|linear|avgpool2d|add -> [relu] -> requantize`` and
+   ``relu -> requantize``.
+2. ``check_materializable``: every step output must have an integer encoding (quant or acc), and
+   the op's own ``check`` (declaration) must accept the step.
 3. ``prepare_requant``: float scales become integer multipliers, shifts and 64-bit offsets
    (see docs/integer_contract.md); accumulator and 64-bit bounds are checked here.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,10 +98,16 @@ class Plan:
 
 
 # -- pass 1: fusion --------------------------------------------------------------------
-_FUSE_HEADS = {"conv2d", "linear", "avgpool2d", "add", "relu"}
+def _decl(op_type: str):
+    from gapforge.ops import registry
+
+    return registry().ir_ops[op_type]
 
 
 def fuse_chains(net: ir.Network) -> list[Step]:
+    """Every op starts a step unless absorbed into its producer's: a head op (declaration
+    ``fusion="head"``) absorbs ``[relu] -> requantize``, a relu (``fusion="activation"``) absorbs
+    ``requantize``, when the intermediate tensors have one consumer and are not network outputs."""
     consumers: dict[str, list[ir.OpInfo]] = {}
     for op in net.ops:
         for t in op.inputs:
@@ -111,15 +120,19 @@ def fuse_chains(net: ir.Network) -> list[Step]:
             return users[0]
         return None
 
+    def fusion(op: ir.OpInfo | None) -> str | None:
+        return _decl(op.type).fusion if op is not None else None
+
     absorbed: set[str] = set()
     steps: list[Step] = []
     for op in net.ops:
         if op.name in absorbed:
             continue
         chain = [op]
-        if op.type in _FUSE_HEADS:
+        role = fusion(op)
+        if role in ("head", "activation"):
             nxt = sole_consumer(op.outputs[0])
-            if nxt is not None and nxt.type == "relu" and op.type != "relu":
+            if role == "head" and fusion(nxt) == "activation":
                 after = sole_consumer(nxt.outputs[0])
                 if after is not None and after.type == "requantize":
                     chain += [nxt, after]
@@ -127,12 +140,12 @@ def fuse_chains(net: ir.Network) -> list[Step]:
                 chain.append(nxt)
         absorbed.update(o.name for o in chain)
         kind = op.type
-        if kind == "relu" and len(chain) > 1:
-            kind = "requantize"
+        if role == "activation" and len(chain) > 1:
+            kind = "requantize"  # relu -> requantize: one requantization with the relu as its lower clamp
         steps.append(Step(
             name=chain[-1].outputs[0], kind=kind, ops=[o.name for o in chain], inputs=list(op.inputs),
             output=chain[-1].outputs[0], attrs=dict(op.attrs), main_op=op.name,
-            relu=any(o.type == "relu" for o in chain) and chain[-1].type == "requantize"))
+            relu=any(fusion(o) == "activation" for o in chain) and chain[-1].type == "requantize"))
     return steps
 
 
@@ -146,19 +159,16 @@ def check_materializable(net: ir.Network, steps: list[Step]) -> None:
                 f"tensor '{t.name}' (from {op.source or op.type} '{op.module or op.name}') has no integer encoding "
                 "and is not consumed by exactly one quantizer",
                 hint="put a quantizer (QuantIdentity/QuantReLU) right after it")
-        if s.kind == "relu" and net.tensors[s.inputs[0]].kind != "quant":
-            raise PlanError(f"ReLU '{s.name}' on a {net.tensors[s.inputs[0]].kind} tensor is not followed by a quantizer",
-                            hint="put a QuantIdentity after the ReLU")
-        if s.kind == "maxpool2d" and t.kind == "acc":
-            raise PlanError(f"max pooling '{s.name}' of a 32-bit accumulator (before its quantizer) is not supported yet",
-                            hint="apply the activation quantizer (e.g. QuantReLU) before the max pooling")
+        check = _decl(s.kind).check
+        if check is not None:
+            check(net, s)
 
 
 # -- pass 3: integer requantization parameters -----------------------------------------
 def _sources(net: ir.Network, step: Step) -> list[tuple[ir.TensorInfo, int]]:
     """(encoding tensor, bound on |q|) of each integer source of the requantize of ``step``."""
     head = net.op_by_name(step.main_op)
-    if step.kind in ("conv2d", "linear", "avgpool2d"):
+    if _decl(step.kind).acc_bound is not None:  # the head computes one int32 accumulator
         acc = net.tensors[head.outputs[0]]
         bound = int(step.acc_bound.max()) if step.acc_bound is not None else ACC_LIMIT - 1
         return [(acc, bound)]
@@ -217,32 +227,65 @@ def prepare_requant(net: ir.Network, step: Step) -> Requant:
                    channel_axis=axis, M=M, B=B)
 
 
-def acc_bound(net: ir.Network, step: Step) -> np.ndarray:
-    """Worst-case |accumulator| per output channel of a conv/linear/avgpool step (exact, from the weights)."""
+def weight_acc_bound(net: ir.Network, step: Step) -> np.ndarray:
+    """Worst-case |accumulator| per output channel of a weighted step (conv/linear; exact, from the
+    integer weights and biases): max|x| * sum_k |w[o, k]| + |bias[o]|."""
     head = net.op_by_name(step.main_op)
-    x = net.tensors[head.inputs[0]]
-    lo, hi = x.qrange()
-    xmax = max(abs(lo), abs(hi))
-    if step.kind == "avgpool2d":
-        kh, kw = step.attrs["kernel_size"]
-        return np.asarray([kh * kw * xmax], dtype=np.int64)
-    bound = row_abs_sums(net.param(head, "weight")) * xmax
+    bound = row_abs_sums(net.param(head, "weight")) * input_abs_max(net, step)
     if "bias" in head.params:
         bound = bound + np.abs(net.param(head, "bias").astype(np.int64))
     return bound
+
+
+def input_abs_max(net: ir.Network, step: Step, i: int = 0) -> int:
+    """Largest |q| the step's i-th input can hold (from its bit width and signedness)."""
+    lo, hi = net.tensors[net.op_by_name(step.main_op).inputs[i]].qrange()
+    return max(abs(lo), abs(hi))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Work of one step: multiply-accumulates and bytes read / written (activations and parameters)."""
+
+    macs: int
+    bytes_in: int
+    bytes_params: int
+    bytes_out: int
+
+    @property
+    def bytes_total(self) -> int:
+        return self.bytes_in + self.bytes_params + self.bytes_out
+
+
+def step_cost(net: ir.Network, step: Step) -> Cost:
+    """MACs from the op's declaration; bytes from the tensors and parameters the step touches
+    (parameters in their params.bin containers: int8 weights, int32 biases, and the
+    requantization's int32 mantissas, uint8 shifts and int64 offsets)."""
+    decl = _decl(step.kind)
+    macs = int(decl.macs(net, step)) if decl.macs is not None else 0
+    head = net.op_by_name(step.main_op)
+    elem = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "float32": 4}
+    b_in = sum(net.tensors[t].numel * elem[net.tensors[t].dtype] for t in step.inputs)
+    out = net.tensors[step.output]
+    b_out = out.numel * elem[out.dtype]
+    b_par = sum(math.prod(p.shape) * (1 if name == "weight" else 4) for name, p in head.params.items())
+    if step.requant is not None:
+        b_par += step.requant.m.size * 4 + step.requant.channels * (1 + 8)
+    return Cost(macs, b_in, b_par, b_out)
 
 
 def build_plan(net: ir.Network) -> Plan:
     steps = fuse_chains(net)
     check_materializable(net, steps)
     for s in steps:
-        if s.kind in ("conv2d", "linear", "avgpool2d"):
-            s.acc_bound = acc_bound(net, s)
+        decl = _decl(s.kind)
+        if decl.acc_bound is not None:
+            s.acc_bound = np.asarray(decl.acc_bound(net, s), dtype=np.int64)
             worst = int(s.acc_bound.max())
             if worst >= ACC_LIMIT:
                 raise PlanError(f"{s.kind} '{s.main_op}': the int32 accumulator can overflow "
                                 f"(worst case {worst} >= 2^31)",
                                 hint="use fewer input channels per output or lower bit widths")
-        if net.tensors[s.output].kind == "quant" and s.kind in ("conv2d", "linear", "avgpool2d", "add", "requantize"):
+        if net.tensors[s.output].kind == "quant" and decl.requantizes:
             s.requant = prepare_requant(net, s)
     return Plan(net, steps)

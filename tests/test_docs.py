@@ -45,3 +45,28 @@ def test_every_ir_op_has_a_reference_implementation():
     import atomic_ops
     for name, op in registry().ir_ops.items():
         assert op.reference in atomic_ops.registry(), name
+
+
+def test_every_ir_op_declares_how_each_stage_runs_it():
+    """One place per operator: the engine, the code generator and the GAP9 tiler read the declaration."""
+    import re
+
+    from codegen.gap9.program import tile_kernel
+    from codegen.gap9.tiling import TILERS
+
+    runtime_h = (REPO / "codegen/runtime/gf_runtime.h").read_text()
+    gap9_h = (REPO / "codegen/runtime/gap9/gf_gap9.h").read_text()
+    adapters = (REPO / "codegen/runtime/gap9/gf_tile_kernels.c").read_text()
+    for name, op in registry().ir_ops.items():
+        assert (op.sources is None) != (op.run is None), f"{name}: exactly one of sources / run"
+        assert op.requantizes == (op.sources is not None), name
+        assert op.fusion in ("head", "activation", "none"), name
+        assert op.host + op.view + (op.call is not None) == 1, f"{name}: host, view or a device call"
+        if op.tiling is not None:
+            assert op.tiling.kind in TILERS and op.kernels, name
+        for k in op.kernels:
+            assert re.search(rf"\bvoid {k}\(", runtime_h), f"{name}: {k} not declared in gf_runtime.h"
+            if op.tiling is not None:
+                t = tile_kernel(k)
+                assert f"void {t}(const gf_tile_args_t *a);" in gap9_h, f"{name}: {t} not declared in gf_gap9.h"
+                assert re.search(rf"\bvoid {t}\(const gf_tile_args_t \*a\)", adapters), f"{name}: {t} not defined"

@@ -32,6 +32,7 @@ from gapforge.extract import extract, model_inputs, write_network  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from gapforge.modelsrc import list_test_networks, load_model  # noqa: E402
 from gapforge.onnx_check import export_qcdq, session  # noqa: E402
+from gapforge.plan import step_cost  # noqa: E402
 from tools.int8_inference import INT8InferenceEngine  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def bench_network(name: str, repeat: int, tmp: Path) -> dict:
     x1 = np.load(d / "inputs" / "example_input.npy")
     pool = np.load(d / "inputs" / "held_out_x.npy") if (d / "inputs" / "held_out_x.npy").is_file() else x1
     x64 = np.concatenate([pool] * (64 // len(pool) + 1))[:64]
-    row = {"network": name, "macs": int(sum(_macs(engine, s) for s in engine.plan.steps))}
+    row = {"network": name, "macs": sum(step_cost(engine.net, s).macs for s in engine.plan.steps)}
     for batch, x in ((1, x1), (64, x64)):
         onnx_path = export_qcdq(src.model, torch.from_numpy(x), tmp / f"{name}_b{batch}.onnx")
         sess, _ = session(onnx_path, expose_quantized=False)
@@ -64,16 +65,6 @@ def bench_network(name: str, repeat: int, tmp: Path) -> dict:
         row[f"ort_b{batch}_ms"] = _median_ms(lambda feed=feed, sess=sess: sess.run(None, feed), repeat)
         row[f"ratio_b{batch}"] = row[f"engine_b{batch}_ms"] / row[f"ort_b{batch}_ms"]
     return row
-
-
-def _macs(engine, step) -> int:
-    net = engine.net
-    if step.kind not in ("conv2d", "linear"):
-        return 0
-    op = net.op_by_name(step.main_op)
-    w = op.params["weight"].shape
-    out = net.tensors[op.outputs[0]].shape
-    return int(np.prod(out[1:])) * int(np.prod(w[1:]))
 
 
 def plot(rows: list[dict], path: str) -> None:

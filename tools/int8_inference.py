@@ -3,8 +3,10 @@
 
 The engine executes the fusion planner's steps (gapforge/plan.py) with the numpy
 reference operators in atomic_ops/, integers only (the float32 input is quantized on the
-host exactly as Brevitas does). ``forward`` returns the float output and every step's
-integer output; the golden generator and the C code use the same plan.
+host exactly as Brevitas does). How a step runs is its op's declaration (gapforge/ops:
+``sources`` for requantizing ops, ``run`` for the others); the engine itself only applies the
+requantization. ``forward`` returns the float output and every step's integer output; the
+golden generator and the C code use the same plan.
 
 Example:
   python tools/int8_inference.py --network golden_outputs/simple_cnn --input x.npy
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ if __package__ in (None, ""):
 import atomic_ops  # noqa: E402
 from gapforge import ir  # noqa: E402
 from gapforge.errors import EXIT_OK, GapforgeError, run_cli  # noqa: E402
+from gapforge.ops import registry  # noqa: E402
 from gapforge.plan import Plan, Step, build_plan  # noqa: E402
 
 
@@ -46,15 +48,10 @@ class INT8InferenceEngine:
     def __init__(self, network: ir.Network | str | Path):
         self.net = network if isinstance(network, ir.Network) else ir.load(network)
         self.plan: Plan = build_plan(self.net)
-        self._exec: dict[str, Callable[[Step, list[np.ndarray]], np.ndarray]] = {
-            "quantize": self._quantize, "conv2d": self._conv2d, "linear": self._linear,
-            "avgpool2d": self._avgpool2d, "add": self._add, "requantize": self._requantize,
-            "relu": self._relu, "maxpool2d": self._maxpool2d, "trunc_avgpool2d": self._trunc_avgpool2d,
-            "concat": self._concat, "reshape": self._reshape, "permute": self._permute,
-        }
-        missing = {s.kind for s in self.plan.steps} - set(self._exec)
+        self._decls = {s.kind: registry().ir_ops[s.kind] for s in self.plan.steps}
+        missing = sorted(k for k, d in self._decls.items() if d.sources is None and d.run is None)
         if missing:
-            raise GapforgeError(f"{self.net.name}: the engine cannot execute {sorted(missing)}")
+            raise GapforgeError(f"{self.net.name}: the engine cannot execute {missing}")
 
     # -- public API ---------------------------------------------------------------------
     def forward(self, input_fp32) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -83,7 +80,14 @@ class INT8InferenceEngine:
 
     def run_step(self, step: Step, inputs: list[np.ndarray]) -> np.ndarray:
         """One step on given integer inputs (float32 for the quantize step); int64 result."""
-        return self._exec[step.kind](step, inputs)
+        decl = self._decls[step.kind]
+        if decl.sources is None:
+            return decl.run(self, step, inputs)
+        srcs = decl.sources(self, step, inputs)
+        if step.requant is None:
+            return srcs[0] if len(srcs) == 1 else atomic_ops.get("add")(*srcs)
+        rq = step.requant
+        return atomic_ops.get("requantize")(srcs, rq.m, rq.sh, rq.o, rq.zp, rq.lo, rq.hi, rq.channel_axis)
 
     def dequantize(self, tensor: str, q: np.ndarray) -> np.ndarray:
         """Real values of an integer tensor (float32): quant ``s*(q-zp)``, acc ``s*q + offset``."""
@@ -97,23 +101,16 @@ class INT8InferenceEngine:
 
     def pre_rounding(self, step: Step, inputs: list[np.ndarray]) -> np.ndarray | None:
         """The exact value (float64) the step rounds, for near-tie diagnostics; None if it does not round."""
+        decl = self._decls[step.kind]
         if step.requant is not None:
             rq = step.requant
-            srcs = self._requant_sources(step, inputs)
+            srcs = decl.sources(self, step, inputs)
             nd = srcs[0].ndim
             v = self._along(rq.B, rq.channel_axis, nd).astype(np.float64)
             for s, q in enumerate(srcs):
                 v = v + q.astype(np.float64) * self._along(rq.M[s], rq.channel_axis, nd)
             return v
-        if step.kind == "trunc_avgpool2d":
-            a = step.attrs
-            acc = atomic_ops.get("avgpool2d")(inputs[0], a["kernel_size"], a["stride"], a["padding"])
-            return acc.astype(np.float64) / 2.0 ** a["shift"]
-        if step.kind == "quantize":
-            t = self.net.tensors[step.output]
-            s = np.asarray(t.scale, dtype=np.float32)
-            return (inputs[0].astype(np.float32) / s).astype(np.float64)
-        return None
+        return decl.exact(self, step, inputs) if decl.exact is not None else None
 
     # -- helpers -------------------------------------------------------------------------
     @staticmethod
@@ -124,63 +121,10 @@ class INT8InferenceEngine:
         shape[axis] = v.size
         return v.reshape(shape)
 
-    def _param(self, step: Step, name: str) -> np.ndarray | None:
+    def param(self, step: Step, name: str) -> np.ndarray | None:
+        """Integer parameter ``name`` of the step's main op (None when the op has none)."""
         op = self.net.op_by_name(step.main_op)
         return self.net.param(op, name) if name in op.params else None
-
-    def _requant_sources(self, step: Step, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        if step.kind == "conv2d":
-            return [self._conv_acc(step, inputs)]
-        if step.kind == "linear":
-            return [atomic_ops.get("linear")(inputs[0], self._param(step, "weight"), self._param(step, "bias"))]
-        if step.kind == "avgpool2d":
-            a = step.attrs
-            return [atomic_ops.get("avgpool2d")(inputs[0], a["kernel_size"], a["stride"], a["padding"])]
-        return list(inputs)
-
-    def _conv_acc(self, step: Step, inputs):
-        a = step.attrs
-        return atomic_ops.get("conv2d")(inputs[0], self._param(step, "weight"), self._param(step, "bias"),
-                                        a["stride"], a["padding"], a["dilation"], a["groups"])
-
-    def _finish(self, step: Step, srcs: list[np.ndarray]) -> np.ndarray:
-        if step.requant is None:
-            return srcs[0] if len(srcs) == 1 else atomic_ops.get("add")(*srcs)
-        rq = step.requant
-        return atomic_ops.get("requantize")(srcs, rq.m, rq.sh, rq.o, rq.zp, rq.lo, rq.hi, rq.channel_axis)
-
-    # -- executors (one per step kind) -----------------------------------------------------
-    def _quantize(self, step, inputs):
-        t = self.net.tensors[step.output]
-        lo, hi = t.qrange()
-        return atomic_ops.get("quantize")(inputs[0], t.scale, t.zero_point, lo, hi, t.channel_axis)
-
-    def _conv2d(self, step, inputs):
-        return self._finish(step, self._requant_sources(step, inputs))
-
-    _linear = _avgpool2d = _add = _requantize = _conv2d
-
-    def _relu(self, step, inputs):
-        return atomic_ops.get("relu")(inputs[0], self.net.tensors[step.output].zero_point)
-
-    def _maxpool2d(self, step, inputs):
-        a = step.attrs
-        return atomic_ops.get("maxpool2d")(inputs[0], a["kernel_size"], a["stride"], a["padding"], a["ceil_mode"])
-
-    def _trunc_avgpool2d(self, step, inputs):
-        a = step.attrs
-        lo, hi = self.net.tensors[step.output].qrange()
-        return atomic_ops.get("trunc_avgpool2d")(inputs[0], a["kernel_size"], a["stride"], a["padding"],
-                                                 a["shift"], a["rounding"], lo, hi)
-
-    def _concat(self, step, inputs):
-        return atomic_ops.get("concat")(inputs, step.attrs["axis"])
-
-    def _reshape(self, step, inputs):
-        return atomic_ops.get("reshape")(inputs[0], step.attrs["shape"])
-
-    def _permute(self, step, inputs):
-        return atomic_ops.get("permute")(inputs[0], step.attrs["perm"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,10 +17,10 @@ from codegen.gap9.tiling import TilePlan
 from codegen.memory import Buffer, MemoryPlan, plan_arena
 from codegen.program import Program
 from gapforge.errors import GapforgeError
+from gapforge.ops import registry
 from gapforge.plan import Plan
 
 L2, L3 = "L2", "L3"
-FC_DIRECT = {"concat", "permute"}
 
 
 class PlacementError(GapforgeError):
@@ -83,7 +83,7 @@ def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets)
     views = {t: b for t, b in mem.tensor_buffer.items() if t != b}
     pinned = set()
     for call, step in zip(program.calls, plan.steps):
-        if step.kind in FC_DIRECT:
+        if registry().ir_ops[step.kind].fc_direct:
             pinned.update(mem.tensor_buffer[t] for t in [call.name, *[i.name for i in call.inputs]])
     params_bytes = len(program.params)
     scratch = budgets.hw.l2_scratch

@@ -7,15 +7,11 @@ from pathlib import Path
 
 from codegen.gap9.hw import DEFAULT, Budgets, align
 from codegen.gap9.placement import L3, Placement, place
-from codegen.gap9.tiling import TilePlan, eltwise_layout, tile_step
+from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, tile_step
 from codegen.program import Program, build_program
 from gapforge.errors import GapforgeError
 from gapforge.plan import Plan
 
-OP_ENUM = {"gf_conv2d": "GF_OP_CONV", "gf_conv2d_3x3": "GF_OP_CONV3X3", "gf_conv2d_1x1": "GF_OP_CONV1X1",
-           "gf_dwconv2d": "GF_OP_DWCONV", "gf_maxpool2d": "GF_OP_MAXPOOL", "gf_avgpool2d": "GF_OP_AVGPOOL",
-           "gf_trunc_avgpool2d": "GF_OP_TRUNCPOOL", "gf_linear": "GF_OP_LINEAR", "gf_add": "GF_OP_ADD",
-           "gf_requantize": "GF_OP_REQUANT", "gf_relu": "GF_OP_RELU"}
 TILING_ENUM = {"conv": "GF_TILING_CONV", "linear": "GF_TILING_LINEAR", "eltwise": "GF_TILING_ELTWISE"}
 FAULTS = {"none": 0, "no-barrier": 1, "no-dma-wait": 2}
 
@@ -26,7 +22,8 @@ class LayerRec:
 
     name: str
     tiling: str
-    op: str
+    compute: str  # tile kernel (gf_tile_kernels.c): gf_tile_<kernel>
+    coupled: int
     shape: tuple[int, ...]
     in_t: str
     in2_t: str
@@ -48,7 +45,6 @@ class LayerRec:
     n: int
     inner: int
     chans: int
-    relu_zp: int
     tile_co: int
     tile_oh: int
     tile_ow: int
@@ -106,6 +102,11 @@ class Gap9Program:
                 "layers": p.layers}
 
 
+def tile_kernel(kernel: str) -> str:
+    """The GAP9 tile kernel of a device kernel: gf_<name> -> gf_tile_<name> (gf_tile_kernels.c)."""
+    return "gf_tile_" + kernel.removeprefix("gf_")
+
+
 def _region_offsets(program: Program, ident: str) -> dict[str, int]:
     return {r.name.rsplit(".", 1)[1]: r.offset for r in program.regions if r.name.rsplit(".", 1)[0] == ident}
 
@@ -142,17 +143,18 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             o, k = op.params["weight"].shape
         lo, hi = out_t.qrange() if out_t.kind == "quant" else (0, 0)
         rec = LayerRec(
-            name=call.name, tiling=TILING_ENUM[tp.tiling], op=OP_ENUM[call.kernel], shape=tuple(shape),
+            name=call.name, tiling=TILING_ENUM[tp.tiling], compute=tile_kernel(call.kernel),
+            coupled=int(tp.tiling == "conv" and conv_geometry(step, plan.net).coupled), shape=tuple(shape),
             in_t=call.inputs[0].dtype, in2_t=call.inputs[1].dtype if len(call.inputs) > 1 else "GF_S8",
             out_t=call.out.dtype,
             w_off=regions.get("w", -1), b_off=regions.get("b", -1), m_off=regions.get("m", -1),
             sh_off=regions.get("sh", -1), o_off=regions.get("o", -1),
             rq_sources=int(rq.m.shape[0]) if rq is not None else 0, rq_channels=rq.channels if rq is not None else 1,
-            zp=rq.zp if rq is not None else 0, lo=rq.lo if rq is not None else lo,
+            zp=rq.zp if rq is not None else (out_t.zero_point if out_t.kind == "quant" else 0),
+            lo=rq.lo if rq is not None else lo,
             hi=rq.hi if rq is not None else hi,
             shift=step.attrs.get("shift", 0), floor_rounding=int(step.attrs.get("rounding") == "floor"),
             k=k, o=o, n=n, inner=inner, chans=chans,
-            relu_zp=out_t.zero_point if step.kind == "relu" else 0,
             tile_co=tp.tile.get("co", 0), tile_oh=tp.tile.get("oh", 0), tile_ow=tp.tile.get("ow", 0),
             tile_planes=tp.tile.get("planes", 0), tile_elems=tp.tile.get("elems", 0),
             buf_in=tp.buffers.get("in", 0), buf_in2=tp.buffers.get("in2", 0), buf_w=tp.buffers.get("w", 0),

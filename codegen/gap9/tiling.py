@@ -13,9 +13,10 @@ The C executor (codegen/runtime/gap9/gf_tiled.c) derives the same tiles from the
 numbers (tile channels, rows, columns) and performs exactly the transfers counted here; the
 gap9-emu tests compare the emulator's byte counters with these predictions.
 
-Tiling kinds: ``conv`` (conv2d incl. depthwise/grouped/strided, max/avg/trunc pooling),
-``linear``, ``eltwise`` (add, requantize, relu) and ``fc`` (steps the fabric controller runs
-on L2 data without tiling: the host-quantized input, reshape views, concat, permute).
+Tiling kinds (an op's declaration names its kind, gapforge/ops ``Tiling``): ``conv`` (sliding
+windows over NCHW: conv2d incl. depthwise/grouped/strided, max/avg/trunc pooling), ``linear``,
+``eltwise`` (add, requantize, relu) and ``fc`` (steps without a ``Tiling``, which the fabric
+controller runs on L2 data: the host-quantized input, reshape views, concat, permute).
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ from codegen.gap9.hw import Budgets, align
 from codegen.packing import packed_bits, row_bytes
 from gapforge import ir
 from gapforge.errors import GapforgeError
+from gapforge.ops import registry
 from gapforge.plan import Step
 
 ELEM = {"int8": 1, "uint8": 1, "int32": 4}
-CONV_LIKE = {"conv2d", "maxpool2d", "avgpool2d", "trunc_avgpool2d"}
-ELTWISE = {"add", "requantize", "relu"}
 
 
 class TilingError(GapforgeError):
@@ -145,9 +145,9 @@ class ParamSpec:
 
 def weight_packing(step: Step, net: ir.Network, pack: bool) -> int:
     """Packed bytes per output channel of the step's weights (0: stored one per byte)."""
-    if not pack or step.kind not in ("conv2d", "linear"):
-        return 0
     op = net.op_by_name(step.main_op)
+    if not pack or "weight" not in op.params:
+        return 0
     bits = packed_bits(op.params["weight"].bit_width)
     if bits == 8:
         return 0
@@ -166,10 +166,8 @@ def conv_geometry(step: Step, net: ir.Network, pack: bool = False) -> ConvGeomet
     pt, pl = a["padding"][0], a["padding"][1]
     dy, dx = a.get("dilation", [1, 1])
     groups = a.get("groups", 1)
-    coupled = step.kind != "conv2d" or (groups == c == o)
-    w_pc = 0
-    if step.kind == "conv2d":
-        w_pc = (c // groups) * kh * kw
+    coupled = bool(registry().ir_ops[step.kind].tiling.coupled(step, net))
+    w_pc = (c // groups) * kh * kw if "weight" in op.params else 0
     return ConvGeometry(c, h, w, o, oh, ow, kh, kw, sy, sx, pt, pl, dy, dx, groups, coupled,
                         ELEM[x.dtype], ELEM[y.dtype], w_pc, param_spec(step, net), weight_packing(step, net, pack))
 
@@ -177,7 +175,7 @@ def conv_geometry(step: Step, net: ir.Network, pack: bool = False) -> ConvGeomet
 def param_spec(step: Step, net: ir.Network) -> ParamSpec:
     op = net.op_by_name(step.main_op)
     rq = step.requant
-    return ParamSpec(bias="bias" in op.params and step.kind in ("conv2d", "linear"),
+    return ParamSpec(bias="bias" in op.params,
                      sources=int(rq.m.shape[0]) if rq is not None else 0,
                      per_channel=rq is not None and rq.channels > 1)
 
@@ -277,6 +275,8 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
 def tile_linear(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
     op = net.op_by_name(step.main_op)
     x, y = net.tensors[op.inputs[0]], net.tensors[step.output]
+    if x.numel != x.shape[-1]:
+        raise TilingError(f"linear '{step.output}' over several rows is not supported on gap9 yet")
     k = x.shape[-1]
     o = y.shape[-1]
     eb_in, eb_out = ELEM[x.dtype], ELEM[y.dtype]
@@ -315,7 +315,7 @@ def eltwise_layout(step: Step, net: ir.Network) -> tuple[int, int, int]:
     return 1, n, n
 
 
-def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets) -> TilePlan:
+def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
     ins = [net.tensors[t] for t in step.inputs]
     y = net.tensors[step.output]
     ebs = [ELEM[t.dtype] for t in ins]
@@ -356,15 +356,13 @@ def fc_plan(step: Step) -> TilePlan:
     return TilePlan(step.output, "fc", {}, [], 0, {}, False, [], 0, {}, 0)
 
 
+TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise}
+
+
 def tile_step(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
-    """Tile plan of one step; ``pack``: sub-8-bit weights arrive packed (codegen/packing.py)."""
-    if step.kind in CONV_LIKE:
-        return tile_conv(step, net, budgets, pack)
-    if step.kind == "linear":
-        op = net.op_by_name(step.main_op)
-        if net.tensors[op.inputs[0]].numel != net.tensors[op.inputs[0]].shape[-1]:
-            raise TilingError(f"linear '{step.output}' over several rows is not supported on gap9 yet")
-        return tile_linear(step, net, budgets, pack)
-    if step.kind in ELTWISE:
-        return tile_eltwise(step, net, budgets)
-    return fc_plan(step)
+    """Tile plan of one step by its op's tiling kind; ``pack``: sub-8-bit weights arrive packed
+    (codegen/packing.py)."""
+    rule = registry().ir_ops[step.kind].tiling
+    if rule is None:
+        return fc_plan(step)
+    return TILERS[rule.kind](step, net, budgets, pack)

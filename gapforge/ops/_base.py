@@ -2,13 +2,19 @@
 
 Two kinds of declaration live side by side in ``gapforge/ops/<op>.py``:
 
-* ``IROp``: an operator of network_info.json (its attributes, integer semantics, the
-  numpy reference in ``atomic_ops`` and the C kernel that implement it).
+* ``IROp``: an operator of network_info.json: its attributes, integer semantics, and what every
+  later stage needs to know about it, as values and small functions: its role in fusion, how
+  the INT8 engine runs it (through its numpy reference in ``atomic_ops``), how its C kernel call
+  record is built, its GAP9 tiling kind and geometry, and its cost.
 * ``Frontend``: a PyTorch / Brevitas construct (a module class or a functional call) and
   the function that lowers one recorded call of it to IR ops.
 
-The compatibility checker, the extractor, the supported-operations doc, the INT8 engine
-and the code generator all read these declarations; nothing else lists operators.
+The compatibility checker, the extractor, the supported-operations doc, the fusion planner
+(gapforge/plan.py), the INT8 engine (tools/int8_inference.py), the code generator
+(codegen/program.py) and the GAP9 tiler (codegen/gap9/tiling.py) all read these declarations;
+none of them branches on an operator's name. Adding an operator means: its declaration here, its
+numpy reference in atomic_ops/, its C kernel in codegen/runtime/ (plus a GAP9 tile adapter in
+codegen/runtime/gap9/gf_tile_kernels.c when it is tiled), and its tests.
 """
 
 from __future__ import annotations
@@ -28,6 +34,26 @@ class Attr:
 
 
 @dataclass(frozen=True)
+class Tiling:
+    """How the GAP9 tiler (codegen/gap9/tiling.py) cuts a step of this op into L1 tiles.
+
+    ``kind`` names one of the tiler's geometries:
+
+    * ``"window"``: output boxes (channels x rows x columns) of a sliding-window op over NCHW;
+      each tile needs its input box with halo. ``coupled(step, net)``: the tile's input channels
+      are its output channels (depthwise, pooling) rather than all (grouped: the group's) inputs.
+    * ``"linear"``: output features of a fully connected layer; the input vector stays resident.
+    * ``"eltwise"``: runs of elements (or whole channel planes with per-channel requantization).
+
+    Steps without a ``Tiling`` run on the fabric controller over L2 data (``fc_direct``: their
+    operands must then stay in L2, e.g. concat and permute).
+    """
+
+    kind: str
+    coupled: Callable[[Any, Any], bool] | None = None
+
+
+@dataclass(frozen=True)
 class IROp:
     name: str
     summary: str
@@ -36,7 +62,37 @@ class IROp:
     attrs: dict[str, Attr] = field(default_factory=dict)
     params: tuple[str, ...] = ()
     reference: str | None = None  # atomic_ops function implementing the op on integers
-    kernel: str | None = None  # C runtime kernel (codegen)
+    kernels: tuple[str, ...] = ()  # C runtime kernels its calls may use (gf_runtime.h), for the doc and tests
+
+    # -- fusion (gapforge/plan.py) ----------------------------------------------------------
+    # "head": the step may absorb a following [relu] -> requantize (its result is an integer source
+    #         of that requantization); "activation": relu, absorbed as a clamp; "none".
+    fusion: str = "none"
+    requantizes: bool = False  # the step ends in the integer requantization when its output is quantized
+    acc_bound: Callable[[Any, Any], Any] | None = None  # (net, step) -> per-channel worst |int32 acc|
+    check: Callable[[Any, Any], None] | None = None  # (net, step): raise PlanError if not executable
+
+    # -- INT8 engine (tools/int8_inference.py) -----------------------------------------------
+    # requantizing ops: sources(engine, step, inputs) -> the integer sources of the requantization
+    # (the engine then applies it, or returns the single source / their sum when there is none);
+    # other ops: run(engine, step, inputs) -> the integer output.
+    sources: Callable[[Any, Any, list], list] | None = None
+    run: Callable[[Any, Any, list], Any] | None = None
+    exact: Callable[[Any, Any, list], Any] | None = None  # float64 value a non-requantizing step rounds
+
+    # -- code generation (codegen/program.py) and GAP9 (codegen/gap9) ------------------------
+    call: Callable[[Any], Any] | None = None  # (codegen.program.CallBuilder) -> CallRec
+    host: bool = False  # executed by the host (the input quantizer): the device receives its result
+    view: bool = False  # the output is a view of the input's buffer (no kernel, no copy)
+    tiling: Tiling | None = None  # GAP9 L1 tiling; None: the fabric controller runs it on L2 data
+    fc_direct: bool = False  # FC step that reads/writes its operands directly (they stay in L2)
+
+    # -- cost ---------------------------------------------------------------------------------
+    macs: Callable[[Any, Any], int] | None = None  # (net, step) -> multiply-accumulates (None: 0)
+
+    @property
+    def device_kernel(self) -> bool:
+        return self.call is not None
 
     def attrs_schema(self) -> dict[str, Any]:
         return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import brevitas.nn as qnn
 
 from gapforge.lowering import same_scale
-from gapforge.ops._base import Frontend, IROp
+from gapforge.ops._base import Frontend, IROp, Tiling
 from gapforge.ops.requantize import quantize_to
 
 IR_OP = IROp(
@@ -16,6 +16,12 @@ IR_OP = IROp(
               "64-bit accumulator and a shared shift.",
     inputs="two quant/acc/real tensors of equal shape (quant inputs: zero point 0)",
     reference="add",
+    kernels=("gf_add",),
+    fusion="head",
+    requantizes=True,
+    sources=lambda engine, step, inputs: list(inputs),
+    call=lambda cg: cg.call("gf_add", (cg.X[0], cg.T[0], cg.X[1], cg.T[1], *cg.eltwise_extent(), cg.rq_arg, cg.Y)),
+    tiling=Tiling("eltwise"),
 )
 
 

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import numpy as np
 from torch import nn
 
+import atomic_ops
 from gapforge.lowering import pair
-from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp
+from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
+from gapforge.plan import input_abs_max
+
+
+def _sources(engine, step, inputs):
+    a = step.attrs
+    return [atomic_ops.get("avgpool2d")(inputs[0], a["kernel_size"], a["stride"], a["padding"])]
+
+
+def _acc_bound(net, step):
+    kh, kw = step.attrs["kernel_size"]
+    return np.asarray([kh * kw * input_abs_max(net, step)], dtype=np.int64)
+
+
+def _call(cg):
+    return cg.call("gf_avgpool2d", (cg.X[0], cg.T[0], f"&s_{cg.ident}", cg.rq_arg, cg.Y), shape=cg.window_shape())
+
+
 
 IR_OP = IROp(
     name="avgpool2d",
@@ -20,6 +39,13 @@ IR_OP = IROp(
         "divisor": Attr({"type": "integer", "minimum": 1}, "divisor folded into the output scale"),
     },
     reference="avgpool2d",
+    kernels=("gf_avgpool2d",),
+    fusion="head",
+    requantizes=True,
+    acc_bound=_acc_bound,
+    sources=_sources,
+    call=_call,
+    tiling=Tiling("conv", coupled=lambda step, net: True),
 )
 
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import brevitas.nn as qnn
 
+import atomic_ops
 from gapforge.ops._base import Attr, Frontend, IROp
 from gapforge.ops.requantize import quantize_to
+
+
+def _call(cg):
+    axis = cg.attrs["axis"]
+    outer = math.prod(cg.out_t.shape[:axis])
+    blocks = [math.prod(cg.net.tensors[t].shape[axis:]) * rec.elem_bytes for t, rec in zip(cg.step.inputs, cg.ins)]
+    return cg.call("gf_concat", (f"cat_in_{cg.ident}", f"cat_bytes_{cg.ident}", str(len(blocks)), str(outer), cg.Y),
+                   cat_blocks=tuple(blocks))
+
 
 IR_OP = IROp(
     name="concat",
@@ -15,6 +27,10 @@ IR_OP = IROp(
     inputs="two or more quant tensors with equal zero point, bit width and signedness",
     attrs={"axis": Attr({"type": "integer", "minimum": 1}, "concatenation axis (never the batch axis)")},
     reference="concat",
+    kernels=("gf_concat",),
+    run=lambda engine, step, inputs: atomic_ops.get("concat")(inputs, step.attrs["axis"]),
+    call=_call,
+    fc_direct=True,
 )
 
 

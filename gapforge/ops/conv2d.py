@@ -2,11 +2,52 @@
 
 from __future__ import annotations
 
+import math
+
 import brevitas.nn as qnn
 
+import atomic_ops
 from gapforge.lowering import pair
-from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp
+from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
 from gapforge.ops._layer import lower_weight_layer
+from gapforge.plan import weight_acc_bound
+
+
+def _sources(engine, step, inputs):
+    a = step.attrs
+    return [atomic_ops.get("conv2d")(inputs[0], engine.param(step, "weight"), engine.param(step, "bias"),
+                                     a["stride"], a["padding"], a["dilation"], a["groups"])]
+
+
+def choose_kernel(a: dict, c: int, o: int) -> str:
+    """Fast path by geometry; falls back to the general blocked kernel."""
+    kh, kw = a["kernel_size"]
+    if a["dilation"] == [1, 1] and a["groups"] == c == o:
+        return "gf_dwconv2d"
+    if a["groups"] != 1 or a["dilation"] != [1, 1]:
+        return "gf_conv2d"
+    if (kh, kw) == (3, 3) and a["stride"] == [1, 1]:
+        return "gf_conv2d_3x3"
+    if (kh, kw) == (1, 1) and a["padding"] == [0, 0, 0, 0]:
+        return "gf_conv2d_1x1"
+    return "gf_conv2d"
+
+
+def _call(cg):
+    shape = cg.window_shape()
+    return cg.call(choose_kernel(cg.attrs, shape[0], shape[3]),
+                   (cg.X[0], cg.T[0], cg.weights(), cg.bias(), f"&s_{cg.ident}", cg.rq_arg, cg.Y), shape=shape)
+
+
+def _macs(net, step) -> int:
+    op = net.op_by_name(step.main_op)
+    return net.tensors[step.output].numel * math.prod(op.params["weight"].shape[1:])
+
+
+def _depthwise(step, net) -> bool:
+    c = net.tensors[step.inputs[0]].shape[1]
+    return step.attrs["groups"] == c == net.tensors[step.output].shape[1]
+
 
 IR_OP = IROp(
     name="conv2d",
@@ -23,6 +64,14 @@ IR_OP = IROp(
     },
     params=("weight", "bias"),
     reference="conv2d",
+    kernels=("gf_conv2d", "gf_conv2d_3x3", "gf_conv2d_1x1", "gf_dwconv2d"),
+    fusion="head",
+    requantizes=True,
+    acc_bound=weight_acc_bound,
+    sources=_sources,
+    call=_call,
+    tiling=Tiling("conv", coupled=_depthwise),
+    macs=_macs,
 )
 
 

@@ -4,8 +4,30 @@ from __future__ import annotations
 
 import brevitas.nn as qnn
 
-from gapforge.ops._base import Frontend, IROp
+import atomic_ops
+from gapforge.errors import GapforgeError
+from gapforge.ops._base import Frontend, IROp, Tiling
 from gapforge.ops._layer import lower_weight_layer
+from gapforge.plan import weight_acc_bound
+
+
+def _sources(engine, step, inputs):
+    return [atomic_ops.get("linear")(inputs[0], engine.param(step, "weight"), engine.param(step, "bias"))]
+
+
+def _call(cg):
+    o, k = cg.op.params["weight"].shape
+    rows = cg.net.tensors[cg.op.inputs[0]].numel // k
+    if rows != 1:
+        raise GapforgeError(f"linear '{cg.step.main_op}' over {rows} rows: only a single row per sample is "
+                            "supported by the device code yet")
+    return cg.call("gf_linear", (cg.X[0], cg.T[0], cg.weights(), cg.bias(), str(k), str(o), cg.rq_arg, cg.Y))
+
+
+def _macs(net, step) -> int:
+    op = net.op_by_name(step.main_op)
+    return net.tensors[step.output].numel * op.params["weight"].shape[1]
+
 
 IR_OP = IROp(
     name="linear",
@@ -14,6 +36,14 @@ IR_OP = IROp(
     inputs="one quant tensor (zero point 0, per-tensor scale), features on the last axis",
     params=("weight", "bias"),
     reference="linear",
+    kernels=("gf_linear",),
+    fusion="head",
+    requantizes=True,
+    acc_bound=weight_acc_bound,
+    sources=_sources,
+    call=_call,
+    tiling=Tiling("linear"),
+    macs=_macs,
 )
 
 

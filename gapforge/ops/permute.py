@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import atomic_ops
+from gapforge.errors import GapforgeError
 from gapforge.ops._base import Attr, Frontend, IROp
+
+
+def _call(cg):
+    x = cg.net.tensors[cg.step.inputs[0]]
+    nd = len(x.shape)
+    if nd > 4:
+        raise GapforgeError(f"permute '{cg.step.output}' of a {nd}-D tensor: the device kernel handles 4-D")
+    pad = 4 - nd
+    shape4 = [1] * pad + list(x.shape)
+    perm4 = list(range(pad)) + [p + pad for p in cg.attrs["perm"]]
+    return cg.call("gf_permute", (cg.X[0], str(cg.out.elem_bytes), f"perm_shape_{cg.ident}", f"perm_{cg.ident}", cg.Y),
+                   perm=(tuple(shape4), tuple(perm4)))
+
 
 IR_OP = IROp(
     name="permute",
@@ -12,6 +27,10 @@ IR_OP = IROp(
     attrs={"perm": Attr({"type": "array", "items": {"type": "integer", "minimum": 0}},
                         "output axis i is input axis perm[i]")},
     reference="permute",
+    kernels=("gf_permute",),
+    run=lambda engine, step, inputs: atomic_ops.get("permute")(inputs[0], step.attrs["perm"]),
+    call=_call,
+    fc_direct=True,
 )
 
 

@@ -1,6 +1,21 @@
 """quantize: the network's float32 input -> integers (runs on the host, never on the device)."""
 
+import numpy as np
+
+import atomic_ops
 from gapforge.ops._base import IROp
+
+
+def _run(engine, step, inputs):
+    t = engine.net.tensors[step.output]
+    lo, hi = t.qrange()
+    return atomic_ops.get("quantize")(inputs[0], t.scale, t.zero_point, lo, hi, t.channel_axis)
+
+
+def _exact(engine, step, inputs):
+    t = engine.net.tensors[step.output]
+    return (inputs[0].astype(np.float32) / np.asarray(t.scale, dtype=np.float32)).astype(np.float64)
+
 
 IR_OP = IROp(
     name="quantize",
@@ -9,5 +24,8 @@ IR_OP = IROp(
               "input quantizer; executed by the host when preparing the device's input.",
     inputs="one float tensor (a network input)",
     reference="quantize",
+    run=_run,
+    exact=_exact,
+    host=True,
 )
 # Emitted by the activation-quantizer frontends (see requantize.py) when their input is float.

@@ -6,7 +6,7 @@ import brevitas.nn as qnn
 
 from gapforge import ir
 from gapforge.brevitas_quant import act_quant_params
-from gapforge.ops._base import Frontend, IROp
+from gapforge.ops._base import Frontend, IROp, Tiling
 from gapforge.ops.relu import emit_relu
 
 IR_OP = IROp(
@@ -17,6 +17,11 @@ IR_OP = IROp(
               "planner folds the ops feeding it (conv, relu, add, pooling) into the same kernel.",
     inputs="one quant, acc or real tensor",
     reference="requantize",
+    kernels=("gf_requantize",),
+    requantizes=True,
+    sources=lambda engine, step, inputs: list(inputs),
+    call=lambda cg: cg.call("gf_requantize", (cg.X[0], cg.T[0], *cg.eltwise_extent(), cg.rq_arg, cg.Y)),
+    tiling=Tiling("eltwise"),
 )
 
 

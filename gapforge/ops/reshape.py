@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+import atomic_ops
 from gapforge.lowering import prod
 from gapforge.ops._base import Attr, Frontend, IROp
 
@@ -15,6 +16,8 @@ IR_OP = IROp(
     attrs={"shape": Attr({"type": "array", "items": {"type": "integer", "minimum": 1}},
                          "output shape with batch 1 first")},
     reference="reshape",
+    run=lambda engine, step, inputs: atomic_ops.get("reshape")(inputs[0], step.attrs["shape"]),
+    view=True,
 )
 
 

@@ -5,10 +5,34 @@ from __future__ import annotations
 import math
 
 import brevitas.nn as qnn
+import numpy as np
 
+import atomic_ops
 from gapforge.brevitas_quant import const_bit_width
 from gapforge.lowering import pair
-from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp
+from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
+
+
+def _run(engine, step, inputs):
+    a = step.attrs
+    lo, hi = engine.net.tensors[step.output].qrange()
+    return atomic_ops.get("trunc_avgpool2d")(inputs[0], a["kernel_size"], a["stride"], a["padding"],
+                                             a["shift"], a["rounding"], lo, hi)
+
+
+def _exact(engine, step, inputs):
+    a = step.attrs
+    acc = atomic_ops.get("avgpool2d")(inputs[0], a["kernel_size"], a["stride"], a["padding"])
+    return acc.astype(np.float64) / 2.0 ** a["shift"]
+
+
+def _call(cg):
+    a = cg.attrs
+    lo, hi = cg.out_t.qrange()
+    return cg.call("gf_trunc_avgpool2d", (cg.X[0], cg.T[0], f"&s_{cg.ident}", str(a["shift"]),
+                                          "1" if a["rounding"] == "floor" else "0", str(lo), str(hi), cg.Y),
+                   shape=cg.window_shape())
+
 
 IR_OP = IROp(
     name="trunc_avgpool2d",
@@ -25,6 +49,11 @@ IR_OP = IROp(
         "rounding": Attr({"enum": ["half_even", "floor"]}, "rounding of the shift"),
     },
     reference="trunc_avgpool2d",
+    kernels=("gf_trunc_avgpool2d",),
+    run=_run,
+    exact=_exact,
+    call=_call,
+    tiling=Tiling("conv", coupled=lambda step, net: True),
 )
 
 

@@ -28,10 +28,6 @@
 #define GF_MEM_L3 1
 
 enum { GF_TILING_CONV = 0, GF_TILING_LINEAR = 1, GF_TILING_ELTWISE = 2 };
-enum {
-    GF_OP_CONV = 0, GF_OP_CONV3X3, GF_OP_CONV1X1, GF_OP_DWCONV, GF_OP_MAXPOOL, GF_OP_AVGPOOL,
-    GF_OP_TRUNCPOOL, GF_OP_LINEAR, GF_OP_ADD, GF_OP_REQUANT, GF_OP_RELU
-};
 
 /* Test-only fault injection (codegen --inject-fault): each bit removes one safety step. */
 #define GF_FAULT_NO_BARRIER 1u  /* skip the barrier between "tile loaded" and "compute" */
@@ -44,17 +40,52 @@ typedef struct {
     uint32_t l3;
 } gf_loc_t;
 
+typedef struct gf_layer gf_layer_t;
+
+/*
+ * What one core computes of one tile: its operands in L1 and its share of the geometry, filled by
+ * the code of the layer's tiling kind (gf_tiled.c) and passed to the layer's tile kernel.
+ */
 typedef struct {
+    const gf_layer_t *L;
+    const void *x, *x2;       /* input tile (x2: second input of two-input steps) */
+    const int8_t *w;          /* int8 weights of the core's output channels (unpacked), or NULL */
+    const int32_t *bias;      /* biases of the core's output channels, or NULL */
+    const gf_requant_t *rq;   /* requantization of the core's channels, or NULL */
+    gf_conv_shape_t s;        /* conv tiling: geometry of the core's share of the tile */
+    int32_t n, inner;         /* eltwise tiling: elements, elements per channel slice */
+    int32_t k, o;             /* linear tiling: inputs, outputs of the core's share */
+    void *y;                  /* output of the core's share in L1 */
+} gf_tile_args_t;
+
+/* A tile kernel: one per device kernel of gf_runtime.h that runs on the cluster (gf_tile_kernels.c);
+ * the code generator names it in the layer descriptor (gf_tile_<kernel>). */
+typedef void (*gf_tile_fn)(const gf_tile_args_t *a);
+
+void gf_tile_conv2d(const gf_tile_args_t *a);
+void gf_tile_conv2d_3x3(const gf_tile_args_t *a);
+void gf_tile_conv2d_1x1(const gf_tile_args_t *a);
+void gf_tile_dwconv2d(const gf_tile_args_t *a);
+void gf_tile_maxpool2d(const gf_tile_args_t *a);
+void gf_tile_avgpool2d(const gf_tile_args_t *a);
+void gf_tile_trunc_avgpool2d(const gf_tile_args_t *a);
+void gf_tile_linear(const gf_tile_args_t *a);
+void gf_tile_add(const gf_tile_args_t *a);
+void gf_tile_requantize(const gf_tile_args_t *a);
+void gf_tile_relu(const gf_tile_args_t *a);
+
+struct gf_layer {
     const char *name;
-    int32_t tiling, op;
+    int32_t tiling;                       /* GF_TILING_* */
+    gf_tile_fn compute;                   /* the op's tile kernel */
+    int32_t coupled;                      /* conv tiling: input channels follow output channels */
     gf_conv_shape_t s;                    /* whole-layer geometry (conv-like steps) */
     int32_t in_t, in2_t, out_t;           /* gf_dtype_t of the operands */
     int32_t w_off, b_off, m_off, sh_off, o_off; /* regions in the parameter blob, -1 = none */
-    int32_t rq_sources, rq_channels, zp, lo, hi; /* rq_sources == 0: no requantization */
+    int32_t rq_sources, rq_channels, zp, lo, hi; /* rq_sources == 0: no requantization (zp: output zero point) */
     int32_t shift, floor_rounding;        /* trunc_avgpool2d */
     int32_t k, o;                         /* linear: inputs, outputs */
     int32_t n, inner, chans;              /* element-wise: elements, elements per channel, channels */
-    int32_t relu_zp;                      /* relu */
     int32_t tile_co, tile_oh, tile_ow;    /* conv / linear output tile */
     int32_t tile_planes, tile_elems;      /* element-wise tile */
     uint32_t buf_in, buf_in2, buf_w, buf_p, buf_out; /* bytes of one L1 buffer of each operand */
@@ -64,7 +95,7 @@ typedef struct {
     int32_t cores;                        /* compute cores to fork */
     int32_t single_buffer;                /* several tiles but one buffer each: no overlap of DMA and compute */
     uint32_t fault;
-} gf_layer_t;
+};
 
 /* Operand locations of one layer, bound at run time (bases are allocated by the FC). */
 typedef struct {

@@ -53,11 +53,6 @@ static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
 static int32_t elem_bytes(int32_t t) { return t == GF_S32 ? 4 : 1; }
 
-static int coupled(const gf_layer_t *L)
-{
-    return L->op == GF_OP_DWCONV || L->op == GF_OP_MAXPOOL || L->op == GF_OP_AVGPOOL || L->op == GF_OP_TRUNCPOOL;
-}
-
 int32_t gf_layer_tiles(const gf_layer_t *L)
 {
     if (L->tiling == GF_TILING_CONV)
@@ -98,7 +93,7 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
         T->own = min32(L->tile_ow, s->ow - T->ox0);
         rows_of(T->oy0, T->ohn, s->sy, s->pt, s->kh, s->dy, s->h, &T->iy0, &T->ihn, &T->pt, &T->pb);
         rows_of(T->ox0, T->own, s->sx, s->pl, s->kw, s->dx, s->w, &T->ix0, &T->iwn, &T->pl, &T->pr);
-        if (coupled(L)) {
+        if (L->coupled) {
             T->ci0 = T->co0;
             T->cin = T->con;
         } else if (s->groups == 1) {
@@ -440,7 +435,7 @@ static void load_tile(gf_run_t *R, int32_t t, int b)
     } else {
         int32_t eb = elem_bytes(L->in_t);
         load_flat(R, q, &R->ops->in, (uint32_t)(T.e0 * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN], (uint32_t)(T.en * eb));
-        if (L->op == GF_OP_ADD) {
+        if (L->buf_in2) {
             int32_t eb2 = elem_bytes(L->in2_t);
             load_flat(R, q, &R->ops->in2, (uint32_t)(T.e0 * eb2), R->l1[b][OP_IN2], R->bounce[b][OP_IN2],
                       (uint32_t)(T.en * eb2));
@@ -487,7 +482,7 @@ static gf_requant_t tile_requant(const gf_layer_t *L, uint8_t *p, int32_t first)
 static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
 {
     const gf_layer_t *L = R->L;
-    int32_t grouped = !coupled(L) && L->s.groups > 1;
+    int32_t grouped = !L->coupled && L->s.groups > 1;
     int32_t unit = grouped ? L->s.o / L->s.groups : 1;
     int32_t units = T->con / unit;
     int32_t u0 = core * units / ncores, u1 = (core + 1) * units / ncores;
@@ -507,10 +502,10 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     s.pr = T->pr;
     s.o = con;
     const uint8_t *x = R->l1[b][OP_IN];
-    if (coupled(L)) {
+    if (L->coupled) {
         s.c = con;
         x += (uint32_t)co0 * in_plane;
-        if (L->op == GF_OP_DWCONV)
+        if (L->s.groups > 1) /* depthwise: one group per channel */
             s.groups = con;
     } else if (grouped) {
         int32_t cg = L->s.c / L->s.groups;
@@ -534,18 +529,16 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
         unpack_tile_rows(R, b, co0, con);
         w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)co0 * weights_per_channel(L);
     }
-    uint8_t *y = R->l1[b][OP_OUT] + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
-    gf_dtype_t t = (gf_dtype_t)L->in_t;
-    switch (L->op) {
-    case GF_OP_CONV: gf_conv2d(x, t, w, bias, &s, rqp, y); break;
-    case GF_OP_CONV3X3: gf_conv2d_3x3(x, t, w, bias, &s, rqp, y); break;
-    case GF_OP_CONV1X1: gf_conv2d_1x1(x, t, w, bias, &s, rqp, y); break;
-    case GF_OP_DWCONV: gf_dwconv2d(x, t, w, bias, &s, rqp, y); break;
-    case GF_OP_MAXPOOL: gf_maxpool2d(x, t, &s, y); break;
-    case GF_OP_AVGPOOL: gf_avgpool2d(x, t, &s, rqp, y); break;
-    case GF_OP_TRUNCPOOL: gf_trunc_avgpool2d(x, t, &s, L->shift, L->floor_rounding, L->lo, L->hi, y); break;
-    default: break;
-    }
+    gf_tile_args_t a;
+    memset(&a, 0, sizeof(a));
+    a.L = L;
+    a.x = x;
+    a.w = w;
+    a.bias = bias;
+    a.rq = rqp;
+    a.s = s;
+    a.y = R->l1[b][OP_OUT] + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
+    L->compute(&a);
 }
 
 static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
@@ -564,9 +557,17 @@ static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int
     }
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + u0 : NULL;
     unpack_tile_rows(R, b, u0, u1 - u0);
-    const int8_t *w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)u0 * (uint32_t)L->k;
-    uint8_t *y = R->l1[b][OP_OUT] + (uint32_t)(u0 * elem_bytes(L->out_t));
-    gf_linear(R->l1[0][OP_IN], (gf_dtype_t)L->in_t, w, bias, L->k, u1 - u0, rqp, y);
+    gf_tile_args_t a;
+    memset(&a, 0, sizeof(a));
+    a.L = L;
+    a.x = R->l1[0][OP_IN];
+    a.w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)u0 * (uint32_t)L->k;
+    a.bias = bias;
+    a.rq = rqp;
+    a.k = L->k;
+    a.o = u1 - u0;
+    a.y = R->l1[b][OP_OUT] + (uint32_t)(u0 * elem_bytes(L->out_t));
+    L->compute(&a);
 }
 
 static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
@@ -585,15 +586,16 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
         rq = tile_requant(L, R->l1[b][OP_P], per_plane ? u0 : 0);
         rqp = &rq;
     }
-    const uint8_t *x = R->l1[b][OP_IN] + (uint32_t)(e0 * eb);
-    uint8_t *y = R->l1[b][OP_OUT] + (uint32_t)(e0 * ebo);
-    int32_t inner = L->rq_channels > 1 ? L->inner : en;
-    if (L->op == GF_OP_ADD)
-        gf_add(x, (gf_dtype_t)L->in_t, R->l1[b][OP_IN2] + (uint32_t)(e0 * eb2), (gf_dtype_t)L->in2_t, en, inner, rqp, y);
-    else if (L->op == GF_OP_REQUANT)
-        gf_requantize(x, (gf_dtype_t)L->in_t, en, inner, rqp, y);
-    else
-        gf_relu(x, (gf_dtype_t)L->in_t, en, L->relu_zp, y);
+    gf_tile_args_t a;
+    memset(&a, 0, sizeof(a));
+    a.L = L;
+    a.x = R->l1[b][OP_IN] + (uint32_t)(e0 * eb);
+    a.x2 = L->buf_in2 ? R->l1[b][OP_IN2] + (uint32_t)(e0 * eb2) : NULL;
+    a.rq = rqp;
+    a.n = en;
+    a.inner = L->rq_channels > 1 ? L->inner : en;
+    a.y = R->l1[b][OP_OUT] + (uint32_t)(e0 * ebo);
+    L->compute(&a);
 }
 
 /* ---- the tile loop, run by every compute core ---- */
