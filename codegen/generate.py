@@ -151,12 +151,11 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         from codegen.gap9.hw import DEFAULT
         from codegen.gap9.placement import format_report
         from codegen.gap9.program import build_gap9_program
+        from codegen.gap9.resources import rv32_compiler
 
         if l1_budget is not None and l1_budget > DEFAULT.l1_budget:
             raise GapforgeError(f"--l1-budget {l1_budget}: more than the {DEFAULT.l1_size} B of L1 minus the "
                                 f"{DEFAULT.l1_reserved} B of cluster stacks (at most {DEFAULT.l1_budget} B)")
-        from codegen.gap9.resources import rv32_compiler
-
         rv32_compiler()
         hw = replace(DEFAULT, core_stack=SMALL_STACK) if fault == "small-stack" else DEFAULT
         gap9 = build_gap9_program(plan, case_dir, l1_budget, l2_budget, "none" if fault in BUILD_FAULTS else fault,
@@ -191,9 +190,8 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         if gap9 is not None:
             report = format_report(gap9.placement, program.name) + "\n" + format_resources(doc["gap9"])
             (tmp / "plan_report.txt").write_text(report + "\n", encoding="utf-8")
-    if gap9 is not None:
-        if doc["gap9"]["code"]["warning"]:
-            print(f"gapforge: warning: {program.name}: {doc['gap9']['code']['warning']}", file=sys.stderr)
+    if gap9 is not None and doc["gap9"]["code"]["warning"]:
+        print(f"gapforge: warning: {program.name}: {doc['gap9']['code']['warning']}", file=sys.stderr)
     return gap9 if gap9 is not None else program
 
 

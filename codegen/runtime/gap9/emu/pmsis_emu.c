@@ -37,8 +37,8 @@
  * pi_ram_read/write(_2d) copy immediately. Transfer counters (gf_emu.h) count payload bytes at
  * completion.
  *
- * Cores. pi_cluster_send_task_to_cl runs the entry on the caller's stack as core 8 (the GAP9
- * cluster controller). pi_cl_team_fork runs the entry on cores 0..n-1 as cooperative coroutines
+ * Cores. pi_cluster_send_task_to_cl runs the entry as core 8 (the GAP9 cluster controller) on a
+ * stack of its own. pi_cl_team_fork runs the entry on cores 0..n-1 as cooperative coroutines
  * (ucontext, one private stack per core), scheduled deterministically: in each round every
  * runnable core runs, in order n-1..0 (GF_EMU_CORE_ORDER=reverse, the default) or 0..n-1
  * (GF_EMU_CORE_ORDER=forward), until it reaches pi_cl_team_barrier or returns. When all cores
@@ -46,16 +46,31 @@
  * at a barrier is a barrier mismatch (error). A missing barrier therefore shows up as a wrong
  * result, the same on every run. Critical sections are no-ops (only depth is checked).
  *
+ * Stacks (section "Stacks" below). Every emulated stack has guard pages below it (an overflow is
+ * reported, exit 3) and is painted to measure its peak use. With GF_EMU_CORE_STACK_RATIO set the
+ * stacks are modelled: each is the size the program configured (cc_stack_size at
+ * pi_cluster_open, pi_cluster_task_stacks per task) times the ratio (GF_EMU_CC_STACK_RATIO for
+ * the controller, default the core ratio), and those configured bytes are reserved in L1 (budget
+ * + controller + 8 compute-core stacks <= L1). Otherwise each stack is GF_EMU_CC_STACK /
+ * GF_EMU_CORE_STACK host bytes (default 256 KiB) and nothing is reserved. Errors raised on an
+ * emulated stack are printed from a separate error stack. Programs that model their stacks must
+ * be linked with -z now (no lazy symbol binding on the emulated stacks).
+ *
+ * Allocation failures. GF_EMU_FAIL_ALLOC=L1|L2|L3[:N] makes the N-th allocation of that level
+ * (default the first) fail the way the SDK reports it: NULL from pi_cl_l1_malloc / pi_l2_malloc
+ * (_align), -1 from pi_ram_alloc.
+ *
  * Not modelled: timing, bandwidth and latency (only ordering and completion points), true
- * parallelism and memory races other than those on in-flight transfer buffers, cluster stacks
- * and their L1 footprint (the budget passed in the environment should exclude them), caches,
+ * parallelism and memory races other than those on in-flight transfer buffers, caches,
  * frequency and voltage, statically placed PI_L1/PI_L2 data (the attributes expand to nothing,
  * so such data is host memory and is refused by the DMA checks), per-core performance counters
  * (there is one counter, in host nanoseconds), ReadFS internals (files are read from the current
  * directory).
  *
  * Environment: GF_EMU_L1_BUDGET, GF_EMU_L2_BUDGET, GF_EMU_L3_SIZE (bytes), GF_EMU_CORE_ORDER
- * (forward | reverse), GF_EMU_CORE_STACK (bytes of each emulated core's stack, default 256 KiB).
+ * (forward | reverse), GF_EMU_CORE_STACK_RATIO / GF_EMU_CC_STACK_RATIO (host bytes per configured
+ * byte), GF_EMU_CORE_STACK / GF_EMU_CC_STACK (host bytes of unmodelled stacks, default 256 KiB),
+ * GF_EMU_FAIL_ALLOC.
  */
 #define _GNU_SOURCE
 
