@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import jinja2
@@ -56,17 +57,20 @@ def _copy_runtime(target: Target, dst: Path) -> None:
 
 
 def _sources(target: Target) -> list[str]:
-    srcs = ["src/main.c", "src/network.c"] + [f"runtime/{p.name}" for p in kernel_sources()]
+    srcs = ["src/main.c", "src/network.c"]
+    srcs += [f"runtime/{p.name}" for p in kernel_sources() if p.name not in target.omit_kernel_files]
     srcs += [f"runtime/hal/{h}" for h in target.hal_sources]
     srcs += [f"runtime/{f}" for f in target.runtime_extra if f.endswith(".c")]
     return srcs
 
 
-def plan_json(program: Program, target: Target, gap9=None) -> dict:
+def plan_json(program: Program, target: Target, gap9=None, gap9_extra: dict | None = None) -> dict:
+    """plan.json. ``gap9_extra`` (gap9): the build defines, stacks, code size (codegen/gap9/resources.py)."""
     doc = {
         "generator": {"name": "gapforge", "version": __version__},
         "network": program.name, "target": target.name, "test_case": program.test_case,
-        "build": {"sources": _sources(target), "include_dirs": ["src", "runtime", "runtime/hal"], "data_dir": "data"},
+        "build": {"sources": _sources(target), "include_dirs": list(target.include_dirs), "defines": [],
+                  "data_dir": "data"},
         "steps": [{"index": c.index, "name": c.name, "kind": c.kind, "kernel": c.kernel or None,
                    "inputs": [t.name for t in c.inputs], "in_offsets": list(c.in_offsets),
                    "out_offset": c.out_offset, "out_bytes": c.out.bytes, "dtype": c.out.dtype, "macs": c.macs,
@@ -79,12 +83,50 @@ def plan_json(program: Program, target: Target, gap9=None) -> dict:
                    "params_bytes": len(program.params)},
     }
     if gap9 is not None:
+        extra = gap9_extra or {}
+        doc["build"]["defines"] = list(extra.get("defines", []))
         doc["gap9"] = gap9.plan_json()
+        doc["gap9"].update({k: extra[k] for k in ("stacks", "code") if k in extra})
+        if "code" in extra:
+            doc["gap9"]["l2"].update(reserved_bytes=extra["code"]["l2_reserved_bytes"],
+                                     code_bytes=extra["code"]["bytes"])
         doc["build_emu"] = {
             "sources": _sources(target) + [f"runtime/{f}" for f in target.emu_sources],
-            "include_dirs": ["src", "runtime", "runtime/gap9", "runtime/gap9/emu"], "data_dir": "data"}
-        doc["build"]["include_dirs"] = ["src", "runtime", "runtime/gap9"]
+            "include_dirs": [*target.include_dirs, *target.emu_include_dirs],
+            "defines": [*doc["build"]["defines"], *extra.get("emu_defines", [])], "data_dir": "data"}
     return doc
+
+
+# Faults injected at generation (tests): these change the build, the others the layer descriptors
+# (codegen/gap9/program.py) or the tiling budget (generate_c_code --inject-fault tile-too-large).
+BUILD_FAULTS = ("deep-call", "small-stack")
+SMALL_STACK = 1024  # small-stack: the compute-core stack configured before it was measured
+
+
+def _gap9_resources(tmp: Path, target: Target, program: Program, hw, fault: str) -> dict:
+    """Measure the rendered project's SDK build (codegen/gap9/resources.py): check its stacks
+    against ``hw``, record them and the code size beside the L2 reserve (warning if over)."""
+    from codegen.gap9 import resources as rs
+    from codegen.gap9.hw import DEFAULT
+
+    defines = rs.kernel_defines(program.calls)
+    m, all_kernels = rs.measure_project(tmp, _sources(target), [*target.include_dirs, *target.emu_include_dirs],
+                                        defines, DEFAULT)
+    if fault != "small-stack":  # that fault configures a stack too small on purpose
+        rs.check_stacks(m, hw)
+    fc_stack = m.chain("fc")
+    code = {"bytes": m.linked["total"], "sections": {k: v for k, v in m.linked.items() if k != "total"},
+            "objects": m.objects, "all_kernels_bytes": all_kernels["total"], "fc_stack_bytes": fc_stack,
+            "l2_reserved_bytes": hw.l2_reserved, "kernels": defines[1:],
+            "measured": "rv32imc -O2 objects linked with --gc-sections from main; PMSIS and the C library "
+                        "(the SDK's) not included"}
+    code["warning"] = None
+    if code["bytes"] + fc_stack > hw.l2_reserved:
+        code["warning"] = (f"the program's code and data ({code['bytes']} B) and FC stack ({fc_stack} B) exceed the "
+                           f"{hw.l2_reserved} B of L2 reserved for code, runtime and drivers (codegen/gap9/hw.py "
+                           "l2_reserved): the SDK build may not fit L2")
+    emu = [f"GF_FAULT_DEEP_CALL={8 * hw.core_stack}"] if fault == "deep-call" else []
+    return {"defines": defines, "emu_defines": emu, "stacks": rs.stacks_json(m, hw), "code": code}
 
 
 def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int = 1, *,
@@ -102,19 +144,29 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
     if not case_dir.is_dir():
         raise GapforgeError(f"{case_dir}: no such golden test case (run tools/generate_golden_outputs.py "
                             f"--network {net_dir})")
-    gap9 = None
+    gap9 = hw = None
     if target.tiled:
+        from dataclasses import replace
+
+        from codegen.gap9.hw import DEFAULT
         from codegen.gap9.placement import format_report
         from codegen.gap9.program import build_gap9_program
+        from codegen.gap9.resources import rv32_compiler
 
-        gap9 = build_gap9_program(plan, case_dir, l1_budget, l2_budget, fault, tile_l1_budget)
+        if l1_budget is not None and l1_budget > DEFAULT.l1_budget:
+            raise GapforgeError(f"--l1-budget {l1_budget}: more than the {DEFAULT.l1_size} B of L1 minus the "
+                                f"{DEFAULT.l1_reserved} B of cluster stacks (at most {DEFAULT.l1_budget} B)")
+        rv32_compiler()
+        hw = replace(DEFAULT, core_stack=SMALL_STACK) if fault == "small-stack" else DEFAULT
+        gap9 = build_gap9_program(plan, case_dir, l1_budget, l2_budget, "none" if fault in BUILD_FAULTS else fault,
+                                  tile_l1_budget)
         program = gap9.program
     else:
         program = build_program(plan, case_dir)
     env = _env()
     ctx = {"p": program, "target": target, "version": __version__}
     if gap9 is not None:
-        ctx.update(g=gap9, scratch=gap9.placement.budgets.hw.l2_scratch,
+        ctx.update(g=gap9, scratch=gap9.placement.budgets.hw.l2_scratch, hw=hw,
                    fc_calls=[c for c, tp in zip(program.calls, gap9.tiles)
                              if tp.tiling == "fc" and c.kernel])
     with atomic_directory(out) as tmp:
@@ -126,12 +178,32 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         (tmp / "data" / "params.bin").write_bytes(program.params)
         for name, raw in program.golden_files.items():
             (tmp / "data" / name).write_bytes(raw)
-        build_ctx = dict(ctx, sources=_sources(target), exe="network.elf" if target.name != "host" else "network",
+        extra = _gap9_resources(tmp, target, program, hw, fault) if gap9 is not None else {}
+        doc = plan_json(program, target, gap9, extra)
+        build_ctx = dict(ctx, sources=_sources(target), include_dirs=doc["build"]["include_dirs"],
+                         defines=doc["build"]["defines"], stacks=extra.get("stacks"),
+                         exe="network.elf" if target.name != "host" else "network",
                          data_files=["params.bin", *sorted(program.golden_files)], **make_variables(target))
         for tmpl in target.build_templates:
             (tmp / tmpl).write_text(env.get_template(f"{tmpl}.j2").render(**build_ctx), encoding="utf-8")
-        doc = plan_json(program, target, gap9)
         (tmp / "plan.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         if gap9 is not None:
-            (tmp / "plan_report.txt").write_text(format_report(gap9.placement, program.name) + "\n", encoding="utf-8")
+            report = format_report(gap9.placement, program.name) + "\n" + format_resources(doc["gap9"])
+            (tmp / "plan_report.txt").write_text(report + "\n", encoding="utf-8")
+    if gap9 is not None and doc["gap9"]["code"]["warning"]:
+        print(f"gapforge: warning: {program.name}: {doc['gap9']['code']['warning']}", file=sys.stderr)
     return gap9 if gap9 is not None else program
+
+
+def format_resources(g: dict) -> str:
+    """The stack and code-size lines of plan_report.txt (from plan.json's gap9 section)."""
+    st, code = g["stacks"], g["code"]
+    lines = [f"stacks (rv32 call chains, configured): cluster controller {st['cluster_controller']['chain_bytes']} B "
+             f"of {st['cluster_controller']['configured_bytes']} B, compute core {st['compute_core']['chain_bytes']} B "
+             f"of {st['compute_core']['configured_bytes']} B (L1 reserved {st['l1_reserved_bytes']} B), FC "
+             f"{st['fc']['chain_bytes']} B",
+             f"code: {code['bytes']} B linked ({code['all_kernels_bytes']} B with every kernel), FC stack "
+             f"{code['fc_stack_bytes']} B, L2 reserve {code['l2_reserved_bytes']} B"]
+    if code["warning"]:
+        lines.append(f"WARNING: {code['warning']}")
+    return "\n".join(lines)

@@ -25,6 +25,11 @@ class Target:
     runtime_extra: tuple[str, ...] = ()  # further runtime files (relative to codegen/runtime)
     emu_sources: tuple[str, ...] = ()  # compiled only for the host emulation build
     tiled: bool = False  # memory-hierarchy planning (L1 tiling, L2/L3 placement)
+    # Include directories of the project build (relative to the project root): the one list that
+    # plan.json's build.include_dirs, the Makefile and the CMakeLists.txt are rendered from.
+    include_dirs: tuple[str, ...] = ("src", "runtime", "runtime/hal")
+    emu_include_dirs: tuple[str, ...] = ()  # added for the host emulation build (before the others' headers)
+    omit_kernel_files: tuple[str, ...] = ()  # portable kernel files the target does not compile
 
 
 HOST = Target(
@@ -45,7 +50,9 @@ GAP9 = replace(
     program_templates={"main.c": "gap9_main.c.j2", "network.c": "gap9_network.c.j2",
                        "network.h": "gap9_network.h.j2"},
     runtime_extra=("gap9/gf_tiled.c", "gap9/gf_tile_kernels.c", "gap9/gf_gap9.h"),
-    emu_sources=("gap9/emu/pmsis_emu.c",), tiled=True)
+    emu_sources=("gap9/emu/pmsis_emu.c",), tiled=True,
+    include_dirs=("src", "runtime", "runtime/gap9"), emu_include_dirs=("runtime/gap9/emu",),
+    omit_kernel_files=("gf_ref.c",))  # reference loops: tests and benchmarks only
 
 TARGETS = {t.name: t for t in (HOST, RV32, GAP9)}
 

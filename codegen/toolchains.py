@@ -45,6 +45,7 @@ HOST_CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
 
 RV32_CC = "riscv64-unknown-elf-gcc"
+RV32_SIZE = "riscv64-unknown-elf-size"
 RV32_CFLAGS = ["--specs=picolibc.specs", "--crt0=semihost", "--oslib=semihost",
                "-march=rv32imac", "-mabi=ilp32", "-std=c99", "-Wall", "-Wextra", "-Werror"]
 RV32_LDFLAGS = ["-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=0x00800000",
@@ -92,6 +93,15 @@ def _picolibc_present() -> bool:
     return out.returncode == 0 and path != "picolibc.specs" and Path(path).is_file()
 
 
+def cross_compiler_available() -> tuple[bool, str]:
+    """(True, "") if the rv32 cross compiler and picolibc's headers are installed (QEMU aside)."""
+    if shutil.which(RV32_CC) is None:
+        return False, f"{RV32_CC} not found on PATH (Debian: apt-get install gcc-riscv64-unknown-elf)"
+    if not _picolibc_present():
+        return False, f"picolibc for {RV32_CC} not found (Debian: apt-get install picolibc-riscv64-unknown-elf)"
+    return True, ""
+
+
 def available(target: str) -> tuple[bool, str]:
     """(True, "") if ``target`` can be built and run here, else (False, the reason)."""
     _check_target(target)
@@ -99,10 +109,9 @@ def available(target: str) -> tuple[bool, str]:
         if shutil.which(HOST_CC) is None:
             return False, f"host C compiler {HOST_CC!r} not found on PATH"
         return True, ""
-    if shutil.which(RV32_CC) is None:
-        return False, f"{RV32_CC} not found on PATH (Debian: apt-get install gcc-riscv64-unknown-elf)"
-    if not _picolibc_present():
-        return False, f"picolibc for {RV32_CC} not found (Debian: apt-get install picolibc-riscv64-unknown-elf)"
+    ok, why = cross_compiler_available()
+    if not ok:
+        return ok, why
     if shutil.which(QEMU) is None:
         return False, f"{QEMU} not found on PATH (Debian: apt-get install qemu-system-misc)"
     return True, ""
@@ -136,25 +145,43 @@ def _run_tool(cmd: list[str], what: str, target: str) -> subprocess.CompletedPro
     return proc
 
 
-def _compile_cached(cflags: list[str], source: Path, target: str) -> Path:
+def _compile_cached(cflags: list[str], source: Path, target: str, out_dir: Path | None, aux: Sequence[str],
+                    root: Path | None) -> Path:
     """Compile one source to an object file, reusing a cached object when nothing it depends on changed.
 
     The cache key is the full compiler command, the compiler's version, and the bytes of the source
-    and of every header it includes (from ``-MM``-style dependency output), so a cached object is
-    used only where recompiling would produce the same one. Set GAPFORGE_BUILD_CACHE to move the
-    cache, or to an empty string to disable it.
+    and of every header it includes (from ``-M`` dependency output), so a cached object is used only
+    where recompiling would produce the same one. Paths under ``root`` enter the key relative to it,
+    so the same sources in two project directories share their objects. ``aux`` names the further
+    outputs the flags make the compiler write next to the object (``.su`` for -fstack-usage, ``.ci``
+    for -fcallgraph-info): they are cached with it. Set GAPFORGE_BUILD_CACHE to move the cache, or
+    to an empty string to disable it (objects are then compiled into ``out_dir``).
     """
+    if CACHE_DIR is None:
+        if out_dir is None:
+            raise ToolchainError(f"compiling {source.name} for {target}: no object directory (the cache is off)")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        obj = out_dir / f"{source.stem}.o"
+        _run_tool([*cflags, "-c", str(source), "-o", str(obj)], f"compiling {source.name}", target)
+        return obj
     deps = _run_tool([*cflags, "-M", str(source)], f"scanning {source.name}", target).stdout
     files = [tok for tok in deps.replace("\\\n", " ").split()[1:] if tok != "\\"]
-    h = hashlib.sha256("\0".join([*cflags, _compiler_version(cflags[0])]).encode())
+    prefix = str(root.resolve()) if root is not None else None
+
+    def rel(text: str) -> str:
+        return text.replace(prefix, "<root>") if prefix and prefix != "/" else text
+
+    h = hashlib.sha256("\0".join([*map(rel, cflags), rel(str(source)), _compiler_version(cflags[0])]).encode())
     for f in sorted(set(files)):
-        h.update(f.encode())
+        h.update(rel(str(Path(f).resolve())).encode())
         h.update(Path(f).read_bytes())
     obj = CACHE_DIR / f"{source.stem}-{h.hexdigest()[:24]}.o"
-    if not obj.is_file():
+    if not (obj.is_file() and all(obj.with_suffix(a).is_file() for a in aux)):
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         tmp = obj.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}.o")
         _run_tool([*cflags, "-c", str(source), "-o", str(tmp)], f"compiling {source.name}", target)
+        for a in aux:  # the compiler names them after the object: <tmp stem><a>
+            os.replace(tmp.with_suffix(a), obj.with_suffix(a))
         os.replace(tmp, obj)
     return obj
 
@@ -167,43 +194,75 @@ def _compiler_version(cc: str) -> str:
         return ""
 
 
+def compile_flags(target: str, include_dirs: Sequence[Path], *, defines: dict[str, str] | None = None,
+                  opt: str = "-O2", sanitize: bool = False, extra_flags: Sequence[str] = ()) -> list[str]:
+    """The compiler command (compiler and flags, without sources) :func:`build` compiles with."""
+    _check_target(target)
+    if sanitize and target != "host":
+        raise ToolchainError("sanitize=True is only supported for the host target")
+    if target == "host":
+        cflags = [HOST_CC, *HOST_CFLAGS, opt] + (SANITIZE_FLAGS if sanitize else [])
+    else:
+        cflags = [RV32_CC, *RV32_CFLAGS, opt]
+    cflags += [f"-I{Path(d).resolve()}" for d in include_dirs]
+    for key, value in (defines or {}).items():
+        cflags.append(f"-D{key}" if value is None or value == "" else f"-D{key}={value}")
+    return cflags + list(extra_flags)
+
+
+def compile_objects(cflags: list[str], sources: Sequence[Path], target: str, out_dir: Path | None = None, *,
+                    aux: Sequence[str] = (), root: Path | None = None) -> list[Path]:
+    """Compile each source with the compiler command ``cflags`` (in parallel, through the object
+    cache of ``_compile_cached``); returns the object files in the order of ``sources``. ``target``
+    only names the build in error messages."""
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda s: _compile_cached(cflags, Path(s).resolve(), target, out_dir, aux, root),
+                             sources))
+
+
+def link(target: str, objects: Sequence[Path], out: Path, *, sanitize: bool = False,
+         ldflags: Sequence[str] = ()) -> Path:
+    """Link ``objects`` into the executable ``out`` for ``target``; returns ``out``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if target == "host":
+        cmd = [HOST_CC, *[str(o) for o in objects], "-o", str(out), *(SANITIZE_FLAGS if sanitize else []), *ldflags]
+    else:
+        cmd = [RV32_CC, *RV32_CFLAGS, *[str(o) for o in objects], "-o", str(out), *RV32_LDFLAGS, *ldflags]
+    _run_tool(cmd, f"linking {out.name}", target)
+    return out
+
+
 def build(target: str, sources: list[Path], include_dirs: list[Path], out: Path, *,
           defines: dict[str, str] | None = None, opt: str = "-O2", sanitize: bool = False,
-          extra_flags: Sequence[str] = ()) -> Path:
+          extra_flags: Sequence[str] = (), aux: Sequence[str] = (), ldflags: Sequence[str] = ()) -> Path:
     """Compile and link ``sources`` into the executable ``out`` for ``target``; returns ``out``.
 
     Each source is compiled separately (in parallel, through the object cache of
-    ``_compile_cached``) and the objects are linked. Raises ToolchainError (one line, with the
-    compiler's last error line) if the toolchain is missing or the build fails. ``sanitize`` is for
-    the host only.
+    ``_compile_cached``; into ``<out>.obj/`` when the cache is off) and the objects are linked.
+    Raises ToolchainError (one line, with the compiler's last error line) if the toolchain is
+    missing or the build fails. ``sanitize`` is for the host only. See :func:`build_objects` for
+    a build whose objects (and ``aux`` outputs) the caller reads.
     """
+    return build_objects(target, sources, include_dirs, out, defines=defines, opt=opt, sanitize=sanitize,
+                         extra_flags=extra_flags, aux=aux, ldflags=ldflags)[0]
+
+
+def build_objects(target: str, sources: list[Path], include_dirs: list[Path], out: Path, *,
+                  defines: dict[str, str] | None = None, opt: str = "-O2", sanitize: bool = False,
+                  extra_flags: Sequence[str] = (), aux: Sequence[str] = (),
+                  ldflags: Sequence[str] = ()) -> tuple[Path, list[Path]]:
+    """:func:`build`, returning (executable, object files in the order of ``sources``)."""
     _check_target(target)
     ok, why = available(target)
     if not ok:
         raise ToolchainError(why)
-    if sanitize and target != "host":
-        raise ToolchainError("sanitize=True is only supported for the host target")
+    cflags = compile_flags(target, include_dirs, defines=defines, opt=opt, sanitize=sanitize, extra_flags=extra_flags)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if target == "host":
-        cflags = [HOST_CC, *HOST_CFLAGS, opt] + (SANITIZE_FLAGS if sanitize else [])
-        ldflags = SANITIZE_FLAGS if sanitize else []
-    else:
-        cflags = [RV32_CC, *RV32_CFLAGS, opt]
-        ldflags = RV32_LDFLAGS
-    cflags += [f"-I{Path(d).resolve()}" for d in include_dirs]
-    for key, value in (defines or {}).items():
-        cflags.append(f"-D{key}" if value is None or value == "" else f"-D{key}={value}")
-    cflags += list(extra_flags)
-    if CACHE_DIR is None:
-        _run_tool([*cflags, *[str(Path(s)) for s in sources], "-o", str(out), *ldflags], f"building {out.name}",
-                  target)
-        return out
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        objs = list(pool.map(lambda s: _compile_cached(cflags, Path(s).resolve(), target), sources))
-    link = [cflags[0], *(RV32_CFLAGS if target == "rv32" else []), *[str(o) for o in objs], "-o", str(out), *ldflags]
-    _run_tool(link, f"linking {out.name}", target)
-    return out
+    paths = [Path(p).resolve() for p in [*sources, *include_dirs]]
+    root = Path(os.path.commonpath(paths)) if paths else None
+    objs = compile_objects(cflags, sources, target, out.parent / f"{out.name}.obj", aux=aux, root=root)
+    return link(target, objs, out, sanitize=sanitize, ldflags=ldflags), objs
 
 
 def run(target: str, exe: Path, *, cwd: Path, timeout: float = 120.0, args: Sequence[str] = ()) -> RunResult:

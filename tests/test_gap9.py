@@ -7,10 +7,16 @@ executor's and the emulator's byte counters must equal the planner's predictions
 """
 
 import json
+import re
+import subprocess
+from dataclasses import replace
 
 import pytest
 from conftest import DEPLOYABLE, run_tool
 
+from codegen import toolchains
+from codegen.callgraph import CallGraph, StackError
+from codegen.gap9 import resources
 from codegen.gap9.hw import DEFAULT, parse_bytes
 from codegen.gap9.tiling import _rows, tile_step
 from codegen.generate import generate_project
@@ -20,6 +26,9 @@ from tools.run_generated import run_project
 
 KIB = 1024
 GAP9_NETS = DEPLOYABLE
+# generation measures the cluster program's stacks and code with the rv32 cross compiler
+pytestmark = pytest.mark.skipif(not toolchains.cross_compiler_available()[0],
+                                reason=f"rv32 cross compiler: {toolchains.cross_compiler_available()[1]}")
 
 
 def _gap9(golden, name, tmp_path, l1=None, l2=None, fault="none", tile_l1=None, **run):
@@ -35,18 +44,27 @@ def _assert_exact(passed, res, proj):
     assert passed, res["reasons"][:5]
     assert res["totals"]["compared"] == len(plan["steps"]) and res["totals"]["mismatches"] == 0
     assert res["plan_mismatches"] == []  # measured DMA bytes, tiles and L1/L2/L3 peaks == planned
+    stacks, emu_env = plan["gap9"]["stacks"], res["emulator_budgets"]
     for layer in res["layers"]:
         planned = next(r for r in plan["gap9"]["layers"] if r["name"] == layer["name"])
         if planned["tiling"] != "fc":
             assert layer["mem"]["tiles"] == planned["tiles"]
             assert layer["emu"]["l1_peak"] <= plan["gap9"]["budgets"]["l1_budget"]
             assert layer["emu"]["l2_peak"] <= plan["gap9"]["budgets"]["l2_budget"]
+            # every core ran on a guarded stack of the configured size x the measured host/rv32 ratio,
+            # and used no more of it than the host call-graph bound (ratio x rv32 chain) allows
+            for role, key in (("compute_core", "core_stack"), ("cluster_controller", "cc_stack")):
+                ratio = float(emu_env["GF_EMU_CORE_STACK_RATIO" if key == "core_stack" else "GF_EMU_CC_STACK_RATIO"])
+                assert layer["emu"][key] >= ratio * stacks[role]["configured_bytes"]
+                assert 0 < layer["emu"][f"{key}_peak"] <= ratio * stacks[role]["chain_bytes"]
+    code = plan["gap9"]["code"]
+    assert 0 < code["bytes"] <= code["all_kernels_bytes"] and code["l2_reserved_bytes"] == DEFAULT.l2_reserved
     return plan
 
 
 @pytest.mark.parametrize("name", GAP9_NETS)
 def test_bit_exact_with_full_budgets(name, golden, tmp_path):
-    _assert_exact(*_gap9(golden, name, tmp_path, l1=128 * KIB, l2=1536 * KIB)[1:])
+    _assert_exact(*_gap9(golden, name, tmp_path, l1=None, l2=1536 * KIB)[1:])
 
 
 @pytest.mark.parametrize("name", GAP9_NETS)
@@ -58,7 +76,7 @@ def test_bit_exact_with_16k_l1(name, golden, tmp_path):
 
 def test_sub_byte_weights_are_packed_to_fit_l3(golden, tmp_path):
     """11.2 M weights of 4 bits: 11.2 MB one per byte (more than the 8 MiB L3), 5.6 MB packed."""
-    g, passed, res, proj = _gap9(golden, "thirdparty_resnet18_4w4a", tmp_path, l1=128 * KIB, l2=1536 * KIB)
+    g, passed, res, proj = _gap9(golden, "thirdparty_resnet18_4w4a", tmp_path, l1=None, l2=1536 * KIB)
     plan = _assert_exact(passed, res, proj)
     assert plan["gap9"]["params_level"] == "L3"
     assert 11_000_000 / 2 < len(g.program.params) < 8 * 1024 * KIB
@@ -98,7 +116,7 @@ def test_model_larger_than_l3_is_refused_clearly(golden):
 
 
 def test_weights_beyond_l2_are_streamed_from_l3(golden, tmp_path):
-    g, passed, res, proj = _gap9(golden, "big_mlp_l3", tmp_path, l1=128 * KIB, l2=1536 * KIB)
+    g, passed, res, proj = _gap9(golden, "big_mlp_l3", tmp_path, l1=None, l2=1536 * KIB)
     plan = _assert_exact(passed, res, proj)
     assert len(g.program.params) > 1536 * KIB and plan["gap9"]["params_level"] == "L3"
     streamed = sum(r["dma_bytes"]["l3_to_l2"] for r in plan["gap9"]["layers"])
@@ -123,7 +141,7 @@ def test_single_buffered_fallback_for_tiny_l1(golden, tmp_path):
 
 
 def test_large_spatial_cnn_is_multi_tile(golden, tmp_path):
-    g, passed, res, proj = _gap9(golden, "large_cnn_96", tmp_path, l1=128 * KIB, l2=1536 * KIB)
+    g, passed, res, proj = _gap9(golden, "large_cnn_96", tmp_path, l1=None, l2=1536 * KIB)
     plan = _assert_exact(passed, res, proj)
     first_conv = next(r for r in plan["gap9"]["layers"] if r["tiling"] == "conv")
     assert first_conv["tiles"] > 1 and sum(r["tiles"] for r in plan["gap9"]["layers"]) > 10
@@ -150,6 +168,140 @@ def test_missing_barrier_is_caught(golden, tmp_path):
         assert passed, order
 
 
+# -- stacks, allocations, code size (issue 14) -----------------------------------------------
+def test_stack_sizes_are_derived_from_the_measured_chains():
+    """The configured stacks are the margin rule applied to the deepest rv32 chains of the runtime
+    (every kernel); today's former 1 KiB compute-core stacks are refused with the chain named."""
+    m = resources.measure_runtime(DEFAULT)
+    cc, core = m.chain("cluster_controller"), m.chain("compute_core")
+    assert DEFAULT.cc_stack == DEFAULT.stack_size_for(cc) and DEFAULT.core_stack == DEFAULT.stack_size_for(core)
+    assert DEFAULT.l1_reserved == DEFAULT.cc_stack + 8 * DEFAULT.core_stack == DEFAULT.l1_size - DEFAULT.l1_budget
+    deepest = [f.name for f in m.chains["compute_core"]]
+    assert deepest[0] == "tile_loop" and "gf_conv1x1_p_s8" in deepest  # the 1x1 kernel's 1520-B frame
+    assert max(m.kernels.values()) == core > 2048 and m.kernels["gf_conv2d_1x1"] > 2048 > m.kernels["gf_conv2d_3x3"]
+    resources.check_stacks(m, DEFAULT)
+    with pytest.raises(StackError) as err:
+        resources.check_stacks(m, replace(DEFAULT, core_stack=1024))
+    msg = err.value.one_line()
+    tile_loop = m.chains["compute_core"][0].bytes  # its frame, measured (the tile kernel call's arguments)
+    assert f"compute core stack: the call chain tile_loop {tile_loop} > gf_tile_conv2d" in msg and f"needs {core} B" in msg
+    assert "through the kernel gf_conv2d" in msg and "more than the 1024 B configured" in msg
+
+
+def test_stack_analysis_refuses_what_it_cannot_bound(tmp_path):
+    src = tmp_path / "t.c"
+    src.write_text("extern void ext(int);\ntypedef void (*fn)(int);\n"
+                   "int rec(int n) { volatile int a[8]; a[0] = n; return n ? rec(n - 1) + a[0] : 0; }\n"
+                   "void ind(fn f) { f(1); }\nvoid dyn(int n) { volatile char b[n]; b[0] = 1; ext(b[0]); }\n"
+                   "void ok(void) { ext(2); }\n")
+    obj = toolchains.compile_objects([toolchains.HOST_CC, "-O2", *resources.STACK_FLAGS], [src], "host", tmp_path,
+                                     aux=resources.AUX)[0]
+    g = CallGraph([obj.with_suffix(".ci")], external={"ext": 100})
+    assert sum(f.bytes for f in g.chain("ok")) >= 100
+    for entry, text in (("rec", "recursion rec -> rec"), ("ind", "calls through a function pointer"),
+                        ("dyn", "dynamically sized frame")):
+        with pytest.raises(StackError, match=text):
+            g.chain(entry)
+    with pytest.raises(StackError, match="'ok' calls 'ext', which is defined in none"):
+        CallGraph([obj.with_suffix(".ci")]).chain("ok")
+
+
+def test_former_1k_core_stacks_overflow_in_the_emulation(golden, tmp_path):
+    """depthwise_cnn's pointwise convolutions need about 2.2 KiB: with the 1 KiB compute-core stacks
+    the project used to configure the emulated cores overflow (guard page); with the derived
+    3 KiB they do not (bit-exact: test_bit_exact_with_full_budgets)."""
+    g, passed, res, proj = _gap9(golden, "depthwise_cnn", tmp_path, fault="small-stack")
+    assert not passed and res["exit_code"] == 3
+    assert any(re.match(r"GF EMU ERROR stack overflow on core \d: .*\(the 1024 bytes the program configured", r)
+               for r in res["reasons"]), res["reasons"]
+    assert "CONFIG_CL_SLAVE_CORE_STACK_SIZE=1024" in (proj / "sdk.config").read_text()
+    g, passed, res, proj = _gap9(golden, "depthwise_cnn", tmp_path / "derived")
+    assert passed, res["reasons"][:3]
+    assert f"CONFIG_CL_SLAVE_CORE_STACK_SIZE={DEFAULT.core_stack}" in (proj / "sdk.config").read_text()
+
+
+def test_injected_deep_call_overflows_loudly(golden, tmp_path):
+    g, passed, res, proj = _gap9(golden, "simple_cnn", tmp_path, fault="deep-call")
+    assert not passed and res["exit_code"] == 3
+    assert any(r.startswith("GF EMU ERROR stack overflow on core 0: the call chain ran past the end of its")
+               for r in res["reasons"]), res["reasons"]
+    plan = json.loads((proj / "plan.json").read_text())
+    assert f"GF_FAULT_DEEP_CALL={8 * DEFAULT.core_stack}" in plan["build_emu"]["defines"]
+    assert not any("FAULT" in d for d in plan["build"]["defines"])  # the SDK build is the real program
+
+
+@pytest.mark.parametrize("level,nth", [("L1", 1), ("L1", 7), ("L2", 1), ("L2", 2), ("L2", 3), ("L3", 1), ("L3", 2)])
+def test_failed_allocations_are_reported(golden, tmp_path_factory, monkeypatch, level, nth):
+    """resnet18 with 16 KiB L1 / 40 KiB L2: L2 scratch, arena and bounce buffers, L3 arena and
+    parameters, L1 tiles. The emulator makes the n-th allocation of a level fail as the SDK does
+    (NULL / -1); the program names the level and the bytes and exits 2, with no NULL access."""
+    proj = tmp_path_factory.getbasetemp() / "alloc_resnet18"
+    if not (proj / "plan.json").exists():
+        generate_project(golden("resnet18"), proj, "gap9", 1, l1_budget=16 * KIB, l2_budget=40 * KIB)
+    monkeypatch.setenv("GF_EMU_FAIL_ALLOC", f"{level}:{nth}")
+    passed, res = run_project(proj, "gap9-emu", timeout=300)
+    assert not passed and res["exit_code"] == 2, res["reasons"][:3]
+    errors = [r for r in res["reasons"] if r.startswith("GF ")]
+    assert re.fullmatch(rf"GF ERROR {level} allocation of \d+ bytes failed \(.+\)", errors[0]), errors
+    assert not any(r.startswith("GF EMU ERROR") for r in errors), errors
+
+
+def test_code_size_is_measured_and_unused_kernels_are_not_linked(golden, tmp_path):
+    proj = tmp_path / "p"
+    generate_project(golden("simple_cnn"), proj, "gap9", 1)
+    plan = json.loads((proj / "plan.json").read_text())
+    code = plan["gap9"]["code"]
+    assert plan["build"]["defines"][0] == "GF_KERNELS_SELECTED" and code["kernels"] == plan["build"]["defines"][1:]
+    assert "GF_K_CONV2D_1X1" not in code["kernels"] and "GF_K_CONV2D_3X3" in code["kernels"]
+    assert code["bytes"] < code["all_kernels_bytes"] / 3 and code["warning"] is None
+    assert code["sections"]["text"] > 0 and code["bytes"] == sum(code["sections"].values())
+    assert plan["gap9"]["l2"]["reserved_bytes"] == 160 * KIB and plan["gap9"]["l2"]["code_bytes"] == code["bytes"]
+    assert "gf_ref" not in code["objects"] and "runtime/gf_ref.c" not in plan["build"]["sources"]
+    report = (proj / "plan_report.txt").read_text()
+    assert f"code: {code['bytes']} B linked ({code['all_kernels_bytes']} B with every kernel)" in report
+
+
+SDK_HEADERS = ("pmsis.h", "bsp/bsp.h")  # provided by the GAP SDK
+
+
+def _include_dirs_of_cmake(text: str) -> list[str]:
+    m = re.search(r"target_include_directories\(\$\{TARGET_NAME\} PRIVATE ([^)]*)\)", text)
+    return m.group(1).split()
+
+
+def _unresolved_includes(proj, sources, include_dirs) -> list[str]:
+    """Headers the preprocessor cannot find when the SDK build's sources are compiled with exactly
+    these include directories (the SDK's own headers stubbed, as the GAP SDK provides them)."""
+    sdk = proj / "sdk_stub"
+    for h in SDK_HEADERS:
+        (sdk / h).parent.mkdir(parents=True, exist_ok=True)
+        (sdk / h).write_text("")
+    missing = []
+    for src in sources:
+        cmd = ["gcc", "-MM", "-MG", *[f"-I{proj / d}" for d in include_dirs], f"-I{sdk}", str(proj / src)]
+        deps = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.replace("\\\n", " ").split()[1:]
+        missing += [f"{src}: {d}" for d in deps if not (proj / d).is_file() and not d.startswith("/")]
+    return missing
+
+
+def test_cmake_include_dirs_are_the_plans_and_resolve_every_include(golden, tmp_path):
+    proj = tmp_path / "p"
+    generate_project(golden("depthwise_cnn"), proj, "gap9", 1)
+    plan = json.loads((proj / "plan.json").read_text())
+    cmake = (proj / "CMakeLists.txt").read_text()
+    dirs = _include_dirs_of_cmake(cmake)
+    assert dirs == plan["build"]["include_dirs"] == ["src", "runtime", "runtime/gap9"]
+    assert f"target_compile_definitions(${{TARGET_NAME}} PRIVATE {' '.join(plan['build']['defines'])})" in cmake
+    # every quoted include of every source of the SDK build resolves against those directories
+    assert _unresolved_includes(proj, plan["build"]["sources"], dirs) == []
+    # ... which the list the template used to hard-code did not: main.c's gf_gap9.h is in runtime/gap9
+    assert any("gf_gap9.h" in m for m in _unresolved_includes(proj, plan["build"]["sources"],
+                                                                ["src", "runtime", "runtime/hal"]))
+    quoted = {h for f in [*proj.glob("src/*"), *proj.glob("runtime/*.[ch]"), *proj.glob("runtime/gap9/*.[ch]")]
+              for h in re.findall(r'#include "([^"]+)"', f.read_text())}
+    assert set(SDK_HEADERS) <= quoted  # the whitelist is what the sources do include
+
+
 def test_smaller_emulator_budget_than_planned_fails_loudly(golden, tmp_path):
     g, passed, res, proj = _gap9(golden, "resnet_block", tmp_path, l1=64 * KIB)
     assert passed
@@ -167,7 +319,13 @@ def test_project_is_complete(golden, tmp_path):
     assert "pmsis_emu.c" not in cmake  # the SDK build uses the real PMSIS
     cfg = (proj / "sdk.config").read_text()
     assert "CONFIG_DRIVER_CLUSTER=y" in cfg and "CONFIG_DRIVER_READFS=y" in cfg
+    assert f"CONFIG_CL_MASTER_CORE_STACK_SIZE={DEFAULT.cc_stack}\n" in cfg
+    assert f"CONFIG_CL_SLAVE_CORE_STACK_SIZE={DEFAULT.core_stack}\n" in cfg
+    header = (proj / "src" / "network.h").read_text()
+    assert f"#define GF_CC_STACK_BYTES {DEFAULT.cc_stack} " in header
+    assert f"#define GF_CORE_STACK_BYTES {DEFAULT.core_stack} " in header
     main = (proj / "src" / "main.c").read_text()
+    assert "cl_conf.cc_stack_size = GF_CC_STACK_BYTES;" in main and "GF_CORE_STACK_BYTES," in main
     for api in ("pi_cluster_open", "pi_fs_mount", "pi_perf_read", "pi_l2_malloc"):
         assert api in main
     assert (proj / "plan_report.txt").read_text().startswith("GAP9 plan for 'depthwise_cnn'")
@@ -183,6 +341,10 @@ def test_plan_report_cli(golden, tmp_path):
     r = run_tool("generate_c_code", "--network", str(golden("resnet_block")), "--out", str(tmp_path / "q"),
                  "--target", "gap9", "--l1-budget", "lots")
     assert r.returncode == 2 and "--l1-budget 'lots'" in r.stderr
+    r = run_tool("generate_c_code", "--network", str(golden("resnet_block")), "--out", str(tmp_path / "q"),
+                 "--target", "gap9", "--l1-budget", "128K")  # the cluster stacks need part of the 128 KiB
+    assert r.returncode == 2 and f"more than the 131072 B of L1 minus the {DEFAULT.l1_reserved} B of cluster " \
+        "stacks" in r.stderr and not (tmp_path / "q").exists()
 
 
 # -- tiling, unit level ----------------------------------------------------------------------

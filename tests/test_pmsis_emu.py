@@ -27,8 +27,9 @@ pytestmark = pytest.mark.skipif(not toolchains.available("host")[0], reason="no 
 
 def _build(tmp_path_factory, sanitize: bool) -> Path:
     out = tmp_path_factory.mktemp("emu") / ("emu_check_asan" if sanitize else "emu_check")
+    # -z now as the gap9-emu build (codegen/gap9/resources.py): no lazy symbol binding on the emulated stacks
     return toolchains.build("host", [DRIVER, EMU / "pmsis_emu.c"], [EMU], out, sanitize=sanitize,
-                            opt="-O1" if sanitize else "-O2", extra_flags=["-pedantic"])
+                            opt="-O1" if sanitize else "-O2", extra_flags=["-pedantic"], ldflags=["-Wl,-z,now"])
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,11 @@ def test_pipeline_results_and_exact_stats(exe, order, tiles, tile_bytes, cores):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "pipeline mismatches=0" in res.stdout
     total = tiles * tile_bytes
-    assert stats(res.stdout, "pipeline") == {
+    s = stats(res.stdout, "pipeline")
+    # stacks not modelled (no GF_EMU_CORE_STACK_RATIO): 256 KiB host stacks, of which a little is used
+    assert s.pop("cc_stack") == s.pop("core_stack") == 256 * 1024
+    assert 0 < s.pop("cc_stack_peak") < 16384 and 0 < s.pop("core_stack_peak") < 16384
+    assert s == {
         "l1_peak": 4 * a8(tile_bytes),  # two input and two output tile buffers
         "l2_peak": 2 * a8(total),
         "l3_peak": 2 * a8(total),
@@ -332,3 +337,62 @@ def test_asan_sees_pool_overflow_and_use_after_free(asan_exe, exe, mode):
     assert res.returncode == 0
     if mode == 7:
         assert "v=221" in res.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Stacks: every core on a guarded stack; modelled sizes (configured x ratio) reserved in L1
+
+L1 = 131072
+DRIVER_STACKS = 4096 + 8 * 1024  # emu_check configures cc_stack_size 4096 and 1024-byte core stacks
+
+
+@pytest.mark.parametrize("core", [0, 5, 8])
+def test_deep_call_runs_into_the_stack_guard(exe, core):
+    res = run(exe, "deep", core, 20000)  # fits the default 256 KiB host stacks
+    assert res.returncode == 0, res.stdout
+    assert stats(res.stdout, "deep")["cc_stack_peak" if core == 8 else "core_stack_peak"] > 20000
+    expect_error(run(exe, "deep", core, 1_000_000),
+                 f"stack overflow on core {core}: the call chain ran past the end of its 262144-byte stack")
+
+
+def test_modelled_stacks_are_scaled_and_reserved_in_l1(exe):
+    env = {"GF_EMU_CORE_STACK_RATIO": 8, "GF_EMU_CC_STACK_RATIO": 4, "GF_EMU_L1_BUDGET": L1 - DRIVER_STACKS}
+    res = run(exe, "deep", 0, 6000, **env)
+    assert res.returncode == 0, res.stdout
+    s = stats(res.stdout, "deep")
+    assert s["core_stack"] == 8 * 1024 and s["cc_stack"] == 4 * 4096 and 6000 < s["core_stack_peak"] < 8192
+    expect_error(run(exe, "deep", 0, 9000, **env), "stack overflow on core 0: the call chain ran past the end of "
+                 "its 8192-byte stack (the 1024 bytes the program configured, times the host/rv32 ratio)")
+    expect_error(run(exe, "deep", 8, 20000, **env), "stack overflow on core 8: the call chain ran past the end of "
+                 "its 16384-byte stack (the 4096 bytes the program configured")
+    # the configured stacks come out of L1: a budget that leaves them no room is refused
+    expect_error(run(exe, "deep", 0, 100, **{**env, "GF_EMU_L1_BUDGET": L1 - DRIVER_STACKS + 8}),
+                 f"the cluster stacks do not fit L1: L1 budget {L1 - DRIVER_STACKS + 8} + controller stack 4096 + "
+                 f"8 x 1024 compute-core stacks = {L1 + 8} bytes > the 131072 bytes of L1")
+    expect_error(run(exe, "deep", 0, 100, GF_EMU_CORE_STACK_RATIO="fast"), "is not a ratio in (0, 1000]")
+
+
+def test_errors_on_a_small_emulated_stack_are_printed_on_the_error_stack(exe):
+    # 1024-byte host stacks: the report (stdio) runs on the emulator's error stack, not the core's
+    res = run(exe, "core_misuse", 3, GF_EMU_CORE_STACK_RATIO=1, GF_EMU_L1_BUDGET=L1 - DRIVER_STACKS)
+    expect_error(res, "DMA source modified before completion (pi_cl_dma_cmd EXT2LOC of 64 bytes issued by core 3)")
+
+
+def test_asan_build_reports_the_overflow_too(asan_exe):
+    res = run(asan_exe, "deep", 3, 20000)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    expect_error(run(asan_exe, "deep", 3, 1_000_000), "stack overflow on core 3")
+
+
+@pytest.mark.parametrize("level,nth", [(1, 1), (1, 4), (2, 2), (2, 5), (3, 1), (3, 3)])
+def test_injected_allocation_failure(exe, level, nth):
+    res = run(exe, "alloc_fail", GF_EMU_FAIL_ALLOC=f"L{level}:{nth}")
+    assert res.returncode == 0, res.stdout
+    failed = {1: "NULL", 2: "NULL", 3: "failed"}
+    for lv in (1, 2, 3):
+        for i in range(1, 6):
+            want = failed[lv] if (lv, i) == (level, nth) else "ok"
+            assert f"L{lv} {i} {want}\n" in res.stdout, res.stdout
+    assert "L2 1 NULL" in run(exe, "alloc_fail", GF_EMU_FAIL_ALLOC="L2").stdout  # N defaults to 1
+    expect_error(run(exe, "alloc_fail", GF_EMU_FAIL_ALLOC="L4"), "GF_EMU_FAIL_ALLOC=L4: expected L1, L2 or L3")
+    expect_error(run(exe, "alloc_fail", GF_EMU_FAIL_ALLOC="L1:0"), "N must be a positive number")

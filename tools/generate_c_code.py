@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                    "default: 128 KiB minus the cluster stacks)")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9: L2 bytes available for data (e.g. 1.5M; default: "
                    "1.5 MiB minus code and runtime reserve)")
-    p.add_argument("--inject-fault", choices=["none", "no-barrier", "no-dma-wait", "tile-too-large"],
+    p.add_argument("--inject-fault", choices=["none", "no-barrier", "no-dma-wait", "tile-too-large", "deep-call",
+                                              "small-stack"],
                    default="none", help=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)

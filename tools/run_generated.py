@@ -9,7 +9,8 @@ Examples:
 gap9-emu builds the generated GAP9 project (unchanged sources) on the host against gapforge's
 PMSIS emulation: L1/L2/L3 budgets enforced (allocation beyond them is a loud error), DMA that
 completes only at its wait (destinations poisoned until then), the 8 compute cores as
-deterministic coroutines (a missing barrier changes the result), per-layer statistics.
+deterministic coroutines (a missing barrier changes the result) on guarded stacks of the
+configured sizes (scaled by the measured host/rv32 ratio), per-layer statistics.
 
 Exit codes: 0 every layer of the golden was compared and matched exactly; 1 a mismatch, a missing
 layer, a checksum failure or a crash; 2 bad input (no project, unknown target, build failure).
@@ -46,14 +47,18 @@ def load_plan(project: Path) -> dict:
         raise GapforgeError(f"{path}: not valid JSON ({exc.msg})") from None
 
 
-def build(project: Path, plan: dict, target: str, sanitize: bool = False) -> Path:
-    emu = target == "gap9-emu"
-    b = plan["build_emu"] if emu else plan["build"]
-    tc_target = "host" if emu else target
+def build(project: Path, plan: dict, target: str, sanitize: bool = False) -> tuple[Path, dict[str, str]]:
+    """The executable, and the environment it runs with (gap9-emu: the emulated stacks, whose
+    sizes come from this very build: codegen/gap9/resources.py)."""
     exe = project / "build" / target / ("network.elf" if target == "rv32" else "network")
     exe.parent.mkdir(parents=True, exist_ok=True)
-    return toolchains.build(tc_target, [project / s for s in b["sources"]], [project / d for d in b["include_dirs"]],
-                            exe, sanitize=sanitize)
+    if target == "gap9-emu":
+        from codegen.gap9.resources import build_emu
+
+        return build_emu(project, plan, exe, sanitize)
+    b = plan["build"]
+    return toolchains.build(target, [project / s for s in b["sources"]], [project / d for d in b["include_dirs"]],
+                            exe, sanitize=sanitize), {}
 
 
 @contextlib.contextmanager
@@ -109,12 +114,11 @@ def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bo
     ok, why = toolchains.available("host" if target == "gap9-emu" else target)
     if not ok:
         raise GapforgeError(f"target {target} is not available here: {why}")
-    exe = build(project, plan, target, sanitize)
-    env = {}
+    exe, env = build(project, plan, target, sanitize)
     if target == "gap9-emu":
         b = plan["gap9"]["budgets"]
-        env = {"GF_EMU_L1_BUDGET": str(l1_budget or b["l1_budget"]), "GF_EMU_L2_BUDGET": str(l2_budget or b["l2_budget"]),
-               "GF_EMU_L3_SIZE": str(b["l3_size"])}
+        env.update({"GF_EMU_L1_BUDGET": str(l1_budget or b["l1_budget"]),
+                    "GF_EMU_L2_BUDGET": str(l2_budget or b["l2_budget"]), "GF_EMU_L3_SIZE": str(b["l3_size"])})
         if core_order:
             env["GF_EMU_CORE_ORDER"] = core_order
     with _environ(env):

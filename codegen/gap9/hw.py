@@ -16,8 +16,21 @@ KIB = 1024
 @dataclass(frozen=True)
 class GAP9:
     l1_size: int = 128 * KIB
-    # cluster stacks live in L1: controller (CONFIG_CL_MASTER_CORE_STACK_SIZE) + 8 slaves
-    l1_reserved: int = 4 * KIB + 8 * 1 * KIB
+    # The cluster stacks live in L1 (PMSIS allocates them): the controller's (conf.cc_stack_size,
+    # CONFIG_CL_MASTER_CORE_STACK_SIZE) and one per compute core (pi_cluster_task_stacks,
+    # CONFIG_CL_SLAVE_CORE_STACK_SIZE). The sizes come from measurement (codegen/gap9/resources.py,
+    # docs/gap9.md): stack_size_for() of the deepest rv32 call chain of the entry point over all
+    # kernels: cluster_entry 1056 B (32 B + the 1024 B bound of printf, its L1 error report),
+    # tile_loop 2304 B (gf_conv2d dispatching to the 1x1 kernel: gf_conv1x1_p 1520 B),
+    # riscv64-unknown-elf-gcc 12.2 -march=rv32imc -O2; tests/test_gap9.py re-measures them.
+    # Generation fails if a network's chains exceed them.
+    cc_stack: int = 1792
+    core_stack: int = 3072
+    # margin over a measured chain: 25 % of it, at least 512 B, rounded up to 256 B (interrupt
+    # frames, the SDK's PMSIS internals measured nowhere here, the SDK compiler vs Debian's gcc)
+    stack_margin_percent: int = 25
+    stack_margin_min: int = 512
+    stack_round: int = 256
     l2_size: int = 1536 * KIB
     # code, runtime data, FC stack and PMSIS driver state in L2 (conservative estimate)
     l2_reserved: int = 160 * KIB
@@ -30,6 +43,16 @@ class GAP9:
     dma_max_inflight: int = 16  # hardware transfer ids are limited: wait before issuing more
     alignment: int = 8  # bytes, every buffer
     l2_scratch: int = 4 * KIB  # FC bounce buffer for flash/L3 loads and golden comparison
+
+    @property
+    def l1_reserved(self) -> int:
+        """L1 bytes of the cluster stacks: the controller's and one per compute core."""
+        return self.cc_stack + self.compute_cores * self.core_stack
+
+    def stack_size_for(self, chain: int) -> int:
+        """The stack to configure for a measured call chain of `chain` bytes (the margin above)."""
+        need = chain + max(chain * self.stack_margin_percent // 100, self.stack_margin_min)
+        return -(-need // self.stack_round) * self.stack_round
 
     @property
     def l1_budget(self) -> int:

@@ -92,7 +92,7 @@ GF_INLINE void gf_store1(const gf_rqc_t *rc, void *y, size_t idx, int32_t acc)
 }
 
 /* Requantization constants of output channels o .. o+n-1 (NULL when rq is NULL). */
-static const gf_rqc_t *gf_rqc_block(gf_rqc_t *rcs, const gf_requant_t *rq, int32_t o, int32_t n)
+GF_MAYBE_UNUSED static const gf_rqc_t *gf_rqc_block(gf_rqc_t *rcs, const gf_requant_t *rq, int32_t o, int32_t n)
 {
     int32_t r;
     if (!rq)
@@ -109,7 +109,7 @@ GF_INLINE int32_t gf_bias(const int32_t *bias, int32_t o)
 
 /* Index of the first output column whose window starts inside the input, and one past the last
  * output column whose window ends inside it (interior = all taps valid). */
-static void gf_interior(int32_t n_out, int32_t n_in, int32_t s, int32_t p, int32_t span, int32_t *a, int32_t *b)
+GF_MAYBE_UNUSED static void gf_interior(int32_t n_out, int32_t n_in, int32_t s, int32_t p, int32_t span, int32_t *a, int32_t *b)
 {
     int32_t lo = (p + s - 1) / s;
     int32_t num = n_in - span + p; /* ox*s - p + span <= n_in  <=>  ox <= num / s */
@@ -126,73 +126,140 @@ static void gf_interior(int32_t n_out, int32_t n_in, int32_t s, int32_t p, int32
 
 /* A row of zeros: the input rows above and below the input for the streaming depthwise kernel. */
 #define GF_DWS_ZERO_BYTES 256
-static const uint8_t gf_dws_zero[GF_DWS_ZERO_BYTES];
+GF_MAYBE_UNUSED static const uint8_t gf_dws_zero[GF_DWS_ZERO_BYTES];
 
+GF_MAYBE_UNUSED static int gf_is_3x3(const gf_conv_shape_t *s)
+{
+    return s->kh == 3 && s->kw == 3 && s->sy == 1 && s->sx == 1 && s->dy == 1 && s->dx == 1 && s->groups == 1;
+}
+
+GF_MAYBE_UNUSED static int gf_is_1x1(const gf_conv_shape_t *s)
+{
+    return s->kh == 1 && s->kw == 1 && s->pt == 0 && s->pl == 0 && s->pb == 0 && s->pr == 0 && s->groups == 1;
+}
+
+GF_MAYBE_UNUSED static int gf_is_dw(const gf_conv_shape_t *s)
+{
+    return s->groups == s->c && s->c == s->o && s->dy == 1 && s->dx == 1;
+}
+
+/* One copy of the selected kernels per input type. In each copy GF_C_<KERNEL> says which of its
+ * sections gf_conv_impl.h compiles: GF_K_<KERNEL>_S8 / _U8 (gf_runtime.h); the general kernel also
+ * serves as the fallback of gf_conv2d_1x1 (stride > 2, wide inputs). */
+#if defined(GF_K_CONV2D_S8) || defined(GF_K_CONV2D_3X3_S8) || defined(GF_K_CONV2D_1X1_S8) || defined(GF_K_DWCONV2D_S8)
+#if defined(GF_K_CONV2D_S8)
+#define GF_C_CONV2D 1
+#endif
+#if defined(GF_K_CONV2D_S8) || defined(GF_K_CONV2D_1X1_S8)
+#define GF_C_GENERAL 1
+#endif
+#ifdef GF_K_CONV2D_3X3_S8
+#define GF_C_3X3 1
+#endif
+#ifdef GF_K_CONV2D_1X1_S8
+#define GF_C_1X1 1
+#endif
+#ifdef GF_K_DWCONV2D_S8
+#define GF_C_DW 1
+#endif
 #define XT int8_t
 #define GF_S(name) name##_s8
 #include "gf_conv_impl.h"
 #undef XT
 #undef GF_S
+#undef GF_C_CONV2D
+#undef GF_C_GENERAL
+#undef GF_C_3X3
+#undef GF_C_1X1
+#undef GF_C_DW
+#endif
 
+#if defined(GF_K_CONV2D_U8) || defined(GF_K_CONV2D_3X3_U8) || defined(GF_K_CONV2D_1X1_U8) || defined(GF_K_DWCONV2D_U8)
+#if defined(GF_K_CONV2D_U8)
+#define GF_C_CONV2D 1
+#endif
+#if defined(GF_K_CONV2D_U8) || defined(GF_K_CONV2D_1X1_U8)
+#define GF_C_GENERAL 1
+#endif
+#ifdef GF_K_CONV2D_3X3_U8
+#define GF_C_3X3 1
+#endif
+#ifdef GF_K_CONV2D_1X1_U8
+#define GF_C_1X1 1
+#endif
+#ifdef GF_K_DWCONV2D_U8
+#define GF_C_DW 1
+#endif
 #define XT uint8_t
 #define GF_S(name) name##_u8
 #include "gf_conv_impl.h"
 #undef XT
 #undef GF_S
+#undef GF_C_CONV2D
+#undef GF_C_GENERAL
+#undef GF_C_3X3
+#undef GF_C_1X1
+#undef GF_C_DW
+#endif
 
-static int gf_is_3x3(const gf_conv_shape_t *s)
-{
-    return s->kh == 3 && s->kw == 3 && s->sy == 1 && s->sx == 1 && s->dy == 1 && s->dx == 1 && s->groups == 1;
-}
-
-static int gf_is_1x1(const gf_conv_shape_t *s)
-{
-    return s->kh == 1 && s->kw == 1 && s->pt == 0 && s->pl == 0 && s->pb == 0 && s->pr == 0 && s->groups == 1;
-}
-
-static int gf_is_dw(const gf_conv_shape_t *s)
-{
-    return s->groups == s->c && s->c == s->o && s->dy == 1 && s->dx == 1;
-}
-
+/* The public kernels dispatch on the input type to the compiled copies (the generator selects
+ * every type a kernel is called with). */
+#ifdef GF_K_CONV2D
 void gf_conv2d(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
                const gf_conv_shape_t *s, const gf_requant_t *rq, void *y)
 {
-    if (gf_is_3x3(s))
-        gf_conv2d_3x3(x, in_t, w, bias, s, rq, y);
-    else if (gf_is_1x1(s))
-        gf_conv2d_1x1(x, in_t, w, bias, s, rq, y);
-    else if (gf_is_dw(s))
-        gf_dwconv2d(x, in_t, w, bias, s, rq, y);
-    else if (in_t == GF_U8)
-        gf_conv_general_u8((const uint8_t *)x, w, bias, s, rq, y);
-    else
-        gf_conv_general_s8((const int8_t *)x, w, bias, s, rq, y);
+#ifdef GF_K_CONV2D_U8
+    if (in_t == GF_U8)
+        gf_conv2d_any_u8((const uint8_t *)x, w, bias, s, rq, y);
+#endif
+#ifdef GF_K_CONV2D_S8
+    if (in_t != GF_U8)
+        gf_conv2d_any_s8((const int8_t *)x, w, bias, s, rq, y);
+#endif
 }
+#endif
 
+#ifdef GF_K_CONV2D_3X3
 void gf_conv2d_3x3(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
                    const gf_conv_shape_t *s, const gf_requant_t *rq, void *y)
 {
+#ifdef GF_K_CONV2D_3X3_U8
     if (in_t == GF_U8)
         gf_conv3x3_u8((const uint8_t *)x, w, bias, s, rq, y);
-    else
+#endif
+#ifdef GF_K_CONV2D_3X3_S8
+    if (in_t != GF_U8)
         gf_conv3x3_s8((const int8_t *)x, w, bias, s, rq, y);
+#endif
 }
+#endif
 
+#ifdef GF_K_CONV2D_1X1
 void gf_conv2d_1x1(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
                    const gf_conv_shape_t *s, const gf_requant_t *rq, void *y)
 {
+#ifdef GF_K_CONV2D_1X1_U8
     if (in_t == GF_U8)
         gf_conv1x1_u8((const uint8_t *)x, w, bias, s, rq, y);
-    else
+#endif
+#ifdef GF_K_CONV2D_1X1_S8
+    if (in_t != GF_U8)
         gf_conv1x1_s8((const int8_t *)x, w, bias, s, rq, y);
+#endif
 }
+#endif
 
+#ifdef GF_K_DWCONV2D
 void gf_dwconv2d(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
                  const gf_conv_shape_t *s, const gf_requant_t *rq, void *y)
 {
+#ifdef GF_K_DWCONV2D_U8
     if (in_t == GF_U8)
         gf_dwconv_u8((const uint8_t *)x, w, bias, s, rq, y);
-    else
+#endif
+#ifdef GF_K_DWCONV2D_S8
+    if (in_t != GF_U8)
         gf_dwconv_s8((const int8_t *)x, w, bias, s, rq, y);
+#endif
 }
+#endif

@@ -2,7 +2,8 @@
  * Convolution kernels for one input element type. Included by gf_conv.c twice, with
  *   XT        int8_t or uint8_t (the input activation type)
  *   GF_S(n)   n##_s8 or n##_u8   (names of this copy)
- * No include guard on purpose.
+ *   GF_C_*    which sections this copy compiles (gf_conv.c, from the GF_K_* selection of gf_runtime.h)
+ * No include guard on purpose. The per-pixel helpers serve several sections.
  */
 
 /* =============================================================================================
@@ -10,6 +11,7 @@
  * output pixel, taps clipped to the input once per pixel.
  *   xg: first input channel of the group; wb: weights of the first output channel of the block.
  */
+GF_MAYBE_UNUSED
 static void GF_S(gf_conv_pix)(const XT *xg, int32_t cg, const int8_t *wb, int32_t R, const gf_conv_shape_t *s,
                                int32_t oy, int32_t ox, int32_t *acc)
 {
@@ -36,6 +38,7 @@ static void GF_S(gf_conv_pix)(const XT *xg, int32_t cg, const int8_t *wb, int32_
 }
 
 /* R output channels (o .. o+R-1, same group) at pixel (oy, ox), stored. */
+GF_MAYBE_UNUSED
 static void GF_S(gf_conv_pix_store)(const XT *xg, int32_t cg, const int8_t *w, const int32_t *bias, int32_t o,
                                      int32_t R, const gf_conv_shape_t *s, int32_t oy, int32_t ox,
                                      const gf_rqc_t *rcs, void *y)
@@ -49,6 +52,7 @@ static void GF_S(gf_conv_pix_store)(const XT *xg, int32_t cg, const int8_t *w, c
         gf_store1(rcs ? &rcs[r] : NULL, y, (size_t)(o + r) * ohw + (size_t)oy * s->ow + ox, acc[r]);
 }
 
+#ifdef GF_C_GENERAL
 /* =============================================================================================
  * General convolution (any kernel, stride, dilation, groups, padding).
  * Interior blocks: 4 output channels x 4 output pixels of one row, all taps valid.
@@ -137,7 +141,7 @@ static GF_NOINLINE void GF_S(gf_gen14)(const XT *xrow0, int32_t cg, const int8_t
     GF_S(gf_gen_blk14)(xrow0, cg, wb, s, nrows, s->sx, b, rcs, y, yidx);
 }
 
-static void GF_S(gf_conv_general)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
+static GF_NOINLINE void GF_S(gf_conv_general)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
                                    const gf_requant_t *rq, void *y)
 {
     const int32_t cg = s->c / s->groups, og = s->o / s->groups;
@@ -181,6 +185,9 @@ static void GF_S(gf_conv_general)(const XT *x, const int8_t *w, const int32_t *b
     }
 }
 
+#endif /* GF_C_GENERAL */
+
+#ifdef GF_C_3X3
 /* =============================================================================================
  * 3x3, stride 1, dilation 1, groups 1, any padding.
  * Block: R (1..3) output channels x 4 output pixels. For each input channel and kernel row the
@@ -334,6 +341,9 @@ static void GF_S(gf_conv3x3)(const XT *x, const int8_t *w, const int32_t *bias, 
     }
 }
 
+#endif /* GF_C_3X3 */
+
+#ifdef GF_C_1X1
 /* =============================================================================================
  * 1x1, no padding, groups 1, any stride.
  * Block: 4 output channels x 4 pixels (sx apart). The weights of the 4 channels are interleaved
@@ -792,6 +802,9 @@ static void GF_S(gf_conv1x1)(const XT *x, const int8_t *w, const int32_t *bias, 
         GF_S(gf_conv1x1_44)(x, w, bias, s, rq, y, o);
 }
 
+#endif /* GF_C_1X1 */
+
+#ifdef GF_C_DW
 /* =============================================================================================
  * Depthwise (groups == C == O), any kernel / stride / padding, dilation 1.
  * 3x3 with stride 1x1 or 2x2 and requantized output: the streaming kernels below (gf_dws);
@@ -1296,3 +1309,32 @@ static void GF_S(gf_dwconv)(const XT *x, const int8_t *w, const int32_t *bias, c
     else
         GF_S(gf_dw_generic)(x, w, bias, s, rq, y);
 }
+#endif /* GF_C_DW */
+
+#ifdef GF_C_CONV2D
+/* gf_conv2d for this input type: a specialised kernel of this copy when the shape allows it, else
+ * the general one (the same integers either way). */
+static void GF_S(gf_conv2d_any)(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
+                                 const gf_requant_t *rq, void *y)
+{
+#ifdef GF_C_3X3
+    if (gf_is_3x3(s)) {
+        GF_S(gf_conv3x3)(x, w, bias, s, rq, y);
+        return;
+    }
+#endif
+#ifdef GF_C_1X1
+    if (gf_is_1x1(s)) {
+        GF_S(gf_conv1x1)(x, w, bias, s, rq, y);
+        return;
+    }
+#endif
+#ifdef GF_C_DW
+    if (gf_is_dw(s)) {
+        GF_S(gf_dwconv)(x, w, bias, s, rq, y);
+        return;
+    }
+#endif
+    GF_S(gf_conv_general)(x, w, bias, s, rq, y);
+}
+#endif /* GF_C_CONV2D */

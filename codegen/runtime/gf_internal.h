@@ -33,6 +33,8 @@
 #if defined(__GNUC__)
 #define GF_INLINE static inline __attribute__((always_inline))
 #define GF_NOINLINE __attribute__((noinline))
+/* A static helper some kernel selections (GF_K_*) do not use: no warning, no code then. */
+#define GF_MAYBE_UNUSED __attribute__((unused))
 #define GF_UNLIKELY(x) __builtin_expect(!!(x), 0)
 /* Keeps a pointer in one register across unrolled steps (stops gcc from splitting one
  * induction variable into several, which costs registers and spills). Emits no instruction. */
@@ -40,6 +42,7 @@
 #else
 #define GF_INLINE static inline
 #define GF_NOINLINE
+#define GF_MAYBE_UNUSED
 #define GF_UNLIKELY(x) (x)
 #define GF_KEEP(p) ((void)0)
 #endif

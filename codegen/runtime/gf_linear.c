@@ -16,6 +16,8 @@
  */
 #include "gf_internal.h"
 
+#ifdef GF_K_LINEAR /* the whole file is gf_linear (kernel selection: gf_runtime.h) */
+
 /* gcc's pre-allocation scheduler hoists all loads of an unrolled block to its top on RISC-V and
  * then spills the register-blocked accumulators; the kernels are written in a good order already. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -150,3 +152,5 @@ void gf_linear(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *b
     else
         gf_linear_s8((const int8_t *)x, w, bias, k, o, rq, y);
 }
+
+#endif /* GF_K_LINEAR */

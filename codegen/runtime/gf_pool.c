@@ -43,6 +43,7 @@ GF_INLINE void gf_clip(int32_t o, int32_t s, int32_t p, int32_t k, int32_t n, in
         }                                                                                          \
     } while (0)
 
+#ifdef GF_K_MAXPOOL2D
 void gf_maxpool2d(const void *x, gf_dtype_t t, const gf_conv_shape_t *s, void *y)
 {
     if (t == GF_S8)
@@ -52,6 +53,7 @@ void gf_maxpool2d(const void *x, gf_dtype_t t, const gf_conv_shape_t *s, void *y
     else
         GF_MAXPOOL(int32_t, INT32_MIN);
 }
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * Window sums for avgpool2d / trunc_avgpool2d, one channel plane at a time. EMIT(acc) consumes
@@ -80,6 +82,7 @@ void gf_maxpool2d(const void *x, gf_dtype_t t, const gf_conv_shape_t *s, void *y
 #define GF_EMIT_RQ(acc) (*yb++ = (uint8_t)gf_rqc_apply(&rc, (acc)))
 #define GF_EMIT_I32(acc) (*yi++ = (acc))
 
+#ifdef GF_K_AVGPOOL2D
 void gf_avgpool2d(const void *x, gf_dtype_t in_t, const gf_conv_shape_t *s, const gf_requant_t *rq, void *y)
 {
     int32_t c;
@@ -105,6 +108,7 @@ void gf_avgpool2d(const void *x, gf_dtype_t in_t, const gf_conv_shape_t *s, cons
         }
     }
 }
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * trunc_avgpool2d: y = clamp(rne_shift(sum, shift)) or clamp(floor(sum / 2^shift)); shift <= 0
@@ -131,6 +135,7 @@ GF_INLINE int32_t gf_trunc_value(int32_t acc, int32_t shift, int32_t floor_round
 
 #define GF_EMIT_TRUNC(acc) (*yb++ = (uint8_t)gf_trunc_value((acc), shift, floor_rounding, lo, hi))
 
+#ifdef GF_K_TRUNC_AVGPOOL2D
 void gf_trunc_avgpool2d(const void *x, gf_dtype_t in_t, const gf_conv_shape_t *s, int32_t shift,
                         int32_t floor_rounding, int32_t lo, int32_t hi, void *y)
 {
@@ -145,3 +150,4 @@ void gf_trunc_avgpool2d(const void *x, gf_dtype_t in_t, const gf_conv_shape_t *s
             GF_WINDOW_SUMS(int32_t, GF_EMIT_TRUNC);
     }
 }
+#endif

@@ -72,6 +72,7 @@ GF_NOINLINE int32_t gf_rqc_slow(const gf_rqc_t *c, int32_t q)
         }                                                                                          \
     } while (0)
 
+#ifdef GF_K_REQUANTIZE
 void gf_requantize(const void *x, gf_dtype_t in_t, int32_t n, int32_t inner, const gf_requant_t *rq, void *y)
 {
     uint8_t *yb = (uint8_t *)y;
@@ -94,6 +95,7 @@ void gf_requantize(const void *x, gf_dtype_t in_t, int32_t n, int32_t inner, con
         break;
     }
 }
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * gf_add: acc64 = o[c] + qa * m[c] + qb * m[channels + c] (exact 64-bit), or the int32 sum.
@@ -140,6 +142,7 @@ void gf_requantize(const void *x, gf_dtype_t in_t, int32_t n, int32_t inner, con
         }                                                                                          \
     } while (0)
 
+#ifdef GF_K_ADD
 void gf_add(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, int32_t n, int32_t inner,
             const gf_requant_t *rq, void *y)
 {
@@ -166,10 +169,12 @@ void gf_add(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, int32_
         break;
     }
 }
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * gf_relu: y = max(x, zp); y may equal x.
  */
+#ifdef GF_K_RELU
 void gf_relu(const void *x, gf_dtype_t t, int32_t n, int32_t zp, void *y)
 {
     int32_t i;
@@ -196,3 +201,4 @@ void gf_relu(const void *x, gf_dtype_t t, int32_t n, int32_t zp, void *y)
         }
     }
 }
+#endif

@@ -24,6 +24,38 @@ extern "C" {
 typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 
 /*
+ * Kernel selection. By default every kernel below is compiled. A build that defines
+ * GF_KERNELS_SELECTED compiles only the kernels named by a GF_K_<KERNEL> macro (GF_K_CONV2D_1X1
+ * for gf_conv2d_1x1, ...), the convolutions only for the input types named by
+ * GF_K_<KERNEL>_S8 / GF_K_<KERNEL>_U8; the GAP9 project does, with the macros generated from its
+ * plan's kernel calls (codegen/gap9/resources.py), so that kernels the network does not use take
+ * no code memory. gf_conv2d then dispatches only to the specialised convolutions compiled for the
+ * type (the general kernel computes every shape exactly the same: one integer contract for all).
+ * gf_concat, gf_permute and the *_ref kernels are not selectable.
+ */
+#ifndef GF_KERNELS_SELECTED
+#define GF_K_CONV2D 1
+#define GF_K_CONV2D_S8 1
+#define GF_K_CONV2D_U8 1
+#define GF_K_CONV2D_3X3 1
+#define GF_K_CONV2D_3X3_S8 1
+#define GF_K_CONV2D_3X3_U8 1
+#define GF_K_CONV2D_1X1 1
+#define GF_K_CONV2D_1X1_S8 1
+#define GF_K_CONV2D_1X1_U8 1
+#define GF_K_DWCONV2D 1
+#define GF_K_DWCONV2D_S8 1
+#define GF_K_DWCONV2D_U8 1
+#define GF_K_MAXPOOL2D 1
+#define GF_K_AVGPOOL2D 1
+#define GF_K_TRUNC_AVGPOOL2D 1
+#define GF_K_LINEAR 1
+#define GF_K_ADD 1
+#define GF_K_REQUANTIZE 1
+#define GF_K_RELU 1
+#endif
+
+/*
  * Requantization (integer contract, section 3):
  *   acc64 = o[c] + sum_s q_s * m[s * channels + c]        (int64, never overflows: checked by the planner)
  *   y     = clamp(rne_shift(acc64, sh[c]) + zp, lo, hi)

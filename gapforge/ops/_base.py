@@ -63,6 +63,9 @@ class IROp:
     params: tuple[str, ...] = ()
     reference: str | None = None  # atomic_ops function implementing the op on integers
     kernels: tuple[str, ...] = ()  # C runtime kernels its calls may use (gf_runtime.h), for the doc and tests
+    # the kernels are compiled once per input container type (GF_K_<KERNEL>_S8 / _U8, gf_runtime.h), so
+    # a GAP9 project selects the input types its calls use
+    kernels_per_input_type: bool = False
 
     # -- fusion (gapforge/plan.py) ----------------------------------------------------------
     # "head": the step may absorb a following [relu] -> requantize (its result is an integer source

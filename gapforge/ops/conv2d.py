@@ -65,6 +65,7 @@ IR_OP = IROp(
     params=("weight", "bias"),
     reference="conv2d",
     kernels=("gf_conv2d", "gf_conv2d_3x3", "gf_conv2d_1x1", "gf_dwconv2d"),
+    kernels_per_input_type=True,
     fusion="head",
     requantizes=True,
     acc_bound=weight_acc_bound,

@@ -32,6 +32,8 @@ enum { GF_TILING_CONV = 0, GF_TILING_LINEAR = 1, GF_TILING_ELTWISE = 2 };
 /* Test-only fault injection (codegen --inject-fault): each bit removes one safety step. */
 #define GF_FAULT_NO_BARRIER 1u  /* skip the barrier between "tile loaded" and "compute" */
 #define GF_FAULT_NO_DMA_WAIT 2u /* skip waiting for the input DMA of each tile */
+/* (--inject-fault deep-call compiles gf_tiled.c with -DGF_FAULT_DEEP_CALL=<bytes> in the emulation
+ * build only: core 0 makes a call chain that deep before its first tile.) */
 
 /* Where an operand lives: an L2 pointer or an L3 address (uint32_t, not a pointer). */
 typedef struct {
@@ -110,9 +112,14 @@ typedef struct {
 /* Total L2 bytes of the bounce buffers the layer needs for its L3-resident operands. */
 uint32_t gf_layer_bounce_bytes(const gf_layer_t *L, const gf_operands_t *ops);
 
-/* Run one layer on the cluster. `bounce` (L2, gf_layer_bounce_bytes long, may be NULL if 0). */
+/* gf_run_layer results */
+#define GF_ERR_L1_ALLOC (-1) /* an L1 buffer could not be allocated (reported on stdout) */
+#define GF_ERR_CLUSTER (-2)  /* pi_cluster_send_task_to_cl failed */
+
+/* Run one layer on the cluster. `bounce` (L2, gf_layer_bounce_bytes long, may be NULL if 0);
+ * `core_stack_bytes`: the stack of each compute core (pi_cluster_task_stacks). Returns 0 or GF_ERR_*. */
 int gf_run_layer(struct pi_device *cluster, struct pi_device *ram, const gf_layer_t *L,
-                 const gf_operands_t *ops, uint8_t *bounce, gf_layer_stats_t *stats);
+                 const gf_operands_t *ops, uint8_t *bounce, int core_stack_bytes, gf_layer_stats_t *stats);
 
 /* Number of tiles of a layer. */
 int32_t gf_layer_tiles(const gf_layer_t *L);

@@ -11,6 +11,7 @@
  * before issuing more), every command is waited by the core that issued it (core 0).
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gf_gap9.h"
@@ -46,6 +47,7 @@ typedef struct {
     int nbuf[OP_N];       /* 0 (unused), 1 (single / resident) or 2 (double buffered) */
     gf_queue_t load_q[2], store_q[2];
     int32_t ntiles;
+    int status; /* 0, or GF_ERR_* (set by the cluster controller) */
 } gf_run_t;
 
 static int32_t ceil_div(int32_t a, int32_t b) { return (a + b - 1) / b; }
@@ -179,56 +181,6 @@ static void dma_1d(gf_run_t *R, gf_queue_t *q, uint8_t *ext, uint8_t *loc, uint3
     }
 }
 
-/* A box [cn][yn][xn] of a tensor [C][H][W] (elements of eb bytes) as a list of contiguous or
- * strided segments. `seg(ctx, ext_offset, loc_offset, size, stride, length)` is called for each;
- * loc is the contiguous [cn][yn][xn] buffer. */
-typedef void (*gf_seg_fn)(void *ctx, uint32_t ext_off, uint32_t loc_off, uint32_t size, uint32_t stride,
-                          uint32_t length);
-
-static void box_segments(int32_t H, int32_t W, int32_t eb, int32_t c0, int32_t cn, int32_t y0, int32_t yn,
-                         int32_t x0, int32_t xn, gf_seg_fn seg, void *ctx)
-{
-    uint32_t plane = (uint32_t)(H * W * eb), row = (uint32_t)(W * eb);
-    if (xn == W) {
-        uint32_t block = (uint32_t)yn * row;
-        uint32_t base = (uint32_t)c0 * plane + (uint32_t)y0 * row;
-        if (yn == H) {
-            uint32_t total = (uint32_t)cn * plane, done = 0;
-            while (done < total) {
-                uint32_t n = total - done > GF_DMA_MAX ? GF_DMA_MAX : total - done;
-                seg(ctx, base + done, done, n, n, n);
-                done += n;
-            }
-        } else if (block <= GF_DMA_MAX && plane <= GF_DMA_MAX && cn > 1) {
-            int32_t per = (int32_t)(GF_DMA_MAX / block);
-            for (int32_t c = 0; c < cn; c += per) {
-                int32_t lines = min32(per, cn - c);
-                seg(ctx, base + (uint32_t)c * plane, (uint32_t)c * block, (uint32_t)lines * block, plane, block);
-            }
-        } else {
-            for (int32_t c = 0; c < cn; c++) {
-                uint32_t done = 0;
-                while (done < block) {
-                    uint32_t n = block - done > GF_DMA_MAX ? GF_DMA_MAX : block - done;
-                    seg(ctx, base + (uint32_t)c * plane + done, (uint32_t)c * block + done, n, n, n);
-                    done += n;
-                }
-            }
-        }
-    } else {
-        uint32_t line = (uint32_t)(xn * eb);
-        int32_t per = line > GF_DMA_MAX ? 1 : (int32_t)(GF_DMA_MAX / line); /* lines are < 64 KiB (planner) */
-        for (int32_t c = 0; c < cn; c++) {
-            for (int32_t y = 0; y < yn; y += per) {
-                int32_t lines = min32(per, yn - y);
-                uint32_t ext = (uint32_t)(c0 + c) * plane + (uint32_t)(y0 + y) * row + (uint32_t)(x0 * eb);
-                uint32_t loc = ((uint32_t)c * (uint32_t)yn + (uint32_t)y) * line;
-                seg(ctx, ext, loc, (uint32_t)lines * line, row, line);
-            }
-        }
-    }
-}
-
 typedef struct {
     gf_run_t *R;
     gf_queue_t *q;
@@ -236,12 +188,12 @@ typedef struct {
     uint8_t *l1;
     uint8_t *bounce;
     pi_cl_dma_dir_e dir;
+    int ram; /* 1: L3 operand (seg_ram), 0: L2 operand (seg_dma) */
 } gf_xfer_t;
 
 /* L2 operand: one DMA command per segment. */
-static void seg_dma(void *ctx, uint32_t ext_off, uint32_t loc_off, uint32_t size, uint32_t stride, uint32_t length)
+static void seg_dma(gf_xfer_t *x, uint32_t ext_off, uint32_t loc_off, uint32_t size, uint32_t stride, uint32_t length)
 {
-    gf_xfer_t *x = (gf_xfer_t *)ctx;
     dma(x->R, x->q, x->loc->l2 + ext_off, x->l1 + loc_off, size, stride, length, x->dir);
     if (x->dir == PI_CL_DMA_DIR_EXT2LOC)
         x->R->st->l2_to_l1 += size;
@@ -250,9 +202,8 @@ static void seg_dma(void *ctx, uint32_t ext_off, uint32_t loc_off, uint32_t size
 }
 
 /* L3 operand: cluster RAM transfer between L3 and the L2 bounce buffer (same layout as L1), waited. */
-static void seg_ram(void *ctx, uint32_t ext_off, uint32_t loc_off, uint32_t size, uint32_t stride, uint32_t length)
+static void seg_ram(gf_xfer_t *x, uint32_t ext_off, uint32_t loc_off, uint32_t size, uint32_t stride, uint32_t length)
 {
-    gf_xfer_t *x = (gf_xfer_t *)ctx;
     pi_cl_ram_req_t req;
     if (x->dir == PI_CL_DMA_DIR_EXT2LOC) {
         if (stride == length)
@@ -271,16 +222,71 @@ static void seg_ram(void *ctx, uint32_t ext_off, uint32_t loc_off, uint32_t size
     }
 }
 
+/* One segment of a box transfer. A direct call, not a function pointer: the stack analysis of the
+ * cluster code (codegen/gap9/resources.py) bounds every call chain and refuses indirect calls. */
+static void seg(gf_xfer_t *x, uint32_t ext_off, uint32_t loc_off, uint32_t size, uint32_t stride, uint32_t length)
+{
+    if (x->ram)
+        seg_ram(x, ext_off, loc_off, size, stride, length);
+    else
+        seg_dma(x, ext_off, loc_off, size, stride, length);
+}
+
+/* A box [cn][yn][xn] of a tensor [C][H][W] (elements of eb bytes) as a list of contiguous or
+ * strided segments. `seg(x, ext_offset, loc_offset, size, stride, length)` is called for each;
+ * loc is the contiguous [cn][yn][xn] buffer. */
+static void box_segments(int32_t H, int32_t W, int32_t eb, int32_t c0, int32_t cn, int32_t y0, int32_t yn,
+                         int32_t x0, int32_t xn, gf_xfer_t *x)
+{
+    uint32_t plane = (uint32_t)(H * W * eb), row = (uint32_t)(W * eb);
+    if (xn == W) {
+        uint32_t block = (uint32_t)yn * row;
+        uint32_t base = (uint32_t)c0 * plane + (uint32_t)y0 * row;
+        if (yn == H) {
+            uint32_t total = (uint32_t)cn * plane, done = 0;
+            while (done < total) {
+                uint32_t n = total - done > GF_DMA_MAX ? GF_DMA_MAX : total - done;
+                seg(x, base + done, done, n, n, n);
+                done += n;
+            }
+        } else if (block <= GF_DMA_MAX && plane <= GF_DMA_MAX && cn > 1) {
+            int32_t per = (int32_t)(GF_DMA_MAX / block);
+            for (int32_t c = 0; c < cn; c += per) {
+                int32_t lines = min32(per, cn - c);
+                seg(x, base + (uint32_t)c * plane, (uint32_t)c * block, (uint32_t)lines * block, plane, block);
+            }
+        } else {
+            for (int32_t c = 0; c < cn; c++) {
+                uint32_t done = 0;
+                while (done < block) {
+                    uint32_t n = block - done > GF_DMA_MAX ? GF_DMA_MAX : block - done;
+                    seg(x, base + (uint32_t)c * plane + done, (uint32_t)c * block + done, n, n, n);
+                    done += n;
+                }
+            }
+        }
+    } else {
+        uint32_t line = (uint32_t)(xn * eb);
+        int32_t per = line > GF_DMA_MAX ? 1 : (int32_t)(GF_DMA_MAX / line); /* lines are < 64 KiB (planner) */
+        for (int32_t c = 0; c < cn; c++) {
+            for (int32_t y = 0; y < yn; y += per) {
+                int32_t lines = min32(per, yn - y);
+                uint32_t ext = (uint32_t)(c0 + c) * plane + (uint32_t)(y0 + y) * row + (uint32_t)(x0 * eb);
+                uint32_t loc = ((uint32_t)c * (uint32_t)yn + (uint32_t)y) * line;
+                seg(x, ext, loc, (uint32_t)lines * line, row, line);
+            }
+        }
+    }
+}
+
 /* Load a box of an operand into L1 (asynchronous for L2 sources; L3 goes through the bounce buffer). */
 static void load_box(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint8_t *l1, uint8_t *bounce, int32_t H,
                      int32_t W, int32_t eb, int32_t c0, int32_t cn, int32_t y0, int32_t yn, int32_t x0, int32_t xn)
 {
-    gf_xfer_t x = {R, q, loc, l1, bounce, PI_CL_DMA_DIR_EXT2LOC};
-    if (loc->level == GF_MEM_L2) {
-        box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, seg_dma, &x);
+    gf_xfer_t x = {R, q, loc, l1, bounce, PI_CL_DMA_DIR_EXT2LOC, loc->level == GF_MEM_L3};
+    box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, &x);
+    if (!x.ram)
         return;
-    }
-    box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, seg_ram, &x);
     uint32_t total = (uint32_t)(cn * yn * xn * eb);
     dma_1d(R, q, bounce, l1, total, PI_CL_DMA_DIR_EXT2LOC);
     R->st->l2_to_l1 += total;
@@ -341,16 +347,14 @@ static void store_flat(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint32_t
 static void store_box(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint8_t *l1, uint8_t *bounce, int32_t H,
                       int32_t W, int32_t eb, int32_t c0, int32_t cn, int32_t y0, int32_t yn, int32_t x0, int32_t xn)
 {
-    gf_xfer_t x = {R, q, loc, l1, bounce, PI_CL_DMA_DIR_LOC2EXT};
-    if (loc->level == GF_MEM_L2) {
-        box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, seg_dma, &x);
-        return;
+    gf_xfer_t x = {R, q, loc, l1, bounce, PI_CL_DMA_DIR_LOC2EXT, loc->level == GF_MEM_L3};
+    if (x.ram) {
+        uint32_t total = (uint32_t)(cn * yn * xn * eb);
+        dma_1d(R, q, bounce, l1, total, PI_CL_DMA_DIR_LOC2EXT);
+        R->st->l1_to_l2 += total;
+        q_wait(q);
     }
-    uint32_t total = (uint32_t)(cn * yn * xn * eb);
-    dma_1d(R, q, bounce, l1, total, PI_CL_DMA_DIR_LOC2EXT);
-    R->st->l1_to_l2 += total;
-    q_wait(q);
-    box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, seg_ram, &x);
+    box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, &x);
 }
 
 /* ---- per-tile loads and stores ---- */
@@ -598,6 +602,20 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
     L->compute(&a);
 }
 
+#ifdef GF_FAULT_DEEP_CALL
+/* Test-only fault (emulation build only, see gf_gap9.h): a call chain of about `bytes` bytes of
+ * stack, in frames of 256 bytes that are each written, so that the stack is really used. */
+static __attribute__((noinline)) uint32_t gf_fault_deep_call(uint32_t bytes)
+{
+    volatile uint8_t frame[256];
+    frame[0] = (uint8_t)bytes;
+    frame[sizeof(frame) - 1] = (uint8_t)(bytes >> 8);
+    if (bytes > sizeof(frame))
+        return gf_fault_deep_call(bytes - (uint32_t)sizeof(frame)) + frame[0] + frame[sizeof(frame) - 1];
+    return frame[0];
+}
+#endif
+
 /* ---- the tile loop, run by every compute core ---- */
 static void tile_loop(void *arg)
 {
@@ -606,6 +624,10 @@ static void tile_loop(void *arg)
     int core = pi_core_id();
     int ncores = pi_cl_team_nb_cores();
     int32_t nt = R->ntiles;
+#ifdef GF_FAULT_DEEP_CALL
+    if (core == 0)
+        (void)gf_fault_deep_call(GF_FAULT_DEEP_CALL);
+#endif
     if (core == 0) {
         /* resident operands: loaded once, before the pipeline starts */
         gf_tile_t T0;
@@ -663,21 +685,43 @@ static void tile_loop(void *arg)
     pi_cl_team_barrier();
 }
 
-/* Cluster controller (core 8): L1 buffers, fork, free. */
+static const char *const gf_operand_names[OP_N] = {"in", "in2", "w", "p", "out", "wp"};
+
+/* Free the L1 buffers allocated so far (all of them when *R is complete), in reverse order. */
+static void free_l1(gf_run_t *R)
+{
+    for (int k = OP_N - 1; k >= 0; k--)
+        for (int i = R->nbuf[k] - 1; i >= 0; i--)
+            if (R->l1[i][k] != NULL) {
+                pi_cl_l1_free(NULL, R->l1[i][k], (int)GF_ALIGN(R->bytes[k]));
+                R->l1[i][k] = NULL;
+            }
+}
+
+/* Cluster controller (core 8): L1 buffers, fork, free. A failed L1 allocation is reported (layer,
+ * operand, bytes asked) and fails the layer (gf_run_layer returns GF_ERR_L1_ALLOC); nothing is
+ * forked, so no core ever touches a NULL buffer. */
 static void cluster_entry(void *arg)
 {
     gf_run_t *R = (gf_run_t *)arg;
     uint32_t total = 0;
     for (int k = 0; k < OP_N; k++)
         for (int i = 0; i < R->nbuf[k]; i++) {
-            R->l1[i][k] = (uint8_t *)pi_cl_l1_malloc(NULL, (int)GF_ALIGN(R->bytes[k]));
-            total += GF_ALIGN(R->bytes[k]);
+            uint32_t n = GF_ALIGN(R->bytes[k]);
+            R->l1[i][k] = (uint8_t *)pi_cl_l1_malloc(NULL, (int)n);
+            if (R->l1[i][k] == NULL) {
+                printf("GF ERROR L1 allocation of %u bytes failed (layer %s, operand %s, buffer %d of %d; %u bytes "
+                       "of L1 already allocated for the layer)\n", (unsigned)n, R->L->name, gf_operand_names[k], i + 1,
+                       R->nbuf[k], (unsigned)total);
+                free_l1(R);
+                R->status = GF_ERR_L1_ALLOC;
+                return;
+            }
+            total += n;
         }
     R->st->l1_bytes = total;
     pi_cl_team_fork(R->L->cores, tile_loop, R);
-    for (int k = OP_N - 1; k >= 0; k--)
-        for (int i = R->nbuf[k] - 1; i >= 0; i--)
-            pi_cl_l1_free(NULL, R->l1[i][k], (int)GF_ALIGN(R->bytes[k]));
+    free_l1(R);
 }
 
 static void setup(gf_run_t *R, const gf_layer_t *L, const gf_operands_t *ops)
@@ -727,7 +771,7 @@ uint32_t gf_layer_bounce_bytes(const gf_layer_t *L, const gf_operands_t *ops)
 }
 
 int gf_run_layer(struct pi_device *cluster, struct pi_device *ram, const gf_layer_t *L, const gf_operands_t *ops,
-                 uint8_t *bounce, gf_layer_stats_t *stats)
+                 uint8_t *bounce, int core_stack_bytes, gf_layer_stats_t *stats)
 {
     static gf_run_t R; /* shared by the FC, the cluster controller and the compute cores (L2) */
     struct pi_cluster_task task;
@@ -743,5 +787,7 @@ int gf_run_layer(struct pi_device *cluster, struct pi_device *ram, const gf_laye
             }
     stats->tiles = (uint32_t)R.ntiles;
     pi_cluster_task(&task, cluster_entry, &R);
-    return pi_cluster_send_task_to_cl(cluster, &task);
+    pi_cluster_task_stacks(&task, NULL, core_stack_bytes); /* compute-core stacks, allocated in L1 by PMSIS */
+    int rc = pi_cluster_send_task_to_cl(cluster, &task);
+    return rc != 0 ? GF_ERR_CLUSTER : R.status;
 }

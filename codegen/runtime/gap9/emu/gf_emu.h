@@ -28,16 +28,20 @@ typedef struct gf_emu_stats {
     uint64_t l1_cur, l1_peak, l1_budget;
     uint64_t l2_cur, l2_peak, l2_budget;
     uint64_t l3_cur, l3_peak, l3_size;
+    /* emulated stacks, host bytes: the size of the last one prepared and the deepest use since
+     * gf_emu_reset_peaks, of the cluster controller (core 8) and of any compute core */
+    uint64_t cc_stack_size, cc_stack_peak, core_stack_size, core_stack_peak;
 } gf_emu_stats_t;
 
 /* A snapshot of the counters. */
 void gf_emu_get_stats(gf_emu_stats_t *out);
-/* Peak usage := current usage, for every level. */
+/* Peak usage := current usage, for every level; stack peaks := 0. */
 void gf_emu_reset_peaks(void);
 /* Transfer counters (bytes, dma_cmds, ram_reqs, forks) := 0; allocations are untouched. */
 void gf_emu_reset_counters(void);
 /* One line on stdout:
- * "GF EMU <label> l1_peak=.. l2_peak=.. l3_peak=.. l3_to_l2=.. l2_to_l1=.. l1_to_l2=.. l2_to_l3=.. dma_cmds=.." */
+ * "GF EMU <label> l1_peak=.. l2_peak=.. l3_peak=.. l3_to_l2=.. l2_to_l1=.. l1_to_l2=.. l2_to_l3=.. dma_cmds=..
+ *  cc_stack_peak=.. cc_stack=.. core_stack_peak=.. core_stack=.." */
 void gf_emu_print_stats(const char *label);
 
 #ifdef __cplusplus

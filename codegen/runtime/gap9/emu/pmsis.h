@@ -20,9 +20,12 @@
  *     deterministic cooperative coroutines (cores 0..n-1, reverse order by default), switching
  *     only at pi_cl_team_barrier and at the end of the entry, so missing barriers show up;
  *   - ReadFS as files of the current directory; perf counters as a monotonic nanosecond clock.
+ *   - stacks: every cluster core runs on its own guarded stack; with GF_EMU_CORE_STACK_RATIO set,
+ *     of the size the program configured (cc_stack_size, pi_cluster_task_stacks) times the
+ *     host/rv32 ratio, and those configured bytes are reserved in L1 (overflow: exit 3);
+ *   - allocation failures on request (GF_EMU_FAIL_ALLOC): NULL / -1 as the SDK returns them.
  * What is NOT modelled: timing and bandwidth (only ordering and completion points), real
- * parallelism, cluster stacks and their L1 cost, caches, voltage/frequency, the FC/cluster
- * asynchronous (_async) variants.
+ * parallelism, caches, voltage/frequency, the FC/cluster asynchronous (_async) variants.
  *
  * Every misuse the emulator detects prints one line "GF EMU ERROR ..." on stdout and exits with
  * status 3.
@@ -34,8 +37,11 @@
 #include <stdint.h>
 
 /* Defined by the emulator's pmsis.h only (never by the real SDK): emulator-only code, such as
- * the gf_emu_* statistics of gf_emu.h, must be guarded with #ifdef GF_GAP9_EMU. */
-#ifndef GF_GAP9_EMU
+ * the gf_emu_* statistics of gf_emu.h, must be guarded with #ifdef GF_GAP9_EMU.
+ * GF_PMSIS_DECLARATIONS_ONLY: this header only declares the PMSIS subset, as the SDK's would, for
+ * compiling the SDK build of the sources with a cross compiler (stack and code-size measurement,
+ * codegen/gap9/resources.py); GF_GAP9_EMU is then not defined. */
+#if !defined(GF_GAP9_EMU) && !defined(GF_PMSIS_DECLARATIONS_ONLY)
 #define GF_GAP9_EMU 1
 #endif
 

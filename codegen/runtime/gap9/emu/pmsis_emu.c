@@ -37,8 +37,8 @@
  * pi_ram_read/write(_2d) copy immediately. Transfer counters (gf_emu.h) count payload bytes at
  * completion.
  *
- * Cores. pi_cluster_send_task_to_cl runs the entry on the caller's stack as core 8 (the GAP9
- * cluster controller). pi_cl_team_fork runs the entry on cores 0..n-1 as cooperative coroutines
+ * Cores. pi_cluster_send_task_to_cl runs the entry as core 8 (the GAP9 cluster controller) on a
+ * stack of its own. pi_cl_team_fork runs the entry on cores 0..n-1 as cooperative coroutines
  * (ucontext, one private stack per core), scheduled deterministically: in each round every
  * runnable core runs, in order n-1..0 (GF_EMU_CORE_ORDER=reverse, the default) or 0..n-1
  * (GF_EMU_CORE_ORDER=forward), until it reaches pi_cl_team_barrier or returns. When all cores
@@ -46,26 +46,44 @@
  * at a barrier is a barrier mismatch (error). A missing barrier therefore shows up as a wrong
  * result, the same on every run. Critical sections are no-ops (only depth is checked).
  *
+ * Stacks (section "Stacks" below). Every emulated stack has guard pages below it (an overflow is
+ * reported, exit 3) and is painted to measure its peak use. With GF_EMU_CORE_STACK_RATIO set the
+ * stacks are modelled: each is the size the program configured (cc_stack_size at
+ * pi_cluster_open, pi_cluster_task_stacks per task) times the ratio (GF_EMU_CC_STACK_RATIO for
+ * the controller, default the core ratio), and those configured bytes are reserved in L1 (budget
+ * + controller + 8 compute-core stacks <= L1). Otherwise each stack is GF_EMU_CC_STACK /
+ * GF_EMU_CORE_STACK host bytes (default 256 KiB) and nothing is reserved. Errors raised on an
+ * emulated stack are printed from a separate error stack. Programs that model their stacks must
+ * be linked with -z now (no lazy symbol binding on the emulated stacks).
+ *
+ * Allocation failures. GF_EMU_FAIL_ALLOC=L1|L2|L3[:N] makes the N-th allocation of that level
+ * (default the first) fail the way the SDK reports it: NULL from pi_cl_l1_malloc / pi_l2_malloc
+ * (_align), -1 from pi_ram_alloc.
+ *
  * Not modelled: timing, bandwidth and latency (only ordering and completion points), true
- * parallelism and memory races other than those on in-flight transfer buffers, cluster stacks
- * and their L1 footprint (the budget passed in the environment should exclude them), caches,
+ * parallelism and memory races other than those on in-flight transfer buffers, caches,
  * frequency and voltage, statically placed PI_L1/PI_L2 data (the attributes expand to nothing,
  * so such data is host memory and is refused by the DMA checks), per-core performance counters
  * (there is one counter, in host nanoseconds), ReadFS internals (files are read from the current
  * directory).
  *
  * Environment: GF_EMU_L1_BUDGET, GF_EMU_L2_BUDGET, GF_EMU_L3_SIZE (bytes), GF_EMU_CORE_ORDER
- * (forward | reverse), GF_EMU_CORE_STACK (bytes of each emulated core's stack, default 256 KiB).
+ * (forward | reverse), GF_EMU_CORE_STACK_RATIO / GF_EMU_CC_STACK_RATIO (host bytes per configured
+ * byte), GF_EMU_CORE_STACK / GF_EMU_CC_STACK (host bytes of unmodelled stacks, default 256 KiB),
+ * GF_EMU_FAIL_ALLOC.
  */
 #define _GNU_SOURCE
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include "pmsis.h"
 #include "gf_emu.h"
@@ -87,10 +105,14 @@
 #define GF_NORETURN __attribute__((noreturn))
 #define GF_NOINLINE __attribute__((noinline))
 #define GF_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define GF_NO_ASAN __attribute__((no_sanitize_address))
+#define GF_ALIGNED16 __attribute__((aligned(16)))
 #else
 #define GF_NORETURN
 #define GF_NOINLINE
 #define GF_PRINTF(a, b)
+#define GF_NO_ASAN
+#define GF_ALIGNED16
 #endif
 
 #ifndef GF_EMU_L1_SIZE
@@ -110,7 +132,11 @@
 #define GF_EMU_POISON 0xA5
 #define GF_EMU_FILL_NEW 0xCD
 #define GF_EMU_FILL_FREED 0xDD
-#define GF_EMU_STACK_DEFAULT (256u * 1024u)
+#define GF_EMU_STACK_DEFAULT (256u * 1024u) /* host bytes of an emulated stack when stacks are not modelled */
+#define GF_EMU_GUARD_BYTES (64u * 1024u)    /* inaccessible pages below every emulated stack */
+#define GF_EMU_CANARY_BYTES 64u             /* bottom bytes of a stack checked at every switch */
+#define GF_EMU_STACK_PAINT 0xB7             /* unused stack bytes (measures the peak use) */
+#define GF_EMU_ERROR_STACK (256u * 1024u)   /* where errors raised on an emulated stack are printed */
 #define GF_EMU_HISTORY 64
 
 /* Magic values: configurations initialised by their *_init, devices opened by their driver. */
@@ -132,18 +158,56 @@ typedef unsigned long long ull;
  */
 
 static void gf_fail(const char *fmt, ...) GF_NORETURN GF_PRINTF(1, 2);
+struct gf_xfer_s;
+static void gf_fail_xfer(const struct gf_xfer_s *x, const char *fmt, ...) GF_NORETURN GF_PRINTF(2, 3);
+static void xfer_describe(const struct gf_xfer_s *x, char *buf, size_t n);
+static void fail_elsewhere(void);
 
-static void gf_fail(const char *fmt, ...)
+/* The failure being reported (printed by fail_report, possibly on the error stack): a message,
+ * and the transfer it concerns (described in parentheses) or NULL. */
+static const char *g_fail_fmt;
+static va_list g_fail_ap;
+static const struct gf_xfer_s *g_fail_xfer;
+
+static void fail_report(void) GF_NORETURN;
+
+static void fail_report(void)
 {
-    va_list ap;
     fflush(stdout);
     fputs("GF EMU ERROR ", stdout);
-    va_start(ap, fmt);
-    vfprintf(stdout, fmt, ap);
-    va_end(ap);
+    vfprintf(stdout, g_fail_fmt, g_fail_ap);
+    if (g_fail_xfer != NULL) {
+        char what[200];
+        xfer_describe(g_fail_xfer, what, sizeof what);
+        fprintf(stdout, " (%s)", what);
+    }
     fputc('\n', stdout);
     fflush(stdout);
     exit(3);
+}
+
+/* Errors are formatted and printed on a stack of their own when raised on an emulated core's
+ * stack (fail_elsewhere): stdio needs more stack than the emulated stacks have to spare, and the
+ * report must not overflow them itself. gf_fail's frame (holding the arguments) stays intact. */
+static void gf_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_fail_fmt = fmt;
+    va_copy(g_fail_ap, ap);
+    fail_elsewhere();
+    fail_report();
+}
+
+static void gf_fail_xfer(const struct gf_xfer_s *x, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_fail_fmt = fmt;
+    g_fail_xfer = x;
+    va_copy(g_fail_ap, ap);
+    fail_elsewhere();
+    fail_report();
 }
 
 static uint64_t env_bytes(const char *name, uint64_t def, uint64_t max)
@@ -320,9 +384,20 @@ static int in_pool(const gf_heap *h, uintptr_t p)
 
 static int g_ready;
 static int g_reverse = 1;
-static size_t g_stack_size = GF_EMU_STACK_DEFAULT;
+
+/* Emulated stacks (see "Stacks" below). Not modelled (GF_EMU_CORE_STACK_RATIO unset): every core
+ * gets GF_EMU_CORE_STACK host bytes and the controller GF_EMU_CC_STACK. Modelled: each gets the
+ * bytes its program configured (cc_stack_size, pi_cluster_task_stacks) times the ratio. */
+static size_t g_core_stack_host = GF_EMU_STACK_DEFAULT, g_cc_stack_host = GF_EMU_STACK_DEFAULT;
+static int g_stack_model;
+static double g_core_ratio = 1.0, g_cc_ratio = 1.0;
+
+/* GF_EMU_FAIL_ALLOC=L<level>:<n>: the n-th allocation of that level returns failure. */
+static int g_fail_level;
+static uint64_t g_fail_nth, g_alloc_seen[4];
 
 static struct pi_device *g_cluster;    /* the open cluster device, or NULL */
+static int g_cc_stack_conf;            /* its cc_stack_size */
 static struct pi_device *g_ram;        /* the open RAM device, or NULL */
 static int g_in_task;                  /* inside pi_cluster_send_task_to_cl */
 static int g_cur_core = GF_EMU_FC_CORE; /* -1: FC, 8: cluster controller, 0..7: forked core */
@@ -330,6 +405,47 @@ static int g_cc_critical;              /* critical depth of core 8 */
 
 static gf_emu_stats_t g_stats;
 static uint32_t g_freq[3];
+
+static void install_guard_handler(void);
+
+static double env_ratio(const char *name, double def)
+{
+    const char *s = getenv(name);
+    char *end = NULL;
+    double v;
+    if (s == NULL || *s == '\0')
+        return def;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !(v > 0.0) || v > 1000.0)
+        gf_fail("%s=%s is not a ratio in (0, 1000]", name, s);
+    return v;
+}
+
+static void parse_fail_alloc(void)
+{
+    const char *s = getenv("GF_EMU_FAIL_ALLOC");
+    char *end = NULL;
+    unsigned long long n = 1;
+    if (s == NULL || *s == '\0')
+        return;
+    if (s[0] != 'L' || s[1] < '1' || s[1] > '3' || (s[2] != '\0' && s[2] != ':'))
+        gf_fail("GF_EMU_FAIL_ALLOC=%s: expected L1, L2 or L3, optionally with :N (the N-th allocation, default 1)", s);
+    if (s[2] == ':') {
+        errno = 0;
+        n = strtoull(s + 3, &end, 10);
+        if (errno != 0 || *end != '\0' || n == 0 || s[3] < '0' || s[3] > '9')
+            gf_fail("GF_EMU_FAIL_ALLOC=%s: N must be a positive number", s);
+    }
+    g_fail_level = s[1] - '0';
+    g_fail_nth = (uint64_t)n;
+}
+
+/* Counts an allocation of `level`; 1 if it is the one GF_EMU_FAIL_ALLOC makes fail. */
+static int injected_alloc_failure(int level)
+{
+    return ++g_alloc_seen[level] == g_fail_nth && level == g_fail_level;
+}
 
 static void emu_init(void)
 {
@@ -346,9 +462,17 @@ static void emu_init(void)
         g_reverse = 0;
     else
         gf_fail("GF_EMU_CORE_ORDER=%s: expected forward or reverse", order);
-    g_stack_size = (size_t)env_bytes("GF_EMU_CORE_STACK", GF_EMU_STACK_DEFAULT, 64u * 1024u * 1024u);
-    if (g_stack_size < 16384)
-        gf_fail("GF_EMU_CORE_STACK=%llu is too small (at least 16384)", (ull)g_stack_size);
+    g_core_stack_host = (size_t)env_bytes("GF_EMU_CORE_STACK", GF_EMU_STACK_DEFAULT, 64u * 1024u * 1024u);
+    if (g_core_stack_host < 16384)
+        gf_fail("GF_EMU_CORE_STACK=%llu is too small (at least 16384)", (ull)g_core_stack_host);
+    g_cc_stack_host = (size_t)env_bytes("GF_EMU_CC_STACK", GF_EMU_STACK_DEFAULT, 64u * 1024u * 1024u);
+    if (g_cc_stack_host < 16384)
+        gf_fail("GF_EMU_CC_STACK=%llu is too small (at least 16384)", (ull)g_cc_stack_host);
+    g_stack_model = getenv("GF_EMU_CORE_STACK_RATIO") != NULL && *getenv("GF_EMU_CORE_STACK_RATIO") != '\0';
+    g_core_ratio = env_ratio("GF_EMU_CORE_STACK_RATIO", 1.0);
+    g_cc_ratio = env_ratio("GF_EMU_CC_STACK_RATIO", g_core_ratio);
+    parse_fail_alloc();
+    install_guard_handler();
 }
 
 static int in_cluster(void)
@@ -356,9 +480,12 @@ static int in_cluster(void)
     return g_in_task && g_cur_core != GF_EMU_FC_CORE;
 }
 
+/* Cluster-side APIs do not call emu_init: a cluster task exists only after pi_cluster_open (FC
+ * side, which initialises the emulator), and keeping the initialisation (getenv, the pools'
+ * allocation, ...) off the cluster call chains keeps their measured stack bound to what runs
+ * there (codegen/gap9/resources.py). */
 static void need_cluster(const char *api)
 {
-    emu_init();
     if (!in_cluster())
         gf_fail("%s called outside a cluster task (it is a cluster-side API)", api);
 }
@@ -422,6 +549,7 @@ int pi_cluster_open(struct pi_device *dev)
         gf_fail("pi_cluster_open: the cluster is already open");
     dev->gf_kind = KIND_CLUSTER;
     g_cluster = dev;
+    g_cc_stack_conf = conf->cc_stack_size; /* read at open, like the SDK: conf may be a local */
     return 0;
 }
 
@@ -451,18 +579,18 @@ static uint64_t check_size(int size, const char *api)
 void *pi_cl_l1_malloc(struct pi_device *dev, int size)
 {
     uint64_t req;
-    emu_init();
-    if (g_cluster == NULL)
+    if (g_cluster == NULL) /* (no emu_init: see need_cluster) */
         gf_fail("pi_cl_l1_malloc called before pi_cluster_open (the L1 heap exists only while the cluster is open)");
     if (dev != NULL && dev != g_cluster)
         gf_fail("pi_cl_l1_malloc: the device is not the open cluster (pass it or NULL)");
     req = check_size(size, "pi_cl_l1_malloc");
+    if (injected_alloc_failure(1))
+        return NULL;
     return g_l1.base + heap_alloc(&g_l1, req, GF_EMU_ALIGN, "pi_cl_l1_malloc");
 }
 
 void pi_cl_l1_free(struct pi_device *dev, void *p, int size)
 {
-    emu_init();
     if (g_cluster == NULL)
         gf_fail("pi_cl_l1_free called while the cluster is not open");
     if (dev != NULL && dev != g_cluster)
@@ -475,6 +603,8 @@ void pi_cl_l1_free(struct pi_device *dev, void *p, int size)
 void *pi_l2_malloc(int size)
 {
     emu_init();
+    if (check_size(size, "pi_l2_malloc") && injected_alloc_failure(2))
+        return NULL;
     return g_l2.base + heap_alloc(&g_l2, check_size(size, "pi_l2_malloc"), GF_EMU_ALIGN, "pi_l2_malloc");
 }
 
@@ -485,6 +615,8 @@ void *pi_l2_malloc_align(int size, int align)
     if (align <= 0 || (align & (align - 1)) != 0 || (unsigned)align > GF_EMU_POOL_ALIGN)
         gf_fail("pi_l2_malloc_align: alignment %d is not a power of two in 1..%u", align, GF_EMU_POOL_ALIGN);
     a = (uint64_t)align < GF_EMU_ALIGN ? GF_EMU_ALIGN : (uint64_t)align;
+    if (check_size(size, "pi_l2_malloc_align") && injected_alloc_failure(2))
+        return NULL;
     return g_l2.base + heap_alloc(&g_l2, check_size(size, "pi_l2_malloc_align"), a, "pi_l2_malloc_align");
 }
 
@@ -506,7 +638,7 @@ void pi_l2_free(void *p, int size)
 
 enum { XFER_DMA = 1, XFER_RAM = 2 };
 
-typedef struct {
+typedef struct gf_xfer_s {
     int used;
     int kind;
     const void *handle; /* the pi_cl_dma_cmd_t / pi_cl_ram_req_t */
@@ -586,7 +718,7 @@ static int xfer_dst_intact(const gf_xfer *x)
     return 1;
 }
 
-static void xfer_describe(const gf_xfer *x, char *buf, size_t n)
+static void xfer_describe(const struct gf_xfer_s *x, char *buf, size_t n)
 {
     if (x->length == x->size)
         snprintf(buf, n, "%s %s of %u bytes issued by core %d", x->api, xfer_dir(x), x->size, x->core);
@@ -609,20 +741,16 @@ static void xfer_start(gf_xfer *x)
 static void xfer_complete(gf_xfer *x)
 {
     uint32_t i, lines = x->size / x->length;
-    char what[200];
     uint8_t *now = (uint8_t *)malloc(x->size);
     if (now == NULL)
         gf_fail("host out of memory");
     xfer_gather_src(x, now);
-    if (memcmp(now, x->snap, x->size) != 0) {
-        xfer_describe(x, what, sizeof what);
-        gf_fail("DMA source modified before completion (%s)", what);
-    }
-    free(now);
-    if (!xfer_dst_intact(x)) {
-        xfer_describe(x, what, sizeof what);
-        gf_fail("DMA destination modified before completion (%s)", what);
-    }
+    i = memcmp(now, x->snap, x->size) != 0;
+    free(now); /* before a failure too: LeakSanitizer does not scan the emulated stacks */
+    if (i)
+        gf_fail_xfer(x, "DMA source modified before completion");
+    if (!xfer_dst_intact(x))
+        gf_fail_xfer(x, "DMA destination modified before completion");
     for (i = 0; i < lines; i++) {
         uint8_t *e = x->ext + (size_t)i * x->stride, *l = x->loc + (size_t)i * x->length;
         if (x->ext_is_src)
@@ -680,18 +808,13 @@ static int xfer_touches(const gf_xfer *x, const gf_heap *h, uintptr_t p, uint64_
 static void check_not_in_flight(const gf_heap *h, uint64_t off, uint64_t len, const char *api)
 {
     size_t i;
-    char what[200];
     uintptr_t p = (uintptr_t)(h->base + off);
     for (i = 0; i < GF_EMU_DMA_SLOTS; i++)
-        if (xfer_touches(&g_dma[i], h, p, len)) {
-            xfer_describe(&g_dma[i], what, sizeof what);
-            gf_fail("%s: freeing %s memory used by a transfer in flight (%s)", api, h->name, what);
-        }
+        if (xfer_touches(&g_dma[i], h, p, len))
+            gf_fail_xfer(&g_dma[i], "%s: freeing %s memory used by a transfer in flight", api, h->name);
     for (i = 0; i < g_ram_cap; i++)
-        if (xfer_touches(&g_ram_reqs[i], h, p, len)) {
-            xfer_describe(&g_ram_reqs[i], what, sizeof what);
-            gf_fail("%s: freeing %s memory used by a transfer in flight (%s)", api, h->name, what);
-        }
+        if (xfer_touches(&g_ram_reqs[i], h, p, len))
+            gf_fail_xfer(&g_ram_reqs[i], "%s: freeing %s memory used by a transfer in flight", api, h->name);
 }
 
 /* Geometry checks shared by DMA and L3 transfers; 1-D callers pass length = stride = size. */
@@ -878,6 +1001,8 @@ int pi_ram_alloc(struct pi_device *dev, uint32_t *addr, uint32_t size)
         gf_fail("pi_ram_alloc: NULL address pointer");
     if (size == 0)
         gf_fail("pi_ram_alloc: size 0");
+    if (injected_alloc_failure(3))
+        return -1;
     *addr = (uint32_t)heap_alloc(&g_l3, size, GF_EMU_ALIGN, "pi_ram_alloc");
     return 0;
 }
@@ -1054,30 +1179,269 @@ void pi_cl_ram_write_wait(pi_cl_ram_req_t *req)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Cluster tasks and the team of cores
+ * Stacks
+ *
+ * Every emulated core (0..7 and the cluster controller, 8) runs on a stack of its own, mapped
+ * with GF_EMU_GUARD_BYTES of inaccessible pages below it: a call chain that runs past the end
+ * faults on the guard, and the SIGSEGV handler (on an alternate signal stack) reports "stack
+ * overflow on core N" and exits 3. The usable bytes are painted with GF_EMU_STACK_PAINT when a
+ * core starts: the lowest GF_EMU_CANARY_BYTES must still hold the paint at every switch (a
+ * second, independent check), and the unpainted depth at the end is the core's peak use
+ * (gf_emu_stats_t cc_stack_peak / core_stack_peak, host bytes).
  */
 
 enum { CORE_READY = 1, CORE_BARRIER = 2, CORE_DONE = 3 };
 
 typedef struct {
+    uint8_t *map;   /* mapping: guard pages, then the stack */
+    size_t map_len;
+    uint8_t *lo;    /* lowest usable byte, just above the guard */
+    size_t size;    /* usable host bytes [lo, lo + size) */
+    size_t rv32;    /* the configured bytes it emulates (0: not modelled) */
+} gf_stack;
+
+typedef struct {
     ucontext_t ctx;
-    void *stack;
+    gf_stack stack;
     int state;
     int critical;
     void *asan_fake; /* ASan fake stack saved while the core is switched out */
 } gf_core;
 
 static gf_core g_cores[GF_EMU_NB_CORES];
-static ucontext_t g_sched_ctx;
+static gf_stack g_cc_stack;
+static ucontext_t g_sched_ctx, g_fc_ctx, g_cc_ctx;
+static struct pi_cluster_task *g_task;
 static int g_fork_active, g_fork_n;
 static void (*g_fork_entry)(void *);
 static void *g_fork_arg;
 static unsigned g_barrier_round;
+static uint8_t g_error_stack[GF_EMU_ERROR_STACK] GF_ALIGNED16;
+static uint8_t g_signal_stack[64u * 1024u] GF_ALIGNED16;
 #ifdef GF_EMU_ASAN
-static const void *g_main_stack_bottom;
+static const void *g_main_stack_bottom; /* the scheduler's stack (the controller's) */
 static size_t g_main_stack_size;
-static void *g_sched_fake;
+static void *g_sched_fake, *g_fc_fake;
+static const void *g_fc_stack_bottom;
+static size_t g_fc_stack_size;
 #endif
+
+/* Maps (or reuses) a stack of `size` usable host bytes and paints it. */
+static void stack_prepare(gf_stack *st, size_t size, size_t rv32)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size = (size_t)align_up(size, 16);
+    if (st->map == NULL || st->size != size) {
+        size_t len = GF_EMU_GUARD_BYTES + (size_t)align_up(size, (uint64_t)page);
+        void *m;
+        if (st->map != NULL)
+            munmap(st->map, st->map_len);
+        m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            gf_fail("host out of memory (%llu bytes of emulated stack)", (ull)len);
+        if (mprotect(m, GF_EMU_GUARD_BYTES, PROT_NONE) != 0)
+            gf_fail("mprotect of a stack guard failed");
+        st->map = (uint8_t *)m;
+        st->map_len = len;
+        st->lo = st->map + GF_EMU_GUARD_BYTES;
+        st->size = size;
+    }
+    st->rv32 = rv32;
+    if (st == &g_cc_stack)
+        g_stats.cc_stack_size = st->size;
+    else
+        g_stats.core_stack_size = st->size;
+    mem_unpoison(st->lo, st->size); /* frames left by a previous run */
+    memset(st->lo, GF_EMU_STACK_PAINT, st->size);
+}
+
+/* Host bytes of the stack used so far: from the top down to the lowest byte not holding the
+ * paint. Reads dead frames (ASan may still have them poisoned), hence not instrumented. */
+static GF_NO_ASAN size_t stack_used(const gf_stack *st)
+{
+    size_t i = 0;
+    while (i < st->size && st->lo[i] == GF_EMU_STACK_PAINT)
+        i++;
+    return st->size - i;
+}
+
+static GF_NO_ASAN int stack_canary_intact(const gf_stack *st)
+{
+    size_t i;
+    for (i = 0; i < GF_EMU_CANARY_BYTES && i < st->size; i++)
+        if (st->lo[i] != GF_EMU_STACK_PAINT)
+            return 0;
+    return 1;
+}
+
+static int stack_holds(const gf_stack *st, uintptr_t a)
+{
+    return st->map != NULL && a >= (uintptr_t)st->lo && a < (uintptr_t)(st->lo + st->size);
+}
+
+static int stack_guard_holds(const gf_stack *st, uintptr_t a)
+{
+    return st->map != NULL && a >= (uintptr_t)st->map && a < (uintptr_t)st->lo;
+}
+
+/* At every switch away from a core, and when it finishes: the canary, then the peak. */
+static void stack_check(int core, const gf_stack *st)
+{
+    size_t used;
+    if (!stack_canary_intact(st)) {
+        if (st->rv32)
+            gf_fail("stack overflow on core %d: the call chain reached the last %u bytes of its %llu-byte stack (the "
+                    "%llu bytes the program configured, times the host/rv32 ratio)", core, GF_EMU_CANARY_BYTES,
+                    (ull)st->size, (ull)st->rv32);
+        gf_fail("stack overflow on core %d: the call chain reached the last %u bytes of its %llu-byte stack", core,
+                GF_EMU_CANARY_BYTES, (ull)st->size);
+    }
+    used = stack_used(st);
+    if (core == GF_EMU_CC_CORE) {
+        if (used > g_stats.cc_stack_peak)
+            g_stats.cc_stack_peak = used;
+    } else if (used > g_stats.core_stack_peak) {
+        g_stats.core_stack_peak = used;
+    }
+}
+
+static const gf_stack *stack_of_core(int core)
+{
+    return core == GF_EMU_CC_CORE ? &g_cc_stack : &g_cores[core].stack;
+}
+
+/* The emulated stack holding address a (-1: none), and whether a is in its guard instead. */
+static int stack_find(uintptr_t a, int *in_guard)
+{
+    int c;
+    for (c = 0; c <= GF_EMU_NB_CORES; c++) {
+        const gf_stack *st = stack_of_core(c);
+        if (stack_holds(st, a) || stack_guard_holds(st, a)) {
+            *in_guard = stack_guard_holds(st, a);
+            return c;
+        }
+    }
+    return -1;
+}
+
+static void write_str(const char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(STDOUT_FILENO, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void write_num(uint64_t v)
+{
+    char buf[24];
+    int i = (int)sizeof buf - 1;
+    buf[i] = '\0';
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && i > 0);
+    write_str(buf + i);
+}
+
+/* SIGSEGV on a guard page: a stack overflow. The program is dying: stdout is flushed so that its
+ * earlier lines come first (not async-signal-safe in general; the fault is in the program's code,
+ * not inside stdio), then the report is written with write(2). Other faults: default action. */
+static void guard_handler(int sig, siginfo_t *si, void *uctx)
+{
+    int in_guard = 0, core = stack_find((uintptr_t)si->si_addr, &in_guard);
+    (void)uctx;
+    if (core >= 0 && in_guard) {
+        const gf_stack *st = stack_of_core(core);
+        fflush(stdout);
+        write_str("GF EMU ERROR stack overflow on core ");
+        write_num((uint64_t)core);
+        write_str(": the call chain ran past the end of its ");
+        write_num(st->size);
+        write_str("-byte stack");
+        if (st->rv32) {
+            write_str(" (the ");
+            write_num(st->rv32);
+            write_str(" bytes the program configured, times the host/rv32 ratio)");
+        }
+        write_str("\n");
+        _exit(3);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_guard_handler(void)
+{
+    stack_t ss;
+    struct sigaction sa;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_sp = g_signal_stack;
+    ss.ss_size = sizeof g_signal_stack;
+    if (sigaltstack(&ss, NULL) != 0)
+        gf_fail("sigaltstack failed");
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = guard_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, NULL) != 0)
+        gf_fail("sigaction failed");
+}
+
+static void fiber_start(void **fake, const void *bottom, size_t size)
+{
+#ifdef GF_EMU_ASAN
+    __sanitizer_start_switch_fiber(fake, bottom, size);
+#else
+    (void)fake;
+    (void)bottom;
+    (void)size;
+#endif
+}
+
+/* After a switch: tells ASan we arrived; the stack we came from goes to *bottom / *size. */
+static void fiber_finish(void *fake, const void **bottom, size_t *size)
+{
+#ifdef GF_EMU_ASAN
+    __sanitizer_finish_switch_fiber(fake, bottom, size);
+#else
+    (void)fake;
+    (void)bottom;
+    (void)size;
+#endif
+}
+
+/* gf_fail on an emulated stack: print on the error stack instead (never returns there). */
+static void fail_on_error_stack(void)
+{
+    fiber_finish(NULL, NULL, NULL);
+    fail_report();
+}
+
+static void fail_elsewhere(void)
+{
+    static ucontext_t ctx;
+    int in_guard = 0;
+    char probe = 0;
+    if (stack_find((uintptr_t)&probe, &in_guard) < 0)
+        return; /* on the FC's (the process's) stack: report right here */
+    if (getcontext(&ctx) != 0)
+        return;
+    ctx.uc_stack.ss_sp = g_error_stack;
+    ctx.uc_stack.ss_size = sizeof g_error_stack;
+    ctx.uc_link = NULL;
+    makecontext(&ctx, fail_on_error_stack, 0);
+    fiber_start(NULL, g_error_stack, sizeof g_error_stack);
+    setcontext(&ctx);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Cluster tasks and the team of cores
+ */
 
 struct pi_cluster_task *pi_cluster_task(struct pi_cluster_task *task, void (*entry)(void *), void *arg)
 {
@@ -1100,78 +1464,84 @@ void pi_cluster_task_stacks(struct pi_cluster_task *task, void *stacks, int slav
         gf_fail("pi_cluster_task_stacks: the task was not initialised with pi_cluster_task");
     if (slave_stack_size < 0)
         gf_fail("pi_cluster_task_stacks: negative stack size %d", slave_stack_size);
-    task->stacks = stacks; /* recorded; stacks are not modelled (each core has a host stack) */
+    if (stacks != NULL)
+        gf_fail("pi_cluster_task_stacks: caller-provided stacks are not emulated (pass NULL: PMSIS allocates them)");
+    task->stacks = stacks;
     task->slave_stack_size = slave_stack_size;
 }
 
 static void check_task_end(void)
 {
     size_t i;
-    char what[200];
     for (i = 0; i < GF_EMU_DMA_SLOTS; i++)
-        if (g_dma[i].used) {
-            xfer_describe(&g_dma[i], what, sizeof what);
-            gf_fail("DMA command issued but never waited (%s)", what);
-        }
+        if (g_dma[i].used)
+            gf_fail_xfer(&g_dma[i], "DMA command issued but never waited");
     for (i = 0; i < g_ram_cap; i++)
-        if (g_ram_reqs[i].used) {
-            xfer_describe(&g_ram_reqs[i], what, sizeof what);
-            gf_fail("RAM request issued but never waited (%s)", what);
-        }
+        if (g_ram_reqs[i].used)
+            gf_fail_xfer(&g_ram_reqs[i], "RAM request issued but never waited");
     if (g_cc_critical != 0)
         gf_fail("cluster task returned inside a critical section (pi_cl_team_critical_enter without exit)");
 }
 
-int pi_cluster_send_task_to_cl(struct pi_device *dev, struct pi_cluster_task *task)
+/* Sizes the controller's and the cores' stacks for the task; modelled stacks are reserved in L1. */
+static void size_stacks(const struct pi_cluster_task *task)
 {
-    emu_init();
-    if (g_cur_core != GF_EMU_FC_CORE)
-        gf_fail("pi_cluster_send_task_to_cl called from cluster core %d (tasks are sent by the FC)", g_cur_core);
-    if (dev == NULL || dev != g_cluster || dev->gf_kind != KIND_CLUSTER)
-        gf_fail("pi_cluster_send_task_to_cl: the device is not the open cluster (pi_cluster_open)");
-    if (task == NULL || task->gf_magic != MAGIC_TASK || task->entry == NULL)
-        gf_fail("pi_cluster_send_task_to_cl: the task was not initialised with pi_cluster_task");
-    g_in_task = 1;
-    g_cur_core = GF_EMU_CC_CORE;
-    g_cc_critical = 0;
-    task->entry(task->arg);
-    check_task_end();
-    g_cur_core = GF_EMU_FC_CORE;
-    g_in_task = 0;
-    return 0;
-}
-
-static void fiber_start(void **fake, const void *bottom, size_t size)
-{
-#ifdef GF_EMU_ASAN
-    __sanitizer_start_switch_fiber(fake, bottom, size);
-#else
-    (void)fake;
-    (void)bottom;
-    (void)size;
-#endif
-}
-
-static void fiber_finish(void *fake)
-{
-#ifdef GF_EMU_ASAN
-    const void *bottom = NULL;
-    size_t size = 0;
-    __sanitizer_finish_switch_fiber(fake, &bottom, &size);
-    if (g_cur_core != GF_EMU_CC_CORE) { /* arrived on a core: we came from the scheduler's stack */
-        g_main_stack_bottom = bottom;
-        g_main_stack_size = size;
+    uint64_t cc, slave, stacks;
+    if (!g_stack_model) {
+        stack_prepare(&g_cc_stack, g_cc_stack_host, 0);
+        return;
     }
+    if (g_cc_stack_conf <= 0)
+        gf_fail("stacks are modelled (GF_EMU_CORE_STACK_RATIO) but the cluster configuration sets no "
+                "cc_stack_size");
+    if (task->slave_stack_size <= 0)
+        gf_fail("stacks are modelled (GF_EMU_CORE_STACK_RATIO) but the task sets no compute-core stack size "
+                "(pi_cluster_task_stacks)");
+    cc = (uint64_t)g_cc_stack_conf;
+    slave = (uint64_t)task->slave_stack_size;
+    stacks = cc + GF_EMU_NB_CORES * slave;
+    if (g_l1.budget + stacks > GF_EMU_L1_SIZE)
+        gf_fail("the cluster stacks do not fit L1: L1 budget %llu + controller stack %llu + %d x %llu compute-core "
+                "stacks = %llu bytes > the %u bytes of L1", (ull)g_l1.budget, (ull)cc, GF_EMU_NB_CORES, (ull)slave,
+                (ull)(g_l1.budget + stacks), GF_EMU_L1_SIZE);
+    stack_prepare(&g_cc_stack, (size_t)(cc * g_cc_ratio + 0.999999), (size_t)cc);
+}
+
+/* The cluster controller (core 8) runs the task entry on its own stack. */
+static void cc_main(void)
+{
+#ifdef GF_EMU_ASAN
+    fiber_finish(NULL, &g_fc_stack_bottom, &g_fc_stack_size);
 #else
-    (void)fake;
+    fiber_finish(NULL, NULL, NULL);
 #endif
+    g_task->entry(g_task->arg);
+    stack_check(GF_EMU_CC_CORE, &g_cc_stack);
+#ifdef GF_EMU_ASAN
+    fiber_start(NULL, g_fc_stack_bottom, g_fc_stack_size);
+#else
+    fiber_start(NULL, NULL, 0);
+#endif
+    setcontext(&g_fc_ctx);
+    gf_fail("setcontext failed");
+}
+
+/* Kept out of line: getcontext returns twice, which must not clobber the caller's locals. */
+static GF_NOINLINE void prepare_context(ucontext_t *ctx, const gf_stack *st, void (*fn)(void))
+{
+    if (getcontext(ctx) != 0)
+        gf_fail("getcontext failed");
+    ctx->uc_stack.ss_sp = st->lo;
+    ctx->uc_stack.ss_size = st->size;
+    ctx->uc_link = NULL;
+    makecontext(ctx, fn, 0);
 }
 
 /* Saves the current context in `save` and continues at `to`; returns when `save` is resumed.
  * Equivalent to swapcontext, built from getcontext + setcontext because AddressSanitizer's
  * swapcontext interceptor prints a warning on every run; the stack switches are announced to
- * ASan with the fiber API instead (fiber_start / fiber_finish), and core stacks are unpoisoned
- * before reuse (prepare_core), which is what the interceptor would do. */
+ * ASan with the fiber API instead (fiber_start / fiber_finish), and stacks are unpoisoned
+ * before reuse (stack_prepare), which is what the interceptor would do. */
 static GF_NOINLINE void ctx_switch(ucontext_t *save, const ucontext_t *to)
 {
     volatile int resumed = 0;
@@ -1184,9 +1554,38 @@ static GF_NOINLINE void ctx_switch(ucontext_t *save, const ucontext_t *to)
     }
 }
 
+int pi_cluster_send_task_to_cl(struct pi_device *dev, struct pi_cluster_task *task)
+{
+    emu_init();
+    if (g_cur_core != GF_EMU_FC_CORE)
+        gf_fail("pi_cluster_send_task_to_cl called from cluster core %d (tasks are sent by the FC)", g_cur_core);
+    if (dev == NULL || dev != g_cluster || dev->gf_kind != KIND_CLUSTER)
+        gf_fail("pi_cluster_send_task_to_cl: the device is not the open cluster (pi_cluster_open)");
+    if (task == NULL || task->gf_magic != MAGIC_TASK || task->entry == NULL)
+        gf_fail("pi_cluster_send_task_to_cl: the task was not initialised with pi_cluster_task");
+    size_stacks(task);
+    g_task = task;
+    g_in_task = 1;
+    g_cur_core = GF_EMU_CC_CORE;
+    g_cc_critical = 0;
+    prepare_context(&g_cc_ctx, &g_cc_stack, cc_main);
+#ifdef GF_EMU_ASAN
+    fiber_start(&g_fc_fake, g_cc_stack.lo, g_cc_stack.size);
+    ctx_switch(&g_fc_ctx, &g_cc_ctx);
+    fiber_finish(g_fc_fake, NULL, NULL);
+#else
+    ctx_switch(&g_fc_ctx, &g_cc_ctx);
+#endif
+    check_task_end();
+    g_cur_core = GF_EMU_FC_CORE;
+    g_in_task = 0;
+    return 0;
+}
+
 /* A core gives control back to the scheduler (at a barrier, or for good when it is done). */
 static void core_yield(int id, int done)
 {
+    stack_check(id, &g_cores[id].stack);
 #ifdef GF_EMU_ASAN
     fiber_start(done ? NULL : &g_cores[id].asan_fake, g_main_stack_bottom, g_main_stack_size);
 #else
@@ -1195,13 +1594,21 @@ static void core_yield(int id, int done)
     ctx_switch(&g_cores[id].ctx, &g_sched_ctx);
     if (done)
         gf_fail("internal: a finished core was resumed");
-    fiber_finish(g_cores[id].asan_fake);
+#ifdef GF_EMU_ASAN
+    fiber_finish(g_cores[id].asan_fake, &g_main_stack_bottom, &g_main_stack_size);
+#else
+    fiber_finish(NULL, NULL, NULL);
+#endif
 }
 
 static void core_main(void)
 {
     int id;
-    fiber_finish(NULL);
+#ifdef GF_EMU_ASAN
+    fiber_finish(NULL, &g_main_stack_bottom, &g_main_stack_size);
+#else
+    fiber_finish(NULL, NULL, NULL);
+#endif
     g_fork_entry(g_fork_arg);
     id = g_cur_core;
     if (g_cores[id].critical != 0)
@@ -1218,27 +1625,18 @@ static void run_core(int id)
     void **fake = NULL;
 #endif
     g_cur_core = id;
-    fiber_start(fake, g_cores[id].stack, g_stack_size);
+    fiber_start(fake, g_cores[id].stack.lo, g_cores[id].stack.size);
     ctx_switch(&g_sched_ctx, &g_cores[id].ctx);
     g_cur_core = GF_EMU_CC_CORE;
-    fiber_finish(fake != NULL ? *fake : NULL);
+    fiber_finish(fake != NULL ? *fake : NULL, NULL, NULL);
 }
 
-/* Kept out of line: getcontext returns twice, which must not clobber pi_cl_team_fork's locals. */
-static GF_NOINLINE void prepare_core(gf_core *c)
+static void prepare_core(gf_core *c)
 {
-    if (c->stack == NULL) {
-        c->stack = malloc(g_stack_size);
-        if (c->stack == NULL)
-            gf_fail("host out of memory (core stacks)");
-    }
-    mem_unpoison(c->stack, g_stack_size); /* frames left by a previous fork */
-    if (getcontext(&c->ctx) != 0)
-        gf_fail("getcontext failed");
-    c->ctx.uc_stack.ss_sp = c->stack;
-    c->ctx.uc_stack.ss_size = g_stack_size;
-    c->ctx.uc_link = NULL;
-    makecontext(&c->ctx, core_main, 0);
+    size_t rv32 = g_stack_model ? (size_t)g_task->slave_stack_size : 0;
+    size_t host = g_stack_model ? (size_t)((double)rv32 * g_core_ratio + 0.999999) : g_core_stack_host;
+    stack_prepare(&c->stack, host, rv32);
+    prepare_context(&c->ctx, &c->stack, core_main);
     c->state = CORE_READY;
     c->critical = 0;
     c->asan_fake = NULL;
@@ -1308,13 +1706,11 @@ void pi_cl_team_barrier(void)
 
 int pi_cl_team_nb_cores(void)
 {
-    emu_init();
     return g_fork_active ? g_fork_n : GF_EMU_NB_CORES;
 }
 
 int pi_core_id(void)
 {
-    emu_init();
     return g_cur_core == GF_EMU_FC_CORE ? 0 : g_cur_core;
 }
 
@@ -1557,6 +1953,7 @@ void gf_emu_get_stats(gf_emu_stats_t *out)
 void gf_emu_reset_peaks(void)
 {
     emu_init();
+    g_stats.cc_stack_peak = g_stats.core_stack_peak = 0;
     g_l1.peak = g_l1.cur;
     g_l2.peak = g_l2.cur;
     g_l3.peak = g_l3.cur;
@@ -1574,8 +1971,9 @@ void gf_emu_print_stats(const char *label)
     gf_emu_stats_t s;
     gf_emu_get_stats(&s);
     printf("GF EMU %s l1_peak=%llu l2_peak=%llu l3_peak=%llu l3_to_l2=%llu l2_to_l1=%llu l1_to_l2=%llu "
-           "l2_to_l3=%llu dma_cmds=%llu\n",
+           "l2_to_l3=%llu dma_cmds=%llu cc_stack_peak=%llu cc_stack=%llu core_stack_peak=%llu core_stack=%llu\n",
            label != NULL ? label : "", (ull)s.l1_peak, (ull)s.l2_peak, (ull)s.l3_peak, (ull)s.l3_to_l2,
-           (ull)s.l2_to_l1, (ull)s.l1_to_l2, (ull)s.l2_to_l3, (ull)s.dma_cmds);
+           (ull)s.l2_to_l1, (ull)s.l1_to_l2, (ull)s.l2_to_l3, (ull)s.dma_cmds, (ull)s.cc_stack_peak,
+           (ull)s.cc_stack_size, (ull)s.core_stack_peak, (ull)s.core_stack_size);
     fflush(stdout);
 }

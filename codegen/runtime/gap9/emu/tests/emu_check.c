@@ -823,6 +823,67 @@ static int scenario_perf(void)
     return 0;
 }
 
+/* ---- stacks: `deep CORE BYTES` makes a call chain of BYTES bytes on core CORE (0..7, or 8 = the
+ * cluster controller); every core then prints the stack it used. */
+static struct {
+    int core;
+    uint32_t bytes;
+} D;
+
+static __attribute__((noinline)) uint32_t deep_call(uint32_t bytes)
+{
+    volatile uint8_t frame[256];
+    frame[0] = (uint8_t)bytes;
+    frame[sizeof(frame) - 1] = (uint8_t)(bytes >> 8);
+    if (bytes > sizeof(frame))
+        return deep_call(bytes - (uint32_t)sizeof(frame)) + frame[0] + frame[sizeof(frame) - 1];
+    return frame[0];
+}
+
+static void deep_worker(void *arg)
+{
+    (void)arg;
+    if (pi_core_id() == D.core)
+        (void)deep_call(D.bytes);
+    pi_cl_team_barrier();
+}
+
+static void deep_task(void *arg)
+{
+    (void)arg;
+    if (D.core == 8)
+        (void)deep_call(D.bytes);
+    pi_cl_team_fork(8, deep_worker, NULL);
+}
+
+static int scenario_deep(int argc, char **argv)
+{
+    if (argc < 4)
+        return 2;
+    D.core = atoi(argv[2]);
+    D.bytes = (uint32_t)strtoul(argv[3], NULL, 10);
+    open_cluster();
+    run_task(deep_task, NULL);
+    gf_emu_print_stats("deep");
+    return 0;
+}
+
+/* ---- allocation failures: five allocations of each level, the result of each printed */
+static int scenario_alloc_fail(void)
+{
+    uint32_t a = 0;
+    int i;
+    open_cluster();
+    open_ram();
+    for (i = 1; i <= 5; i++)
+        printf("L2 %d %s\n", i, pi_l2_malloc(64) != NULL ? "ok" : "NULL");
+    for (i = 1; i <= 5; i++)
+        printf("L3 %d %s\n", i, pi_ram_alloc(&ram, &a, 64) == 0 ? "ok" : "failed");
+    for (i = 1; i <= 5; i++)
+        printf("L1 %d %s\n", i, pi_cl_l1_malloc(NULL, 64) != NULL ? "ok" : "NULL");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *s = argc > 1 ? argv[1] : "";
@@ -863,6 +924,10 @@ int main(int argc, char **argv)
         return scenario_fs();
     if (strcmp(s, "perf") == 0)
         return scenario_perf();
+    if (strcmp(s, "deep") == 0)
+        return scenario_deep(argc, argv);
+    if (strcmp(s, "alloc_fail") == 0)
+        return scenario_alloc_fail();
     printf("unknown scenario %s\n", s);
     return 2;
 }
