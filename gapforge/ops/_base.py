@@ -37,6 +37,9 @@ class IROp:
     params: tuple[str, ...] = ()
     reference: str | None = None  # atomic_ops function implementing the op on integers
     kernel: str | None = None  # C runtime kernel (codegen)
+    # shape rule: (input shapes, attrs, param shapes) -> output shapes; raises ops._shapes.ShapeError
+    # when the inputs cannot be this op's. network_info.json validation checks every declared shape with it.
+    infer_shapes: Callable[[list[list[int]], dict[str, Any], dict[str, list[int]]], list[list[int]]] | None = None
 
     def attrs_schema(self) -> dict[str, Any]:
         return {

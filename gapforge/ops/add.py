@@ -6,7 +6,17 @@ import brevitas.nn as qnn
 
 from gapforge.lowering import same_scale
 from gapforge.ops._base import Frontend, IROp
+from gapforge.ops._shapes import ShapeError, inputs_of
 from gapforge.ops.requantize import quantize_to
+
+
+def infer_shapes(inputs, attrs, params):
+    """Two inputs of equal shape (no broadcasting) -> that shape."""
+    a, b = inputs_of(inputs, 2)
+    if list(a) != list(b):
+        raise ShapeError(f"adds tensors of shapes {a} and {b}; they must be equal (no broadcasting)")
+    return [list(a)]
+
 
 IR_OP = IROp(
     name="add",
@@ -16,6 +26,7 @@ IR_OP = IROp(
               "64-bit accumulator and a shared shift.",
     inputs="two quant/acc/real tensors of equal shape (quant inputs: zero point 0)",
     reference="add",
+    infer_shapes=infer_shapes,
 )
 
 

@@ -6,6 +6,13 @@ from torch import nn
 
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp
+from gapforge.ops._shapes import pool_shapes
+
+
+def infer_shapes(inputs, attrs, params):
+    """[N, C, H, W] -> [N, C, OH, OW] (PyTorch's window formula, floor mode)."""
+    return pool_shapes(inputs, attrs)
+
 
 IR_OP = IROp(
     name="avgpool2d",
@@ -20,6 +27,7 @@ IR_OP = IROp(
         "divisor": Attr({"type": "integer", "minimum": 1}, "divisor folded into the output scale"),
     },
     reference="avgpool2d",
+    infer_shapes=infer_shapes,
 )
 
 

@@ -5,7 +5,23 @@ from __future__ import annotations
 import brevitas.nn as qnn
 
 from gapforge.ops._base import Attr, Frontend, IROp
+from gapforge.ops._shapes import ShapeError, inputs_of
 from gapforge.ops.requantize import quantize_to
+
+
+def infer_shapes(inputs, attrs, params):
+    """Inputs equal except along ``axis`` -> the sum of their sizes along it."""
+    xs = inputs_of(inputs, minimum=1)
+    axis, nd = attrs["axis"], len(xs[0])
+    if axis >= nd:
+        raise ShapeError(f"axis {axis} of {nd}-D inputs", "attrs.axis")
+    for x in xs[1:]:
+        if len(x) != nd or [d for i, d in enumerate(x) if i != axis] != [d for i, d in enumerate(xs[0]) if i != axis]:
+            raise ShapeError(f"concatenates shapes {xs[0]} and {x} along axis {axis}; every other axis must agree")
+    out = list(xs[0])
+    out[axis] = sum(x[axis] for x in xs)
+    return [out]
+
 
 IR_OP = IROp(
     name="concat",
@@ -15,6 +31,7 @@ IR_OP = IROp(
     inputs="two or more quant tensors with equal zero point, bit width and signedness",
     attrs={"axis": Attr({"type": "integer", "minimum": 1}, "concatenation axis (never the batch axis)")},
     reference="concat",
+    infer_shapes=infer_shapes,
 )
 
 

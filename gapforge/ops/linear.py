@@ -6,6 +6,18 @@ import brevitas.nn as qnn
 
 from gapforge.ops._base import Frontend, IROp
 from gapforge.ops._layer import lower_weight_layer
+from gapforge.ops._shapes import ShapeError, inputs_of, weight_layer
+
+
+def infer_shapes(inputs, attrs, params):
+    """[..., K] with weight [O, K] -> [..., O]."""
+    (x,) = inputs_of(inputs, 1)
+    out_f, in_f = weight_layer(params, 2, "[out, in]")
+    if len(x) < 2 or x[-1] != in_f:
+        raise ShapeError(f"weight shape {params['weight']} takes {in_f} input features, the input {x} has "
+                         f"{x[-1] if len(x) >= 2 else 'none'}", "params.weight.shape")
+    return [list(x[:-1]) + [out_f]]
+
 
 IR_OP = IROp(
     name="linear",
@@ -14,6 +26,7 @@ IR_OP = IROp(
     inputs="one quant tensor (zero point 0, per-tensor scale), features on the last axis",
     params=("weight", "bias"),
     reference="linear",
+    infer_shapes=infer_shapes,
 )
 
 

@@ -6,6 +6,13 @@ from torch import nn
 
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp
+from gapforge.ops._shapes import pool_shapes
+
+
+def infer_shapes(inputs, attrs, params):
+    """[N, C, H, W] -> [N, C, OH, OW] (PyTorch's window formula, ceil_mode as given)."""
+    return pool_shapes(inputs, attrs, attrs["ceil_mode"])
+
 
 IR_OP = IROp(
     name="maxpool2d",
@@ -20,6 +27,7 @@ IR_OP = IROp(
         "ceil_mode": Attr({"type": "boolean"}, "output size rounds up; partial windows at the end"),
     },
     reference="maxpool2d",
+    infer_shapes=infer_shapes,
 )
 
 

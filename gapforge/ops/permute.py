@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 from gapforge.ops._base import Attr, Frontend, IROp
+from gapforge.ops._shapes import ShapeError, inputs_of
+
+
+def infer_shapes(inputs, attrs, params):
+    """Output axis i is input axis perm[i]; perm keeps the batch axis first."""
+    (x,) = inputs_of(inputs, 1)
+    perm = list(attrs["perm"])
+    if sorted(perm) != list(range(len(x))) or perm[0] != 0:
+        raise ShapeError(f"perm {perm} is not a permutation of the {len(x)} axes of {x} keeping the batch "
+                         "axis first", "attrs.perm")
+    return [[x[p] for p in perm]]
+
 
 IR_OP = IROp(
     name="permute",
@@ -12,6 +24,7 @@ IR_OP = IROp(
     attrs={"perm": Attr({"type": "array", "items": {"type": "integer", "minimum": 0}},
                         "output axis i is input axis perm[i]")},
     reference="permute",
+    infer_shapes=infer_shapes,
 )
 
 

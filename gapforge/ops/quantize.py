@@ -1,6 +1,7 @@
 """quantize: the network's float32 input -> integers (runs on the host, never on the device)."""
 
 from gapforge.ops._base import IROp
+from gapforge.ops._shapes import same
 
 IR_OP = IROp(
     name="quantize",
@@ -9,5 +10,6 @@ IR_OP = IROp(
               "input quantizer; executed by the host when preparing the device's input.",
     inputs="one float tensor (a network input)",
     reference="quantize",
+    infer_shapes=lambda inputs, attrs, params: same(inputs),  # one input; the output has its shape
 )
 # Emitted by the activation-quantizer frontends (see requantize.py) when their input is float.

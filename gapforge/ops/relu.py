@@ -6,6 +6,7 @@ from torch import nn
 
 from gapforge import ir
 from gapforge.ops._base import Frontend, IROp
+from gapforge.ops._shapes import same
 
 IR_OP = IROp(
     name="relu",
@@ -16,6 +17,7 @@ IR_OP = IROp(
               "round-then-clamp).",
     inputs="one quant, acc or real tensor",
     reference="relu",
+    infer_shapes=lambda inputs, attrs, params: same(inputs),  # one input; the output has its shape
 )
 
 

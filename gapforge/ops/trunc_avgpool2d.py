@@ -9,6 +9,13 @@ import brevitas.nn as qnn
 from gapforge.brevitas_quant import const_bit_width
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp
+from gapforge.ops._shapes import pool_shapes
+
+
+def infer_shapes(inputs, attrs, params):
+    """[N, C, H, W] -> [N, C, OH, OW] (PyTorch's window formula, floor mode)."""
+    return pool_shapes(inputs, attrs)
+
 
 IR_OP = IROp(
     name="trunc_avgpool2d",
@@ -25,6 +32,7 @@ IR_OP = IROp(
         "rounding": Attr({"enum": ["half_even", "floor"]}, "rounding of the shift"),
     },
     reference="trunc_avgpool2d",
+    infer_shapes=infer_shapes,
 )
 
 
