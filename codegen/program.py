@@ -238,7 +238,7 @@ def _requant(blob: _Blob, ident: str, rq: Requant) -> RequantRec:
 def _weights(blob: _Blob, ident: str, op, w: np.ndarray, pack: bool) -> tuple[Region, int, int]:
     """The weight region, its container bits and bytes per output channel."""
     bits = packed_bits(op.params["weight"].bit_width) if pack else 8
-    packed = pack_rows(w, bits)
+    packed = pack_rows(w, bits, f"op '{op.name}' weights")
     return blob.add(f"{ident}.w", packed if bits < 8 else w.astype(np.int8)), bits, packed.shape[1]
 
 

@@ -14,6 +14,9 @@ from gapforge.errors import GapforgeError, os_error
 
 def _writable_parent(target: Path) -> Path:
     parent = target.resolve().parent
+    blocker = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise GapforgeError(f"{blocker}: is a file, so the output directory {target} cannot be created")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -236,6 +236,11 @@ def build_plan(net: ir.Network) -> Plan:
     steps = fuse_chains(net)
     check_materializable(net, steps)
     for s in steps:
+        x = net.tensors[s.inputs[0]]
+        if s.kind in ("conv2d", "linear", "avgpool2d", "trunc_avgpool2d") and (x.kind != "quant" or x.zero_point):
+            raise PlanError(f"{s.kind} '{s.main_op}': its input '{x.name}' must be a quant tensor with zero point 0 "
+                            f"(the integer kernels take no input zero point), got a {x.kind} tensor"
+                            + (f" with zero point {x.zero_point}" if x.kind == "quant" else ""))
         if s.kind in ("conv2d", "linear", "avgpool2d"):
             s.acc_bound = acc_bound(net, s)
             worst = int(s.acc_bound.max())

@@ -45,3 +45,8 @@ def test_every_ir_op_has_a_reference_implementation():
     import atomic_ops
     for name, op in registry().ir_ops.items():
         assert op.reference in atomic_ops.registry(), name
+
+
+def test_every_ir_op_has_a_documented_shape_rule():
+    for name, op in registry().ir_ops.items():
+        assert op.infer_shapes is not None and op.infer_shapes.__doc__, name

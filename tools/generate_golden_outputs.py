@@ -29,7 +29,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gapforge.errors import EXIT_OK, ArgumentParser, run_cli  # noqa: E402
+from gapforge.errors import EXIT_OK, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_directory  # noqa: E402
 from gapforge.inputs import DEFAULT_CASES, select  # noqa: E402
 from tools.int8_inference import INT8InferenceEngine  # noqa: E402
@@ -66,6 +66,9 @@ def generate(net_dir: Path, x: np.ndarray, labels, what: str, progress: bool = T
     from tqdm import tqdm
 
     engine = INT8InferenceEngine(net_dir)
+    want = engine.net.tensors[engine.net.inputs[0]].shape
+    if list(x.shape[1:]) != list(want[1:]):
+        raise GapforgeError(f"inputs of shape {list(x.shape)} (batch first) do not match the network's input {want}")
     cases = []
     with atomic_directory(net_dir / "test_cases") as tmp:
         it = tqdm(range(len(x)), desc=f"golden {engine.net.name}", unit="case", disable=not progress,

@@ -48,6 +48,8 @@ def load_plan(project: Path) -> dict:
         raise GapforgeError(f"{path}: not a generated project (run tools/generate_c_code.py)") from None
     except json.JSONDecodeError as exc:
         raise GapforgeError(f"{path}: not valid JSON ({exc.msg})") from None
+    except OSError as exc:
+        raise GapforgeError(f"{path}: cannot read ({exc.strerror}); not a generated project") from None
 
 
 def build(project: Path, plan: dict, target: str, sanitize: bool = False) -> Path:

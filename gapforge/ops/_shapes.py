@@ -40,9 +40,9 @@ def rank(shape: list[int], n: int, what: str = "input") -> list[int]:
     return shape
 
 
-def same(shapes: list[list[int]]) -> list[list[int]]:
-    """Element-wise ops: one input, the output has its shape."""
-    (x,) = inputs_of(shapes, 1)
+def same_shape(inputs: list[list[int]], attrs: dict, params: dict) -> list[list[int]]:
+    """One input; the output has its shape."""
+    (x,) = inputs_of(inputs, 1)
     return [list(x)]
 
 
@@ -51,11 +51,11 @@ def window_hw(x: list[int], kernel: list[int], stride: list[int], padding: list[
     """Output height and width of a sliding window over NCHW ``x`` (PyTorch's formula)."""
     out = []
     for size, k, s, lo, hi, d in zip(x[2:], kernel, stride, padding[:2], padding[2:], dilation):
-        span = d * (k - 1) + 1
-        if size + lo + hi < span:
+        n = pooled_size(size, d * (k - 1) + 1, s, lo, hi, ceil_mode)
+        if n < 1:
             raise ShapeError(f"window {list(kernel)} (dilation {list(dilation)}) is larger than the padded "
                              f"input {x[2:]} (padding {list(padding)})")
-        out.append(pooled_size(size, span, s, lo, hi, ceil_mode))
+        out.append(n)
     return out
 
 

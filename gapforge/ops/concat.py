@@ -10,7 +10,7 @@ from gapforge.ops.requantize import quantize_to
 
 
 def infer_shapes(inputs, attrs, params):
-    """Inputs equal except along ``axis`` -> the sum of their sizes along it."""
+    """Inputs equal except along `axis` -> the sum of their sizes along it."""
     xs = inputs_of(inputs, minimum=1)
     axis, nd = attrs["axis"], len(xs[0])
     if axis >= nd:

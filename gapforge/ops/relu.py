@@ -6,7 +6,7 @@ from torch import nn
 
 from gapforge import ir
 from gapforge.ops._base import Frontend, IROp
-from gapforge.ops._shapes import same
+from gapforge.ops._shapes import same_shape
 
 IR_OP = IROp(
     name="relu",
@@ -17,7 +17,7 @@ IR_OP = IROp(
               "round-then-clamp).",
     inputs="one quant, acc or real tensor",
     reference="relu",
-    infer_shapes=lambda inputs, attrs, params: same(inputs),  # one input; the output has its shape
+    infer_shapes=same_shape,
 )
 
 

@@ -7,7 +7,7 @@ import brevitas.nn as qnn
 from gapforge import ir
 from gapforge.brevitas_quant import act_quant_params
 from gapforge.ops._base import Frontend, IROp
-from gapforge.ops._shapes import same
+from gapforge.ops._shapes import same_shape
 from gapforge.ops.relu import emit_relu
 
 IR_OP = IROp(
@@ -18,7 +18,7 @@ IR_OP = IROp(
               "planner folds the ops feeding it (conv, relu, add, pooling) into the same kernel.",
     inputs="one quant, acc or real tensor",
     reference="requantize",
-    infer_shapes=lambda inputs, attrs, params: same(inputs),  # one input; the output has its shape
+    infer_shapes=same_shape,
 )
 
 

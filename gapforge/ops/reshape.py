@@ -10,7 +10,7 @@ from gapforge.ops._shapes import ShapeError, inputs_of, numel
 
 
 def infer_shapes(inputs, attrs, params):
-    """The ``shape`` attribute, which must keep the element count and the batch axis."""
+    """The `shape` attribute, which must keep the element count and the batch axis."""
     (x,) = inputs_of(inputs, 1)
     shape = list(attrs["shape"])
     if numel(shape) != numel(x):
