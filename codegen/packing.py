@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from gapforge.errors import GapforgeError
+
 
 def packed_bits(bit_width: int) -> int:
     """Container bits per weight: 4 for 3-4 bit weights, 2 for 1-2 bit weights, 8 otherwise."""
@@ -27,9 +29,19 @@ def row_bytes(k: int, bits: int) -> int:
     return math.ceil(k * bits / 8)
 
 
-def pack_rows(w: np.ndarray, bits: int) -> np.ndarray:
-    """Pack ``w`` (rows x K integers that fit ``bits`` bits) into rows x row_bytes uint8."""
+def pack_rows(w: np.ndarray, bits: int, where: str = "weights") -> np.ndarray:
+    """Pack ``w`` (rows x K integers that fit ``bits`` bits) into rows x row_bytes uint8.
+
+    The device sign-extends every weight from ``bits`` bits (int8 for ``bits == 8``), so a value
+    outside ``[-2^(bits-1), 2^(bits-1) - 1]`` would silently change: refused (GapforgeError naming
+    ``where``, e.g. unsigned 8-bit weights above 127).
+    """
     rows = w.reshape(w.shape[0], -1).astype(np.int64)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if rows.size and (rows.min() < lo or rows.max() > hi):
+        bad = rows[(rows < lo) | (rows > hi)][0]
+        raise GapforgeError(f"{where}: weight {bad} does not fit the device's signed {bits}-bit container "
+                            f"[{lo}, {hi}]")
     if bits == 8:
         return rows.astype(np.int8).view(np.uint8)
     per = 8 // bits

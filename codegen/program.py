@@ -248,7 +248,7 @@ class CallBuilder:
         """The main op's weights (packed to 4 / 2 bits per value when packing is on) as a kernel argument."""
         w = self.net.param(self.op, "weight")
         bits = packed_bits(self.op.params["weight"].bit_width) if self._pack else 8
-        packed = pack_rows(w, bits)
+        packed = pack_rows(w, bits, f"op '{self.op.name}' weights")
         region = self._blob.add(f"{self.ident}.w", packed if bits < 8 else w.astype(np.int8))
         self._w = dict(w_bits=bits, w_row_bytes=packed.shape[1])
         return f"(const int8_t *)(P + {region.offset})"

@@ -21,6 +21,7 @@ class Report:
     model: str
     source: str
     items: list[Diagnostic] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the tools did to the model (--input-quant)
 
     @property
     def deployable(self) -> bool:
@@ -34,11 +35,11 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "source": self.source, "deployable": self.deployable,
-                "summary": self.counts(), "items": [d.to_json() for d in self.items]}
+                "summary": self.counts(), "notes": self.notes, "items": [d.to_json() for d in self.items]}
 
 
 def check_model(src: ModelSource) -> Report:
-    report = Report(src.name, src.source)
+    report = Report(src.name, src.source, notes=list(src.notes))
     reg = registry()
     called: set[int] = set()
     try:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from gapforge import ir
 from gapforge.capture import Graph, capture
 from gapforge.errors import GapforgeError
 from gapforge.fsutil import atomic_directory
+from gapforge.inputs import checked
 from gapforge.lowering import Lowering
 from gapforge.modelsrc import REPO_ROOT, ModelSource
 from gapforge.ops import registry
@@ -53,7 +55,8 @@ def model_inputs(src: ModelSource) -> dict[str, np.ndarray]:
             x, y = held()
         except Exception as exc:
             raise GapforgeError(f"{src.source}: held_out_data() failed: {type(exc).__name__}: {exc}") from None
-        arrays["inputs/held_out_x.npy"] = np.asarray(x, dtype=np.float32)
+        x = x.detach().numpy() if isinstance(x, torch.Tensor) else x
+        arrays["inputs/held_out_x.npy"] = checked(x, f"{src.source}: held_out_data() inputs")
         arrays["inputs/held_out_y.npy"] = np.asarray(y, dtype=np.int64)
     return arrays
 

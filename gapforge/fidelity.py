@@ -243,10 +243,16 @@ def check(model, engine, x: np.ndarray, name: str) -> FidelityReport:
     return rep
 
 
-def format_report(rep: FidelityReport) -> str:
+SINGLE_INPUT_NOTE = ("ran on ONE input only, which says little about fidelity: give the model file a "
+                     "held_out_data() (or pass --inputs X.npy) to compare on many")
+
+
+def format_report(rep: FidelityReport, inputs: str | None = None) -> str:
+    """The per-layer table and the verdict; ``inputs`` says where the inputs came from."""
     w = max([len(lf.name) for lf in rep.teacher_forced] + [5])
-    lines = [f"fidelity of '{rep.network}' on {rep.cases} inputs "
-             f"({'power-of-two scales: exact equality required' if rep.power_of_two else f'near-tie window {NEAR_TIE:g}'})",
+    lines = [f"fidelity of '{rep.network}' on {rep.cases} input{'s' if rep.cases != 1 else ''}"
+             f"{f' ({inputs})' if inputs else ''}, "
+             f"{'power-of-two scales: exact equality required' if rep.power_of_two else f'near-tie window {NEAR_TIE:g}'}",
              f"  {'layer':<{w}}  {'kind':<18} {'elements':>9} {'mismatch':>8} {'near-tie':>8} {'f32-expl':>8} {'unexpl.':>7} "
              f"{'max|d|':>9}  free-running mismatches"]
     free = {lf.name: lf for lf in rep.free_running}
@@ -263,4 +269,6 @@ def format_report(rep: FidelityReport) -> str:
                  f"free-running: top-1 agreement {rep.top1_agreement * 100:.2f}%, max |output diff| "
                  f"{rep.max_abs_output_diff:.3g} (relative {rep.max_rel_output_diff:.3g}) -> "
                  f"{'PASS' if rep.passed else 'FAIL'}")
+    if rep.cases == 1:
+        lines.append(f"NOTE: fidelity {SINGLE_INPUT_NOTE}")
     return "\n".join(lines)

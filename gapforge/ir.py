@@ -232,6 +232,15 @@ class Network:
                 raise GapforgeError(
                     f"{path}: shape {list(arr.shape)} dtype {arr.dtype} does not match network_info.json "
                     f"(ops[{op.name}].params.{name}: shape {info.shape} dtype {info.dtype})")
+            lo, hi = int_range(info.bit_width, info.signed, info.narrow_range)
+            bad = np.flatnonzero((arr < lo) | (arr > hi)) if arr.size else ()
+            if len(bad):
+                idx = [int(i) for i in np.unravel_index(bad[0], arr.shape)]
+                kind = ("signed" if info.signed else "unsigned") + (" narrow" if info.narrow_range else "")
+                raise GapforgeError(
+                    f"{path}: value {arr.flat[bad[0]]} at index {idx} is outside the {info.bit_width}-bit {kind} "
+                    f"range [{lo}, {hi}] declared by network_info.json (ops[{op.name}].params.{name}); "
+                    f"{len(bad)} of {arr.size} values are outside")
             arr.setflags(write=False)  # shared by every user of the network (and cached by atomic_ops._gemm)
             self.arrays[info.file] = arr
         return arr
@@ -335,12 +344,110 @@ def validate(doc: Any, where: str = "network_info.json") -> None:
         if t not in produced or t in doc["inputs"]:
             raise GapforgeError(f"{where}: field 'outputs[{j}]': tensor '{t}' is not produced by any op")
     for name, t in tensors.items():
-        if isinstance(t.get("scale"), list) and t.get("channel_axis") is None:
-            raise GapforgeError(f"{where}: field 'tensors.{name}.channel_axis': required with a per-channel scale")
-        if isinstance(t.get("scale"), list) and t["shape"][t["channel_axis"]] != len(t["scale"]):
-            raise GapforgeError(
-                f"{where}: field 'tensors.{name}.scale': {len(t['scale'])} scales for "
-                f"{t['shape'][t['channel_axis']]} channels")
+        _check_encoding(t, f"{where}: field 'tensors.{name}", tensor=True)
+    _check_ops(doc, where, ir_ops)
+
+
+def _numbers(value) -> list[float]:
+    return value if isinstance(value, list) else [value]
+
+
+def _check_per_channel(d: dict[str, Any], key: str, at: str) -> None:
+    """``d[key]`` (scale or offset): finite, and per-channel lists as long as the channel axis."""
+    for i, v in enumerate(_numbers(d[key])):
+        if not math.isfinite(v):
+            idx = f"[{i}]" if isinstance(d[key], list) else ""
+            raise GapforgeError(f"{at}.{key}{idx}': {v} is not a finite number")
+    if isinstance(d[key], list):
+        axis = d.get("channel_axis")
+        if axis is None:
+            raise GapforgeError(f"{at}.channel_axis': required with a per-channel {key}")
+        if d["shape"][axis] != len(d[key]):
+            raise GapforgeError(f"{at}.{key}': {len(d[key])} values for {d['shape'][axis]} channels "
+                                f"(axis {axis} of shape {d['shape']})")
+
+
+def _check_encoding(d: dict[str, Any], at: str, tensor: bool) -> None:
+    """Scale, zero point, bit width, dtype and signedness of a tensor (``tensor``) or a param agree.
+
+    ``at`` is the message prefix up to the field path (``<file>: field 'tensors.x``).
+    """
+    kind = d.get("kind", "param")
+    axis = d.get("channel_axis")
+    if axis is not None and axis >= len(d["shape"]):
+        raise GapforgeError(f"{at}.channel_axis': axis {axis} of a {len(d['shape'])}-D shape {d['shape']}")
+    for key in ("scale", "offset"):
+        if key in d:
+            _check_per_channel(d, key, at)
+    if kind in ("quant", "param") and "scale" in d and min(_numbers(d["scale"])) <= 0:
+        raise GapforgeError(f"{at}.scale': scales must be positive, got {min(_numbers(d['scale']))}")
+    if kind == "acc" and "offset" not in d and 0.0 in _numbers(d["scale"]):
+        # a zero channel scale is a folded BatchNorm with gamma 0: the channel is its constant offset
+        raise GapforgeError(f"{at}.scale': an accumulator scale of 0 without an offset (only a folded "
+                            "BatchNorm with gamma 0 gives one)")
+    if kind == "acc" and (d["bit_width"], d["signed"]) != (32, True):
+        raise GapforgeError(f"{at}.bit_width': accumulators are signed 32-bit, got bit_width {d['bit_width']} "
+                            f"signed {str(d['signed']).lower()}")
+    if kind not in ("quant", "param"):
+        return
+    bw, signed, narrow = d["bit_width"], d["signed"], d["narrow_range"]
+    lo, hi = int_range(bw, signed, narrow)
+    if lo > hi:
+        raise GapforgeError(f"{at}.narrow_range': a {bw}-bit {'signed' if signed else 'unsigned'} narrow "
+                            "range holds no value")
+    info = np.iinfo(d["dtype"])
+    if (info.min < 0) != signed and (tensor or info.bits == 8):
+        raise GapforgeError(f"{at}.signed': dtype {d['dtype']} with signed {str(signed).lower()} "
+                            f"({'a signed' if signed else 'an unsigned'} {bw}-bit {'tensor' if tensor else 'param'} "
+                            f"is stored as {container_dtype(bw, signed)})")
+    if (tensor and d["dtype"] != container_dtype(bw, signed)) or lo < info.min or hi > info.max:
+        raise GapforgeError(f"{at}.bit_width': {bw}-bit values [{lo}, {hi}] in dtype {d['dtype']} "
+                            f"(expected {container_dtype(bw, signed)})")
+    zp = d.get("zero_point")
+    if zp is not None and not tensor and zp != 0:
+        raise GapforgeError(f"{at}.zero_point': weights are symmetric (zero point 0), got {zp}")
+    if zp is not None and not lo <= zp <= hi:
+        raise GapforgeError(f"{at}.zero_point': {zp} is outside the {bw}-bit "
+                            f"{'signed' if signed else 'unsigned'} range [{lo}, {hi}]")
+
+
+def _check_ops(doc: dict[str, Any], where: str, ir_ops) -> None:
+    """Params, shapes (each op's shape rule against every declared shape) and where float tensors go."""
+    from gapforge.ops._shapes import ShapeError
+
+    tensors = doc["tensors"]
+    for name in doc["inputs"]:
+        if tensors[name]["kind"] != "float":
+            raise GapforgeError(f"{where}: field 'tensors.{name}.kind': the network input must be a float tensor "
+                                f"(quantized by a quantize op), got {tensors[name]['kind']}")
+    for i, op in enumerate(doc["ops"]):
+        at = f"{where}: field 'ops[{i}]"
+        what = f"({op['type']} '{op['name']}')"
+        for pname, p in op["params"].items():
+            _check_encoding(p, f"{at}.params.{pname}", tensor=False)
+        for j, t in enumerate(op["inputs"]):
+            if (tensors[t]["kind"] == "float") != (op["type"] == "quantize"):
+                raise GapforgeError(f"{at}.inputs[{j}]' {what}: " + (
+                    "a quantize op takes the float network input, not a " + tensors[t]["kind"] + " tensor"
+                    if op["type"] == "quantize" else "the float network input must be quantized first"))
+        for j, t in enumerate(op["outputs"]):
+            if tensors[t]["kind"] == "float":
+                raise GapforgeError(f"{at}.outputs[{j}]' {what}: only network inputs are float tensors")
+        rule = ir_ops[op["type"]].infer_shapes
+        if rule is None:
+            continue
+        try:
+            shapes = rule([list(tensors[t]["shape"]) for t in op["inputs"]], op["attrs"],
+                          {k: list(p["shape"]) for k, p in op["params"].items()})
+        except ShapeError as exc:
+            raise GapforgeError(f"{at}.{exc.field}' {what}: {exc}") from None
+        if len(shapes) != len(op["outputs"]):
+            raise GapforgeError(f"{at}.outputs' {what}: {op['type']} has {len(shapes)} output"
+                                f"{'s' if len(shapes) > 1 else ''}, got {len(op['outputs'])}")
+        for t, shape in zip(op["outputs"], shapes):
+            if list(tensors[t]["shape"]) != list(shape):
+                raise GapforgeError(f"{where}: field 'tensors.{t}.shape': declared {tensors[t]['shape']}, but "
+                                    f"ops[{i}] {what} gives {shape}")
 
 
 def load(path: str | os.PathLike) -> Network:
@@ -360,7 +467,11 @@ def load(path: str | os.PathLike) -> Network:
         raise GapforgeError(f"{p}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); "
                             "the file may be truncated") from None
     validate(doc, str(p))
-    return Network.from_json(doc, directory=p.parent)
+    net = Network.from_json(doc, directory=p.parent)
+    for op in net.ops:  # every weight file is read and range-checked before any work
+        for name in op.params:
+            net.param(op, name)
+    return net
 
 
 def dumps(net: Network) -> str:

@@ -5,6 +5,11 @@
   or, with ``--model-class NAME``, a class instantiated without arguments, with
   ``--input-shape`` giving the example input's shape when the file has no ``example_input()``.
 * ``--test-network NAME``: the same, from ``tests/test_networks/NAME.py``.
+* ``--input-quant KIND[:SCALE]``: wrap a model whose first layer takes the float input with an
+  input quantizer (gapforge/inputquant.py).
+
+A model returned in training mode is switched to eval mode with a warning on stderr; example
+inputs containing NaN or complex values are refused (gapforge/inputs.py).
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import argparse
 import importlib.util
 import sys
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gapforge.errors import GapforgeError
+from gapforge.inputs import checked
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_NETWORKS_DIR = REPO_ROOT / "tests" / "test_networks"
@@ -29,6 +35,7 @@ class ModelSource:
     model: object  # torch.nn.Module
     example_inputs: tuple
     module: types.ModuleType
+    notes: list[str] = field(default_factory=list)  # what the tools did to the model (e.g. --input-quant)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +49,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="instantiate this class from the file instead of calling create_model()")
     g.add_argument("--input-shape", metavar="N,C,H,W",
                    help="example input shape when the file has no example_input()")
+    from gapforge.inputquant import FLAG_HELP
+
+    g.add_argument("--input-quant", metavar="KIND[:SCALE]", help=FLAG_HELP)
 
 
 def list_test_networks() -> list[str]:
@@ -123,7 +133,19 @@ def load_model(args: argparse.Namespace) -> ModelSource:
     for t in inputs:
         if not isinstance(t, torch.Tensor) or t.dtype != torch.float32:
             raise GapforgeError(f"{where}: example_input() must return float32 tensor(s)")
+        checked(t.detach().numpy(), f"{where}: example_input()")
     if inputs[0].dim() == 0 or inputs[0].shape[0] != 1:
         raise GapforgeError(f"{where}: example_input() must have batch size 1 (got shape {list(inputs[0].shape)})")
+    training = [n or "<root>" for n, m in model.named_modules() if m.training]
+    if training:
+        what = "the model is" if model.training else f"{len(training)} of its modules (e.g. '{training[0]}') are"
+        print(f"warning: {where}: {what} in training mode; switched to eval mode (BatchNorm uses its running "
+              "statistics, quantizers their calibrated scales)", file=sys.stderr)
     model.eval()
-    return ModelSource(name=name, source=str(path), model=model, example_inputs=inputs, module=module)
+    src = ModelSource(name=name, source=str(path), model=model, example_inputs=inputs, module=module)
+    spec = getattr(args, "input_quant", None)
+    if spec:
+        from gapforge.inputquant import insert
+
+        insert(src, spec)
+    return src

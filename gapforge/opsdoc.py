@@ -59,6 +59,8 @@ def render() -> str:
             out.append("- Attributes: none")
         if op.params:
             out.append(f"- Params: {', '.join(f'`{p}`' for p in op.params)}")
+        if op.infer_shapes is not None and op.infer_shapes.__doc__:
+            out.append(f"- Shapes (checked when network_info.json is loaded): {_cell(op.infer_shapes.__doc__)}")
         out.append(f"- Integer semantics: {_cell(op.semantics)}")
         out.append(f"- Reference implementation: `atomic_ops.{op.reference}`" if op.reference else
                    "- Reference implementation: none")

@@ -279,6 +279,11 @@ def build_plan(net: ir.Network) -> Plan:
     check_materializable(net, steps)
     for s in steps:
         decl = _decl(s.kind)
+        x = net.tensors[s.inputs[0]]
+        if decl.symmetric_input and (x.kind != "quant" or x.zero_point):
+            raise PlanError(f"{s.kind} '{s.main_op}': its input '{x.name}' must be a quant tensor with zero point 0 "
+                            f"(the integer kernels take no input zero point), got a {x.kind} tensor"
+                            + (f" with zero point {x.zero_point}" if x.kind == "quant" else ""))
         if decl.acc_bound is not None:
             s.acc_bound = np.asarray(decl.acc_bound(net, s), dtype=np.int64)
             worst = int(s.acc_bound.max())

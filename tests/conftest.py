@@ -59,14 +59,15 @@ def run_tool(tool: str, *args: str, cwd: Path | None = None) -> subprocess.Compl
 @pytest.fixture(scope="session")
 def golden(extracted):
     """golden(name) -> extracted network directory with two golden test cases."""
-    from tools.generate_golden_outputs import generate, load_inputs
+    from gapforge.inputs import select
+    from tools.generate_golden_outputs import generate
 
     done = {}
 
     def get(name: str) -> Path:
         if name not in done:
             d = extracted(name)
-            x, labels, what = load_inputs(d, None, 2)
+            x, labels, what = select(d, None, 2)
             generate(d, x, labels, what, progress=False)
             done[name] = d
         return done[name]

@@ -26,7 +26,7 @@ def test_extractor_writes_atomically(tmp_path):
     before = sorted(p.name for p in out.rglob("*"))
     # a failing extraction leaves the previous output untouched and no temporary directory behind
     bad = tmp_path / "bad.py"
-    bad.write_text("import torch\ndef create_model():\n    return torch.nn.Conv2d(1, 1, 1)\n"
+    bad.write_text("import torch\ndef create_model():\n    return torch.nn.Conv2d(1, 1, 1).eval()\n"
                    "def example_input():\n    return torch.zeros(1, 1, 2, 2)\n")
     r = run_tool("pytorch_extractor", "--model-file", str(bad), "--out", str(out))
     assert r.returncode == 2 and "unsupported module class Conv2d" in r.stderr

@@ -70,3 +70,8 @@ def test_every_ir_op_declares_how_each_stage_runs_it():
                 t = tile_kernel(k)
                 assert f"void {t}(const gf_tile_args_t *a);" in gap9_h, f"{name}: {t} not declared in gf_gap9.h"
                 assert re.search(rf"\bvoid {t}\(const gf_tile_args_t \*a\)", adapters), f"{name}: {t} not defined"
+
+
+def test_every_ir_op_has_a_documented_shape_rule():
+    for name, op in registry().ir_ops.items():
+        assert op.infer_shapes is not None and op.infer_shapes.__doc__, name

@@ -49,10 +49,11 @@ def _no_overlap(plan):
 
 @pytest.mark.parametrize("name", REGRESSION)
 def test_real_network_lifetimes(name, extracted, tmp_path):
-    from tools.generate_golden_outputs import generate, load_inputs
+    from gapforge.inputs import select
+    from tools.generate_golden_outputs import generate
     d = extracted(name)
     from codegen.program import build_program
-    x, labels, what = load_inputs(d, None, 1)
+    x, labels, what = select(d, None, 1)
     generate(d, x, labels, what, progress=False)
     plan = build_plan(ir.load(d))
     prog = build_program(plan, d / "test_cases" / "test_case_1")

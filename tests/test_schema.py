@@ -72,7 +72,7 @@ def test_weight_file_mismatch_is_reported(doc):
     import numpy as np
     np.save(path, np.zeros((1, 2), dtype=np.int8))
     with pytest.raises(GapforgeError, match="does not match network_info.json"):
-        net.param(op, "weight")
+        ir.load(d)  # every weight file is read and checked when the network is loaded
 
 
 def test_cli_reports_bad_file_without_traceback(doc):
@@ -82,3 +82,58 @@ def test_cli_reports_bad_file_without_traceback(doc):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1 and "not valid JSON" in r.stderr
+
+
+def test_shape_rules_agree_with_pytorch():
+    """conv2d / pooling shape rules (gapforge/ops/*.py infer_shapes) against PyTorch on random configurations."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from gapforge.ops import registry
+
+    ops = registry().ir_ops
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        c, g = int(rng.integers(1, 4)), int(rng.choice([1, 2]))
+        h, w = (int(v) for v in rng.integers(1, 12, 2))
+        k = [int(v) for v in rng.integers(1, 5, 2)]
+        s = [int(v) for v in rng.integers(1, 4, 2)]
+        d = [int(v) for v in rng.integers(1, 3, 2)]
+        p = [int(rng.integers(0, (kk + 1) // 2 + 1)) for kk in k]
+        pads = [p[0], p[1], p[0], p[1]]
+        x = torch.zeros(1, c * g, h, w)
+        wt = torch.zeros(4 * g, c, *k)
+        attrs = {"kernel_size": k, "stride": s, "padding": pads, "dilation": d, "groups": g}
+        try:
+            want = list(F.conv2d(x, wt, stride=s, padding=p, dilation=d, groups=g).shape)
+        except RuntimeError:
+            want = None
+        try:
+            got = ops["conv2d"].infer_shapes([list(x.shape)], attrs, {"weight": list(wt.shape)})[0]
+        except ValueError:
+            got = None
+        assert got == want, (attrs, list(x.shape))
+        p = [min(pp, kk // 2) for pp, kk in zip(p, k)]  # PyTorch's pooling limit
+        pads = [p[0], p[1], p[0], p[1]]
+        for ceil in (False, True):
+            try:
+                want = list(F.max_pool2d(x, k, s, p, ceil_mode=ceil).shape)
+            except RuntimeError:
+                want = None
+            try:
+                got = ops["maxpool2d"].infer_shapes(
+                    [list(x.shape)], {"kernel_size": k, "stride": s, "padding": pads, "ceil_mode": ceil}, {})[0]
+            except ValueError:
+                got = None
+            assert got == want, (k, s, p, ceil, list(x.shape))
+        try:
+            want = list(F.avg_pool2d(x, k, s, p).shape)
+        except RuntimeError:
+            want = None
+        try:
+            got = ops["avgpool2d"].infer_shapes([list(x.shape)], {"kernel_size": k, "stride": s, "padding": pads,
+                                                                 "divisor": 1}, {})[0]
+        except ValueError:
+            got = None
+        assert got == want, (k, s, p, list(x.shape))

@@ -27,7 +27,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gapforge.errors import EXIT_OK, GapforgeError, run_cli  # noqa: E402
+from gapforge.errors import EXIT_OK, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 from gapforge.extract import extract, model_inputs, write_network  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from gapforge.modelsrc import list_test_networks, load_model  # noqa: E402
@@ -89,9 +89,9 @@ def plot(rows: list[dict], path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="benchmark_engine.py", description=__doc__.split("\n")[0],
-                                epilog=__doc__.split("Examples:")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="benchmark_engine.py", description=__doc__.split("\n")[0],
+                       epilog=__doc__.split("Examples:")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--networks", nargs="+", metavar="NAME", help="test networks (default: all regression networks)")
     p.add_argument("--repeat", type=int, default=10, help="timed runs per measurement (median reported)")
     p.add_argument("--json-out", metavar="FILE", help="also write the figures as JSON")

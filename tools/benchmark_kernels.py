@@ -38,7 +38,7 @@ if __package__ in (None, ""):
 
 from codegen import toolchains  # noqa: E402
 from codegen.targets import hal_sources  # noqa: E402
-from gapforge.errors import EXIT_OK, EXIT_VERDICT, GapforgeError, run_cli  # noqa: E402
+from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME = REPO / "codegen" / "runtime"
@@ -300,9 +300,9 @@ def plot(rows: list[Row], path: Path) -> None:
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    ap = ArgumentParser(description=__doc__.split("\n\n")[0],
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     ap.add_argument("--only", action="append", choices=sorted(TARGETS), help="benchmark only this kernel "
                     "(repeatable)")
     ap.add_argument("--json-out", type=Path, help="write the table as JSON to this file")

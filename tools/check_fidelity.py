@@ -27,8 +27,8 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gapforge import fidelity  # noqa: E402
-from gapforge.errors import EXIT_OK, EXIT_VERDICT, GapforgeError, run_cli  # noqa: E402
+from gapforge import fidelity, inputs  # noqa: E402
+from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 from gapforge.extract import extract, model_inputs, write_network  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from gapforge.modelsrc import add_model_arguments, load_model  # noqa: E402
@@ -65,9 +65,9 @@ def accuracy_report(model, engine, x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="check_fidelity.py", description=__doc__.split("\n")[0],
-                                epilog=__doc__.split("Examples:")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="check_fidelity.py", description=__doc__.split("\n")[0],
+                       epilog=__doc__.split("Examples:")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     p.add_argument("--network", metavar="DIR", help="extracted network to check (default: extract to a temporary directory)")
     p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first (default: the held-out data, "
@@ -80,25 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.num_cases is not None and args.num_cases < 1:
         raise GapforgeError("--num-cases must be at least 1")
+    given = inputs.load(args.inputs) if args.inputs else None  # a bad inputs file is refused before any work
     src = load_model(args)
     with tempfile.TemporaryDirectory() as tmp:
         net_dir = Path(args.network) if args.network else Path(tmp) / src.name
         if not args.network:
             write_network(extract(src), net_dir, model_inputs(src))
         engine = INT8InferenceEngine(net_dir)
-        if args.inputs:
-            try:
-                x = np.load(args.inputs, allow_pickle=False).astype(np.float32)
-            except (OSError, ValueError) as exc:
-                raise GapforgeError(f"{args.inputs}: cannot load inputs ({exc})") from None
-        elif (net_dir / "inputs" / "held_out_x.npy").is_file():
-            x = np.load(net_dir / "inputs" / "held_out_x.npy")
-        else:
-            x = np.load(net_dir / "inputs" / "example_input.npy")
+        x, _, what = (given, None, args.inputs) if given is not None else inputs.stored(net_dir)
         if args.num_cases:
             x = x[:args.num_cases]
+        for note in src.notes:
+            print(f"note: {note}")
         rep = fidelity.check(src.model, engine, x, src.name)
-        print(fidelity.format_report(rep))
+        print(fidelity.format_report(rep, what))
         json_out = args.json_out or (str(net_dir / "fidelity_report.json") if args.network else None)
         if json_out:
             atomic_write_text(json_out, json.dumps(rep.to_json(), indent=1) + "\n")

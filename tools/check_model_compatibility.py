@@ -20,7 +20,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gapforge.compat import check_model  # noqa: E402
-from gapforge.errors import EXIT_OK, EXIT_VERDICT, run_cli  # noqa: E402
+from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from gapforge.modelsrc import add_model_arguments, load_model  # noqa: E402
 
@@ -28,7 +28,7 @@ _MARK = {"supported": "ok  ", "warning": "WARN", "unsupported": "FAIL"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="check_model_compatibility.py",
         description="Run one forward pass of the model, capture its dataflow and report, for every "
                     "module and functional operation, whether gapforge supports it (with a fix hint).",
@@ -44,6 +44,8 @@ def print_report(report, verbose: bool) -> None:
     shown = [d for d in report.items if verbose or d.status != "supported"]
     width = min(max([len(d.name) for d in shown] + [10]), 40)
     print(f"model '{report.model}' ({report.source})")
+    for note in report.notes:
+        print(f"  note: {note}")
     for d in shown:
         loc = f" [{d.location}]" if d.location else ""
         lowered = f" -> {', '.join(d.lowered_to)}" if d.lowered_to and verbose else ""

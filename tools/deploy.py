@@ -8,8 +8,13 @@ Examples:
 
 Writes into DIR: network_info.json, weights/, inputs/, compatibility_report.json,
 fidelity_report.json, accuracy_report.json (when the model has held-out data), test_cases/,
-project_<target>/ (the generated C project with its results.json). The gap9 target is built and
-run on the host against the PMSIS emulation (gap9-emu); the GAP SDK is not available here.
+project_<target>/ (the generated C project with its results.json), deploy_summary.json. The gap9
+target is built and run on the host against the PMSIS emulation (gap9-emu); the GAP SDK is not
+available here.
+
+Everything is built in a temporary directory next to DIR and renamed at the very end: a passing
+run replaces DIR; a failing run leaves an existing DIR byte for byte as it was and puts its own
+outputs in DIR.failed; an error leaves nothing behind.
 
 Exit codes: 0 deployed and verified bit-exact; 1 not deployable, fidelity failure or a device
 mismatch; 2 bad input.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,16 +36,17 @@ if __package__ in (None, ""):
 
 from codegen.generate import generate_project  # noqa: E402
 from codegen.targets import TARGETS  # noqa: E402
-from gapforge import fidelity  # noqa: E402
+from gapforge import fidelity, inputs  # noqa: E402
 from gapforge.compat import check_model  # noqa: E402
-from gapforge.errors import EXIT_OK, EXIT_VERDICT, run_cli  # noqa: E402
+from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 from gapforge.extract import extract, model_inputs, write_network  # noqa: E402
-from gapforge.fsutil import atomic_write_text  # noqa: E402
+from gapforge.fsutil import atomic_write_text, replace_directory, temporary_sibling  # noqa: E402
+from gapforge.inputs import DEFAULT_CASES, select  # noqa: E402
+from gapforge.inputs import stored as stored_inputs  # noqa: E402
 from gapforge.modelsrc import ModelSource, add_model_arguments, load_model  # noqa: E402
 from tools.check_fidelity import accuracy_report  # noqa: E402
 from tools.generate_c_code import _budget  # noqa: E402
 from tools.generate_golden_outputs import generate as generate_golden  # noqa: E402
-from tools.generate_golden_outputs import load_inputs  # noqa: E402
 from tools.int8_inference import INT8InferenceEngine  # noqa: E402
 from tools.run_generated import run_project  # noqa: E402
 
@@ -62,6 +69,10 @@ class Progress:
         if not self.quiet:
             print(f"[{self.n}/{len(STAGES)}] {stage} ...", flush=True)
 
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            print(f"note: {text}", flush=True)
+
     def done(self, stage: str, summary: str) -> None:
         dt = time.perf_counter() - self.t
         self.rows.append((stage, summary, dt))
@@ -73,15 +84,41 @@ class Progress:
         return "\n".join(f"  {s:<{w}}  {txt}  [{dt:.1f} s]" for s, txt, dt in self.rows)
 
 
-def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int = 3, fidelity_cases: int = 64,
-                 skip_fidelity: bool = False, l1_budget: int | None = None, l2_budget: int | None = None,
-                 progress: Progress | None = None) -> dict:
-    """Run every stage; returns a summary dict with ``passed`` and the figures of each stage."""
-    prog = progress or Progress(quiet=True)
-    summary: dict = {"network": src.name, "target": target, "passed": False}
+def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | None = None,
+                 fidelity_cases: int = 64, skip_fidelity: bool = False, l1_budget: int | None = None,
+                 l2_budget: int | None = None, progress: Progress | None = None,
+                 inputs: str | None = None) -> dict:
+    """Run every stage; returns a summary dict with ``passed`` and the figures of each stage.
+
+    Everything is built in a temporary sibling of ``out`` and renamed at the very end: a passing run
+    replaces ``out``; a failing run (exit 1) leaves ``out`` byte for byte as it was and keeps its own
+    outputs in ``<out>.failed`` for inspection; an error (exit 2) leaves nothing behind.
+    """
+    out = Path(out)
+    tmp = temporary_sibling(out)
+    try:
+        summary = _stages(src, tmp, out, target, num_cases=num_cases, fidelity_cases=fidelity_cases,
+                          skip_fidelity=skip_fidelity, l1_budget=l1_budget, l2_budget=l2_budget,
+                          prog=progress or Progress(quiet=True), inputs=inputs)
+        summary["output"] = str(out if summary["passed"] else out.with_name(out.name + ".failed"))
+        (tmp / "deploy_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_directory(tmp, summary["output"])
+    return summary
+
+
+def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, fidelity_cases, skip_fidelity,
+            l1_budget, l2_budget, prog: Progress, inputs) -> dict:
+    """The stages, writing into ``work``; messages name the final directory ``out``."""
+    summary: dict = {"network": src.name, "target": target, "passed": False, "notes": list(src.notes)}
+    for note in src.notes:
+        prog.note(note)
 
     prog.start("check")
     report = check_model(src)
+    atomic_write_text(work / "compatibility_report.json", json.dumps(report.to_json(), indent=1) + "\n")
     c = report.counts()
     summary["check"] = {"deployable": report.deployable, **c}
     if not report.deployable:
@@ -93,46 +130,53 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int = 3
 
     prog.start("extract")
     net = extract(src)
-    write_network(net, out, model_inputs(src))
-    atomic_write_text(out / "compatibility_report.json", json.dumps(report.to_json(), indent=1) + "\n")
+    write_network(net, work, model_inputs(src))
+    atomic_write_text(work / "compatibility_report.json", json.dumps(report.to_json(), indent=1) + "\n")
     summary["extract"] = {"ops": len(net.ops), "weight_arrays": len(net.arrays)}
     prog.done("extract", f"{len(net.ops)} IR ops, {len(net.arrays)} weight arrays -> {out / 'network_info.json'}")
-    engine = INT8InferenceEngine(out)
+    engine = INT8InferenceEngine(work)
 
     prog.start("fidelity")
-    held_x, held_y = out / "inputs" / "held_out_x.npy", out / "inputs" / "held_out_y.npy"
     if skip_fidelity:
         prog.done("fidelity", "skipped (--skip-fidelity)")
     else:
-        x = np.load(held_x)[:fidelity_cases] if held_x.is_file() else np.load(out / "inputs" / "example_input.npy")
+        x, _, what = select(work, inputs, None) if inputs else stored_inputs(work)
+        x = x[:fidelity_cases]
         rep = fidelity.check(src.model, engine, x, src.name)
-        atomic_write_text(out / "fidelity_report.json", json.dumps(rep.to_json(), indent=1) + "\n")
-        summary["fidelity"] = {"inputs": len(x), "mismatches": rep.total_mismatches,
+        atomic_write_text(work / "fidelity_report.json", json.dumps(rep.to_json(), indent=1) + "\n")
+        summary["fidelity"] = {"inputs": len(x), "input_source": what, "mismatches": rep.total_mismatches,
                                "outside_near_tie_window": rep.outside_window, "unexplained": rep.unexplained,
                                "power_of_two": rep.power_of_two, "top1_agreement": rep.top1_agreement,
                                "max_rel_output_diff": rep.max_rel_output_diff, "passed": rep.passed}
-        text = (f"{len(x)} inputs: {rep.total_mismatches} teacher-forced mismatches ({rep.unexplained} unexplained), "
-                f"top-1 agreement {rep.top1_agreement * 100:.1f}%")
+        text = (f"{len(x)} input{'s' if len(x) != 1 else ''} ({what}): {rep.total_mismatches} teacher-forced "
+                f"mismatches ({rep.unexplained} unexplained), top-1 agreement {rep.top1_agreement * 100:.1f}%")
+        if len(x) == 1:
+            text += " [ONE input only]"
+            summary["fidelity"]["note"] = f"fidelity {fidelity.SINGLE_INPUT_NOTE}"
+        held_x, held_y = work / "inputs" / "held_out_x.npy", work / "inputs" / "held_out_y.npy"
         if held_y.is_file():
             acc = accuracy_report(src.model, engine, np.load(held_x), np.load(held_y))
-            atomic_write_text(out / "accuracy_report.json", json.dumps(acc, indent=1) + "\n")
+            atomic_write_text(work / "accuracy_report.json", json.dumps(acc, indent=1) + "\n")
             summary["accuracy"] = acc["accuracy"]
             a = acc["accuracy"]
             flt = "n/a" if a["float"] is None else f"{a['float'] * 100:.1f}%"
             text += f"; accuracy float {flt} / Brevitas {a['brevitas'] * 100:.1f}% / INT8 {a['int8_engine'] * 100:.1f}%"
         prog.done("fidelity", text)
+        if len(x) == 1:
+            prog.note(summary["fidelity"]["note"])
         if not rep.passed:
-            summary["problems"] = [fidelity.format_report(rep)]
+            summary["problems"] = [fidelity.format_report(rep, what)]
             return summary
 
     prog.start("golden")
-    xs, labels, what = load_inputs(out, None, num_cases)
-    gold = generate_golden(out, xs, labels, what, progress=False)
-    prog.done("golden", f"{gold['cases']} test cases x {len(gold['tensors'])} tensors ({what})")
+    xs, labels, what = select(work, inputs, num_cases)
+    gold = generate_golden(work, xs, labels, what, progress=False)
+    prog.done("golden", f"{gold['cases']} test case{'s' if gold['cases'] != 1 else ''} x {len(gold['tensors'])} "
+                        f"tensors ({what})")
 
     prog.start("codegen")
-    proj = out / f"project_{target}"
-    result = generate_project(out, proj, target, 1, l1_budget=l1_budget, l2_budget=l2_budget)
+    proj = f"project_{target}"
+    result = generate_project(work, work / proj, target, 1, l1_budget=l1_budget, l2_budget=l2_budget)
     program = getattr(result, "program", result)
     m = program.memory
     summary["codegen"] = {"steps": len(program.calls), "params_bytes": len(program.params),
@@ -144,10 +188,10 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int = 3
         summary["codegen"]["gap9"] = {"params_level": pl.params, "l2_peak": pl.l2_total, "l3_peak": pl.l3_total,
                                       "tiles": sum(t.n_tiles for t in result.tiles)}
         text += f"; gap9: params in {pl.params}, peak L2 {pl.l2_total} B, {sum(t.n_tiles for t in result.tiles)} tiles"
-    prog.done("codegen", f"{text} -> {proj}")
+    prog.done("codegen", f"{text} -> {out / proj}")
 
     prog.start("build+run")
-    passed, results = run_project(proj, RUN_AS[target])
+    passed, results = run_project(work / proj, RUN_AS[target])
     t = results["totals"]
     perf = f", {t['instret']} instructions" if t["instret"] else f", {t['cycles'] / 1e6:.2f} ms"
     prog.done("build+run", f"ran on {RUN_AS[target]} in {results['seconds']:.1f} s{perf}")
@@ -163,29 +207,42 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="deploy.py", description=__doc__.split("\n")[0],
-                                epilog=__doc__.split("Examples:")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="deploy.py", description=__doc__.split("\n")[0],
+                       epilog=__doc__.split("Examples:")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory for everything")
     p.add_argument("--target", default="host", choices=sorted(TARGETS),
                    help="device target (default: host); gap9 runs on the PMSIS emulation")
-    p.add_argument("--num-cases", type=int, default=3, metavar="K", help="golden test cases (default 3)")
+    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first, for fidelity and the golden "
+                   "test cases (default: the model file's held-out samples, else its example input)")
+    p.add_argument("--num-cases", type=int, metavar="K",
+                   help=f"golden test cases (default: {DEFAULT_CASES}, or as many inputs as there are)")
     p.add_argument("--fidelity-cases", type=int, default=64, metavar="K",
                    help="held-out inputs for the fidelity check (default 64)")
     p.add_argument("--skip-fidelity", action="store_true", help="do not compare the engine with Brevitas")
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9: L1 bytes for tiles (e.g. 128K)")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9: L2 bytes for data (e.g. 1.5M)")
     args = p.parse_args(argv)
+    if args.fidelity_cases < 1:
+        raise GapforgeError("--fidelity-cases must be at least 1")
+    if args.num_cases is not None and args.num_cases < 1:
+        raise GapforgeError("--num-cases must be at least 1")
+    l1, l2 = _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget")
+    if (l1 or l2) and args.target != "gap9":
+        raise GapforgeError(f"--l1-budget/--l2-budget apply to --target gap9 only, not {args.target}")
+    if args.inputs:
+        inputs.load(args.inputs)  # a bad inputs file is refused before any work
     src = load_model(args)
     prog = Progress()
     summary = run_pipeline(src, Path(args.out), args.target, num_cases=args.num_cases,
                            fidelity_cases=args.fidelity_cases, skip_fidelity=args.skip_fidelity,
-                           l1_budget=_budget(args.l1_budget, "--l1-budget"),
-                           l2_budget=_budget(args.l2_budget, "--l2-budget"), progress=prog)
+                           l1_budget=l1, l2_budget=l2, progress=prog, inputs=args.inputs)
     for line in summary.get("problems", []):
         print(f"      {line}")
     print(f"\nsummary for '{src.name}' (target {args.target}):\n{prog.table()}")
+    if not summary["passed"]:
+        print(f"{args.out} was left as it was; the outputs of this failed run are in {summary['output']}")
     print("RESULT:", "PASS" if summary["passed"] else "FAIL")
     return EXIT_OK if summary["passed"] else EXIT_VERDICT
 

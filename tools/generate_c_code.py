@@ -24,7 +24,7 @@ from codegen.gap9.hw import DEFAULT, parse_bytes  # noqa: E402
 from codegen.gap9.placement import format_report  # noqa: E402
 from codegen.generate import generate_project  # noqa: E402
 from codegen.targets import TARGETS  # noqa: E402
-from gapforge.errors import EXIT_OK, GapforgeError, run_cli  # noqa: E402
+from gapforge.errors import EXIT_OK, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 
 
 def _budget(text: str | None, flag: str) -> int | None:
@@ -37,9 +37,9 @@ def _budget(text: str | None, flag: str) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="generate_c_code.py", description=__doc__.split("\n")[0],
-                                epilog=__doc__.split("Examples:")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="generate_c_code.py", description=__doc__.split("\n")[0],
+                       epilog=__doc__.split("Examples:")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, metavar="DIR", help="extracted network with golden test cases")
     p.add_argument("--out", required=True, metavar="PROJ", help="project directory (replaced atomically)")
     p.add_argument("--target", required=True, choices=sorted(TARGETS),

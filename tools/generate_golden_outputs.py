@@ -29,39 +29,10 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gapforge.errors import EXIT_OK, GapforgeError, run_cli  # noqa: E402
+from gapforge.errors import EXIT_OK, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_directory  # noqa: E402
+from gapforge.inputs import DEFAULT_CASES, select  # noqa: E402
 from tools.int8_inference import INT8InferenceEngine  # noqa: E402
-
-DEFAULT_CASES = 3
-
-
-def load_inputs(net_dir: Path, inputs: str | None, num_cases: int | None):
-    """(inputs batch, labels or None, description) by the rules documented in --help."""
-    labels = None
-    if inputs:
-        try:
-            x = np.load(inputs, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise GapforgeError(f"{inputs}: cannot load inputs ({exc})") from None
-        what = f"inputs from {inputs}"
-    elif (net_dir / "inputs" / "held_out_x.npy").is_file():
-        x = np.load(net_dir / "inputs" / "held_out_x.npy")
-        labels = np.load(net_dir / "inputs" / "held_out_y.npy")
-        what = "held-out samples of the model file"
-    else:
-        path = net_dir / "inputs" / "example_input.npy"
-        if not path.is_file():
-            raise GapforgeError(f"{net_dir}: no inputs/ directory; pass --inputs X.npy")
-        x = np.load(path)
-        what = "the model's example input"
-    x = np.asarray(x, dtype=np.float32)
-    k = num_cases if num_cases is not None else (DEFAULT_CASES if inputs is None else len(x))
-    if k < 1:
-        raise GapforgeError("--num-cases must be at least 1")
-    if k > len(x):
-        raise GapforgeError(f"--num-cases {k} but only {len(x)} inputs are available ({what})")
-    return x[:k], (labels[:k] if labels is not None else None), what
 
 
 def tensor_record(name: str, arr: np.ndarray, rel: str) -> dict:
@@ -95,6 +66,9 @@ def generate(net_dir: Path, x: np.ndarray, labels, what: str, progress: bool = T
     from tqdm import tqdm
 
     engine = INT8InferenceEngine(net_dir)
+    want = engine.net.tensors[engine.net.inputs[0]].shape
+    if list(x.shape[1:]) != list(want[1:]):
+        raise GapforgeError(f"inputs of shape {list(x.shape)} (batch first) do not match the network's input {want}")
     cases = []
     with atomic_directory(net_dir / "test_cases") as tmp:
         it = tqdm(range(len(x)), desc=f"golden {engine.net.name}", unit="case", disable=not progress,
@@ -116,18 +90,21 @@ def generate(net_dir: Path, x: np.ndarray, labels, what: str, progress: bool = T
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="generate_golden_outputs.py", description=__doc__.split("\n")[0],
-                                epilog=__doc__.split("Examples:")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="generate_golden_outputs.py", description=__doc__.split("\n")[0],
+                       epilog=__doc__.split("Examples:")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, metavar="DIR", help="directory with network_info.json")
     p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first (default: the network's "
                    "held-out samples, else its example input, as stored by the extractor)")
     p.add_argument("--num-cases", type=int, metavar="K",
-                   help=f"number of test cases (default: {DEFAULT_CASES}, or all of --inputs)")
+                   help=f"number of test cases (default: all of --inputs, else {DEFAULT_CASES} of the stored "
+                        "inputs or as many as there are)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     args = p.parse_args(argv)
     net_dir = Path(args.network)
-    x, labels, what = load_inputs(net_dir, args.inputs, args.num_cases)
+    x, labels, what = select(net_dir, args.inputs, args.num_cases)
+    if not args.quiet:
+        print(f"{len(x)} test case{'s' if len(x) > 1 else ''} from {what}")
     summary = generate(net_dir, x, labels, what, progress=not args.quiet)
     if not args.quiet:
         extra = f", {summary['correct']}/{summary['cases']} correct" if summary["correct"] is not None else ""

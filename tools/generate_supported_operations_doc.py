@@ -17,7 +17,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gapforge.errors import EXIT_OK, EXIT_VERDICT, run_cli  # noqa: E402
+from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from gapforge.modelsrc import REPO_ROOT  # noqa: E402
 from gapforge.opsdoc import render  # noqa: E402
@@ -26,9 +26,9 @@ DOC = REPO_ROOT / "docs" / "supported_operations.md"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="generate_supported_operations_doc.py", description=__doc__.split("\n")[0],
-                                epilog=__doc__.split("Examples:")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="generate_supported_operations_doc.py", description=__doc__.split("\n")[0],
+                       epilog=__doc__.split("Examples:")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="do not write; exit 1 if the file differs")
     p.add_argument("--out", default=str(DOC), help=f"output file (default: {DOC.relative_to(REPO_ROOT)})")
     args = p.parse_args(argv)

@@ -26,8 +26,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import atomic_ops  # noqa: E402
-from gapforge import ir  # noqa: E402
-from gapforge.errors import EXIT_OK, GapforgeError, run_cli  # noqa: E402
+from gapforge import inputs, ir  # noqa: E402
+from gapforge.errors import EXIT_OK, ArgumentParser, GapforgeError, run_cli  # noqa: E402
+from gapforge.inputs import checked  # noqa: E402
 from gapforge.ops import registry  # noqa: E402
 from gapforge.plan import Plan, Step, build_plan  # noqa: E402
 
@@ -60,7 +61,7 @@ class INT8InferenceEngine:
         ``input_fp32`` may be one sample (the network's input shape without batch) or a batch.
         With several network outputs, the float output is the first one.
         """
-        x = np.asarray(input_fp32, dtype=np.float32)
+        x = checked(input_fp32, "input")  # NaN and complex values are refused; +-inf saturate
         in_shape = self.net.tensors[self.net.inputs[0]].shape
         if x.ndim == len(in_shape) - 1:
             x = x[None]
@@ -128,9 +129,9 @@ class INT8InferenceEngine:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="int8_inference.py", description=__doc__.split("\n")[0],
-                                epilog="Example:" + __doc__.split("Example:")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="int8_inference.py", description=__doc__.split("\n")[0],
+                       epilog="Example:" + __doc__.split("Example:")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, metavar="DIR", help="directory with network_info.json")
     p.add_argument("--input", metavar="X.npy", help="float32 input (one sample or a batch); default: "
                    "the network's stored example input")
@@ -139,11 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     eng = INT8InferenceEngine(args.network)
     if args.plan:
         print(eng.plan.describe())
-    path = Path(args.input) if args.input else Path(args.network) / "inputs" / "example_input.npy"
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise GapforgeError(f"{path}: cannot load input ({exc})") from None
+    x = inputs.load(args.input or Path(args.network) / "inputs" / "example_input.npy")
     out, ints = eng.forward(x)
     np.set_printoptions(precision=5, suppress=True)
     print(f"{len(ints)} integer tensors computed; output {list(out.shape)}:")

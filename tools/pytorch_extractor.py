@@ -18,13 +18,13 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gapforge.errors import EXIT_OK, run_cli  # noqa: E402
+from gapforge.errors import EXIT_OK, ArgumentParser, run_cli  # noqa: E402
 from gapforge.extract import extract, model_inputs, write_network  # noqa: E402
 from gapforge.modelsrc import add_model_arguments, load_model  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="pytorch_extractor.py",
         description="Capture a Brevitas model's dataflow from one forward pass and write "
                     "network_info.json (schema: gapforge/schema/network_info.schema.json) and weights/*.npy.",
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     net = extract(src)
     out = write_network(net, args.out, model_inputs(src))
     if not args.quiet:
+        for note in src.notes:
+            print(f"note: {note}")
         kinds: dict[str, int] = {}
         for op in net.ops:
             kinds[op.type] = kinds.get(op.type, 0) + 1

@@ -12,8 +12,12 @@ completes only at its wait (destinations poisoned until then), the 8 compute cor
 deterministic coroutines (a missing barrier changes the result) on guarded stacks of the
 configured sizes (scaled by the measured host/rv32 ratio), per-layer statistics.
 
+PROJ/results.json is written for every run, failed ones included (passed: false and the reasons),
+so an older results.json never survives a failed build or run.
+
 Exit codes: 0 every layer of the golden was compared and matched exactly; 1 a mismatch, a missing
-layer, a checksum failure or a crash; 2 bad input (no project, unknown target, build failure).
+layer, a checksum failure, a crash or a time-out; 2 bad input (no project, unknown target, build
+failure, an unwritable project directory).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ if __package__ in (None, ""):
 
 from codegen import toolchains  # noqa: E402
 from codegen.results import parse_output, verdict  # noqa: E402
-from gapforge.errors import EXIT_OK, EXIT_VERDICT, GapforgeError, run_cli  # noqa: E402
+from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError, os_error, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from tools.generate_c_code import _budget  # noqa: E402
 
@@ -45,6 +49,8 @@ def load_plan(project: Path) -> dict:
         raise GapforgeError(f"{path}: not a generated project (run tools/generate_c_code.py)") from None
     except json.JSONDecodeError as exc:
         raise GapforgeError(f"{path}: not valid JSON ({exc.msg})") from None
+    except OSError as exc:
+        raise GapforgeError(f"{path}: cannot read ({exc.strerror}); not a generated project") from None
 
 
 def build(project: Path, plan: dict, target: str, sanitize: bool = False) -> tuple[Path, dict[str, str]]:
@@ -104,10 +110,44 @@ def compare_with_plan(plan: dict, layers: list[dict]) -> list[str]:
     return problems
 
 
+def _failed_results(plan: dict, target: str, sanitize: bool, reason: str, seconds: float = 0.0) -> dict:
+    """results.json of a run that produced no layer results (build failure, time-out, ...)."""
+    return {"network": plan.get("network"), "target": target, "plan_target": plan.get("target"),
+            "sanitized": sanitize, "test_case": plan.get("test_case"), "passed": False, "reasons": [reason],
+            "exit_code": None, "seconds": round(seconds, 3), "checksum": None, "layers": [],
+            "totals": {"layers": len(plan.get("steps", [])), "compared": 0, "mismatches": 0, "instret": 0,
+                       "cycles": 0, "macs": 0}, "stderr_tail": ""}
+
+
+def _write_results(project: Path, results: dict) -> None:
+    atomic_write_text(project / "results.json", json.dumps(results, indent=1) + "\n")
+
+
 def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bool = False,
                 l1_budget: int | None = None, l2_budget: int | None = None,
                 core_order: str | None = None) -> tuple[bool, dict]:
+    """Build and run; ``PROJ/results.json`` is written for every run, failed ones included.
+
+    A bad request (wrong target, missing toolchain) or a build failure raises GapforgeError after
+    writing results.json with ``passed: false`` and the reason, so an older results.json never
+    survives a failed run; a run that times out is a failed verdict.
+    """
     plan = load_plan(project)
+    try:
+        return _run(project, plan, target, timeout, sanitize, l1_budget, l2_budget, core_order)
+    except GapforgeError as err:
+        with contextlib.suppress(GapforgeError):
+            _write_results(project, _failed_results(plan, target, sanitize, err.one_line()))
+        raise
+    except OSError as exc:
+        err = os_error(exc)
+        with contextlib.suppress(GapforgeError):
+            _write_results(project, _failed_results(plan, target, sanitize, err.one_line()))
+        raise err from None
+
+
+def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool, l1_budget: int | None,
+         l2_budget: int | None, core_order: str | None) -> tuple[bool, dict]:
     if target not in RUNNABLE:
         raise GapforgeError(f"--target {target}: only {', '.join(RUNNABLE)} can run on these machines")
     _check_plan_target(plan, target)
@@ -122,8 +162,13 @@ def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bo
         if core_order:
             env["GF_EMU_CORE_ORDER"] = core_order
     with _environ(env):
-        res = toolchains.run("host" if target == "gap9-emu" else target, exe,
-                             cwd=project / plan["build"]["data_dir"], timeout=timeout)
+        try:
+            res = toolchains.run("host" if target == "gap9-emu" else target, exe,
+                                 cwd=project / plan["build"]["data_dir"], timeout=timeout)
+        except toolchains.ToolchainError as err:  # timed out or could not start: a failed run
+            results = _failed_results(plan, target, sanitize, err.one_line(), timeout)
+            _write_results(project, results)
+            return False, results
     parsed = parse_output(res.stdout)
     passed, reasons = verdict(plan, parsed, res.returncode)
     results = {
@@ -141,7 +186,7 @@ def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bo
     if target == "gap9-emu":
         results["emulator_budgets"] = env
         results["plan_mismatches"] = compare_with_plan(plan, parsed["layers"])
-    atomic_write_text(project / "results.json", json.dumps(results, indent=1) + "\n")
+    _write_results(project, results)
     return passed, results
 
 
@@ -189,9 +234,9 @@ def plot_profile(results: dict, path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="run_generated.py", description=__doc__.split("\n")[0],
-                                epilog=__doc__.split("Examples:")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="run_generated.py", description=__doc__.split("\n")[0],
+                       epilog=__doc__.split("Examples:")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--project", required=True, metavar="PROJ", help="directory made by tools/generate_c_code.py")
     p.add_argument("--target", required=True, choices=RUNNABLE, help="where to build and run")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before the run is killed")

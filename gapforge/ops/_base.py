@@ -74,6 +74,7 @@ class IROp:
     requantizes: bool = False  # the step ends in the integer requantization when its output is quantized
     acc_bound: Callable[[Any, Any], Any] | None = None  # (net, step) -> per-channel worst |int32 acc|
     check: Callable[[Any, Any], None] | None = None  # (net, step): raise PlanError if not executable
+    symmetric_input: bool = False  # its kernels take no input zero point: input 0 must be quant, zero point 0
 
     # -- INT8 engine (tools/int8_inference.py) -----------------------------------------------
     # requantizing ops: sources(engine, step, inputs) -> the integer sources of the requantization
@@ -96,6 +97,9 @@ class IROp:
     @property
     def device_kernel(self) -> bool:
         return self.call is not None
+    # shape rule: (input shapes, attrs, param shapes) -> output shapes; raises ops._shapes.ShapeError
+    # when the inputs cannot be this op's. network_info.json validation checks every declared shape with it.
+    infer_shapes: Callable[[list[list[int]], dict[str, Any], dict[str, list[int]]], list[list[int]]] | None = None
 
     def attrs_schema(self) -> dict[str, Any]:
         return {

@@ -28,7 +28,9 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int) -> Non
         x = quantize_to(ctx, x, m.input_quant, f"{ctx.name}.input_quant")
     if x.kind == "float":
         ctx.fail("receives the unquantized float input",
-                 hint="set input_quant=Int8ActPerTensorFloat on this layer or put a QuantIdentity before it")
+                 hint="pass --input-quant int8 (or uint8, for inputs >= 0) to insert an input quantizer "
+                      "calibrated on the model's inputs, or set input_quant=Int8ActPerTensorFloat on this layer "
+                      "or put a QuantIdentity before it")
     if x.kind != "quant":
         ctx.fail(f"its input is a {x.kind} tensor (no 8-bit encoding)",
                  hint="put a quantizer (QuantIdentity/QuantReLU) before this layer")

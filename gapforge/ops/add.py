@@ -6,7 +6,17 @@ import brevitas.nn as qnn
 
 from gapforge.lowering import same_scale
 from gapforge.ops._base import Frontend, IROp, Tiling
+from gapforge.ops._shapes import ShapeError, inputs_of
 from gapforge.ops.requantize import quantize_to
+
+
+def infer_shapes(inputs, attrs, params):
+    """Two inputs of equal shape (no broadcasting) -> that shape."""
+    a, b = inputs_of(inputs, 2)
+    if list(a) != list(b):
+        raise ShapeError(f"adds tensors of shapes {a} and {b}; they must be equal (no broadcasting)")
+    return [list(a)]
+
 
 IR_OP = IROp(
     name="add",
@@ -22,6 +32,7 @@ IR_OP = IROp(
     sources=lambda engine, step, inputs: list(inputs),
     call=lambda cg: cg.call("gf_add", (cg.X[0], cg.T[0], cg.X[1], cg.T[1], *cg.eltwise_extent(), cg.rq_arg, cg.Y)),
     tiling=Tiling("eltwise"),
+    infer_shapes=infer_shapes,
 )
 
 

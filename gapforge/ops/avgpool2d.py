@@ -8,6 +8,7 @@ from torch import nn
 import atomic_ops
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
+from gapforge.ops._shapes import pool_shapes
 from gapforge.plan import input_abs_max
 
 
@@ -24,6 +25,10 @@ def _acc_bound(net, step):
 def _call(cg):
     return cg.call("gf_avgpool2d", (cg.X[0], cg.T[0], f"&s_{cg.ident}", cg.rq_arg, cg.Y), shape=cg.window_shape())
 
+
+def infer_shapes(inputs, attrs, params):
+    """[N, C, H, W] -> [N, C, OH, OW] (PyTorch's window formula, floor mode)."""
+    return pool_shapes(inputs, attrs)
 
 
 IR_OP = IROp(
@@ -46,6 +51,8 @@ IR_OP = IROp(
     sources=_sources,
     call=_call,
     tiling=Tiling("conv", coupled=lambda step, net: True),
+    infer_shapes=infer_shapes,
+    symmetric_input=True,
 )
 
 

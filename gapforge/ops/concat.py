@@ -8,6 +8,7 @@ import brevitas.nn as qnn
 
 import atomic_ops
 from gapforge.ops._base import Attr, Frontend, IROp
+from gapforge.ops._shapes import ShapeError, inputs_of
 from gapforge.ops.requantize import quantize_to
 
 
@@ -17,6 +18,20 @@ def _call(cg):
     blocks = [math.prod(cg.net.tensors[t].shape[axis:]) * rec.elem_bytes for t, rec in zip(cg.step.inputs, cg.ins)]
     return cg.call("gf_concat", (f"cat_in_{cg.ident}", f"cat_bytes_{cg.ident}", str(len(blocks)), str(outer), cg.Y),
                    cat_blocks=tuple(blocks))
+
+
+def infer_shapes(inputs, attrs, params):
+    """Inputs equal except along `axis` -> the sum of their sizes along it."""
+    xs = inputs_of(inputs, minimum=1)
+    axis, nd = attrs["axis"], len(xs[0])
+    if axis >= nd:
+        raise ShapeError(f"axis {axis} of {nd}-D inputs", "attrs.axis")
+    for x in xs[1:]:
+        if len(x) != nd or [d for i, d in enumerate(x) if i != axis] != [d for i, d in enumerate(xs[0]) if i != axis]:
+            raise ShapeError(f"concatenates shapes {xs[0]} and {x} along axis {axis}; every other axis must agree")
+    out = list(xs[0])
+    out[axis] = sum(x[axis] for x in xs)
+    return [out]
 
 
 IR_OP = IROp(
@@ -31,6 +46,7 @@ IR_OP = IROp(
     run=lambda engine, step, inputs: atomic_ops.get("concat")(inputs, step.attrs["axis"]),
     call=_call,
     fc_direct=True,
+    infer_shapes=infer_shapes,
 )
 
 

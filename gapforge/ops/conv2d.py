@@ -10,6 +10,7 @@ import atomic_ops
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
 from gapforge.ops._layer import lower_weight_layer
+from gapforge.ops._shapes import ShapeError, inputs_of, rank, weight_layer, window_hw
 from gapforge.plan import weight_acc_bound
 
 
@@ -49,6 +50,23 @@ def _depthwise(step, net) -> bool:
     return step.attrs["groups"] == c == net.tensors[step.output].shape[1]
 
 
+def infer_shapes(inputs, attrs, params):
+    """[N, C, H, W] with weight [O, C/groups, kh, kw] -> [N, O, OH, OW] (PyTorch's window formula)."""
+    (x,) = inputs_of(inputs, 1)
+    rank(x, 4, "input (NCHW)")
+    out_ch, cg, kh, kw = weight_layer(params, 4, "[out, in/groups, kh, kw]")
+    groups = attrs["groups"]
+    if [kh, kw] != list(attrs["kernel_size"]):
+        raise ShapeError(f"weight shape {params['weight']} does not match kernel_size {attrs['kernel_size']}",
+                         "params.weight.shape")
+    if cg * groups != x[1]:
+        raise ShapeError(f"weight shape {params['weight']} with groups {groups} takes {cg * groups} input "
+                         f"channels, the input {x} has {x[1]}", "params.weight.shape")
+    if out_ch % groups:
+        raise ShapeError(f"{out_ch} output channels cannot be split into {groups} groups", "attrs.groups")
+    return [[x[0], out_ch] + window_hw(x, [kh, kw], attrs["stride"], attrs["padding"], attrs["dilation"])]
+
+
 IR_OP = IROp(
     name="conv2d",
     summary="2-D convolution of int8/uint8 (1-8 bit) activations with int8 (1-8 bit) weights.",
@@ -73,6 +91,8 @@ IR_OP = IROp(
     call=_call,
     tiling=Tiling("conv", coupled=_depthwise),
     macs=_macs,
+    infer_shapes=infer_shapes,
+    symmetric_input=True,
 )
 
 

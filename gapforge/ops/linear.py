@@ -8,6 +8,7 @@ import atomic_ops
 from gapforge.errors import GapforgeError
 from gapforge.ops._base import Frontend, IROp, Tiling
 from gapforge.ops._layer import lower_weight_layer
+from gapforge.ops._shapes import ShapeError, inputs_of, weight_layer
 from gapforge.plan import weight_acc_bound
 
 
@@ -29,6 +30,16 @@ def _macs(net, step) -> int:
     return net.tensors[step.output].numel * op.params["weight"].shape[1]
 
 
+def infer_shapes(inputs, attrs, params):
+    """[..., K] with weight [O, K] -> [..., O]."""
+    (x,) = inputs_of(inputs, 1)
+    out_f, in_f = weight_layer(params, 2, "[out, in]")
+    if len(x) < 2 or x[-1] != in_f:
+        raise ShapeError(f"weight shape {params['weight']} takes {in_f} input features, the input {x} has "
+                         f"{x[-1] if len(x) >= 2 else 'none'}", "params.weight.shape")
+    return [list(x[:-1]) + [out_f]]
+
+
 IR_OP = IROp(
     name="linear",
     summary="Fully connected layer over the last axis.",
@@ -44,6 +55,8 @@ IR_OP = IROp(
     call=_call,
     tiling=Tiling("linear"),
     macs=_macs,
+    infer_shapes=infer_shapes,
+    symmetric_input=True,
 )
 
 

@@ -7,6 +7,7 @@ from torch import nn
 import atomic_ops
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
+from gapforge.ops._shapes import pool_shapes
 
 
 def _run(engine, step, inputs):
@@ -24,6 +25,11 @@ def _check(net, step):
 
 def _call(cg):
     return cg.call("gf_maxpool2d", (cg.X[0], cg.T[0], f"&s_{cg.ident}", cg.Y), shape=cg.window_shape())
+
+
+def infer_shapes(inputs, attrs, params):
+    """[N, C, H, W] -> [N, C, OH, OW] (PyTorch's window formula, ceil_mode as given)."""
+    return pool_shapes(inputs, attrs, attrs["ceil_mode"])
 
 
 IR_OP = IROp(
@@ -44,6 +50,7 @@ IR_OP = IROp(
     run=_run,
     call=_call,
     tiling=Tiling("conv", coupled=lambda step, net: True),
+    infer_shapes=infer_shapes,
 )
 
 

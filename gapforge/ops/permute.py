@@ -5,6 +5,18 @@ from __future__ import annotations
 import atomic_ops
 from gapforge.errors import GapforgeError
 from gapforge.ops._base import Attr, Frontend, IROp
+from gapforge.ops._shapes import ShapeError, inputs_of
+
+
+def infer_shapes(inputs, attrs, params):
+    """Output axis i is input axis perm[i]; perm keeps the batch axis first."""
+    (x,) = inputs_of(inputs, 1)
+    perm = list(attrs["perm"])
+    if sorted(perm) != list(range(len(x))) or perm[0] != 0:
+        raise ShapeError(f"perm {perm} is not a permutation of the {len(x)} axes of {x} keeping the batch "
+                         "axis first", "attrs.perm")
+    return [[x[p] for p in perm]]
+
 
 
 def _call(cg):
@@ -31,6 +43,7 @@ IR_OP = IROp(
     run=lambda engine, step, inputs: atomic_ops.get("permute")(inputs[0], step.attrs["perm"]),
     call=_call,
     fc_direct=True,
+    infer_shapes=infer_shapes,
 )
 
 

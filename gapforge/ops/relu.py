@@ -7,6 +7,7 @@ from torch import nn
 import atomic_ops
 from gapforge import ir
 from gapforge.ops._base import Frontend, IROp, Tiling
+from gapforge.ops._shapes import same_shape
 
 
 def _check(net, step):
@@ -32,6 +33,7 @@ IR_OP = IROp(
     run=lambda engine, step, inputs: atomic_ops.get("relu")(inputs[0], engine.net.tensors[step.output].zero_point),
     call=lambda cg: cg.call("gf_relu", (cg.X[0], cg.T[0], str(cg.out_t.numel), str(cg.out_t.zero_point), cg.Y)),
     tiling=Tiling("eltwise"),
+    infer_shapes=same_shape,
 )
 
 

@@ -7,6 +7,7 @@ import brevitas.nn as qnn
 from gapforge import ir
 from gapforge.brevitas_quant import act_quant_params
 from gapforge.ops._base import Frontend, IROp, Tiling
+from gapforge.ops._shapes import same_shape
 from gapforge.ops.relu import emit_relu
 
 IR_OP = IROp(
@@ -22,6 +23,7 @@ IR_OP = IROp(
     sources=lambda engine, step, inputs: list(inputs),
     call=lambda cg: cg.call("gf_requantize", (cg.X[0], cg.T[0], *cg.eltwise_extent(), cg.rq_arg, cg.Y)),
     tiling=Tiling("eltwise"),
+    infer_shapes=same_shape,
 )
 
 

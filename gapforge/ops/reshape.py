@@ -7,6 +7,20 @@ from torch import nn
 import atomic_ops
 from gapforge.lowering import prod
 from gapforge.ops._base import Attr, Frontend, IROp
+from gapforge.ops._shapes import ShapeError, inputs_of, numel
+
+
+def infer_shapes(inputs, attrs, params):
+    """The `shape` attribute, which must keep the element count and the batch axis."""
+    (x,) = inputs_of(inputs, 1)
+    shape = list(attrs["shape"])
+    if numel(shape) != numel(x):
+        raise ShapeError(f"reshape of {x} ({numel(x)} elements) to {shape} ({numel(shape)} elements)",
+                         "attrs.shape")
+    if not shape or shape[0] != x[0]:
+        raise ShapeError(f"reshape of {x} to {shape} does not keep the batch axis first", "attrs.shape")
+    return [shape]
+
 
 IR_OP = IROp(
     name="reshape",
@@ -18,6 +32,7 @@ IR_OP = IROp(
     reference="reshape",
     run=lambda engine, step, inputs: atomic_ops.get("reshape")(inputs[0], step.attrs["shape"]),
     view=True,
+    infer_shapes=infer_shapes,
 )
 
 

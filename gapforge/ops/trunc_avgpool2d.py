@@ -11,6 +11,7 @@ import atomic_ops
 from gapforge.brevitas_quant import const_bit_width
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
+from gapforge.ops._shapes import pool_shapes
 
 
 def _run(engine, step, inputs):
@@ -34,6 +35,11 @@ def _call(cg):
                    shape=cg.window_shape())
 
 
+def infer_shapes(inputs, attrs, params):
+    """[N, C, H, W] -> [N, C, OH, OW] (PyTorch's window formula, floor mode)."""
+    return pool_shapes(inputs, attrs)
+
+
 IR_OP = IROp(
     name="trunc_avgpool2d",
     summary="Average pooling by window sum and power-of-two shift (Brevitas TruncAvgPool2d).",
@@ -54,6 +60,8 @@ IR_OP = IROp(
     exact=_exact,
     call=_call,
     tiling=Tiling("conv", coupled=lambda step, net: True),
+    infer_shapes=infer_shapes,
+    symmetric_input=True,
 )
 
 

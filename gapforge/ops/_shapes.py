@@ -1,0 +1,83 @@
+"""Helpers of the shape rules (``IROp.infer_shapes``) of the operator declarations.
+
+A shape rule receives the shapes of an op's inputs (batch first), its attributes and the shapes
+of its params, and returns the shapes of its outputs; it raises ``ShapeError`` (a one-line reason)
+when the inputs cannot be the op's (wrong count, wrong rank, a weight that does not fit). The
+validation of network_info.json (gapforge/ir.py) compares every declared output shape with it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from atomic_ops.maxpool2d import pooled_size
+
+
+class ShapeError(ValueError):
+    """The op's inputs, attributes or params are inconsistent; the message says how.
+
+    ``field`` names the part of the op at fault, relative to the op (``inputs``, ``attrs.shape``,
+    ``params.weight.shape``); the validator prefixes it with ``ops[i]``.
+    """
+
+    def __init__(self, message: str, field: str = "inputs"):
+        super().__init__(message)
+        self.field = field
+
+
+def inputs_of(shapes: list[list[int]], count: int | None = None, minimum: int | None = None) -> list[list[int]]:
+    """``shapes`` after checking the number of inputs (exactly ``count`` or at least ``minimum``)."""
+    if count is not None and len(shapes) != count:
+        raise ShapeError(f"takes {count} input{'s' if count > 1 else ''}, got {len(shapes)}")
+    if minimum is not None and len(shapes) < minimum:
+        raise ShapeError(f"takes at least {minimum} inputs, got {len(shapes)}")
+    return shapes
+
+
+def rank(shape: list[int], n: int, what: str = "input") -> list[int]:
+    if len(shape) != n:
+        raise ShapeError(f"{what} must be {n}-D, got shape {shape}")
+    return shape
+
+
+def same_shape(inputs: list[list[int]], attrs: dict, params: dict) -> list[list[int]]:
+    """One input; the output has its shape."""
+    (x,) = inputs_of(inputs, 1)
+    return [list(x)]
+
+
+def window_hw(x: list[int], kernel: list[int], stride: list[int], padding: list[int],
+              dilation: list[int] = (1, 1), ceil_mode: bool = False) -> list[int]:
+    """Output height and width of a sliding window over NCHW ``x`` (PyTorch's formula)."""
+    out = []
+    for size, k, s, lo, hi, d in zip(x[2:], kernel, stride, padding[:2], padding[2:], dilation):
+        n = pooled_size(size, d * (k - 1) + 1, s, lo, hi, ceil_mode)
+        if n < 1:
+            raise ShapeError(f"window {list(kernel)} (dilation {list(dilation)}) is larger than the padded "
+                             f"input {x[2:]} (padding {list(padding)})")
+        out.append(n)
+    return out
+
+
+def pool_shapes(shapes: list[list[int]], attrs: dict, ceil_mode: bool = False) -> list[list[int]]:
+    (x,) = inputs_of(shapes, 1)
+    rank(x, 4, "input (NCHW)")
+    return [x[:2] + window_hw(x, attrs["kernel_size"], attrs["stride"], attrs["padding"], ceil_mode=ceil_mode)]
+
+
+def weight_layer(params: dict[str, list[int]], ndim: int, layout: str) -> list[int]:
+    """The weight shape (``ndim``-D, ``layout`` for messages), after checking the bias is ``[out]``."""
+    w = params.get("weight")
+    if w is None:
+        raise ShapeError("has no 'weight' param", "params")
+    if len(w) != ndim:
+        raise ShapeError(f"weight must be {ndim}-D {layout}, got shape {w}", "params.weight.shape")
+    b = params.get("bias")
+    if b is not None and list(b) != [w[0]]:
+        raise ShapeError(f"bias shape {b} does not match the {w[0]} output channels of the weight {w}",
+                         "params.bias.shape")
+    return w
+
+
+def numel(shape: list[int]) -> int:
+    return int(math.prod(shape))
