@@ -137,19 +137,22 @@ def _run_tool(cmd: list[str], what: str, target: str) -> subprocess.CompletedPro
 
 
 def _compile_cached(cflags: list[str], source: Path, target: str) -> Path:
-    """Compile one source to an object file, reusing a cached object when nothing it depends on changed.
+    """Compile one source to an object file, reusing a cached object when recompiling would give the same one.
 
-    The cache key is the full compiler command, the compiler's version, and the bytes of the source
-    and of every header it includes (from ``-MM``-style dependency output), so a cached object is
-    used only where recompiling would produce the same one. Set GAPFORGE_BUILD_CACHE to move the
-    cache, or to an empty string to disable it.
+    The cache key is the compiler command without its ``-I`` directories, the compiler's version and
+    the preprocessed source (``-E -P``: every included header's text, every macro expanded, so
+    ``__FILE__`` and the defines are in it). Without debug information the object depends on nothing
+    else, so the runtime files that every generated project copies are compiled once, not once per
+    project directory. With ``-g`` the object records paths, so the command and the source path
+    stay in the key. Set GAPFORGE_BUILD_CACHE to move the cache, or to an empty string to disable it.
     """
-    deps = _run_tool([*cflags, "-M", str(source)], f"scanning {source.name}", target).stdout
-    files = [tok for tok in deps.replace("\\\n", " ").split()[1:] if tok != "\\"]
-    h = hashlib.sha256("\0".join([*cflags, _compiler_version(cflags[0])]).encode())
-    for f in sorted(set(files)):
-        h.update(f.encode())
-        h.update(Path(f).read_bytes())
+    debug = "-g" in cflags
+    pre = _run_tool([*cflags, "-E", "-P", str(source)], f"preprocessing {source.name}", target).stdout
+    flags = cflags if debug else [f for f in cflags if not f.startswith("-I")]
+    h = hashlib.sha256("\0".join([*flags, _compiler_version(cflags[0])]).encode())
+    if debug:
+        h.update(str(source).encode())
+    h.update(pre.encode())
     obj = CACHE_DIR / f"{source.stem}-{h.hexdigest()[:24]}.o"
     if not obj.is_file():
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
