@@ -48,6 +48,7 @@ from gapforge.errors import EXIT_OK, EXIT_VERDICT, GapforgeError, run_cli  # noq
 from gapforge.extract import extract  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from gapforge.modelsrc import ModelSource, add_model_arguments, load_model  # noqa: E402
+from gapforge.plan import build_plan  # noqa: E402
 from tools.deploy import STAGES, Progress, run_pipeline  # noqa: E402
 from tools.generate_c_code import _budget  # noqa: E402
 from tools.run_generated import run_project  # noqa: E402
@@ -102,7 +103,7 @@ class _Gen:
     """One network: modules, forward lines and the bookkeeping to keep Brevitas semantics valid."""
 
     PROBES = ("leaky_relu", "sigmoid", "avgpool_exclude_pad", "maxpool_dilation", "shifted_quant", "sub",
-              "mul", "pad", "adaptive_nondividing", "bn_after_quant", "quant_plus_float")
+              "mul", "pad", "adaptive_nondividing", "bn_after_quant", "quant_plus_float", "relu_input")
 
     def __init__(self, rng: random.Random, name: str, seed: int, probe_rate: float):
         self.r = rng
@@ -153,14 +154,21 @@ class _Gen:
         return self.r.choice([8, 8, 6, 5, 4, 4, 3, 2])
 
     # ---- quantizers ---------------------------------------------------------------------------
-    def act_ctor(self, relu: bool, rqt: bool, bits: int | None = None, shifted: bool = False) -> str:
+    def act_ctor(self, relu: bool, rqt: bool, bits: int | None = None, quant: str | None = None) -> str:
+        """QuantReLU / QuantIdentity source. ``quant``: None (the module's default quantizer, unsigned for
+        QuantReLU, signed for QuantIdentity), ``unsigned``, ``signed`` or ``shifted`` (zero point != 0)."""
         b = bits or self.bits()
         args = [f"bit_width={b}"] if b != 8 else []
-        if shifted:
-            self.quant_imports.add("ShiftedUint8ActPerTensorFloat")
-            args.insert(0, "act_quant=ShiftedUint8ActPerTensorFloat")
+        unsigned = relu if quant is None else quant == "unsigned"
+        if quant == "shifted":
+            q = "ShiftedUint8ActPerTensorFloat"
         elif self.pot:
-            q = "Uint8ActPerTensorFixedPoint" if relu else "Int8ActPerTensorFixedPoint"
+            q = "Uint8ActPerTensorFixedPoint" if unsigned else "Int8ActPerTensorFixedPoint"
+        elif quant is not None:
+            q = "Uint8ActPerTensorFloat" if unsigned else "Int8ActPerTensorFloat"
+        else:
+            q = None
+        if q:
             self.quant_imports.add(q)
             args.insert(0, f"act_quant={q}")
         args.append(f"return_quant_tensor={rqt}")
@@ -170,8 +178,13 @@ class _Gen:
         """A new activation quantizer module; returns (module, signed)."""
         if relu is None:
             relu = self.chance(0.7)
-        name = self.mod("relu" if relu else "quant", self.act_ctor(relu, rqt, bits))
-        return name, not relu
+        quant = None
+        if relu and self.chance(0.1):
+            quant = "signed"  # a ReLU with a signed quantizer: max(0, x) first, as in Brevitas
+        elif not relu and self.chance(0.15):
+            quant = "unsigned"
+        name = self.mod("relu" if relu else "quant", self.act_ctor(relu, rqt, bits, quant))
+        return name, not relu and quant != "unsigned"
 
     def quantize(self, v: Val, relu: bool | None = None, rqt: bool = True, module: str | None = None,
                  signed: bool | None = None) -> Val:
@@ -251,7 +264,7 @@ class _Gen:
         else:
             oh, ow = h, w
         if depthwise is None:
-            depthwise = v.kind == "c" or (c > 1 and self.chance(0.25))
+            depthwise = v.kind == "c" or (c > 1 and (cout is None or cout % c == 0) and self.chance(0.25))
         groups = 1
         if depthwise:
             groups = c
@@ -291,8 +304,9 @@ class _Gen:
         self.note("linear")
         return Val(self.emit(f"{m}({v.var})"), (fout,), "f")
 
-    def activate(self, v: Val, rqt: bool = True) -> Val:
-        """Float conv output -> quantized: QuantReLU / QuantIdentity, maybe after float ReLU or max pooling."""
+    def activate(self, v: Val, rqt: bool = True, pool: bool = False) -> Val:
+        """Float conv output -> quantized: QuantReLU / QuantIdentity, maybe after a float ReLU or (``pool``)
+        max pooling of the accumulator."""
         r = self.r.random()
         if self.take_probe("leaky_relu"):
             v = Val(self.emit(f"F.leaky_relu({v.var}, 0.1)"), v.shape, "f")
@@ -302,7 +316,7 @@ class _Gen:
             v = Val(self.emit(f"{self.r.choice(['F.relu', 'torch.relu'])}({v.var})"), v.shape, "f")
             self.note("float-relu")
             return self.quantize(v, relu=False, rqt=rqt)
-        elif r < 0.22 and v.spatial and min(v.shape[1:]) >= 4:
+        elif pool and r < 0.22 and v.spatial and min(v.shape[1:]) >= 4:
             v = self.maxpool(v)
             self.note("maxpool-on-acc")
         return self.quantize(v, rqt=rqt)
@@ -389,7 +403,7 @@ class _Gen:
 
     # ---- blocks -------------------------------------------------------------------------------
     def conv_block(self, v: Val) -> Val:
-        return self.activate(self.conv(v))
+        return self.activate(self.conv(v), pool=True)
 
     def residual_block(self, v: Val) -> Val:
         c = v.shape[0]
@@ -491,11 +505,13 @@ class _Gen:
             shape = (c, h, w)
         in_bits = r.choice([8, 8, 8, 7, 6, 4])
         signed_in = data == "random_signed" or r.random() < 0.7
-        q = self.mod("quant_in", self.act_ctor(relu=not signed_in, rqt=True, bits=in_bits))
+        relu_in = self.take_probe("relu_input")  # QuantReLU on the float input: refused
+        q = self.mod("quant_in", self.act_ctor(relu=relu_in, rqt=True, bits=in_bits,
+                                               quant="signed" if signed_in else "unsigned"))
         v = Val(self.emit(f"{q}(x)"), shape, "q", q.removeprefix("self."), signed_in)
         self.note(f"input{shape}/{data}/{in_bits}b")
         if v.spatial and self.take_probe("shifted_quant"):  # zero point != 0 before a conv: refused
-            m = self.mod("relu", self.act_ctor(relu=True, rqt=True, shifted=True))
+            m = self.mod("relu", self.act_ctor(relu=True, rqt=True, quant="shifted"))
             out = self.conv(v)
             v = Val(self.emit(f"{m}({out.var})"), out.shape, "q", m.removeprefix("self."))
         if v.spatial:
@@ -814,17 +830,17 @@ def _one_target(out: Path, label: str, target: str, l1: int | None, timeout: flo
 
 
 def _check_refusal(rec: Record, src: ModelSource) -> None:
-    """Checker said not deployable: the extractor must refuse it too, with a one-line error."""
+    """Checker said not deployable: the extractor or the planner must refuse it too, with a one-line error."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            extract(src)
+            build_plan(extract(src))
     except GapforgeError:
         return
     except Exception as exc:  # noqa: BLE001
-        _fail(rec, "extract-crash", f"checker said not deployable; the extractor crashed: {_exc_line(exc)}")
+        _fail(rec, "extract-crash", f"checker said not deployable; extraction crashed: {_exc_line(exc)}")
         return
-    _fail(rec, "checker-disagrees", "checker said not deployable but the extractor accepted the model")
+    _fail(rec, "checker-disagrees", "checker said not deployable but the extractor and planner accepted the model")
 
 
 def _exc_line(exc: BaseException) -> str:
