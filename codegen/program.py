@@ -308,7 +308,7 @@ def _call(i: int, step: Step, plan: Plan, tensors: dict[str, TensorRec], offset,
             args = (X[0], T[0], str(n), str(inner), rq_arg, Y)
         return CallRec(kernel=f"gf_{step.kind}", args=args, **base)
     if step.kind == "relu":
-        return CallRec(kernel="gf_relu", args=(X[0], T[0], str(out_t.numel), str(out_t.zero_point), Y), **base)
+        return CallRec(kernel="gf_relu", args=(X[0], T[0], str(out_t.numel), str(out_t.zero_code), Y), **base)
     if step.kind == "concat":
         axis = a["axis"]
         outer = int(math.prod(out_t.shape[:axis]))

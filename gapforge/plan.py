@@ -146,12 +146,6 @@ def check_materializable(net: ir.Network, steps: list[Step]) -> None:
                 f"tensor '{t.name}' (from {op.source or op.type} '{op.module or op.name}') has no integer encoding "
                 "and is not consumed by exactly one quantizer",
                 hint="put a quantizer (QuantIdentity/QuantReLU) right after it")
-        if s.kind == "relu" and net.tensors[s.inputs[0]].kind != "quant":
-            raise PlanError(f"ReLU '{s.name}' on a {net.tensors[s.inputs[0]].kind} tensor is not followed by a quantizer",
-                            hint="put a QuantIdentity after the ReLU")
-        if s.kind == "maxpool2d" and t.kind == "acc":
-            raise PlanError(f"max pooling '{s.name}' of a 32-bit accumulator (before its quantizer) is not supported yet",
-                            hint="apply the activation quantizer (e.g. QuantReLU) before the max pooling")
 
 
 # -- pass 3: integer requantization parameters -----------------------------------------

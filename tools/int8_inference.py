@@ -161,7 +161,7 @@ class INT8InferenceEngine:
     _linear = _avgpool2d = _add = _requantize = _conv2d
 
     def _relu(self, step, inputs):
-        return atomic_ops.get("relu")(inputs[0], self.net.tensors[step.output].zero_point)
+        return atomic_ops.get("relu")(inputs[0], self.net.tensors[step.output].zero_code)
 
     def _maxpool2d(self, step, inputs):
         a = step.attrs

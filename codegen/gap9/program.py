@@ -152,7 +152,7 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             hi=rq.hi if rq is not None else hi,
             shift=step.attrs.get("shift", 0), floor_rounding=int(step.attrs.get("rounding") == "floor"),
             k=k, o=o, n=n, inner=inner, chans=chans,
-            relu_zp=out_t.zero_point if step.kind == "relu" else 0,
+            relu_zp=out_t.zero_code if step.kind == "relu" else 0,
             tile_co=tp.tile.get("co", 0), tile_oh=tp.tile.get("oh", 0), tile_ow=tp.tile.get("ow", 0),
             tile_planes=tp.tile.get("planes", 0), tile_elems=tp.tile.get("elems", 0),
             buf_in=tp.buffers.get("in", 0), buf_in2=tp.buffers.get("in2", 0), buf_w=tp.buffers.get("w", 0),
