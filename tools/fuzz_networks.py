@@ -358,7 +358,7 @@ class _Gen:
         if choice in ("avg", "trunc"):
             k = r.choice([2, 2, 3]) if min(h, w) >= 3 else min(h, w, 2)
             s = r.choice([k, k, 1, 2])
-            p = r.choice([0, 0, 0, k // 2])
+            p = r.choice([0, 0, 0, k // 2]) if choice == "avg" else 0  # TruncAvgPool2d has no padding
             if self.take_probe("avgpool_exclude_pad"):
                 p = max(p, 1) if k > 1 else 0
                 extra = ", count_include_pad=False" if p else ""
