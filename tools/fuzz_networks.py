@@ -678,11 +678,13 @@ class Record:
     runs: list[Run] = field(default_factory=list)
     failure: str | None = None  # None: behaved; else the category of the first failure
     detail: str = ""
+    refusal: str = ""  # the checker's first reason, for a network it calls not deployable
     seconds: float = 0.0
 
     def to_json(self) -> dict:
         return {"name": self.name, "index": self.index, "deployable": self.deployable, "probe": self.probe,
-                "failure": self.failure, "detail": self.detail, "seconds": round(self.seconds, 2),
+                "failure": self.failure, "detail": self.detail, "refusal": self.refusal,
+                "seconds": round(self.seconds, 2),
                 "runs": [{"target": r.target, "status": r.status, "detail": r.detail, "seconds": round(r.seconds, 2)}
                          for r in self.runs], "constructs": self.constructs}
 
@@ -717,8 +719,9 @@ def _run_status(target: str, passed: bool, res: dict) -> Run:
         return Run(target, "mismatch", "mismatching layers: " + "; ".join(bad[:4]), res.get("seconds", 0.0))
     reasons = list(res.get("reasons", [])) + plan_problems
     if res.get("exit_code"):
-        reasons.insert(0, f"program died: {_signal_name(res['exit_code'])}; last layer reported: "
-                          f"{res['layers'][-1]['name'] if res['layers'] else 'none'}")
+        compared = [layer["name"] for layer in res["layers"] if "mismatches" in layer]
+        reasons.insert(0, f"program died: {_signal_name(res['exit_code'])}; layers compared before: "
+                          f"{len(compared)}{f' (last {compared[-1]})' if compared else ''}")
     tail = res.get("stderr_tail", "").strip().splitlines()[-2:]
     return Run(target, "crash", "; ".join(reasons[:4] + tail), res.get("seconds", 0.0))
 
@@ -793,6 +796,7 @@ def _pipeline(rec: Record, model_file: Path, work: Path, runs, timeout: float) -
         return
     rec.deployable = summary["check"]["deployable"]
     if not rec.deployable:
+        rec.refusal = (summary.get("problems") or [""])[0]
         _check_refusal(rec, src)
         return
     if "run" not in summary:  # a stage after the check said no (fidelity)
@@ -871,8 +875,8 @@ def totals(records: list[Record], labels: list[str]) -> dict:
         runs = [x for r in records for x in r.runs if x.target == label]
         t["per_target"][label] = {s: sum(x.status == s for x in runs) for s in ("exact", "mismatch", "crash", "error")}
         t["per_target"][label]["runs"] = len(runs)
-    t["mismatches"] = sum(x.status == "mismatch" for r in records for x in r.runs) + \
-        sum(r.failure == "fidelity-failed" for r in records)
+    t["mismatches"] = sum(x.status == "mismatch" for r in records for x in r.runs)
+    t["fidelity_failures"] = sum(r.failure == "fidelity-failed" for r in records)
     t["crashes"] = sum(x.status == "crash" for r in records for x in r.runs) + \
         sum(bool(r.failure) and r.failure.endswith("-crash") for r in records)
     cats: dict[str, int] = {}
@@ -883,10 +887,20 @@ def totals(records: list[Record], labels: list[str]) -> dict:
     return t
 
 
+def network_line(rec: Record) -> str:
+    """One line per network: verdict, each target's status, time."""
+    verdict = {True: "deployable", False: "not deployable", None: "-"}[rec.deployable]
+    runs = " ".join(f"{r.target}={r.status}" for r in rec.runs)
+    refused = f"refused consistently: {rec.refusal[:100]}" if rec.deployable is False else ""
+    return f"{rec.name}  {verdict:<14} {runs or refused}" \
+           f"{'' if rec.failure is None else '  FAILED'}  ({rec.seconds:.1f} s)"
+
+
 def format_totals(t: dict) -> str:
     lines = [f"networks {t['networks']}: deployable {t['deployable']}, not deployable {t['not_deployable']}, "
              f"behaved {t['behaved']}, failed {t['failed']}",
-             f"mismatches {t['mismatches']}, crashes {t['crashes']}, checker said yes but a later stage failed "
+             f"mismatches {t['mismatches']} (runs), fidelity failures {t['fidelity_failures']}, crashes {t['crashes']}, "
+             f"checker said yes but a later stage failed "
              f"{t['checker_yes_later_failed']}, checker said no but the extractor accepted "
              f"{t['checker_no_extract_accepted']}, invalid generated models {t['invalid_models']}"]
     for label, c in t["per_target"].items():
@@ -956,11 +970,12 @@ def fuzz(indices: list[int], seed: int, out: Path, targets: list[str], budgets: 
         work = out / "work" / net.name
         rec = run_network(net, i, work, runs, timeout)
         records.append(rec)
+        bar.write(network_line(rec), file=sys.stdout)
         if rec.failure:
             failures.mkdir(parents=True, exist_ok=True)
             atomic_write_text(failures / f"{net.name}.py", net.text)
             atomic_write_text(failures / f"{net.name}.json", json.dumps(rec.to_json(), indent=1) + "\n")
-            bar.write(f"FAIL {net.name} [{rec.failure}] {rec.detail[:300]}", file=sys.stderr)
+            bar.write(f"  FAIL [{rec.failure}] {rec.detail[:400]}", file=sys.stdout)
         if not keep and not rec.failure:
             shutil.rmtree(work, ignore_errors=True)
         t = totals(records, labels)
