@@ -31,7 +31,6 @@ import contextlib
 import json
 import random
 import shutil
-import signal
 import sys
 import time
 import traceback
@@ -701,13 +700,6 @@ class _StageProgress(Progress):
         super().start(stage)
 
 
-def _signal_name(code: int) -> str:
-    try:
-        return signal.Signals(-code).name if code < 0 else f"exit status {code}"
-    except ValueError:
-        return f"signal {-code}"
-
-
 def _run_status(target: str, passed: bool, res: dict) -> Run:
     """Classify one results.json: exact, mismatch (a layer differs) or crash (anything else)."""
     plan_problems = res.get("plan_mismatches") or []
@@ -718,10 +710,6 @@ def _run_status(target: str, passed: bool, res: dict) -> Run:
                for layer in res["layers"] if layer.get("mismatches")]
         return Run(target, "mismatch", "mismatching layers: " + "; ".join(bad[:4]), res.get("seconds", 0.0))
     reasons = list(res.get("reasons", [])) + plan_problems
-    if res.get("exit_code"):
-        compared = [layer["name"] for layer in res["layers"] if "mismatches" in layer]
-        reasons.insert(0, f"program died: {_signal_name(res['exit_code'])}; layers compared before: "
-                          f"{len(compared)}{f' (last {compared[-1]})' if compared else ''}")
     tail = res.get("stderr_tail", "").strip().splitlines()[-2:]
     return Run(target, "crash", "; ".join(reasons[:4] + tail), res.get("seconds", 0.0))
 
