@@ -432,12 +432,12 @@ class _Gen:
             if self.chance(0.5):
                 b = self.activate(b)
             in_q = "Int8ActPerTensorFixedPoint" if self.pot else "Int8ActPerTensorFloat"
-            out_q = "Uint8ActPerTensorFixedPoint" if self.pot else "Uint8ActPerTensorFloat"
+            out_q = f"{self.r.choice(['Uint8', 'Int8'])}ActPerTensor{'FixedPoint' if self.pot else 'Float'}"
             self.quant_imports.update([in_q, out_q])
             m = self.mod("add", f"qnn.QuantEltwiseAdd(input_quant={in_q}, output_quant={out_q}, "
                                 f"return_quant_tensor=True)")
             out = self.emit(f"{m}({b.var}, {v.var})" if self.chance(0.5) else f"{m}({v.var}, {b.var})")
-            return Val(out, v.shape, "q", None, False)
+            return Val(out, v.shape, "q", None, out_q.startswith("Int8"))
         if variant == "float":
             # two float paths (branch conv, shortcut conv) meet at one quantizer; maybe downsampling
             down = v.shape[1] >= 4 and self.chance(0.4)
