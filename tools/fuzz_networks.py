@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import random
 import shutil
@@ -614,7 +615,7 @@ Random weights; activation scales calibrated deterministically (Brevitas calibra
   python tools/deploy.py --model-file {name}.py --out /tmp/{name} --target gap9 --l1-budget 16K
 """
 
-# ---- copied from gapforge's tools/fuzz_model.py ----
+# ---- copied from gapforge's tools/_fuzz_model.py ----
 {helpers}
 
 # ---- the network ----
@@ -639,9 +640,10 @@ create_model, example_input, held_out_data = fuzz_model_functions(FuzzNet, SEED,
 '''
 
 
+@functools.cache
 def _helpers_source() -> str:
-    """tools/fuzz_model.py without its docstring (its imports and functions), for a standalone model file."""
-    text = (Path(__file__).resolve().parent / "fuzz_model.py").read_text(encoding="utf-8")
+    """tools/_fuzz_model.py without its docstring (its imports and functions), for a standalone model file."""
+    text = (Path(__file__).resolve().parent / "_fuzz_model.py").read_text(encoding="utf-8")
     return text.split('"""', 2)[2].strip() + "\n"
 
 

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from brevitas.quant import Int8WeightPerChannelFloat, Int32Bias
 
-from tools.fuzz_model import fuzz_model_functions
+from tools._fuzz_model import fuzz_model_functions
 
 SEED = 11
 INPUT_SHAPE = (1, 2, 12, 12)

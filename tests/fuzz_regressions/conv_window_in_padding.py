@@ -12,7 +12,7 @@ import brevitas.nn as qnn
 import torch.nn as nn
 from brevitas.quant import Int32Bias
 
-from tools.fuzz_model import fuzz_model_functions
+from tools._fuzz_model import fuzz_model_functions
 
 SEED = 5
 INPUT_SHAPE = (1, 2, 7, 6)

@@ -17,7 +17,7 @@ from brevitas.quant import (
     Uint8ActPerTensorFixedPoint,
 )
 
-from tools.fuzz_model import fuzz_model_functions
+from tools._fuzz_model import fuzz_model_functions
 
 SEED = 1507260017
 INPUT_SHAPE = (1, 1, 8, 12)
