@@ -32,11 +32,11 @@ def _module_constants(path: Path) -> dict:
 def test_fuzzer_finding_stays_fixed(path, tmp_path):
     c = _module_constants(path)
     targets = [t for t in c["targets"] if t != "rv32" or RV32_OK]
-    runs = fz._target_runs(targets, [fz._budget(b, "L1_BUDGETS") for b in c["l1"]])
+    runs = fz.target_runs(targets, [fz._budget(b, "L1_BUDGETS") for b in c["l1"]])
     rec = fz.run_model_file(path, tmp_path, runs)
     assert rec.deployable is True
     assert rec.failure is None, rec.detail
-    assert [(r.target, r.status) for r in rec.runs] == [(label, "exact") for label, _, _ in runs]
+    assert [(r.target, r.status) for r in rec.runs] == [(run.label, "exact") for run in runs]
 
 
 def test_fixed_seed_run_is_clean(tmp_path):

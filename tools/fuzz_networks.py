@@ -723,18 +723,35 @@ def _model_args(path: Path) -> argparse.Namespace:
     return p.parse_args(["--model-file", str(path)])
 
 
-def _target_runs(targets: list[str], l1_budgets: list[int]) -> list[tuple[str, str, int | None]]:
-    """(label, codegen target, L1 budget) for every run, the gap9 one once per budget."""
+@dataclass(frozen=True)
+class TargetRun:
+    label: str  # host, rv32, gap9-emu@16K, gap9-emu@16K/L2=64K
+    target: str  # the codegen target: host, rv32, gap9
+    l1: int | None = None
+    l2: int | None = None
+
+    @property
+    def runs_as(self) -> str:
+        return "gap9-emu" if self.target == "gap9" else self.target
+
+
+def _kib(n: int) -> str:
+    return f"{n // 1024}K" if n % 1024 == 0 else str(n)
+
+
+def target_runs(targets: list[str], l1_budgets: list[int], l2_budget: int | None = None) -> list[TargetRun]:
+    """Every run of a network: host / rv32 once, gap9-emu once per L1 budget."""
     runs = []
     for t in targets:
         if t == "gap9-emu":
-            runs += [(f"gap9-emu@{b // 1024}K" if b % 1024 == 0 else f"gap9-emu@{b}", "gap9", b) for b in l1_budgets]
+            runs += [TargetRun(f"gap9-emu@{_kib(b)}" + (f"/L2={_kib(l2_budget)}" if l2_budget else ""), "gap9", b,
+                               l2_budget) for b in l1_budgets]
         else:
-            runs.append((t, t, None))
+            runs.append(TargetRun(t, t))
     return runs
 
 
-def run_network(net: NetSource, index: int, work: Path, runs: list[tuple[str, str, int | None]],
+def run_network(net: NetSource, index: int, work: Path, runs: list[TargetRun],
                 timeout: float = 300.0) -> Record:
     """Write ``net``'s model file into ``work`` and take it through every stage and target."""
     work.mkdir(parents=True, exist_ok=True)
@@ -743,7 +760,7 @@ def run_network(net: NetSource, index: int, work: Path, runs: list[tuple[str, st
     return run_model_file(model_file, work, runs, timeout, Record(net.name, index, net.constructs, net.probe))
 
 
-def run_model_file(model_file: Path, work: Path, runs: list[tuple[str, str, int | None]], timeout: float = 300.0,
+def run_model_file(model_file: Path, work: Path, runs: list[TargetRun], timeout: float = 300.0,
                    rec: Record | None = None) -> Record:
     """Take a model file (a generated network or a saved reproducer) through every stage and target."""
     t0 = time.perf_counter()
@@ -769,13 +786,13 @@ def _pipeline(rec: Record, model_file: Path, work: Path, runs, timeout: float) -
         _fail(rec, "invalid-model", err.one_line())
         return
     out = work / "deploy"
-    label, target, l1 = runs[0]
+    first = runs[0]
     prog = _StageProgress()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            summary = run_pipeline(src, out, target, num_cases=1, fidelity_cases=N_FIDELITY, l1_budget=l1,
-                                   progress=prog)
+            summary = run_pipeline(src, out, first.target, num_cases=1, fidelity_cases=N_FIDELITY, l1_budget=first.l1,
+                                   l2_budget=first.l2, progress=prog)
     except GapforgeError as err:
         _fail(rec, f"{prog.stage}-refused", err.one_line())
         rec.deployable = True if prog.stage != "check" else None
@@ -793,10 +810,9 @@ def _pipeline(rec: Record, model_file: Path, work: Path, runs, timeout: float) -
         stage = STAGES[len(prog.rows) - 1] if prog.rows else prog.stage
         _fail(rec, f"{stage}-failed", " | ".join(summary.get("problems", []))[:2000])
         return
-    first = _run_status(label, *_results(out / f"project_{target}"))
-    rec.runs.append(first)
-    for label, target, l1 in runs[1:]:
-        rec.runs.append(_one_target(out, label, target, l1, timeout))
+    rec.runs.append(_run_status(first.label, *_results(out / f"project_{first.target}")))
+    for run in runs[1:]:
+        rec.runs.append(_one_target(out, run, timeout))
     for r in rec.runs:
         if r.status != "exact":
             _fail(rec, r.status, f"{r.target}: {r.detail}")
@@ -807,20 +823,20 @@ def _results(proj: Path) -> tuple[bool, dict]:
     return res["passed"], res
 
 
-def _one_target(out: Path, label: str, target: str, l1: int | None, timeout: float) -> Run:
-    proj = out / f"project_{label.replace('@', '_')}"
+def _one_target(out: Path, run: TargetRun, timeout: float) -> Run:
+    proj = out / ("project_" + "".join(ch if ch.isalnum() else "_" for ch in run.label))
     t0 = time.perf_counter()
     stage = "codegen"
     try:
-        generate_project(out, proj, target, 1, l1_budget=l1)
+        generate_project(out, proj, run.target, 1, l1_budget=run.l1, l2_budget=run.l2)
         stage = "build+run"
-        passed, res = run_project(proj, "gap9-emu" if target == "gap9" else target, timeout=timeout)
+        passed, res = run_project(proj, run.runs_as, timeout=timeout)
     except GapforgeError as err:
         status = "crash" if "timed out" in str(err) else "error"
-        return Run(label, status, f"{stage}: {err.one_line()}", time.perf_counter() - t0)
+        return Run(run.label, status, f"{stage}: {err.one_line()}", time.perf_counter() - t0)
     except Exception as exc:  # noqa: BLE001
-        return Run(label, "crash", f"{stage}: {_exc_line(exc)}", time.perf_counter() - t0)
-    return _run_status(label, passed, res)
+        return Run(run.label, "crash", f"{stage}: {_exc_line(exc)}", time.perf_counter() - t0)
+    return _run_status(run.label, passed, res)
 
 
 def _check_refusal(rec: Record, src: ModelSource) -> None:
@@ -921,6 +937,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS, help="targets to run on")
     p.add_argument("--l1-budgets", nargs="+", default=list(DEFAULT_L1), metavar="BYTES",
                    help="gap9-emu L1 budgets, one run each (default 128K 16K)")
+    p.add_argument("--l2-budget", metavar="BYTES",
+                   help="gap9-emu L2 budget (default: the hardware model's; small values move data to L3)")
     p.add_argument("--only", nargs="+", type=int, metavar="I", help="run only these network indices")
     p.add_argument("--probe-rate", type=float, default=0.08, metavar="P",
                    help="fraction of networks given one construct gapforge is expected to refuse (default 0.08)")
@@ -938,19 +956,21 @@ def main(argv: list[str] | None = None) -> int:
         ok, why = toolchains.available("host" if t == "gap9-emu" else t)
         if not ok:
             raise GapforgeError(f"--targets {t}: not available here ({why})")
-    return fuzz(_indices(args), args.seed, Path(args.out), targets, budgets, probe_rate=args.probe_rate,
+    return fuzz(_indices(args), args.seed, Path(args.out), targets, budgets,
+                l2_budget=_budget(args.l2_budget, "--l2-budget"), probe_rate=args.probe_rate,
                 timeout=args.timeout, keep=args.keep, progress=not args.no_progress)
 
 
 def fuzz(indices: list[int], seed: int, out: Path, targets: list[str], budgets: list[int], *,
-         probe_rate: float = 0.08, timeout: float = 300.0, keep: bool = False, progress: bool = True) -> int:
+         l2_budget: int | None = None, probe_rate: float = 0.08, timeout: float = 300.0, keep: bool = False,
+         progress: bool = True) -> int:
     """Run networks ``indices`` of ``seed``; writes OUT/summary.json and OUT/failures/; returns the exit code."""
     import torch
     from tqdm import tqdm
 
     torch.set_num_threads(1)
-    runs = _target_runs(targets, budgets)
-    labels = [r[0] for r in runs]
+    runs = target_runs(targets, budgets, l2_budget)
+    labels = [r.label for r in runs]
     records: list[Record] = []
     failures = out / "failures"
     bar = tqdm(indices, desc=f"fuzz seed {seed}", unit="net", file=sys.stderr, disable=not progress)
