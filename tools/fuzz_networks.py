@@ -234,7 +234,6 @@ class _Gen:
         """
         c, h, w = v.shape
         r = self.r
-        keep_shape = mode != "free"
         if mode == "pointwise":
             k, s, p, d = (1, 1), (stride, stride), (0, 0), (1, 1)
         elif mode == "same":
@@ -274,7 +273,7 @@ class _Gen:
             if cout is None:
                 cout = r.choice([4, 6, 8, 8, 12, 16, 16, 24, 32])
             divs = [g for g in range(2, c) if c % g == 0 and cout % g == 0]
-            if divs and not keep_shape and self.chance(0.2):
+            if divs and self.chance(0.35):
                 groups = r.choice(divs)
                 self.note(f"groups{groups}")
         args = [str(c), str(cout), str(k[0]) if k[0] == k[1] else str(k)]
@@ -316,7 +315,7 @@ class _Gen:
             v = Val(self.emit(f"{self.r.choice(['F.relu', 'torch.relu'])}({v.var})"), v.shape, "f")
             self.note("float-relu")
             return self.quantize(v, relu=False, rqt=rqt)
-        elif pool and r < 0.22 and v.spatial and min(v.shape[1:]) >= 4:
+        elif pool and r < 0.27 and v.spatial and min(v.shape[1:]) >= 4:
             v = self.maxpool(v)
             self.note("maxpool-on-acc")
         return self.quantize(v, rqt=rqt)
@@ -395,8 +394,10 @@ class _Gen:
             out = Val(self.emit(f"{v.var}.mean((2, 3), keepdim=True)"), (c, 1, 1), "f")
             self.note("mean")
         else:
-            expr = r.choice([f"{self.mod('pool', f'nn.AdaptiveAvgPool2d({o})')}({v.var})",
-                             f"F.adaptive_avg_pool2d({v.var}, {o})"])
+            if r.random() < 0.5:
+                expr = f"{self.mod('pool', f'nn.AdaptiveAvgPool2d({o})')}({v.var})"
+            else:
+                expr = f"F.adaptive_avg_pool2d({v.var}, {o})"
             out = Val(self.emit(expr), (c, o, o), "f")
             self.note(f"adaptiveavg{o}")
         return self.quantize(out, relu=False if v.signed else None)
@@ -407,16 +408,13 @@ class _Gen:
 
     def residual_block(self, v: Val) -> Val:
         c = v.shape[0]
-        variant = self.r.choice(["shared", "shared", "eltwise", "float", "grid"])
+        variant = self.r.choice(["shared", "shared", "eltwise", "float", "float", "grid"])
         if variant == "shared" and (v.kind != "q" or v.quant is None):
             variant = "eltwise"
         self.note(f"residual-{variant}")
-        if self.take_probe("sub"):
-            op = "-"
-        elif self.take_probe("mul"):
-            op = "*"
-        else:
-            op = "+"
+        op = "+"
+        if variant != "eltwise":  # QuantEltwiseAdd always adds
+            op = "-" if self.take_probe("sub") else "*" if self.take_probe("mul") else "+"
         if variant == "shared":
             # QuantResNet style: the quantizer of the block input quantizes the branch again
             b = self.activate(self.conv(v, mode="same")) if self.chance(0.6) else v
@@ -511,9 +509,10 @@ class _Gen:
         v = Val(self.emit(f"{q}(x)"), shape, "q", q.removeprefix("self."), signed_in)
         self.note(f"input{shape}/{data}/{in_bits}b")
         if v.spatial and self.take_probe("shifted_quant"):  # zero point != 0 before a conv: refused
-            m = self.mod("relu", self.act_ctor(relu=True, rqt=True, quant="shifted"))
+            m = self.mod("quant", self.act_ctor(relu=False, rqt=True, quant="shifted"))
             out = self.conv(v)
             v = Val(self.emit(f"{m}({out.var})"), out.shape, "q", m.removeprefix("self."))
+            v = self.activate(self.conv(v))
         if v.spatial:
             for _ in range(r.choice([1, 2, 2, 3, 3, 4, 5])):
                 c, h, w = v.shape
@@ -566,12 +565,12 @@ class _Gen:
 
     def flatten(self, v: Val) -> Val:
         c, h, w = v.shape
-        forms = [f"{v.var}.view({v.var}.size(0), -1)", f"torch.flatten({v.var}, 1)",
-                 f"{v.var}.reshape({v.var}.shape[0], -1)", f"{self.mod('flat', 'nn.Flatten()')}({v.var})"]
-        expr = self.r.choice(forms)
-        if "self.flat" not in expr and self.mods and self.mods[-1].startswith("self.flat"):
-            self.mods.pop()
-            self.counts["flat"] -= 1
+        form = self.r.randrange(4)
+        if form == 3:
+            expr = f"{self.mod('flat', 'nn.Flatten()')}({v.var})"
+        else:
+            expr = (f"{v.var}.view({v.var}.size(0), -1)", f"torch.flatten({v.var}, 1)",
+                    f"{v.var}.reshape({v.var}.shape[0], -1)")[form]
         self.note("flatten")
         return Val(self.emit(expr), (c * h * w,), v.kind, v.quant, v.signed)
 
