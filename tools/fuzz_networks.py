@@ -195,7 +195,8 @@ class _Gen:
         return Val(out, v.shape, "q" if rqt else "g", module.removeprefix("self."), bool(signed))
 
     # ---- weights ------------------------------------------------------------------------------
-    def weight_args(self, input_is_qt: bool, allow_int_bias: bool = True) -> list[str]:
+    def weight_args(self, input_is_qt: bool) -> list[str]:
+        """weight_quant / weight_bit_width / bias arguments; Int32Bias needs a QuantTensor input."""
         args = []
         wb = self.r.choice([8, 8, 8, 7, 6, 5, 4, 4, 3, 2])
         per_channel = self.chance(0.4)
@@ -212,10 +213,10 @@ class _Gen:
         if wb != 8:
             args.append(f"weight_bit_width={wb}")
         bias = self.r.choice(["int32", "int32", "float", "none"])
-        if bias == "int32" and not (input_is_qt and allow_int_bias):
+        if bias == "int32" and not input_is_qt:
             bias = "float"
         if self.pot and bias == "float":
-            bias = "int32" if input_is_qt and allow_int_bias else "none"
+            bias = "int32" if input_is_qt else "none"
         if bias == "int32":
             self.quant_imports.add("Int32Bias")
             args += ["bias=True", "bias_quant=Int32Bias"]
@@ -287,7 +288,7 @@ class _Gen:
             args.append(f"dilation={d[0]}")
         if groups > 1:
             args.append(f"groups={groups}")
-        args += self.weight_args(v.kind == "q", allow_int_bias=True)
+        args += self.weight_args(v.kind == "q")
         self.note(f"conv{k[0]}x{k[1]}/s{s[0]}{'' if s[0] == s[1] else s[1]}/p{p}/d{d[0]}")
         m = self.mod("conv", f"qnn.QuantConv2d({', '.join(args)})")
         out = Val(self.emit(f"{m}({v.var})"), (cout, oh, ow), "f")
