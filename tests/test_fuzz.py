@@ -13,6 +13,7 @@ import pytest
 from conftest import run_tool
 
 from codegen import toolchains
+from gapforge.errors import run_cli
 from tools import fuzz_networks as fz
 
 REGRESSIONS = sorted((Path(__file__).parent / "fuzz_regressions").glob("*.py"))
@@ -102,7 +103,14 @@ def test_a_failure_keeps_a_standalone_reproducer(tmp_path, monkeypatch):
     (["--count", "3", "--seed", "1", "--targets", "gpu"], "invalid choice: 'gpu'"),
     (["--count", "3"], "the following arguments are required: --seed"),
 ])
-def test_bad_arguments_exit_2_with_one_line(args, message, tmp_path):
-    r = run_tool("fuzz_networks", *args, "--out", str(tmp_path / "o"))
-    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+def test_bad_arguments_exit_2_with_one_line(args, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        run_cli(fz.main, [*args, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_command_line_bad_argument(tmp_path):
+    r = run_tool("fuzz_networks", "--count", "0", "--seed", "1", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and r.stderr == "fuzz_networks.py: error: --count must be at least 1\n"
