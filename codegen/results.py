@@ -17,6 +17,7 @@ element count and no mismatch, and the parameter checksums were all good.
 from __future__ import annotations
 
 import re
+import signal
 from typing import Any
 
 _KV = re.compile(r"(\w+)=(\S+)")
@@ -72,12 +73,24 @@ def parse_output(stdout: str) -> dict[str, Any]:
     return out
 
 
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
 def verdict(plan: dict, parsed: dict, returncode: int) -> tuple[bool, list[str]]:
     """(passed, reasons it did not)."""
     reasons = list(parsed["errors"])  # the program's own diagnosis first (emulator faults, load errors)
-    if returncode != 0:
-        reasons.append(f"program exited with status {returncode}")
     reported = {layer["name"]: layer for layer in parsed["layers"]}
+    if returncode < 0:  # killed by a signal: in the first step that reported no result (stdout is flushed per step)
+        first = next(((i, s["name"]) for i, s in enumerate(plan["steps"])
+                      if "mismatches" not in reported.get(s["name"], {})), None)
+        where = f" in step {first[0]} '{first[1]}'" if first else " after the last step"
+        reasons.append(f"program killed by {_signal_name(-returncode)}{where}")
+    elif returncode != 0:
+        reasons.append(f"program exited with status {returncode}")
     for step in plan["steps"]:
         layer = reported.get(step["name"])
         elements = step["out_bytes"] // (4 if step["dtype"] == "GF_S32" else 1)

@@ -145,17 +145,19 @@ def _run_tool(cmd: list[str], what: str, target: str) -> subprocess.CompletedPro
     return proc
 
 
-def _compile_cached(cflags: list[str], source: Path, target: str, out_dir: Path | None, aux: Sequence[str],
-                    root: Path | None) -> Path:
-    """Compile one source to an object file, reusing a cached object when nothing it depends on changed.
+def _compile_cached(cflags: list[str], source: Path, target: str, out_dir: Path | None = None,
+                    aux: Sequence[str] = ()) -> Path:
+    """Compile one source to an object file, reusing a cached object when recompiling would give the same one.
 
-    The cache key is the full compiler command, the compiler's version, and the bytes of the source
-    and of every header it includes (from ``-M`` dependency output), so a cached object is used only
-    where recompiling would produce the same one. Paths under ``root`` enter the key relative to it,
-    so the same sources in two project directories share their objects. ``aux`` names the further
-    outputs the flags make the compiler write next to the object (``.su`` for -fstack-usage, ``.ci``
-    for -fcallgraph-info): they are cached with it. Set GAPFORGE_BUILD_CACHE to move the cache, or
-    to an empty string to disable it (objects are then compiled into ``out_dir``).
+    The cache key is the compiler command without its ``-I`` directories, the compiler's version and
+    the preprocessed source (``-E -P``: every included header's text, every macro expanded, so
+    ``__FILE__`` and the defines are in it). Without debug information the object depends on nothing
+    else, so the runtime files that every generated project copies are compiled once, not once per
+    project directory. With ``-g`` the object records paths, so the command and the source path
+    stay in the key. ``aux`` names the further outputs the flags make the compiler write next to the
+    object (``.su`` for -fstack-usage, ``.ci`` for -fcallgraph-info): they are cached with it. Set
+    GAPFORGE_BUILD_CACHE to move the cache, or to an empty string to disable it (objects are then
+    compiled into ``out_dir``).
     """
     if CACHE_DIR is None:
         if out_dir is None:
@@ -164,17 +166,13 @@ def _compile_cached(cflags: list[str], source: Path, target: str, out_dir: Path 
         obj = out_dir / f"{source.stem}.o"
         _run_tool([*cflags, "-c", str(source), "-o", str(obj)], f"compiling {source.name}", target)
         return obj
-    deps = _run_tool([*cflags, "-M", str(source)], f"scanning {source.name}", target).stdout
-    files = [tok for tok in deps.replace("\\\n", " ").split()[1:] if tok != "\\"]
-    prefix = str(root.resolve()) if root is not None else None
-
-    def rel(text: str) -> str:
-        return text.replace(prefix, "<root>") if prefix and prefix != "/" else text
-
-    h = hashlib.sha256("\0".join([*map(rel, cflags), rel(str(source)), _compiler_version(cflags[0])]).encode())
-    for f in sorted(set(files)):
-        h.update(rel(str(Path(f).resolve())).encode())
-        h.update(Path(f).read_bytes())
+    debug = "-g" in cflags
+    pre = _run_tool([*cflags, "-E", "-P", str(source)], f"preprocessing {source.name}", target).stdout
+    flags = cflags if debug else [f for f in cflags if not f.startswith("-I")]
+    h = hashlib.sha256("\0".join([*flags, _compiler_version(cflags[0])]).encode())
+    if debug:
+        h.update(str(source).encode())
+    h.update(pre.encode())
     obj = CACHE_DIR / f"{source.stem}-{h.hexdigest()[:24]}.o"
     if not (obj.is_file() and all(obj.with_suffix(a).is_file() for a in aux)):
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -211,12 +209,12 @@ def compile_flags(target: str, include_dirs: Sequence[Path], *, defines: dict[st
 
 
 def compile_objects(cflags: list[str], sources: Sequence[Path], target: str, out_dir: Path | None = None, *,
-                    aux: Sequence[str] = (), root: Path | None = None) -> list[Path]:
+                    aux: Sequence[str] = ()) -> list[Path]:
     """Compile each source with the compiler command ``cflags`` (in parallel, through the object
     cache of ``_compile_cached``); returns the object files in the order of ``sources``. ``target``
     only names the build in error messages."""
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        return list(pool.map(lambda s: _compile_cached(cflags, Path(s).resolve(), target, out_dir, aux, root),
+        return list(pool.map(lambda s: _compile_cached(cflags, Path(s).resolve(), target, out_dir, aux),
                              sources))
 
 
@@ -259,9 +257,7 @@ def build_objects(target: str, sources: list[Path], include_dirs: list[Path], ou
         raise ToolchainError(why)
     cflags = compile_flags(target, include_dirs, defines=defines, opt=opt, sanitize=sanitize, extra_flags=extra_flags)
     out = Path(out)
-    paths = [Path(p).resolve() for p in [*sources, *include_dirs]]
-    root = Path(os.path.commonpath(paths)) if paths else None
-    objs = compile_objects(cflags, sources, target, out.parent / f"{out.name}.obj", aux=aux, root=root)
+    objs = compile_objects(cflags, sources, target, out.parent / f"{out.name}.obj", aux=aux)
     return link(target, objs, out, sanitize=sanitize, ldflags=ldflags), objs
 
 

@@ -1,7 +1,9 @@
 """Compatibility check: every module and functional op of a model, classified.
 
 The verdict comes from the same capture and lowering the extractor runs (in collecting
-mode), so "supported" here means "the extractor will accept it".
+mode) and, when those accept the model, from the fusion planner that every later stage runs
+(accumulator bounds, requantization ranges, tensors without an integer encoding), so
+"deployable" here means "the pipeline will accept it".
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from gapforge.extract import capture_model, lower_graph
 from gapforge.lowering import Diagnostic
 from gapforge.modelsrc import ModelSource
 from gapforge.ops import registry
+from gapforge.plan import PlanError, build_plan
 
 
 @dataclass
@@ -49,8 +52,14 @@ def check_model(src: ModelSource) -> Report:
                                        str(err), "the model must run a forward pass on its example input"))
         graph = None
     if graph is not None:
-        _, low = lower_graph(graph, src.name, src.source, strict=False)
+        net, low = lower_graph(graph, src.name, src.source, strict=False)
         report.items.extend(low.diagnostics)
+        if net is not None and report.deployable:
+            try:
+                build_plan(net)
+            except PlanError as err:
+                report.items.append(Diagnostic("<network>", "model", "fusion planner", "unsupported", str(err),
+                                               err.hint))
         called = {id(n.module) for n in graph.nodes if n.module is not None}
     for name, mod in src.model.named_modules():
         path = name or "<root>"

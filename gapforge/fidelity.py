@@ -94,9 +94,15 @@ def _is_pot(v: float) -> bool:
 
 
 def is_power_of_two_network(net: ir.Network) -> bool:
-    """All activation and weight scales are powers of two and no float offsets exist."""
+    """All activation, accumulator and weight scales are powers of two and no float offsets exist.
+
+    Accumulator scales count: an average pooling's divisor (a 5x4 window: 1/20) or a folded
+    BatchNorm makes the requantize multiplier a non-power of two even between power-of-two
+    quantizers, and then near-ties (Brevitas' float32 rounding) can occur.
+    """
     for t in net.tensors.values():
-        if t.kind == "quant" and not all(_is_pot(s) for s in t.scale_list(1 if not t.per_channel else len(t.scale))):
+        if t.kind in ("quant", "acc") and not all(_is_pot(s) for s in t.scale_list(1 if not t.per_channel
+                                                                                    else len(t.scale))):
             return False
         if t.kind == "acc" and t.offset is not None and any(v != 0 for v in t.offset_list(len(t.offset) if isinstance(t.offset, list) else 1)):
             return False

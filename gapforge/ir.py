@@ -85,6 +85,11 @@ class TensorInfo:
     def materializable(self) -> bool:
         return self.kind in ("quant", "acc", "float")
 
+    @property
+    def zero_code(self) -> int:
+        """The integer that encodes real 0: the zero point of a quant tensor, 0 for an acc tensor (without offset)."""
+        return int(self.zero_point or 0)
+
     def qrange(self) -> tuple[int, int]:
         return int_range(self.bit_width, self.signed, bool(self.narrow_range))
 

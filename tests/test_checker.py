@@ -64,6 +64,21 @@ class ReturnsDict(nn.Module):
         return {"out": self.lin(x.flatten(1)), "n": 3}
 
 
+class RealTwoUsers(nn.Module):
+    """Lowers fine, but the real-valued sum has two consumers: only the fusion planner refuses it."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = qnn.QuantIdentity(return_quant_tensor=False)
+        self.q4 = qnn.QuantIdentity(bit_width=4, return_quant_tensor=False)
+        self.a = qnn.QuantIdentity(return_quant_tensor=True)
+        _calibrate(self, (2, 1, 4, 4))
+
+    def forward(self, x):
+        s = self.q(x) + self.q4(x)
+        return torch.cat([self.a(s), self.a(s)], 1)
+
+
 def example_input():
     return torch.randn(1, 1, 4, 4)
 
@@ -141,6 +156,7 @@ def test_unsupported_modules_and_functions_have_reasons_and_hints(model_file, tm
     ("Raises", 1, "forward pass failed", "forward pass"),
     ("Uncalibrated", 1, "never calibrated", "calibration_mode"),
     ("ReturnsDict", 1, "unsupported module class Linear", "QuantLinear"),
+    ("RealTwoUsers", 1, "has no integer encoding", "put a quantizer"),  # the planner's verdict is the checker's
 ])
 def test_verdicts(model_file, tmp_path, cls, status, text, hint):
     r, rep = _report(model_file, tmp_path, "--model-class", cls)

@@ -5,7 +5,7 @@ import subprocess
 import zlib
 
 import pytest
-from conftest import DEPLOYABLE, run_tool
+from conftest import DEPLOYABLE, REPO, run_tool
 
 from codegen import toolchains
 from codegen.generate import generate_project
@@ -107,3 +107,19 @@ def test_generated_gap9_sources_compile_cleanly_with_strict_warnings(golden, tmp
 def test_run_generated_rejects_bad_project(tmp_path):
     r = run_tool("run_generated", "--project", str(tmp_path), "--target", "host")
     assert r.returncode == 2 and "not a generated project" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_crash_is_attributed_to_the_first_step_without_a_result():
+    """Killed by a signal: the reason names the step that was running (the programs flush stdout per step)."""
+    from codegen.results import parse_output, verdict
+
+    plan = {"steps": [{"name": n, "out_bytes": 4, "dtype": "GF_S8"} for n in ("add0", "shortcut", "fc")]}
+    out = "GF BEGIN network=n\nGF LAYER 0 add0 kind=add kernel=gf_add elements=4 mismatches=0 max_diff=0\n"
+    passed, reasons = verdict(plan, parse_output(out), -8)
+    assert not passed and reasons[0] == "program killed by SIGFPE in step 1 'shortcut'"
+    passed, reasons = verdict(plan, parse_output(out), 3)
+    assert not passed and reasons[0] == "program exited with status 3"
+    for tmpl in ("main.c.j2", "gap9_main.c.j2"):  # every step's lines leave the buffer before the next step runs
+        text = (REPO / "codegen" / "templates" / tmpl).read_text()
+        loop = text[text.index('printf("GF LAYER'):text.index('printf("GF RESULT')]
+        assert "fflush(stdout);" in loop, tmpl

@@ -356,6 +356,19 @@ def test_rows_hand_computed():
     assert _rows(2, 2, 2, 0, 3, 1, 9) == (4, 5, 0, 0)
 
 
+def test_rows_of_windows_wholly_in_the_padding():
+    """1x1, stride 2, pad 2 on 7 rows (6 output rows): output rows 0 and 5 read only padding.
+
+    The box is the nearest input row (never empty: the fuzzer found a -1 row count, a 64 KiB DMA).
+    """
+    assert _rows(0, 1, 2, 2, 1, 1, 7) == (0, 1, 2, -2)   # window [-2, -1): before the input
+    assert _rows(5, 1, 2, 2, 1, 1, 7) == (6, 1, -2, 2)   # window [8, 9): after it
+    assert _rows(0, 2, 2, 2, 1, 1, 7) == (0, 1, 2, 0)    # rows 0..1 touch input row 0
+    for o0 in range(6):  # pad_before + count + pad_after always spans the windows
+        i0, n, pa, pb = _rows(o0, 1, 2, 2, 1, 1, 7)
+        assert n >= 1 and 0 <= i0 < 7 and pa + n + pb == 1
+
+
 def test_budget_parsing():
     assert parse_bytes("131072") == parse_bytes("128K") == parse_bytes("128KB") == 131072
     assert parse_bytes("1.5M") == 1572864

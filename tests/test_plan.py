@@ -13,6 +13,7 @@ from gapforge import ir
 from gapforge.extract import extract
 from gapforge.modelsrc import ModelSource
 from gapforge.plan import PlanError, build_plan
+from tools.int8_inference import INT8InferenceEngine
 
 
 def _net(model, shape):
@@ -85,11 +86,45 @@ class _ConvPool(nn.Module):
         return self.act(self.pool(self.conv(self.q(x))))
 
 
-def test_maxpool_of_accumulator_is_refused_with_hint():
+def test_maxpool_of_accumulator_is_an_int32_step():
+    """conv -> MaxPool2d -> QuantReLU: the conv writes its int32 accumulator, pooled, then requantized."""
     net = _net(_ConvPool(), (1, 1, 4, 4))
-    with pytest.raises(PlanError) as err:
-        build_plan(net)
-    assert "max pooling 'pool'" in err.value.one_line() and "QuantReLU" in err.value.one_line()
+    plan = build_plan(net)
+    assert [(s.kind, s.relu) for s in plan.steps] == [("quantize", False), ("conv2d", False), ("maxpool2d", False),
+                                                      ("requantize", True)]
+    conv, pool, act = plan.steps[1:]
+    assert conv.requant is None and net.tensors[conv.output].dtype == "int32"
+    assert net.tensors[pool.output].dtype == "int32" and act.inputs == [pool.output]
+    x = np.random.default_rng(0).uniform(-0.5, 1.5, (3, 1, 4, 4)).astype(np.float32)
+    _, ints = INT8InferenceEngine(net).forward(x)
+    acc = ints[conv.output]
+    windows = acc.reshape(3, 2, 2, 2, 2, 2).max(axis=(3, 5))  # 2x2 windows of the 4x4 accumulator
+    assert (ints[pool.output] == windows).all()
+
+
+class _ReluOfAcc(nn.Module):
+    """A float ReLU on one accumulator of a sum of two accumulators (no bias: no offset)."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = qnn.QuantIdentity(return_quant_tensor=True)
+        self.a = qnn.QuantConv2d(1, 2, 3, padding=1, bias=False)
+        self.b = qnn.QuantConv2d(1, 2, 1, bias=False)
+        self.act = qnn.QuantReLU(return_quant_tensor=True)
+
+    def forward(self, x):
+        x = self.q(x)
+        return self.act(torch.relu(self.a(x)) + self.b(x))
+
+
+def test_relu_of_accumulator_is_max_with_zero():
+    net = _net(_ReluOfAcc(), (1, 1, 4, 4))
+    plan = build_plan(net)
+    relu = next(s for s in plan.steps if s.kind == "relu")
+    assert net.tensors[relu.output].kind == "acc" and net.tensors[relu.output].zero_code == 0
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 1, 4, 4)).astype(np.float32)
+    _, ints = INT8InferenceEngine(net).forward(x)
+    assert (ints[relu.output] == np.maximum(ints[relu.inputs[0]], 0)).all() and (ints[relu.inputs[0]] < 0).any()
 
 
 class _TwoUsers(nn.Module):

@@ -150,7 +150,7 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             w_off=regions.get("w", -1), b_off=regions.get("b", -1), m_off=regions.get("m", -1),
             sh_off=regions.get("sh", -1), o_off=regions.get("o", -1),
             rq_sources=int(rq.m.shape[0]) if rq is not None else 0, rq_channels=rq.channels if rq is not None else 1,
-            zp=rq.zp if rq is not None else (out_t.zero_point if out_t.kind == "quant" else 0),
+            zp=rq.zp if rq is not None else out_t.zero_code,
             lo=rq.lo if rq is not None else lo,
             hi=rq.hi if rq is not None else hi,
             shift=step.attrs.get("shift", 0), floor_rounding=int(step.attrs.get("rounding") == "floor"),

@@ -152,11 +152,11 @@ def _size_of(path: Path) -> dict[str, int]:
 
 
 def _compile(sources: Sequence[Path], include_dirs: Sequence[Path], defines: Sequence[str], hw: GAP9,
-             root: Path, tmp: Path) -> list[Path]:
+             tmp: Path) -> list[Path]:
     rv32_compiler()
     cflags = [tc.RV32_CC, *RV32_FLAGS, *STACK_FLAGS, f"-Wstack-usage={hw.core_stack}",
               *[f"-I{Path(d).resolve()}" for d in include_dirs], *[f"-D{d}" for d in defines]]
-    return tc.compile_objects(cflags, sources, "gap9 (rv32 measurement)", tmp, aux=AUX, root=root)
+    return tc.compile_objects(cflags, sources, "gap9 (rv32 measurement)", tmp, aux=AUX)
 
 
 def _link_size(objects: Sequence[Path], entry: str, tmp: Path, gc: bool = True) -> dict[str, int]:
@@ -203,7 +203,7 @@ def measure_runtime(hw: GAP9, defines: Sequence[str] = ()) -> Measurement:
     """The cluster entry points of the runtime itself (every kernel unless ``defines`` select)."""
     srcs = runtime_sources()
     with tempfile.TemporaryDirectory(prefix="gf-measure-") as t:
-        objs = _compile(srcs, RUNTIME_INCLUDES, defines, hw, RUNTIME, Path(t))
+        objs = _compile(srcs, RUNTIME_INCLUDES, defines, hw, Path(t))
         return _measure(objs, srcs, ("cluster_controller", "compute_core"), "gf_run_layer", Path(t))
 
 
@@ -215,10 +215,10 @@ def measure_project(project: Path, sources: Sequence[str], include_dirs: Sequenc
     inc = [project / d for d in include_dirs]
     with tempfile.TemporaryDirectory(prefix="gf-measure-") as t:
         tmp = Path(t)
-        objs = _compile(srcs, inc, defines, hw, project, tmp)
+        objs = _compile(srcs, inc, defines, hw, tmp)
         m = _measure(objs, srcs, tuple(ENTRIES), "main", tmp)
         own = [o for s, o in zip(sources, objs) if s.startswith("src/")]  # main.c, network.c: no kernel macros
-        every = _compile(runtime_sources(selected=False), RUNTIME_INCLUDES, (), hw, RUNTIME, tmp)
+        every = _compile(runtime_sources(selected=False), RUNTIME_INCLUDES, (), hw, tmp)
         # every kernel compiled and linked: a build without the selection macros and without
         # --gc-sections (layers call their tile kernels through a pointer, so only a link that keeps
         # every section shows what an unselected build carries)

@@ -62,10 +62,16 @@ class TilePlan:
 
 # -- geometry helpers (mirrored by gf_tiled.c) ------------------------------------------
 def _rows(o0: int, n: int, stride: int, pad: int, k: int, dil: int, size: int) -> tuple[int, int, int, int]:
-    """Input rows [i0, i0+count) and the tile's (pad_before, pad_after) for output rows [o0, o0+n)."""
+    """Input rows [i0, i0+count) and the tile's (pad_before, pad_after) for output rows [o0, o0+n).
+
+    Windows [g0, g1) wholly in the padding (a 1x1 conv with padding, padding wider than the kernel)
+    get the one input row nearest to them (count 1, a negative pad), which no tap reads: the box
+    is never empty, so no zero-length DMA and no negative byte count. gf_tiled.c rows_of is the same.
+    """
     g0 = o0 * stride - pad
     g1 = (o0 + n - 1) * stride - pad + (k - 1) * dil + 1
-    i0, i1 = max(g0, 0), min(g1, size)
+    i0 = min(max(g0, 0), size - 1)
+    i1 = max(min(g1, size), i0 + 1)
     return i0, i1 - i0, i0 - g0, g1 - i1
 
 

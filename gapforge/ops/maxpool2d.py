@@ -15,13 +15,6 @@ def _run(engine, step, inputs):
     return atomic_ops.get("maxpool2d")(inputs[0], a["kernel_size"], a["stride"], a["padding"], a["ceil_mode"])
 
 
-def _check(net, step):
-    from gapforge.plan import PlanError
-
-    if net.tensors[step.output].kind == "acc":
-        raise PlanError(f"max pooling '{step.name}' of a 32-bit accumulator (before its quantizer) is not supported yet",
-                        hint="apply the activation quantizer (e.g. QuantReLU) before the max pooling")
-
 
 def _call(cg):
     return cg.call("gf_maxpool2d", (cg.X[0], cg.T[0], f"&s_{cg.ident}", cg.Y), shape=cg.window_shape())
@@ -46,7 +39,6 @@ IR_OP = IROp(
     },
     reference="maxpool2d",
     kernels=("gf_maxpool2d",),
-    check=_check,
     run=_run,
     call=_call,
     tiling=Tiling("conv", coupled=lambda step, net: True),

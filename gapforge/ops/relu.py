@@ -9,15 +9,6 @@ from gapforge import ir
 from gapforge.ops._base import Frontend, IROp, Tiling
 from gapforge.ops._shapes import same_shape
 
-
-def _check(net, step):
-    from gapforge.plan import PlanError
-
-    if net.tensors[step.inputs[0]].kind != "quant":
-        raise PlanError(f"ReLU '{step.name}' on a {net.tensors[step.inputs[0]].kind} tensor is not followed by a "
-                        "quantizer", hint="put a QuantIdentity after the ReLU")
-
-
 IR_OP = IROp(
     name="relu",
     summary="Rectified linear unit.",
@@ -29,9 +20,8 @@ IR_OP = IROp(
     reference="relu",
     kernels=("gf_relu",),
     fusion="activation",
-    check=_check,
-    run=lambda engine, step, inputs: atomic_ops.get("relu")(inputs[0], engine.net.tensors[step.output].zero_point),
-    call=lambda cg: cg.call("gf_relu", (cg.X[0], cg.T[0], str(cg.out_t.numel), str(cg.out_t.zero_point), cg.Y)),
+    run=lambda engine, step, inputs: atomic_ops.get("relu")(inputs[0], engine.net.tensors[step.output].zero_code),
+    call=lambda cg: cg.call("gf_relu", (cg.X[0], cg.T[0], str(cg.out_t.numel), str(cg.out_t.zero_code), cg.Y)),
     tiling=Tiling("eltwise"),
     infer_shapes=same_shape,
 )

@@ -66,14 +66,17 @@ int32_t gf_layer_tiles(const gf_layer_t *L)
     return L->chans * ceil_div(L->inner, L->tile_elems);
 }
 
-/* Input rows [i0, i0 + n) needed by output rows [o0, o0 + on) and the tile's padding. */
+/* Input rows [i0, i0 + n) needed by output rows [o0, o0 + on) and the tile's padding (as
+ * codegen/gap9/tiling.py _rows). The windows [g0, g1) may lie wholly in the padding (a 1x1 conv
+ * with padding, a padding wider than the kernel): the box then is the one input row nearest to
+ * them (n >= 1, pa or pb negative), which no tap reads, so every output is bias-only. */
 static void rows_of(int32_t o0, int32_t on, int32_t stride, int32_t pad, int32_t k, int32_t dil, int32_t size,
                     int32_t *i0, int32_t *n, int32_t *pa, int32_t *pb)
 {
     int32_t g0 = o0 * stride - pad;
     int32_t g1 = (o0 + on - 1) * stride - pad + (k - 1) * dil + 1;
-    int32_t a = g0 < 0 ? 0 : g0;
-    int32_t b = g1 > size ? size : g1;
+    int32_t a = g0 < 0 ? 0 : (g0 > size - 1 ? size - 1 : g0);
+    int32_t b = g1 > size ? size : (g1 < a + 1 ? a + 1 : g1);
     *i0 = a;
     *n = b - a;
     *pa = a - g0;
