@@ -259,6 +259,12 @@ class CallBuilder:
         region = self._blob.add(f"{self.ident}.b", self.net.param(self.op, "bias").astype(np.int32))
         return f"(const int32_t *)(P + {region.offset})"
 
+    def param(self, name: str, suffix: str, arr: np.ndarray, ctype: str) -> str:
+        """Add ``arr`` (a parameter of the main op, e.g. a lookup table) to the blob as region
+        ``<step>.<suffix>``; returns its pointer into ``P`` as a ``ctype`` kernel argument."""
+        region = self._blob.add(f"{self.ident}.{suffix}", arr)
+        return f"({ctype} *)(P + {region.offset})"
+
     def window_shape(self) -> tuple[int, ...]:
         """gf_conv_shape_t of a sliding-window step (conv or pooling) over NCHW."""
         x, y, a = self.net.tensors[self.op.inputs[0]], self.net.tensors[self.op.outputs[0]], self.attrs
