@@ -134,19 +134,24 @@ class ParamSpec:
     bias: bool
     sources: int  # 0: no requantization
     per_channel: bool
+    table_bytes: int = 0  # lookup tables (lut): bytes of one table, after the requantization part
+    table_per_channel: bool = False
 
     def l1_bytes(self, cap: int) -> int:
-        if not self.bias and not self.sources:
+        if not self.bias and not self.sources and not self.table_bytes:
             return 0
         rq = cap if self.per_channel else 1
         total = align(cap * 4) if self.bias else 0
         if self.sources:
             total += align(self.sources * rq * 4) + align(rq) + rq * 8
+        if self.table_bytes:
+            total = align(total) + (cap if self.table_per_channel else 1) * self.table_bytes
         return align(total)
 
     def payload(self, n: int) -> int:
         rq = n if self.per_channel else 1
-        return (n * 4 if self.bias else 0) + (self.sources * rq * 4 + rq + rq * 8 if self.sources else 0)
+        tables = (n if self.table_per_channel else 1) * self.table_bytes
+        return (n * 4 if self.bias else 0) + (self.sources * rq * 4 + rq + rq * 8 if self.sources else 0) + tables
 
 
 def weight_packing(step: Step, net: ir.Network, pack: bool) -> int:
@@ -181,9 +186,12 @@ def conv_geometry(step: Step, net: ir.Network, pack: bool = False) -> ConvGeomet
 def param_spec(step: Step, net: ir.Network) -> ParamSpec:
     op = net.op_by_name(step.main_op)
     rq = step.requant
+    rule = registry().ir_ops[step.kind].tiling
+    tables = rule.tables(step, net) if rule is not None and rule.tables is not None else (0, 0, False)
     return ParamSpec(bias="bias" in op.params,
                      sources=int(rq.m.shape[0]) if rq is not None else 0,
-                     per_channel=rq is not None and rq.channels > 1)
+                     per_channel=rq is not None and rq.channels > 1,
+                     table_bytes=tables[1], table_per_channel=tables[2])
 
 
 # -- conv-like -------------------------------------------------------------------------
@@ -309,8 +317,8 @@ def tile_linear(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fals
 def eltwise_layout(step: Step, net: ir.Network) -> tuple[int, int, int]:
     """(channels, elements per channel, total elements) of an element-wise step.
 
-    With per-channel requantization tiles hold whole channel planes (or part of one plane);
-    otherwise the tensor is one flat plane.
+    With per-channel requantization (or per-channel lookup tables) tiles hold whole channel planes
+    (or part of one plane); otherwise the tensor is one flat plane.
     """
     y = net.tensors[step.output]
     rq = step.requant
@@ -318,6 +326,12 @@ def eltwise_layout(step: Step, net: ir.Network) -> tuple[int, int, int]:
     if rq is not None and rq.channels > 1:
         inner = int(math.prod(y.shape[rq.channel_axis + 1:]))
         return rq.channels, inner, n
+    rule = registry().ir_ops[step.kind].tiling
+    if rule is not None and rule.tables is not None:
+        tables, _, per_channel = rule.tables(step, net)
+        if per_channel:
+            axis = net.op_by_name(step.main_op).attrs["channel_axis"]
+            return tables, int(math.prod(y.shape[axis + 1:])), n
     return 1, n, n
 
 

@@ -56,7 +56,7 @@ def _call(cg):
                               str(cg.out_t.numel), str(max(inner, 1)), cg.Y))
 
 
-def _tables(net, step):
+def _tables(step, net):
     """GAP9 tiling: (channels, bytes per table, table per channel) of the step's tables."""
     t = net.op_by_name(step.main_op).params["table"]
     return int(t.shape[0]), int(t.shape[1]), int(t.shape[0]) > 1

@@ -58,6 +58,8 @@ typedef struct {
     int32_t n, inner;         /* eltwise tiling: elements, elements per channel slice */
     int32_t k, o;             /* linear tiling: inputs, outputs of the core's share */
     void *y;                  /* output of the core's share in L1 */
+    const uint8_t *table;     /* eltwise tiling with lookup tables: the tables of the core's channels */
+    int32_t tables;           /* number of tables at `table` (1: one for all the core's elements) */
 } gf_tile_args_t;
 
 /* A tile kernel: one per device kernel of gf_runtime.h that runs on the cluster (gf_tile_kernels.c);
@@ -75,6 +77,7 @@ void gf_tile_linear(const gf_tile_args_t *a);
 void gf_tile_add(const gf_tile_args_t *a);
 void gf_tile_requantize(const gf_tile_args_t *a);
 void gf_tile_relu(const gf_tile_args_t *a);
+void gf_tile_lut(const gf_tile_args_t *a);
 
 struct gf_layer {
     const char *name;
@@ -97,6 +100,7 @@ struct gf_layer {
     int32_t cores;                        /* compute cores to fork */
     int32_t single_buffer;                /* several tiles but one buffer each: no overlap of DMA and compute */
     uint32_t fault;
+    int32_t t_off, t_bytes, t_chans;      /* lookup tables (lut): region, bytes per table, tables (1: one for all) */
 };
 
 /* Operand locations of one layer, bound at run time (bases are allocated by the FC). */
