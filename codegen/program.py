@@ -93,6 +93,7 @@ class CallRec:
     w_row_bytes: int = 0  # bytes per output channel of the (packed) weight region
     cat_blocks: tuple[int, ...] | None = None  # concat: bytes per outer block of each input
     perm: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # permute: (shape4, perm4)
+    mul_shape: tuple | None = None  # mul: gf_mul_shape_t (shape4, strides of a, strides of b, za, zb)
 
     @property
     def uses_params(self) -> bool:

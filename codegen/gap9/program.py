@@ -67,6 +67,8 @@ class LayerRec:
     t_off: int
     t_bytes: int
     t_chans: int
+    in2_resident: int
+    mp: tuple  # gf_mul_shape_t (mul)
 
     def initializer(self) -> str:
         vals = []
@@ -75,10 +77,15 @@ class LayerRec:
             if f.name == "name":
                 vals.append(f'"{v}"')
             elif isinstance(v, tuple):
-                vals.append("{" + ", ".join(str(x) for x in v) + "}")
+                vals.append(_braced(v))
             else:
                 vals.append(str(v))
         return "{" + ", ".join(vals) + "}"
+
+
+def _braced(v) -> str:
+    """C initializer of a (nested) tuple."""
+    return "{" + ", ".join(_braced(x) if isinstance(x, tuple) else str(x) for x in v) + "}"
 
 
 @dataclass(frozen=True)
@@ -166,7 +173,8 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             w_resident=int("w" in tp.resident), p_resident=int("p" in tp.resident),
             in_resident=int("in" in tp.resident), cores=DEFAULT.compute_cores,
             single_buffer=int(tp.n_tiles > 1 and not tp.double_buffered), fault=FAULTS[fault],
-            t_off=regions.get("t", -1), **_tables(step, plan.net))
+            t_off=regions.get("t", -1), **_tables(step, plan.net), in2_resident=int("in2" in tp.resident),
+            mp=call.mul_shape or ((0,) * 4, (0,) * 4, (0,) * 4, 0, 0))
         ops = {"in": _loc(placement, program, call.inputs[0].name),
                "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
                "out": outputs[call.index]}

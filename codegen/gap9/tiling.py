@@ -344,6 +344,9 @@ def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fal
     ps = param_spec(step, net)
     cores = budgets.hw.compute_cores
 
+    # an input with fewer elements than the output is broadcast (mul): it stays resident in L1, whole
+    resident = [k for k, t in zip(("in", "in2"), ins) if t.numel != total]
+
     def evaluate(planes, elems, single):
         if planes > 1:
             n_tiles = math.ceil(chans / planes)
@@ -353,15 +356,15 @@ def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fal
             tile_e = elems
         nbuf = 2 if n_tiles > 1 and not single else 1
         tpl = max(planes, 1)
-        bufs = {"in": tile_e * ebs[0], "in2": tile_e * ebs[1] if len(ebs) > 1 else 0, "p": ps.l1_bytes(tpl),
-                "out": tile_e * eb_out}
-        l1 = sum(nbuf * align(v) for v in bufs.values() if v)
+        run = {k: (t.numel if k in resident else tile_e) * eb for k, t, eb in zip(("in", "in2"), ins, ebs)}
+        bufs = {"in": run["in"], "in2": run.get("in2", 0), "p": ps.l1_bytes(tpl), "out": tile_e * eb_out}
+        l1 = sum((1 if k in resident else nbuf) * align(v) for k, v in bufs.items() if v)
         ptiles = [min(tpl, chans - c) for c in range(0, chans, tpl)] if planes > 1 else [1] * n_tiles
-        dma = {"in": total * ebs[0], "in2": total * ebs[1] if len(ebs) > 1 else 0,
+        dma = {"in": ins[0].numel * ebs[0], "in2": ins[1].numel * ebs[1] if len(ebs) > 1 else 0,
                "p": sum(ps.payload(pt) for pt in ptiles),
                "out": total * eb_out}
         plan = TilePlan(step.output, "eltwise", {"planes": planes, "elems": tile_e},
-                        [n_tiles], n_tiles, bufs, nbuf == 2, [], l1, dma, min(cores, tile_e))
+                        [n_tiles], n_tiles, bufs, nbuf == 2, list(resident), l1, dma, min(cores, tile_e))
         return plan, (sum(dma.values()), n_tiles, -plan.cores)
 
     cands = [(p, p * inner) for p in _candidates(chans) if p > 1 or chans == 1]

@@ -74,3 +74,11 @@ void gf_tile_lut(const gf_tile_args_t *a)
     gf_lut(a->x, IN_T(a), a->table, entries, base, a->tables, a->n, a->inner, a->y);
 }
 #endif
+
+#ifdef GF_K_MUL
+void gf_tile_mul(const gf_tile_args_t *a)
+{
+    gf_mul(a->x, IN_T(a), a->x2, (gf_dtype_t)a->L->in2_t, &a->L->mp, a->e0, a->n, a->x_org, a->x2_org, a->inner,
+           a->rq, a->y);
+}
+#endif

@@ -448,8 +448,10 @@ static void load_tile(gf_run_t *R, int32_t t, int b)
             load_weights(R, q, &T, b);
     } else {
         int32_t eb = elem_bytes(L->in_t);
-        load_flat(R, q, &R->ops->in, (uint32_t)(T.e0 * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN], (uint32_t)(T.en * eb));
-        if (L->buf_in2) {
+        if (!L->in_resident)
+            load_flat(R, q, &R->ops->in, (uint32_t)(T.e0 * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN],
+                      (uint32_t)(T.en * eb));
+        if (L->buf_in2 && !L->in2_resident) {
             int32_t eb2 = elem_bytes(L->in2_t);
             load_flat(R, q, &R->ops->in2, (uint32_t)(T.e0 * eb2), R->l1[b][OP_IN2], R->bounce[b][OP_IN2],
                       (uint32_t)(T.en * eb2));
@@ -603,8 +605,11 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
     gf_tile_args_t a;
     memset(&a, 0, sizeof(a));
     a.L = L;
-    a.x = R->l1[b][OP_IN] + (uint32_t)(e0 * eb);
-    a.x2 = L->buf_in2 ? R->l1[b][OP_IN2] + (uint32_t)(e0 * eb2) : NULL;
+    a.e0 = T->e0 + e0;
+    a.x = L->in_resident ? R->l1[0][OP_IN] : R->l1[b][OP_IN] + (uint32_t)(e0 * eb);
+    a.x_org = L->in_resident ? 0 : a.e0;
+    a.x2 = !L->buf_in2 ? NULL : L->in2_resident ? R->l1[0][OP_IN2] : R->l1[b][OP_IN2] + (uint32_t)(e0 * eb2);
+    a.x2_org = L->in2_resident ? 0 : a.e0;
     a.rq = rqp;
     a.n = en;
     a.inner = L->chans > 1 ? L->inner : en;
@@ -650,6 +655,10 @@ static void tile_loop(void *arg)
         if (L->tiling == GF_TILING_LINEAR)
             load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][OP_IN], R->bounce[0][OP_IN],
                       (uint32_t)(L->k * elem_bytes(L->in_t)));
+        if (L->tiling == GF_TILING_ELTWISE && L->in_resident) /* broadcast operands: whole, once */
+            load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][OP_IN], R->bounce[0][OP_IN], L->buf_in);
+        if (L->tiling == GF_TILING_ELTWISE && L->in2_resident)
+            load_flat(R, &R->load_q[0], &R->ops->in2, 0, R->l1[0][OP_IN2], R->bounce[0][OP_IN2], L->buf_in2);
         if (L->w_resident)
             load_weights(R, &R->load_q[0], &T0, 0);
         if (L->p_resident)
@@ -753,7 +762,7 @@ static void setup(gf_run_t *R, const gf_layer_t *L, const gf_operands_t *ops)
     R->bytes[OP_OUT] = L->buf_out;
     R->bytes[OP_WP] = L->buf_wp;
     R->nbuf[OP_IN] = L->buf_in ? (L->in_resident ? 1 : nb) : 0;
-    R->nbuf[OP_IN2] = L->buf_in2 ? nb : 0;
+    R->nbuf[OP_IN2] = L->buf_in2 ? (L->in2_resident ? 1 : nb) : 0;
     R->nbuf[OP_W] = L->buf_w ? (L->w_resident ? 1 : nb) : 0;
     R->nbuf[OP_P] = L->buf_p ? (L->p_resident ? 1 : nb) : 0;
     R->nbuf[OP_OUT] = L->buf_out ? nb : 0;
