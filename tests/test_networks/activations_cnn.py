@@ -1,7 +1,8 @@
-"""Element-wise float activations between quantizers on 12x12 digits: SiLU, HardSwish, a
-squeeze-and-excitation gate (global average pooling, sigmoid, and the product x * gate broadcast
-over [N, C, H, W] * [N, C, 1, 1]), torch.tanh, LeakyReLU(0.1) into a per-channel quantizer (one table per channel), ELU of
-that per-channel tensor (per-channel tables again), x * x.sigmoid() written by hand and Softplus, each followed by a quantizer;
+"""Element-wise float activations between quantizers on 12x12 digits: nn.SiLU, F.hardswish,
+a squeeze-and-excitation gate (global average pooling, torch.sigmoid, and the product x * gate
+broadcast over [N, C, H, W] * [N, C, 1, 1]), torch.tanh, LeakyReLU(0.1) into a per-channel
+quantizer (one table per channel), ELU of that per-channel tensor (per-channel tables again),
+x * x.sigmoid() written by hand on a plain tensor and Softplus, each followed by a quantizer;
 exercises the lut op (per tensor and per channel) and the mul op (broadcast gating)."""
 
 import torch
@@ -46,13 +47,15 @@ class ActivationsCNN(nn.Module):
         self.q_pool = quant()
         self.q_gate = quant(Uint8ActPerTensorFloat)
         self.q_gated = quant()
-        self.q_tanh = quant()
         self.conv3 = conv(C, C)
+        self.q_tanh = quant()
+        self.conv4 = conv(C, C)
         self.leaky = nn.LeakyReLU(0.1)
         self.q_leaky = quant(Int8ActPerChannelFloat)
         self.elu = nn.ELU()
         self.q_elu = qnn.QuantIdentity(return_quant_tensor=False)  # a plain tensor: Tensor methods
         self.q_swish = quant()
+        self.conv5 = conv(C, C)
         self.softplus = nn.Softplus()
         self.q_softplus = quant(Uint8ActPerTensorFloat)
         self.pool = nn.MaxPool2d(2)
@@ -64,13 +67,13 @@ class ActivationsCNN(nn.Module):
         x = self.q_hswish(F.hardswish(self.conv2(x)))
         g = self.q_gate(torch.sigmoid(self.q_pool(self.pool_gate(x))))
         x = self.q_gated(x * g)
-        x = self.q_tanh(torch.tanh(x))
-        x = self.q_leaky(self.leaky(self.conv3(x)))
+        x = self.q_tanh(torch.tanh(self.conv3(x)))
+        x = self.q_leaky(self.leaky(self.conv4(x)))
         x = self.q_elu(self.elu(x))
         x = self.q_swish(x * x.sigmoid())
-        x = self.q_softplus(self.softplus(x))
+        x = self.q_softplus(self.softplus(self.conv5(x)))
         x = self.pool(x)
         return self.fc(x.reshape(x.shape[0], -1))
 
 
-create_model, example_input, held_out_data = network("activations_cnn", ActivationsCNN, size=SIZE, epochs=4)
+create_model, example_input, held_out_data = network("activations_cnn", ActivationsCNN, size=SIZE, epochs=6)
