@@ -234,8 +234,12 @@ _FUNCTIONS = [
     ("SELU", (nn.SELU,), ("selu",)),
     ("Softplus", (nn.Softplus,), ("softplus",)),
     ("Mish", (nn.Mish,), ("mish",)),
+    ("Softsign", (nn.Softsign,), ("softsign",)),
+    ("LogSigmoid", (nn.LogSigmoid,), ("logsigmoid",)),
     ("Hardtanh / ReLU6", (nn.Hardtanh,), ("hardtanh", "relu6")),  # nn.ReLU6 is a Hardtanh
     ("exp", (), ("exp",)),
+    ("abs", (), ("abs",)),
+    ("negation", (), ("neg",)),
 ]
 
 
@@ -263,8 +267,8 @@ def _lower_function(what: str):
                 ctx.fail(f"{node.type_name} of {len(node.inputs)} activations; only a function of one tensor "
                          "can be tabulated", hint="quantize each operand and combine them with supported ops")
             act, args, kwargs, func = node.inputs[0], node.args, node.kwargs, node.func
-            if isinstance(func, str):
-                ctx.fail(f"{node.type_name} called on a QuantTensor", hint="apply it to a float tensor")
+            if isinstance(func, str):  # a QuantTensor method (capture wraps them): the Tensor method
+                func = getattr(torch.Tensor, func)
 
             def fn(v, act=act, args=args, kwargs=kwargs, func=func):
                 return func(*_replace_act(args, act, v), **_replace_act(kwargs, act, v))
