@@ -249,7 +249,7 @@ class _Bad(nn.Module):
 
 
 @pytest.mark.parametrize("kind, text, hint", [
-    ("acc", "int32 accumulator", "QuantIdentity before the GELU"),
+    ("acc", "int32 accumulator", "QuantIdentity before the gelu"),
     ("no_quantizer", "without a quantizer", "QuantIdentity right after"),
     ("fn_times_act", "multiplies the float result", "QuantIdentity right after"),
     ("maximum", "unsupported operation maximum", "no table form"),

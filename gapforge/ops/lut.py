@@ -220,27 +220,11 @@ def emit_lut(ctx, pend: FloatFn, proxy, base: str, shape: list[int]) -> ir.Tenso
 
 
 # -- frontends ----------------------------------------------------------------------------
-# element-wise float functions: display name, module classes, canonical function names
-_FUNCTIONS = [
-    ("GELU", (nn.GELU,), ("gelu",)),
-    ("SiLU", (nn.SiLU,), ("silu",)),
-    ("sigmoid", (nn.Sigmoid,), ("sigmoid",)),
-    ("tanh", (nn.Tanh,), ("tanh",)),
-    ("HardSwish", (nn.Hardswish,), ("hardswish",)),
-    ("HardSigmoid", (nn.Hardsigmoid,), ("hardsigmoid",)),
-    ("LeakyReLU", (nn.LeakyReLU,), ("leaky_relu",)),
-    ("ELU", (nn.ELU,), ("elu",)),
-    ("CELU", (nn.CELU,), ("celu",)),
-    ("SELU", (nn.SELU,), ("selu",)),
-    ("Softplus", (nn.Softplus,), ("softplus",)),
-    ("Mish", (nn.Mish,), ("mish",)),
-    ("Softsign", (nn.Softsign,), ("softsign",)),
-    ("LogSigmoid", (nn.LogSigmoid,), ("logsigmoid",)),
-    ("Hardtanh / ReLU6", (nn.Hardtanh,), ("hardtanh", "relu6")),  # nn.ReLU6 is a Hardtanh
-    ("exp", (), ("exp",)),
-    ("abs", (), ("abs",)),
-    ("negation", (), ("neg",)),
-]
+# element-wise float functions of one tensor: module classes and canonical function names
+_MODULES = (nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU, nn.ELU, nn.CELU,
+            nn.SELU, nn.Softplus, nn.Mish, nn.Softsign, nn.LogSigmoid, nn.Hardtanh)  # nn.ReLU6 is a Hardtanh
+_FUNCTIONS = ("gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "celu", "selu",
+              "softplus", "mish", "softsign", "logsigmoid", "hardtanh", "relu6", "exp", "abs", "neg")
 
 
 def _replace_act(obj, act: int, value):
@@ -255,28 +239,26 @@ def _replace_act(obj, act: int, value):
     return obj
 
 
-def _lower_function(what: str):
-    def lower(ctx) -> None:
-        node = ctx.node
-        x = ctx.input_tensor(0)
-        if node.kind == "module":
-            module = node.module
-            fn, expr = (lambda v: module(v)), f"{type(module).__name__.lower()}(x)"
-        else:
-            if len(node.inputs) != 1:
-                ctx.fail(f"{node.type_name} of {len(node.inputs)} activations; only a function of one tensor "
-                         "can be tabulated", hint="quantize each operand and combine them with supported ops")
-            act, args, kwargs, func = node.inputs[0], node.args, node.kwargs, node.func
-            if isinstance(func, str):  # a QuantTensor method (capture wraps them): the Tensor method
-                func = getattr(torch.Tensor, func)
+def _lower_function(ctx) -> None:
+    node = ctx.node
+    what = node.type_name
+    x = ctx.input_tensor(0)
+    if node.kind == "module":
+        module = node.module
+        fn, expr = (lambda v: module(v)), f"{type(module).__name__.lower()}(x)"
+    else:
+        if len(node.inputs) != 1:
+            ctx.fail(f"{node.type_name} of {len(node.inputs)} activations; only a function of one tensor "
+                     "can be tabulated", hint="quantize each operand and combine them with supported ops")
+        act, args, kwargs, func = node.inputs[0], node.args, node.kwargs, node.func
+        if isinstance(func, str):  # a QuantTensor method (capture wraps them): the Tensor method
+            func = getattr(torch.Tensor, func)
 
-            def fn(v, act=act, args=args, kwargs=kwargs, func=func):
-                return func(*_replace_act(args, act, v), **_replace_act(kwargs, act, v))
+        def fn(v, act=act, args=args, kwargs=kwargs, func=func):
+            return func(*_replace_act(args, act, v), **_replace_act(kwargs, act, v))
 
-            expr = f"{node.type_name}(x)"
-        ctx.bind(apply_float_fn(ctx, x, fn, f"{what} '{ctx.name}'", expr, ctx.name))
-
-    return lower
+        expr = f"{node.type_name}(x)"
+    ctx.bind(apply_float_fn(ctx, x, fn, f"{what} '{ctx.name}'", expr, ctx.name))
 
 
 def _lower_quant_nonlinear(ctx) -> None:
@@ -315,18 +297,21 @@ def _lower_quant_hardtanh(ctx) -> None:
 
 FRONTENDS = [
     Frontend(
-        name=f"torch.nn.{classes[0].__name__} / F.{fns[0]}" if classes else f"torch.{fns[0]} / Tensor.{fns[0]}",
-        modules=classes,
-        functions=fns,
+        name="element-wise float functions: torch.nn.GELU / SiLU / Sigmoid / Tanh / Hardswish / Hardsigmoid / "
+             "LeakyReLU / ELU / CELU / SELU / Softplus / Mish / Softsign / LogSigmoid / Hardtanh / ReLU6, their "
+             "F.* / torch.* / Tensor-method forms, torch.exp, abs, neg",
+        modules=_MODULES,
+        functions=_FUNCTIONS,
         lowers_to=("lut",),
-        doc=f"{what} of one quantized tensor (at most 8 bits) followed by a quantizer: a table from input "
-            "code to output code built with the model's own float32 function and quantizer (one table per "
-            "channel with per-channel scales). Functions of it compose into one table. On the network input, "
-            "an int32 accumulator or a tensor without a quantizer after it, the checker names the fix.",
-        lower=_lower_function(what),
-    )
-    for what, classes, fns in _FUNCTIONS
-] + [
+        doc="A float function of one quantized tensor (at most 8 bits, any zero point, per-tensor or per-channel "
+            "scale) followed by a quantizer: a table from input code to output code, built with the model's own "
+            "float32 function on every dequantized code and the model's own quantizer (one table per channel "
+            "when the input or output scale is per channel), so it equals Brevitas by construction. Any "
+            "arguments (GELU approximate='tanh', LeakyReLU slope, Softplus beta, Hardtanh bounds). Functions of "
+            "it (and ReLU, x * f(x), x * scalar) compose into one table. On the network input, an int32 "
+            "accumulator or a result that reaches anything but a quantizer, the checker names the fix.",
+        lower=_lower_function,
+    ),
     Frontend(
         name="brevitas.nn.QuantSigmoid / QuantTanh",
         modules=(qnn.QuantSigmoid, qnn.QuantTanh),

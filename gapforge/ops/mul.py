@@ -73,8 +73,8 @@ def _sources(engine, step, inputs):
 
 def _call(cg):
     mp = mul_shape(cg.net, cg.op)
-    lit = "&(const gf_mul_shape_t){{%s}, {%s}, {%s}, %d, %d}" % (
-        ", ".join(map(str, mp[0])), ", ".join(map(str, mp[1])), ", ".join(map(str, mp[2])), mp[3], mp[4])
+    shape4, sa, sb = (", ".join(map(str, v)) for v in mp[:3])
+    lit = f"&(const gf_mul_shape_t){{{{{shape4}}}, {{{sa}}}, {{{sb}}}, {mp[3]}, {mp[4]}}}"  # a C99 compound literal
     n, inner = cg.eltwise_extent()
     return cg.call("gf_mul", (cg.X[0], cg.T[0], cg.X[1], cg.T[1], lit, "0", n, "0", "0", inner, cg.rq_arg, cg.Y),
                    mul_shape=mp)
@@ -170,8 +170,8 @@ FRONTENDS = [
         name="x * y / torch.mul / Tensor.mul (two activations)",
         functions=("mul",),
         lowers_to=("mul", "lut"),
-        doc="Product of two quantized activations (QuantTensors or tensors out of quantizers, any zero "
-            "points) with broadcasting up to 4-D (gates such as [N, C, H, W] * [N, C, 1, 1]): an exact "
+        doc="Product of two quantized activations (tensors out of quantizers with any zero points; "
+            "QuantTensors with zero point 0, as Brevitas allows) with broadcasting up to 4-D (gates such as [N, C, H, W] * [N, C, 1, 1]): an exact "
             "int32 product requantized once by the next quantizer. x * f(x), x * x and x * scalar are float "
             "functions of one tensor and become a table (lut). The float result of a function times another "
             "activation is refused with a hint (quantize it first).",
