@@ -16,6 +16,7 @@ refused with a hint (``NodeContext.emit``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,6 +110,11 @@ class FloatFn:
     expr: str  # the composed function, for the IR: "sigmoid(gelu(x))"
 
 
+def _subst(expr: str, **names: str) -> str:
+    """``expr`` with its placeholder names (x, a, b: whole words) replaced, in one pass."""
+    return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: names[m.group(1)], expr)
+
+
 def float_fn_of(ctx, t: ir.TensorInfo) -> FloatFn | None:
     return ctx.low.float_fns.get(t.name)
 
@@ -135,7 +141,7 @@ def apply_float_fn(ctx, x: ir.TensorInfo, fn: Callable, what: str, expr: str, ba
     prev = float_fn_of(ctx, x)
     if prev is not None:
         inner = prev.fn
-        pend = FloatFn(prev.source, lambda v: fn(inner(v)), what, expr.replace("x", prev.expr, 1))
+        pend = FloatFn(prev.source, lambda v: fn(inner(v)), what, _subst(expr, x=prev.expr))
     else:
         check_tabulable(ctx, x, what)
         pend = FloatFn(x, fn, what, expr)
@@ -159,8 +165,7 @@ def combine_float_fns(ctx, a: ir.TensorInfo, b: ir.TensorInfo, fn2: Callable, wh
     ea = fa.expr if fa is not None else "x"
     eb = fb.expr if fb is not None else "x"
     out = ctx.new_tensor(base, "real", a.shape)
-    ctx.low.float_fns[out.name] = FloatFn(src_a, lambda v: fn2(ga(v), gb(v)), what,
-                                          expr.replace("a", ea, 1).replace("b", eb, 1))
+    ctx.low.float_fns[out.name] = FloatFn(src_a, lambda v: fn2(ga(v), gb(v)), what, _subst(expr, a=ea, b=eb))
     return out
 
 
@@ -278,7 +283,7 @@ def _lower_quant_nonlinear(ctx) -> None:
         return
     prev = float_fn_of(ctx, x)
     if prev is not None:
-        pend = FloatFn(prev.source, prev.fn, what, expr.replace("x", prev.expr, 1))
+        pend = FloatFn(prev.source, prev.fn, what, _subst(expr, x=prev.expr))
     else:
         check_tabulable(ctx, x, what)
         pend = FloatFn(x, lambda v: v, what, expr)
