@@ -93,6 +93,7 @@ class CallRec:
     w_row_bytes: int = 0  # bytes per output channel of the (packed) weight region
     cat_blocks: tuple[int, ...] | None = None  # concat: bytes per outer block of each input
     perm: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # permute: (shape4, perm4)
+    mul_shape: tuple | None = None  # mul: gf_mul_shape_t (shape4, strides of a, strides of b, za, zb)
 
     @property
     def uses_params(self) -> bool:
@@ -258,6 +259,12 @@ class CallBuilder:
             return "NULL"
         region = self._blob.add(f"{self.ident}.b", self.net.param(self.op, "bias").astype(np.int32))
         return f"(const int32_t *)(P + {region.offset})"
+
+    def param(self, name: str, suffix: str, arr: np.ndarray, ctype: str) -> str:
+        """Add ``arr`` (a parameter of the main op, e.g. a lookup table) to the blob as region
+        ``<step>.<suffix>``; returns its pointer into ``P`` as a ``ctype`` kernel argument."""
+        region = self._blob.add(f"{self.ident}.{suffix}", arr)
+        return f"({ctype} *)(P + {region.offset})"
 
     def window_shape(self) -> tuple[int, ...]:
         """gf_conv_shape_t of a sliding-window step (conv or pooling) over NCHW."""

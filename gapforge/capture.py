@@ -136,6 +136,7 @@ _FUNCTION_ALIASES = {
     "__neg__": "neg", "__matmul__": "matmul", "__rmatmul__": "matmul",
     "concat": "cat", "concatenate": "cat",
     "relu_": "relu", "hardtanh_": "hardtanh", "sigmoid_": "sigmoid", "tanh_": "tanh",
+    "leaky_relu_": "leaky_relu", "elu_": "elu", "celu_": "celu", "selu_": "selu", "exp_": "exp",
     "__getitem__": "getitem",
     "max_pool2d_with_indices": "max_pool2d",
 }

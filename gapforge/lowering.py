@@ -66,6 +66,9 @@ class Lowering:
         self.failed_by: dict[int, str] = {}  # activation -> name of the unsupported node it came from
         # Brevitas' own (float) value of each IR tensor in the captured pass, for fidelity checks
         self.values: dict[str, torch.Tensor] = {}
+        # "real" tensors that are a float function of one quantized tensor, waiting for the quantizer
+        # that turns them into a table (gapforge/ops/lut.py): tensor name -> lut.FloatFn
+        self.float_fns: dict[str, Any] = {}
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:
@@ -262,6 +265,12 @@ class NodeContext:
              name: str | None = None, folded: list[str] | None = None) -> ir.OpInfo:
         if type_ not in self.low.registry.ir_ops:
             raise AssertionError(f"unknown IR op {type_}")
+        for t in inputs:
+            pending = self.low.float_fns.get(t.name)
+            if pending is not None:
+                self.fail(f"the float result of {pending.desc} reaches a {type_} op without a quantizer; a float "
+                          "function of a quantized tensor is deployable only when a quantizer follows it",
+                          hint=f"put a QuantIdentity right after {pending.desc}")
         node = self.node
         op_name = name or (outputs[0].name if outputs else self.low.unique(node.name))
         source = node.type_name if node.kind == "module" else f"{node.type_name}" + (

@@ -24,8 +24,10 @@ from atomic_ops.add import add as np_add
 from atomic_ops.avgpool2d import avgpool2d as np_avgpool2d
 from atomic_ops.conv2d import conv2d as np_conv2d
 from atomic_ops.linear import linear as np_linear
+from atomic_ops.lut import lut as np_lut
 from atomic_ops.maxpool2d import maxpool2d as np_maxpool2d
 from atomic_ops.maxpool2d import pooled_size
+from atomic_ops.mul import mul as np_mul
 from atomic_ops.relu import relu as np_relu
 from atomic_ops.requantize import requantize as np_requantize
 from atomic_ops.trunc_avgpool2d import trunc_avgpool2d as np_trunc_avgpool2d
@@ -40,6 +42,7 @@ DRIVER = RUNTIME / "tests" / "kernel_check.c"
 K_CONV, K_CONV3X3, K_CONV1X1, K_DWCONV, K_CONV_REF = 1, 2, 3, 4, 5
 K_LINEAR, K_LINEAR_REF, K_MAXPOOL, K_AVGPOOL, K_TRUNC = 6, 7, 8, 9, 10
 K_ADD, K_REQUANTIZE, K_RELU, K_CONCAT, K_PERMUTE, K_RNE = 11, 12, 13, 14, 15, 16
+K_LUT, K_MUL = 17, 18
 
 DT = {"s8": 0, "u8": 1, "s32": 2}
 NP_DT = {"s8": np.int8, "u8": np.uint8, "s32": np.int32}
@@ -256,6 +259,63 @@ def add_case(cs, rng, name, *, a_t, b_t, C, H, W, rq="channel", out="s8", negati
     cs.add(K_ADD, name, [DT[a_t], DT[b_t], n, inner, *rqp.params()], [a, b, *rqp.arrays(), y])
 
 
+def lut_case(cs, rng, name, *, in_t, bits, out, shape, per_channel):
+    """Random tables [channels, 2^bits] over random codes of ``bits`` bits (channel axis 1)."""
+    signed = in_t == "s8"
+    base = -(1 << (bits - 1)) if signed else 0
+    x = rng.integers(base, base + (1 << bits), size=shape).astype(NP_DT[in_t])
+    chans = shape[1] if per_channel else 1
+    lo, hi = RANGES[out]
+    table = rng.integers(lo, hi + 1, size=(chans, 1 << bits)).astype(NP_DT[out])
+    y = np_lut(x, table, base, 1 if per_channel else None).astype(NP_DT[out])
+    inner = int(np.prod(shape[2:])) if per_channel else x.size
+    cs.add(K_LUT, name, [DT[in_t], 1 << bits, base, chans, x.size, inner], [x.ravel(), table.ravel(), y.ravel()])
+
+
+def _mul_strides(shape, out):
+    shape = [1] * (len(out) - len(shape)) + list(shape)
+    st, acc = [0] * len(out), 1
+    for d in range(len(out) - 1, -1, -1):
+        st[d] = acc if shape[d] != 1 else 0
+        acc *= shape[d]
+    return [0] * (4 - len(out)) + st
+
+
+def mul_case(cs, rng, name, *, a_t, b_t, a_shape, b_shape, za=0, zb=0, rq="channel", out="s8", j0=0, n=None,
+             tiled=(False, False)):
+    """Product of two broadcast operands; ``j0``/``n`` select a run of output elements, ``tiled`` passes a
+    full-shape operand as that run only (a_org = j0), as a GAP9 tile does."""
+    a = rand_act(rng, a_t, a_shape)
+    b = rand_act(rng, b_t, b_shape)
+    acc = np_mul(a, za, b, zb)
+    oshape = list(acc.shape)
+    n = acc.size - j0 if n is None else n
+    shape4 = [1] * (4 - len(oshape)) + oshape
+    ops, orgs = [], []
+    for x, t in ((a, tiled[0]), (b, tiled[1])):
+        if t:
+            assert x.size == acc.size
+            ops.append(np.ascontiguousarray(x.ravel()[j0:j0 + n]))
+            orgs.append(j0)
+        else:
+            ops.append(x.ravel())
+            orgs.append(0)
+    geo = [*shape4, *_mul_strides(a.shape, oshape), *_mul_strides(b.shape, oshape), za, zb]
+    flat = acc.ravel()[j0:j0 + n]
+    if rq is None:
+        cs.add(K_MUL, name, [DT[a_t], DT[b_t], *geo, j0, n, *orgs, n, *NO_RQ_PARAMS],
+               [*ops, *NO_RQ_ARRAYS, flat.astype(np.int32)])
+        return
+    chans = oshape[1] if rq == "channel" else 1
+    inner = int(np.prod(oshape[2:])) if rq == "channel" else n
+    assert rq != "channel" or j0 % inner == 0
+    rqp = make_rq(rng, chans, acc_scale(acc), out=out, negative=True, offset_lsb=20)
+    ch = ((np.arange(n) // inner) % chans) if rq == "channel" else np.zeros(n, np.int64)
+    y = np.clip(rne_shift(rqp.o[ch] + flat * rqp.m[0][ch], rqp.sh[ch]) + rqp.zp, rqp.lo, rqp.hi)
+    cs.add(K_MUL, name, [DT[a_t], DT[b_t], *geo, j0, n, *orgs, inner, *rqp.params()],
+           [*ops, *rqp.arrays(), out_bytes(y, rqp.lo)])
+
+
 def requantize_case(cs, rng, name, x: np.ndarray, t: str, rqp: RQ, inner: int):
     """x flat (n,), channel of element i = (i // inner) % channels."""
     n = x.size
@@ -430,6 +490,37 @@ def build_cases() -> CaseSet:
         for inplace in (0, 1):
             cs.add(K_RELU, f"relu_{t}_{'inplace' if inplace else 'copy'}", [DT[t], 37, zp, inplace],
                    [x, np_relu(x, zp).astype(NP_DT[t])])
+    # lut: every input bit width, signedness, per tensor and per channel, both output types
+    for bits in range(2, 9):
+        for in_t in ("s8", "u8"):
+            for pc in (False, True):
+                out = "u8" if (bits + pc) % 2 else "s8"
+                lut_case(cs, rng, f"lut_{in_t}{bits}_{'pc' if pc else 'pt'}_{out}", in_t=in_t, bits=bits, out=out,
+                         shape=(1, 3, 5, 7), per_channel=pc)
+    lut_case(cs, rng, "lut_s8_2d_pc", in_t="s8", bits=8, out="s8", shape=(1, 37), per_channel=True)
+    lut_case(cs, rng, "lut_u8_odd_n", in_t="u8", bits=8, out="u8", shape=(1, 1, 1, 13), per_channel=False)
+    # mul: same shapes, broadcast gates, zero points, int32 output, tile runs
+    for a_t, b_t in (("s8", "s8"), ("s8", "u8"), ("u8", "s8"), ("u8", "u8")):
+        za = 0 if a_t == "s8" else 7
+        zb = -3 if b_t == "s8" else 0
+        mul_case(cs, rng, f"mul_same_{a_t}{b_t}", a_t=a_t, b_t=b_t, a_shape=(1, 4, 3, 5), b_shape=(1, 4, 3, 5),
+                 za=za, zb=zb, rq="tensor")
+        mul_case(cs, rng, f"mul_gate_{a_t}{b_t}", a_t=a_t, b_t=b_t, a_shape=(1, 4, 3, 5), b_shape=(1, 4, 1, 1),
+                 za=za, zb=zb, rq="channel")
+    mul_case(cs, rng, "mul_gate_first", a_t="u8", b_t="s8", a_shape=(1, 3, 1, 1), b_shape=(1, 3, 4, 4), za=5)
+    mul_case(cs, rng, "mul_token_gate", a_t="s8", b_t="s8", a_shape=(1, 6, 10), b_shape=(1, 6, 1), rq="tensor",
+             out="u8")
+    mul_case(cs, rng, "mul_feature_gate", a_t="s8", b_t="u8", a_shape=(1, 6, 10), b_shape=(10,), rq="tensor")
+    mul_case(cs, rng, "mul_outer", a_t="s8", b_t="s8", a_shape=(1, 2, 5, 1), b_shape=(1, 1, 1, 7), rq="tensor")
+    mul_case(cs, rng, "mul_flat_acc", a_t="s8", b_t="s8", a_shape=(1, 33), b_shape=(1, 33), za=-128, zb=127, rq=None)
+    mul_case(cs, rng, "mul_gate_acc", a_t="u8", b_t="u8", a_shape=(1, 4, 3, 3), b_shape=(1, 4, 1, 1), za=255,
+             zb=255, rq=None)
+    mul_case(cs, rng, "mul_tile_run", a_t="s8", b_t="u8", a_shape=(1, 4, 3, 5), b_shape=(1, 4, 1, 1), j0=17, n=26,
+             rq="tensor", tiled=(True, False))
+    mul_case(cs, rng, "mul_tile_planes", a_t="s8", b_t="s8", a_shape=(1, 4, 3, 5), b_shape=(1, 4, 3, 5), j0=15,
+             n=30, rq="channel", tiled=(True, True))
+    mul_case(cs, rng, "mul_tile_gate_second", a_t="u8", b_t="s8", a_shape=(1, 4, 1, 1), b_shape=(1, 4, 3, 5),
+             j0=30, n=30, rq="channel", tiled=(False, True))
     xs = [rand_act(rng, "s8", (1, c, 3, 4)) for c in (2, 1, 3)]
     cs.add(K_CONCAT, "concat_ch_s8", [3, 1, *[a.nbytes for a in xs]], [*xs, np.concatenate(xs, axis=1)])
     xs = [rand_act(rng, "s32", (1, 2, h, 3)) for h in (1, 4)]
@@ -519,7 +610,7 @@ def test_kernels_match_reference(drivers, case_dir, variant):
 def test_case_set_covers_every_kernel():
     cs = build_cases()
     kinds = {struct.unpack_from("<I", b, 8)[0] for b in cs.blobs}
-    assert kinds == set(range(1, 17))
+    assert kinds == set(range(1, 19))
     assert len(cs.names) == len(set(cs.names)) >= 200
 
 

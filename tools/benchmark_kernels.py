@@ -11,7 +11,11 @@ both produce the same bytes (it exits non-zero otherwise).
 Printed table: kernel, size, MACs, instructions of the optimized kernel, instructions per MAC
 (optimized and reference), speed-up, the target in instructions per MAC and whether it is met.
 Targets: <= 2.8 for conv3x3, conv1x1 and linear, <= 4.0 for depthwise 3x3 (rv32imc has no
-multiply-accumulate: one mul and one add per MAC make 2.0 the floor).
+multiply-accumulate: one mul and one add per MAC make 2.0 the floor). The element-wise kernels
+count instructions per element instead of per MAC: the table lookup gf_lut (<= 5.0: load, index,
+load, store and the loop) and the product gf_mul, same-shape (<= 18.0) and as a broadcast gate
+[C][H][W] * [C][1][1] (<= 16.0), requantization included (its fast path is about 7 instructions);
+their reference is a plain loop in the benchmark program.
 
 Examples:
   python tools/benchmark_kernels.py
@@ -43,7 +47,9 @@ from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME = REPO / "codegen" / "runtime"
 
-TARGETS = {"conv3x3": 2.8, "conv1x1": 2.8, "dwconv3x3": 4.0, "linear": 2.8}
+TARGETS = {"conv3x3": 2.8, "conv1x1": 2.8, "dwconv3x3": 4.0, "linear": 2.8, "lut": 5.0, "mul": 18.0,
+           "mul_gate": 16.0}
+ELEMENTWISE = ("lut", "mul", "mul_gate")  # figures per element, not per MAC
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class Config:
 
     @property
     def size(self) -> str:
+        if self.kernel in ELEMENTWISE:
+            return f"{self.c}x{self.h}x{self.w}" + (f" * {self.c}x1x1" if self.kernel == "mul_gate" else "")
         if self.kernel == "linear":
             return f"{self.c}->{self.o}"
         if self.kernel == "dwconv3x3":
@@ -73,6 +81,8 @@ class Config:
 
     @property
     def macs(self) -> int:
+        if self.kernel in ELEMENTWISE:  # elements
+            return self.c * self.h * self.w
         if self.kernel == "linear":
             return self.c * self.o
         g = self.geometry()
@@ -89,6 +99,9 @@ CONFIGS = [
     Config("dwconv3x3", 32, 32, 32, 32, 2),
     Config("linear", 256, 1, 1, 64),
     Config("linear", 512, 1, 1, 128),
+    Config("lut", 32, 16, 16, 32),
+    Config("mul", 32, 16, 16, 32),
+    Config("mul_gate", 32, 16, 16, 32),
 ]
 
 BENCH_C = r"""
@@ -103,6 +116,15 @@ BENCH_C = r"""
 #if BKIND == 4
 #define NW (BC * BO)
 #define NY (BO)
+#elif BKIND == 5
+#define NW 256
+#define NY NX
+#elif BKIND == 6
+#define NW NX
+#define NY NX
+#elif BKIND == 7
+#define NW BC
+#define NY NX
 #else
 #define NW (BO * (BC / BG) * BK * BK)
 #define NY (BO * BOH * BOW)
@@ -150,7 +172,40 @@ int main(void)
     rq.zp = 0;
     rq.lo = -128;
     rq.hi = 127;
-#if BKIND == 4
+#if BKIND == 5
+    {
+        /* int8 codes -> a table of 256 output bytes; reference: the plain loop */
+        const uint8_t *tab = (const uint8_t *)Wt;
+        (void)rq;
+        t0 = gf_hal_instret();
+        gf_lut(X, GF_S8, tab, 256, -128, 1, NX, NX, Y0);
+        t1 = gf_hal_instret();
+        for (i = 0; i < NX; i++)
+            Y1[i] = tab[X[i] + 128];
+        t2 = gf_hal_instret();
+    }
+#elif BKIND == 6 || BKIND == 7
+    {
+        /* (x - 3) * (g + 5), per-tensor requantization; reference: the plain loop */
+        gf_mul_shape_t ms = {{1, BC, BH, BW}, {0, BH * BW, BW, 1}, {0, BH * BW, BW, 1}, 3, -5};
+        int32_t mr = M[0];
+        rq.channels = 1;
+        M[0] = mr >> BMULSH;
+#if BKIND == 7
+        ms.sb[1] = 1;
+        ms.sb[2] = 0;
+        ms.sb[3] = 0;
+#endif
+        t0 = gf_hal_instret();
+        gf_mul(X, GF_S8, Wt, GF_S8, &ms, 0, NX, 0, 0, NX, &rq, Y0);
+        t1 = gf_hal_instret();
+        for (i = 0; i < NX; i++) {
+            int32_t g = BKIND == 7 ? Wt[i / (BH * BW)] : Wt[i];
+            Y1[i] = (uint8_t)gf_requant1(&rq, ((int32_t)X[i] - 3) * (g + 5), 0);
+        }
+        t2 = gf_hal_instret();
+    }
+#elif BKIND == 4
     t0 = gf_hal_instret();
     gf_linear(X, GF_S8, Wt, Bias, BC, BO, &rq, Y0);
     t1 = gf_hal_instret();
@@ -189,7 +244,7 @@ int main(void)
 }
 """
 
-KIND_ID = {"conv3x3": 1, "conv1x1": 2, "dwconv3x3": 3, "linear": 4}
+KIND_ID = {"conv3x3": 1, "conv1x1": 2, "dwconv3x3": 3, "linear": 4, "lut": 5, "mul": 6, "mul_gate": 7}
 
 
 @dataclass
@@ -219,6 +274,8 @@ def multiplier_shift(cfg: Config) -> int:
     """sh giving multipliers of about 100 / (accumulator spread) (outputs mostly unsaturated)."""
     import math
 
+    if cfg.kernel in ELEMENTWISE:
+        return 31 + 8  # products of two int8 values: spread about 74 * 74, mantissa shifted down (BMULSH)
     g = cfg.geometry()
     n = cfg.c if cfg.kernel == "linear" else (cfg.c // g["G"]) * g["K"] * g["K"]
     spread = 74.0 * 74.0 * math.sqrt(n)  # std of a sum of n products of uniform int8 values
@@ -226,10 +283,11 @@ def multiplier_shift(cfg: Config) -> int:
 
 
 def measure(cfg: Config, build: Path, objs: list[Path], opt: str, timeout: float) -> Row:
-    g = cfg.geometry() if cfg.kernel != "linear" else {"K": 1, "P": 0, "S": 1, "OH": 1, "OW": 1, "G": 1}
+    flat = cfg.kernel == "linear" or cfg.kernel in ELEMENTWISE
+    g = cfg.geometry() if not flat else {"K": 1, "P": 0, "S": 1, "OH": 1, "OW": 1, "G": 1}
     defines = {"BKIND": str(KIND_ID[cfg.kernel]), "BC": str(cfg.c), "BH": str(cfg.h), "BW": str(cfg.w),
                "BO": str(cfg.o), "BK": str(g["K"]), "BP": str(g["P"]), "BS": str(g["S"]), "BOH": str(g["OH"]),
-               "BOW": str(g["OW"]), "BG": str(g["G"]), "BSH": str(multiplier_shift(cfg))}
+               "BOW": str(g["OW"]), "BG": str(g["G"]), "BSH": str(multiplier_shift(cfg)), "BMULSH": "6"}
     name = re.sub(r"[^A-Za-z0-9]+", "_", f"{cfg.kernel}_{cfg.size}").strip("_")
     src = build / f"bench_{name}.c"
     src.write_text("".join(f"#define {k} {v}\n" for k, v in defines.items()) + BENCH_C)
@@ -259,7 +317,7 @@ class MismatchError(Exception):
 
 
 def format_table(rows: list[Row]) -> str:
-    head = ["kernel", "size", "MACs", "instr (opt)", "instr/MAC opt", "instr/MAC ref", "speed-up", "target",
+    head = ["kernel", "size", "MACs|elems", "instr (opt)", "per MAC|elem opt", "per MAC|elem ref", "speed-up", "target",
             "met"]
     body = [[r.kernel, r.size, f"{r.macs:,}", f"{r.instructions:,}", f"{r.instr_per_mac:.3f}",
              f"{r.ref_instr_per_mac:.3f}", f"{r.speedup:.2f}x", f"<= {r.target:.1f}", "yes" if r.met else "NO"]
@@ -291,7 +349,7 @@ def plot(rows: list[Row], path: Path) -> None:
     ax.axhline(2.0, color="#777777", linewidth=0.8, linestyle=":")
     ax.set_xticks(list(xs))
     ax.set_xticklabels(labels, fontsize=7)
-    ax.set_ylabel("RV32 instructions per MAC (minstret, QEMU -icount)")
+    ax.set_ylabel("RV32 instructions per MAC (per element: lut, mul) (minstret, QEMU -icount)")
     ax.set_title("gapforge runtime kernels on rv32imac (-O2): dashed = target, dotted = 2.0 floor")
     ax.legend(fontsize=8)
     fig.tight_layout()

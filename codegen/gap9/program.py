@@ -64,6 +64,11 @@ class LayerRec:
     cores: int
     single_buffer: int
     fault: int
+    t_off: int
+    t_bytes: int
+    t_chans: int
+    in2_resident: int
+    mp: tuple  # gf_mul_shape_t (mul)
 
     def initializer(self) -> str:
         vals = []
@@ -71,11 +76,16 @@ class LayerRec:
             v = getattr(self, f.name)
             if f.name == "name":
                 vals.append(f'"{v}"')
-            elif f.name == "shape":
-                vals.append("{" + ", ".join(str(x) for x in v) + "}")
+            elif isinstance(v, tuple):
+                vals.append(_braced(v))
             else:
                 vals.append(str(v))
         return "{" + ", ".join(vals) + "}"
+
+
+def _braced(v) -> str:
+    """C initializer of a (nested) tuple."""
+    return "{" + ", ".join(_braced(x) if isinstance(x, tuple) else str(x) for x in v) + "}"
 
 
 @dataclass(frozen=True)
@@ -162,7 +172,9 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             w_bits=call.w_bits, w_row_bytes=call.w_row_bytes,
             w_resident=int("w" in tp.resident), p_resident=int("p" in tp.resident),
             in_resident=int("in" in tp.resident), cores=DEFAULT.compute_cores,
-            single_buffer=int(tp.n_tiles > 1 and not tp.double_buffered), fault=FAULTS[fault])
+            single_buffer=int(tp.n_tiles > 1 and not tp.double_buffered), fault=FAULTS[fault],
+            t_off=regions.get("t", -1), **_tables(step, plan.net), in2_resident=int("in2" in tp.resident),
+            mp=call.mul_shape or ((0,) * 4, (0,) * 4, (0,) * 4, 0, 0))
         ops = {"in": _loc(placement, program, call.inputs[0].name),
                "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
                "out": outputs[call.index]}
@@ -171,6 +183,17 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
         raise GapforgeError(f"unknown fault '{fault}'")
     _check_buffers(tiles, budgets)
     return Gap9Program(program, tiles, placement, layers, outputs)
+
+
+def _tables(step, net) -> dict[str, int]:
+    """Lookup tables of a step (its declaration's Tiling.tables): bytes per table and table count."""
+    from gapforge.ops import registry
+
+    rule = registry().ir_ops[step.kind].tiling
+    if rule is None or rule.tables is None:
+        return {"t_bytes": 0, "t_chans": 0}
+    tables, size, _ = rule.tables(step, net)
+    return {"t_bytes": size, "t_chans": tables}
 
 
 def _check_buffers(tiles: list[TilePlan], budgets: Budgets) -> None:

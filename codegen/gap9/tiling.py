@@ -15,7 +15,7 @@ gap9-emu tests compare the emulator's byte counters with these predictions.
 
 Tiling kinds (an op's declaration names its kind, gapforge/ops ``Tiling``): ``conv`` (sliding
 windows over NCHW: conv2d incl. depthwise/grouped/strided, max/avg/trunc pooling), ``linear``,
-``eltwise`` (add, requantize, relu) and ``fc`` (steps without a ``Tiling``, which the fabric
+``eltwise`` (add, requantize, relu, lut, mul) and ``fc`` (steps without a ``Tiling``, which the fabric
 controller runs on L2 data: the host-quantized input, reshape views, concat, permute).
 """
 
@@ -134,19 +134,24 @@ class ParamSpec:
     bias: bool
     sources: int  # 0: no requantization
     per_channel: bool
+    table_bytes: int = 0  # lookup tables (lut): bytes of one table, after the requantization part
+    table_per_channel: bool = False
 
     def l1_bytes(self, cap: int) -> int:
-        if not self.bias and not self.sources:
+        if not self.bias and not self.sources and not self.table_bytes:
             return 0
         rq = cap if self.per_channel else 1
         total = align(cap * 4) if self.bias else 0
         if self.sources:
             total += align(self.sources * rq * 4) + align(rq) + rq * 8
+        if self.table_bytes:
+            total = align(total) + (cap if self.table_per_channel else 1) * self.table_bytes
         return align(total)
 
     def payload(self, n: int) -> int:
         rq = n if self.per_channel else 1
-        return (n * 4 if self.bias else 0) + (self.sources * rq * 4 + rq + rq * 8 if self.sources else 0)
+        tables = (n if self.table_per_channel else 1) * self.table_bytes
+        return (n * 4 if self.bias else 0) + (self.sources * rq * 4 + rq + rq * 8 if self.sources else 0) + tables
 
 
 def weight_packing(step: Step, net: ir.Network, pack: bool) -> int:
@@ -181,9 +186,12 @@ def conv_geometry(step: Step, net: ir.Network, pack: bool = False) -> ConvGeomet
 def param_spec(step: Step, net: ir.Network) -> ParamSpec:
     op = net.op_by_name(step.main_op)
     rq = step.requant
+    rule = registry().ir_ops[step.kind].tiling
+    tables = rule.tables(step, net) if rule is not None and rule.tables is not None else (0, 0, False)
     return ParamSpec(bias="bias" in op.params,
                      sources=int(rq.m.shape[0]) if rq is not None else 0,
-                     per_channel=rq is not None and rq.channels > 1)
+                     per_channel=rq is not None and rq.channels > 1,
+                     table_bytes=tables[1], table_per_channel=tables[2])
 
 
 # -- conv-like -------------------------------------------------------------------------
@@ -309,8 +317,8 @@ def tile_linear(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fals
 def eltwise_layout(step: Step, net: ir.Network) -> tuple[int, int, int]:
     """(channels, elements per channel, total elements) of an element-wise step.
 
-    With per-channel requantization tiles hold whole channel planes (or part of one plane);
-    otherwise the tensor is one flat plane.
+    With per-channel requantization (or per-channel lookup tables) tiles hold whole channel planes
+    (or part of one plane); otherwise the tensor is one flat plane.
     """
     y = net.tensors[step.output]
     rq = step.requant
@@ -318,6 +326,12 @@ def eltwise_layout(step: Step, net: ir.Network) -> tuple[int, int, int]:
     if rq is not None and rq.channels > 1:
         inner = int(math.prod(y.shape[rq.channel_axis + 1:]))
         return rq.channels, inner, n
+    rule = registry().ir_ops[step.kind].tiling
+    if rule is not None and rule.tables is not None:
+        tables, _, per_channel = rule.tables(step, net)
+        if per_channel:
+            axis = net.op_by_name(step.main_op).attrs["channel_axis"]
+            return tables, int(math.prod(y.shape[axis + 1:])), n
     return 1, n, n
 
 
@@ -330,6 +344,9 @@ def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fal
     ps = param_spec(step, net)
     cores = budgets.hw.compute_cores
 
+    # an input with fewer elements than the output is broadcast (mul): it stays resident in L1, whole
+    resident = [k for k, t in zip(("in", "in2"), ins) if t.numel != total]
+
     def evaluate(planes, elems, single):
         if planes > 1:
             n_tiles = math.ceil(chans / planes)
@@ -339,15 +356,15 @@ def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fal
             tile_e = elems
         nbuf = 2 if n_tiles > 1 and not single else 1
         tpl = max(planes, 1)
-        bufs = {"in": tile_e * ebs[0], "in2": tile_e * ebs[1] if len(ebs) > 1 else 0, "p": ps.l1_bytes(tpl),
-                "out": tile_e * eb_out}
-        l1 = sum(nbuf * align(v) for v in bufs.values() if v)
+        run = {k: (t.numel if k in resident else tile_e) * eb for k, t, eb in zip(("in", "in2"), ins, ebs)}
+        bufs = {"in": run["in"], "in2": run.get("in2", 0), "p": ps.l1_bytes(tpl), "out": tile_e * eb_out}
+        l1 = sum((1 if k in resident else nbuf) * align(v) for k, v in bufs.items() if v)
         ptiles = [min(tpl, chans - c) for c in range(0, chans, tpl)] if planes > 1 else [1] * n_tiles
-        dma = {"in": total * ebs[0], "in2": total * ebs[1] if len(ebs) > 1 else 0,
+        dma = {"in": ins[0].numel * ebs[0], "in2": ins[1].numel * ebs[1] if len(ebs) > 1 else 0,
                "p": sum(ps.payload(pt) for pt in ptiles),
                "out": total * eb_out}
         plan = TilePlan(step.output, "eltwise", {"planes": planes, "elems": tile_e},
-                        [n_tiles], n_tiles, bufs, nbuf == 2, [], l1, dma, min(cores, tile_e))
+                        [n_tiles], n_tiles, bufs, nbuf == 2, list(resident), l1, dma, min(cores, tile_e))
         return plan, (sum(dma.values()), n_tiles, -plan.cores)
 
     cands = [(p, p * inner) for p in _candidates(chans) if p > 1 or chans == 1]

@@ -53,6 +53,8 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #define GF_K_ADD 1
 #define GF_K_REQUANTIZE 1
 #define GF_K_RELU 1
+#define GF_K_LUT 1
+#define GF_K_MUL 1
 #endif
 
 /*
@@ -152,6 +154,30 @@ void gf_add(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, int32_
             const gf_requant_t *rq, void *y);
 void gf_requantize(const void *x, gf_dtype_t in_t, int32_t n, int32_t inner, const gf_requant_t *rq, void *y);
 void gf_relu(const void *x, gf_dtype_t t, int32_t n, int32_t zp, void *y);
+
+/*
+ * gf_lut: table lookup of n elements, y[i] = table[c * entries + (x[i] - base)] with
+ * c = (i / inner) % channels (channels == 1: one table). x is GF_S8 or GF_U8, every code in
+ * [base, base + entries); the tables hold the output bytes. No arithmetic, no rounding.
+ */
+void gf_lut(const void *x, gf_dtype_t in_t, const uint8_t *table, int32_t entries, int32_t base, int32_t channels,
+            int32_t n, int32_t inner, void *y);
+
+/*
+ * gf_mul: element-wise product of two quantized tensors with broadcasting over a 4-D output shape
+ * (leading 1s). acc = (a - za) * (b - zb) exactly (int32), then requantized (one source, channel of
+ * output element j0 + i is (i / inner) % rq->channels) or written as int32 (rq == NULL).
+ * Output elements j0 .. j0 + n - 1; the input element for output coordinate (c0..c3) is
+ * a[sum c_d * sa[d] - a_org] (sa[d] = 0 on broadcast axes), likewise b. a_t, b_t: GF_S8 or GF_U8.
+ */
+typedef struct {
+    int32_t shape[4];   /* output shape */
+    int32_t sa[4];      /* element strides of a per output axis (0: broadcast) */
+    int32_t sb[4];      /* element strides of b */
+    int32_t za, zb;     /* zero points */
+} gf_mul_shape_t;
+void gf_mul(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, const gf_mul_shape_t *s, int32_t j0,
+            int32_t n, int32_t a_org, int32_t b_org, int32_t inner, const gf_requant_t *rq, void *y);
 
 /* concat: for each of `outer` blocks, copy block_bytes[i] bytes of input i in order. */
 void gf_concat(const void *const *xs, const int32_t *block_bytes, int32_t n_inputs, int32_t outer, void *y);

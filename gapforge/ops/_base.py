@@ -51,6 +51,9 @@ class Tiling:
 
     kind: str
     coupled: Callable[[Any, Any], bool] | None = None
+    # "eltwise" steps with lookup tables (lut): (step, net) -> (tables, bytes per table, per channel);
+    # a tile carries the tables of its channels (or the one table) in its parameter buffer
+    tables: Callable[[Any, Any], tuple[int, int, bool]] | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int) -> Non
                  hint="pass --input-quant int8 (or uint8, for inputs >= 0) to insert an input quantizer "
                       "calibrated on the model's inputs, or set input_quant=Int8ActPerTensorFloat on this layer "
                       "or put a QuantIdentity before it")
+    pending = ctx.low.float_fns.get(x.name)
+    if pending is not None:
+        ctx.fail(f"its input is the float result of {pending.desc} without a quantizer",
+                 hint=f"put a QuantIdentity right after {pending.desc} (or set input_quant on this layer)")
     if x.kind != "quant":
         ctx.fail(f"its input is a {x.kind} tensor (no 8-bit encoding)",
                  hint="put a quantizer (QuantIdentity/QuantReLU) before this layer")

@@ -28,6 +28,12 @@ IR_OP = IROp(
 
 
 def emit_relu(ctx, x: ir.TensorInfo, base: str) -> ir.TensorInfo:
+    if x.name in ctx.low.float_fns:  # relu of a float function of a quantized tensor: part of its table
+        import torch
+
+        from gapforge.ops.lut import apply_float_fn
+
+        return apply_float_fn(ctx, x, torch.relu, f"ReLU '{ctx.name}'", "relu(x)", base)
     if x.kind == "float":
         ctx.fail("applies ReLU to the unquantized network input", hint="quantize the input first")
     if x.kind == "quant":

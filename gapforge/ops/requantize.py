@@ -28,7 +28,15 @@ IR_OP = IROp(
 
 
 def quantize_to(ctx, x: ir.TensorInfo, proxy, base: str) -> ir.TensorInfo:
-    """Emit the op that applies activation quantizer ``proxy`` to ``x``; return its output."""
+    """Emit the op that applies activation quantizer ``proxy`` to ``x``; return its output.
+
+    When ``x`` is a float function of a quantized tensor (gapforge/ops/lut.py), the quantizer and the
+    function become one table (lut)."""
+    pending = ctx.low.float_fns.get(x.name)
+    if pending is not None:
+        from gapforge.ops.lut import emit_lut
+
+        return emit_lut(ctx, pending, proxy, base, x.shape)
     where = f"quantizer '{base}'"
     observed = ctx.observed_proxy(proxy)
     qp = act_quant_params(proxy, len(x.shape), where, observed=observed)

@@ -58,6 +58,10 @@ typedef struct {
     int32_t n, inner;         /* eltwise tiling: elements, elements per channel slice */
     int32_t k, o;             /* linear tiling: inputs, outputs of the core's share */
     void *y;                  /* output of the core's share in L1 */
+    const uint8_t *table;     /* eltwise tiling with lookup tables: the tables of the core's channels */
+    int32_t tables;           /* number of tables at `table` (1: one for all the core's elements) */
+    int32_t e0;               /* eltwise tiling: flat output index of the core's first element */
+    int32_t x_org, x2_org;    /* flat input index of x[0] / x2[0] (0 for an operand resident whole) */
 } gf_tile_args_t;
 
 /* A tile kernel: one per device kernel of gf_runtime.h that runs on the cluster (gf_tile_kernels.c);
@@ -75,6 +79,8 @@ void gf_tile_linear(const gf_tile_args_t *a);
 void gf_tile_add(const gf_tile_args_t *a);
 void gf_tile_requantize(const gf_tile_args_t *a);
 void gf_tile_relu(const gf_tile_args_t *a);
+void gf_tile_lut(const gf_tile_args_t *a);
+void gf_tile_mul(const gf_tile_args_t *a);
 
 struct gf_layer {
     const char *name;
@@ -97,6 +103,9 @@ struct gf_layer {
     int32_t cores;                        /* compute cores to fork */
     int32_t single_buffer;                /* several tiles but one buffer each: no overlap of DMA and compute */
     uint32_t fault;
+    int32_t t_off, t_bytes, t_chans;      /* lookup tables (lut): region, bytes per table, tables (1: one for all) */
+    int32_t in2_resident;                 /* eltwise: the second input is loaded once, whole (broadcast) */
+    gf_mul_shape_t mp;                    /* mul: broadcast geometry and zero points */
 };
 
 /* Operand locations of one layer, bound at run time (bases are allocated by the FC). */

@@ -64,3 +64,21 @@ void gf_tile_requantize(const gf_tile_args_t *a) { gf_requantize(a->x, IN_T(a), 
 #ifdef GF_K_RELU
 void gf_tile_relu(const gf_tile_args_t *a) { gf_relu(a->x, IN_T(a), a->n, a->L->zp, a->y); }
 #endif
+
+#ifdef GF_K_LUT
+void gf_tile_lut(const gf_tile_args_t *a)
+{
+    /* tables of 2^b entries; entry 0 is code -2^(b-1) for signed inputs, 0 for unsigned ones */
+    int32_t entries = a->L->t_bytes;
+    int32_t base = IN_T(a) == GF_S8 ? -(entries / 2) : 0;
+    gf_lut(a->x, IN_T(a), a->table, entries, base, a->tables, a->n, a->inner, a->y);
+}
+#endif
+
+#ifdef GF_K_MUL
+void gf_tile_mul(const gf_tile_args_t *a)
+{
+    gf_mul(a->x, IN_T(a), a->x2, (gf_dtype_t)a->L->in2_t, &a->L->mp, a->e0, a->n, a->x_org, a->x2_org, a->inner,
+           a->rq, a->y);
+}
+#endif

@@ -129,6 +129,7 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
 /* ---- parameter buffer layout: [bias x cap][m x sources x cap_rq][sh x cap_rq][o x cap_rq] ---- */
 typedef struct {
     uint32_t bias, m, sh, o; /* offsets in the L1 parameter buffer */
+    uint32_t table;          /* lookup tables (after the requantization part, 8-byte aligned) */
     int32_t cap_rq;          /* channel stride of m/sh/o in L1 */
 } gf_playout_t;
 
@@ -148,6 +149,7 @@ static gf_playout_t param_layout(const gf_layer_t *L)
     p.m = L->b_off >= 0 ? GF_ALIGN((uint32_t)cap * 4u) : 0u;
     p.sh = p.m + (L->rq_sources ? GF_ALIGN((uint32_t)(L->rq_sources * p.cap_rq) * 4u) : 0u);
     p.o = p.sh + (L->rq_sources ? GF_ALIGN((uint32_t)p.cap_rq) : 0u);
+    p.table = GF_ALIGN(p.o + (L->rq_sources ? (uint32_t)p.cap_rq * 8u : 0u));
     return p;
 }
 
@@ -383,6 +385,11 @@ static void load_params(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
         load_flat(R, q, loc, (uint32_t)L->o_off + (uint32_t)rc0 * 8u, p + pl.o, bp ? bp + pl.o : NULL,
                   (uint32_t)rcn * 8u);
     }
+    if (L->t_off >= 0) {
+        int32_t tc0 = L->t_chans > 1 ? c0 : 0, tcn = L->t_chans > 1 ? cn : 1;
+        load_flat(R, q, loc, (uint32_t)L->t_off + (uint32_t)(tc0 * L->t_bytes), p + pl.table,
+                  bp ? bp + pl.table : NULL, (uint32_t)(tcn * L->t_bytes));
+    }
 }
 
 static uint32_t weights_per_channel(const gf_layer_t *L)
@@ -441,8 +448,10 @@ static void load_tile(gf_run_t *R, int32_t t, int b)
             load_weights(R, q, &T, b);
     } else {
         int32_t eb = elem_bytes(L->in_t);
-        load_flat(R, q, &R->ops->in, (uint32_t)(T.e0 * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN], (uint32_t)(T.en * eb));
-        if (L->buf_in2) {
+        if (!L->in_resident)
+            load_flat(R, q, &R->ops->in, (uint32_t)(T.e0 * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN],
+                      (uint32_t)(T.en * eb));
+        if (L->buf_in2 && !L->in2_resident) {
             int32_t eb2 = elem_bytes(L->in2_t);
             load_flat(R, q, &R->ops->in2, (uint32_t)(T.e0 * eb2), R->l1[b][OP_IN2], R->bounce[b][OP_IN2],
                       (uint32_t)(T.en * eb2));
@@ -580,7 +589,7 @@ static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int
 static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
 {
     const gf_layer_t *L = R->L;
-    int32_t per_plane = L->rq_channels > 1 && L->tile_planes > 1;
+    int32_t per_plane = L->chans > 1 && L->tile_planes > 1; /* per-channel requantization or tables */
     int32_t units = per_plane ? T->cn : T->en;
     int32_t u0 = core * units / ncores, u1 = (core + 1) * units / ncores;
     if (u0 == u1)
@@ -596,12 +605,20 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
     gf_tile_args_t a;
     memset(&a, 0, sizeof(a));
     a.L = L;
-    a.x = R->l1[b][OP_IN] + (uint32_t)(e0 * eb);
-    a.x2 = L->buf_in2 ? R->l1[b][OP_IN2] + (uint32_t)(e0 * eb2) : NULL;
+    a.e0 = T->e0 + e0;
+    a.x = L->in_resident ? R->l1[0][OP_IN] : R->l1[b][OP_IN] + (uint32_t)(e0 * eb);
+    a.x_org = L->in_resident ? 0 : a.e0;
+    a.x2 = !L->buf_in2 ? NULL : L->in2_resident ? R->l1[0][OP_IN2] : R->l1[b][OP_IN2] + (uint32_t)(e0 * eb2);
+    a.x2_org = L->in2_resident ? 0 : a.e0;
     a.rq = rqp;
     a.n = en;
-    a.inner = L->rq_channels > 1 ? L->inner : en;
+    a.inner = L->chans > 1 ? L->inner : en;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(e0 * ebo);
+    if (L->t_off >= 0) {
+        int32_t tpc = L->t_chans > 1 && per_plane;
+        a.table = R->l1[b][OP_P] + param_layout(L).table + (tpc ? (uint32_t)(u0 * L->t_bytes) : 0u);
+        a.tables = tpc ? u1 - u0 : 1;
+    }
     L->compute(&a);
 }
 
@@ -638,6 +655,10 @@ static void tile_loop(void *arg)
         if (L->tiling == GF_TILING_LINEAR)
             load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][OP_IN], R->bounce[0][OP_IN],
                       (uint32_t)(L->k * elem_bytes(L->in_t)));
+        if (L->tiling == GF_TILING_ELTWISE && L->in_resident) /* broadcast operands: whole, once */
+            load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][OP_IN], R->bounce[0][OP_IN], L->buf_in);
+        if (L->tiling == GF_TILING_ELTWISE && L->in2_resident)
+            load_flat(R, &R->load_q[0], &R->ops->in2, 0, R->l1[0][OP_IN2], R->bounce[0][OP_IN2], L->buf_in2);
         if (L->w_resident)
             load_weights(R, &R->load_q[0], &T0, 0);
         if (L->p_resident)
@@ -741,7 +762,7 @@ static void setup(gf_run_t *R, const gf_layer_t *L, const gf_operands_t *ops)
     R->bytes[OP_OUT] = L->buf_out;
     R->bytes[OP_WP] = L->buf_wp;
     R->nbuf[OP_IN] = L->buf_in ? (L->in_resident ? 1 : nb) : 0;
-    R->nbuf[OP_IN2] = L->buf_in2 ? nb : 0;
+    R->nbuf[OP_IN2] = L->buf_in2 ? (L->in2_resident ? 1 : nb) : 0;
     R->nbuf[OP_W] = L->buf_w ? (L->w_resident ? 1 : nb) : 0;
     R->nbuf[OP_P] = L->buf_p ? (L->p_resident ? 1 : nb) : 0;
     R->nbuf[OP_OUT] = L->buf_out ? nb : 0;

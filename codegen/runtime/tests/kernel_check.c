@@ -38,7 +38,9 @@ enum {
     K_RELU = 13,
     K_CONCAT = 14,
     K_PERMUTE = 15,
-    K_RNE_SHIFT = 16
+    K_RNE_SHIFT = 16,
+    K_LUT = 17,
+    K_MUL = 18
 };
 
 #define MAX_PARAMS 64
@@ -284,6 +286,30 @@ static int run_case(const case_t *c, void *out)
         NEED(9, 2);
         gf_permute(A[0].data, c->prm[0], c->prm + 1, c->prm + 5, out);
         return 0;
+    case K_LUT:
+        /* params: in_t, entries, base, channels, n, inner; arrays x table expected */
+        NEED(6, 3);
+        gf_lut(A[0].data, (gf_dtype_t)c->prm[0], (const uint8_t *)A[1].data, c->prm[1], c->prm[2], c->prm[3],
+               c->prm[4], c->prm[5], out);
+        return 0;
+    case K_MUL: {
+        /* params: a_t, b_t, shape[4], sa[4], sb[4], za, zb, j0, n, a_org, b_org, inner, has_rq, channels, zp,
+         * lo, hi; arrays a b m sh o expected */
+        gf_mul_shape_t ms;
+        int32_t i;
+        NEED(26, 6);
+        for (i = 0; i < 4; i++) {
+            ms.shape[i] = c->prm[2 + i];
+            ms.sa[i] = c->prm[6 + i];
+            ms.sb[i] = c->prm[10 + i];
+        }
+        ms.za = c->prm[14];
+        ms.zb = c->prm[15];
+        rq = make_rq(&rqs, c, 21, &A[2], &A[3], &A[4]);
+        gf_mul(A[0].data, (gf_dtype_t)c->prm[0], A[1].data, (gf_dtype_t)c->prm[1], &ms, c->prm[16], c->prm[17],
+               c->prm[18], c->prm[19], c->prm[20], rq, out);
+        return 0;
+    }
     case K_RNE_SHIFT: {
         /* params: n; arrays v (s64) sh (u8) expected (s64) */
         int32_t i;
