@@ -9,12 +9,12 @@ The algorithm and its error bound are docs/integer_contract.md, "LayerNorm"; the
   else:    W  = V * 2^Fc + C                         (C = rne(N^2 eps / s_in^2 * 2^Fc), uint64)
            e2 = the even shift with 2^62 <= W * 2^e2 < 2^64
            u  = floor(2^63 / isqrt(W * 2^e2))        (2^31 < u <= 2^32)
-           c_i = rne_shift(m_i * u, 32)              (m_i = rne(2^h gamma_i / s_out))
-           SH = h + 31 - (Fc + e2) / 2
+           c_i = rne_shift(m_i * u, 32 - kc)         (m_i = rne(2^h gamma_i / s_out))
+           SH = h + kc + 31 - (Fc + e2) / 2
            y_i = clamp(rne_shift(c_i * D_i + b_i * 2^(SH - h), SH) + zp, lo, hi)
                                                      (b_i = rne(2^h beta_i / s_out))
 
-``prepare`` derives h, Fc, C, m, b once; everything else is integer arithmetic.
+``prepare`` derives h, kc, Fc, C, m, b once; everything else is integer arithmetic.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class LayerNormParams:
     Fc: int  # fraction bits of W (even)
     C: int  # rne(n^2 eps / s_in^2 * 2^Fc)
     h: int  # shift of m and b
+    kc: int  # extra fraction bits kept in c_i = rne_shift(m_i * u, 32 - kc)
     zp: int
     lo: int
     hi: int
@@ -45,8 +46,8 @@ class LayerNormParams:
     bound: float  # worst-case |computed - exact| before the final rounding, in output steps
 
     def block(self) -> np.ndarray:
-        """int64 words: [n, Fc, C, h, zp, lo, hi, 0, b[0..n), m[0..n) as int32 pairs (padded)]."""
-        head = np.array([self.n, self.Fc, self.C, self.h, self.zp, self.lo, self.hi, 0], dtype=np.int64)
+        """int64 words: [n, Fc, C, h, zp, lo, hi, kc, b[0..n), m[0..n) as int32 pairs (padded)]."""
+        head = np.array([self.n, self.Fc, self.C, self.h, self.zp, self.lo, self.hi, self.kc], dtype=np.int64)
         m32 = self.m.astype(np.int32)
         if m32.size % 2:
             m32 = np.concatenate([m32, np.zeros(1, np.int32)])
@@ -81,26 +82,33 @@ def prepare(s_in: float, in_range: tuple[int, int], eps: float, gamma: np.ndarra
     M = gamma / s_out
     B = beta / s_out
     peak = float(np.max(np.abs(M)))
-    h = 30 - math.frexp(peak)[1] if peak > 0 else 30  # max |m| < 2^30 <= 2^31
-    zmax = math.sqrt(max(n - 1, 1))
-    big = peak * zmax * (1 + 2.0**-20) + float(np.max(np.abs(B))) + 2.0
-    while h > 1 and (h + 31 - Fc // 2 > 62 or big * 2.0 ** (h + 31 - Fc // 2) >= 2.0**61):
+    h = 31 - math.frexp(peak)[1] if peak > 0 else 30  # max |m| < 2^31
+    if peak > 0 and np.max(np.abs(np.rint(M * 2.0**h))) >= 2**31:
         h -= 1
-    if h < 1 or h + 31 - Fc // 2 > 62 or big * 2.0 ** (h + 31 - Fc // 2) >= 2.0**61:
+    zmax = math.sqrt(max(n - 1, 1))
+    big = peak * zmax * (1 + 2.0**-20) + float(np.max(np.abs(B))) + 2.0  # bound on |t| before clamping
+    kc = -1
+    while h >= 1:  # the largest kc <= 24 with |c D + b 2^(SH-h)| < big * 2^SH < 2^61 and SH <= 62
+        sh_max = h + 31 - Fc // 2
+        kc = min(24, 62 - sh_max, math.floor(61 - math.log2(big) - sh_max) - 1)
+        if kc >= 0:
+            break
+        h -= 1
+    if h < 1 or kc < 0:
         raise ValueError("the affine parameters and the output scale do not fit the 64-bit fixed point")
     m = np.rint(M * 2.0**h).astype(np.int64)
     b = np.rint(B * 2.0**h).astype(np.int64)
     # relative error of 1/sqrt(W): 2^-31 (isqrt, division) + 2^-(Fc+2) (C and the fixed point of W)
     eps_u = 2.0**-31 + 2.0**-(Fc + 2)
-    bound = (zmax * (1.5 * 2.0**-h + peak * eps_u) + 2.0**-(h + 1)) * (1 + 2.0**-20)
-    return LayerNormParams(n, Fc, C, h, int(zp), int(lo), int(hi), m, b, float(bound))
+    bound = (zmax * (2.0**-(h + 1) + 2.0**-(h + kc) + peak * eps_u) + 2.0**-(h + 1)) * (1 + 2.0**-20)
+    return LayerNormParams(n, Fc, C, h, kc, int(zp), int(lo), int(hi), m, b, float(bound))
 
 
 def layernorm(x: np.ndarray, p: LayerNormParams) -> np.ndarray:
     """Integer LayerNorm of the codes ``x`` (int8/uint8) over rows of the last ``p.n`` elements
     (the normalized axes, flattened), quantized: int64 codes in [lo, hi], same shape as ``x``.
 
-    Every product fits int64 (|m * u| < 2^63, |c * D| < 2^62, the planner bounds b * 2^(SH - h));
+    Every product fits int64 (|m * u| < 2^63, |c * D| < 2^61, the planner bounds b * 2^(SH - h));
     the square root of the 64-bit W * 2^e2 is taken exactly (Python integers, one per row).
     """
     x = np.asarray(x)
@@ -117,8 +125,8 @@ def layernorm(x: np.ndarray, p: LayerNormParams) -> np.ndarray:
         W = v * 2**p.Fc + p.C
         e2 = (64 - W.bit_length()) & ~1  # 2^62 <= W * 2^e2 < 2^64
         u[i] = (1 << 63) // math.isqrt(W << e2)
-        SH[i] = p.h + 31 - (p.Fc + e2) // 2
-    c = rne_shift(p.m[None, :] * u[:, None], 32)
+        SH[i] = p.h + p.kc + 31 - (p.Fc + e2) // 2
+    c = rne_shift(p.m[None, :] * u[:, None], 32 - p.kc)
     acc = c * D + (p.b[None, :] << (SH - p.h)[:, None])
     y = rne_shift(acc, SH[:, None]) + p.zp
     return np.clip(y, p.lo, p.hi).reshape(shape)
