@@ -24,7 +24,7 @@ Q = 62  # fraction bits of the tables and of the products
 F = 36  # fraction bits of the summed values e_i
 R_BITS = 28  # the output reciprocal R lies in [2^(R_BITS-1), 2^R_BITS)
 CUTOFF = 45  # digit tables stop where exp(-s d) <= 2^-CUTOFF
-ACC_DIGIT_BITS = 4  # digit width for int32 accumulator inputs (16-entry tables)
+DIGIT_BITS = 4  # digit width (16-entry tables; fewer bits for inputs of fewer than 4 bits)
 HEADER = 8  # int64 words before the tables in the parameter block
 
 _U64 = np.uint64
@@ -62,12 +62,12 @@ def prepare(s_in: float, in_range: tuple[int, int] | None, s_out: float, zp: int
         raise ValueError(f"input scale {s_in} must be positive")
     if not (s_out > 0 and math.isfinite(s_out)):
         raise ValueError(f"output scale {s_out} must be positive")
-    if in_range is not None:
-        span = in_range[1] - in_range[0]  # d <= span
-        r = max(1, span.bit_length())
-        J = 1
+    if in_range is not None:  # d <= span: digits of at most 4 bits cover it (two 16-entry tables for 8 bits)
+        bits = max(1, (in_range[1] - in_range[0]).bit_length())
+        r = min(DIGIT_BITS, bits)
+        J = -(-bits // r)
     else:
-        r = ACC_DIGIT_BITS
+        r = DIGIT_BITS
         J = 1
         while J < 32 // r and s_in * 2.0 ** (r * J) < CUTOFF * math.log(2.0):
             J += 1

@@ -46,18 +46,20 @@ def _codes(data, rows: int, n: int, lo: int, hi: int) -> np.ndarray:
     return x
 
 
-def _compare(ours: np.ndarray, brevitas: np.ndarray, exact: np.ndarray, bound: float, lo: int, hi: int,
-             zp: int) -> None:
+def _compare(ours: np.ndarray, brevitas: np.ndarray, exact: np.ndarray, brevitas_float: np.ndarray, bound: float,
+             lo: int, hi: int, zp: int) -> None:
     frac = np.abs(exact - np.floor(exact) - 0.5)
     rounded = np.clip(np.rint(exact) + zp, lo, hi)
     # the contract: exact rounding except within the documented bound of a tie
     assert not np.any((ours != rounded) & (frac > bound)), (ours, rounded, exact)
-    # Brevitas: equal except at near-ties of the final rounding
-    bad = (ours != brevitas) & (frac >= NEAR_TIE)
+    # Brevitas: equal except at near-ties of the final rounding, or where Brevitas' own float32 value
+    # lies across the tie from the exact value (the fidelity check's two explanations)
+    across = np.rint(brevitas_float) != np.rint(exact)
+    bad = (ours != brevitas) & (frac >= NEAR_TIE) & ~across
     assert not np.any(bad), (ours[bad], brevitas[bad], exact[bad])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(data=st.data(), n=st.integers(1, 80), rows=st.integers(1, 4),
        kind=st.sampled_from(["s8", "u8", "s4", "acc"]), log_s=st.floats(-3.0, 0.5),
        out_signed=st.booleans(), out_max=st.floats(0.2, 1.0))
@@ -73,11 +75,12 @@ def test_softmax_matches_float64_and_brevitas(data, n, rows, kind, log_s, out_si
     ours = sm.softmax(x, p)
     with torch.no_grad():  # Brevitas: float32 value of the input, float32 softmax, its quantizer
         value = torch.tensor(x, dtype=torch.float32) * torch.tensor(s_in, dtype=torch.float32)
-        theirs = q(F.softmax(value, dim=-1)).int().numpy()
-    _compare(ours, theirs, sm.exact(x, s_in, s_out), p.bound, lo, hi, 0)
+        y = F.softmax(value, dim=-1)
+        theirs = q(y).int().numpy()
+    _compare(ours, theirs, sm.exact(x, s_in, s_out), (y / q.act_quant.scale()).numpy(), p.bound, lo, hi, 0)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(data=st.data(), n=st.integers(1, 96), rows=st.integers(1, 4), kind=st.sampled_from(["s8", "u8", "s4"]),
        log_s=st.floats(-3.0, 0.0), log_eps=st.floats(-7.0, -1.0), affine=st.booleans(),
        out_signed=st.booleans(), out_max=st.floats(0.5, 8.0))
@@ -100,7 +103,8 @@ def test_layernorm_matches_float64_and_brevitas(data, n, rows, kind, log_s, log_
         y = F.layer_norm(value, (n,), torch.from_numpy(gamma) if affine else None,
                          torch.from_numpy(beta) if affine else None, eps)
         theirs = q(y).int().numpy()
-    _compare(ours, theirs, ln.exact(x, n, s_in, eps, gamma, beta, s_out), p.bound, lo, hi, 0)
+    _compare(ours, theirs, ln.exact(x, n, s_in, eps, gamma, beta, s_out), (y / q.act_quant.scale()).numpy(),
+             p.bound, lo, hi, 0)
 
 
 def test_softmax_extremes_are_exact():
@@ -123,24 +127,63 @@ def test_layernorm_constant_row_gives_the_bias():
 
 # -- GAP9: several row tiles per layer, activations in L3 -----------------------------------------------------
 
-@pytest.mark.parametrize("name", ["softmax_basic", "layernorm_basic"])
-def test_gap9_rows_multi_tile_and_l3(name, golden, tmp_path):
+def _gap9_or_skip():
     from codegen import toolchains
 
     if not toolchains.cross_compiler_available()[0]:
         pytest.skip("rv32 cross compiler missing")
     from test_gap9 import _assert_exact, _gap9
 
-    g, passed, res, proj = _gap9(golden, name, tmp_path, l1=2 * KIB, l2=1536 * KIB)
+    return _assert_exact, _gap9
+
+
+def test_gap9_rows_multi_tile(golden, tmp_path):
+    """1000 B of L1: the softmax of the 8 accumulator rows (a 704 B resident table block) takes
+    several row tiles; every tile and DMA byte is as planned and the result bit-exact."""
+    _assert_exact, _gap9 = _gap9_or_skip()
+    g, passed, res, proj = _gap9(golden, "softmax_basic", tmp_path, l1=1000, l2=1536 * KIB)
     plan = _assert_exact(passed, res, proj)
     rows = [r for r in plan["gap9"]["layers"] if r["tiling"] == "rows"]
-    assert rows and all(r["tiles"] > 1 and r["l1_bytes"] <= 2 * KIB for r in rows)
-    assert all(r["levels"]["params"] for r in rows)
-    g, passed, res, proj = _gap9(golden, name, tmp_path / "l3", l1=16 * KIB, l2=3 * KIB)
+    assert rows and all(r["l1_bytes"] <= 1000 and r["resident"] == ["p"] for r in rows)
+    assert any(r["tiles"] > 1 for r in rows), rows
+
+
+@pytest.mark.parametrize("name", ["softmax_basic", "layernorm_basic"])
+def test_gap9_rows_with_parameters_in_l3(name, golden, tmp_path):
+    """An L2 budget of 9000 B (8.5 KiB are the executor's scratch) moves the parameters to L3: the
+    parameter blocks of the rows steps are streamed L3 -> L2 -> L1 through the existing placement."""
+    _assert_exact, _gap9 = _gap9_or_skip()
+    g, passed, res, proj = _gap9(golden, name, tmp_path, l1=16 * KIB, l2=9000)
     plan = _assert_exact(passed, res, proj)
     rows = [r for r in plan["gap9"]["layers"] if r["tiling"] == "rows"]
-    assert any("L3" in (r["levels"]["in"], r["levels"]["out"]) for r in rows), rows
-    assert sum(r["dma_bytes"]["l3_to_l2"] + r["dma_bytes"]["l2_to_l3"] for r in rows) > 0
+    assert plan["gap9"]["params_level"] == "L3" and all(r["levels"]["params"] == "L3" for r in rows), rows
+    assert all(r["dma_bytes"]["l3_to_l2"] >= r["l1_buffers"]["p"] > 0 for r in rows)
+
+
+def test_rows_tiling_hand_computed(extracted):
+    """256 rows of 64 int8 values in 4 KiB of L1 with a 320 B parameter block: tiles of whole rows,
+    double-buffered in and out, the block loaded once."""
+    from dataclasses import replace
+
+    from codegen.gap9.hw import DEFAULT
+    from codegen.gap9.tiling import tile_rows
+    from gapforge import ir
+    from gapforge.plan import build_plan
+
+    net = ir.load(extracted("softmax_basic"))
+    plan = build_plan(net)
+    step = next(s for s in plan.steps if s.kind == "softmax" and net.tensors[s.inputs[0]].dtype == "int8")
+    x = net.tensors[step.inputs[0]]
+    big = {step.inputs[0]: replace(x, shape=[1, 256, 64]), step.output: replace(net.tensors[step.output],
+                                                                              shape=[1, 256, 64])}
+    net2 = replace(net, tensors={**net.tensors, **big})
+    assert step.params.block().nbytes == 320
+    tp = tile_rows(step, net2, DEFAULT.with_budgets(4 * KIB, None))
+    # 2 x (r * 64 + r * 64) + 320 <= 4096  ->  r = 14 rows; 256 / 14 -> 19 tiles; candidates give 13 or 14
+    assert tp.tiling == "rows" and tp.double_buffered and tp.resident == ["p"]
+    assert tp.l1_bytes <= 4 * KIB and tp.tile["rows"] * 64 * 4 + 320 <= 4 * KIB
+    assert tp.n_tiles == -(-256 // tp.tile["rows"]) and tp.n_tiles >= 19
+    assert tp.dma == {"in": 256 * 64, "p": 320, "out": 256 * 64} and tp.cores == 8
 
 
 # -- checker verdicts --------------------------------------------------------------------------------------
