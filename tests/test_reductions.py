@@ -10,14 +10,14 @@
 
 from __future__ import annotations
 
+import brevitas.nn as qnn
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import brevitas.nn as qnn
 from brevitas.core.scaling import ScalingImplType
 from brevitas.quant import Int32Bias
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atomic_ops import layernorm as ln

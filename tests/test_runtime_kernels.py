@@ -19,6 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from atomic_ops import layernorm as np_layernorm
+from atomic_ops import softmax as np_softmax
 from atomic_ops._fixedpoint import quantize_multipliers, quantize_offset, rne_shift
 from atomic_ops.add import add as np_add
 from atomic_ops.avgpool2d import avgpool2d as np_avgpool2d
@@ -29,8 +31,6 @@ from atomic_ops.maxpool2d import pooled_size
 from atomic_ops.relu import relu as np_relu
 from atomic_ops.requantize import requantize as np_requantize
 from atomic_ops.trunc_avgpool2d import trunc_avgpool2d as np_trunc_avgpool2d
-from atomic_ops import layernorm as np_layernorm
-from atomic_ops import softmax as np_softmax
 from codegen import toolchains
 from codegen.targets import hal_sources
 
