@@ -217,17 +217,35 @@ VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_unsupported_variants_are_named_with_a_hint(variant):
+SUPPORTED = {
+    "tensor_softmax": lambda m, x: m.out(m.fc_int(m.q(x)).softmax(-1)),
+    "torch_softmax_quant": lambda m, x: m.out(torch.softmax(m.q(x).view(1, 2, 4), dim=2)),
+    "functional_layer_norm": lambda m, x: m.out(F.layer_norm(m.q(x).view(1, 2, 4), (2, 4), eps=1e-3)),
+}
+
+
+def _calibrated(body):
     from brevitas.graph.calibrate import calibration_mode
 
-    body, text, hint = VARIANTS[variant]
     model = _Net(body).eval()
     with torch.no_grad(), calibration_mode(model):
         for _ in range(4):
             model(torch.randn(1, 8))
-    model.eval()
-    src = ModelSource(variant, "<test>", model, (torch.randn(1, 8),), None)
+    return model.eval()
+
+
+@pytest.mark.parametrize("variant", list(SUPPORTED))
+def test_supported_forms_are_deployable(variant):
+    src = ModelSource(variant, "<test>", _calibrated(SUPPORTED[variant]), (torch.randn(1, 8),), None)
+    rep = check_model(src)
+    assert rep.deployable, [(d.name, d.message, d.hint) for d in rep.items if d.status == "unsupported"]
+    assert any(set(d.lowered_to) for d in rep.items if d.type_name in ("softmax", "layer_norm"))
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_unsupported_variants_are_named_with_a_hint(variant):
+    body, text, hint = VARIANTS[variant]
+    src = ModelSource(variant, "<test>", _calibrated(body), (torch.randn(1, 8),), None)
     rep = check_model(src)
     assert not rep.deployable
     bad = [d for d in rep.items if d.status == "unsupported"]

@@ -95,6 +95,7 @@ IR_OP = IROp(
     exact=_exact,
     call=_call,
     tiling=Tiling("rows"),
+    macs=lambda net, step: 2 * net.tensors[step.output].numel,  # sum of squares, c_i * D_i
     infer_shapes=infer_shapes,
 )
 

@@ -67,6 +67,7 @@ IR_OP = IROp(
     exact=_exact,
     call=_call,
     tiling=Tiling("rows"),
+    macs=lambda net, step: net.tensors[step.output].numel,  # the product e * R of every element
     infer_shapes=same_shape,
 )
 
