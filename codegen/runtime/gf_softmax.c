@@ -11,6 +11,9 @@
  *   S = sum e (exact, uint64); y = clamp(rne(e * R / (S * 2^g)) + zp, lo, hi) with one exact
  *   uint64 division and the rounding decided on its quotient and remainder.
  * The max element has e = 2^36 exactly, so S >= 2^36, e * R < 2^64 and the quotient < 2^28.
+ * The exact division is done without a 64-bit divide per element: with inv = floor((2^64 - 1) / S)
+ * (one division per row), Qe = hi64(N * inv) satisfies Q - 2 < Qe <= Q for Q = floor(N / S) and any
+ * N < 2^64, so at most two corrections (rem = N - Qe * S >= S) give the exact quotient and remainder.
  * No scratch memory: e is computed again for the output pass.
  */
 #include "gf_internal.h"
@@ -30,23 +33,34 @@ static uint64_t gf_mul_q62(uint64_t a, uint64_t b)
     return res + (rem > half || (rem == half && (res & 1u)));
 }
 
+/* High 64 bits of the 128-bit product a * b. */
+static uint64_t gf_mulhi64(uint64_t a, uint64_t b)
+{
+    const uint64_t m32 = 0xFFFFFFFFu;
+    uint64_t a0 = a & m32, a1 = a >> 32, b0 = b & m32, b1 = b >> 32;
+    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    uint64_t mid = (p00 >> 32) + (p01 & m32) + (p10 & m32);
+    return p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+}
+
 typedef struct {
     int32_t r, J, g;
-    uint64_t R, mask;
+    uint64_t R;
+    uint32_t mask;
     const uint64_t *T;
 } gf_sm_t;
 
-/* e = exp(-s d) in Q36, as the contract computes it. */
-static uint64_t gf_sm_exp(const gf_sm_t *c, uint64_t d)
+/* e = exp(-s d) in Q36, as the contract computes it (d < 2^32 and r * J <= 32). */
+GF_INLINE uint64_t gf_sm_exp(const gf_sm_t *c, uint32_t d)
 {
     uint64_t e = c->T[d & c->mask];
     int32_t j;
-    if (c->r * c->J < 64 && (d >> (c->r * c->J)) != 0)
+    if (c->r * c->J < 32 && (d >> (c->r * c->J)) != 0)
         return 0;
     for (j = 1; j < c->J; j++) {
-        uint64_t v = (d >> (c->r * j)) & c->mask;
+        uint32_t v = (d >> (c->r * j)) & c->mask;
         if (v)
-            e = gf_mul_q62(e, c->T[((uint64_t)j << c->r) + v]);
+            e = gf_mul_q62(e, c->T[((uint32_t)j << c->r) + v]);
     }
     {
         uint64_t f = e >> 26, rem = e & ((1u << 26) - 1u);
@@ -59,14 +73,19 @@ static uint64_t gf_sm_exp(const gf_sm_t *c, uint64_t d)
         const TYPE *xs = (const TYPE *)x;                                                          \
         for (row = 0; row < rows; row++, xs += n, yb += n) {                                       \
             int32_t mx = xs[0], i;                                                                 \
-            uint64_t S = 0;                                                                        \
+            uint64_t S = 0, inv;                                                                   \
             for (i = 1; i < n; i++)                                                                \
                 mx = xs[i] > mx ? xs[i] : mx;                                                      \
             for (i = 0; i < n; i++)                                                                \
-                S += gf_sm_exp(&c, (uint64_t)((int64_t)mx - xs[i]));                               \
+                S += gf_sm_exp(&c, (uint32_t)((int64_t)mx - xs[i]));                               \
+            inv = ~(uint64_t)0 / S;                                                                \
             for (i = 0; i < n; i++) {                                                              \
-                uint64_t num = gf_sm_exp(&c, (uint64_t)((int64_t)mx - xs[i])) * c.R;               \
-                uint64_t q = num / S, rem = num - q * S;                                           \
+                uint64_t num = gf_sm_exp(&c, (uint32_t)((int64_t)mx - xs[i])) * c.R;               \
+                uint64_t q = gf_mulhi64(num, inv), rem = num - q * S;                              \
+                while (rem >= S) { /* at most twice: the exact quotient and remainder */           \
+                    q++;                                                                           \
+                    rem -= S;                                                                      \
+                }                                                                                  \
                 uint64_t f = q >> c.g, low = q & (((uint64_t)1 << c.g) - 1u);                      \
                 uint64_t half = (uint64_t)1 << (c.g - 1);                                          \
                 int64_t v = (int64_t)f + (low > half || (low == half && (rem != 0 || (f & 1u)))) + zp; \
@@ -85,7 +104,7 @@ void gf_softmax(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const i
     c.J = (int32_t)p[1];
     c.g = (int32_t)p[2];
     c.R = (uint64_t)p[3];
-    c.mask = ((uint64_t)1 << c.r) - 1u;
+    c.mask = ((uint32_t)1 << c.r) - 1u;
     c.T = (const uint64_t *)(p + 8);
     if (n <= 0)
         return;
