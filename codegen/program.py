@@ -9,6 +9,7 @@ Parameter blob (``data/params.bin``): the concatenation of regions, each aligned
   <step>.m   int32 requant mantissas [sources][channels]
   <step>.sh  uint8 requant shifts [channels]
   <step>.o   int64 requant offsets [channels]
+  <step>.p   int64 parameter block of ops with their own integer parameters (softmax, layernorm)
 all little-endian; each region's offset, size and CRC-32 are compiled into the program, which
 checks them after loading. Golden tensors are ``data/golden_<index>.bin``: the raw integers of
 one step output in C order and the tensor's container type (docs/golden_format.md).
@@ -265,6 +266,16 @@ class CallBuilder:
         ``<step>.<suffix>``; returns its pointer into ``P`` as a ``ctype`` kernel argument."""
         region = self._blob.add(f"{self.ident}.{suffix}", arr)
         return f"({ctype} *)(P + {region.offset})"
+    def param_block(self) -> str:
+        """The step's own parameter block (``Step.params.block()``, int64 words) as a kernel argument."""
+        region = self._blob.add(f"{self.ident}.p", np.asarray(self.step.params.block(), dtype=np.int64))
+        return f"(const int64_t *)(P + {region.offset})"
+
+    def rows_extent(self) -> tuple[str, str]:
+        """(rows, elements per row) of a rows step: the last axis (``axes`` trailing axes) is a row."""
+        x = self.net.tensors[self.step.inputs[0]]
+        n = int(math.prod(x.shape[len(x.shape) - int(self.attrs.get("axes", 1)):]))
+        return str(x.numel // n), str(n)
 
     def window_shape(self) -> tuple[int, ...]:
         """gf_conv_shape_t of a sliding-window step (conv or pooling) over NCHW."""

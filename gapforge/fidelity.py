@@ -119,6 +119,18 @@ def brevitas_integers(t: ir.TensorInfo, value: torch.Tensor) -> np.ndarray:
     return np.rint(v / t.scale_array(v.ndim)) + t.zero_point
 
 
+def brevitas_accumulator(t: ir.TensorInfo, value: torch.Tensor) -> np.ndarray | None:
+    """The integers of an accumulator Brevitas holds as a float32 value ``s * q + offset``, when they
+    are unambiguous: every ``(value - offset) / s`` within 0.25 of an integer below 2^24 (Brevitas'
+    float32 accumulation error is far smaller); None otherwise (the step is then compared free-running)."""
+    v = value.detach().double().numpy()
+    q = (v - t.offset_array(v.ndim)) / t.scale_array(v.ndim)
+    r = np.rint(q)
+    if r.size and (np.abs(q - r).max() >= 0.25 or np.abs(r).max() >= 2**24):
+        return None
+    return r
+
+
 def capture_values(model, x: torch.Tensor, name: str) -> dict[str, torch.Tensor]:
     """Brevitas' value of every IR tensor for the batch ``x`` (one forward pass)."""
     graph = capture(model, (x,), registry().is_leaf)
@@ -197,14 +209,16 @@ def teacher_forced(engine, values: dict[str, torch.Tensor], x: np.ndarray) -> li
             inputs = []
             for i in step.inputs:
                 t = net.tensors[i]
-                if t.kind == "quant":
-                    inputs.append(brevitas_integers(t, values[i]).astype(np.int64))
-                else:
+                q = brevitas_integers(t, values[i]) if t.kind == "quant" else \
+                    brevitas_accumulator(t, values[i]) if t.kind == "acc" else None
+                if q is None:
                     inputs = None
                     break
+                inputs.append(q.astype(np.int64))
             if inputs is None:
                 out.append(LayerFidelity(step.output, step.kind, 0, False,
-                                         note="input is an accumulator; compared free-running only"))
+                                         note="input is an accumulator whose integers Brevitas' float32 value "
+                                              "does not determine; compared free-running only"))
                 continue
         ours = engine.run_step(step, inputs)
         out.append(_compare(engine, step, ours, values[step.output], inputs, True, values))

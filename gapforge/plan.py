@@ -73,6 +73,7 @@ class Step:
     relu: bool = False
     requant: Requant | None = None
     acc_bound: np.ndarray | None = None  # conv/linear: per-channel worst-case |acc|
+    params: Any = None  # the op's own integer parameters (declaration ``prepare``), e.g. softmax tables
 
 
 @dataclass
@@ -271,6 +272,8 @@ def step_cost(net: ir.Network, step: Step) -> Cost:
     b_par = sum(math.prod(p.shape) * (1 if name == "weight" else 4) for name, p in head.params.items())
     if step.requant is not None:
         b_par += step.requant.m.size * 4 + step.requant.channels * (1 + 8)
+    if step.params is not None:
+        b_par += step.params.block().nbytes
     return Cost(macs, b_in, b_par, b_out)
 
 
@@ -293,4 +296,9 @@ def build_plan(net: ir.Network) -> Plan:
                                 hint="use fewer input channels per output or lower bit widths")
         if net.tensors[s.output].kind == "quant" and decl.requantizes:
             s.requant = prepare_requant(net, s)
+        if decl.prepare is not None:
+            try:
+                s.params = decl.prepare(net, s)
+            except ValueError as exc:
+                raise PlanError(f"{s.kind} '{s.main_op}': {exc}") from None
     return Plan(net, steps)

@@ -19,6 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from atomic_ops import layernorm as np_layernorm
+from atomic_ops import softmax as np_softmax
 from atomic_ops._fixedpoint import quantize_multipliers, quantize_offset, rne_shift
 from atomic_ops.add import add as np_add
 from atomic_ops.avgpool2d import avgpool2d as np_avgpool2d
@@ -42,7 +44,7 @@ DRIVER = RUNTIME / "tests" / "kernel_check.c"
 K_CONV, K_CONV3X3, K_CONV1X1, K_DWCONV, K_CONV_REF = 1, 2, 3, 4, 5
 K_LINEAR, K_LINEAR_REF, K_MAXPOOL, K_AVGPOOL, K_TRUNC = 6, 7, 8, 9, 10
 K_ADD, K_REQUANTIZE, K_RELU, K_CONCAT, K_PERMUTE, K_RNE = 11, 12, 13, 14, 15, 16
-K_LUT, K_MUL = 17, 18
+K_LUT, K_MUL, K_SOFTMAX, K_LAYERNORM = 17, 18, 19, 20
 
 DT = {"s8": 0, "u8": 1, "s32": 2}
 NP_DT = {"s8": np.int8, "u8": np.uint8, "s32": np.int32}
@@ -325,6 +327,66 @@ def requantize_case(cs, rng, name, x: np.ndarray, t: str, rqp: RQ, inner: int):
     cs.add(K_REQUANTIZE, name, [DT[t], n, inner, *rqp.params()], [x, *rqp.arrays(), out_bytes(y, rqp.lo)])
 
 
+def softmax_case(cs, rng, name, *, t, rows, n, s_in, s_out, out="u8", zp=0, relu=False, mode="rand"):
+    """Softmax rows of an int8/uint8 quant tensor or an int32 accumulator (``t`` s32)."""
+    x = rand_act(rng, t, (rows, n))
+    if mode == "extreme":  # the whole range: d up to 2^32 - 1 for accumulators
+        lo_x, hi_x = RANGES[t] if t != "s32" else (-(2**31), 2**31 - 1)
+        x = rng.choice(np.array([lo_x, hi_x, lo_x + 1, hi_x - 1], np.int64), size=(rows, n)).astype(NP_DT[t])
+    if mode == "ties":  # many equal maxima and constant rows
+        x[:, : n // 2] = x[:, :1]
+        x[-1] = x[-1, 0]
+    lo, hi = RANGES[out]
+    if relu:
+        lo = max(lo, zp)
+    p = np_softmax.prepare(s_in, RANGES[t] if t != "s32" else None, s_out, zp, lo, hi, n)
+    y = np_softmax.softmax(x, p)
+    cs.add(K_SOFTMAX, name, [DT[t], rows, n], [x, p.block(), out_bytes(y, lo)])
+
+
+def layernorm_case(cs, rng, name, *, t, rows, n, s_in, s_out, eps=1e-5, affine=True, out="s8", zp=0, relu=False,
+                   mode="rand"):
+    x = rand_act(rng, t, (rows, n))
+    if mode == "extreme":
+        x = rng.choice(np.array(RANGES[t], np.int64), size=(rows, n)).astype(NP_DT[t])
+    if mode == "ties":  # constant rows and a row of one outlier
+        x[0] = x[0, 0]
+        x[-1] = RANGES[t][0]
+        x[-1, 0] = RANGES[t][1]
+    gamma = rng.normal(1.0, 0.5, n).astype(np.float32) if affine else np.ones(n, np.float32)
+    beta = rng.normal(0.0, 0.5, n).astype(np.float32) if affine else np.zeros(n, np.float32)
+    lo, hi = RANGES[out]
+    if relu:
+        lo = max(lo, zp)
+    p = np_layernorm.prepare(s_in, RANGES[t], eps, gamma, beta, s_out, zp, lo, hi)
+    y = np_layernorm.layernorm(x, p)
+    cs.add(K_LAYERNORM, name, [DT[t], rows, n], [x, p.block(), out_bytes(y, lo)])
+
+
+def add_row_cases(cs: CaseSet, rng) -> None:
+    for t in ("s8", "u8"):
+        softmax_case(cs, rng, f"sm_{t}_8x8", t=t, rows=8, n=8, s_in=0.05, s_out=1 / 255)
+        softmax_case(cs, rng, f"sm_{t}_odd", t=t, rows=3, n=37, s_in=0.11, s_out=0.6 / 255, zp=3, out="u8")
+        softmax_case(cs, rng, f"sm_{t}_signed_out", t=t, rows=5, n=16, s_in=0.02, s_out=1 / 128, out="s8")
+        softmax_case(cs, rng, f"sm_{t}_ties", t=t, rows=4, n=12, s_in=0.3, s_out=1 / 255, mode="ties")
+        softmax_case(cs, rng, f"sm_{t}_extreme", t=t, rows=3, n=9, s_in=0.5, s_out=0.25 / 255, mode="extreme")
+        softmax_case(cs, rng, f"sm_{t}_n1", t=t, rows=2, n=1, s_in=0.05, s_out=1 / 255)
+        softmax_case(cs, rng, f"sm_{t}_long", t=t, rows=1, n=300, s_in=0.07, s_out=0.05 / 255)
+        layernorm_case(cs, rng, f"ln_{t}_8x8", t=t, rows=8, n=8, s_in=0.05, s_out=0.03)
+        layernorm_case(cs, rng, f"ln_{t}_noaffine", t=t, rows=4, n=24, s_in=0.02, s_out=0.05, affine=False)
+        layernorm_case(cs, rng, f"ln_{t}_u8out", t=t, rows=3, n=17, s_in=0.1, s_out=0.02, out="u8", zp=100)
+        layernorm_case(cs, rng, f"ln_{t}_relu", t=t, rows=3, n=10, s_in=0.1, s_out=0.02, out="u8", zp=0, relu=True)
+        layernorm_case(cs, rng, f"ln_{t}_ties", t=t, rows=4, n=16, s_in=0.01, s_out=0.05, mode="ties", eps=1e-2)
+        layernorm_case(cs, rng, f"ln_{t}_extreme", t=t, rows=3, n=64, s_in=0.2, s_out=0.04, mode="extreme")
+        layernorm_case(cs, rng, f"ln_{t}_n1", t=t, rows=3, n=1, s_in=0.2, s_out=0.04)
+        layernorm_case(cs, rng, f"ln_{t}_wide", t=t, rows=2, n=512, s_in=0.01, s_out=0.03, eps=1e-6)
+        layernorm_case(cs, rng, f"ln_{t}_eps0", t=t, rows=2, n=8, s_in=0.01, s_out=0.03, eps=0.0)
+    softmax_case(cs, rng, "sm_s32_logits", t="s32", rows=4, n=10, s_in=2e-5, s_out=1 / 255)
+    softmax_case(cs, rng, "sm_s32_wide_scale", t="s32", rows=3, n=20, s_in=3e-9, s_out=1 / 255)
+    softmax_case(cs, rng, "sm_s32_extreme", t="s32", rows=3, n=8, s_in=1e-6, s_out=1 / 255, mode="extreme")
+    softmax_case(cs, rng, "sm_s32_ties", t="s32", rows=3, n=8, s_in=1e-4, s_out=1 / 128, out="s8", mode="ties")
+
+
 # ---------------------------------------------------------------------------------------------
 # The case set
 
@@ -535,6 +597,7 @@ def build_cases() -> CaseSet:
     v = np.array([0, 1, -1, 2, -2, 3, -3, 2**62, -(2**62), 2**63 - 1, -(2**63), 5, -5, 6, -6, 7, -7] * 4, np.int64)
     sh = np.array([1] * 17 + [2] * 17 + [61] * 17 + [62] * 17, np.int64)
     cs.add(K_RNE, "rne_edges", [v.size], [v, sh.astype(np.uint8), rne_shift(v, sh).astype(np.int64)])
+    add_row_cases(cs, rng)
     return cs
 
 
@@ -610,7 +673,7 @@ def test_kernels_match_reference(drivers, case_dir, variant):
 def test_case_set_covers_every_kernel():
     cs = build_cases()
     kinds = {struct.unpack_from("<I", b, 8)[0] for b in cs.blobs}
-    assert kinds == set(range(1, 19))
+    assert kinds == set(range(1, 21))
     assert len(cs.names) == len(set(cs.names)) >= 200
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from codegen.gap9.hw import DEFAULT, Budgets, align
 from codegen.gap9.placement import L3, Placement, place
-from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, tile_step
+from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, rows_layout, tile_step
 from codegen.program import Program, build_program
 from gapforge.errors import GapforgeError
 from gapforge.plan import Plan
 
-TILING_ENUM = {"conv": "GF_TILING_CONV", "linear": "GF_TILING_LINEAR", "eltwise": "GF_TILING_ELTWISE"}
+TILING_ENUM = {"conv": "GF_TILING_CONV", "linear": "GF_TILING_LINEAR", "eltwise": "GF_TILING_ELTWISE",
+               "rows": "GF_TILING_ROWS"}
 FAULTS = {"none": 0, "no-barrier": 1, "no-dma-wait": 2}
 
 
@@ -69,6 +70,8 @@ class LayerRec:
     t_chans: int
     in2_resident: int
     mp: tuple  # gf_mul_shape_t (mul)
+    aux_off: int  # rows tiling: the step's parameter block (region <step>.p), -1 = none
+    aux_bytes: int
 
     def initializer(self) -> str:
         vals = []
@@ -147,6 +150,9 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
         n = inner = chans = 0
         if tp.tiling == "eltwise":
             chans, inner, n = eltwise_layout(step, plan.net)
+        if tp.tiling == "rows":  # chans rows of inner elements; tiles of tile_planes rows
+            chans, inner = rows_layout(step, plan.net)
+            n = chans * inner
         k = o = 0
         if tp.tiling == "linear":
             op = plan.net.op_by_name(step.main_op)
@@ -166,7 +172,8 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             shift=step.attrs.get("shift", 0), floor_rounding=int(step.attrs.get("rounding") == "floor"),
             k=k, o=o, n=n, inner=inner, chans=chans,
             tile_co=tp.tile.get("co", 0), tile_oh=tp.tile.get("oh", 0), tile_ow=tp.tile.get("ow", 0),
-            tile_planes=tp.tile.get("planes", 0), tile_elems=tp.tile.get("elems", 0),
+            tile_planes=tp.tile.get("planes", tp.tile.get("rows", 0)),
+            tile_elems=tp.tile.get("elems", tp.tile.get("rows", 0) * inner),
             buf_in=tp.buffers.get("in", 0), buf_in2=tp.buffers.get("in2", 0), buf_w=tp.buffers.get("w", 0),
             buf_p=tp.buffers.get("p", 0), buf_out=tp.buffers.get("out", 0), buf_wp=tp.buffers.get("wp", 0),
             w_bits=call.w_bits, w_row_bytes=call.w_row_bytes,
@@ -174,7 +181,8 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             in_resident=int("in" in tp.resident), cores=DEFAULT.compute_cores,
             single_buffer=int(tp.n_tiles > 1 and not tp.double_buffered), fault=FAULTS[fault],
             t_off=regions.get("t", -1), **_tables(step, plan.net), in2_resident=int("in2" in tp.resident),
-            mp=call.mul_shape or ((0,) * 4, (0,) * 4, (0,) * 4, 0, 0))
+            mp=call.mul_shape or ((0,) * 4, (0,) * 4, (0,) * 4, 0, 0),
+            aux_off=regions.get("p", -1), aux_bytes=tp.buffers.get("p", 0) if "p" in regions else 0)
         ops = {"in": _loc(placement, program, call.inputs[0].name),
                "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
                "out": outputs[call.index]}

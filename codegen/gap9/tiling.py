@@ -15,7 +15,8 @@ gap9-emu tests compare the emulator's byte counters with these predictions.
 
 Tiling kinds (an op's declaration names its kind, gapforge/ops ``Tiling``): ``conv`` (sliding
 windows over NCHW: conv2d incl. depthwise/grouped/strided, max/avg/trunc pooling), ``linear``,
-``eltwise`` (add, requantize, relu, lut, mul) and ``fc`` (steps without a ``Tiling``, which the fabric
+``eltwise`` (add, requantize, relu, lut, mul), ``rows`` (softmax, LayerNorm: whole rows of the last axis)
+and ``fc`` (steps without a ``Tiling``, which the fabric
 controller runs on L2 data: the host-quantized input, reshape views, concat, permute).
 """
 
@@ -41,8 +42,8 @@ class TilingError(GapforgeError):
 @dataclass
 class TilePlan:
     step: str
-    tiling: str  # conv | linear | eltwise | fc
-    tile: dict  # conv: co, oh, ow; linear: co; eltwise: planes, elems
+    tiling: str  # conv | linear | eltwise | rows | fc
+    tile: dict  # conv: co, oh, ow; linear: co; eltwise: planes, elems; rows: rows
     counts: list[int]  # tiles along each tiled axis
     n_tiles: int
     buffers: dict[str, int]  # L1 bytes of one buffer of each operand (in, in2, w, p, out)
@@ -375,11 +376,42 @@ def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fal
     return _search(evaluate, cands, budgets.l1, f"{step.kind} '{step.output}'")
 
 
+# -- rows ------------------------------------------------------------------------------
+def rows_layout(step: Step, net: ir.Network) -> tuple[int, int]:
+    """(rows, elements per row) of a rows step: the last ``axes`` axes (attribute, default 1) form a row."""
+    x = net.tensors[step.inputs[0]]
+    axes = int(step.attrs.get("axes", 1))
+    n = int(math.prod(x.shape[len(x.shape) - axes:]))
+    return x.numel // n, n
+
+
+def tile_rows(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
+    """Runs of whole rows (tokens) per tile, split over the cores by rows; the step's parameter block
+    (``Step.params``: tables, per-element multipliers) is loaded once and stays resident."""
+    x, y = net.tensors[step.inputs[0]], net.tensors[step.output]
+    rows, n = rows_layout(step, net)
+    eb_in, eb_out = ELEM[x.dtype], ELEM[y.dtype]
+    p_bytes = int(step.params.block().nbytes)
+    cores = budgets.hw.compute_cores
+
+    def evaluate(tr, single):
+        n_tiles = math.ceil(rows / tr)
+        nbuf = 2 if n_tiles > 1 and not single else 1
+        bufs = {"in": tr * n * eb_in, "p": p_bytes, "out": tr * n * eb_out}
+        l1 = nbuf * (align(bufs["in"]) + align(bufs["out"])) + align(p_bytes)
+        dma = {"in": rows * n * eb_in, "p": p_bytes, "out": rows * n * eb_out}
+        plan = TilePlan(step.output, "rows", {"rows": tr}, [n_tiles], n_tiles, bufs, nbuf == 2, ["p"], l1, dma,
+                        min(cores, tr))
+        return plan, (sum(dma.values()), n_tiles, -plan.cores)
+
+    return _search(evaluate, [(r,) for r in _candidates(rows)], budgets.l1, f"{step.kind} '{step.output}'")
+
+
 def fc_plan(step: Step) -> TilePlan:
     return TilePlan(step.output, "fc", {}, [], 0, {}, False, [], 0, {}, 0)
 
 
-TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise}
+TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "rows": tile_rows}
 
 
 def tile_step(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:

@@ -55,6 +55,8 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #define GF_K_RELU 1
 #define GF_K_LUT 1
 #define GF_K_MUL 1
+#define GF_K_SOFTMAX 1
+#define GF_K_LAYERNORM 1
 #endif
 
 /*
@@ -178,6 +180,17 @@ typedef struct {
 } gf_mul_shape_t;
 void gf_mul(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, const gf_mul_shape_t *s, int32_t j0,
             int32_t n, int32_t a_org, int32_t b_org, int32_t inner, const gf_requant_t *rq, void *y);
+
+/*
+ * Row kernels: `rows` rows of n elements each (C order), one output byte per element; `p` is the
+ * step's int64 parameter block (params.bin region <step>.p, layout in the kernel file).
+ *   gf_softmax:   softmax over each row then the output quantizer, in_t GF_S8, GF_U8 or GF_S32
+ *                 (integer contract "Softmax", gf_softmax.c)
+ *   gf_layernorm: LayerNorm over each row then the output quantizer, in_t GF_S8 or GF_U8
+ *                 (integer contract "LayerNorm", gf_layernorm.c)
+ */
+void gf_softmax(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
+void gf_layernorm(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
 
 /* concat: for each of `outer` blocks, copy block_bytes[i] bytes of input i in order. */
 void gf_concat(const void *const *xs, const int32_t *block_bytes, int32_t n_inputs, int32_t outer, void *y);

@@ -23,11 +23,7 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "QuantConv1d": "1-D convolution is not supported yet",
     "QuantConvTranspose2d": "transposed convolution is not supported yet",
     "QuantMultiheadAttention": "attention is not supported yet",
-    "Softmax": "softmax is not supported yet",
-    "LayerNorm": "LayerNorm is not supported yet",
     "Upsample": "upsampling is not supported yet",
-    "softmax": "softmax is not supported yet",
-    "layer_norm": "LayerNorm is not supported yet",
     "matmul": "matrix products between activations are not supported yet",
     "bmm": "matrix products between activations are not supported yet",
     "div": "division of activations is not supported yet",
@@ -50,6 +46,12 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "hypot": "an element-wise function of two activations has no table form",
     "log": "log of an activation is not supported (it is not finite at 0)",
     "sqrt": "sqrt of an activation is not supported yet",
+    "LogSoftmax": "log_softmax is not supported: use softmax followed by a quantizer (QuantIdentity)",
+    "log_softmax": "log_softmax is not supported: use softmax followed by a quantizer (QuantIdentity)",
+    "GroupNorm": "GroupNorm is not supported yet; LayerNorm over the last axes is",
+    "group_norm": "GroupNorm is not supported yet; LayerNorm over the last axes is",
+    "RMSNorm": "RMSNorm is not supported yet; LayerNorm over the last axes is",
+    "rms_norm": "RMSNorm is not supported yet; LayerNorm over the last axes is",
 }
 
 

@@ -44,6 +44,9 @@ class Tiling:
       are its output channels (depthwise, pooling) rather than all (grouped: the group's) inputs.
     * ``"linear"``: output features of a fully connected layer; the input vector stays resident.
     * ``"eltwise"``: runs of elements (or whole channel planes with per-channel requantization).
+    * ``"rows"``: whole rows of the last axis (softmax, LayerNorm: a reduction per row); tiles are
+      runs of rows, the cores split a tile's rows, and the step's parameter block (``Step.params``)
+      stays resident in L1.
 
     Steps without a ``Tiling`` run on the fabric controller over L2 data (``fc_direct``: their
     operands must then stay in L2, e.g. concat and permute).
@@ -78,6 +81,11 @@ class IROp:
     acc_bound: Callable[[Any, Any], Any] | None = None  # (net, step) -> per-channel worst |int32 acc|
     check: Callable[[Any, Any], None] | None = None  # (net, step): raise PlanError if not executable
     symmetric_input: bool = False  # its kernels take no input zero point: input 0 must be quant, zero point 0
+    # (net, step) -> the step's own integer parameters (stored in ``Step.params``; they must have a
+    # ``block()`` method giving the int64 parameter block its kernel reads), computed once by the
+    # planner; raises ValueError (the planner reports it naming the step) when the op's contract
+    # cannot hold. Used by ops with their own final rounding instead of the requantization (softmax).
+    prepare: Callable[[Any, Any], Any] | None = None
 
     # -- INT8 engine (tools/int8_inference.py) -----------------------------------------------
     # requantizing ops: sources(engine, step, inputs) -> the integer sources of the requantization

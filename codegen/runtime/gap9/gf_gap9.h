@@ -27,7 +27,7 @@
 #define GF_MEM_L2 0
 #define GF_MEM_L3 1
 
-enum { GF_TILING_CONV = 0, GF_TILING_LINEAR = 1, GF_TILING_ELTWISE = 2 };
+enum { GF_TILING_CONV = 0, GF_TILING_LINEAR = 1, GF_TILING_ELTWISE = 2, GF_TILING_ROWS = 3 };
 
 /* Test-only fault injection (codegen --inject-fault): each bit removes one safety step. */
 #define GF_FAULT_NO_BARRIER 1u  /* skip the barrier between "tile loaded" and "compute" */
@@ -55,8 +55,10 @@ typedef struct {
     const int32_t *bias;      /* biases of the core's output channels, or NULL */
     const gf_requant_t *rq;   /* requantization of the core's channels, or NULL */
     gf_conv_shape_t s;        /* conv tiling: geometry of the core's share of the tile */
-    int32_t n, inner;         /* eltwise tiling: elements, elements per channel slice */
+    int32_t n, inner;         /* eltwise tiling: elements, elements per channel slice;
+                                 rows tiling: rows of the core's share, elements per row */
     int32_t k, o;             /* linear tiling: inputs, outputs of the core's share */
+    const int64_t *p;         /* rows tiling: the step's parameter block in L1 (resident) */
     void *y;                  /* output of the core's share in L1 */
     const uint8_t *table;     /* eltwise tiling with lookup tables: the tables of the core's channels */
     int32_t tables;           /* number of tables at `table` (1: one for all the core's elements) */
@@ -81,6 +83,8 @@ void gf_tile_requantize(const gf_tile_args_t *a);
 void gf_tile_relu(const gf_tile_args_t *a);
 void gf_tile_lut(const gf_tile_args_t *a);
 void gf_tile_mul(const gf_tile_args_t *a);
+void gf_tile_softmax(const gf_tile_args_t *a);
+void gf_tile_layernorm(const gf_tile_args_t *a);
 
 struct gf_layer {
     const char *name;
@@ -93,9 +97,10 @@ struct gf_layer {
     int32_t rq_sources, rq_channels, zp, lo, hi; /* rq_sources == 0: no requantization (zp: output zero point) */
     int32_t shift, floor_rounding;        /* trunc_avgpool2d */
     int32_t k, o;                         /* linear: inputs, outputs */
-    int32_t n, inner, chans;              /* element-wise: elements, elements per channel, channels */
+    int32_t n, inner, chans;              /* element-wise: elements, elements per channel, channels;
+                                             rows: elements, elements per row, rows */
     int32_t tile_co, tile_oh, tile_ow;    /* conv / linear output tile */
-    int32_t tile_planes, tile_elems;      /* element-wise tile */
+    int32_t tile_planes, tile_elems;      /* element-wise tile; rows: rows and elements per tile */
     uint32_t buf_in, buf_in2, buf_w, buf_p, buf_out; /* bytes of one L1 buffer of each operand */
     uint32_t buf_wp;                      /* packed weights staging buffer (0: weights not packed) */
     int32_t w_bits, w_row_bytes;          /* weight container bits (8, 4, 2) and bytes per output channel */
@@ -106,6 +111,8 @@ struct gf_layer {
     int32_t t_off, t_bytes, t_chans;      /* lookup tables (lut): region, bytes per table, tables (1: one for all) */
     int32_t in2_resident;                 /* eltwise: the second input is loaded once, whole (broadcast) */
     gf_mul_shape_t mp;                    /* mul: broadcast geometry and zero points */
+    int32_t aux_off;                      /* rows: the step's parameter block in the blob (-1 = none) */
+    uint32_t aux_bytes;                   /* its size (loaded once into the L1 parameter buffer) */
 };
 
 /* Operand locations of one layer, bound at run time (bases are allocated by the FC). */

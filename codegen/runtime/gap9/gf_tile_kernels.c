@@ -3,7 +3,7 @@
  *
  * gf_tiled.c fills a gf_tile_args_t for the layer's tiling kind (conv: a box of output channels,
  * rows and columns with its input box and padding; linear: a run of output features; eltwise: a
- * run of elements) and calls the layer's tile kernel, which the code generator names after the
+ * run of elements; rows: a run of whole rows with the step's parameter block) and calls the layer's tile kernel, which the code generator names after the
  * step's device kernel (gf_<kernel> -> gf_tile_<kernel>). A new operator that runs on the cluster
  * adds its adapter here and its prototype in gf_gap9.h; the executor does not change.
  *
@@ -81,4 +81,12 @@ void gf_tile_mul(const gf_tile_args_t *a)
     gf_mul(a->x, IN_T(a), a->x2, (gf_dtype_t)a->L->in2_t, &a->L->mp, a->e0, a->n, a->x_org, a->x2_org, a->inner,
            a->rq, a->y);
 }
+#endif
+
+#ifdef GF_K_SOFTMAX
+void gf_tile_softmax(const gf_tile_args_t *a) { gf_softmax(a->x, IN_T(a), a->n, a->inner, a->p, a->y); }
+#endif
+
+#ifdef GF_K_LAYERNORM
+void gf_tile_layernorm(const gf_tile_args_t *a) { gf_layernorm(a->x, IN_T(a), a->n, a->inner, a->p, a->y); }
 #endif

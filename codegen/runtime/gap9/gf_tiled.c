@@ -61,6 +61,8 @@ int32_t gf_layer_tiles(const gf_layer_t *L)
         return ceil_div(L->s.o, L->tile_co) * ceil_div(L->s.oh, L->tile_oh) * ceil_div(L->s.ow, L->tile_ow);
     if (L->tiling == GF_TILING_LINEAR)
         return ceil_div(L->o, L->tile_co);
+    if (L->tiling == GF_TILING_ROWS)
+        return ceil_div(L->chans, L->tile_planes);
     if (L->tile_planes > 1)
         return ceil_div(L->chans, L->tile_planes);
     return L->chans * ceil_div(L->inner, L->tile_elems);
@@ -112,7 +114,7 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
     } else if (L->tiling == GF_TILING_LINEAR) {
         T->co0 = t * L->tile_co;
         T->con = min32(L->tile_co, L->o - T->co0);
-    } else if (L->tile_planes > 1) {
+    } else if (L->tiling == GF_TILING_ROWS || L->tile_planes > 1) { /* rows: c = row */
         T->c0 = t * L->tile_planes;
         T->cn = min32(L->tile_planes, L->chans - T->c0);
         T->e0 = T->c0 * L->inner;
@@ -371,6 +373,8 @@ static void load_params(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
     int32_t cn = L->tiling == GF_TILING_ELTWISE ? T->cn : T->con;
     uint8_t *p = R->l1[b][OP_P], *bp = R->bounce[b][OP_P];
     const gf_loc_t *loc = &R->ops->params;
+    if (L->aux_off >= 0) /* rows: the whole parameter block, at the start of the buffer */
+        load_flat(R, q, loc, (uint32_t)L->aux_off, p, bp, L->aux_bytes);
     if (L->b_off >= 0)
         load_flat(R, q, loc, (uint32_t)L->b_off + (uint32_t)c0 * 4u, p + pl.bias, bp ? bp + pl.bias : NULL,
                   (uint32_t)cn * 4u);
@@ -622,6 +626,24 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
     L->compute(&a);
 }
 
+/* Rows tiling: each core takes a run of whole rows of the tile; the parameter block is resident. */
+static void compute_rows(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
+{
+    const gf_layer_t *L = R->L;
+    int32_t u0 = core * T->cn / ncores, u1 = (core + 1) * T->cn / ncores;
+    if (u0 == u1)
+        return;
+    gf_tile_args_t a;
+    memset(&a, 0, sizeof(a));
+    a.L = L;
+    a.x = R->l1[b][OP_IN] + (uint32_t)(u0 * L->inner * elem_bytes(L->in_t));
+    a.p = (const int64_t *)R->l1[0][OP_P];
+    a.n = u1 - u0;
+    a.inner = L->inner;
+    a.y = R->l1[b][OP_OUT] + (uint32_t)(u0 * L->inner * elem_bytes(L->out_t));
+    L->compute(&a);
+}
+
 #ifdef GF_FAULT_DEEP_CALL
 /* Test-only fault (emulation build only, see gf_gap9.h): a call chain of about `bytes` bytes of
  * stack, in frames of 256 bytes that are each written, so that the stack is really used. */
@@ -684,6 +706,8 @@ static void tile_loop(void *arg)
             compute_conv(R, &T, b, core, ncores);
         else if (L->tiling == GF_TILING_LINEAR)
             compute_linear(R, &T, b, core, ncores);
+        else if (L->tiling == GF_TILING_ROWS)
+            compute_rows(R, &T, b, core, ncores);
         else
             compute_eltwise(R, &T, b, core, ncores);
         pi_cl_team_barrier(); /* every core finished writing tile t */

@@ -40,7 +40,9 @@ enum {
     K_PERMUTE = 15,
     K_RNE_SHIFT = 16,
     K_LUT = 17,
-    K_MUL = 18
+    K_MUL = 18,
+    K_SOFTMAX = 19,
+    K_LAYERNORM = 20
 };
 
 #define MAX_PARAMS 64
@@ -318,6 +320,15 @@ static int run_case(const case_t *c, void *out)
             ((int64_t *)out)[i] = gf_rne_shift(((const int64_t *)A[0].data)[i], ((const uint8_t *)A[1].data)[i]);
         return 0;
     }
+    case K_SOFTMAX:
+    case K_LAYERNORM:
+        /* params: in_t, rows, n; arrays x p (s64 parameter block) expected */
+        NEED(3, 3);
+        if (c->id == K_SOFTMAX)
+            gf_softmax(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], c->prm[2], (const int64_t *)A[1].data, out);
+        else
+            gf_layernorm(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], c->prm[2], (const int64_t *)A[1].data, out);
+        return 0;
     default:
         return -1;
     }

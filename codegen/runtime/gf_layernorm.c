@@ -1,0 +1,86 @@
+/*
+ * gf_layernorm: integer LayerNorm over rows, then the output quantizer (docs/integer_contract.md,
+ * "LayerNorm"; atomic_ops/layernorm.py is the same arithmetic in numpy).
+ *
+ * Parameter block p (int64 words, built by the planner): [0] n, [1] Fc (even), [2] C, [3] h,
+ * [4] zp, [5] lo, [6] hi, [7] kc, then b[n] (int64, rne(2^h beta / s_out)), then m[n] (int32,
+ * rne(2^h gamma / s_out), padded to 8 bytes). Per row of n codes q (int8 or uint8):
+ *   A = sum q, V = n sum q^2 - A^2, D = n q - A                          (exact)
+ *   V == 0: y = clamp(rne_shift(b, h) + zp, lo, hi)
+ *   else:   W = V 2^Fc + C; e2 even with 2^62 <= W 2^e2 < 2^64; u = floor(2^63 / isqrt(W 2^e2));
+ *           c = rne_shift(m u, 32 - kc); SH = h + kc + 31 - (Fc + e2) / 2;
+ *           y = clamp(rne_shift(c D + b 2^(SH - h), SH) + zp, lo, hi)
+ * The planner bounds every product (|m u| < 2^63, |c D + b 2^(SH-h)| < 2^61), 0 <= kc <= 24 and 1 <= h <= SH <= 62.
+ */
+#include "gf_internal.h"
+
+#ifdef GF_K_LAYERNORM
+
+/* floor(sqrt(v)) (bit by bit, exact). */
+static uint64_t gf_isqrt64(uint64_t v)
+{
+    uint64_t r = 0, bit = (uint64_t)1 << 62;
+    while (bit > v)
+        bit >>= 2;
+    while (bit) {
+        if (v >= r + bit) {
+            v -= r + bit;
+            r = (r >> 1) + bit;
+        } else {
+            r >>= 1;
+        }
+        bit >>= 2;
+    }
+    return r;
+}
+
+#define GF_LN_ROWS(TYPE)                                                                           \
+    do {                                                                                           \
+        const TYPE *xs = (const TYPE *)x;                                                          \
+        for (row = 0; row < rows; row++, xs += n, yb += n) {                                       \
+            int32_t A = 0, i;                                                                      \
+            int64_t Q2 = 0, V;                                                                     \
+            for (i = 0; i < n; i++) {                                                              \
+                A += xs[i];                                                                        \
+                Q2 += (int32_t)xs[i] * (int32_t)xs[i];                                             \
+            }                                                                                      \
+            V = (int64_t)n * Q2 - (int64_t)A * A;                                                  \
+            if (V == 0) {                                                                          \
+                for (i = 0; i < n; i++)                                                            \
+                    yb[i] = (uint8_t)gf_requant_finish(b[i], h, zp, lo, hi);                       \
+            } else {                                                                               \
+                uint64_t W = ((uint64_t)V << Fc) + C, u;                                           \
+                int32_t e2 = 0, SH, k;                                                             \
+                while ((W << e2) < ((uint64_t)1 << 62))                                            \
+                    e2 += 2;                                                                       \
+                u = ((uint64_t)1 << 63) / gf_isqrt64(W << e2);                                     \
+                SH = h + kc + 31 - (Fc + e2) / 2;                                                  \
+                k = SH - h;                                                                        \
+                for (i = 0; i < n; i++) {                                                          \
+                    int64_t ci = gf_rne_shift((int64_t)m[i] * (int64_t)u, 32 - kc);                \
+                    int64_t acc = ci * (int64_t)(n * (int32_t)xs[i] - A)                           \
+                                  + (int64_t)((uint64_t)b[i] << k);                                \
+                    yb[i] = (uint8_t)gf_requant_finish(acc, SH, zp, lo, hi);                       \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+void gf_layernorm(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y)
+{
+    uint8_t *yb = (uint8_t *)y;
+    int32_t row;
+    const int32_t Fc = (int32_t)p[1], h = (int32_t)p[3], kc = (int32_t)p[7];
+    const uint64_t C = (uint64_t)p[2];
+    const int32_t zp = (int32_t)p[4], lo = (int32_t)p[5], hi = (int32_t)p[6];
+    const int64_t *b = p + 8;
+    const int32_t *m = (const int32_t *)(p + 8 + n);
+    if (n <= 0)
+        return;
+    if (in_t == GF_U8)
+        GF_LN_ROWS(uint8_t);
+    else
+        GF_LN_ROWS(int8_t);
+}
+
+#endif /* GF_K_LAYERNORM */

@@ -1,0 +1,166 @@
+"""layernorm: LayerNorm over the last axes of a quantized tensor, then a quantizer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+import atomic_ops
+from atomic_ops import layernorm as ref
+from gapforge.ops._base import Attr, Frontend, IROp, Tiling
+from gapforge.ops._shapes import ShapeError, inputs_of
+
+FLOATS = {"type": "array", "items": {"type": "number"}}
+
+
+def _affine(step, n: int) -> tuple[np.ndarray, np.ndarray]:
+    a = step.attrs
+    gamma = np.asarray(a["weight"], dtype=np.float64) if a.get("weight") is not None else np.ones(n)
+    beta = np.asarray(a["bias"], dtype=np.float64) if a.get("bias") is not None else np.zeros(n)
+    return gamma, beta
+
+
+def row_length(shape, axes: int) -> int:
+    return int(math.prod(shape[len(shape) - axes:]))
+
+
+def prepare(net, step) -> ref.LayerNormParams:
+    x = net.tensors[step.inputs[0]]
+    y = net.tensors[step.output]
+    if y.kind != "quant" or y.per_channel:
+        raise ValueError("its output must go to one per-tensor quantizer")
+    lo, hi = y.qrange()
+    if step.relu:
+        lo = max(lo, y.zero_point)
+    n = row_length(x.shape, int(step.attrs["axes"]))
+    gamma, beta = _affine(step, n)
+    p = ref.prepare(float(x.scale), x.qrange(), float(step.attrs["eps"]), gamma, beta, float(y.scale),
+                    int(y.zero_point), lo, hi)
+    if p.bound > 1e-5:
+        raise ValueError(f"the integer error bound {p.bound:.3g} output steps exceeds 1e-05")
+    return p
+
+
+def _exact(engine, step, inputs):
+    x = engine.net.tensors[step.inputs[0]]
+    y = engine.net.tensors[step.output]
+    n = row_length(x.shape, int(step.attrs["axes"]))
+    gamma, beta = _affine(step, n)
+    return ref.exact(inputs[0], n, float(x.scale), float(step.attrs["eps"]), gamma, beta, float(y.scale))
+
+
+def _call(cg):
+    rows, n = cg.rows_extent()
+    return cg.call("gf_layernorm", (cg.X[0], cg.T[0], rows, n, cg.param_block(), cg.Y))
+
+
+def infer_shapes(inputs, attrs, params):
+    """One input; the normalized trailing axes exclude the batch axis; output of the same shape."""
+    (x,) = inputs_of(inputs, 1)
+    axes = int(attrs["axes"])
+    if not 1 <= axes < len(x):
+        raise ShapeError(f"normalizes {axes} trailing axes of the {len(x)}-D input {x}; the batch axis "
+                         "must not be normalized", "attrs.axes")
+    n = row_length(x, axes)
+    for key in ("weight", "bias"):
+        if attrs.get(key) is not None and len(attrs[key]) != n:
+            raise ShapeError(f"{key} has {len(attrs[key])} values, the normalized shape {x[-axes:]} has {n}",
+                             f"attrs.{key}")
+    return [list(x)]
+
+
+IR_OP = IROp(
+    name="layernorm",
+    summary="LayerNorm over the last axes (optional elementwise affine), quantized by the following quantizer.",
+    semantics="Per row of N codes: exact A = sum q, V = N sum q^2 - A^2, D = N q - A; 1/sqrt(V + N^2 eps/s^2) "
+              "from an exact 64-bit integer square root of a normalized fixed-point value; affine and "
+              "output scale folded into per-element multipliers; one round-half-even to the output code; "
+              "error below 1e-5 output steps (docs/integer_contract.md, LayerNorm).",
+    inputs="one quant tensor (per-tensor scale, any zero point, 1-8 bits)",
+    attrs={
+        "axes": Attr({"type": "integer", "minimum": 1}, "number of trailing axes normalized (normalized_shape)"),
+        "eps": Attr({"type": "number", "minimum": 0}, "epsilon added to the variance"),
+        "weight": Attr(FLOATS, "elementwise affine weight (float32 values, C order of the normalized shape)",
+                       required=False),
+        "bias": Attr(FLOATS, "elementwise affine bias (float32 values)", required=False),
+    },
+    reference="layernorm",
+    kernels=("gf_layernorm",),
+    fusion="head",
+    prepare=prepare,
+    run=lambda engine, step, inputs: atomic_ops.get("layernorm")(inputs[0], step.params),
+    exact=_exact,
+    call=_call,
+    tiling=Tiling("rows"),
+    macs=lambda net, step: 2 * net.tensors[step.output].numel,  # sum of squares, c_i * D_i
+    infer_shapes=infer_shapes,
+)
+
+
+def _floats(t) -> list[float] | None:
+    if t is None:
+        return None
+    if not isinstance(t, torch.Tensor):
+        raise TypeError("not a tensor")
+    return [float(v) for v in t.detach().to(torch.float32).reshape(-1)]
+
+
+def _lower(ctx) -> None:
+    x = ctx.input_tensor(0)
+    nd = len(x.shape)
+    if ctx.node.kind == "module":
+        m = ctx.module
+        shape = list(m.normalized_shape)
+        eps = float(m.eps)
+        weight = m.weight if m.elementwise_affine else None
+        bias = m.bias if m.elementwise_affine else None
+    else:
+        shape = ctx.arg(1, "normalized_shape")
+        shape = [int(shape)] if isinstance(shape, int) else [int(v) for v in shape]
+        weight, bias = ctx.arg(2, "weight"), ctx.arg(3, "bias")
+        eps = float(ctx.arg(4, "eps", 1e-5))
+        if any(ctx.act_of(a) is not None for a in (weight, bias)):
+            ctx.fail("layer_norm with a weight or bias computed from activations is not supported",
+                     hint="use parameters (nn.LayerNorm) for the affine transform")
+    axes = len(shape)
+    if axes >= nd:
+        ctx.fail(f"LayerNorm over {shape} normalizes the batch axis of the input {x.shape}",
+                 hint="normalize the feature axes only (normalized_shape = the trailing axes without batch)")
+    if list(x.shape[nd - axes:]) != shape:
+        ctx.fail(f"normalized_shape {shape} does not match the trailing axes of the input {x.shape}")
+    if x.kind == "float":
+        ctx.fail("applies LayerNorm to the unquantized network input", hint="put a QuantIdentity before it")
+    if x.kind != "quant":
+        ctx.fail(f"applies LayerNorm to a {x.kind} tensor (an int32 accumulator or a float sum)",
+                 hint="put a QuantIdentity before the LayerNorm")
+    if x.per_channel:
+        ctx.fail("applies LayerNorm to a tensor with per-channel scales",
+                 hint="use a per-tensor quantizer (QuantIdentity) before the LayerNorm")
+    attrs = {"axes": axes, "eps": eps}
+    try:
+        if weight is not None:
+            attrs["weight"] = _floats(weight)
+        if bias is not None:
+            attrs["bias"] = _floats(bias)
+    except TypeError:
+        ctx.fail("layer_norm weight and bias must be tensors")
+    out = ctx.new_tensor(ctx.name, "real", x.shape)
+    ctx.emit("layernorm", [x], [out], attrs=attrs)
+    ctx.bind(out)
+
+
+FRONTENDS = [
+    Frontend(
+        name="torch.nn.LayerNorm / F.layer_norm",
+        modules=(nn.LayerNorm,),
+        functions=("layer_norm",),
+        lowers_to=("layernorm",),
+        doc="LayerNorm over the last axis or the last few axes (not the batch axis) of a quantized tensor "
+            "(per-tensor scale, any zero point), with or without elementwise affine (and bias=False), any "
+            "eps, followed by a quantizer. An int32 accumulator input needs a QuantIdentity first.",
+        lower=_lower,
+    ),
+]
