@@ -85,6 +85,19 @@ def build(project: Path, plan: dict, target: str, sanitize: bool = False,
     return exe, env
 
 
+def emu_env(plan: dict, target: str, l1_budget: int | None = None, l2_budget: int | None = None,
+            core_order: str | None = None) -> dict[str, str]:
+    """gap9-emu: the memory budgets the emulator enforces (the plan's unless given)."""
+    if target != "gap9-emu":
+        return {}
+    b = plan["gap9"]["budgets"]
+    env = {"GF_EMU_L1_BUDGET": str(l1_budget or b["l1_budget"]), "GF_EMU_L2_BUDGET": str(l2_budget or b["l2_budget"]),
+           "GF_EMU_L3_SIZE": str(b["l3_size"])}
+    if core_order:
+        env["GF_EMU_CORE_ORDER"] = core_order
+    return env
+
+
 def sha256_of(path: Path) -> str:
     import hashlib
 
@@ -182,12 +195,7 @@ def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool,
     env = dict(env)
     program = {"path": str(exe.relative_to(project)) if exe.is_relative_to(project) else str(exe),
                "sha256": sha256_of(exe), "rebuilt": not no_build}
-    if target == "gap9-emu":
-        b = plan["gap9"]["budgets"]
-        env.update({"GF_EMU_L1_BUDGET": str(l1_budget or b["l1_budget"]),
-                    "GF_EMU_L2_BUDGET": str(l2_budget or b["l2_budget"]), "GF_EMU_L3_SIZE": str(b["l3_size"])})
-        if core_order:
-            env["GF_EMU_CORE_ORDER"] = core_order
+    env.update(emu_env(plan, target, l1_budget, l2_budget, core_order))
     with _environ(env):
         try:
             res = toolchains.run("host" if target == "gap9-emu" else target, exe,
