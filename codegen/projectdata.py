@@ -159,13 +159,15 @@ class ProjectData:
         k = int(math.prod(shape[1:]))
         return unpack_rows(raw.reshape(shape[0], rb), k, bits).reshape(shape)
 
-    def _check_weights(self, layer: str, w: np.ndarray) -> None:
-        p = self.layout[layer]["params"]["weight"]
+    def _check_range(self, layer: str, kind: str, v: np.ndarray) -> None:
+        p = self.layout[layer]["params"]["weight" if kind == "w" else "bias"]
         lo, hi = int_range(p["bit_width"], p["signed"], p["narrow_range"])
-        if w.size and (w.min() < lo or w.max() > hi):
-            bad = w[(w < lo) | (w > hi)].flat[0]
-            raise GapforgeError(f"layer '{layer}' weights: value {bad} outside the {p['bit_width']}-bit "
+        if v.size and (v.min() < lo or v.max() > hi):
+            bad = v[(v < lo) | (v > hi)].flat[0]
+            raise GapforgeError(f"layer '{layer}' {KINDS[kind]}: value {bad} outside the {p['bit_width']}-bit "
                                 f"{'signed' if p['signed'] else 'unsigned'} range [{lo}, {hi}] of this layout")
+
+    def _check_bounds(self, layer: str, w: np.ndarray, b: np.ndarray | None) -> None:
         # the int32 accumulator and the 64-bit requantization sum must stay in range (plan.py's bounds)
         enc = next(iter(self.layout[layer]["inputs"].values()))
         if not enc["bit_width"]:
@@ -173,8 +175,8 @@ class ProjectData:
         xlo, xhi = int_range(enc["bit_width"], enc["signed"], enc["narrow_range"])
         xmax = max(abs(xlo), abs(xhi))
         bound = np.abs(w.reshape(w.shape[0], -1)).sum(axis=1) * xmax
-        if "bias" in self.layout[layer]["params"]:
-            bound = bound + np.abs(self.read_param(layer, "b"))
+        if b is not None:
+            bound = bound + np.abs(b)
         worst = int(bound.max()) if bound.size else 0
         if worst >= ACC_LIMIT:
             raise GapforgeError(f"layer '{layer}' weights: the accumulator could reach {worst} >= 2^31 "
@@ -197,8 +199,14 @@ class ProjectData:
             v = v.astype(np.int64)
         v = v.astype(np.int64)
         r = self.region(layer, kind)
+        if kind in ("w", "b"):
+            self._check_range(layer, kind, v)
+            has_b = "bias" in self.layout[layer]["params"]
+            if kind == "w":
+                self._check_bounds(layer, v, self.read_param(layer, "b") if has_b else None)
+            else:
+                self._check_bounds(layer, self.read_param(layer, "w"), v)
         if kind == "w":
-            self._check_weights(layer, v)
             bits, _ = self.weight_format(layer)
             raw = pack_rows(v, bits, f"layer '{layer}' weights").tobytes()
         else:
