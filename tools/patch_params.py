@@ -198,9 +198,9 @@ def d_layout(d: ProjectData, layer: str, kind: str) -> str:
 
 
 def format_probe(rep: dict) -> list[str]:
-    lines = [f"{'layer':<28} {'region':<6} {'layout':<44} {'probes':>6} {'exact':>6} {'unobs.':>6} {'moved':>6}"]
+    lines = [f"{'layer':<28} {'region':<6} {'layout':<56} {'probes':>6} {'exact':>6} {'unobs.':>6} {'moved':>6}"]
     for r in rep["layers"]:
-        lines.append(f"{r['layer']:<28} {r['region']:<6} {r['layout']:<44} {r['probes']:>6} {r['exact']:>6} "
+        lines.append(f"{r['layer']:<28} {r['region']:<6} {r['layout']:<56} {r['probes']:>6} {r['exact']:>6} "
                      f"{r['unobservable']:>6} {r['moved_outputs']:>6}")
         for f in r["failures"][:3]:
             lines.append(f"    FAILED index {f['index']} (byte {f['byte']} bit {f['bit']}): {'; '.join(f['problems'])}")
