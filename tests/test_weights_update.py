@@ -218,7 +218,7 @@ def test_layout_probe_gap9_packed_and_l3(tmp_path):
     x, labels, what = select(net, None, 1)
     generate(net, x, labels, what, progress=False)
     proj = tmp_path / "proj"
-    generate_project(net, proj, "gap9", 1, l1_budget=1024, l2_budget=9 * 1024)
+    generate_project(net, proj, "gap9", 1, l1_budget=1024, l2_budget=4700)  # params 664 B: L3 below ~4.8 KB
     d = ProjectData(proj)
     assert d.plan["gap9"]["params_level"] == "L3"
     assert [d.weight_format(layer)[0] for layer in d.layers()] == [2, 4]
