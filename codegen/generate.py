@@ -210,7 +210,7 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
     return gap9 if gap9 is not None else program
 
 
-def data_json(lhash: int, manifest: "mf.Manifest") -> dict:
+def data_json(lhash: int, manifest: mf.Manifest) -> dict:
     """plan.json's ``data`` section: the manifest's file, layout hash and flags (docs/golden_format.md)."""
     return {"manifest": f"data/{mf.MANIFEST_FILE}", "layout_hash": mf.hash_hex(lhash), "flags": manifest.flags,
             "params_crc32": manifest.params_crc32}

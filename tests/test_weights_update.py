@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from codegen import toolchains
 from codegen.generate import generate_project
@@ -23,7 +24,6 @@ from codegen.manifest import Manifest
 from codegen.packing import pack_rows
 from codegen.projectdata import ProjectData
 from gapforge.errors import GapforgeError
-from conftest import REPO
 from tools import gemm_template, patch_params, update_weights
 from tools.run_generated import run_project
 
@@ -204,12 +204,12 @@ def test_layout_probe_gap9_packed_and_l3(tmp_path):
     """gap9: packed 2- and 4-bit rows (odd row length), streamed from L3 in row chunks (small L1 and L2)."""
     if not _available("gap9"):
         pytest.skip("host compiler not available")
+    import argparse
+
     from gapforge.extract import extract, model_inputs, write_network
     from gapforge.inputs import select
     from gapforge.modelsrc import load_model
     from tools.generate_golden_outputs import generate
-
-    import argparse
 
     src = load_model(argparse.Namespace(model_file=str(MODELS / "lowbit_mlp.py"), test_network=None,
                                         model_class=None, input_shape=None, input_quant=None))

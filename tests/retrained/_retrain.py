@@ -18,7 +18,6 @@ if str(NETS) not in sys.path:
     sys.path.insert(0, str(NETS))
 
 import torch  # noqa: E402
-
 from _common import network  # noqa: E402
 
 

@@ -1,9 +1,9 @@
 """Packed sub-byte weights on gap9 for the layout probe: 2-bit weights (four per byte) on fc1,
 4-bit weights (two per byte) on fc2, with an odd row length (61 inputs: rows padded to whole bytes).
 Calibrated, not trained (the probe needs a layout, not accuracy)."""
+import brevitas.nn as qnn
 import torch
 import torch.nn as nn
-import brevitas.nn as qnn
 from brevitas.graph.calibrate import calibration_mode
 from brevitas.quant import Int32Bias
 

@@ -11,9 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test_networks"))
 
 import brevitas.nn as qnn  # noqa: E402
 import torch.nn as nn  # noqa: E402
-from brevitas.quant import Int32Bias  # noqa: E402
-
 from _common import network  # noqa: E402
+from brevitas.quant import Int32Bias  # noqa: E402
 
 CHANGE = os.environ.get("MLP_CHANGE", "width")
 if CHANGE not in ("width", "bits", "layer"):
