@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jinja2
 
+from codegen import manifest as mf
 from codegen.program import Program, build_program
 from codegen.targets import TARGETS, Target
 from gapforge import __version__, ir
@@ -81,6 +82,7 @@ def plan_json(program: Program, target: Target, gap9=None, gap9_extra: dict | No
                                for r in program.regions]},
         "totals": {"macs": sum(c.macs for c in program.calls), "arena_bytes": program.arena_bytes,
                    "params_bytes": len(program.params)},
+        "layout": {"steps": program.layout},
     }
     if gap9 is not None:
         extra = gap9_extra or {}
@@ -169,6 +171,15 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         ctx.update(g=gap9, scratch=gap9.placement.budgets.hw.l2_scratch, hw=hw,
                    fc_calls=[c for c, tp in zip(program.calls, gap9.tiles)
                              if tp.tiling == "fc" and c.kernel])
+    args = {"test_case": test_case, "l1_budget": l1_budget, "l2_budget": l2_budget, "fault": fault,
+            "tile_l1_budget": tile_l1_budget}
+    # the layout hash: of the layout record and of the sources rendered without it (codegen/manifest.py)
+    draft = {name: env.get_template(tmpl).render(**ctx, layout_hash=mf.HASH_PLACEHOLDER)
+             for name, tmpl in target.program_templates.items()}
+    lhash = mf.layout_hash(dict(plan_json(program, target, gap9, {}), generate=args), draft)
+    ctx["layout_hash"] = mf.hash_hex(lhash)
+    goldens = [program.golden_files[c.out.golden] for c in program.calls]
+    manifest = mf.build_manifest(lhash, program.params, program.regions, goldens)
     with atomic_directory(out) as tmp:
         for sub in ("src", "runtime", "data"):
             (tmp / sub).mkdir(parents=True)
@@ -178,12 +189,16 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         (tmp / "data" / "params.bin").write_bytes(program.params)
         for name, raw in program.golden_files.items():
             (tmp / "data" / name).write_bytes(raw)
+        (tmp / "data" / mf.MANIFEST_FILE).write_bytes(manifest.to_bytes())
         extra = _gap9_resources(tmp, target, program, hw, fault) if gap9 is not None else {}
         doc = plan_json(program, target, gap9, extra)
+        doc["generate"] = args
+        doc["data"] = data_json(lhash, manifest)
         build_ctx = dict(ctx, sources=_sources(target), include_dirs=doc["build"]["include_dirs"],
                          defines=doc["build"]["defines"], stacks=extra.get("stacks"),
                          exe="network.elf" if target.name != "host" else "network",
-                         data_files=["params.bin", *sorted(program.golden_files)], **make_variables(target))
+                         data_files=["params.bin", mf.MANIFEST_FILE, *sorted(program.golden_files)],
+                         **make_variables(target))
         for tmpl in target.build_templates:
             (tmp / tmpl).write_text(env.get_template(f"{tmpl}.j2").render(**build_ctx), encoding="utf-8")
         (tmp / "plan.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
@@ -193,6 +208,12 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
     if gap9 is not None and doc["gap9"]["code"]["warning"]:
         print(f"gapforge: warning: {program.name}: {doc['gap9']['code']['warning']}", file=sys.stderr)
     return gap9 if gap9 is not None else program
+
+
+def data_json(lhash: int, manifest: mf.Manifest) -> dict:
+    """plan.json's ``data`` section: the manifest's file, layout hash and flags (docs/golden_format.md)."""
+    return {"manifest": f"data/{mf.MANIFEST_FILE}", "layout_hash": mf.hash_hex(lhash), "flags": manifest.flags,
+            "params_crc32": manifest.params_crc32}
 
 
 def format_resources(g: dict) -> str:

@@ -111,6 +111,7 @@ class Program:
     inputs: list[TensorRec]
     test_case: int
     golden_files: dict[str, bytes] = field(default_factory=dict)
+    layout: list[dict] = field(default_factory=list)  # per step: what the compiled program assumes (plan.json)
 
     @property
     def arena_bytes(self) -> int:
@@ -177,7 +178,38 @@ def build_program(plan: Plan, case_dir: Path, offset_of=None, pack_weights: bool
     calls = [_call(i, step, plan, tensors, offset, blob, pack_weights) for i, step in enumerate(plan.steps)]
     inputs = [tensors[s.output] for s in plan.steps if registry().ir_ops[s.kind].host]
     case = int(case_dir.name.rsplit("_", 1)[-1]) if case_dir.name.startswith("test_case_") else 0
-    return Program(net.name, calls, blob.regions, bytes(blob.data), memory, inputs, case, golden_files)
+    layout = [step_layout(plan, step, c) for step, c in zip(plan.steps, calls)]
+    return Program(net.name, calls, blob.regions, bytes(blob.data), memory, inputs, case, golden_files, layout)
+
+
+def _encoding(t: ir.TensorInfo) -> dict:
+    return {"shape": list(t.shape), "dtype": t.dtype, "kind": t.kind, "bit_width": t.bit_width, "signed": t.signed,
+            "narrow_range": t.narrow_range, "zero_point": t.zero_point, "per_channel": t.per_channel,
+            "channel_axis": t.channel_axis}
+
+
+def step_layout(plan: Plan, step: Step, call: CallRec) -> dict:
+    """What the compiled program assumes about one step (the layout record of plan.json): the fused
+    ops, every tensor's shape and integer encoding, the main op's parameters (shape, bit width,
+    container bits), the requantization's structure (channels, zero point, clamp), the kernel.
+    Scales, weights, multipliers, shifts and offsets are data and not part of it."""
+    net = plan.net
+    rec: dict = {"name": step.output, "kind": step.kind, "relu": step.relu, "ops": list(step.ops),
+                 "kernel": call.kernel or None, "inputs": {t: _encoding(net.tensors[t]) for t in step.inputs},
+                 "output": _encoding(net.tensors[step.output])}
+    if step.main_op:
+        op = net.op_by_name(step.main_op)
+        rec["attrs"] = {k: v for k, v in sorted(step.attrs.items()) if isinstance(v, (int, float, str, bool, list))}
+        rec["params"] = {k: {"shape": list(p.shape), "bit_width": p.bit_width, "signed": p.signed,
+                             "narrow_range": p.narrow_range, "per_channel": isinstance(p.scale, list)}
+                         for k, p in sorted(op.params.items())}
+        if "weight" in op.params and call.w_row_bytes:
+            rec["params"]["weight"].update(container_bits=call.w_bits, row_bytes=call.w_row_bytes)
+    if step.requant is not None:
+        rq = step.requant
+        rec["requant"] = {"sources": int(rq.m.shape[0]), "channels": rq.channels, "channel_axis": rq.channel_axis,
+                          "zp": rq.zp, "lo": rq.lo, "hi": rq.hi}
+    return rec
 
 
 def _plan_memory(plan: Plan, tensors: dict[str, TensorRec]) -> MemoryPlan:

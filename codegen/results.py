@@ -2,7 +2,9 @@
 
 The program prints (see codegen/templates/main.c.j2):
   GF BEGIN network=... target=... steps=N ...
+  GF MANIFEST layout=<hash> flags=F             (data/manifest.bin accepted: codegen/manifest.py)
   GF CHECKSUM params regions=R failed=F        (and GF CHECKSUM <name> FAIL lines)
+  GF VALUES i first v v ...                    (manifest flag 1 only: step i's output values from element first)
   GF LAYER i name kind=... kernel=... elements=n mismatches=m max_diff=d
   GF PERF i name instret=... cycles=... macs=...
   GF RESULT status=PASS|FAIL layers=N mismatched_layers=K
@@ -29,7 +31,8 @@ def _kv(text: str) -> dict[str, str]:
 
 def parse_output(stdout: str) -> dict[str, Any]:
     layers: dict[int, dict[str, Any]] = {}
-    out: dict[str, Any] = {"begin": None, "checksum": None, "result": None, "errors": []}
+    out: dict[str, Any] = {"begin": None, "manifest": None, "checksum": None, "result": None, "errors": []}
+    values: dict[int, dict[int, list[int]]] = {}
     for line in stdout.splitlines():
         if not line.startswith("GF "):
             continue
@@ -58,6 +61,11 @@ def parse_output(stdout: str) -> dict[str, Any]:
             idx = int(parts[2])
             name, _, rest = parts[3].partition(" ")
             layers.setdefault(idx, {"index": idx, "name": name})["emu"] = {k: int(v) for k, v in _kv(rest).items()}
+        elif tag == "VALUES" and len(parts) == 4:
+            first, _, rest = parts[3].partition(" ")
+            values.setdefault(int(parts[2]), {})[int(first)] = [int(v) for v in rest.split()]
+        elif tag == "MANIFEST":
+            out["manifest"] = _kv(line)
         elif tag == "BEGIN":
             out["begin"] = _kv(line)
         elif tag == "CHECKSUM":
@@ -70,6 +78,7 @@ def parse_output(stdout: str) -> dict[str, Any]:
         elif tag == "ERROR":
             out["errors"].append(line)
     out["layers"] = [layers[i] for i in sorted(layers)]
+    out["values"] = {i: [v for first in sorted(chunks) for v in chunks[first]] for i, chunks in sorted(values.items())}
     return out
 
 

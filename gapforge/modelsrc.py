@@ -38,9 +38,10 @@ class ModelSource:
     notes: list[str] = field(default_factory=list)  # what the tools did to the model (e.g. --input-quant)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True):
+    """The model selection flags; returns their mutually exclusive group (a tool may add to it)."""
     g = parser.add_argument_group("model selection (one of)")
-    x = g.add_mutually_exclusive_group(required=True)
+    x = g.add_mutually_exclusive_group(required=required)
     x.add_argument("--model-file", metavar="PATH",
                    help="Python file exposing create_model() and example_input()")
     x.add_argument("--test-network", metavar="NAME",
@@ -52,6 +53,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     from gapforge.inputquant import FLAG_HELP
 
     g.add_argument("--input-quant", metavar="KIND[:SCALE]", help=FLAG_HELP)
+    return x
 
 
 def list_test_networks() -> list[str]:

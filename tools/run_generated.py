@@ -53,18 +53,55 @@ def load_plan(project: Path) -> dict:
         raise GapforgeError(f"{path}: cannot read ({exc.strerror}); not a generated project") from None
 
 
-def build(project: Path, plan: dict, target: str, sanitize: bool = False) -> tuple[Path, dict[str, str]]:
+def executable(project: Path, target: str) -> Path:
+    """Where ``build`` puts the program of ``target``."""
+    return project / "build" / target / ("network.elf" if target == "rv32" else "network")
+
+
+def build(project: Path, plan: dict, target: str, sanitize: bool = False,
+          no_build: bool = False) -> tuple[Path, dict[str, str]]:
     """The executable, and the environment it runs with (gap9-emu: the emulated stacks, whose
-    sizes come from this very build: codegen/gap9/resources.py)."""
-    exe = project / "build" / target / ("network.elf" if target == "rv32" else "network")
+    sizes come from this very build: codegen/gap9/resources.py; saved beside the program so that
+    ``no_build`` can run the existing program unchanged)."""
+    exe = executable(project, target)
+    env_file = exe.parent / "run_env.json"
+    if no_build:
+        if not exe.is_file():
+            raise GapforgeError(f"{exe}: no program built for {target} yet (run without --no-build first)")
+        try:
+            return exe, json.loads(env_file.read_text(encoding="utf-8")) if env_file.is_file() else {}
+        except (OSError, json.JSONDecodeError) as exc:
+            raise GapforgeError(f"{env_file}: unreadable ({exc}); run without --no-build") from None
     exe.parent.mkdir(parents=True, exist_ok=True)
     if target == "gap9-emu":
         from codegen.gap9.resources import build_emu
 
-        return build_emu(project, plan, exe, sanitize)
-    b = plan["build"]
-    return toolchains.build(target, [project / s for s in b["sources"]], [project / d for d in b["include_dirs"]],
-                            exe, sanitize=sanitize), {}
+        exe, env = build_emu(project, plan, exe, sanitize)
+    else:
+        b = plan["build"]
+        exe, env = toolchains.build(target, [project / s for s in b["sources"]],
+                                    [project / d for d in b["include_dirs"]], exe, sanitize=sanitize), {}
+    atomic_write_text(env_file, json.dumps(env, indent=1) + "\n")
+    return exe, env
+
+
+def emu_env(plan: dict, target: str, l1_budget: int | None = None, l2_budget: int | None = None,
+            core_order: str | None = None) -> dict[str, str]:
+    """gap9-emu: the memory budgets the emulator enforces (the plan's unless given)."""
+    if target != "gap9-emu":
+        return {}
+    b = plan["gap9"]["budgets"]
+    env = {"GF_EMU_L1_BUDGET": str(l1_budget or b["l1_budget"]), "GF_EMU_L2_BUDGET": str(l2_budget or b["l2_budget"]),
+           "GF_EMU_L3_SIZE": str(b["l3_size"])}
+    if core_order:
+        env["GF_EMU_CORE_ORDER"] = core_order
+    return env
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @contextlib.contextmanager
@@ -125,7 +162,7 @@ def _write_results(project: Path, results: dict) -> None:
 
 def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bool = False,
                 l1_budget: int | None = None, l2_budget: int | None = None,
-                core_order: str | None = None) -> tuple[bool, dict]:
+                core_order: str | None = None, no_build: bool = False) -> tuple[bool, dict]:
     """Build and run; ``PROJ/results.json`` is written for every run, failed ones included.
 
     A bad request (wrong target, missing toolchain) or a build failure raises GapforgeError after
@@ -134,7 +171,7 @@ def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bo
     """
     plan = load_plan(project)
     try:
-        return _run(project, plan, target, timeout, sanitize, l1_budget, l2_budget, core_order)
+        return _run(project, plan, target, timeout, sanitize, l1_budget, l2_budget, core_order, no_build)
     except GapforgeError as err:
         with contextlib.suppress(GapforgeError):
             _write_results(project, _failed_results(plan, target, sanitize, err.one_line()))
@@ -147,20 +184,18 @@ def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bo
 
 
 def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool, l1_budget: int | None,
-         l2_budget: int | None, core_order: str | None) -> tuple[bool, dict]:
+         l2_budget: int | None, core_order: str | None, no_build: bool = False) -> tuple[bool, dict]:
     if target not in RUNNABLE:
         raise GapforgeError(f"--target {target}: only {', '.join(RUNNABLE)} can run on these machines")
     _check_plan_target(plan, target)
     ok, why = toolchains.available("host" if target == "gap9-emu" else target)
     if not ok:
         raise GapforgeError(f"target {target} is not available here: {why}")
-    exe, env = build(project, plan, target, sanitize)
-    if target == "gap9-emu":
-        b = plan["gap9"]["budgets"]
-        env.update({"GF_EMU_L1_BUDGET": str(l1_budget or b["l1_budget"]),
-                    "GF_EMU_L2_BUDGET": str(l2_budget or b["l2_budget"]), "GF_EMU_L3_SIZE": str(b["l3_size"])})
-        if core_order:
-            env["GF_EMU_CORE_ORDER"] = core_order
+    exe, env = build(project, plan, target, sanitize, no_build)
+    env = dict(env)
+    program = {"path": str(exe.relative_to(project)) if exe.is_relative_to(project) else str(exe),
+               "sha256": sha256_of(exe), "rebuilt": not no_build}
+    env.update(emu_env(plan, target, l1_budget, l2_budget, core_order))
     with _environ(env):
         try:
             res = toolchains.run("host" if target == "gap9-emu" else target, exe,
@@ -174,8 +209,8 @@ def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool,
     results = {
         "network": plan["network"], "target": target, "plan_target": plan["target"], "sanitized": sanitize,
         "test_case": plan["test_case"], "passed": passed, "reasons": reasons, "exit_code": res.returncode,
-        "seconds": round(res.seconds, 3), "checksum": parsed["checksum"],
-        "layers": parsed["layers"],
+        "seconds": round(res.seconds, 3), "checksum": parsed["checksum"], "program": program,
+        "manifest": parsed["manifest"], "layers": parsed["layers"],
         "totals": {"layers": len(plan["steps"]), "compared": len(parsed["layers"]),
                    "mismatches": sum(layer.get("mismatches", 0) for layer in parsed["layers"]),
                    "instret": sum(layer.get("instret", 0) for layer in parsed["layers"]),
@@ -183,6 +218,8 @@ def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool,
                    "macs": sum(layer.get("macs", 0) for layer in parsed["layers"])},
         "stderr_tail": res.stderr[-2000:],
     }
+    if parsed["values"]:
+        results["values"] = parsed["values"]
     if target == "gap9-emu":
         results["emulator_budgets"] = env
         results["plan_mismatches"] = compare_with_plan(plan, parsed["layers"])
@@ -244,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9-emu: L1 bytes the emulator allows (default: the plan's)")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9-emu: L2 bytes the emulator allows (default: the plan's)")
     p.add_argument("--plot", metavar="PNG", help="also draw the per-layer profile")
+    p.add_argument("--no-build", action="store_true",
+                   help="run the program already built in PROJ/build (e.g. after tools/update_weights.py); "
+                        "results.json records its SHA-256")
     p.add_argument("-q", "--quiet", action="store_true", help="only the final line")
     args = p.parse_args(argv)
     if args.sanitize and args.target == "rv32":
@@ -251,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     if (args.l1_budget or args.l2_budget) and args.target != "gap9-emu":
         raise GapforgeError("--l1-budget/--l2-budget apply to --target gap9-emu only")
     passed, r = run_project(Path(args.project), args.target, args.timeout, args.sanitize,
-                            _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"))
+                            _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"),
+                            no_build=args.no_build)
     if not args.quiet:
         for layer in r["layers"]:
             perf = f"instret={layer['instret']}" if layer.get("instret") else f"cycles={layer.get('cycles', 0)}"
@@ -261,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         plot_profile(r, args.plot)
     t = r["totals"]
     status = "PASS" if passed else "FAIL"
+    if not args.quiet and r.get("program"):
+        print(f"  program {r['program']['path']} sha256 {r['program']['sha256']}"
+              + ("" if r["program"]["rebuilt"] else " (not rebuilt)"))
     print(f"{status}: {r['network']} on {args.target}: {t['compared']}/{t['layers']} layers compared, "
           f"{t['mismatches']} mismatches" + (f", {t['instret']} instructions" if t["instret"] else "")
           + ("" if passed else f" ({'; '.join(r['reasons'][:3])})"))
