@@ -51,7 +51,8 @@ typedef struct gf_layer gf_layer_t;
 typedef struct {
     const gf_layer_t *L;
     const void *x, *x2;       /* input tile (x2: second input of two-input steps) */
-    const int8_t *w;          /* int8 weights of the core's output channels (unpacked), or NULL */
+    const int8_t *w;          /* int8 weights of the core's output channels (unpacked), the lookup tables of
+                               * its channels (eltwise tiling, lut), or NULL */
     const int32_t *bias;      /* biases of the core's output channels, or NULL */
     const gf_requant_t *rq;   /* requantization of the core's channels, or NULL */
     gf_conv_shape_t s;        /* conv tiling: geometry of the core's share of the tile */
@@ -60,10 +61,7 @@ typedef struct {
     int32_t k, o;             /* linear tiling: inputs, outputs of the core's share */
     const int64_t *p;         /* rows tiling: the step's parameter block in L1 (resident) */
     void *y;                  /* output of the core's share in L1 */
-    const uint8_t *table;     /* eltwise tiling with lookup tables: the tables of the core's channels */
-    int32_t tables;           /* number of tables at `table` (1: one for all the core's elements) */
     int32_t e0;               /* eltwise tiling: flat output index of the core's first element */
-    int32_t x_org, x2_org;    /* flat input index of x[0] / x2[0] (0 for an operand resident whole) */
 } gf_tile_args_t;
 
 /* A tile kernel: one per device kernel of gf_runtime.h that runs on the cluster (gf_tile_kernels.c);

@@ -69,17 +69,23 @@ void gf_tile_relu(const gf_tile_args_t *a) { gf_relu(a->x, IN_T(a), a->n, a->L->
 void gf_tile_lut(const gf_tile_args_t *a)
 {
     /* tables of 2^b entries; entry 0 is code -2^(b-1) for signed inputs, 0 for unsigned ones */
-    int32_t entries = a->L->t_bytes;
+    const gf_layer_t *L = a->L;
+    int32_t entries = L->t_bytes;
     int32_t base = IN_T(a) == GF_S8 ? -(entries / 2) : 0;
-    gf_lut(a->x, IN_T(a), a->table, entries, base, a->tables, a->n, a->inner, a->y);
+    /* a->w: the tables of the core's planes when the tables are per channel and the tile holds whole
+     * planes (a->n / inner of them), else the one table of the tile */
+    int32_t tables = L->t_chans > 1 && L->chans > 1 && L->tile_planes > 1 ? a->n / L->inner : 1;
+    gf_lut(a->x, IN_T(a), (const uint8_t *)a->w, entries, base, tables, a->n, a->inner, a->y);
 }
 #endif
 
 #ifdef GF_K_MUL
 void gf_tile_mul(const gf_tile_args_t *a)
 {
-    gf_mul(a->x, IN_T(a), a->x2, (gf_dtype_t)a->L->in2_t, &a->L->mp, a->e0, a->n, a->x_org, a->x2_org, a->inner,
-           a->rq, a->y);
+    /* an operand resident whole (broadcast) is indexed from 0, a tiled one from the core's first element */
+    const gf_layer_t *L = a->L;
+    gf_mul(a->x, IN_T(a), a->x2, (gf_dtype_t)L->in2_t, &L->mp, a->e0, a->n, L->in_resident ? 0 : a->e0,
+           L->in2_resident ? 0 : a->e0, a->inner, a->rq, a->y);
 }
 #endif
 

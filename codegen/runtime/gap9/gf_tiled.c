@@ -155,6 +155,16 @@ static gf_playout_t param_layout(const gf_layer_t *L)
     return p;
 }
 
+/* Offset of the lookup tables in the L1 parameter buffer. Not inlined: keeps tile_loop's frame (on
+ * every compute core's deepest call chain) small. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static uint32_t table_offset(const gf_layer_t *L)
+{
+    return param_layout(L).table;
+}
+
 /* ---- DMA helpers (core 0 only) ---- */
 static void q_wait(gf_queue_t *q)
 {
@@ -611,18 +621,14 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
     a.L = L;
     a.e0 = T->e0 + e0;
     a.x = L->in_resident ? R->l1[0][OP_IN] : R->l1[b][OP_IN] + (uint32_t)(e0 * eb);
-    a.x_org = L->in_resident ? 0 : a.e0;
     a.x2 = !L->buf_in2 ? NULL : L->in2_resident ? R->l1[0][OP_IN2] : R->l1[b][OP_IN2] + (uint32_t)(e0 * eb2);
-    a.x2_org = L->in2_resident ? 0 : a.e0;
     a.rq = rqp;
     a.n = en;
     a.inner = L->chans > 1 ? L->inner : en;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(e0 * ebo);
-    if (L->t_off >= 0) {
-        int32_t tpc = L->t_chans > 1 && per_plane;
-        a.table = R->l1[b][OP_P] + param_layout(L).table + (tpc ? (uint32_t)(u0 * L->t_bytes) : 0u);
-        a.tables = tpc ? u1 - u0 : 1;
-    }
+    if (L->t_off >= 0) /* lookup tables: those of the core's planes (per-channel tables), else the tile's one */
+        a.w = (const int8_t *)(R->l1[b][OP_P] + table_offset(L) +
+                               (L->t_chans > 1 && per_plane ? (uint32_t)(u0 * L->t_bytes) : 0u));
     L->compute(&a);
 }
 
