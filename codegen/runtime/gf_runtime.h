@@ -53,6 +53,11 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #define GF_K_ADD 1
 #define GF_K_REQUANTIZE 1
 #define GF_K_RELU 1
+#define GF_K_MATMUL 1
+#define GF_K_LINEAR_ROWS 1
+#endif
+#if defined(GF_K_LINEAR_ROWS) && !defined(GF_K_LINEAR)
+#define GF_K_LINEAR 1 /* gf_linear_rows calls gf_linear */
 #endif
 
 /*
@@ -127,6 +132,16 @@ void gf_linear(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *b
                int32_t k, int32_t o, const gf_requant_t *rq, void *y);
 void gf_linear_ref(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
                    int32_t k, int32_t o, const gf_requant_t *rq, void *y);
+
+/* linear_rows: gf_linear on each of `rows` rows of x ([rows][k] -> [rows][o]; y rows of o bytes, or o int32
+ * without rq). Uses gf_linear: a build selecting GF_K_LINEAR_ROWS selects GF_K_LINEAR too. */
+void gf_linear_rows(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t rows, int32_t k,
+                    int32_t o, const gf_requant_t *rq, void *y);
+
+/* matmul: acc[g][i][j] = sum_k (a[g][i][k] - za) * (b[g][k][j] - zb) (int32), a [g][m][k], b [g][k][n];
+ * requantized (per tensor, or channel = j) to bytes, or int32 out with rq == NULL. a_t, b_t: GF_S8 / GF_U8. */
+void gf_matmul(const void *a, gf_dtype_t a_t, int32_t za, const void *b, gf_dtype_t b_t, int32_t zb, int32_t g,
+               int32_t m, int32_t k, int32_t n, const gf_requant_t *rq, void *y);
 
 /* maxpool2d: max over the window, padded positions ignored; t is GF_S8, GF_U8 or GF_S32
  * (output has the input's type). Uses s->c, h, w, oh, ow, kh, kw, sy, sx, pt, pl. */
