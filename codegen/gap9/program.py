@@ -7,12 +7,13 @@ from pathlib import Path
 
 from codegen.gap9.hw import DEFAULT, Budgets, align
 from codegen.gap9.placement import L3, Placement, place
-from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, tile_step
+from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, rows_geometry, tile_step
 from codegen.program import Program, build_program
 from gapforge.errors import GapforgeError
 from gapforge.plan import Plan
 
-TILING_ENUM = {"conv": "GF_TILING_CONV", "linear": "GF_TILING_LINEAR", "eltwise": "GF_TILING_ELTWISE"}
+TILING_ENUM = {"conv": "GF_TILING_CONV", "linear": "GF_TILING_LINEAR", "eltwise": "GF_TILING_ELTWISE",
+               "rows": "GF_TILING_ROWS"}
 FAULTS = {"none": 0, "no-barrier": 1, "no-dma-wait": 2}
 
 
@@ -64,6 +65,9 @@ class LayerRec:
     cores: int
     single_buffer: int
     fault: int
+    tile_rows: int = 0  # rows tiling: output rows per tile (groups in chans, rows per group in n)
+    zp_a: int = 0  # rows tiling (matmul): zero points of the two inputs
+    zp_b: int = 0
 
     def initializer(self) -> str:
         vals = []
@@ -138,9 +142,15 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
         if tp.tiling == "eltwise":
             chans, inner, n = eltwise_layout(step, plan.net)
         k = o = 0
+        zp_a = zp_b = 0
         if tp.tiling == "linear":
             op = plan.net.op_by_name(step.main_op)
             o, k = op.params["weight"].shape
+        if tp.tiling == "rows":
+            rg = rows_geometry(step, plan.net)
+            chans, n, k, o = rg.groups, rg.m, rg.k, rg.n
+            ins = [plan.net.tensors[t] for t in plan.net.op_by_name(step.main_op).inputs]
+            zp_a, zp_b = ins[0].zero_code, (ins[1].zero_code if len(ins) > 1 else 0)
         lo, hi = out_t.qrange() if out_t.kind == "quant" else (0, 0)
         rec = LayerRec(
             name=call.name, tiling=TILING_ENUM[tp.tiling], compute=tile_kernel(call.kernel),
@@ -155,14 +165,15 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             hi=rq.hi if rq is not None else hi,
             shift=step.attrs.get("shift", 0), floor_rounding=int(step.attrs.get("rounding") == "floor"),
             k=k, o=o, n=n, inner=inner, chans=chans,
-            tile_co=tp.tile.get("co", 0), tile_oh=tp.tile.get("oh", 0), tile_ow=tp.tile.get("ow", 0),
+            tile_co=tp.tile.get("co", o if tp.tiling == "rows" else 0), tile_oh=tp.tile.get("oh", 0), tile_ow=tp.tile.get("ow", 0),
             tile_planes=tp.tile.get("planes", 0), tile_elems=tp.tile.get("elems", 0),
             buf_in=tp.buffers.get("in", 0), buf_in2=tp.buffers.get("in2", 0), buf_w=tp.buffers.get("w", 0),
             buf_p=tp.buffers.get("p", 0), buf_out=tp.buffers.get("out", 0), buf_wp=tp.buffers.get("wp", 0),
             w_bits=call.w_bits, w_row_bytes=call.w_row_bytes,
             w_resident=int("w" in tp.resident), p_resident=int("p" in tp.resident),
             in_resident=int("in" in tp.resident), cores=DEFAULT.compute_cores,
-            single_buffer=int(tp.n_tiles > 1 and not tp.double_buffered), fault=FAULTS[fault])
+            single_buffer=int(tp.n_tiles > 1 and not tp.double_buffered), fault=FAULTS[fault],
+            tile_rows=tp.tile.get("rows", 0), zp_a=zp_a, zp_b=zp_b)
         ops = {"in": _loc(placement, program, call.inputs[0].name),
                "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
                "out": outputs[call.index]}
