@@ -66,6 +66,8 @@ class Lowering:
         self.failed_by: dict[int, str] = {}  # activation -> name of the unsupported node it came from
         # Brevitas' own (float) value of each IR tensor in the captured pass, for fidelity checks
         self.values: dict[str, torch.Tensor] = {}
+        # flat accumulators (add_constant) -> the activation shape their quantizer's output gets back
+        self.restore_shape: dict[str, list[int]] = {}
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:

@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 import torch
 
+import atomic_ops
 from gapforge.ops._base import Attr, Frontend, IROp
 from gapforge.ops._shapes import same_shape
 
@@ -22,8 +23,8 @@ IR_OP = IROp(
     semantics="q unchanged; s_out = s_in * factor (a view of the input's buffer).",
     inputs="one quant tensor",
     attrs={"factor": Attr({"type": "number", "exclusiveMinimum": 0}, "the constant factor (float32, as applied)")},
-    reference="reshape",
-    run=lambda engine, step, inputs: inputs[0],
+    reference="rescale",
+    run=lambda engine, step, inputs: atomic_ops.get("rescale")(inputs[0]),
     view=True,
     infer_shapes=infer_shapes,
 )
