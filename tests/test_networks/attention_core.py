@@ -51,4 +51,4 @@ class AttentionCore(nn.Module):
         return self.head(o.view(b, T * E))
 
 
-create_model, example_input, held_out_data = network("attention_core", AttentionCore, size=SIZE, epochs=4)
+create_model, example_input, held_out_data = network("attention_core", AttentionCore, size=SIZE, epochs=8, lr=4e-3)
