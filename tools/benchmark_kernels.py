@@ -10,8 +10,10 @@ both produce the same bytes (it exits non-zero otherwise).
 
 Printed table: kernel, size, MACs, instructions of the optimized kernel, instructions per MAC
 (optimized and reference), speed-up, the target in instructions per MAC and whether it is met.
-Targets: <= 2.8 for conv3x3, conv1x1 and linear, <= 4.0 for depthwise 3x3 (rv32imc has no
-multiply-accumulate: one mul and one add per MAC make 2.0 the floor).
+Targets: <= 2.8 for conv3x3, conv1x1 and linear, <= 4.0 for depthwise 3x3 and for the int8 x int8
+matmul of two activations (gf_matmul, checked against gf_linear_ref on the rows with the second
+operand transposed; rv32imc has no multiply-accumulate: one mul and one add per MAC make 2.0 the
+floor).
 
 Examples:
   python tools/benchmark_kernels.py
@@ -43,12 +45,12 @@ from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME = REPO / "codegen" / "runtime"
 
-TARGETS = {"conv3x3": 2.8, "conv1x1": 2.8, "dwconv3x3": 4.0, "linear": 2.8}
+TARGETS = {"conv3x3": 2.8, "conv1x1": 2.8, "dwconv3x3": 4.0, "linear": 2.8, "matmul": 4.0}
 
 
 @dataclass(frozen=True)
 class Config:
-    kernel: str  # conv3x3 | conv1x1 | dwconv3x3 | linear
+    kernel: str  # conv3x3 | conv1x1 | dwconv3x3 | linear | matmul (c = K, h = M rows, w = groups, o = N)
     c: int
     h: int
     w: int
@@ -59,6 +61,8 @@ class Config:
     def size(self) -> str:
         if self.kernel == "linear":
             return f"{self.c}->{self.o}"
+        if self.kernel == "matmul":
+            return f"{self.w}x[{self.h}x{self.c}]@[{self.c}x{self.o}]"
         if self.kernel == "dwconv3x3":
             return f"{self.c}ch @{self.h}x{self.w} s{self.stride}"
         return f"{self.c}->{self.o} @{self.h}x{self.w}"
@@ -75,6 +79,8 @@ class Config:
     def macs(self) -> int:
         if self.kernel == "linear":
             return self.c * self.o
+        if self.kernel == "matmul":
+            return self.w * self.h * self.c * self.o
         g = self.geometry()
         return self.o * (self.c // g["G"]) * g["K"] * g["K"] * g["OH"] * g["OW"]
 
@@ -89,6 +95,8 @@ CONFIGS = [
     Config("dwconv3x3", 32, 32, 32, 32, 2),
     Config("linear", 256, 1, 1, 64),
     Config("linear", 512, 1, 1, 128),
+    Config("matmul", 32, 64, 2, 64),  # attention scores: 2 heads, 64 tokens, head size 32
+    Config("matmul", 64, 64, 2, 32),  # weighted values: 2 heads, 64 tokens x 64 keys @ [64 x 32]
 ]
 
 BENCH_C = r"""
@@ -99,11 +107,17 @@ BENCH_C = r"""
 #include "gf_hal.h"
 #include "gf_runtime.h"
 
+#if BKIND == 5
+#define NX (BW * BH * BC) /* matmul: a [BW][BH][BC], b [BW][BC][BO] */
+#define NW (BW * BC * BO)
+#define NY (BW * BH * BO)
+static int8_t BT[BC * BO]; /* one group's b transposed: the reference is gf_linear_ref over its rows */
+#elif BKIND == 4
 #define NX (BC * BH * BW)
-#if BKIND == 4
 #define NW (BC * BO)
 #define NY (BO)
 #else
+#define NX (BC * BH * BW)
 #define NW (BO * (BC / BG) * BK * BK)
 #define NY (BO * BOH * BOW)
 #endif
@@ -146,11 +160,28 @@ int main(void)
     rq.m = M;
     rq.sh = SH;
     rq.o = OFF;
-    rq.channels = BO;
+    rq.channels = BKIND == 5 ? 1 : BO; /* a matmul of two activations is requantized per tensor */
     rq.zp = 0;
     rq.lo = -128;
     rq.hi = 127;
-#if BKIND == 4
+#if BKIND == 5
+    t0 = gf_hal_instret();
+    gf_matmul(X, GF_S8, 0, Wt, GF_S8, 0, BW, BH, BC, BO, &rq, Y0);
+    t1 = gf_hal_instret();
+    {
+        int g, r, j, kk;
+        for (g = 0; g < BW; g++) { /* the transposes are not counted: t2 - t1 covers the reference calls */
+            uint64_t s0 = gf_hal_instret();
+            for (kk = 0; kk < BC; kk++)
+                for (j = 0; j < BO; j++)
+                    BT[j * BC + kk] = Wt[(g * BC + kk) * BO + j];
+            t1 += gf_hal_instret() - s0;
+            for (r = 0; r < BH; r++)
+                gf_linear_ref(X + (g * BH + r) * BC, GF_S8, BT, NULL, BC, BO, &rq, Y1 + (g * BH + r) * BO);
+        }
+    }
+    t2 = gf_hal_instret();
+#elif BKIND == 4
     t0 = gf_hal_instret();
     gf_linear(X, GF_S8, Wt, Bias, BC, BO, &rq, Y0);
     t1 = gf_hal_instret();
@@ -189,7 +220,7 @@ int main(void)
 }
 """
 
-KIND_ID = {"conv3x3": 1, "conv1x1": 2, "dwconv3x3": 3, "linear": 4}
+KIND_ID = {"conv3x3": 1, "conv1x1": 2, "dwconv3x3": 3, "linear": 4, "matmul": 5}
 
 
 @dataclass
@@ -220,13 +251,14 @@ def multiplier_shift(cfg: Config) -> int:
     import math
 
     g = cfg.geometry()
-    n = cfg.c if cfg.kernel == "linear" else (cfg.c // g["G"]) * g["K"] * g["K"]
+    n = cfg.c if cfg.kernel in ("linear", "matmul") else (cfg.c // g["G"]) * g["K"] * g["K"]
     spread = 74.0 * 74.0 * math.sqrt(n)  # std of a sum of n products of uniform int8 values
     return 31 + max(1, round(math.log2(spread / 100.0)))
 
 
 def measure(cfg: Config, build: Path, objs: list[Path], opt: str, timeout: float) -> Row:
-    g = cfg.geometry() if cfg.kernel != "linear" else {"K": 1, "P": 0, "S": 1, "OH": 1, "OW": 1, "G": 1}
+    g = cfg.geometry() if cfg.kernel not in ("linear", "matmul") else {"K": 1, "P": 0, "S": 1, "OH": 1, "OW": 1,
+                                                                      "G": 1}
     defines = {"BKIND": str(KIND_ID[cfg.kernel]), "BC": str(cfg.c), "BH": str(cfg.h), "BW": str(cfg.w),
                "BO": str(cfg.o), "BK": str(g["K"]), "BP": str(g["P"]), "BS": str(g["S"]), "BOH": str(g["OH"]),
                "BOW": str(g["OW"]), "BG": str(g["G"]), "BSH": str(multiplier_shift(cfg))}
