@@ -24,13 +24,13 @@ from atomic_ops.add import add as np_add
 from atomic_ops.avgpool2d import avgpool2d as np_avgpool2d
 from atomic_ops.conv2d import conv2d as np_conv2d
 from atomic_ops.linear import linear as np_linear
-from atomic_ops.maxpool2d import maxpool2d as np_maxpool2d
 from atomic_ops.matmul import matmul as np_matmul
+from atomic_ops.maxpool2d import maxpool2d as np_maxpool2d
 from atomic_ops.maxpool2d import pooled_size
 from atomic_ops.pad import pad as np_pad
-from atomic_ops.slice import slice as np_slice
 from atomic_ops.relu import relu as np_relu
 from atomic_ops.requantize import requantize as np_requantize
+from atomic_ops.slice import slice as np_slice
 from atomic_ops.trunc_avgpool2d import trunc_avgpool2d as np_trunc_avgpool2d
 from codegen import toolchains
 from codegen.targets import hal_sources
