@@ -41,7 +41,7 @@ def infer_shapes(inputs, attrs, params):
 
 IR_OP = IROp(
     name="linear",
-    summary="Fully connected layer over the last axis.",
+    summary="Fully connected layer over the last axis (one row, or each row of [batch, tokens, features]).",
     semantics="acc[..., o] = bias[o] + sum_k w[o, k] * x[..., k] in int32.",
     inputs="one quant tensor (zero point 0, per-tensor scale), features on the last axis",
     params=("weight", "bias"),
@@ -69,7 +69,8 @@ FRONTENDS = [
         name="brevitas.nn.QuantLinear",
         modules=(qnn.QuantLinear,),
         lowers_to=("requantize", "linear", "requantize"),
-        doc="Same weight / bias / quantizer rules as QuantConv2d. Applies to the last axis; "
+        doc="Same weight / bias / quantizer rules as QuantConv2d. Applies to the last axis, on 2-D inputs "
+            "or on each row of a [batch, tokens, features] input (GAP9: rows tiling, weights resident); "
             "an output without output_quant is the int32 accumulator (e.g. the logits).",
         lower=_lower_linear,
     ),
