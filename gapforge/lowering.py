@@ -290,6 +290,13 @@ class NodeContext:
         if value is not None:
             self.low.values[tensor.name] = value
 
+    def derive_value(self, tensor: ir.TensorInfo, source: ir.TensorInfo, fn) -> None:
+        """Record ``fn(value of source)`` as Brevitas' value of ``tensor`` (data movement inside a
+        node: a view, slice or pad of a tensor whose value was captured), when that value is known."""
+        v = self.low.values.get(source.name)
+        if v is not None:
+            self.low.values[tensor.name] = fn(v)
+
     def bind_all(self, tensor: ir.TensorInfo) -> None:
         for a in self.node.outputs:
             self.low.act_tensor[a] = tensor.name

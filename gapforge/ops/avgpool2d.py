@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from brevitas.nn import QuantIdentity
 from torch import nn
 
 import atomic_ops
@@ -121,8 +122,13 @@ def _mean_over_axis(ctx, x, axis: int):
         ctx, x, [shape[0], before, size, after], f"{ctx.name}.view")
     acc = emit_avgpool(ctx, x4, [size, 1], [size, 1], [0, 0], size, [shape[0], before, 1, after],
                        f"{ctx.name}.pool")
+    mean = ctx.low.graph.activations[ctx.node.outputs[0]].value  # Brevitas' (float) mean
+    ctx.record_value(acc, mean.reshape(acc.shape))
     out_shape = ctx.out_shape(0)
     if acc.shape == out_shape:
+        return acc
+    if ctx.consumers(0) and all(n.kind == "module" and isinstance(n.module, QuantIdentity) for n in ctx.consumers(0)):
+        ctx.low.restore_shape[acc.name] = out_shape  # the quantizer fuses with the sum, then takes the shape
         return acc
     out = ctx.new_tensor(ctx.name, "acc", out_shape, scale=acc.scale, channel_axis=None)
     ctx.emit("reshape", [acc], [out], attrs={"shape": out_shape})

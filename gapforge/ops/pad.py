@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 import atomic_ops
 from gapforge.ops._base import Attr, IROp
 from gapforge.ops._shapes import ShapeError, inputs_of
@@ -59,4 +61,6 @@ def emit_pad(ctx, x, axis: int, before: int, after: int, base: str):
     out = ctx.new_tensor(base, "quant", shape, scale=x.scale, zero_point=x.zero_point, bit_width=x.bit_width,
                          signed=x.signed, narrow_range=x.narrow_range, channel_axis=x.channel_axis)
     ctx.emit("pad", [x], [out], attrs={"axis": axis, "before": before, "after": after, "value": x.zero_code})
+    widths = [0, 0] * (len(shape) - 1 - axis) + [before, after]  # torch's F.pad order: last axis first
+    ctx.derive_value(out, x, lambda v: torch.nn.functional.pad(v, widths))  # the padded codes are real 0
     return out

@@ -73,6 +73,9 @@ def emit_slice(ctx, x, axis: int, start: int, stop: int, step: int, base: str):
     shape[axis] = len(range(start, stop, step))
     out = ctx.new_tensor(base, x.kind, shape, **fields)
     ctx.emit("slice", [x], [out], attrs={"axis": axis, "start": start, "stop": stop, "step": step})
+    idx = [slice(None)] * len(shape)
+    idx[axis] = slice(start, stop, step)
+    ctx.derive_value(out, x, lambda v: v[tuple(idx)])
     return out
 
 
