@@ -128,6 +128,11 @@ def lower_cat_with_constants(ctx, seq, axis: int) -> None:
         ctx.fail("concatenation along the batch axis is not supported")
     if x.kind != "quant":
         ctx.fail(f"concatenates a constant with a {x.kind} tensor", hint="quantize the activation first")
+    for t in seq:
+        if ctx.act_of(t) is None and not isinstance(t, torch.Tensor):
+            ctx.fail(f"concatenates a {type(t).__name__}; only tensors are supported")
+        if ctx.act_of(t) is None and (t.dim() != nd or axis >= t.dim()):
+            ctx.fail(f"concatenates a constant of shape {list(t.shape)} with a {nd}-D activation")
     sizes = [int(t.shape[axis]) if ctx.act_of(t) is None else x.shape[axis] for t in seq]
     before, after = sum(sizes[:acts[0]]), sum(sizes[acts[0] + 1:])
     _quantizer_consumers_only(ctx)

@@ -22,7 +22,8 @@ IR_OP = IROp(
     summary="Multiply a tensor by a positive constant: the integers are unchanged, the scale is multiplied.",
     semantics="q unchanged; s_out = s_in * factor (a view of the input's buffer).",
     inputs="one quant tensor",
-    attrs={"factor": Attr({"type": "number", "exclusiveMinimum": 0}, "the constant factor (float32, as applied)")},
+    attrs={"factor": Attr({"type": "number", "exclusiveMinimum": 0},
+                          "the constant factor as applied: the float32 constant c of x * c, 1 / c of x / c")},
     reference="rescale",
     run=lambda engine, step, inputs: atomic_ops.get("rescale")(inputs[0]),
     view=True,
@@ -59,8 +60,12 @@ def scale_by_constant(ctx, act: int, factor: float) -> None:
             x.offset = [float(o) * factor for o in x.offset] if isinstance(x.offset, list) else float(x.offset) * factor
         ctx.bind(x)
         return
+    if x.kind == "acc":
+        ctx.fail("scales an accumulator that is also used elsewhere (its scale cannot take the factor)",
+                 hint="put a QuantIdentity before the scaling")
     if x.kind != "quant":
-        ctx.fail(f"scales a {x.kind} tensor that is already used elsewhere",
+        ctx.fail(f"scales a {x.kind} tensor without an integer encoding"
+                 + (" (the unquantized network input)" if x.kind == "float" else ""),
                  hint="put a QuantIdentity before the scaling")
     out = ctx.new_tensor(ctx.name, "quant", x.shape, zero_point=x.zero_point, bit_width=x.bit_width,
                          signed=x.signed, narrow_range=x.narrow_range, channel_axis=x.channel_axis,
@@ -83,7 +88,7 @@ def lower_constant_scaling(ctx) -> bool:
     if op == "div":
         if ctx.node.kwargs.get("rounding_mode") is not None:
             ctx.fail("integer division (rounding_mode) of an activation is not supported")
-        factor = float(np.float32(1.0) / np.float32(c)) if c != 0 else float("inf")
+        factor = 1.0 / c if c != 0 else float("inf")  # the exact quotient by the float32 divisor
     else:
         factor = c
     scale_by_constant(ctx, ctx.act_of(a), factor)
