@@ -26,7 +26,7 @@ if ! $PY -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.13
     echo "setup: installing torch==2.13.0"
     $PY -m pip install -q "torch==2.13.0"
 fi
-if ! $PY -c 'import gapforge, brevitas, jsonschema, onnxruntime, onnxoptimizer, sklearn, hypothesis, pytest' 2>/dev/null \
+if ! $PY -c 'import gapforge, brevitas, jsonschema, onnxruntime, onnxoptimizer, sklearn, hypothesis, pytest, xdist' 2>/dev/null \
    || [ pyproject.toml -nt .setup-done ]; then
     echo "setup: installing gapforge and its Python dependencies"
     $PY -m pip install -q -e ".[test]"

@@ -54,7 +54,7 @@ from tools.generate_c_code import _budget  # noqa: E402
 from tools.run_generated import run_project  # noqa: E402
 
 TARGETS = ("host", "rv32", "gap9-emu")
-DEFAULT_L1 = ("128K", "16K")
+DEFAULT_L1 = ("max", "16K")  # max: the planner's default, L1 less the cluster stacks
 
 # =================================================================================================
 # Network generator: emits the Python source of a model file, choosing constructs at random.
@@ -739,13 +739,19 @@ def _kib(n: int) -> str:
     return f"{n // 1024}K" if n % 1024 == 0 else str(n)
 
 
-def target_runs(targets: list[str], l1_budgets: list[int], l2_budget: int | None = None) -> list[TargetRun]:
-    """Every run of a network: host / rv32 once, gap9-emu once per L1 budget."""
+def l1_budget(text: str, flag: str) -> int | None:
+    """An L1 budget of --l1-budgets / L1_BUDGETS: bytes, or 'max' (None: the planner's default)."""
+    return None if text == "max" else _budget(text, flag)
+
+
+def target_runs(targets: list[str], l1_budgets: list[int | None], l2_budget: int | None = None) -> list[TargetRun]:
+    """Every run of a network: host / rv32 once, gap9-emu once per L1 budget (None: the default, 'max')."""
     runs = []
     for t in targets:
         if t == "gap9-emu":
-            runs += [TargetRun(f"gap9-emu@{_kib(b)}" + (f"/L2={_kib(l2_budget)}" if l2_budget else ""), "gap9", b,
-                               l2_budget) for b in l1_budgets]
+            l2 = f"/L2={_kib(l2_budget)}" if l2_budget else ""
+            runs += [TargetRun(f"gap9-emu@{_kib(b) if b is not None else 'max'}{l2}", "gap9", b, l2_budget)
+                     for b in l1_budgets]
         else:
             runs.append(TargetRun(t, t))
     return runs
@@ -936,7 +942,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="summary.json, failures/ (reproducers) and work/ (default golden_outputs/fuzz)")
     p.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS, help="targets to run on")
     p.add_argument("--l1-budgets", nargs="+", default=list(DEFAULT_L1), metavar="BYTES",
-                   help="gap9-emu L1 budgets, one run each (default 128K 16K)")
+                   help="gap9-emu L1 budgets, one run each; 'max' is the planner's default, the 128 KiB L1 "
+                        "less the cluster stacks (default: max 16K)")
     p.add_argument("--l2-budget", metavar="BYTES",
                    help="gap9-emu L2 budget (default: the hardware model's; small values move data to L3)")
     p.add_argument("--only", nargs="+", type=int, metavar="I", help="run only these network indices")
@@ -950,7 +957,7 @@ def main(argv: list[str] | None = None) -> int:
         raise GapforgeError("--count must be at least 1")
     if not 0 <= args.probe_rate <= 1:
         raise GapforgeError("--probe-rate must be between 0 and 1")
-    budgets = [_budget(b, "--l1-budgets") for b in args.l1_budgets]
+    budgets = [l1_budget(b, "--l1-budgets") for b in args.l1_budgets]
     targets = list(dict.fromkeys(args.targets))
     for t in targets:
         ok, why = toolchains.available("host" if t == "gap9-emu" else t)
@@ -961,7 +968,7 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=args.timeout, keep=args.keep, progress=not args.no_progress)
 
 
-def fuzz(indices: list[int], seed: int, out: Path, targets: list[str], budgets: list[int], *,
+def fuzz(indices: list[int], seed: int, out: Path, targets: list[str], budgets: list[int | None], *,
          l2_budget: int | None = None, probe_rate: float = 0.08, timeout: float = 300.0, keep: bool = False,
          progress: bool = True) -> int:
     """Run networks ``indices`` of ``seed``; writes OUT/summary.json and OUT/failures/; returns the exit code."""
