@@ -1,5 +1,5 @@
 """Products of activations and token ops (issue 9 item 4): engine semantics, checker verdicts for
-the variants that are not supported, and the GAP9 rows tiling (tokens over L1 tiles, L3 streaming)."""
+the variants that are not supported, and the GAP9 gemm tiling (tokens over L1 tiles, L3 streaming)."""
 
 from __future__ import annotations
 
@@ -179,7 +179,7 @@ def test_checker_cli_names_a_mask_in_one_line(tmp_path):
     assert "masked_fill" in r.stdout and "attention masks are not supported" in r.stdout
 
 
-# -- GAP9 rows tiling --------------------------------------------------------------------------
+# -- GAP9 gemm tiling --------------------------------------------------------------------------
 def test_rows_tiles_split_the_tokens_and_predict_the_dma(extracted):
     net = ir.load(extracted("attention_core"))
     plan = build_plan(net)
@@ -187,7 +187,7 @@ def test_rows_tiles_split_the_tokens_and_predict_the_dma(extracted):
     seen = set()
     for step in plan.steps:
         tp = tile_step(step, net, small)
-        if tp.tiling != "rows":
+        if tp.tiling != "gemm":
             continue
         seen.add(step.kind)
         y = net.tensors[step.output]
@@ -217,7 +217,7 @@ def test_attention_with_parameters_streamed_from_l3_stays_exact(golden, tmp_path
     assert r.returncode == 0, r.stdout + r.stderr
     plan = json.loads((proj / "plan.json").read_text())
     assert plan["gap9"]["params_level"] == "L3"
-    rows = [lay for lay in plan["gap9"]["layers"] if lay["tiling"] == "rows"]
+    rows = [lay for lay in plan["gap9"]["layers"] if lay["tiling"] == "gemm"]
     assert {lay["kind"].split("+")[0] for lay in rows} == {"matmul", "linear"}
     assert all(lay["dma_bytes"]["l3_to_l2"] > 0 for lay in rows)
     assert any(lay["tiles"] > 1 for lay in rows if lay["kind"].startswith("matmul"))
@@ -274,7 +274,7 @@ def test_matmul_operands_streamed_from_l3_tile_over_tokens(tmp_path):
         assert r.returncode == 0, (tool, r.stdout + r.stderr)
     plan = json.loads((proj / "plan.json").read_text())
     mm = next(lay for lay in plan["gap9"]["layers"] if lay["kind"].startswith("matmul"))
-    assert mm["tiling"] == "rows" and mm["tiles"] > 1
+    assert mm["tiling"] == "gemm" and mm["tiles"] > 1
     assert any(mm["levels"][k] == "L3" for k in ("in", "in2", "out")), mm["levels"]
     passed, res = run_project(proj, "gap9-emu", timeout=300)
     assert passed and res["totals"]["mismatches"] == 0 and res["plan_mismatches"] == [], res.get("reasons")

@@ -13,7 +13,7 @@ from gapforge.errors import GapforgeError
 from gapforge.plan import Plan
 
 TILING_ENUM = {"conv": "GF_TILING_CONV", "linear": "GF_TILING_LINEAR", "eltwise": "GF_TILING_ELTWISE",
-               "rows": "GF_TILING_ROWS"}
+               "gemm": "GF_TILING_GEMM"}
 FAULTS = {"none": 0, "no-barrier": 1, "no-dma-wait": 2}
 
 
@@ -65,8 +65,8 @@ class LayerRec:
     cores: int
     single_buffer: int
     fault: int
-    tile_rows: int = 0  # rows tiling: output rows per tile (groups in chans, rows per group in n)
-    zp_a: int = 0  # rows tiling (matmul): zero points of the two inputs
+    tile_rows: int = 0  # gemm tiling: output rows per tile (groups in chans, rows per group in n)
+    zp_a: int = 0  # gemm tiling (matmul): zero points of the two inputs
     zp_b: int = 0
 
     def initializer(self) -> str:
@@ -146,7 +146,7 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
         if tp.tiling == "linear":
             op = plan.net.op_by_name(step.main_op)
             o, k = op.params["weight"].shape
-        if tp.tiling == "rows":
+        if tp.tiling == "gemm":
             rg = rows_geometry(step, plan.net)
             chans, n, k, o = rg.groups, rg.m, rg.k, rg.n
             ins = [plan.net.tensors[t] for t in plan.net.op_by_name(step.main_op).inputs]
@@ -165,7 +165,7 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             hi=rq.hi if rq is not None else hi,
             shift=step.attrs.get("shift", 0), floor_rounding=int(step.attrs.get("rounding") == "floor"),
             k=k, o=o, n=n, inner=inner, chans=chans,
-            tile_co=tp.tile.get("co", o if tp.tiling == "rows" else 0), tile_oh=tp.tile.get("oh", 0), tile_ow=tp.tile.get("ow", 0),
+            tile_co=tp.tile.get("co", o if tp.tiling == "gemm" else 0), tile_oh=tp.tile.get("oh", 0), tile_ow=tp.tile.get("ow", 0),
             tile_planes=tp.tile.get("planes", 0), tile_elems=tp.tile.get("elems", 0),
             buf_in=tp.buffers.get("in", 0), buf_in2=tp.buffers.get("in2", 0), buf_w=tp.buffers.get("w", 0),
             buf_p=tp.buffers.get("p", 0), buf_out=tp.buffers.get("out", 0), buf_wp=tp.buffers.get("wp", 0),

@@ -16,7 +16,7 @@ gap9-emu tests compare the emulator's byte counters with these predictions.
 Tiling kinds (an op's declaration names its kind, gapforge/ops ``Tiling``): ``conv`` (sliding
 windows over NCHW: conv2d incl. depthwise/grouped/strided, max/avg/trunc pooling), ``linear``,
 ``eltwise`` (add, requantize, relu) and ``fc`` (steps without a ``Tiling``, which the fabric
-controller runs on L2 data: the host-quantized input, reshape views, concat, permute) and ``rows``
+controller runs on L2 data: the host-quantized input, reshape views, concat, permute) and ``gemm``
 (matmul, and linear layers over several rows: tiles of output rows of one group).
 """
 
@@ -283,7 +283,7 @@ def tile_linear(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fals
     op = net.op_by_name(step.main_op)
     x, y = net.tensors[op.inputs[0]], net.tensors[step.output]
     if x.numel != x.shape[-1]:  # a linear over tokens: tiles of rows (the weights stay resident)
-        return tile_rows(step, net, budgets, pack)
+        return tile_gemm(step, net, budgets, pack)
     k = x.shape[-1]
     o = y.shape[-1]
     eb_in, eb_out = ELEM[x.dtype], ELEM[y.dtype]
@@ -340,7 +340,7 @@ def rows_geometry(step: Step, net: ir.Network, pack: bool = False) -> RowsGeomet
                         0, 0, param_spec(step, net))
 
 
-def tile_rows(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
+def tile_gemm(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
     """Tiles of ``rows`` output rows of one group; the cores split the tile's rows."""
     g = rows_geometry(step, net, pack)
     cores = budgets.hw.compute_cores
@@ -357,7 +357,7 @@ def tile_rows(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
                "w": g.n * (g.w_packed or g.w_per_row), "p": g.params.payload(g.n),
                "out": g.groups * g.m * g.n * g.eb_out}
         dma = {k: v for k, v in dma.items() if v or k in ("in", "out")}
-        plan = TilePlan(step.output, "rows", {"rows": tr}, [g.groups, per], n_tiles, bufs, nbuf == 2, resident,
+        plan = TilePlan(step.output, "gemm", {"rows": tr}, [g.groups, per], n_tiles, bufs, nbuf == 2, resident,
                         l1, dma, min(cores, tr))
         return plan, (sum(dma.values()), n_tiles, -plan.cores)
 
@@ -421,7 +421,7 @@ def fc_plan(step: Step) -> TilePlan:
     return TilePlan(step.output, "fc", {}, [], 0, {}, False, [], 0, {}, 0)
 
 
-TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "rows": tile_rows}
+TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "gemm": tile_gemm}
 
 
 def tile_step(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:

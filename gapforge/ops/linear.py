@@ -70,7 +70,7 @@ FRONTENDS = [
         modules=(qnn.QuantLinear,),
         lowers_to=("requantize", "linear", "requantize"),
         doc="Same weight / bias / quantizer rules as QuantConv2d. Applies to the last axis, on 2-D inputs "
-            "or on each row of a [batch, tokens, features] input (GAP9: rows tiling, weights resident); "
+            "or on each row of a [batch, tokens, features] input (GAP9: gemm tiling, weights resident); "
             "an output without output_quant is the int32 accumulator (e.g. the logits).",
         lower=_lower_linear,
     ),

@@ -76,7 +76,7 @@ IR_OP = IROp(
     acc_bound=acc_bound,
     sources=_sources,
     call=_call,
-    tiling=Tiling("rows"),
+    tiling=Tiling("gemm"),
     macs=_macs,
     infer_shapes=infer_shapes,
 )

@@ -27,7 +27,7 @@
 #define GF_MEM_L2 0
 #define GF_MEM_L3 1
 
-enum { GF_TILING_CONV = 0, GF_TILING_LINEAR = 1, GF_TILING_ELTWISE = 2, GF_TILING_ROWS = 3 };
+enum { GF_TILING_CONV = 0, GF_TILING_LINEAR = 1, GF_TILING_ELTWISE = 2, GF_TILING_GEMM = 4 };
 
 /* Test-only fault injection (codegen --inject-fault): each bit removes one safety step. */
 #define GF_FAULT_NO_BARRIER 1u  /* skip the barrier between "tile loaded" and "compute" */
@@ -58,8 +58,8 @@ typedef struct {
     int32_t n, inner;         /* eltwise tiling: elements, elements per channel slice */
     int32_t k, o;             /* linear tiling: inputs, outputs of the core's share */
     void *y;                  /* output of the core's share in L1 */
-    int32_t rows;             /* rows tiling: rows of the core's share ([rows][k] in x, [rows][o] in y) */
-    int32_t zp_a, zp_b;       /* rows tiling (matmul): zero points of x and x2 */
+    int32_t rows;             /* gemm tiling: rows of the core's share ([rows][k] in x, [rows][o] in y) */
+    int32_t zp_a, zp_b;       /* gemm tiling (matmul): zero points of x and x2 */
 } gf_tile_args_t;
 
 /* A tile kernel: one per device kernel of gf_runtime.h that runs on the cluster (gf_tile_kernels.c);
@@ -101,8 +101,8 @@ struct gf_layer {
     int32_t cores;                        /* compute cores to fork */
     int32_t single_buffer;                /* several tiles but one buffer each: no overlap of DMA and compute */
     uint32_t fault;
-    int32_t tile_rows;                    /* rows tiling: output rows per tile; chans groups of n rows, k inputs, o outputs */
-    int32_t zp_a, zp_b;                   /* rows tiling (matmul): zero points of the two inputs */
+    int32_t tile_rows;                    /* gemm tiling: output rows per tile; chans groups of n rows, k inputs, o outputs */
+    int32_t zp_a, zp_b;                   /* gemm tiling (matmul): zero points of the two inputs */
 };
 
 /* Operand locations of one layer, bound at run time (bases are allocated by the FC). */

@@ -61,7 +61,7 @@ int32_t gf_layer_tiles(const gf_layer_t *L)
         return ceil_div(L->s.o, L->tile_co) * ceil_div(L->s.oh, L->tile_oh) * ceil_div(L->s.ow, L->tile_ow);
     if (L->tiling == GF_TILING_LINEAR)
         return ceil_div(L->o, L->tile_co);
-    if (L->tiling == GF_TILING_ROWS)
+    if (L->tiling == GF_TILING_GEMM)
         return L->chans * ceil_div(L->n, L->tile_rows);
     if (L->tile_planes > 1)
         return ceil_div(L->chans, L->tile_planes);
@@ -114,7 +114,7 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
     } else if (L->tiling == GF_TILING_LINEAR) {
         T->co0 = t * L->tile_co;
         T->con = min32(L->tile_co, L->o - T->co0);
-    } else if (L->tiling == GF_TILING_ROWS) { /* rows [e0, e0 + en) of group c0; all o outputs */
+    } else if (L->tiling == GF_TILING_GEMM) { /* rows [e0, e0 + en) of group c0; all o outputs */
         int32_t per = ceil_div(L->n, L->tile_rows), j = t % per;
         T->c0 = t / per;
         T->cn = 1;
@@ -397,7 +397,7 @@ static void load_params(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
 
 static uint32_t weights_per_channel(const gf_layer_t *L)
 {
-    return L->tiling == GF_TILING_LINEAR || L->tiling == GF_TILING_ROWS ? (uint32_t)L->k : (uint32_t)(L->s.c / L->s.groups * L->s.kh * L->s.kw);
+    return L->tiling == GF_TILING_LINEAR || L->tiling == GF_TILING_GEMM ? (uint32_t)L->k : (uint32_t)(L->s.c / L->s.groups * L->s.kh * L->s.kw);
 }
 
 static void load_weights(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
@@ -449,7 +449,7 @@ static void load_tile(gf_run_t *R, int32_t t, int b)
     } else if (L->tiling == GF_TILING_LINEAR) {
         if (!L->w_resident)
             load_weights(R, q, &T, b);
-    } else if (L->tiling == GF_TILING_ROWS) {
+    } else if (L->tiling == GF_TILING_GEMM) {
         uint32_t row0 = (uint32_t)(T.c0 * L->n + T.e0);
         int32_t eb = elem_bytes(L->in_t);
         load_flat(R, q, &R->ops->in, row0 * (uint32_t)(L->k * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN],
@@ -484,7 +484,7 @@ static void store_tile(gf_run_t *R, int32_t t, int b)
     else if (L->tiling == GF_TILING_LINEAR)
         store_flat(R, q, &R->ops->out, (uint32_t)(T.co0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
                    (uint32_t)(T.con * eb));
-    else if (L->tiling == GF_TILING_ROWS)
+    else if (L->tiling == GF_TILING_GEMM)
         store_flat(R, q, &R->ops->out, (uint32_t)(T.c0 * L->n + T.e0) * (uint32_t)(L->o * eb), R->l1[b][OP_OUT],
                    R->bounce[b][OP_OUT], (uint32_t)(T.en * L->o * eb));
     else
@@ -599,8 +599,8 @@ static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int
     L->compute(&a);
 }
 
-/* rows tiling: each core a run of the tile's rows, all outputs (weights and parameters resident) */
-static void compute_rows(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
+/* gemm tiling: each core a run of the tile's rows, all outputs (weights and parameters resident) */
+static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
 {
     const gf_layer_t *L = R->L;
     int32_t r0 = core * T->en / ncores, r1 = (core + 1) * T->en / ncores;
@@ -717,8 +717,8 @@ static void tile_loop(void *arg)
             compute_conv(R, &T, b, core, ncores);
         else if (L->tiling == GF_TILING_LINEAR)
             compute_linear(R, &T, b, core, ncores);
-        else if (L->tiling == GF_TILING_ROWS)
-            compute_rows(R, &T, b, core, ncores);
+        else if (L->tiling == GF_TILING_GEMM)
+            compute_gemm(R, &T, b, core, ncores);
         else
             compute_eltwise(R, &T, b, core, ncores);
         pi_cl_team_barrier(); /* every core finished writing tile t */
