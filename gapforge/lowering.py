@@ -69,6 +69,8 @@ class Lowering:
         # "real" tensors that are a float function of one quantized tensor, waiting for the quantizer
         # that turns them into a table (gapforge/ops/lut.py): tensor name -> lut.FloatFn
         self.float_fns: dict[str, Any] = {}
+        # flat accumulators (add_constant) -> the activation shape their quantizer's output gets back
+        self.restore_shape: dict[str, list[int]] = {}
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:
@@ -296,6 +298,13 @@ class NodeContext:
         """Brevitas' value of an internal tensor (e.g. a layer's input quantizer output)."""
         if value is not None:
             self.low.values[tensor.name] = value
+
+    def derive_value(self, tensor: ir.TensorInfo, source: ir.TensorInfo, fn) -> None:
+        """Record ``fn(value of source)`` as Brevitas' value of ``tensor`` (data movement inside a
+        node: a view, slice or pad of a tensor whose value was captured), when that value is known."""
+        v = self.low.values.get(source.name)
+        if v is not None:
+            self.low.values[tensor.name] = fn(v)
 
     def bind_all(self, tensor: ir.TensorInfo) -> None:
         for a in self.node.outputs:

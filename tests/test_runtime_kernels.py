@@ -27,11 +27,14 @@ from atomic_ops.avgpool2d import avgpool2d as np_avgpool2d
 from atomic_ops.conv2d import conv2d as np_conv2d
 from atomic_ops.linear import linear as np_linear
 from atomic_ops.lut import lut as np_lut
+from atomic_ops.matmul import matmul as np_matmul
 from atomic_ops.maxpool2d import maxpool2d as np_maxpool2d
 from atomic_ops.maxpool2d import pooled_size
 from atomic_ops.mul import mul as np_mul
+from atomic_ops.pad import pad as np_pad
 from atomic_ops.relu import relu as np_relu
 from atomic_ops.requantize import requantize as np_requantize
+from atomic_ops.slice import slice as np_slice
 from atomic_ops.trunc_avgpool2d import trunc_avgpool2d as np_trunc_avgpool2d
 from codegen import toolchains
 from codegen.targets import hal_sources
@@ -45,6 +48,7 @@ K_CONV, K_CONV3X3, K_CONV1X1, K_DWCONV, K_CONV_REF = 1, 2, 3, 4, 5
 K_LINEAR, K_LINEAR_REF, K_MAXPOOL, K_AVGPOOL, K_TRUNC = 6, 7, 8, 9, 10
 K_ADD, K_REQUANTIZE, K_RELU, K_CONCAT, K_PERMUTE, K_RNE = 11, 12, 13, 14, 15, 16
 K_LUT, K_MUL, K_SOFTMAX, K_LAYERNORM = 17, 18, 19, 20
+K_MATMUL, K_LINEAR_ROWS, K_SLICE, K_PAD = 21, 22, 23, 24
 
 DT = {"s8": 0, "u8": 1, "s32": 2}
 NP_DT = {"s8": np.int8, "u8": np.uint8, "s32": np.int32}
@@ -201,6 +205,34 @@ def linear_case(cs: CaseSet, rng, kid: int, name: str, *, K, Co, in_t="s8", rq="
         y = out_bytes(rqp.apply([acc], channel_axis=1), rqp.lo)
     params = [DT[in_t], K, Co, *(rqp.params() if rqp else NO_RQ_PARAMS), 1]
     cs.add(kid, name, params, [x, w, b, *(rqp.arrays() if rqp else NO_RQ_ARRAYS), y])
+
+
+def matmul_case(cs: CaseSet, rng, name: str, *, G, M, K, N, a_t="s8", b_t="s8", za=0, zb=0, rq="tensor",
+                out="s8", mode="rand"):
+    a = rand_act(rng, a_t, (G, M, K), mode)
+    b = rand_act(rng, b_t, (G, K, N), mode)
+    acc = np_matmul(a, b, za, zb)
+    if rq is None:
+        y, rqp = acc.astype(np.int32), None
+    else:
+        rqp = make_rq(rng, N if rq == "channel" else 1, acc_scale(acc), out=out, negative=rq == "channel")
+        y = out_bytes(rqp.apply([acc], channel_axis=2), rqp.lo)
+    params = [DT[a_t], za, DT[b_t], zb, G, M, K, N, *(rqp.params() if rqp else NO_RQ_PARAMS)]
+    cs.add(K_MATMUL, name, params, [a, b, *(rqp.arrays() if rqp else NO_RQ_ARRAYS), y])
+
+
+def linear_rows_case(cs: CaseSet, rng, name: str, *, R, K, Co, in_t="s8", rq="channel", out="s8"):
+    x = rand_act(rng, in_t, (R, K))
+    w = rand_w(rng, (Co, K))
+    b = rng.integers(-5000, 5001, size=Co).astype(np.int32)
+    acc = np_linear(x.astype(np.int64), w.astype(np.int64), b.astype(np.int64))
+    if rq is None:
+        y, rqp = acc.astype(np.int32), None
+    else:
+        rqp = make_rq(rng, Co if rq == "channel" else 1, acc_scale(acc), out=out)
+        y = out_bytes(rqp.apply([acc], channel_axis=1), rqp.lo)
+    params = [DT[in_t], R, K, Co, *(rqp.params() if rqp else NO_RQ_PARAMS), 1]
+    cs.add(K_LINEAR_ROWS, name, params, [x, w, b, *(rqp.arrays() if rqp else NO_RQ_ARRAYS), y])
 
 
 def pool_shape(C, H, W, oh, ow, k, s, pad):
@@ -593,6 +625,32 @@ def build_cases() -> CaseSet:
             x = rand_act(rng, t, shape)
             cs.add(K_PERMUTE, f"perm_{t}_{''.join(map(str, perm))}", [esz, *shape, *perm],
                    [x, np.ascontiguousarray(np.transpose(x, perm))])
+    # matmul (attention products), linear over rows, token slices and pads
+    for a_t, b_t in (("s8", "s8"), ("u8", "s8"), ("s8", "u8"), ("u8", "u8")):
+        matmul_case(cs, rng, f"mm_{a_t}{b_t}_2x8x8x8", G=2, M=8, K=8, N=8, a_t=a_t, b_t=b_t)
+        matmul_case(cs, rng, f"mm_{a_t}{b_t}_odd_zp", G=3, M=5, K=13, N=11, a_t=a_t, b_t=b_t,
+                    za=-3 if a_t == "s8" else 7, zb=5 if b_t == "s8" else 120, out="u8")
+    matmul_case(cs, rng, "mm_i32", G=2, M=4, K=9, N=6, rq=None)
+    matmul_case(cs, rng, "mm_channel", G=1, M=7, K=16, N=10, rq="channel")
+    matmul_case(cs, rng, "mm_extreme", G=1, M=3, K=64, N=17, mode="extreme", za=0, zb=0)
+    matmul_case(cs, rng, "mm_1x1", G=1, M=1, K=1, N=1)
+    for in_t in ("s8", "u8"):
+        linear_rows_case(cs, rng, f"linrows_{in_t}_9x16x16", R=9, K=16, Co=16, in_t=in_t)
+        linear_rows_case(cs, rng, f"linrows_{in_t}_odd_tensor", R=5, K=37, Co=13, in_t=in_t, rq="tensor", out="u8")
+    linear_rows_case(cs, rng, "linrows_i32", R=3, K=20, Co=7, rq=None)
+    for t, esz in (("s8", 1), ("s32", 4)):
+        x = rand_act(rng, t, (1, 9, 16))
+        for start, stop, step in ((0, 1, 1), (1, 9, 1), (0, 9, 2), (4, 7, 3)):
+            y = np_slice(x, 1, start, stop, step)
+            cs.add(K_SLICE, f"slice_{t}_{start}_{stop}_{step}", [esz, 1, 9, start, step, y.shape[1], 16], [x, y])
+        x4 = rand_act(rng, t, (1, 2, 6, 5))
+        y = np_slice(x4, 2, 1, 6, 2)
+        cs.add(K_SLICE, f"slice_{t}_inner", [esz, 2, 6, 1, 2, y.shape[2], 5], [x4, y])
+    for t, value in (("s8", -3), ("u8", 200)):
+        x = rand_act(rng, t, (1, 3, 8, 4))
+        for before, after in ((1, 0), (0, 2), (2, 3)):
+            y = np_pad(x, 2, before, after, value)
+            cs.add(K_PAD, f"pad_{t}_{before}_{after}", [3, 8, before, after, 4, value], [x, y])
     # rne_shift edge values
     v = np.array([0, 1, -1, 2, -2, 3, -3, 2**62, -(2**62), 2**63 - 1, -(2**63), 5, -5, 6, -6, 7, -7] * 4, np.int64)
     sh = np.array([1] * 17 + [2] * 17 + [61] * 17 + [62] * 17, np.int64)
@@ -673,7 +731,7 @@ def test_kernels_match_reference(drivers, case_dir, variant):
 def test_case_set_covers_every_kernel():
     cs = build_cases()
     kinds = {struct.unpack_from("<I", b, 8)[0] for b in cs.blobs}
-    assert kinds == set(range(1, 21))
+    assert kinds == set(range(1, 25))
     assert len(cs.names) == len(set(cs.names)) >= 200
 
 

@@ -21,6 +21,9 @@ Row kernels (softmax, layernorm) are reported per element: their programs embed 
 parameter block and the expected output computed by the numpy reference (atomic_ops), and check
 the kernel's bytes against it.
 
+The int8 x int8 matmul of two activations (gf_matmul) is checked against gf_linear_ref on the rows with
+the second operand transposed (target <= 4.0 per MAC, as for depthwise 3x3).
+
 Examples:
   python tools/benchmark_kernels.py
   python tools/benchmark_kernels.py --json-out bench.json --plot bench.png
@@ -52,13 +55,13 @@ REPO = Path(__file__).resolve().parents[1]
 RUNTIME = REPO / "codegen" / "runtime"
 
 TARGETS = {"conv3x3": 2.8, "conv1x1": 2.8, "dwconv3x3": 4.0, "linear": 2.8, "lut": 5.0, "mul": 18.0,
-           "mul_gate": 16.0}
+           "mul_gate": 16.0, "matmul": 4.0}
 ELEMENTWISE = ("lut", "mul", "mul_gate")  # figures per element, not per MAC
 
 
 @dataclass(frozen=True)
 class Config:
-    kernel: str  # conv3x3 | conv1x1 | dwconv3x3 | linear
+    kernel: str  # conv3x3 | conv1x1 | dwconv3x3 | linear | matmul (c = K, h = M rows, w = groups, o = N)
     c: int
     h: int
     w: int
@@ -71,6 +74,8 @@ class Config:
             return f"{self.c}x{self.h}x{self.w}" + (f" * {self.c}x1x1" if self.kernel == "mul_gate" else "")
         if self.kernel == "linear":
             return f"{self.c}->{self.o}"
+        if self.kernel == "matmul":
+            return f"{self.w}x[{self.h}x{self.c}]@[{self.c}x{self.o}]"
         if self.kernel == "dwconv3x3":
             return f"{self.c}ch @{self.h}x{self.w} s{self.stride}"
         return f"{self.c}->{self.o} @{self.h}x{self.w}"
@@ -89,6 +94,8 @@ class Config:
             return self.c * self.h * self.w
         if self.kernel == "linear":
             return self.c * self.o
+        if self.kernel == "matmul":
+            return self.w * self.h * self.c * self.o
         g = self.geometry()
         return self.o * (self.c // g["G"]) * g["K"] * g["K"] * g["OH"] * g["OW"]
 
@@ -106,6 +113,8 @@ CONFIGS = [
     Config("lut", 32, 16, 16, 32),
     Config("mul", 32, 16, 16, 32),
     Config("mul_gate", 32, 16, 16, 32),
+    Config("matmul", 32, 64, 2, 64),  # attention scores: 2 heads, 64 tokens, head size 32
+    Config("matmul", 64, 64, 2, 32),  # weighted values: 2 heads, 64 tokens x 64 keys @ [64 x 32]
 ]
 
 BENCH_C = r"""
@@ -116,20 +125,29 @@ BENCH_C = r"""
 #include "gf_hal.h"
 #include "gf_runtime.h"
 
+#if BKIND == 8
+#define NX (BW * BH * BC) /* matmul: a [BW][BH][BC], b [BW][BC][BO] */
+#define NW (BW * BC * BO)
+#define NY (BW * BH * BO)
+static int8_t BT[BC * BO]; /* one group's b transposed: the reference is gf_linear_ref over its rows */
+#elif BKIND == 4
 #define NX (BC * BH * BW)
-#if BKIND == 4
 #define NW (BC * BO)
 #define NY (BO)
 #elif BKIND == 5
+#define NX (BC * BH * BW)
 #define NW 256
 #define NY NX
 #elif BKIND == 6
+#define NX (BC * BH * BW)
 #define NW NX
 #define NY NX
 #elif BKIND == 7
+#define NX (BC * BH * BW)
 #define NW BC
 #define NY NX
 #else
+#define NX (BC * BH * BW)
 #define NW (BO * (BC / BG) * BK * BK)
 #define NY (BO * BOH * BOW)
 #endif
@@ -172,7 +190,7 @@ int main(void)
     rq.m = M;
     rq.sh = SH;
     rq.o = OFF;
-    rq.channels = BO;
+    rq.channels = BKIND == 8 ? 1 : BO; /* a matmul of two activations is requantized per tensor */
     rq.zp = 0;
     rq.lo = -128;
     rq.hi = 127;
@@ -209,6 +227,23 @@ int main(void)
         }
         t2 = gf_hal_instret();
     }
+#elif BKIND == 8
+    t0 = gf_hal_instret();
+    gf_matmul(X, GF_S8, 0, Wt, GF_S8, 0, BW, BH, BC, BO, &rq, Y0);
+    t1 = gf_hal_instret();
+    {
+        int g, r, j, kk;
+        for (g = 0; g < BW; g++) { /* the transposes are not counted: t2 - t1 covers the reference calls */
+            uint64_t s0 = gf_hal_instret();
+            for (kk = 0; kk < BC; kk++)
+                for (j = 0; j < BO; j++)
+                    BT[j * BC + kk] = Wt[(g * BC + kk) * BO + j];
+            t1 += gf_hal_instret() - s0;
+            for (r = 0; r < BH; r++)
+                gf_linear_ref(X + (g * BH + r) * BC, GF_S8, BT, NULL, BC, BO, &rq, Y1 + (g * BH + r) * BO);
+        }
+    }
+    t2 = gf_hal_instret();
 #elif BKIND == 4
     t0 = gf_hal_instret();
     gf_linear(X, GF_S8, Wt, Bias, BC, BO, &rq, Y0);
@@ -248,7 +283,7 @@ int main(void)
 }
 """
 
-KIND_ID = {"conv3x3": 1, "conv1x1": 2, "dwconv3x3": 3, "linear": 4, "lut": 5, "mul": 6, "mul_gate": 7}
+KIND_ID = {"conv3x3": 1, "conv1x1": 2, "dwconv3x3": 3, "linear": 4, "lut": 5, "mul": 6, "mul_gate": 7, "matmul": 8}
 
 
 @dataclass
@@ -281,13 +316,13 @@ def multiplier_shift(cfg: Config) -> int:
     if cfg.kernel in ELEMENTWISE:
         return 31 + 8  # products of two int8 values: spread about 74 * 74, mantissa shifted down (BMULSH)
     g = cfg.geometry()
-    n = cfg.c if cfg.kernel == "linear" else (cfg.c // g["G"]) * g["K"] * g["K"]
+    n = cfg.c if cfg.kernel in ("linear", "matmul") else (cfg.c // g["G"]) * g["K"] * g["K"]
     spread = 74.0 * 74.0 * math.sqrt(n)  # std of a sum of n products of uniform int8 values
     return 31 + max(1, round(math.log2(spread / 100.0)))
 
 
 def measure(cfg: Config, build: Path, objs: list[Path], opt: str, timeout: float) -> Row:
-    flat = cfg.kernel == "linear" or cfg.kernel in ELEMENTWISE
+    flat = cfg.kernel in ("linear", "matmul") or cfg.kernel in ELEMENTWISE
     g = cfg.geometry() if not flat else {"K": 1, "P": 0, "S": 1, "OH": 1, "OW": 1, "G": 1}
     defines = {"BKIND": str(KIND_ID[cfg.kernel]), "BC": str(cfg.c), "BH": str(cfg.h), "BW": str(cfg.w),
                "BO": str(cfg.o), "BK": str(g["K"]), "BP": str(g["P"]), "BS": str(g["S"]), "BOH": str(g["OH"]),

@@ -146,7 +146,7 @@ def report_rows(program: Program, plan: Plan, tiles: list[TilePlan], p: Placemen
                     dma["l3_to_l2"] += nbytes
         rows.append({
             "index": call.index, "name": call.name, "kind": call.kind, "tiling": tp.tiling,
-            "levels": {**levels, **({"params": p.params} if tp.tiling in ("conv", "linear") or step.requant is not None
+            "levels": {**levels, **({"params": p.params} if tp.tiling in ("conv", "linear", "gemm") or step.requant is not None
                                     or step.params is not None
                                     else {})},
             "tile": tp.tile, "tile_counts": tp.counts, "tiles": tp.n_tiles, "cores": tp.cores,

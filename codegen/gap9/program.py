@@ -7,13 +7,13 @@ from pathlib import Path
 
 from codegen.gap9.hw import DEFAULT, Budgets, align
 from codegen.gap9.placement import L3, Placement, place
-from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, rows_layout, tile_step
+from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, rows_geometry, rows_layout, tile_step
 from codegen.program import Program, build_program
 from gapforge.errors import GapforgeError
 from gapforge.plan import Plan
 
 TILING_ENUM = {"conv": "GF_TILING_CONV", "linear": "GF_TILING_LINEAR", "eltwise": "GF_TILING_ELTWISE",
-               "rows": "GF_TILING_ROWS"}
+               "rows": "GF_TILING_ROWS", "gemm": "GF_TILING_GEMM"}
 FAULTS = {"none": 0, "no-barrier": 1, "no-dma-wait": 2}
 
 
@@ -72,6 +72,9 @@ class LayerRec:
     mp: tuple  # gf_mul_shape_t (mul)
     aux_off: int  # rows tiling: the step's parameter block (region <step>.p), -1 = none
     aux_bytes: int
+    tile_rows: int = 0  # gemm tiling: output rows per tile (groups in chans, rows per group in n)
+    zp_a: int = 0  # gemm tiling (matmul): zero points of the two inputs
+    zp_b: int = 0
 
     def initializer(self) -> str:
         vals = []
@@ -154,9 +157,15 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             chans, inner = rows_layout(step, plan.net)
             n = chans * inner
         k = o = 0
+        zp_a = zp_b = 0
         if tp.tiling == "linear":
             op = plan.net.op_by_name(step.main_op)
             o, k = op.params["weight"].shape
+        if tp.tiling == "gemm":
+            rg = rows_geometry(step, plan.net)
+            chans, n, k, o = rg.groups, rg.m, rg.k, rg.n
+            ins = [plan.net.tensors[t] for t in plan.net.op_by_name(step.main_op).inputs]
+            zp_a, zp_b = ins[0].zero_code, (ins[1].zero_code if len(ins) > 1 else 0)
         lo, hi = out_t.qrange() if out_t.kind == "quant" else (0, 0)
         rec = LayerRec(
             name=call.name, tiling=TILING_ENUM[tp.tiling], compute=tile_kernel(call.kernel),
@@ -171,9 +180,10 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             hi=rq.hi if rq is not None else hi,
             shift=step.attrs.get("shift", 0), floor_rounding=int(step.attrs.get("rounding") == "floor"),
             k=k, o=o, n=n, inner=inner, chans=chans,
-            tile_co=tp.tile.get("co", 0), tile_oh=tp.tile.get("oh", 0), tile_ow=tp.tile.get("ow", 0),
-            tile_planes=tp.tile.get("planes", tp.tile.get("rows", 0)),
-            tile_elems=tp.tile.get("elems", tp.tile.get("rows", 0) * inner),
+            tile_co=tp.tile.get("co", o if tp.tiling == "gemm" else 0), tile_oh=tp.tile.get("oh", 0),
+            tile_ow=tp.tile.get("ow", 0),
+            tile_planes=tp.tile.get("planes", tp.tile.get("rows", 0) if tp.tiling == "rows" else 0),
+            tile_elems=tp.tile.get("elems", tp.tile.get("rows", 0) * inner if tp.tiling == "rows" else 0),
             buf_in=tp.buffers.get("in", 0), buf_in2=tp.buffers.get("in2", 0), buf_w=tp.buffers.get("w", 0),
             buf_p=tp.buffers.get("p", 0), buf_out=tp.buffers.get("out", 0), buf_wp=tp.buffers.get("wp", 0),
             w_bits=call.w_bits, w_row_bytes=call.w_row_bytes,
@@ -182,7 +192,8 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             single_buffer=int(tp.n_tiles > 1 and not tp.double_buffered), fault=FAULTS[fault],
             t_off=regions.get("t", -1), **_tables(step, plan.net), in2_resident=int("in2" in tp.resident),
             mp=call.mul_shape or ((0,) * 4, (0,) * 4, (0,) * 4, 0, 0),
-            aux_off=regions.get("p", -1), aux_bytes=tp.buffers.get("p", 0) if "p" in regions else 0)
+            aux_off=regions.get("p", -1), aux_bytes=tp.buffers.get("p", 0) if "p" in regions else 0,
+            tile_rows=tp.tile.get("rows", 0) if tp.tiling == "gemm" else 0, zp_a=zp_a, zp_b=zp_b)
         ops = {"in": _loc(placement, program, call.inputs[0].name),
                "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
                "out": outputs[call.index]}

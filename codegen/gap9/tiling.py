@@ -15,9 +15,10 @@ gap9-emu tests compare the emulator's byte counters with these predictions.
 
 Tiling kinds (an op's declaration names its kind, gapforge/ops ``Tiling``): ``conv`` (sliding
 windows over NCHW: conv2d incl. depthwise/grouped/strided, max/avg/trunc pooling), ``linear``,
-``eltwise`` (add, requantize, relu, lut, mul), ``rows`` (softmax, LayerNorm: whole rows of the last axis)
-and ``fc`` (steps without a ``Tiling``, which the fabric
-controller runs on L2 data: the host-quantized input, reshape views, concat, permute).
+``eltwise`` (add, requantize, relu, lut, mul), ``rows`` (softmax, LayerNorm: whole rows of the last axis),
+``gemm`` (matmul, and linear layers over several rows: tiles of output rows of one group) and ``fc``
+(steps without a ``Tiling``, which the fabric controller runs on L2 data: the host-quantized input,
+reshape views, concat, permute).
 """
 
 from __future__ import annotations
@@ -290,8 +291,8 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
 def tile_linear(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
     op = net.op_by_name(step.main_op)
     x, y = net.tensors[op.inputs[0]], net.tensors[step.output]
-    if x.numel != x.shape[-1]:
-        raise TilingError(f"linear '{step.output}' over several rows is not supported on gap9 yet")
+    if x.numel != x.shape[-1]:  # a linear over tokens: tiles of rows (the weights stay resident)
+        return tile_gemm(step, net, budgets, pack)
     k = x.shape[-1]
     o = y.shape[-1]
     eb_in, eb_out = ELEM[x.dtype], ELEM[y.dtype]
@@ -312,6 +313,64 @@ def tile_linear(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fals
         return plan, (sum(dma.values()), n, -plan.cores)
 
     return _search(evaluate, [(c,) for c in _candidates(o)], budgets.l1, f"linear '{step.output}'")
+
+
+# -- rows: matmul and linear over tokens --------------------------------------------------
+@dataclass(frozen=True)
+class RowsGeometry:
+    """A step computing [groups][m][n] outputs from rows of k inputs (mirrored by gf_tiled.c ROWS).
+
+    matmul: a [groups][m][k] times its second input b [groups][k][n] (loaded per tile, ``in2``);
+    linear over tokens: groups 1, m rows, weights [n][k] resident in L1.
+    """
+
+    groups: int
+    m: int
+    k: int
+    n: int
+    eb_in: int
+    eb_in2: int  # 0: no second input (linear)
+    eb_out: int
+    w_per_row: int  # weight bytes per output (0: no weights)
+    w_packed: int  # packed bytes per output (0: not packed)
+    params: ParamSpec
+
+
+def rows_geometry(step: Step, net: ir.Network, pack: bool = False) -> RowsGeometry:
+    op = net.op_by_name(step.main_op)
+    x, y = net.tensors[op.inputs[0]], net.tensors[step.output]
+    if "weight" in op.params:
+        o, k = op.params["weight"].shape
+        return RowsGeometry(1, x.numel // k, k, o, ELEM[x.dtype], 0, ELEM[y.dtype], k,
+                            weight_packing(step, net, pack), param_spec(step, net))
+    b = net.tensors[op.inputs[1]]
+    groups = int(math.prod(x.shape[:-2]))
+    return RowsGeometry(groups, x.shape[-2], x.shape[-1], b.shape[-1], ELEM[x.dtype], ELEM[b.dtype], ELEM[y.dtype],
+                        0, 0, param_spec(step, net))
+
+
+def tile_gemm(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
+    """Tiles of ``rows`` output rows of one group; the cores split the tile's rows."""
+    g = rows_geometry(step, net, pack)
+    cores = budgets.hw.compute_cores
+
+    def evaluate(tr, single):
+        per = math.ceil(g.m / tr)
+        n_tiles = g.groups * per
+        nbuf = 2 if n_tiles > 1 and not single else 1
+        bufs = {"in": tr * g.k * g.eb_in, "in2": g.k * g.n * g.eb_in2, "w": g.n * g.w_per_row,
+                "wp": g.n * g.w_packed, "p": g.params.l1_bytes(g.n), "out": tr * g.n * g.eb_out}
+        resident = [k for k in ("w", "wp", "p") if bufs[k]]
+        l1 = sum((1 if name in resident else nbuf) * align(v) for name, v in bufs.items() if v)
+        dma = {"in": g.groups * g.m * g.k * g.eb_in, "in2": n_tiles * g.k * g.n * g.eb_in2,
+               "w": g.n * (g.w_packed or g.w_per_row), "p": g.params.payload(g.n),
+               "out": g.groups * g.m * g.n * g.eb_out}
+        dma = {k: v for k, v in dma.items() if v or k in ("in", "out")}
+        plan = TilePlan(step.output, "gemm", {"rows": tr}, [g.groups, per], n_tiles, bufs, nbuf == 2, resident,
+                        l1, dma, min(cores, tr))
+        return plan, (sum(dma.values()), n_tiles, -plan.cores)
+
+    return _search(evaluate, [(r,) for r in _candidates(g.m)], budgets.l1, f"{step.kind} '{step.output}'")
 
 
 # -- element-wise ----------------------------------------------------------------------
@@ -411,7 +470,7 @@ def fc_plan(step: Step) -> TilePlan:
     return TilePlan(step.output, "fc", {}, [], 0, {}, False, [], 0, {}, 0)
 
 
-TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "rows": tile_rows}
+TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "rows": tile_rows, "gemm": tile_gemm}
 
 
 def tile_step(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:

@@ -31,7 +31,7 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
  * plan's kernel calls (codegen/gap9/resources.py), so that kernels the network does not use take
  * no code memory. gf_conv2d then dispatches only to the specialised convolutions compiled for the
  * type (the general kernel computes every shape exactly the same: one integer contract for all).
- * gf_concat, gf_permute and the *_ref kernels are not selectable.
+ * gf_concat, gf_permute, gf_slice, gf_pad and the *_ref kernels are not selectable.
  */
 #ifndef GF_KERNELS_SELECTED
 #define GF_K_CONV2D 1
@@ -57,6 +57,11 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #define GF_K_MUL 1
 #define GF_K_SOFTMAX 1
 #define GF_K_LAYERNORM 1
+#define GF_K_MATMUL 1
+#define GF_K_LINEAR_ROWS 1
+#endif
+#if defined(GF_K_LINEAR_ROWS) && !defined(GF_K_LINEAR)
+#define GF_K_LINEAR 1 /* gf_linear_rows calls gf_linear */
 #endif
 
 /*
@@ -132,6 +137,16 @@ void gf_linear(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *b
 void gf_linear_ref(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
                    int32_t k, int32_t o, const gf_requant_t *rq, void *y);
 
+/* linear_rows: gf_linear on each of `rows` rows of x ([rows][k] -> [rows][o]; y rows of o bytes, or o int32
+ * without rq). Uses gf_linear: a build selecting GF_K_LINEAR_ROWS selects GF_K_LINEAR too. */
+void gf_linear_rows(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t rows, int32_t k,
+                    int32_t o, const gf_requant_t *rq, void *y);
+
+/* matmul: acc[g][i][j] = sum_k (a[g][i][k] - za) * (b[g][k][j] - zb) (int32), a [g][m][k], b [g][k][n];
+ * requantized (per tensor, or channel = j) to bytes, or int32 out with rq == NULL. a_t, b_t: GF_S8 / GF_U8. */
+void gf_matmul(const void *a, gf_dtype_t a_t, int32_t za, const void *b, gf_dtype_t b_t, int32_t zb, int32_t g,
+               int32_t m, int32_t k, int32_t n, const gf_requant_t *rq, void *y);
+
 /* maxpool2d: max over the window, padded positions ignored; t is GF_S8, GF_U8 or GF_S32
  * (output has the input's type). Uses s->c, h, w, oh, ow, kh, kw, sy, sx, pt, pl. */
 void gf_maxpool2d(const void *x, gf_dtype_t t, const gf_conv_shape_t *s, void *y);
@@ -198,6 +213,16 @@ void gf_concat(const void *const *xs, const int32_t *block_bytes, int32_t n_inpu
 /* permute of a tensor of up to 4 dims (shape padded with leading 1s): y[j] = x[perm(j)],
  * out dim d is in dim perm[d]; elem_size 1 or 4 bytes. */
 void gf_permute(const void *x, int32_t elem_size, const int32_t shape[4], const int32_t perm[4], void *y);
+
+/* slice along one axis of a tensor seen as [outer][n][inner]: y[o][i] = x[o][start + i * step] for
+ * i < count (blocks of inner elements of elem_bytes 1 or 4). */
+void gf_slice(const void *x, int32_t elem_bytes, int32_t outer, int32_t n, int32_t start, int32_t step,
+              int32_t count, int32_t inner, void *y);
+
+/* pad along one axis of a byte tensor [outer][n][inner]: before and after blocks of the code `value`
+ * around each x[o] (y is [outer][before + n + after][inner]). */
+void gf_pad(const void *x, int32_t outer, int32_t n, int32_t before, int32_t after, int32_t inner, int32_t value,
+            void *y);
 
 #ifdef __cplusplus
 }

@@ -24,15 +24,20 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "QuantConvTranspose2d": "transposed convolution is not supported yet",
     "QuantMultiheadAttention": "attention is not supported yet",
     "Upsample": "upsampling is not supported yet",
-    "matmul": "matrix products between activations are not supported yet",
-    "bmm": "matrix products between activations are not supported yet",
-    "div": "division of activations is not supported yet",
+    "einsum": "write the product as torch.matmul / @ of two quantized activations (with transpose / view "
+              "for the axes), which gapforge deploys exactly",
+    "baddbmm": "write it as torch.matmul of two quantized activations; a constant added to the product is "
+               "not supported",
+    "masked_fill": "attention masks are not supported yet; deploy the model without the mask (or apply it "
+                   "to the inputs before quantization)",
+    "masked_fill_": "attention masks are not supported yet; deploy the model without the mask",
+    "scaled_dot_product_attention": "write the attention out: q @ k.transpose(-2, -1) * scale, softmax, "
+                                    "@ v, with a QuantIdentity after each product",
     "sub": "subtraction is not supported yet; only additions of two activations are",
     "conv2d": "functional F.conv2d on activations: use a brevitas.nn.QuantConv2d module",
     "linear": "functional F.linear on activations: use a brevitas.nn.QuantLinear module",
     "interpolate": "upsampling is not supported yet",
     "pad": "explicit F.pad is not supported; use the padding argument of the layer",
-    "getitem": "indexing/slicing activations is not supported yet",
     # functions of two activations other than a product (x * y is supported: gapforge/ops/mul.py)
     "maximum": "an element-wise function of two activations other than x * y or x + y has no table form; "
                "compute it from supported ops",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import brevitas.nn as qnn
+import torch
 
 from gapforge.lowering import same_scale
 from gapforge.ops._base import Frontend, IROp, Tiling
@@ -62,8 +63,14 @@ def _lower_add_function(ctx) -> None:
     if alpha != 1:
         ctx.fail(f"torch.add with alpha={alpha} is not supported")
     acts = [ctx.act_of(a) for a in args]
+    if acts.count(None) == 1 and isinstance(args[acts.index(None)], torch.Tensor):
+        from gapforge.ops.add_constant import lower_add_constant
+
+        lower_add_constant(ctx, acts[1 - acts.index(None)], args[acts.index(None)])
+        return
     if None in acts:
-        ctx.fail("adds a constant to an activation; only the sum of two activations is supported")
+        ctx.fail("adds a Python number to an activation; only sums of two activations or of an activation "
+                 "and a constant tensor are supported", hint="add a constant tensor (e.g. an nn.Parameter)")
     a, b = (ctx.tensor_of_act(x) for x in acts)
     ctx.bind(emit_add(ctx, a, b, ctx.name))
 
@@ -84,10 +91,12 @@ FRONTENDS = [
     Frontend(
         name="x + y / torch.add / Tensor.add (two activations)",
         functions=("add",),
-        lowers_to=("add",),
+        lowers_to=("add", "add_constant"),
         doc="Sum of two activations of equal shape, QuantTensors (Brevitas requires equal scales in "
             "eval mode: the sum is an exact integer) or float tensors of any scales (the next "
-            "quantizer requantizes the real sum). Constants and broadcasting are refused.",
+            "quantizer requantizes the real sum). An activation plus a constant tensor (a learned position "
+            "embedding nn.Parameter, broadcastable to it) lowers to add_constant and must go to a "
+            "QuantIdentity; Python numbers and broadcasting of two activations are refused.",
         lower=_lower_add_function,
     ),
     Frontend(

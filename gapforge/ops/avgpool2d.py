@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from brevitas.nn import QuantIdentity
 from torch import nn
 
 import atomic_ops
@@ -108,14 +109,44 @@ def _lower_adaptive(ctx) -> None:
     ctx.bind(emit_avgpool(ctx, x, k, k, [0, 0], k[0] * k[1], out_shape, ctx.name))
 
 
+def _mean_over_axis(ctx, x, axis: int):
+    """Mean over one axis: x viewed as [B, before, L, after], an L x 1 window sum (avgpool2d), the
+    division in the scale; then the output shape (the requantize that follows divides exactly)."""
+    from gapforge.ops.reshape import emit_reshape
+
+    if x.per_channel:
+        ctx.fail("mean over an axis of a tensor with per-channel scales", hint="use a per-tensor quantizer")
+    shape = x.shape
+    before, size, after = int(np.prod(shape[1:axis])), shape[axis], int(np.prod(shape[axis + 1:]))
+    x4 = x if list(shape) == [shape[0], before, size, after] else emit_reshape(
+        ctx, x, [shape[0], before, size, after], f"{ctx.name}.view")
+    acc = emit_avgpool(ctx, x4, [size, 1], [size, 1], [0, 0], size, [shape[0], before, 1, after],
+                       f"{ctx.name}.pool")
+    mean = ctx.low.graph.activations[ctx.node.outputs[0]].value  # Brevitas' (float) mean
+    ctx.record_value(acc, mean.reshape(acc.shape))
+    out_shape = ctx.out_shape(0)
+    if acc.shape == out_shape:
+        return acc
+    if ctx.consumers(0) and all(n.kind == "module" and isinstance(n.module, QuantIdentity) for n in ctx.consumers(0)):
+        ctx.low.restore_shape[acc.name] = out_shape  # the quantizer fuses with the sum, then takes the shape
+        return acc
+    out = ctx.new_tensor(ctx.name, "acc", out_shape, scale=acc.scale, channel_axis=None)
+    ctx.emit("reshape", [acc], [out], attrs={"shape": out_shape})
+    return out
+
+
 def _lower_mean(ctx) -> None:
     x = ctx.input_tensor(0)
     dims = ctx.arg(1, "dim")
     keep = bool(ctx.arg(2, "keepdim", False))
     nd = len(x.shape)
     dims = sorted(d % nd for d in (dims if isinstance(dims, (list, tuple)) else [dims])) if dims is not None else None
+    if dims is not None and len(dims) == 1 and dims[0] != 0 and not (nd == 4 and dims == [2, 3]):
+        ctx.bind(_mean_over_axis(ctx, x, dims[0]))  # e.g. the mean over tokens of [B, T, D]
+        return
     if nd != 4 or dims != [2, 3]:
-        ctx.fail(f"mean over dims {dims} of a {nd}-D tensor; only the spatial mean of NCHW (dims 2, 3) is supported")
+        ctx.fail(f"mean over dims {dims} of a {nd}-D tensor; only the spatial mean of NCHW (dims 2, 3) or the "
+                 "mean over one axis (other than the batch axis) is supported")
     h, w = x.shape[2:]
     pooled_shape = x.shape[:2] + [1, 1]
     acc = emit_avgpool(ctx, x, [h, w], [h, w], [0, 0], h * w, pooled_shape,
@@ -148,10 +179,12 @@ FRONTENDS = [
         lower=_lower_adaptive,
     ),
     Frontend(
-        name="Tensor.mean / torch.mean over (2, 3)",
+        name="Tensor.mean / torch.mean over (2, 3) or one axis",
         functions=("mean",),
         lowers_to=("avgpool2d", "reshape"),
-        doc="Spatial mean of an NCHW tensor (global average pooling), keepdim or not.",
+        doc="Spatial mean of an NCHW tensor (global average pooling), or the mean over one axis other "
+            "than batch (x.mean(dim=1) over the tokens of [B, T, D]: an L x 1 window sum of the tensor "
+            "viewed as [B, before, L, after]); keepdim or not; per-tensor scales.",
         lower=_lower_mean,
     ),
 ]

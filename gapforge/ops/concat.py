@@ -84,8 +84,13 @@ def emit_concat(ctx, xs, axis, base):
 def _lower_cat(ctx) -> None:
     seq = ctx.arg(0, "tensors")
     axis = ctx.arg(1, "dim", 0)
-    if not isinstance(seq, (list, tuple)) or any(ctx.act_of(t) is None for t in seq):
-        ctx.fail("concatenates constants; only activations are supported")
+    if not isinstance(seq, (list, tuple)):
+        ctx.fail("concatenates something that is not a list of tensors")
+    if any(ctx.act_of(t) is None for t in seq):
+        from gapforge.ops.add_constant import lower_cat_with_constants
+
+        lower_cat_with_constants(ctx, seq, axis)
+        return
     xs = [ctx.tensor_of_act(ctx.act_of(t)) for t in seq]
     ctx.bind(emit_concat(ctx, xs, axis, ctx.name))
 
@@ -107,10 +112,13 @@ FRONTENDS = [
     Frontend(
         name="torch.cat / torch.concat",
         functions=("cat",),
-        lowers_to=("concat",),
+        lowers_to=("concat", "pad", "add_constant"),
         doc="Concatenation of quantized activations (any axis but batch). Along channels the inputs "
             "may have different scales (the result has per-channel scales, which the next quantizer "
-            "or depthwise conv consumes exactly); otherwise scales must be equal.",
+            "or depthwise conv consumes exactly); otherwise scales must be equal. One activation with "
+            "constants (a learned class token nn.Parameter in front of the tokens) becomes the activation "
+            "padded with its zero code plus the constants as per-element offsets (pad, add_constant), "
+            "which must go to a QuantIdentity.",
         lower=_lower_cat,
     ),
     Frontend(

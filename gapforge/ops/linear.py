@@ -5,7 +5,6 @@ from __future__ import annotations
 import brevitas.nn as qnn
 
 import atomic_ops
-from gapforge.errors import GapforgeError
 from gapforge.ops._base import Frontend, IROp, Tiling
 from gapforge.ops._layer import lower_weight_layer
 from gapforge.ops._shapes import ShapeError, inputs_of, weight_layer
@@ -19,9 +18,9 @@ def _sources(engine, step, inputs):
 def _call(cg):
     o, k = cg.op.params["weight"].shape
     rows = cg.net.tensors[cg.op.inputs[0]].numel // k
-    if rows != 1:
-        raise GapforgeError(f"linear '{cg.step.main_op}' over {rows} rows: only a single row per sample is "
-                            "supported by the device code yet")
+    if rows != 1:  # a linear over tokens: the same layer on each row
+        return cg.call("gf_linear_rows", (cg.X[0], cg.T[0], cg.weights(), cg.bias(), str(rows), str(k), str(o),
+                                          cg.rq_arg, cg.Y))
     return cg.call("gf_linear", (cg.X[0], cg.T[0], cg.weights(), cg.bias(), str(k), str(o), cg.rq_arg, cg.Y))
 
 
@@ -42,12 +41,12 @@ def infer_shapes(inputs, attrs, params):
 
 IR_OP = IROp(
     name="linear",
-    summary="Fully connected layer over the last axis.",
+    summary="Fully connected layer over the last axis (one row, or each row of [batch, tokens, features]).",
     semantics="acc[..., o] = bias[o] + sum_k w[o, k] * x[..., k] in int32.",
     inputs="one quant tensor (zero point 0, per-tensor scale), features on the last axis",
     params=("weight", "bias"),
     reference="linear",
-    kernels=("gf_linear",),
+    kernels=("gf_linear", "gf_linear_rows"),
     fusion="head",
     requantizes=True,
     acc_bound=weight_acc_bound,
@@ -70,7 +69,8 @@ FRONTENDS = [
         name="brevitas.nn.QuantLinear",
         modules=(qnn.QuantLinear,),
         lowers_to=("requantize", "linear", "requantize"),
-        doc="Same weight / bias / quantizer rules as QuantConv2d. Applies to the last axis; "
+        doc="Same weight / bias / quantizer rules as QuantConv2d. Applies to the last axis, on 2-D inputs "
+            "or on each row of a [batch, tokens, features] input (GAP9: gemm tiling, weights resident); "
             "an output without output_quant is the int32 accumulator (e.g. the logits).",
         lower=_lower_linear,
     ),

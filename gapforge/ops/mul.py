@@ -18,6 +18,7 @@ from gapforge import ir
 from gapforge.ops._base import Frontend, IROp, Tiling
 from gapforge.ops._shapes import ShapeError, inputs_of
 from gapforge.ops.lut import apply_float_fn, combine_float_fns, float_fn_of
+from gapforge.ops.rescale import lower_constant_scaling
 
 MAX_RANK = 4
 
@@ -154,6 +155,8 @@ def _lower_mul(ctx) -> None:
         if isinstance(c, torch.Tensor):
             c = c.detach().clone()
         x = ctx.tensor_of_act(acts[k])
+        if x.kind == "acc" and float_fn_of(ctx, x) is None and lower_constant_scaling(ctx):
+            return  # an accumulator scaled by a constant (q @ k^T * 0.125): the factor folds into its scale
         ctx.bind(apply_float_fn(ctx, x, lambda v, c=c: torch.mul(v, c), f"product with a constant '{ctx.name}'",
                                 f"mul(x, {c if not isinstance(c, torch.Tensor) else float(c)})", ctx.name))
         return

@@ -44,7 +44,14 @@ def quantize_to(ctx, x: ir.TensorInfo, proxy, base: str) -> ir.TensorInfo:
         ctx.fail(f"per-channel activation scale along axis {qp.channel_axis} is not supported (only axis 1)")
     out = ctx.quant_tensor(base, x.shape, qp)
     ctx.emit("quantize" if x.kind == "float" else "requantize", [x], [out])
-    ctx.record_value(out, observed.value if observed is not None else None)
+    shape = ctx.low.restore_shape.get(x.name)
+    value = observed.value if observed is not None else None
+    if shape is not None and shape != out.shape:  # a flat constant sum (add_constant) regains its shape
+        from gapforge.ops.reshape import emit_reshape
+
+        ctx.record_value(out, value.reshape(out.shape) if value is not None else None)
+        out = emit_reshape(ctx, out, shape, f"{base}.view")
+    ctx.record_value(out, value)
     return out
 
 

@@ -64,6 +64,7 @@ def emit_reshape(ctx, x, out_shape, base):
         fields.update(offset=x.offset)
     out = ctx.new_tensor(base, x.kind, out_shape, **fields)
     ctx.emit("reshape", [x], [out], attrs={"shape": list(out_shape)})
+    ctx.derive_value(out, x, lambda v: v.reshape(out_shape))
     return out
 
 

@@ -27,7 +27,7 @@
 #define GF_MEM_L2 0
 #define GF_MEM_L3 1
 
-enum { GF_TILING_CONV = 0, GF_TILING_LINEAR = 1, GF_TILING_ELTWISE = 2, GF_TILING_ROWS = 3 };
+enum { GF_TILING_CONV = 0, GF_TILING_LINEAR = 1, GF_TILING_ELTWISE = 2, GF_TILING_ROWS = 3, GF_TILING_GEMM = 4 };
 
 /* Test-only fault injection (codegen --inject-fault): each bit removes one safety step. */
 #define GF_FAULT_NO_BARRIER 1u  /* skip the barrier between "tile loaded" and "compute" */
@@ -62,6 +62,8 @@ typedef struct {
     const int64_t *p;         /* rows tiling: the step's parameter block in L1 (resident) */
     void *y;                  /* output of the core's share in L1 */
     int32_t e0;               /* eltwise tiling: flat output index of the core's first element */
+    int32_t rows;             /* gemm tiling: rows of the core's share ([rows][k] in x, [rows][o] in y) */
+    int32_t zp_a, zp_b;       /* gemm tiling (matmul): zero points of x and x2 */
 } gf_tile_args_t;
 
 /* A tile kernel: one per device kernel of gf_runtime.h that runs on the cluster (gf_tile_kernels.c);
@@ -83,6 +85,8 @@ void gf_tile_lut(const gf_tile_args_t *a);
 void gf_tile_mul(const gf_tile_args_t *a);
 void gf_tile_softmax(const gf_tile_args_t *a);
 void gf_tile_layernorm(const gf_tile_args_t *a);
+void gf_tile_matmul(const gf_tile_args_t *a);
+void gf_tile_linear_rows(const gf_tile_args_t *a);
 
 struct gf_layer {
     const char *name;
@@ -111,6 +115,8 @@ struct gf_layer {
     gf_mul_shape_t mp;                    /* mul: broadcast geometry and zero points */
     int32_t aux_off;                      /* rows: the step's parameter block in the blob (-1 = none) */
     uint32_t aux_bytes;                   /* its size (loaded once into the L1 parameter buffer) */
+    int32_t tile_rows;                    /* gemm tiling: output rows per tile; chans groups of n rows, k inputs, o outputs */
+    int32_t zp_a, zp_b;                   /* gemm tiling (matmul): zero points of the two inputs */
 };
 
 /* Operand locations of one layer, bound at run time (bases are allocated by the FC). */

@@ -3,7 +3,8 @@
  *
  * gf_tiled.c fills a gf_tile_args_t for the layer's tiling kind (conv: a box of output channels,
  * rows and columns with its input box and padding; linear: a run of output features; eltwise: a
- * run of elements; rows: a run of whole rows with the step's parameter block) and calls the layer's tile kernel, which the code generator names after the
+ * run of elements; rows: a run of whole rows with the step's parameter block; gemm: a run of output rows
+ * of one group) and calls the layer's tile kernel, which the code generator names after the
  * step's device kernel (gf_<kernel> -> gf_tile_<kernel>). A new operator that runs on the cluster
  * adds its adapter here and its prototype in gf_gap9.h; the executor does not change.
  *
@@ -95,4 +96,18 @@ void gf_tile_softmax(const gf_tile_args_t *a) { gf_softmax(a->x, IN_T(a), a->n, 
 
 #ifdef GF_K_LAYERNORM
 void gf_tile_layernorm(const gf_tile_args_t *a) { gf_layernorm(a->x, IN_T(a), a->n, a->inner, a->p, a->y); }
+#endif
+
+#ifdef GF_K_MATMUL
+void gf_tile_matmul(const gf_tile_args_t *a)
+{
+    gf_matmul(a->x, IN_T(a), a->zp_a, a->x2, (gf_dtype_t)a->L->in2_t, a->zp_b, 1, a->rows, a->k, a->o, a->rq, a->y);
+}
+#endif
+
+#ifdef GF_K_LINEAR_ROWS
+void gf_tile_linear_rows(const gf_tile_args_t *a)
+{
+    gf_linear_rows(a->x, IN_T(a), a->w, a->bias, a->rows, a->k, a->o, a->rq, a->y);
+}
 #endif

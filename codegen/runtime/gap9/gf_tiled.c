@@ -63,6 +63,8 @@ int32_t gf_layer_tiles(const gf_layer_t *L)
         return ceil_div(L->o, L->tile_co);
     if (L->tiling == GF_TILING_ROWS)
         return ceil_div(L->chans, L->tile_planes);
+    if (L->tiling == GF_TILING_GEMM)
+        return L->chans * ceil_div(L->n, L->tile_rows);
     if (L->tile_planes > 1)
         return ceil_div(L->chans, L->tile_planes);
     return L->chans * ceil_div(L->inner, L->tile_elems);
@@ -114,6 +116,14 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
     } else if (L->tiling == GF_TILING_LINEAR) {
         T->co0 = t * L->tile_co;
         T->con = min32(L->tile_co, L->o - T->co0);
+    } else if (L->tiling == GF_TILING_GEMM) { /* rows [e0, e0 + en) of group c0; all o outputs */
+        int32_t per = ceil_div(L->n, L->tile_rows), j = t % per;
+        T->c0 = t / per;
+        T->cn = 1;
+        T->e0 = j * L->tile_rows;
+        T->en = min32(L->tile_rows, L->n - T->e0);
+        T->co0 = 0;
+        T->con = L->o;
     } else if (L->tiling == GF_TILING_ROWS || L->tile_planes > 1) { /* rows: c = row */
         T->c0 = t * L->tile_planes;
         T->cn = min32(L->tile_planes, L->chans - T->c0);
@@ -408,7 +418,7 @@ static void load_params(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
 
 static uint32_t weights_per_channel(const gf_layer_t *L)
 {
-    return L->tiling == GF_TILING_LINEAR ? (uint32_t)L->k : (uint32_t)(L->s.c / L->s.groups * L->s.kh * L->s.kw);
+    return L->tiling == GF_TILING_LINEAR || L->tiling == GF_TILING_GEMM ? (uint32_t)L->k : (uint32_t)(L->s.c / L->s.groups * L->s.kh * L->s.kw);
 }
 
 static void load_weights(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
@@ -460,6 +470,15 @@ static void load_tile(gf_run_t *R, int32_t t, int b)
     } else if (L->tiling == GF_TILING_LINEAR) {
         if (!L->w_resident)
             load_weights(R, q, &T, b);
+    } else if (L->tiling == GF_TILING_GEMM) {
+        uint32_t row0 = (uint32_t)(T.c0 * L->n + T.e0);
+        int32_t eb = elem_bytes(L->in_t);
+        load_flat(R, q, &R->ops->in, row0 * (uint32_t)(L->k * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN],
+                  (uint32_t)(T.en * L->k * eb));
+        if (L->buf_in2) { /* the group's whole second operand [k][o] */
+            uint32_t mat = (uint32_t)(L->k * L->o * elem_bytes(L->in2_t));
+            load_flat(R, q, &R->ops->in2, (uint32_t)T.c0 * mat, R->l1[b][OP_IN2], R->bounce[b][OP_IN2], mat);
+        }
     } else {
         int32_t eb = elem_bytes(L->in_t);
         if (!L->in_resident)
@@ -488,6 +507,9 @@ static void store_tile(gf_run_t *R, int32_t t, int b)
     else if (L->tiling == GF_TILING_LINEAR)
         store_flat(R, q, &R->ops->out, (uint32_t)(T.co0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
                    (uint32_t)(T.con * eb));
+    else if (L->tiling == GF_TILING_GEMM)
+        store_flat(R, q, &R->ops->out, (uint32_t)(T.c0 * L->n + T.e0) * (uint32_t)(L->o * eb), R->l1[b][OP_OUT],
+                   R->bounce[b][OP_OUT], (uint32_t)(T.en * L->o * eb));
     else
         store_flat(R, q, &R->ops->out, (uint32_t)(T.e0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
                    (uint32_t)(T.en * eb));
@@ -597,6 +619,38 @@ static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int
     a.k = L->k;
     a.o = u1 - u0;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(u0 * elem_bytes(L->out_t));
+    L->compute(&a);
+}
+
+/* gemm tiling: each core a run of the tile's rows, all outputs (weights and parameters resident) */
+static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
+{
+    const gf_layer_t *L = R->L;
+    int32_t r0 = core * T->en / ncores, r1 = (core + 1) * T->en / ncores;
+    if (r0 == r1)
+        return;
+    uint8_t *pbuf = R->l1[0][OP_P];
+    gf_playout_t pl = param_layout(L);
+    gf_requant_t rq;
+    const gf_requant_t *rqp = NULL;
+    if (L->rq_sources) {
+        rq = tile_requant(L, pbuf, 0);
+        rqp = &rq;
+    }
+    gf_tile_args_t a;
+    memset(&a, 0, sizeof(a));
+    a.L = L;
+    a.x = R->l1[b][OP_IN] + (uint32_t)(r0 * L->k * elem_bytes(L->in_t));
+    a.x2 = L->buf_in2 ? R->l1[b][OP_IN2] : NULL;
+    a.w = L->w_off >= 0 ? (const int8_t *)R->l1[0][OP_W] : NULL;
+    a.bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) : NULL;
+    a.rq = rqp;
+    a.k = L->k;
+    a.o = L->o;
+    a.rows = r1 - r0;
+    a.zp_a = L->zp_a;
+    a.zp_b = L->zp_b;
+    a.y = R->l1[b][OP_OUT] + (uint32_t)(r0 * L->o * elem_bytes(L->out_t));
     L->compute(&a);
 }
 
@@ -714,6 +768,8 @@ static void tile_loop(void *arg)
             compute_linear(R, &T, b, core, ncores);
         else if (L->tiling == GF_TILING_ROWS)
             compute_rows(R, &T, b, core, ncores);
+        else if (L->tiling == GF_TILING_GEMM)
+            compute_gemm(R, &T, b, core, ncores);
         else
             compute_eltwise(R, &T, b, core, ncores);
         pi_cl_team_barrier(); /* every core finished writing tile t */

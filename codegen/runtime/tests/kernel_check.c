@@ -42,7 +42,11 @@ enum {
     K_LUT = 17,
     K_MUL = 18,
     K_SOFTMAX = 19,
-    K_LAYERNORM = 20
+    K_LAYERNORM = 20,
+    K_MATMUL = 21,
+    K_LINEAR_ROWS = 22,
+    K_SLICE = 23,
+    K_PAD = 24
 };
 
 #define MAX_PARAMS 64
@@ -328,6 +332,33 @@ static int run_case(const case_t *c, void *out)
             gf_softmax(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], c->prm[2], (const int64_t *)A[1].data, out);
         else
             gf_layernorm(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], c->prm[2], (const int64_t *)A[1].data, out);
+        return 0;
+    case K_MATMUL:
+        /* params: a_t, za, b_t, zb, g, m, k, n, has_rq, channels, zp, lo, hi; arrays a b m sh o expected */
+        NEED(13, 6);
+        rq = make_rq(&rqs, c, 8, &A[2], &A[3], &A[4]);
+        gf_matmul(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], A[1].data, (gf_dtype_t)c->prm[2], c->prm[3], c->prm[4],
+                  c->prm[5], c->prm[6], c->prm[7], rq, out);
+        return 0;
+    case K_LINEAR_ROWS: {
+        /* params: in_t, rows, k, o, has_rq, channels, zp, lo, hi, has_bias; arrays x w bias m sh o expected */
+        const int32_t *bias;
+        NEED(10, 7);
+        rq = make_rq(&rqs, c, 4, &A[3], &A[4], &A[5]);
+        bias = c->prm[9] ? (const int32_t *)A[2].data : NULL;
+        gf_linear_rows(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, c->prm[1], c->prm[2],
+                       c->prm[3], rq, out);
+        return 0;
+    }
+    case K_SLICE:
+        /* params: elem_bytes, outer, n, start, step, count, inner; arrays x expected */
+        NEED(7, 2);
+        gf_slice(A[0].data, c->prm[0], c->prm[1], c->prm[2], c->prm[3], c->prm[4], c->prm[5], c->prm[6], out);
+        return 0;
+    case K_PAD:
+        /* params: outer, n, before, after, inner, value; arrays x expected */
+        NEED(6, 2);
+        gf_pad(A[0].data, c->prm[0], c->prm[1], c->prm[2], c->prm[3], c->prm[4], c->prm[5], out);
         return 0;
     default:
         return -1;

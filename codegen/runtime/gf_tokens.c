@@ -1,0 +1,37 @@
+/*
+ * Token data movement (docs/integer_contract.md, "Token ops"): gf_slice (a strided range of one
+ * axis) and gf_pad (slices of one code inserted before / after along one axis). Elements are
+ * opaque bytes (elem_bytes 1 or 4); the tensor is seen as [outer][n][inner elements].
+ */
+#include <string.h>
+
+#include "gf_runtime.h"
+
+void gf_slice(const void *x, int32_t elem_bytes, int32_t outer, int32_t n, int32_t start, int32_t step,
+              int32_t count, int32_t inner, void *y)
+{
+    const size_t blk = (size_t)inner * (size_t)elem_bytes;
+    const uint8_t *xb = (const uint8_t *)x;
+    uint8_t *yb = (uint8_t *)y;
+    for (int32_t o = 0; o < outer; o++) {
+        const uint8_t *src = xb + ((size_t)o * (size_t)n + (size_t)start) * blk;
+        for (int32_t i = 0; i < count; i++, yb += blk)
+            memcpy(yb, src + (size_t)i * (size_t)step * blk, blk);
+    }
+}
+
+void gf_pad(const void *x, int32_t outer, int32_t n, int32_t before, int32_t after, int32_t inner, int32_t value,
+            void *y)
+{
+    const size_t blk = (size_t)inner;
+    const uint8_t *xb = (const uint8_t *)x;
+    uint8_t *yb = (uint8_t *)y;
+    for (int32_t o = 0; o < outer; o++) {
+        memset(yb, (uint8_t)value, (size_t)before * blk);
+        yb += (size_t)before * blk;
+        memcpy(yb, xb + (size_t)o * (size_t)n * blk, (size_t)n * blk);
+        yb += (size_t)n * blk;
+        memset(yb, (uint8_t)value, (size_t)after * blk);
+        yb += (size_t)after * blk;
+    }
+}

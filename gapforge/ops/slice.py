@@ -1,0 +1,134 @@
+"""slice: a strided range of one axis (x[:, 0], x[:, 1:], x[:, ::2]); pure data movement."""
+
+from __future__ import annotations
+
+import math
+
+import atomic_ops
+from gapforge.ops._base import Attr, Frontend, IROp
+from gapforge.ops._shapes import ShapeError, inputs_of
+from gapforge.ops.reshape import emit_reshape
+
+
+def infer_shapes(inputs, attrs, params):
+    """The sliced axis gets len(range(start, stop, step)) elements (stop <= its size); others unchanged."""
+    (x,) = inputs_of(inputs, 1)
+    axis, start, stop, step = attrs["axis"], attrs["start"], attrs["stop"], attrs["step"]
+    if axis >= len(x):
+        raise ShapeError(f"axis {axis} of a {len(x)}-D input {x}", "attrs.axis")
+    if not 0 <= start < stop <= x[axis]:
+        raise ShapeError(f"range [{start}, {stop}) is empty or outside axis {axis} of {x}", "attrs.stop")
+    out = list(x)
+    out[axis] = len(range(start, stop, step))
+    return [out]
+
+
+def _call(cg):
+    x = cg.net.tensors[cg.step.inputs[0]]
+    a = cg.attrs
+    axis = a["axis"]
+    outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
+    count = len(range(a["start"], a["stop"], a["step"]))
+    return cg.call("gf_slice", (cg.X[0], str(cg.ins[0].elem_bytes), str(outer), str(x.shape[axis]), str(a["start"]),
+                                str(a["step"]), str(count), str(inner), cg.Y))
+
+
+IR_OP = IROp(
+    name="slice",
+    summary="A strided range of one axis (token slicing).",
+    semantics="y = x[..., start:stop:step, ...] along one axis; integers unchanged.",
+    inputs="one quant or acc tensor; never the batch axis",
+    attrs={"axis": Attr({"type": "integer", "minimum": 1}, "sliced axis (never the batch axis)"),
+           "start": Attr({"type": "integer", "minimum": 0}, "first index"),
+           "stop": Attr({"type": "integer", "minimum": 1}, "end index (exclusive)"),
+           "step": Attr({"type": "integer", "minimum": 1}, "stride")},
+    reference="slice",
+    kernels=("gf_slice",),
+    run=lambda engine, step, inputs: atomic_ops.get("slice")(inputs[0], step.attrs["axis"], step.attrs["start"],
+                                                             step.attrs["stop"], step.attrs["step"]),
+    call=_call,
+    fc_direct=True,
+    infer_shapes=infer_shapes,
+)
+
+
+def _sliced(values, start, stop, step):
+    return [values[i] for i in range(start, stop, step)]
+
+
+def emit_slice(ctx, x, axis: int, start: int, stop: int, step: int, base: str):
+    if x.kind not in ("quant", "acc"):
+        ctx.fail(f"slices a {x.kind} tensor", hint="quantize before slicing")
+    fields = dict(scale=x.scale, channel_axis=x.channel_axis)
+    if x.channel_axis == axis:
+        fields["scale"] = _sliced(x.scale_list(x.shape[axis]), start, stop, step)
+    if x.kind == "quant":
+        fields.update(zero_point=x.zero_point, bit_width=x.bit_width, signed=x.signed, narrow_range=x.narrow_range)
+    else:
+        off = x.offset
+        if x.channel_axis == axis and off is not None:
+            off = _sliced(x.offset_list(x.shape[axis]), start, stop, step)
+        fields["offset"] = off
+    shape = list(x.shape)
+    shape[axis] = len(range(start, stop, step))
+    out = ctx.new_tensor(base, x.kind, shape, **fields)
+    ctx.emit("slice", [x], [out], attrs={"axis": axis, "start": start, "stop": stop, "step": step})
+    idx = [slice(None)] * len(shape)
+    idx[axis] = slice(start, stop, step)
+    ctx.derive_value(out, x, lambda v: v[tuple(idx)])
+    return out
+
+
+def _lower_getitem(ctx) -> None:
+    x = ctx.input_tensor(0)
+    nd = len(x.shape)
+    idx = ctx.arg(1, "idx")
+    idx = idx if isinstance(idx, tuple) else (idx,)
+    if sum(i is Ellipsis for i in idx) > 1:
+        ctx.fail("indexes with more than one Ellipsis")
+    if Ellipsis in idx:
+        k = idx.index(Ellipsis)
+        idx = idx[:k] + (slice(None),) * (nd - len(idx) + 1) + idx[k + 1:]
+    if len(idx) > nd:
+        ctx.fail(f"indexes {len(idx)} axes of a {nd}-D tensor")
+    cur, dropped = x, []
+    for axis, i in enumerate(idx):
+        size = cur.shape[axis]
+        if isinstance(i, bool) or not isinstance(i, (int, slice)):
+            ctx.fail(f"indexing with {type(i).__name__} (None, tensors, lists: advanced indexing) is not supported",
+                     hint="use integers and slices, e.g. x[:, 0] or x[:, 1:]")
+        if isinstance(i, int):
+            if not -size <= i < size:
+                ctx.fail(f"index {i} is outside axis {axis} of size {size}")
+            start, stop, step = i % size, i % size + 1, 1
+            dropped.append(axis)
+        else:
+            start, stop, step = i.indices(size)
+            if step <= 0:
+                ctx.fail(f"slice with step {step}: only positive steps are supported")
+            if len(range(start, stop, step)) == 0:
+                ctx.fail(f"slice {i} of axis {axis} is empty")
+            if (start, stop, step) == (0, size, 1):
+                continue
+        if axis == 0:
+            ctx.fail("indexes the batch axis", hint="index the other axes only, e.g. x[:, 0]")
+        if cur.channel_axis == axis and axis in dropped:
+            ctx.fail("removes the per-channel axis of a tensor by indexing", hint="use a per-tensor quantizer")
+        cur = emit_slice(ctx, cur, axis, start, stop, step, ctx.name)
+    out_shape = ctx.out_shape(0)
+    if cur.shape != out_shape:
+        cur = emit_reshape(ctx, cur, out_shape, ctx.name)
+    ctx.bind(cur)
+
+
+FRONTENDS = [
+    Frontend(
+        name="x[...] (indexing and slicing of activations)",
+        functions=("getitem",),
+        lowers_to=("slice", "reshape"),
+        doc="Integers and slices with positive steps on any axis but the batch axis (x[:, 0], x[:, 1:], "
+            "x[:, ::2], x[..., :4]); an integer index removes its axis. None, tensors and lists "
+            "(advanced indexing) are refused.",
+        lower=_lower_getitem,
+    ),
+]
