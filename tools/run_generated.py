@@ -38,7 +38,8 @@ from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from tools.generate_c_code import _budget  # noqa: E402
 
-RUNNABLE = ("host", "rv32", "gap9-emu")
+RUNNABLE = ("host", "rv32", "gap9-emu", "gap9-qemu")
+GAP9_RUNS = ("gap9-emu", "gap9-qemu")  # the gap9 project, on the host or on rv32 under QEMU
 
 
 def load_plan(project: Path) -> dict:
@@ -56,7 +57,7 @@ def load_plan(project: Path) -> dict:
 def build(project: Path, plan: dict, target: str, sanitize: bool = False) -> tuple[Path, dict[str, str]]:
     """The executable, and the environment it runs with (gap9-emu: the emulated stacks, whose
     sizes come from this very build: codegen/gap9/resources.py)."""
-    exe = project / "build" / target / ("network.elf" if target == "rv32" else "network")
+    exe = project / "build" / target / ("network.elf" if target in ("rv32", "gap9-qemu") else "network")
     exe.parent.mkdir(parents=True, exist_ok=True)
     if target == "gap9-emu":
         from codegen.gap9.resources import build_emu
@@ -82,8 +83,8 @@ def _environ(values: dict[str, str]):
 
 
 def _check_plan_target(plan: dict, target: str) -> None:
-    if (target == "gap9-emu") != (plan["target"] == "gap9"):
-        want = "gap9" if target == "gap9-emu" else "host or rv32"
+    if (target in GAP9_RUNS) != (plan["target"] == "gap9"):
+        want = "gap9" if target in GAP9_RUNS else "host or rv32"
         raise GapforgeError(f"the project was generated for {plan['target']}; --target {target} needs a {want} "
                             "project (tools/generate_c_code.py --target ...)")
 
@@ -108,6 +109,16 @@ def compare_with_plan(plan: dict, layers: list[dict]) -> list[str]:
             if key in emu and emu[key] != want:
                 problems.append(f"layer '{layer['name']}': emulator {key}={emu[key]}, planned {want}")
     return problems
+
+
+def _emu_budgets(plan: dict, l1_budget: int | None, l2_budget: int | None, core_order: str | None) -> dict[str, str]:
+    """The PMSIS emulation's budgets (gap9-emu: environment; gap9-qemu: compiled in)."""
+    b = plan["gap9"]["budgets"]
+    env = {"GF_EMU_L1_BUDGET": str(l1_budget or b["l1_budget"]),
+           "GF_EMU_L2_BUDGET": str(l2_budget or b["l2_budget"]), "GF_EMU_L3_SIZE": str(b["l3_size"])}
+    if core_order:
+        env["GF_EMU_CORE_ORDER"] = core_order
+    return env
 
 
 def _failed_results(plan: dict, target: str, sanitize: bool, reason: str, seconds: float = 0.0) -> dict:
@@ -151,19 +162,27 @@ def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool,
     if target not in RUNNABLE:
         raise GapforgeError(f"--target {target}: only {', '.join(RUNNABLE)} can run on these machines")
     _check_plan_target(plan, target)
-    ok, why = toolchains.available("host" if target == "gap9-emu" else target)
+    run_on = {"gap9-emu": "host", "gap9-qemu": "rv32"}.get(target, target)
+    ok, why = toolchains.available(run_on)
     if not ok:
         raise GapforgeError(f"target {target} is not available here: {why}")
-    exe, env = build(project, plan, target, sanitize)
-    if target == "gap9-emu":
-        b = plan["gap9"]["budgets"]
-        env.update({"GF_EMU_L1_BUDGET": str(l1_budget or b["l1_budget"]),
-                    "GF_EMU_L2_BUDGET": str(l2_budget or b["l2_budget"]), "GF_EMU_L3_SIZE": str(b["l3_size"])})
-        if core_order:
-            env["GF_EMU_CORE_ORDER"] = core_order
-    with _environ(env):
+    if target == "gap9-qemu":  # the emulation's environment is compiled into the rv32 program
+        if sanitize:
+            raise GapforgeError("--sanitize is not available for --target gap9-qemu")
+        from codegen.gap9.resources import build_qemu
+
+        exe = project / "build" / target / "network.elf"
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        exe, env = build_qemu(project, plan, exe, _emu_budgets(plan, l1_budget, l2_budget, core_order))
+        run_env: dict[str, str] = {}
+    else:
+        exe, env = build(project, plan, target, sanitize)
+        if target == "gap9-emu":
+            env.update(_emu_budgets(plan, l1_budget, l2_budget, core_order))
+        run_env = env
+    with _environ(run_env):
         try:
-            res = toolchains.run("host" if target == "gap9-emu" else target, exe,
+            res = toolchains.run(run_on, exe,
                                  cwd=project / plan["build"]["data_dir"], timeout=timeout)
         except toolchains.ToolchainError as err:  # timed out or could not start: a failed run
             results = _failed_results(plan, target, sanitize, err.one_line(), timeout)
@@ -183,7 +202,7 @@ def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool,
                    "macs": sum(layer.get("macs", 0) for layer in parsed["layers"])},
         "stderr_tail": res.stderr[-2000:],
     }
-    if target == "gap9-emu":
+    if target in GAP9_RUNS:
         results["emulator_budgets"] = env
         results["plan_mismatches"] = compare_with_plan(plan, parsed["layers"])
     _write_results(project, results)
@@ -248,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.sanitize and args.target == "rv32":
         raise GapforgeError("--sanitize is not available for --target rv32")
-    if (args.l1_budget or args.l2_budget) and args.target != "gap9-emu":
-        raise GapforgeError("--l1-budget/--l2-budget apply to --target gap9-emu only")
+    if (args.l1_budget or args.l2_budget) and args.target not in GAP9_RUNS:
+        raise GapforgeError("--l1-budget/--l2-budget apply to --target gap9-emu and gap9-qemu only")
     passed, r = run_project(Path(args.project), args.target, args.timeout, args.sanitize,
                             _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"))
     if not args.quiet:
