@@ -1702,8 +1702,9 @@ int pi_cluster_send_task_to_cl(struct pi_device *dev, struct pi_cluster_task *ta
         for (int c = 0; c < GF_EMU_NB_CORES; c++)
             cores -= g_core_instr[c];
         /* the controller: the task's instructions outside the forked cores' shares */
-        g_cluster_instr += instr_now() - t0;
-        g_core_instr[GF_EMU_CC_CORE] += instr_now() - t0 + cores;
+        t0 = instr_now() - t0;
+        g_cluster_instr += t0;
+        g_core_instr[GF_EMU_CC_CORE] += t0 + cores;
     }
 #else
     ctx_switch(&g_fc_ctx, &g_cc_ctx);
