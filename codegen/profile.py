@@ -157,8 +157,8 @@ RUN_TARGETS = tuple(PROJECT_TARGET)
 
 
 def prepare_network(job: dict) -> dict:
-    """Extract a network and write its golden cases: job = {"name", "test_network" | "model_file",
-    "dir", "num_cases"}; returns {"name", "dir", "macs"} or {"name", "error"}."""
+    """Extract a network and write its golden cases: job = {"name", "test_network" | "model_file" |
+    "family" + "size", "dir", "num_cases"}; returns {"name", "dir"} or {"name", "error"}."""
     import argparse
     from pathlib import Path
 
@@ -169,8 +169,13 @@ def prepare_network(job: dict) -> dict:
     from tools.generate_golden_outputs import generate
 
     try:
-        src = load_model(argparse.Namespace(test_network=job.get("test_network"), model_file=job.get("model_file"),
-                                            model_class=None, input_shape=None))
+        if job.get("family"):  # a sweep point (gapforge/characterize/families.py)
+            from gapforge.characterize import families
+
+            src = families.model_source(families.parse_size(job["family"], job["size"]))
+        else:
+            src = load_model(argparse.Namespace(test_network=job.get("test_network"),
+                                                model_file=job.get("model_file"), model_class=None, input_shape=None))
         out = Path(job["dir"])
         write_network(extract(src), out, model_inputs(src))
         x, labels, what = select(out, None, job.get("num_cases", 1))
