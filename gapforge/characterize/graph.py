@@ -90,8 +90,9 @@ def walk_network_info(net_dir: str | Path) -> Graph:
             macs = m * k * n
         else:
             m, k, n, g, macs = out.numel, max(1, x.numel // max(1, out.numel)), 1, 1, 0
+        rows = out.shape[1] * out.shape[2] if len(out.shape) == 4 else (out.shape[-1] if w is not None else 0)
         nodes.append(Node(step.output, step.kind, macs, m, k, n, g, cost.bytes_in, cost.bytes_params, cost.bytes_out,
-                          out.numel, w is not None, step=step))
+                          out.numel, w is not None, step=step, extra={"rows": rows}))
     graph = Graph(net.name, nodes, net, plan, Path(net_dir))
     from codegen.program import build_program
 
@@ -220,6 +221,7 @@ def walk_torch(model, example_input, name: str | None = None, elem_bytes: int = 
             m, k, nn_, g, macs = out_numel, max(1, in_numel // max(1, out_numel)), 1, 1, 0
             w_b = sum(p.numel() for p in mod.parameters(recurse=False)) * bias_bytes if mod is not None else 0
             kind = type(mod).__name__ if mod is not None else str(getattr(n.target, "__name__", n.target))
+        rows = out_shape[1] * out_shape[2] if len(out_shape) == 4 else (out_shape[-1] if weight is not None else 0)
         nodes.append(Node(n.name, kind, macs, m, k, nn_, g, in_numel * elem_bytes, w_b, out_numel * elem_bytes,
-                          out_numel, weight is not None))
+                          out_numel, weight is not None, extra={"rows": rows}))
     return Graph(name or type(model).__name__, nodes)

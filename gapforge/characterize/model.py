@@ -15,7 +15,6 @@ boundary x the farther level's pj_per_byte + the node's operand bytes x the near
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -43,7 +42,7 @@ def kernel_class(node: Node) -> str:
 
 def features(node: Node, tiles: int) -> list[float]:
     elem_in = node.in_bytes  # int8 activations: bytes == elements
-    rows = node.n * max(1, int(math.isqrt(max(1, node.m)))) if node.weighted else 0
+    rows = node.extra.get("rows", 0)  # output rows (channels x output height; linear: outputs)
     return [float(node.macs), float(node.out_elems), float(elem_in), float(rows), float(tiles), 1.0]
 
 
