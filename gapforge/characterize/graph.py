@@ -71,6 +71,29 @@ def _gemm(out_shape, weight_shape, in_channels: int | None) -> tuple[int, int, i
     return out_numel // o, k, o, 1
 
 
+def _interior(o: int, size: int, k: int, s: int, p: int, d: int = 1) -> int:
+    """Output positions along one axis whose window lies wholly inside the input (no padding)."""
+    return sum(1 for i in range(o) if i * s - p >= 0 and i * s - p + (k - 1) * d <= size - 1)
+
+
+def border_positions(out_shape, in_shape, kernel, stride, padding, dilation=(1, 1)) -> int:
+    """Output elements (all channels) whose window touches the padding: the kernels' slow path."""
+    if len(out_shape) != 4 or len(in_shape) != 4 or not kernel:
+        return 0
+    pt, pl = (padding[0], padding[1]) if len(padding) == 4 else (padding[0], padding[-1])
+    ih = _interior(out_shape[2], in_shape[2], kernel[0], stride[0], pt, dilation[0])
+    iw = _interior(out_shape[3], in_shape[3], kernel[1], stride[1], pl, dilation[1])
+    return out_shape[1] * (out_shape[2] * out_shape[3] - ih * iw)
+
+
+def tail_macs(out_shape, k: int) -> int:
+    """MACs of the output pixels outside full 4-pixel blocks of a row (the register-blocked kernels
+    compute 4 pixels at a time; the tail goes through a per-pixel path)."""
+    if len(out_shape) != 4 or not k:
+        return 0
+    return out_shape[1] * out_shape[2] * (out_shape[3] % 4) * k
+
+
 def walk_network_info(net_dir: str | Path) -> Graph:
     """Nodes of the extracted network in ``net_dir`` (one per fused step of its plan)."""
     from gapforge import ir
@@ -91,8 +114,12 @@ def walk_network_info(net_dir: str | Path) -> Graph:
         else:
             m, k, n, g, macs = out.numel, max(1, x.numel // max(1, out.numel)), 1, 1, 0
         rows = out.shape[1] * out.shape[2] if len(out.shape) == 4 else (out.shape[-1] if w is not None else 0)
+        a = step.attrs
+        border = border_positions(out.shape, x.shape, a.get("kernel_size"), a.get("stride", [1, 1]),
+                                  a.get("padding", [0, 0, 0, 0]), a.get("dilation", [1, 1]))
         nodes.append(Node(step.output, step.kind, macs, m, k, n, g, cost.bytes_in, cost.bytes_params, cost.bytes_out,
-                          out.numel, w is not None, step=step, extra={"rows": rows}))
+                          out.numel, w is not None, step=step,
+                          extra={"rows": rows, "border": border, "tail": tail_macs(out.shape, k if w is not None else 0)}))
     graph = Graph(net.name, nodes, net, plan, Path(net_dir))
     from codegen.program import build_program
 
@@ -222,6 +249,13 @@ def walk_torch(model, example_input, name: str | None = None, elem_bytes: int = 
             w_b = sum(p.numel() for p in mod.parameters(recurse=False)) * bias_bytes if mod is not None else 0
             kind = type(mod).__name__ if mod is not None else str(getattr(n.target, "__name__", n.target))
         rows = out_shape[1] * out_shape[2] if len(out_shape) == 4 else (out_shape[-1] if weight is not None else 0)
+        border = 0
+        if mod is not None and hasattr(mod, "kernel_size") and in_shapes:
+            pair = (lambda v: list(v) if isinstance(v, (tuple, list)) else [v, v])
+            border = border_positions(out_shape, in_shapes[0], pair(mod.kernel_size), pair(mod.stride),
+                                      pair(mod.padding) if not isinstance(mod.padding, str) else [0, 0],
+                                      pair(getattr(mod, "dilation", 1)))
         nodes.append(Node(n.name, kind, macs, m, k, nn_, g, in_numel * elem_bytes, w_b, out_numel * elem_bytes,
-                          out_numel, weight is not None, extra={"rows": rows}))
+                          out_numel, weight is not None,
+                          extra={"rows": rows, "border": border, "tail": tail_macs(out_shape, k if weight is not None else 0)}))
     return Graph(name or type(model).__name__, nodes)

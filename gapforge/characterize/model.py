@@ -25,8 +25,11 @@ from gapforge.characterize.profiles import Profile
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 
-# Features of the instruction model of a node (one coefficient each, fitted per kernel).
-FEATURES = ("macs", "out_elems", "in_elems", "rows", "tiles", "one")
+# Features of the instruction model of a node (one coefficient each, fitted per kernel by
+# tools/calibrate_cost_model.py). On the GAP9 cluster the work features are per core (divided by
+# the cores the plan gives the layer), the per-tile and per-layer ones are not.
+FEATURES = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "tiles", "one")
+PER_CORE = ("macs", "out_elems", "in_elems", "rows", "border", "tail")
 
 
 def kernel_class(node: Node) -> str:
@@ -40,10 +43,14 @@ def kernel_class(node: Node) -> str:
     return "class:conv"
 
 
-def features(node: Node, tiles: int) -> list[float]:
-    elem_in = node.in_bytes  # int8 activations: bytes == elements
-    rows = node.extra.get("rows", 0)  # output rows (channels x output height; linear: outputs)
-    return [float(node.macs), float(node.out_elems), float(elem_in), float(rows), float(tiles), 1.0]
+def features(node: Node, tiles: int, cores: int = 1) -> list[float]:
+    """rows: output channels x output height (linear: outputs); border: outputs whose window
+    touches the padding; tail: MACs of the pixels outside full 4-pixel row blocks."""
+    c = max(1, cores)
+    raw = {"macs": node.macs, "out_elems": node.out_elems, "in_elems": node.in_bytes,
+           "rows": node.extra.get("rows", 0), "border": node.extra.get("border", 0),
+           "tail": node.extra.get("tail", 0), "tiles": tiles, "one": 1}
+    return [float(raw[f]) / (c if f in PER_CORE else 1) for f in FEATURES]
 
 
 @cache
@@ -54,7 +61,9 @@ def calibration(model: str) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def predict_instructions(node: Node, model: str, tiles: int) -> float | None:
+def predict_instructions(node: Node, model: str, tiles: int, cores: int = 1) -> float | None:
+    """Calibrated instructions of the node (gap9-qemu: its critical path on the cluster), or None
+    without a calibration. Kernels not in the calibration use their geometry class's fit."""
     cal = calibration(model)
     if cal is None:
         return None
@@ -63,7 +72,7 @@ def predict_instructions(node: Node, model: str, tiles: int) -> float | None:
     coef = kernels.get(key) or kernels.get("class:elementwise")
     if coef is None:
         return None
-    x = features(node, tiles)
+    x = features(node, tiles, cores if model == "gap9-qemu" else 1)
     return max(0.0, sum(c * v for c, v in zip(coef["coef"], x)))
 
 
@@ -104,8 +113,8 @@ def estimate_node(graph: Graph, i: int, profile: Profile) -> Estimate:
     t = tiling_mod.STRATEGIES[profile.strategy](graph, i, profile)
     ins = profile.instructions
     instr = None
-    if ins is not None:
-        instr = predict_instructions(node, ins["model"], t.tiles)
+    if ins is not None and not (ins["model"] == "gap9-qemu" and t.extra.get("tiling") == "fc"):
+        instr = predict_instructions(node, ins["model"], t.tiles, t.extra.get("cores", profile.units))
     if instr is not None:
         compute = instr / ins["instructions_per_cycle"]["value"]
     else:
