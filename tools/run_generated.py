@@ -5,12 +5,15 @@ Examples:
   python tools/run_generated.py --project build/simple_cnn_host --target host
   python tools/run_generated.py --project build/simple_cnn_rv32 --target rv32
   python tools/run_generated.py --project build/resnet18_gap9 --target gap9-emu --l1-budget 16K
+  python tools/run_generated.py --project build/resnet18_gap9 --target gap9-qemu
 
 gap9-emu builds the generated GAP9 project (unchanged sources) on the host against gapforge's
 PMSIS emulation: L1/L2/L3 budgets enforced (allocation beyond them is a loud error), DMA that
 completes only at its wait (destinations poisoned until then), the 8 compute cores as
 deterministic coroutines (a missing barrier changes the result) on guarded stacks of the
-configured sizes (scaled by the measured host/rv32 ratio), per-layer statistics.
+configured sizes (scaled by the measured host/rv32 ratio), per-layer statistics. gap9-qemu builds
+the same sources for bare-metal rv32 and runs them under QEMU -icount shift=0: the same checks, and
+exact instruction counts of every core per layer (GF CORES lines; docs/gap9.md).
 
 PROJ/results.json is written for every run, failed ones included (passed: false and the reasons),
 so an older results.json never survives a failed build or run.
