@@ -67,7 +67,7 @@ def run_jobs(fn: Callable[[Any], Any], items: Sequence[Any], *, scheduler: str |
                 raise GapforgeError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
         else:
             n = workers or min(os.cpu_count() or 1, len(items))
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                    silence_logs=40)
             client = Client(cluster)
         with client:
