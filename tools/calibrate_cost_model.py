@@ -79,7 +79,7 @@ def predict(coef, x) -> float:
 def calibrate(data: list[dict], held_out: list[str]) -> tuple[dict, list[dict]]:
     train = [r for r in data if r["network"] not in held_out]
     kernels = {}
-    for key, field in (("kernel", "kernel"), ("class", "class")):
+    for field in ("kernel", "class"):
         for k in sorted({r[field] for r in train}):
             rows = [r for r in train if r[field] == k]
             kernels[k] = {"coef": fit(rows), "samples": len(rows),

@@ -183,9 +183,8 @@ def quant_model(p: Point):
 
 def model_source(p: Point):
     """A gapforge ModelSource for the point (what the pipeline's extractor takes)."""
-    from gapforge.modelsrc import ModelSource
-
     import gapforge.characterize.families as mod
+    from gapforge.modelsrc import ModelSource
 
     model, example = quant_model(p)
     return ModelSource(name=p.name, source=mod.__file__, model=model, example_inputs=(example,), module=mod)

@@ -251,7 +251,9 @@ def walk_torch(model, example_input, name: str | None = None, elem_bytes: int = 
         rows = out_shape[1] * out_shape[2] if len(out_shape) == 4 else (out_shape[-1] if weight is not None else 0)
         border = 0
         if mod is not None and hasattr(mod, "kernel_size") and in_shapes:
-            pair = (lambda v: list(v) if isinstance(v, (tuple, list)) else [v, v])
+            def pair(v):
+                return list(v) if isinstance(v, (tuple, list)) else [v, v]
+
             border = border_positions(out_shape, in_shapes[0], pair(mod.kernel_size), pair(mod.stride),
                                       pair(mod.padding) if not isinstance(mod.padding, str) else [0, 0],
                                       pair(getattr(mod, "dilation", 1)))

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 STRATEGIES: dict[str, Callable] = {}
 
@@ -162,7 +161,6 @@ def gap9_layers(graph, l1_budget: int | None = None, l2_budget: int | None = Non
     key = ("gap9_layers", l1_budget, l2_budget)
     if key not in graph.nodes[0].extra:
         from codegen.gap9.program import build_gap9_program
-
         from gapforge.characterize.graph import case_dir
 
         case, tmp = case_dir(graph)
