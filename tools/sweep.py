@@ -195,9 +195,11 @@ def knees(measured: list[dict], model: list[dict]) -> list[str]:
     prev = None
     for r in measured:
         if prev is not None and r["regime"] != prev["regime"]:
-            a, b = prev.get("gap9_mac_per_cycle") or prev.get("rv32_mac_per_instruction"), \
-                r.get("gap9_mac_per_cycle") or r.get("rv32_mac_per_instruction")
-            tp = f", measured MAC/cycle {float(a):.3f} -> {float(b):.3f}" if a and b else ""
+            key, what = ("gap9_mac_per_cycle", "measured gap9-qemu MAC per critical-path instruction") \
+                if prev.get("gap9_mac_per_cycle") and r.get("gap9_mac_per_cycle") else \
+                ("rv32_mac_per_instruction", "measured rv32 MAC per instruction")
+            a, b = prev.get(key), r.get(key)
+            tp = f", {what} {float(a):.3f} -> {float(b):.3f}" if a and b else ""
             lines.append(f"knee (gap9, measured plan): {prev['size']} -> {r['size']}: {prev['regime']} -> "
                          f"{r['regime']}{tp}")
         prev = r
