@@ -12,6 +12,8 @@ and, on the gap9 target, per step:
   GF MEM i name tiles=.. l1=.. l3_to_l2=.. l2_to_l1=.. l1_to_l2=.. l2_to_l3=.. dma_cmds=..   (executor counters)
   GF EMU i name l1_peak=.. l2_peak=.. l3_peak=.. l3_to_l2=.. ...                    (emulator counters)
   GF EMU ERROR ...                                                                  (emulator caught a fault)
+and on gap9-qemu (the gap9 program on rv32 under QEMU), per step, the program's instructions per core:
+  GF CORES i name core_max=.. core_sum=.. cores_used=.. core_crit=.. cc=.. cluster=.. core0=.. ... core7=..
 A run passes only if the program exited 0, every step of plan.json was reported with its full
 element count and no mismatch, and the parameter checksums were all good.
 """
@@ -55,6 +57,10 @@ def parse_output(stdout: str) -> dict[str, Any]:
             idx = int(parts[2])
             name, _, rest = parts[3].partition(" ")
             layers.setdefault(idx, {"index": idx, "name": name})["mem"] = {k: int(v) for k, v in _kv(rest).items()}
+        elif tag == "CORES" and len(parts) == 4 and parts[2].isdigit():
+            idx = int(parts[2])
+            name, _, rest = parts[3].partition(" ")
+            layers.setdefault(idx, {"index": idx, "name": name})["cores"] = {k: int(v) for k, v in _kv(rest).items()}
         elif tag == "EMU" and len(parts) >= 3 and parts[2] == "ERROR":
             out["errors"].append(line)
         elif tag == "EMU" and len(parts) == 4 and parts[2].isdigit():

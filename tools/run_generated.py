@@ -5,12 +5,15 @@ Examples:
   python tools/run_generated.py --project build/simple_cnn_host --target host
   python tools/run_generated.py --project build/simple_cnn_rv32 --target rv32
   python tools/run_generated.py --project build/resnet18_gap9 --target gap9-emu --l1-budget 16K
+  python tools/run_generated.py --project build/resnet18_gap9 --target gap9-qemu
 
 gap9-emu builds the generated GAP9 project (unchanged sources) on the host against gapforge's
 PMSIS emulation: L1/L2/L3 budgets enforced (allocation beyond them is a loud error), DMA that
 completes only at its wait (destinations poisoned until then), the 8 compute cores as
 deterministic coroutines (a missing barrier changes the result) on guarded stacks of the
-configured sizes (scaled by the measured host/rv32 ratio), per-layer statistics.
+configured sizes (scaled by the measured host/rv32 ratio), per-layer statistics. gap9-qemu builds
+the same sources for bare-metal rv32 and runs them under QEMU -icount shift=0: the same checks, and
+exact instruction counts of every core per layer (GF CORES lines; docs/gap9.md).
 
 PROJ/results.json is written for every run, failed ones included (passed: false and the reasons),
 so an older results.json never survives a failed build or run.
@@ -38,7 +41,8 @@ from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from tools.generate_c_code import _budget  # noqa: E402
 
-RUNNABLE = ("host", "rv32", "gap9-emu")
+RUNNABLE = ("host", "rv32", "gap9-emu", "gap9-qemu")
+GAP9_RUNS = ("gap9-emu", "gap9-qemu")  # the gap9 project, on the host or on rv32 under QEMU
 
 
 def load_plan(project: Path) -> dict:
@@ -55,11 +59,11 @@ def load_plan(project: Path) -> dict:
 
 def executable(project: Path, target: str) -> Path:
     """Where ``build`` puts the program of ``target``."""
-    return project / "build" / target / ("network.elf" if target == "rv32" else "network")
+    return project / "build" / target / ("network.elf" if target in ("rv32", "gap9-qemu") else "network")
 
 
 def build(project: Path, plan: dict, target: str, sanitize: bool = False,
-          no_build: bool = False) -> tuple[Path, dict[str, str]]:
+          no_build: bool = False, budgets: dict[str, str] | None = None) -> tuple[Path, dict[str, str]]:
     """The executable, and the environment it runs with (gap9-emu: the emulated stacks, whose
     sizes come from this very build: codegen/gap9/resources.py; saved beside the program so that
     ``no_build`` can run the existing program unchanged)."""
@@ -77,6 +81,12 @@ def build(project: Path, plan: dict, target: str, sanitize: bool = False,
         from codegen.gap9.resources import build_emu
 
         exe, env = build_emu(project, plan, exe, sanitize)
+    elif target == "gap9-qemu":  # the emulation's settings (``budgets``, stack model) are compiled in
+        if sanitize:
+            raise GapforgeError("--sanitize is not available for --target gap9-qemu")
+        from codegen.gap9.resources import build_qemu
+
+        exe, env = build_qemu(project, plan, exe, budgets or _emu_budgets(plan, None, None, None))
     else:
         b = plan["build"]
         exe, env = toolchains.build(target, [project / s for s in b["sources"]],
@@ -88,14 +98,7 @@ def build(project: Path, plan: dict, target: str, sanitize: bool = False,
 def emu_env(plan: dict, target: str, l1_budget: int | None = None, l2_budget: int | None = None,
             core_order: str | None = None) -> dict[str, str]:
     """gap9-emu: the memory budgets the emulator enforces (the plan's unless given)."""
-    if target != "gap9-emu":
-        return {}
-    b = plan["gap9"]["budgets"]
-    env = {"GF_EMU_L1_BUDGET": str(l1_budget or b["l1_budget"]), "GF_EMU_L2_BUDGET": str(l2_budget or b["l2_budget"]),
-           "GF_EMU_L3_SIZE": str(b["l3_size"])}
-    if core_order:
-        env["GF_EMU_CORE_ORDER"] = core_order
-    return env
+    return _emu_budgets(plan, l1_budget, l2_budget, core_order) if target == "gap9-emu" else {}
 
 
 def sha256_of(path: Path) -> str:
@@ -119,8 +122,8 @@ def _environ(values: dict[str, str]):
 
 
 def _check_plan_target(plan: dict, target: str) -> None:
-    if (target == "gap9-emu") != (plan["target"] == "gap9"):
-        want = "gap9" if target == "gap9-emu" else "host or rv32"
+    if (target in GAP9_RUNS) != (plan["target"] == "gap9"):
+        want = "gap9" if target in GAP9_RUNS else "host or rv32"
         raise GapforgeError(f"the project was generated for {plan['target']}; --target {target} needs a {want} "
                             "project (tools/generate_c_code.py --target ...)")
 
@@ -145,6 +148,16 @@ def compare_with_plan(plan: dict, layers: list[dict]) -> list[str]:
             if key in emu and emu[key] != want:
                 problems.append(f"layer '{layer['name']}': emulator {key}={emu[key]}, planned {want}")
     return problems
+
+
+def _emu_budgets(plan: dict, l1_budget: int | None, l2_budget: int | None, core_order: str | None) -> dict[str, str]:
+    """The PMSIS emulation's budgets (gap9-emu: environment; gap9-qemu: compiled in)."""
+    b = plan["gap9"]["budgets"]
+    env = {"GF_EMU_L1_BUDGET": str(l1_budget or b["l1_budget"]),
+           "GF_EMU_L2_BUDGET": str(l2_budget or b["l2_budget"]), "GF_EMU_L3_SIZE": str(b["l3_size"])}
+    if core_order:
+        env["GF_EMU_CORE_ORDER"] = core_order
+    return env
 
 
 def _failed_results(plan: dict, target: str, sanitize: bool, reason: str, seconds: float = 0.0) -> dict:
@@ -188,17 +201,20 @@ def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool,
     if target not in RUNNABLE:
         raise GapforgeError(f"--target {target}: only {', '.join(RUNNABLE)} can run on these machines")
     _check_plan_target(plan, target)
-    ok, why = toolchains.available("host" if target == "gap9-emu" else target)
+    run_on = {"gap9-emu": "host", "gap9-qemu": "rv32"}.get(target, target)
+    ok, why = toolchains.available(run_on)
     if not ok:
         raise GapforgeError(f"target {target} is not available here: {why}")
-    exe, env = build(project, plan, target, sanitize, no_build)
+    budgets = _emu_budgets(plan, l1_budget, l2_budget, core_order) if target in GAP9_RUNS else {}
+    exe, env = build(project, plan, target, sanitize, no_build, budgets)
     env = dict(env)
     program = {"path": str(exe.relative_to(project)) if exe.is_relative_to(project) else str(exe),
                "sha256": sha256_of(exe), "rebuilt": not no_build}
-    env.update(emu_env(plan, target, l1_budget, l2_budget, core_order))
-    with _environ(env):
+    if target == "gap9-emu":
+        env.update(budgets)
+    with _environ(env):  # gap9-qemu: the same settings, compiled into the program
         try:
-            res = toolchains.run("host" if target == "gap9-emu" else target, exe,
+            res = toolchains.run(run_on, exe,
                                  cwd=project / plan["build"]["data_dir"], timeout=timeout)
         except toolchains.ToolchainError as err:  # timed out or could not start: a failed run
             results = _failed_results(plan, target, sanitize, err.one_line(), timeout)
@@ -220,7 +236,7 @@ def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool,
     }
     if parsed["values"]:
         results["values"] = parsed["values"]
-    if target == "gap9-emu":
+    if target in GAP9_RUNS:
         results["emulator_budgets"] = env
         results["plan_mismatches"] = compare_with_plan(plan, parsed["layers"])
     _write_results(project, results)
@@ -288,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.sanitize and args.target == "rv32":
         raise GapforgeError("--sanitize is not available for --target rv32")
-    if (args.l1_budget or args.l2_budget) and args.target != "gap9-emu":
-        raise GapforgeError("--l1-budget/--l2-budget apply to --target gap9-emu only")
+    if (args.l1_budget or args.l2_budget) and args.target not in GAP9_RUNS:
+        raise GapforgeError("--l1-budget/--l2-budget apply to --target gap9-emu and gap9-qemu only")
     passed, r = run_project(Path(args.project), args.target, args.timeout, args.sanitize,
                             _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"),
                             no_build=args.no_build)

@@ -287,5 +287,45 @@ def build_emu(project: Path, plan: dict, exe: Path, sanitize: bool = False) -> t
     return exe, env
 
 
+def build_qemu(project: Path, plan: dict, exe: Path, budgets: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    """Build the gap9-qemu program: the gap9-emu sources (the generated GAP9 project, unchanged, and
+    the PMSIS emulation) compiled for bare-metal rv32 (codegen.toolchains' rv32 recipe), run under
+    QEMU. The emulation's environment (budgets, stack model) is compiled in as GF_EMU_ENV (there is
+    no environment under semihosting). Returns the ELF and that environment.
+
+    The stacks are modelled at the configured sizes with the ratio measured from this build's call
+    graph against the SDK build's (the emulator's DMA and allocation code runs on the cores' stacks
+    where the SDK's would), never below 1."""
+    b = plan["build_emu"]
+    env = dict(budgets)
+    defines = parse_defines(b.get("defines", []))
+    objs_flags = [*STACK_FLAGS]
+    ratios = {"cluster_controller": 1.0, "compute_core": 1.0}
+    exe_tmp, objs = tc.build_objects("rv32", [project / s for s in b["sources"]],
+                                     [project / d for d in b["include_dirs"]], exe,
+                                     defines={**defines, "GF_EMU_ENV": '""'}, extra_flags=objs_flags, aux=AUX)
+    graph = CallGraph([o.with_suffix(".ci") for o in objs], external={**RV32_EXTERNAL, **QEMU_EXTERNAL},
+                      indirect={**INDIRECT, **{ctx: (entry,) for ctx, entry in EMU_ENTRIES.values()}},
+                      ignore=HOST_IGNORE)
+    stacks = plan["gap9"]["stacks"]
+    for role, (ctx, _) in EMU_ENTRIES.items():
+        ratios[role] = max(1.0, chain_bytes(graph.chain(ctx)) / stacks[role]["chain_bytes"])
+    env.update({"GF_EMU_CC_STACK_RATIO": f"{math.ceil(ratios['cluster_controller'] * 1e6) / 1e6:.6f}",
+                "GF_EMU_CORE_STACK_RATIO": f"{math.ceil(ratios['compute_core'] * 1e6) / 1e6:.6f}"})
+    text = ";".join(f"{k}={v}" for k, v in sorted(env.items()))
+    exe, _ = tc.build_objects("rv32", [project / s for s in b["sources"]], [project / d for d in b["include_dirs"]],
+                              exe, defines={**defines, "GF_EMU_ENV": '"' + text + '"'})
+    return exe, env
+
+
+# picolibc and the bare-metal coroutines of gf_emu_bare.h (the gap9-qemu build): assumptions as above
+QEMU_EXTERNAL = {
+    "gf_bare_getcontext": 0, "gf_bare_setcontext": 0, "malloc": 512, "free": 512, "realloc": 512, "posix_memalign": 512,
+    "strtoull": 256, "strtod": 512, "snprintf": 1024, "vfprintf": 1024, "fprintf": 1024, "fflush": 512,
+    "fputc": 512, "fopen": 512, "fread": 512, "fseek": 512, "ftell": 512, "fclose": 512, "exit": 512,
+    "__errno": 32, "abort": 256, "__fixunsdfsi": 512, "__adddf3": 512, "__muldf3": 512, "__floatunsidf": 512,
+}
+
+
 __all__ = ["Measurement", "measure_project", "measure_runtime", "check_stacks", "kernel_defines", "emu_stack_ratios",
-           "build_emu", "StackError"]
+           "build_emu", "build_qemu", "StackError"]

@@ -75,15 +75,22 @@
 #define _GNU_SOURCE
 
 #include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
+
+/* Bare-metal rv32 (picolibc, no operating system): run_generated --target gap9-qemu. */
+#if defined(__riscv) && !defined(__linux__)
+#define GF_EMU_BARE 1
+#include "gf_emu_bare.h"
+#else
+#include <signal.h>
+#include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
+#endif
 
 #include "pmsis.h"
 #include "gf_emu.h"
@@ -246,6 +253,38 @@ typedef struct {
     size_t n, cap;
 } gf_heap;
 
+/* Instruction accounting (rv32 build only): the instructions the emulator itself executes for a
+ * DMA transfer, an L3 request, an allocation or a stack check (work the chip's hardware or a few
+ * SDK register writes do) are counted in g_excl and subtracted from the cores' counts, so that
+ * the per-core figures are the program's own instructions. Per core (0..7, 8 = the controller):
+ * g_core_instr; per barrier round the busiest core's count is added to g_core_crit. */
+#ifdef GF_EMU_BARE
+static uint64_t g_excl, g_excl_t0;
+static int g_excl_depth;
+static uint64_t g_core_instr[GF_EMU_NB_CORES + 1], g_core_crit, g_cluster_instr, g_round_max;
+static uint64_t instr_now(void)
+{
+    return gf_bare_instret() - g_excl;
+}
+static void excl_begin(void)
+{
+    if (g_excl_depth++ == 0)
+        g_excl_t0 = gf_bare_instret();
+}
+static void excl_end(void)
+{
+    if (--g_excl_depth == 0)
+        g_excl += gf_bare_instret() - g_excl_t0;
+}
+#else
+static void excl_begin(void)
+{
+}
+static void excl_end(void)
+{
+}
+#endif
+
 static gf_heap g_l1 = {"L1", NULL, 0, 0, 0, 0, NULL, 0, 0};
 static gf_heap g_l2 = {"L2", NULL, 0, 0, 0, 0, NULL, 0, 0};
 static gf_heap g_l3 = {"L3", NULL, 0, 0, 0, 0, NULL, 0, 0};
@@ -290,7 +329,7 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 }
 
 /* Allocates `req` bytes aligned to `align` (power of two, >= 8); returns the offset. */
-static uint64_t heap_alloc(gf_heap *h, uint64_t req, uint64_t align, const char *api)
+static uint64_t heap_alloc_body(gf_heap *h, uint64_t req, uint64_t align, const char *api)
 {
     uint64_t rsize = align_up(req, GF_EMU_ALIGN), start = 0, at = 0;
     size_t i;
@@ -330,6 +369,16 @@ static uint64_t heap_alloc(gf_heap *h, uint64_t req, uint64_t align, const char 
     return at;
 }
 
+/* Emulator work: not counted as the program's instructions on the rv32 build (EXCL_*). */
+static uint64_t heap_alloc(gf_heap *h, uint64_t req, uint64_t align, const char *api)
+{
+    uint64_t r;
+    excl_begin();
+    r = heap_alloc_body(h, req, align, api);
+    excl_end();
+    return r;
+}
+
 /* Index of the live block holding [off, off + len), or -1. */
 static long heap_find(const gf_heap *h, uint64_t off, uint64_t len)
 {
@@ -361,7 +410,7 @@ static void heap_release(gf_heap *h, size_t i)
 
 static void check_not_in_flight(const gf_heap *h, uint64_t off, uint64_t len, const char *api);
 
-static void heap_free(gf_heap *h, uint64_t off, uint64_t req, const char *api)
+static void heap_free_body(gf_heap *h, uint64_t off, uint64_t req, const char *api)
 {
     long i = heap_find(h, off, 1);
     if (i < 0 || h->blk[i].off != off)
@@ -371,6 +420,14 @@ static void heap_free(gf_heap *h, uint64_t off, uint64_t req, const char *api)
                 (ull)h->blk[i].req, (ull)req);
     check_not_in_flight(h, off, h->blk[i].rsize, api);
     heap_release(h, (size_t)i);
+}
+
+/* Emulator work: not counted as the program's instructions on the rv32 build (EXCL_*). */
+static void heap_free(gf_heap *h, uint64_t off, uint64_t req, const char *api)
+{
+    excl_begin();
+    heap_free_body(h, off, req, api);
+    excl_end();
 }
 
 static int in_pool(const gf_heap *h, uintptr_t p)
@@ -407,6 +464,7 @@ static gf_emu_stats_t g_stats;
 static uint32_t g_freq[3];
 
 static void install_guard_handler(void);
+
 
 static double env_ratio(const char *name, double def)
 {
@@ -738,7 +796,7 @@ static void xfer_start(gf_xfer *x)
 }
 
 /* Completion: check source and destination were left alone, copy, count. */
-static void xfer_complete(gf_xfer *x)
+static void xfer_complete_body(gf_xfer *x)
 {
     uint32_t i, lines = x->size / x->length;
     uint8_t *now = (uint8_t *)malloc(x->size);
@@ -778,6 +836,14 @@ static void xfer_complete(gf_xfer *x)
     g_history[g_history_next % GF_EMU_HISTORY].kind = x->kind;
     g_history_next++;
     x->used = 0;
+}
+
+/* Emulator work: not counted as the program's instructions on the rv32 build (EXCL_*). */
+static void xfer_complete(gf_xfer *x)
+{
+    excl_begin();
+    xfer_complete_body(x);
+    excl_end();
 }
 
 static int in_history(const void *handle, uint32_t serial, int kind)
@@ -853,7 +919,7 @@ static void check_l3_range(uint32_t addr, uint64_t n, const char *api)
  * Cluster DMA
  */
 
-static void dma_issue(uintptr_t ext, uintptr_t loc, uint32_t size, uint32_t stride, uint32_t length, int two_d,
+static void dma_issue_body(uintptr_t ext, uintptr_t loc, uint32_t size, uint32_t stride, uint32_t length, int two_d,
                       pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd, const char *api)
 {
     gf_xfer *x = NULL;
@@ -911,6 +977,15 @@ static void dma_issue(uintptr_t ext, uintptr_t loc, uint32_t size, uint32_t stri
     x->length = length;
     x->core = g_cur_core;
     xfer_start(x);
+}
+
+/* Emulator work: not counted as the program's instructions on the rv32 build (EXCL_*). */
+static void dma_issue(uintptr_t ext, uintptr_t loc, uint32_t size, uint32_t stride, uint32_t length, int two_d,
+                      pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd, const char *api)
+{
+    excl_begin();
+    dma_issue_body(ext, loc, size, stride, length, two_d, dir, cmd, api);
+    excl_end();
 }
 
 void pi_cl_dma_cmd(uintptr_t ext, uintptr_t loc, uint32_t size, pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
@@ -1072,7 +1147,7 @@ void pi_ram_write_2d(struct pi_device *dev, uint32_t addr, void *buf, uint32_t s
     ram_fc_copy(dev, addr, buf, size, stride, length, 0, "pi_ram_write_2d");
 }
 
-static void ram_cl_issue(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size, uint32_t stride,
+static void ram_cl_issue_body(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size, uint32_t stride,
                          uint32_t length, int read, pi_cl_ram_req_t *req, const char *api)
 {
     gf_xfer *x = NULL;
@@ -1124,6 +1199,15 @@ static void ram_cl_issue(struct pi_device *dev, uint32_t addr, void *buf, uint32
     x->length = length;
     x->core = g_cur_core;
     xfer_start(x);
+}
+
+/* Emulator work: not counted as the program's instructions on the rv32 build (EXCL_*). */
+static void ram_cl_issue(struct pi_device *dev, uint32_t addr, void *buf, uint32_t size, uint32_t stride,
+                         uint32_t length, int read, pi_cl_ram_req_t *req, const char *api)
+{
+    excl_begin();
+    ram_cl_issue_body(dev, addr, buf, size, stride, length, read, req, api);
+    excl_end();
 }
 
 static void ram_cl_wait(pi_cl_ram_req_t *req, int read, const char *api)
@@ -1217,7 +1301,9 @@ static void (*g_fork_entry)(void *);
 static void *g_fork_arg;
 static unsigned g_barrier_round;
 static uint8_t g_error_stack[GF_EMU_ERROR_STACK] GF_ALIGNED16;
+#ifndef GF_EMU_BARE
 static uint8_t g_signal_stack[64u * 1024u] GF_ALIGNED16;
+#endif
 #ifdef GF_EMU_ASAN
 static const void *g_main_stack_bottom; /* the scheduler's stack (the controller's) */
 static size_t g_main_stack_size;
@@ -1229,6 +1315,19 @@ static size_t g_fc_stack_size;
 /* Maps (or reuses) a stack of `size` usable host bytes and paints it. */
 static void stack_prepare(gf_stack *st, size_t size, size_t rv32)
 {
+#ifdef GF_EMU_BARE
+    /* No MMU: a heap block, no guard pages (the canary catches overflows at the switches). */
+    size = (size_t)align_up(size, 16);
+    if (st->map == NULL || st->size != size) {
+        free(st->map);
+        st->map = (uint8_t *)malloc(size + 16);
+        if (st->map == NULL)
+            gf_fail("out of memory (%llu bytes of emulated stack)", (ull)size);
+        st->map_len = size + 16;
+        st->lo = (uint8_t *)(uintptr_t)align_up((uint64_t)(uintptr_t)st->map, 16);
+        st->size = size;
+    }
+#else
     long page = sysconf(_SC_PAGESIZE);
     size = (size_t)align_up(size, 16);
     if (st->map == NULL || st->size != size) {
@@ -1246,6 +1345,7 @@ static void stack_prepare(gf_stack *st, size_t size, size_t rv32)
         st->lo = st->map + GF_EMU_GUARD_BYTES;
         st->size = size;
     }
+#endif
     st->rv32 = rv32;
     if (st == &g_cc_stack)
         g_stats.cc_stack_size = st->size;
@@ -1281,11 +1381,17 @@ static int stack_holds(const gf_stack *st, uintptr_t a)
 
 static int stack_guard_holds(const gf_stack *st, uintptr_t a)
 {
+#ifdef GF_EMU_BARE
+    (void)st;
+    (void)a;
+    return 0; /* no guard pages */
+#else
     return st->map != NULL && a >= (uintptr_t)st->map && a < (uintptr_t)st->lo;
+#endif
 }
 
 /* At every switch away from a core, and when it finishes: the canary, then the peak. */
-static void stack_check(int core, const gf_stack *st)
+static void stack_check_body(int core, const gf_stack *st)
 {
     size_t used;
     if (!stack_canary_intact(st)) {
@@ -1303,6 +1409,14 @@ static void stack_check(int core, const gf_stack *st)
     } else if (used > g_stats.core_stack_peak) {
         g_stats.core_stack_peak = used;
     }
+}
+
+/* Emulator work: not counted as the program's instructions on the rv32 build (EXCL_*). */
+static void stack_check(int core, const gf_stack *st)
+{
+    excl_begin();
+    stack_check_body(core, st);
+    excl_end();
 }
 
 static const gf_stack *stack_of_core(int core)
@@ -1324,6 +1438,11 @@ static int stack_find(uintptr_t a, int *in_guard)
     return -1;
 }
 
+#ifdef GF_EMU_BARE
+static void install_guard_handler(void)
+{
+}
+#else
 static void write_str(const char *s)
 {
     size_t n = strlen(s);
@@ -1391,6 +1510,7 @@ static void install_guard_handler(void)
     if (sigaction(SIGSEGV, &sa, NULL) != 0)
         gf_fail("sigaction failed");
 }
+#endif
 
 static void fiber_start(void **fake, const void *bottom, size_t size)
 {
@@ -1573,6 +1693,19 @@ int pi_cluster_send_task_to_cl(struct pi_device *dev, struct pi_cluster_task *ta
     fiber_start(&g_fc_fake, g_cc_stack.lo, g_cc_stack.size);
     ctx_switch(&g_fc_ctx, &g_cc_ctx);
     fiber_finish(g_fc_fake, NULL, NULL);
+#elif defined(GF_EMU_BARE)
+    {
+        uint64_t t0 = instr_now(), cores = 0;
+        for (int c = 0; c < GF_EMU_NB_CORES; c++)
+            cores += g_core_instr[c];
+        ctx_switch(&g_fc_ctx, &g_cc_ctx);
+        for (int c = 0; c < GF_EMU_NB_CORES; c++)
+            cores -= g_core_instr[c];
+        /* the controller: the task's instructions outside the forked cores' shares */
+        t0 = instr_now() - t0;
+        g_cluster_instr += t0;
+        g_core_instr[GF_EMU_CC_CORE] += t0 + cores;
+    }
 #else
     ctx_switch(&g_fc_ctx, &g_cc_ctx);
 #endif
@@ -1624,9 +1757,21 @@ static void run_core(int id)
 #else
     void **fake = NULL;
 #endif
+#ifdef GF_EMU_BARE
+    uint64_t t0, used;
+#endif
     g_cur_core = id;
     fiber_start(fake, g_cores[id].stack.lo, g_cores[id].stack.size);
+#ifdef GF_EMU_BARE
+    t0 = instr_now();
     ctx_switch(&g_sched_ctx, &g_cores[id].ctx);
+    used = instr_now() - t0;
+    g_core_instr[id] += used;
+    if (used > g_round_max)
+        g_round_max = used;
+#else
+    ctx_switch(&g_sched_ctx, &g_cores[id].ctx);
+#endif
     g_cur_core = GF_EMU_CC_CORE;
     fiber_finish(fake != NULL ? *fake : NULL, NULL, NULL);
 }
@@ -1660,15 +1805,23 @@ void pi_cl_team_fork(int nb_cores, void (*entry)(void *), void *arg)
     g_fork_arg = arg;
     g_barrier_round = 0;
     g_stats.forks++;
+    excl_begin(); /* painting the stacks: emulator work */
     for (i = 0; i < n; i++)
         prepare_core(&g_cores[i]);
+    excl_end();
     for (;;) {
         int ndone = 0, nbar = 0, a_done = -1, a_bar = -1;
+#ifdef GF_EMU_BARE
+        g_round_max = 0;
+#endif
         for (k = 0; k < n; k++) {
             i = g_reverse ? n - 1 - k : k;
             if (g_cores[i].state == CORE_READY)
                 run_core(i);
         }
+#ifdef GF_EMU_BARE
+        g_core_crit += g_round_max;
+#endif
         for (i = 0; i < n; i++) {
             if (g_cores[i].state == CORE_DONE) {
                 ndone++;
@@ -1872,9 +2025,13 @@ static unsigned g_perf_events;
 
 static uint64_t now_ns(void)
 {
+#ifdef GF_EMU_BARE
+    return instr_now(); /* rv32: the program's retired instructions (QEMU -icount shift=0) */
+#else
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
 }
 
 void pi_perf_conf(unsigned events)
@@ -1914,8 +2071,13 @@ unsigned int pi_perf_read(int event)
     uint64_t t;
     emu_init();
     (void)g_perf_events;
+#ifdef GF_EMU_BARE
+    if (event != PI_PERF_CYCLES && event != PI_PERF_INSTR)
+        return 0;
+#else
     if (event != PI_PERF_CYCLES)
         return 0;
+#endif
     t = g_perf_acc + (g_perf_running ? now_ns() - g_perf_t0 : 0);
     return (unsigned int)(t & 0xffffffffu);
 }
@@ -1964,6 +2126,10 @@ void gf_emu_reset_counters(void)
     emu_init();
     g_stats.l3_to_l2 = g_stats.l2_to_l3 = g_stats.l2_to_l1 = g_stats.l1_to_l2 = 0;
     g_stats.dma_cmds = g_stats.ram_reqs = g_stats.forks = 0;
+#ifdef GF_EMU_BARE
+    memset(g_core_instr, 0, sizeof g_core_instr);
+    g_core_crit = g_cluster_instr = 0;
+#endif
 }
 
 void gf_emu_print_stats(const char *label)
@@ -1975,5 +2141,26 @@ void gf_emu_print_stats(const char *label)
            label != NULL ? label : "", (ull)s.l1_peak, (ull)s.l2_peak, (ull)s.l3_peak, (ull)s.l3_to_l2,
            (ull)s.l2_to_l1, (ull)s.l1_to_l2, (ull)s.l2_to_l3, (ull)s.dma_cmds, (ull)s.cc_stack_peak,
            (ull)s.cc_stack_size, (ull)s.core_stack_peak, (ull)s.core_stack_size);
+#ifdef GF_EMU_BARE
+    {
+        /* per-core instructions of the step (program only, emulator work excluded): the busiest
+         * compute core, their sum, the cores that ran, the sum over barrier rounds of each
+         * round's busiest core, the controller's own share, the whole cluster task */
+        uint64_t mx = 0, sum = 0;
+        int used = 0;
+        for (int c = 0; c < GF_EMU_NB_CORES; c++) {
+            sum += g_core_instr[c];
+            used += g_core_instr[c] != 0;
+            if (g_core_instr[c] > mx)
+                mx = g_core_instr[c];
+        }
+        printf("GF CORES %s core_max=%llu core_sum=%llu cores_used=%d core_crit=%llu cc=%llu cluster=%llu",
+               label != NULL ? label : "", (ull)mx, (ull)sum, used, (ull)g_core_crit,
+               (ull)g_core_instr[GF_EMU_CC_CORE], (ull)g_cluster_instr);
+        for (int c = 0; c < GF_EMU_NB_CORES; c++)
+            printf(" core%d=%llu", c, (ull)g_core_instr[c]);
+        printf("\n");
+    }
+#endif
     fflush(stdout);
 }

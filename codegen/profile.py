@@ -1,0 +1,217 @@
+"""Measured profiles: rows of tests.csv, layers.csv and subops.csv from a run's plan.json + results.json.
+
+Every figure comes from what the program printed (codegen/results.py) or from the plan the run was
+checked against; nothing is estimated here (the cost model is gapforge/characterize).
+
+Counters per target:
+  host       time_ns: nanoseconds of the host's monotonic clock (not repeatable); no instructions
+  rv32       instructions: QEMU minstret with -icount shift=0 (exact, repeatable)
+  gap9-emu   no time (the emulation's clock is the host's); DMA bytes, tiles, L1/L2/L3 peaks measured
+  gap9-qemu  the gap9 program on rv32: instructions of every core (exact), plus everything of gap9-emu
+
+gap9-qemu per step: ``instructions`` is the whole step, every core serialised; ``busiest_core`` the
+compute core with the most instructions; ``critical_path`` the step's instructions on 8 cores running
+in parallel: the FC's share + the cluster controller's + for every barrier round its busiest core.
+
+subops.csv phases (the ones the runtime can tell apart): gap9-qemu ``fc`` (the step outside the
+cluster task), ``cluster_controller`` (tiling loop, DMA issue and wait), ``compute`` (the forked
+cores: busiest core, sum over cores); gap9-emu and gap9-qemu ``dma:<src>_to_<dst>`` (bytes moved
+per direction; commands: the step's DMA commands on the l2_to_l1 row). Requantization is fused into
+the kernels' inner loops and is not a separate phase; DMA waits take no instructions in the
+emulation (their duration is a timing question: the cost model's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TESTS_COLUMNS = ["network", "target", "passed", "layers", "mismatches", "macs", "instructions", "time_ns",
+                 "mac_per_instruction", "critical_path_instructions", "mac_per_critical_instruction",
+                 "params_bytes", "arena_bytes", "l1_peak", "l2_peak", "l3_peak", "dma_bytes", "dma_cmds", "tiles",
+                 "reason"]
+LAYERS_COLUMNS = ["network", "target", "index", "name", "kind", "kernel", "macs", "instructions", "time_ns",
+                  "mac_per_instruction", "busiest_core_instructions", "core_sum_instructions",
+                  "cluster_controller_instructions", "critical_path_instructions", "cores_used", "cores_planned",
+                  "tiling", "tiles", "l1_bytes", "buffers", "dma_in_bytes", "dma_out_bytes", "l3_to_l2", "l2_to_l1",
+                  "l1_to_l2", "l2_to_l3", "dma_cmds", "l1_peak", "l2_peak", "l3_peak", "mismatches"]
+SUBOPS_COLUMNS = ["network", "target", "index", "layer", "phase", "instructions", "busiest_core_instructions",
+                  "bytes", "commands"]
+KEYS = {"tests.csv": ("network", "target"), "layers.csv": ("network", "target", "index"),
+        "subops.csv": ("network", "target", "index", "phase")}
+COLUMNS = {"tests.csv": TESTS_COLUMNS, "layers.csv": LAYERS_COLUMNS, "subops.csv": SUBOPS_COLUMNS}
+DMA_KEYS = ("l3_to_l2", "l2_to_l1", "l1_to_l2", "l2_to_l3")
+
+
+def _ratio(a, b) -> str:
+    return f"{a / b:.4f}" if a and b else ""
+
+
+def _critical(layer: dict) -> int | None:
+    c = layer.get("cores")
+    if c is None or "instret" not in layer:
+        return None
+    return layer["instret"] - c["cluster"] + c["cc"] + c["core_crit"]
+
+
+def rows(plan: dict, results: dict, network: str, target: str) -> tuple[dict, list[dict], list[dict]]:
+    """(tests.csv row, layers.csv rows, subops.csv rows) of one run."""
+    measured_instr = target in ("rv32", "gap9-qemu")
+    gap9 = target in ("gap9-emu", "gap9-qemu")
+    planned = {r["name"]: r for r in plan.get("gap9", {}).get("layers", [])}
+    steps = {s["name"]: s for s in plan.get("steps", [])}
+    layers, subops = [], []
+    for layer in results.get("layers", []):
+        p = planned.get(layer["name"], {})
+        mem, emu, cores = layer.get("mem", {}), layer.get("emu", {}), layer.get("cores")
+        instr = layer.get("instret") if measured_instr else None
+        crit = _critical(layer)
+        macs = layer.get("macs", steps.get(layer["name"], {}).get("macs", 0))
+        row: dict[str, Any] = {
+            "network": network, "target": target, "index": layer["index"], "name": layer["name"],
+            "kind": layer.get("kind") or steps.get(layer["name"], {}).get("kind", ""),
+            "kernel": layer.get("kernel") or "", "macs": macs, "instructions": instr if instr is not None else "",
+            "time_ns": layer.get("cycles", "") if target == "host" else "",
+            "mac_per_instruction": _ratio(macs, instr),
+            "busiest_core_instructions": cores["core_max"] if cores else "",
+            "core_sum_instructions": cores["core_sum"] if cores else "",
+            "cluster_controller_instructions": cores["cc"] if cores else "",
+            "critical_path_instructions": crit if crit is not None else "",
+            "cores_used": cores["cores_used"] if cores else "", "cores_planned": p.get("cores", "") if gap9 else "",
+            "tiling": p.get("tiling", "") if gap9 else "", "tiles": mem.get("tiles", "") if gap9 else "",
+            "l1_bytes": p.get("l1_bytes", "") if gap9 else "",
+            "buffers": ";".join(f"{k}={v}" for k, v in p.get("l1_buffers", {}).items()) if gap9 else "",
+            "mismatches": layer.get("mismatches", ""),
+        }
+        for k in DMA_KEYS:
+            row[k] = emu.get(k, "") if gap9 else ""
+        row["dma_in_bytes"] = emu.get("l3_to_l2", 0) + emu.get("l2_to_l1", 0) if gap9 and emu else ""
+        row["dma_out_bytes"] = emu.get("l1_to_l2", 0) + emu.get("l2_to_l3", 0) if gap9 and emu else ""
+        row["dma_cmds"] = emu.get("dma_cmds", "") if gap9 else ""
+        for k in ("l1_peak", "l2_peak", "l3_peak"):
+            row[k] = emu.get(k, "") if gap9 else ""
+        layers.append(row)
+        base = {"network": network, "target": target, "index": layer["index"], "layer": layer["name"],
+                "instructions": "", "busiest_core_instructions": "", "bytes": "", "commands": ""}
+        if cores is not None and cores["cluster"]:
+            subops.append({**base, "phase": "fc", "instructions": layer["instret"] - cores["cluster"]})
+            subops.append({**base, "phase": "cluster_controller", "instructions": cores["cc"]})
+            subops.append({**base, "phase": "compute", "instructions": cores["core_sum"],
+                           "busiest_core_instructions": cores["core_max"]})
+        if gap9 and emu:
+            for k in DMA_KEYS:
+                if emu.get(k):
+                    subops.append({**base, "phase": f"dma:{k}", "bytes": emu[k],
+                                   "commands": emu.get("dma_cmds", "") if k == "l2_to_l1" else ""})
+    tot = results.get("totals", {})
+    emu_layers = [row for row in layers if row["l1_peak"] != ""]
+    instr_total = sum(r["instructions"] for r in layers if r["instructions"] != "") if measured_instr else None
+    crit_total = sum(r["critical_path_instructions"] for r in layers if r["critical_path_instructions"] != "")
+    macs_total = plan.get("totals", {}).get("macs", tot.get("macs", 0))
+    test = {
+        "network": network, "target": target, "passed": bool(results.get("passed")), "layers": tot.get("layers", ""),
+        "mismatches": tot.get("mismatches", ""), "macs": macs_total,
+        "instructions": instr_total if instr_total else "",
+        "time_ns": tot.get("cycles", "") if target == "host" else "",
+        "mac_per_instruction": _ratio(macs_total, instr_total),
+        "critical_path_instructions": crit_total if target == "gap9-qemu" and crit_total else "",
+        "mac_per_critical_instruction": _ratio(macs_total, crit_total) if target == "gap9-qemu" else "",
+        "params_bytes": plan.get("totals", {}).get("params_bytes", ""),
+        "arena_bytes": plan.get("totals", {}).get("arena_bytes", ""),
+        "l1_peak": max((r["l1_peak"] for r in emu_layers), default=""),
+        "l2_peak": max((r["l2_peak"] for r in emu_layers), default=""),
+        "l3_peak": max((r["l3_peak"] for r in emu_layers), default=""),
+        "dma_bytes": sum(r["dma_in_bytes"] + r["dma_out_bytes"] for r in emu_layers) if emu_layers else "",
+        "dma_cmds": sum(r["dma_cmds"] for r in emu_layers if r["dma_cmds"] != "") if emu_layers else "",
+        "tiles": sum(r["tiles"] for r in layers if r["tiles"] != "") if gap9 else "",
+        "reason": "; ".join(results.get("reasons", [])[:2]),
+    }
+    return test, layers, subops
+
+
+def write_csv(path, columns: list[str], data: list[dict]) -> None:
+    """One CSV, atomically (gapforge.fsutil), columns in the given order."""
+    import csv
+    import io
+
+    from gapforge.fsutil import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for row in data:
+        w.writerow(row)
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_csv(path) -> list[dict]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+# -- the jobs of tools/profile_suite.py and tools/sweep.py (module-level: dask workers import them) ------
+
+PROJECT_TARGET = {"host": "host", "rv32": "rv32", "gap9-emu": "gap9", "gap9-qemu": "gap9"}
+RUN_TARGETS = tuple(PROJECT_TARGET)
+
+
+def prepare_network(job: dict) -> dict:
+    """Extract a network and write its golden cases: job = {"name", "test_network" | "model_file" |
+    "family" + "size", "dir", "num_cases"}; returns {"name", "dir"} or {"name", "error"}."""
+    import argparse
+    from pathlib import Path
+
+    from gapforge.errors import GapforgeError
+    from gapforge.extract import extract, model_inputs, write_network
+    from gapforge.inputs import select
+    from gapforge.modelsrc import load_model
+    from tools.generate_golden_outputs import generate
+
+    try:
+        if job.get("family"):  # a sweep point (gapforge/characterize/families.py)
+            from gapforge.characterize import families
+
+            src = families.model_source(families.parse_size(job["family"], job["size"]))
+        else:
+            src = load_model(argparse.Namespace(test_network=job.get("test_network"),
+                                                model_file=job.get("model_file"), model_class=None, input_shape=None))
+        out = Path(job["dir"])
+        write_network(extract(src), out, model_inputs(src))
+        x, labels, what = select(out, None, job.get("num_cases", 1))
+        generate(out, x, labels, what, progress=False)
+    except GapforgeError as err:
+        return {"name": job["name"], "error": err.one_line()}
+    return {"name": job["name"], "dir": str(out)}
+
+
+def run_target(job: dict) -> dict:
+    """Generate and run one network on one target: job = {"name", "dir", "target", "project",
+    "l1_budget", "l2_budget"}; returns {"test", "layers", "subops"} (rows) and "results"."""
+    import json
+    from pathlib import Path
+
+    from codegen.generate import generate_project
+    from gapforge.errors import GapforgeError
+    from tools.run_generated import run_project
+
+    target, proj = job["target"], Path(job["project"])
+    budgets = {"l1_budget": job.get("l1_budget"), "l2_budget": job.get("l2_budget")} \
+        if PROJECT_TARGET[target] == "gap9" else {}
+    try:
+        generate_project(Path(job["dir"]), proj, PROJECT_TARGET[target], 1, **budgets)
+        plan = json.loads((proj / "plan.json").read_text(encoding="utf-8"))
+        _, results = run_project(proj, target, timeout=job.get("timeout", 1200.0))
+    except GapforgeError as err:
+        results = {"passed": False, "reasons": [err.one_line()], "layers": [], "totals": {}}
+        plan = {}
+        if (proj / "plan.json").is_file():
+            plan = json.loads((proj / "plan.json").read_text(encoding="utf-8"))
+    test, layers, subops = rows(plan, results, job["name"], target)
+    return {"test": test, "layers": layers, "subops": subops, "plan": plan, "results": results}
+
+
+def failed_test_row(name: str, target: str, reason: str) -> dict:
+    row = {c: "" for c in TESTS_COLUMNS}
+    row.update(network=name, target=target, passed=False, reason=reason)
+    return row

@@ -1,0 +1,162 @@
+"""The cost model: per node MACs, bytes per level, tiles, latency and energy on one profile.
+
+Latency of a node, in cycles of the profile's clock:
+  compute = calibrated instructions / instructions_per_cycle     (profiles with ``instructions``:
+            rv32, gap9; coefficients fitted on measured counts, calibration/<model>.json)
+          = MACs / (peak MACs per cycle x efficiency)            (the others; nodes without MACs
+            count one operation per output element)
+  memory  = sum over level boundaries of bytes / bandwidth of the farther level
+            + transfers x its set-up cycles
+  latency = max(compute, memory) when the strategy double-buffers, else compute + memory.
+Energy (pJ) = MACs x pj_per_mac + instructions x pj_per_instruction + every byte moved across a
+boundary x the farther level's pj_per_byte + the node's operand bytes x the nearest level's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from gapforge.characterize import tiling as tiling_mod
+from gapforge.characterize.graph import Graph, Node
+from gapforge.characterize.profiles import Profile
+
+CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
+
+# Features of the instruction model of a node (one coefficient each, fitted per kernel by
+# tools/calibrate_cost_model.py). On the GAP9 cluster the work features are per core (divided by
+# the cores the plan gives the layer), the per-tile and per-layer ones are not.
+FEATURES = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "tiles", "one")
+PER_CORE = ("macs", "out_elems", "in_elems", "rows", "border", "tail")
+
+
+def kernel_class(node: Node) -> str:
+    """A kernel family from the geometry alone (PyTorch graphs have no kernel names)."""
+    if not node.weighted:
+        return "class:elementwise"
+    if node.groups > 1 and node.groups == node.n:
+        return "class:depthwise"
+    if node.m == 1:
+        return "class:linear"
+    return "class:conv"
+
+
+def features(node: Node, tiles: int, cores: int = 1) -> list[float]:
+    """rows: output channels x output height (linear: outputs); border: outputs whose window
+    touches the padding; tail: MACs of the pixels outside full 4-pixel row blocks."""
+    c = max(1, cores)
+    raw = {"macs": node.macs, "out_elems": node.out_elems, "in_elems": node.in_bytes,
+           "rows": node.extra.get("rows", 0), "border": node.extra.get("border", 0),
+           "tail": node.extra.get("tail", 0), "tiles": tiles, "one": 1}
+    return [float(raw[f]) / (c if f in PER_CORE else 1) for f in FEATURES]
+
+
+@cache
+def calibration(model: str) -> dict | None:
+    path = CALIBRATION_DIR / f"{model}.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def predict_instructions(node: Node, model: str, tiles: int, cores: int = 1) -> float | None:
+    """Calibrated instructions of the node (gap9-qemu: its critical path on the cluster), or None
+    without a calibration. Kernels not in the calibration use their geometry class's fit."""
+    cal = calibration(model)
+    if cal is None:
+        return None
+    kernels = cal["kernels"]
+    key = node.extra.get("kernel") if node.extra.get("kernel") in kernels else kernel_class(node)
+    coef = kernels.get(key) or kernels.get("class:elementwise")
+    if coef is None:
+        return None
+    x = features(node, tiles, cores if model == "gap9-qemu" else 1)
+    return max(0.0, sum(c * v for c, v in zip(coef["coef"], x)))
+
+
+@dataclass
+class Estimate:
+    node: str
+    kind: str
+    kernel: str
+    macs: int
+    footprint_bytes: int
+    tiles: int
+    regime: str
+    traffic: dict
+    instructions: float | None
+    compute_cycles: float
+    memory_cycles: float
+    latency_s: float
+    energy_j: float
+
+    def row(self, profile: str) -> dict:
+        return {"profile": profile, "node": self.node, "kind": self.kind, "kernel": self.kernel, "macs": self.macs,
+                "footprint_bytes": self.footprint_bytes, "tiles": self.tiles, "regime": self.regime,
+                **{f"bytes_{k}": v for k, v in sorted(self.traffic.items())},
+                "instructions": "" if self.instructions is None else round(self.instructions),
+                "compute_cycles": round(self.compute_cycles), "memory_cycles": round(self.memory_cycles),
+                "latency_s": f"{self.latency_s:.6g}", "energy_j": f"{self.energy_j:.6g}"}
+
+
+def _level_of(profile: Profile, name: str):
+    for lv in profile.levels:
+        if lv.name.lower() == name:
+            return lv
+    return None
+
+
+def estimate_node(graph: Graph, i: int, profile: Profile) -> Estimate:
+    node = graph.nodes[i]
+    t = tiling_mod.STRATEGIES[profile.strategy](graph, i, profile)
+    ins = profile.instructions
+    instr = None
+    if ins is not None and not (ins["model"] == "gap9-qemu" and t.extra.get("tiling") == "fc"):
+        instr = predict_instructions(node, ins["model"], t.tiles, t.extra.get("cores", profile.units))
+    if instr is not None:
+        compute = instr / ins["instructions_per_cycle"]["value"]
+    else:
+        work = node.macs if node.macs else node.out_elems
+        compute = work / (profile.peak_macs_per_cycle * profile.efficiency)
+    memory = 0.0
+    energy = node.macs * profile.pj_per_mac + node.footprint * profile.levels[0].pj_per_byte
+    if instr is not None:
+        energy += instr * (ins.get("pj_per_instruction", {}).get("value", 0.0))
+    for key, nbytes in t.traffic.items():
+        src, _, dst = key.partition("_to_")
+        a, b = _level_of(profile, src), _level_of(profile, dst)
+        if a is None or b is None:
+            continue  # flat memory: loads and stores are in the instruction count
+        far = a if profile.levels.index(a) > profile.levels.index(b) else b
+        if nbytes:
+            memory += nbytes / far.bandwidth
+            energy += nbytes * far.pj_per_byte
+    far_levels = [lv for lv in profile.levels[1:]]
+    if t.transfers and far_levels:
+        memory += t.transfers * far_levels[0].setup_cycles
+    latency_cycles = max(compute, memory) if profile.double_buffered else compute + memory
+    return Estimate(node.name, node.kind, node.extra.get("kernel", kernel_class(node)), node.macs, node.footprint,
+                    t.tiles, t.regime, t.traffic, instr, compute, memory, latency_cycles / profile.clock_hz,
+                    energy * 1e-12)
+
+
+def estimate(graph: Graph, profile: Profile) -> list[Estimate]:
+    return [estimate_node(graph, i, profile) for i in range(len(graph.nodes))]
+
+
+def totals(ests: list[Estimate]) -> dict:
+    traffic: dict[str, int] = {}
+    for e in ests:
+        for k, v in e.traffic.items():
+            traffic[k] = traffic.get(k, 0) + v
+    regimes = [e.regime for e in ests if e.macs]
+    order = ["flat", "FC", "L1", "on-chip", "L1-tiled", "tiled", "L3-weights", "off-chip-streaming", "L3-streaming"]
+    worst = max(regimes, key=lambda r: order.index(r) if r in order else -1) if regimes else ""
+    return {"macs": sum(e.macs for e in ests), "tiles": sum(e.tiles for e in ests),
+            "footprint_bytes": max((e.footprint_bytes for e in ests), default=0), "regime": worst,
+            "instructions": round(sum(e.instructions for e in ests if e.instructions is not None))
+            if any(e.instructions is not None for e in ests) else "",
+            "latency_s": sum(e.latency_s for e in ests), "energy_j": sum(e.energy_j for e in ests),
+            **{f"bytes_{k}": v for k, v in sorted(traffic.items())}}

@@ -1,0 +1,81 @@
+"""Measured profiles: tools/profile_suite.py (dask jobs vs serial), tools/merge_profile_runs.py."""
+
+import pytest
+from conftest import run_tool
+
+from codegen import profile, toolchains
+from tools.merge_profile_runs import load_run, merge
+from tools.profile_suite import network_jobs, run_suite, write
+
+pytestmark = pytest.mark.skipif(not toolchains.available("rv32")[0],
+                                reason=f"rv32 target: {toolchains.available('rv32')[1]}")
+
+NETS = ["mlp", "simple_cnn"]
+TARGETS = ["rv32", "gap9-emu"]  # deterministic counters (host time is not)
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serial")
+    tables = run_suite(network_jobs(NETS, [], root / "runs"), TARGETS, root / "runs", workers=0, quiet=True)
+    write(root, tables)
+    return root, tables
+
+
+def test_local_cluster_of_two_workers_gives_identical_csvs(serial_run, tmp_path):
+    root, _ = serial_run
+    tables = run_suite(network_jobs(NETS, [], tmp_path / "runs"), TARGETS, tmp_path / "runs", workers=2, quiet=True)
+    write(tmp_path, tables)
+    for name in profile.COLUMNS:
+        assert (tmp_path / name).read_text() == (root / name).read_text(), name
+
+
+def test_rows_are_the_measured_figures(serial_run):
+    root, tables = serial_run
+    tests = {(t["network"], t["target"]): t for t in tables["tests.csv"]}
+    assert set(tests) == {(n, t) for n in NETS for t in TARGETS} and all(t["passed"] for t in tests.values())
+    runs = root / "runs"
+    import json
+
+    for n in NETS:
+        res = json.loads((runs / n / "rv32" / "results.json").read_text())
+        assert tests[(n, "rv32")]["instructions"] == res["totals"]["instret"] > 0
+        plan = json.loads((runs / n / "gap9-emu" / "plan.json").read_text())
+        planned = {r["name"]: r for r in plan["gap9"]["layers"]}
+        rows = [r for r in tables["layers.csv"] if r["network"] == n and r["target"] == "gap9-emu"]
+        assert len(rows) == len(plan["steps"])
+        for r in rows:
+            p = planned[r["name"]]
+            if p["tiling"] != "fc":  # measured DMA bytes and tiles == the plan's
+                assert r["dma_in_bytes"] == p["dma_bytes"]["l3_to_l2"] + p["dma_bytes"]["l2_to_l1"]
+                assert r["dma_out_bytes"] == p["dma_bytes"]["l1_to_l2"] + p["dma_bytes"]["l2_to_l3"]
+                assert r["tiles"] == p["tiles"] and r["cores_planned"] == p["cores"]
+        assert tests[(n, "gap9-emu")]["dma_bytes"] == sum(r["dma_in_bytes"] + r["dma_out_bytes"] for r in rows)
+    sub = [s for s in tables["subops.csv"] if s["target"] == "gap9-emu"]
+    assert sub and all(s["phase"].startswith("dma:") and s["bytes"] > 0 for s in sub)
+
+
+def test_merge_later_runs_override_earlier_ones(serial_run, tmp_path):
+    root, tables = serial_run
+    a = load_run(root)
+    b = {name: [dict(r) for r in rows if r["network"] == "mlp" and r["target"] == "rv32"] for name, rows in a.items()}
+    for r in b["tests.csv"]:
+        r["instructions"] = "1"
+    b["layers.csv"] = b["layers.csv"][:1]  # the re-run has fewer layers: no stale ones survive
+    merged = merge([a, b])
+    t = {(r["network"], r["target"]): r for r in merged["tests.csv"]}
+    assert len(t) == len(a["tests.csv"]) and t[("mlp", "rv32")]["instructions"] == "1"
+    assert len([r for r in merged["layers.csv"] if (r["network"], r["target"]) == ("mlp", "rv32")]) == 1
+    assert len(merged["layers.csv"]) == len(a["layers.csv"]) - (len(
+        [r for r in a["layers.csv"] if (r["network"], r["target"]) == ("mlp", "rv32")]) - 1)
+    out = tmp_path / "merged"
+    proc = run_tool("merge_profile_runs", str(root), str(root), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "tests.csv").read_text() == (root / "tests.csv").read_text()
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path):
+    proc = run_tool("profile_suite", "--networks", "no_such_net", "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "no_such_net" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_tool("merge_profile_runs", str(tmp_path), "--out", str(tmp_path / "m"))
+    assert proc.returncode == 2 and "tests.csv" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

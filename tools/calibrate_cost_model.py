@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Fit the cost model's per-kernel instruction coefficients on measured counts; check on held-out networks.
+
+Examples:
+  python tools/profile_suite.py --targets rv32 gap9-emu gap9-qemu --out profiles/calib
+  python tools/calibrate_cost_model.py --profile-run profiles/calib            (error table only)
+  python tools/calibrate_cost_model.py --profile-run profiles/calib --write    (also store the fit)
+
+Reads a tools/profile_suite.py output (layers.csv and the extracted networks under runs/): for
+rv32 the measured minstret of every layer, for gap9-qemu the layer's critical path on the cluster
+(the FC's share + the controller's + per barrier round the busiest core). Every layer with a
+kernel is a sample; its features (gapforge/characterize/model.py FEATURES: MACs, outputs, inputs,
+output rows, padded-border outputs, tail-pixel MACs, tiles, a constant; per core on the cluster)
+come from the graph walker, so the fitted model predicts from what an estimate knows. One
+non-negative least-squares fit per kernel minimises the relative error on the training networks
+(--held-out names the others; they are never used for fitting). Prints, per target and kernel,
+the median and maximum relative error per layer on the held-out networks, and checks that the
+model's DMA bytes and tiles equal gap9-emu's measured ones on every layer of every network.
+--write stores gapforge/characterize/calibration/<target>.json (coefficients, features, training
+networks, the held-out error table). Exit codes: 0 done; 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from codegen import profile as prof_rows  # noqa: E402
+from gapforge.characterize import model as cost  # noqa: E402
+from gapforge.characterize import profiles  # noqa: E402
+from gapforge.characterize.graph import walk_network_info  # noqa: E402
+from gapforge.errors import EXIT_OK, ArgumentParser, GapforgeError, run_cli  # noqa: E402
+from gapforge.fsutil import atomic_write_text  # noqa: E402
+
+TARGETS = {"rv32": "instructions", "gap9-qemu": "critical_path_instructions"}
+HELD_OUT = ["bn_cnn", "densenet_block", "implicit_add", "lowbit_cnn", "padding_cnn", "per_channel_cnn", "resnet_block"]
+TARGET_MEDIAN, TARGET_MAX = 0.10, 0.25
+
+
+def samples(run: Path, layers: list[dict], target: str) -> list[dict]:
+    graphs: dict[str, object] = {}
+    out = []
+    for r in layers:
+        if r["target"] != target or not r["kernel"] or not r[TARGETS[target]]:
+            continue
+        net = r["network"]
+        if net not in graphs:
+            d = run / "runs" / net / "network"
+            if not (d / "network_info.json").is_file():
+                raise GapforgeError(f"{d}: no extracted network (the profile run's runs/ directory is incomplete)")
+            graphs[net] = walk_network_info(d)
+        node = graphs[net].nodes[int(r["index"])]
+        tiles = int(r["tiles"]) if r["tiles"] else 1
+        cores = int(r["cores_planned"]) if target == "gap9-qemu" and r["cores_planned"] else 1
+        out.append({"network": net, "layer": r["name"], "kernel": r["kernel"], "y": float(r[TARGETS[target]]),
+                    "x": cost.features(node, tiles, cores), "class": cost.kernel_class(node)})
+    return out
+
+
+def fit(rows: list[dict]) -> list[float]:
+    import numpy as np
+    from scipy.optimize import nnls
+
+    a = np.array([[v / r["y"] for v in r["x"]] for r in rows])
+    coef, _ = nnls(a, np.ones(len(rows)))
+    return [float(c) for c in coef]
+
+
+def predict(coef, x) -> float:
+    return max(0.0, sum(c * v for c, v in zip(coef, x)))
+
+
+def calibrate(data: list[dict], held_out: list[str]) -> tuple[dict, list[dict]]:
+    train = [r for r in data if r["network"] not in held_out]
+    kernels = {}
+    for field in ("kernel", "class"):
+        for k in sorted({r[field] for r in train}):
+            rows = [r for r in train if r[field] == k]
+            kernels[k] = {"coef": fit(rows), "samples": len(rows),
+                          "training_max_rel_error": round(max(abs(predict(fit(rows), r["x"]) - r["y"]) / r["y"]
+                                                              for r in rows), 4)}
+    errors = []
+    for r in data:
+        if r["network"] not in held_out:
+            continue
+        key = r["kernel"] if r["kernel"] in kernels else r["class"]
+        if key not in kernels:
+            continue
+        p = predict(kernels[key]["coef"], r["x"])
+        errors.append({**{k: r[k] for k in ("network", "layer", "kernel")}, "measured": r["y"], "predicted": round(p),
+                       "rel_error": abs(p - r["y"]) / r["y"]})
+    return kernels, errors
+
+
+def dma_check(run: Path, layers: list[dict]) -> tuple[int, list[str]]:
+    """Layers where the GAP9 model's bytes per level and tiles equal gap9-emu's measured ones."""
+    gap9 = profiles.load("gap9")
+    ok, bad = 0, []
+    for net in sorted({r["network"] for r in layers if r["target"] == "gap9-emu"}):
+        d = run / "runs" / net / "network"
+        if not d.is_dir():
+            continue
+        ests = cost.estimate(walk_network_info(d), gap9)
+        measured = [r for r in layers if r["network"] == net and r["target"] == "gap9-emu"]
+        for e, m in zip(ests, measured):
+            if not m["tiling"] or m["tiling"] == "fc":
+                continue
+            same = e.tiles == int(m["tiles"]) and all(e.traffic[k] == int(m[k]) for k in prof_rows.DMA_KEYS)
+            ok += same
+            if not same:
+                bad.append(f"{net}/{m['name']}")
+    return ok, bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(prog="calibrate_cost_model.py", description=__doc__.split("\n")[0],
+                       epilog=__doc__.split("Examples:")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile-run", required=True, metavar="DIR", help="a tools/profile_suite.py output directory")
+    p.add_argument("--held-out", nargs="+", default=HELD_OUT, metavar="NET", help="networks never used for fitting")
+    p.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    p.add_argument("--write", action="store_true", help="store the fit in gapforge/characterize/calibration/")
+    p.add_argument("--json", metavar="OUT", help="write the error table as JSON")
+    args = p.parse_args(argv)
+    run = Path(args.profile_run)
+    if not (run / "layers.csv").is_file():
+        raise GapforgeError(f"{run}/layers.csv: missing (not a tools/profile_suite.py output directory)")
+    layers = prof_rows.read_csv(run / "layers.csv")
+    report = {}
+    for target in args.targets:
+        data = samples(run, layers, target)
+        if not data:
+            print(f"{target}: no measured layers in {run} (run profile_suite with --targets {target})")
+            continue
+        nets = sorted({r["network"] for r in data})
+        missing = sorted(set(args.held_out) - set(nets))
+        if missing:
+            raise GapforgeError(f"--held-out: {', '.join(missing)} not in {run}/layers.csv for {target}")
+        kernels, errors = calibrate(data, args.held_out)
+        e = [x["rel_error"] for x in errors]
+        med, mx = statistics.median(e), max(e)
+        print(f"\n{target}: {TARGETS[target]} per layer, fitted on {len(nets) - len(args.held_out)} networks "
+              f"({len(data) - len(errors)} layers), checked on {len(args.held_out)} held-out networks "
+              f"({len(errors)} layers)")
+        print(f"  {'kernel':<18} {'layers':>6} {'median':>8} {'max':>8}")
+        for k in sorted({x["kernel"] for x in errors}):
+            ke = [x["rel_error"] for x in errors if x["kernel"] == k]
+            print(f"  {k:<18} {len(ke):>6} {statistics.median(ke) * 100:>7.1f}% {max(ke) * 100:>7.1f}%")
+        verdict = lambda v, t: "met" if v <= t else "MISSED"  # noqa: E731
+        print(f"  {'all':<18} {len(e):>6} {med * 100:>7.1f}% {mx * 100:>7.1f}%   targets: median <= 10% "
+              f"{verdict(med, TARGET_MEDIAN)}, max <= 25% {verdict(mx, TARGET_MAX)}")
+        for x in sorted(errors, key=lambda x: -x["rel_error"])[:5]:
+            print(f"    worst: {x['network']}/{x['layer']} ({x['kernel']}): measured {x['measured']:.0f}, "
+                  f"predicted {x['predicted']}, {x['rel_error'] * 100:.1f}%")
+        report[target] = {"median_rel_error": med, "max_rel_error": mx, "layers": errors}
+        if args.write:
+            doc = {"model": target, "measured": TARGETS[target], "features": list(cost.FEATURES),
+                   "per_core_features": list(cost.PER_CORE) if target == "gap9-qemu" else [],
+                   "fitted_by": "tools/calibrate_cost_model.py (non-negative least squares on relative error)",
+                   "training_networks": [n for n in nets if n not in args.held_out],
+                   "held_out_networks": list(args.held_out),
+                   "held_out_error": {"median": round(med, 4), "max": round(mx, 4), "layers": len(errors)},
+                   "kernels": kernels}
+            atomic_write_text(cost.CALIBRATION_DIR / f"{target}.json", json.dumps(doc, indent=1) + "\n")
+            print(f"  wrote {cost.CALIBRATION_DIR / (target + '.json')}")
+    ok, bad = dma_check(run, layers)
+    print(f"\nGAP9 model vs gap9-emu measured: {ok} tiled layers with equal DMA bytes per level and tiles, "
+          f"{len(bad)} different" + (f" ({', '.join(bad[:5])})" if bad else ""))
+    report["dma_check"] = {"equal": ok, "different": bad}
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    run_cli(main)
