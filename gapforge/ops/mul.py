@@ -155,8 +155,8 @@ def _lower_mul(ctx) -> None:
         if isinstance(c, torch.Tensor):
             c = c.detach().clone()
         x = ctx.tensor_of_act(acts[k])
-        if x.kind == "acc" and float_fn_of(ctx, x) is None and lower_constant_scaling(ctx):
-            return  # an accumulator scaled by a constant (q @ k^T * 0.125): the factor folds into its scale
+        if float_fn_of(ctx, x) is None and lower_constant_scaling(ctx):
+            return  # scaling by a positive constant folds into the scale (gapforge/ops/rescale.py)
         ctx.bind(apply_float_fn(ctx, x, lambda v, c=c: torch.mul(v, c), f"product with a constant '{ctx.name}'",
                                 f"mul(x, {c if not isinstance(c, torch.Tensor) else float(c)})", ctx.name))
         return
@@ -175,8 +175,9 @@ FRONTENDS = [
         lowers_to=("mul", "lut"),
         doc="Product of two quantized activations (tensors out of quantizers with any zero points; "
             "QuantTensors with zero point 0, as Brevitas allows) with broadcasting up to 4-D (gates such as [N, C, H, W] * [N, C, 1, 1]): an exact "
-            "int32 product requantized once by the next quantizer. x * f(x), x * x and x * scalar are float "
-            "functions of one tensor and become a table (lut). The float result of a function times another "
+            "int32 product requantized once by the next quantizer. x * f(x), x * x and f(x) * scalar are float "
+            "functions of one tensor and become a table (lut); x * c of a quantized tensor or an accumulator "
+            "by a positive constant folds into its scale (rescale). The float result of a function times another "
             "activation is refused with a hint (quantize it first).",
         lower=_lower_mul,
     ),
