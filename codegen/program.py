@@ -29,6 +29,7 @@ from codegen.packing import pack_rows, packed_bits
 from gapforge import ir
 from gapforge.errors import GapforgeError
 from gapforge.ops import registry
+from gapforge.ops._shapes import chw
 from gapforge.plan import Plan, Requant, Step, step_cost
 
 DTYPE_ENUM = {"int8": "GF_S8", "uint8": "GF_U8", "int32": "GF_S32"}
@@ -262,8 +263,8 @@ class CallBuilder:
     def window_shape(self) -> tuple[int, ...]:
         """gf_conv_shape_t of a sliding-window step (conv or pooling) over NCHW."""
         x, y, a = self.net.tensors[self.op.inputs[0]], self.net.tensors[self.op.outputs[0]], self.attrs
-        c, h, w = x.shape[1:4]
-        o, oh, ow = y.shape[1:4]
+        c, h, w = chw(x.shape)
+        o, oh, ow = chw(y.shape)
         kh, kw = a["kernel_size"]
         sy, sx = a["stride"]
         pt, pl, pb, pr = a["padding"]

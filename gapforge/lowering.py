@@ -66,6 +66,12 @@ class Lowering:
         self.failed_by: dict[int, str] = {}  # activation -> name of the unsupported node it came from
         # Brevitas' own (float) value of each IR tensor in the captured pass, for fidelity checks
         self.values: dict[str, torch.Tensor] = {}
+        # zero padding folded into the convolution that consumes it: padded activation -> the pads
+        # [top, left, bottom, right] (the activation is bound to the unpadded tensor; gapforge/ops/pad.py)
+        self.pending_pad: dict[int, list[int]] = {}
+        # nodes a frontend folded into the op it emitted (e.g. Mamba's slice of a causal conv1d):
+        # node index -> (tensor bound to the node's outputs, the folding op's name)
+        self.absorbed: dict[int, tuple[str, str]] = {}
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:
@@ -117,6 +123,12 @@ class Lowering:
     def _lower_node(self, node: Node) -> None:
         front = self.registry.frontend_for_node(node)
         ctx = NodeContext(self, node)
+        if node.index in self.absorbed:
+            tensor, into = self.absorbed[node.index]
+            ctx.bind(self.tensors[tensor])
+            self.diagnostics.append(Diagnostic(node.name, node.kind, node.type_name, "supported",
+                                               f"folded into '{into}'", None, [], node.location))
+            return
         if front is None:
             msg, hint = self.registry.unsupported_reason(node)
             self._fail_node(node, msg, hint)
@@ -287,6 +299,10 @@ class NodeContext:
         """Brevitas' value of an internal tensor (e.g. a layer's input quantizer output)."""
         if value is not None:
             self.low.values[tensor.name] = value
+
+    def absorb(self, node: Node, tensor: ir.TensorInfo) -> None:
+        """``node`` (a later one) is folded into what this node emitted: its output is ``tensor``."""
+        self.low.absorbed[node.index] = (tensor.name, self.name)
 
     def bind_all(self, tensor: ir.TensorInfo) -> None:
         for a in self.node.outputs:

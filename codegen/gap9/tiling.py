@@ -29,6 +29,7 @@ from codegen.packing import packed_bits, row_bytes
 from gapforge import ir
 from gapforge.errors import GapforgeError
 from gapforge.ops import registry
+from gapforge.ops._shapes import chw
 from gapforge.plan import Step
 
 ELEM = {"int8": 1, "uint8": 1, "int32": 4}
@@ -165,8 +166,8 @@ def conv_geometry(step: Step, net: ir.Network, pack: bool = False) -> ConvGeomet
     x = net.tensors[op.inputs[0]]
     y = net.tensors[step.output]
     a = step.attrs
-    c, h, w = x.shape[1:4]
-    o, oh, ow = y.shape[1:4]
+    c, h, w = chw(x.shape)
+    o, oh, ow = chw(y.shape)
     kh, kw = a["kernel_size"]
     sy, sx = a["stride"]
     pt, pl = a["padding"][0], a["padding"][1]
