@@ -153,9 +153,9 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
         if len(x) == 1:
             text += " [ONE input only]"
             summary["fidelity"]["note"] = f"fidelity {fidelity.SINGLE_INPUT_NOTE}"
-        held_x, held_y = work / "inputs" / "held_out_x.npy", work / "inputs" / "held_out_y.npy"
+        held_y = work / "inputs" / "held_out_y.npy"
         if held_y.is_file():
-            acc = accuracy_report(src.model, engine, np.load(held_x), np.load(held_y))
+            acc = accuracy_report(src.model, engine, stored_inputs(work)[0], np.load(held_y))
             atomic_write_text(work / "accuracy_report.json", json.dumps(acc, indent=1) + "\n")
             summary["accuracy"] = acc["accuracy"]
             a = acc["accuracy"]
