@@ -68,7 +68,7 @@ def file_names(kind: str, count: int) -> list[str]:
     return [kind] if count == 1 else [f"{kind}_{i}" for i in range(count)]
 
 
-def _stored_arrays(net_dir: Path, kind: str):
+def stored_arrays(net_dir: Path, kind: str):
     """The arrays stored as ``inputs/<kind>.npy`` or ``inputs/<kind>_0.npy``, ``_1``, ... (None: none)."""
     one = net_dir / "inputs" / f"{kind}.npy"
     if one.is_file():
@@ -169,10 +169,10 @@ def stored(net_dir: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
     The model file's held-out samples when it has ``held_out_data()``, else its example input.
     """
     held_y = net_dir / "inputs" / "held_out_y.npy"
-    held = _stored_arrays(net_dir, "held_out_x")
+    held = stored_arrays(net_dir, "held_out_x")
     if held is not None:
         return held, (np.load(held_y) if held_y.is_file() else None), "held-out samples of the model file"
-    example = _stored_arrays(net_dir, "example_input")
+    example = stored_arrays(net_dir, "example_input")
     if example is None:
         raise GapforgeError(f"{net_dir}: no inputs/ directory (extract the network with tools/pytorch_extractor.py); "
                             "pass --inputs X.npy")

@@ -267,7 +267,9 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
     cores = budgets.hw.compute_cores
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
-    cands = [(c, r, g.ow) for c in cos for r in _candidates(g.oh)]
+    # a 1-D map (conv1d, height 1) has no rows to cut: its sequence axis is tiled from the start
+    cols = _candidates(g.ow) if g.oh == 1 and g.h == 1 else [g.ow]
+    cands = [(c, r, w) for c in cos for r in _candidates(g.oh) for w in cols]
     try:
         plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, cores, sb), cands, budgets.l1, step.output)
     except TilingError:  # full-width rows do not fit: tile the columns too

@@ -33,6 +33,25 @@ def _spec(ctx) -> tuple[list[int], str, float]:
     return [int(p) for p in pad], mode, 0.0 if value is None else float(value)
 
 
+def _is_pad(node) -> bool:
+    return isinstance(node.module, (nn.ConstantPad1d, nn.ConstantPad2d)) or (
+        node.kind == "function" and node.type_name == "pad")
+
+
+def _not_into_convs(graph, users) -> list:
+    """The users that are neither a convolution nor a pad whose own users all are (pads of pads add up)."""
+    bad = []
+    for u in users:
+        if isinstance(u.module, _CONVS):
+            continue
+        nxt = graph.consumers(u.outputs[0]) if _is_pad(u) and u.outputs else []
+        if not nxt:
+            bad.append(u)
+        else:
+            bad.extend(_not_into_convs(graph, nxt))
+    return bad
+
+
 def _lower_pad(ctx) -> None:
     pad, mode, value = _spec(ctx)
     if mode != "constant":
@@ -52,7 +71,7 @@ def _lower_pad(ctx) -> None:
     left, right = pad[0], pad[1]
     top, bottom = (pad[2], pad[3]) if len(pad) == 4 else (0, 0)
     users = ctx.consumers(0)
-    bad = [u for u in users if not isinstance(u.module, _CONVS)]
+    bad = _not_into_convs(ctx.low.graph, users)
     if bad or not users:
         what = bad[0].describe() if bad else "nothing"
         ctx.fail(f"zero padding is supported only as the input of a convolution; its result goes to {what}",
