@@ -184,7 +184,8 @@ def _plan_memory(plan: Plan, tensors: dict[str, TensorRec]) -> MemoryPlan:
     first: dict[str, int] = {}
     views: dict[str, str] = {}
     for i, s in enumerate(plan.steps):
-        first[s.output] = i
+        # the host-quantized inputs all arrive before the run: each has its own region from step 0
+        first[s.output] = 0 if registry().ir_ops[s.kind].host else i
         for t in s.inputs:
             last_use[t] = i
     for o in plan.net.outputs:
