@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     p.add_argument("--network", metavar="DIR", help="extracted network to check (default: extract to a temporary directory)")
-    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first (default: the held-out data, "
+    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first; an .npz with one array per "
+                   "input for a network with several inputs (default: the held-out data, "
                    "else the example input)")
     p.add_argument("--num-cases", type=int, default=None, metavar="K", help="use only the first K inputs")
     p.add_argument("--json-out", metavar="FILE", help="write the fidelity report as JSON "

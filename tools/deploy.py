@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory for everything")
     p.add_argument("--target", default="host", choices=sorted(TARGETS),
                    help="device target (default: host); gap9 runs on the PMSIS emulation")
-    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first, for fidelity and the golden "
+    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first (an .npz with one array per input "
+                   "for a network with several inputs), for fidelity and the golden "
                    "test cases (default: the model file's held-out samples, else its example input)")
     p.add_argument("--num-cases", type=int, metavar="K",
                    help=f"golden test cases (default: {DEFAULT_CASES}, or as many inputs as there are)")
