@@ -33,7 +33,7 @@ class Several:
     def __len__(self) -> int:
         return len(self.arrays[0])
 
-    def __getitem__(self, k) -> "Several":
+    def __getitem__(self, k) -> Several:
         return Several([a[k] for a in self.arrays])
 
     @property
@@ -118,7 +118,7 @@ def load(path: str | os.PathLike):
     return checked(arr, str(path))
 
 
-def _load_npz(path) -> "Several":
+def _load_npz(path) -> Several:
     try:
         with np.load(path, allow_pickle=False) as z:
             files = dict(z.items())

@@ -8,7 +8,7 @@ import pytest
 from conftest import run_tool
 
 from codegen.generate import generate_project
-from gapforge import inputs, ir
+from gapforge import inputs
 from gapforge.errors import GapforgeError
 from tools.int8_inference import INT8InferenceEngine
 

@@ -43,6 +43,11 @@ def _take(x, idx):
     return tuple(t[idx] for t in x) if isinstance(x, tuple) else x[idx]
 
 
+def args(x) -> tuple:
+    """The model's call arguments for a batch (a tuple of inputs, or one)."""
+    return x if isinstance(x, tuple) else (x,)
+
+
 def trained(name: str, factory: Callable[[], torch.nn.Module], *, length: int = 8, halves: bool = False,
             epochs: int = 3, lr: float = 2e-3, batch: int = 64, calib_batches: int = 8) -> torch.nn.Module:
     settings = dict(length=length, halves=halves, epochs=epochs, lr=lr, batch=batch, calib=calib_batches,
@@ -60,7 +65,6 @@ def trained(name: str, factory: Callable[[], torch.nn.Module], *, length: int = 
     try:
         x, y = sequences(length, halves)
         xt, yt = _take(x, slice(0, N_TRAIN)), y[:N_TRAIN]
-        args = (lambda v: v if isinstance(v, tuple) else (v,))
         g = torch.Generator().manual_seed(0)
         model.eval()
         with torch.no_grad(), calibration_mode(model):
