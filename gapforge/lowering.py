@@ -67,7 +67,7 @@ class Lowering:
         # Brevitas' own (float) value of each IR tensor in the captured pass, for fidelity checks
         self.values: dict[str, torch.Tensor] = {}
         # zero padding folded into the convolution that consumes it: padded activation -> the pads
-        # [top, left, bottom, right] (the activation is bound to the unpadded tensor; gapforge/ops/pad.py)
+        # [top, left, bottom, right] (the activation is bound to the unpadded tensor; gapforge/ops/zeropad.py)
         self.pending_pad: dict[int, list[int]] = {}
         # nodes a frontend folded into the op it emitted (e.g. Mamba's slice of a causal conv1d):
         # node index -> (tensor bound to the node's outputs, the folding op's name)

@@ -124,7 +124,7 @@ def _same_pads(kernel: int, dilation: int) -> tuple[int, int]:
 
 
 def _folded_pads(ctx) -> list[int]:
-    """Zero padding of an F.pad / ZeroPad / ConstantPad(0) right before this layer (gapforge/ops/pad.py)."""
+    """Zero padding of an F.pad / ZeroPad / ConstantPad(0) right before this layer (gapforge/ops/zeropad.py)."""
     return ctx.low.pending_pad.get(ctx.node.inputs[0], [0, 0, 0, 0])
 
 
