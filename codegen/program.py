@@ -30,6 +30,7 @@ from codegen.packing import pack_rows, packed_bits
 from gapforge import ir
 from gapforge.errors import GapforgeError
 from gapforge.ops import registry
+from gapforge.ops._shapes import chw
 from gapforge.plan import Plan, Requant, Step, step_cost
 
 DTYPE_ENUM = {"int8": "GF_S8", "uint8": "GF_U8", "int32": "GF_S32"}
@@ -217,7 +218,8 @@ def _plan_memory(plan: Plan, tensors: dict[str, TensorRec]) -> MemoryPlan:
     first: dict[str, int] = {}
     views: dict[str, str] = {}
     for i, s in enumerate(plan.steps):
-        first[s.output] = i
+        # the host-quantized inputs all arrive before the run: each has its own region from step 0
+        first[s.output] = 0 if registry().ir_ops[s.kind].host else i
         for t in s.inputs:
             last_use[t] = i
     for o in plan.net.outputs:
@@ -312,8 +314,8 @@ class CallBuilder:
     def window_shape(self) -> tuple[int, ...]:
         """gf_conv_shape_t of a sliding-window step (conv or pooling) over NCHW."""
         x, y, a = self.net.tensors[self.op.inputs[0]], self.net.tensors[self.op.outputs[0]], self.attrs
-        c, h, w = x.shape[1:4]
-        o, oh, ow = y.shape[1:4]
+        c, h, w = chw(x.shape)
+        o, oh, ow = chw(y.shape)
         kh, kw = a["kernel_size"]
         sy, sx = a["stride"]
         pt, pl, pb, pr = a["padding"]

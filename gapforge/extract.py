@@ -11,7 +11,7 @@ from gapforge import ir
 from gapforge.capture import Graph, capture
 from gapforge.errors import GapforgeError
 from gapforge.fsutil import atomic_directory
-from gapforge.inputs import checked
+from gapforge.inputs import checked, file_names
 from gapforge.lowering import Lowering
 from gapforge.modelsrc import REPO_ROOT, ModelSource
 from gapforge.ops import registry
@@ -46,17 +46,27 @@ def model_inputs(src: ModelSource) -> dict[str, np.ndarray]:
     """The model's own inputs, stored next to network_info.json for the later stages.
 
     ``inputs/example_input.npy`` always; ``inputs/held_out_x.npy`` / ``held_out_y.npy`` when the
-    model file provides ``held_out_data()`` (returning inputs and integer labels).
+    model file provides ``held_out_data()`` (returning inputs and integer labels). A model with several
+    inputs (``example_input()`` returns a tuple) stores ``example_input_<i>.npy`` and ``held_out_x_<i>.npy``
+    per input ``i`` (``held_out_data()`` then returns a tuple of input batches and the labels).
     """
-    arrays = {"inputs/example_input.npy": src.example_inputs[0].detach().numpy().astype(np.float32)}
+    count = len(src.example_inputs)
+    arrays = {f"inputs/{f}.npy": t.detach().numpy().astype(np.float32)
+              for f, t in zip(file_names("example_input", count), src.example_inputs)}
     held = getattr(src.module, "held_out_data", None)
     if callable(held):
         try:
             x, y = held()
         except Exception as exc:
             raise GapforgeError(f"{src.source}: held_out_data() failed: {type(exc).__name__}: {exc}") from None
-        x = x.detach().numpy() if isinstance(x, torch.Tensor) else x
-        arrays["inputs/held_out_x.npy"] = checked(x, f"{src.source}: held_out_data() inputs")
+        xs = list(x) if isinstance(x, (tuple, list)) and count > 1 else [x]
+        if len(xs) != count:
+            raise GapforgeError(f"{src.source}: held_out_data() returns {len(xs)} input batch(es) for a model with "
+                                f"{count} inputs (return a tuple of {count} batches and the labels)")
+        for i, (f, xi) in enumerate(zip(file_names("held_out_x", count), xs)):
+            xi = xi.detach().numpy() if isinstance(xi, torch.Tensor) else xi
+            what = "inputs" if count == 1 else f"input {i}"
+            arrays[f"inputs/{f}.npy"] = checked(xi, f"{src.source}: held_out_data() {what}")
         arrays["inputs/held_out_y.npy"] = np.asarray(y, dtype=np.int64)
     return arrays
 

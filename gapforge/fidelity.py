@@ -26,6 +26,7 @@ import torch
 
 from gapforge import ir
 from gapforge.capture import capture
+from gapforge.inputs import arrays_of, torch_args
 from gapforge.lowering import Lowering
 from gapforge.ops import registry
 
@@ -131,9 +132,9 @@ def brevitas_accumulator(t: ir.TensorInfo, value: torch.Tensor) -> np.ndarray | 
     return r
 
 
-def capture_values(model, x: torch.Tensor, name: str) -> dict[str, torch.Tensor]:
-    """Brevitas' value of every IR tensor for the batch ``x`` (one forward pass)."""
-    graph = capture(model, (x,), registry().is_leaf)
+def capture_values(model, x, name: str) -> dict[str, torch.Tensor]:
+    """Brevitas' value of every IR tensor for the batch ``x`` (a tensor, or a tuple: one per input)."""
+    graph = capture(model, x if isinstance(x, tuple) else (x,), registry().is_leaf)
     low = Lowering(graph, name, strict=True)
     low.run()
     return low.values
@@ -204,7 +205,7 @@ def teacher_forced(engine, values: dict[str, torch.Tensor], x: np.ndarray) -> li
                                      note="Brevitas value not observable (internal to a module)"))
             continue
         if registry().ir_ops[step.kind].host:  # the input quantizer reads the float input
-            inputs = [x]
+            inputs = [dict(zip(net.inputs, arrays_of(x)))[step.inputs[0]]]
         else:
             inputs = []
             for i in step.inputs:
@@ -251,12 +252,12 @@ def top1_agreement(ours: np.ndarray, ref: np.ndarray) -> float:
 
 
 def check(model, engine, x: np.ndarray, name: str) -> FidelityReport:
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    xt = torch_args(x)
     values = capture_values(model, xt, name)
     with torch.no_grad():
-        ref = model(xt)
+        ref = model(*xt)
     ref = getattr(ref, "value", ref).detach().numpy()
-    rep = FidelityReport(engine.net.name, int(x.shape[0]), is_power_of_two_network(engine.net))
+    rep = FidelityReport(engine.net.name, len(x), is_power_of_two_network(engine.net))
     rep.teacher_forced = teacher_forced(engine, values, x)
     rep.free_running, rep.top1_agreement, rep.max_abs_output_diff, rep.max_rel_output_diff, _ = \
         free_running(engine, values, x, ref)

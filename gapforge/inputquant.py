@@ -106,6 +106,9 @@ def insert(src, spec: str):
     from brevitas.nn import QuantIdentity
 
     kind, scale = parse(spec)
+    if len(src.example_inputs) > 1:
+        raise GapforgeError(f"{src.source}: --input-quant {spec}: the model has {len(src.example_inputs)} inputs; "
+                            "the flag quantizes a single input", hint="put a QuantIdentity on each input in the model")
     already = _already_quantized(src)
     if already is not None:
         raise GapforgeError(f"{src.source}: --input-quant {spec}: the model already quantizes its input "

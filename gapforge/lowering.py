@@ -71,6 +71,12 @@ class Lowering:
         self.float_fns: dict[str, Any] = {}
         # flat accumulators (add_constant) -> the activation shape their quantizer's output gets back
         self.restore_shape: dict[str, list[int]] = {}
+        # zero padding folded into the convolution that consumes it: padded activation -> the pads
+        # [top, left, bottom, right] (the activation is bound to the unpadded tensor; gapforge/ops/zeropad.py)
+        self.pending_pad: dict[int, list[int]] = {}
+        # nodes a frontend folded into the op it emitted (e.g. Mamba's slice of a causal conv1d):
+        # node index -> (tensor bound to the node's outputs, the folding op's name)
+        self.absorbed: dict[int, tuple[str, str]] = {}
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:
@@ -122,6 +128,12 @@ class Lowering:
     def _lower_node(self, node: Node) -> None:
         front = self.registry.frontend_for_node(node)
         ctx = NodeContext(self, node)
+        if node.index in self.absorbed:
+            tensor, into = self.absorbed[node.index]
+            ctx.bind(self.tensors[tensor])
+            self.diagnostics.append(Diagnostic(node.name, node.kind, node.type_name, "supported",
+                                               f"folded into '{into}'", None, [], node.location))
+            return
         if front is None:
             msg, hint = self.registry.unsupported_reason(node)
             self._fail_node(node, msg, hint)
@@ -305,6 +317,9 @@ class NodeContext:
         v = self.low.values.get(source.name)
         if v is not None:
             self.low.values[tensor.name] = fn(v)
+    def absorb(self, node: Node, tensor: ir.TensorInfo) -> None:
+        """``node`` (a later one) is folded into what this node emitted: its output is ``tensor``."""
+        self.low.absorbed[node.index] = (tensor.name, self.name)
 
     def bind_all(self, tensor: ir.TensorInfo) -> None:
         for a in self.node.outputs:

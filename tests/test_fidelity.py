@@ -5,15 +5,15 @@ import pytest
 import torch
 from conftest import DEPLOYABLE, source
 
-from gapforge import fidelity, ir
+from gapforge import fidelity, inputs, ir
 from tools.int8_inference import INT8InferenceEngine
 
 CASES = 48
 
 
 def _inputs(d):
-    p = d / "inputs" / "held_out_x.npy"
-    return np.load(p)[:CASES] if p.is_file() else np.load(d / "inputs" / "example_input.npy")
+    held = inputs.stored_arrays(d, "held_out_x")
+    return held[:CASES] if held is not None else inputs.stored_arrays(d, "example_input")
 
 
 @pytest.mark.parametrize("name", DEPLOYABLE)
@@ -49,10 +49,10 @@ def test_power_of_two_network_is_exact_everywhere(name, extracted):
 def test_example_input_top1_and_golden_output(name, extracted):
     d = extracted(name)
     engine = INT8InferenceEngine(d)
-    x = np.load(d / "inputs" / "example_input.npy")
+    x = inputs.stored_arrays(d, "example_input")
     out, ints = engine.forward(x)
     with torch.no_grad():
-        ref = source(name).model(torch.from_numpy(x))
+        ref = source(name).model(*inputs.torch_args(x))
     ref = getattr(ref, "value", ref).numpy()
     assert fidelity.top1_agreement(out.reshape(1, -1), ref.reshape(1, -1)) == 1.0
     rel = np.abs(out - ref).max() / np.abs(ref).max()

@@ -391,3 +391,15 @@ def test_tiles_fit_and_dma_is_minimal(name, extracted):
                 assert tp.dma["out"] == y.numel * (4 if y.dtype == "int32" else 1)
                 bigger = tile_step(step, net, DEFAULT.with_budgets(2 * l1, None))
                 assert bigger.dma_total <= tp.dma_total
+
+
+def test_long_sequence_tiled_over_time_and_streamed_at_small_l2(golden, tmp_path):
+    """kws_conv1d (8 x 1024 input): the conv tiles cut the time axis at 16 KiB of L1, and with 24 KiB of
+    L2 its activations and weights live in L3 and stream through L2."""
+    g, passed, res, proj = _gap9(golden, "kws_conv1d", tmp_path, l1=16 * KIB, l2=24 * KIB)
+    plan = _assert_exact(passed, res, proj)
+    long = [r for r in plan["gap9"]["layers"] if r["tiling"] == "conv" and r["tile"]["ow"] < 1024
+            and r["name"] in ("r1",)]
+    assert long and long[0]["tiles"] > 1
+    assert plan["gap9"]["params_level"] == "L3" and "L3" in plan["gap9"]["buffers"].values()
+    assert sum(r["dma_bytes"]["l3_to_l2"] for r in plan["gap9"]["layers"]) > 0

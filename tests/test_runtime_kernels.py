@@ -479,6 +479,11 @@ def build_cases() -> CaseSet:
                   in_t=in_t)
         conv_case(cs, rng, K_DWCONV, f"dw3_{in_t}_extreme", C=4, H=6, W=10, Co=4, groups=4, in_t=in_t,
                   xmode="extreme", wmode="extreme", bias="large", negative=True)
+        # conv1d as the map of height 1: Mamba's causal depthwise conv (k 4, left padding 3), 'same', strided
+        conv_case(cs, rng, K_DWCONV, f"dw1d_{in_t}_causal_k4", C=6, H=1, W=37, Co=6, k=(1, 4), pad=(0, 3, 0, 0),
+                  groups=6, in_t=in_t)
+        conv_case(cs, rng, K_DWCONV, f"dw1d_{in_t}_same_k4_s2", C=3, H=1, W=20, Co=3, k=(1, 4), stride=(1, 2),
+                  pad=(0, 1, 0, 2), groups=3, in_t=in_t, out="u8", relu=True)
     # general gf_conv2d: dilation, strides, groups, odd kernels, and the dispatch to specialized kernels
     for in_t in ("s8", "u8"):
         conv_case(cs, rng, K_CONV, f"conv_{in_t}_dil2", C=4, H=11, W=12, Co=6, pad=(2, 2, 2, 2), dil=(2, 2),
@@ -500,6 +505,12 @@ def build_cases() -> CaseSet:
                   in_t=in_t)
         conv_case(cs, rng, K_CONV, f"conv_{in_t}_1x1_pad1", C=4, H=5, W=6, Co=8, k=(1, 1), pad=(1, 1, 1, 1),
                   in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv1d_{in_t}_k5_causal", C=5, H=1, W=33, Co=7, k=(1, 5), pad=(0, 4, 0, 0),
+                  in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv1d_{in_t}_dil3_s2", C=4, H=1, W=29, Co=6, k=(1, 3), stride=(1, 2),
+                  pad=(0, 3, 0, 3), dil=(1, 3), in_t=in_t, rq="tensor")
+        conv_case(cs, rng, K_CONV, f"conv1d_{in_t}_dw", C=4, H=1, W=16, Co=4, k=(1, 4), pad=(0, 3, 0, 0), groups=4,
+                  dil=(1, 2), in_t=in_t)
         conv_case(cs, rng, K_CONV, f"conv_{in_t}_disp_3x3", C=4, H=6, W=9, Co=5, in_t=in_t)
         conv_case(cs, rng, K_CONV, f"conv_{in_t}_disp_1x1", C=6, H=5, W=5, Co=8, k=(1, 1), pad=(0, 0, 0, 0),
                   in_t=in_t)

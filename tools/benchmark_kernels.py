@@ -24,6 +24,9 @@ the kernel's bytes against it.
 The int8 x int8 matmul of two activations (gf_matmul) is checked against gf_linear_ref on the rows with
 the second operand transposed (target <= 4.0 per MAC, as for depthwise 3x3).
 
+conv1d / dwconv1d (targets 2.8 / 4.0) are 1-D convolutions over (channels, time) as the generated code
+runs them: the map of height 1 through gf_conv2d / gf_dwconv2d (kernel 1 x K).
+
 Examples:
   python tools/benchmark_kernels.py
   python tools/benchmark_kernels.py --json-out bench.json --plot bench.png
@@ -55,18 +58,19 @@ REPO = Path(__file__).resolve().parents[1]
 RUNTIME = REPO / "codegen" / "runtime"
 
 TARGETS = {"conv3x3": 2.8, "conv1x1": 2.8, "dwconv3x3": 4.0, "linear": 2.8, "lut": 5.0, "mul": 18.0,
-           "mul_gate": 16.0, "matmul": 4.0}
+           "mul_gate": 16.0, "matmul": 4.0, "conv1d": 2.8, "dwconv1d": 4.0}
 ELEMENTWISE = ("lut", "mul", "mul_gate")  # figures per element, not per MAC
 
 
 @dataclass(frozen=True)
 class Config:
-    kernel: str  # conv3x3 | conv1x1 | dwconv3x3 | linear | matmul (c = K, h = M rows, w = groups, o = N)
+    kernel: str  # conv3x3 | conv1x1 | dwconv3x3 | linear | conv1d | dwconv1d | matmul (c = K, h = M rows, w = groups, o = N)
     c: int
     h: int
     w: int
     o: int
     stride: int = 1
+    k: int = 3  # conv1d / dwconv1d: kernel length
 
     @property
     def size(self) -> str:
@@ -78,15 +82,26 @@ class Config:
             return f"{self.w}x[{self.h}x{self.c}]@[{self.c}x{self.o}]"
         if self.kernel == "dwconv3x3":
             return f"{self.c}ch @{self.h}x{self.w} s{self.stride}"
+        if self.kernel == "dwconv1d":
+            return f"{self.c}ch k{self.k} @T={self.w} s{self.stride}"
+        if self.kernel == "conv1d":
+            return f"{self.c}->{self.o} k{self.k} @T={self.w} s{self.stride}"
         return f"{self.c}->{self.o} @{self.h}x{self.w}"
 
     def geometry(self) -> dict[str, int]:
+        if self.kernel in ("conv1d", "dwconv1d"):  # 1 x K over the map of height 1, causal left padding
+            k, p = self.k, self.k - 1
+            ow = (self.w + p - k) // self.stride + 1
+            groups = self.c if self.kernel == "dwconv1d" else 1
+            return {"K": k, "KH": 1, "P": 0, "PL": p, "PR": 0, "S": self.stride, "SY": 1, "OH": 1, "OW": ow,
+                    "G": groups}
         k = 1 if self.kernel == "conv1x1" else 3
         p = 0 if self.kernel == "conv1x1" else 1
         oh = (self.h + 2 * p - k) // self.stride + 1
         ow = (self.w + 2 * p - k) // self.stride + 1
         groups = self.c if self.kernel == "dwconv3x3" else 1
-        return {"K": k, "P": p, "S": self.stride, "OH": oh, "OW": ow, "G": groups}
+        return {"K": k, "KH": k, "P": p, "PL": p, "PR": p, "S": self.stride, "SY": self.stride, "OH": oh, "OW": ow,
+                "G": groups}
 
     @property
     def macs(self) -> int:
@@ -97,7 +112,7 @@ class Config:
         if self.kernel == "matmul":
             return self.w * self.h * self.c * self.o
         g = self.geometry()
-        return self.o * (self.c // g["G"]) * g["K"] * g["K"] * g["OH"] * g["OW"]
+        return self.o * (self.c // g["G"]) * g["KH"] * g["K"] * g["OH"] * g["OW"]
 
 
 CONFIGS = [
@@ -115,6 +130,10 @@ CONFIGS = [
     Config("mul_gate", 32, 16, 16, 32),
     Config("matmul", 32, 64, 2, 64),  # attention scores: 2 heads, 64 tokens, head size 32
     Config("matmul", 64, 64, 2, 32),  # weighted values: 2 heads, 64 tokens x 64 keys @ [64 x 32]
+    Config("conv1d", 16, 1, 256, 32, 1, 5),
+    Config("conv1d", 32, 1, 256, 32, 2, 3),
+    Config("dwconv1d", 32, 1, 256, 32, 1, 4),  # Mamba's causal depthwise conv (d_conv = 4)
+    Config("dwconv1d", 64, 1, 1024, 64, 1, 3),
 ]
 
 BENCH_C = r"""
@@ -148,7 +167,7 @@ static int8_t BT[BC * BO]; /* one group's b transposed: the reference is gf_line
 #define NY NX
 #else
 #define NX (BC * BH * BW)
-#define NW (BO * (BC / BG) * BK * BK)
+#define NW (BO * (BC / BG) * BKH * BK)
 #define NY (BO * BOH * BOW)
 #endif
 
@@ -254,14 +273,16 @@ int main(void)
     {
         gf_conv_shape_t s;
         s.c = BC, s.h = BH, s.w = BW, s.o = BO, s.oh = BOH, s.ow = BOW;
-        s.kh = BK, s.kw = BK, s.sy = BS, s.sx = BS;
-        s.pt = BP, s.pl = BP, s.pb = BP, s.pr = BP;
+        s.kh = BKH, s.kw = BK, s.sy = BSY, s.sx = BS;
+        s.pt = BP, s.pl = BPL, s.pb = BP, s.pr = BPR;
         s.dy = 1, s.dx = 1, s.groups = BG;
         t0 = gf_hal_instret();
 #if BKIND == 1
         gf_conv2d_3x3(X, GF_S8, Wt, Bias, &s, &rq, Y0);
 #elif BKIND == 2
         gf_conv2d_1x1(X, GF_S8, Wt, Bias, &s, &rq, Y0);
+#elif BKIND == 9
+        gf_conv2d(X, GF_S8, Wt, Bias, &s, &rq, Y0);
 #else
         gf_dwconv2d(X, GF_S8, Wt, Bias, &s, &rq, Y0);
 #endif
@@ -283,7 +304,8 @@ int main(void)
 }
 """
 
-KIND_ID = {"conv3x3": 1, "conv1x1": 2, "dwconv3x3": 3, "linear": 4, "lut": 5, "mul": 6, "mul_gate": 7, "matmul": 8}
+KIND_ID = {"conv3x3": 1, "conv1x1": 2, "dwconv3x3": 3, "linear": 4, "lut": 5, "mul": 6, "mul_gate": 7, "matmul": 8,
+           "conv1d": 9, "dwconv1d": 10}
 
 
 @dataclass
@@ -316,16 +338,18 @@ def multiplier_shift(cfg: Config) -> int:
     if cfg.kernel in ELEMENTWISE:
         return 31 + 8  # products of two int8 values: spread about 74 * 74, mantissa shifted down (BMULSH)
     g = cfg.geometry()
-    n = cfg.c if cfg.kernel in ("linear", "matmul") else (cfg.c // g["G"]) * g["K"] * g["K"]
+    n = cfg.c if cfg.kernel in ("linear", "matmul") else (cfg.c // g["G"]) * g["KH"] * g["K"]
     spread = 74.0 * 74.0 * math.sqrt(n)  # std of a sum of n products of uniform int8 values
     return 31 + max(1, round(math.log2(spread / 100.0)))
 
 
 def measure(cfg: Config, build: Path, objs: list[Path], opt: str, timeout: float) -> Row:
     flat = cfg.kernel in ("linear", "matmul") or cfg.kernel in ELEMENTWISE
-    g = cfg.geometry() if not flat else {"K": 1, "P": 0, "S": 1, "OH": 1, "OW": 1, "G": 1}
+    g = cfg.geometry() if not flat else {"K": 1, "KH": 1, "P": 0, "PL": 0, "PR": 0, "S": 1, "SY": 1, "OH": 1, "OW": 1,
+                                         "G": 1}
     defines = {"BKIND": str(KIND_ID[cfg.kernel]), "BC": str(cfg.c), "BH": str(cfg.h), "BW": str(cfg.w),
-               "BO": str(cfg.o), "BK": str(g["K"]), "BP": str(g["P"]), "BS": str(g["S"]), "BOH": str(g["OH"]),
+               "BO": str(cfg.o), "BK": str(g["K"]), "BKH": str(g["KH"]), "BP": str(g["P"]), "BPL": str(g["PL"]),
+               "BPR": str(g["PR"]), "BS": str(g["S"]), "BSY": str(g["SY"]), "BOH": str(g["OH"]),
                "BOW": str(g["OW"]), "BG": str(g["G"]), "BSH": str(multiplier_shift(cfg)), "BMULSH": "6"}
     name = re.sub(r"[^A-Za-z0-9]+", "_", f"{cfg.kernel}_{cfg.size}").strip("_")
     src = build / f"bench_{name}.c"

@@ -40,15 +40,15 @@ def accuracy_report(model, engine, x: np.ndarray, y: np.ndarray) -> dict:
     import torch
     from brevitas.graph.calibrate import quantization_status_manager
 
-    xt = torch.from_numpy(x)
+    xt = inputs.torch_args(x)
     note = None
     with torch.no_grad():
-        brev = model(xt)
+        brev = model(*xt)
         brev = getattr(brev, "value", brev).numpy()
         try:
             with quantization_status_manager(model, disable_act_quant=True, disable_weight_quant=True,
                                              disable_bias_quant=True, is_training=False):
-                flt = model(xt)
+                flt = model(*xt)
                 flt = getattr(flt, "value", flt).numpy()
         except Exception as exc:  # e.g. models that assert they receive QuantTensors
             flt = None
@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     p.add_argument("--network", metavar="DIR", help="extracted network to check (default: extract to a temporary directory)")
-    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first (default: the held-out data, "
+    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first; an .npz with one array per "
+                   "input for a network with several inputs (default: the held-out data, "
                    "else the example input)")
     p.add_argument("--num-cases", type=int, default=None, metavar="K", help="use only the first K inputs")
     p.add_argument("--json-out", metavar="FILE", help="write the fidelity report as JSON "
@@ -98,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         if json_out:
             atomic_write_text(json_out, json.dumps(rep.to_json(), indent=1) + "\n")
         if args.accuracy:
-            hx, hy = net_dir / "inputs" / "held_out_x.npy", net_dir / "inputs" / "held_out_y.npy"
+            hy = net_dir / "inputs" / "held_out_y.npy"
             if not hy.is_file():
                 raise GapforgeError(f"{src.source}: no held_out_data() in the model file, so no accuracy report")
-            acc = accuracy_report(src.model, engine, np.load(hx), np.load(hy))
+            acc = accuracy_report(src.model, engine, inputs.stored(net_dir)[0], np.load(hy))
             a = acc["accuracy"]
             flt = "n/a" if a["float"] is None else f"{a['float'] * 100:.2f}%"
             print(f"accuracy on {acc['samples']} held-out samples: float {flt}, "

@@ -153,9 +153,9 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
         if len(x) == 1:
             text += " [ONE input only]"
             summary["fidelity"]["note"] = f"fidelity {fidelity.SINGLE_INPUT_NOTE}"
-        held_x, held_y = work / "inputs" / "held_out_x.npy", work / "inputs" / "held_out_y.npy"
+        held_y = work / "inputs" / "held_out_y.npy"
         if held_y.is_file():
-            acc = accuracy_report(src.model, engine, np.load(held_x), np.load(held_y))
+            acc = accuracy_report(src.model, engine, stored_inputs(work)[0], np.load(held_y))
             atomic_write_text(work / "accuracy_report.json", json.dumps(acc, indent=1) + "\n")
             summary["accuracy"] = acc["accuracy"]
             a = acc["accuracy"]
@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory for everything")
     p.add_argument("--target", default="host", choices=sorted(TARGETS),
                    help="device target (default: host); gap9 runs on the PMSIS emulation")
-    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first, for fidelity and the golden "
+    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first (an .npz with one array per input "
+                   "for a network with several inputs), for fidelity and the golden "
                    "test cases (default: the model file's held-out samples, else its example input)")
     p.add_argument("--num-cases", type=int, metavar="K",
                    help=f"golden test cases (default: {DEFAULT_CASES}, or as many inputs as there are)")

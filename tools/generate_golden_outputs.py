@@ -31,7 +31,7 @@ if __package__ in (None, ""):
 
 from gapforge.errors import EXIT_OK, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_directory  # noqa: E402
-from gapforge.inputs import DEFAULT_CASES, select  # noqa: E402
+from gapforge.inputs import DEFAULT_CASES, Several, arrays_of, check_shapes, file_names, select  # noqa: E402
 from tools.int8_inference import INT8InferenceEngine  # noqa: E402
 
 
@@ -44,7 +44,8 @@ def tensor_record(name: str, arr: np.ndarray, rel: str) -> dict:
 def write_case(case_dir: Path, n: int, engine: INT8InferenceEngine, x: np.ndarray, label, what: str) -> dict:
     out, ints = engine.forward(x[None])
     (case_dir / "intermediate_int8").mkdir(parents=True)
-    np.save(case_dir / "input_fp32.npy", x[None])
+    for f, arr in zip(file_names("input_fp32", len(engine.net.inputs)), arrays_of(x[None])):
+        np.save(case_dir / f"{f}.npy", arr)
     np.save(case_dir / "output_fp32.npy", out)
     records = []
     for step in engine.plan.steps:
@@ -66,9 +67,12 @@ def generate(net_dir: Path, x: np.ndarray, labels, what: str, progress: bool = T
     from tqdm import tqdm
 
     engine = INT8InferenceEngine(net_dir)
-    want = engine.net.tensors[engine.net.inputs[0]].shape
-    if list(x.shape[1:]) != list(want[1:]):
-        raise GapforgeError(f"inputs of shape {list(x.shape)} (batch first) do not match the network's input {want}")
+    if len(engine.net.inputs) > 1 or isinstance(x, Several):
+        x = check_shapes(x, engine.net)
+    else:
+        want = engine.net.tensors[engine.net.inputs[0]].shape
+        if list(x.shape[1:]) != list(want[1:]):
+            raise GapforgeError(f"inputs of shape {list(x.shape)} (batch first) do not match the network's input {want}")
     cases = []
     with atomic_directory(net_dir / "test_cases") as tmp:
         it = tqdm(range(len(x)), desc=f"golden {engine.net.name}", unit="case", disable=not progress,
@@ -94,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                        epilog=__doc__.split("Examples:")[1],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", required=True, metavar="DIR", help="directory with network_info.json")
-    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first (default: the network's "
+    p.add_argument("--inputs", metavar="X.npy", help="float32 inputs, batch first; for a network with several "
+                   "inputs an .npz with one array per input (np.savez(f, x0, x1)) (default: the network's "
                    "held-out samples, else its example input, as stored by the extractor)")
     p.add_argument("--num-cases", type=int, metavar="K",
                    help=f"number of test cases (default: all of --inputs, else {DEFAULT_CASES} of the stored "

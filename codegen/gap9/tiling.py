@@ -31,6 +31,7 @@ from codegen.packing import packed_bits, row_bytes
 from gapforge import ir
 from gapforge.errors import GapforgeError
 from gapforge.ops import registry
+from gapforge.ops._shapes import chw
 from gapforge.plan import Step
 
 ELEM = {"int8": 1, "uint8": 1, "int32": 4}
@@ -172,8 +173,8 @@ def conv_geometry(step: Step, net: ir.Network, pack: bool = False) -> ConvGeomet
     x = net.tensors[op.inputs[0]]
     y = net.tensors[step.output]
     a = step.attrs
-    c, h, w = x.shape[1:4]
-    o, oh, ow = y.shape[1:4]
+    c, h, w = chw(x.shape)
+    o, oh, ow = chw(y.shape)
     kh, kw = a["kernel_size"]
     sy, sx = a["stride"]
     pt, pl = a["padding"][0], a["padding"][1]
@@ -276,7 +277,9 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
     cores = budgets.hw.compute_cores
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
-    cands = [(c, r, g.ow) for c in cos for r in _candidates(g.oh)]
+    # a 1-D map (conv1d, height 1) has no rows to cut: its sequence axis is tiled from the start
+    cols = _candidates(g.ow) if g.oh == 1 and g.h == 1 else [g.ow]
+    cands = [(c, r, w) for c in cos for r in _candidates(g.oh) for w in cols]
     try:
         plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, cores, sb), cands, budgets.l1, step.output)
     except TilingError:  # full-width rows do not fit: tile the columns too

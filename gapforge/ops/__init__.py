@@ -18,9 +18,21 @@ from gapforge.ops._base import Attr, Frontend, IROp  # noqa: F401  (re-exported)
 # Constructs we recognise but do not support, with the most useful hint we can give.
 _UNSUPPORTED_HINTS: dict[str, str] = {
     "Conv2d": "float convolution: replace torch.nn.Conv2d by brevitas.nn.QuantConv2d",
-    "Conv1d": "1-D convolution is not supported yet",
+    "Conv1d": "float convolution: replace torch.nn.Conv1d by brevitas.nn.QuantConv1d",
     "Linear": "float linear layer: replace torch.nn.Linear by brevitas.nn.QuantLinear",
-    "QuantConv1d": "1-D convolution is not supported yet",
+    "LSTM": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
+    "GRU": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
+    "RNN": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
+    "QuantLSTM": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
+    "QuantGRU": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
+    "QuantRNN": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
+    "ReflectionPad1d": "reflection padding is not supported; pad with zeros (nn.ZeroPad1d / the layer's padding)",
+    "ReflectionPad2d": "reflection padding is not supported; pad with zeros (nn.ZeroPad2d / the layer's padding)",
+    "ReplicationPad1d": "replication padding is not supported; pad with zeros (nn.ZeroPad1d / the layer's padding)",
+    "ReplicationPad2d": "replication padding is not supported; pad with zeros (nn.ZeroPad2d / the layer's padding)",
+    "CircularPad1d": "circular padding is not supported; pad with zeros (nn.ZeroPad1d / the layer's padding)",
+    "CircularPad2d": "circular padding is not supported; pad with zeros (nn.ZeroPad2d / the layer's padding)",
+    "conv1d": "functional F.conv1d on activations: use a brevitas.nn.QuantConv1d module",
     "QuantConvTranspose2d": "transposed convolution is not supported yet",
     "QuantMultiheadAttention": "attention is not supported yet",
     "Upsample": "upsampling is not supported yet",
@@ -37,7 +49,6 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "conv2d": "functional F.conv2d on activations: use a brevitas.nn.QuantConv2d module",
     "linear": "functional F.linear on activations: use a brevitas.nn.QuantLinear module",
     "interpolate": "upsampling is not supported yet",
-    "pad": "explicit F.pad is not supported; use the padding argument of the layer",
     # functions of two activations other than a product (x * y is supported: gapforge/ops/mul.py)
     "maximum": "an element-wise function of two activations other than x * y or x + y has no table form; "
                "compute it from supported ops",

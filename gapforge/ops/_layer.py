@@ -21,7 +21,13 @@ from gapforge.brevitas_quant import int_bias, weight_params
 from gapforge.ops.requantize import quantize_to
 
 
-def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int) -> None:
+def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int, unit_height: bool = False,
+                       out_shape: list[int] | None = None) -> ir.TensorInfo:
+    """Emit the layer; returns its output tensor (also bound to the node's output).
+
+    ``unit_height``: a 1-D convolution, whose weight [O, C/g, k] is stored as the map [O, C/g, 1, k].
+    ``out_shape``: the output shape when it is not the node's (a slice folded into the layer).
+    """
     m = ctx.module
     x = ctx.input_tensor(0)
     if m.input_quant.is_quant_enabled:
@@ -42,6 +48,8 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int) -> Non
         ctx.fail(f"its input has zero point {x.zero_point}; only symmetric (zero point 0) inputs are supported",
                  hint="use a quantizer without zero point (e.g. Int8ActPerTensorFloat or Uint8ActPerTensorFloat)")
     w, wq = weight_params(m, "weights")
+    if unit_height:
+        w = w.reshape(w.shape[:2] + (1,) + w.shape[2:])
     out_ch = w.shape[0]
     s_w = np.asarray(wq.scale if wq.channel_axis is not None else [wq.scale] * out_ch, dtype=np.float64)
     if x.per_channel:
@@ -72,7 +80,7 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int) -> Non
                 bval = getattr(bval, "value", bval)
             offset = [float(v) for v in bval.detach().to(torch.float32).reshape(-1)]
     acc = ctx.new_tensor(
-        ctx.name, "acc", ctx.out_shape(0),
+        ctx.name, "acc", out_shape or ctx.out_shape(0),
         scale=[float(v) for v in sigma] if per_channel else float(sigma[0]),
         channel_axis=channel_axis if (per_channel or offset is not None) else None,
         offset=offset)
@@ -82,6 +90,7 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int) -> Non
     if m.output_quant.is_quant_enabled:
         y = quantize_to(ctx, acc, m.output_quant, f"{ctx.name}.output_quant")
     ctx.bind(y)
+    return y
 
 
 def _cross_check_acc(ctx, acc: ir.TensorInfo, sigma: np.ndarray) -> None:

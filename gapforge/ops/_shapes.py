@@ -81,3 +81,11 @@ def weight_layer(params: dict[str, list[int]], ndim: int, layout: str) -> list[i
 
 def numel(shape: list[int]) -> int:
     return int(math.prod(shape))
+
+
+def chw(shape: list[int]) -> tuple[int, int, int]:
+    """(channels, height, width) of an NCHW activation, or of an NCT one seen as the map NC1T (conv1d)."""
+    if len(shape) == 3:
+        return shape[1], 1, shape[2]
+    c, h, w = shape[1:4]
+    return c, h, w

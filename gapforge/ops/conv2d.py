@@ -7,6 +7,7 @@ import math
 import brevitas.nn as qnn
 
 import atomic_ops
+from atomic_ops.maxpool2d import pooled_size
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
 from gapforge.ops._layer import lower_weight_layer
@@ -16,8 +17,15 @@ from gapforge.plan import weight_acc_bound
 
 def _sources(engine, step, inputs):
     a = step.attrs
-    return [atomic_ops.get("conv2d")(inputs[0], engine.param(step, "weight"), engine.param(step, "bias"),
-                                     a["stride"], a["padding"], a["dilation"], a["groups"])]
+    x = inputs[0]
+    acc = atomic_ops.get("conv2d")(as_nchw(x), engine.param(step, "weight"), engine.param(step, "bias"),
+                                   a["stride"], a["padding"], a["dilation"], a["groups"])
+    return [acc.reshape(acc.shape[:2] + acc.shape[3:]) if x.ndim == 3 else acc]
+
+
+def as_nchw(x):
+    """A 1-D (N, C, T) activation seen as the 2-D map (N, C, 1, T): conv1d is conv2d with H = 1."""
+    return x.reshape(x.shape[:2] + (1,) + x.shape[2:]) if x.ndim == 3 else x
 
 
 def choose_kernel(a: dict, c: int, o: int) -> str:
@@ -51,9 +59,21 @@ def _depthwise(step, net) -> bool:
 
 
 def infer_shapes(inputs, attrs, params):
-    """[N, C, H, W] with weight [O, C/groups, kh, kw] -> [N, O, OH, OW] (PyTorch's window formula)."""
+    """[N, C, H, W] with weight [O, C/groups, kh, kw] -> [N, O, OH, OW] (PyTorch's window formula).
+
+    A 1-D input [N, C, T] is the map [N, C, 1, T] (kernel_size [1, k], no vertical stride, dilation or
+    padding) and gives [N, O, OT]."""
     (x,) = inputs_of(inputs, 1)
-    rank(x, 4, "input (NCHW)")
+    if len(x) == 3:
+        one_d = {"kernel_size": attrs["kernel_size"][0], "stride": attrs["stride"][0],
+                 "dilation": attrs["dilation"][0], "padding": max(attrs["padding"][0], attrs["padding"][2])}
+        for k, v in one_d.items():
+            if v != (0 if k == "padding" else 1):
+                raise ShapeError(f"a 1-D input {x} needs {k} {'0 at top and bottom' if k == 'padding' else '1'} "
+                                 f"along the unit height, got {attrs[k]}", f"attrs.{k}")
+        (y,) = infer_shapes([x[:2] + [1] + x[2:]], attrs, params)
+        return [y[:2] + y[3:]]
+    rank(x, 4, "input (NCHW, or NCT for a 1-D convolution)")
     out_ch, cg, kh, kw = weight_layer(params, 4, "[out, in/groups, kh, kw]")
     groups = attrs["groups"]
     if [kh, kw] != list(attrs["kernel_size"]):
@@ -72,7 +92,8 @@ IR_OP = IROp(
     summary="2-D convolution of int8/uint8 (1-8 bit) activations with int8 (1-8 bit) weights.",
     semantics="acc[n,o,y,x] = bias[o] + sum_{c,i,j} w[o,c,i,j] * x[n, g(o)*Cg + c, y*sy - pt + i*dy, "
               "x*sx - pl + j*dx] with zero padding, in int32 (the extractor checks the worst-case bound).",
-    inputs="one quant tensor (NCHW, zero point 0); per-channel input scales only for depthwise",
+    inputs="one quant tensor (NCHW, or NCT for conv1d: the map NC1T; zero point 0); per-channel input scales "
+           "only for depthwise",
     attrs={
         "kernel_size": Attr(POS_PAIR, "kernel height, width"),
         "stride": Attr(POS_PAIR, "vertical, horizontal stride"),
@@ -96,26 +117,106 @@ IR_OP = IROp(
 )
 
 
+def _same_pads(kernel: int, dilation: int) -> tuple[int, int]:
+    """padding='same' (stride 1): PyTorch puts the extra padding at the bottom/right."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def _folded_pads(ctx) -> list[int]:
+    """Zero padding of an F.pad / ZeroPad / ConstantPad(0) right before this layer (gapforge/ops/zeropad.py)."""
+    return ctx.low.pending_pad.get(ctx.node.inputs[0], [0, 0, 0, 0])
+
+
 def _lower_conv(ctx) -> None:
     m = ctx.module
     if m.padding_mode != "zeros":
-        ctx.fail(f"padding_mode='{m.padding_mode}' is not supported (only zeros)")
+        ctx.fail(f"padding_mode='{m.padding_mode}' is not supported (only zeros)",
+                 hint="use padding_mode='zeros' (the default)")
     kh, kw = pair(m.kernel_size)
     dh, dw = pair(m.dilation)
     if isinstance(m.padding, str):
         if m.padding == "valid":
             pads = [0, 0, 0, 0]
-        else:  # 'same' (stride 1): PyTorch puts the extra padding at the bottom/right
-            th, tw = dh * (kh - 1), dw * (kw - 1)
-            pads = [th // 2, tw // 2, th - th // 2, tw - tw // 2]
+        else:
+            (pt, pb), (pl, pr) = _same_pads(kh, dh), _same_pads(kw, dw)
+            pads = [pt, pl, pb, pr]
     else:
         ph, pw = pair(m.padding)
         pads = [ph, pw, ph, pw]
+    pads = [p + q for p, q in zip(pads, _folded_pads(ctx))]
     attrs = {"kernel_size": [kh, kw], "stride": pair(m.stride), "padding": pads,
              "dilation": [dh, dw], "groups": int(m.groups)}
     if len(ctx.in_shape(0)) != 4:
         ctx.fail(f"expects a 4-D NCHW input, got shape {ctx.in_shape(0)}")
     lower_weight_layer(ctx, "conv2d", attrs, channel_axis=1)
+
+
+def _last_axis_slice(index, ndim: int) -> tuple[int | None, int | None] | None:
+    """(start, stop) when ``index`` slices only the last of ``ndim`` axes with step 1, else None."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    if items and items[0] is Ellipsis:
+        items = [slice(None)] * (ndim - len(items) + 1) + items[1:]
+    if len(items) != ndim or any(not isinstance(i, slice) for i in items):
+        return None
+    if any(i != slice(None) for i in items[:-1]) or items[-1].step not in (None, 1):
+        return None
+    last = items[-1]
+    if not all(v is None or isinstance(v, int) for v in (last.start, last.stop)):
+        return None
+    return last.start, last.stop
+
+
+def _slice_fold(ctx, width: int, span: int, stride: int, pl: int, pr: int):
+    """Mamba's causal convolution, conv1d(padding=k-1)(x)[..., :T]: the slice becomes the padding.
+
+    Keeping outputs [a, b) of a convolution with left padding pl is the convolution with left padding
+    pl - a*stride and the right padding that gives b - a outputs. Returns (getitem node, pl, pr, length)
+    or None when the output is not sliced that way (or the slice is not expressible as padding).
+    """
+    users = ctx.consumers(0)
+    if len(users) != 1 or users[0].type_name != "getitem" or len(users[0].args) != 2:
+        return None
+    node = users[0]
+    full = pooled_size(width, span, stride, pl, pr, False)
+    bounds = _last_axis_slice(node.args[1], 3)
+    if bounds is None:
+        return None
+    a, b, _ = slice(*bounds).indices(full)
+    if b <= a:
+        return None
+    pl2 = pl - a * stride
+    pr2 = (b - a - 1) * stride + span - width - pl2
+    if pl2 < 0 or pr2 < 0 or pooled_size(width, span, stride, pl2, pr2, False) != b - a:
+        return None
+    return node, pl2, pr2, b - a
+
+
+def _lower_conv1d(ctx) -> None:
+    m = ctx.module
+    if m.padding_mode != "zeros":
+        ctx.fail(f"padding_mode='{m.padding_mode}' is not supported (only zeros)",
+                 hint="use padding_mode='zeros' (the default), or zero padding with F.pad before the layer")
+    shape = ctx.in_shape(0)
+    if len(shape) != 3:
+        ctx.fail(f"expects a 3-D (batch, channels, time) input, got shape {shape}")
+    (k,), (s,), (d,) = pair(m.kernel_size, 1), pair(m.stride, 1), pair(m.dilation, 1)
+    if isinstance(m.padding, str):
+        pl, pr = (0, 0) if m.padding == "valid" else _same_pads(k, d)
+    else:
+        pl = pr = pair(m.padding, 1)[0]
+    extra = _folded_pads(ctx)
+    pl, pr = pl + extra[1], pr + extra[3]
+    out_shape = ctx.out_shape(0)
+    folded = _slice_fold(ctx, shape[2], d * (k - 1) + 1, s, pl, pr)
+    if folded is not None:
+        node, pl, pr, length = folded
+        out_shape = out_shape[:2] + [length]
+    attrs = {"kernel_size": [1, k], "stride": [1, s], "padding": [0, pl, 0, pr], "dilation": [1, d],
+             "groups": int(m.groups)}
+    y = lower_weight_layer(ctx, "conv2d", attrs, channel_axis=1, unit_height=True, out_shape=out_shape)
+    if folded is not None:
+        ctx.absorb(folded[0], y)
 
 
 FRONTENDS = [
@@ -129,5 +230,16 @@ FRONTENDS = [
             "output_quant become requantize ops. Any stride, zero padding (incl. 'same'), dilation, "
             "groups; the input must be quantized with zero point 0.",
         lower=_lower_conv,
+    ),
+    Frontend(
+        name="brevitas.nn.QuantConv1d",
+        modules=(qnn.QuantConv1d,),
+        lowers_to=("requantize", "conv2d", "requantize"),
+        doc="A 1-D convolution over (batch, channels, time) is conv2d over the map of height 1: the same "
+            "weights, bias and quantization as QuantConv2d; any kernel, stride, dilation, groups (incl. "
+            "depthwise), zero padding (int or 'same'/'valid'). Causal padding as users write it is exact: "
+            "F.pad(x, (k-1, 0)) / nn.ConstantPad1d((k-1, 0), 0.0) before the layer, or Mamba's "
+            "conv1d(padding=k-1)(x)[..., :T] (the slice becomes the padding).",
+        lower=_lower_conv1d,
     ),
 ]
