@@ -2,9 +2,11 @@
 
 Both walkers give the same :class:`Node` list: each compute node seen as a (grouped) matrix
 product, M output positions x K reduction length x N output channels, plus the bytes of its
-activations and parameters. MACs are M x K x N for nodes with weights (convolution, linear) and 0
-otherwise; the walkers compute them from the geometry alone, so comparing them with the engine's
-figures (the operator declarations' ``macs``) is an independent check (tests/test_characterize.py).
+activations and parameters. MACs are M x K x N for nodes with weights (convolution, linear) and for
+products of two activations (matmul), computed from the geometry alone, so comparing them with the
+engine's figures (the operator declarations' ``macs``) is an independent check
+(tests/test_characterize.py); element-wise and row ops (mul, softmax, LayerNorm) take the count of
+their declaration.
 
 * :func:`walk_network_info` reads an extracted network (ir.load) and its fused steps (the plan the
   INT8 engine and the code generator run): one node per step, activations at their integer widths,
@@ -111,8 +113,16 @@ def walk_network_info(net_dir: str | Path) -> Graph:
         if w is not None:
             m, k, n, g = _gemm(out.shape, list(w.shape), x.shape[1] if len(x.shape) > 1 else None)
             macs = m * k * n
+        elif len(head.inputs) == 2 and step.kind == "matmul":  # a product of two activations [.., M, K] @ [.., K, N]
+            b = net.tensors[head.inputs[1]]
+            k, n = x.shape[-1], b.shape[-1]
+            g = out.numel // (x.shape[-2] * n)
+            m = g * x.shape[-2]
+            macs = m * k * n
         else:
-            m, k, n, g, macs = out.numel, max(1, x.numel // max(1, out.numel)), 1, 1, 0
+            # element-wise and row ops: their multiplies as the declaration counts them (a product of two
+            # activations: one per element; softmax / LayerNorm: per element of the row work)
+            m, k, n, g, macs = out.numel, max(1, x.numel // max(1, out.numel)), 1, 1, cost.macs
         rows = out.shape[1] * out.shape[2] if len(out.shape) == 4 else (out.shape[-1] if w is not None else 0)
         a = step.attrs
         border = border_positions(out.shape, x.shape, a.get("kernel_size"), a.get("stride", [1, 1]),
