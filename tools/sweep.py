@@ -132,16 +132,8 @@ def plots(family: str, measured: list[dict], model: list[dict], points, out: Pat
     ms = [r for r in measured if r["tiles"] != ""]
     ax.plot([r["footprint_bytes"] if r["footprint_bytes"] != "" else 0 for r in ms], [max(1, r["tiles"]) for r in ms],
             "k*", ms=12, label="measured: gap9-emu")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("memory footprint: parameters + largest layer's activations [bytes]")
-    ax.set_ylabel("tiles (sum over layers)")
-    ax.set_title(f"{family}: tiles vs memory footprint")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / f"{family}_tiles.png", dpi=110)
-    plt.close(fig)
+    _save_loglog(fig, ax, out / f"{family}_tiles.png", "memory footprint: parameters + largest layer's activations [bytes]",
+                 "tiles (sum over layers)", f"{family}: tiles vs memory footprint", 8)
     # 2. latency vs energy per architecture
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for name in names:
@@ -150,16 +142,8 @@ def plots(family: str, measured: list[dict], model: list[dict], points, out: Pat
             continue
         ax.plot([float(r["latency_s"]) for r in rs], [float(r["energy_j"]) for r in rs], "o-", label=name)
         ax.annotate(rs[-1]["size"], (float(rs[-1]["latency_s"]), float(rs[-1]["energy_j"])), fontsize=7)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("latency per inference [s]")
-    ax.set_ylabel("energy per inference [J]")
-    ax.set_title(f"{family}: latency vs energy per architecture (cost model; sizes grow along each line)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / f"{family}_latency_energy.png", dpi=110)
-    plt.close(fig)
+    _save_loglog(fig, ax, out / f"{family}_latency_energy.png", "latency per inference [s]", "energy per inference [J]",
+                 f"{family}: latency vs energy per architecture (cost model; sizes grow along each line)", 8)
     # 3. MAC per cycle vs size, GAP9 regime changes marked
     fig, ax = plt.subplots(figsize=(8, 5))
     for name in names:
@@ -178,17 +162,25 @@ def plots(family: str, measured: list[dict], model: list[dict], points, out: Pat
             ax.text(x, ax.get_ylim()[1] if ax.get_ylim()[1] > 0 else 1, f" {prev['regime']} -> {r['regime']}",
                     rotation=90, va="top", fontsize=7, color="grey")
         prev = r
+    _save_loglog(fig, ax, out / f"{family}_throughput.png", xlabel, "MAC per cycle",
+                 f"{family}: throughput vs size (dotted: GAP9 memory-regime changes of the real plan)", 7)
+
+
+
+def _save_loglog(fig, ax, path: Path, xlabel: str, ylabel: str, title: str, legend_size: int) -> None:
+    """Log-log axes, labels, grid and legend; the figure written to ``path`` and closed."""
+    import matplotlib.pyplot as plt
+
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("MAC per cycle")
-    ax.set_title(f"{family}: throughput vs size (dotted: GAP9 memory-regime changes of the real plan)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=legend_size)
     fig.tight_layout()
-    fig.savefig(out / f"{family}_throughput.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-
 
 def knees(measured: list[dict], model: list[dict]) -> list[str]:
     lines = []
