@@ -13,7 +13,9 @@ run checked bit-exact; and through the cost model on every profile (the extracte
 Points are independent dask jobs (LocalCluster by default, --workers 0 serial, --scheduler ADDRESS).
 
 Writes DIR/<family>_measured.csv (one row per point: the GAP9 memory regime of the plan, measured
-figures, instructions, MAC per instruction), DIR/<family>_model.csv (one row per point and profile:
+figures, instructions, MAC per instruction), DIR/<family>_layers.csv (the measured layers of every
+run, tools/profile_suite.py's layers.csv columns: calibration samples for
+tools/calibrate_cost_model.py), DIR/<family>_model.csv (one row per point and profile:
 the modelled regime, tiles, bytes per level, latency, energy, MAC per cycle) and the plots
 DIR/<family>_tiles.png (tiles vs memory footprint), DIR/<family>_latency_energy.png (latency vs
 energy per architecture), DIR/<family>_throughput.png (MAC per cycle vs size, regime changes marked).
@@ -110,6 +112,8 @@ def _model_rows(point, net_dir, profs) -> tuple[list[dict], dict]:
 
 def _x(point) -> float:
     d = point.dims()
+    if point.family == "transformer":
+        return float(d[0] * d[1])
     return float(d[0]) if len(d) == 1 else float(d[0] * d[1] * d[1])
 
 
@@ -120,7 +124,8 @@ def plots(family: str, measured: list[dict], model: list[dict], points, out: Pat
     import matplotlib.pyplot as plt
 
     xlabel = {"mlp": "hidden width W", "dense": "N (QuantLinear N -> N)", "conv3x3": "channels C",
-              "conv": "C x H x H (channels x spatial)", "resblock": "C x H x H (channels x spatial)"}[family]
+              "conv": "C x H x H (channels x spatial)", "resblock": "C x H x H (channels x spatial)",
+              "transformer": "T x E (tokens x width)"}[family]
     xs = {p.size: _x(p) for p in points}
     names = sorted({r["profile"] for r in model})
     ok = [r for r in model if r.get("tiles") not in ("", None)]
@@ -251,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                 row["params_bytes"] = row["params_bytes"] or sizes_["params_bytes"]
             measured.append(row)
         prof_rows.write_csv(tmp / f"{fam}_measured.csv", MEASURED_COLUMNS, measured)
+        prof_rows.write_csv(tmp / f"{fam}_layers.csv", prof_rows.LAYERS_COLUMNS,
+                            [row for r in results for row in r["layers"]])
         cols = ["family", "size", "profile", "regime", "macs", "params_bytes", "activation_bytes", "footprint_bytes",
                 "tiles", "latency_s", "energy_j", "mac_per_cycle"]
         cols += sorted({k for r in model for k in r} - set(cols) - {"reason"}) + ["reason"]
@@ -265,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['rv32_mac_per_instruction']!s:>9} {r['gap9_mac_per_cycle']!s:>12}")
     for line in knees(measured, model):
         print(line)
-    print(f"wrote {args.out}/{fam}_measured.csv, {fam}_model.csv" + ("" if args.no_plots else ", *.png"))
+    print(f"wrote {args.out}/{fam}_measured.csv, {fam}_layers.csv, {fam}_model.csv" + ("" if args.no_plots else ", *.png"))
     bad = [r for r in measured if not r["passed"] and r["regime"] != "does-not-fit"]
     return EXIT_OK if not bad else EXIT_VERDICT
 

@@ -127,9 +127,26 @@ def walk_network_info(net_dir: str | Path) -> Graph:
         a = step.attrs
         border = border_positions(out.shape, x.shape, a.get("kernel_size"), a.get("stride", [1, 1]),
                                   a.get("padding", [0, 0, 0, 0]), a.get("dilation", [1, 1]))
+        extra = {"rows": rows, "border": border, "tail": tail_macs(out.shape, k if w is not None else 0)}
+        ks = a.get("kernel_size")
+        if ks and len(out.shape) == len(x.shape) and len(x.shape) in (3, 4) and len(ks) == 2:
+            pad = a.get("padding", [0, 0, 0, 0])
+            st, dil = a.get("stride", [1, 1]), a.get("dilation", [1, 1])
+            xs, ys = (list(x.shape), list(out.shape)) if len(x.shape) == 4 else \
+                ([x.shape[0], x.shape[1], 1, x.shape[2]], [out.shape[0], out.shape[1], 1, out.shape[2]])  # 1-D: H = 1
+            extra["geom"] = {"c": xs[1], "h": xs[2], "w": xs[3], "oh": ys[2], "ow": ys[3],
+                             "kh": ks[0], "kw": ks[1], "sy": st[0], "sx": st[1], "pt": pad[0],
+                             "pl": pad[1] if len(pad) == 4 else pad[-1], "dy": dil[0], "dx": dil[1],
+                             "groups": a.get("groups", 1), "o": out.shape[1], "rq": out.dtype != "int32"}
+            if w is None:  # pooling: window reads
+                extra["window"] = out.numel * ks[0] * ks[1]
+        if w is not None:
+            from codegen.packing import packed_bits
+
+            bits = getattr(w, "bit_width", None)
+            extra["w_bits"] = packed_bits(bits) if bits else 8
         nodes.append(Node(step.output, step.kind, macs, m, k, n, g, cost.bytes_in, cost.bytes_params, cost.bytes_out,
-                          out.numel, w is not None, step=step,
-                          extra={"rows": rows, "border": border, "tail": tail_macs(out.shape, k if w is not None else 0)}))
+                          out.numel, w is not None, step=step, extra=extra))
     graph = Graph(net.name, nodes, net, plan, Path(net_dir))
     from codegen.program import build_program
 

@@ -26,10 +26,14 @@ from gapforge.characterize.profiles import Profile
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 
 # Features of the instruction model of a node (one coefficient each, fitted per kernel by
-# tools/calibrate_cost_model.py). On the GAP9 cluster the work features are per core (divided by
-# the cores the plan gives the layer), the per-tile and per-layer ones are not.
-FEATURES = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "tiles", "one")
-PER_CORE = ("macs", "out_elems", "in_elems", "rows", "border", "tail")
+# tools/calibrate_cost_model.py). On the GAP9 cluster the work features are the busiest core's (its
+# share of the output channels for layers with weights and pooling, gf_tiled.c; an even share of
+# the elements otherwise), the per-tile and per-layer ones are not. slow_macs / ctail_macs: MACs on
+# the convolution kernels' per-pixel path and in channel-tail blocks (kernel_paths.py); unpack: the
+# sub-8-bit weights the GAP9 executor unpacks in L1; window: pooling window reads.
+FEATURES = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "tiles", "one", "slow_macs", "ctail_macs",
+            "unpack", "window")
+PER_CORE = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "slow_macs", "ctail_macs", "unpack", "window")
 
 
 def kernel_class(node: Node) -> str:
@@ -45,12 +49,33 @@ def kernel_class(node: Node) -> str:
 
 def features(node: Node, tiles: int, cores: int = 1) -> list[float]:
     """rows: output channels x output height (linear: outputs); border: outputs whose window
-    touches the padding; tail: MACs of the pixels outside full 4-pixel row blocks."""
+    touches the padding; tail: MACs of the pixels outside full 4-pixel row blocks; the path split of
+    the busiest core's output channels (kernel_paths.conv_paths)."""
+    from gapforge.characterize.kernel_paths import conv_paths
+
     c = max(1, cores)
+    geom = node.extra.get("geom")
+    channels = geom["o"] if geom else (node.n if node.weighted else 0)
+    if c > 1 and channels and (node.weighted or geom):
+        oc = -(-channels // c)  # the busiest core's output channels
+        share = oc / channels
+    else:
+        oc, share = channels, 1.0 / c
+    paths = conv_paths(node.extra.get("kernel", ""), geom, oc) if geom and node.weighted else {}
+    unpack = node.k * node.n if node.weighted and node.extra.get("w_bits", 8) < 8 else 0  # weight elements
     raw = {"macs": node.macs, "out_elems": node.out_elems, "in_elems": node.in_bytes,
            "rows": node.extra.get("rows", 0), "border": node.extra.get("border", 0),
-           "tail": node.extra.get("tail", 0), "tiles": tiles, "one": 1}
-    return [float(raw[f]) / (c if f in PER_CORE else 1) for f in FEATURES]
+           "tail": node.extra.get("tail", 0), "tiles": tiles, "one": 1, "window": node.extra.get("window", 0),
+           "unpack": unpack}
+    vals = []
+    for f in FEATURES:
+        if f in ("slow_macs", "ctail_macs"):
+            vals.append(float(paths.get(f, 0.0)))  # already the busiest core's
+        elif f in PER_CORE:
+            vals.append(float(raw[f]) * share)
+        else:
+            vals.append(float(raw[f]))
+    return vals
 
 
 @cache
