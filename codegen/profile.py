@@ -207,7 +207,8 @@ def run_target(job: dict) -> dict:
         plan = json.loads((proj / "plan.json").read_text(encoding="utf-8"))
         _, results = run_project(proj, target, timeout=job.get("timeout", 1200.0))
     except GapforgeError as err:
-        results = {"passed": False, "reasons": [err.one_line()], "layers": [], "totals": {}}
+        results = {"passed": False, "reasons": [err.one_line()], "layers": [], "totals": {},
+                   "error_class": type(err).__name__}
         plan = {}
         if (proj / "plan.json").is_file():
             plan = json.loads((proj / "plan.json").read_text(encoding="utf-8"))

@@ -37,7 +37,7 @@ if __package__ in (None, ""):
 
 from codegen import profile as prof_rows  # noqa: E402
 from gapforge.characterize import model as cost  # noqa: E402
-from gapforge.characterize import profiles  # noqa: E402
+from gapforge.characterize import profiles, tiling  # noqa: E402
 from gapforge.characterize.graph import walk_network_info  # noqa: E402
 from gapforge.errors import EXIT_OK, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
@@ -88,12 +88,17 @@ def samples(run: Path, layers: list[dict], target: str, extracted: Path | None =
         net = r["network"]
         if net not in graphs:
             graphs[net] = walk_network_info(network_dir(run, net, extracted or run / "runs"))
-        node = graphs[net].nodes[int(r["index"])]
+        i = int(r["index"])
+        node = graphs[net].nodes[i]
         tiles = int(r["tiles"]) if r["tiles"] else 1
         cores = int(r["cores_planned"]) if target == "gap9-qemu" and r["cores_planned"] else 1
+        plan = None
+        if target == "gap9-qemu":
+            t = tiling.STRATEGIES["gap9"](graphs[net], i, None)
+            plan = t.extra if "resident" in t.extra else None
         out.append({"target": target, "network": net, "index": int(r["index"]), "layer": r["name"],
                     "kernel": r["kernel"], "y": float(r[TARGETS[target]]), "tiles": tiles, "cores": cores,
-                    "x": cost.features(node, tiles, cores), "class": cost.kernel_class(node)})
+                    "x": cost.features(node, tiles, cores, plan), "class": cost.kernel_class(node)})
     return out
 
 
@@ -126,13 +131,47 @@ def read_samples(path: Path, target: str) -> list[dict]:
             for r in rows if r["target"] == target]
 
 
+SHARED = ("rq_slow", "rq_amb")  # one coefficient for every kernel: the same requantization code paths
+
+
 def fit(rows: list[dict]) -> list[float]:
+    """Non-negative least squares on the relative error of ``rows`` (one kernel or class)."""
     import numpy as np
     from scipy.optimize import nnls
 
     a = np.array([[v / r["y"] for v in r["x"]] for r in rows])
     coef, _ = nnls(a, np.ones(len(rows)))
     return [float(c) for c in coef]
+
+
+def fit_joint(rows: list[dict], field: str) -> dict[str, list[float]]:
+    """One NNLS over every kernel at once: per-kernel coefficients for the kernel's own work and
+    SHARED coefficients (the requantization paths, gf_requant.c, are the same code in every kernel),
+    so a kernel with few samples still gets the requantization cost the others measure."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    keys = sorted({r[field] for r in rows})
+    names = list(cost.FEATURES) + list(cost.GAP9_EXTRA[:len(rows[0]["x"]) - len(cost.FEATURES)])
+    local = [i for i, f in enumerate(names) if f not in SHARED]
+    shared = [i for i, f in enumerate(names) if f in SHARED]
+    a = np.zeros((len(rows), len(keys) * len(local) + len(shared)))
+    for j, r in enumerate(rows):
+        b = keys.index(r[field]) * len(local)
+        for n, i in enumerate(local):
+            a[j, b + n] = r["x"][i] / r["y"]
+        for n, i in enumerate(shared):
+            a[j, len(keys) * len(local) + n] = r["x"][i] / r["y"]
+    sol, _ = nnls(a, np.ones(len(rows)), maxiter=50 * a.shape[1])
+    out = {}
+    for kk, k in enumerate(keys):
+        coef = [0.0] * len(names)
+        for n, i in enumerate(local):
+            coef[i] = float(sol[kk * len(local) + n])
+        for n, i in enumerate(shared):
+            coef[i] = float(sol[len(keys) * len(local) + n])
+        out[k] = coef
+    return out
 
 
 def predict(coef, x) -> float:
@@ -143,10 +182,11 @@ def calibrate(data: list[dict], held_out: list[str]) -> tuple[dict, list[dict]]:
     train = [r for r in data if r["network"] not in held_out]
     kernels = {}
     for field in ("kernel", "class"):
-        for k in sorted({r[field] for r in train}):
+        coefs = fit_joint(train, field)
+        for k in sorted(coefs):
             rows = [r for r in train if r[field] == k]
-            kernels[k] = {"coef": fit(rows), "samples": len(rows),
-                          "training_max_rel_error": round(max(abs(predict(fit(rows), r["x"]) - r["y"]) / r["y"]
+            kernels[k] = {"coef": coefs[k], "samples": len(rows),
+                          "training_max_rel_error": round(max(abs(predict(coefs[k], r["x"]) - r["y"]) / r["y"]
                                                               for r in rows), 4)}
     errors = []
     for r in data:
@@ -203,13 +243,21 @@ def main(argv: list[str] | None = None) -> int:
     extracted = Path(args.networks_dir) if args.networks_dir else (Path(tmp.name) if tmp else None)
     all_samples: list[dict] = []
     report = {}
-    for target in args.targets:
-        if runs:
-            data = []
-            for run in runs:
-                data += samples(run, prof_rows.read_csv(layers_csv(run)), target, extracted)
-        else:
-            data = read_samples(SAMPLES, target)
+    cache: dict[str, list[dict]] = {}
+
+    def samples_of(target: str) -> list[dict]:
+        if target not in cache:
+            if runs:
+                cache[target] = []
+                for run in runs:
+                    cache[target] += samples(run, prof_rows.read_csv(layers_csv(run)), target, extracted)
+            else:
+                cache[target] = read_samples(SAMPLES, target)
+        return cache[target]
+
+    rv32_kernels: dict = {}
+    for target in sorted(args.targets, key=lambda t: t != "rv32"):  # rv32 first: gap9-qemu builds on it
+        data = samples_of(target)
         all_samples += data
         if not data:
             print(f"{target}: no measured layers (run profile_suite with --targets {target})")
@@ -219,7 +267,14 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise GapforgeError(f"--held-out: {', '.join(missing)} not measured for {target} (add the run that has "
                                 f"them to --profile-run)")
+        if target == "gap9-qemu":  # the busiest core's work as the rv32 model counts it (model.GAP9_EXTRA)
+            base = rv32_kernels.get("kernels")
+            if base is None:
+                base = calibrate(samples_of("rv32"), args.held_out)[0]
+            data = [{**r, "x": r["x"] + [cost.rv32_work(r["kernel"], r["class"], r["x"], base)]} for r in data]
         kernels, errors = calibrate(data, args.held_out)
+        if target == "rv32":
+            rv32_kernels["kernels"] = kernels
         e = [x["rel_error"] for x in errors]
         med, mx = statistics.median(e), max(e)
         print(f"\n{target}: {TARGETS[target]} per layer, fitted on {len(nets) - len(args.held_out)} networks "
@@ -237,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"predicted {x['predicted']}, {x['rel_error'] * 100:.1f}%")
         report[target] = {"median_rel_error": med, "max_rel_error": mx, "layers": errors}
         if args.write:
-            doc = {"model": target, "measured": TARGETS[target], "features": list(cost.FEATURES),
+            doc = {"model": target, "measured": TARGETS[target],
+                   "features": list(cost.FEATURES) + (list(cost.GAP9_EXTRA) if target == "gap9-qemu" else []),
                    "per_core_features": list(cost.PER_CORE) if target == "gap9-qemu" else [],
                    "fitted_by": "tools/calibrate_cost_model.py (non-negative least squares on relative error)",
                    "training_networks": [n for n in nets if n not in args.held_out],

@@ -21,8 +21,9 @@ DIR/<family>_tiles.png (tiles vs memory footprint), DIR/<family>_latency_energy.
 energy per architecture), DIR/<family>_throughput.png (MAC per cycle vs size, regime changes marked).
 The knees (where a regime changes and what happens to the throughput) are printed.
 GAP9 regimes: L1 (whole layer in L1, one tile), L1-tiled (L1 tiles of L2 operands), L3-weights
-(parameters streamed from L3), L3-streaming (activations in L3 too); a point that does not fit at
-all is 'does-not-fit'. Exit codes: 0 every run bit-exact; 1 a run failed; 2 bad arguments.
+(parameters streamed from L3), L3-streaming (activations in L3 too); a point whose GAP9 program
+cannot be generated is 'refused' (the tiler finds no L1 tile for a layer; the reason is in the
+row) or 'does-not-fit' (more than L3); its rv32 run is still measured. Exit codes: 0 every run bit-exact; 1 a run failed; 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError
 from gapforge.fsutil import atomic_directory  # noqa: E402
 from gapforge.jobs import run_jobs  # noqa: E402
 
-REGIME_ORDER = ["L1", "L1-tiled", "L3-weights", "L3-streaming", "does-not-fit"]
+REGIME_ORDER = ["L1", "L1-tiled", "L3-weights", "L3-streaming", "refused", "does-not-fit"]
+UNMEASURED = ("refused", "does-not-fit")  # the GAP9 program was not generated: no measured plan
 MEASURED_COLUMNS = ["family", "size", "passed", "regime", "macs", "params_bytes", "activation_bytes",
                     "footprint_bytes", "tiles", "dma_bytes", "l3_to_l2", "l2_to_l1", "l1_to_l2", "l2_to_l3",
                     "l1_peak", "l2_peak", "l3_peak", "rv32_instructions", "rv32_mac_per_instruction",
@@ -69,8 +71,8 @@ def _measured_row(point, prepared, runs) -> dict:
                 layers = plan["gap9"]["layers"]
                 regimes = [gap9_regime(x) for x in layers if x["tiling"] != "fc"]
                 row["regime"] = max(regimes, key=REGIME_ORDER.index) if regimes else "L1"
-            else:
-                row["regime"] = "does-not-fit"
+            else:  # the tiler refused a layer (no L1 tile fits), or the network does not fit L3
+                row["regime"] = "refused" if r["results"].get("error_class") == "TilingError" else "does-not-fit"
             for k in ("tiles", "dma_bytes", "l1_peak", "l2_peak", "l3_peak", "params_bytes", "macs"):
                 row[k] = t[k]
             for k in prof_rows.DMA_KEYS:
@@ -97,8 +99,11 @@ def _model_rows(point, net_dir, profs) -> tuple[list[dict], dict]:
     for p in profs:
         try:
             t = cost.totals(cost.estimate(graph, p))
-        except GapforgeError as err:  # e.g. the GAP9 placement refuses a point that does not fit L3
-            rows.append({"family": point.family, "size": point.size, "profile": p.name, "regime": "does-not-fit",
+        except GapforgeError as err:  # the GAP9 tiler or placement refuses the point (no L1 tile, not in L3)
+            from codegen.gap9.tiling import TilingError
+
+            rows.append({"family": point.family, "size": point.size, "profile": p.name,
+                         "regime": "refused" if isinstance(err, TilingError) else "does-not-fit",
                          "reason": err.one_line()})
             continue
         cycles = t["latency_s"] * p.clock_hz
@@ -272,8 +277,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['rv32_mac_per_instruction']!s:>9} {r['gap9_mac_per_cycle']!s:>12}")
     for line in knees(measured, model):
         print(line)
+    for r in measured:
+        if r["regime"] in UNMEASURED:
+            print(f"{r['regime']} (gap9): {r['size']}: {r['reason'].split('; ')[0]}")
     print(f"wrote {args.out}/{fam}_measured.csv, {fam}_layers.csv, {fam}_model.csv" + ("" if args.no_plots else ", *.png"))
-    bad = [r for r in measured if not r["passed"] and r["regime"] != "does-not-fit"]
+    bad = [r for r in measured if not r["passed"] and r["regime"] not in UNMEASURED]
     return EXIT_OK if not bad else EXIT_VERDICT
 
 

@@ -96,6 +96,30 @@ def tail_macs(out_shape, k: int) -> int:
     return out_shape[1] * out_shape[2] * (out_shape[3] % 4) * k
 
 
+def requant_paths(net, step, outputs: int) -> dict:
+    """How the requantization of a step's outputs runs (codegen/runtime/gf_requant.c gf_rqc_set,
+    gf_internal.h gf_rq_fast): with a shift sh of 34..62 the 32-bit shortcut (k = sh - 32), whose
+    ambiguous case (h mod 2^k in {0, 1}: a share 2 / 2^k of the outputs) takes the exact path
+    gf_rq_amb; any other shift sends every output to the 64-bit path gf_rqc_slow. Returns
+    {"rq_slow": outputs on the 64-bit path, "rq_amb": expected outputs on the ambiguous path}
+    (zero for steps without requantization)."""
+    import numpy as np
+
+    from gapforge.plan import prepare_requant
+
+    try:
+        rq = prepare_requant(net, step)
+    except Exception:  # steps without a requantization (views, int32 outputs, float-free copies)
+        return {"rq_slow": 0, "rq_amb": 0}
+    sh = np.asarray(rq.sh).reshape(-1)
+    if not sh.size:
+        return {"rq_slow": 0, "rq_amb": 0}
+    per = outputs / sh.size
+    fast = (sh >= 34) & (sh <= 62)
+    amb = np.where(fast, 2.0 ** (1 - np.clip(sh - 32, 2, 30)), 0.0)
+    return {"rq_slow": round(float((~fast).sum() * per)), "rq_amb": round(float(amb.sum() * per), 1)}
+
+
 def walk_network_info(net_dir: str | Path) -> Graph:
     """Nodes of the extracted network in ``net_dir`` (one per fused step of its plan)."""
     from gapforge import ir
@@ -158,6 +182,8 @@ def walk_network_info(net_dir: str | Path) -> Graph:
             tmp.cleanup()
     for node, call in zip(nodes, program.calls):
         node.extra["kernel"] = call.kernel or ""
+        node.extra.update(requant_paths(net, node.step, node.out_elems) if call.rq is not None and call.kernel
+                          else {"rq_slow": 0, "rq_amb": 0})
     return graph
 
 

@@ -77,7 +77,7 @@ def conv_paths(kernel: str, g: dict, oc: int | None = None) -> dict[str, float]:
     if kernel == "gf_dwconv2d":
         return _depthwise(g, oc)
     # the general kernel
-    og = max(1, g["o"] // groups)
+    og = oc if groups == 1 else max(1, g["o"] // groups)  # channels per group of this call
     groups_c = max(1, -(-oc // og))
     xl, xr = _interior(ow, w, sx, pl, (kw - 1) * dx + 1)
     blk = 0

@@ -30,10 +30,29 @@ CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 # share of the output channels for layers with weights and pooling, gf_tiled.c; an even share of
 # the elements otherwise), the per-tile and per-layer ones are not. slow_macs / ctail_macs: MACs on
 # the convolution kernels' per-pixel path and in channel-tail blocks (kernel_paths.py); unpack: the
-# sub-8-bit weights the GAP9 executor unpacks in L1; window: pooling window reads.
+# sub-8-bit weights the GAP9 executor unpacks in L1; window: pooling window reads; rq_slow / rq_amb:
+# outputs whose requantization takes the 64-bit path / the shortcut's ambiguous case (graph.requant_paths).
 FEATURES = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "tiles", "one", "slow_macs", "ctail_macs",
-            "unpack", "window")
-PER_CORE = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "slow_macs", "ctail_macs", "unpack", "window")
+            "unpack", "window", "rq_slow", "rq_amb")
+PER_CORE = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "slow_macs", "ctail_macs", "unpack", "window",
+            "rq_slow", "rq_amb")
+
+
+# gap9-qemu only: the rv32 model's instructions for the busiest core's share (the cluster cores run the
+# same portable kernels as the rv32 program): the per-core work the gap9 fit scales and corrects.
+GAP9_EXTRA = ("rv32_work",)
+NOT_WORK = ("tiles", "one")  # per-layer and per-tile costs of the rv32 program: not part of a core's work
+
+
+def rv32_work(kernel: str, cls: str, x: list[float], kernels: dict | None = None) -> float:
+    """The rv32 calibration's instructions for features ``x`` without its per-layer / per-tile terms."""
+    if kernels is None:
+        cal = calibration("rv32")
+        kernels = cal["kernels"] if cal else {}
+    entry = kernels.get(kernel) or kernels.get(cls) or kernels.get("class:elementwise")
+    if entry is None:
+        return 0.0
+    return max(0.0, sum(c * v for c, v, f in zip(entry["coef"], x, FEATURES) if f not in NOT_WORK))
 
 
 def kernel_class(node: Node) -> str:
@@ -47,10 +66,13 @@ def kernel_class(node: Node) -> str:
     return "class:conv"
 
 
-def features(node: Node, tiles: int, cores: int = 1) -> list[float]:
+def features(node: Node, tiles: int, cores: int = 1, gap9: dict | None = None) -> list[float]:
     """rows: output channels x output height (linear: outputs); border: outputs whose window
     touches the padding; tail: MACs of the pixels outside full 4-pixel row blocks; the path split of
-    the busiest core's output channels (kernel_paths.conv_paths)."""
+    the busiest core's output channels (kernel_paths.conv_paths). ``gap9``: the GAP9 plan of the
+    layer ({"packed": weights packed in L1, "resident": operands loaded once}): packed weights are
+    unpacked by one core before the tile loop when resident (all of them), else by every core for
+    its own channels in every tile (gf_tiled.c unpack_rows)."""
     from gapforge.characterize.kernel_paths import conv_paths
 
     c = max(1, cores)
@@ -62,11 +84,14 @@ def features(node: Node, tiles: int, cores: int = 1) -> list[float]:
     else:
         oc, share = channels, 1.0 / c
     paths = conv_paths(node.extra.get("kernel", ""), geom, oc) if geom and node.weighted else {}
-    unpack = node.k * node.n if node.weighted and node.extra.get("w_bits", 8) < 8 else 0  # weight elements
+    unpack = 0
+    if gap9 and gap9.get("packed") and node.weighted:
+        unpack = node.k * node.n  # weight elements
+        unpack = unpack / share if "w" in gap9.get("resident", ()) else unpack * tiles  # (share applied below)
     raw = {"macs": node.macs, "out_elems": node.out_elems, "in_elems": node.in_bytes,
            "rows": node.extra.get("rows", 0), "border": node.extra.get("border", 0),
            "tail": node.extra.get("tail", 0), "tiles": tiles, "one": 1, "window": node.extra.get("window", 0),
-           "unpack": unpack}
+           "unpack": unpack, "rq_slow": node.extra.get("rq_slow", 0), "rq_amb": node.extra.get("rq_amb", 0)}
     vals = []
     for f in FEATURES:
         if f in ("slow_macs", "ctail_macs"):
@@ -86,7 +111,7 @@ def calibration(model: str) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def predict_instructions(node: Node, model: str, tiles: int, cores: int = 1) -> float | None:
+def predict_instructions(node: Node, model: str, tiles: int, cores: int = 1, gap9: dict | None = None) -> float | None:
     """Calibrated instructions of the node (gap9-qemu: its critical path on the cluster), or None
     without a calibration. Kernels not in the calibration use their geometry class's fit."""
     cal = calibration(model)
@@ -97,7 +122,9 @@ def predict_instructions(node: Node, model: str, tiles: int, cores: int = 1) -> 
     coef = kernels.get(key) or kernels.get("class:elementwise")
     if coef is None:
         return None
-    x = features(node, tiles, cores if model == "gap9-qemu" else 1)
+    x = features(node, tiles, cores if model == "gap9-qemu" else 1, gap9)
+    if model == "gap9-qemu":
+        x = x + [rv32_work(node.extra.get("kernel", ""), kernel_class(node), x)]
     return max(0.0, sum(c * v for c, v in zip(coef["coef"], x)))
 
 
@@ -139,7 +166,8 @@ def estimate_node(graph: Graph, i: int, profile: Profile) -> Estimate:
     ins = profile.instructions
     instr = None
     if ins is not None and not (ins["model"] == "gap9-qemu" and t.extra.get("tiling") == "fc"):
-        instr = predict_instructions(node, ins["model"], t.tiles, t.extra.get("cores", profile.units))
+        instr = predict_instructions(node, ins["model"], t.tiles, t.extra.get("cores", profile.units),
+                                     t.extra if ins["model"] == "gap9-qemu" and "resident" in t.extra else None)
     if instr is not None:
         compute = instr / ins["instructions_per_cycle"]["value"]
     else:
