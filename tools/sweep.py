@@ -117,8 +117,8 @@ def _model_rows(point, net_dir, profs) -> tuple[list[dict], dict]:
 
 def _x(point) -> float:
     d = point.dims()
-    if point.family == "transformer":
-        return float(d[0] * d[1])
+    if point.family == "transformer":  # MACs of the block: 12 T E^2 (the linears) + 2 T^2 E (the attention)
+        return float(12 * d[0] * d[1] ** 2 + 2 * d[0] ** 2 * d[1])
     return float(d[0]) if len(d) == 1 else float(d[0] * d[1] * d[1])
 
 
@@ -130,14 +130,14 @@ def plots(family: str, measured: list[dict], model: list[dict], points, out: Pat
 
     xlabel = {"mlp": "hidden width W", "dense": "N (QuantLinear N -> N)", "conv3x3": "channels C",
               "conv": "C x H x H (channels x spatial)", "resblock": "C x H x H (channels x spatial)",
-              "transformer": "T x E (tokens x width)"}[family]
+              "transformer": "12 T E^2 + 2 T^2 E (block MACs; T tokens x width E)"}[family]
     xs = {p.size: _x(p) for p in points}
     names = sorted({r["profile"] for r in model})
     ok = [r for r in model if r.get("tiles") not in ("", None)]
     # 1. tiles vs memory footprint
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for name in names:
-        rs = [r for r in ok if r["profile"] == name]
+        rs = sorted((r for r in ok if r["profile"] == name), key=lambda r: r["footprint_bytes"])
         ax.plot([r["footprint_bytes"] for r in rs], [max(1, r["tiles"]) for r in rs], "o-", label=f"model: {name}")
     ms = [r for r in measured if r["tiles"] != ""]
     ax.plot([r["footprint_bytes"] if r["footprint_bytes"] != "" else 0 for r in ms], [max(1, r["tiles"]) for r in ms],
@@ -147,7 +147,7 @@ def plots(family: str, measured: list[dict], model: list[dict], points, out: Pat
     # 2. latency vs energy per architecture
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for name in names:
-        rs = [r for r in ok if r["profile"] == name and float(r["energy_j"]) > 0]
+        rs = sorted((r for r in ok if r["profile"] == name and float(r["energy_j"]) > 0), key=lambda r: xs[r["size"]])
         if not rs:
             continue
         ax.plot([float(r["latency_s"]) for r in rs], [float(r["energy_j"]) for r in rs], "o-", label=name)
@@ -157,21 +157,22 @@ def plots(family: str, measured: list[dict], model: list[dict], points, out: Pat
     # 3. MAC per cycle vs size, GAP9 regime changes marked
     fig, ax = plt.subplots(figsize=(8, 5))
     for name in names:
-        rs = [r for r in ok if r["profile"] == name and r.get("mac_per_cycle")]
+        rs = sorted((r for r in ok if r["profile"] == name and r.get("mac_per_cycle")), key=lambda r: xs[r["size"]])
         ax.plot([xs[r["size"]] for r in rs], [float(r["mac_per_cycle"]) for r in rs], "o-", label=f"model: {name}")
     for key, label, style in (("gap9_mac_per_cycle", "measured: gap9-qemu (8 cores, critical path)", "k*-"),
                               ("rv32_mac_per_instruction", "measured: rv32 (MAC per instruction)", "kx--")):
-        rs = [r for r in measured if r[key] not in ("", None)]
+        rs = sorted((r for r in measured if r[key] not in ("", None)), key=lambda r: xs[r["size"]])
         if rs:
             ax.plot([xs[r["size"]] for r in rs], [float(r[key]) for r in rs], style, ms=9, label=label)
-    prev = None
-    for r in measured:
-        if prev is not None and r["regime"] != prev["regime"]:
+    prev, seen = None, set()
+    for r in sorted(measured, key=lambda r: xs[r["size"]]):  # the first point of every new regime
+        if prev is not None and r["regime"] not in seen:
             x = math.sqrt(xs[prev["size"]] * xs[r["size"]])
             ax.axvline(x, color="grey", ls=":", lw=1)
             ax.text(x, ax.get_ylim()[1] if ax.get_ylim()[1] > 0 else 1, f" {prev['regime']} -> {r['regime']}",
                     rotation=90, va="top", fontsize=7, color="grey")
         prev = r
+        seen.add(r["regime"])
     _save_loglog(fig, ax, out / f"{family}_throughput.png", xlabel, "MAC per cycle",
                  f"{family}: throughput vs size (dotted: GAP9 memory-regime changes of the real plan)", 7)
 

@@ -86,8 +86,9 @@ def features(node: Node, tiles: int, cores: int = 1, gap9: dict | None = None) -
     paths = conv_paths(node.extra.get("kernel", ""), geom, oc) if geom and node.weighted else {}
     unpack = 0
     if gap9 and gap9.get("packed") and node.weighted:
-        unpack = node.k * node.n  # weight elements
-        unpack = unpack / share if "w" in gap9.get("resident", ()) else unpack * tiles  # (share applied below)
+        unpack = node.k * node.n  # weight elements; "unpack" is a per-core feature (times share below):
+        # resident weights are unpacked whole by one core (undo the share), else every tile unpacks its rows
+        unpack = unpack / share if "w" in gap9.get("resident", ()) else unpack * tiles
     raw = {"macs": node.macs, "out_elems": node.out_elems, "in_elems": node.in_bytes,
            "rows": node.extra.get("rows", 0), "border": node.extra.get("border", 0),
            "tail": node.extra.get("tail", 0), "tiles": tiles, "one": 1, "window": node.extra.get("window", 0),
