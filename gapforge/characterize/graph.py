@@ -105,11 +105,11 @@ def requant_paths(net, step, outputs: int) -> dict:
     (zero for steps without requantization)."""
     import numpy as np
 
-    from gapforge.plan import prepare_requant
+    from gapforge.plan import PlanError, prepare_requant
 
     try:
         rq = prepare_requant(net, step)
-    except Exception:  # steps without a requantization (views, int32 outputs, float-free copies)
+    except PlanError:  # a call record with requantization constants the plan builds another way
         return {"rq_slow": 0, "rq_amb": 0}
     sh = np.asarray(rq.sh).reshape(-1)
     if not sh.size:
