@@ -101,7 +101,7 @@ struct gf_layer {
     int32_t k, o;                         /* linear: inputs, outputs */
     int32_t n, inner, chans;              /* element-wise: elements, elements per channel, channels;
                                              rows: elements, elements per row, rows */
-    int32_t tile_co, tile_oh, tile_ow;    /* conv / linear output tile */
+    int32_t tile_co, tile_oh, tile_ow;    /* conv / linear output tile; gemm: output columns per tile */
     int32_t tile_planes, tile_elems;      /* element-wise tile; rows: rows and elements per tile */
     uint32_t buf_in, buf_in2, buf_w, buf_p, buf_out; /* bytes of one L1 buffer of each operand */
     uint32_t buf_wp;                      /* packed weights staging buffer (0: weights not packed) */
