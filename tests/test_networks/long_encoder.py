@@ -43,7 +43,7 @@ class LongEncoder(nn.Module):
         self.q_q, self.k_q, self.v_q = qnn.QuantIdentity(), qnn.QuantIdentity(), qnn.QuantIdentity()
         self.scores_q = qnn.QuantIdentity(return_quant_tensor=True)
         self.softmax = nn.Softmax(dim=-1)
-        self.attn_q = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True)
+        self.attn_q = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat)
         self.ctx_q = qnn.QuantIdentity(return_quant_tensor=True)
         self.proj = _linear(E, E)
         self.proj_q = qnn.QuantIdentity()
