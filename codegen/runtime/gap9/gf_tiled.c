@@ -644,7 +644,9 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     int32_t r0 = core * T->en / ncores, r1 = (core + 1) * T->en / ncores;
     if (r0 == r1)
         return;
-    uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][OP_P];
+    int32_t con = T->con;
+    int rb = con == L->o ? 0 : b; /* every column: weights and parameters resident, else the tile's slices */
+    uint8_t *pbuf = R->l1[rb][OP_P];
     gf_playout_t pl = param_layout(L);
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
@@ -657,15 +659,15 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.L = L;
     a.x = R->l1[b][OP_IN] + (uint32_t)(r0 * L->k * elem_bytes(L->in_t));
     a.x2 = L->buf_in2 ? R->l1[b][OP_IN2] : NULL;
-    a.w = L->w_off >= 0 ? (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] : NULL;
+    a.w = L->w_off >= 0 ? (const int8_t *)R->l1[rb][OP_W] : NULL;
     a.bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) : NULL;
     a.rq = rqp;
     a.k = L->k;
-    a.o = T->con;
+    a.o = con;
     a.rows = r1 - r0;
     a.zp_a = L->zp_a;
     a.zp_b = L->zp_b;
-    a.y = R->l1[b][OP_OUT] + (uint32_t)(r0 * T->con * elem_bytes(L->out_t));
+    a.y = R->l1[b][OP_OUT] + (uint32_t)(r0 * con * elem_bytes(L->out_t));
     L->compute(&a);
 }
 
