@@ -115,7 +115,7 @@ struct gf_layer {
     gf_mul_shape_t mp;                    /* mul: broadcast geometry and zero points */
     int32_t aux_off;                      /* rows: the step's parameter block in the blob (-1 = none) */
     uint32_t aux_bytes;                   /* its size (loaded once into the L1 parameter buffer) */
-    int32_t tile_rows;                    /* gemm tiling: output rows per tile; chans groups of n rows, k inputs, o outputs */
+    int32_t tile_rows;                    /* gemm tiling: output rows per tile (tile_co: columns); chans groups of n rows, k inputs, o outputs */
     int32_t zp_a, zp_b;                   /* gemm tiling (matmul): zero points of the two inputs */
 };
 
