@@ -77,6 +77,10 @@ class Lowering:
         # nodes a frontend folded into the op it emitted (e.g. Mamba's slice of a causal conv1d):
         # node index -> (tensor bound to the node's outputs, the folding op's name)
         self.absorbed: dict[int, tuple[str, str]] = {}
+        # activations that are x.transpose(0, 1) of a batch-first tensor (sequence first, the layout of
+        # QuantMultiheadAttention(batch_first=False)): bound to the batch-first IR tensor, usable only by
+        # the frontends that accept that layout (gapforge/ops/mha.py, the transpose back)
+        self.seq_first: set[int] = set()
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:
@@ -92,6 +96,10 @@ class Lowering:
         for act in self.graph.outputs:
             t = self.act_tensor.get(act)
             if t is None:
+                continue
+            if act in self.seq_first:
+                self._model_problem(f"network output '{t}' is sequence first (x.transpose(0, 1) of a batch-first "
+                                    "tensor)", "transpose it back (x.transpose(0, 1)) before returning it")
                 continue
             info = self.tensors[t]
             if info.kind not in ("quant", "acc"):
@@ -217,13 +225,26 @@ class NodeContext:
     def input_tensor(self, i: int = 0) -> ir.TensorInfo:
         return self.tensor_of_act(self.node.inputs[i])
 
-    def tensor_of_act(self, act: int) -> ir.TensorInfo:
+    def tensor_of_act(self, act: int, seq_first_ok: bool = False) -> ir.TensorInfo:
         if act in self.low.failed_by:
             raise _Blocked(self.low.failed_by[act])
         name = self.low.act_tensor.get(act)
         if name is None:
             self.fail("an input is not produced by any captured operation")
+        if act in self.low.seq_first and not seq_first_ok:
+            self.fail(f"its input '{name}' is sequence first (x.transpose(0, 1) of a batch-first tensor), which "
+                      "only QuantMultiheadAttention(batch_first=False) and the transpose back can use",
+                      hint="keep the batch axis first here: transpose back with x.transpose(0, 1) first")
         return self.low.tensors[name]
+
+    def is_seq_first(self, act: int) -> bool:
+        return act in self.low.seq_first
+
+    def bind_seq_first(self, tensor: ir.TensorInfo, out_index: int = 0) -> None:
+        """Bind output ``out_index`` (sequence first: [T, B, ...]) to the batch-first IR ``tensor``."""
+        act = self.node.outputs[out_index]
+        self.low.act_tensor[act] = tensor.name
+        self.low.seq_first.add(act)
 
     def act_of(self, obj: Any) -> int | None:
         return obj.index if isinstance(obj, Ref) else None
