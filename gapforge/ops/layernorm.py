@@ -134,8 +134,7 @@ def _lower(ctx) -> None:
     if x.kind == "float":
         ctx.fail("applies LayerNorm to the unquantized network input", hint="put a QuantIdentity before it")
     if x.kind != "quant":
-        ctx.fail(f"applies LayerNorm to a {x.kind} tensor (an int32 accumulator or a float sum)",
-                 hint="put a QuantIdentity before the LayerNorm")
+        _refuse_unquantized(ctx, x)
     if x.per_channel:
         ctx.fail("applies LayerNorm to a tensor with per-channel scales",
                  hint="use a per-tensor quantizer (QuantIdentity) before the LayerNorm")
@@ -150,6 +149,24 @@ def _lower(ctx) -> None:
     out = ctx.new_tensor(ctx.name, "real", x.shape)
     ctx.emit("layernorm", [x], [out], attrs=attrs)
     ctx.bind(out)
+
+
+RESIDUAL_HINT = ("quantize the residual sum before the LayerNorm: x = self.res_q(x + self.attn(self.ln1(x))) "
+                 "with a QuantIdentity res_q (docs/integer_contract.md, Residual and LayerNorm)")
+
+
+def _refuse_unquantized(ctx, x) -> None:
+    """A LayerNorm input without an 8-bit encoding: name what it is and where the QuantIdentity goes."""
+    prod = ctx.producer_op(x)
+    if prod is not None and prod.type == "add" and x.kind == "real":
+        ctx.fail("applies LayerNorm to the float sum of a residual add (operands of different scales, e.g. a "
+                 "quantized x plus a layer's float output: Brevitas adds and normalizes them in float32, and "
+                 "that sum has no integer encoding)", hint=RESIDUAL_HINT)
+    if prod is not None and prod.type == "add":
+        ctx.fail("applies LayerNorm to the integer sum of a residual add (a QuantTensor + QuantTensor of one "
+                 "scale, bit width + 1), which is wider than the 8-bit LayerNorm input", hint=RESIDUAL_HINT)
+    ctx.fail(f"applies LayerNorm to a {x.kind} tensor (an int32 accumulator or a float sum)",
+             hint="put a QuantIdentity before the LayerNorm (or set output_quant on the layer before it)")
 
 
 FRONTENDS = [
