@@ -177,7 +177,8 @@ FRONTENDS = [
         lowers_to=("layernorm",),
         doc="LayerNorm over the last axis or the last few axes (not the batch axis) of a quantized tensor "
             "(per-tensor scale, any zero point), with or without elementwise affine (and bias=False), any "
-            "eps, followed by a quantizer. An int32 accumulator input needs a QuantIdentity first.",
+            "eps, followed by a quantizer. An int32 accumulator or a residual sum (x + attn(x): a float sum of "
+            "two scales, or an integer sum of one) needs a QuantIdentity first: x = res_q(x + attn(ln1(x))).",
         lower=_lower,
     ),
 ]

@@ -100,7 +100,9 @@ FRONTENDS = [
         name="Tensor.permute / Tensor.transpose / torch.permute / torch.transpose",
         functions=("permute", "transpose"),
         lowers_to=("permute",),
-        doc="Axis reordering that keeps the batch axis first.",
+        doc="Axis reordering that keeps the batch axis first. x.transpose(0, 1) of a 3-D or higher tensor "
+            "(the [T, B, E] layout of QuantMultiheadAttention(batch_first=False)) is a view that only such "
+            "an attention and the transpose back may read.",
         lower=_lower,
     ),
 ]
