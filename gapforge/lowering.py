@@ -7,6 +7,7 @@ a diagnostic, and nodes downstream of an unsupported one are reported as not che
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,6 +209,9 @@ class NodeContext:
         self.warnings: list[tuple[str, str | None]] = []
         self.emitted: list[str] = []
         self._proxy_calls: dict[int, int] = {}
+        # (module path, type name) the emitted ops are attributed to, when not the node's own module
+        # (the submodules of a module lowered as a whole, e.g. QuantMultiheadAttention's projections)
+        self.attribute_to: tuple[str, str] | None = None
 
     # -- reading the node ---------------------------------------------------------------
     @property
@@ -310,12 +314,25 @@ class NodeContext:
         op_name = name or (outputs[0].name if outputs else self.low.unique(node.name))
         source = node.type_name if node.kind == "module" else f"{node.type_name}" + (
             f" at {node.location}" if node.location else "")
+        path = node.path if node.kind == "module" else None
+        if self.attribute_to is not None:
+            path, source = self.attribute_to
         op = ir.OpInfo(op_name, type_, [t.name for t in inputs], [t.name for t in outputs],
-                       attrs or {}, params or {}, node.path if node.kind == "module" else None,
-                       source, folded or [])
+                       attrs or {}, params or {}, path, source, folded or [])
         self.low.ops.append(op)
         self.emitted.append(op_name)
         return op
+
+    @contextlib.contextmanager
+    def submodule(self, module: torch.nn.Module):
+        """Attribute the ops emitted inside the block to ``module``, a submodule of the node's module."""
+        saved = self.attribute_to
+        sub = next(n for n, m in self.module.named_modules() if m is module)
+        self.attribute_to = (f"{self.node.path}.{sub}" if sub else self.node.path, type(module).__name__)
+        try:
+            yield
+        finally:
+            self.attribute_to = saved
 
     def add_param(self, op_name: str, pname: str, array: np.ndarray, **meta: Any) -> ir.ParamInfo:
         fname = f"weights/{op_name}.{pname}.npy"

@@ -116,7 +116,9 @@ def emit_weight_layer(ctx, m, x: ir.TensorInfo, name: str, op_type: str, attrs: 
         scale=[float(v) for v in sigma] if per_channel else float(sigma[0]),
         channel_axis=channel_axis if (per_channel or offset is not None) else None,
         offset=offset)
-    ctx.emit(op_type, [x], [acc], attrs=attrs, params=params)
+    op = ctx.emit(op_type, [x], [acc], attrs=attrs, params=params)
+    if rows is not None:  # which rows of the module's weight (tests/test_extraction.py reads this)
+        op.source = f"{type(m).__name__} rows {r0}:{r1}"
     return acc
 
 

@@ -97,12 +97,13 @@ def _relayout(ctx, t, fn) -> None:
         ctx.low.values[t.name] = fn(v)
 
 
-def _quantize(ctx, x, qid, what: str, fn=None):
-    """Apply QuantIdentity ``qid`` of the module (``what`` names it) to ``x``."""
-    proxy = qid.act_quant if isinstance(qid, qnn.QuantIdentity) else qid
+def _quantize(ctx, x, owner, what: str, fn=None):
+    """Apply the quantizer ``what`` (a QuantIdentity of the module, or ``<layer>.input_quant``) to ``x``."""
+    proxy = owner.act_quant if isinstance(owner, qnn.QuantIdentity) else owner.input_quant
     if not proxy.is_quant_enabled:
         return x
-    y = quantize_to(ctx, x, proxy, f"{ctx.name}.{what}")
+    with ctx.submodule(owner):
+        y = quantize_to(ctx, x, proxy, f"{ctx.name}.{what}")
     if y.per_channel:
         ctx.fail(f"{what} has per-channel scales", hint=f"use a per-tensor quantizer for {what}")
     if fn is not None:
@@ -134,21 +135,22 @@ def _lower(ctx) -> None:
         return v.reshape(-1, h, rows, d).permute(0, 2, 1, 3).reshape(-1, rows, h * d)
 
     if m.in_proj is not None:  # packed: query is key is value (Brevitas checks)
-        x = _quantize(ctx, q_in, m.in_proj.input_quant, "in_proj.input_quant", seq_to_batch)
+        x = _quantize(ctx, q_in, m.in_proj, "in_proj.input_quant", seq_to_batch)
         projs = [(m.in_proj, x, (i * e, (i + 1) * e), n) for i, n in enumerate((n_l, n_s, n_s))]
         names = ["in_proj.q", "in_proj.k", "in_proj.v"]
     else:
         projs, names = [], ["q_proj", "k_proj", "v_proj"]
         for proj, t, n, nm in zip((m.q_proj, m.k_proj, m.v_proj), (q_in, k_in, v_in), (n_l, n_s, n_s), names):
-            x = _quantize(ctx, t, proj.input_quant, f"{nm}.input_quant", seq_to_batch)
+            x = _quantize(ctx, t, proj, f"{nm}.input_quant", seq_to_batch)
             projs.append((proj, x, None, n))
     accs = []
     for (proj, x, rows, n), nm in zip(projs, names):
         if x.kind != "quant":
             ctx.fail(f"{nm.split('.')[0]} receives a {x.kind} tensor without a quantizer",
                      hint="keep in_proj_input_quant (Int8ActPerTensorFloat) or quantize the input first")
-        accs.append(emit_weight_layer(ctx, proj, x, f"{ctx.name}.{nm}", "linear", {}, 2, [b, n, e], rows=rows,
-                                      input_quant=False))
+        with ctx.submodule(proj):
+            accs.append(emit_weight_layer(ctx, proj, x, f"{ctx.name}.{nm}", "linear", {}, 2, [b, n, e], rows=rows,
+                                          input_quant=False))
     qa, ka, va = accs
     # q / math.sqrt(D): PyTorch divides by the float32 divisor; the fresh accumulator takes the factor
     factor = 1.0 / float(np.float32(math.sqrt(d)))
@@ -189,16 +191,17 @@ def _lower(ctx) -> None:
         with torch.no_grad():
             vals[ctx_acc.name] = torch.bmm(vals[attn.name].reshape(-1, n_l, n_s),
                                            vals[v4.name].reshape(-1, n_s, d)).reshape(-1, h, n_l, d)
-    o = _quantize(ctx, ctx_acc, m.out_proj.input_quant, "out_proj.input_quant",
+    o = _quantize(ctx, ctx_acc, m.out_proj, "out_proj.input_quant",
                   lambda v: v.transpose(0, 1).reshape(-1, n_l, h, d).permute(0, 2, 1, 3))
     if o.kind != "quant":
         ctx.fail("out_proj_input_quant is None: the output projection would read the int32 product",
                  hint="keep the default out_proj_input_quant (Int8ActPerTensorFloat)")
     o = emit_reshape(ctx, emit_permute(ctx, o, [0, 2, 1, 3], f"{ctx.name}.merge"), [b, n_l, e], f"{ctx.name}.merge")
-    y = emit_weight_layer(ctx, m.out_proj, o, f"{ctx.name}.out_proj", "linear", {}, 2, [b, n_l, e],
-                          input_quant=False)
-    if m.out_proj.output_quant.is_quant_enabled:
-        y = quantize_to(ctx, y, m.out_proj.output_quant, f"{ctx.name}.out_proj.output_quant")
+    with ctx.submodule(m.out_proj):
+        y = emit_weight_layer(ctx, m.out_proj, o, f"{ctx.name}.out_proj", "linear", {}, 2, [b, n_l, e],
+                              input_quant=False)
+        if m.out_proj.output_quant.is_quant_enabled:
+            y = quantize_to(ctx, y, m.out_proj.output_quant, f"{ctx.name}.out_proj.output_quant")
     out_val = ctx.low.graph.activations[ctx.node.outputs[0]].value
     if m.batch_first:
         ctx.bind(y)
