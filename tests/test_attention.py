@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from brevitas.quant import Int8ActPerTensorFloat, Int32Bias
 from conftest import run_tool
 
@@ -80,6 +81,21 @@ class TransposeElsewhere(nn.Module):
         return self.o(self.q(x).transpose(0, 1))
 
 
+class FunctionalDropout(nn.Module):
+    """F.dropout(x, 0.1) without training=: its default training=True drops even in eval mode."""
+
+    def __init__(self, training_flag=False):
+        super().__init__()
+        self.training_flag = training_flag
+        self.q = qnn.QuantIdentity()
+        self.o = qnn.QuantIdentity()
+
+    def forward(self, x):
+        x = self.q(x)
+        x = F.dropout(x, 0.1, self.training) if self.training_flag else F.dropout(x, 0.1)
+        return self.o(x)
+
+
 class ResidualLayerNorm(nn.Module):
     """x + fc(x) (a QuantTensor plus a float accumulator: a float sum), then LayerNorm."""
 
@@ -140,6 +156,7 @@ def _unsupported(rep):
     ("add_bias_kv", lambda: MHANet(add_bias_kv=True), "add_bias_kv=True", "add_bias_kv=False"),
     ("add_zero_attn", lambda: MHANet(add_zero_attn=True), "add_zero_attn=True", "add_zero_attn=False"),
     ("transpose_elsewhere", TransposeElsewhere, "is sequence first", "transpose back"),
+    ("functional_dropout", FunctionalDropout, "with training=True (its default)", "training=self.training"),
     ("residual_float_sum", ResidualLayerNorm, "float sum of a residual add", "self.res_q(x + "),
     ("residual_same_scale", SameScaleResidual, "integer sum of a residual add", "QuantIdentity"),
 ])
@@ -149,7 +166,7 @@ def test_unsupported_variants_are_named_with_a_hint(name, factory, text, hint):
     bad = _unsupported(rep)
     assert len(bad) == 1, [(d.name, d.message) for d in bad]
     assert text in bad[0].message and hint in (bad[0].hint or ""), (bad[0].message, bad[0].hint)
-    if name not in ("transpose_elsewhere",) and not name.startswith("residual"):
+    if name not in ("transpose_elsewhere", "functional_dropout") and not name.startswith("residual"):
         assert bad[0].name == "mha"
 
 
@@ -176,6 +193,7 @@ def test_batch_first_false_on_a_batch_first_tensor_is_refused():
     ("softmax_input_quant", lambda: MHANet(softmax_input_quant=Int8ActPerTensorFloat)),
     ("cross_attention", CrossAttention),
     ("residual_quantized", lambda: ResidualLayerNorm(quantized_sum=True)),
+    ("functional_dropout_eval", lambda: FunctionalDropout(training_flag=True)),
 ])
 def test_supported_attention_matches_brevitas_on_every_layer(name, factory):
     src = _source(name, factory)
