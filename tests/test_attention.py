@@ -190,6 +190,7 @@ def test_batch_first_false_on_a_batch_first_tensor_is_refused():
     ("batch_first", lambda: MHANet(batch_first=True)),
     ("seq_first", lambda: MHANet(batch_first=False)),
     ("dropout_eval", lambda: MHANet(dropout=0.1)),
+    ("no_bias", lambda: MHANet(bias=False)),
     ("softmax_input_quant", lambda: MHANet(softmax_input_quant=Int8ActPerTensorFloat)),
     ("cross_attention", CrossAttention),
     ("residual_quantized", lambda: ResidualLayerNorm(quantized_sum=True)),
