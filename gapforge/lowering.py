@@ -77,6 +77,8 @@ class Lowering:
         # nodes a frontend folded into the op it emitted (e.g. Mamba's slice of a causal conv1d):
         # node index -> (tensor bound to the node's outputs, the folding op's name)
         self.absorbed: dict[int, tuple[str, str]] = {}
+        # products that receive a loop's unquantized state (gapforge/recurrence.py): node index -> it
+        self.recurrences: dict[int, Any] = {}
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:
@@ -86,6 +88,11 @@ class Lowering:
             self.tensors[name] = ir.TensorInfo(name, "float", shape, "float32")
             self.act_tensor[act] = name
             self.values[name] = self.graph.activations[act].value
+        from gapforge.recurrence import find_float_recurrences
+
+        self.recurrences = {r.node: r for r in find_float_recurrences(self.graph)}
+        for rec in self.recurrences.values():  # the root cause of the failures in its loop: reported first
+            self._model_problem(*rec.message())
         for node in self.graph.nodes:
             self._lower_node(node)
         outputs = []
@@ -128,6 +135,11 @@ class Lowering:
     def _lower_node(self, node: Node) -> None:
         front = self.registry.frontend_for_node(node)
         ctx = NodeContext(self, node)
+        if node.index in self.recurrences:
+            rec = self.recurrences[node.index]
+            self._fail_node(node, f"receives the unquantized recurrent state '{rec.state.name}' (float recurrence, "
+                            "see above)", rec.message()[1])
+            return
         if node.index in self.absorbed:
             tensor, into = self.absorbed[node.index]
             ctx.bind(self.tensors[tensor])
