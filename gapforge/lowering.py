@@ -79,6 +79,10 @@ class Lowering:
         self.absorbed: dict[int, tuple[str, str]] = {}
         # products that receive a loop's unquantized state (gapforge/recurrence.py): node index -> it
         self.recurrences: dict[int, Any] = {}
+        # loops folded into one node (gapforge/ops/scan.py): node index -> the node lowered in its place,
+        # and the nodes it covers -> its name
+        self.replaced: dict[int, Node] = {}
+        self.folded: dict[int, str] = {}
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:
@@ -88,8 +92,12 @@ class Lowering:
             self.tensors[name] = ir.TensorInfo(name, "float", shape, "float32")
             self.act_tensor[act] = name
             self.values[name] = self.graph.activations[act].value
+        from gapforge.ops.scan import fold_scans
         from gapforge.recurrence import find_float_recurrences
 
+        for f in fold_scans(self.graph):  # loops over time recognised as one scan (gapforge/ops/scan.py)
+            self.replaced[f.node.index] = f.node
+            self.folded.update({i: f.node.name for i in f.covered})
         self.recurrences = {r.node: r for r in find_float_recurrences(self.graph)}
         for rec in self.recurrences.values():  # the root cause of the failures in its loop: reported first
             self._model_problem(*rec.message())
@@ -133,6 +141,11 @@ class Lowering:
         self.diagnostics.append(Diagnostic("<model>", "model", "", "unsupported", message, hint))
 
     def _lower_node(self, node: Node) -> None:
+        if node.index in self.folded:
+            self.diagnostics.append(Diagnostic(node.name, node.kind, node.type_name, "supported",
+                                               f"folded into '{self.folded[node.index]}'", None, [], node.location))
+            return
+        node = self.replaced.get(node.index, node)
         front = self.registry.frontend_for_node(node)
         ctx = NodeContext(self, node)
         if node.index in self.recurrences:

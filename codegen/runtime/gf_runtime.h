@@ -59,6 +59,7 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #define GF_K_LAYERNORM 1
 #define GF_K_MATMUL 1
 #define GF_K_LINEAR_ROWS 1
+#define GF_K_SCAN 1
 #endif
 #if defined(GF_K_LINEAR_ROWS) && !defined(GF_K_LINEAR)
 #define GF_K_LINEAR 1 /* gf_linear_rows calls gf_linear */
@@ -206,6 +207,18 @@ void gf_mul(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, const 
  */
 void gf_softmax(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
 void gf_layernorm(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
+
+/*
+ * gf_scan: the selective state-space scan (Mamba) with a quantized state, then the output quantizer
+ * (integer contract "Selective scan", gf_scan.c). delta, u: [L][D]; b, c: [L][N] (GF_S8 or GF_U8 each);
+ * y: [L][D] output codes; p: the step's int64 parameter block. gf_scan_channels computes the
+ * channels [d0, d1) only (each channel's recurrence is independent; its steps run in order).
+ */
+void gf_scan(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, const void *b, gf_dtype_t b_t,
+             const void *c, gf_dtype_t c_t, const int64_t *p, void *y);
+void gf_scan_channels(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, const void *b,
+                      gf_dtype_t b_t, const void *c, gf_dtype_t c_t, const int64_t *p, int32_t d0, int32_t d1,
+                      void *y);
 
 /* concat: for each of `outer` blocks, copy block_bytes[i] bytes of input i in order. */
 void gf_concat(const void *const *xs, const int32_t *block_bytes, int32_t n_inputs, int32_t outer, void *y);
