@@ -102,7 +102,10 @@ def prepare(*, D: int, N: int, L: int, table: np.ndarray, base: int, s_a: float,
 
 
 def _run(delta, u, B, C, p: ScanParams, exact: bool):
-    delta = np.asarray(delta, dtype=np.int64).reshape(p.L, p.D)
+    delta = np.asarray(delta, dtype=np.int64)
+    if delta.ndim == 3:  # [batch, L, D]: every sequence on its own
+        return np.stack([_run(delta[i], u[i], B[i], C[i], p, exact) for i in range(delta.shape[0])])
+    delta = delta.reshape(p.L, p.D)
     u = np.asarray(u, dtype=np.int64).reshape(p.L, p.D)
     B = np.asarray(B, dtype=np.int64).reshape(p.L, p.N)
     C = np.asarray(C, dtype=np.int64).reshape(p.L, p.N)
@@ -125,7 +128,7 @@ def _run(delta, u, B, C, p: ScanParams, exact: bool):
 
 
 def scan(delta, u, B, C, p: ScanParams) -> np.ndarray:
-    """The output codes y [L, D] (int64) of the contract above."""
+    """The output codes y [L, D] (int64) of the contract above ([batch, L, D] for [batch, L, .] inputs)."""
     return _run(delta, u, B, C, p, exact=False)
 
 

@@ -37,12 +37,12 @@ FUNCTION = "selective_scan"
 
 # -- IR op ------------------------------------------------------------------------------------
 def infer_shapes(inputs, attrs, params):
-    """delta, u [1, L, D]; B, C [1, L, N] -> y [1, L, D]; table [D*N, entries]."""
+    """delta, u [batch, L, D]; B, C [batch, L, N] -> y [batch, L, D]; table [D*N, entries]."""
     d, u, b, c = inputs_of(inputs, 4)
-    if len(d) != 3 or d[0] != 1 or list(u) != list(d):
-        raise ShapeError(f"delta {d} and u {u} must be equal [1, L, D]")
+    if len(d) != 3 or list(u) != list(d):
+        raise ShapeError(f"delta {d} and u {u} must be equal [batch, L, D]")
     if len(b) != 3 or list(b) != list(c) or b[:2] != d[:2]:
-        raise ShapeError(f"B {b} and C {c} must be [1, L, N] with the L of delta {d}")
+        raise ShapeError(f"B {b} and C {c} must be [batch, L, N] with the batch and L of delta {d}")
     if b[2] > ref.MAX_STATE:
         raise ShapeError(f"a state of {b[2]} elements per channel (at most {ref.MAX_STATE})")
     t = params.get("table")
@@ -113,10 +113,8 @@ IR_OP = IROp(
     kernels=("gf_scan",),
     fusion="head",
     prepare=prepare,
-    run=lambda engine, step, inputs: atomic_ops.get("scan")(*inputs, step.params).reshape(
-        engine.net.tensors[step.output].shape),
-    exact=lambda engine, step, inputs: ref.exact(*inputs, step.params).reshape(
-        engine.net.tensors[step.output].shape),
+    run=lambda engine, step, inputs: atomic_ops.get("scan")(*inputs, step.params),
+    exact=lambda engine, step, inputs: ref.exact(*inputs, step.params),
     call=_call,
     fc_direct=True,  # the cores would split the channels; the fabric controller runs it over L2 data for now
     macs=_macs,
@@ -424,7 +422,7 @@ def _lower_scan(ctx) -> None:
     if not torch.all((q - ints).abs() < 1e-3):
         ctx.fail(f"A_bar {where}: the quantizer's output is not on its integer grid")
     table = (ints - aq.zero_point).permute(1, 2, 0).reshape(D * N, 1 << bits).numpy().astype(np.int16)
-    real = ctx.new_tensor(ctx.name, "real", [1, L, D])
+    real = ctx.new_tensor(ctx.name, "real", [delta.shape[0], L, D])
     params = {"table": ctx.add_param(real.name, "table", table, bit_width=16, signed=True)}
     attrs = {"a_scale": float(aq.scale), "h_scale": float(hq.scale), "h_zero_point": int(hq.zero_point),
              "h_range": [int(v) for v in hq.qrange()], "steps": int(L)}

@@ -1,0 +1,26 @@
+"""Three residual Mamba blocks stacked (seqdata/mamba.py MambaBlock) over the digits' 8 rows as 8
+features x 16 time steps, then a linear head: three scans, three causal convs, three gates."""
+
+import brevitas.nn as qnn
+import torch.nn as nn
+
+from seqdata.mamba import MambaBlock, kaiming_init, network, qid
+
+L, BLOCKS = 16, 3
+
+
+class MambaStacked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.quant_in = qid()
+        self.blocks = nn.Sequential(*[MambaBlock(8, d_inner=16, d_state=4, d_conv=4, dt_rank=2)
+                                      for _ in range(BLOCKS)])
+        self.fc = qnn.QuantLinear(L * 8, 10, bias=True)
+        kaiming_init(self)
+
+    def forward(self, x):  # [B, 8, L]
+        x = self.quant_in(x).transpose(1, 2)  # [B, L, 8]
+        return self.fc(self.blocks(x).flatten(1))
+
+
+create_model, example_input, held_out_data = network("mamba_stacked", MambaStacked, length=L)
