@@ -430,7 +430,7 @@ def scan_case(cs: CaseSet, rng, name, *, L, D, N, types=("u8", "s8", "s8", "s8")
               h_t="s8", out="s8", z_y=0, skip=True, mode="rand", split=None):
     """gf_scan (or gf_scan_channels over [0, split) and [split, D)) against atomic_ops/scan.py."""
     arrs = []
-    for t, z, n in zip(types, zps, (D, D, N, N)):
+    for t, n in zip(types, (D, D, N, N)):
         a = rand_act(rng, t, (L, n), "extreme" if mode == "extreme" else "rand")
         arrs.append(a)
     dt = types[0]

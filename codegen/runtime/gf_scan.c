@@ -25,23 +25,38 @@ GF_INLINE int32_t gf_scan_ld(const void *x, gf_dtype_t t, int32_t i)
     return t == GF_U8 ? (int32_t)((const uint8_t *)x)[i] : (int32_t)((const int8_t *)x)[i];
 }
 
+/* The state update and the C product of one channel and step, for B and C of container types TB, TC. */
+#define GF_SCAN_STEP(TB, TC)                                                                       \
+    do {                                                                                           \
+        const TB *bt = (const TB *)b + (size_t)t * (size_t)N;                                      \
+        const TC *ct = (const TC *)c + (size_t)t * (size_t)N;                                      \
+        for (n = 0; n < N; n++) {                                                                  \
+            const int32_t p1 = (int32_t)Tn[(size_t)n * (size_t)E] * h[n];                          \
+            const int32_t p2 = du * ((int32_t)bt[n] - zb);                                         \
+            const int32_t hn = gf_rne_finish64(oh + (int64_t)m1 * p1 + (int64_t)m2 * p2, shh, zh, loh, hih) - zh; \
+            h[n] = hn;                                                                             \
+            s += hn * ((int32_t)ct[n] - zc);                                                       \
+        }                                                                                          \
+    } while (0)
+
 void gf_scan_channels(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, const void *b,
                       gf_dtype_t b_t, const void *c, gf_dtype_t c_t, const int64_t *p, int32_t d0, int32_t d1, void *y)
 {
     const int32_t D = (int32_t)p[0], N = (int32_t)p[1], L = (int32_t)p[2], E = (int32_t)p[3];
     const int32_t base = (int32_t)p[4], zd = (int32_t)p[5], zu = (int32_t)p[6], zb = (int32_t)p[7];
     const int32_t zc = (int32_t)p[8], zh = (int32_t)p[9], loh = (int32_t)p[10], hih = (int32_t)p[11];
-    const int64_t m1 = p[12], m2 = p[13], oh = p[15];
-    const int32_t shh = (int32_t)p[14], zy = (int32_t)p[16], loy = (int32_t)p[17], hiy = (int32_t)p[18];
-    const int32_t ysigned = (int32_t)p[19];
+    const int32_t m1 = (int32_t)p[12], m2 = (int32_t)p[13], shh = (int32_t)p[14]; /* |m| < 2^31 */
+    const int64_t oh = p[15];
+    const int32_t zy = (int32_t)p[16], loy = (int32_t)p[17], hiy = (int32_t)p[18];
+    const int32_t kind = (b_t == GF_U8) * 2 + (c_t == GF_U8);
     const int64_t *chan = p + 24;
     const int16_t *T = (const int16_t *)(const void *)(chan + 4 * (size_t)D);
     uint8_t *yb = (uint8_t *)y;
     int32_t h[GF_SCAN_MAX_STATE];
     int32_t d, t, n;
-    (void)ysigned;
     for (d = d0; d < d1; d++) {
-        const int64_t m3 = chan[4 * d], m4 = chan[4 * d + 1], oy = chan[4 * d + 3];
+        const int32_t m3 = (int32_t)chan[4 * d], m4 = (int32_t)chan[4 * d + 1];
+        const int64_t oy = chan[4 * d + 3];
         const int32_t shy = (int32_t)chan[4 * d + 2];
         const int16_t *Td = T + (size_t)d * (size_t)N * (size_t)E - base;
         for (n = 0; n < N; n++)
@@ -52,16 +67,15 @@ void gf_scan_channels(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype
             const int32_t du = (dq - zd) * uq; /* |du| <= 2^16 */
             const int16_t *Tn = Td + dq;
             int32_t s = 0;
-            for (n = 0; n < N; n++) {
-                const int32_t bq = gf_scan_ld(b, b_t, t * N + n) - zb;
-                const int32_t cq = gf_scan_ld(c, c_t, t * N + n) - zc;
-                const int32_t p1 = (int32_t)Tn[(size_t)n * (size_t)E] * h[n];
-                const int64_t acc = oh + m1 * (int64_t)p1 + m2 * (int64_t)(du * bq);
-                const int32_t hn = gf_rne_finish64(acc, shh, zh, loh, hih) - zh;
-                h[n] = hn;
-                s += hn * cq;
-            }
-            yb[t * D + d] = (uint8_t)gf_rne_finish64(oy + m3 * (int64_t)s + m4 * (int64_t)uq, shy, zy, loy, hiy);
+            if (kind == 0)
+                GF_SCAN_STEP(int8_t, int8_t);
+            else if (kind == 1)
+                GF_SCAN_STEP(int8_t, uint8_t);
+            else if (kind == 2)
+                GF_SCAN_STEP(uint8_t, int8_t);
+            else
+                GF_SCAN_STEP(uint8_t, uint8_t);
+            yb[t * D + d] = (uint8_t)gf_rne_finish64(oy + (int64_t)m3 * s + (int64_t)m4 * uq, shy, zy, loy, hiy);
         }
     }
 }

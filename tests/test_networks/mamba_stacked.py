@@ -2,6 +2,7 @@
 features x 16 time steps, then a linear head: three scans, three causal convs, three gates."""
 
 import brevitas.nn as qnn
+import torch
 import torch.nn as nn
 
 from seqdata.mamba import MambaBlock, kaiming_init, network, qid
@@ -17,6 +18,9 @@ class MambaStacked(nn.Module):
                                       for _ in range(BLOCKS)])
         self.fc = qnn.QuantLinear(L * 8, 10, bias=True)
         kaiming_init(self)
+        with torch.no_grad():  # as Mamba: each residual branch scaled down by 1/sqrt(blocks) at init
+            for b in self.blocks:
+                b.mixer.out_proj.weight /= BLOCKS ** 0.5
 
     def forward(self, x):  # [B, 8, L]
         x = self.quant_in(x).transpose(1, 2)  # [B, L, 8]
