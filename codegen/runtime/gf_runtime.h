@@ -31,7 +31,7 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
  * plan's kernel calls (codegen/gap9/resources.py), so that kernels the network does not use take
  * no code memory. gf_conv2d then dispatches only to the specialised convolutions compiled for the
  * type (the general kernel computes every shape exactly the same: one integer contract for all).
- * gf_concat, gf_permute, gf_slice, gf_flip, gf_pad and the *_ref kernels are not selectable.
+ * gf_concat, gf_permute, gf_slice, gf_flip, gf_pad, gf_scan and the *_ref kernels are not selectable.
  */
 #ifndef GF_KERNELS_SELECTED
 #define GF_K_CONV2D 1
@@ -59,7 +59,6 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #define GF_K_LAYERNORM 1
 #define GF_K_MATMUL 1
 #define GF_K_LINEAR_ROWS 1
-#define GF_K_SCAN 1
 #endif
 #if defined(GF_K_LINEAR_ROWS) && !defined(GF_K_LINEAR)
 #define GF_K_LINEAR 1 /* gf_linear_rows calls gf_linear */

@@ -12,11 +12,10 @@
  *   y[t, d] = clamp(rne_shift(m3 * sum_n h[n] (C[t, n] - z_c) + m4 * (u - z_u) + o_y, sh_y) + z_y)
  * (h kept minus z_h). Every product is exact in int32 (|a h| <= 2^16, |delta B u| <= 2^24,
  * |sum| <= N 2^16), the two sums of m * q in int64 (< 2^56): one rounding per state and per output.
- * gf_scan_channels runs channels [d0, d1) only (the GAP9 cores split the channels).
+ * gf_scan_channels runs channels [d0, d1) only (any split of the channels gives the same integers).
+ * Not selectable (always compiled, like gf_slice: it runs on the GAP9 fabric controller).
  */
 #include "gf_internal.h"
-
-#ifdef GF_K_SCAN
 
 #define GF_SCAN_MAX_STATE 64
 
@@ -85,4 +84,3 @@ void gf_scan(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, c
 {
     gf_scan_channels(delta, d_t, u, u_t, b, b_t, c, c_t, p, 0, (int32_t)p[0], y);
 }
-#endif

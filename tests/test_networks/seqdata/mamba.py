@@ -60,7 +60,7 @@ class CausalConvSiLU(nn.Module):
     def __init__(self, d_model: int, d_inner: int, d_conv: int = 4):
         super().__init__()
         self.d_inner = d_inner
-        self.in_proj = qnn.QuantLinear(d_model, 2 * d_inner, bias=True)
+        self.in_proj = qnn.QuantLinear(d_model, 2 * d_inner, bias=False)  # Mamba: no bias
         self.xz_quant = qid()
         self.conv1d = qnn.QuantConv1d(d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1, bias=True)
         self.conv_quant = qid()
@@ -124,7 +124,7 @@ class MambaMixer(nn.Module):
         self.z_act = nn.SiLU()
         self.z_quant = qid()
         self.gate_quant = qid()
-        self.out_proj = qnn.QuantLinear(d_inner, d_model, bias=True)
+        self.out_proj = qnn.QuantLinear(d_inner, d_model, bias=False)  # Mamba: no bias
 
     def forward(self, x):  # [B, L, d_model] quantized -> [B, L, d_model] int32 accumulator of out_proj
         u, z = self.conv(x)
