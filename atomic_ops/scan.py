@@ -30,6 +30,7 @@ from atomic_ops._fixedpoint import INT64_LIMIT, quantize_multipliers, rne_shift
 HEADER = 24  # int64 words before the per-channel words in the parameter block
 MAX_STATE = 64  # largest N: the C kernel keeps one channel's state in a fixed array of this size
 P2_BOUND = 255 ** 3  # |(delta - z) (B - z) (u - z)| for 8-bit codes
+NEAR_TIE = 1e-4  # the fidelity check's near-tie window (gapforge/fidelity.py), for exact()
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ def _run(delta, u, B, C, p: ScanParams, exact: bool):
     h = np.zeros((p.D, p.N), dtype=np.int64)  # h - z_h
     y = np.zeros((p.L, p.D), dtype=np.float64 if exact else np.int64)
     dd, nn = np.meshgrid(np.arange(p.D), np.arange(p.N), indexing="ij")
+    tied = np.zeros(p.D, dtype=bool)  # channels whose state has passed a near-tie rounding (exact only)
     for t in range(p.L):
         a = tab[dd, nn, (delta[t] - p.base)[:, None]]
         p1 = a * h
@@ -121,7 +123,11 @@ def _run(delta, u, B, C, p: ScanParams, exact: bool):
         h = hq - p.z_h
         s = h @ (C[t] - p.z_c)
         if exact:  # the real value the output quantizer rounds (in output steps), before the zero point
+            v = p.M_h[0] * p1 + p.M_h[1] * p2
+            tied |= (np.abs(v - np.floor(v) - 0.5) < NEAR_TIE).any(axis=1)
             y[t] = p.M_y[0] * s + p.M_y[1] * (u[t] - p.z_u)
+            # an output after a state near-tie depends on how Brevitas rounded that tie: report it as one
+            y[t, tied] = np.floor(y[t, tied]) + 0.5
         else:
             y[t] = np.clip(rne_shift(p.m3 * s + p.m4 * (u[t] - p.z_u) + p.o_y, p.sh_y) + p.z_y, p.lo_y, p.hi_y)
     return y
@@ -133,5 +139,10 @@ def scan(delta, u, B, C, p: ScanParams) -> np.ndarray:
 
 
 def exact(delta, u, B, C, p: ScanParams) -> np.ndarray:
-    """float64 value of each output before its rounding (states computed by the contract)."""
+    """float64 value of each output before its rounding, for the fidelity check's near-tie test.
+
+    The states are the contract's, not Brevitas': where a state of channel d was itself within
+    ``NEAR_TIE`` of a rounding tie at step t (Brevitas' float32 sum may round it the other way, and the
+    difference then flows through the recurrence), the outputs of channel d from step t on are given
+    as ties (``floor(v) + 0.5``): their comparison with Brevitas is decided by that earlier tie."""
     return _run(delta, u, B, C, p, exact=True)
