@@ -97,6 +97,9 @@ class Node:
     inputs: list[int]
     outputs: list[int]
     location: str | None = None  # "file.py:line" of the user code calling a functional op
+    # the exact call site (file, line, bytecode offset): equal for the executions of one expression
+    # in a loop, different for two calls on one line (gapforge/recurrence.py)
+    site: tuple | None = None
     proxy_meta: dict[int, list[QuantMeta]] = field(default_factory=dict)  # id(quant proxy) -> its outputs
 
     def describe(self) -> str:
@@ -171,14 +174,15 @@ def canonical_function_name(func: Any) -> str:
     return _FUNCTION_ALIASES.get(name, name)
 
 
-def _user_location() -> str | None:
+def _user_location() -> tuple[str | None, tuple | None]:
+    """("file.py:line", (file, line, bytecode offset)) of the first user frame calling a functional op."""
     frame = sys._getframe(2)
     while frame is not None:
         fn = frame.f_code.co_filename
         if not _is_library(fn):
-            return f"{os.path.basename(fn)}:{frame.f_lineno}"
+            return f"{os.path.basename(fn)}:{frame.f_lineno}", (fn, frame.f_lineno, frame.f_lasti)
         frame = frame.f_back
-    return None
+    return None, None
 
 
 def _iter_leaves(obj: Any) -> Iterator[Any]:
@@ -335,8 +339,10 @@ class _Recorder:
             self.in_function = False
         if not any(isinstance(self._tensor_of(o), torch.Tensor) for o in _iter_leaves(out)):
             return out  # size(), dim(), shape, comparisons to Python values ...
-        self.add_node("function", self.container_stack[-1], name, None, func, args, kwargs,
-                      inputs, out, _user_location())
+        location, site = _user_location()
+        node = self.add_node("function", self.container_stack[-1], name, None, func, args, kwargs,
+                             inputs, out, location)
+        node.site = site
         return out
 
 

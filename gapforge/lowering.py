@@ -82,6 +82,12 @@ class Lowering:
         # QuantMultiheadAttention(batch_first=False)): bound to the batch-first IR tensor, usable only by
         # the frontends that accept that layout (gapforge/ops/mha.py, the transpose back)
         self.seq_first: set[int] = set()
+        # products that receive a loop's unquantized state (gapforge/recurrence.py): node index -> it
+        self.recurrences: dict[int, Any] = {}
+        # loops folded into one node (gapforge/ops/scan.py): node index -> the node lowered in its place,
+        # and the nodes it covers -> its name
+        self.replaced: dict[int, Node] = {}
+        self.folded: dict[int, str] = {}
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:
@@ -91,6 +97,15 @@ class Lowering:
             self.tensors[name] = ir.TensorInfo(name, "float", shape, "float32")
             self.act_tensor[act] = name
             self.values[name] = self.graph.activations[act].value
+        from gapforge.ops.scan import fold_scans
+        from gapforge.recurrence import find_float_recurrences
+
+        for f in fold_scans(self.graph):  # loops over time recognised as one scan (gapforge/ops/scan.py)
+            self.replaced[f.node.index] = f.node
+            self.folded.update({i: f.node.name for i in f.covered})
+        self.recurrences = {r.node: r for r in find_float_recurrences(self.graph)}
+        for rec in self.recurrences.values():  # the root cause of the failures in its loop: reported first
+            self._model_problem(*rec.message())
         for node in self.graph.nodes:
             self._lower_node(node)
         outputs = []
@@ -135,8 +150,18 @@ class Lowering:
         self.diagnostics.append(Diagnostic("<model>", "model", "", "unsupported", message, hint))
 
     def _lower_node(self, node: Node) -> None:
+        if node.index in self.folded:
+            self.diagnostics.append(Diagnostic(node.name, node.kind, node.type_name, "supported",
+                                               f"folded into '{self.folded[node.index]}'", None, [], node.location))
+            return
+        node = self.replaced.get(node.index, node)
         front = self.registry.frontend_for_node(node)
         ctx = NodeContext(self, node)
+        if node.index in self.recurrences:
+            rec = self.recurrences[node.index]
+            self._fail_node(node, f"receives the unquantized recurrent state '{rec.state.name}' (float recurrence, "
+                            "see above)", rec.message()[1])
+            return
         if node.index in self.absorbed:
             tensor, into = self.absorbed[node.index]
             ctx.bind(self.tensors[tensor])

@@ -20,11 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atomic_ops import layernorm as np_layernorm
+from atomic_ops import scan as np_scan
 from atomic_ops import softmax as np_softmax
 from atomic_ops._fixedpoint import quantize_multipliers, quantize_offset, rne_shift
 from atomic_ops.add import add as np_add
 from atomic_ops.avgpool2d import avgpool2d as np_avgpool2d
 from atomic_ops.conv2d import conv2d as np_conv2d
+from atomic_ops.flip import flip as np_flip
 from atomic_ops.linear import linear as np_linear
 from atomic_ops.lut import lut as np_lut
 from atomic_ops.matmul import matmul as np_matmul
@@ -49,6 +51,7 @@ K_LINEAR, K_LINEAR_REF, K_MAXPOOL, K_AVGPOOL, K_TRUNC = 6, 7, 8, 9, 10
 K_ADD, K_REQUANTIZE, K_RELU, K_CONCAT, K_PERMUTE, K_RNE = 11, 12, 13, 14, 15, 16
 K_LUT, K_MUL, K_SOFTMAX, K_LAYERNORM = 17, 18, 19, 20
 K_MATMUL, K_LINEAR_ROWS, K_SLICE, K_PAD = 21, 22, 23, 24
+K_SCAN, K_SCAN_SPLIT, K_FLIP = 27, 28, 29
 
 DT = {"s8": 0, "u8": 1, "s32": 2}
 NP_DT = {"s8": np.int8, "u8": np.uint8, "s32": np.int32}
@@ -423,6 +426,61 @@ def add_row_cases(cs: CaseSet, rng) -> None:
 # The case set
 
 
+def scan_case(cs: CaseSet, rng, name, *, L, D, N, types=("u8", "s8", "s8", "s8"), zps=(0, 0, 0, 0), z_h=0,
+              h_t="s8", out="s8", z_y=0, skip=True, mode="rand", split=None):
+    """gf_scan (or gf_scan_channels over [0, split) and [split, D)) against atomic_ops/scan.py."""
+    arrs = []
+    for t, n in zip(types, (D, D, N, N)):
+        a = rand_act(rng, t, (L, n), "extreme" if mode == "extreme" else "rand")
+        arrs.append(a)
+    dt = types[0]
+    entries = 256
+    base = -128 if dt == "s8" else 0
+    a_lo, a_hi = (0, 255) if mode != "signed_a" else (-128, 127)
+    table = rng.integers(a_lo, a_hi + 1, size=(D * N, entries)).astype(np.int16)
+    if mode == "decay":  # A_bar close to 1 (the state keeps its value): long recurrences near saturation
+        table[:] = 250
+    s = {"a": 1 / 255, "d": 0.02, "u": 0.05, "b": 0.04, "c": 0.03, "h": 0.01, "y": 0.08}
+    if mode == "extreme":
+        s.update(h=0.001, y=0.002)
+    h_rng = RANGES[h_t]
+    y_lo, y_hi = RANGES[out]
+    p = np_scan.prepare(D=D, N=N, L=L, table=table, base=base, s_a=s["a"], s_d=s["d"], s_u=s["u"], s_b=s["b"],
+                        s_c=s["c"], s_h=s["h"], s_y=s["y"], Dvec=rng.normal(1.0, 0.5, D) if skip else None,
+                        zps={"d": zps[0], "u": zps[1], "b": zps[2], "c": zps[3], "h": z_h, "y": z_y},
+                        h_range=h_rng, y_range=(y_lo, y_hi), y_signed=out == "s8")
+    y = np_scan.scan(*arrs, p)
+    prm = [DT[t] for t in types]
+    if split is None:
+        cs.add(K_SCAN, name, prm, [*arrs, p.block(), out_bytes(y, y_lo)])
+    else:
+        cs.add(K_SCAN_SPLIT, name, prm + [split], [*arrs, p.block(), out_bytes(y, y_lo)])
+
+
+def flip_case(cs: CaseSet, rng, name, *, shape, axis, t="s8"):
+    x = rand_act(rng, t, shape)
+    outer, n, inner = int(np.prod(shape[:axis])), shape[axis], int(np.prod(shape[axis + 1:]))
+    cs.add(K_FLIP, name, [np.dtype(NP_DT[t]).itemsize, outer, n, inner], [x, np_flip(x, axis)])
+
+
+def add_scan_cases(cs: CaseSet, rng) -> None:
+    scan_case(cs, rng, "scan_16x16x4", L=16, D=16, N=4)
+    scan_case(cs, rng, "scan_zero_points", L=9, D=5, N=3, types=("u8", "u8", "s8", "u8"), zps=(3, 128, -2, 100),
+              z_h=5, out="u8", z_y=7)
+    scan_case(cs, rng, "scan_signed_delta_noskip", L=7, D=6, N=5, types=("s8", "s8", "u8", "s8"), skip=False)
+    scan_case(cs, rng, "scan_signed_table_uint_state", L=6, D=3, N=2, mode="signed_a", h_t="u8", z_h=128)
+    scan_case(cs, rng, "scan_extreme_saturating", L=12, D=4, N=8, mode="extreme")
+    scan_case(cs, rng, "scan_decay_long", L=300, D=2, N=6, mode="decay")
+    scan_case(cs, rng, "scan_L1_N1", L=1, D=3, N=1)
+    scan_case(cs, rng, "scan_N64", L=5, D=2, N=64)
+    for split in (0, 3, 7):
+        scan_case(cs, rng, f"scan_split_{split}", L=10, D=7, N=4, split=split)
+    flip_case(cs, rng, "flip_tokens_s8", shape=(1, 16, 8), axis=1)
+    flip_case(cs, rng, "flip_last_u8", shape=(1, 3, 5, 7), axis=3, t="u8")
+    flip_case(cs, rng, "flip_acc_s32", shape=(1, 9, 4), axis=1, t="s32")
+    flip_case(cs, rng, "flip_one", shape=(1, 1, 6), axis=1)
+
+
 def build_cases() -> CaseSet:
     rng = np.random.default_rng(20240611)
     cs = CaseSet()
@@ -667,6 +725,7 @@ def build_cases() -> CaseSet:
     sh = np.array([1] * 17 + [2] * 17 + [61] * 17 + [62] * 17, np.int64)
     cs.add(K_RNE, "rne_edges", [v.size], [v, sh.astype(np.uint8), rne_shift(v, sh).astype(np.int64)])
     add_row_cases(cs, rng)
+    add_scan_cases(cs, rng)
     return cs
 
 
@@ -742,7 +801,7 @@ def test_kernels_match_reference(drivers, case_dir, variant):
 def test_case_set_covers_every_kernel():
     cs = build_cases()
     kinds = {struct.unpack_from("<I", b, 8)[0] for b in cs.blobs}
-    assert kinds == set(range(1, 25))
+    assert kinds == set(range(1, 25)) | {K_SCAN, K_SCAN_SPLIT, K_FLIP}
     assert len(cs.names) == len(set(cs.names)) >= 200
 
 

@@ -24,6 +24,12 @@ the kernel's bytes against it.
 The int8 x int8 matmul of two activations (gf_matmul) is checked against gf_linear_ref on the rows with
 the second operand transposed (target <= 4.0 per MAC, as for depthwise 3x3).
 
+The selective scan gf_scan (BKIND 13) is counted per state element per step (L x D x N): its inputs,
+parameter block and expected output come from the numpy reference (atomic_ops/scan.py), its reference
+is a plain loop of the contract with the exact 64-bit rounding; target <= 90 (per element: the table
+load, two 32x32->64 products, the 64-bit rounding of the state, the C product; the output rounding per
+channel and step is shared by the N elements).
+
 conv1d / dwconv1d (targets 2.8 / 4.0) are 1-D convolutions over (channels, time) as the generated code
 runs them: the map of height 1 through gf_conv2d / gf_dwconv2d (kernel 1 x K).
 
@@ -58,13 +64,14 @@ REPO = Path(__file__).resolve().parents[1]
 RUNTIME = REPO / "codegen" / "runtime"
 
 TARGETS = {"conv3x3": 2.8, "conv1x1": 2.8, "dwconv3x3": 4.0, "linear": 2.8, "lut": 5.0, "mul": 18.0,
-           "mul_gate": 16.0, "matmul": 4.0, "conv1d": 2.8, "dwconv1d": 4.0}
+           "mul_gate": 16.0, "matmul": 4.0, "conv1d": 2.8, "dwconv1d": 4.0, "scan": 90.0}
 ELEMENTWISE = ("lut", "mul", "mul_gate")  # figures per element, not per MAC
 
 
 @dataclass(frozen=True)
 class Config:
     kernel: str  # conv3x3 | conv1x1 | dwconv3x3 | linear | conv1d | dwconv1d | matmul (c = K, h = M rows, w = groups, o = N)
+    # | scan (c = D channels, h = L steps, o = N state elements per channel)
     c: int
     h: int
     w: int
@@ -74,6 +81,8 @@ class Config:
 
     @property
     def size(self) -> str:
+        if self.kernel == "scan":
+            return f"L={self.h} D={self.c} N={self.o}"
         if self.kernel in ELEMENTWISE:
             return f"{self.c}x{self.h}x{self.w}" + (f" * {self.c}x1x1" if self.kernel == "mul_gate" else "")
         if self.kernel == "linear":
@@ -105,6 +114,8 @@ class Config:
 
     @property
     def macs(self) -> int:
+        if self.kernel == "scan":  # state elements x steps
+            return self.h * self.c * self.o
         if self.kernel in ELEMENTWISE:  # elements
             return self.c * self.h * self.w
         if self.kernel == "linear":
@@ -134,6 +145,8 @@ CONFIGS = [
     Config("conv1d", 32, 1, 256, 32, 2, 3),
     Config("dwconv1d", 32, 1, 256, 32, 1, 4),  # Mamba's causal depthwise conv (d_conv = 4)
     Config("dwconv1d", 64, 1, 1024, 64, 1, 3),
+    Config("scan", 16, 64, 1, 4),  # mamba_block's scan (D = 16, N = 4) over 64 steps
+    Config("scan", 32, 32, 1, 16),  # Mamba's d_state = 16
 ]
 
 BENCH_C = r"""
@@ -144,7 +157,11 @@ BENCH_C = r"""
 #include "gf_hal.h"
 #include "gf_runtime.h"
 
-#if BKIND == 8
+#if BKIND == 13
+#define NX 1 /* scan: SD, SU, SB, SC, SP and the expected E are embedded by the generator */
+#define NW 1
+#define NY (BH * BC)
+#elif BKIND == 8
 #define NX (BW * BH * BC) /* matmul: a [BW][BH][BC], b [BW][BC][BO] */
 #define NW (BW * BC * BO)
 #define NY (BW * BH * BO)
@@ -246,6 +263,43 @@ int main(void)
         }
         t2 = gf_hal_instret();
     }
+#elif BKIND == 13
+    {
+        /* reference: the contract as a plain loop, every rounding on the exact 64-bit path; the block is
+         * read through a volatile pointer so that the compiler cannot fold its (embedded) values */
+        const int64_t *volatile spv = SP;
+        const int64_t *P = spv;
+        const int32_t D = BC, N = BO, L = BH, NE = (int32_t)P[3];
+        const int64_t *ch = P + 24;
+        const int16_t *T = (const int16_t *)(const void *)(ch + 4 * D);
+        int32_t h[BO], d, t, n;
+        (void)rq;
+        t0 = gf_hal_instret();
+        gf_scan(SD, SD_T, SU, SU_T, SB, SB_T, SC, SC_T, SP, Y0);
+        t1 = gf_hal_instret();
+        for (d = 0; d < D; d++) {
+            for (n = 0; n < N; n++)
+                h[n] = 0;
+            for (t = 0; t < L; t++) {
+                int32_t s = 0;
+                int32_t dq = SD[t * D + d], uq = SU[t * D + d] - (int32_t)P[6];
+                for (n = 0; n < N; n++) {
+                    int32_t a = T[(d * N + n) * NE + dq - (int32_t)P[4]];
+                    int64_t acc = P[15] + P[12] * (int64_t)(a * h[n]) +
+                                  P[13] * (int64_t)((dq - (int32_t)P[5]) * (SB[t * N + n] - (int32_t)P[7]) * uq);
+                    h[n] = gf_requant_finish(acc, (int)P[14], (int32_t)P[9], (int32_t)P[10], (int32_t)P[11]) -
+                           (int32_t)P[9];
+                    s += h[n] * (SC[t * N + n] - (int32_t)P[8]);
+                }
+                Y1[t * D + d] = (uint8_t)gf_requant_finish(ch[4 * d + 3] + ch[4 * d] * (int64_t)s + ch[4 * d + 1] * uq,
+                                                           (int)ch[4 * d + 2], (int32_t)P[16], (int32_t)P[17],
+                                                           (int32_t)P[18]);
+            }
+        }
+        t2 = gf_hal_instret();
+        if (memcmp(Y0, E, sizeof E) != 0)
+            Y1[0] ^= 1; /* disagreeing with numpy counts as a mismatch */
+    }
 #elif BKIND == 8
     t0 = gf_hal_instret();
     gf_matmul(X, GF_S8, 0, Wt, GF_S8, 0, BW, BH, BC, BO, &rq, Y0);
@@ -305,7 +359,7 @@ int main(void)
 """
 
 KIND_ID = {"conv3x3": 1, "conv1x1": 2, "dwconv3x3": 3, "linear": 4, "lut": 5, "mul": 6, "mul_gate": 7, "matmul": 8,
-           "conv1d": 9, "dwconv1d": 10}
+           "conv1d": 9, "dwconv1d": 10, "scan": 13}
 
 
 @dataclass
@@ -343,8 +397,31 @@ def multiplier_shift(cfg: Config) -> int:
     return 31 + max(1, round(math.log2(spread / 100.0)))
 
 
+def scan_arrays(cfg: Config) -> str:
+    """C arrays of one scan benchmark: delta (uint8), u, B, C (int8) [L][.], the parameter block and the
+    output of atomic_ops/scan.py (realistic scales: A_bar in (0, 1], outputs mostly unsaturated)."""
+    import numpy as np
+
+    from atomic_ops import scan
+
+    rng = np.random.default_rng(13)
+    L, D, N = cfg.h, cfg.c, cfg.o
+    delta = rng.integers(0, 256, size=(L, D)).astype(np.uint8)
+    u, b, c = (rng.integers(-128, 128, size=sh).astype(np.int8) for sh in ((L, D), (L, N), (L, N)))
+    s_d, A = 0.01, -np.arange(1, N + 1, dtype=np.float64)
+    table = np.rint(255 * np.exp(np.outer(np.ones(D), A).reshape(-1, 1) * s_d * np.arange(256))).astype(np.int16)
+    p = scan.prepare(D=D, N=N, L=L, table=table, base=0, s_a=1 / 255, s_d=s_d, s_u=0.05, s_b=0.04, s_c=0.04,
+                     s_h=0.004, s_y=0.02, Dvec=rng.normal(1.0, 0.3, D), zps=dict.fromkeys("dubchy", 0),
+                     h_range=(-128, 127), y_range=(-128, 127), y_signed=True)
+    y = scan.scan(delta, u, b, c, p).astype(np.int8)
+    return ("#define SD_T GF_U8\n#define SU_T GF_S8\n#define SB_T GF_S8\n#define SC_T GF_S8\n#include <stdint.h>\n"
+            + _c_array("uint8_t", "SD", delta.reshape(-1)) + _c_array("int8_t", "SU", u.reshape(-1))
+            + _c_array("int8_t", "SB", b.reshape(-1)) + _c_array("int8_t", "SC", c.reshape(-1))
+            + _c_array("int64_t", "SP", p.block().tolist(), "LL") + _c_array("uint8_t", "E", y.reshape(-1).view("uint8")))
+
+
 def measure(cfg: Config, build: Path, objs: list[Path], opt: str, timeout: float) -> Row:
-    flat = cfg.kernel in ("linear", "matmul") or cfg.kernel in ELEMENTWISE
+    flat = cfg.kernel in ("linear", "matmul", "scan") or cfg.kernel in ELEMENTWISE
     g = cfg.geometry() if not flat else {"K": 1, "KH": 1, "P": 0, "PL": 0, "PR": 0, "S": 1, "SY": 1, "OH": 1, "OW": 1,
                                          "G": 1}
     defines = {"BKIND": str(KIND_ID[cfg.kernel]), "BC": str(cfg.c), "BH": str(cfg.h), "BW": str(cfg.w),
@@ -353,7 +430,8 @@ def measure(cfg: Config, build: Path, objs: list[Path], opt: str, timeout: float
                "BOW": str(g["OW"]), "BG": str(g["G"]), "BSH": str(multiplier_shift(cfg)), "BMULSH": "6"}
     name = re.sub(r"[^A-Za-z0-9]+", "_", f"{cfg.kernel}_{cfg.size}").strip("_")
     src = build / f"bench_{name}.c"
-    src.write_text("".join(f"#define {k} {v}\n" for k, v in defines.items()) + BENCH_C)
+    src.write_text("".join(f"#define {k} {v}\n" for k, v in defines.items())
+                   + (scan_arrays(cfg) if cfg.kernel == "scan" else "") + BENCH_C)
     exe = toolchains.build("rv32", [src, *objs], [RUNTIME, RUNTIME / "hal"], build / f"bench_{name}.elf",
                            opt=opt)
     res = toolchains.run("rv32", exe, cwd=build, timeout=timeout)

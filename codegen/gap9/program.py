@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from codegen.gap9.hw import DEFAULT, Budgets, align
-from codegen.gap9.placement import L3, Placement, place
+from codegen.gap9.placement import L2, L3, Placement, place
 from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, rows_geometry, rows_layout, tile_step
 from codegen.program import Program, build_program
 from gapforge.errors import GapforgeError
@@ -147,6 +147,10 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
     for call, step, tp in zip(program.calls, plan.steps, tiles):
         outputs[call.index] = _loc(placement, program, call.name)
         if tp.tiling == "fc":
+            if placement.params != L2 and any("P + " in a for a in call.args):  # e.g. the scan's parameter block
+                raise GapforgeError(f"step '{call.name}' ({step.kind}) runs on the fabric controller and reads its "
+                                    "parameters in place, but they do not fit L2 with this budget",
+                                    hint="raise --l2-budget")
             continue
         regions = _region_offsets(program, call.ident)
         rq = step.requant

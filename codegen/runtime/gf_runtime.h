@@ -31,7 +31,7 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
  * plan's kernel calls (codegen/gap9/resources.py), so that kernels the network does not use take
  * no code memory. gf_conv2d then dispatches only to the specialised convolutions compiled for the
  * type (the general kernel computes every shape exactly the same: one integer contract for all).
- * gf_concat, gf_permute, gf_slice, gf_pad and the *_ref kernels are not selectable.
+ * gf_concat, gf_permute, gf_slice, gf_flip, gf_pad, gf_scan and the *_ref kernels are not selectable.
  */
 #ifndef GF_KERNELS_SELECTED
 #define GF_K_CONV2D 1
@@ -207,6 +207,18 @@ void gf_mul(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, const 
 void gf_softmax(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
 void gf_layernorm(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
 
+/*
+ * gf_scan: the selective state-space scan (Mamba) with a quantized state, then the output quantizer
+ * (integer contract "Selective scan", gf_scan.c). delta, u: [L][D]; b, c: [L][N] (GF_S8 or GF_U8 each);
+ * y: [L][D] output codes; p: the step's int64 parameter block. gf_scan_channels computes the
+ * channels [d0, d1) only (each channel's recurrence is independent; its steps run in order).
+ */
+void gf_scan(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, const void *b, gf_dtype_t b_t,
+             const void *c, gf_dtype_t c_t, const int64_t *p, void *y);
+void gf_scan_channels(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, const void *b,
+                      gf_dtype_t b_t, const void *c, gf_dtype_t c_t, const int64_t *p, int32_t d0, int32_t d1,
+                      void *y);
+
 /* concat: for each of `outer` blocks, copy block_bytes[i] bytes of input i in order. */
 void gf_concat(const void *const *xs, const int32_t *block_bytes, int32_t n_inputs, int32_t outer, void *y);
 
@@ -218,6 +230,10 @@ void gf_permute(const void *x, int32_t elem_size, const int32_t shape[4], const 
  * i < count (blocks of inner elements of elem_bytes 1 or 4). */
 void gf_slice(const void *x, int32_t elem_bytes, int32_t outer, int32_t n, int32_t start, int32_t step,
               int32_t count, int32_t inner, void *y);
+
+/* flip of one axis of a tensor seen as [outer][n][inner]: y[o][i] = x[o][n - 1 - i] (blocks of inner
+ * elements of elem_bytes 1 or 4; torch.flip). */
+void gf_flip(const void *x, int32_t elem_bytes, int32_t outer, int32_t n, int32_t inner, void *y);
 
 /* pad along one axis of a byte tensor [outer][n][inner]: before and after blocks of the code `value`
  * around each x[o] (y is [outer][before + n + after][inner]). */

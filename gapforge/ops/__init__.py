@@ -15,17 +15,21 @@ from torch import nn
 
 from gapforge.ops._base import Attr, Frontend, IROp  # noqa: F401  (re-exported)
 
+_RECURRENT_HINT = ("recurrent layers are not supported (their float state has no exact integer form); use a causal "
+                   "(depthwise) QuantConv1d stack over time, or a Mamba selective scan with a QuantIdentity on its "
+                   "state (tests/test_networks/seqdata/mamba.py), which deploys exactly")
+
 # Constructs we recognise but do not support, with the most useful hint we can give.
 _UNSUPPORTED_HINTS: dict[str, str] = {
     "Conv2d": "float convolution: replace torch.nn.Conv2d by brevitas.nn.QuantConv2d",
     "Conv1d": "float convolution: replace torch.nn.Conv1d by brevitas.nn.QuantConv1d",
     "Linear": "float linear layer: replace torch.nn.Linear by brevitas.nn.QuantLinear",
-    "LSTM": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
-    "GRU": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
-    "RNN": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
-    "QuantLSTM": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
-    "QuantGRU": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
-    "QuantRNN": "recurrent layers are not supported; use a causal (depthwise) QuantConv1d stack over time instead",
+    "LSTM": _RECURRENT_HINT,
+    "GRU": _RECURRENT_HINT,
+    "RNN": _RECURRENT_HINT,
+    "QuantLSTM": _RECURRENT_HINT,
+    "QuantGRU": _RECURRENT_HINT,
+    "QuantRNN": _RECURRENT_HINT,
     "ReflectionPad1d": "reflection padding is not supported; pad with zeros (nn.ZeroPad1d / the layer's padding)",
     "ReflectionPad2d": "reflection padding is not supported; pad with zeros (nn.ZeroPad2d / the layer's padding)",
     "ReplicationPad1d": "replication padding is not supported; pad with zeros (nn.ZeroPad1d / the layer's padding)",

@@ -46,7 +46,10 @@ enum {
     K_MATMUL = 21,
     K_LINEAR_ROWS = 22,
     K_SLICE = 23,
-    K_PAD = 24
+    K_PAD = 24,
+    K_SCAN = 27,
+    K_SCAN_SPLIT = 28,
+    K_FLIP = 29
 };
 
 #define MAX_PARAMS 64
@@ -359,6 +362,28 @@ static int run_case(const case_t *c, void *out)
         /* params: outer, n, before, after, inner, value; arrays x expected */
         NEED(6, 2);
         gf_pad(A[0].data, c->prm[0], c->prm[1], c->prm[2], c->prm[3], c->prm[4], c->prm[5], out);
+        return 0;
+    case K_SCAN:
+    case K_SCAN_SPLIT:
+        /* params: delta_t, u_t, b_t, c_t [, split]; arrays delta u b c p (s64 parameter block) expected */
+        NEED(c->id == K_SCAN ? 4 : 5, 6);
+        if (c->id == K_SCAN) {
+            gf_scan(A[0].data, (gf_dtype_t)c->prm[0], A[1].data, (gf_dtype_t)c->prm[1], A[2].data, (gf_dtype_t)c->prm[2],
+                    A[3].data, (gf_dtype_t)c->prm[3], (const int64_t *)A[4].data, out);
+        } else { /* the channels in two parts, the second first: any split gives the same integers */
+            const int32_t D = (int32_t)((const int64_t *)A[4].data)[0];
+            gf_scan_channels(A[0].data, (gf_dtype_t)c->prm[0], A[1].data, (gf_dtype_t)c->prm[1], A[2].data,
+                             (gf_dtype_t)c->prm[2], A[3].data, (gf_dtype_t)c->prm[3], (const int64_t *)A[4].data,
+                             c->prm[4], D, out);
+            gf_scan_channels(A[0].data, (gf_dtype_t)c->prm[0], A[1].data, (gf_dtype_t)c->prm[1], A[2].data,
+                             (gf_dtype_t)c->prm[2], A[3].data, (gf_dtype_t)c->prm[3], (const int64_t *)A[4].data,
+                             0, c->prm[4], out);
+        }
+        return 0;
+    case K_FLIP:
+        /* params: elem_bytes, outer, n, inner; arrays x expected */
+        NEED(4, 2);
+        gf_flip(A[0].data, c->prm[0], c->prm[1], c->prm[2], c->prm[3], out);
         return 0;
     default:
         return -1;
