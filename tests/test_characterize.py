@@ -31,7 +31,9 @@ def test_walker_macs_equal_the_engines(name, extracted):
 
 # Brevitas regression models whose forward torch.fx traces with the layers as leaves
 FX_NETS = ["simple_cnn", "tiny_cnn", "mlp", "resnet_block", "stride2_cnn", "padding_cnn", "bottleneck_1x1",
-           "depthwise_cnn", "per_channel_cnn", "big_mlp_l3"]
+           "depthwise_cnn", "per_channel_cnn", "big_mlp_l3", "gelu_basic", "layernorm_basic", "softmax_basic",
+           "tokens_mlp", "attention_core", "transformer_simple", "transformer_multiblock", "transformer_qmha",
+           "long_encoder"]
 
 
 @pytest.mark.parametrize("name", FX_NETS)

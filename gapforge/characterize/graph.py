@@ -211,7 +211,8 @@ def case_dir(graph: Graph):
 def _leaf_types():
     import torch.nn as nn
 
-    return (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AvgPool2d,
+    return (nn.Conv2d, nn.Conv1d, nn.Linear, nn.MultiheadAttention, nn.GroupNorm, nn.RMSNorm, nn.SiLU, nn.Tanh,
+            nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AvgPool2d,
             nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Dropout, nn.Softmax, nn.LayerNorm, nn.GELU, nn.Sigmoid)
 
 
@@ -225,8 +226,41 @@ def _tensor(v):
 
     if isinstance(v, torch.Tensor):
         return v
+    if isinstance(v, (tuple, list)) and v:  # (attn_output, attn_weights) of an attention module
+        return _tensor(v[0])
     inner = getattr(v, "value", None)
     return inner if isinstance(inner, torch.Tensor) else None
+
+
+# Row operations' MACs per output element, as their declarations count them (gapforge/ops/layernorm.py,
+# rmsnorm.py, groupnorm.py: the sum of squares and the per-element multiplier; softmax.py: e * R).
+_ROW_OP_MACS = {"LayerNorm": 2, "layer_norm": 2, "RMSNorm": 2, "rms_norm": 2, "GroupNorm": 2, "group_norm": 2,
+                "Softmax": 1, "softmax": 1}
+
+
+def _is_product(n) -> bool:
+    """An FX node computing the matrix product of two activations (torch.matmul / bmm / @)."""
+    import operator
+
+    import torch
+
+    if n.op == "call_function":
+        return n.target in (torch.matmul, torch.bmm, operator.matmul)
+    return n.op == "call_method" and n.target in ("matmul", "bmm", "__matmul__", "__rmatmul__")
+
+
+def _attention_macs(mod, in_shapes: list[tuple]) -> int | None:
+    """MACs of a multi-head attention module (torch's or Brevitas' QuantMultiheadAttention) as a leaf:
+    the q / k / v and output projections, the two products q k^T and attn v, and the softmax of the
+    scores (one per score, as gapforge/ops/softmax.py counts it)."""
+    e, heads = getattr(mod, "embed_dim", None), getattr(mod, "num_heads", None)
+    if not isinstance(e, int) or not isinstance(heads, int) or not in_shapes or len(in_shapes[0]) != 3:
+        return None
+    q, kv = in_shapes[0], in_shapes[1] if len(in_shapes) > 1 else in_shapes[0]
+    batch_first = bool(getattr(mod, "batch_first", False))
+    b, tq, ts = (q[0], q[1], kv[1]) if batch_first else (q[1], q[0], kv[0])
+    kdim, vdim = getattr(mod, "kdim", None) or e, getattr(mod, "vdim", None) or e
+    return b * (tq * e * e + ts * e * kdim + ts * e * vdim + 2 * tq * ts * e + heads * tq * ts + tq * e * e)
 
 
 def trace(model) -> Any:
@@ -285,7 +319,7 @@ def walk_torch(model, example_input, name: str | None = None, elem_bytes: int = 
         out_numel = math.prod(out_shape)
         in_numel = sum(math.prod(s) for s in in_shapes)
         mod = modules.get(n.target) if n.op == "call_module" else None
-        weight = getattr(mod, "weight", None) if isinstance(mod, (nn.Conv2d, nn.Linear)) else None
+        weight = getattr(mod, "weight", None) if isinstance(mod, (nn.Conv2d, nn.Conv1d, nn.Linear)) else None
         if weight is not None:
             in_ch = in_shapes[0][1] if in_shapes and len(in_shapes[0]) > 1 else None
             m, k, nn_, g = _gemm(out_shape, list(weight.shape), in_ch)
@@ -293,14 +327,25 @@ def walk_torch(model, example_input, name: str | None = None, elem_bytes: int = 
             w_b = weight.numel() * weight_bytes + (bias.numel() * bias_bytes if bias is not None else 0)
             macs = m * k * nn_
             kind = type(mod).__name__
+        elif _is_product(n) and len(in_shapes) == 2:  # a @ b of two activations: [.., M, K] @ [.., K, N]
+            k = in_shapes[0][-1]
+            m, nn_, g = out_shape[-2] if len(out_shape) > 1 else 1, out_shape[-1], \
+                math.prod(out_shape[:-2]) if len(out_shape) > 2 else 1
+            macs, w_b, kind = out_numel * k, 0, "matmul"
+        elif mod is not None and _attention_macs(mod, in_shapes) is not None:
+            macs = _attention_macs(mod, in_shapes)
+            m, k, nn_, g = out_numel, mod.embed_dim, 1, 1
+            w_b = sum(p.numel() for p in mod.parameters()) * weight_bytes
+            kind = type(mod).__name__
         else:
             if n.op == "call_module" and isinstance(mod, (nn.Flatten, nn.Identity, nn.Dropout)) or \
                     n.op == "call_method" and n.target in ("view", "reshape", "flatten", "size", "contiguous") or \
                     n.op == "call_function" and getattr(n.target, "__name__", "") in ("flatten", "reshape", "getitem"):
                 continue  # views: no work, no traffic
-            m, k, nn_, g, macs = out_numel, max(1, in_numel // max(1, out_numel)), 1, 1, 0
+            m, k, nn_, g = out_numel, max(1, in_numel // max(1, out_numel)), 1, 1
             w_b = sum(p.numel() for p in mod.parameters(recurse=False)) * bias_bytes if mod is not None else 0
             kind = type(mod).__name__ if mod is not None else str(getattr(n.target, "__name__", n.target))
+            macs = _ROW_OP_MACS.get(kind, 0) * out_numel
         rows = out_shape[1] * out_shape[2] if len(out_shape) == 4 else (out_shape[-1] if weight is not None else 0)
         border = 0
         if mod is not None and hasattr(mod, "kernel_size") and in_shapes:
