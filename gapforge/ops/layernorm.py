@@ -108,6 +108,18 @@ def _floats(t) -> list[float] | None:
     return [float(v) for v in t.detach().to(torch.float32).reshape(-1)]
 
 
+def check_norm_input(ctx, x, what: str) -> None:
+    """The input of a row normalization (LayerNorm, RMSNorm, GroupNorm) must be a per-tensor quant tensor."""
+    if x.kind == "float":
+        ctx.fail(f"applies {what} to the unquantized network input", hint="put a QuantIdentity before it")
+    if x.kind != "quant":
+        ctx.fail(f"applies {what} to a {x.kind} tensor (an int32 accumulator or a float sum)",
+                 hint=f"put a QuantIdentity before the {what}")
+    if x.per_channel:
+        ctx.fail(f"applies {what} to a tensor with per-channel scales",
+                 hint=f"use a per-tensor quantizer (QuantIdentity) before the {what}")
+
+
 def _lower(ctx) -> None:
     x = ctx.input_tensor(0)
     nd = len(x.shape)
@@ -131,14 +143,7 @@ def _lower(ctx) -> None:
                  hint="normalize the feature axes only (normalized_shape = the trailing axes without batch)")
     if list(x.shape[nd - axes:]) != shape:
         ctx.fail(f"normalized_shape {shape} does not match the trailing axes of the input {x.shape}")
-    if x.kind == "float":
-        ctx.fail("applies LayerNorm to the unquantized network input", hint="put a QuantIdentity before it")
-    if x.kind != "quant":
-        ctx.fail(f"applies LayerNorm to a {x.kind} tensor (an int32 accumulator or a float sum)",
-                 hint="put a QuantIdentity before the LayerNorm")
-    if x.per_channel:
-        ctx.fail("applies LayerNorm to a tensor with per-channel scales",
-                 hint="use a per-tensor quantizer (QuantIdentity) before the LayerNorm")
+    check_norm_input(ctx, x, "LayerNorm")
     attrs = {"axes": axes, "eps": eps}
     try:
         if weight is not None:
