@@ -26,6 +26,7 @@ import numpy as np
 from atomic_ops._fixedpoint import rne_shift
 
 HEADER = 8  # int64 words before the arrays of the parameter block
+MBITS = 40  # |M| < 2^40: K * 255 * 2^40 < 2^63 for K < 2^12 terms
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,11 @@ class LinCombParams:
     lo: int
     hi: int
     gather: np.ndarray  # int64 [K, n], indices into the row
-    M: np.ndarray  # int64 [K, period, n], |M| < 2^31
+    M: np.ndarray  # int64 [K, period, n], |M| < 2^40
     bound: float  # worst |computed - exact| before the final rounding, in output steps
 
     def block(self) -> np.ndarray:
-        """int64 words: [n, K, period, h, zin, zp, lo, hi], gather (int32, padded), M (int32, padded)."""
+        """int64 words: [n, K, period, h, zin, zp, lo, hi], gather (int32, padded), M (int64)."""
         k = self.gather.shape[0]
         head = np.array([self.n, k, self.period, self.h, self.zin, self.zp, self.lo, self.hi], dtype=np.int64)
 
@@ -52,7 +53,7 @@ class LinCombParams:
                 a = np.concatenate([a, np.zeros(1, np.int32)])
             return a.view(np.int64)
 
-        return np.concatenate([head, words(self.gather), words(self.M)])
+        return np.concatenate([head, words(self.gather), self.M.astype(np.int64).reshape(-1)])
 
 
 def prepare(s_in: float, in_range: tuple[int, int], zin: int, gather: np.ndarray, coef: np.ndarray, s_out: float,
@@ -72,12 +73,14 @@ def prepare(s_in: float, in_range: tuple[int, int], zin: int, gather: np.ndarray
         raise ValueError("a constant is not finite")
     real = coef * (s_in / s_out)
     peak = float(np.max(np.abs(real)))
-    h = 31 - math.frexp(peak)[1] if peak > 0 else 30
-    if peak > 0 and np.max(np.abs(np.rint(real * 2.0**h))) >= 2**31:
+    h = MBITS - math.frexp(peak)[1] if peak > 0 else MBITS - 1
+    if peak > 0 and np.max(np.abs(np.rint(real * 2.0**h))) >= 2**MBITS:
         h -= 1
     h = min(h, 62)
     if h < 1:
-        raise ValueError(f"the constants times the scale ratio ({peak:.3g}) exceed 2^30 output steps")
+        raise ValueError(f"the constants times the scale ratio ({peak:.3g}) exceed 2^{MBITS - 1} output steps")
+    if k >= 2**12:
+        raise ValueError(f"{k} terms: at most 4095 (the int64 sum)")
     M = np.rint(real * 2.0**h).astype(np.int64)
     dev = max(abs(in_range[0] - zin), abs(in_range[1] - zin))
     bound = k * dev * 2.0 ** -(h + 1) * (1 + 2.0**-40)  # each multiplier within 2^-(h+1) of s c / s_out 2^h
@@ -87,7 +90,7 @@ def prepare(s_in: float, in_range: tuple[int, int], zin: int, gather: np.ndarray
 def lincomb(x: np.ndarray, p: LinCombParams, row0: int = 0) -> np.ndarray:
     """Integer sum of products of the codes ``x`` (rows of ``p.n``) with the constants: int64 codes in [lo, hi].
 
-    |acc| <= K * 255 * 2^31 < 2^63 for any K < 2^23."""
+    |acc| <= K * 255 * 2^40 < 2^63 for K < 2^12."""
     x = np.asarray(x)
     rows = x.reshape(-1, p.n).astype(np.int64) - p.zin
     ph = (row0 + np.arange(rows.shape[0])) % p.period

@@ -5,9 +5,9 @@
  *
  * Parameter block p (int64 words, built by the planner): [0] n, [1] K, [2] P, [3] h, [4] zin,
  * [5] zp, [6] lo, [7] hi, then g[K][n] (int32 indices into the row, padded to 8 bytes), then
- * M[K][P][n] (int32 multipliers, |M| < 2^31). Row r (absolute index row0 + r) of n codes q:
+ * M[K][P][n] (int64 multipliers, |M| < 2^40). Row r (absolute index row0 + r) of n codes q:
  *   y_i = clamp(rne_shift(sum_k (q[g_k[i]] - zin) M_k[(row0 + r) % P][i], h) + zp, lo, hi)
- * |sum| <= K 255 2^31 < 2^63; 1 <= h <= 62.
+ * |sum| <= K 255 2^40 < 2^63 (K < 2^12); 1 <= h <= 62.
  */
 #include "gf_internal.h"
 
@@ -22,7 +22,7 @@
                 int64_t acc = 0;                                                                   \
                 for (k = 0; k < K; k++)                                                            \
                     acc += (int64_t)((int32_t)xs[g[k * n + i]] - zin) *                            \
-                           (int64_t)M[((int64_t)k * P + ph) * n + i];                              \
+                           M[((int64_t)k * P + ph) * n + i];                              \
                 yb[i] = (uint8_t)gf_requant_finish(acc, h, zp, lo, hi);                            \
             }                                                                                      \
         }                                                                                          \
@@ -35,7 +35,7 @@ void gf_lincomb(const void *x, gf_dtype_t in_t, int32_t row0, int32_t rows, int3
     const int32_t K = (int32_t)p[1], P = (int32_t)p[2], h = (int32_t)p[3], zin = (int32_t)p[4];
     const int32_t zp = (int32_t)p[5], lo = (int32_t)p[6], hi = (int32_t)p[7];
     const int32_t *g = (const int32_t *)(p + 8);
-    const int32_t *M = (const int32_t *)(p + 8 + ((int64_t)K * n + 1) / 2);
+    const int64_t *M = p + 8 + ((int64_t)K * n + 1) / 2;
     if (n <= 0 || K <= 0 || P <= 0 || n != (int32_t)p[0])
         return;
     if (in_t == GF_U8)

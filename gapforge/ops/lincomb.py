@@ -79,7 +79,7 @@ IR_OP = IROp(
     name="lincomb",
     summary="Sum of products of one quantized tensor (gathered along its last axis) with constant tensors "
             "(RoPE: q * cos + rotate_half(q) * sin), quantized by the following quantizer.",
-    semantics="Per element: exact int64 sum of (q[g_k(i)] - z) * M_k[i] with M_k = rne(s c_k / s_out 2^h), one "
+    semantics="Per element: exact int64 sum of (q[g_k(i)] - z) * M_k[i] with M_k = rne(s c_k / s_out 2^h) (|M| < 2^40), one "
               "round-half-even; error below 1e-5 output steps (docs/integer_contract.md, Products with "
               "constant tensors).",
     inputs="one quant tensor (per-tensor scale, any zero point, 1-8 bits)",
