@@ -65,12 +65,21 @@ static uint64_t gf_isqrt64(uint64_t v)
                 u = ((uint64_t)1 << 63) / gf_isqrt64(W << e2);                                     \
                 SH = h + kc + 31 - (Fc + e2) / 2;                                                  \
                 k = SH - h;                                                                        \
-                for (e = 0, i = 0; e < nch; e++) {                                                 \
-                    int64_t ci = gf_rne_shift((int64_t)ms[e] * (int64_t)u, 32 - kc);               \
-                    int64_t bk = (int64_t)((uint64_t)bs[e] << k);                                  \
-                    for (j = 0; j < rep; j++, i++) {                                               \
-                        int64_t acc = ci * (int64_t)(n * (int32_t)xs[i] - K32) + bk;               \
+                if (rep == 1) { /* LayerNorm, RMSNorm: one affine entry per element */             \
+                    for (i = 0; i < n; i++) {                                                      \
+                        int64_t ci = gf_rne_shift((int64_t)ms[i] * (int64_t)u, 32 - kc);           \
+                        int64_t acc = ci * (int64_t)(n * (int32_t)xs[i] - K32)                     \
+                                      + (int64_t)((uint64_t)bs[i] << k);                           \
                         yb[i] = (uint8_t)gf_requant_finish(acc, SH, zp, lo, hi);                   \
+                    }                                                                              \
+                } else { /* GroupNorm: one entry per channel of rep elements */                    \
+                    for (e = 0, i = 0; e < nch; e++) {                                             \
+                        int64_t ci = gf_rne_shift((int64_t)ms[e] * (int64_t)u, 32 - kc);           \
+                        int64_t bk = (int64_t)((uint64_t)bs[e] << k);                              \
+                        for (j = 0; j < rep; j++, i++) {                                           \
+                            int64_t acc = ci * (int64_t)(n * (int32_t)xs[i] - K32) + bk;           \
+                            yb[i] = (uint8_t)gf_requant_finish(acc, SH, zp, lo, hi);               \
+                        }                                                                          \
                     }                                                                              \
                 }                                                                                  \
             }                                                                                      \
