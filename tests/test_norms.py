@@ -254,3 +254,17 @@ def test_unsupported_variants_are_named_with_a_hint(variant):
     bad = [d for d in rep.items if d.status == "unsupported"]
     assert any(text in d.message and hint in (d.hint or "") for d in bad), [(d.message, d.hint) for d in bad]
     assert all("\n" not in d.message for d in bad)
+
+
+# -- GAP9: several row tiles per layer (each core's first row selects its groups / coefficient rows) ---------
+@pytest.mark.parametrize("name, kinds, l1", [("groupnorm_cnn", {"groupnorm"}, 1000), ("llama_block", {"lincomb"}, 1300)])
+def test_gap9_norm_rows_multi_tile(name, kinds, l1, golden, tmp_path):
+    from test_reductions import _gap9_or_skip
+
+    _assert_exact, _gap9 = _gap9_or_skip()
+    g, passed, res, proj = _gap9(golden, name, tmp_path, l1=l1, l2=1536 * 1024)
+    plan = _assert_exact(passed, res, proj)
+    rows = [r for r in plan["gap9"]["layers"] if r["tiling"] == "rows"]
+    assert rows and all(r["l1_bytes"] <= l1 and r["resident"] == ["p"] for r in rows)
+    multi = {r["kind"].split("+")[0] for r in rows if r["tiles"] > 1}
+    assert kinds <= multi, rows
