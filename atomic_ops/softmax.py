@@ -86,7 +86,10 @@ def prepare(s_in: float, in_range: tuple[int, int] | None, s_out: float, zp: int
         raise ValueError(f"output scale {s_out:.6g} is out of range for the softmax kernel")
     top = hi - zp + 1  # largest output (in steps) that does not saturate
     delta = 1.004 * 2.0**-(F + 1)  # per element: Q36 rounding, table and product errors, cutoff
-    bound = ((n + 1) * delta / s_out + top * (2.0**-(R_BITS - 1) + 2.0**-42)) * (1 + 2.0**-20)
+    # the element's own error (absolute) plus the sum's and R's (relative to the value, at most t_top)
+    t_top = min(top, 1.0 / s_out)
+    bound = (delta / s_out + t_top * (n * delta + 2.0**-(R_BITS - 1) + 2.0**-42)) * (1 + 2.0**-20) / \
+        (1 - n * delta - 2.0**-43)
     if n >= 2**(64 - F - 1):
         raise ValueError(f"rows of {n} elements are too long for the 64-bit sum")
     return SoftmaxParams(r, J, g, R, int(zp), int(lo), int(hi), tables, float(bound))

@@ -158,7 +158,7 @@ RUN_TARGETS = tuple(PROJECT_TARGET)
 
 def prepare_network(job: dict) -> dict:
     """Extract a network and write its golden cases: job = {"name", "test_network" | "model_file" |
-    "family" + "size", "dir", "num_cases"}; returns {"name", "dir"} or {"name", "error"}."""
+    "family" + "size" | "synthetic", "dir", "num_cases"}; returns {"name", "dir"} or {"name", "error"}."""
     import argparse
     from pathlib import Path
 
@@ -173,6 +173,10 @@ def prepare_network(job: dict) -> dict:
             from gapforge.characterize import families
 
             src = families.model_source(families.parse_size(job["family"], job["size"]))
+        elif job.get("synthetic"):  # a calibration network (gapforge/characterize/calib_set.py)
+            from gapforge.characterize import calib_set
+
+            src = calib_set.model_source(job["synthetic"])
         else:
             src = load_model(argparse.Namespace(test_network=job.get("test_network"),
                                                 model_file=job.get("model_file"), model_class=None, input_shape=None))
@@ -203,7 +207,8 @@ def run_target(job: dict) -> dict:
         plan = json.loads((proj / "plan.json").read_text(encoding="utf-8"))
         _, results = run_project(proj, target, timeout=job.get("timeout", 1200.0))
     except GapforgeError as err:
-        results = {"passed": False, "reasons": [err.one_line()], "layers": [], "totals": {}}
+        results = {"passed": False, "reasons": [err.one_line()], "layers": [], "totals": {},
+                   "error_class": type(err).__name__}
         plan = {}
         if (proj / "plan.json").is_file():
             plan = json.loads((proj / "plan.json").read_text(encoding="utf-8"))

@@ -340,6 +340,11 @@ class _Recorder:
         return out
 
 
+# Reflected operators: ``a @ b`` with ``a`` a QuantTensor (no __matmul__) reaches torch as
+# ``Tensor.__rmatmul__(b, a)``; the node records the operands in the order the user wrote them.
+_REFLECTED = frozenset(("__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rmatmul__"))
+
+
 class _FunctionMode(TorchFunctionMode):
     def __init__(self, rec: _Recorder):
         super().__init__()
@@ -347,7 +352,10 @@ class _FunctionMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        return self.rec.function(func, canonical_function_name(func), args, kwargs,
+        recorded = args
+        if getattr(func, "__name__", None) in _REFLECTED and len(args) >= 2:
+            recorded = (args[1], args[0]) + tuple(args[2:])
+        return self.rec.function(func, canonical_function_name(func), recorded, kwargs,
                                  lambda: func(*args, **kwargs))
 
 

@@ -7,6 +7,7 @@ a diagnostic, and nodes downstream of an unsupported one are reported as not che
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,10 @@ class Lowering:
         # nodes a frontend folded into the op it emitted (e.g. Mamba's slice of a causal conv1d):
         # node index -> (tensor bound to the node's outputs, the folding op's name)
         self.absorbed: dict[int, tuple[str, str]] = {}
+        # activations that are x.transpose(0, 1) of a batch-first tensor (sequence first, the layout of
+        # QuantMultiheadAttention(batch_first=False)): bound to the batch-first IR tensor, usable only by
+        # the frontends that accept that layout (gapforge/ops/mha.py, the transpose back)
+        self.seq_first: set[int] = set()
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:
@@ -95,6 +100,10 @@ class Lowering:
         for act in self.graph.outputs:
             t = self.act_tensor.get(act)
             if t is None:
+                continue
+            if act in self.seq_first:
+                self._model_problem(f"network output '{t}' is sequence first (x.transpose(0, 1) of a batch-first "
+                                    "tensor)", "transpose it back (x.transpose(0, 1)) before returning it")
                 continue
             info = self.tensors[t]
             if info.kind not in ("quant", "acc"):
@@ -203,6 +212,9 @@ class NodeContext:
         self.warnings: list[tuple[str, str | None]] = []
         self.emitted: list[str] = []
         self._proxy_calls: dict[int, int] = {}
+        # (module path, type name) the emitted ops are attributed to, when not the node's own module
+        # (the submodules of a module lowered as a whole, e.g. QuantMultiheadAttention's projections)
+        self.attribute_to: tuple[str, str] | None = None
 
     # -- reading the node ---------------------------------------------------------------
     @property
@@ -220,13 +232,26 @@ class NodeContext:
     def input_tensor(self, i: int = 0) -> ir.TensorInfo:
         return self.tensor_of_act(self.node.inputs[i])
 
-    def tensor_of_act(self, act: int) -> ir.TensorInfo:
+    def tensor_of_act(self, act: int, seq_first_ok: bool = False) -> ir.TensorInfo:
         if act in self.low.failed_by:
             raise _Blocked(self.low.failed_by[act])
         name = self.low.act_tensor.get(act)
         if name is None:
             self.fail("an input is not produced by any captured operation")
+        if act in self.low.seq_first and not seq_first_ok:
+            self.fail(f"its input '{name}' is sequence first (x.transpose(0, 1) of a batch-first tensor), which "
+                      "only QuantMultiheadAttention(batch_first=False) and the transpose back can use",
+                      hint="keep the batch axis first here: transpose back with x.transpose(0, 1) first")
         return self.low.tensors[name]
+
+    def is_seq_first(self, act: int) -> bool:
+        return act in self.low.seq_first
+
+    def bind_seq_first(self, tensor: ir.TensorInfo, out_index: int = 0) -> None:
+        """Bind output ``out_index`` (sequence first: [T, B, ...]) to the batch-first IR ``tensor``."""
+        act = self.node.outputs[out_index]
+        self.low.act_tensor[act] = tensor.name
+        self.low.seq_first.add(act)
 
     def act_of(self, obj: Any) -> int | None:
         return obj.index if isinstance(obj, Ref) else None
@@ -296,12 +321,25 @@ class NodeContext:
         op_name = name or (outputs[0].name if outputs else self.low.unique(node.name))
         source = node.type_name if node.kind == "module" else f"{node.type_name}" + (
             f" at {node.location}" if node.location else "")
+        path = node.path if node.kind == "module" else None
+        if self.attribute_to is not None:
+            path, source = self.attribute_to
         op = ir.OpInfo(op_name, type_, [t.name for t in inputs], [t.name for t in outputs],
-                       attrs or {}, params or {}, node.path if node.kind == "module" else None,
-                       source, folded or [])
+                       attrs or {}, params or {}, path, source, folded or [])
         self.low.ops.append(op)
         self.emitted.append(op_name)
         return op
+
+    @contextlib.contextmanager
+    def submodule(self, module: torch.nn.Module):
+        """Attribute the ops emitted inside the block to ``module``, a submodule of the node's module."""
+        saved = self.attribute_to
+        sub = next(n for n, m in self.module.named_modules() if m is module)
+        self.attribute_to = (f"{self.node.path}.{sub}" if sub else self.node.path, type(module).__name__)
+        try:
+            yield
+        finally:
+            self.attribute_to = saved
 
     def add_param(self, op_name: str, pname: str, array: np.ndarray, **meta: Any) -> ir.ParamInfo:
         fname = f"weights/{op_name}.{pname}.npy"

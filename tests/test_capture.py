@@ -145,3 +145,22 @@ def test_densenet_block_concat_edges():
     # the second concatenation consumes the output of the first one (dense connectivity)
     first_out = cats[0].outputs[0]
     assert first_out in cats[1].inputs
+
+
+class QuantTensorTimesTensor(nn.Module):
+    """``a @ b`` with ``a`` a QuantTensor and ``b`` a plain tensor: Python calls ``b.__rmatmul__(a)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = qnn.QuantIdentity(return_quant_tensor=True)
+        self.b = qnn.QuantIdentity()
+
+    def forward(self, x):
+        return self.a(x) @ self.b(x).transpose(1, 2)
+
+
+def test_reflected_matmul_keeps_the_operand_order_the_user_wrote():
+    g = _graph(QuantTensorTimesTensor(), shape=(1, 4, 8))
+    (mm,) = [n for n in g.nodes if n.name.startswith("matmul")]
+    assert _edges(g)[mm.name] == ["a", "transpose"]
+    assert list(g.activations[mm.outputs[0]].shape) == [1, 4, 4]

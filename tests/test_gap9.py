@@ -393,6 +393,59 @@ def test_tiles_fit_and_dma_is_minimal(name, extracted):
                 assert bigger.dma_total <= tp.dma_total
 
 
+def test_long_encoder_scores_and_softmax_are_tiled_over_tokens_at_128k(golden):
+    """long_encoder (256 tokens, 2 heads of 8): the 2 x 256 x 256 scores, their softmax rows and the
+    weighted sum do not fit the default L1 whole (int8 scores: 128 KiB in, as much out), so each head is
+    cut into several tiles of tokens; the cores split a tile's tokens."""
+    d = golden("long_encoder")
+    net = ir.load(d)
+    plan = build_plan(net)
+    seen = {}
+    for step in plan.steps:
+        if step.kind not in ("matmul", "softmax"):
+            continue
+        tp = tile_step(step, net, DEFAULT.with_budgets(None, None), pack=True)
+        x, y = net.tensors[step.inputs[0]], net.tensors[step.output]
+        assert x.numel + y.numel > DEFAULT.l1_budget  # int8 codes: the step does not fit L1 whole
+        assert tp.n_tiles > 2 and tp.l1_bytes <= DEFAULT.l1_budget and tp.cores == 8
+        if step.kind == "matmul":  # one group per head, several row (token) tiles per head
+            assert tp.counts[0] == 2 and tp.counts[1] > 1 and tp.counts[2] == 1
+        else:
+            assert tp.tile["rows"] < 256 * 2
+        seen[step.kind] = seen.get(step.kind, 0) + 1
+    assert seen == {"matmul": 2, "softmax": 1}
+
+
+def test_long_encoder_streams_from_l3_at_a_48k_l2_and_stays_exact(golden, tmp_path):
+    """At a 48 KiB L2 the parameters and the large activations (the scores, the softmax output, the residual
+    stream) live in L3. The layers' L1 tiles, planned for 128 KiB, would need more L2 bounce buffers than
+    the budget leaves, so the placement re-tiles the layers with the largest bounce sets for smaller L1
+    tiles (without that, placement refuses); every layer bit-exact, DMA as planned."""
+    from codegen.gap9.placement import PlacementError, place
+    from codegen.program import build_program
+
+    d = golden("long_encoder")
+    plan = build_plan(ir.load(d))
+    budgets = DEFAULT.with_budgets(None, 48 * KIB)
+    tiles = [tile_step(s, plan.net, budgets, pack=True) for s in plan.steps]
+    with pytest.raises(PlacementError):  # the 128 KiB tiles alone: their bounce buffers exceed L2
+        place(build_program(plan, d / "test_cases" / "test_case_1", pack_weights=True), plan, tiles, budgets)
+    full = {s.output: tp for s, tp in zip(plan.steps, tiles)}
+
+    g, passed, res, proj = _gap9(golden, "long_encoder", tmp_path, l1=None, l2=48 * KIB)
+    plan_json = _assert_exact(passed, res, proj)
+    gp = plan_json["gap9"]
+    assert gp["params_level"] == "L3" and gp["l2"]["peak_bytes"] <= 48 * KIB
+    big = [r for r in gp["layers"] if r["kind"].split("+")[0] in ("matmul", "softmax")]
+    assert len(big) == 3 and all(r["dma_bytes"]["l3_to_l2"] > 0 for r in big)
+    assert all("L3" in (r["levels"]["in"], r["levels"]["out"]) for r in big)
+    soft = next(r for r in big if r["kind"].startswith("softmax"))
+    assert soft["levels"]["in"] == soft["levels"]["out"] == "L3"
+    retiled = [r for r in big if r["tiles"] > full[r["name"]].n_tiles]
+    assert soft in retiled and all(r["l1_bytes"] < full[r["name"]].l1_bytes for r in retiled)
+    assert sum(r["dma_bytes"]["l2_to_l3"] for r in gp["layers"]) >= 2 * 2 * 256 * 256  # scores + softmax out
+
+
 def test_long_sequence_tiled_over_time_and_streamed_at_small_l2(golden, tmp_path):
     """kws_conv1d (8 x 1024 input): the conv tiles cut the time axis at 16 KiB of L1, and with 24 KiB of
     L2 its activations and weights live in L3 and stream through L2."""

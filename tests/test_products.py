@@ -192,8 +192,8 @@ def test_rows_tiles_split_the_tokens_and_predict_the_dma(extracted):
         seen.add(step.kind)
         y = net.tensors[step.output]
         assert tp.l1_bytes <= 2048 and tp.dma["out"] == y.numel * (4 if y.dtype == "int32" else 1)
-        groups, per = tp.counts
-        assert tp.n_tiles == groups * per and tp.cores == min(8, tp.tile["rows"])
+        groups, per, per_c = tp.counts
+        assert tp.n_tiles == groups * per * per_c and tp.cores == min(8, tp.tile["rows"])
         if step.kind == "matmul":  # each tile loads its head's second operand once
             b = net.tensors[step.inputs[1]]
             assert tp.dma["in2"] == tp.n_tiles * b.numel // groups
@@ -276,5 +276,98 @@ def test_matmul_operands_streamed_from_l3_tile_over_tokens(tmp_path):
     mm = next(lay for lay in plan["gap9"]["layers"] if lay["kind"].startswith("matmul"))
     assert mm["tiling"] == "gemm" and mm["tiles"] > 1
     assert any(mm["levels"][k] == "L3" for k in ("in", "in2", "out")), mm["levels"]
+    passed, res = run_project(proj, "gap9-emu", timeout=300)
+    assert passed and res["totals"]["mismatches"] == 0 and res["plan_mismatches"] == [], res.get("reasons")
+
+
+COLUMNS = """
+import torch, torch.nn as nn, brevitas.nn as qnn
+from brevitas.quant import Int32Bias
+
+class M(nn.Module):
+    \"\"\"Linear layers over tokens whose weights, and a product whose second operand, exceed a small L1.\"\"\"
+    def __init__(self):
+        super().__init__()
+        self.q = qnn.QuantIdentity(return_quant_tensor=True)
+        self.fa = qnn.QuantLinear(32, 96, bias=True, bias_quant=Int32Bias, weight_scaling_per_output_channel=True)
+        self.fb = qnn.QuantLinear(32, 96, bias=True, bias_quant=Int32Bias, weight_bit_width=4)
+        self.qa, self.qb, self.o = qnn.QuantIdentity(), qnn.QuantIdentity(), qnn.QuantIdentity()
+
+    def forward(self, x):
+        x = self.q(x)
+        a = self.qa(self.fa(x))                        # [B, 24, 96], per-channel requantization
+        b = self.qb(self.fb(x))                        # [B, 24, 96], 4-bit (packed) weights
+        return self.o(a.transpose(1, 2) @ b / 8.0)     # [B, 96, 24] @ [B, 24, 96]
+
+def create_model():
+    torch.manual_seed(0)
+    m = M().eval()
+    from brevitas.graph.calibrate import calibration_mode
+    with torch.no_grad(), calibration_mode(m):
+        m(torch.randn(8, 24, 32))
+    return m.eval()
+
+def example_input():
+    torch.manual_seed(1)
+    return torch.randn(1, 24, 32)
+"""
+
+
+def _columns_net(tmp_path):
+    src = tmp_path / "columns.py"
+    src.write_text(COLUMNS)
+    net = tmp_path / "net"
+    for tool, args in (("pytorch_extractor", ["--model-file", str(src), "--out", str(net), "-q"]),
+                       ("generate_golden_outputs", ["--network", str(net), "-q"])):
+        r = run_tool(tool, *args)
+        assert r.returncode == 0, (tool, r.stdout + r.stderr)
+    return net
+
+
+def test_gemm_tiles_the_output_columns_when_weights_or_the_second_operand_exceed_l1(tmp_path):
+    """3 KiB of weights per linear, a 2.3 KiB second operand: at 2 KiB of L1 the columns are tiled as
+    well as the rows; every tile reloads its input rows, so the input traffic is one pass per column
+    block, and the weights, parameters or second operand are read once per row block."""
+    net = ir.load(_columns_net(tmp_path))
+    plan = build_plan(net)
+    seen = set()
+    for step in plan.steps:
+        full = tile_step(step, net, DEFAULT.with_budgets(None, None), pack=True)
+        tp = tile_step(step, net, DEFAULT.with_budgets(2048, None), pack=True)
+        if tp.tiling != "gemm":
+            continue
+        assert full.counts[2] == 1 and set(full.resident) >= {"p"}  # everything fits: one column block
+        groups, per, per_c = tp.counts
+        assert per_c > 1 and tp.resident == [] and tp.l1_bytes <= 2048 and tp.tile["co"] < net.tensors[step.output].shape[-1]
+        x = net.tensors[step.inputs[0]]
+        assert tp.dma["in"] == per_c * x.numel and tp.n_tiles == groups * per * per_c
+        if step.kind == "matmul":
+            assert tp.dma["in2"] == groups * per * net.tensors[step.inputs[1]].numel
+        else:
+            op = net.op_by_name(step.main_op)
+            n, k = op.params["weight"].shape
+            packed = op.params["weight"].bit_width == 4
+            assert tp.dma["w"] == groups * per * n * (k // 2 if packed else k) and bool(tp.buffers["wp"]) == packed
+        seen.add((step.kind, op.params["weight"].bit_width if step.kind == "linear" else 8))
+    assert seen == {("linear", 8), ("linear", 4), ("matmul", 8)}
+
+
+@pytest.mark.skipif(not GAP9_OK, reason="rv32 cross compiler missing")
+@pytest.mark.parametrize("l2", ["1536K", "12K"])
+def test_gemm_column_tiles_are_exact_on_gap9(tmp_path, l2):
+    """The column-tiled products at 2 KiB of L1 are bit-exact, their DMA as planned, with everything in
+    L2 and with a 12 KiB L2 (parameters and activations streamed from L3)."""
+    from tools.run_generated import run_project
+
+    net, proj = _columns_net(tmp_path), tmp_path / "proj"
+    r = run_tool("generate_c_code", "--network", str(net), "--target", "gap9", "--out", str(proj),
+                 "--l1-budget", "2K", "--l2-budget", l2, "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    plan = json.loads((proj / "plan.json").read_text())
+    gemm = [lay for lay in plan["gap9"]["layers"] if lay["tiling"] == "gemm"]
+    assert len(gemm) == 3 and all(lay["tile_counts"][2] > 1 for lay in gemm)
+    if l2 == "12K":
+        assert plan["gap9"]["params_level"] == "L3" and all(lay["dma_bytes"]["l3_to_l2"] > 0 for lay in gemm)
+        assert any(lay["levels"].get(k) == "L3" for lay in gemm for k in ("in", "in2", "out"))
     passed, res = run_project(proj, "gap9-emu", timeout=300)
     assert passed and res["totals"]["mismatches"] == 0 and res["plan_mismatches"] == [], res.get("reasons")

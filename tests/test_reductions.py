@@ -107,6 +107,27 @@ def test_layernorm_matches_float64_and_brevitas(data, n, rows, kind, log_s, log_
              p.bound, lo, hi, 0)
 
 
+@pytest.mark.parametrize("n,s_in,out_max", [(256, 0.05, 0.02), (400, 0.02, 0.01), (1024, 0.03, 0.01)])
+def test_softmax_long_rows_with_a_small_output_scale(n, s_in, out_max):
+    """Attention over hundreds of tokens: probabilities near 1/n and a calibrated output scale near
+    out_max / 255. The sum's error counts relative to the value (docs/integer_contract.md, Softmax), so
+    the bound stays far below 1e-5 where the element-count form (n + 1) 2^-37 / s_out did not."""
+    rng = np.random.default_rng(n)
+    x = rng.integers(-128, 128, size=(6, n))
+    x[0, : n // 2] = x[0, 0]  # a cluster of equal values
+    q = brevitas_quantizer(False, out_max)
+    s_out = float(q.act_quant.scale())
+    p = sm.prepare(s_in, (-128, 127), s_out, 0, 0, 255, n)
+    assert p.bound < 5e-6 < (n + 1) * 1.004 * 2.0**-37 / s_out
+    ours = sm.softmax(x, p)
+    exact = sm.exact(x, s_in, s_out)
+    assert ours.max() > 0 and (ours == np.clip(np.rint(exact), 0, 255)).mean() > 0.999
+    with torch.no_grad():
+        y = F.softmax(torch.tensor(x, dtype=torch.float32) * torch.tensor(s_in, dtype=torch.float32), dim=-1)
+        theirs = q(y).int().numpy()
+    _compare(ours, theirs, exact, (y / q.act_quant.scale()).numpy(), p.bound, 0, 255, 0)
+
+
 def test_softmax_extremes_are_exact():
     """The maximum of a row is 2^36 in Q36 exactly; rows far apart saturate to the exact one-hot."""
     p = sm.prepare(0.5, (-128, 127), 1 / 255, 0, 0, 255, 4)

@@ -45,3 +45,48 @@ def test_bad_sizes_are_refused():
         families.parse_size("conv", "32")
     with pytest.raises(GapforgeError, match="positive integer"):
         families.parse_size("mlp", "0")
+    with pytest.raises(GapforgeError, match="takes TxE"):
+        families.parse_size("transformer", "64")
+    with pytest.raises(GapforgeError, match="multiple of its 2 heads"):
+        families.parse_size("transformer", "8x65")
+
+
+def test_transformer_point_through_pipeline_and_model(tmp_path):
+    """One tiny transformer block (4 tokens x 16 features: LayerNorm, attention with softmax, GELU MLP,
+    residual adds) through generation, gap9-emu and rv32 (bit-exact), and the cost model."""
+    out = tmp_path / "tr"
+    assert main(["--family", "transformer", "--tiny", "--workers", "0", "-q", "--no-plots", "--out", str(out)]) == 0
+    measured = list(csv.DictReader(open(out / "transformer_measured.csv")))
+    layers = list(csv.DictReader(open(out / "transformer_layers.csv")))
+    model = list(csv.DictReader(open(out / "transformer_model.csv")))
+    assert [(r["size"], r["passed"], r["regime"]) for r in measured] == [("4x16", "True", "L1")]
+    rv = [r for r in layers if r["target"] == "rv32"]
+    # 6 QuantLinear over 4 rows (q, k, v, proj 16 -> 16, fc1 16 -> 64, fc2 64 -> 16) and q k^T, p v (1 head)
+    products = sum(int(r["macs"]) for r in rv if r["kernel"] in ("gf_linear_rows", "gf_matmul"))
+    assert products == 4 * (4 * 16 * 16 + 2 * 16 * 64) + 2 * 4 * 4 * 16
+    assert int(measured[0]["macs"]) == sum(int(r["macs"]) for r in rv) > products  # + LayerNorm / softmax rows
+    kernels = {r["kernel"] for r in rv}
+    assert {"gf_layernorm", "gf_softmax", "gf_matmul", "gf_linear_rows", "gf_lut", "gf_add"} <= kernels
+    assert all(r["mismatches"] == "0" for r in layers if r["kernel"])
+    assert sum(int(r["instructions"]) for r in layers if r["target"] == "rv32" and r["instructions"]) \
+        == int(measured[0]["rv32_instructions"])
+    gap9 = next(r for r in model if r["profile"] == "gap9")
+    assert gap9["tiles"] == measured[0]["tiles"] and gap9["regime"] == "L1"
+
+
+def test_a_point_the_gap9_tiler_refuses_is_recorded_with_its_reason():
+    from tools.sweep import _measured_row
+
+    reason = "linear 'fc1.output_quant': no tile fits the L1 budget of 104704 bytes (the smallest tile needs 151512)"
+    failed = {"test": {"target": "gap9-emu", "passed": False, "reason": reason, "tiles": "", "dma_bytes": "",
+                       "l1_peak": "", "l2_peak": "", "l3_peak": "", "params_bytes": "", "macs": ""},
+              "plan": {}, "layers": [], "results": {"error_class": "TilingError"}}
+    rv32 = {"test": {"target": "rv32", "passed": True, "reason": "", "instructions": 26490700,
+                     "mac_per_instruction": "0.2714", "macs": 7190016, "params_bytes": 454832},
+            "plan": {}, "layers": [], "results": {}}
+    row = _measured_row(families.parse_size("transformer", "16x192"), {"name": "transformer_16x192"}, [failed, rv32])
+    assert (row["regime"], row["passed"], row["rv32_instructions"]) == ("refused", False, 26490700)
+    assert row["reason"] == f"gap9-emu: {reason}"
+    failed["results"] = {"error_class": "PlacementError"}
+    row = _measured_row(families.parse_size("transformer", "16x192"), {"name": "transformer_16x192"}, [failed, rv32])
+    assert row["regime"] == "does-not-fit"

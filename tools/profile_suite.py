@@ -5,6 +5,7 @@ Examples:
   python tools/profile_suite.py --out profiles/run1
   python tools/profile_suite.py --networks simple_cnn resnet_block --targets rv32 gap9-emu gap9-qemu --out p2
   python tools/profile_suite.py --model-file my_model.py --targets gap9-qemu --l1-budget 16K --out p3
+  python tools/profile_suite.py --synthetic all --targets rv32 gap9-qemu --out p5    (calibration layers)
   python tools/profile_suite.py --scheduler tcp://10.0.0.5:8786 --out p4     (an existing dask cluster)
 
 Each network (regression networks by name, or model files) is extracted once with one golden case,
@@ -46,8 +47,10 @@ def default_networks() -> list[str]:
     return [n for n in list_test_networks() if not n.startswith("thirdparty_")]
 
 
-def network_jobs(names: list[str], model_files: list[str], root: Path) -> list[dict]:
+def network_jobs(names: list[str], model_files: list[str], root: Path, synthetic: list[str] = ()) -> list[dict]:
     jobs = []
+    for n in synthetic:
+        jobs.append({"name": n, "synthetic": n, "dir": str(root / n / "network"), "num_cases": 1})
     for n in names:
         jobs.append({"name": n, "test_network": n, "dir": str(root / n / "network"), "num_cases": 1})
     for f in model_files:
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--networks", nargs="+", metavar="NAME", help="regression networks (default: every one "
                    "that is not third-party, unless --model-file is given)")
     p.add_argument("--model-file", nargs="+", default=[], metavar="F", help="model files (create_model(), example_input())")
+    p.add_argument("--synthetic", nargs="+", default=[], metavar="NAME", help="synthetic calibration networks "
+                   "(gapforge/characterize/calib_set.py; 'all' for every one)")
     p.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS, choices=profile.RUN_TARGETS)
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9: L1 budget for tiles (e.g. 16K)")
@@ -110,13 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.workers is not None and args.workers < 0:
         raise GapforgeError("--workers: must be >= 0")
-    names = args.networks if args.networks is not None else ([] if args.model_file else default_networks())
+    from gapforge.characterize import calib_set
+
+    synthetic = calib_set.names() if args.synthetic == ["all"] else args.synthetic
+    bad = sorted(set(synthetic) - set(calib_set.names()))
+    if bad:
+        raise GapforgeError(f"--synthetic: unknown {', '.join(bad)} (available: {', '.join(calib_set.names())}, or all)")
+    names = args.networks if args.networks is not None else \
+        ([] if args.model_file or synthetic else default_networks())
     unknown = sorted(set(names) - set(list_test_networks()))
     if unknown:
         raise GapforgeError(f"--networks: unknown {', '.join(unknown)} (available: {', '.join(list_test_networks())})")
     l1, l2 = _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget")
     with atomic_directory(args.out) as tmp:
-        jobs = network_jobs(names, args.model_file, tmp / "runs")
+        jobs = network_jobs(names, args.model_file, tmp / "runs", synthetic)
         tables = run_suite(jobs, args.targets, tmp / "runs", l1_budget=l1, l2_budget=l2, scheduler=args.scheduler,
                          workers=args.workers, quiet=args.quiet)
         write(tmp, tables)

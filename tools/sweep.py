@@ -13,14 +13,17 @@ run checked bit-exact; and through the cost model on every profile (the extracte
 Points are independent dask jobs (LocalCluster by default, --workers 0 serial, --scheduler ADDRESS).
 
 Writes DIR/<family>_measured.csv (one row per point: the GAP9 memory regime of the plan, measured
-figures, instructions, MAC per instruction), DIR/<family>_model.csv (one row per point and profile:
+figures, instructions, MAC per instruction), DIR/<family>_layers.csv (the measured layers of every
+run, tools/profile_suite.py's layers.csv columns: calibration samples for
+tools/calibrate_cost_model.py), DIR/<family>_model.csv (one row per point and profile:
 the modelled regime, tiles, bytes per level, latency, energy, MAC per cycle) and the plots
 DIR/<family>_tiles.png (tiles vs memory footprint), DIR/<family>_latency_energy.png (latency vs
 energy per architecture), DIR/<family>_throughput.png (MAC per cycle vs size, regime changes marked).
 The knees (where a regime changes and what happens to the throughput) are printed.
 GAP9 regimes: L1 (whole layer in L1, one tile), L1-tiled (L1 tiles of L2 operands), L3-weights
-(parameters streamed from L3), L3-streaming (activations in L3 too); a point that does not fit at
-all is 'does-not-fit'. Exit codes: 0 every run bit-exact; 1 a run failed; 2 bad arguments.
+(parameters streamed from L3), L3-streaming (activations in L3 too); a point whose GAP9 program
+cannot be generated is 'refused' (the tiler finds no L1 tile for a layer; the reason is in the
+row) or 'does-not-fit' (more than L3); its rv32 run is still measured. Exit codes: 0 every run bit-exact; 1 a run failed; 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError
 from gapforge.fsutil import atomic_directory  # noqa: E402
 from gapforge.jobs import run_jobs  # noqa: E402
 
-REGIME_ORDER = ["L1", "L1-tiled", "L3-weights", "L3-streaming", "does-not-fit"]
+REGIME_ORDER = ["L1", "L1-tiled", "L3-weights", "L3-streaming", "refused", "does-not-fit"]
+UNMEASURED = ("refused", "does-not-fit")  # the GAP9 program was not generated: no measured plan
 MEASURED_COLUMNS = ["family", "size", "passed", "regime", "macs", "params_bytes", "activation_bytes",
                     "footprint_bytes", "tiles", "dma_bytes", "l3_to_l2", "l2_to_l1", "l1_to_l2", "l2_to_l3",
                     "l1_peak", "l2_peak", "l3_peak", "rv32_instructions", "rv32_mac_per_instruction",
@@ -67,8 +71,8 @@ def _measured_row(point, prepared, runs) -> dict:
                 layers = plan["gap9"]["layers"]
                 regimes = [gap9_regime(x) for x in layers if x["tiling"] != "fc"]
                 row["regime"] = max(regimes, key=REGIME_ORDER.index) if regimes else "L1"
-            else:
-                row["regime"] = "does-not-fit"
+            else:  # the tiler refused a layer (no L1 tile fits), or the network does not fit L3
+                row["regime"] = "refused" if r["results"].get("error_class") == "TilingError" else "does-not-fit"
             for k in ("tiles", "dma_bytes", "l1_peak", "l2_peak", "l3_peak", "params_bytes", "macs"):
                 row[k] = t[k]
             for k in prof_rows.DMA_KEYS:
@@ -95,8 +99,11 @@ def _model_rows(point, net_dir, profs) -> tuple[list[dict], dict]:
     for p in profs:
         try:
             t = cost.totals(cost.estimate(graph, p))
-        except GapforgeError as err:  # e.g. the GAP9 placement refuses a point that does not fit L3
-            rows.append({"family": point.family, "size": point.size, "profile": p.name, "regime": "does-not-fit",
+        except GapforgeError as err:  # the GAP9 tiler or placement refuses the point (no L1 tile, not in L3)
+            from codegen.gap9.tiling import TilingError
+
+            rows.append({"family": point.family, "size": point.size, "profile": p.name,
+                         "regime": "refused" if isinstance(err, TilingError) else "does-not-fit",
                          "reason": err.one_line()})
             continue
         cycles = t["latency_s"] * p.clock_hz
@@ -110,6 +117,8 @@ def _model_rows(point, net_dir, profs) -> tuple[list[dict], dict]:
 
 def _x(point) -> float:
     d = point.dims()
+    if point.family == "transformer":  # MACs of the block: 12 T E^2 (the linears) + 2 T^2 E (the attention)
+        return float(12 * d[0] * d[1] ** 2 + 2 * d[0] ** 2 * d[1])
     return float(d[0]) if len(d) == 1 else float(d[0] * d[1] * d[1])
 
 
@@ -120,14 +129,15 @@ def plots(family: str, measured: list[dict], model: list[dict], points, out: Pat
     import matplotlib.pyplot as plt
 
     xlabel = {"mlp": "hidden width W", "dense": "N (QuantLinear N -> N)", "conv3x3": "channels C",
-              "conv": "C x H x H (channels x spatial)", "resblock": "C x H x H (channels x spatial)"}[family]
+              "conv": "C x H x H (channels x spatial)", "resblock": "C x H x H (channels x spatial)",
+              "transformer": "12 T E^2 + 2 T^2 E (block MACs; T tokens x width E)"}[family]
     xs = {p.size: _x(p) for p in points}
     names = sorted({r["profile"] for r in model})
     ok = [r for r in model if r.get("tiles") not in ("", None)]
     # 1. tiles vs memory footprint
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for name in names:
-        rs = [r for r in ok if r["profile"] == name]
+        rs = sorted((r for r in ok if r["profile"] == name), key=lambda r: r["footprint_bytes"])
         ax.plot([r["footprint_bytes"] for r in rs], [max(1, r["tiles"]) for r in rs], "o-", label=f"model: {name}")
     ms = [r for r in measured if r["tiles"] != ""]
     ax.plot([r["footprint_bytes"] if r["footprint_bytes"] != "" else 0 for r in ms], [max(1, r["tiles"]) for r in ms],
@@ -137,7 +147,7 @@ def plots(family: str, measured: list[dict], model: list[dict], points, out: Pat
     # 2. latency vs energy per architecture
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for name in names:
-        rs = [r for r in ok if r["profile"] == name and float(r["energy_j"]) > 0]
+        rs = sorted((r for r in ok if r["profile"] == name and float(r["energy_j"]) > 0), key=lambda r: xs[r["size"]])
         if not rs:
             continue
         ax.plot([float(r["latency_s"]) for r in rs], [float(r["energy_j"]) for r in rs], "o-", label=name)
@@ -147,21 +157,22 @@ def plots(family: str, measured: list[dict], model: list[dict], points, out: Pat
     # 3. MAC per cycle vs size, GAP9 regime changes marked
     fig, ax = plt.subplots(figsize=(8, 5))
     for name in names:
-        rs = [r for r in ok if r["profile"] == name and r.get("mac_per_cycle")]
+        rs = sorted((r for r in ok if r["profile"] == name and r.get("mac_per_cycle")), key=lambda r: xs[r["size"]])
         ax.plot([xs[r["size"]] for r in rs], [float(r["mac_per_cycle"]) for r in rs], "o-", label=f"model: {name}")
     for key, label, style in (("gap9_mac_per_cycle", "measured: gap9-qemu (8 cores, critical path)", "k*-"),
                               ("rv32_mac_per_instruction", "measured: rv32 (MAC per instruction)", "kx--")):
-        rs = [r for r in measured if r[key] not in ("", None)]
+        rs = sorted((r for r in measured if r[key] not in ("", None)), key=lambda r: xs[r["size"]])
         if rs:
             ax.plot([xs[r["size"]] for r in rs], [float(r[key]) for r in rs], style, ms=9, label=label)
-    prev = None
-    for r in measured:
-        if prev is not None and r["regime"] != prev["regime"]:
+    prev, seen = None, set()
+    for r in sorted(measured, key=lambda r: xs[r["size"]]):  # the first point of every new regime
+        if prev is not None and r["regime"] not in seen:
             x = math.sqrt(xs[prev["size"]] * xs[r["size"]])
             ax.axvline(x, color="grey", ls=":", lw=1)
             ax.text(x, ax.get_ylim()[1] if ax.get_ylim()[1] > 0 else 1, f" {prev['regime']} -> {r['regime']}",
                     rotation=90, va="top", fontsize=7, color="grey")
         prev = r
+        seen.add(r["regime"])
     _save_loglog(fig, ax, out / f"{family}_throughput.png", xlabel, "MAC per cycle",
                  f"{family}: throughput vs size (dotted: GAP9 memory-regime changes of the real plan)", 7)
 
@@ -251,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                 row["params_bytes"] = row["params_bytes"] or sizes_["params_bytes"]
             measured.append(row)
         prof_rows.write_csv(tmp / f"{fam}_measured.csv", MEASURED_COLUMNS, measured)
+        prof_rows.write_csv(tmp / f"{fam}_layers.csv", prof_rows.LAYERS_COLUMNS,
+                            [row for r in results for row in r["layers"]])
         cols = ["family", "size", "profile", "regime", "macs", "params_bytes", "activation_bytes", "footprint_bytes",
                 "tiles", "latency_s", "energy_j", "mac_per_cycle"]
         cols += sorted({k for r in model for k in r} - set(cols) - {"reason"}) + ["reason"]
@@ -265,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['rv32_mac_per_instruction']!s:>9} {r['gap9_mac_per_cycle']!s:>12}")
     for line in knees(measured, model):
         print(line)
-    print(f"wrote {args.out}/{fam}_measured.csv, {fam}_model.csv" + ("" if args.no_plots else ", *.png"))
-    bad = [r for r in measured if not r["passed"] and r["regime"] != "does-not-fit"]
+    for r in measured:
+        if r["regime"] in UNMEASURED:
+            print(f"{r['regime']} (gap9): {r['size']}: {r['reason'].split('; ')[0]}")
+    print(f"wrote {args.out}/{fam}_measured.csv, {fam}_layers.csv, {fam}_model.csv" + ("" if args.no_plots else ", *.png"))
+    bad = [r for r in measured if not r["passed"] and r["regime"] not in UNMEASURED]
     return EXIT_OK if not bad else EXIT_VERDICT
 
 

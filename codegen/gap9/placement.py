@@ -4,16 +4,20 @@ Rule (documented objective): keep everything in L2 if it fits the L2 budget; oth
 parameter blob to L3 (weights are streamed tile by tile through L2 bounce buffers); if that is
 not enough, move activation buffers to L3, largest first, until the L2 arena, the L2 parameters,
 the FC scratch buffer and the largest per-layer set of bounce buffers fit. Buffers that the
-fabric controller touches directly (concat and permute operands) stay in L2. L2 and L3 each get
-their own static arena from the same liveness planner as the other targets.
+fabric controller touches directly (concat and permute operands) stay in L2. If the bounce buffers
+are then what does not fit (an L3 operand is staged in L2 tile by tile, so a layer's bounce set
+follows its L1 tiles), the layer with the largest bounce set is re-tiled for a smaller L1 budget
+(three quarters of its tiles' L1 bytes, repeatedly) until L2 fits or its tiles cannot shrink. L2
+and L3 each get their own static arena from the same liveness planner as the other targets.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from codegen.gap9.hw import Budgets, align
-from codegen.gap9.tiling import TilePlan
+from codegen.gap9.tiling import TilePlan, TilingError
 from codegen.memory import Buffer, MemoryPlan, plan_arena
 from codegen.program import Program
 from gapforge.errors import GapforgeError
@@ -77,7 +81,11 @@ def _arena(buffers: list[Buffer], views: dict[str, str]) -> MemoryPlan:
     return plan_arena(copies, {t: base for t, base in views.items() if base in keep})
 
 
-def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets) -> Placement:
+def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets,
+          retile: Callable[[int, int], TilePlan] | None = None) -> Placement:
+    """``retile(i, l1)``: the tile plan of step ``i`` for an L1 budget of ``l1`` bytes (raises TilingError
+    when none fits); with it, layers whose bounce buffers do not fit L2 get smaller tiles (``tiles`` is
+    updated in place)."""
     mem = program.memory
     buffers = list(mem.buffers.values())
     views = {t: b for t, b in mem.tensor_buffer.items() if t != b}
@@ -110,6 +118,19 @@ def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets)
         if l2_total <= budgets.l2:
             break
         l3_set.add(b.name)
+        levels, l2_plan, l3_plan, bounce, l2_total = evaluate()
+    pos = {call.index: i for i, call in enumerate(program.calls)}
+    while l2_total > budgets.l2 and retile is not None and max(bounce.values(), default=0) > 0:
+        worst = max(bounce, key=lambda k: bounce[k])
+        i = pos[worst]
+        try:
+            smaller = retile(i, tiles[i].l1_bytes * 3 // 4)
+        except TilingError:
+            break
+        ops = {k: levels[mem.tensor_buffer[t]] for k, t in _operands(program.calls[i]).items()}
+        if _bounce(smaller, ops, params_level) >= bounce[worst]:
+            break
+        tiles[i] = smaller
         levels, l2_plan, l3_plan, bounce, l2_total = evaluate()
     if l2_total > budgets.l2:
         raise PlacementError(f"the network needs {l2_total} bytes of L2 even with the parameters and every "

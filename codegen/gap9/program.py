@@ -139,7 +139,9 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
     tiling_budgets = DEFAULT.with_budgets(tile_l1_budget or budgets.l1, budgets.l2)
     generic = build_program(plan, case_dir, pack_weights=True)
     tiles = [tile_step(step, plan.net, tiling_budgets, pack=True) for step in plan.steps]
-    placement = place(generic, plan, tiles, budgets)
+    placement = place(generic, plan, tiles, budgets,
+                      retile=lambda i, l1: tile_step(plan.steps[i], plan.net, tiling_budgets.hw.with_budgets(l1, budgets.l2),
+                                                     pack=True))
     program = build_program(plan, case_dir, offset_of=lambda t: placement.offset_of(generic, t), pack_weights=True)
     layers, outputs = {}, {}
     for call, step, tp in zip(program.calls, plan.steps, tiles):

@@ -16,7 +16,8 @@ gap9-emu tests compare the emulator's byte counters with these predictions.
 Tiling kinds (an op's declaration names its kind, gapforge/ops ``Tiling``): ``conv`` (sliding
 windows over NCHW: conv2d incl. depthwise/grouped/strided, max/avg/trunc pooling), ``linear``,
 ``eltwise`` (add, requantize, relu, lut, mul), ``rows`` (softmax, LayerNorm, RMSNorm, GroupNorm, lincomb: whole rows of the last axis),
-``gemm`` (matmul, and linear layers over several rows: tiles of output rows of one group) and ``fc``
+``gemm`` (matmul, and linear layers over several rows: tiles of output rows of one group, and of output
+columns when the weights or the second operand do not fit with every column) and ``fc``
 (steps without a ``Tiling``, which the fabric controller runs on L2 data: the host-quantized input,
 reshape views, concat, permute).
 """
@@ -35,6 +36,7 @@ from gapforge.ops._shapes import chw
 from gapforge.plan import Step
 
 ELEM = {"int8": 1, "uint8": 1, "int32": 4}
+DMA_MAX = 65535  # bytes of one DMA command, 2-D line or stride (gf_tiled.c GF_DMA_MAX)
 
 
 class TilingError(GapforgeError):
@@ -45,7 +47,7 @@ class TilingError(GapforgeError):
 class TilePlan:
     step: str
     tiling: str  # conv | linear | eltwise | rows | fc
-    tile: dict  # conv: co, oh, ow; linear: co; eltwise: planes, elems; rows: rows
+    tile: dict  # conv: co, oh, ow; linear: co; eltwise: planes, elems; rows: rows; gemm: rows, co
     counts: list[int]  # tiles along each tiled axis
     n_tiles: int
     buffers: dict[str, int]  # L1 bytes of one buffer of each operand (in, in2, w, p, out)
@@ -324,7 +326,7 @@ class RowsGeometry:
     """A step computing [groups][m][n] outputs from rows of k inputs (mirrored by gf_tiled.c ROWS).
 
     matmul: a [groups][m][k] times its second input b [groups][k][n] (loaded per tile, ``in2``);
-    linear over tokens: groups 1, m rows, weights [n][k] resident in L1.
+    linear over tokens: groups 1, m rows, weights [n][k] (resident in L1 unless the columns are tiled).
     """
 
     groups: int
@@ -353,27 +355,45 @@ def rows_geometry(step: Step, net: ir.Network, pack: bool = False) -> RowsGeomet
 
 
 def tile_gemm(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
-    """Tiles of ``rows`` output rows of one group; the cores split the tile's rows."""
+    """Tiles of ``rows`` output rows x ``co`` output columns of one group; the cores split the tile's rows.
+
+    With all ``n`` columns in one tile (the preferred case) the weights and parameters of a linear
+    over tokens stay resident in L1 and a matmul loads its group's whole second operand per tile.
+    When they do not fit, the columns are tiled too: every tile loads its rows of the input, the
+    ``co`` weight rows (linear) or the ``k x co`` column block of the second operand (matmul, a 2-D
+    strided transfer) and the parameter slice of its columns, and stores a ``rows x co`` block of the
+    output (2-D strided). Tiles run group by group, row block by row block, columns innermost.
+    """
     g = rows_geometry(step, net, pack)
     cores = budgets.hw.compute_cores
 
-    def evaluate(tr, single):
+    def evaluate(tr, tc, single):
         per = math.ceil(g.m / tr)
-        n_tiles = g.groups * per
+        cols = _tile_sizes(g.n, tc)
+        per_c = len(cols)
+        if per_c > 1 and (g.n * max(g.eb_in2, g.eb_out) > DMA_MAX):  # 2-D lines/strides of one row
+            return None, None
+        n_tiles = g.groups * per * per_c
         nbuf = 2 if n_tiles > 1 and not single else 1
-        bufs = {"in": tr * g.k * g.eb_in, "in2": g.k * g.n * g.eb_in2, "w": g.n * g.w_per_row,
-                "wp": g.n * g.w_packed, "p": g.params.l1_bytes(g.n), "out": tr * g.n * g.eb_out}
-        resident = [k for k in ("w", "wp", "p") if bufs[k]]
+        bufs = {"in": tr * g.k * g.eb_in, "in2": g.k * tc * g.eb_in2, "w": tc * g.w_per_row,
+                "wp": tc * g.w_packed, "p": g.params.l1_bytes(tc), "out": tr * tc * g.eb_out}
+        resident = [k for k in ("w", "wp", "p") if bufs[k]] if per_c == 1 else []
         l1 = sum((1 if name in resident else nbuf) * align(v) for name, v in bufs.items() if v)
-        dma = {"in": g.groups * g.m * g.k * g.eb_in, "in2": n_tiles * g.k * g.n * g.eb_in2,
-               "w": g.n * (g.w_packed or g.w_per_row), "p": g.params.payload(g.n),
+        row_tiles = g.groups * per
+        dma = {"in": per_c * g.groups * g.m * g.k * g.eb_in, "in2": row_tiles * g.k * g.n * g.eb_in2,
+               "w": g.n * (g.w_packed or g.w_per_row) * (1 if per_c == 1 else row_tiles),
+               "p": g.params.payload(g.n) if per_c == 1 else row_tiles * sum(g.params.payload(c) for c in cols),
                "out": g.groups * g.m * g.n * g.eb_out}
         dma = {k: v for k, v in dma.items() if v or k in ("in", "out")}
-        plan = TilePlan(step.output, "gemm", {"rows": tr}, [g.groups, per], n_tiles, bufs, nbuf == 2, resident,
-                        l1, dma, min(cores, tr))
+        plan = TilePlan(step.output, "gemm", {"rows": tr, "co": tc}, [g.groups, per, per_c], n_tiles, bufs,
+                        nbuf == 2, resident, l1, dma, min(cores, tr))
         return plan, (sum(dma.values()), n_tiles, -plan.cores)
 
-    return _search(evaluate, [(r,) for r in _candidates(g.m)], budgets.l1, f"{step.kind} '{step.output}'")
+    what = f"{step.kind} '{step.output}'"
+    try:  # every column in each tile: resident weights, whole rows of the output
+        return _search(evaluate, [(r, g.n) for r in _candidates(g.m)], budgets.l1, what)
+    except TilingError:  # the weights (or the second operand) do not fit with every column: tile them too
+        return _search(evaluate, [(r, c) for r in _candidates(g.m) for c in _candidates(g.n)], budgets.l1, what)
 
 
 # -- element-wise ----------------------------------------------------------------------

@@ -96,6 +96,30 @@ def tail_macs(out_shape, k: int) -> int:
     return out_shape[1] * out_shape[2] * (out_shape[3] % 4) * k
 
 
+def requant_paths(net, step, outputs: int) -> dict:
+    """How the requantization of a step's outputs runs (codegen/runtime/gf_requant.c gf_rqc_set,
+    gf_internal.h gf_rq_fast): with a shift sh of 34..62 the 32-bit shortcut (k = sh - 32), whose
+    ambiguous case (h mod 2^k in {0, 1}: a share 2 / 2^k of the outputs) takes the exact path
+    gf_rq_amb; any other shift sends every output to the 64-bit path gf_rqc_slow. Returns
+    {"rq_slow": outputs on the 64-bit path, "rq_amb": expected outputs on the ambiguous path}
+    (zero for steps without requantization)."""
+    import numpy as np
+
+    from gapforge.plan import PlanError, prepare_requant
+
+    try:
+        rq = prepare_requant(net, step)
+    except PlanError:  # a call record with requantization constants the plan builds another way
+        return {"rq_slow": 0, "rq_amb": 0}
+    sh = np.asarray(rq.sh).reshape(-1)
+    if not sh.size:
+        return {"rq_slow": 0, "rq_amb": 0}
+    per = outputs / sh.size
+    fast = (sh >= 34) & (sh <= 62)
+    amb = np.where(fast, 2.0 ** (1 - np.clip(sh - 32, 2, 30)), 0.0)
+    return {"rq_slow": round(float((~fast).sum() * per)), "rq_amb": round(float(amb.sum() * per), 1)}
+
+
 def walk_network_info(net_dir: str | Path) -> Graph:
     """Nodes of the extracted network in ``net_dir`` (one per fused step of its plan)."""
     from gapforge import ir
@@ -127,9 +151,26 @@ def walk_network_info(net_dir: str | Path) -> Graph:
         a = step.attrs
         border = border_positions(out.shape, x.shape, a.get("kernel_size"), a.get("stride", [1, 1]),
                                   a.get("padding", [0, 0, 0, 0]), a.get("dilation", [1, 1]))
+        extra = {"rows": rows, "border": border, "tail": tail_macs(out.shape, k if w is not None else 0)}
+        ks = a.get("kernel_size")
+        if ks and len(out.shape) == len(x.shape) and len(x.shape) in (3, 4) and len(ks) == 2:
+            pad = a.get("padding", [0, 0, 0, 0])
+            st, dil = a.get("stride", [1, 1]), a.get("dilation", [1, 1])
+            xs, ys = (list(x.shape), list(out.shape)) if len(x.shape) == 4 else \
+                ([x.shape[0], x.shape[1], 1, x.shape[2]], [out.shape[0], out.shape[1], 1, out.shape[2]])  # 1-D: H = 1
+            extra["geom"] = {"c": xs[1], "h": xs[2], "w": xs[3], "oh": ys[2], "ow": ys[3],
+                             "kh": ks[0], "kw": ks[1], "sy": st[0], "sx": st[1], "pt": pad[0],
+                             "pl": pad[1] if len(pad) == 4 else pad[-1], "dy": dil[0], "dx": dil[1],
+                             "groups": a.get("groups", 1), "o": out.shape[1], "rq": out.dtype != "int32"}
+            if w is None:  # pooling: window reads
+                extra["window"] = out.numel * ks[0] * ks[1]
+        if w is not None:
+            from codegen.packing import packed_bits
+
+            bits = getattr(w, "bit_width", None)
+            extra["w_bits"] = packed_bits(bits) if bits else 8
         nodes.append(Node(step.output, step.kind, macs, m, k, n, g, cost.bytes_in, cost.bytes_params, cost.bytes_out,
-                          out.numel, w is not None, step=step,
-                          extra={"rows": rows, "border": border, "tail": tail_macs(out.shape, k if w is not None else 0)}))
+                          out.numel, w is not None, step=step, extra=extra))
     graph = Graph(net.name, nodes, net, plan, Path(net_dir))
     from codegen.program import build_program
 
@@ -141,6 +182,8 @@ def walk_network_info(net_dir: str | Path) -> Graph:
             tmp.cleanup()
     for node, call in zip(nodes, program.calls):
         node.extra["kernel"] = call.kernel or ""
+        node.extra.update(requant_paths(net, node.step, node.out_elems) if call.rq is not None and call.kernel
+                          else {"rq_slow": 0, "rq_amb": 0})
     return graph
 
 

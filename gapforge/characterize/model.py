@@ -26,10 +26,33 @@ from gapforge.characterize.profiles import Profile
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 
 # Features of the instruction model of a node (one coefficient each, fitted per kernel by
-# tools/calibrate_cost_model.py). On the GAP9 cluster the work features are per core (divided by
-# the cores the plan gives the layer), the per-tile and per-layer ones are not.
-FEATURES = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "tiles", "one")
-PER_CORE = ("macs", "out_elems", "in_elems", "rows", "border", "tail")
+# tools/calibrate_cost_model.py). On the GAP9 cluster the work features are the busiest core's (its
+# share of the output channels for layers with weights and pooling, gf_tiled.c; an even share of
+# the elements otherwise), the per-tile and per-layer ones are not. slow_macs / ctail_macs: MACs on
+# the convolution kernels' per-pixel path and in channel-tail blocks (kernel_paths.py); unpack: the
+# sub-8-bit weights the GAP9 executor unpacks in L1; window: pooling window reads; rq_slow / rq_amb:
+# outputs whose requantization takes the 64-bit path / the shortcut's ambiguous case (graph.requant_paths).
+FEATURES = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "tiles", "one", "slow_macs", "ctail_macs",
+            "unpack", "window", "rq_slow", "rq_amb")
+PER_CORE = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "slow_macs", "ctail_macs", "unpack", "window",
+            "rq_slow", "rq_amb")
+
+
+# gap9-qemu only: the rv32 model's instructions for the busiest core's share (the cluster cores run the
+# same portable kernels as the rv32 program): the per-core work the gap9 fit scales and corrects.
+GAP9_EXTRA = ("rv32_work",)
+NOT_WORK = ("tiles", "one")  # per-layer and per-tile costs of the rv32 program: not part of a core's work
+
+
+def rv32_work(kernel: str, cls: str, x: list[float], kernels: dict | None = None) -> float:
+    """The rv32 calibration's instructions for features ``x`` without its per-layer / per-tile terms."""
+    if kernels is None:
+        cal = calibration("rv32")
+        kernels = cal["kernels"] if cal else {}
+    entry = kernels.get(kernel) or kernels.get(cls) or kernels.get("class:elementwise")
+    if entry is None:
+        return 0.0
+    return max(0.0, sum(c * v for c, v, f in zip(entry["coef"], x, FEATURES) if f not in NOT_WORK))
 
 
 def kernel_class(node: Node) -> str:
@@ -43,14 +66,42 @@ def kernel_class(node: Node) -> str:
     return "class:conv"
 
 
-def features(node: Node, tiles: int, cores: int = 1) -> list[float]:
+def features(node: Node, tiles: int, cores: int = 1, gap9: dict | None = None) -> list[float]:
     """rows: output channels x output height (linear: outputs); border: outputs whose window
-    touches the padding; tail: MACs of the pixels outside full 4-pixel row blocks."""
+    touches the padding; tail: MACs of the pixels outside full 4-pixel row blocks; the path split of
+    the busiest core's output channels (kernel_paths.conv_paths). ``gap9``: the GAP9 plan of the
+    layer ({"packed": weights packed in L1, "resident": operands loaded once}): packed weights are
+    unpacked by one core before the tile loop when resident (all of them), else by every core for
+    its own channels in every tile (gf_tiled.c unpack_rows)."""
+    from gapforge.characterize.kernel_paths import conv_paths
+
     c = max(1, cores)
+    geom = node.extra.get("geom")
+    channels = geom["o"] if geom else (node.n if node.weighted else 0)
+    if c > 1 and channels and (node.weighted or geom):
+        oc = -(-channels // c)  # the busiest core's output channels
+        share = oc / channels
+    else:
+        oc, share = channels, 1.0 / c
+    paths = conv_paths(node.extra.get("kernel", ""), geom, oc) if geom and node.weighted else {}
+    unpack = 0
+    if gap9 and gap9.get("packed") and node.weighted:
+        unpack = node.k * node.n  # weight elements; "unpack" is a per-core feature (times share below):
+        # resident weights are unpacked whole by one core (undo the share), else every tile unpacks its rows
+        unpack = unpack / share if "w" in gap9.get("resident", ()) else unpack * tiles
     raw = {"macs": node.macs, "out_elems": node.out_elems, "in_elems": node.in_bytes,
            "rows": node.extra.get("rows", 0), "border": node.extra.get("border", 0),
-           "tail": node.extra.get("tail", 0), "tiles": tiles, "one": 1}
-    return [float(raw[f]) / (c if f in PER_CORE else 1) for f in FEATURES]
+           "tail": node.extra.get("tail", 0), "tiles": tiles, "one": 1, "window": node.extra.get("window", 0),
+           "unpack": unpack, "rq_slow": node.extra.get("rq_slow", 0), "rq_amb": node.extra.get("rq_amb", 0)}
+    vals = []
+    for f in FEATURES:
+        if f in ("slow_macs", "ctail_macs"):
+            vals.append(float(paths.get(f, 0.0)))  # already the busiest core's
+        elif f in PER_CORE:
+            vals.append(float(raw[f]) * share)
+        else:
+            vals.append(float(raw[f]))
+    return vals
 
 
 @cache
@@ -61,7 +112,7 @@ def calibration(model: str) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def predict_instructions(node: Node, model: str, tiles: int, cores: int = 1) -> float | None:
+def predict_instructions(node: Node, model: str, tiles: int, cores: int = 1, gap9: dict | None = None) -> float | None:
     """Calibrated instructions of the node (gap9-qemu: its critical path on the cluster), or None
     without a calibration. Kernels not in the calibration use their geometry class's fit."""
     cal = calibration(model)
@@ -72,7 +123,9 @@ def predict_instructions(node: Node, model: str, tiles: int, cores: int = 1) -> 
     coef = kernels.get(key) or kernels.get("class:elementwise")
     if coef is None:
         return None
-    x = features(node, tiles, cores if model == "gap9-qemu" else 1)
+    x = features(node, tiles, cores if model == "gap9-qemu" else 1, gap9)
+    if model == "gap9-qemu":
+        x = x + [rv32_work(node.extra.get("kernel", ""), kernel_class(node), x)]
     return max(0.0, sum(c * v for c, v in zip(coef["coef"], x)))
 
 
@@ -114,7 +167,8 @@ def estimate_node(graph: Graph, i: int, profile: Profile) -> Estimate:
     ins = profile.instructions
     instr = None
     if ins is not None and not (ins["model"] == "gap9-qemu" and t.extra.get("tiling") == "fc"):
-        instr = predict_instructions(node, ins["model"], t.tiles, t.extra.get("cores", profile.units))
+        instr = predict_instructions(node, ins["model"], t.tiles, t.extra.get("cores", profile.units),
+                                     t.extra if ins["model"] == "gap9-qemu" and "resident" in t.extra else None)
     if instr is not None:
         compute = instr / ins["instructions_per_cycle"]["value"]
     else:

@@ -204,4 +204,5 @@ def gap9(graph, i, profile) -> Tiles:
     per_tile = sum(1 for k, v in buffers.items() if v and k not in resident)
     transfers = 0 if row["tiling"] == "fc" else row["tiles"] * per_tile + len(resident)
     return Tiles(row["tiles"], dict(row["dma_bytes"]), gap9_regime(row), row["l1_bytes"], transfers,
-                 extra={"cores": row["cores"], "tiling": row["tiling"], "levels": row["levels"]})
+                 extra={"cores": row["cores"], "tiling": row["tiling"], "levels": row["levels"],
+                        "resident": sorted(resident), "packed": bool(buffers.get("wp"))})

@@ -13,6 +13,8 @@ The conv/linear op outputs an int32 accumulator ``acc`` with
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -29,9 +31,27 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int, unit_h
     ``out_shape``: the output shape when it is not the node's (a slice folded into the layer).
     """
     m = ctx.module
-    x = ctx.input_tensor(0)
-    if m.input_quant.is_quant_enabled:
-        x = quantize_to(ctx, x, m.input_quant, f"{ctx.name}.input_quant")
+    acc = emit_weight_layer(ctx, m, ctx.input_tensor(0), ctx.name, op_type, attrs, channel_axis,
+                            out_shape or ctx.out_shape(0), unit_height=unit_height)
+    _cross_check_acc(ctx, acc)
+    y = acc
+    if m.output_quant.is_quant_enabled:
+        y = quantize_to(ctx, acc, m.output_quant, f"{ctx.name}.output_quant")
+    ctx.bind(y)
+    return y
+
+
+def emit_weight_layer(ctx, m, x: ir.TensorInfo, name: str, op_type: str, attrs: dict, channel_axis: int,
+                      out_shape: list[int], unit_height: bool = False,
+                      rows: tuple[int, int] | None = None, input_quant: bool = True) -> ir.TensorInfo:
+    """Emit layer ``m`` (its input quantizer, the conv2d/linear op) on ``x``; return its accumulator.
+
+    ``rows``: only the output channels [r0, r1) of the layer (one of the q / k / v thirds of a
+    packed in-projection, gapforge/ops/mha.py); weights, bias and per-channel scales are sliced.
+    The output quantizer is the caller's; ``input_quant=False``: the caller applied the input quantizer.
+    """
+    if input_quant and m.input_quant.is_quant_enabled:
+        x = quantize_to(ctx, x, m.input_quant, f"{name}.input_quant")
     if x.kind == "float":
         ctx.fail("receives the unquantized float input",
                  hint="pass --input-quant int8 (or uint8, for inputs >= 0) to insert an input quantizer "
@@ -48,6 +68,10 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int, unit_h
         ctx.fail(f"its input has zero point {x.zero_point}; only symmetric (zero point 0) inputs are supported",
                  hint="use a quantizer without zero point (e.g. Int8ActPerTensorFloat or Uint8ActPerTensorFloat)")
     w, wq = weight_params(m, "weights")
+    r0, r1 = rows if rows is not None else (0, w.shape[0])
+    w = w[r0:r1]
+    if wq.channel_axis is not None:
+        wq = dataclasses.replace(wq, scale=list(wq.scale)[r0:r1])
     if unit_height:
         w = w.reshape(w.shape[:2] + (1,) + w.shape[2:])
     out_ch = w.shape[0]
@@ -64,7 +88,7 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int, unit_h
     sigma = s_in * s_w  # float64 product of two float32 values: exact
     per_channel = bool(x.per_channel or wq.channel_axis is not None)
 
-    params = {"weight": ctx.add_param(ctx.name, "weight", w, bit_width=wq.bit_width, signed=wq.signed,
+    params = {"weight": ctx.add_param(name, "weight", w, bit_width=wq.bit_width, signed=wq.signed,
                                       narrow_range=wq.narrow_range, scale=wq.scale, zero_point=0,
                                       channel_axis=0 if wq.channel_axis is not None else None)}
     offset = None
@@ -72,31 +96,37 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int, unit_h
         bq = m.bias_quant
         if bq.is_quant_enabled and bq.requires_input_scale:
             acc_scale_f32 = torch.tensor(s_in, dtype=torch.float32) * torch.tensor(s_w, dtype=torch.float32)
+            if rows is not None:  # Brevitas quantizes the whole bias with the whole layer's scales
+                s_w_all = weight_params(m, "weights")[1]
+                n_all = m.bias.shape[0]
+                s_w_full = np.asarray(s_w_all.scale if s_w_all.channel_axis is not None else [s_w_all.scale] * n_all,
+                                      dtype=np.float64)
+                acc_scale_f32 = torch.tensor(np.full(n_all, s_in[0]), dtype=torch.float32) * \
+                    torch.tensor(s_w_full, dtype=torch.float32)
             b, bw = int_bias(m, acc_scale_f32, "bias")
-            params["bias"] = ctx.add_param(ctx.name, "bias", b, bit_width=bw, signed=True, narrow_range=False)
+            b = b[r0:r1]
+            params["bias"] = ctx.add_param(name, "bias", b, bit_width=bw, signed=True, narrow_range=False)
         else:
             with torch.no_grad():
                 bval = m.quant_bias() if bq.is_quant_enabled else m.bias
                 bval = getattr(bval, "value", bval)
-            offset = [float(v) for v in bval.detach().to(torch.float32).reshape(-1)]
+            offset = [float(v) for v in bval.detach().to(torch.float32).reshape(-1)[r0:r1]]
     acc = ctx.new_tensor(
-        ctx.name, "acc", out_shape or ctx.out_shape(0),
+        name, "acc", out_shape,
         scale=[float(v) for v in sigma] if per_channel else float(sigma[0]),
         channel_axis=channel_axis if (per_channel or offset is not None) else None,
         offset=offset)
-    ctx.emit(op_type, [x], [acc], attrs=attrs, params=params)
-    _cross_check_acc(ctx, acc, sigma)
-    y = acc
-    if m.output_quant.is_quant_enabled:
-        y = quantize_to(ctx, acc, m.output_quant, f"{ctx.name}.output_quant")
-    ctx.bind(y)
-    return y
+    op = ctx.emit(op_type, [x], [acc], attrs=attrs, params=params)
+    if rows is not None:  # which rows of the module's weight (tests/test_extraction.py reads this)
+        op.source = f"{type(m).__name__} rows {r0}:{r1}"
+    return acc
 
 
-def _cross_check_acc(ctx, acc: ir.TensorInfo, sigma: np.ndarray) -> None:
+def _cross_check_acc(ctx, acc: ir.TensorInfo) -> None:
     """When Brevitas returned a QuantTensor for the accumulator, its scale must be ours."""
     if ctx.module.output_quant.is_quant_enabled:
         return
+    sigma = np.asarray(acc.scale if acc.per_channel else [acc.scale], dtype=np.float64)
     meta = ctx.observed(ctx.node.outputs[0])
     if meta is None:
         return

@@ -113,8 +113,7 @@ def check_norm_input(ctx, x, what: str) -> None:
     if x.kind == "float":
         ctx.fail(f"applies {what} to the unquantized network input", hint="put a QuantIdentity before it")
     if x.kind != "quant":
-        ctx.fail(f"applies {what} to a {x.kind} tensor (an int32 accumulator or a float sum)",
-                 hint=f"put a QuantIdentity before the {what}")
+        _refuse_unquantized(ctx, x, what)
     if x.per_channel:
         ctx.fail(f"applies {what} to a tensor with per-channel scales",
                  hint=f"use a per-tensor quantizer (QuantIdentity) before the {what}")
@@ -157,6 +156,24 @@ def _lower(ctx) -> None:
     ctx.bind(out)
 
 
+RESIDUAL_HINT = ("quantize the residual sum before the LayerNorm: x = self.res_q(x + self.attn(self.ln1(x))) "
+                 "with a QuantIdentity res_q (docs/integer_contract.md, Residual and LayerNorm)")
+
+
+def _refuse_unquantized(ctx, x, what: str = "LayerNorm") -> None:
+    """A LayerNorm input without an 8-bit encoding: name what it is and where the QuantIdentity goes."""
+    prod = ctx.producer_op(x)
+    if prod is not None and prod.type == "add" and x.kind == "real":
+        ctx.fail(f"applies {what} to the float sum of a residual add (operands of different scales, e.g. a "
+                 "quantized x plus a layer's float output: Brevitas adds and normalizes them in float32, and "
+                 "that sum has no integer encoding)", hint=RESIDUAL_HINT)
+    if prod is not None and prod.type == "add":
+        ctx.fail(f"applies {what} to the integer sum of a residual add (a QuantTensor + QuantTensor of one "
+                 f"scale, bit width + 1), which is wider than the 8-bit {what} input", hint=RESIDUAL_HINT)
+    ctx.fail(f"applies {what} to a {x.kind} tensor (an int32 accumulator or a float sum)",
+             hint=f"put a QuantIdentity before the {what} (or set output_quant on the layer before it)")
+
+
 FRONTENDS = [
     Frontend(
         name="torch.nn.LayerNorm / F.layer_norm",
@@ -165,7 +182,8 @@ FRONTENDS = [
         lowers_to=("layernorm",),
         doc="LayerNorm over the last axis or the last few axes (not the batch axis) of a quantized tensor "
             "(per-tensor scale, any zero point), with or without elementwise affine (and bias=False), any "
-            "eps, followed by a quantizer. An int32 accumulator input needs a QuantIdentity first.",
+            "eps, followed by a quantizer. An int32 accumulator or a residual sum (x + attn(x): a float sum of "
+            "two scales, or an integer sum of one) needs a QuantIdentity first: x = res_q(x + attn(ln1(x))).",
         lower=_lower,
     ),
 ]

@@ -48,7 +48,8 @@ IR_OP = IROp(
 
 
 def _lower(ctx) -> None:
-    x = ctx.input_tensor(0)
+    act = ctx.node.inputs[0]
+    x = ctx.tensor_of_act(act, seq_first_ok=True)
     nd = len(x.shape)
     if ctx.node.type_name == "transpose":
         d0, d1 = ctx.arg(1, "dim0"), ctx.arg(2, "dim1")
@@ -57,6 +58,18 @@ def _lower(ctx) -> None:
     else:
         dims = ctx.node.args[1:] if len(ctx.node.args) > 2 else ctx.arg(1, "dims")
         perm = [int(d) % nd for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
+    swap01 = nd >= 3 and perm == [1, 0] + list(range(2, nd))
+    if ctx.is_seq_first(act):
+        if not swap01:
+            ctx.fail(f"permutation {perm} of a sequence-first tensor (x.transpose(0, 1) of a batch-first one)",
+                     hint="only the transpose back, x.transpose(0, 1), is supported on it")
+        ctx.bind(x)  # back to batch first: the IR tensor it always was
+        return
+    if swap01 and x.kind in ("quant", "acc"):
+        # [B, T, ...] -> [T, B, ...] (QuantMultiheadAttention's batch_first=False layout): the IR keeps
+        # the tensor batch first; only the consumers that understand the layout accept it
+        ctx.bind_seq_first(x)
+        return
     if sorted(perm) != list(range(nd)) or perm[0] != 0:
         ctx.fail(f"permutation {perm} moves the batch axis or is not a permutation")
     if x.kind not in ("quant", "acc"):
@@ -64,6 +77,11 @@ def _lower(ctx) -> None:
     if perm == list(range(nd)):
         ctx.bind(x)
         return
+    ctx.bind(emit_permute(ctx, x, perm, ctx.name))
+
+
+def emit_permute(ctx, x, perm: list[int], base: str):
+    """Emit ``permute`` of ``x`` (batch axis first) by ``perm``; return its output."""
     axis = perm.index(x.channel_axis) if x.channel_axis is not None else None
     fields = dict(scale=x.scale, channel_axis=axis)
     if x.kind == "quant":
@@ -71,9 +89,10 @@ def _lower(ctx) -> None:
                       narrow_range=x.narrow_range)
     else:
         fields.update(offset=x.offset)
-    out = ctx.new_tensor(ctx.name, x.kind, ctx.out_shape(0), **fields)
-    ctx.emit("permute", [x], [out], attrs={"perm": perm})
-    ctx.bind(out)
+    out = ctx.new_tensor(base, x.kind, [x.shape[p] for p in perm], **fields)
+    ctx.emit("permute", [x], [out], attrs={"perm": list(perm)})
+    ctx.derive_value(out, x, lambda v: v.permute(*perm))
+    return out
 
 
 FRONTENDS = [
@@ -81,7 +100,9 @@ FRONTENDS = [
         name="Tensor.permute / Tensor.transpose / torch.permute / torch.transpose",
         functions=("permute", "transpose"),
         lowers_to=("permute",),
-        doc="Axis reordering that keeps the batch axis first.",
+        doc="Axis reordering that keeps the batch axis first. x.transpose(0, 1) of a 3-D or higher tensor "
+            "(the [T, B, E] layout of QuantMultiheadAttention(batch_first=False)) is a view that only such "
+            "an attention and the transpose back may read.",
         lower=_lower,
     ),
 ]

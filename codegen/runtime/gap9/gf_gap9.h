@@ -105,7 +105,7 @@ struct gf_layer {
     int32_t k, o;                         /* linear: inputs, outputs */
     int32_t n, inner, chans;              /* element-wise: elements, elements per channel, channels;
                                              rows: elements, elements per row, rows */
-    int32_t tile_co, tile_oh, tile_ow;    /* conv / linear output tile */
+    int32_t tile_co, tile_oh, tile_ow;    /* conv / linear output tile; gemm: output columns per tile */
     int32_t tile_planes, tile_elems;      /* element-wise tile; rows: rows and elements per tile */
     uint32_t buf_in, buf_in2, buf_w, buf_p, buf_out; /* bytes of one L1 buffer of each operand */
     uint32_t buf_wp;                      /* packed weights staging buffer (0: weights not packed) */
@@ -119,7 +119,7 @@ struct gf_layer {
     gf_mul_shape_t mp;                    /* mul: broadcast geometry and zero points */
     int32_t aux_off;                      /* rows: the step's parameter block in the blob (-1 = none) */
     uint32_t aux_bytes;                   /* its size (loaded once into the L1 parameter buffer) */
-    int32_t tile_rows;                    /* gemm tiling: output rows per tile; chans groups of n rows, k inputs, o outputs */
+    int32_t tile_rows;                    /* gemm tiling: output rows per tile (tile_co: columns); chans groups of n rows, k inputs, o outputs */
     int32_t zp_a, zp_b;                   /* gemm tiling (matmul): zero points of the two inputs */
 };
 

@@ -4,9 +4,10 @@
  * gf_tiled.c fills a gf_tile_args_t for the layer's tiling kind (conv: a box of output channels,
  * rows and columns with its input box and padding; linear: a run of output features; eltwise: a
  * run of elements; rows: a run of whole rows with the step's parameter block; gemm: a run of output rows
- * of one group) and calls the layer's tile kernel, which the code generator names after the
- * step's device kernel (gf_<kernel> -> gf_tile_<kernel>). A new operator that runs on the cluster
- * adds its adapter here and its prototype in gf_gap9.h; the executor does not change.
+ * of one group, with every output column or a block of them) and calls the layer's tile kernel, which
+ * the code generator names after the step's device kernel (gf_<kernel> -> gf_tile_<kernel>). A new
+ * operator that runs on the cluster adds its adapter here and its prototype in gf_gap9.h; the executor
+ * does not change.
  *
  * Each adapter is compiled with its kernel's selection macro (GF_K_<KERNEL>, gf_runtime.h), so a
  * project links the adapters, and through them the kernels, its plan uses and no others.

@@ -64,7 +64,7 @@ int32_t gf_layer_tiles(const gf_layer_t *L)
     if (L->tiling == GF_TILING_ROWS)
         return ceil_div(L->chans, L->tile_planes);
     if (L->tiling == GF_TILING_GEMM)
-        return L->chans * ceil_div(L->n, L->tile_rows);
+        return L->chans * ceil_div(L->n, L->tile_rows) * ceil_div(L->o, L->tile_co);
     if (L->tile_planes > 1)
         return ceil_div(L->chans, L->tile_planes);
     return L->chans * ceil_div(L->inner, L->tile_elems);
@@ -116,14 +116,15 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
     } else if (L->tiling == GF_TILING_LINEAR) {
         T->co0 = t * L->tile_co;
         T->con = min32(L->tile_co, L->o - T->co0);
-    } else if (L->tiling == GF_TILING_GEMM) { /* rows [e0, e0 + en) of group c0; all o outputs */
-        int32_t per = ceil_div(L->n, L->tile_rows), j = t % per;
-        T->c0 = t / per;
+    } else if (L->tiling == GF_TILING_GEMM) { /* rows [e0, e0 + en) of group c0, outputs [co0, co0 + con) */
+        int32_t per_c = ceil_div(L->o, L->tile_co), per = ceil_div(L->n, L->tile_rows);
+        int32_t jc = t % per_c, j = (t / per_c) % per;
+        T->c0 = t / (per_c * per);
         T->cn = 1;
         T->e0 = j * L->tile_rows;
         T->en = min32(L->tile_rows, L->n - T->e0);
-        T->co0 = 0;
-        T->con = L->o;
+        T->co0 = jc * L->tile_co;
+        T->con = min32(L->tile_co, L->o - T->co0);
     } else if (L->tiling == GF_TILING_ROWS || L->tile_planes > 1) { /* rows: c = row */
         T->c0 = t * L->tile_planes;
         T->cn = min32(L->tile_planes, L->chans - T->c0);
@@ -456,6 +457,18 @@ static void unpack_tile_rows(gf_run_t *R, int b, int32_t co0, int32_t con)
                 (int8_t *)R->l1[b][OP_W] + (uint32_t)co0 * weights_per_channel(L), con);
 }
 
+/* gemm tiling with tiled columns and packed weights: the tile's weight rows, unpacked once by core 0 before
+ * the barrier (every core reads all of them). Not inlined: keeps tile_loop's frame small. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void unpack_gemm_tile(gf_run_t *R, int32_t t, int b)
+{
+    gf_tile_t T;
+    tile_geometry(R->L, t, &T);
+    unpack_rows(R->L, R->l1[b][OP_WP], (int8_t *)R->l1[b][OP_W], T.con);
+}
+
 static void load_tile(gf_run_t *R, int32_t t, int b)
 {
     const gf_layer_t *L = R->L;
@@ -475,10 +488,11 @@ static void load_tile(gf_run_t *R, int32_t t, int b)
         int32_t eb = elem_bytes(L->in_t);
         load_flat(R, q, &R->ops->in, row0 * (uint32_t)(L->k * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN],
                   (uint32_t)(T.en * L->k * eb));
-        if (L->buf_in2) { /* the group's whole second operand [k][o] */
-            uint32_t mat = (uint32_t)(L->k * L->o * elem_bytes(L->in2_t));
-            load_flat(R, q, &R->ops->in2, (uint32_t)T.c0 * mat, R->l1[b][OP_IN2], R->bounce[b][OP_IN2], mat);
-        }
+        if (L->buf_in2) /* the tile's columns [k][co0, co0 + con) of the group's second operand [k][o] */
+            load_box(R, q, &R->ops->in2, R->l1[b][OP_IN2], R->bounce[b][OP_IN2], L->k, L->o, elem_bytes(L->in2_t),
+                     T.c0, 1, 0, L->k, T.co0, T.con);
+        if (L->w_off >= 0 && !L->w_resident) /* columns tiled: the tile's weight rows */
+            load_weights(R, q, &T, b);
     } else {
         int32_t eb = elem_bytes(L->in_t);
         if (!L->in_resident)
@@ -507,9 +521,9 @@ static void store_tile(gf_run_t *R, int32_t t, int b)
     else if (L->tiling == GF_TILING_LINEAR)
         store_flat(R, q, &R->ops->out, (uint32_t)(T.co0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
                    (uint32_t)(T.con * eb));
-    else if (L->tiling == GF_TILING_GEMM)
-        store_flat(R, q, &R->ops->out, (uint32_t)(T.c0 * L->n + T.e0) * (uint32_t)(L->o * eb), R->l1[b][OP_OUT],
-                   R->bounce[b][OP_OUT], (uint32_t)(T.en * L->o * eb));
+    else if (L->tiling == GF_TILING_GEMM) /* rows x columns block of the [chans * n][o] output */
+        store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->chans * L->n, L->o, eb, 0, 1,
+                  T.c0 * L->n + T.e0, T.en, T.co0, T.con);
     else
         store_flat(R, q, &R->ops->out, (uint32_t)(T.e0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
                    (uint32_t)(T.en * eb));
@@ -622,14 +636,17 @@ static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int
     L->compute(&a);
 }
 
-/* gemm tiling: each core a run of the tile's rows, all outputs (weights and parameters resident) */
+/* gemm tiling: each core a run of the tile's rows, all the tile's output columns (weights and parameters
+ * resident when the tile holds every column, else the tile's slices in buffer b) */
 static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
 {
     const gf_layer_t *L = R->L;
     int32_t r0 = core * T->en / ncores, r1 = (core + 1) * T->en / ncores;
     if (r0 == r1)
         return;
-    uint8_t *pbuf = R->l1[0][OP_P];
+    int32_t con = T->con;
+    int rb = con == L->o ? 0 : b; /* every column: weights and parameters resident, else the tile's slices */
+    uint8_t *pbuf = R->l1[rb][OP_P];
     gf_playout_t pl = param_layout(L);
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
@@ -642,15 +659,15 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.L = L;
     a.x = R->l1[b][OP_IN] + (uint32_t)(r0 * L->k * elem_bytes(L->in_t));
     a.x2 = L->buf_in2 ? R->l1[b][OP_IN2] : NULL;
-    a.w = L->w_off >= 0 ? (const int8_t *)R->l1[0][OP_W] : NULL;
+    a.w = L->w_off >= 0 ? (const int8_t *)R->l1[rb][OP_W] : NULL;
     a.bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) : NULL;
     a.rq = rqp;
     a.k = L->k;
-    a.o = L->o;
+    a.o = con;
     a.rows = r1 - r0;
     a.zp_a = L->zp_a;
     a.zp_b = L->zp_b;
-    a.y = R->l1[b][OP_OUT] + (uint32_t)(r0 * L->o * elem_bytes(L->out_t));
+    a.y = R->l1[b][OP_OUT] + (uint32_t)(r0 * con * elem_bytes(L->out_t));
     L->compute(&a);
 }
 
@@ -756,6 +773,8 @@ static void tile_loop(void *arg)
         if (core == 0) {
             if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
                 q_wait(&R->load_q[b]);
+            if (L->tiling == GF_TILING_GEMM && L->buf_wp && !L->w_resident)
+                unpack_gemm_tile(R, t, b);
             if (t + 1 < nt && !L->single_buffer)
                 load_tile(R, t + 1, b ^ 1);
         }
