@@ -136,7 +136,7 @@ _FUNCTION_ALIASES = {
     "__sub__": "sub", "__rsub__": "sub", "__isub__": "sub", "sub_": "sub",
     "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul", "mul_": "mul",
     "__truediv__": "div", "__rtruediv__": "div", "__itruediv__": "div", "div_": "div",
-    "__neg__": "neg", "__matmul__": "matmul", "__rmatmul__": "matmul",
+    "__neg__": "neg", "__pow__": "pow", "__matmul__": "matmul", "__rmatmul__": "matmul",
     "concat": "cat", "concatenate": "cat",
     "relu_": "relu", "hardtanh_": "hardtanh", "sigmoid_": "sigmoid", "tanh_": "tanh",
     "leaky_relu_": "leaky_relu", "elu_": "elu", "celu_": "celu", "selu_": "selu", "exp_": "exp",

@@ -70,6 +70,9 @@ class Lowering:
         # "real" tensors that are a float function of one quantized tensor, waiting for the quantizer
         # that turns them into a table (gapforge/ops/lut.py): tensor name -> lut.FloatFn
         self.float_fns: dict[str, Any] = {}
+        # "real" tensors that are sums of products of one quantized tensor with constants (RoPE), waiting
+        # for their quantizer (gapforge/ops/lincomb.py): tensor name -> lincomb.LinForm
+        self.lin_forms: dict[str, Any] = {}
         # flat accumulators (add_constant) -> the activation shape their quantizer's output gets back
         self.restore_shape: dict[str, list[int]] = {}
         # zero padding folded into the convolution that consumes it: padded activation -> the pads
@@ -335,6 +338,10 @@ class NodeContext:
                 self.fail(f"the float result of {pending.desc} reaches a {type_} op without a quantizer; a float "
                           "function of a quantized tensor is deployable only when a quantizer follows it",
                           hint=f"put a QuantIdentity right after {pending.desc}")
+            if t.name in self.low.lin_forms:
+                self.fail(f"the float product of '{t.name}' with constants reaches a {type_} op without a quantizer; "
+                          "products with constant tensors are deployable only when a quantizer follows them",
+                          hint=f"put a QuantIdentity after '{t.name}'")
         node = self.node
         op_name = name or (outputs[0].name if outputs else self.low.unique(node.name))
         source = node.type_name if node.kind == "module" else f"{node.type_name}" + (

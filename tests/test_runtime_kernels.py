@@ -19,7 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from atomic_ops import groupnorm as np_groupnorm
 from atomic_ops import layernorm as np_layernorm
+from atomic_ops import lincomb as np_lincomb
+from atomic_ops import rmsnorm as np_rmsnorm
 from atomic_ops import scan as np_scan
 from atomic_ops import softmax as np_softmax
 from atomic_ops._fixedpoint import quantize_multipliers, quantize_offset, rne_shift
@@ -50,6 +53,7 @@ K_CONV, K_CONV3X3, K_CONV1X1, K_DWCONV, K_CONV_REF = 1, 2, 3, 4, 5
 K_LINEAR, K_LINEAR_REF, K_MAXPOOL, K_AVGPOOL, K_TRUNC = 6, 7, 8, 9, 10
 K_ADD, K_REQUANTIZE, K_RELU, K_CONCAT, K_PERMUTE, K_RNE = 11, 12, 13, 14, 15, 16
 K_LUT, K_MUL, K_SOFTMAX, K_LAYERNORM = 17, 18, 19, 20
+K_RMSNORM, K_GROUPNORM = 25, 26
 K_MATMUL, K_LINEAR_ROWS, K_SLICE, K_PAD = 21, 22, 23, 24
 K_SCAN, K_SCAN_SPLIT, K_FLIP = 27, 28, 29
 
@@ -398,6 +402,51 @@ def layernorm_case(cs, rng, name, *, t, rows, n, s_in, s_out, eps=1e-5, affine=T
     cs.add(K_LAYERNORM, name, [DT[t], rows, n], [x, p.block(), out_bytes(y, lo)])
 
 
+def rmsnorm_case(cs, rng, name, *, t, rows, n, s_in, s_out, zin=0, eps=1e-6, affine=True, out="s8", zp=0,
+                 relu=False, mode="rand"):
+    x = rand_act(rng, t, (rows, n))
+    if mode == "extreme":
+        x = rng.choice(np.array(RANGES[t], np.int64), size=(rows, n)).astype(NP_DT[t])
+    if mode == "ties":  # a row at the zero point (V = 0) and a row of one outlier
+        x[0] = zin
+        x[-1] = zin
+        x[-1, 0] = RANGES[t][1]
+    gamma = rng.normal(1.0, 0.5, n).astype(np.float32) if affine else np.ones(n, np.float32)
+    lo, hi = RANGES[out]
+    if relu:
+        lo = max(lo, zp)
+    p = np_rmsnorm.prepare(s_in, RANGES[t], zin, eps, gamma, s_out, zp, lo, hi)
+    y = np_rmsnorm.rmsnorm(x, p)
+    cs.add(K_RMSNORM, name, [DT[t], rows, n], [x, p.block(), out_bytes(y, lo)])
+
+
+def groupnorm_case(cs, rng, name, *, t, n_batch, c, g, spatial, s_in, s_out, row0=0, eps=1e-5, affine=True,
+                   out="s8", zp=0):
+    rows = n_batch * g
+    n = c // g * spatial
+    x = rand_act(rng, t, (rows, n))
+    gamma = rng.normal(1.0, 0.5, c).astype(np.float32) if affine else np.ones(c, np.float32)
+    beta = rng.normal(0.0, 0.5, c).astype(np.float32) if affine else np.zeros(c, np.float32)
+    lo, hi = RANGES[out]
+    p = np_groupnorm.prepare(s_in, RANGES[t], g, spatial, eps, gamma, beta, s_out, zp, lo, hi)
+    y = np_layernorm.norm_rows(x, p, row0)
+    cs.add(K_GROUPNORM, name, [DT[t], row0, rows, n, 0], [x, p.block(), out_bytes(y, lo)])
+
+
+def lincomb_case(cs, rng, name, *, t, rows, n, period, s_in, s_out, row0=0, zin=0, out="s8", zp=0):
+    x = rand_act(rng, t, (rows, n))
+    half = n // 2
+    rot = np.concatenate([np.arange(half, n), np.arange(half)])
+    ang = rng.uniform(-3, 3, (period, n))
+    coef = np.stack([np.cos(ang).astype(np.float32), (np.sin(ang) * np.where(np.arange(n) < half, -1, 1))
+                     .astype(np.float32)]).astype(np.float64)
+    gather = np.stack([np.arange(n), rot])
+    lo, hi = RANGES[out]
+    p = np_lincomb.prepare(s_in, RANGES[t], zin, gather, coef, s_out, zp, lo, hi)
+    y = np_lincomb.lincomb(x, p, row0)
+    cs.add(K_GROUPNORM, name, [DT[t], row0, rows, n, 1], [x, p.block(), out_bytes(y, lo)])
+
+
 def add_row_cases(cs: CaseSet, rng) -> None:
     for t in ("s8", "u8"):
         softmax_case(cs, rng, f"sm_{t}_8x8", t=t, rows=8, n=8, s_in=0.05, s_out=1 / 255)
@@ -416,6 +465,24 @@ def add_row_cases(cs: CaseSet, rng) -> None:
         layernorm_case(cs, rng, f"ln_{t}_n1", t=t, rows=3, n=1, s_in=0.2, s_out=0.04)
         layernorm_case(cs, rng, f"ln_{t}_wide", t=t, rows=2, n=512, s_in=0.01, s_out=0.03, eps=1e-6)
         layernorm_case(cs, rng, f"ln_{t}_eps0", t=t, rows=2, n=8, s_in=0.01, s_out=0.03, eps=0.0)
+        rmsnorm_case(cs, rng, f"rms_{t}_8x16", t=t, rows=8, n=16, s_in=0.05, s_out=0.03)
+        rmsnorm_case(cs, rng, f"rms_{t}_zp", t=t, rows=4, n=24, s_in=0.02, s_out=0.05, zin=7 if t == "s8" else 120,
+                     affine=False)
+        rmsnorm_case(cs, rng, f"rms_{t}_u8out", t=t, rows=3, n=17, s_in=0.1, s_out=0.02, out="u8", zp=100)
+        rmsnorm_case(cs, rng, f"rms_{t}_relu", t=t, rows=3, n=10, s_in=0.1, s_out=0.02, out="u8", zp=0, relu=True)
+        rmsnorm_case(cs, rng, f"rms_{t}_ties", t=t, rows=4, n=16, s_in=0.01, s_out=0.05, mode="ties", eps=1e-2,
+                     zin=3)
+        rmsnorm_case(cs, rng, f"rms_{t}_extreme", t=t, rows=3, n=64, s_in=0.2, s_out=0.04, mode="extreme")
+        rmsnorm_case(cs, rng, f"rms_{t}_n1", t=t, rows=3, n=1, s_in=0.2, s_out=0.04)
+        rmsnorm_case(cs, rng, f"rms_{t}_wide", t=t, rows=2, n=512, s_in=0.01, s_out=0.03, eps=0.0)
+        groupnorm_case(cs, rng, f"gn_{t}_g4", t=t, n_batch=2, c=8, g=4, spatial=9, s_in=0.05, s_out=0.03)
+        groupnorm_case(cs, rng, f"gn_{t}_g1", t=t, n_batch=1, c=6, g=1, spatial=5, s_in=0.02, s_out=0.05,
+                       affine=False)
+        groupnorm_case(cs, rng, f"gn_{t}_gc_row0", t=t, n_batch=1, c=5, g=5, spatial=7, s_in=0.1, s_out=0.02,
+                       row0=3, out="u8", zp=90)
+        lincomb_case(cs, rng, f"lc_{t}_rope", t=t, rows=16, n=8, period=8, s_in=0.05, s_out=0.04)
+        lincomb_case(cs, rng, f"lc_{t}_row0", t=t, rows=5, n=6, period=3, s_in=0.02, s_out=0.03, row0=4,
+                     zin=-5 if t == "s8" else 130, out="u8", zp=128)
     softmax_case(cs, rng, "sm_s32_logits", t="s32", rows=4, n=10, s_in=2e-5, s_out=1 / 255)
     softmax_case(cs, rng, "sm_s32_wide_scale", t="s32", rows=3, n=20, s_in=3e-9, s_out=1 / 255)
     softmax_case(cs, rng, "sm_s32_extreme", t="s32", rows=3, n=8, s_in=1e-6, s_out=1 / 255, mode="extreme")
@@ -801,7 +868,7 @@ def test_kernels_match_reference(drivers, case_dir, variant):
 def test_case_set_covers_every_kernel():
     cs = build_cases()
     kinds = {struct.unpack_from("<I", b, 8)[0] for b in cs.blobs}
-    assert kinds == set(range(1, 25)) | {K_SCAN, K_SCAN_SPLIT, K_FLIP}
+    assert kinds == set(range(1, 27)) | {K_SCAN, K_SCAN_SPLIT, K_FLIP}
     assert len(cs.names) == len(set(cs.names)) >= 200
 
 

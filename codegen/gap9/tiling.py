@@ -15,7 +15,7 @@ gap9-emu tests compare the emulator's byte counters with these predictions.
 
 Tiling kinds (an op's declaration names its kind, gapforge/ops ``Tiling``): ``conv`` (sliding
 windows over NCHW: conv2d incl. depthwise/grouped/strided, max/avg/trunc pooling), ``linear``,
-``eltwise`` (add, requantize, relu, lut, mul), ``rows`` (softmax, LayerNorm: whole rows of the last axis),
+``eltwise`` (add, requantize, relu, lut, mul), ``rows`` (softmax, LayerNorm, RMSNorm, GroupNorm, lincomb: whole rows of the last axis),
 ``gemm`` (matmul, and linear layers over several rows: tiles of output rows of one group, and of output
 columns when the weights or the second operand do not fit with every column) and ``fc``
 (steps without a ``Tiling``, which the fabric controller runs on L2 data: the host-quantized input,

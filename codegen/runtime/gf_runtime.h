@@ -57,6 +57,9 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #define GF_K_MUL 1
 #define GF_K_SOFTMAX 1
 #define GF_K_LAYERNORM 1
+#define GF_K_RMSNORM 1
+#define GF_K_GROUPNORM 1
+#define GF_K_LINCOMB 1
 #define GF_K_MATMUL 1
 #define GF_K_LINEAR_ROWS 1
 #endif
@@ -203,9 +206,19 @@ void gf_mul(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, const 
  *                 (integer contract "Softmax", gf_softmax.c)
  *   gf_layernorm: LayerNorm over each row then the output quantizer, in_t GF_S8 or GF_U8
  *                 (integer contract "LayerNorm", gf_layernorm.c)
+ *   gf_rmsnorm:   RMSNorm over each row then the output quantizer, in_t GF_S8 or GF_U8
+ *                 (integer contract "RMSNorm", gf_layernorm.c)
+ *   gf_groupnorm: GroupNorm, one group per row (row0: index of the first row, it selects the group's
+ *                 affine parameters), then the output quantizer (integer contract "GroupNorm")
+ *   gf_lincomb:   sums of products of a tensor's codes (gathered along the row) with constant tensors,
+ *                 then the output quantizer (row0 as gf_groupnorm; integer contract "Products with
+ *                 constant tensors", gf_lincomb.c)
  */
 void gf_softmax(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
 void gf_layernorm(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
+void gf_rmsnorm(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
+void gf_groupnorm(const void *x, gf_dtype_t in_t, int32_t row0, int32_t rows, int32_t n, const int64_t *p, void *y);
+void gf_lincomb(const void *x, gf_dtype_t in_t, int32_t row0, int32_t rows, int32_t n, const int64_t *p, void *y);
 
 /*
  * gf_scan: the selective state-space scan (Mamba) with a quantized state, then the output quantizer

@@ -58,7 +58,6 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "minimum": "an element-wise function of two activations other than x * y or x + y has no table form; "
                "compute it from supported ops",
     "atan2": "an element-wise function of two activations has no table form; only x * y and x + y are supported",
-    "pow": "pow is not supported; x * x (same tensor) becomes a table, x ** 2 can be written that way",
     "where": "torch.where is not supported",
     "fmod": "an element-wise function of two activations has no table form",
     "remainder": "an element-wise function of two activations has no table form",
@@ -67,10 +66,6 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "sqrt": "sqrt of an activation is not supported yet",
     "LogSoftmax": "log_softmax is not supported: use softmax followed by a quantizer (QuantIdentity)",
     "log_softmax": "log_softmax is not supported: use softmax followed by a quantizer (QuantIdentity)",
-    "GroupNorm": "GroupNorm is not supported yet; LayerNorm over the last axes is",
-    "group_norm": "GroupNorm is not supported yet; LayerNorm over the last axes is",
-    "RMSNorm": "RMSNorm is not supported yet; LayerNorm over the last axes is",
-    "rms_norm": "RMSNorm is not supported yet; LayerNorm over the last axes is",
 }
 
 
@@ -121,7 +116,12 @@ class Registry:
             return True
         if type(module).__module__.startswith("brevitas.nn"):
             return True
-        return next(module.children(), None) is None
+        if next(module.children(), None) is not None:
+            return False
+        # a childless module of torch or brevitas is one node (declared, or refused by its class name); a
+        # user-defined one without a declaration is traced through, so that the functional code of its
+        # forward is recorded (e.g. an RMSNorm written by hand: gapforge/ops/rmsnorm.py)
+        return type(module).__module__.startswith(("torch.", "brevitas"))
 
     def unsupported_reason(self, node) -> tuple[str, str | None]:
         hint = _UNSUPPORTED_HINTS.get(node.type_name)

@@ -44,9 +44,11 @@ class Tiling:
       are its output channels (depthwise, pooling) rather than all (grouped: the group's) inputs.
     * ``"linear"``: output features of a fully connected layer; the input vector stays resident.
     * ``"eltwise"``: runs of elements (or whole channel planes with per-channel requantization).
-    * ``"rows"``: whole rows of the last axis (softmax, LayerNorm: a reduction per row); tiles are
-      runs of rows, the cores split a tile's rows, and the step's parameter block (``Step.params``)
-      stays resident in L1.
+    * ``"rows"``: whole rows of the last axis (softmax, LayerNorm, RMSNorm, lincomb; GroupNorm on its
+      [N, G, (C/G) * spatial] view: a group per row); tiles are runs of rows, the cores split a tile's
+      rows (each core's tile kernel gets the index of its first row in ``e0``: GroupNorm and lincomb
+      select per-row parameters with it), and the step's parameter block (``Step.params``) stays
+      resident in L1.
 
     Steps without a ``Tiling`` run on the fabric controller over L2 data (``fc_direct``: their
     operands must then stay in L2, e.g. concat and permute).

@@ -72,6 +72,11 @@ def _lower_add_function(ctx) -> None:
         ctx.fail("adds a Python number to an activation; only sums of two activations or of an activation "
                  "and a constant tensor are supported", hint="add a constant tensor (e.g. an nn.Parameter)")
     a, b = (ctx.tensor_of_act(x) for x in acts)
+    from gapforge.ops.lincomb import add_forms, form_of
+
+    if form_of(ctx, a) is not None or form_of(ctx, b) is not None:
+        ctx.bind(add_forms(ctx, a, b))  # a sum of products with constants (RoPE): gapforge/ops/lincomb.py
+        return
     ctx.bind(emit_add(ctx, a, b, ctx.name))
 
 
@@ -91,12 +96,13 @@ FRONTENDS = [
     Frontend(
         name="x + y / torch.add / Tensor.add (two activations)",
         functions=("add",),
-        lowers_to=("add", "add_constant"),
+        lowers_to=("add", "add_constant", "lincomb"),
         doc="Sum of two activations of equal shape, QuantTensors (Brevitas requires equal scales in "
             "eval mode: the sum is an exact integer) or float tensors of any scales (the next "
             "quantizer requantizes the real sum). An activation plus a constant tensor (a learned position "
             "embedding nn.Parameter, broadcastable to it) lowers to add_constant and must go to a "
-            "QuantIdentity; Python numbers and broadcasting of two activations are refused.",
+            "QuantIdentity; Python numbers and broadcasting of two activations are refused. A sum of products "
+            "of one quantized tensor with constant tensors (RoPE) goes to lincomb.",
         lower=_lower_add_function,
     ),
     Frontend(

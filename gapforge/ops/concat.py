@@ -92,6 +92,12 @@ def _lower_cat(ctx) -> None:
         lower_cat_with_constants(ctx, seq, axis)
         return
     xs = [ctx.tensor_of_act(ctx.act_of(t)) for t in seq]
+    from gapforge.ops.lincomb import cat_forms
+
+    rotated = cat_forms(ctx, xs, axis)  # rotate_half: cat((-x2, x1), -1) of parts of one tensor
+    if rotated is not None:
+        ctx.bind(rotated)
+        return
     ctx.bind(emit_concat(ctx, xs, axis, ctx.name))
 
 
@@ -112,13 +118,15 @@ FRONTENDS = [
     Frontend(
         name="torch.cat / torch.concat",
         functions=("cat",),
-        lowers_to=("concat", "pad", "add_constant"),
+        lowers_to=("concat", "pad", "add_constant", "lincomb"),
         doc="Concatenation of quantized activations (any axis but batch). Along channels the inputs "
             "may have different scales (the result has per-channel scales, which the next quantizer "
             "or depthwise conv consumes exactly); otherwise scales must be equal. One activation with "
             "constants (a learned class token nn.Parameter in front of the tokens) becomes the activation "
             "padded with its zero code plus the constants as per-element offsets (pad, add_constant), "
-            "which must go to a QuantIdentity.",
+            "which must go to a QuantIdentity. Parts of one tensor along its last axis, some negated "
+            "(RoPE's rotate_half: torch.cat((-x2, x1), dim=-1)), form a pending product with constants (lincomb) "
+            "for the products and sum that follow.",
         lower=_lower_cat,
     ),
     Frontend(

@@ -108,6 +108,17 @@ def _floats(t) -> list[float] | None:
     return [float(v) for v in t.detach().to(torch.float32).reshape(-1)]
 
 
+def check_norm_input(ctx, x, what: str) -> None:
+    """The input of a row normalization (LayerNorm, RMSNorm, GroupNorm) must be a per-tensor quant tensor."""
+    if x.kind == "float":
+        ctx.fail(f"applies {what} to the unquantized network input", hint="put a QuantIdentity before it")
+    if x.kind != "quant":
+        _refuse_unquantized(ctx, x, what)
+    if x.per_channel:
+        ctx.fail(f"applies {what} to a tensor with per-channel scales",
+                 hint=f"use a per-tensor quantizer (QuantIdentity) before the {what}")
+
+
 def _lower(ctx) -> None:
     x = ctx.input_tensor(0)
     nd = len(x.shape)
@@ -131,13 +142,7 @@ def _lower(ctx) -> None:
                  hint="normalize the feature axes only (normalized_shape = the trailing axes without batch)")
     if list(x.shape[nd - axes:]) != shape:
         ctx.fail(f"normalized_shape {shape} does not match the trailing axes of the input {x.shape}")
-    if x.kind == "float":
-        ctx.fail("applies LayerNorm to the unquantized network input", hint="put a QuantIdentity before it")
-    if x.kind != "quant":
-        _refuse_unquantized(ctx, x)
-    if x.per_channel:
-        ctx.fail("applies LayerNorm to a tensor with per-channel scales",
-                 hint="use a per-tensor quantizer (QuantIdentity) before the LayerNorm")
+    check_norm_input(ctx, x, "LayerNorm")
     attrs = {"axes": axes, "eps": eps}
     try:
         if weight is not None:
@@ -155,18 +160,18 @@ RESIDUAL_HINT = ("quantize the residual sum before the LayerNorm: x = self.res_q
                  "with a QuantIdentity res_q (docs/integer_contract.md, Residual and LayerNorm)")
 
 
-def _refuse_unquantized(ctx, x) -> None:
+def _refuse_unquantized(ctx, x, what: str = "LayerNorm") -> None:
     """A LayerNorm input without an 8-bit encoding: name what it is and where the QuantIdentity goes."""
     prod = ctx.producer_op(x)
     if prod is not None and prod.type == "add" and x.kind == "real":
-        ctx.fail("applies LayerNorm to the float sum of a residual add (operands of different scales, e.g. a "
+        ctx.fail(f"applies {what} to the float sum of a residual add (operands of different scales, e.g. a "
                  "quantized x plus a layer's float output: Brevitas adds and normalizes them in float32, and "
                  "that sum has no integer encoding)", hint=RESIDUAL_HINT)
     if prod is not None and prod.type == "add":
-        ctx.fail("applies LayerNorm to the integer sum of a residual add (a QuantTensor + QuantTensor of one "
-                 "scale, bit width + 1), which is wider than the 8-bit LayerNorm input", hint=RESIDUAL_HINT)
-    ctx.fail(f"applies LayerNorm to a {x.kind} tensor (an int32 accumulator or a float sum)",
-             hint="put a QuantIdentity before the LayerNorm (or set output_quant on the layer before it)")
+        ctx.fail(f"applies {what} to the integer sum of a residual add (a QuantTensor + QuantTensor of one "
+                 f"scale, bit width + 1), which is wider than the 8-bit {what} input", hint=RESIDUAL_HINT)
+    ctx.fail(f"applies {what} to a {x.kind} tensor (an int32 accumulator or a float sum)",
+             hint=f"put a QuantIdentity before the {what} (or set output_quant on the layer before it)")
 
 
 FRONTENDS = [

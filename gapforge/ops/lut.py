@@ -248,6 +248,11 @@ def _lower_function(ctx) -> None:
     node = ctx.node
     what = node.type_name
     x = ctx.input_tensor(0)
+    if what == "neg" and x.name in ctx.low.lin_forms:  # -(q * cos): gapforge/ops/lincomb.py
+        from gapforge.ops.lincomb import neg_form
+
+        ctx.bind(neg_form(ctx, x))
+        return
     if node.kind == "module":
         module = node.module
         fn, expr = (lambda v: module(v)), f"{type(module).__name__.lower()}(x)"

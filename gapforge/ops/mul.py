@@ -17,6 +17,7 @@ import atomic_ops
 from gapforge import ir
 from gapforge.ops._base import Frontend, IROp, Tiling
 from gapforge.ops._shapes import ShapeError, inputs_of
+from gapforge.ops.lincomb import form_of, mul_constant
 from gapforge.ops.lut import apply_float_fn, combine_float_fns, float_fn_of
 from gapforge.ops.rescale import lower_constant_scaling
 
@@ -149,12 +150,12 @@ def _lower_mul(ctx) -> None:
     if None in acts:  # activation * constant: a float function of one tensor
         k = 0 if acts[0] is not None else 1
         c = args[1 - k]
-        if isinstance(c, torch.Tensor) and c.numel() != 1:
-            ctx.fail("multiplies an activation by a constant tensor; only a scalar constant or a second "
-                     "activation is supported", hint="register the constant as a per-channel quantizer scale instead")
+        x = ctx.tensor_of_act(acts[k])
+        if (isinstance(c, torch.Tensor) and c.numel() != 1) or form_of(ctx, x) is not None:
+            ctx.bind(mul_constant(ctx, x, c))  # a product with a constant tensor (gapforge/ops/lincomb.py)
+            return
         if isinstance(c, torch.Tensor):
             c = c.detach().clone()
-        x = ctx.tensor_of_act(acts[k])
         if float_fn_of(ctx, x) is None and lower_constant_scaling(ctx):
             return  # scaling by a positive constant folds into the scale (gapforge/ops/rescale.py)
         ctx.bind(apply_float_fn(ctx, x, lambda v, c=c: torch.mul(v, c), f"product with a constant '{ctx.name}'",
@@ -172,12 +173,13 @@ FRONTENDS = [
     Frontend(
         name="x * y / torch.mul / Tensor.mul (two activations)",
         functions=("mul",),
-        lowers_to=("mul", "lut"),
+        lowers_to=("mul", "lut", "lincomb"),
         doc="Product of two quantized activations (tensors out of quantizers with any zero points; "
             "QuantTensors with zero point 0, as Brevitas allows) with broadcasting up to 4-D (gates such as [N, C, H, W] * [N, C, 1, 1]): an exact "
             "int32 product requantized once by the next quantizer. x * f(x), x * x and f(x) * scalar are float "
             "functions of one tensor and become a table (lut); x * c of a quantized tensor or an accumulator "
-            "by a positive constant folds into its scale (rescale). The float result of a function times another "
+            "by a positive constant folds into its scale (rescale); x * C with a constant tensor C (RoPE's cos / "
+            "sin buffers), and sums of such products, go to lincomb. The float result of a function times another "
             "activation is refused with a hint (quantize it first).",
         lower=_lower_mul,
     ),

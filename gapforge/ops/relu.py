@@ -45,6 +45,8 @@ def emit_relu(ctx, x: ir.TensorInfo, base: str) -> ir.TensorInfo:
     else:
         out = ctx.new_tensor(base, "real", x.shape)
     ctx.emit("relu", [x], [out])
+    if x.name in ctx.low.restore_shape:  # a row view (add_constant, groupnorm): the quantizer restores it
+        ctx.low.restore_shape[out.name] = ctx.low.restore_shape[x.name]
     return out
 
 

@@ -37,6 +37,10 @@ def quantize_to(ctx, x: ir.TensorInfo, proxy, base: str) -> ir.TensorInfo:
         from gapforge.ops.lut import emit_lut
 
         return emit_lut(ctx, pending, proxy, base, x.shape)
+    if x.name in ctx.low.lin_forms:
+        from gapforge.ops.lincomb import emit_lincomb
+
+        emit_lincomb(ctx, x)
     where = f"quantizer '{base}'"
     observed = ctx.observed_proxy(proxy)
     qp = act_quant_params(proxy, len(x.shape), where, observed=observed)

@@ -61,7 +61,8 @@ typedef struct {
     int32_t k, o;             /* linear tiling: inputs, outputs of the core's share */
     const int64_t *p;         /* rows tiling: the step's parameter block in L1 (resident) */
     void *y;                  /* output of the core's share in L1 */
-    int32_t e0;               /* eltwise tiling: flat output index of the core's first element */
+    int32_t e0;               /* eltwise tiling: flat output index of the core's first element;
+                                 rows tiling: index of the core's first row in the step */
     int32_t rows;             /* gemm tiling: rows of the core's share ([rows][k] in x, [rows][o] in y) */
     int32_t zp_a, zp_b;       /* gemm tiling (matmul): zero points of x and x2 */
 } gf_tile_args_t;
@@ -85,6 +86,9 @@ void gf_tile_lut(const gf_tile_args_t *a);
 void gf_tile_mul(const gf_tile_args_t *a);
 void gf_tile_softmax(const gf_tile_args_t *a);
 void gf_tile_layernorm(const gf_tile_args_t *a);
+void gf_tile_rmsnorm(const gf_tile_args_t *a);
+void gf_tile_groupnorm(const gf_tile_args_t *a);
+void gf_tile_lincomb(const gf_tile_args_t *a);
 void gf_tile_matmul(const gf_tile_args_t *a);
 void gf_tile_linear_rows(const gf_tile_args_t *a);
 

@@ -98,6 +98,15 @@ void gf_tile_softmax(const gf_tile_args_t *a) { gf_softmax(a->x, IN_T(a), a->n, 
 #ifdef GF_K_LAYERNORM
 void gf_tile_layernorm(const gf_tile_args_t *a) { gf_layernorm(a->x, IN_T(a), a->n, a->inner, a->p, a->y); }
 #endif
+#ifdef GF_K_RMSNORM
+void gf_tile_rmsnorm(const gf_tile_args_t *a) { gf_rmsnorm(a->x, IN_T(a), a->n, a->inner, a->p, a->y); }
+#endif
+#ifdef GF_K_GROUPNORM /* e0: the absolute index of the core's first row (it selects the groups) */
+void gf_tile_groupnorm(const gf_tile_args_t *a) { gf_groupnorm(a->x, IN_T(a), a->e0, a->n, a->inner, a->p, a->y); }
+#endif
+#ifdef GF_K_LINCOMB /* e0: the absolute index of the core's first row (it selects the coefficient rows) */
+void gf_tile_lincomb(const gf_tile_args_t *a) { gf_lincomb(a->x, IN_T(a), a->e0, a->n, a->inner, a->p, a->y); }
+#endif
 
 #ifdef GF_K_MATMUL
 void gf_tile_matmul(const gf_tile_args_t *a)

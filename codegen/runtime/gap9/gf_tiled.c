@@ -717,6 +717,7 @@ static void compute_rows(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.p = (const int64_t *)R->l1[0][OP_P];
     a.n = u1 - u0;
     a.inner = L->inner;
+    a.e0 = T->c0 + u0;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(u0 * L->inner * elem_bytes(L->out_t));
     L->compute(&a);
 }

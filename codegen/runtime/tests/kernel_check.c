@@ -47,6 +47,8 @@ enum {
     K_LINEAR_ROWS = 22,
     K_SLICE = 23,
     K_PAD = 24,
+    K_RMSNORM = 25,
+    K_GROUPNORM = 26, /* also gf_lincomb (prm[4] = 1): the row kernels taking a first-row index */
     K_SCAN = 27,
     K_SCAN_SPLIT = 28,
     K_FLIP = 29
@@ -335,6 +337,21 @@ static int run_case(const case_t *c, void *out)
             gf_softmax(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], c->prm[2], (const int64_t *)A[1].data, out);
         else
             gf_layernorm(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], c->prm[2], (const int64_t *)A[1].data, out);
+        return 0;
+    case K_RMSNORM:
+        /* params: in_t, rows, n; arrays x p (s64 parameter block) expected */
+        NEED(3, 3);
+        gf_rmsnorm(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], c->prm[2], (const int64_t *)A[1].data, out);
+        return 0;
+    case K_GROUPNORM:
+        /* params: in_t, row0, rows, n, which (0 gf_groupnorm, 1 gf_lincomb); arrays x p expected */
+        NEED(5, 3);
+        if (c->prm[4] == 1)
+            gf_lincomb(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], c->prm[2], c->prm[3], (const int64_t *)A[1].data,
+                       out);
+        else
+            gf_groupnorm(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], c->prm[2], c->prm[3],
+                         (const int64_t *)A[1].data, out);
         return 0;
     case K_MATMUL:
         /* params: a_t, za, b_t, zb, g, m, k, n, has_rq, channels, zp, lo, hi; arrays a b m sh o expected */
