@@ -82,6 +82,13 @@ class TensorInfo:
         return int(math.prod(self.shape))
 
     @property
+    def described(self) -> str:
+        """The tensor's kind as a message says it: 'a quantized tensor', 'an int32 accumulator', ..."""
+        return {"quant": "a quantized tensor", "acc": "an int32 accumulator",
+                "float": "an unquantized float tensor", "real": "an unquantized float result"}.get(
+            self.kind, "a " + self.kind + " tensor")
+
+    @property
     def materializable(self) -> bool:
         return self.kind in ("quant", "acc", "float")
 

@@ -123,7 +123,7 @@ class Lowering:
             info = self.tensors[t]
             if info.kind not in ("quant", "acc"):
                 self._model_problem(
-                    f"network output '{t}' is a {info.kind} tensor without an integer encoding",
+                    f"network output '{t}' is {info.described} without an integer encoding",
                     "end the network with a quantized layer (QuantLinear/QuantConv2d) or a quantizer")
                 continue
             outputs.append(t)

@@ -284,8 +284,8 @@ def build_plan(net: ir.Network) -> Plan:
         decl = _decl(s.kind)
         x = net.tensors[s.inputs[0]]
         if decl.symmetric_input and (x.kind != "quant" or x.zero_point):
-            raise PlanError(f"{s.kind} '{s.main_op}': its input '{x.name}' must be a quant tensor with zero point 0 "
-                            f"(the integer kernels take no input zero point), got a {x.kind} tensor"
+            raise PlanError(f"{s.kind} '{s.main_op}': its input '{x.name}' must be a quantized tensor with zero point 0 "
+                            f"(the integer kernels take no input zero point), got {x.described}"
                             + (f" with zero point {x.zero_point}" if x.kind == "quant" else ""))
         if decl.acc_bound is not None:
             s.acc_bound = np.asarray(decl.acc_bound(net, s), dtype=np.int64)

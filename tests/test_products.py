@@ -135,8 +135,8 @@ def _verdict(cls):
 
 
 @pytest.mark.parametrize("cls, text, hint", [
-    (FloatProduct, "is a float tensor without an 8-bit encoding (the unquantized network input)", "QuantIdentity"),
-    (AccProduct, "is a acc tensor without an 8-bit encoding", "output quantizer"),
+    (FloatProduct, "is an unquantized float tensor without an 8-bit encoding (the network input)", "QuantIdentity"),
+    (AccProduct, "is an int32 accumulator without an 8-bit encoding", "output quantizer"),
     (Masked, "unsupported operation masked_fill", "attention masks are not supported"),
     (Einsum, "unsupported operation einsum", "torch.matmul"),
     (Broadcast, "broadcasting of the leading axes is not supported", "same leading shape"),

@@ -231,7 +231,7 @@ VARIANTS = {
                            "Int32Bias"),
     "softmax_float_input": (lambda m, x: m.out(F.softmax(x, dim=-1)), "unquantized network input", "QuantIdentity"),
     "softmax_no_quantizer": (lambda m, x: m.fc(F.softmax(m.fc_int(m.q(x)), dim=-1)),
-                             "real tensor", "put a quantizer"),
+                             "unquantized float result", "put a quantizer"),
     "layernorm_batch_axis": (lambda m, x: m.out(m.ln(m.q(x))), "normalizes the batch axis", "normalize the feature"),
     "layernorm_accumulator": (lambda m, x: m.out(F.layer_norm(m.fc_int(m.q(x)), (8,))), "int32 accumulator",
                               "QuantIdentity"),

@@ -62,7 +62,7 @@ def emit_weight_layer(ctx, m, x: ir.TensorInfo, name: str, op_type: str, attrs: 
         ctx.fail(f"its input is the float result of {pending.desc} without a quantizer",
                  hint=f"put a QuantIdentity right after {pending.desc} (or set input_quant on this layer)")
     if x.kind != "quant":
-        ctx.fail(f"its input is a {x.kind} tensor (no 8-bit encoding)",
+        ctx.fail(f"its input is {x.described} (no 8-bit encoding)",
                  hint="put a quantizer (QuantIdentity/QuantReLU) before this layer")
     if x.zero_point != 0:
         ctx.fail(f"its input has zero point {x.zero_point}; only symmetric (zero point 0) inputs are supported",

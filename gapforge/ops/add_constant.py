@@ -82,7 +82,7 @@ def _fresh_constant_acc(ctx, x) -> bool:
 def emit_add_constant(ctx, x, const: np.ndarray, base: str):
     """Bind the node's output to ``x + const`` (``const`` float64 of ``x``'s shape)."""
     if x.kind != "quant":
-        ctx.fail(f"adds a constant to a {x.kind} tensor" + (" (the unquantized network input)" if x.kind == "float"
+        ctx.fail(f"adds a constant to {x.described}" + (" (the network input)" if x.kind == "float"
                                                             else ""),
                  hint="quantize the activation first (QuantIdentity)")
     if x.per_channel:
@@ -127,7 +127,7 @@ def lower_cat_with_constants(ctx, seq, axis: int) -> None:
     if axis == 0:
         ctx.fail("concatenation along the batch axis is not supported")
     if x.kind != "quant":
-        ctx.fail(f"concatenates a constant with a {x.kind} tensor", hint="quantize the activation first")
+        ctx.fail(f"concatenates a constant with {x.described}", hint="quantize the activation first")
     for t in seq:
         if ctx.act_of(t) is None and not isinstance(t, torch.Tensor):
             ctx.fail(f"concatenates a {type(t).__name__}; only tensors are supported")

@@ -59,7 +59,7 @@ IR_OP = IROp(
 
 def emit_avgpool(ctx, x, kernel, stride, padding, divisor, out_shape, base):
     if x.kind != "quant" or x.zero_point != 0:
-        ctx.fail(f"average pooling of a {x.kind} tensor" + (f" with zero point {x.zero_point}" if x.kind == "quant" else ""),
+        ctx.fail(f"average pooling of {x.described}" + (f" with zero point {x.zero_point}" if x.kind == "quant" else ""),
                  hint="quantize (zero point 0) before pooling, e.g. put the QuantReLU before the pool")
     if len(x.shape) != 4:
         ctx.fail(f"expects a 4-D NCHW input, got shape {x.shape}")

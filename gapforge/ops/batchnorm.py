@@ -23,7 +23,7 @@ def _lower_batchnorm(ctx) -> None:
     prod = ctx.producer_op(x)
     if x.kind != "acc" or prod is None or prod.type not in ("conv2d", "linear"):
         ctx.fail("BatchNorm can only be folded into the QuantConv2d/QuantLinear directly before it "
-                 f"(its input here is a {x.kind} tensor from {prod.type if prod else 'nothing'})",
+                 f"(its input here is {x.described} from {prod.type if prod else 'nothing'})",
                  hint="place BatchNorm between a quantized conv/linear (without output_quant) and its activation")
     users = ctx.low.graph.consumers(ctx.node.inputs[0])
     if len(users) != 1:

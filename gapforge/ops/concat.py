@@ -58,7 +58,7 @@ def emit_concat(ctx, xs, axis, base):
         ctx.fail("concatenation along the batch axis is not supported")
     for t in xs:
         if t.kind != "quant":
-            ctx.fail(f"concatenates a {t.kind} tensor; every input must be quantized",
+            ctx.fail(f"concatenates {t.described}; every input must be quantized",
                      hint="put a QuantIdentity on each branch before torch.cat")
         if (t.zero_point, t.bit_width, t.signed, t.narrow_range) != (first.zero_point, first.bit_width,
                                                                      first.signed, first.narrow_range):

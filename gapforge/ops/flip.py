@@ -48,7 +48,7 @@ def _lower_flip(ctx) -> None:
     cur = x
     for d in sorted({int(d) % len(x.shape) for d in dims}):
         if cur.kind not in ("quant", "acc"):
-            ctx.fail(f"flips a {cur.kind} tensor", hint="quantize before flipping")
+            ctx.fail(f"flips {cur.described}", hint="quantize before flipping")
         if d == 0:
             ctx.fail("flips the batch axis", hint="flip the other axes only, e.g. torch.flip(x, [1])")
         if cur.channel_axis == d:

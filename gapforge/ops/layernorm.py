@@ -170,7 +170,7 @@ def _refuse_unquantized(ctx, x, what: str = "LayerNorm") -> None:
     if prod is not None and prod.type == "add":
         ctx.fail(f"applies {what} to the integer sum of a residual add (a QuantTensor + QuantTensor of one "
                  f"scale, bit width + 1), which is wider than the 8-bit {what} input", hint=RESIDUAL_HINT)
-    ctx.fail(f"applies {what} to a {x.kind} tensor (an int32 accumulator or a float sum)",
+    ctx.fail(f"applies {what} to {x.described}",
              hint=f"put a QuantIdentity before the {what} (or set output_quant on the layer before it)")
 
 

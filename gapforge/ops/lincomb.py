@@ -141,7 +141,7 @@ def _check_source(ctx, x: ir.TensorInfo, what: str) -> None:
     if x.kind == "float":
         ctx.fail(f"{what} of the unquantized network input", hint="quantize the input first")
     if x.kind != "quant" or x.per_channel:
-        ctx.fail(f"{what} of the {x.kind if x.kind != 'quant' else 'per-channel'} tensor '{x.name}': products with "
+        ctx.fail(f"{what} of '{x.name}', {'a per-channel quantized tensor' if x.kind == 'quant' else x.described}: products with "
                  "constant tensors need a per-tensor quantized input", hint=f"put a QuantIdentity after '{x.name}'")
 
 

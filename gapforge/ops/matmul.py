@@ -89,8 +89,8 @@ def _operand(ctx, obj, which: str):
                  hint="use a QuantLinear layer for products with learned weights")
     t = ctx.tensor_of_act(act)
     if t.kind != "quant":
-        ctx.fail(f"the {which} operand of the product is a {t.kind} tensor without an 8-bit encoding"
-                 + (" (the unquantized network input)" if t.kind == "float" else ""),
+        ctx.fail(f"the {which} operand of the product is {t.described} without an 8-bit encoding"
+                 + (" (the network input)" if t.kind == "float" else ""),
                  hint="put a QuantIdentity (or end the producing QuantLinear with an output quantizer) "
                       "before the product")
     if t.per_channel:

@@ -72,7 +72,7 @@ def _lower_maxpool(ctx) -> None:
         out = ctx.new_tensor(ctx.name, "acc", ctx.out_shape(0), scale=x.scale, channel_axis=x.channel_axis,
                              offset=x.offset)
     else:
-        ctx.fail(f"max pooling of a {x.kind} tensor" + (" with negative scales (BatchNorm with negative gamma)"
+        ctx.fail(f"max pooling of {x.described}" + (" with negative scales (BatchNorm with negative gamma)"
                                                         if x.kind == "acc" else ""),
                  hint="quantize before pooling (put the QuantReLU/QuantIdentity before the MaxPool)")
     ph, pw = pair(p)

@@ -146,7 +146,7 @@ def _lower(ctx) -> None:
     accs = []
     for (proj, x, rows, n), nm in zip(projs, names):
         if x.kind != "quant":
-            ctx.fail(f"{nm.split('.')[0]} receives a {x.kind} tensor without a quantizer",
+            ctx.fail(f"{nm.split('.')[0]} receives {x.described} without a quantizer",
                      hint="keep in_proj_input_quant (Int8ActPerTensorFloat) or quantize the input first")
         with ctx.submodule(proj):
             accs.append(emit_weight_layer(ctx, proj, x, f"{ctx.name}.{nm}", "linear", {}, 2, [b, n, e], rows=rows,

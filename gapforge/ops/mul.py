@@ -114,7 +114,7 @@ def emit_mul(ctx, a: ir.TensorInfo, b: ir.TensorInfo, base: str) -> ir.TensorInf
         if t.kind == "float":
             ctx.fail("multiplies the unquantized network input", hint="quantize the input first")
         if t.kind != "quant":
-            ctx.fail(f"multiplies the {t.kind} tensor '{t.name}' (no 8-bit encoding)",
+            ctx.fail(f"multiplies '{t.name}', {t.described} (no 8-bit encoding)",
                      hint=f"put a QuantIdentity after '{t.name}'")
     try:
         shape = broadcast_shape(a.shape, b.shape)

@@ -53,7 +53,7 @@ IR_OP = IROp(
 def emit_pad(ctx, x, axis: int, before: int, after: int, base: str):
     """``x`` padded with its zero code (real 0) along ``axis``."""
     if x.kind != "quant":
-        ctx.fail(f"pads a {x.kind} tensor", hint="quantize before concatenating constants")
+        ctx.fail(f"pads {x.described}", hint="quantize before concatenating constants")
     if x.channel_axis == axis:
         ctx.fail("pads the per-channel axis of a tensor", hint="use a per-tensor quantizer")
     shape = list(x.shape)

@@ -73,7 +73,7 @@ def _lower(ctx) -> None:
     if sorted(perm) != list(range(nd)) or perm[0] != 0:
         ctx.fail(f"permutation {perm} moves the batch axis or is not a permutation")
     if x.kind not in ("quant", "acc"):
-        ctx.fail(f"permutes a {x.kind} tensor", hint="quantize before permuting")
+        ctx.fail(f"permutes {x.described}", hint="quantize before permuting")
     if perm == list(range(nd)):
         ctx.bind(x)
         return

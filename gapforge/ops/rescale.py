@@ -64,7 +64,7 @@ def scale_by_constant(ctx, act: int, factor: float) -> None:
         ctx.fail("scales an accumulator that is also used elsewhere (its scale cannot take the factor)",
                  hint="put a QuantIdentity before the scaling")
     if x.kind != "quant":
-        ctx.fail(f"scales a {x.kind} tensor without an integer encoding"
+        ctx.fail(f"scales {x.described} without an integer encoding"
                  + (" (the unquantized network input)" if x.kind == "float" else ""),
                  hint="put a QuantIdentity before the scaling")
     out = ctx.new_tensor(ctx.name, "quant", x.shape, zero_point=x.zero_point, bit_width=x.bit_width,

@@ -47,7 +47,7 @@ def _channel_axis_after(in_shape, out_shape, axis):
 
 def emit_reshape(ctx, x, out_shape, base):
     if x.kind not in ("quant", "acc"):
-        ctx.fail(f"reshapes a {x.kind} tensor", hint="quantize before reshaping")
+        ctx.fail(f"reshapes {x.described}", hint="quantize before reshaping")
     if not out_shape or out_shape[0] != x.shape[0]:
         ctx.fail(f"reshape from {x.shape} to {out_shape} does not keep the batch axis first",
                  hint="use x.view(x.size(0), -1) or torch.flatten(x, 1)")

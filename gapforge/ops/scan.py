@@ -394,7 +394,7 @@ def _lower_scan(ctx) -> None:
     ts = [ctx.input_tensor(i) for i in range(4)]
     for name, t in zip(names, ts):
         if t.kind != "quant" or t.bit_width > 8:
-            ctx.fail(f"the scan's {name} '{t.name}' is a {t.kind} tensor; it must be quantized (at most 8 bits)",
+            ctx.fail(f"the scan's {name} '{t.name}' is {t.described}; it must be quantized (at most 8 bits)",
                      hint=f"put a QuantIdentity on {name} before the loop")
         if t.per_channel:
             ctx.fail(f"the scan's {name} '{t.name}' has per-channel scales", hint="use a per-tensor quantizer")

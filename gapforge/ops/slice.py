@@ -58,7 +58,7 @@ def _sliced(values, start, stop, step):
 
 def emit_slice(ctx, x, axis: int, start: int, stop: int, step: int, base: str):
     if x.kind not in ("quant", "acc"):
-        ctx.fail(f"slices a {x.kind} tensor", hint="quantize before slicing")
+        ctx.fail(f"slices {x.described}", hint="quantize before slicing")
     fields = dict(scale=x.scale, channel_axis=x.channel_axis)
     if x.channel_axis == axis:
         fields["scale"] = _sliced(x.scale_list(x.shape[axis]), start, stop, step)

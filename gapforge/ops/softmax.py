@@ -89,7 +89,7 @@ def _lower(ctx) -> None:
     if x.kind == "float":
         ctx.fail("applies softmax to the unquantized network input", hint="put a QuantIdentity before it")
     if x.kind not in ("quant", "acc"):
-        ctx.fail(f"applies softmax to a {x.kind} tensor (no integer encoding)",
+        ctx.fail(f"applies softmax to {x.described} (no integer encoding)",
                  hint="put a QuantIdentity before the softmax")
     if x.per_channel:
         ctx.fail("applies softmax to a tensor with per-channel scales",

@@ -82,7 +82,7 @@ def _lower(ctx) -> None:
     m = ctx.module
     x = ctx.input_tensor(0)
     if x.kind != "quant" or x.zero_point != 0:
-        ctx.fail(f"TruncAvgPool2d input must be a quantized tensor with zero point 0, got a {x.kind} tensor",
+        ctx.fail(f"TruncAvgPool2d input must be a quantized tensor with zero point 0, got {x.described}",
                  hint="set return_quant_tensor=True on the quantizer before it")
     if not m.trunc_quant.is_quant_enabled:
         ctx.fail("TruncAvgPool2d without trunc_quant is a float average", hint="use trunc_quant=RoundTo8bit")
