@@ -75,6 +75,7 @@ class LayerRec:
     tile_rows: int = 0  # gemm tiling: output rows per tile (groups in chans, rows per group in n)
     zp_a: int = 0  # gemm tiling (matmul): zero points of the two inputs
     zp_b: int = 0
+    outer: int = 1  # eltwise tiling: the output is [outer][chans][inner]
 
     def initializer(self) -> str:
         vals = []
@@ -157,8 +158,9 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
         out_t = plan.net.tensors[step.output]
         shape = call.shape or (0,) * 17
         n = inner = chans = 0
+        outer = 1
         if tp.tiling == "eltwise":
-            chans, inner, n = eltwise_layout(step, plan.net)
+            outer, chans, inner, n = eltwise_layout(step, plan.net)
         if tp.tiling == "rows":  # chans rows of inner elements; tiles of tile_planes rows
             chans, inner = rows_layout(step, plan.net)
             n = chans * inner
@@ -199,7 +201,7 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             t_off=regions.get("t", -1), **_tables(step, plan.net), in2_resident=int("in2" in tp.resident),
             mp=call.mul_shape or ((0,) * 4, (0,) * 4, (0,) * 4, 0, 0),
             aux_off=regions.get("p", -1), aux_bytes=tp.buffers.get("p", 0) if "p" in regions else 0,
-            tile_rows=tp.tile.get("rows", 0) if tp.tiling == "gemm" else 0, zp_a=zp_a, zp_b=zp_b)
+            tile_rows=tp.tile.get("rows", 0) if tp.tiling == "gemm" else 0, zp_a=zp_a, zp_b=zp_b, outer=outer)
         ops = {"in": _loc(placement, program, call.inputs[0].name),
                "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
                "out": outputs[call.index]}

@@ -117,6 +117,7 @@ struct gf_layer {
     uint32_t aux_bytes;                   /* its size (loaded once into the L1 parameter buffer) */
     int32_t tile_rows;                    /* gemm tiling: output rows per tile (tile_co: columns); chans groups of n rows, k inputs, o outputs */
     int32_t zp_a, zp_b;                   /* gemm tiling (matmul): zero points of the two inputs */
+    int32_t outer;                        /* element-wise: the output is [outer][chans][inner] */
 };
 
 /* Operand locations of one layer, bound at run time (bases are allocated by the FC). */

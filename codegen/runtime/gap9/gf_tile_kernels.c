@@ -75,8 +75,9 @@ void gf_tile_lut(const gf_tile_args_t *a)
     int32_t entries = L->t_bytes;
     int32_t base = IN_T(a) == GF_S8 ? -(entries / 2) : 0;
     /* a->w: the tables of the core's planes when the tables are per channel and the tile holds whole
-     * planes (a->n / inner of them), else the one table of the tile */
-    int32_t tables = L->t_chans > 1 && L->chans > 1 && L->tile_planes > 1 ? a->n / L->inner : 1;
+     * planes (a->n / inner of them, at most every channel), else the one table of the tile */
+    int32_t planes = a->n / L->inner; /* whole blocks of every channel: the modulo in gf_lut wraps at chans */
+    int32_t tables = L->t_chans > 1 && L->chans > 1 && L->tile_planes > 1 ? (planes < L->chans ? planes : L->chans) : 1;
     gf_lut(a->x, IN_T(a), (const uint8_t *)a->w, entries, base, tables, a->n, a->inner, a->y);
 }
 #endif

@@ -65,9 +65,12 @@ int32_t gf_layer_tiles(const gf_layer_t *L)
         return ceil_div(L->chans, L->tile_planes);
     if (L->tiling == GF_TILING_GEMM)
         return L->chans * ceil_div(L->n, L->tile_rows) * ceil_div(L->o, L->tile_co);
-    if (L->tile_planes > 1)
-        return ceil_div(L->chans, L->tile_planes);
-    return L->chans * ceil_div(L->inner, L->tile_elems);
+    /* element-wise over [outer][chans][inner] (codegen/gap9/tiling.py tile_eltwise) */
+    if (L->chans > 1 && L->tile_planes >= L->chans) /* whole [chans][inner] blocks, tile_planes / chans of them */
+        return ceil_div(L->outer, L->tile_planes / L->chans);
+    if (L->tile_planes > 1) /* blocks of channels of one outer index */
+        return L->outer * ceil_div(L->chans, L->tile_planes);
+    return L->outer * L->chans * ceil_div(L->inner, L->tile_elems); /* runs inside one channel slice */
 }
 
 /* Input rows [i0, i0 + n) needed by output rows [o0, o0 + on) and the tile's padding (as
@@ -125,16 +128,28 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
         T->en = min32(L->tile_rows, L->n - T->e0);
         T->co0 = jc * L->tile_co;
         T->con = min32(L->tile_co, L->o - T->co0);
-    } else if (L->tiling == GF_TILING_ROWS || L->tile_planes > 1) { /* rows: c = row */
+    } else if (L->tiling == GF_TILING_ROWS) { /* rows: c = row */
         T->c0 = t * L->tile_planes;
         T->cn = min32(L->tile_planes, L->chans - T->c0);
         T->e0 = T->c0 * L->inner;
         T->en = T->cn * L->inner;
-    } else {
-        int32_t per = ceil_div(L->inner, L->tile_elems), j = t % per;
-        T->c0 = t / per;
+    } else if (L->chans > 1 && L->tile_planes >= L->chans) { /* eltwise: outer indices [r0, r0 + rn), every channel */
+        int32_t per = L->tile_planes / L->chans, r0 = t * per, rn = min32(per, L->outer - r0);
+        T->c0 = 0;
+        T->cn = L->chans;
+        T->e0 = r0 * L->chans * L->inner;
+        T->en = rn * L->chans * L->inner;
+    } else if (L->tile_planes > 1) { /* eltwise: channels [c0, c0 + cn) of outer index r */
+        int32_t per = ceil_div(L->chans, L->tile_planes), r = t / per;
+        T->c0 = (t % per) * L->tile_planes;
+        T->cn = min32(L->tile_planes, L->chans - T->c0);
+        T->e0 = (r * L->chans + T->c0) * L->inner;
+        T->en = T->cn * L->inner;
+    } else { /* eltwise: a run inside the channel slice v (channel v % chans) */
+        int32_t per = ceil_div(L->inner, L->tile_elems), j = t % per, v = t / per;
+        T->c0 = v % L->chans;
         T->cn = 1;
-        T->e0 = T->c0 * L->inner + j * L->tile_elems;
+        T->e0 = v * L->inner + j * L->tile_elems;
         T->en = min32(L->tile_elems, L->inner - j * L->tile_elems);
     }
 }
@@ -149,7 +164,7 @@ typedef struct {
 static int32_t param_capacity(const gf_layer_t *L)
 {
     if (L->tiling == GF_TILING_ELTWISE)
-        return L->tile_planes > 1 ? L->tile_planes : 1;
+        return L->tile_planes > 1 ? min32(L->tile_planes, L->chans) : 1;
     return L->tile_co;
 }
 
@@ -675,16 +690,22 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
 {
     const gf_layer_t *L = R->L;
     int32_t per_plane = L->chans > 1 && L->tile_planes > 1; /* per-channel requantization or tables */
-    int32_t units = per_plane ? T->cn : T->en;
+    /* the cores split whole [chans][inner] blocks (tiles of several outer indices), else channel slices, else
+     * elements */
+    int32_t blocks = per_plane && L->tile_planes > L->chans;
+    int32_t unit = blocks ? L->chans * L->inner : per_plane ? L->inner : 1;
+    int32_t units = T->en / unit;
     int32_t u0 = core * units / ncores, u1 = (core + 1) * units / ncores;
     if (u0 == u1)
         return;
-    int32_t e0 = per_plane ? u0 * L->inner : u0, en = per_plane ? (u1 - u0) * L->inner : u1 - u0;
+    int32_t e0 = u0 * unit, en = (u1 - u0) * unit;
+    int32_t first = per_plane && !blocks ? u0 : 0; /* the core's first channel in the parameter buffer */
     int32_t eb = elem_bytes(L->in_t), eb2 = elem_bytes(L->in2_t), ebo = elem_bytes(L->out_t);
+    uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][OP_P];
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
     if (L->rq_sources) {
-        rq = tile_requant(L, R->l1[b][OP_P], per_plane ? u0 : 0);
+        rq = tile_requant(L, pbuf, first);
         rqp = &rq;
     }
     gf_tile_args_t a;
@@ -698,8 +719,7 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
     a.inner = L->chans > 1 ? L->inner : en;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(e0 * ebo);
     if (L->t_off >= 0) /* lookup tables: those of the core's planes (per-channel tables), else the tile's one */
-        a.w = (const int8_t *)(R->l1[b][OP_P] + table_offset(L) +
-                               (L->t_chans > 1 && per_plane ? (uint32_t)(u0 * L->t_bytes) : 0u));
+        a.w = (const int8_t *)(pbuf + table_offset(L) + (L->t_chans > 1 ? (uint32_t)(first * L->t_bytes) : 0u));
     L->compute(&a);
 }
 
