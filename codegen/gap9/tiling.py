@@ -17,7 +17,8 @@ Tiling kinds (an op's declaration names its kind, gapforge/ops ``Tiling``): ``co
 windows over NCHW: conv2d incl. depthwise/grouped/strided, max/avg/trunc pooling), ``linear``,
 ``eltwise`` (add, requantize, relu, lut, mul), ``rows`` (softmax, LayerNorm: whole rows of the last axis),
 ``gemm`` (matmul, and linear layers over several rows: tiles of output rows of one group, and of output
-columns when the weights or the second operand do not fit with every column) and ``fc``
+columns when the weights or the second operand do not fit with every column), ``scan`` (the Mamba
+selective scan: runs of its independent channels) and ``fc``
 (steps without a ``Tiling``, which the fabric controller runs on L2 data: the host-quantized input,
 reshape views, concat, permute).
 """
@@ -512,11 +513,53 @@ def tile_rows(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
     return _search(evaluate, [(r,) for r in _candidates(rows)], budgets.l1, f"{step.kind} '{step.output}'")
 
 
+# -- scan: runs of channels of the selective scan -----------------------------------------------
+SCAN_HEAD = 24 * 8  # bytes of the parameter block's head (atomic_ops/scan.py ScanParams.block)
+SCAN_RECORD = 4 * 8  # bytes of one channel's record [m3, m4, sh_y, o_y]
+
+
+def scan_param_bytes(channels: int, n: int, entries: int) -> int:
+    """L1 parameter bytes of a scan tile of ``channels`` channels (mirrors gf_tiled.c load_params): the head,
+    the channels' records and their tables (N x entries int16 per channel)."""
+    return SCAN_HEAD + channels * SCAN_RECORD + channels * n * entries * 2
+
+
+def tile_scan(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
+    """Tiles of ``co`` of the D channels (a channel's L steps run in order within one core, the channels are
+    independent): the tile loads the columns of its channels of delta and u ([L][D], 2-D strided), B and C
+    ([L][N]) once for the layer (resident), the head of the parameter block with its channels' records and
+    tables, and stores its columns of y; the cores split its channels."""
+    sp = step.params
+    d, n, steps, entries = sp.D, sp.N, sp.L, sp.entries
+    op = net.op_by_name(step.main_op)
+    ins = [net.tensors[t] for t in op.inputs]
+    if any(ELEM[t.dtype] != 1 for t in ins):
+        raise TilingError(f"scan '{step.output}': inputs must be 8-bit codes", hint="quantize delta, u, B, C to 8 bits")
+    cores = budgets.hw.compute_cores
+
+    def evaluate(tco, single):
+        cos = _tile_sizes(d, tco)
+        n_tiles = len(cos)
+        nbuf = 2 if n_tiles > 1 and not single else 1
+        bufs = {"in": steps * tco, "in2": steps * tco, "in3": steps * n, "in4": steps * n,
+                "p": scan_param_bytes(tco, n, entries), "out": steps * tco}
+        resident = ["in3", "in4"] + (["p"] if n_tiles == 1 else [])
+        l1 = sum((1 if k in resident else nbuf) * align(v) for k, v in bufs.items())
+        dma = {"in": steps * d, "in2": steps * d, "in3": steps * n, "in4": steps * n,
+               "p": sum(scan_param_bytes(c, n, entries) for c in cos), "out": steps * d}
+        plan = TilePlan(step.output, "scan", {"co": tco}, [n_tiles], n_tiles, bufs, nbuf == 2, resident, l1, dma,
+                        min(cores, tco))
+        return plan, (sum(dma.values()), n_tiles, -plan.cores)
+
+    return _search(evaluate, [(c,) for c in _candidates(d)], budgets.l1, f"scan '{step.output}'")
+
+
 def fc_plan(step: Step) -> TilePlan:
     return TilePlan(step.output, "fc", {}, [], 0, {}, False, [], 0, {}, 0)
 
 
-TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "rows": tile_rows, "gemm": tile_gemm}
+TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "rows": tile_rows, "gemm": tile_gemm,
+          "scan": tile_scan}
 
 
 def tile_step(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:

@@ -4,7 +4,7 @@
  * gf_tiled.c fills a gf_tile_args_t for the layer's tiling kind (conv: a box of output channels,
  * rows and columns with its input box and padding; linear: a run of output features; eltwise: a
  * run of elements; rows: a run of whole rows with the step's parameter block; gemm: a run of output rows
- * of one group, with every output column or a block of them) and calls the layer's tile kernel, which
+ * of one group, with every output column or a block of them; scan: a run of the tile's channels) and calls the layer's tile kernel, which
  * the code generator names after the step's device kernel (gf_<kernel> -> gf_tile_<kernel>). A new
  * operator that runs on the cluster adds its adapter here and its prototype in gf_gap9.h; the executor
  * does not change.
@@ -104,6 +104,18 @@ void gf_tile_layernorm(const gf_tile_args_t *a) { gf_layernorm(a->x, IN_T(a), a-
 void gf_tile_matmul(const gf_tile_args_t *a)
 {
     gf_matmul(a->x, IN_T(a), a->zp_a, a->x2, (gf_dtype_t)a->L->in2_t, a->zp_b, 1, a->rows, a->k, a->o, a->rq, a->y);
+}
+#endif
+
+#ifdef GF_K_SCAN
+void gf_tile_scan(const gf_tile_args_t *a)
+{
+    /* L1 parameter buffer of a tile of up to tile_co channels: [head: 24 words][4 words per channel][tables] */
+    const gf_layer_t *L = a->L;
+    const int64_t *chan = a->p + 24;
+    const int16_t *T = (const int16_t *)(const void *)(chan + 4 * L->tile_co);
+    gf_scan_block(a->x, IN_T(a), a->x2, (gf_dtype_t)L->in2_t, a->x3, (gf_dtype_t)L->in3_t, a->x4, (gf_dtype_t)L->in4_t,
+                  a->p, chan, T, a->k, a->e0, a->e0 + a->n, a->y);
 }
 #endif
 
