@@ -64,7 +64,6 @@ typedef struct {
     void *y;                  /* output of the core's share in L1 */
     int32_t e0;               /* eltwise tiling: flat output index of the core's first element */
     int32_t rows;             /* gemm tiling: rows of the core's share ([rows][k] in x, [rows][o] in y) */
-    int32_t zp_a, zp_b;       /* gemm tiling (matmul): zero points of x and x2 */
     const void *x3, *x4;      /* scan tiling: the third and fourth inputs (B, C: resident, whole) */
 } gf_tile_args_t;
 

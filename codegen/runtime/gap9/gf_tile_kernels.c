@@ -103,7 +103,7 @@ void gf_tile_layernorm(const gf_tile_args_t *a) { gf_layernorm(a->x, IN_T(a), a-
 #ifdef GF_K_MATMUL
 void gf_tile_matmul(const gf_tile_args_t *a)
 {
-    gf_matmul(a->x, IN_T(a), a->zp_a, a->x2, (gf_dtype_t)a->L->in2_t, a->zp_b, 1, a->rows, a->k, a->o, a->rq, a->y);
+    gf_matmul(a->x, IN_T(a), a->L->zp_a, a->x2, (gf_dtype_t)a->L->in2_t, a->L->zp_b, 1, a->rows, a->k, a->o, a->rq, a->y);
 }
 #endif
 

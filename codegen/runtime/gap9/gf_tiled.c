@@ -696,8 +696,6 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.k = L->k;
     a.o = con;
     a.rows = r1 - r0;
-    a.zp_a = L->zp_a;
-    a.zp_b = L->zp_b;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(r0 * con * elem_bytes(L->out_t));
     L->compute(&a);
 }
