@@ -456,3 +456,17 @@ def test_long_sequence_tiled_over_time_and_streamed_at_small_l2(golden, tmp_path
     assert long and long[0]["tiles"] > 1
     assert plan["gap9"]["params_level"] == "L3" and "L3" in plan["gap9"]["buffers"].values()
     assert sum(r["dma_bytes"]["l3_to_l2"] for r in plan["gap9"]["layers"]) > 0
+
+
+def test_mamba_scan_runs_on_the_cluster_with_its_parameters_in_l3(golden, tmp_path):
+    """A small L2 puts the parameters (the scan's tables among them) in L3: the scan step, a cluster step
+    tiled over its channels, streams its head, channel records and tables from L3 per tile and stays exact."""
+    g, passed, res, proj = _gap9(golden, "mamba_block", tmp_path, l1=16 * KIB, l2=32 * KIB)
+    plan = _assert_exact(passed, res, proj)
+    assert plan["gap9"]["params_level"] == "L3"
+    (scan,) = [r for r in plan["gap9"]["layers"] if r["kind"] == "scan"]
+    assert scan["tiling"] == "scan" and scan["tiles"] > 1 and scan["cores"] > 1 and scan["levels"]["params"] == "L3"
+    tables = 16 * 4 * 256 * 2  # D x N x entries int16: every channel's tables cross L3 -> L2 once
+    assert scan["dma_bytes"]["l3_to_l2"] >= tables
+    measured = next(layer for layer in res["layers"] if layer["name"] == scan["name"])
+    assert measured["emu"]["l3_to_l2"] == scan["dma_bytes"]["l3_to_l2"]

@@ -55,8 +55,8 @@ def _operands(call) -> dict[str, str]:
     ops = {"out": call.name}
     if call.inputs:
         ops["in"] = call.inputs[0].name
-    if len(call.inputs) > 1:
-        ops["in2"] = call.inputs[1].name
+    for key, inp in zip(("in2", "in3", "in4"), call.inputs[1:]):
+        ops[key] = inp.name
     return ops
 
 

@@ -13,7 +13,7 @@ from gapforge.errors import GapforgeError
 from gapforge.plan import Plan
 
 TILING_ENUM = {"conv": "GF_TILING_CONV", "linear": "GF_TILING_LINEAR", "eltwise": "GF_TILING_ELTWISE",
-               "rows": "GF_TILING_ROWS", "gemm": "GF_TILING_GEMM"}
+               "rows": "GF_TILING_ROWS", "gemm": "GF_TILING_GEMM", "scan": "GF_TILING_SCAN"}
 FAULTS = {"none": 0, "no-barrier": 1, "no-dma-wait": 2}
 
 
@@ -75,6 +75,11 @@ class LayerRec:
     tile_rows: int = 0  # gemm tiling: output rows per tile (groups in chans, rows per group in n)
     zp_a: int = 0  # gemm tiling (matmul): zero points of the two inputs
     zp_b: int = 0
+    outer: int = 1  # eltwise tiling: the output is [outer][chans][inner]
+    in3_t: str = "GF_S8"  # scan tiling: the third and fourth inputs (B, C), resident in L1
+    in4_t: str = "GF_S8"
+    buf_in3: int = 0
+    buf_in4: int = 0
 
     def initializer(self) -> str:
         vals = []
@@ -157,13 +162,17 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
         out_t = plan.net.tensors[step.output]
         shape = call.shape or (0,) * 17
         n = inner = chans = 0
+        outer = 1
         if tp.tiling == "eltwise":
-            chans, inner, n = eltwise_layout(step, plan.net)
+            outer, chans, inner, n = eltwise_layout(step, plan.net)
         if tp.tiling == "rows":  # chans rows of inner elements; tiles of tile_planes rows
             chans, inner = rows_layout(step, plan.net)
             n = chans * inner
         k = o = 0
         zp_a = zp_b = 0
+        if tp.tiling == "scan":  # D channels of L steps, a state of N, tables of E entries
+            sp = step.params
+            o, n, k, inner = sp.D, sp.L, sp.N, sp.entries
         if tp.tiling == "linear":
             op = plan.net.op_by_name(step.main_op)
             o, k = op.params["weight"].shape
@@ -199,10 +208,15 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             t_off=regions.get("t", -1), **_tables(step, plan.net), in2_resident=int("in2" in tp.resident),
             mp=call.mul_shape or ((0,) * 4, (0,) * 4, (0,) * 4, 0, 0),
             aux_off=regions.get("p", -1), aux_bytes=tp.buffers.get("p", 0) if "p" in regions else 0,
-            tile_rows=tp.tile.get("rows", 0) if tp.tiling == "gemm" else 0, zp_a=zp_a, zp_b=zp_b)
+            tile_rows=tp.tile.get("rows", 0) if tp.tiling == "gemm" else 0, zp_a=zp_a, zp_b=zp_b, outer=outer,
+            in3_t=call.inputs[2].dtype if len(call.inputs) > 2 else "GF_S8",
+            in4_t=call.inputs[3].dtype if len(call.inputs) > 3 else "GF_S8",
+            buf_in3=tp.buffers.get("in3", 0), buf_in4=tp.buffers.get("in4", 0))
         ops = {"in": _loc(placement, program, call.inputs[0].name),
                "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
                "out": outputs[call.index]}
+        for key, idx in (("in3", 2), ("in4", 3)):
+            ops[key] = _loc(placement, program, call.inputs[idx].name) if len(call.inputs) > idx else OperandRec("GF_MEM_L2", 0)
         layers[call.index] = (len(layers), rec, ops)
     if fault not in FAULTS:
         raise GapforgeError(f"unknown fault '{fault}'")

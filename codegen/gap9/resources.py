@@ -77,7 +77,7 @@ HOST_EXTERNAL = {
 _TILE_KERNELS = ("gf_tile_*",)
 INDIRECT = {"main": ("fc_step_*",), "tile_loop": _TILE_KERNELS, "compute_conv": _TILE_KERNELS,
             "compute_linear": _TILE_KERNELS, "compute_eltwise": _TILE_KERNELS, "compute_rows": _TILE_KERNELS,
-            "compute_gemm": _TILE_KERNELS}
+            "compute_gemm": _TILE_KERNELS, "compute_scan": _TILE_KERNELS}
 # Not followed in the host analysis: fail_report prints an emulator error on a stack of its own
 # when raised on an emulated stack (pmsis_emu.c, fail_elsewhere); gf_fault_* is test-only fault
 # code made to overflow (--inject-fault deep-call).

@@ -17,7 +17,8 @@ Tiling kinds (an op's declaration names its kind, gapforge/ops ``Tiling``): ``co
 windows over NCHW: conv2d incl. depthwise/grouped/strided, max/avg/trunc pooling), ``linear``,
 ``eltwise`` (add, requantize, relu, lut, mul), ``rows`` (softmax, LayerNorm, RMSNorm, GroupNorm, lincomb: whole rows of the last axis),
 ``gemm`` (matmul, and linear layers over several rows: tiles of output rows of one group, and of output
-columns when the weights or the second operand do not fit with every column) and ``fc``
+columns when the weights or the second operand do not fit with every column), ``scan`` (the Mamba
+selective scan: runs of its independent channels) and ``fc``
 (steps without a ``Tiling``, which the fabric controller runs on L2 data: the host-quantized input,
 reshape views, concat, permute).
 """
@@ -397,33 +398,48 @@ def tile_gemm(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
 
 
 # -- element-wise ----------------------------------------------------------------------
-def eltwise_layout(step: Step, net: ir.Network) -> tuple[int, int, int]:
-    """(channels, elements per channel, total elements) of an element-wise step.
+def eltwise_layout(step: Step, net: ir.Network) -> tuple[int, int, int, int]:
+    """(outer, channels, elements per channel slice, total elements) of an element-wise step.
 
-    With per-channel requantization (or per-channel lookup tables) tiles hold whole channel planes
-    (or part of one plane); otherwise the tensor is one flat plane.
+    With per-channel requantization (or per-channel lookup tables) along axis ``a`` the output is
+    ``[outer][channels][inner]`` (outer: the product of the axes before ``a``, inner: of those
+    after it); otherwise it is one flat slice (1, 1, n, n).
     """
     y = net.tensors[step.output]
     rq = step.requant
     n = y.numel
+    axis, chans = None, 1
     if rq is not None and rq.channels > 1:
-        inner = int(math.prod(y.shape[rq.channel_axis + 1:]))
-        return rq.channels, inner, n
-    rule = registry().ir_ops[step.kind].tiling
-    if rule is not None and rule.tables is not None:
-        tables, _, per_channel = rule.tables(step, net)
-        if per_channel:
-            axis = net.op_by_name(step.main_op).attrs["channel_axis"]
-            return tables, int(math.prod(y.shape[axis + 1:])), n
-    return 1, n, n
+        axis, chans = rq.channel_axis, rq.channels
+    else:
+        rule = registry().ir_ops[step.kind].tiling
+        if rule is not None and rule.tables is not None:
+            tables, _, per_channel = rule.tables(step, net)
+            if per_channel:
+                axis, chans = net.op_by_name(step.main_op).attrs["channel_axis"], tables
+    if axis is None:
+        return 1, 1, n, n
+    axis %= len(y.shape)
+    if y.shape[axis] != chans:
+        raise TilingError(f"{step.kind} '{step.output}': {chans} requantization channels along axis {axis} of "
+                          f"shape {list(y.shape)}", hint="report this: the plan and the tensor disagree")
+    inner = int(math.prod(y.shape[axis + 1:]))
+    return n // (chans * inner), chans, inner, n
 
 
 def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
+    """Tiles of an element-wise step over its ``[outer][channels][inner]`` layout (eltwise_layout).
+
+    Three tile shapes, mirrored by gf_tiled.c tile_geometry: ``planes`` < channels: a block of
+    channels of one outer index (the cores split its channels; the block's parameter slice per tile);
+    ``planes`` = k x channels: k whole outer indices (the cores split them, or the channels when k is
+    1; every channel's parameters resident); ``planes`` 1: a run of ``elems`` elements inside one channel slice.
+    """
     ins = [net.tensors[t] for t in step.inputs]
     y = net.tensors[step.output]
     ebs = [ELEM[t.dtype] for t in ins]
     eb_out = ELEM[y.dtype]
-    chans, inner, total = eltwise_layout(step, net)
+    outer, chans, inner, total = eltwise_layout(step, net)
     ps = param_spec(step, net)
     cores = budgets.hw.compute_cores
 
@@ -431,30 +447,38 @@ def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fal
     resident = [k for k, t in zip(("in", "in2"), ins) if t.numel != total]
 
     def evaluate(planes, elems, single):
-        if planes > 1:
-            n_tiles = math.ceil(chans / planes)
-            tile_e = planes * inner
+        whole = chans > 1 and planes >= chans  # whole [channels][inner] blocks: parameters resident
+        if whole:
+            per = planes // chans
+            n_tiles = math.ceil(outer / per)
+            tile_e, units = planes * inner, per if per > 1 else chans  # the cores split outer indices, or channels
+            ptiles = [chans]
+        elif planes > 1:
+            n_tiles = outer * math.ceil(chans / planes)
+            tile_e, units = planes * inner, planes
+            ptiles = [min(planes, chans - c) for c in range(0, chans, planes)] * outer
         else:
-            n_tiles = chans * math.ceil(inner / elems)
-            tile_e = elems
+            n_tiles = outer * chans * math.ceil(inner / elems)
+            tile_e, units = elems, elems
+            ptiles = [1] * n_tiles
         nbuf = 2 if n_tiles > 1 and not single else 1
-        tpl = max(planes, 1)
+        res = list(resident) + (["p"] if whole and ps.l1_bytes(chans) else [])
         run = {k: (t.numel if k in resident else tile_e) * eb for k, t, eb in zip(("in", "in2"), ins, ebs)}
-        bufs = {"in": run["in"], "in2": run.get("in2", 0), "p": ps.l1_bytes(tpl), "out": tile_e * eb_out}
-        l1 = sum((1 if k in resident else nbuf) * align(v) for k, v in bufs.items() if v)
-        ptiles = [min(tpl, chans - c) for c in range(0, chans, tpl)] if planes > 1 else [1] * n_tiles
+        bufs = {"in": run["in"], "in2": run.get("in2", 0), "p": ps.l1_bytes(min(max(planes, 1), chans)),
+                "out": tile_e * eb_out}
+        l1 = sum((1 if k in res else nbuf) * align(v) for k, v in bufs.items() if v)
         dma = {"in": ins[0].numel * ebs[0], "in2": ins[1].numel * ebs[1] if len(ebs) > 1 else 0,
                "p": sum(ps.payload(pt) for pt in ptiles),
                "out": total * eb_out}
         plan = TilePlan(step.output, "eltwise", {"planes": planes, "elems": tile_e},
-                        [n_tiles], n_tiles, bufs, nbuf == 2, list(resident), l1, dma, min(cores, tile_e))
+                        [n_tiles], n_tiles, bufs, nbuf == 2, res, l1, dma, min(cores, units))
         return plan, (sum(dma.values()), n_tiles, -plan.cores)
 
-    cands = [(p, p * inner) for p in _candidates(chans) if p > 1 or chans == 1]
+    cands = []
     if chans > 1:
-        cands += [(1, e) for e in _candidates(inner)]
-    else:
-        cands = [(1, e) for e in _candidates(inner)]
+        cands += [(p, p * inner) for p in _candidates(chans) if p > 1]
+        cands += [(k * chans, k * chans * inner) for k in _candidates(outer) if k > 1]
+    cands += [(1, e) for e in _candidates(inner)]
     return _search(evaluate, cands, budgets.l1, f"{step.kind} '{step.output}'")
 
 
@@ -489,11 +513,53 @@ def tile_rows(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
     return _search(evaluate, [(r,) for r in _candidates(rows)], budgets.l1, f"{step.kind} '{step.output}'")
 
 
+# -- scan: runs of channels of the selective scan -----------------------------------------------
+SCAN_HEAD = 24 * 8  # bytes of the parameter block's head (atomic_ops/scan.py ScanParams.block)
+SCAN_RECORD = 4 * 8  # bytes of one channel's record [m3, m4, sh_y, o_y]
+
+
+def scan_param_bytes(channels: int, n: int, entries: int) -> int:
+    """L1 parameter bytes of a scan tile of ``channels`` channels (mirrors gf_tiled.c load_params): the head,
+    the channels' records and their tables (N x entries int16 per channel)."""
+    return SCAN_HEAD + channels * SCAN_RECORD + channels * n * entries * 2
+
+
+def tile_scan(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
+    """Tiles of ``co`` of the D channels (a channel's L steps run in order within one core, the channels are
+    independent): the tile loads the columns of its channels of delta and u ([L][D], 2-D strided), B and C
+    ([L][N]) once for the layer (resident), the head of the parameter block with its channels' records and
+    tables, and stores its columns of y; the cores split its channels."""
+    sp = step.params
+    d, n, steps, entries = sp.D, sp.N, sp.L, sp.entries
+    op = net.op_by_name(step.main_op)
+    ins = [net.tensors[t] for t in op.inputs]
+    if any(ELEM[t.dtype] != 1 for t in ins):
+        raise TilingError(f"scan '{step.output}': inputs must be 8-bit codes", hint="quantize delta, u, B, C to 8 bits")
+    cores = budgets.hw.compute_cores
+
+    def evaluate(tco, single):
+        cos = _tile_sizes(d, tco)
+        n_tiles = len(cos)
+        nbuf = 2 if n_tiles > 1 and not single else 1
+        bufs = {"in": steps * tco, "in2": steps * tco, "in3": steps * n, "in4": steps * n,
+                "p": scan_param_bytes(tco, n, entries), "out": steps * tco}
+        resident = ["in3", "in4"] + (["p"] if n_tiles == 1 else [])
+        l1 = sum((1 if k in resident else nbuf) * align(v) for k, v in bufs.items())
+        dma = {"in": steps * d, "in2": steps * d, "in3": steps * n, "in4": steps * n,
+               "p": sum(scan_param_bytes(c, n, entries) for c in cos), "out": steps * d}
+        plan = TilePlan(step.output, "scan", {"co": tco}, [n_tiles], n_tiles, bufs, nbuf == 2, resident, l1, dma,
+                        min(cores, tco))
+        return plan, (sum(dma.values()), n_tiles, -plan.cores)
+
+    return _search(evaluate, [(c,) for c in _candidates(d)], budgets.l1, f"scan '{step.output}'")
+
+
 def fc_plan(step: Step) -> TilePlan:
     return TilePlan(step.output, "fc", {}, [], 0, {}, False, [], 0, {}, 0)
 
 
-TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "rows": tile_rows, "gemm": tile_gemm}
+TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "rows": tile_rows, "gemm": tile_gemm,
+          "scan": tile_scan}
 
 
 def tile_step(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:

@@ -231,6 +231,11 @@ void gf_scan(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, c
 void gf_scan_channels(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, const void *b,
                       gf_dtype_t b_t, const void *c, gf_dtype_t c_t, const int64_t *p, int32_t d0, int32_t d1,
                       void *y);
+/* gf_scan_block: channels [d0, d1) of a block of channels held apart (GAP9 L1 tile): delta, u, y rows of D codes
+ * (the block's width), chan: the block's per-channel records [m3, m4, sh_y, o_y], T: its tables; p: the head */
+void gf_scan_block(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, const void *b, gf_dtype_t b_t,
+                   const void *c, gf_dtype_t c_t, const int64_t *p, const int64_t *chan, const int16_t *T,
+                   int32_t D, int32_t d0, int32_t d1, void *y);
 
 /* concat: for each of `outer` blocks, copy block_bytes[i] bytes of input i in order. */
 void gf_concat(const void *const *xs, const int32_t *block_bytes, int32_t n_inputs, int32_t outer, void *y);

@@ -12,8 +12,10 @@
  *   y[t, d] = clamp(rne_shift(m3 * sum_n h[n] (C[t, n] - z_c) + m4 * (u - z_u) + o_y, sh_y) + z_y)
  * (h kept minus z_h). Every product is exact in int32 (|a h| <= 2^16, |delta B u| <= 2^24,
  * |sum| <= N 2^16), the two sums of m * q in int64 (< 2^56): one rounding per state and per output.
- * gf_scan_channels runs channels [d0, d1) only (any split of the channels gives the same integers).
- * Not selectable (always compiled, like gf_slice: it runs on the GAP9 fabric controller).
+ * gf_scan_channels runs channels [d0, d1) only (any split of the channels gives the same integers);
+ * gf_scan_block does so on a block of channels held apart (a GAP9 L1 tile, codegen/runtime/gap9/gf_tiled.c):
+ * rows of D (its row stride) codes of delta, u and y, the channel records chan[4 d..] and tables
+ * T + d N entries of the block's channel d. Not selectable (always compiled: host and rv32 call gf_scan).
  */
 #include "gf_internal.h"
 
@@ -38,18 +40,17 @@ GF_INLINE int32_t gf_scan_ld(const void *x, gf_dtype_t t, int32_t i)
         }                                                                                          \
     } while (0)
 
-void gf_scan_channels(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, const void *b,
-                      gf_dtype_t b_t, const void *c, gf_dtype_t c_t, const int64_t *p, int32_t d0, int32_t d1, void *y)
+void gf_scan_block(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, const void *b, gf_dtype_t b_t,
+                   const void *c, gf_dtype_t c_t, const int64_t *p, const int64_t *chan, const int16_t *T,
+                   int32_t D, int32_t d0, int32_t d1, void *y)
 {
-    const int32_t D = (int32_t)p[0], N = (int32_t)p[1], L = (int32_t)p[2], E = (int32_t)p[3];
+    const int32_t N = (int32_t)p[1], L = (int32_t)p[2], E = (int32_t)p[3];
     const int32_t base = (int32_t)p[4], zd = (int32_t)p[5], zu = (int32_t)p[6], zb = (int32_t)p[7];
     const int32_t zc = (int32_t)p[8], zh = (int32_t)p[9], loh = (int32_t)p[10], hih = (int32_t)p[11];
     const int32_t m1 = (int32_t)p[12], m2 = (int32_t)p[13], shh = (int32_t)p[14]; /* |m| < 2^31 */
     const int64_t oh = p[15];
     const int32_t zy = (int32_t)p[16], loy = (int32_t)p[17], hiy = (int32_t)p[18];
     const int32_t kind = (b_t == GF_U8) * 2 + (c_t == GF_U8);
-    const int64_t *chan = p + 24;
-    const int16_t *T = (const int16_t *)(const void *)(chan + 4 * (size_t)D);
     uint8_t *yb = (uint8_t *)y;
     int32_t h[GF_SCAN_MAX_STATE];
     int32_t d, t, n;
@@ -77,6 +78,15 @@ void gf_scan_channels(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype
             yb[t * D + d] = (uint8_t)gf_rne_finish64(oy + (int64_t)m3 * s + (int64_t)m4 * uq, shy, zy, loy, hiy);
         }
     }
+}
+
+void gf_scan_channels(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, const void *b,
+                      gf_dtype_t b_t, const void *c, gf_dtype_t c_t, const int64_t *p, int32_t d0, int32_t d1, void *y)
+{
+    const int32_t D = (int32_t)p[0];
+    const int64_t *chan = p + 24;
+    gf_scan_block(delta, d_t, u, u_t, b, b_t, c, c_t, p, chan, (const int16_t *)(const void *)(chan + 4 * (size_t)D), D,
+                  d0, d1, y);
 }
 
 void gf_scan(const void *delta, gf_dtype_t d_t, const void *u, gf_dtype_t u_t, const void *b, gf_dtype_t b_t,

@@ -49,6 +49,9 @@ class Tiling:
       rows (each core's tile kernel gets the index of its first row in ``e0``: GroupNorm and lincomb
       select per-row parameters with it), and the step's parameter block (``Step.params``) stays
       resident in L1.
+    * ``"scan"``: runs of channels of the selective scan (channels are independent, steps in order
+      within one); a tile carries its channels' columns of delta and u, B and C whole (resident), the
+      parameter block's head and its channels' records and tables, and the cores split its channels.
 
     Steps without a ``Tiling`` run on the fabric controller over L2 data (``fc_direct``: their
     operands must then stay in L2, e.g. concat and permute).

@@ -29,7 +29,7 @@ import atomic_ops
 from atomic_ops import scan as ref
 from gapforge import ir
 from gapforge.capture import Graph, Node, Ref
-from gapforge.ops._base import Attr, Frontend, IROp
+from gapforge.ops._base import Attr, Frontend, IROp, Tiling
 from gapforge.ops._shapes import ShapeError, inputs_of
 
 FUNCTION = "selective_scan"
@@ -116,7 +116,7 @@ IR_OP = IROp(
     run=lambda engine, step, inputs: atomic_ops.get("scan")(*inputs, step.params),
     exact=lambda engine, step, inputs: ref.exact(*inputs, step.params),
     call=_call,
-    fc_direct=True,  # the cores would split the channels; the fabric controller runs it over L2 data for now
+    tiling=Tiling("scan"),  # tiles of channels over the cores (codegen/gap9/tiling.py tile_scan)
     macs=_macs,
     infer_shapes=infer_shapes,
 )

@@ -27,7 +27,7 @@
 #define GF_MEM_L2 0
 #define GF_MEM_L3 1
 
-enum { GF_TILING_CONV = 0, GF_TILING_LINEAR = 1, GF_TILING_ELTWISE = 2, GF_TILING_ROWS = 3, GF_TILING_GEMM = 4 };
+enum { GF_TILING_CONV = 0, GF_TILING_LINEAR = 1, GF_TILING_ELTWISE = 2, GF_TILING_ROWS = 3, GF_TILING_GEMM = 4, GF_TILING_SCAN = 5 };
 
 /* Test-only fault injection (codegen --inject-fault): each bit removes one safety step. */
 #define GF_FAULT_NO_BARRIER 1u  /* skip the barrier between "tile loaded" and "compute" */
@@ -58,13 +58,14 @@ typedef struct {
     gf_conv_shape_t s;        /* conv tiling: geometry of the core's share of the tile */
     int32_t n, inner;         /* eltwise tiling: elements, elements per channel slice;
                                  rows tiling: rows of the core's share, elements per row */
-    int32_t k, o;             /* linear tiling: inputs, outputs of the core's share */
+    int32_t k, o;             /* linear tiling: inputs, outputs of the core's share; scan tiling: k = the tile's
+                                 channels (row width of x, x2, y), e0 / n = the core's first channel / count */
     const int64_t *p;         /* rows tiling: the step's parameter block in L1 (resident) */
     void *y;                  /* output of the core's share in L1 */
     int32_t e0;               /* eltwise tiling: flat output index of the core's first element;
                                  rows tiling: index of the core's first row in the step */
     int32_t rows;             /* gemm tiling: rows of the core's share ([rows][k] in x, [rows][o] in y) */
-    int32_t zp_a, zp_b;       /* gemm tiling (matmul): zero points of x and x2 */
+    const void *x3, *x4;      /* scan tiling: the third and fourth inputs (B, C: resident, whole) */
 } gf_tile_args_t;
 
 /* A tile kernel: one per device kernel of gf_runtime.h that runs on the cluster (gf_tile_kernels.c);
@@ -91,6 +92,7 @@ void gf_tile_groupnorm(const gf_tile_args_t *a);
 void gf_tile_lincomb(const gf_tile_args_t *a);
 void gf_tile_matmul(const gf_tile_args_t *a);
 void gf_tile_linear_rows(const gf_tile_args_t *a);
+void gf_tile_scan(const gf_tile_args_t *a);
 
 struct gf_layer {
     const char *name;
@@ -102,7 +104,7 @@ struct gf_layer {
     int32_t w_off, b_off, m_off, sh_off, o_off; /* regions in the parameter blob, -1 = none */
     int32_t rq_sources, rq_channels, zp, lo, hi; /* rq_sources == 0: no requantization (zp: output zero point) */
     int32_t shift, floor_rounding;        /* trunc_avgpool2d */
-    int32_t k, o;                         /* linear: inputs, outputs */
+    int32_t k, o;                         /* linear: inputs, outputs; scan: N (state), D (channels) */
     int32_t n, inner, chans;              /* element-wise: elements, elements per channel, channels;
                                              rows: elements, elements per row, rows */
     int32_t tile_co, tile_oh, tile_ow;    /* conv / linear output tile; gemm: output columns per tile */
@@ -121,11 +123,15 @@ struct gf_layer {
     uint32_t aux_bytes;                   /* its size (loaded once into the L1 parameter buffer) */
     int32_t tile_rows;                    /* gemm tiling: output rows per tile (tile_co: columns); chans groups of n rows, k inputs, o outputs */
     int32_t zp_a, zp_b;                   /* gemm tiling (matmul): zero points of the two inputs */
+    int32_t outer;                        /* element-wise: the output is [outer][chans][inner] */
+    int32_t in3_t, in4_t;                 /* scan: gf_dtype_t of the third and fourth inputs */
+    uint32_t buf_in3, buf_in4;            /* scan: their L1 buffers (resident, whole) */
 };
 
 /* Operand locations of one layer, bound at run time (bases are allocated by the FC). */
 typedef struct {
     gf_loc_t in, in2, out, params;
+    gf_loc_t in3, in4; /* scan: B and C */
 } gf_operands_t;
 
 typedef struct {

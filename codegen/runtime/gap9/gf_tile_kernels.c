@@ -4,7 +4,7 @@
  * gf_tiled.c fills a gf_tile_args_t for the layer's tiling kind (conv: a box of output channels,
  * rows and columns with its input box and padding; linear: a run of output features; eltwise: a
  * run of elements; rows: a run of whole rows with the step's parameter block; gemm: a run of output rows
- * of one group, with every output column or a block of them) and calls the layer's tile kernel, which
+ * of one group, with every output column or a block of them; scan: a run of the tile's channels) and calls the layer's tile kernel, which
  * the code generator names after the step's device kernel (gf_<kernel> -> gf_tile_<kernel>). A new
  * operator that runs on the cluster adds its adapter here and its prototype in gf_gap9.h; the executor
  * does not change.
@@ -75,8 +75,9 @@ void gf_tile_lut(const gf_tile_args_t *a)
     int32_t entries = L->t_bytes;
     int32_t base = IN_T(a) == GF_S8 ? -(entries / 2) : 0;
     /* a->w: the tables of the core's planes when the tables are per channel and the tile holds whole
-     * planes (a->n / inner of them), else the one table of the tile */
-    int32_t tables = L->t_chans > 1 && L->chans > 1 && L->tile_planes > 1 ? a->n / L->inner : 1;
+     * planes (a->n / inner of them, at most every channel), else the one table of the tile */
+    int32_t planes = a->n / L->inner; /* whole blocks of every channel: the modulo in gf_lut wraps at chans */
+    int32_t tables = L->t_chans > 1 && L->chans > 1 && L->tile_planes > 1 ? (planes < L->chans ? planes : L->chans) : 1;
     gf_lut(a->x, IN_T(a), (const uint8_t *)a->w, entries, base, tables, a->n, a->inner, a->y);
 }
 #endif
@@ -111,7 +112,19 @@ void gf_tile_lincomb(const gf_tile_args_t *a) { gf_lincomb(a->x, IN_T(a), a->e0,
 #ifdef GF_K_MATMUL
 void gf_tile_matmul(const gf_tile_args_t *a)
 {
-    gf_matmul(a->x, IN_T(a), a->zp_a, a->x2, (gf_dtype_t)a->L->in2_t, a->zp_b, 1, a->rows, a->k, a->o, a->rq, a->y);
+    gf_matmul(a->x, IN_T(a), a->L->zp_a, a->x2, (gf_dtype_t)a->L->in2_t, a->L->zp_b, 1, a->rows, a->k, a->o, a->rq, a->y);
+}
+#endif
+
+#ifdef GF_K_SCAN
+void gf_tile_scan(const gf_tile_args_t *a)
+{
+    /* L1 parameter buffer of a tile of up to tile_co channels: [head: 24 words][4 words per channel][tables] */
+    const gf_layer_t *L = a->L;
+    const int64_t *chan = a->p + 24;
+    const int16_t *T = (const int16_t *)(const void *)(chan + 4 * L->tile_co);
+    gf_scan_block(a->x, IN_T(a), a->x2, (gf_dtype_t)L->in2_t, a->x3, (gf_dtype_t)L->in3_t, a->x4, (gf_dtype_t)L->in4_t,
+                  a->p, chan, T, a->k, a->e0, a->e0 + a->n, a->y);
 }
 #endif
 

@@ -22,7 +22,7 @@
 
 /* OP_W holds the weights the kernels read (int8); sub-byte packed weights (codegen/packing.py)
  * are transferred into OP_WP and unpacked into OP_W in L1. */
-enum { OP_IN = 0, OP_IN2, OP_W, OP_P, OP_OUT, OP_WP, OP_N };
+enum { OP_IN = 0, OP_IN2, OP_W, OP_P, OP_OUT, OP_WP, OP_IN3, OP_IN4, OP_N };
 
 typedef struct {
     pi_cl_dma_cmd_t cmd[GF_MAX_CMDS];
@@ -59,15 +59,18 @@ int32_t gf_layer_tiles(const gf_layer_t *L)
 {
     if (L->tiling == GF_TILING_CONV)
         return ceil_div(L->s.o, L->tile_co) * ceil_div(L->s.oh, L->tile_oh) * ceil_div(L->s.ow, L->tile_ow);
-    if (L->tiling == GF_TILING_LINEAR)
+    if (L->tiling == GF_TILING_LINEAR || L->tiling == GF_TILING_SCAN)
         return ceil_div(L->o, L->tile_co);
     if (L->tiling == GF_TILING_ROWS)
         return ceil_div(L->chans, L->tile_planes);
     if (L->tiling == GF_TILING_GEMM)
         return L->chans * ceil_div(L->n, L->tile_rows) * ceil_div(L->o, L->tile_co);
-    if (L->tile_planes > 1)
-        return ceil_div(L->chans, L->tile_planes);
-    return L->chans * ceil_div(L->inner, L->tile_elems);
+    /* element-wise over [outer][chans][inner] (codegen/gap9/tiling.py tile_eltwise) */
+    if (L->chans > 1 && L->tile_planes >= L->chans) /* whole [chans][inner] blocks, tile_planes / chans of them */
+        return ceil_div(L->outer, L->tile_planes / L->chans);
+    if (L->tile_planes > 1) /* blocks of channels of one outer index */
+        return L->outer * ceil_div(L->chans, L->tile_planes);
+    return L->outer * L->chans * ceil_div(L->inner, L->tile_elems); /* runs inside one channel slice */
 }
 
 /* Input rows [i0, i0 + n) needed by output rows [o0, o0 + on) and the tile's padding (as
@@ -113,7 +116,7 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
             T->ci0 = T->co0 / og * cg;
             T->cin = T->con / og * cg;
         }
-    } else if (L->tiling == GF_TILING_LINEAR) {
+    } else if (L->tiling == GF_TILING_LINEAR || L->tiling == GF_TILING_SCAN) {
         T->co0 = t * L->tile_co;
         T->con = min32(L->tile_co, L->o - T->co0);
     } else if (L->tiling == GF_TILING_GEMM) { /* rows [e0, e0 + en) of group c0, outputs [co0, co0 + con) */
@@ -125,16 +128,28 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
         T->en = min32(L->tile_rows, L->n - T->e0);
         T->co0 = jc * L->tile_co;
         T->con = min32(L->tile_co, L->o - T->co0);
-    } else if (L->tiling == GF_TILING_ROWS || L->tile_planes > 1) { /* rows: c = row */
+    } else if (L->tiling == GF_TILING_ROWS) { /* rows: c = row */
         T->c0 = t * L->tile_planes;
         T->cn = min32(L->tile_planes, L->chans - T->c0);
         T->e0 = T->c0 * L->inner;
         T->en = T->cn * L->inner;
-    } else {
-        int32_t per = ceil_div(L->inner, L->tile_elems), j = t % per;
-        T->c0 = t / per;
+    } else if (L->chans > 1 && L->tile_planes >= L->chans) { /* eltwise: outer indices [r0, r0 + rn), every channel */
+        int32_t per = L->tile_planes / L->chans, r0 = t * per, rn = min32(per, L->outer - r0);
+        T->c0 = 0;
+        T->cn = L->chans;
+        T->e0 = r0 * L->chans * L->inner;
+        T->en = rn * L->chans * L->inner;
+    } else if (L->tile_planes > 1) { /* eltwise: channels [c0, c0 + cn) of outer index r */
+        int32_t per = ceil_div(L->chans, L->tile_planes), r = t / per;
+        T->c0 = (t % per) * L->tile_planes;
+        T->cn = min32(L->tile_planes, L->chans - T->c0);
+        T->e0 = (r * L->chans + T->c0) * L->inner;
+        T->en = T->cn * L->inner;
+    } else { /* eltwise: a run inside the channel slice v (channel v % chans) */
+        int32_t per = ceil_div(L->inner, L->tile_elems), j = t % per, v = t / per;
+        T->c0 = v % L->chans;
         T->cn = 1;
-        T->e0 = T->c0 * L->inner + j * L->tile_elems;
+        T->e0 = v * L->inner + j * L->tile_elems;
         T->en = min32(L->tile_elems, L->inner - j * L->tile_elems);
     }
 }
@@ -149,7 +164,7 @@ typedef struct {
 static int32_t param_capacity(const gf_layer_t *L)
 {
     if (L->tiling == GF_TILING_ELTWISE)
-        return L->tile_planes > 1 ? L->tile_planes : 1;
+        return L->tile_planes > 1 ? min32(L->tile_planes, L->chans) : 1;
     return L->tile_co;
 }
 
@@ -394,6 +409,15 @@ static void load_params(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
     int32_t cn = L->tiling == GF_TILING_ELTWISE ? T->cn : T->con;
     uint8_t *p = R->l1[b][OP_P], *bp = R->bounce[b][OP_P];
     const gf_loc_t *loc = &R->ops->params;
+    if (L->tiling == GF_TILING_SCAN) { /* the block's head, the tile's channel records and tables */
+        uint32_t rec = 24u * 8u, tab = (uint32_t)(L->k * L->inner) * 2u; /* table bytes per channel */
+        uint32_t l1_tab = rec + (uint32_t)L->tile_co * 32u, l2_tab = (uint32_t)L->aux_off + rec + (uint32_t)L->o * 32u;
+        load_flat(R, q, loc, (uint32_t)L->aux_off, p, bp, rec);
+        load_flat(R, q, loc, (uint32_t)L->aux_off + rec + (uint32_t)T->co0 * 32u, p + rec, bp ? bp + rec : NULL,
+                  (uint32_t)T->con * 32u);
+        load_flat(R, q, loc, l2_tab + (uint32_t)T->co0 * tab, p + l1_tab, bp ? bp + l1_tab : NULL, (uint32_t)T->con * tab);
+        return;
+    }
     if (L->aux_off >= 0) /* rows: the whole parameter block, at the start of the buffer */
         load_flat(R, q, loc, (uint32_t)L->aux_off, p, bp, L->aux_bytes);
     if (L->b_off >= 0)
@@ -483,6 +507,10 @@ static void load_tile(gf_run_t *R, int32_t t, int b)
     } else if (L->tiling == GF_TILING_LINEAR) {
         if (!L->w_resident)
             load_weights(R, q, &T, b);
+    } else if (L->tiling == GF_TILING_SCAN) { /* columns [co0, co0 + con) of delta and u, [L][D] */
+        load_box(R, q, &R->ops->in, R->l1[b][OP_IN], R->bounce[b][OP_IN], L->n, L->o, 1, 0, 1, 0, L->n, T.co0, T.con);
+        load_box(R, q, &R->ops->in2, R->l1[b][OP_IN2], R->bounce[b][OP_IN2], L->n, L->o, 1, 0, 1, 0, L->n, T.co0,
+                 T.con);
     } else if (L->tiling == GF_TILING_GEMM) {
         uint32_t row0 = (uint32_t)(T.c0 * L->n + T.e0);
         int32_t eb = elem_bytes(L->in_t);
@@ -518,6 +546,9 @@ static void store_tile(gf_run_t *R, int32_t t, int b)
     if (L->tiling == GF_TILING_CONV)
         store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->s.oh, L->s.ow, eb, T.co0, T.con,
                   T.oy0, T.ohn, T.ox0, T.own);
+    else if (L->tiling == GF_TILING_SCAN)
+        store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->n, L->o, eb, 0, 1, 0, L->n, T.co0,
+                  T.con);
     else if (L->tiling == GF_TILING_LINEAR)
         store_flat(R, q, &R->ops->out, (uint32_t)(T.co0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
                    (uint32_t)(T.con * eb));
@@ -665,8 +696,6 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.k = L->k;
     a.o = con;
     a.rows = r1 - r0;
-    a.zp_a = L->zp_a;
-    a.zp_b = L->zp_b;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(r0 * con * elem_bytes(L->out_t));
     L->compute(&a);
 }
@@ -675,16 +704,22 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
 {
     const gf_layer_t *L = R->L;
     int32_t per_plane = L->chans > 1 && L->tile_planes > 1; /* per-channel requantization or tables */
-    int32_t units = per_plane ? T->cn : T->en;
+    /* the cores split whole [chans][inner] blocks (tiles of several outer indices), else channel slices, else
+     * elements */
+    int32_t blocks = per_plane && L->tile_planes > L->chans;
+    int32_t unit = blocks ? L->chans * L->inner : per_plane ? L->inner : 1;
+    int32_t units = T->en / unit;
     int32_t u0 = core * units / ncores, u1 = (core + 1) * units / ncores;
     if (u0 == u1)
         return;
-    int32_t e0 = per_plane ? u0 * L->inner : u0, en = per_plane ? (u1 - u0) * L->inner : u1 - u0;
+    int32_t e0 = u0 * unit, en = (u1 - u0) * unit;
+    int32_t first = per_plane && !blocks ? u0 : 0; /* the core's first channel in the parameter buffer */
     int32_t eb = elem_bytes(L->in_t), eb2 = elem_bytes(L->in2_t), ebo = elem_bytes(L->out_t);
+    uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][OP_P];
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
     if (L->rq_sources) {
-        rq = tile_requant(L, R->l1[b][OP_P], per_plane ? u0 : 0);
+        rq = tile_requant(L, pbuf, first);
         rqp = &rq;
     }
     gf_tile_args_t a;
@@ -698,8 +733,7 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
     a.inner = L->chans > 1 ? L->inner : en;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(e0 * ebo);
     if (L->t_off >= 0) /* lookup tables: those of the core's planes (per-channel tables), else the tile's one */
-        a.w = (const int8_t *)(R->l1[b][OP_P] + table_offset(L) +
-                               (L->t_chans > 1 && per_plane ? (uint32_t)(u0 * L->t_bytes) : 0u));
+        a.w = (const int8_t *)(pbuf + table_offset(L) + (L->t_chans > 1 ? (uint32_t)(first * L->t_bytes) : 0u));
     L->compute(&a);
 }
 
@@ -719,6 +753,29 @@ static void compute_rows(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.inner = L->inner;
     a.e0 = T->c0 + u0;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(u0 * L->inner * elem_bytes(L->out_t));
+    L->compute(&a);
+}
+
+/* Scan tiling: each core a run of the tile's channels, over every step (the channels are independent); B and C
+ * are resident, whole. */
+static void compute_scan(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
+{
+    const gf_layer_t *L = R->L;
+    int32_t u0 = core * T->con / ncores, u1 = (core + 1) * T->con / ncores;
+    if (u0 == u1)
+        return;
+    gf_tile_args_t a;
+    memset(&a, 0, sizeof(a));
+    a.L = L;
+    a.x = R->l1[b][OP_IN];
+    a.x2 = R->l1[b][OP_IN2];
+    a.x3 = R->l1[0][OP_IN3];
+    a.x4 = R->l1[0][OP_IN4];
+    a.p = (const int64_t *)R->l1[L->p_resident ? 0 : b][OP_P];
+    a.k = T->con;
+    a.e0 = u0;
+    a.n = u1 - u0;
+    a.y = R->l1[b][OP_OUT];
     L->compute(&a);
 }
 
@@ -759,6 +816,10 @@ static void tile_loop(void *arg)
             load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][OP_IN], R->bounce[0][OP_IN], L->buf_in);
         if (L->tiling == GF_TILING_ELTWISE && L->in2_resident)
             load_flat(R, &R->load_q[0], &R->ops->in2, 0, R->l1[0][OP_IN2], R->bounce[0][OP_IN2], L->buf_in2);
+        if (L->tiling == GF_TILING_SCAN) { /* B and C: whole, once */
+            load_flat(R, &R->load_q[0], &R->ops->in3, 0, R->l1[0][OP_IN3], R->bounce[0][OP_IN3], L->buf_in3);
+            load_flat(R, &R->load_q[0], &R->ops->in4, 0, R->l1[0][OP_IN4], R->bounce[0][OP_IN4], L->buf_in4);
+        }
         if (L->w_resident)
             load_weights(R, &R->load_q[0], &T0, 0);
         if (L->p_resident)
@@ -790,6 +851,8 @@ static void tile_loop(void *arg)
             compute_rows(R, &T, b, core, ncores);
         else if (L->tiling == GF_TILING_GEMM)
             compute_gemm(R, &T, b, core, ncores);
+        else if (L->tiling == GF_TILING_SCAN)
+            compute_scan(R, &T, b, core, ncores);
         else
             compute_eltwise(R, &T, b, core, ncores);
         pi_cl_team_barrier(); /* every core finished writing tile t */
@@ -815,7 +878,7 @@ static void tile_loop(void *arg)
     pi_cl_team_barrier();
 }
 
-static const char *const gf_operand_names[OP_N] = {"in", "in2", "w", "p", "out", "wp"};
+static const char *const gf_operand_names[OP_N] = {"in", "in2", "w", "p", "out", "wp", "in3", "in4"};
 
 /* Free the L1 buffers allocated so far (all of them when *R is complete), in reverse order. */
 static void free_l1(gf_run_t *R)
@@ -867,6 +930,10 @@ static void setup(gf_run_t *R, const gf_layer_t *L, const gf_operands_t *ops)
     R->bytes[OP_P] = L->buf_p;
     R->bytes[OP_OUT] = L->buf_out;
     R->bytes[OP_WP] = L->buf_wp;
+    R->bytes[OP_IN3] = L->buf_in3;
+    R->bytes[OP_IN4] = L->buf_in4;
+    R->nbuf[OP_IN3] = L->buf_in3 ? 1 : 0; /* scan: B and C, resident */
+    R->nbuf[OP_IN4] = L->buf_in4 ? 1 : 0;
     R->nbuf[OP_IN] = L->buf_in ? (L->in_resident ? 1 : nb) : 0;
     R->nbuf[OP_IN2] = L->buf_in2 ? (L->in2_resident ? 1 : nb) : 0;
     R->nbuf[OP_W] = L->buf_w ? (L->w_resident ? 1 : nb) : 0;
@@ -882,6 +949,8 @@ static int operand_in_l3(const gf_run_t *R, int k)
     case OP_IN: return o->in.level == GF_MEM_L3;
     case OP_IN2: return o->in2.level == GF_MEM_L3;
     case OP_OUT: return o->out.level == GF_MEM_L3;
+    case OP_IN3: return o->in3.level == GF_MEM_L3;
+    case OP_IN4: return o->in4.level == GF_MEM_L3;
     case OP_W: return !R->L->buf_wp && o->params.level == GF_MEM_L3; /* packed: OP_W never leaves L1 */
     default: return o->params.level == GF_MEM_L3;
     }
