@@ -143,3 +143,30 @@ INT_PAIR = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minIte
 POS_PAIR = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2}
 PADDING4 = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 4, "maxItems": 4,
             "description": "top, left, bottom, right"}
+
+
+# Helpers of the ``prepare`` hooks of ops that round once, straight into their output quantizer
+# (softmax, the normalizations, lincomb, scan).
+BOUND_LIMIT = 1e-5  # largest accepted error bound, output steps: a tenth of the fidelity check's near-tie window
+
+
+def output_range(net, step) -> tuple[int, int]:
+    """(lo, hi) output codes of such a step: its per-tensor output quantizer's range, clamped at the
+    zero point when a ReLU is fused."""
+    y = net.tensors[step.output]
+    if y.kind != "quant" or y.per_channel:
+        raise ValueError("its output must go to one per-tensor quantizer")
+    lo, hi = y.qrange()
+    return (max(lo, y.zero_point) if step.relu else lo), hi
+
+
+def checked_bound(params, detail: str = ""):
+    """``params`` if its integer error bound (``params.bound``, output steps) is within BOUND_LIMIT."""
+    if params.bound > BOUND_LIMIT:
+        raise ValueError(f"the integer error bound {params.bound:.3g} output steps exceeds {BOUND_LIMIT:g}{detail}")
+    return params
+
+
+def per_tensor_scale(t) -> float:
+    """The scale of a tensor with one scale (kept as a number or a one-element list)."""
+    return float(t.scale[0] if isinstance(t.scale, list) else t.scale)

@@ -14,7 +14,7 @@ from torch import nn
 
 import atomic_ops
 from atomic_ops import groupnorm as ref
-from gapforge.ops._base import Attr, Frontend, IROp, Tiling
+from gapforge.ops._base import Attr, Frontend, IROp, Tiling, checked_bound, output_range
 from gapforge.ops._shapes import ShapeError, inputs_of
 from gapforge.ops.layernorm import FLOATS, _floats, check_norm_input
 
@@ -36,18 +36,11 @@ def _layout(x_shape, attrs) -> tuple[int, int]:
 def prepare(net, step) -> ref.LayerNormParams:
     x = net.tensors[step.inputs[0]]
     y = net.tensors[step.output]
-    if y.kind != "quant" or y.per_channel:
-        raise ValueError("its output must go to one per-tensor quantizer")
-    lo, hi = y.qrange()
-    if step.relu:
-        lo = max(lo, y.zero_point)
+    lo, hi = output_range(net, step)
     g, spatial = _layout(x.shape, step.attrs)
     gamma, beta = _affine(step)
-    p = ref.prepare(float(x.scale), x.qrange(), g, spatial, float(step.attrs["eps"]), gamma, beta, float(y.scale),
-                    int(y.zero_point), lo, hi)
-    if p.bound > 1e-5:
-        raise ValueError(f"the integer error bound {p.bound:.3g} output steps exceeds 1e-05")
-    return p
+    return checked_bound(ref.prepare(float(x.scale), x.qrange(), g, spatial, float(step.attrs["eps"]), gamma, beta,
+                                     float(y.scale), int(y.zero_point), lo, hi))
 
 
 def _exact(engine, step, inputs):

@@ -20,7 +20,7 @@ import torch
 import atomic_ops
 from atomic_ops import lincomb as ref
 from gapforge import ir
-from gapforge.ops._base import Attr, Frontend, IROp, Tiling  # noqa: F401  (Frontend: none of its own)
+from gapforge.ops._base import Attr, Frontend, IROp, Tiling, checked_bound, output_range  # noqa: F401  (Frontend: none of its own)
 from gapforge.ops._shapes import ShapeError, inputs_of
 
 
@@ -35,17 +35,10 @@ def _arrays(step):
 def prepare(net, step) -> ref.LinCombParams:
     x = net.tensors[step.inputs[0]]
     y = net.tensors[step.output]
-    if y.kind != "quant" or y.per_channel:
-        raise ValueError("its output must go to one per-tensor quantizer")
-    lo, hi = y.qrange()
-    if step.relu:
-        lo = max(lo, y.zero_point)
+    lo, hi = output_range(net, step)
     gather, coef = _arrays(step)
-    p = ref.prepare(float(x.scale), x.qrange(), int(x.zero_code), gather, coef, float(y.scale), int(y.zero_point),
-                    lo, hi)
-    if p.bound > 1e-5:
-        raise ValueError(f"the integer error bound {p.bound:.3g} output steps exceeds 1e-05")
-    return p
+    return checked_bound(ref.prepare(float(x.scale), x.qrange(), int(x.zero_code), gather, coef, float(y.scale),
+                                     int(y.zero_point), lo, hi))
 
 
 def _exact(engine, step, inputs):

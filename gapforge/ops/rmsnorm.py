@@ -17,7 +17,7 @@ from torch import nn
 
 import atomic_ops
 from atomic_ops import rmsnorm as ref
-from gapforge.ops._base import Attr, Frontend, IROp, Tiling
+from gapforge.ops._base import Attr, Frontend, IROp, Tiling, checked_bound, output_range
 from gapforge.ops.layernorm import FLOATS, _floats, check_norm_input, infer_shapes, row_length
 
 
@@ -29,17 +29,10 @@ def _gamma(step, n: int) -> np.ndarray:
 def prepare(net, step) -> ref.LayerNormParams:
     x = net.tensors[step.inputs[0]]
     y = net.tensors[step.output]
-    if y.kind != "quant" or y.per_channel:
-        raise ValueError("its output must go to one per-tensor quantizer")
-    lo, hi = y.qrange()
-    if step.relu:
-        lo = max(lo, y.zero_point)
+    lo, hi = output_range(net, step)
     n = row_length(x.shape, int(step.attrs["axes"]))
-    p = ref.prepare(float(x.scale), x.qrange(), int(x.zero_code), float(step.attrs["eps"]), _gamma(step, n),
-                    float(y.scale), int(y.zero_point), lo, hi)
-    if p.bound > 1e-5:
-        raise ValueError(f"the integer error bound {p.bound:.3g} output steps exceeds 1e-05")
-    return p
+    return checked_bound(ref.prepare(float(x.scale), x.qrange(), int(x.zero_code), float(step.attrs["eps"]),
+                                     _gamma(step, n), float(y.scale), int(y.zero_point), lo, hi))
 
 
 def _exact(engine, step, inputs):

@@ -27,9 +27,8 @@ import torch
 
 import atomic_ops
 from atomic_ops import scan as ref
-from gapforge import ir
 from gapforge.capture import Graph, Node, Ref
-from gapforge.ops._base import Attr, Frontend, IROp, Tiling
+from gapforge.ops._base import Attr, Frontend, IROp, Tiling, output_range, per_tensor_scale
 from gapforge.ops._shapes import ShapeError, inputs_of
 
 FUNCTION = "selective_scan"
@@ -51,25 +50,18 @@ def infer_shapes(inputs, attrs, params):
     return [list(d)]
 
 
-def _scale(t: ir.TensorInfo) -> float:
-    return float(t.scale[0] if isinstance(t.scale, list) else t.scale)
-
-
 def prepare(net, step) -> ref.ScanParams:
     op = net.op_by_name(step.main_op)
     delta, u, b, c = (net.tensors[n] for n in op.inputs)
     y = net.tensors[step.output]
-    if y.kind != "quant" or y.per_channel:
-        raise ValueError("its output must go to one per-tensor quantizer")
+    lo, hi = output_range(net, step)
     a = op.attrs
-    lo, hi = y.qrange()
-    if step.relu:
-        lo = max(lo, y.zero_point)
     Dvec = np.asarray(a["D"], dtype=np.float64) if a.get("D") is not None else None
     return ref.prepare(
         D=int(delta.shape[2]), N=int(b.shape[2]), L=int(delta.shape[1]), table=net.param(op, "table"),
-        base=-(1 << (delta.bit_width - 1)) if delta.signed else 0, s_a=float(a["a_scale"]), s_d=_scale(delta),
-        s_u=_scale(u), s_b=_scale(b), s_c=_scale(c), s_h=float(a["h_scale"]), s_y=_scale(y), Dvec=Dvec,
+        base=-(1 << (delta.bit_width - 1)) if delta.signed else 0, s_a=float(a["a_scale"]),
+        s_d=per_tensor_scale(delta), s_u=per_tensor_scale(u), s_b=per_tensor_scale(b), s_c=per_tensor_scale(c),
+        s_h=float(a["h_scale"]), s_y=per_tensor_scale(y), Dvec=Dvec,
         zps={"d": int(delta.zero_point), "u": int(u.zero_point), "b": int(b.zero_point), "c": int(c.zero_point),
              "h": int(a["h_zero_point"]), "y": int(y.zero_point)},
         h_range=tuple(a["h_range"]), y_range=(lo, hi), y_signed=y.signed)

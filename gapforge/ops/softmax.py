@@ -7,44 +7,26 @@ from torch import nn
 
 import atomic_ops
 from atomic_ops import softmax as ref
-from gapforge.ops._base import Frontend, IROp, Tiling
+from gapforge.ops._base import Frontend, IROp, Tiling, checked_bound, output_range, per_tensor_scale
 from gapforge.ops._shapes import same_shape
 
 HINT_AXIS = ("move the axis last (x.transpose(d, -1)) before the softmax and back after its quantizer, "
              "or apply the softmax over the last axis")
 
 
-def input_scale(t) -> float:
-    """The per-tensor scale of a softmax input (validated by the frontend)."""
-    return float(t.scale[0] if isinstance(t.scale, list) else t.scale)
-
-
 def prepare(net, step) -> ref.SoftmaxParams:
     x = net.tensors[step.inputs[0]]
     y = net.tensors[step.output]
-    if y.kind != "quant" or y.per_channel:
-        raise ValueError("its output must go to one per-tensor quantizer")
-    lo, hi = y.qrange()
-    if step.relu:
-        lo = max(lo, y.zero_point)
+    lo, hi = output_range(net, step)
     n = x.shape[-1]
-    p = ref.prepare(input_scale(x), x.qrange() if x.kind == "quant" else None, float(y.scale),
-                    int(y.zero_point), lo, hi, n)
-    if p.bound > ref_bound_limit():
-        raise ValueError(f"the integer error bound {p.bound:.3g} output steps exceeds {ref_bound_limit():g} "
-                         f"(rows of {n} elements)")
-    return p
-
-
-def ref_bound_limit() -> float:
-    """Largest accepted error bound (output steps): a tenth of the near-tie window of the fidelity check."""
-    return 1e-5
+    return checked_bound(ref.prepare(per_tensor_scale(x), x.qrange() if x.kind == "quant" else None,
+                                     float(y.scale), int(y.zero_point), lo, hi, n), f" (rows of {n} elements)")
 
 
 def _exact(engine, step, inputs):
     x = engine.net.tensors[step.inputs[0]]
     y = engine.net.tensors[step.output]
-    return ref.exact(inputs[0], input_scale(x), float(y.scale))
+    return ref.exact(inputs[0], per_tensor_scale(x), float(y.scale))
 
 
 def _call(cg):
