@@ -351,6 +351,11 @@ class _Recorder:
 _REFLECTED = frozenset(("__radd__", "__rsub__", "__rmul__", "__rtruediv__", "__rmatmul__"))
 
 
+def _as_written(name: str, args: tuple) -> tuple:
+    """The operands of operator ``name`` called as ``(self, other, ...)`` in the order the user wrote them."""
+    return (args[1], args[0]) + tuple(args[2:]) if name in _REFLECTED and len(args) >= 2 else tuple(args)
+
+
 class _FunctionMode(TorchFunctionMode):
     def __init__(self, rec: _Recorder):
         super().__init__()
@@ -358,10 +363,8 @@ class _FunctionMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        recorded = args
-        if getattr(func, "__name__", None) in _REFLECTED and len(args) >= 2:
-            recorded = (args[1], args[0]) + tuple(args[2:])
-        return self.rec.function(func, canonical_function_name(func), recorded, kwargs,
+        return self.rec.function(func, canonical_function_name(func), _as_written(getattr(func, "__name__", ""), args),
+                                 kwargs,
                                  lambda: func(*args, **kwargs))
 
 
@@ -376,8 +379,8 @@ def _patched_quant_tensor(rec: _Recorder):
 
         def wrapper(self, *args, __orig=orig, __meth=meth, **kwargs):
             name = _FUNCTION_ALIASES.get(__meth, __meth)
-            call_args = (args[0], self) + args[1:] if __meth.startswith("__r") and args else (self,) + args
-            return rec.function(__meth, name, call_args, kwargs, lambda: __orig(self, *args, **kwargs))
+            return rec.function(__meth, name, _as_written(__meth, (self,) + args), kwargs,
+                                lambda: __orig(self, *args, **kwargs))
 
         setattr(IntQuantTensor, meth, wrapper)
     try:
