@@ -45,9 +45,11 @@ typedef struct {
     uint8_t *bounce[2][OP_N];
     uint32_t bytes[OP_N]; /* one buffer of each operand */
     int nbuf[OP_N];       /* 0 (unused), 1 (single / resident) or 2 (double buffered) */
-    gf_queue_t load_q[2], store_q[2];
     int32_t ntiles;
     int status; /* 0, or GF_ERR_* (set by the cluster controller) */
+    /* last: setup() clears everything before them and only their counts (the command slots are
+     * written at issue), which spares every layer two byte-wise memsets of the slots on the FC */
+    gf_queue_t load_q[2], store_q[2];
 } gf_run_t;
 
 static int32_t ceil_div(int32_t a, int32_t b) { return (a + b - 1) / b; }
@@ -919,7 +921,9 @@ static void cluster_entry(void *arg)
 
 static void setup(gf_run_t *R, const gf_layer_t *L, const gf_operands_t *ops)
 {
-    memset(R, 0, sizeof(*R));
+    memset(R, 0, offsetof(gf_run_t, load_q));
+    for (int i = 0; i < 2; i++)
+        R->load_q[i].n = R->store_q[i].n = 0;
     R->L = L;
     R->ops = ops;
     R->ntiles = gf_layer_tiles(L);
