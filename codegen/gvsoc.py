@@ -28,9 +28,14 @@ from pathlib import Path
 from codegen.toolchains import RunResult
 from gapforge.errors import GapforgeError
 
-# gvsoc's open PULP platforms the generated program runs on (pulp-sdk configs/<name>.sh)
+# gvsoc's open PULP platforms (pulp-sdk configs/<name>.sh) and why the program cannot run on one
 PLATFORMS = ("siracusa", "pulp-open")
 DEFAULT_PLATFORM = "siracusa"
+NOT_RUNNABLE = {
+    "pulp-open": "the program loads its data through ReadFS, and pulp-sdk's pulp-open configuration has no "
+                 "flash for it (its link fails on pi_partition_table_free; gvsoc's pulp-open flash/L3 path does "
+                 "not work either); use --platform siracusa",
+}
 TOOLCHAIN_CC = "riscv32-unknown-elf-gcc"
 
 
@@ -51,6 +56,8 @@ def find_installation(pulp_sdk: str | None = None, gvsoc: str | None = None, pla
     env = os.environ if environ is None else environ
     if platform not in PLATFORMS:
         raise GapforgeError(f"--platform {platform}: gvsoc runs the program on {' or '.join(PLATFORMS)}")
+    if platform in NOT_RUNNABLE:
+        raise GapforgeError(f"--platform {platform}: {NOT_RUNNABLE[platform]}")
     sdk_text = pulp_sdk or env.get("PULP_SDK_HOME")
     if not sdk_text:
         raise GapforgeError("--target gvsoc needs a PULP SDK: give --pulp-sdk DIR or set PULP_SDK_HOME "

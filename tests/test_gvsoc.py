@@ -132,7 +132,11 @@ def test_missing_installation_is_one_line(tmp_path, drop, words):
 
 def test_wrong_installation_paths_are_named(tmp_path):
     sdk, gv, tc = _fake_install(tmp_path, with_tc=False)
-    with pytest.raises(GapforgeError, match="pulp-open.sh: not found"):
+    (sdk / "configs" / "siracusa.sh").unlink()
+    with pytest.raises(GapforgeError, match="siracusa.sh: not found"):
+        gvsoc.find_installation(str(sdk), str(gv), environ={})
+    (sdk / "configs" / "siracusa.sh").write_text("")
+    with pytest.raises(GapforgeError, match="--platform pulp-open: the program loads its data through ReadFS"):
         gvsoc.find_installation(str(sdk), str(gv), platform="pulp-open", environ={})
     with pytest.raises(GapforgeError, match="not an executable gvsoc launcher"):
         gvsoc.find_installation(str(sdk), str(tmp_path / "nothing"), environ={})

@@ -16,7 +16,7 @@ configured sizes (scaled by the measured host/rv32 ratio), per-layer statistics.
 the same sources for bare-metal rv32 and runs them under QEMU -icount shift=0: the same checks, and
 exact instruction counts of every core per layer (GF CORES lines; docs/gap9.md). gvsoc builds the
 project's pulp-sdk Makefile against the user's PULP SDK and runs it on gvsoc (--platform siracusa,
-the default, or pulp-open; installation from --pulp-sdk / PULP_SDK_HOME, --gvsoc / GVSOC and
+the default; installation from --pulp-sdk / PULP_SDK_HOME, --gvsoc / GVSOC and
 PULP_RISCV_GCC_TOOLCHAIN): cycles are the fabric controller's pi_perf counters.
 
 PROJ/results.json is written for every run, failed ones included (passed: false and the reasons),
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="run the program already built in PROJ/build (e.g. after tools/update_weights.py); "
                         "results.json records its SHA-256")
     p.add_argument("--platform", choices=("siracusa", "pulp-open"),
-                   help="gvsoc: the PULP platform to run on (default siracusa)")
+                   help="gvsoc: the PULP platform to run on (default siracusa; pulp-open is refused: no flash for ReadFS)")
     p.add_argument("--pulp-sdk", metavar="DIR", help="gvsoc: the pulp-sdk checkout (default: $PULP_SDK_HOME)")
     p.add_argument("--gvsoc", metavar="PATH", help="gvsoc: the installed gvsoc launcher (default: $GVSOC)")
     p.add_argument("-q", "--quiet", action="store_true", help="only the final line")
