@@ -170,3 +170,30 @@ def test_bit_exact_on_gvsoc_siracusa(project):
     assert res["plan_mismatches"] == []  # the executor's DMA bytes and tiles on gvsoc == planned
     assert res["gvsoc"]["platform"] == "siracusa" and res["totals"]["cycles"] > 0
     assert os.path.isfile(project / res["program"]["path"])
+
+
+def test_deploy_run_gvsoc_is_checked_before_any_work(tmp_path, monkeypatch):
+    """tools/deploy.py --target gap9 --run gvsoc: the same installation look-up, one line and exit 2
+    before anything is extracted; --run and --pulp-sdk/--gvsoc are refused where they do not apply."""
+    for var in ("PULP_SDK_HOME", "GVSOC"):
+        monkeypatch.delenv(var, raising=False)
+    out = tmp_path / "d"
+    r = run_tool("deploy", "--test-network", "simple_cnn", "--out", str(out), "--target", "gap9", "--run", "gvsoc")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+    assert "PULP_SDK_HOME" in r.stderr and not out.exists()
+    r = run_tool("deploy", "--test-network", "simple_cnn", "--out", str(out), "--target", "host", "--run", "gvsoc")
+    assert r.returncode == 2 and "--run applies to --target gap9 only" in r.stderr
+    r = run_tool("deploy", "--test-network", "simple_cnn", "--out", str(out), "--target", "gap9", "--gvsoc", "x")
+    assert r.returncode == 2 and "apply to --run gvsoc only" in r.stderr
+
+
+@pytest.mark.skipif(not INSTALLED, reason=WHY)
+def test_deploy_runs_on_gvsoc_siracusa(tmp_path):
+    out = tmp_path / "d"
+    r = run_tool("deploy", "--test-network", "simple_cnn", "--out", str(out), "--target", "gap9", "--run", "gvsoc",
+                 "--skip-fidelity")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    summary = json.loads((out / "deploy_summary.json").read_text())
+    assert summary["run"]["target"] == "gvsoc" and summary["run"]["mismatches"] == 0 and summary["run"]["cycles"] > 0
+    res = json.loads((out / "project_gap9" / "results.json").read_text())
+    assert res["target"] == "gvsoc" and res["gvsoc"]["platform"] == "siracusa" and res["plan_mismatches"] == []

@@ -5,12 +5,14 @@ Examples:
   python tools/deploy.py --test-network simple_cnn --out golden_outputs/simple_cnn --target host
   python tools/deploy.py --model-file my_model.py --out build/my_model --target rv32
   python tools/deploy.py --test-network resnet18 --out build/r18 --target gap9 --l1-budget 64K
+  python tools/deploy.py --test-network resnet18 --out build/r18 --target gap9 --run gvsoc
 
 Writes into DIR: network_info.json, weights/, inputs/, compatibility_report.json,
 fidelity_report.json, accuracy_report.json (when the model has held-out data), test_cases/,
 project_<target>/ (the generated C project with its results.json), deploy_summary.json. The gap9
-target is built and run on the host against the PMSIS emulation (gap9-emu); the GAP SDK is not
-available here.
+target is built and run on the host against the PMSIS emulation (gap9-emu; --run gap9-qemu: the
+same program on rv32 under QEMU; --run gvsoc: its pulp-sdk Makefile on the user's gvsoc siracusa,
+found from --pulp-sdk / PULP_SDK_HOME, --gvsoc / GVSOC and PULP_RISCV_GCC_TOOLCHAIN); the GAP SDK is not available here.
 
 Everything is built in a temporary directory next to DIR and renamed at the very end: a passing
 run replaces DIR; a failing run leaves an existing DIR byte for byte as it was and puts its own
@@ -48,7 +50,7 @@ from tools.check_fidelity import accuracy_report  # noqa: E402
 from tools.generate_c_code import _budget  # noqa: E402
 from tools.generate_golden_outputs import generate as generate_golden  # noqa: E402
 from tools.int8_inference import INT8InferenceEngine  # noqa: E402
-from tools.run_generated import run_project  # noqa: E402
+from tools.run_generated import GAP9_PROJECTS, run_project  # noqa: E402
 
 STAGES = ["check", "extract", "fidelity", "golden", "codegen", "build+run", "verify"]
 RUN_AS = {"host": "host", "rv32": "rv32", "gap9": "gap9-emu"}
@@ -87,7 +89,8 @@ class Progress:
 def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | None = None,
                  fidelity_cases: int = 64, skip_fidelity: bool = False, l1_budget: int | None = None,
                  l2_budget: int | None = None, progress: Progress | None = None,
-                 inputs: str | None = None) -> dict:
+                 inputs: str | None = None, run_on: str | None = None,
+                 gvsoc: dict | None = None) -> dict:
     """Run every stage; returns a summary dict with ``passed`` and the figures of each stage.
 
     Everything is built in a temporary sibling of ``out`` and renamed at the very end: a passing run
@@ -99,7 +102,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
     try:
         summary = _stages(src, tmp, out, target, num_cases=num_cases, fidelity_cases=fidelity_cases,
                           skip_fidelity=skip_fidelity, l1_budget=l1_budget, l2_budget=l2_budget,
-                          prog=progress or Progress(quiet=True), inputs=inputs)
+                          prog=progress or Progress(quiet=True), inputs=inputs, run_on=run_on, gvsoc=gvsoc)
         summary["output"] = str(out if summary["passed"] else out.with_name(out.name + ".failed"))
         (tmp / "deploy_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     except BaseException:
@@ -110,7 +113,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
 
 
 def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, fidelity_cases, skip_fidelity,
-            l1_budget, l2_budget, prog: Progress, inputs) -> dict:
+            l1_budget, l2_budget, prog: Progress, inputs, run_on=None, gvsoc=None) -> dict:
     """The stages, writing into ``work``; messages name the final directory ``out``."""
     summary: dict = {"network": src.name, "target": target, "passed": False, "notes": list(src.notes)}
     for note in src.notes:
@@ -191,11 +194,15 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
     prog.done("codegen", f"{text} -> {out / proj}")
 
     prog.start("build+run")
-    passed, results = run_project(work / proj, RUN_AS[target])
+    runner = run_on or RUN_AS[target]
+    passed, results = run_project(work / proj, runner, gvsoc=gvsoc)
     t = results["totals"]
-    perf = f", {t['instret']} instructions" if t["instret"] else f", {t['cycles'] / 1e6:.2f} ms"
-    prog.done("build+run", f"ran on {RUN_AS[target]} in {results['seconds']:.1f} s{perf}")
-    summary["run"] = {"target": RUN_AS[target], **t, "passed": passed}
+    if runner == "gvsoc":  # the fabric controller's pi_perf cycles around every step
+        perf = f", {t['cycles']} FC cycles on {results.get('gvsoc', {}).get('platform', 'gvsoc')}"
+    else:
+        perf = f", {t['instret']} instructions" if t["instret"] else f", {t['cycles'] / 1e6:.2f} ms"
+    prog.done("build+run", f"ran on {runner} in {results['seconds']:.1f} s{perf}")
+    summary["run"] = {"target": runner, **t, "passed": passed}
 
     prog.start("verify")
     prog.done("verify", f"{t['compared']}/{t['layers']} layers compared, {t['mismatches']} mismatches: "
@@ -224,7 +231,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-fidelity", action="store_true", help="do not compare the engine with Brevitas")
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9: L1 bytes for tiles (e.g. 128K)")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9: L2 bytes for data (e.g. 1.5M)")
+    p.add_argument("--run", choices=GAP9_PROJECTS, metavar="WHERE",
+                   help="gap9: run the project on " + ", ".join(GAP9_PROJECTS) + " (default gap9-emu; gvsoc: the "
+                        "installation below, platform siracusa)")
+    p.add_argument("--pulp-sdk", metavar="DIR", help="--run gvsoc: the pulp-sdk checkout (default: $PULP_SDK_HOME)")
+    p.add_argument("--gvsoc", metavar="PATH", help="--run gvsoc: the installed gvsoc launcher (default: $GVSOC)")
     args = p.parse_args(argv)
+    if args.run and args.target != "gap9":
+        raise GapforgeError(f"--run applies to --target gap9 only, not {args.target}")
+    if (args.pulp_sdk or args.gvsoc) and args.run != "gvsoc":
+        raise GapforgeError("--pulp-sdk/--gvsoc apply to --run gvsoc only")
+    if args.run == "gvsoc":  # a missing installation is refused before any work
+        from codegen import gvsoc
+
+        gvsoc.find_installation(args.pulp_sdk, args.gvsoc)
     if args.fidelity_cases < 1:
         raise GapforgeError("--fidelity-cases must be at least 1")
     if args.num_cases is not None and args.num_cases < 1:
@@ -238,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     prog = Progress()
     summary = run_pipeline(src, Path(args.out), args.target, num_cases=args.num_cases,
                            fidelity_cases=args.fidelity_cases, skip_fidelity=args.skip_fidelity,
-                           l1_budget=l1, l2_budget=l2, progress=prog, inputs=args.inputs)
+                           l1_budget=l1, l2_budget=l2, progress=prog, inputs=args.inputs, run_on=args.run,
+                           gvsoc={"pulp_sdk": args.pulp_sdk, "gvsoc": args.gvsoc})
     for line in summary.get("problems", []):
         print(f"      {line}")
     print(f"\nsummary for '{src.name}' (target {args.target}):\n{prog.table()}")
