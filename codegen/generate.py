@@ -87,6 +87,7 @@ def plan_json(program: Program, target: Target, gap9=None, gap9_extra: dict | No
     if gap9 is not None:
         extra = gap9_extra or {}
         doc["build"]["defines"] = list(extra.get("defines", []))
+        doc["build"]["cflags"] = list(target.cflags)
         doc["gap9"] = gap9.plan_json()
         doc["gap9"].update({k: extra[k] for k in ("stacks", "code") if k in extra})
         if "code" in extra:
@@ -195,7 +196,8 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         doc["generate"] = args
         doc["data"] = data_json(lhash, manifest)
         build_ctx = dict(ctx, sources=_sources(target), include_dirs=doc["build"]["include_dirs"],
-                         defines=doc["build"]["defines"], stacks=extra.get("stacks"),
+                         defines=doc["build"]["defines"], compile_options=doc["build"].get("cflags", []),
+                         stacks=extra.get("stacks"),
                          exe="network.elf" if target.name != "host" else "network",
                          data_files=["params.bin", mf.MANIFEST_FILE, *sorted(program.golden_files)],
                          **make_variables(target))

@@ -32,6 +32,9 @@ class Target:
     omit_kernel_files: tuple[str, ...] = ()  # portable kernel files the target does not compile
     # a build file rendered from a template of another name (default: <file>.j2)
     build_template_sources: dict[str, str] = field(default_factory=dict)
+    # compile options of the project's own build files (gap9: CMakeLists.txt and the pulp-sdk Makefile,
+    # from plan.json build.cflags); host / rv32 projects use codegen/toolchains.py's flags
+    cflags: tuple[str, ...] = ()
 
 
 HOST = Target(
@@ -47,7 +50,7 @@ RV32 = Target(
 GAP9 = replace(
     RV32, name="gap9", hal_sources=(), build_templates=("CMakeLists.txt", "sdk.config", "Makefile"),
     # Makefile: the same sources built with pulp-sdk's rules, for gvsoc's PULP platforms (--target gvsoc)
-    build_template_sources={"Makefile": "gap9_pulp_sdk.mk.j2"},
+    build_template_sources={"Makefile": "gap9_pulp_sdk.mk.j2"}, cflags=("-O2", "-std=gnu99", "-Wall", "-Wextra"),
     runnable_here=False, counters=("PI_PERF_CYCLES", "PI_PERF_INSTR"),
     description="GAP9 SDK 5.x project (CMake + Kconfig, cluster + L1 tiling + L3), and the same sources "
                 "as a pulp-sdk Makefile for gvsoc's PULP platforms; built here against the PMSIS emulation "

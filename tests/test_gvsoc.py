@@ -56,6 +56,9 @@ def test_makefile_builds_what_cmakelists_builds(project):
     assert srcs == plan["build"]["sources"]
     assert all(f"\n    {s}" in cmake for s in srcs) and "pmsis_emu.c" not in mk["PULP_APP_SRCS"]
     flags = mk["PULP_CFLAGS"].split()
+    # the same compile options (plan.json build.cflags); -fms-extensions: the compat header's wrapped struct
+    assert flags[:len(plan["build"]["cflags"]) + 1] == [*plan["build"]["cflags"], "-fms-extensions"]
+    assert f"target_compile_options(${{TARGET_NAME}} PRIVATE {' '.join(plan['build']['cflags'])})" in cmake
     assert [f[len("-I$(CURDIR)/"):] for f in flags if f.startswith("-I")] == plan["build"]["include_dirs"]
     defines = [f[2:] for f in flags if f.startswith("-D")]
     assert defines[:len(plan["build"]["defines"])] == plan["build"]["defines"]
