@@ -6,6 +6,7 @@ Examples:
   python tools/profile_suite.py --networks simple_cnn resnet_block --targets rv32 gap9-emu gap9-qemu --out p2
   python tools/profile_suite.py --model-file my_model.py --targets gap9-qemu --l1-budget 16K --out p3
   python tools/profile_suite.py --synthetic all --targets rv32 gap9-qemu --out p5    (calibration layers)
+  python tools/profile_suite.py --networks simple_cnn resnet18 --targets gap9-emu gvsoc --out p6
   python tools/profile_suite.py --scheduler tcp://10.0.0.5:8786 --out p4     (an existing dask cluster)
 
 Each network (regression networks by name, or model files) is extracted once with one golden case,
@@ -13,7 +14,9 @@ then generated and run on every target as an independent job (dask.distributed: 
 this machine by default, --workers 0 to run serially here, --scheduler ADDRESS for an existing
 cluster; the CSVs are the same whatever the worker count). Targets: host, rv32 (exact QEMU
 instruction counts), gap9-emu (measured DMA bytes, tiles, L1/L2/L3 peaks), gap9-qemu (the gap9
-program on rv32: per-core instruction counts as well). Columns: codegen/profile.py.
+program on rv32: per-core instruction counts as well), gvsoc (the gap9 project's pulp-sdk build on
+the user's gvsoc siracusa, from PULP_SDK_HOME, GVSOC and PULP_RISCV_GCC_TOOLCHAIN: the fabric
+controller's cycles per step, the executor's DMA counters). Columns: codegen/profile.py.
 
 DIR/tests.csv: per network and target: pass/fail, MACs, instructions (or host time), MAC per
 instruction, params, arena, L1/L2/L3 peaks, DMA bytes and commands, tiles.
@@ -115,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.workers is not None and args.workers < 0:
         raise GapforgeError("--workers: must be >= 0")
+    if "gvsoc" in args.targets:  # the user's installation (PULP_SDK_HOME, GVSOC, ...), refused before any work
+        from codegen import gvsoc
+
+        gvsoc.find_installation()
     from gapforge.characterize import calib_set
 
     synthetic = calib_set.names() if args.synthetic == ["all"] else args.synthetic
