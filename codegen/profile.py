@@ -199,7 +199,7 @@ def prepare_network(job: dict) -> dict:
 
 def run_target(job: dict) -> dict:
     """Generate and run one network on one target: job = {"name", "dir", "target", "project",
-    "l1_budget", "l2_budget"}; returns {"test", "layers", "subops"} (rows) and "results"."""
+    "l1_budget", "l2_budget", "platform"}; returns {"test", "layers", "subops"} (rows) and "results"."""
     import json
     from pathlib import Path
 
@@ -208,7 +208,7 @@ def run_target(job: dict) -> dict:
     from tools.run_generated import run_project
 
     target, proj = job["target"], Path(job["project"])
-    budgets = {"l1_budget": job.get("l1_budget"), "l2_budget": job.get("l2_budget")} \
+    budgets = {"l1_budget": job.get("l1_budget"), "l2_budget": job.get("l2_budget"), "platform": job.get("platform")} \
         if PROJECT_TARGET[target] == "gap9" else {}
     try:
         generate_project(Path(job["dir"]), proj, PROJECT_TARGET[target], 1, **budgets)

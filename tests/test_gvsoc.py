@@ -158,7 +158,7 @@ def test_cli_without_installation_exits_2_with_one_line(project, monkeypatch):
     res = json.loads((project / "results.json").read_text())
     assert res["passed"] is False and "PULP_SDK_HOME" in res["reasons"][0]
     r = run_tool("run_generated", "--project", str(project), "--target", "gap9-emu", "--platform", "siracusa")
-    assert r.returncode == 2 and "apply to --target gvsoc only" in r.stderr
+    assert r.returncode == 2 and "--platform siracusa: the project was planned for gap9" in r.stderr
 
 
 INSTALLED, WHY = _installed()
