@@ -106,15 +106,15 @@ BUILD_FAULTS = ("deep-call", "small-stack")
 SMALL_STACK = 1024  # small-stack: the compute-core stack configured before it was measured
 
 
-def _gap9_resources(tmp: Path, target: Target, program: Program, hw, fault: str) -> dict:
+def _gap9_resources(tmp: Path, target: Target, program: Program, hw, base, fault: str) -> dict:
     """Measure the rendered project's SDK build (codegen/gap9/resources.py): check its stacks
-    against ``hw``, record them and the code size beside the L2 reserve (warning if over)."""
+    against ``hw``, record them and the code size beside the L2 reserve (warning if over). ``base``:
+    the platform entry (``hw`` is it, or it with the small-stack fault's stack)."""
     from codegen.gap9 import resources as rs
-    from codegen.gap9.hw import DEFAULT
 
     defines = rs.kernel_defines(program.calls)
     m, all_kernels = rs.measure_project(tmp, _sources(target), [*target.include_dirs, *target.emu_include_dirs],
-                                        defines, DEFAULT)
+                                        defines, base)
     if fault != "small-stack":  # that fault configures a stack too small on purpose
         rs.check_stacks(m, hw)
     fc_stack = m.chain("fc")
@@ -128,19 +128,26 @@ def _gap9_resources(tmp: Path, target: Target, program: Program, hw, fault: str)
         code["warning"] = (f"the program's code and data ({code['bytes']} B) and FC stack ({fc_stack} B) exceed the "
                            f"{hw.l2_reserved} B of L2 reserved for code, runtime and drivers (codegen/gap9/hw.py "
                            "l2_reserved): the SDK build may not fit L2")
-    emu = [f"GF_FAULT_DEEP_CALL={8 * hw.core_stack}"] if fault == "deep-call" else []
+    # the emulation's memories are the platform's (pmsis_emu.c GF_EMU_L1_SIZE / GF_EMU_L2_SIZE)
+    emu = [f"GF_EMU_L1_SIZE={base.l1_size}u", f"GF_EMU_L2_SIZE={base.l2_size}u"]
+    emu += [f"GF_FAULT_DEEP_CALL={8 * hw.core_stack}"] if fault == "deep-call" else []
     return {"defines": defines, "emu_defines": emu, "stacks": rs.stacks_json(m, hw), "code": code}
 
 
 def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int = 1, *,
                      l1_budget: int | None = None, l2_budget: int | None = None, fault: str = "none",
-                     tile_l1_budget: int | None = None):
-    """Generate the project; returns the Program (gap9: the Gap9Program, whose .program is the Program)."""
+                     tile_l1_budget: int | None = None, platform: str | None = None):
+    """Generate the project; returns the Program (gap9: the Gap9Program, whose .program is the Program).
+    ``platform``: the entry of codegen/gap9/hw.py PLATFORMS the gap9 target plans for (None: gap9)."""
     target = TARGETS.get(target_name)
     if target is None:
         raise GapforgeError(f"--target '{target_name}': unknown (choose from {', '.join(TARGETS)})")
-    if not target.tiled and (l1_budget or l2_budget or fault != "none"):
-        raise GapforgeError(f"memory budgets and fault injection apply to the gap9 target only, not {target_name}")
+    if not target.tiled and (l1_budget or l2_budget or fault != "none" or platform not in (None, "gap9")):
+        raise GapforgeError(f"platforms, memory budgets and fault injection apply to the gap9 target only, "
+                            f"not {target_name}")
+    from codegen.gap9.hw import platform as hw_platform
+
+    base = hw_platform(platform)
     net = ir.load(net_dir)
     plan = build_plan(net)
     case_dir = Path(net_dir) / "test_cases" / f"test_case_{test_case}"
@@ -151,18 +158,17 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
     if target.tiled:
         from dataclasses import replace
 
-        from codegen.gap9.hw import DEFAULT
         from codegen.gap9.placement import format_report
         from codegen.gap9.program import build_gap9_program
         from codegen.gap9.resources import rv32_compiler
 
-        if l1_budget is not None and l1_budget > DEFAULT.l1_budget:
-            raise GapforgeError(f"--l1-budget {l1_budget}: more than the {DEFAULT.l1_size} B of L1 minus the "
-                                f"{DEFAULT.l1_reserved} B of cluster stacks (at most {DEFAULT.l1_budget} B)")
+        if l1_budget is not None and l1_budget > base.l1_budget:
+            raise GapforgeError(f"--l1-budget {l1_budget}: more than {base.name}'s {base.l1_size} B of L1 minus the "
+                                f"{base.l1_reserved} B of cluster stacks (at most {base.l1_budget} B)")
         rv32_compiler()
-        hw = replace(DEFAULT, core_stack=SMALL_STACK) if fault == "small-stack" else DEFAULT
+        hw = replace(base, core_stack=SMALL_STACK) if fault == "small-stack" else base
         gap9 = build_gap9_program(plan, case_dir, l1_budget, l2_budget, "none" if fault in BUILD_FAULTS else fault,
-                                  tile_l1_budget)
+                                  tile_l1_budget, hw=base)
         program = gap9.program
     else:
         program = build_program(plan, case_dir)
@@ -174,6 +180,8 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
                              if tp.tiling == "fc" and c.kernel])
     args = {"test_case": test_case, "l1_budget": l1_budget, "l2_budget": l2_budget, "fault": fault,
             "tile_l1_budget": tile_l1_budget}
+    if gap9 is not None:
+        args["platform"] = base.name
     # the layout hash: of the layout record and of the sources rendered without it (codegen/manifest.py)
     draft = {name: env.get_template(tmpl).render(**ctx, layout_hash=mf.HASH_PLACEHOLDER)
              for name, tmpl in target.program_templates.items()}
@@ -191,7 +199,7 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         for name, raw in program.golden_files.items():
             (tmp / "data" / name).write_bytes(raw)
         (tmp / "data" / mf.MANIFEST_FILE).write_bytes(manifest.to_bytes())
-        extra = _gap9_resources(tmp, target, program, hw, fault) if gap9 is not None else {}
+        extra = _gap9_resources(tmp, target, program, hw, base, fault) if gap9 is not None else {}
         doc = plan_json(program, target, gap9, extra)
         doc["generate"] = args
         doc["data"] = data_json(lhash, manifest)

@@ -25,17 +25,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from codegen.gap9.hw import PLATFORMS as HW_PLATFORMS
+from codegen.gap9.hw import gvsoc_platforms
 from codegen.toolchains import RunResult
 from gapforge.errors import GapforgeError
 
-# gvsoc's open PULP platforms (pulp-sdk configs/<name>.sh) and why the program cannot run on one
-PLATFORMS = ("siracusa", "pulp-open")
+# gvsoc's open PULP platforms and why the program cannot run on one: codegen/gap9/hw.py PLATFORMS
+# (Platform.gvsoc, Platform.gvsoc_refusal)
+PLATFORMS = gvsoc_platforms()
 DEFAULT_PLATFORM = "siracusa"
-NOT_RUNNABLE = {
-    "pulp-open": "the program loads its data through ReadFS, and pulp-sdk's pulp-open configuration has no "
-                 "flash for it (its link fails on pi_partition_table_free; gvsoc's pulp-open flash/L3 path does "
-                 "not work either); use --platform siracusa",
-}
 TOOLCHAIN_CC = "riscv32-unknown-elf-gcc"
 
 
@@ -56,14 +54,14 @@ def find_installation(pulp_sdk: str | None = None, gvsoc: str | None = None, pla
     env = os.environ if environ is None else environ
     if platform not in PLATFORMS:
         raise GapforgeError(f"--platform {platform}: gvsoc runs the program on {' or '.join(PLATFORMS)}")
-    if platform in NOT_RUNNABLE:
-        raise GapforgeError(f"--platform {platform}: {NOT_RUNNABLE[platform]}")
+    if HW_PLATFORMS[platform].gvsoc_refusal:
+        raise GapforgeError(f"--platform {platform}: {HW_PLATFORMS[platform].gvsoc_refusal}")
     sdk_text = pulp_sdk or env.get("PULP_SDK_HOME")
     if not sdk_text:
         raise GapforgeError("--target gvsoc needs a PULP SDK: give --pulp-sdk DIR or set PULP_SDK_HOME "
                             "(a pulp-platform/pulp-sdk checkout), and --gvsoc / GVSOC (the gvsoc launcher)")
     sdk = Path(sdk_text).expanduser()
-    config = sdk / "configs" / f"{platform}.sh"
+    config = sdk / "configs" / f"{HW_PLATFORMS[platform].gvsoc}.sh"
     if not config.is_file():
         raise GapforgeError(f"{config}: not found; --pulp-sdk / PULP_SDK_HOME must be a pulp-sdk checkout "
                             f"with the {platform} configuration")
@@ -93,7 +91,7 @@ def find_installation(pulp_sdk: str | None = None, gvsoc: str | None = None, pla
 
 def _shell(inst: Installation, platform: str, command: str) -> list[str]:
     """bash -c: the platform's pulp-sdk configuration sourced, gvsoc first on PATH, then ``command``."""
-    script = (f"source {shlex.quote(str(inst.pulp_sdk / 'configs' / (platform + '.sh')))} >/dev/null && "
+    script = (f"source {shlex.quote(str(inst.pulp_sdk / 'configs' / (HW_PLATFORMS[platform].gvsoc + '.sh')))} >/dev/null && "
               f"export PATH={shlex.quote(str(inst.gvsoc.parent))}:$PATH && {command}")
     return ["bash", "-c", script]
 

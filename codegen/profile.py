@@ -8,7 +8,9 @@ Counters per target:
   rv32       instructions: QEMU minstret with -icount shift=0 (exact, repeatable)
   gap9-emu   no time (the emulation's clock is the host's); DMA bytes, tiles, L1/L2/L3 peaks measured
   gap9-qemu  the gap9 program on rv32: instructions of every core (exact), plus everything of gap9-emu
-  gvsoc      the pulp-sdk build on gvsoc (below): the FC's and the busiest cluster core's counters, tiles
+  gvsoc      the gap9 project's pulp-sdk build on gvsoc (siracusa): fc_cycles, the fabric controller's
+             PI_PERF_CYCLES around each step (elapsed FC cycles); the busiest cluster core's counters
+             (below); DMA bytes, commands and tiles as the executor counted them (GF MEM); no peaks
 
 gap9-qemu per step: ``instructions`` is the fabric controller's pi_perf count around the whole step,
 which under the emulation is every core serialised; ``busiest_core`` the compute core with the most
@@ -18,9 +20,8 @@ busiest core. ``cluster_instr``: the busiest forked core's own pi_perf count aro
 tile loop (GF CLUSTER, read on the cluster; ``busiest_core`` minus that core's fixed entry, last-barrier
 and exit instructions, docs/gap9.md).
 
-gvsoc (results.json of ``run_generated --target gvsoc``; not a profile_suite target: it needs the
-user's installation): ``fc_cycles`` the fabric controller's PI_PERF_CYCLES around the whole step
-(elapsed FC cycles), ``cluster_cycles`` / ``cluster_instr`` the busiest forked core's PI_PERF_CYCLES
+gvsoc (profile_suite --targets gvsoc, with the user's installation): ``fc_cycles`` the fabric
+controller's PI_PERF_CYCLES around the whole step (elapsed FC cycles), ``cluster_cycles`` / ``cluster_instr`` the busiest forked core's PI_PERF_CYCLES
 (elapsed cluster cycles) and PI_PERF_INSTR around its share of the tile loop. Those columns stay
 empty where the target has no such counter (gap9-qemu's cycles are its instructions, gap9-emu's host
 nanoseconds: results.json carries them with their meaning, ``counters``).
@@ -31,11 +32,11 @@ from __future__ import annotations
 from typing import Any
 
 TESTS_COLUMNS = ["network", "target", "passed", "layers", "mismatches", "macs", "instructions", "time_ns",
-                 "mac_per_instruction", "critical_path_instructions", "mac_per_critical_instruction",
+                 "fc_cycles", "mac_per_instruction", "critical_path_instructions", "mac_per_critical_instruction",
                  "params_bytes", "arena_bytes", "l1_peak", "l2_peak", "l3_peak", "dma_bytes", "dma_cmds", "tiles",
                  "reason"]
 LAYERS_COLUMNS = ["network", "target", "index", "name", "kind", "kernel", "macs", "instructions", "time_ns",
-                  "mac_per_instruction", "busiest_core_instructions", "core_sum_instructions", "fc_cycles",
+                  "fc_cycles", "mac_per_instruction", "busiest_core_instructions", "core_sum_instructions",
                   "cluster_cycles", "cluster_instr",
                   "cluster_controller_instructions", "critical_path_instructions", "cores_used", "cores_planned",
                   "tiling", "tiles", "l1_bytes", "buffers", "dma_in_bytes", "dma_out_bytes", "l3_to_l2", "l2_to_l1",
@@ -62,13 +63,15 @@ def _critical(layer: dict) -> int | None:
 def rows(plan: dict, results: dict, network: str, target: str) -> tuple[dict, list[dict], list[dict]]:
     """(tests.csv row, layers.csv rows, subops.csv rows) of one run."""
     measured_instr = target in ("rv32", "gap9-qemu")
-    gap9 = target in ("gap9-emu", "gap9-qemu", "gvsoc")
+    gvsoc = target == "gvsoc"
+    gap9 = PROJECT_TARGET.get(target) == "gap9"
     planned = {r["name"]: r for r in plan.get("gap9", {}).get("layers", [])}
     steps = {s["name"]: s for s in plan.get("steps", [])}
     layers, subops = [], []
     for layer in results.get("layers", []):
         p = planned.get(layer["name"], {})
         mem, emu, cores = layer.get("mem", {}), layer.get("emu", {}), layer.get("cores")
+        dma = mem if gvsoc else emu  # gvsoc: the executor's own counters (no emulator)
         instr = layer.get("instret") if measured_instr else None
         crit = _critical(layer)
         macs = layer.get("macs", steps.get(layer["name"], {}).get("macs", 0))
@@ -77,11 +80,11 @@ def rows(plan: dict, results: dict, network: str, target: str) -> tuple[dict, li
             "kind": layer.get("kind") or steps.get(layer["name"], {}).get("kind", ""),
             "kernel": layer.get("kernel") or "", "macs": macs, "instructions": instr if instr is not None else "",
             "time_ns": layer.get("cycles", "") if target == "host" else "",
+            "fc_cycles": layer.get("cycles", "") if gvsoc else "",
             "mac_per_instruction": _ratio(macs, instr),
             "busiest_core_instructions": cores["core_max"] if cores else "",
             "core_sum_instructions": cores["core_sum"] if cores else "",
-            "fc_cycles": layer.get("cycles", "") if target == "gvsoc" else "",
-            "cluster_cycles": layer.get("cluster_cycles", "") if target == "gvsoc" else "",
+            "cluster_cycles": layer.get("cluster_cycles", "") if gvsoc else "",
             "cluster_instr": layer.get("cluster_instr", "") if target in ("gap9-qemu", "gvsoc") else "",
             "cluster_controller_instructions": cores["cc"] if cores else "",
             "critical_path_instructions": crit if crit is not None else "",
@@ -92,10 +95,10 @@ def rows(plan: dict, results: dict, network: str, target: str) -> tuple[dict, li
             "mismatches": layer.get("mismatches", ""),
         }
         for k in DMA_KEYS:
-            row[k] = emu.get(k, "") if gap9 else ""
-        row["dma_in_bytes"] = emu.get("l3_to_l2", 0) + emu.get("l2_to_l1", 0) if gap9 and emu else ""
-        row["dma_out_bytes"] = emu.get("l1_to_l2", 0) + emu.get("l2_to_l3", 0) if gap9 and emu else ""
-        row["dma_cmds"] = emu.get("dma_cmds", "") if gap9 else ""
+            row[k] = dma.get(k, "") if gap9 else ""
+        row["dma_in_bytes"] = dma.get("l3_to_l2", 0) + dma.get("l2_to_l1", 0) if gap9 and dma else ""
+        row["dma_out_bytes"] = dma.get("l1_to_l2", 0) + dma.get("l2_to_l3", 0) if gap9 and dma else ""
+        row["dma_cmds"] = dma.get("dma_cmds", "") if gap9 else ""
         for k in ("l1_peak", "l2_peak", "l3_peak"):
             row[k] = emu.get(k, "") if gap9 else ""
         layers.append(row)
@@ -106,13 +109,14 @@ def rows(plan: dict, results: dict, network: str, target: str) -> tuple[dict, li
             subops.append({**base, "phase": "cluster_controller", "instructions": cores["cc"]})
             subops.append({**base, "phase": "compute", "instructions": cores["core_sum"],
                            "busiest_core_instructions": cores["core_max"]})
-        if gap9 and emu:
+        if gap9 and dma:
             for k in DMA_KEYS:
-                if emu.get(k):
-                    subops.append({**base, "phase": f"dma:{k}", "bytes": emu[k],
-                                   "commands": emu.get("dma_cmds", "") if k == "l2_to_l1" else ""})
+                if dma.get(k):
+                    subops.append({**base, "phase": f"dma:{k}", "bytes": dma[k],
+                                   "commands": dma.get("dma_cmds", "") if k == "l2_to_l1" else ""})
     tot = results.get("totals", {})
     emu_layers = [row for row in layers if row["l1_peak"] != ""]
+    dma_layers = [row for row in layers if row["dma_in_bytes"] != ""]
     instr_total = sum(r["instructions"] for r in layers if r["instructions"] != "") if measured_instr else None
     crit_total = sum(r["critical_path_instructions"] for r in layers if r["critical_path_instructions"] != "")
     macs_total = plan.get("totals", {}).get("macs", tot.get("macs", 0))
@@ -121,6 +125,7 @@ def rows(plan: dict, results: dict, network: str, target: str) -> tuple[dict, li
         "mismatches": tot.get("mismatches", ""), "macs": macs_total,
         "instructions": instr_total if instr_total else "",
         "time_ns": tot.get("cycles", "") if target == "host" else "",
+        "fc_cycles": tot.get("cycles", "") if gvsoc else "",
         "mac_per_instruction": _ratio(macs_total, instr_total),
         "critical_path_instructions": crit_total if target == "gap9-qemu" and crit_total else "",
         "mac_per_critical_instruction": _ratio(macs_total, crit_total) if target == "gap9-qemu" else "",
@@ -129,8 +134,8 @@ def rows(plan: dict, results: dict, network: str, target: str) -> tuple[dict, li
         "l1_peak": max((r["l1_peak"] for r in emu_layers), default=""),
         "l2_peak": max((r["l2_peak"] for r in emu_layers), default=""),
         "l3_peak": max((r["l3_peak"] for r in emu_layers), default=""),
-        "dma_bytes": sum(r["dma_in_bytes"] + r["dma_out_bytes"] for r in emu_layers) if emu_layers else "",
-        "dma_cmds": sum(r["dma_cmds"] for r in emu_layers if r["dma_cmds"] != "") if emu_layers else "",
+        "dma_bytes": sum(r["dma_in_bytes"] + r["dma_out_bytes"] for r in dma_layers) if dma_layers else "",
+        "dma_cmds": sum(r["dma_cmds"] for r in dma_layers if r["dma_cmds"] != "") if dma_layers else "",
         "tiles": sum(r["tiles"] for r in layers if r["tiles"] != "") if gap9 else "",
         "reason": "; ".join(results.get("reasons", [])[:2]),
     }
@@ -161,7 +166,7 @@ def read_csv(path) -> list[dict]:
 
 # -- the jobs of tools/profile_suite.py and tools/sweep.py (module-level: dask workers import them) ------
 
-PROJECT_TARGET = {"host": "host", "rv32": "rv32", "gap9-emu": "gap9", "gap9-qemu": "gap9"}
+PROJECT_TARGET = {"host": "host", "rv32": "rv32", "gap9-emu": "gap9", "gap9-qemu": "gap9", "gvsoc": "gap9"}
 RUN_TARGETS = tuple(PROJECT_TARGET)
 
 
@@ -200,7 +205,7 @@ def prepare_network(job: dict) -> dict:
 
 def run_target(job: dict) -> dict:
     """Generate and run one network on one target: job = {"name", "dir", "target", "project",
-    "l1_budget", "l2_budget"}; returns {"test", "layers", "subops"} (rows) and "results"."""
+    "l1_budget", "l2_budget", "platform"}; returns {"test", "layers", "subops"} (rows) and "results"."""
     import json
     from pathlib import Path
 
@@ -209,7 +214,7 @@ def run_target(job: dict) -> dict:
     from tools.run_generated import run_project
 
     target, proj = job["target"], Path(job["project"])
-    budgets = {"l1_budget": job.get("l1_budget"), "l2_budget": job.get("l2_budget")} \
+    budgets = {"l1_budget": job.get("l1_budget"), "l2_budget": job.get("l2_budget"), "platform": job.get("platform")} \
         if PROJECT_TARGET[target] == "gap9" else {}
     try:
         generate_project(Path(job["dir"]), proj, PROJECT_TARGET[target], 1, **budgets)

@@ -158,7 +158,7 @@ def test_cli_without_installation_exits_2_with_one_line(project, monkeypatch):
     res = json.loads((project / "results.json").read_text())
     assert res["passed"] is False and "PULP_SDK_HOME" in res["reasons"][0]
     r = run_tool("run_generated", "--project", str(project), "--target", "gap9-emu", "--platform", "siracusa")
-    assert r.returncode == 2 and "apply to --target gvsoc only" in r.stderr
+    assert r.returncode == 2 and "--platform siracusa: the project was planned for gap9" in r.stderr
 
 
 INSTALLED, WHY = _installed()
@@ -237,3 +237,50 @@ def test_deploy_runs_on_gvsoc_siracusa(tmp_path):
     assert summary["run"]["target"] == "gvsoc" and summary["run"]["mismatches"] == 0 and summary["run"]["cycles"] > 0
     res = json.loads((out / "project_gap9" / "results.json").read_text())
     assert res["target"] == "gvsoc" and res["gvsoc"]["platform"] == "siracusa" and res["plan_mismatches"] == []
+
+
+def test_profile_suite_gvsoc_without_installation_is_one_line(tmp_path, monkeypatch):
+    for var in ("PULP_SDK_HOME", "GVSOC"):
+        monkeypatch.delenv(var, raising=False)
+    r = run_tool("profile_suite", "--networks", "mlp", "--targets", "gvsoc", "--workers", "0", "--out",
+                 str(tmp_path / "p"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+    assert "PULP_SDK_HOME" in r.stderr and not (tmp_path / "p").exists()
+
+
+def test_profiles_written_before_fc_cycles_still_merge(tmp_path):
+    """merge_profile_runs: a run without the gvsoc column (written before it existed) merges, empty there."""
+    from codegen import profile
+
+    old = tmp_path / "old"
+    old.mkdir()
+    for name, cols in profile.COLUMNS.items():
+        cols = [c for c in cols if c != "fc_cycles"]
+        row = {c: "" for c in cols}
+        row.update(network="mlp", target="rv32", index=0, phase="fc", passed=True, instructions=7)
+        profile.write_csv(old / name, cols, [row])
+    r = run_tool("merge_profile_runs", str(old), "--out", str(tmp_path / "m"))
+    assert r.returncode == 0, r.stderr
+    rows = profile.read_csv(tmp_path / "m" / "tests.csv")
+    assert rows[0]["fc_cycles"] == "" and rows[0]["instructions"] == "7"
+    profile.write_csv(old / "tests.csv", ["network", "target", "bogus"], [{"network": "a", "target": "b", "bogus": 1}])
+    r = run_tool("merge_profile_runs", str(old), "--out", str(tmp_path / "m2"))
+    assert r.returncode == 2 and "columns differ" in r.stderr and "bogus" in r.stderr
+
+
+@pytest.mark.skipif(not INSTALLED, reason=WHY)
+def test_profile_suite_on_gvsoc_counts_what_gap9_emu_counts(tmp_path):
+    from codegen import profile
+
+    r = run_tool("profile_suite", "--networks", "simple_cnn", "--targets", "gap9-emu", "gvsoc", "--workers", "0",
+                 "-q", "--out", str(tmp_path / "p"))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    tests = {t["target"]: t for t in profile.read_csv(tmp_path / "p" / "tests.csv")}
+    assert tests["gvsoc"]["passed"] == "True" and int(tests["gvsoc"]["fc_cycles"]) > 0
+    assert tests["gvsoc"]["dma_bytes"] == tests["gap9-emu"]["dma_bytes"] != ""
+    layers = profile.read_csv(tmp_path / "p" / "layers.csv")
+    emu = {r["name"]: r for r in layers if r["target"] == "gap9-emu"}
+    for row in (r for r in layers if r["target"] == "gvsoc"):  # layer by layer: the same DMA bytes and tiles
+        e = emu[row["name"]]
+        assert (row["dma_in_bytes"], row["dma_out_bytes"], row["tiles"]) == (e["dma_in_bytes"], e["dma_out_bytes"],
+                                                                            e["tiles"])

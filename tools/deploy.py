@@ -36,6 +36,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from codegen.gap9.hw import add_platform_flag  # noqa: E402
 from codegen.generate import generate_project  # noqa: E402
 from codegen.targets import TARGETS  # noqa: E402
 from gapforge import fidelity, inputs  # noqa: E402
@@ -90,7 +91,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
                  fidelity_cases: int = 64, skip_fidelity: bool = False, l1_budget: int | None = None,
                  l2_budget: int | None = None, progress: Progress | None = None,
                  inputs: str | None = None, run_on: str | None = None,
-                 gvsoc: dict | None = None) -> dict:
+                 gvsoc: dict | None = None, platform: str | None = None) -> dict:
     """Run every stage; returns a summary dict with ``passed`` and the figures of each stage.
 
     Everything is built in a temporary sibling of ``out`` and renamed at the very end: a passing run
@@ -102,7 +103,8 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
     try:
         summary = _stages(src, tmp, out, target, num_cases=num_cases, fidelity_cases=fidelity_cases,
                           skip_fidelity=skip_fidelity, l1_budget=l1_budget, l2_budget=l2_budget,
-                          prog=progress or Progress(quiet=True), inputs=inputs, run_on=run_on, gvsoc=gvsoc)
+                          prog=progress or Progress(quiet=True), inputs=inputs, run_on=run_on, gvsoc=gvsoc,
+                          platform=platform)
         summary["output"] = str(out if summary["passed"] else out.with_name(out.name + ".failed"))
         (tmp / "deploy_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     except BaseException:
@@ -113,7 +115,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
 
 
 def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, fidelity_cases, skip_fidelity,
-            l1_budget, l2_budget, prog: Progress, inputs, run_on=None, gvsoc=None) -> dict:
+            l1_budget, l2_budget, prog: Progress, inputs, run_on=None, gvsoc=None, platform=None) -> dict:
     """The stages, writing into ``work``; messages name the final directory ``out``."""
     summary: dict = {"network": src.name, "target": target, "passed": False, "notes": list(src.notes)}
     for note in src.notes:
@@ -179,7 +181,8 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
 
     prog.start("codegen")
     proj = f"project_{target}"
-    result = generate_project(work, work / proj, target, 1, l1_budget=l1_budget, l2_budget=l2_budget)
+    result = generate_project(work, work / proj, target, 1, l1_budget=l1_budget, l2_budget=l2_budget,
+                              platform=platform)
     program = getattr(result, "program", result)
     m = program.memory
     summary["codegen"] = {"steps": len(program.calls), "params_bytes": len(program.params),
@@ -188,9 +191,9 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
             f"(liveness lower bound {m.lower_bound} B)")
     if hasattr(result, "placement"):
         pl = result.placement
-        summary["codegen"]["gap9"] = {"params_level": pl.params, "l2_peak": pl.l2_total, "l3_peak": pl.l3_total,
+        summary["codegen"]["gap9"] = {"platform": pl.budgets.hw.name, "params_level": pl.params, "l2_peak": pl.l2_total, "l3_peak": pl.l3_total,
                                       "tiles": sum(t.n_tiles for t in result.tiles)}
-        text += f"; gap9: params in {pl.params}, peak L2 {pl.l2_total} B, {sum(t.n_tiles for t in result.tiles)} tiles"
+        text += f"; gap9 ({pl.budgets.hw.name}): params in {pl.params}, peak L2 {pl.l2_total} B, {sum(t.n_tiles for t in result.tiles)} tiles"
     prog.done("codegen", f"{text} -> {out / proj}")
 
     prog.start("build+run")
@@ -236,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                         "installation below, platform siracusa)")
     p.add_argument("--pulp-sdk", metavar="DIR", help="--run gvsoc: the pulp-sdk checkout (default: $PULP_SDK_HOME)")
     p.add_argument("--gvsoc", metavar="PATH", help="--run gvsoc: the installed gvsoc launcher (default: $GVSOC)")
+    add_platform_flag(p, "--target gap9: the chip planned for")
     args = p.parse_args(argv)
     if args.run and args.target != "gap9":
         raise GapforgeError(f"--run applies to --target gap9 only, not {args.target}")
@@ -252,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     l1, l2 = _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget")
     if (l1 or l2) and args.target != "gap9":
         raise GapforgeError(f"--l1-budget/--l2-budget apply to --target gap9 only, not {args.target}")
+    if args.platform and args.target != "gap9":
+        raise GapforgeError(f"--platform applies to --target gap9 only, not {args.target}")
     if args.inputs:
         inputs.load(args.inputs)  # a bad inputs file is refused before any work
     src = load_model(args)
@@ -259,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = run_pipeline(src, Path(args.out), args.target, num_cases=args.num_cases,
                            fidelity_cases=args.fidelity_cases, skip_fidelity=args.skip_fidelity,
                            l1_budget=l1, l2_budget=l2, progress=prog, inputs=args.inputs, run_on=args.run,
-                           gvsoc={"pulp_sdk": args.pulp_sdk, "gvsoc": args.gvsoc})
+                           gvsoc={"pulp_sdk": args.pulp_sdk, "gvsoc": args.gvsoc}, platform=args.platform)
     for line in summary.get("problems", []):
         print(f"      {line}")
     print(f"\nsummary for '{src.name}' (target {args.target}):\n{prog.table()}")

@@ -27,6 +27,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from codegen.gap9.hw import add_platform_flag  # noqa: E402
 from codegen.profile import write_csv  # noqa: E402
 from gapforge.characterize import director, families, profiles  # noqa: E402
 from gapforge.errors import EXIT_OK, ArgumentParser, GapforgeError, run_cli  # noqa: E402
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-node", action="store_true", help="one row per node instead of totals")
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9: L1 budget for tiles")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9: L2 budget")
+    add_platform_flag(p, "profiles with tiling strategy gap9 (instead of their own tiling.platform)")
     p.add_argument("--csv", metavar="OUT", help="write the table as CSV")
     args = p.parse_args(argv)
     profs = [profiles.load(n) for n in (args.profiles or profiles.names())]
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         raise GapforgeError("give --network, --model-file or --family (or --list-profiles)")
     rows = director.analyze(models, profs, per_node=args.per_node, l1_budget=_budget(args.l1_budget, "--l1-budget"),
-                            l2_budget=_budget(args.l2_budget, "--l2-budget"))
+                            l2_budget=_budget(args.l2_budget, "--l2-budget"), platform=args.platform)
     print(format_table(rows))
     if args.csv:
         write_csv(args.csv, director.columns(rows), rows)

@@ -5,6 +5,7 @@ Examples:
   python tools/generate_c_code.py --network golden_outputs/simple_cnn --out build/simple_cnn_host --target host
   python tools/generate_c_code.py --network golden_outputs/resnet18 --out build/resnet18_gap9 --target gap9
   python tools/generate_c_code.py --network DIR --out PROJ --target gap9 --l1-budget 16K --l2-budget 1.5M
+  python tools/generate_c_code.py --network DIR --out PROJ --target gap9 --platform siracusa
 
 The network directory must hold network_info.json and golden test cases
 (tools/generate_golden_outputs.py). The project compares every layer with test case N.
@@ -20,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codegen.gap9.hw import DEFAULT, parse_bytes  # noqa: E402
+from codegen.gap9.hw import add_platform_flag, parse_bytes, platform  # noqa: E402
 from codegen.gap9.placement import format_report  # noqa: E402
 from codegen.generate import generate_project  # noqa: E402
 from codegen.targets import TARGETS  # noqa: E402
@@ -46,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="; ".join(f"{t.name}: {t.description}" for t in TARGETS.values()))
     p.add_argument("--test-case", type=int, default=1, metavar="N", help="golden test case compared on the device")
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9: L1 bytes available for tiles (e.g. 131072, 128K; "
-                   "default: 128 KiB minus the cluster stacks)")
+                   "default: the platform's L1 minus the cluster stacks)")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9: L2 bytes available for data (e.g. 1.5M; default: "
-                   "1.5 MiB minus code and runtime reserve)")
+                   "the platform's L2 minus code and runtime reserve)")
+    add_platform_flag(p)
     p.add_argument("--inject-fault", choices=["none", "no-barrier", "no-dma-wait", "tile-too-large", "deep-call",
                                               "small-stack"],
                    default="none", help=argparse.SUPPRESS)
@@ -57,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     l1, l2 = (_budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"))
     fault, tile_l1 = args.inject_fault, None
     if fault == "tile-too-large":  # testing aid: tiles planned for 4x the L1 budget the program will get
-        fault, tile_l1 = "none", 4 * (l1 or DEFAULT.l1_budget)
+        fault, tile_l1 = "none", 4 * (l1 or platform(args.platform).l1_budget)
     result = generate_project(Path(args.network), Path(args.out), args.target, args.test_case,
-                              l1_budget=l1, l2_budget=l2, fault=fault, tile_l1_budget=tile_l1)
+                              l1_budget=l1, l2_budget=l2, fault=fault, tile_l1_budget=tile_l1,
+                              platform=args.platform)
     prog = getattr(result, "program", result)
     if not args.quiet and hasattr(result, "placement"):
         print(format_report(result.placement, prog.name))

@@ -9,7 +9,8 @@ index), for subops.csv by (network, target, layer index, phase). A (network, tar
 in a later input replaces that run's rows from earlier inputs entirely (its layers and sub-operations
 too, so a re-run never leaves stale layers behind). Rows are in input order (a replaced run's rows
 take the place of its latest input).
-DIR is written atomically. Exit codes: 0 merged; 2 bad input (a missing file, unknown columns).
+A run written before a column was added has that column empty. DIR is written atomically.
+Exit codes: 0 merged; 2 bad input (a missing file, unknown columns).
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ def load_run(d: Path) -> dict[str, list[dict]]:
             rows = profile.read_csv(path)
         except (OSError, UnicodeDecodeError) as exc:
             raise GapforgeError(f"{path}: cannot read ({exc})") from None
-        if rows and set(rows[0]) != set(cols):
-            extra = sorted(set(rows[0]) ^ set(cols))
+        if rows and not set(rows[0]) <= set(cols):
+            extra = sorted(set(rows[0]) - set(cols))
             raise GapforgeError(f"{path}: columns differ from profile_suite's ({', '.join(extra[:4])})")
+        for r in rows:  # a run written before a column was added (e.g. fc_cycles): empty there
+            for c in cols:
+                r.setdefault(c, "")
         tables[name] = rows
     return tables
 

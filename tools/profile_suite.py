@@ -6,6 +6,7 @@ Examples:
   python tools/profile_suite.py --networks simple_cnn resnet_block --targets rv32 gap9-emu gap9-qemu --out p2
   python tools/profile_suite.py --model-file my_model.py --targets gap9-qemu --l1-budget 16K --out p3
   python tools/profile_suite.py --synthetic all --targets rv32 gap9-qemu --out p5    (calibration layers)
+  python tools/profile_suite.py --networks simple_cnn resnet18 --targets gap9-emu gvsoc --out p6
   python tools/profile_suite.py --scheduler tcp://10.0.0.5:8786 --out p4     (an existing dask cluster)
 
 Each network (regression networks by name, or model files) is extracted once with one golden case,
@@ -13,7 +14,9 @@ then generated and run on every target as an independent job (dask.distributed: 
 this machine by default, --workers 0 to run serially here, --scheduler ADDRESS for an existing
 cluster; the CSVs are the same whatever the worker count). Targets: host, rv32 (exact QEMU
 instruction counts), gap9-emu (measured DMA bytes, tiles, L1/L2/L3 peaks), gap9-qemu (the gap9
-program on rv32: per-core instruction counts as well). Columns: codegen/profile.py.
+program on rv32: per-core instruction counts as well), gvsoc (the gap9 project's pulp-sdk build on
+the user's gvsoc siracusa, from PULP_SDK_HOME, GVSOC and PULP_RISCV_GCC_TOOLCHAIN: the fabric
+controller's cycles per step, the executor's DMA counters). Columns: codegen/profile.py.
 
 DIR/tests.csv: per network and target: pass/fail, MACs, instructions (or host time), MAC per
 instruction, params, arena, L1/L2/L3 peaks, DMA bytes and commands, tiles.
@@ -34,6 +37,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codegen import profile  # noqa: E402
+from codegen.gap9.hw import add_platform_flag  # noqa: E402
 from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_directory  # noqa: E402
 from gapforge.jobs import run_jobs  # noqa: E402
@@ -67,7 +71,7 @@ def network_jobs(names: list[str], model_files: list[str], root: Path, synthetic
     return jobs
 
 
-def run_suite(jobs: list[dict], targets: list[str], root: Path, *, l1_budget=None, l2_budget=None,
+def run_suite(jobs: list[dict], targets: list[str], root: Path, *, l1_budget=None, l2_budget=None, platform=None,
             scheduler: str | None = None, workers: int | None = None, quiet: bool = False) -> dict[str, list[dict]]:
     """Run everything; returns {"tests.csv": rows, "layers.csv": rows, "subops.csv": rows}."""
     prepared = run_jobs(profile.prepare_network, jobs, scheduler=scheduler, workers=workers,
@@ -79,7 +83,8 @@ def run_suite(jobs: list[dict], targets: list[str], root: Path, *, l1_budget=Non
                 tests[(p["name"], t)] = profile.failed_test_row(p["name"], t, p["error"])
             else:
                 runs.append({"name": p["name"], "dir": p["dir"], "target": t,
-                             "project": str(root / p["name"] / t), "l1_budget": l1_budget, "l2_budget": l2_budget})
+                             "project": str(root / p["name"] / t), "l1_budget": l1_budget, "l2_budget": l2_budget,
+                             "platform": platform})
     results = run_jobs(profile.run_target, runs, scheduler=scheduler, workers=workers, desc="build+run",
                        quiet=quiet)
     layers, subops = [], []
@@ -109,12 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9: L1 budget for tiles (e.g. 16K)")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9: L2 budget")
+    add_platform_flag(p, "gap9-emu/gap9-qemu runs")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler of an existing cluster")
     p.add_argument("--workers", type=int, metavar="N", help="LocalCluster workers (default: the cores; 0: serial)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.workers is not None and args.workers < 0:
         raise GapforgeError("--workers: must be >= 0")
+    if "gvsoc" in args.targets:  # the user's installation (PULP_SDK_HOME, GVSOC, ...), refused before any work
+        from codegen import gvsoc
+
+        gvsoc.find_installation()
     from gapforge.characterize import calib_set
 
     synthetic = calib_set.names() if args.synthetic == ["all"] else args.synthetic
@@ -129,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     l1, l2 = _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget")
     with atomic_directory(args.out) as tmp:
         jobs = network_jobs(names, args.model_file, tmp / "runs", synthetic)
-        tables = run_suite(jobs, args.targets, tmp / "runs", l1_budget=l1, l2_budget=l2, scheduler=args.scheduler,
+        tables = run_suite(jobs, args.targets, tmp / "runs", l1_budget=l1, l2_budget=l2, platform=args.platform,
+                           scheduler=args.scheduler,
                          workers=args.workers, quiet=args.quiet)
         write(tmp, tables)
     tests = tables["tests.csv"]

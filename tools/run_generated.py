@@ -7,12 +7,14 @@ Examples:
   python tools/run_generated.py --project build/resnet18_gap9 --target gap9-emu --l1-budget 16K
   python tools/run_generated.py --project build/resnet18_gap9 --target gap9-qemu
   python tools/run_generated.py --project build/resnet18_gap9 --target gvsoc --platform siracusa
+  python tools/run_generated.py --project build/r18_siracusa --target gap9-emu --platform siracusa
 
 gap9-emu builds the generated GAP9 project (unchanged sources) on the host against gapforge's
 PMSIS emulation: L1/L2/L3 budgets enforced (allocation beyond them is a loud error), DMA that
 completes only at its wait (destinations poisoned until then), the 8 compute cores as
 deterministic coroutines (a missing barrier changes the result) on guarded stacks of the
-configured sizes (scaled by the measured host/rv32 ratio), per-layer statistics. gap9-qemu builds
+configured sizes (scaled by the measured host/rv32 ratio), per-layer statistics; the memories and budgets are those of the platform recorded in plan.json
+(tools/generate_c_code.py --platform) unless --l1-budget/--l2-budget override them. gap9-qemu builds
 the same sources for bare-metal rv32 and runs them under QEMU -icount shift=0: the same checks, and
 exact instruction counts of every core per layer (GF CORES lines; docs/gap9.md). gvsoc builds the
 project's pulp-sdk Makefile against the user's PULP SDK and runs it on gvsoc (--platform siracusa,
@@ -40,6 +42,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codegen import toolchains  # noqa: E402
+from codegen.gap9.hw import add_platform_flag, gvsoc_platforms  # noqa: E402
 from codegen.results import COUNTERS, parse_output, verdict  # noqa: E402
 from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError, os_error, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
@@ -178,13 +181,49 @@ def _write_results(project: Path, results: dict) -> None:
     atomic_write_text(project / "results.json", json.dumps(results, indent=1) + "\n")
 
 
+def plan_platform(plan: dict) -> str:
+    """The platform a gap9 project was planned for (plan.json gap9.platform; gap9 before it was recorded)."""
+    return plan.get("gap9", {}).get("platform", {}).get("name", "gap9")
+
+
+def check_platform(plan: dict, name: str | None) -> None:
+    """``--platform`` on a run names the platform the project was planned for, or is refused."""
+    if name is None:
+        return
+    from codegen.gap9.hw import platform
+
+    platform(name)
+    have = plan_platform(plan) if plan.get("target") == "gap9" else None
+    if have != name:
+        raise GapforgeError(f"--platform {name}: the project was planned for {have or plan.get('target')}; "
+                            f"regenerate it with tools/generate_c_code.py --target gap9 --platform {name}")
+
+
+def gvsoc_platform(plan: dict, name: str | None) -> str:
+    """The gvsoc platform a gap9 project runs on: ``name`` (--platform), else the one it was planned
+    for when gvsoc models it, else siracusa. One whose L1/L2 budgets are below the plan's is refused."""
+    from codegen import gvsoc as gv
+    from codegen.gap9.hw import platform
+
+    planned = plan_platform(plan)
+    chosen = name or (planned if planned in gv.PLATFORMS else gv.DEFAULT_PLATFORM)
+    hw = platform(chosen)
+    b = plan.get("gap9", {}).get("budgets", {})
+    if chosen != planned and (b.get("l1_budget", 0) > hw.l1_budget or b.get("l2_budget", 0) > hw.l2_budget):
+        raise GapforgeError(f"--platform {chosen}: the project was planned for {planned} (L1 budget "
+                            f"{b['l1_budget']} B, L2 {b['l2_budget']} B), more than {chosen}'s ({hw.l1_budget} B, "
+                            f"{hw.l2_budget} B); regenerate it with tools/generate_c_code.py --platform {chosen}")
+    return chosen
+
+
 def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bool = False,
                 l1_budget: int | None = None, l2_budget: int | None = None,
                 core_order: str | None = None, no_build: bool = False,
-                gvsoc: dict | None = None) -> tuple[bool, dict]:
+                gvsoc: dict | None = None, platform: str | None = None) -> tuple[bool, dict]:
     """Build and run; ``PROJ/results.json`` is written for every run, failed ones included.
-    ``gvsoc`` (target gvsoc): ``pulp_sdk``, ``gvsoc`` (paths or None: PULP_SDK_HOME / GVSOC) and
-    ``platform`` (codegen/gvsoc.py).
+    ``gvsoc`` (target gvsoc): ``pulp_sdk``, ``gvsoc`` (paths or None: PULP_SDK_HOME / GVSOC).
+    ``platform``: gap9-emu / gap9-qemu: the platform the project must have been planned for (None:
+    any); gvsoc: the platform to run on (:func:`gvsoc_platform`).
 
     A bad request (wrong target, missing toolchain) or a build failure raises GapforgeError after
     writing results.json with ``passed: false`` and the reason, so an older results.json never
@@ -193,7 +232,10 @@ def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bo
     plan = load_plan(project)
     try:
         if target == "gvsoc":
-            return _run_gvsoc(project, plan, timeout, no_build, **(gvsoc or {}))
+            _check_plan_target(plan, "gvsoc")
+            run_on = gvsoc_platform(plan, platform or (gvsoc or {}).get("platform"))
+            return _run_gvsoc(project, plan, timeout, no_build, **{**(gvsoc or {}), "platform": run_on})
+        check_platform(plan, platform)
         return _run(project, plan, target, timeout, sanitize, l1_budget, l2_budget, core_order, no_build)
     except GapforgeError as err:
         with contextlib.suppress(GapforgeError):
@@ -287,6 +329,7 @@ def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool,
             return False, results
     passed, results = _results(project, plan, target, sanitize, res, program)
     if target in GAP9_RUNS:
+        results["platform"] = plan_platform(plan)
         results["emulator_budgets"] = env
         results["plan_mismatches"] = compare_with_plan(plan, results["layers"])
     _write_results(project, results)
@@ -346,18 +389,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sanitize", action="store_true", help="host and gap9-emu: build with AddressSanitizer and UBSan")
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9-emu: L1 bytes the emulator allows (default: the plan's)")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9-emu: L2 bytes the emulator allows (default: the plan's)")
+    add_platform_flag(p, "gap9-emu/gap9-qemu: the platform the project must have been planned for (plan.json records "
+                         "it; a different one is refused); gvsoc: the platform to run on (default: the planned one "
+                         f"if gvsoc models it, else siracusa; gvsoc models {', '.join(gvsoc_platforms())})")
     p.add_argument("--plot", metavar="PNG", help="also draw the per-layer profile")
     p.add_argument("--no-build", action="store_true",
                    help="run the program already built in PROJ/build (e.g. after tools/update_weights.py); "
                         "results.json records its SHA-256")
-    p.add_argument("--platform", choices=("siracusa", "pulp-open"),
-                   help="gvsoc: the PULP platform to run on (default siracusa; pulp-open is refused: no flash for ReadFS)")
     p.add_argument("--pulp-sdk", metavar="DIR", help="gvsoc: the pulp-sdk checkout (default: $PULP_SDK_HOME)")
     p.add_argument("--gvsoc", metavar="PATH", help="gvsoc: the installed gvsoc launcher (default: $GVSOC)")
     p.add_argument("-q", "--quiet", action="store_true", help="only the final line")
     args = p.parse_args(argv)
-    if (args.platform or args.pulp_sdk or args.gvsoc) and args.target != "gvsoc":
-        raise GapforgeError("--platform/--pulp-sdk/--gvsoc apply to --target gvsoc only")
+    if (args.pulp_sdk or args.gvsoc) and args.target != "gvsoc":
+        raise GapforgeError("--pulp-sdk/--gvsoc apply to --target gvsoc only")
+    if args.platform and args.target not in GAP9_PROJECTS:
+        raise GapforgeError(f"--platform applies to the gap9 project's runs ({', '.join(GAP9_PROJECTS)}), "
+                            f"not --target {args.target}")
     if args.sanitize and args.target == "gvsoc":
         raise GapforgeError("--sanitize is not available for --target gvsoc")
     if args.sanitize and args.target == "rv32":
@@ -366,8 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         raise GapforgeError("--l1-budget/--l2-budget apply to --target gap9-emu and gap9-qemu only")
     passed, r = run_project(Path(args.project), args.target, args.timeout, args.sanitize,
                             _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"),
-                            no_build=args.no_build,
-                            gvsoc={"pulp_sdk": args.pulp_sdk, "gvsoc": args.gvsoc, "platform": args.platform})
+                            no_build=args.no_build, platform=args.platform,
+                            gvsoc={"pulp_sdk": args.pulp_sdk, "gvsoc": args.gvsoc})
     if not args.quiet:
         for layer in r["layers"]:
             perf = f"instret={layer['instret']}" if layer.get("instret") else f"cycles={layer.get('cycles', 0)}"

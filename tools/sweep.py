@@ -37,6 +37,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codegen import profile as prof_rows  # noqa: E402
+from codegen.gap9.hw import add_platform_flag  # noqa: E402
 from gapforge.characterize import families, profiles  # noqa: E402
 from gapforge.characterize import model as cost  # noqa: E402
 from gapforge.characterize.graph import walk_network_info  # noqa: E402
@@ -91,8 +92,10 @@ def _measured_row(point, prepared, runs) -> dict:
     return row
 
 
-def _model_rows(point, net_dir, profs) -> tuple[list[dict], dict]:
+def _model_rows(point, net_dir, profs, platform: str | None = None) -> tuple[list[dict], dict]:
     graph = walk_network_info(net_dir)
+    if graph.nodes:  # the gap9-strategy profiles plan for the platform the runs used
+        graph.nodes[0].extra["platform"] = platform
     act = max((n.in_bytes + n.out_bytes for n in graph.nodes), default=0)
     params = sum(n.w_bytes for n in graph.nodes)
     rows = []
@@ -229,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler of an existing cluster")
     p.add_argument("--workers", type=int, metavar="N", help="LocalCluster workers (default: the cores; 0: serial)")
+    add_platform_flag(p, "gap9-emu/gap9-qemu runs and the gap9-strategy profiles")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -244,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                  "num_cases": 1} for pt in points]
         prepared = run_jobs(prof_rows.prepare_network, jobs, scheduler=args.scheduler, workers=args.workers,
                             desc=f"{fam}: extract+golden", quiet=args.quiet)
-        run_specs = [{"name": pr["name"], "dir": pr["dir"], "target": t, "project": str(runs_dir / pr["name"] / t)}
+        run_specs = [{"name": pr["name"], "dir": pr["dir"], "target": t, "project": str(runs_dir / pr["name"] / t),
+                      "platform": args.platform}
                      for pr in prepared if "error" not in pr for t in args.targets]
         results = run_jobs(prof_rows.run_target, run_specs, scheduler=args.scheduler, workers=args.workers,
                            desc=f"{fam}: build+run", quiet=args.quiet)
@@ -255,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         for pt, pr in zip(points, prepared):
             row = _measured_row(pt, pr, by_point.get(pt.name, []))
             if "error" not in pr:
-                mrows, sizes_ = _model_rows(pt, pr["dir"], profs)
+                mrows, sizes_ = _model_rows(pt, pr["dir"], profs, args.platform)
                 model += mrows
                 row.update(activation_bytes=sizes_["activation_bytes"],
                            footprint_bytes=sizes_["params_bytes"] + sizes_["activation_bytes"])

@@ -1,20 +1,37 @@
-"""The GAP9 hardware model: the single place every planning decision reads its limits from.
+"""The hardware model: one entry per platform, the single place every planning decision reads its
+limits from (budgets, placement, stacks, DMA limits, cores, tiling costs).
 
-Figures from GreenWaves' GAP9 documentation and the PMSIS reference kept with the project
-(docs/gap9.md): 128 KiB cluster L1 (TCDM, ARCHI_L1_SIZE 0x20000), 1.5 MiB L2, external L3
-(HyperRAM on the gvsoc gap9_v2 board, OctaSPI PSRAM on the EVK), 8 compute cores plus the
-cluster controller (core 8), MCHAN DMA with 17-bit lengths (we keep every command below 64 KiB).
+``PLATFORMS`` holds one `Platform` per chip gapforge plans for; the tools choose one with
+``--platform NAME`` (default ``gap9``) and record its name in plan.json, plan_report.txt and
+results.json. Every figure carries its source in ``Platform.sources`` or is marked there as an
+assumption.
+
+gap9: GreenWaves' GAP9 documentation and the PMSIS reference kept with the project (docs/gap9.md):
+128 KiB cluster L1 (TCDM, ARCHI_L1_SIZE 0x20000), 1.5 MiB L2, external L3 (HyperRAM on the gvsoc
+gap9_v2 board, OctaSPI PSRAM on the EVK), 8 compute cores plus the cluster controller (core 8),
+MCHAN DMA with 17-bit lengths (we keep every command below 64 KiB).
+
+siracusa and pulp-open: gvsoc's own platform configuration (gvsoc/gvsoc edfcd839, submodule
+gvsoc-pulp 9968c4e8: pulp/chips/<chip>/cluster.json, soc.json, pulp_open.py, pulp_open_board.py)
+and pulp-platform/pulp-sdk 7f4f2251 (rtos/pulpos/pulp_archi/include/archi/chips/<chip>/properties.h,
+rtos/pulpos/pulp/kernel/chips/<chip>/link.ld, archi/dma/mchan_v7.h).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from gapforge.errors import GapforgeError
 
 KIB = 1024
 
 
 @dataclass(frozen=True)
-class GAP9:
+class Platform:
+    """One chip's figures. The defaults are GAP9's; the other entries of PLATFORMS replace some."""
+
+    name: str = "gap9"
+    description: str = "GreenWaves GAP9 (FC + 8-core cluster + cluster controller)"
     l1_size: int = 128 * KIB
     # The cluster stacks live in L1 (PMSIS allocates them): the controller's (conf.cc_stack_size,
     # CONFIG_CL_MASTER_CORE_STACK_SIZE) and one per compute core (pi_cluster_task_stacks,
@@ -35,6 +52,10 @@ class GAP9:
     # code, runtime data, FC stack and PMSIS driver state in L2 (conservative estimate)
     l2_reserved: int = 160 * KIB
     l3_size: int = 8 * 1024 * KIB
+    l3_kind: str = "HyperRAM (gvsoc gap9_v2 board) / OctaSPI PSRAM (EVK)"
+    # False: the platform's flash/L3 path does not work, so plans that need L3 are refused
+    l3_works: bool = True
+    clock_hz: int = 370_000_000  # cluster clock
     compute_cores: int = 8
     controller_core: int = 8
     dma_max_1d: int = 64 * KIB - 1  # split 1-D commands below 64 KiB
@@ -43,6 +64,19 @@ class GAP9:
     dma_max_inflight: int = 16  # hardware transfer ids are limited: wait before issuing more
     alignment: int = 8  # bytes, every buffer
     l2_scratch: int = 4 * KIB  # FC bounce buffer for flash/L3 loads and golden comparison
+    # The tiler's per-tile cost (codegen/gap9/tiling.py tile_cost): estimated cycles of a layer =
+    # DMA bytes / dma_bytes_per_cycle + tiles x tile_fixed_cycles + the busiest core's work units
+    # (MACs, or elements) x core_cycles_per_unit. Sources in ``sources`` (tile_cost).
+    dma_bytes_per_cycle: float = 8.0
+    tile_fixed_cycles: int = 1000
+    core_cycles_per_unit: float = 4.0
+    # gvsoc: the platform's name in gvsoc and pulp-sdk (configs/<name>.sh) where the program can run
+    # there (run_generated.py --target gvsoc); None: no public gvsoc model (GAP9's is not public)
+    gvsoc: str | None = None
+    # why the program cannot run on this gvsoc platform (run_generated.py refuses it with this line)
+    gvsoc_refusal: str | None = None
+    # where each figure comes from ("assumption: ..." where nothing measured or documented it)
+    sources: dict = field(default_factory=lambda: dict(GAP9_SOURCES), compare=False, hash=False)
 
     @property
     def l1_reserved(self) -> int:
@@ -62,6 +96,14 @@ class GAP9:
     def l2_budget(self) -> int:
         return self.l2_size - self.l2_reserved
 
+    def to_json(self) -> dict:
+        """plan.json's record of the platform (figures and their sources)."""
+        keys = ("l1_size", "l2_size", "l2_reserved", "l3_size", "l3_kind", "l3_works", "clock_hz", "compute_cores",
+                "controller_core", "dma_max_1d", "dma_max_2d_length", "dma_max_2d_stride", "dma_max_inflight",
+                "cc_stack", "core_stack")
+        return {"name": self.name, "description": self.description, **{k: getattr(self, k) for k in keys},
+                "sources": dict(self.sources)}
+
     def with_budgets(self, l1: int | None = None, l2: int | None = None) -> Budgets:
         return Budgets(self, l1 if l1 is not None else self.l1_budget, l2 if l2 is not None else self.l2_budget)
 
@@ -70,7 +112,7 @@ class GAP9:
 class Budgets:
     """The bytes gapforge may use in each level (defaults: size minus reserves; flags override)."""
 
-    hw: GAP9
+    hw: Platform
     l1: int
     l2: int
 
@@ -79,11 +121,105 @@ class Budgets:
         return self.hw.l3_size
 
     def to_json(self) -> dict:
-        return {"l1_budget": self.l1, "l2_budget": self.l2, "l3_size": self.l3, "l1_size": self.hw.l1_size,
-                "l2_size": self.hw.l2_size, "cores": self.hw.compute_cores}
+        return {"platform": self.hw.name, "l1_budget": self.l1, "l2_budget": self.l2, "l3_size": self.l3,
+                "l1_size": self.hw.l1_size, "l2_size": self.hw.l2_size, "cores": self.hw.compute_cores}
 
 
-DEFAULT = GAP9()
+GVSOC = "gvsoc/gvsoc edfcd839 (gvsoc-pulp 9968c4e8)"
+PULP_SDK = "pulp-platform/pulp-sdk 7f4f2251"
+
+GAP9_SOURCES = {
+    "l1_size": "GAP9 PMSIS ARCHI_L1_SIZE 0x20000 (docs/gap9.md)",
+    "l2_size": "GAP9 datasheet: 1.5 MiB L2",
+    "l2_reserved": "assumption: code, runtime data, FC stack and PMSIS driver state (checked against the measured "
+                   "code size at generation)",
+    "l3_size": "gvsoc gap9_v2 board HyperRAM 8 MiB",
+    "clock_hz": "GAP9 datasheet: cluster up to 370 MHz",
+    "compute_cores": "GAP9: 8 compute cores, cluster controller core 8",
+    "dma": "MCHAN 17-bit lengths; commands kept below 64 KiB; 16 transfers in flight (assumption)",
+    "stacks": "measured call chains (codegen/gap9/resources.py) plus margin",
+    "tile_cost": "assumptions: dma_bytes_per_cycle 8 (MCHAN on a 64-bit AXI port, one 8 B beat per cluster cycle; "
+                 "as the gap9 cost-model profile's L2 bandwidth); tile_fixed_cycles 1000 (per tile: the tile loop's "
+                 "geometry, 3-5 DMA commands programmed and waited for, two cluster barriers; order of magnitude of "
+                 "the executor's per-tile instructions, see docs/gap9.md Policy); core_cycles_per_unit 4 (portable "
+                 "rv32imc kernels: the issue's gvsoc siracusa resnet18 1.89 MAC/cycle on 8 cores is 4.2 cycles per "
+                 "MAC per core)",
+}
+
+
+def _sources(**over: str) -> dict:
+    return {**GAP9_SOURCES, **over}
+
+
+PLATFORMS: dict[str, Platform] = {p.name: p for p in (
+    Platform(),
+    Platform(
+        name="siracusa", description="PULP Siracusa on gvsoc (FC + 8-core cluster + cluster controller, HyperRAM, "
+                                     "hyperflash)",
+        l1_size=256 * KIB, l2_size=2048 * KIB, l3_size=8 * 1024 * KIB, l3_kind="HyperRAM (gvsoc pulp_open_board)",
+        clock_hz=50_000_000, gvsoc="siracusa",
+        sources=_sources(
+            l1_size=f"{GVSOC} pulp/chips/siracusa/cluster.json l1/mapping/size 0x40000; {PULP_SDK} "
+                    "kernel/chips/siracusa/link.ld L1 LENGTH 0x3fffc",
+            l2_size=f"{PULP_SDK} kernel/chips/siracusa/link.ld L2 LENGTH 0x1ffffc (properties.h: L2_PRIV0 0x8000 + "
+                    f"PRIV1 0x8000 + SHARED 0x1F0000; {GVSOC} soc.json l2 priv0 + priv1 + shared 0x1f0000)",
+            l2_reserved="assumption: as gap9 (code, runtime data, FC stack, PMSIS driver state)",
+            l3_size=f"{GVSOC} devices/hyperbus/hyperram.py default size 0x800000 (bound to hyper0_cs0 in "
+                    "pulp/chips/siracusa/pulp_open_board.py; hyperflash 8 MiB on cs1)",
+            clock_hz=f"{GVSOC} pulp/chips/siracusa/pulp_open.py soc and cluster clock domains 50000000",
+            compute_cores=f"{PULP_SDK} archi/chips/siracusa/properties.h ARCHI_CLUSTER_NB_PE 8; {GVSOC} "
+                          "cluster.json nb_pe 9, has_cc (core 8 the controller)",
+            dma=f"{PULP_SDK} archi/dma/mchan_v7.h MCHAN_CMD_CMD_LEN_WIDTH 17 (MCHAN_VERSION 7); commands kept below "
+                "64 KiB as on gap9; 16 in flight: assumption (as gap9)",
+        )),
+    Platform(
+        name="pulp-open", description="PULP-open on gvsoc (FC + 8-core cluster + cluster controller; no working "
+                                      "flash/L3 path)",
+        l1_size=64 * KIB, l2_size=512 * KIB, l3_size=0, l3_kind="none: its flash/L3 path does not work on gvsoc",
+        l3_works=False, clock_hz=50_000_000, gvsoc="pulp-open",
+        gvsoc_refusal="the program loads its data through ReadFS, and pulp-sdk's pulp-open configuration has no "
+                      "flash for it (its link fails on pi_partition_table_free; gvsoc's pulp-open flash/L3 path "
+                      "does not work either); use --platform siracusa",
+        sources=_sources(
+            l1_size=f"{GVSOC} pulp/chips/pulp_open/cluster.json l1/mapping/size 0x10000; {PULP_SDK} "
+                    "kernel/chips/pulp/link.ld L1 LENGTH 0xfffc",
+            l2_size=f"{PULP_SDK} kernel/chips/pulp/link.ld L2 LENGTH 0x7fffc (properties.h: L2_PRIV0 0x8000 + "
+                    f"PRIV1 0x8000 + SHARED 0x70000); {GVSOC} soc.json models 0x180000 shared, the SDK links 512 KiB",
+            l2_reserved="assumption: as gap9 (code, runtime data, FC stack, PMSIS driver state)",
+            l3_size="none: the issue's check found pulp-open's flash/L3 path on gvsoc not working; plans needing L3 "
+                    "are refused",
+            clock_hz=f"{GVSOC} pulp/chips/pulp_open/pulp_open.py soc and cluster clock domains 50000000",
+            compute_cores=f"{GVSOC} pulp/chips/pulp_open/cluster.json nb_pe 9, has_cc (8 compute cores + "
+                          "controller core 8)",
+            dma=f"MCHAN v7 as siracusa ({PULP_SDK} archi/dma/mchan_v7.h 17-bit lengths); commands kept below 64 KiB; "
+                "16 in flight: assumption",
+        )),
+)}
+
+DEFAULT = PLATFORMS["gap9"]
+GAP9 = Platform  # the class's former name (the defaults are GAP9's)
+
+
+def platform(name: str | None, flag: str = "--platform") -> Platform:
+    """The entry of PLATFORMS called `name` (None: gap9); an unknown name is a user error listing them."""
+    if name is None:
+        return DEFAULT
+    try:
+        return PLATFORMS[name]
+    except KeyError:
+        raise GapforgeError(f"{flag} '{name}': unknown platform (choose from {', '.join(PLATFORMS)})") from None
+
+
+def gvsoc_platforms() -> tuple[str, ...]:
+    """The entries of PLATFORMS gvsoc models (run_generated.py --target gvsoc --platform)."""
+    return tuple(p.name for p in PLATFORMS.values() if p.gvsoc)
+
+
+def add_platform_flag(parser, applies: str = "gap9 target: the chip planned for") -> None:
+    """The tools' ``--platform NAME`` (an unknown name: argparse's one-line error listing PLATFORMS, exit 2)."""
+    parser.add_argument("--platform", choices=list(PLATFORMS), default=None, metavar="NAME",
+                        help=f"{applies} (one of {', '.join(PLATFORMS)}; default gap9; codegen/gap9/hw.py "
+                             "PLATFORMS holds each one's memories, cores and DMA limits)")
 
 
 def align(n: int, a: int = DEFAULT.alignment) -> int:
@@ -104,4 +240,5 @@ def parse_bytes(text: str) -> int:
     return int(value * mult)
 
 
-__all__ = ["GAP9", "Budgets", "DEFAULT", "align", "parse_bytes", "replace"]
+__all__ = ["GAP9", "PLATFORMS", "Budgets", "DEFAULT", "Platform", "add_platform_flag", "align", "gvsoc_platforms",
+           "parse_bytes", "platform", "replace"]

@@ -137,6 +137,11 @@ def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets,
                              f"movable activation in L3 (budget {budgets.l2})",
                              hint="raise --l2-budget or reduce the largest concat/permute tensors")
     l3_total = l3_plan.arena_size + (align(params_bytes) if params_level == L3 else 0)
+    if l3_total and not budgets.hw.l3_works:
+        raise PlacementError(f"platform {budgets.hw.name}: the plan needs {l3_total} bytes of L3 "
+                             f"({'parameters' if params_level == L3 else 'activations'} do not fit the {budgets.l2} B "
+                             f"L2 budget), and {budgets.hw.name} has no working L3 ({budgets.hw.l3_kind})",
+                             hint="reduce the model, raise --l2-budget, or choose another --platform")
     if l3_total > budgets.l3:
         raise PlacementError(f"L3 needs {l3_total} bytes ({align(params_bytes)} of parameters), more than the "
                              f"{budgets.l3} bytes of L3",
@@ -180,9 +185,11 @@ def report_rows(program: Program, plan: Plan, tiles: list[TilePlan], p: Placemen
 
 def format_report(placement: Placement, network: str) -> str:
     b = placement.budgets
-    lines = [f"GAP9 plan for '{network}': L1 budget {b.l1} B, L2 budget {b.l2} B, L3 {b.l3} B; parameters in "
+    lines = [f"{b.hw.name} plan for '{network}': L1 budget {b.l1} B, L2 budget {b.l2} B, L3 {b.l3} B; parameters in "
              f"{placement.params}; L2 arena {placement.l2.arena_size} B, L3 arena {placement.l3.arena_size} B; "
              f"peak L2 {placement.l2_total} B, L3 {placement.l3_total} B",
+             f"platform {b.hw.name} (codegen/gap9/hw.py): {b.hw.description}; L1 {b.hw.l1_size} B, L2 {b.hw.l2_size} B, "
+             f"L3 {b.hw.l3_size} B, {b.hw.compute_cores} compute cores at {b.hw.clock_hz / 1e6:g} MHz",
              f"{'#':>3} {'layer':<34} {'kind':<16} {'in':<3} {'out':<3} {'par':<3} {'tile':<16} {'tiles':>6} "
              f"{'L1 B':>7} {'L3->L2':>9} {'L2->L1':>9} {'L1->L2':>9} {'L2->L3':>9}"]
     for r in placement.layers:

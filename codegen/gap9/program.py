@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from codegen.gap9.hw import DEFAULT, Budgets, align
+from codegen.gap9.hw import DEFAULT, Budgets, Platform, align
 from codegen.gap9.placement import L2, L3, Placement, place
 from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, rows_geometry, rows_layout, tile_step
 from codegen.program import Program, build_program
@@ -115,7 +115,7 @@ class Gap9Program:
 
     def plan_json(self) -> dict:
         p = self.placement
-        return {"budgets": p.budgets.to_json(), "params_level": p.params,
+        return {"platform": p.budgets.hw.to_json(), "budgets": p.budgets.to_json(), "params_level": p.params,
                 "l2": {"arena_bytes": p.l2.arena_size, "liveness_lower_bound_bytes": p.l2.lower_bound,
                        "peak_bytes": p.l2_total, "scratch_bytes": p.budgets.hw.l2_scratch},
                 "l3": {"arena_bytes": p.l3.arena_size, "peak_bytes": p.l3_total},
@@ -138,10 +138,12 @@ def _loc(placement: Placement, program: Program, tensor: str) -> OperandRec:
 
 
 def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_budget: int | None,
-                       fault: str = "none", tile_l1_budget: int | None = None) -> Gap9Program:
-    """``tile_l1_budget`` (tests only) plans tiles for a different L1 budget than the one recorded."""
-    budgets: Budgets = DEFAULT.with_budgets(l1_budget, l2_budget)
-    tiling_budgets = DEFAULT.with_budgets(tile_l1_budget or budgets.l1, budgets.l2)
+                       fault: str = "none", tile_l1_budget: int | None = None,
+                       hw: Platform = DEFAULT) -> Gap9Program:
+    """``hw``: the platform planned for (codegen/gap9/hw.py PLATFORMS). ``tile_l1_budget`` (tests
+    only) plans tiles for a different L1 budget than the one recorded."""
+    budgets: Budgets = hw.with_budgets(l1_budget, l2_budget)
+    tiling_budgets = hw.with_budgets(tile_l1_budget or budgets.l1, budgets.l2)
     generic = build_program(plan, case_dir, pack_weights=True)
     tiles = [tile_step(step, plan.net, tiling_budgets, pack=True) for step in plan.steps]
     placement = place(generic, plan, tiles, budgets,
@@ -203,7 +205,7 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             buf_p=tp.buffers.get("p", 0), buf_out=tp.buffers.get("out", 0), buf_wp=tp.buffers.get("wp", 0),
             w_bits=call.w_bits, w_row_bytes=call.w_row_bytes,
             w_resident=int("w" in tp.resident), p_resident=int("p" in tp.resident),
-            in_resident=int("in" in tp.resident), cores=DEFAULT.compute_cores,
+            in_resident=int("in" in tp.resident), cores=hw.compute_cores,
             single_buffer=int(tp.n_tiles > 1 and not tp.double_buffered), fault=FAULTS[fault],
             t_off=regions.get("t", -1), **_tables(step, plan.net), in2_resident=int("in2" in tp.resident),
             mp=call.mul_shape or ((0,) * 4, (0,) * 4, (0,) * 4, 0, 0),

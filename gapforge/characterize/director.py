@@ -56,12 +56,14 @@ def family_models(family: str, sizes: Sequence[str]) -> list[ModelSpec]:
 
 
 def analyze(models: Sequence[ModelSpec], profiles: Sequence[Profile], per_node: bool = False,
-            l1_budget: int | None = None, l2_budget: int | None = None) -> list[dict]:
+            l1_budget: int | None = None, l2_budget: int | None = None, platform: str | None = None) -> list[dict]:
+    """``platform``: the hardware-model entry the gap9-strategy profiles plan for instead of their own
+    (tiling.platform)."""
     rows = []
     for spec in models:
         graph = spec.build()
         if graph.nodes:
-            graph.nodes[0].extra.update(l1_budget=l1_budget, l2_budget=l2_budget)
+            graph.nodes[0].extra.update(l1_budget=l1_budget, l2_budget=l2_budget, platform=platform)
         for prof in profiles:
             ests = cost.estimate(graph, prof)
             if per_node:

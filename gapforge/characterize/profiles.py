@@ -73,6 +73,11 @@ class Profile:
     def double_buffered(self) -> bool:
         return bool(self.data["tiling"].get("double_buffered", False))
 
+    @property
+    def platform(self) -> str | None:
+        """Strategy gap9: the hardware-model entry (codegen/gap9/hw.py PLATFORMS) planned for."""
+        return self.data["tiling"].get("platform")
+
     def param(self, key: str) -> float:
         try:
             return self.data["tiling"]["params"][key]["value"]
@@ -160,4 +165,10 @@ def load(name_or_path: str | Path) -> Profile:
     if data["tiling"]["strategy"] not in STRATEGIES:
         raise ProfileError(f"{path}: field 'tiling.strategy': unknown strategy '{data['tiling']['strategy']}' "
                            f"(available: {', '.join(sorted(STRATEGIES))})")
+    if data["tiling"].get("platform") is not None:
+        from codegen.gap9.hw import PLATFORMS
+
+        if data["tiling"]["platform"] not in PLATFORMS:
+            raise ProfileError(f"{path}: field 'tiling.platform': unknown platform '{data['tiling']['platform']}' "
+                               f"(available: {', '.join(PLATFORMS)})")
     return Profile(data["name"], data, path)

@@ -156,16 +156,21 @@ def kpu_wavefront(graph, i, profile) -> Tiles:
 
 # -- GAP9: the real tiler on network_info graphs -------------------------------------------------------
 
-def gap9_layers(graph, l1_budget: int | None = None, l2_budget: int | None = None) -> list[dict]:
-    """The GAP9 plan's per-step rows (plan.json gap9.layers) of a network_info graph."""
-    key = ("gap9_layers", l1_budget, l2_budget)
+def gap9_layers(graph, l1_budget: int | None = None, l2_budget: int | None = None,
+                platform: str | None = None) -> list[dict]:
+    """The GAP9 plan's per-step rows (plan.json gap9.layers) of a network_info graph, planned for
+    the hardware-model entry ``platform`` (codegen/gap9/hw.py PLATFORMS; None: gap9)."""
+    from codegen.gap9.hw import platform as hw_platform
+
+    hw = hw_platform(platform)
+    key = ("gap9_layers", hw.name, l1_budget, l2_budget)
     if key not in graph.nodes[0].extra:
         from codegen.gap9.program import build_gap9_program
         from gapforge.characterize.graph import case_dir
 
         case, tmp = case_dir(graph)
         try:
-            g9 = build_gap9_program(graph.plan, case, l1_budget, l2_budget)
+            g9 = build_gap9_program(graph.plan, case, l1_budget, l2_budget, hw=hw)
         finally:
             if tmp is not None:
                 tmp.cleanup()
@@ -186,18 +191,21 @@ def gap9_regime(row: dict) -> str:
 
 @strategy("gap9")
 def gap9(graph, i, profile) -> Tiles:
-    if graph.plan is None:  # a PyTorch graph: analytic double-buffered blocking with GAP9's budgets
-        from codegen.gap9.hw import DEFAULT
+    from codegen.gap9.hw import platform as hw_platform
 
+    # the graph's override (tools/estimate.py, tools/sweep.py --platform), else the profile's entry
+    name = graph.nodes[0].extra.get("platform") or (profile.platform if profile is not None else None)
+    if graph.plan is None:  # a PyTorch graph: analytic double-buffered blocking with the platform's budgets
+        hw = hw_platform(name)
         node = graph.nodes[i]
-        tm, tk, tn, tiles, rereads = _blocked(node, DEFAULT.l1_budget, True)
-        params_l3 = sum(n.w_bytes for n in graph.nodes) > DEFAULT.l2_budget
+        tm, tk, tn, tiles, rereads = _blocked(node, hw.l1_budget, True)
+        params_l3 = sum(n.w_bytes for n in graph.nodes) > hw.l2_budget
         w = int(node.w_bytes * (math.ceil(node.m / tm) if tk < node.k else 1))
         traffic = {"l2_to_l1": int(node.in_bytes * rereads) + w, "l1_to_l2": node.out_bytes,
                    "l3_to_l2": w if params_l3 else 0, "l2_to_l3": 0}
         regime = "L3-weights" if params_l3 else ("L1" if tiles == 1 else "L1-tiled")
-        return Tiles(tiles, traffic, regime, int(min(node.footprint, DEFAULT.l1_budget)), tiles * 3)
-    rows = gap9_layers(graph, graph.nodes[0].extra.get("l1_budget"), graph.nodes[0].extra.get("l2_budget"))
+        return Tiles(tiles, traffic, regime, int(min(node.footprint, hw.l1_budget)), tiles * 3)
+    rows = gap9_layers(graph, graph.nodes[0].extra.get("l1_budget"), graph.nodes[0].extra.get("l2_budget"), name)
     row = rows[i]
     buffers = row["l1_buffers"]
     resident = set(row["resident"])
