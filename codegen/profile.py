@@ -9,19 +9,22 @@ Counters per target:
   gap9-emu   no time (the emulation's clock is the host's); DMA bytes, tiles, L1/L2/L3 peaks measured
   gap9-qemu  the gap9 program on rv32: instructions of every core (exact), plus everything of gap9-emu
   gvsoc      the gap9 project's pulp-sdk build on gvsoc (siracusa): fc_cycles, the fabric controller's
-             PI_PERF_CYCLES around each step (elapsed FC cycles); DMA bytes, commands and tiles as the
-             executor counted them (GF MEM); no peaks (no emulator)
+             PI_PERF_CYCLES around each step (elapsed FC cycles); the busiest cluster core's counters
+             (below); DMA bytes, commands and tiles as the executor counted them (GF MEM); no peaks
 
-gap9-qemu per step: ``instructions`` is the whole step, every core serialised; ``busiest_core`` the
-compute core with the most instructions; ``critical_path`` the step's instructions on 8 cores running
-in parallel: the FC's share + the cluster controller's + for every barrier round its busiest core.
+gap9-qemu per step: ``instructions`` is the fabric controller's pi_perf count around the whole step,
+which under the emulation is every core serialised; ``busiest_core`` the compute core with the most
+instructions (the emulator's per-core accounting, GF CORES); ``critical_path`` the step's instructions
+on 8 cores running in parallel: the FC's share + the cluster controller's + for every barrier round its
+busiest core. ``cluster_instr``: the busiest forked core's own pi_perf count around its share of the
+tile loop (GF CLUSTER, read on the cluster; ``busiest_core`` minus that core's fixed entry, last-barrier
+and exit instructions, docs/gap9.md).
 
-subops.csv phases (the ones the runtime can tell apart): gap9-qemu ``fc`` (the step outside the
-cluster task), ``cluster_controller`` (tiling loop, DMA issue and wait), ``compute`` (the forked
-cores: busiest core, sum over cores); gap9-emu and gap9-qemu ``dma:<src>_to_<dst>`` (bytes moved
-per direction; commands: the step's DMA commands on the l2_to_l1 row). Requantization is fused into
-the kernels' inner loops and is not a separate phase; DMA waits take no instructions in the
-emulation (their duration is a timing question: the cost model's).
+gvsoc (profile_suite --targets gvsoc, with the user's installation): ``fc_cycles`` the fabric
+controller's PI_PERF_CYCLES around the whole step (elapsed FC cycles), ``cluster_cycles`` / ``cluster_instr`` the busiest forked core's PI_PERF_CYCLES
+(elapsed cluster cycles) and PI_PERF_INSTR around its share of the tile loop. Those columns stay
+empty where the target has no such counter (gap9-qemu's cycles are its instructions, gap9-emu's host
+nanoseconds: results.json carries them with their meaning, ``counters``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ TESTS_COLUMNS = ["network", "target", "passed", "layers", "mismatches", "macs", 
                  "reason"]
 LAYERS_COLUMNS = ["network", "target", "index", "name", "kind", "kernel", "macs", "instructions", "time_ns",
                   "fc_cycles", "mac_per_instruction", "busiest_core_instructions", "core_sum_instructions",
+                  "cluster_cycles", "cluster_instr",
                   "cluster_controller_instructions", "critical_path_instructions", "cores_used", "cores_planned",
                   "tiling", "tiles", "l1_bytes", "buffers", "dma_in_bytes", "dma_out_bytes", "l3_to_l2", "l2_to_l1",
                   "l1_to_l2", "l2_to_l3", "dma_cmds", "l1_peak", "l2_peak", "l3_peak", "mismatches"]
@@ -80,6 +84,8 @@ def rows(plan: dict, results: dict, network: str, target: str) -> tuple[dict, li
             "mac_per_instruction": _ratio(macs, instr),
             "busiest_core_instructions": cores["core_max"] if cores else "",
             "core_sum_instructions": cores["core_sum"] if cores else "",
+            "cluster_cycles": layer.get("cluster_cycles", "") if gvsoc else "",
+            "cluster_instr": layer.get("cluster_instr", "") if target in ("gap9-qemu", "gvsoc") else "",
             "cluster_controller_instructions": cores["cc"] if cores else "",
             "critical_path_instructions": crit if crit is not None else "",
             "cores_used": cores["cores_used"] if cores else "", "cores_planned": p.get("cores", "") if gap9 else "",

@@ -12,6 +12,9 @@ and, on the gap9 target, per step:
   GF MEM i name tiles=.. l1=.. l3_to_l2=.. l2_to_l1=.. l1_to_l2=.. l2_to_l3=.. dma_cmds=..   (executor counters)
   GF EMU i name l1_peak=.. l2_peak=.. l3_peak=.. l3_to_l2=.. ...                    (emulator counters)
   GF EMU ERROR ...                                                                  (emulator caught a fault)
+  GF CLUSTER i name cycles_max=.. instr_max=.. core=.. instr_core=.. cc_cycles=.. cc_instr=..   (tiled steps: the
+      cluster's own pi_perf counters, the busiest forked core's and the controller's outside the fork; the
+      GF PERF figures are the fabric controller's, around the whole step: docs/gap9.md "Execution")
 and on gap9-qemu (the gap9 program on rv32 under QEMU), per step, the program's instructions per core:
   GF CORES i name core_max=.. core_sum=.. cores_used=.. core_crit=.. cc=.. cluster=.. core0=.. ... core7=..
 A run passes only if the program exited 0, every step of plan.json was reported with its full
@@ -57,6 +60,14 @@ def parse_output(stdout: str) -> dict[str, Any]:
             idx = int(parts[2])
             name, _, rest = parts[3].partition(" ")
             layers.setdefault(idx, {"index": idx, "name": name})["mem"] = {k: int(v) for k, v in _kv(rest).items()}
+        elif tag == "CLUSTER" and len(parts) == 4:
+            idx = int(parts[2])
+            name, _, rest = parts[3].partition(" ")
+            kv = {k: int(v) for k, v in _kv(rest).items()}
+            layers.setdefault(idx, {"index": idx, "name": name}).update(
+                cluster_cycles=kv["cycles_max"], cluster_instr=kv["instr_max"], cluster={
+                    "cycles_core": kv["core"], "instr_core": kv["instr_core"], "cc_cycles": kv["cc_cycles"],
+                    "cc_instr": kv["cc_instr"]})
         elif tag == "CORES" and len(parts) == 4 and parts[2].isdigit():
             idx = int(parts[2])
             name, _, rest = parts[3].partition(" ")
@@ -86,6 +97,33 @@ def parse_output(stdout: str) -> dict[str, Any]:
     out["layers"] = [layers[i] for i in sorted(layers)]
     out["values"] = {i: [v for first in sorted(chunks) for v in chunks[first]] for i, chunks in sorted(values.items())}
     return out
+
+
+# What each per-step counter of results.json is on each target that prints GF PERF and GF CLUSTER (the FC's
+# figures keep their names, "cycles" and "instret"; the cluster's are "cluster_cycles" / "cluster_instr").
+COUNTERS = {
+    "gap9-emu": {
+        "cycles": "fabric controller: host nanoseconds around the whole step",
+        "instret": "fabric controller: not counted on the host (0)",
+        "cluster_cycles": "busiest forked core: host nanoseconds of its own share of the tile loop "
+                          "(emulator work included, not repeatable)",
+        "cluster_instr": "not counted on the host (0)"},
+    "gap9-qemu": {
+        "cycles": "fabric controller: the whole step's instructions, every core serialised (minstret, emulator "
+                  "work excluded; same as instret)",
+        "instret": "fabric controller: the whole step's instructions, every core serialised (minstret, emulator "
+                   "work excluded)",
+        "cluster_cycles": "busiest forked core: its own instructions around its share of the tile loop (minstret, "
+                          "emulator work excluded; same as cluster_instr)",
+        "cluster_instr": "busiest forked core: its own instructions around its share of the tile loop (minstret, "
+                         "emulator work excluded)"},
+    "gvsoc": {
+        "cycles": "fabric controller: PI_PERF_CYCLES around the whole step (elapsed FC cycles)",
+        "instret": "fabric controller: PI_PERF_INSTR around the whole step (the FC's own instructions)",
+        "cluster_cycles": "busiest forked core: PI_PERF_CYCLES around its share of the tile loop (pulp-sdk: the "
+                          "cluster timer, elapsed cluster cycles)",
+        "cluster_instr": "busiest forked core: PI_PERF_INSTR around its share of the tile loop"},
+}
 
 
 def _signal_name(sig: int) -> str:

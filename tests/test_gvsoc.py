@@ -173,6 +173,43 @@ def test_bit_exact_on_gvsoc_siracusa(project):
     assert res["plan_mismatches"] == []  # the executor's DMA bytes and tiles on gvsoc == planned
     assert res["gvsoc"]["platform"] == "siracusa" and res["totals"]["cycles"] > 0
     assert os.path.isfile(project / res["program"]["path"])
+    # the cluster's own pi_perf counters: every cluster step has them, the busiest core is one that forked
+    planned = {r["name"]: r for r in plan["gap9"]["layers"]}
+    for layer in res["layers"]:
+        p = planned[layer["name"]]
+        if p["tiling"] == "fc":
+            assert "cluster_cycles" not in layer
+        else:
+            assert layer["cluster_cycles"] > layer["cluster_instr"] > 0
+            assert layer["cluster"]["cycles_core"] < p["cores"] and layer["cluster"]["cc_instr"] > 0
+    assert res["counters"]["cycles"].startswith("fabric controller")
+
+
+def test_cluster_counters_are_parsed_and_profiled_beside_the_fcs():
+    """GF CLUSTER (the busiest forked core's pi_perf counters) next to GF PERF (the FC's) in
+    results.json and in the profile rows, each column named for what it counts."""
+    from codegen.profile import rows
+    from codegen.results import COUNTERS, parse_output
+
+    out = ("GF LAYER 1 conv kind=conv2d kernel=gf_conv2d_3x3 elements=8 mismatches=0 max_diff=0\n"
+           "GF PERF 1 conv instret=1873 cycles=43483 macs=18432\n"
+           "GF CLUSTER 1 conv cycles_max=47169 instr_max=20656 core=0 instr_core=3 cc_cycles=2143 cc_instr=464\n"
+           "GF MEM 1 conv tiles=2 l1=4096 l3_to_l2=0 l2_to_l1=100 l1_to_l2=50 l2_to_l3=0 dma_cmds=3\n"
+           "GF LAYER 2 view kind=reshape kernel=- elements=8 mismatches=0 max_diff=0\n"
+           "GF PERF 2 view instret=26 cycles=114 macs=0\n")
+    layers = parse_output(out)["layers"]
+    assert layers[0]["cycles"] == 43483 and layers[0]["instret"] == 1873  # the FC's, unchanged
+    assert layers[0]["cluster_cycles"] == 47169 and layers[0]["cluster_instr"] == 20656
+    assert layers[0]["cluster"] == {"cycles_core": 0, "instr_core": 3, "cc_cycles": 2143, "cc_instr": 464}
+    assert "cluster_cycles" not in layers[1]
+    results = {"layers": layers, "totals": {}, "passed": True}
+    _, lrows, _ = rows({"steps": []}, results, "n", "gvsoc")
+    assert (lrows[0]["fc_cycles"], lrows[0]["cluster_cycles"], lrows[0]["cluster_instr"]) == (43483, 47169, 20656)
+    assert lrows[0]["instructions"] == "" and lrows[0]["tiles"] == 2  # the FC's instret is not the step's work
+    _, lrows, _ = rows({"steps": []}, results, "n", "gap9-emu")  # host nanoseconds: not a profile figure
+    assert (lrows[0]["fc_cycles"], lrows[0]["cluster_cycles"], lrows[0]["cluster_instr"]) == ("", "", "")
+    for target in ("gap9-emu", "gap9-qemu", "gvsoc"):
+        assert set(COUNTERS[target]) == {"cycles", "instret", "cluster_cycles", "cluster_instr"}
 
 
 def test_deploy_run_gvsoc_is_checked_before_any_work(tmp_path, monkeypatch):

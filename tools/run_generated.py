@@ -43,7 +43,7 @@ if __package__ in (None, ""):
 
 from codegen import toolchains  # noqa: E402
 from codegen.gap9.hw import add_platform_flag, gvsoc_platforms  # noqa: E402
-from codegen.results import parse_output, verdict  # noqa: E402
+from codegen.results import COUNTERS, parse_output, verdict  # noqa: E402
 from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError, os_error, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from tools.generate_c_code import _budget  # noqa: E402
@@ -264,6 +264,10 @@ def _results(project: Path, plan: dict, target: str, sanitize: bool, res, progra
                    "macs": sum(layer.get("macs", 0) for layer in parsed["layers"])},
         "stderr_tail": res.stderr[-2000:],
     }
+    if target in COUNTERS:  # the FC's figures and the cluster's, each named for what it counts
+        results["counters"] = COUNTERS[target]
+        for key in ("cluster_cycles", "cluster_instr"):
+            results["totals"][key] = sum(layer.get(key, 0) for layer in parsed["layers"])
     if parsed["values"]:
         results["values"] = parsed["values"]
     return passed, results

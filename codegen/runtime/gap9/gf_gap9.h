@@ -137,9 +137,18 @@ typedef struct {
     gf_loc_t in3, in4; /* scan: B and C */
 } gf_operands_t;
 
+/* Compute cores a layer may fork (the run record keeps one counter pair per core). */
+#define GF_CLUSTER_CORES 8
+
 typedef struct {
     uint32_t tiles, dma_cmds, l1_bytes;
     uint64_t l3_to_l2, l2_to_l1, l1_to_l2, l2_to_l3;
+    /* the cluster's own pi_perf counters (PI_PERF_CYCLES, PI_PERF_INSTR): the busiest forked core's,
+     * each read by the core around its share of the tile loop (cycles_core: the core with the most
+     * cycles, instr_core: with the most instructions), and the controller's outside the fork (L1
+     * allocation and free) */
+    uint32_t cycles_max, instr_max, cycles_core, instr_core;
+    uint32_t cc_cycles, cc_instr;
 } gf_layer_stats_t;
 
 /* Total L2 bytes of the bounce buffers the layer needs for its L3-resident operands. */

@@ -47,6 +47,8 @@ typedef struct {
     int nbuf[OP_N];       /* 0 (unused), 1 (single / resident) or 2 (double buffered) */
     int32_t ntiles;
     int status; /* 0, or GF_ERR_* (set by the cluster controller) */
+    /* each forked core's pi_perf counters around its share of the tile loop (tile_loop) */
+    uint32_t core_cycles[GF_CLUSTER_CORES], core_instr[GF_CLUSTER_CORES];
     /* last: gf_run_layer clears everything before them and only their counts (the command slots are
      * written at issue), which spares every layer two byte-wise memsets of the slots on the FC */
     gf_queue_t load_q[2], store_q[2];
@@ -818,6 +820,12 @@ static void tile_loop(void *arg)
     int core = pi_core_id();
     int ncores = pi_cl_team_nb_cores();
     int32_t nt = R->ntiles;
+    /* this core's counters around its share of the layer: read before the last barrier, stopped
+     * after it, so that where PI_PERF_CYCLES is one timer for the whole cluster (pulp-sdk) no core
+     * stops it before every core has read it */
+    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    pi_perf_reset();
+    pi_perf_start();
 #ifdef GF_FAULT_DEEP_CALL
     if (core == 0)
         (void)gf_fault_deep_call(GF_FAULT_DEEP_CALL);
@@ -892,7 +900,12 @@ static void tile_loop(void *arg)
         q_wait(&R->load_q[0]);
         q_wait(&R->load_q[1]);
     }
+    if (core < GF_CLUSTER_CORES) {
+        R->core_cycles[core] = pi_perf_read(PI_PERF_CYCLES);
+        R->core_instr[core] = pi_perf_read(PI_PERF_INSTR);
+    }
     pi_cl_team_barrier();
+    pi_perf_stop();
 }
 
 static const char *const gf_operand_names[OP_N] = {"in", "in2", "w", "p", "out", "wp", "in3", "in4"};
@@ -915,6 +928,11 @@ static void cluster_entry(void *arg)
 {
     gf_run_t *R = (gf_run_t *)arg;
     uint32_t total = 0;
+    /* the controller's own counters: L1 allocation, then (restarted after the fork, whose cores use
+     * the counters, and where the controller is compute core 0 its own) L1 free */
+    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    pi_perf_reset();
+    pi_perf_start();
     for (int k = 0; k < OP_N; k++)
         for (int i = 0; i < R->nbuf[k]; i++) {
             uint32_t n = GF_ALIGN(R->bytes[k]);
@@ -925,13 +943,22 @@ static void cluster_entry(void *arg)
                        R->nbuf[k], (unsigned)total);
                 free_l1(R);
                 R->status = GF_ERR_L1_ALLOC;
+                pi_perf_stop();
                 return;
             }
             total += n;
         }
     R->st->l1_bytes = total;
+    pi_perf_stop();
+    uint32_t cycles = pi_perf_read(PI_PERF_CYCLES), instr = pi_perf_read(PI_PERF_INSTR);
     pi_cl_team_fork(R->L->cores, tile_loop, R);
+    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    pi_perf_reset();
+    pi_perf_start();
     free_l1(R);
+    pi_perf_stop();
+    R->st->cc_cycles = cycles + pi_perf_read(PI_PERF_CYCLES);
+    R->st->cc_instr = instr + pi_perf_read(PI_PERF_INSTR);
 }
 
 /* The layer's buffers: bytes and count of each operand, and the tile count. Every field it sets is
@@ -1009,5 +1036,17 @@ int gf_run_layer(struct pi_device *cluster, struct pi_device *ram, const gf_laye
     pi_cluster_task(&task, cluster_entry, &R);
     pi_cluster_task_stacks(&task, NULL, core_stack_bytes); /* compute-core stacks, allocated in L1 by PMSIS */
     int rc = pi_cluster_send_task_to_cl(cluster, &task);
-    return rc != 0 ? GF_ERR_CLUSTER : R.status;
+    if (rc != 0)
+        return GF_ERR_CLUSTER;
+    for (int c = 0; c < L->cores && c < GF_CLUSTER_CORES; c++) { /* the busiest core (first of equals) */
+        if (R.core_cycles[c] > stats->cycles_max) {
+            stats->cycles_max = R.core_cycles[c];
+            stats->cycles_core = (uint32_t)c;
+        }
+        if (R.core_instr[c] > stats->instr_max) {
+            stats->instr_max = R.core_instr[c];
+            stats->instr_core = (uint32_t)c;
+        }
+    }
+    return R.status;
 }

@@ -19,7 +19,7 @@
  *   - the cluster: the task entry runs as core 8; pi_cl_team_fork runs the workers as
  *     deterministic cooperative coroutines (cores 0..n-1, reverse order by default), switching
  *     only at pi_cl_team_barrier and at the end of the entry, so missing barriers show up;
- *   - ReadFS as files of the current directory; perf counters as a monotonic nanosecond clock.
+ *   - ReadFS as files of the current directory; perf counters per core: host nanoseconds (rv32: instructions).
  *   - stacks: every cluster core runs on its own guarded stack; with GF_EMU_CORE_STACK_RATIO set,
  *     of the size the program configured (cc_stack_size, pi_cluster_task_stacks) times the
  *     host/rv32 ratio, and those configured bytes are reserved in L1 (overflow: exit 3);
@@ -225,8 +225,10 @@ void pi_perf_conf(unsigned events);
 void pi_perf_reset(void);
 void pi_perf_start(void);
 void pi_perf_stop(void);
-/* PI_PERF_CYCLES: nanoseconds counted while started (monotonic clock, 32-bit, wraps like the
- * hardware counter); every other event reads 0. */
+/* One counter per core (FC, cluster controller, compute cores), counting the calling core's own
+ * share while started (32-bit, wraps like the hardware counter): on the host PI_PERF_CYCLES reads
+ * host nanoseconds and every other event 0; on rv32 (gap9-qemu) PI_PERF_CYCLES and PI_PERF_INSTR
+ * both read the core's retired instructions without the emulator's own work (pmsis_emu.c). */
 unsigned int pi_perf_read(int event);
 
 /* ---- Frequency ---------------------------------------------------------------------------- */

@@ -63,9 +63,9 @@
  * Not modelled: timing, bandwidth and latency (only ordering and completion points), true
  * parallelism and memory races other than those on in-flight transfer buffers, caches,
  * frequency and voltage, statically placed PI_L1/PI_L2 data (the attributes expand to nothing,
- * so such data is host memory and is refused by the DMA checks), per-core performance counters
- * (there is one counter, in host nanoseconds), ReadFS internals (files are read from the current
- * directory).
+ * so such data is host memory and is refused by the DMA checks), cycles (the performance
+ * counters count the core's own share: instructions on rv32, host nanoseconds on the host, see
+ * "Performance counters" below), ReadFS internals (files are read from the current directory).
  *
  * Environment: GF_EMU_L1_BUDGET, GF_EMU_L2_BUDGET, GF_EMU_L3_SIZE (bytes), GF_EMU_CORE_ORDER
  * (forward | reverse), GF_EMU_CORE_STACK_RATIO / GF_EMU_CC_STACK_RATIO (host bytes per configured
@@ -283,6 +283,13 @@ static void excl_begin(void)
 static void excl_end(void)
 {
 }
+#endif
+/* pi_perf's per-core clocks (section "Performance counters"): the start of the running compute
+ * core's current slice (run_core), and on the host each compute core's nanoseconds so far. */
+static uint64_t g_slice_t0;
+static uint64_t now_ns(void);
+#ifndef GF_EMU_BARE
+static uint64_t g_core_ns[GF_EMU_NB_CORES];
 #endif
 
 static gf_heap g_l1 = {"L1", NULL, 0, 0, 0, 0, NULL, 0, 0};
@@ -1763,14 +1770,16 @@ static void run_core(int id)
     g_cur_core = id;
     fiber_start(fake, g_cores[id].stack.lo, g_cores[id].stack.size);
 #ifdef GF_EMU_BARE
-    t0 = instr_now();
+    t0 = g_slice_t0 = instr_now();
     ctx_switch(&g_sched_ctx, &g_cores[id].ctx);
     used = instr_now() - t0;
     g_core_instr[id] += used;
     if (used > g_round_max)
         g_round_max = used;
 #else
+    g_slice_t0 = now_ns();
     ctx_switch(&g_sched_ctx, &g_cores[id].ctx);
+    g_core_ns[id] += now_ns() - g_slice_t0;
 #endif
     g_cur_core = GF_EMU_CC_CORE;
     fiber_finish(fake != NULL ? *fake : NULL, NULL, NULL);
@@ -2016,12 +2025,28 @@ void pi_fs_close(pi_fs_file_t *file)
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Performance counters (one counter of host nanoseconds) and frequency
+ * Performance counters and frequency
+ *
+ * One counter per core (PMSIS counters are per core): the FC (index GF_EMU_NB_CORES + 1), the
+ * cluster controller (GF_EMU_CC_CORE) and compute cores 0..7. Each counts its core's own clock while
+ * started:
+ *   rv32 (gap9-qemu): the instructions the core retired (minstret, QEMU -icount shift=0) with the
+ *     emulator's own work excluded (DMA, L3 requests, allocations, stack painting and checks, these
+ *     counters): a compute core's clock advances only while it runs (its barrier-round slices,
+ *     exactly what GF CORES core<N> sums), the controller's while the task runs outside the forked
+ *     cores' slices, the FC's all the time (every core serialised, as GF PERF always printed).
+ *     PI_PERF_CYCLES and PI_PERF_INSTR read the same count.
+ *   host (gap9-emu): host nanoseconds, per core in the same way (emulator work included, not
+ *     repeatable); PI_PERF_INSTR reads 0.
+ * Every other event reads 0.
  */
 
-static int g_perf_running;
-static uint64_t g_perf_acc, g_perf_t0;
-static unsigned g_perf_events;
+typedef struct {
+    int running;
+    uint64_t acc, t0;
+} gf_perf_counter;
+
+static gf_perf_counter g_perf[GF_EMU_NB_CORES + 2]; /* 0..7, controller, FC */
 
 static uint64_t now_ns(void)
 {
@@ -2034,43 +2059,82 @@ static uint64_t now_ns(void)
 #endif
 }
 
+/* The calling core's counter and its own clock now. */
+static gf_perf_counter *perf_counter(uint64_t *clock)
+{
+    uint64_t t = now_ns(), others = 0;
+    int c;
+    if (g_cur_core == GF_EMU_FC_CORE) {
+        *clock = t;
+        return &g_perf[GF_EMU_NB_CORES + 1];
+    }
+    if (g_cur_core != GF_EMU_CC_CORE) { /* a forked core: its slices so far + the current one */
+#ifdef GF_EMU_BARE
+        *clock = g_core_instr[g_cur_core] + (t - g_slice_t0);
+#else
+        *clock = g_core_ns[g_cur_core] + (t - g_slice_t0);
+#endif
+        return &g_perf[g_cur_core];
+    }
+    for (c = 0; c < GF_EMU_NB_CORES; c++) /* the controller: the clock minus the forked cores' slices */
+#ifdef GF_EMU_BARE
+        others += g_core_instr[c];
+#else
+        others += g_core_ns[c];
+#endif
+    *clock = t - others;
+    return &g_perf[GF_EMU_CC_CORE];
+}
+
+/* No emu_init here: the counters need none, and these run on the compute cores' stacks, whose call
+ * chains the stack analysis bounds (emu_init reaches signal set-up in the C library). */
 void pi_perf_conf(unsigned events)
 {
-    emu_init();
-    g_perf_events = events;
+    (void)events; /* every counter counts the core's own clock (above) */
 }
 
 void pi_perf_reset(void)
 {
-    emu_init();
-    g_perf_acc = 0;
-    if (g_perf_running)
-        g_perf_t0 = now_ns();
+    uint64_t now;
+    gf_perf_counter *p;
+    excl_begin();
+    p = perf_counter(&now);
+    p->acc = 0;
+    if (p->running)
+        p->t0 = now;
+    excl_end();
 }
 
 void pi_perf_start(void)
 {
-    emu_init();
-    if (!g_perf_running) {
-        g_perf_running = 1;
-        g_perf_t0 = now_ns();
+    uint64_t now;
+    gf_perf_counter *p;
+    excl_begin();
+    p = perf_counter(&now);
+    if (!p->running) {
+        p->running = 1;
+        p->t0 = now;
     }
+    excl_end();
 }
 
 void pi_perf_stop(void)
 {
-    emu_init();
-    if (g_perf_running) {
-        g_perf_acc += now_ns() - g_perf_t0;
-        g_perf_running = 0;
+    uint64_t now;
+    gf_perf_counter *p;
+    excl_begin();
+    p = perf_counter(&now);
+    if (p->running) {
+        p->acc += now - p->t0;
+        p->running = 0;
     }
+    excl_end();
 }
 
 unsigned int pi_perf_read(int event)
 {
-    uint64_t t;
-    emu_init();
-    (void)g_perf_events;
+    uint64_t now, t;
+    gf_perf_counter *p;
 #ifdef GF_EMU_BARE
     if (event != PI_PERF_CYCLES && event != PI_PERF_INSTR)
         return 0;
@@ -2078,7 +2142,10 @@ unsigned int pi_perf_read(int event)
     if (event != PI_PERF_CYCLES)
         return 0;
 #endif
-    t = g_perf_acc + (g_perf_running ? now_ns() - g_perf_t0 : 0);
+    excl_begin();
+    p = perf_counter(&now);
+    t = p->acc + (p->running ? now - p->t0 : 0);
+    excl_end();
     return (unsigned int)(t & 0xffffffffu);
 }
 
