@@ -200,7 +200,8 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
                          data_files=["params.bin", mf.MANIFEST_FILE, *sorted(program.golden_files)],
                          **make_variables(target))
         for tmpl in target.build_templates:
-            (tmp / tmpl).write_text(env.get_template(f"{tmpl}.j2").render(**build_ctx), encoding="utf-8")
+            source = target.build_template_sources.get(tmpl, f"{tmpl}.j2")
+            (tmp / tmpl).write_text(env.get_template(source).render(**build_ctx), encoding="utf-8")
         (tmp / "plan.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         if gap9 is not None:
             report = format_report(gap9.placement, program.name) + "\n" + format_resources(doc["gap9"])

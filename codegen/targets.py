@@ -30,6 +30,8 @@ class Target:
     include_dirs: tuple[str, ...] = ("src", "runtime", "runtime/hal")
     emu_include_dirs: tuple[str, ...] = ()  # added for the host emulation build (before the others' headers)
     omit_kernel_files: tuple[str, ...] = ()  # portable kernel files the target does not compile
+    # a build file rendered from a template of another name (default: <file>.j2)
+    build_template_sources: dict[str, str] = field(default_factory=dict)
 
 
 HOST = Target(
@@ -43,13 +45,16 @@ RV32 = Target(
     description="bare-metal rv32imac (picolibc, semihosting) run in qemu-system-riscv32")
 
 GAP9 = replace(
-    RV32, name="gap9", hal_sources=(), build_templates=("CMakeLists.txt", "sdk.config"),
+    RV32, name="gap9", hal_sources=(), build_templates=("CMakeLists.txt", "sdk.config", "Makefile"),
+    # Makefile: the same sources built with pulp-sdk's rules, for gvsoc's PULP platforms (--target gvsoc)
+    build_template_sources={"Makefile": "gap9_pulp_sdk.mk.j2"},
     runnable_here=False, counters=("PI_PERF_CYCLES", "PI_PERF_INSTR"),
-    description="GAP9 SDK 5.x project (CMake + Kconfig, cluster + L1 tiling + L3); built here only "
-                "against the PMSIS emulation (run_generated --target gap9-emu)",
+    description="GAP9 SDK 5.x project (CMake + Kconfig, cluster + L1 tiling + L3), and the same sources "
+                "as a pulp-sdk Makefile for gvsoc's PULP platforms; built here against the PMSIS emulation "
+                "(run_generated --target gap9-emu / gap9-qemu) and, with a user's installation, gvsoc",
     program_templates={"main.c": "gap9_main.c.j2", "network.c": "gap9_network.c.j2",
                        "network.h": "gap9_network.h.j2"},
-    runtime_extra=("gap9/gf_tiled.c", "gap9/gf_tile_kernels.c", "gap9/gf_gap9.h"),
+    runtime_extra=("gap9/gf_tiled.c", "gap9/gf_tile_kernels.c", "gap9/gf_gap9.h", "gap9/gf_pulp_sdk.h"),
     emu_sources=("gap9/emu/pmsis_emu.c",), tiled=True,
     include_dirs=("src", "runtime", "runtime/gap9"), emu_include_dirs=("runtime/gap9/emu",),
     omit_kernel_files=("gf_ref.c",))  # reference loops: tests and benchmarks only

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -48,6 +49,20 @@ def extracted(tmp_path_factory):
         return cache[name]
 
     return get
+
+
+def calibrated(factory, shape: tuple[int, ...], batches: int = 4) -> torch.nn.Module:
+    """``factory()`` built with seed 0, its activation quantizers calibrated on ``batches`` random
+    batches of ``shape`` (Brevitas calibration_mode), returned in eval mode: the test models of one
+    operator form that are not trained."""
+    from brevitas.graph.calibrate import calibration_mode
+
+    torch.manual_seed(0)
+    model = factory().eval()
+    with torch.no_grad(), calibration_mode(model):
+        for _ in range(batches):
+            model(torch.randn(*shape))
+    return model.eval()
 
 
 def run_tool(tool: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from brevitas.quant import Int8ActPerTensorFloat, Int32Bias
-from conftest import run_tool
+from conftest import calibrated, run_tool
 
 from gapforge.compat import check_model
 from gapforge.extract import extract
@@ -125,15 +125,7 @@ class SameScaleResidual(ResidualLayerNorm):
 
 
 def _calibrated(factory, shape=(8, T, E)):
-    torch.manual_seed(0)
-    m = factory()
-    from brevitas.graph.calibrate import calibration_mode
-
-    m.eval()
-    with torch.no_grad(), calibration_mode(m):
-        for _ in range(4):
-            m(torch.randn(*shape))
-    return m.eval()
+    return calibrated(factory, shape)
 
 
 def _source(name, factory):

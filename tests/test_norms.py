@@ -26,6 +26,7 @@ from test_reductions import _codes, _compare, brevitas_quantizer
 
 from atomic_ops import groupnorm as gn
 from atomic_ops import layernorm as ln
+from conftest import calibrated
 from atomic_ops import lincomb as lc
 from atomic_ops import rmsnorm as rn
 from gapforge import fidelity
@@ -194,14 +195,7 @@ FORMS = {
 
 
 def _calibrated(body):
-    from brevitas.graph.calibrate import calibration_mode
-
-    torch.manual_seed(0)
-    model = Forms(body).eval()
-    with torch.no_grad(), calibration_mode(model):
-        for _ in range(4):
-            model(torch.randn(1, 8))
-    return model.eval()
+    return calibrated(lambda: Forms(body), (1, 8))
 
 
 @pytest.mark.parametrize("form", list(FORMS))

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 from brevitas.quant import Int32Bias
-from conftest import run_tool
+from conftest import calibrated, run_tool
 
 from atomic_ops.matmul import matmul as np_matmul
 from atomic_ops.pad import pad as np_pad
@@ -118,15 +118,7 @@ class Supported(_Base):
 
 
 def _calibrated(cls):
-    torch.manual_seed(0)
-    m = cls()
-    from brevitas.graph.calibrate import calibration_mode
-
-    m.eval()
-    with torch.no_grad(), calibration_mode(m):
-        for _ in range(4):
-            m(torch.randn(8, 4, 8))
-    return m.eval()
+    return calibrated(cls, (8, 4, 8))
 
 
 def _verdict(cls):

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from atomic_ops import layernorm as ln
 from atomic_ops import softmax as sm
+from conftest import calibrated
 from gapforge.compat import check_model
 from gapforge.modelsrc import ModelSource
 
@@ -246,13 +247,7 @@ SUPPORTED = {
 
 
 def _calibrated(body):
-    from brevitas.graph.calibrate import calibration_mode
-
-    model = _Net(body).eval()
-    with torch.no_grad(), calibration_mode(model):
-        for _ in range(4):
-            model(torch.randn(1, 8))
-    return model.eval()
+    return calibrated(lambda: _Net(body), (1, 8))
 
 
 @pytest.mark.parametrize("variant", list(SUPPORTED))

@@ -6,6 +6,7 @@ Examples:
   python tools/run_generated.py --project build/simple_cnn_rv32 --target rv32
   python tools/run_generated.py --project build/resnet18_gap9 --target gap9-emu --l1-budget 16K
   python tools/run_generated.py --project build/resnet18_gap9 --target gap9-qemu
+  python tools/run_generated.py --project build/resnet18_gap9 --target gvsoc --platform siracusa
 
 gap9-emu builds the generated GAP9 project (unchanged sources) on the host against gapforge's
 PMSIS emulation: L1/L2/L3 budgets enforced (allocation beyond them is a loud error), DMA that
@@ -13,7 +14,10 @@ completes only at its wait (destinations poisoned until then), the 8 compute cor
 deterministic coroutines (a missing barrier changes the result) on guarded stacks of the
 configured sizes (scaled by the measured host/rv32 ratio), per-layer statistics. gap9-qemu builds
 the same sources for bare-metal rv32 and runs them under QEMU -icount shift=0: the same checks, and
-exact instruction counts of every core per layer (GF CORES lines; docs/gap9.md).
+exact instruction counts of every core per layer (GF CORES lines; docs/gap9.md). gvsoc builds the
+project's pulp-sdk Makefile against the user's PULP SDK and runs it on gvsoc (--platform siracusa,
+the default; installation from --pulp-sdk / PULP_SDK_HOME, --gvsoc / GVSOC and
+PULP_RISCV_GCC_TOOLCHAIN): cycles are the fabric controller's pi_perf counters.
 
 PROJ/results.json is written for every run, failed ones included (passed: false and the reasons),
 so an older results.json never survives a failed build or run.
@@ -41,8 +45,9 @@ from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from tools.generate_c_code import _budget  # noqa: E402
 
-RUNNABLE = ("host", "rv32", "gap9-emu", "gap9-qemu")
+RUNNABLE = ("host", "rv32", "gap9-emu", "gap9-qemu", "gvsoc")
 GAP9_RUNS = ("gap9-emu", "gap9-qemu")  # the gap9 project, on the host or on rv32 under QEMU
+GAP9_PROJECTS = (*GAP9_RUNS, "gvsoc")  # gvsoc: its pulp-sdk Makefile, on the user's gvsoc installation
 
 
 def load_plan(project: Path) -> dict:
@@ -122,8 +127,8 @@ def _environ(values: dict[str, str]):
 
 
 def _check_plan_target(plan: dict, target: str) -> None:
-    if (target in GAP9_RUNS) != (plan["target"] == "gap9"):
-        want = "gap9" if target in GAP9_RUNS else "host or rv32"
+    if (target in GAP9_PROJECTS) != (plan["target"] == "gap9"):
+        want = "gap9" if target in GAP9_PROJECTS else "host or rv32"
         raise GapforgeError(f"the project was generated for {plan['target']}; --target {target} needs a {want} "
                             "project (tools/generate_c_code.py --target ...)")
 
@@ -175,8 +180,11 @@ def _write_results(project: Path, results: dict) -> None:
 
 def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bool = False,
                 l1_budget: int | None = None, l2_budget: int | None = None,
-                core_order: str | None = None, no_build: bool = False) -> tuple[bool, dict]:
+                core_order: str | None = None, no_build: bool = False,
+                gvsoc: dict | None = None) -> tuple[bool, dict]:
     """Build and run; ``PROJ/results.json`` is written for every run, failed ones included.
+    ``gvsoc`` (target gvsoc): ``pulp_sdk``, ``gvsoc`` (paths or None: PULP_SDK_HOME / GVSOC) and
+    ``platform`` (codegen/gvsoc.py).
 
     A bad request (wrong target, missing toolchain) or a build failure raises GapforgeError after
     writing results.json with ``passed: false`` and the reason, so an older results.json never
@@ -184,6 +192,8 @@ def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bo
     """
     plan = load_plan(project)
     try:
+        if target == "gvsoc":
+            return _run_gvsoc(project, plan, timeout, no_build, **(gvsoc or {}))
         return _run(project, plan, target, timeout, sanitize, l1_budget, l2_budget, core_order, no_build)
     except GapforgeError as err:
         with contextlib.suppress(GapforgeError):
@@ -194,6 +204,57 @@ def run_project(project: Path, target: str, timeout: float = 600.0, sanitize: bo
         with contextlib.suppress(GapforgeError):
             _write_results(project, _failed_results(plan, target, sanitize, err.one_line()))
         raise err from None
+
+
+def _results(project: Path, plan: dict, target: str, sanitize: bool, res, program: dict) -> tuple[bool, dict]:
+    """results.json of a run that produced output: per-layer results, totals, the verdict."""
+    parsed = parse_output(res.stdout)
+    passed, reasons = verdict(plan, parsed, res.returncode)
+    results = {
+        "network": plan["network"], "target": target, "plan_target": plan["target"], "sanitized": sanitize,
+        "test_case": plan["test_case"], "passed": passed, "reasons": reasons, "exit_code": res.returncode,
+        "seconds": round(res.seconds, 3), "checksum": parsed["checksum"], "program": program,
+        "manifest": parsed["manifest"], "layers": parsed["layers"],
+        "totals": {"layers": len(plan["steps"]), "compared": len(parsed["layers"]),
+                   "mismatches": sum(layer.get("mismatches", 0) for layer in parsed["layers"]),
+                   "instret": sum(layer.get("instret", 0) for layer in parsed["layers"]),
+                   "cycles": sum(layer.get("cycles", 0) for layer in parsed["layers"]),
+                   "macs": sum(layer.get("macs", 0) for layer in parsed["layers"])},
+        "stderr_tail": res.stderr[-2000:],
+    }
+    if parsed["values"]:
+        results["values"] = parsed["values"]
+    return passed, results
+
+
+def _run_gvsoc(project: Path, plan: dict, timeout: float, no_build: bool, pulp_sdk: str | None = None,
+               gvsoc: str | None = None, platform: str | None = None) -> tuple[bool, dict]:
+    """The project's pulp-sdk Makefile built and run on the user's gvsoc (codegen/gvsoc.py)."""
+    from codegen import gvsoc as gv
+
+    _check_plan_target(plan, "gvsoc")
+    platform = platform or gv.DEFAULT_PLATFORM
+    inst = gv.find_installation(pulp_sdk, gvsoc, platform)
+    if no_build:
+        exe = gv.executable(project, plan)
+        if exe is None:
+            raise GapforgeError(f"{project / 'BUILD'}: no program built for gvsoc yet (run without --no-build first)")
+    else:
+        exe = gv.build(project, plan, inst, platform)
+    program = {"path": str(exe.relative_to(project)), "sha256": sha256_of(exe), "rebuilt": not no_build}
+    try:
+        res = gv.run(project, inst, platform, timeout)
+    except toolchains.ToolchainError as err:
+        results = _failed_results(plan, "gvsoc", False, err.one_line(), timeout)
+        _write_results(project, results)
+        return False, results
+    passed, results = _results(project, plan, "gvsoc", False, res, program)
+    # exit_code is make's (make run: non-zero whenever the program's status is); the counters:
+    # GF PERF cycles/instret are the fabric controller's pi_perf counters, GF MEM the executor's
+    results["gvsoc"] = {"platform": platform, **inst.to_json()}
+    results["plan_mismatches"] = compare_with_plan(plan, results["layers"])
+    _write_results(project, results)
+    return passed, results
 
 
 def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool, l1_budget: int | None,
@@ -220,25 +281,10 @@ def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool,
             results = _failed_results(plan, target, sanitize, err.one_line(), timeout)
             _write_results(project, results)
             return False, results
-    parsed = parse_output(res.stdout)
-    passed, reasons = verdict(plan, parsed, res.returncode)
-    results = {
-        "network": plan["network"], "target": target, "plan_target": plan["target"], "sanitized": sanitize,
-        "test_case": plan["test_case"], "passed": passed, "reasons": reasons, "exit_code": res.returncode,
-        "seconds": round(res.seconds, 3), "checksum": parsed["checksum"], "program": program,
-        "manifest": parsed["manifest"], "layers": parsed["layers"],
-        "totals": {"layers": len(plan["steps"]), "compared": len(parsed["layers"]),
-                   "mismatches": sum(layer.get("mismatches", 0) for layer in parsed["layers"]),
-                   "instret": sum(layer.get("instret", 0) for layer in parsed["layers"]),
-                   "cycles": sum(layer.get("cycles", 0) for layer in parsed["layers"]),
-                   "macs": sum(layer.get("macs", 0) for layer in parsed["layers"])},
-        "stderr_tail": res.stderr[-2000:],
-    }
-    if parsed["values"]:
-        results["values"] = parsed["values"]
+    passed, results = _results(project, plan, target, sanitize, res, program)
     if target in GAP9_RUNS:
         results["emulator_budgets"] = env
-        results["plan_mismatches"] = compare_with_plan(plan, parsed["layers"])
+        results["plan_mismatches"] = compare_with_plan(plan, results["layers"])
     _write_results(project, results)
     return passed, results
 
@@ -300,18 +346,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-build", action="store_true",
                    help="run the program already built in PROJ/build (e.g. after tools/update_weights.py); "
                         "results.json records its SHA-256")
+    p.add_argument("--platform", choices=("siracusa", "pulp-open"),
+                   help="gvsoc: the PULP platform to run on (default siracusa; pulp-open is refused: no flash for ReadFS)")
+    p.add_argument("--pulp-sdk", metavar="DIR", help="gvsoc: the pulp-sdk checkout (default: $PULP_SDK_HOME)")
+    p.add_argument("--gvsoc", metavar="PATH", help="gvsoc: the installed gvsoc launcher (default: $GVSOC)")
     p.add_argument("-q", "--quiet", action="store_true", help="only the final line")
     args = p.parse_args(argv)
+    if (args.platform or args.pulp_sdk or args.gvsoc) and args.target != "gvsoc":
+        raise GapforgeError("--platform/--pulp-sdk/--gvsoc apply to --target gvsoc only")
+    if args.sanitize and args.target == "gvsoc":
+        raise GapforgeError("--sanitize is not available for --target gvsoc")
     if args.sanitize and args.target == "rv32":
         raise GapforgeError("--sanitize is not available for --target rv32")
     if (args.l1_budget or args.l2_budget) and args.target not in GAP9_RUNS:
         raise GapforgeError("--l1-budget/--l2-budget apply to --target gap9-emu and gap9-qemu only")
     passed, r = run_project(Path(args.project), args.target, args.timeout, args.sanitize,
                             _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"),
-                            no_build=args.no_build)
+                            no_build=args.no_build,
+                            gvsoc={"pulp_sdk": args.pulp_sdk, "gvsoc": args.gvsoc, "platform": args.platform})
     if not args.quiet:
         for layer in r["layers"]:
             perf = f"instret={layer['instret']}" if layer.get("instret") else f"cycles={layer.get('cycles', 0)}"
+            if args.target == "gvsoc":  # the fabric controller's pi_perf counters around the step
+                perf = f"fc_cycles={layer.get('cycles', 0)} fc_instr={layer.get('instret', 0)}"
             print(f"  {layer['index']:>3} {layer['name']:<40} {layer.get('kind') or '':<18} {layer.get('elements', 0):>8} elems "
                   f"{layer.get('mismatches', '?'):>5} mismatches  {perf}")
     if args.plot:
@@ -322,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  program {r['program']['path']} sha256 {r['program']['sha256']}"
               + ("" if r["program"]["rebuilt"] else " (not rebuilt)"))
     print(f"{status}: {r['network']} on {args.target}: {t['compared']}/{t['layers']} layers compared, "
-          f"{t['mismatches']} mismatches" + (f", {t['instret']} instructions" if t["instret"] else "")
+          f"{t['mismatches']} mismatches" + (f", {t['cycles']} cycles" if args.target == "gvsoc"
+                                             else f", {t['instret']} instructions" if t["instret"] else "")
           + ("" if passed else f" ({'; '.join(r['reasons'][:3])})"))
     return EXIT_OK if passed else EXIT_VERDICT
 

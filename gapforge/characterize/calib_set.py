@@ -17,7 +17,6 @@ QuantReLU; ("avg", k, stride) AvgPool2d + QuantIdentity; ("max", k, stride) MaxP
 
 from __future__ import annotations
 
-import math
 
 # name: (input shape, layers)
 NETWORKS: dict[str, tuple[tuple[int, ...], list[tuple]]] = {
@@ -93,26 +92,12 @@ def _build(name: str):
 def quant_model(name: str):
     """The Brevitas model of the synthetic network, calibrated (eval mode), and its example input."""
     import torch
-    import torch.nn as nn
-    from brevitas.graph.calibrate import calibration_mode
+
+    from gapforge.characterize.families import initialised
 
     torch.manual_seed(0)
     model, shape = _build(name)
-    for mod in model.modules():
-        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
-            fan_in = math.prod(mod.weight.shape[1:])
-            with torch.no_grad():
-                mod.weight.mul_(1.0 / math.sqrt(2.0))
-            nn.init.uniform_(mod.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
-    g = torch.Generator().manual_seed(1)
-    calib = torch.rand((16, *shape[1:]), generator=g)
-    model.train()
-    with torch.no_grad(), calibration_mode(model):
-        for batch in calib.split(8):
-            model(batch)
-    model.eval()
-    return model, torch.rand(shape, generator=g)
+    return initialised(model, shape)
 
 
 def model_source(name: str):

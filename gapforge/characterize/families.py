@@ -154,7 +154,6 @@ def quant_model(p: Point):
     import brevitas.nn as qnn
     import torch
     import torch.nn as nn
-    from brevitas.graph.calibrate import calibration_mode
     from brevitas.quant import Int8ActPerTensorFloat, Int32Bias, Uint8ActPerTensorFloat
 
     d = p.dims()
@@ -243,23 +242,32 @@ def quant_model(p: Point):
         model = Seq([qconv(d[0], d[0])])
     else:
         model = Res(d[0])
+    return initialised(model, input_shape(p))
+
+
+def initialised(model, shape: tuple[int, ...]):
+    """``model`` with He-initialised weights (scaled by 1/sqrt(2) to keep activations in range through
+    a stack), uniform biases, its quantizers calibrated on 16 random inputs of ``shape`` (seed 1); and
+    one more random input of ``shape`` as the example. Nothing is trained."""
+    import torch
+    from brevitas.graph.calibrate import calibration_mode
+    from torch import nn
+
     for mod in model.modules():
-        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
             fan_in = math.prod(mod.weight.shape[1:])
             with torch.no_grad():
-                mod.weight.mul_(1.0 / math.sqrt(2.0))  # keep activations in range through the stack
+                mod.weight.mul_(1.0 / math.sqrt(2.0))
             nn.init.uniform_(mod.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
     g = torch.Generator().manual_seed(1)
-    shape = input_shape(p)
     calib = torch.rand((16, *shape[1:]), generator=g)
     model.train()
     with torch.no_grad(), calibration_mode(model):
         for batch in calib.split(8):
             model(batch)
     model.eval()
-    example = torch.rand(shape, generator=g)
-    return model, example
+    return model, torch.rand(shape, generator=g)
 
 
 def model_source(p: Point):

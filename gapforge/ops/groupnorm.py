@@ -12,11 +12,10 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-import atomic_ops
 from atomic_ops import groupnorm as ref
-from gapforge.ops._base import Attr, Frontend, IROp, Tiling, checked_bound, output_range
+from gapforge.ops._base import Attr, Frontend, checked_bound, output_range
 from gapforge.ops._shapes import ShapeError, inputs_of
-from gapforge.ops.layernorm import FLOATS, _floats, check_norm_input
+from gapforge.ops.layernorm import FLOATS, _floats, check_norm_input, norm_op
 
 
 def _affine(step) -> tuple[np.ndarray, np.ndarray]:
@@ -68,8 +67,8 @@ def infer_shapes(inputs, attrs, params):
     return [list(x)]
 
 
-IR_OP = IROp(
-    name="groupnorm",
+IR_OP = norm_op(
+    "groupnorm",
     summary="GroupNorm (optional per-channel affine) over rows of one group each, quantized by the following "
             "quantizer.",
     semantics="The input viewed as [N, G, (C/G) * spatial]: each row normalized by LayerNorm's integer form "
@@ -84,16 +83,7 @@ IR_OP = IROp(
         "weight": Attr(FLOATS, "per-channel affine weight (C float32 values)", required=False),
         "bias": Attr(FLOATS, "per-channel affine bias (C float32 values)", required=False),
     },
-    reference="groupnorm",
-    kernels=("gf_groupnorm",),
-    fusion="head",
-    prepare=prepare,
-    run=lambda engine, step, inputs: atomic_ops.get("groupnorm")(inputs[0], step.params),
-    exact=_exact,
-    call=_call,
-    tiling=Tiling("rows"),
-    macs=lambda net, step: 2 * net.tensors[step.output].numel,
-    infer_shapes=infer_shapes,
+    prepare=prepare, exact=_exact, call=_call, infer_shapes=infer_shapes,
 )
 
 

@@ -65,8 +65,17 @@ def infer_shapes(inputs, attrs, params):
     return [list(x)]
 
 
-IR_OP = IROp(
-    name="layernorm",
+def norm_op(name: str, **decl) -> IROp:
+    """The declaration of a row normalization (LayerNorm, RMSNorm, GroupNorm): what they share (the
+    numpy reference and kernel named after the op, a row tiling, fusion head, 2 MACs per output: the
+    sum of squares and c_i * D_i) around what each declares (summary, semantics, inputs, attrs, hooks)."""
+    return IROp(name=name, reference=name, kernels=(f"gf_{name}",), fusion="head", tiling=Tiling("rows"),
+                run=lambda engine, step, inputs: atomic_ops.get(name)(inputs[0], step.params),
+                macs=lambda net, step: 2 * net.tensors[step.output].numel, **decl)
+
+
+IR_OP = norm_op(
+    "layernorm",
     summary="LayerNorm over the last axes (optional elementwise affine), quantized by the following quantizer.",
     semantics="Per row of N codes: exact A = sum q, V = N sum q^2 - A^2, D = N q - A; 1/sqrt(V + N^2 eps/s^2) "
               "from an exact 64-bit integer square root of a normalized fixed-point value; affine and "
@@ -80,16 +89,7 @@ IR_OP = IROp(
                        required=False),
         "bias": Attr(FLOATS, "elementwise affine bias (float32 values)", required=False),
     },
-    reference="layernorm",
-    kernels=("gf_layernorm",),
-    fusion="head",
-    prepare=prepare,
-    run=lambda engine, step, inputs: atomic_ops.get("layernorm")(inputs[0], step.params),
-    exact=_exact,
-    call=_call,
-    tiling=Tiling("rows"),
-    macs=lambda net, step: 2 * net.tensors[step.output].numel,  # sum of squares, c_i * D_i
-    infer_shapes=infer_shapes,
+    prepare=prepare, exact=_exact, call=_call, infer_shapes=infer_shapes,
 )
 
 

@@ -15,10 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-import atomic_ops
 from atomic_ops import rmsnorm as ref
-from gapforge.ops._base import Attr, Frontend, IROp, Tiling, checked_bound, output_range
-from gapforge.ops.layernorm import FLOATS, _floats, check_norm_input, infer_shapes, row_length
+from gapforge.ops._base import Attr, Frontend, checked_bound, output_range
+from gapforge.ops.layernorm import FLOATS, _floats, check_norm_input, norm_op, infer_shapes, row_length
 
 
 def _gamma(step, n: int) -> np.ndarray:
@@ -48,8 +47,8 @@ def _call(cg):
     return cg.call("gf_rmsnorm", (cg.X[0], cg.T[0], rows, n, cg.param_block(), cg.Y))
 
 
-IR_OP = IROp(
-    name="rmsnorm",
+IR_OP = norm_op(
+    "rmsnorm",
     summary="RMSNorm over the last axes (optional elementwise weight), quantized by the following quantizer.",
     semantics="Per row of N codes q with input zero point z: exact V = N sum (q - z)^2, D = N (q - z); then "
               "LayerNorm's integer form (exact 64-bit integer square root, multipliers folding weight and "
@@ -62,16 +61,7 @@ IR_OP = IROp(
         "weight": Attr(FLOATS, "elementwise weight (float32 values, C order of the normalized shape)",
                        required=False),
     },
-    reference="rmsnorm",
-    kernels=("gf_rmsnorm",),
-    fusion="head",
-    prepare=prepare,
-    run=lambda engine, step, inputs: atomic_ops.get("rmsnorm")(inputs[0], step.params),
-    exact=_exact,
-    call=_call,
-    tiling=Tiling("rows"),
-    macs=lambda net, step: 2 * net.tensors[step.output].numel,  # sum of squares, c_i * D_i
-    infer_shapes=infer_shapes,
+    prepare=prepare, exact=_exact, call=_call, infer_shapes=infer_shapes,
 )
 
 

@@ -5,8 +5,9 @@ resized with bilinear interpolation to the size a network needs. The first 1437 
 the training set, the last 360 the held-out set.
 
 Training is deterministic (fixed seeds, one thread) and brief; the trained state is cached in
-``tests/test_networks/.cache/<name>-<hash>.pt`` keyed by the network file's source and the
-training settings, so a changed network retrains and an unchanged one loads in milliseconds.
+``tests/test_networks/.cache/<name>-<hash>.pt`` keyed by the network file's source, the
+shared helpers and building blocks (``_*.py``, ``seqdata/``) and the training settings, so a changed
+network retrains and an unchanged one loads in milliseconds.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ def split(size: int = 8, channels: int = 1, flat: bool = False):
 
 
 def _key(name: str, factory: Callable, settings: dict) -> str:
-    """Cache key: the network file, every shared helper (``_*.py``) of this directory, the settings."""
-    helpers = "".join(p.read_text() for p in sorted(Path(__file__).resolve().parent.glob("_*.py")))
+    """Cache key: the network file, every shared helper of this directory (``_*.py`` and the building
+    blocks of ``seqdata/``), the settings."""
+    here = Path(__file__).resolve().parent
+    helpers = "".join(p.read_text() for p in sorted([*here.glob("_*.py"), *here.glob("seqdata/*.py")]))
     src = inspect.getsource(inspect.getmodule(factory)) + helpers
     h = hashlib.sha256((src + repr(sorted(settings.items()))).encode()).hexdigest()[:16]
     return f"{name}-{h}"

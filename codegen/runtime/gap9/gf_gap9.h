@@ -22,6 +22,9 @@
 #include <stdint.h>
 
 #include "pmsis.h"
+#ifdef GF_PULP_SDK /* the pulp-sdk build (the project's Makefile): GAP9 names mapped */
+#include "gf_pulp_sdk.h"
+#endif
 #include "gf_runtime.h"
 
 #define GF_MEM_L2 0
