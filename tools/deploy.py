@@ -87,7 +87,7 @@ class Progress:
 def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | None = None,
                  fidelity_cases: int = 64, skip_fidelity: bool = False, l1_budget: int | None = None,
                  l2_budget: int | None = None, progress: Progress | None = None,
-                 inputs: str | None = None) -> dict:
+                 inputs: str | None = None, kernels: str = "portable") -> dict:
     """Run every stage; returns a summary dict with ``passed`` and the figures of each stage.
 
     Everything is built in a temporary sibling of ``out`` and renamed at the very end: a passing run
@@ -99,7 +99,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
     try:
         summary = _stages(src, tmp, out, target, num_cases=num_cases, fidelity_cases=fidelity_cases,
                           skip_fidelity=skip_fidelity, l1_budget=l1_budget, l2_budget=l2_budget,
-                          prog=progress or Progress(quiet=True), inputs=inputs)
+                          prog=progress or Progress(quiet=True), inputs=inputs, kernels=kernels)
         summary["output"] = str(out if summary["passed"] else out.with_name(out.name + ".failed"))
         (tmp / "deploy_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     except BaseException:
@@ -110,7 +110,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
 
 
 def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, fidelity_cases, skip_fidelity,
-            l1_budget, l2_budget, prog: Progress, inputs) -> dict:
+            l1_budget, l2_budget, prog: Progress, inputs, kernels: str = "portable") -> dict:
     """The stages, writing into ``work``; messages name the final directory ``out``."""
     summary: dict = {"network": src.name, "target": target, "passed": False, "notes": list(src.notes)}
     for note in src.notes:
@@ -176,7 +176,8 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
 
     prog.start("codegen")
     proj = f"project_{target}"
-    result = generate_project(work, work / proj, target, 1, l1_budget=l1_budget, l2_budget=l2_budget)
+    result = generate_project(work, work / proj, target, 1, l1_budget=l1_budget, l2_budget=l2_budget,
+                              kernels=kernels)
     program = getattr(result, "program", result)
     m = program.memory
     summary["codegen"] = {"steps": len(program.calls), "params_bytes": len(program.params),
@@ -224,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-fidelity", action="store_true", help="do not compare the engine with Brevitas")
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9: L1 bytes for tiles (e.g. 128K)")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9: L2 bytes for data (e.g. 1.5M)")
+    p.add_argument("--kernels", default="portable", choices=["portable", "simd"],
+                   help="gap9: portable C kernels (default) or the SIMD convolution, linear and matmul kernels")
     args = p.parse_args(argv)
     if args.fidelity_cases < 1:
         raise GapforgeError("--fidelity-cases must be at least 1")
@@ -232,13 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     l1, l2 = _budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget")
     if (l1 or l2) and args.target != "gap9":
         raise GapforgeError(f"--l1-budget/--l2-budget apply to --target gap9 only, not {args.target}")
+    if args.kernels != "portable" and args.target != "gap9":
+        raise GapforgeError(f"--kernels {args.kernels} applies to --target gap9 only, not {args.target}")
     if args.inputs:
         inputs.load(args.inputs)  # a bad inputs file is refused before any work
     src = load_model(args)
     prog = Progress()
     summary = run_pipeline(src, Path(args.out), args.target, num_cases=args.num_cases,
                            fidelity_cases=args.fidelity_cases, skip_fidelity=args.skip_fidelity,
-                           l1_budget=l1, l2_budget=l2, progress=prog, inputs=args.inputs)
+                           l1_budget=l1, l2_budget=l2, progress=prog, inputs=args.inputs, kernels=args.kernels)
     for line in summary.get("problems", []):
         print(f"      {line}")
     print(f"\nsummary for '{src.name}' (target {args.target}):\n{prog.table()}")

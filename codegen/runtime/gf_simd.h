@@ -9,8 +9,9 @@
  *                     define RV_ISA_RV32 for cores without Xpulp).
  *   GF_SIMD_INSN      upstream GCC/binutils for RISC-V (no Xpulp support): the instructions as
  *                     `.insn` encodings (gvsoc's ISA description, core/models/cpu/iss/isa_gen/
- *                     isa_pulpv2.py), the inner loop in inline assembly with lp.setup. Chosen by
- *                     defining GF_SIMD_INSN (the gvsoc target's build does, for the cluster).
+ *                     isa_pulpv2.py), the inner loop in inline assembly with lp.setup. Chosen for
+ *                     the pulp-sdk build (GF_PULP_SDK, the gvsoc target) with a compiler that is
+ *                     not the PULP one, or by defining GF_SIMD_INSN.
  *   GF_SIMD_PORTABLE  plain C with the same lane semantics: the host emulation and QEMU (which has
  *                     no Xpulp), so the SIMD kernels' loops, tails and buffers run bit-exact in CI.
  *
@@ -37,6 +38,8 @@
 #if !defined(GF_SIMD_BUILTINS) && !defined(GF_SIMD_INSN) && !defined(GF_SIMD_PORTABLE)
 #if defined(__riscv__) && !defined(RV_ISA_RV32) && defined(__GNUC__) && !defined(__clang__)
 #define GF_SIMD_BUILTINS 1
+#elif defined(GF_PULP_SDK) && defined(__riscv) && __riscv_xlen == 32
+#define GF_SIMD_INSN 1 /* the pulp-sdk build (cluster cores with Xpulp) with upstream GCC */
 #else
 #define GF_SIMD_PORTABLE 1
 #endif

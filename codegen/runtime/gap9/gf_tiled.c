@@ -22,7 +22,7 @@
 
 /* OP_W holds the weights the kernels read (int8); sub-byte packed weights (codegen/packing.py)
  * are transferred into OP_WP and unpacked into OP_W in L1. */
-enum { OP_IN = 0, OP_IN2, OP_W, OP_P, OP_OUT, OP_WP, OP_IN3, OP_IN4, OP_N };
+enum { OP_IN = 0, OP_IN2, OP_W, OP_P, OP_OUT, OP_WP, OP_IN3, OP_IN4, OP_COL, OP_N };
 
 typedef struct {
     pi_cl_dma_cmd_t cmd[GF_MAX_CMDS];
@@ -578,6 +578,12 @@ static gf_requant_t tile_requant(const gf_layer_t *L, uint8_t *p, int32_t first)
     return rq;
 }
 
+/* The core's SIMD work buffer (im2col / gathered columns, L->buf_col bytes), or NULL. */
+static uint8_t *core_col(const gf_run_t *R, int core)
+{
+    return R->L->buf_col ? R->l1[0][OP_COL] + (uint32_t)core * GF_ALIGN(R->L->buf_col) : NULL;
+}
+
 static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
 {
     const gf_layer_t *L = R->L;
@@ -637,6 +643,7 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.rq = rqp;
     a.s = s;
     a.y = R->l1[b][OP_OUT] + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
+    a.col = core_col(R, core);
     L->compute(&a);
 }
 
@@ -699,6 +706,7 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.o = con;
     a.rows = r1 - r0;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(r0 * con * elem_bytes(L->out_t));
+    a.col = core_col(R, core);
     L->compute(&a);
 }
 
@@ -880,7 +888,7 @@ static void tile_loop(void *arg)
     pi_cl_team_barrier();
 }
 
-static const char *const gf_operand_names[OP_N] = {"in", "in2", "w", "p", "out", "wp", "in3", "in4"};
+static const char *const gf_operand_names[OP_N] = {"in", "in2", "w", "p", "out", "wp", "in3", "in4", "col"};
 
 /* Free the L1 buffers allocated so far (all of them when *R is complete), in reverse order. */
 static void free_l1(gf_run_t *R)
@@ -945,6 +953,8 @@ static void buffer_layout(gf_run_t *R, const gf_layer_t *L, const gf_operands_t 
     R->nbuf[OP_P] = L->buf_p ? (L->p_resident ? 1 : nb) : 0;
     R->nbuf[OP_OUT] = L->buf_out ? nb : 0;
     R->nbuf[OP_WP] = L->buf_wp ? (L->w_resident ? 1 : nb) : 0;
+    R->bytes[OP_COL] = (uint32_t)L->cores * GF_ALIGN(L->buf_col); /* SIMD kernels: one work buffer per core */
+    R->nbuf[OP_COL] = L->buf_col ? 1 : 0;
 }
 
 static int operand_in_l3(const gf_run_t *R, int k)
@@ -957,6 +967,7 @@ static int operand_in_l3(const gf_run_t *R, int k)
     case OP_IN3: return o->in3.level == GF_MEM_L3;
     case OP_IN4: return o->in4.level == GF_MEM_L3;
     case OP_W: return !R->L->buf_wp && o->params.level == GF_MEM_L3; /* packed: OP_W never leaves L1 */
+    case OP_COL: return 0; /* the SIMD kernels' work buffers: L1 only */
     default: return o->params.level == GF_MEM_L3;
     }
 }
