@@ -18,7 +18,8 @@ import pytest
 from test_gap9 import _assert_exact
 
 from codegen import toolchains
-from codegen.gap9.tiling import SIMD_COL_PIXELS, simd_col_bytes
+from codegen.gap9 import tiling
+from codegen.gap9.tiling import simd_col_bytes, simd_conv_col_bytes
 from codegen.generate import generate_project
 from gapforge.errors import GapforgeError
 from tools.run_generated import run_project
@@ -44,7 +45,7 @@ def test_simd_kernels_bit_exact_on_the_emulation(name, golden, tmp_path):
     for r in (r for r in plan["gap9"]["layers"] if r["tiling"] in ("conv", "gemm")):  # every layer with a convolution kernel or a matmul has its im2col buffers in L1
         col = r["l1_buffers"].get("col", 0)
         if kernel[r["name"]] in ("gf_conv2d", "gf_conv2d_3x3", "gf_conv2d_1x1", "gf_dwconv2d", "gf_matmul"):
-            assert col > 0 and col % (4 * SIMD_COL_PIXELS) == 0, r
+            assert col > 0 and col % 4 == 0, r
         else:
             assert col == 0, r
 
@@ -61,7 +62,7 @@ def test_portable_and_simd_plans_differ_by_the_work_buffers(golden, tmp_path):
         cores = 8  # the executor allocates one per forked core
         if ts.tile == tp.tile:
             assert ts.l1_bytes == tp.l1_bytes + cores * ((ts.buffers["col"] + 7) // 8 * 8), step.name
-        assert ts.buffers["col"] == simd_col_bytes(ts.buffers["w"] // ts.tile["co"]), step.name
+        assert ts.buffers["col"] == simd_conv_col_bytes(ts.buffers["w"] // ts.tile["co"]), step.name
 
 
 def test_simd_kernels_are_gap9_only(golden, tmp_path):
@@ -71,9 +72,13 @@ def test_simd_kernels_are_gap9_only(golden, tmp_path):
         generate_project(golden("mlp"), tmp_path / "g", "gap9", 1, kernels="fast")
 
 
-def test_col_pixels_mirror_the_runtime():
+def test_work_buffer_sizes_mirror_the_runtime():
     text = (RUNTIME / "gf_simd.h").read_text()
-    assert re.search(rf"#define GF_SIMD_PIX {SIMD_COL_PIXELS}\b", text)
+    for macro, value in (("GF_SIMD_PIX", tiling.SIMD_COL_PIXELS), ("GF_SIMD_CONV_COL_BYTES", tiling.SIMD_CONV_COL_BYTES),
+                         ("GF_SIMD_CONV_PIX_MAX", tiling.SIMD_CONV_PIX_MAX)):
+        assert re.search(rf"#define {macro} {value}u?\b", text), macro
+    assert simd_col_bytes(13) == 64 and simd_conv_col_bytes(9) == 16 * 12 and simd_conv_col_bytes(576) == 3 * 576
+    assert simd_conv_col_bytes(4000) == 4000
 
 
 # -- the .insn build ---------------------------------------------------------------------------

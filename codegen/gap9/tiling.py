@@ -37,12 +37,20 @@ from gapforge.ops._shapes import chw
 from gapforge.plan import Step
 
 ELEM = {"int8": 1, "uint8": 1, "int32": 4}
-SIMD_COL_PIXELS = 4  # output pixels (conv) / columns (matmul) per im2col pass: GF_SIMD_PIX of gf_simd.h
+SIMD_COL_PIXELS = 4  # matmul columns per pass of the SIMD kernel: GF_SIMD_PIX of gf_simd.h
+SIMD_CONV_COL_BYTES = 2048  # the SIMD conv's im2col buffer: as many pixels as fit (GF_SIMD_CONV_COL_BYTES),
+SIMD_CONV_PIX_MAX = 16  # 1 to GF_SIMD_CONV_PIX_MAX of them
 
 
 def simd_col_bytes(k: int) -> int:
-    """Bytes of one compute core's SIMD work buffer for dot products of length k (gf_simd_col_bytes)."""
+    """Bytes of one compute core's SIMD matmul buffer for dot products of length k (gf_simd_col_bytes)."""
     return SIMD_COL_PIXELS * ((k + 3) // 4 * 4)
+
+
+def simd_conv_col_bytes(k: int) -> int:
+    """Bytes of one compute core's SIMD im2col buffer for receptive fields of k bytes (gf_simd_conv_col_bytes)."""
+    k4 = (k + 3) // 4 * 4
+    return max(1, min(SIMD_CONV_PIX_MAX, SIMD_CONV_COL_BYTES // k4)) * k4
 DMA_MAX = 65535  # bytes of one DMA command, 2-D line or stride (gf_tiled.c GF_DMA_MAX)
 
 
@@ -242,7 +250,7 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, cores: int, single
     plan = TilePlan("", "conv", {"co": tco, "oh": toh, "ow": tow}, [len(cos), len(ohs), len(ows)], n_tiles,
                     {"in": in_buf, "w": w_buf, "wp": wp_buf, "p": p_buf, "out": out_buf, **({"col": col} if col else {})},
                     nbuf == 2, resident, l1, dma,
-                    min(cores, _units(g, tco)))
+                    min(cores, toh * tow if col else _units(g, tco)))  # SIMD: the cores split the pixels
     return plan, (sum(dma.values()), n_tiles, -plan.cores)
 
 
@@ -289,7 +297,7 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False,
     """``simd``: the SIMD convolution (gf_simd.c) with its per-core im2col buffer in L1."""
     g = conv_geometry(step, net, pack)
     cores = budgets.hw.compute_cores
-    col = simd_col_bytes(g.w_per_channel) if simd and g.w_per_channel else 0
+    col = simd_conv_col_bytes(g.w_per_channel) if simd and g.w_per_channel else 0
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
     # a 1-D map (conv1d, height 1) has no rows to cut: its sequence axis is tiled from the start

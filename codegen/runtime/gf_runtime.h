@@ -153,10 +153,13 @@ void gf_matmul(const void *a, gf_dtype_t a_t, int32_t za, const void *b, gf_dtyp
 
 /* SIMD kernels (gf_simd.c, GF_K_SIMD; primitives in gf_simd.h): the same integers as gf_conv2d (every
  * geometry), gf_linear, gf_linear_rows and gf_matmul with 4-way 8-bit dot products. `col` is a work
- * buffer of gf_simd_col_bytes(K) bytes, K = c/groups * kh * kw (conv) or k (matmul). */
+ * buffer: gf_simd_col_bytes(k) bytes for gf_matmul_simd; for gf_conv2d_simd col_bytes >= round4(K) bytes,
+ * K = c/groups * kh * kw (gf_simd_conv_col_bytes(K): the size the GAP9 tiler plans); gf_conv2d_simd
+ * computes the output pixels p0 .. p1-1 (flat index oy * ow + ox) of every channel (0, oh * ow: all). */
 uint32_t gf_simd_col_bytes(int32_t k);
+uint32_t gf_simd_conv_col_bytes(int32_t k);
 void gf_conv2d_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
-                    const gf_requant_t *rq, void *y, uint8_t *col);
+                    const gf_requant_t *rq, void *y, int32_t p0, int32_t p1, uint8_t *col, uint32_t col_bytes);
 void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
                     const gf_requant_t *rq, void *y);
 void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t rows,

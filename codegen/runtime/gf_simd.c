@@ -5,16 +5,18 @@
  * requantization (gf_rqc_apply), zero padding, zero points expanded exactly in wrapping 32 bits.
  *
  * Operands of a dot product must be 4 contiguous bytes on each side:
- *  - conv (CHW input, weights [o][c/groups][kh][kw]): the receptive fields of GF_SIMD_PIX output
+ *  - conv (CHW input, weights [o][c/groups][kh][kw]): the receptive fields of a few output
  *    pixels are gathered ("im2col") into the caller's buffer `col`, one row of K4 = round4(K)
  *    bytes per pixel (K = c/groups * kh * kw, padding taps and the row tail zero); each weight row
  *    (K bytes, contiguous) is then dotted with the pixel rows, 4 output channels at a time;
  *  - linear: x and each weight row are contiguous already;
  *  - matmul (b [k][n]): GF_SIMD_PIX columns of b are gathered into `col` (K4 bytes each), every
  *    row of a is dotted with 4 of them at once.
- * K % 4 tail bytes are multiplied one by one. `col` holds gf_simd_col_bytes(K) bytes (the GAP9
- * tiler plans one per compute core in L1: codegen/gap9/tiling.py SIMD_COL_PIXELS mirrors
- * GF_SIMD_PIX). No VLA, no alloca: the stack measurement (codegen/callgraph.py) sees fixed frames.
+ * K % 4 tail bytes are multiplied one by one. The conv gathers col_bytes / K4 pixels per pass
+ * (the requantization constants of a block of 4 channels are computed once per pass); the GAP9
+ * tiler plans gf_simd_conv_col_bytes(K) per compute core in L1 (codegen/gap9/tiling.py mirrors
+ * it), the matmul gf_simd_col_bytes(K) (4 columns). No VLA, no alloca: the stack measurement
+ * (codegen/callgraph.py) sees fixed frames.
  */
 #include "gf_internal.h"
 
@@ -32,6 +34,14 @@ GF_INLINE int32_t gf_simd_round4(int32_t k)
 uint32_t gf_simd_col_bytes(int32_t k)
 {
     return (uint32_t)GF_SIMD_PIX * (uint32_t)gf_simd_round4(k);
+}
+
+uint32_t gf_simd_conv_col_bytes(int32_t k)
+{
+    const uint32_t k4 = (uint32_t)gf_simd_round4(k);
+    uint32_t n = GF_SIMD_CONV_COL_BYTES / k4;
+    n = n < 1u ? 1u : (n > GF_SIMD_CONV_PIX_MAX ? GF_SIMD_CONV_PIX_MAX : n);
+    return n * k4;
 }
 
 /* Store acc of channel ch at flat output index idx (byte with rc, else int32). */
@@ -64,6 +74,21 @@ static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t
         const int32_t hw = s->h * s->w, by = oy * s->sy - s->pt, bx = ox * s->sx - s->pl;          \
         uint8_t *const c0 = cp;                                                                    \
         int32_t c, i, j;                                                                           \
+        if (by >= 0 && bx >= 0 && by + (s->kh - 1) * s->dy < s->h && bx + (s->kw - 1) * s->dx < s->w) { \
+            const XT *xc = xg + (size_t)by * s->w + bx; /* every tap inside: no tests */           \
+            const int32_t rs = s->dy * s->w, dx = s->dx, kw = s->kw;                               \
+            for (c = 0; c < cg; c++, xc += hw) {                                                   \
+                const XT *xr = xc;                                                                 \
+                for (i = 0; i < s->kh; i++, xr += rs) {                                            \
+                    const XT *xq = xr;                                                             \
+                    for (j = 0; j < kw; j++, xq += dx)                                             \
+                        *cp++ = (uint8_t)*xq;                                                      \
+                }                                                                                  \
+            }                                                                                      \
+            while (cp != c0 + k4)                                                                  \
+                *cp++ = 0;                                                                         \
+            return;                                                                                \
+        }                                                                                          \
         for (c = 0; c < cg; c++) {                                                                 \
             const XT *xc = xg + (size_t)c * hw;                                                    \
             for (i = 0; i < s->kh; i++) {                                                          \
@@ -90,16 +115,18 @@ GF_SIMD_GATHER(uint8_t)
 /* XT: input type, SFX: lanes (x, w) of the dot product. */
 #define GF_SIMD_CONV(XT, SFX)                                                                      \
     static void gf_conv_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s, \
-                                   const gf_requant_t *rq, void *y, uint8_t *col)                  \
+                                   const gf_requant_t *rq, void *y, int32_t pa, int32_t pb, uint8_t *col, \
+                                   uint32_t col_bytes)                                             \
     {                                                                                              \
         const int32_t cg = s->c / s->groups, og = s->o / s->groups, K = cg * s->kh * s->kw;        \
         const int32_t k4 = gf_simd_round4(K), nw = K >> 2, kt = K & 3, hw = s->h * s->w;           \
+        const int32_t npix = (int32_t)(col_bytes / (uint32_t)k4); /* pixels per pass (>= 1) */     \
         const int32_t ohw = s->oh * s->ow;                                                         \
         int32_t g, p0, q, o, r, t;                                                                 \
         for (g = 0; g < s->groups; g++) {                                                          \
             const XT *xg = x + (size_t)g * cg * hw;                                                \
-            for (p0 = 0; p0 < ohw; p0 += GF_SIMD_PIX) {                                            \
-                const int32_t np = ohw - p0 < GF_SIMD_PIX ? ohw - p0 : GF_SIMD_PIX;                \
+            for (p0 = pa; p0 < pb; p0 += npix) {                                                   \
+                const int32_t np = pb - p0 < npix ? pb - p0 : npix;                                \
                 int32_t oy = p0 / s->ow, ox = p0 - oy * s->ow;                                     \
                 for (q = 0; q < np; q++) {                                                         \
                     gf_simd_gather_##XT(xg, cg, s, oy, ox, col + (size_t)q * k4, k4);              \
@@ -138,12 +165,12 @@ GF_SIMD_CONV(int8_t, ss)
 GF_SIMD_CONV(uint8_t, us)
 
 void gf_conv2d_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
-                    const gf_requant_t *rq, void *y, uint8_t *col)
+                    const gf_requant_t *rq, void *y, int32_t p0, int32_t p1, uint8_t *col, uint32_t col_bytes)
 {
     if (in_t == GF_U8)
-        gf_conv_simd_us((const uint8_t *)x, w, bias, s, rq, y, col);
+        gf_conv_simd_us((const uint8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
     else
-        gf_conv_simd_ss((const int8_t *)x, w, bias, s, rq, y, col);
+        gf_conv_simd_ss((const int8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
 }
 
 /* ---- linear ---------------------------------------------------------------------------------- */

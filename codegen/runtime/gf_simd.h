@@ -5,8 +5,9 @@
  *
  *   GF_SIMD_BUILTINS  the PULP/GAP toolchain's builtins (__builtin_pulp_sdotsp4 and friends); the
  *                     compiler makes the hardware loops and post-increment loads itself. Chosen
- *                     when the compiler is the PULP/GAP one (it predefines __riscv__; the SDKs
- *                     define RV_ISA_RV32 for cores without Xpulp).
+ *                     when the compiler has them (__has_builtin; older PULP/GAP compilers without
+ *                     __has_builtin: when __riscv__ is predefined and RV_ISA_RV32, the SDKs' mark
+ *                     of cores without Xpulp, is not).
  *   GF_SIMD_INSN      upstream GCC/binutils for RISC-V (no Xpulp support): the instructions as
  *                     `.insn` encodings (gvsoc's ISA description, core/models/cpu/iss/isa_gen/
  *                     isa_pulpv2.py), the inner loop in inline assembly with lp.setup. Chosen for
@@ -36,12 +37,19 @@
 #include <stdint.h>
 
 #if !defined(GF_SIMD_BUILTINS) && !defined(GF_SIMD_INSN) && !defined(GF_SIMD_PORTABLE)
-#if defined(__riscv__) && !defined(RV_ISA_RV32) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__has_builtin) /* GCC >= 10, clang: ask the compiler (the SDK rules define __riscv__ for any) */
+#if __has_builtin(__builtin_pulp_sdotsp4)
 #define GF_SIMD_BUILTINS 1
-#elif defined(GF_PULP_SDK) && defined(__riscv) && __riscv_xlen == 32
+#endif
+#elif defined(__riscv__) && !defined(RV_ISA_RV32) && defined(__GNUC__)
+#define GF_SIMD_BUILTINS 1 /* the PULP/GAP toolchains (older GCC: no __has_builtin; they predefine __riscv__) */
+#endif
+#if !defined(GF_SIMD_BUILTINS)
+#if defined(GF_PULP_SDK) && defined(__riscv) && __riscv_xlen == 32
 #define GF_SIMD_INSN 1 /* the pulp-sdk build (cluster cores with Xpulp) with upstream GCC */
 #else
 #define GF_SIMD_PORTABLE 1
+#endif
 #endif
 #endif
 
@@ -52,9 +60,13 @@
 #error "gf_simd.h: GF_SIMD_INSN needs a 32-bit RISC-V compiler (the .insn encodings are Xpulp instructions)"
 #endif
 
-/* Output pixels (conv) or columns (matmul) gathered per pass of the SIMD kernels: the im2col buffer
- * holds GF_SIMD_PIX rows of round4(K) bytes (codegen/gap9/tiling.py SIMD_COL_PIXELS mirrors it). */
+/* Columns (matmul) gathered per pass of the SIMD kernels: the buffer holds GF_SIMD_PIX rows of
+ * round4(K) bytes. The conv's im2col buffer: as many pixels as fit GF_SIMD_CONV_COL_BYTES, 1 to
+ * GF_SIMD_CONV_PIX_MAX (codegen/gap9/tiling.py SIMD_COL_PIXELS, SIMD_CONV_COL_BYTES and
+ * SIMD_CONV_PIX_MAX mirror them). */
 #define GF_SIMD_PIX 4
+#define GF_SIMD_CONV_COL_BYTES 2048u
+#define GF_SIMD_CONV_PIX_MAX 16u
 
 /* The name of the implementation (printed by the programs that use it). */
 #if defined(GF_SIMD_BUILTINS)

@@ -69,7 +69,9 @@ typedef struct {
                                  rows tiling: index of the core's first row in the step */
     int32_t rows;             /* gemm tiling: rows of the core's share ([rows][k] in x, [rows][o] in y) */
     const void *x3, *x4;      /* scan tiling: the third and fourth inputs (B, C: resident, whole) */
-    uint8_t *col;             /* SIMD kernels (conv, gemm tiling): the core's work buffer in L1, or NULL */
+    uint8_t *col;             /* SIMD kernels (conv, gemm tiling): the core's work buffer in L1, or NULL; the
+                                 SIMD conv computes every channel of the tile for the output pixels
+                                 e0 .. e0+n-1 (flat, row-major) of the core */
 } gf_tile_args_t;
 
 /* A tile kernel: one per device kernel of gf_runtime.h that runs on the cluster (gf_tile_kernels.c);

@@ -25,7 +25,7 @@
 #endif
 
 #ifdef GF_SIMD_KERNELS
-#define GF_TILE_CONV(kernel) gf_conv2d_simd(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, a->col)
+#define GF_TILE_CONV(kernel) gf_conv2d_simd(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, a->e0, a->e0 + a->n, a->col, a->L->buf_col)
 #else
 #define GF_TILE_CONV(kernel) kernel(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y)
 #endif

@@ -483,8 +483,8 @@ static void unpack_tile_rows(gf_run_t *R, int b, int32_t co0, int32_t con)
                 (int8_t *)R->l1[b][OP_W] + (uint32_t)co0 * weights_per_channel(L), con);
 }
 
-/* gemm tiling with tiled columns and packed weights: the tile's weight rows, unpacked once by core 0 before
- * the barrier (every core reads all of them). Not inlined: keeps tile_loop's frame small. */
+/* gemm tiling with tiled columns (and the SIMD convolution) with packed weights: the tile's weight rows,
+ * unpacked once by core 0 before the barrier (every core reads all of them). Not inlined: keeps tile_loop's frame small. */
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
@@ -590,9 +590,17 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     int32_t grouped = !L->coupled && L->s.groups > 1;
     int32_t unit = grouped ? L->s.o / L->s.groups : 1;
     int32_t units = T->con / unit;
-    int32_t u0 = core * units / ncores, u1 = (core + 1) * units / ncores;
-    if (u0 == u1)
-        return;
+    int32_t u0, u1, p0 = 0, p1 = T->ohn * T->own;
+    if (L->buf_col) { /* SIMD convolution: every channel of the tile, the cores split its output pixels */
+        u0 = 0, u1 = units;
+        p0 = core * p1 / ncores, p1 = (core + 1) * p1 / ncores;
+        if (p0 == p1)
+            return;
+    } else {
+        u0 = core * units / ncores, u1 = (core + 1) * units / ncores;
+        if (u0 == u1)
+            return;
+    }
     int32_t co0 = u0 * unit, con = (u1 - u0) * unit;
     int32_t eb_in = elem_bytes(L->in_t), eb_out = elem_bytes(L->out_t);
     uint32_t in_plane = (uint32_t)(T->ihn * T->iwn * eb_in);
@@ -631,7 +639,8 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + co0 : NULL;
     const int8_t *w = NULL;
     if (L->w_off >= 0) {
-        unpack_tile_rows(R, b, co0, con);
+        if (!L->buf_col) /* SIMD: core 0 unpacked the whole tile before the barrier */
+            unpack_tile_rows(R, b, co0, con);
         w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)co0 * weights_per_channel(L);
     }
     gf_tile_args_t a;
@@ -644,6 +653,8 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.s = s;
     a.y = R->l1[b][OP_OUT] + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
     a.col = core_col(R, core);
+    a.e0 = p0;
+    a.n = p1 - p0;
     L->compute(&a);
 }
 
@@ -844,7 +855,8 @@ static void tile_loop(void *arg)
         if (core == 0) {
             if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
                 q_wait(&R->load_q[b]);
-            if (L->tiling == GF_TILING_GEMM && L->buf_wp && !L->w_resident)
+            if ((L->tiling == GF_TILING_GEMM || (L->tiling == GF_TILING_CONV && L->buf_col)) && L->buf_wp &&
+                !L->w_resident)
                 unpack_gemm_tile(R, t, b);
             if (t + 1 < nt && !L->single_buffer)
                 load_tile(R, t + 1, b ^ 1);

@@ -227,10 +227,17 @@ static int run_case(const case_t *c, void *out)
         else if (c->id == K_DWCONV)
             gf_dwconv2d(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out);
         else if (c->id != K_CONV_REF) { /* SIMD: the im2col buffer on the heap, its exact size */
-            uint8_t *col = (uint8_t *)malloc(gf_simd_col_bytes(s.c / s.groups * s.kh * s.kw));
+            /* the planned buffer size, or 1 to 3 pixels per pass (by the case's K); two calls over
+             * disjoint pixel ranges, as two cores would */
+            const int32_t K = s.c / s.groups * s.kh * s.kw, k4 = (K + 3) & ~3, third = s.oh * s.ow / 3;
+            const uint32_t nb = K % 4 == 0 ? gf_simd_conv_col_bytes(K) : (uint32_t)(k4 * (1 + K % 3));
+            uint8_t *col = (uint8_t *)malloc(nb);
             if (!col)
                 return -1;
-            gf_conv2d_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out, col);
+            gf_conv2d_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out, 0, third,
+                           col, nb);
+            gf_conv2d_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out, third,
+                           s.oh * s.ow, col, nb);
             free(col);
         }
         else
