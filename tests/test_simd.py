@@ -21,7 +21,9 @@ from codegen import toolchains
 from codegen.gap9 import tiling
 from codegen.gap9.tiling import simd_col_bytes, simd_conv_col_bytes
 from codegen.generate import generate_project
+from gapforge import ir
 from gapforge.errors import GapforgeError
+from gapforge.plan import build_plan
 from tools.run_generated import run_project
 
 RUNTIME = __import__("pathlib").Path(__file__).resolve().parents[1] / "codegen" / "runtime"
@@ -41,10 +43,14 @@ def test_simd_kernels_bit_exact_on_the_emulation(name, golden, tmp_path):
     assert plan["generate"]["kernels"] == "simd"
     assert {"GF_K_SIMD", "GF_SIMD_KERNELS"} <= set(plan["build"]["defines"])
     kernel = {s["name"]: s["kernel"] for s in plan["steps"]}
+    net = ir.load(golden(name))
+    dw = {s.output for s in build_plan(net).steps  # one input channel per group
+          if s.attrs.get("groups", 1) > 1 and net.tensors[net.op_by_name(s.main_op).inputs[0]].shape[1] == s.attrs["groups"]}
     assert any(r["tiling"] in ("conv", "linear", "gemm") for r in plan["gap9"]["layers"])
     for r in (r for r in plan["gap9"]["layers"] if r["tiling"] in ("conv", "gemm")):  # every layer with a convolution kernel or a matmul has its im2col buffers in L1
         col = r["l1_buffers"].get("col", 0)
-        if kernel[r["name"]] in ("gf_conv2d", "gf_conv2d_3x3", "gf_conv2d_1x1", "gf_dwconv2d", "gf_matmul"):
+        if kernel[r["name"]] in ("gf_conv2d", "gf_conv2d_3x3", "gf_conv2d_1x1", "gf_dwconv2d", "gf_matmul") \
+                and r["name"] not in dw:  # depthwise convolutions keep the portable kernel
             assert col > 0 and col % 4 == 0, r
         else:
             assert col == 0, r
@@ -132,16 +138,21 @@ def test_insn_build_compiles_for_rv32_with_the_intended_encodings(tmp_path):
     postinc = [w for w in words if w & 0x7F == 0b0001011 and (w >> 12) & 7 == 0b010]
     assert postinc and all(w >> 20 == 4 for w in postinc)  # p.lw rd, 4(rs1!)
     setups = [w for w in words if w & 0x7F == 0b1111011]
-    assert setups and all((w >> 12) & 7 == 0b100 and w >> 20 == 18 and (w >> 7) & 31 == 0 for w in setups)
-    # the hardware loop of each lp.setup ends on a dot product 36 bytes (9 instructions) later
+    assert setups and all((w >> 12) & 7 == 0b100 and (w >> 7) & 31 == 0 for w in setups)
+    assert {w >> 20 for w in setups} == {18, 28}  # the 1 x 4 and the 2 x 4 inner loops
+    # each hardware loop is the inner dot product: its last instruction (lp.setup + 2 x uimmL) a dot
+    # product, its body 5 loads and 4 dot products (1 vector x 4 rows) or 6 and 8 (2 vectors x 4 rows)
     out = subprocess.run(["riscv64-unknown-elf-objdump", "-d", str(obj)], capture_output=True, text=True).stdout
     lines = [(int(m.group(1), 16), int(m.group(2), 16)) for m in
              re.finditer(r"^\s*([0-9a-f]+):\s+([0-9a-f]{8})\s", out, re.M)]
     at = dict(lines)
     for addr, w in lines:
         if w & 0x7F == 0b1111011:
-            body = [at[addr + 4 * i] for i in range(1, 10)]
-            assert [b & 0x7F for b in body] == [0b0001011] * 5 + [0b1010111] * 4
+            n = (w >> 20) // 2
+            body = [at[addr + 4 * i] & 0x7F for i in range(1, n + 1)]
+            assert body[-1] == 0b1010111
+            loads, dots = body.count(0b0001011), body.count(0b1010111)
+            assert (loads, dots) == ((5, 4) if n == 9 else (6, 8)) and loads + dots == n
     # the portable build of the same file (host emulation, QEMU) has none of them
     obj2 = tmp_path / "gf_simd_portable.o"
     subprocess.run([c for c in cmd if c != "-DGF_SIMD_INSN"][:-1] + [str(obj2)], check=True)

@@ -297,7 +297,10 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False,
     """``simd``: the SIMD convolution (gf_simd.c) with its per-core im2col buffer in L1."""
     g = conv_geometry(step, net, pack)
     cores = budgets.hw.compute_cores
-    col = simd_conv_col_bytes(g.w_per_channel) if simd and g.w_per_channel else 0
+    # depthwise (one input channel per group) keeps the portable streaming kernel: through im2col it
+    # measured slower on gvsoc (docs/gap9.md, "SIMD kernels")
+    depthwise = g.groups > 1 and g.c // g.groups == 1
+    col = simd_conv_col_bytes(g.w_per_channel) if simd and g.w_per_channel and not depthwise else 0
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
     # a 1-D map (conv1d, height 1) has no rows to cut: its sequence axis is tiled from the start

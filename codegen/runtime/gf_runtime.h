@@ -32,6 +32,7 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
  * no code memory. gf_conv2d then dispatches only to the specialised convolutions compiled for the
  * type (the general kernel computes every shape exactly the same: one integer contract for all).
  * gf_concat, gf_permute, gf_slice, gf_flip, gf_pad, gf_scan and the *_ref kernels are not selectable.
+ * GF_K_SIMD compiles the SIMD kernels of gf_simd.c (a project generated with --kernels simd).
  */
 #ifndef GF_KERNELS_SELECTED
 #define GF_K_CONV2D 1

@@ -114,7 +114,7 @@ GF_SIMD_GATHER(uint8_t)
 
 /* XT: input type, SFX: lanes (x, w) of the dot product. */
 #define GF_SIMD_CONV(XT, SFX)                                                                      \
-    static void gf_conv_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s, \
+    static GF_NOINLINE void gf_conv_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s, \
                                    const gf_requant_t *rq, void *y, int32_t pa, int32_t pb, uint8_t *col, \
                                    uint32_t col_bytes)                                             \
     {                                                                                              \
@@ -138,7 +138,24 @@ GF_SIMD_GATHER(uint8_t)
                     const int8_t *wo = w + (size_t)o * K;                                          \
                     gf_rqc_t rcb[4];                                                               \
                     const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, o, R);                               \
-                    for (q = 0; q < np; q++) {                                                     \
+                    for (q = 0; R == 4 && q + 2 <= np; q += 2) { /* two pixels x 4 channels */    \
+                        const uint8_t *cq = col + (size_t)q * k4;                                  \
+                        const size_t yi = (size_t)o * ohw + (size_t)(p0 + q);                      \
+                        int32_t acc[8];                                                            \
+                        for (r = 0; r < 4; r++)                                                    \
+                            acc[r] = acc[4 + r] = bias ? bias[o + r] : 0;                          \
+                        gf_simd_dot4r2_##SFX(cq, cq + k4, (const uint8_t *)wo, K, nw, acc);        \
+                        for (t = 4 * nw; t < 4 * nw + kt; t++) {                                   \
+                            const int32_t xv = (XT)cq[t], xw = (XT)cq[k4 + t];                     \
+                            for (r = 0; r < 4; r++)                                                \
+                                acc[r] += wo[(size_t)r * K + t] * xv, acc[4 + r] += wo[(size_t)r * K + t] * xw; \
+                        }                                                                          \
+                        for (r = 0; r < 4; r++) {                                                  \
+                            gf_simd_store(rc ? rc + r : NULL, y, yi + (size_t)r * ohw, acc[r]);    \
+                            gf_simd_store(rc ? rc + r : NULL, y, yi + (size_t)r * ohw + 1, acc[4 + r]); \
+                        }                                                                          \
+                    }                                                                              \
+                    for (; q < np; q++) {                                                          \
                         const uint8_t *cq = col + (size_t)q * k4;                                  \
                         const size_t yi = (size_t)o * ohw + (size_t)(p0 + q);                      \
                         int32_t acc[4];                                                            \

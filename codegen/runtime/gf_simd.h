@@ -197,6 +197,45 @@ GF_SIMD_DOT4R(ss, "0x5C", GF_SIMD_XW)
 GF_SIMD_DOT4R(us, "0x54", GF_SIMD_XW)
 GF_SIMD_DOT4R(su, "0x54", GF_SIMD_WX)
 GF_SIMD_DOT4R(uu, "0x50", GF_SIMD_XW)
+
+/* Two vectors x 4 rows (conv: two pixels, 4 output channels; signed or unsigned x, signed w):
+ * lp.setup 0, n, 14 instructions (uimmL 28): per word 6 loads and 8 dot products (32 MACs). */
+#define GF_SIMD_DOT4R2(SFX, F7)                                                                    \
+    static inline void gf_simd_dot4r2_##SFX(const uint8_t *xp, const uint8_t *xq, const uint8_t *w0, int32_t ws, \
+                                            int32_t n, int32_t *acc)                               \
+    {                                                                                              \
+        const uint8_t *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;                                 \
+        int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];                                \
+        int32_t b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7];                                \
+        if (n <= 0)                                                                                \
+            return;                                                                                \
+        __asm__ volatile(".option push\n\t.option norvc\n\t"                                       \
+                         ".insn i 0x7B, 4, x0, %[n], 28\n\t"                                       \
+                         ".insn i 0x0B, 2, t0, 4(%[x])\n\t"                                      \
+                         ".insn i 0x0B, 2, t1, 4(%[y])\n\t"                                      \
+                         ".insn i 0x0B, 2, t2, 4(%[w0])\n\t"                                    \
+                         ".insn i 0x0B, 2, t3, 4(%[w1])\n\t"                                    \
+                         ".insn r 0x57, 1, " F7 ", %[a0], t0, t2\n\t"                         \
+                         ".insn r 0x57, 1, " F7 ", %[b0], t1, t2\n\t"                         \
+                         ".insn i 0x0B, 2, t2, 4(%[w2])\n\t"                                    \
+                         ".insn r 0x57, 1, " F7 ", %[a1], t0, t3\n\t"                         \
+                         ".insn r 0x57, 1, " F7 ", %[b1], t1, t3\n\t"                         \
+                         ".insn i 0x0B, 2, t3, 4(%[w3])\n\t"                                    \
+                         ".insn r 0x57, 1, " F7 ", %[a2], t0, t2\n\t"                         \
+                         ".insn r 0x57, 1, " F7 ", %[b2], t1, t2\n\t"                         \
+                         ".insn r 0x57, 1, " F7 ", %[a3], t0, t3\n\t"                         \
+                         ".insn r 0x57, 1, " F7 ", %[b3], t1, t3\n\t"                         \
+                         ".option pop"                                                             \
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0), \
+                           [b1] "+r"(b1), [b2] "+r"(b2), [b3] "+r"(b3), [x] "+r"(xp), [y] "+r"(xq), \
+                           [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3)                \
+                         : [n] "r"(n)                                                              \
+                         : "t0", "t1", "t2", "t3", "memory"); /* the temporaries: fixed (30 operands at most) */                                                              \
+        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                        \
+        acc[4] = b0, acc[5] = b1, acc[6] = b2, acc[7] = b3;                                        \
+    }
+GF_SIMD_DOT4R2(ss, "0x5C")
+GF_SIMD_DOT4R2(us, "0x54")
 #else
 #define GF_SIMD_DOT4R(SFX)                                                                         \
     static inline void gf_simd_dot4r_##SFX(const uint8_t *xp, const uint8_t *w0, int32_t ws, int32_t n, \
@@ -217,6 +256,31 @@ GF_SIMD_DOT4R(ss)
 GF_SIMD_DOT4R(us)
 GF_SIMD_DOT4R(su)
 GF_SIMD_DOT4R(uu)
+
+/* Two vectors x 4 rows: acc[r] += x . w_r, acc[4 + r] += xq . w_r. */
+#define GF_SIMD_DOT4R2(SFX)                                                                        \
+    static inline void gf_simd_dot4r2_##SFX(const uint8_t *xp, const uint8_t *xq, const uint8_t *w0, int32_t ws, \
+                                            int32_t n, int32_t *acc)                               \
+    {                                                                                              \
+        const uint8_t *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;                                 \
+        int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];                                \
+        int32_t b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7], i;                             \
+        for (i = 0; i < n; i++) {                                                                  \
+            const uint32_t t = gf_simd_ld4(&xp), v = gf_simd_ld4(&xq);                             \
+            uint32_t u = gf_simd_ld4(&w0);                                                         \
+            a0 = gf_sdot4_##SFX(a0, t, u), b0 = gf_sdot4_##SFX(b0, v, u);                          \
+            u = gf_simd_ld4(&w1);                                                                  \
+            a1 = gf_sdot4_##SFX(a1, t, u), b1 = gf_sdot4_##SFX(b1, v, u);                          \
+            u = gf_simd_ld4(&w2);                                                                  \
+            a2 = gf_sdot4_##SFX(a2, t, u), b2 = gf_sdot4_##SFX(b2, v, u);                          \
+            u = gf_simd_ld4(&w3);                                                                  \
+            a3 = gf_sdot4_##SFX(a3, t, u), b3 = gf_sdot4_##SFX(b3, v, u);                          \
+        }                                                                                          \
+        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;                                        \
+        acc[4] = b0, acc[5] = b1, acc[6] = b2, acc[7] = b3;                                        \
+    }
+GF_SIMD_DOT4R2(ss)
+GF_SIMD_DOT4R2(us)
 #endif
 
 /* One row: acc + sum_{i < 4n} x[i] * w[i] (channel tails). */

@@ -14,7 +14,8 @@
  *
  * GF_SIMD_KERNELS (plan.json build.defines of a project generated with --kernels simd; with
  * GF_K_SIMD): the convolutions, linear, linear_rows and matmul run the SIMD kernels of gf_simd.c
- * instead, the same integers; conv and matmul use the core's work buffer a->col, planned in L1.
+ * instead, the same integers; conv and matmul use the core's work buffer a->col, planned in L1
+ * (a convolution the tiler gave none, a depthwise one, keeps its portable kernel).
  */
 #include "gf_gap9.h"
 
@@ -24,8 +25,15 @@
 #error "GF_SIMD_KERNELS needs GF_K_SIMD (the SIMD kernels of gf_simd.c)"
 #endif
 
-#ifdef GF_SIMD_KERNELS
-#define GF_TILE_CONV(kernel) gf_conv2d_simd(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, a->e0, a->e0 + a->n, a->col, a->L->buf_col)
+#ifdef GF_SIMD_KERNELS /* the layers the tiler gave an im2col buffer (not depthwise ones) */
+#define GF_TILE_CONV(kernel)                                                                       \
+    do {                                                                                           \
+        if (a->col)                                                                                \
+            gf_conv2d_simd(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, a->e0, a->e0 + a->n, a->col, \
+                           a->L->buf_col);                                                         \
+        else                                                                                       \
+            kernel(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y);                              \
+    } while (0)
 #else
 #define GF_TILE_CONV(kernel) kernel(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y)
 #endif
