@@ -68,10 +68,13 @@ typedef struct {
     int32_t e0;               /* eltwise tiling: flat output index of the core's first element;
                                  rows tiling: index of the core's first row in the step */
     int32_t rows;             /* gemm tiling: rows of the core's share ([rows][k] in x, [rows][o] in y) */
-    const void *x3, *x4;      /* scan tiling: the third and fourth inputs (B, C: resident, whole) */
-    uint8_t *col;             /* SIMD kernels (conv, gemm tiling): the core's work buffer in L1, or NULL; the
-                                 SIMD conv computes every channel of the tile for the output pixels
-                                 e0 .. e0+n-1 (flat, row-major) of the core */
+    const void *x3;           /* scan tiling: the third input (B: resident, whole) */
+    union {                   /* one word for two tiling kinds (tile_loop's frame sets the compute-core stack) */
+        const void *x4;       /* scan tiling: the fourth input (C: resident, whole) */
+        uint8_t *col;         /* SIMD kernels (conv, gemm tiling): the core's work buffer in L1, or NULL; the
+                                 SIMD conv computes every channel of the tile for core e0's share of
+                                 its output pixels among n cores (flat, row-major) */
+    } u;
 } gf_tile_args_t;
 
 /* A tile kernel: one per device kernel of gf_runtime.h that runs on the cluster (gf_tile_kernels.c);

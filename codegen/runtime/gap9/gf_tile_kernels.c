@@ -14,7 +14,7 @@
  *
  * GF_SIMD_KERNELS (plan.json build.defines of a project generated with --kernels simd; with
  * GF_K_SIMD): the convolutions, linear, linear_rows and matmul run the SIMD kernels of gf_simd.c
- * instead, the same integers; conv and matmul use the core's work buffer a->col, planned in L1
+ * instead, the same integers; conv and matmul use the core's work buffer a->u.col, planned in L1
  * (a convolution the tiler gave none, a depthwise one, keeps its portable kernel).
  */
 #include "gf_gap9.h"
@@ -28,9 +28,11 @@
 #ifdef GF_SIMD_KERNELS /* the layers the tiler gave an im2col buffer (not depthwise ones) */
 #define GF_TILE_CONV(kernel)                                                                       \
     do {                                                                                           \
-        if (a->col)                                                                                \
-            gf_conv2d_simd(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, a->e0, a->e0 + a->n, a->col, \
-                           a->L->buf_col);                                                         \
+        if (a->u.col) { /* e0, n: this core and the cores sharing the tile's pixels */              \
+            const int32_t np_ = a->s.oh * a->s.ow;                                                 \
+            gf_conv2d_simd(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, a->e0 * np_ / a->n,    \
+                           (a->e0 + 1) * np_ / a->n, a->u.col, a->L->buf_col);                     \
+        }                                                                                          \
         else                                                                                       \
             kernel(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y);                              \
     } while (0)
@@ -143,7 +145,7 @@ void gf_tile_matmul(const gf_tile_args_t *a)
 {
 #ifdef GF_SIMD_KERNELS
     gf_matmul_simd(a->x, IN_T(a), a->L->zp_a, a->x2, (gf_dtype_t)a->L->in2_t, a->L->zp_b, 1, a->rows, a->k, a->o, a->rq,
-                   a->y, a->col);
+                   a->y, a->u.col);
 #else
     gf_matmul(a->x, IN_T(a), a->L->zp_a, a->x2, (gf_dtype_t)a->L->in2_t, a->L->zp_b, 1, a->rows, a->k, a->o, a->rq, a->y);
 #endif
@@ -157,7 +159,7 @@ void gf_tile_scan(const gf_tile_args_t *a)
     const gf_layer_t *L = a->L;
     const int64_t *chan = a->p + 24;
     const int16_t *T = (const int16_t *)(const void *)(chan + 4 * L->tile_co);
-    gf_scan_block(a->x, IN_T(a), a->x2, (gf_dtype_t)L->in2_t, a->x3, (gf_dtype_t)L->in3_t, a->x4, (gf_dtype_t)L->in4_t,
+    gf_scan_block(a->x, IN_T(a), a->x2, (gf_dtype_t)L->in2_t, a->x3, (gf_dtype_t)L->in3_t, a->u.x4, (gf_dtype_t)L->in4_t,
                   a->p, chan, T, a->k, a->e0, a->e0 + a->n, a->y);
 }
 #endif

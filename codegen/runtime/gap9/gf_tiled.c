@@ -578,7 +578,11 @@ static gf_requant_t tile_requant(const gf_layer_t *L, uint8_t *p, int32_t first)
     return rq;
 }
 
-/* The core's SIMD work buffer (im2col / gathered columns, L->buf_col bytes), or NULL. */
+/* The core's SIMD work buffer (im2col / gathered columns, L->buf_col bytes), or NULL. Not inlined:
+ * keeps tile_loop's frame (the compute-core stack chain) as it was. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
 static uint8_t *core_col(const gf_run_t *R, int core)
 {
     return R->L->buf_col ? R->l1[0][OP_COL] + (uint32_t)core * GF_ALIGN(R->L->buf_col) : NULL;
@@ -590,17 +594,10 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     int32_t grouped = !L->coupled && L->s.groups > 1;
     int32_t unit = grouped ? L->s.o / L->s.groups : 1;
     int32_t units = T->con / unit;
-    int32_t u0, u1, p0 = 0, p1 = T->ohn * T->own;
-    if (L->buf_col) { /* SIMD convolution: every channel of the tile, the cores split its output pixels */
-        u0 = 0, u1 = units;
-        p0 = core * p1 / ncores, p1 = (core + 1) * p1 / ncores;
-        if (p0 == p1)
-            return;
-    } else {
-        u0 = core * units / ncores, u1 = (core + 1) * units / ncores;
-        if (u0 == u1)
-            return;
-    }
+    /* SIMD convolution: every channel of the tile, the cores split its output pixels (the adapter) */
+    int32_t u0 = L->buf_col ? 0 : core * units / ncores, u1 = L->buf_col ? units : (core + 1) * units / ncores;
+    if (u0 == u1)
+        return;
     int32_t co0 = u0 * unit, con = (u1 - u0) * unit;
     int32_t eb_in = elem_bytes(L->in_t), eb_out = elem_bytes(L->out_t);
     uint32_t in_plane = (uint32_t)(T->ihn * T->iwn * eb_in);
@@ -652,9 +649,9 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.rq = rqp;
     a.s = s;
     a.y = R->l1[b][OP_OUT] + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
-    a.col = core_col(R, core);
-    a.e0 = p0;
-    a.n = p1 - p0;
+    a.u.col = core_col(R, core);
+    a.e0 = core; /* SIMD: the adapter takes this core's share of the pixels */
+    a.n = ncores;
     L->compute(&a);
 }
 
@@ -717,7 +714,7 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.o = con;
     a.rows = r1 - r0;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(r0 * con * elem_bytes(L->out_t));
-    a.col = core_col(R, core);
+    a.u.col = core_col(R, core);
     L->compute(&a);
 }
 
@@ -791,7 +788,7 @@ static void compute_scan(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.x = R->l1[b][OP_IN];
     a.x2 = R->l1[b][OP_IN2];
     a.x3 = R->l1[0][OP_IN3];
-    a.x4 = R->l1[0][OP_IN4];
+    a.u.x4 = R->l1[0][OP_IN4];
     a.p = (const int64_t *)R->l1[L->p_resident ? 0 : b][OP_P];
     a.k = T->con;
     a.e0 = u0;
