@@ -106,13 +106,18 @@ BUILD_FAULTS = ("deep-call", "small-stack")
 SMALL_STACK = 1024  # small-stack: the compute-core stack configured before it was measured
 
 
-def _gap9_resources(tmp: Path, target: Target, program: Program, hw, base, fault: str) -> dict:
+KERNELS = ("portable", "simd")  # gap9 --kernels: the portable C kernels, or the SIMD ones (gf_simd.c)
+SIMD_DEFINES = ["GF_K_SIMD", "GF_SIMD_KERNELS"]
+
+
+def _gap9_resources(tmp: Path, target: Target, program: Program, hw, base, fault: str,
+                    kernels: str = "portable") -> dict:
     """Measure the rendered project's SDK build (codegen/gap9/resources.py): check its stacks
     against ``hw``, record them and the code size beside the L2 reserve (warning if over). ``base``:
     the platform entry (``hw`` is it, or it with the small-stack fault's stack)."""
     from codegen.gap9 import resources as rs
 
-    defines = rs.kernel_defines(program.calls)
+    defines = rs.kernel_defines(program.calls) + (SIMD_DEFINES if kernels == "simd" else [])
     m, all_kernels = rs.measure_project(tmp, _sources(target), [*target.include_dirs, *target.emu_include_dirs],
                                         defines, base)
     if fault != "small-stack":  # that fault configures a stack too small on purpose
@@ -136,12 +141,19 @@ def _gap9_resources(tmp: Path, target: Target, program: Program, hw, base, fault
 
 def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int = 1, *,
                      l1_budget: int | None = None, l2_budget: int | None = None, fault: str = "none",
-                     tile_l1_budget: int | None = None, platform: str | None = None):
+                     tile_l1_budget: int | None = None, platform: str | None = None, kernels: str = "portable"):
     """Generate the project; returns the Program (gap9: the Gap9Program, whose .program is the Program).
-    ``platform``: the entry of codegen/gap9/hw.py PLATFORMS the gap9 target plans for (None: gap9)."""
+    ``platform``: the entry of codegen/gap9/hw.py PLATFORMS the gap9 target plans for (None: gap9).
+    ``kernels`` (gap9): "portable" or "simd" (the cluster's convolutions, linear and matmul with the
+    SIMD kernels of gf_simd.c; recorded in plan.json generate.kernels and build.defines)."""
     target = TARGETS.get(target_name)
     if target is None:
         raise GapforgeError(f"--target '{target_name}': unknown (choose from {', '.join(TARGETS)})")
+    if kernels not in KERNELS:
+        raise GapforgeError(f"--kernels '{kernels}': unknown (choose from {', '.join(KERNELS)})")
+    if not target.tiled and kernels != "portable":
+        raise GapforgeError(f"--kernels {kernels} applies to the gap9 target only; {target_name} uses the portable "
+                            "kernels")
     if not target.tiled and (l1_budget or l2_budget or fault != "none" or platform not in (None, "gap9")):
         raise GapforgeError(f"platforms, memory budgets and fault injection apply to the gap9 target only, "
                             f"not {target_name}")
@@ -168,7 +180,7 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         rv32_compiler()
         hw = replace(base, core_stack=SMALL_STACK) if fault == "small-stack" else base
         gap9 = build_gap9_program(plan, case_dir, l1_budget, l2_budget, "none" if fault in BUILD_FAULTS else fault,
-                                  tile_l1_budget, hw=base)
+                                  tile_l1_budget, hw=base, kernels=kernels)
         program = gap9.program
     else:
         program = build_program(plan, case_dir)
@@ -179,7 +191,7 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
                    fc_calls=[c for c, tp in zip(program.calls, gap9.tiles)
                              if tp.tiling == "fc" and c.kernel])
     args = {"test_case": test_case, "l1_budget": l1_budget, "l2_budget": l2_budget, "fault": fault,
-            "tile_l1_budget": tile_l1_budget}
+            "tile_l1_budget": tile_l1_budget, "kernels": kernels}
     if gap9 is not None:
         args["platform"] = base.name
     # the layout hash: of the layout record and of the sources rendered without it (codegen/manifest.py)
@@ -199,7 +211,7 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         for name, raw in program.golden_files.items():
             (tmp / "data" / name).write_bytes(raw)
         (tmp / "data" / mf.MANIFEST_FILE).write_bytes(manifest.to_bytes())
-        extra = _gap9_resources(tmp, target, program, hw, base, fault) if gap9 is not None else {}
+        extra = _gap9_resources(tmp, target, program, hw, base, fault, kernels) if gap9 is not None else {}
         doc = plan_json(program, target, gap9, extra)
         doc["generate"] = args
         doc["data"] = data_json(lhash, manifest)

@@ -56,6 +56,7 @@ K_LUT, K_MUL, K_SOFTMAX, K_LAYERNORM = 17, 18, 19, 20
 K_RMSNORM, K_GROUPNORM = 25, 26
 K_MATMUL, K_LINEAR_ROWS, K_SLICE, K_PAD = 21, 22, 23, 24
 K_SCAN, K_SCAN_SPLIT, K_FLIP = 27, 28, 29
+K_CONV_SIMD, K_CONV1X1_SIMD, K_DWCONV_SIMD, K_MM_SIMD = 30, 31, 32, 33  # gf_simd.c (33: linear and matmul)
 
 DT = {"s8": 0, "u8": 1, "s32": 2}
 NP_DT = {"s8": np.int8, "u8": np.uint8, "s32": np.int32}
@@ -215,7 +216,7 @@ def linear_case(cs: CaseSet, rng, kid: int, name: str, *, K, Co, in_t="s8", rq="
 
 
 def matmul_case(cs: CaseSet, rng, name: str, *, G, M, K, N, a_t="s8", b_t="s8", za=0, zb=0, rq="tensor",
-                out="s8", mode="rand"):
+                out="s8", mode="rand", kid=K_MATMUL):
     a = rand_act(rng, a_t, (G, M, K), mode)
     b = rand_act(rng, b_t, (G, K, N), mode)
     acc = np_matmul(a, b, za, zb)
@@ -225,7 +226,40 @@ def matmul_case(cs: CaseSet, rng, name: str, *, G, M, K, N, a_t="s8", b_t="s8", 
         rqp = make_rq(rng, N if rq == "channel" else 1, acc_scale(acc), out=out, negative=rq == "channel")
         y = out_bytes(rqp.apply([acc], channel_axis=2), rqp.lo)
     params = [DT[a_t], za, DT[b_t], zb, G, M, K, N, *(rqp.params() if rqp else NO_RQ_PARAMS)]
-    cs.add(K_MATMUL, name, params, [a, b, *(rqp.arrays() if rqp else NO_RQ_ARRAYS), y])
+    cs.add(kid, name, params, [a, b, *(rqp.arrays() if rqp else NO_RQ_ARRAYS), y])
+
+
+def add_simd_cases(cs: CaseSet, rng) -> None:
+    """The SIMD kernels (gf_simd.c) against the same numpy reference as the portable ones: random
+    shapes whose dot-product length K = c/groups*kh*kw (conv) or k (linear, matmul) is a multiple of
+    4 or leaves a tail of 1..3, output channels / columns in blocks of 4 and a remainder, and pixel
+    counts that leave a partial im2col pass; both input types, with and without requantization."""
+    for in_t in ("s8", "u8"):
+        for n, (C, H, W, Co, k, st, pad, dil, g) in enumerate([
+                (3, 7, 9, 5, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),     # K = 27: tail 3
+                (4, 6, 7, 8, (3, 3), (2, 2), (1, 0, 1, 2), (1, 1), 1),     # K = 36
+                (5, 9, 8, 7, (3, 3), (1, 2), (2, 2, 2, 2), (2, 2), 1),     # K = 45: tail 1, dilation
+                (6, 8, 9, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2),     # groups 2, K = 27
+                (2, 11, 13, 9, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 1),   # K = 50: tail 2
+                (7, 1, 23, 5, (1, 5), (1, 1), (0, 4, 0, 0), (1, 1), 1)]):  # conv1d, K = 35
+            conv_case(cs, rng, K_CONV_SIMD, f"simd_conv_{in_t}_{n}", C=C, H=H, W=W, Co=Co, k=k, stride=st, pad=pad,
+                      dil=dil, groups=g, in_t=in_t, rq=None if n == 1 else "channel", out="u8" if n == 2 else "s8")
+        for n, (C, H, W, Co, st) in enumerate([(16, 5, 6, 8, 1), (13, 4, 5, 6, 1), (10, 7, 7, 9, 2), (3, 3, 3, 4, 1)]):
+            conv_case(cs, rng, K_CONV1X1_SIMD, f"simd_1x1_{in_t}_{n}", C=C, H=H, W=W, Co=Co, k=(1, 1),
+                      stride=(st, st), pad=(0, 0, 0, 0), in_t=in_t, rq="tensor" if n == 3 else "channel")
+        for n, (C, H, W, st, k, mult) in enumerate([(5, 7, 9, 1, (3, 3), 1), (6, 8, 7, 2, (3, 3), 1),
+                                                    (3, 6, 6, 1, (5, 5), 1), (4, 5, 7, 1, (3, 3), 2)]):
+            conv_case(cs, rng, K_DWCONV_SIMD, f"simd_dw_{in_t}_{n}", C=C, H=H, W=W, Co=C * mult, k=k,
+                      stride=(st, st), pad=(k[0] // 2,) * 4, groups=C, in_t=in_t, rq=None if n == 2 else "channel")
+        for n, (K, Co) in enumerate([(64, 12), (37, 9), (3, 5), (130, 4), (1, 1)]):
+            linear_case(cs, rng, K_MM_SIMD, f"simd_linear_{in_t}_{n}", K=K, Co=Co, in_t=in_t,
+                        rq=None if n == 2 else "channel")
+    for n, (G, M, K, N, a_t, b_t, za, zb, rq) in enumerate([
+            (1, 5, 16, 8, "s8", "s8", 0, 0, "tensor"), (2, 3, 13, 7, "u8", "s8", 3, 0, "channel"),
+            (1, 4, 10, 5, "s8", "u8", 0, 128, "tensor"), (2, 6, 9, 6, "u8", "u8", 17, 200, None),
+            (1, 2, 3, 3, "s8", "s8", -5, 7, "channel")]):
+        matmul_case(cs, rng, f"simd_matmul_{n}", G=G, M=M, K=K, N=N, a_t=a_t, b_t=b_t, za=za, zb=zb, rq=rq,
+                    kid=K_MM_SIMD)
 
 
 def linear_rows_case(cs: CaseSet, rng, name: str, *, R, K, Co, in_t="s8", rq="channel", out="s8"):
@@ -793,6 +827,7 @@ def build_cases() -> CaseSet:
     cs.add(K_RNE, "rne_edges", [v.size], [v, sh.astype(np.uint8), rne_shift(v, sh).astype(np.int64)])
     add_row_cases(cs, rng)
     add_scan_cases(cs, rng)
+    add_simd_cases(cs, rng)
     return cs
 
 
@@ -868,7 +903,8 @@ def test_kernels_match_reference(drivers, case_dir, variant):
 def test_case_set_covers_every_kernel():
     cs = build_cases()
     kinds = {struct.unpack_from("<I", b, 8)[0] for b in cs.blobs}
-    assert kinds == set(range(1, 27)) | {K_SCAN, K_SCAN_SPLIT, K_FLIP}
+    assert kinds == set(range(1, 27)) | {K_SCAN, K_SCAN_SPLIT, K_FLIP, K_CONV_SIMD, K_CONV1X1_SIMD, K_DWCONV_SIMD,
+                                         K_MM_SIMD}
     assert len(cs.names) == len(set(cs.names)) >= 200
 
 

@@ -91,7 +91,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
                  fidelity_cases: int = 64, skip_fidelity: bool = False, l1_budget: int | None = None,
                  l2_budget: int | None = None, progress: Progress | None = None,
                  inputs: str | None = None, run_on: str | None = None,
-                 gvsoc: dict | None = None, platform: str | None = None) -> dict:
+                 gvsoc: dict | None = None, platform: str | None = None, kernels: str = "portable") -> dict:
     """Run every stage; returns a summary dict with ``passed`` and the figures of each stage.
 
     Everything is built in a temporary sibling of ``out`` and renamed at the very end: a passing run
@@ -104,7 +104,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
         summary = _stages(src, tmp, out, target, num_cases=num_cases, fidelity_cases=fidelity_cases,
                           skip_fidelity=skip_fidelity, l1_budget=l1_budget, l2_budget=l2_budget,
                           prog=progress or Progress(quiet=True), inputs=inputs, run_on=run_on, gvsoc=gvsoc,
-                          platform=platform)
+                          platform=platform, kernels=kernels)
         summary["output"] = str(out if summary["passed"] else out.with_name(out.name + ".failed"))
         (tmp / "deploy_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     except BaseException:
@@ -115,7 +115,8 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
 
 
 def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, fidelity_cases, skip_fidelity,
-            l1_budget, l2_budget, prog: Progress, inputs, run_on=None, gvsoc=None, platform=None) -> dict:
+            l1_budget, l2_budget, prog: Progress, inputs, run_on=None, gvsoc=None, platform=None,
+            kernels: str = "portable") -> dict:
     """The stages, writing into ``work``; messages name the final directory ``out``."""
     summary: dict = {"network": src.name, "target": target, "passed": False, "notes": list(src.notes)}
     for note in src.notes:
@@ -182,7 +183,7 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
     prog.start("codegen")
     proj = f"project_{target}"
     result = generate_project(work, work / proj, target, 1, l1_budget=l1_budget, l2_budget=l2_budget,
-                              platform=platform)
+                              platform=platform, kernels=kernels)
     program = getattr(result, "program", result)
     m = program.memory
     summary["codegen"] = {"steps": len(program.calls), "params_bytes": len(program.params),
@@ -240,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pulp-sdk", metavar="DIR", help="--run gvsoc: the pulp-sdk checkout (default: $PULP_SDK_HOME)")
     p.add_argument("--gvsoc", metavar="PATH", help="--run gvsoc: the installed gvsoc launcher (default: $GVSOC)")
     add_platform_flag(p, "--target gap9: the chip planned for")
+    p.add_argument("--kernels", default="portable", choices=["portable", "simd"],
+                   help="gap9: portable C kernels (default) or the SIMD convolution, linear and matmul kernels")
     args = p.parse_args(argv)
     if args.run and args.target != "gap9":
         raise GapforgeError(f"--run applies to --target gap9 only, not {args.target}")
@@ -258,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         raise GapforgeError(f"--l1-budget/--l2-budget apply to --target gap9 only, not {args.target}")
     if args.platform and args.target != "gap9":
         raise GapforgeError(f"--platform applies to --target gap9 only, not {args.target}")
+    if args.kernels != "portable" and args.target != "gap9":
+        raise GapforgeError(f"--kernels {args.kernels} applies to --target gap9 only, not {args.target}")
     if args.inputs:
         inputs.load(args.inputs)  # a bad inputs file is refused before any work
     src = load_model(args)
@@ -265,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = run_pipeline(src, Path(args.out), args.target, num_cases=args.num_cases,
                            fidelity_cases=args.fidelity_cases, skip_fidelity=args.skip_fidelity,
                            l1_budget=l1, l2_budget=l2, progress=prog, inputs=args.inputs, run_on=args.run,
-                           gvsoc={"pulp_sdk": args.pulp_sdk, "gvsoc": args.gvsoc}, platform=args.platform)
+                           gvsoc={"pulp_sdk": args.pulp_sdk, "gvsoc": args.gvsoc}, platform=args.platform,
+                           kernels=args.kernels)
     for line in summary.get("problems", []):
         print(f"      {line}")
     print(f"\nsummary for '{src.name}' (target {args.target}):\n{prog.table()}")

@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inject-fault", choices=["none", "no-barrier", "no-dma-wait", "tile-too-large", "deep-call",
                                               "small-stack"],
                    default="none", help=argparse.SUPPRESS)
+    p.add_argument("--kernels", default="portable", choices=["portable", "simd"],
+                   help="gap9: the cluster's convolution, linear and matmul kernels: portable C (default) or the "
+                        "SIMD kernels (4-way int8 dot products; the same results)")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     l1, l2 = (_budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"))
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         fault, tile_l1 = "none", 4 * (l1 or platform(args.platform).l1_budget)
     result = generate_project(Path(args.network), Path(args.out), args.target, args.test_case,
                               l1_budget=l1, l2_budget=l2, fault=fault, tile_l1_budget=tile_l1,
-                              platform=args.platform)
+                              platform=args.platform, kernels=args.kernels)
     prog = getattr(result, "program", result)
     if not args.quiet and hasattr(result, "placement"):
         print(format_report(result.placement, prog.name))

@@ -80,6 +80,7 @@ class LayerRec:
     in4_t: str = "GF_S8"
     buf_in3: int = 0
     buf_in4: int = 0
+    buf_col: int = 0  # SIMD kernels: bytes of each compute core's work buffer (tiling.simd_col_bytes)
 
     def initializer(self) -> str:
         vals = []
@@ -139,16 +140,18 @@ def _loc(placement: Placement, program: Program, tensor: str) -> OperandRec:
 
 def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_budget: int | None,
                        fault: str = "none", tile_l1_budget: int | None = None,
-                       hw: Platform = DEFAULT) -> Gap9Program:
+                       hw: Platform = DEFAULT, kernels: str = "portable") -> Gap9Program:
     """``hw``: the platform planned for (codegen/gap9/hw.py PLATFORMS). ``tile_l1_budget`` (tests
-    only) plans tiles for a different L1 budget than the one recorded."""
+    only) plans tiles for a different L1 budget than the one recorded; ``kernels``: "portable" or
+    "simd" (the SIMD kernels' work buffers are planned in L1)."""
+    simd = kernels == "simd"
     budgets: Budgets = hw.with_budgets(l1_budget, l2_budget)
     tiling_budgets = hw.with_budgets(tile_l1_budget or budgets.l1, budgets.l2)
     generic = build_program(plan, case_dir, pack_weights=True)
-    tiles = [tile_step(step, plan.net, tiling_budgets, pack=True) for step in plan.steps]
+    tiles = [tile_step(step, plan.net, tiling_budgets, pack=True, simd=simd) for step in plan.steps]
     placement = place(generic, plan, tiles, budgets,
                       retile=lambda i, l1: tile_step(plan.steps[i], plan.net, tiling_budgets.hw.with_budgets(l1, budgets.l2),
-                                                     pack=True))
+                                                     pack=True, simd=simd))
     program = build_program(plan, case_dir, offset_of=lambda t: placement.offset_of(generic, t), pack_weights=True)
     layers, outputs = {}, {}
     for call, step, tp in zip(program.calls, plan.steps, tiles):
@@ -213,7 +216,7 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             tile_rows=tp.tile.get("rows", 0) if tp.tiling == "gemm" else 0, zp_a=zp_a, zp_b=zp_b, outer=outer,
             in3_t=call.inputs[2].dtype if len(call.inputs) > 2 else "GF_S8",
             in4_t=call.inputs[3].dtype if len(call.inputs) > 3 else "GF_S8",
-            buf_in3=tp.buffers.get("in3", 0), buf_in4=tp.buffers.get("in4", 0))
+            buf_in3=tp.buffers.get("in3", 0), buf_in4=tp.buffers.get("in4", 0), buf_col=tp.buffers.get("col", 0))
         ops = {"in": _loc(placement, program, call.inputs[0].name),
                "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
                "out": outputs[call.index]}

@@ -39,6 +39,20 @@ from gapforge.ops._shapes import chw
 from gapforge.plan import Step
 
 ELEM = {"int8": 1, "uint8": 1, "int32": 4}
+SIMD_COL_PIXELS = 4  # matmul columns per pass of the SIMD kernel: GF_SIMD_PIX of gf_simd.h
+SIMD_CONV_COL_BYTES = 2048  # the SIMD conv's im2col buffer: as many pixels as fit (GF_SIMD_CONV_COL_BYTES),
+SIMD_CONV_PIX_MAX = 16  # 1 to GF_SIMD_CONV_PIX_MAX of them
+
+
+def simd_col_bytes(k: int) -> int:
+    """Bytes of one compute core's SIMD matmul buffer for dot products of length k (gf_simd_col_bytes)."""
+    return SIMD_COL_PIXELS * ((k + 3) // 4 * 4)
+
+
+def simd_conv_col_bytes(k: int) -> int:
+    """Bytes of one compute core's SIMD im2col buffer for receptive fields of k bytes (gf_simd_conv_col_bytes)."""
+    k4 = (k + 3) // 4 * 4
+    return max(1, min(SIMD_CONV_PIX_MAX, SIMD_CONV_COL_BYTES // k4)) * k4
 DMA_MAX = 65535  # bytes of one DMA command, 2-D line or stride (gf_tiled.c GF_DMA_MAX)
 
 
@@ -219,8 +233,10 @@ def _objective(hw: Platform, plan: TilePlan, busiest_units: int) -> tuple:
 
 
 # -- conv-like -------------------------------------------------------------------------
-def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, single: bool = False
-               ) -> tuple[TilePlan | None, tuple]:
+def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, single: bool = False,
+               col: int = 0) -> tuple[TilePlan | None, tuple]:
+    """``col``: bytes of each compute core's SIMD im2col buffer (0: portable kernels); the executor
+    allocates one per forked core (all ``cores``), once per layer."""
     cores = hw.compute_cores
     cos = _tile_sizes(g.o, tco)
     ohs = _tile_sizes(g.oh, toh)
@@ -240,6 +256,7 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
     l1 = nbuf * (align(in_buf) + align(out_buf))
     l1 += sum((1 if k in resident else nbuf) * align(v) for k, v in (("w", w_buf), ("wp", wp_buf), ("p", p_buf))
               if v)
+    l1 += cores * align(col)
     w_payload = g.w_packed_per_channel or g.w_per_channel
     sum_cin = sum(g.cin(n) for n in cos)
     n_sp = len(ohs) * len(ows)
@@ -250,12 +267,17 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
         "out": g.o * g.oh * g.ow * g.eb_out,
     }
     plan = TilePlan("", "conv", {"co": tco, "oh": toh, "ow": tow}, [len(cos), len(ohs), len(ows)], n_tiles,
-                    {"in": in_buf, "w": w_buf, "wp": wp_buf, "p": p_buf, "out": out_buf}, nbuf == 2, resident, l1, dma,
-                    min(cores, _units(g, tco)))
-    # the cores split a tile's units (channels, or groups); each output element costs its window's MACs
-    unit_ch = g.o // _units(g, g.o)
+                    {"in": in_buf, "w": w_buf, "wp": wp_buf, "p": p_buf, "out": out_buf, **({"col": col} if col else {})},
+                    nbuf == 2, resident, l1, dma,
+                    min(cores, toh * tow if col else _units(g, tco)))  # SIMD: the cores split the pixels
+    # each output element costs its window's MACs; the portable kernels split a tile's units (channels,
+    # or groups) over the cores, the SIMD ones its output pixels
     per_out = g.kh * g.kw * (1 if g.coupled else g.c // g.groups)
-    busiest = sum(math.ceil(_units(g, n) / cores) for n in cos) * unit_ch * g.oh * g.ow * per_out
+    if col:
+        busiest = sum(cos) * sum(math.ceil(h * w / cores) for h in ohs for w in ows) * per_out
+    else:
+        unit_ch = g.o // _units(g, g.o)
+        busiest = sum(math.ceil(_units(g, n) / cores) for n in cos) * unit_ch * g.oh * g.ow * per_out
     return plan, _objective(hw, plan, busiest)
 
 
@@ -298,19 +320,24 @@ def _search_pass(evaluate, candidates, budget: int, what: str, single: bool) -> 
     return best[0]
 
 
-def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
+def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False, simd: bool = False) -> TilePlan:
+    """``simd``: the SIMD convolution (gf_simd.c) with its per-core im2col buffer in L1."""
     g = conv_geometry(step, net, pack)
     hw = budgets.hw
+    # depthwise (one input channel per group) keeps the portable streaming kernel: through im2col it
+    # measured slower on gvsoc (docs/gap9.md, "SIMD kernels")
+    depthwise = g.groups > 1 and g.c // g.groups == 1
+    col = simd_conv_col_bytes(g.w_per_channel) if simd and g.w_per_channel and not depthwise else 0
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
     # a 1-D map (conv1d, height 1) has no rows to cut: its sequence axis is tiled from the start
     cols = _candidates(g.ow) if g.oh == 1 and g.h == 1 else [g.ow]
     cands = [(c, r, w) for c in cos for r in _candidates(g.oh) for w in cols]
     try:
-        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb), cands, budgets.l1, step.output)
+        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb, col), cands, budgets.l1, step.output)
     except TilingError:  # full-width rows do not fit: tile the columns too
         cands = [(c, r, w) for c in cos for r in _candidates(g.oh)[-4:] for w in _candidates(g.ow)]
-        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb), cands, budgets.l1,
+        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb, col), cands, budgets.l1,
                        f"{step.kind} '{step.output}'")
     plan.step = step.output
     return plan
@@ -378,7 +405,7 @@ def rows_geometry(step: Step, net: ir.Network, pack: bool = False) -> RowsGeomet
                         0, 0, param_spec(step, net))
 
 
-def tile_gemm(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
+def tile_gemm(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False, simd: bool = False) -> TilePlan:
     """Tiles of ``rows`` output rows x ``co`` output columns of one group; the cores split the tile's rows.
 
     With all ``n`` columns in one tile (the preferred case) the weights and parameters of a linear
@@ -390,6 +417,7 @@ def tile_gemm(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
     """
     g = rows_geometry(step, net, pack)
     cores = budgets.hw.compute_cores
+    col = simd_col_bytes(g.k) if simd and g.eb_in2 else 0  # SIMD matmul: gathered columns of b, per core
 
     def evaluate(tr, tc, single):
         per = math.ceil(g.m / tr)
@@ -403,6 +431,9 @@ def tile_gemm(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
                 "wp": tc * g.w_packed, "p": g.params.l1_bytes(tc), "out": tr * tc * g.eb_out}
         resident = [k for k in ("w", "wp", "p") if bufs[k]] if per_c == 1 else []
         l1 = sum((1 if name in resident else nbuf) * align(v) for name, v in bufs.items() if v)
+        if col:
+            bufs["col"] = col
+            l1 += cores * align(col)
         row_tiles = g.groups * per
         dma = {"in": per_c * g.groups * g.m * g.k * g.eb_in, "in2": row_tiles * g.k * g.n * g.eb_in2,
                "w": g.n * (g.w_packed or g.w_per_row) * (1 if per_c == 1 else row_tiles),
@@ -588,10 +619,12 @@ TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "ro
           "scan": tile_scan}
 
 
-def tile_step(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
+def tile_step(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False, simd: bool = False) -> TilePlan:
     """Tile plan of one step by its op's tiling kind; ``pack``: sub-8-bit weights arrive packed
-    (codegen/packing.py)."""
+    (codegen/packing.py); ``simd``: the SIMD kernels (conv and matmul plan their work buffers)."""
     rule = registry().ir_ops[step.kind].tiling
     if rule is None:
         return fc_plan(step)
+    if rule.kind in ("conv", "gemm"):
+        return TILERS[rule.kind](step, net, budgets, pack, simd)
     return TILERS[rule.kind](step, net, budgets, pack)

@@ -32,6 +32,7 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
  * no code memory. gf_conv2d then dispatches only to the specialised convolutions compiled for the
  * type (the general kernel computes every shape exactly the same: one integer contract for all).
  * gf_concat, gf_permute, gf_slice, gf_flip, gf_pad, gf_scan and the *_ref kernels are not selectable.
+ * GF_K_SIMD compiles the SIMD kernels of gf_simd.c (a project generated with --kernels simd).
  */
 #ifndef GF_KERNELS_SELECTED
 #define GF_K_CONV2D 1
@@ -62,6 +63,7 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #define GF_K_LINCOMB 1
 #define GF_K_MATMUL 1
 #define GF_K_LINEAR_ROWS 1
+#define GF_K_SIMD 1
 #endif
 #if defined(GF_K_LINEAR_ROWS) && !defined(GF_K_LINEAR)
 #define GF_K_LINEAR 1 /* gf_linear_rows calls gf_linear */
@@ -149,6 +151,22 @@ void gf_linear_rows(const void *x, gf_dtype_t in_t, const int8_t *w, const int32
  * requantized (per tensor, or channel = j) to bytes, or int32 out with rq == NULL. a_t, b_t: GF_S8 / GF_U8. */
 void gf_matmul(const void *a, gf_dtype_t a_t, int32_t za, const void *b, gf_dtype_t b_t, int32_t zb, int32_t g,
                int32_t m, int32_t k, int32_t n, const gf_requant_t *rq, void *y);
+
+/* SIMD kernels (gf_simd.c, GF_K_SIMD; primitives in gf_simd.h): the same integers as gf_conv2d (every
+ * geometry), gf_linear, gf_linear_rows and gf_matmul with 4-way 8-bit dot products. `col` is a work
+ * buffer: gf_simd_col_bytes(k) bytes for gf_matmul_simd; for gf_conv2d_simd col_bytes >= round4(K) bytes,
+ * K = c/groups * kh * kw (gf_simd_conv_col_bytes(K): the size the GAP9 tiler plans); gf_conv2d_simd
+ * computes the output pixels p0 .. p1-1 (flat index oy * ow + ox) of every channel (0, oh * ow: all). */
+uint32_t gf_simd_col_bytes(int32_t k);
+uint32_t gf_simd_conv_col_bytes(int32_t k);
+void gf_conv2d_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
+                    const gf_requant_t *rq, void *y, int32_t p0, int32_t p1, uint8_t *col, uint32_t col_bytes);
+void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
+                    const gf_requant_t *rq, void *y);
+void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t rows,
+                         int32_t k, int32_t o, const gf_requant_t *rq, void *y);
+void gf_matmul_simd(const void *a, gf_dtype_t a_t, int32_t za, const void *b, gf_dtype_t b_t, int32_t zb, int32_t g,
+                    int32_t m, int32_t k, int32_t n, const gf_requant_t *rq, void *y, uint8_t *col);
 
 /* maxpool2d: max over the window, padded positions ignored; t is GF_S8, GF_U8 or GF_S32
  * (output has the input's type). Uses s->c, h, w, oh, ow, kh, kw, sy, sx, pt, pl. */

@@ -68,7 +68,13 @@ typedef struct {
     int32_t e0;               /* eltwise tiling: flat output index of the core's first element;
                                  rows tiling: index of the core's first row in the step */
     int32_t rows;             /* gemm tiling: rows of the core's share ([rows][k] in x, [rows][o] in y) */
-    const void *x3, *x4;      /* scan tiling: the third and fourth inputs (B, C: resident, whole) */
+    const void *x3;           /* scan tiling: the third input (B: resident, whole) */
+    union {                   /* one word for two tiling kinds (tile_loop's frame sets the compute-core stack) */
+        const void *x4;       /* scan tiling: the fourth input (C: resident, whole) */
+        uint8_t *col;         /* SIMD kernels (conv, gemm tiling): the core's work buffer in L1, or NULL; the
+                                 SIMD conv computes every channel of the tile for core e0's share of
+                                 its output pixels among n cores (flat, row-major) */
+    } u;
 } gf_tile_args_t;
 
 /* A tile kernel: one per device kernel of gf_runtime.h that runs on the cluster (gf_tile_kernels.c);
@@ -129,6 +135,7 @@ struct gf_layer {
     int32_t outer;                        /* element-wise: the output is [outer][chans][inner] */
     int32_t in3_t, in4_t;                 /* scan: gf_dtype_t of the third and fourth inputs */
     uint32_t buf_in3, buf_in4;            /* scan: their L1 buffers (resident, whole) */
+    uint32_t buf_col;                     /* SIMD kernels: bytes of each compute core's work buffer (0: none) */
 };
 
 /* Operand locations of one layer, bound at run time (bases are allocated by the FC). */

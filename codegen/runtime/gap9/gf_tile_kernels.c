@@ -11,25 +11,49 @@
  *
  * Each adapter is compiled with its kernel's selection macro (GF_K_<KERNEL>, gf_runtime.h), so a
  * project links the adapters, and through them the kernels, its plan uses and no others.
+ *
+ * GF_SIMD_KERNELS (plan.json build.defines of a project generated with --kernels simd; with
+ * GF_K_SIMD): the convolutions, linear, linear_rows and matmul run the SIMD kernels of gf_simd.c
+ * instead, the same integers; conv and matmul use the core's work buffer a->u.col, planned in L1
+ * (a convolution the tiler gave none, a depthwise one, keeps its portable kernel).
  */
 #include "gf_gap9.h"
 
 #define IN_T(a) ((gf_dtype_t)(a)->L->in_t)
 
+#if defined(GF_SIMD_KERNELS) && !defined(GF_K_SIMD)
+#error "GF_SIMD_KERNELS needs GF_K_SIMD (the SIMD kernels of gf_simd.c)"
+#endif
+
+#ifdef GF_SIMD_KERNELS /* the layers the tiler gave an im2col buffer (not depthwise ones) */
+#define GF_TILE_CONV(kernel)                                                                       \
+    do {                                                                                           \
+        if (a->u.col) { /* e0, n: this core and the cores sharing the tile's pixels */              \
+            const int32_t np_ = a->s.oh * a->s.ow;                                                 \
+            gf_conv2d_simd(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, a->e0 * np_ / a->n,    \
+                           (a->e0 + 1) * np_ / a->n, a->u.col, a->L->buf_col);                     \
+        }                                                                                          \
+        else                                                                                       \
+            kernel(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y);                              \
+    } while (0)
+#else
+#define GF_TILE_CONV(kernel) kernel(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y)
+#endif
+
 #ifdef GF_K_CONV2D
-void gf_tile_conv2d(const gf_tile_args_t *a) { gf_conv2d(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y); }
+void gf_tile_conv2d(const gf_tile_args_t *a) { GF_TILE_CONV(gf_conv2d); }
 #endif
 
 #ifdef GF_K_CONV2D_3X3
-void gf_tile_conv2d_3x3(const gf_tile_args_t *a) { gf_conv2d_3x3(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y); }
+void gf_tile_conv2d_3x3(const gf_tile_args_t *a) { GF_TILE_CONV(gf_conv2d_3x3); }
 #endif
 
 #ifdef GF_K_CONV2D_1X1
-void gf_tile_conv2d_1x1(const gf_tile_args_t *a) { gf_conv2d_1x1(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y); }
+void gf_tile_conv2d_1x1(const gf_tile_args_t *a) { GF_TILE_CONV(gf_conv2d_1x1); }
 #endif
 
 #ifdef GF_K_DWCONV2D
-void gf_tile_dwconv2d(const gf_tile_args_t *a) { gf_dwconv2d(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y); }
+void gf_tile_dwconv2d(const gf_tile_args_t *a) { GF_TILE_CONV(gf_dwconv2d); }
 #endif
 
 #ifdef GF_K_MAXPOOL2D
@@ -49,7 +73,14 @@ void gf_tile_trunc_avgpool2d(const gf_tile_args_t *a)
 #endif
 
 #ifdef GF_K_LINEAR
-void gf_tile_linear(const gf_tile_args_t *a) { gf_linear(a->x, IN_T(a), a->w, a->bias, a->k, a->o, a->rq, a->y); }
+void gf_tile_linear(const gf_tile_args_t *a)
+{
+#ifdef GF_SIMD_KERNELS
+    gf_linear_simd(a->x, IN_T(a), a->w, a->bias, a->k, a->o, a->rq, a->y);
+#else
+    gf_linear(a->x, IN_T(a), a->w, a->bias, a->k, a->o, a->rq, a->y);
+#endif
+}
 #endif
 
 #ifdef GF_K_ADD
@@ -112,7 +143,12 @@ void gf_tile_lincomb(const gf_tile_args_t *a) { gf_lincomb(a->x, IN_T(a), a->e0,
 #ifdef GF_K_MATMUL
 void gf_tile_matmul(const gf_tile_args_t *a)
 {
+#ifdef GF_SIMD_KERNELS
+    gf_matmul_simd(a->x, IN_T(a), a->L->zp_a, a->x2, (gf_dtype_t)a->L->in2_t, a->L->zp_b, 1, a->rows, a->k, a->o, a->rq,
+                   a->y, a->u.col);
+#else
     gf_matmul(a->x, IN_T(a), a->L->zp_a, a->x2, (gf_dtype_t)a->L->in2_t, a->L->zp_b, 1, a->rows, a->k, a->o, a->rq, a->y);
+#endif
 }
 #endif
 
@@ -123,7 +159,7 @@ void gf_tile_scan(const gf_tile_args_t *a)
     const gf_layer_t *L = a->L;
     const int64_t *chan = a->p + 24;
     const int16_t *T = (const int16_t *)(const void *)(chan + 4 * L->tile_co);
-    gf_scan_block(a->x, IN_T(a), a->x2, (gf_dtype_t)L->in2_t, a->x3, (gf_dtype_t)L->in3_t, a->x4, (gf_dtype_t)L->in4_t,
+    gf_scan_block(a->x, IN_T(a), a->x2, (gf_dtype_t)L->in2_t, a->x3, (gf_dtype_t)L->in3_t, a->u.x4, (gf_dtype_t)L->in4_t,
                   a->p, chan, T, a->k, a->e0, a->e0 + a->n, a->y);
 }
 #endif
@@ -131,6 +167,10 @@ void gf_tile_scan(const gf_tile_args_t *a)
 #ifdef GF_K_LINEAR_ROWS
 void gf_tile_linear_rows(const gf_tile_args_t *a)
 {
+#ifdef GF_SIMD_KERNELS
+    gf_linear_rows_simd(a->x, IN_T(a), a->w, a->bias, a->rows, a->k, a->o, a->rq, a->y);
+#else
     gf_linear_rows(a->x, IN_T(a), a->w, a->bias, a->rows, a->k, a->o, a->rq, a->y);
+#endif
 }
 #endif

@@ -22,7 +22,7 @@
 
 /* OP_W holds the weights the kernels read (int8); sub-byte packed weights (codegen/packing.py)
  * are transferred into OP_WP and unpacked into OP_W in L1. */
-enum { OP_IN = 0, OP_IN2, OP_W, OP_P, OP_OUT, OP_WP, OP_IN3, OP_IN4, OP_N };
+enum { OP_IN = 0, OP_IN2, OP_W, OP_P, OP_OUT, OP_WP, OP_IN3, OP_IN4, OP_COL, OP_N };
 
 typedef struct {
     pi_cl_dma_cmd_t cmd[GF_MAX_CMDS];
@@ -500,8 +500,8 @@ static void unpack_tile_rows(gf_run_t *R, int b, int32_t co0, int32_t con)
                 (int8_t *)R->l1[b][OP_W] + (uint32_t)co0 * weights_per_channel(L), con);
 }
 
-/* gemm tiling with tiled columns and packed weights: the tile's weight rows, unpacked once by core 0 before
- * the barrier (every core reads all of them). Not inlined: keeps tile_loop's frame small. */
+/* gemm tiling with tiled columns (and the SIMD convolution) with packed weights: the tile's weight rows,
+ * unpacked once by core 0 before the barrier (every core reads all of them). Not inlined: keeps tile_loop's frame small. */
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
@@ -595,13 +595,24 @@ static gf_requant_t tile_requant(const gf_layer_t *L, uint8_t *p, int32_t first)
     return rq;
 }
 
+/* The core's SIMD work buffer (im2col / gathered columns, L->buf_col bytes), or NULL. Not inlined:
+ * keeps tile_loop's frame (the compute-core stack chain) as it was. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static uint8_t *core_col(const gf_run_t *R, int core)
+{
+    return R->L->buf_col ? R->l1[0][OP_COL] + (uint32_t)core * GF_ALIGN(R->L->buf_col) : NULL;
+}
+
 static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
 {
     const gf_layer_t *L = R->L;
     int32_t grouped = !L->coupled && L->s.groups > 1;
     int32_t unit = grouped ? L->s.o / L->s.groups : 1;
     int32_t units = T->con / unit;
-    int32_t u0 = core * units / ncores, u1 = (core + 1) * units / ncores;
+    /* SIMD convolution: every channel of the tile, the cores split its output pixels (the adapter) */
+    int32_t u0 = L->buf_col ? 0 : core * units / ncores, u1 = L->buf_col ? units : (core + 1) * units / ncores;
     if (u0 == u1)
         return;
     int32_t co0 = u0 * unit, con = (u1 - u0) * unit;
@@ -642,7 +653,8 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + co0 : NULL;
     const int8_t *w = NULL;
     if (L->w_off >= 0) {
-        unpack_tile_rows(R, b, co0, con);
+        if (!L->buf_col) /* SIMD: core 0 unpacked the whole tile before the barrier */
+            unpack_tile_rows(R, b, co0, con);
         w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)co0 * weights_per_channel(L);
     }
     gf_tile_args_t a;
@@ -654,6 +666,9 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.rq = rqp;
     a.s = s;
     a.y = R->l1[b][OP_OUT] + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
+    a.u.col = core_col(R, core);
+    a.e0 = core; /* SIMD: the adapter takes this core's share of the pixels */
+    a.n = ncores;
     L->compute(&a);
 }
 
@@ -716,6 +731,7 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.o = con;
     a.rows = r1 - r0;
     a.y = R->l1[b][OP_OUT] + (uint32_t)(r0 * con * elem_bytes(L->out_t));
+    a.u.col = core_col(R, core);
     L->compute(&a);
 }
 
@@ -789,7 +805,7 @@ static void compute_scan(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.x = R->l1[b][OP_IN];
     a.x2 = R->l1[b][OP_IN2];
     a.x3 = R->l1[0][OP_IN3];
-    a.x4 = R->l1[0][OP_IN4];
+    a.u.x4 = R->l1[0][OP_IN4];
     a.p = (const int64_t *)R->l1[L->p_resident ? 0 : b][OP_P];
     a.k = T->con;
     a.e0 = u0;
@@ -859,7 +875,8 @@ static void tile_loop(void *arg)
         if (core == 0) {
             if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
                 q_wait(&R->load_q[b]);
-            if (L->tiling == GF_TILING_GEMM && L->buf_wp && !L->w_resident)
+            if ((L->tiling == GF_TILING_GEMM || (L->tiling == GF_TILING_CONV && L->buf_col)) && L->buf_wp &&
+                !L->w_resident)
                 unpack_gemm_tile(R, t, b);
             if (t + 1 < nt && !L->single_buffer)
                 load_tile(R, t + 1, b ^ 1);
@@ -908,7 +925,7 @@ static void tile_loop(void *arg)
     pi_perf_stop();
 }
 
-static const char *const gf_operand_names[OP_N] = {"in", "in2", "w", "p", "out", "wp", "in3", "in4"};
+static const char *const gf_operand_names[OP_N] = {"in", "in2", "w", "p", "out", "wp", "in3", "in4", "col"};
 
 /* Free the L1 buffers allocated so far (all of them when *R is complete), in reverse order. */
 static void free_l1(gf_run_t *R)
@@ -987,6 +1004,8 @@ static void buffer_layout(gf_run_t *R, const gf_layer_t *L, const gf_operands_t 
     R->nbuf[OP_P] = L->buf_p ? (L->p_resident ? 1 : nb) : 0;
     R->nbuf[OP_OUT] = L->buf_out ? nb : 0;
     R->nbuf[OP_WP] = L->buf_wp ? (L->w_resident ? 1 : nb) : 0;
+    R->bytes[OP_COL] = (uint32_t)L->cores * GF_ALIGN(L->buf_col); /* SIMD kernels: one work buffer per core */
+    R->nbuf[OP_COL] = L->buf_col ? 1 : 0;
 }
 
 static int operand_in_l3(const gf_run_t *R, int k)
@@ -999,6 +1018,7 @@ static int operand_in_l3(const gf_run_t *R, int k)
     case OP_IN3: return o->in3.level == GF_MEM_L3;
     case OP_IN4: return o->in4.level == GF_MEM_L3;
     case OP_W: return !R->L->buf_wp && o->params.level == GF_MEM_L3; /* packed: OP_W never leaves L1 */
+    case OP_COL: return 0; /* the SIMD kernels' work buffers: L1 only */
     default: return o->params.level == GF_MEM_L3;
     }
 }

@@ -51,7 +51,13 @@ enum {
     K_GROUPNORM = 26, /* also gf_lincomb (prm[4] = 1): the row kernels taking a first-row index */
     K_SCAN = 27,
     K_SCAN_SPLIT = 28,
-    K_FLIP = 29
+    K_FLIP = 29,
+    /* the SIMD kernels (gf_simd.c) on the same vectors: conv cases of every geometry (30), 1x1 (31),
+     * depthwise (32), linear (33 with the linear parameters) and matmul (33 with the matmul ones) */
+    K_CONV_SIMD = 30,
+    K_CONV1X1_SIMD = 31,
+    K_DWCONV_SIMD = 32,
+    K_MM_SIMD = 33
 };
 
 #define MAX_PARAMS 64
@@ -202,6 +208,9 @@ static int run_case(const case_t *c, void *out)
     case K_CONV3X3:
     case K_CONV1X1:
     case K_DWCONV:
+    case K_CONV_SIMD:
+    case K_CONV1X1_SIMD:
+    case K_DWCONV_SIMD:
     case K_CONV_REF: {
         /* params: in_t, shape[17], has_rq, channels, zp, lo, hi, has_bias; arrays x w bias m sh o expected */
         const int32_t *bias;
@@ -217,6 +226,20 @@ static int run_case(const case_t *c, void *out)
             gf_conv2d_1x1(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out);
         else if (c->id == K_DWCONV)
             gf_dwconv2d(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out);
+        else if (c->id != K_CONV_REF) { /* SIMD: the im2col buffer on the heap, its exact size */
+            /* the planned buffer size, or 1 to 3 pixels per pass (by the case's K); two calls over
+             * disjoint pixel ranges, as two cores would */
+            const int32_t K = s.c / s.groups * s.kh * s.kw, k4 = (K + 3) & ~3, third = s.oh * s.ow / 3;
+            const uint32_t nb = K % 4 == 0 ? gf_simd_conv_col_bytes(K) : (uint32_t)(k4 * (1 + K % 3));
+            uint8_t *col = (uint8_t *)malloc(nb);
+            if (!col)
+                return -1;
+            gf_conv2d_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out, 0, third,
+                           col, nb);
+            gf_conv2d_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out, third,
+                           s.oh * s.ow, col, nb);
+            free(col);
+        }
         else
             gf_conv2d_ref(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out);
         return 0;
@@ -359,6 +382,23 @@ static int run_case(const case_t *c, void *out)
         rq = make_rq(&rqs, c, 8, &A[2], &A[3], &A[4]);
         gf_matmul(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], A[1].data, (gf_dtype_t)c->prm[2], c->prm[3], c->prm[4],
                   c->prm[5], c->prm[6], c->prm[7], rq, out);
+        return 0;
+    case K_MM_SIMD:
+        if (c->nprm == 9 && c->narr == 7) { /* linear parameters (K_LINEAR) */
+            rq = make_rq(&rqs, c, 3, &A[3], &A[4], &A[5]);
+            gf_linear_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data,
+                           c->prm[8] ? (const int32_t *)A[2].data : NULL, c->prm[1], c->prm[2], rq, out);
+        } else { /* matmul parameters (K_MATMUL) */
+            uint8_t *col;
+            NEED(13, 6);
+            rq = make_rq(&rqs, c, 8, &A[2], &A[3], &A[4]);
+            col = (uint8_t *)malloc(gf_simd_col_bytes(c->prm[6]));
+            if (!col)
+                return -1;
+            gf_matmul_simd(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], A[1].data, (gf_dtype_t)c->prm[2], c->prm[3],
+                           c->prm[4], c->prm[5], c->prm[6], c->prm[7], rq, out, col);
+            free(col);
+        }
         return 0;
     case K_LINEAR_ROWS: {
         /* params: in_t, rows, k, o, has_rq, channels, zp, lo, hi, has_bias; arrays x w bias m sh o expected */
