@@ -17,7 +17,6 @@ QuantReLU; ("avg", k, stride) AvgPool2d + QuantIdentity; ("max", k, stride) MaxP
 
 from __future__ import annotations
 
-
 # name: (input shape, layers)
 NETWORKS: dict[str, tuple[tuple[int, ...], list[tuple]]] = {
     "calib_conv3x3_pad": ((1, 3, 14, 14), [
