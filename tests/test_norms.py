@@ -20,13 +20,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from brevitas.quant import Int32Bias
+from conftest import calibrated
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_reductions import _codes, _compare, brevitas_quantizer
 
 from atomic_ops import groupnorm as gn
 from atomic_ops import layernorm as ln
-from conftest import calibrated
 from atomic_ops import lincomb as lc
 from atomic_ops import rmsnorm as rn
 from gapforge import fidelity

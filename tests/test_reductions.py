@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from brevitas.core.scaling import ScalingImplType
 from brevitas.quant import Int32Bias
+from conftest import calibrated
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atomic_ops import layernorm as ln
 from atomic_ops import softmax as sm
-from conftest import calibrated
 from gapforge.compat import check_model
 from gapforge.modelsrc import ModelSource
 

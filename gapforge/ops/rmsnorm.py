@@ -17,7 +17,7 @@ from torch import nn
 
 from atomic_ops import rmsnorm as ref
 from gapforge.ops._base import Attr, Frontend, checked_bound, output_range
-from gapforge.ops.layernorm import FLOATS, _floats, check_norm_input, norm_op, infer_shapes, row_length
+from gapforge.ops.layernorm import FLOATS, _floats, check_norm_input, infer_shapes, norm_op, row_length
 
 
 def _gamma(step, n: int) -> np.ndarray:
