@@ -176,6 +176,7 @@ def report_rows(program: Program, plan: Plan, tiles: list[TilePlan], p: Placemen
                                     or step.params is not None
                                     else {})},
             "tile": tp.tile, "tile_counts": tp.counts, "tiles": tp.n_tiles, "cores": tp.cores,
+            "est_cycles": tp.cost_cycles,  # the tiler's objective (tiling.tile_cost)
             "l1_bytes": tp.l1_bytes, "l1_buffers": tp.buffers, "resident": tp.resident,
             "dma_bytes": dma, "l2_peak_bytes": base_l2 + p.bounce[call.index],
             "l3_peak_bytes": p.l3_total,

@@ -5,9 +5,11 @@ Geometry (what must hold) and policy (what is preferred) are separate:
 * geometry, per tiling kind, gives for a candidate output tile the L1 buffers it needs
   (input box with its halo, weight slice, parameter slice, output box; twice each when the
   layer has more than one tile, for double buffering) and the exact bytes the DMA moves;
-* policy is an explicit search over all candidate tiles that fit: the objective is **fewest DMA
-  bytes, then fewest tiles, then most compute cores busy** (cores split a tile by output
-  channels, or by elements for element-wise steps).
+* policy is an explicit search over all candidate tiles that fit: the objective, the same for every
+  tiling kind, is the **fewest estimated cycles** (`tile_cost`: DMA bytes over the DMA bandwidth,
+  plus a fixed cost per tile, plus the busiest core's work), then fewest DMA bytes, then fewest
+  tiles, then most compute cores busy (cores split a tile by output channels, or by elements for
+  element-wise steps). The figures are the platform's (codegen/gap9/hw.py).
 
 The C executor (codegen/runtime/gap9/gf_tiled.c) derives the same tiles from the same three
 numbers (tile channels, rows, columns) and performs exactly the transfers counted here; the
@@ -28,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from codegen.gap9.hw import Budgets, align
+from codegen.gap9.hw import Budgets, Platform, align
 from codegen.packing import packed_bits, row_bytes
 from gapforge import ir
 from gapforge.errors import GapforgeError
@@ -57,6 +59,7 @@ class TilePlan:
     l1_bytes: int  # total L1 the layer allocates
     dma: dict[str, int] = field(default_factory=dict)  # payload bytes: in, w, p, out (L2<->L1)
     cores: int = 1  # cores busy in the largest tile
+    cost_cycles: int = 0  # the objective's estimate (tile_cost)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -200,9 +203,25 @@ def param_spec(step: Step, net: ir.Network) -> ParamSpec:
                      table_bytes=tables[1], table_per_channel=tables[2])
 
 
+# -- policy: one objective for every tiling kind ------------------------------------------
+def tile_cost(hw: Platform, dma_bytes: int, n_tiles: int, busiest_units: int) -> int:
+    """Estimated cycles of a layer's tiles: its DMA bytes at the DMA bandwidth, a fixed cost per tile
+    (DMA set-up, barriers, the tile loop), and the work units (MACs or elements) of the busiest core
+    summed over the tiles. Figures from the platform entry (hw.py dma_bytes_per_cycle,
+    tile_fixed_cycles, core_cycles_per_unit)."""
+    return round(dma_bytes / hw.dma_bytes_per_cycle + n_tiles * hw.tile_fixed_cycles
+                 + busiest_units * hw.core_cycles_per_unit)
+
+
+def _objective(hw: Platform, plan: TilePlan, busiest_units: int) -> tuple:
+    plan.cost_cycles = tile_cost(hw, plan.dma_total, plan.n_tiles, busiest_units)
+    return plan.cost_cycles, plan.dma_total, plan.n_tiles, -plan.cores
+
+
 # -- conv-like -------------------------------------------------------------------------
-def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, cores: int, single: bool = False
+def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, single: bool = False
                ) -> tuple[TilePlan | None, tuple]:
+    cores = hw.compute_cores
     cos = _tile_sizes(g.o, tco)
     ohs = _tile_sizes(g.oh, toh)
     ows = _tile_sizes(g.ow, tow)
@@ -233,7 +252,11 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, cores: int, single
     plan = TilePlan("", "conv", {"co": tco, "oh": toh, "ow": tow}, [len(cos), len(ohs), len(ows)], n_tiles,
                     {"in": in_buf, "w": w_buf, "wp": wp_buf, "p": p_buf, "out": out_buf}, nbuf == 2, resident, l1, dma,
                     min(cores, _units(g, tco)))
-    return plan, (sum(dma.values()), n_tiles, -plan.cores)
+    # the cores split a tile's units (channels, or groups); each output element costs its window's MACs
+    unit_ch = g.o // _units(g, g.o)
+    per_out = g.kh * g.kw * (1 if g.coupled else g.c // g.groups)
+    busiest = sum(math.ceil(_units(g, n) / cores) for n in cos) * unit_ch * g.oh * g.ow * per_out
+    return plan, _objective(hw, plan, busiest)
 
 
 def _units(g: ConvGeometry, con: int) -> int:
@@ -277,17 +300,17 @@ def _search_pass(evaluate, candidates, budget: int, what: str, single: bool) -> 
 
 def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False) -> TilePlan:
     g = conv_geometry(step, net, pack)
-    cores = budgets.hw.compute_cores
+    hw = budgets.hw
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
     # a 1-D map (conv1d, height 1) has no rows to cut: its sequence axis is tiled from the start
     cols = _candidates(g.ow) if g.oh == 1 and g.h == 1 else [g.ow]
     cands = [(c, r, w) for c in cos for r in _candidates(g.oh) for w in cols]
     try:
-        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, cores, sb), cands, budgets.l1, step.output)
+        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb), cands, budgets.l1, step.output)
     except TilingError:  # full-width rows do not fit: tile the columns too
         cands = [(c, r, w) for c in cos for r in _candidates(g.oh)[-4:] for w in _candidates(g.ow)]
-        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, cores, sb), cands, budgets.l1,
+        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb), cands, budgets.l1,
                        f"{step.kind} '{step.output}'")
     plan.step = step.output
     return plan
@@ -316,7 +339,7 @@ def tile_linear(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fals
         dma = {"in": k * eb_in, "w": o * (wrow or k), "p": sum(ps.payload(c) for c in cos), "out": o * eb_out}
         plan = TilePlan(step.output, "linear", {"co": tco}, [n], n, bufs, nbuf == 2, resident, l1, dma,
                         min(cores, tco))
-        return plan, (sum(dma.values()), n, -plan.cores)
+        return plan, _objective(budgets.hw, plan, sum(math.ceil(c / cores) for c in cos) * k)
 
     return _search(evaluate, [(c,) for c in _candidates(o)], budgets.l1, f"linear '{step.output}'")
 
@@ -388,7 +411,8 @@ def tile_gemm(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
         dma = {k: v for k, v in dma.items() if v or k in ("in", "out")}
         plan = TilePlan(step.output, "gemm", {"rows": tr, "co": tc}, [g.groups, per, per_c], n_tiles, bufs,
                         nbuf == 2, resident, l1, dma, min(cores, tr))
-        return plan, (sum(dma.values()), n_tiles, -plan.cores)
+        busiest = g.groups * sum(math.ceil(r / cores) for r in _tile_sizes(g.m, tr)) * g.k * g.n
+        return plan, _objective(budgets.hw, plan, busiest)
 
     what = f"{step.kind} '{step.output}'"
     try:  # every column in each tile: resident weights, whole rows of the output
@@ -472,7 +496,8 @@ def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fal
                "out": total * eb_out}
         plan = TilePlan(step.output, "eltwise", {"planes": planes, "elems": tile_e},
                         [n_tiles], n_tiles, bufs, nbuf == 2, res, l1, dma, min(cores, units))
-        return plan, (sum(dma.values()), n_tiles, -plan.cores)
+        busiest = n_tiles * math.ceil(units / cores) * math.ceil(tile_e / units)
+        return plan, _objective(budgets.hw, plan, busiest)
 
     cands = []
     if chans > 1:
@@ -508,7 +533,8 @@ def tile_rows(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
         dma = {"in": rows * n * eb_in, "p": p_bytes, "out": rows * n * eb_out}
         plan = TilePlan(step.output, "rows", {"rows": tr}, [n_tiles], n_tiles, bufs, nbuf == 2, ["p"], l1, dma,
                         min(cores, tr))
-        return plan, (sum(dma.values()), n_tiles, -plan.cores)
+        busiest = sum(math.ceil(r / cores) for r in _tile_sizes(rows, tr)) * n
+        return plan, _objective(budgets.hw, plan, busiest)
 
     return _search(evaluate, [(r,) for r in _candidates(rows)], budgets.l1, f"{step.kind} '{step.output}'")
 
@@ -549,7 +575,7 @@ def tile_scan(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False)
                "p": sum(scan_param_bytes(c, n, entries) for c in cos), "out": steps * d}
         plan = TilePlan(step.output, "scan", {"co": tco}, [n_tiles], n_tiles, bufs, nbuf == 2, resident, l1, dma,
                         min(cores, tco))
-        return plan, (sum(dma.values()), n_tiles, -plan.cores)
+        return plan, _objective(budgets.hw, plan, sum(math.ceil(c / cores) for c in cos) * steps * n)
 
     return _search(evaluate, [(c,) for c in _candidates(d)], budgets.l1, f"scan '{step.output}'")
 
