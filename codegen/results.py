@@ -121,7 +121,7 @@ COUNTERS = {
         "cycles": "fabric controller: PI_PERF_CYCLES around the whole step (elapsed FC cycles)",
         "instret": "fabric controller: PI_PERF_INSTR around the whole step (the FC's own instructions)",
         "cluster_cycles": "busiest forked core: PI_PERF_CYCLES around its share of the tile loop (pulp-sdk: the "
-                          "cluster timer, elapsed cluster cycles)",
+                          "cluster timer, shared: elapsed cluster cycles from the last core's reset to this read)",
         "cluster_instr": "busiest forked core: PI_PERF_INSTR around its share of the tile loop"},
 }
 

@@ -420,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
             perf = f"instret={layer['instret']}" if layer.get("instret") else f"cycles={layer.get('cycles', 0)}"
             if args.target == "gvsoc":  # the fabric controller's pi_perf counters around the step
                 perf = f"fc_cycles={layer.get('cycles', 0)} fc_instr={layer.get('instret', 0)}"
+            if args.target == "gvsoc" and "cluster_cycles" in layer:  # the busiest cluster core's, on the cluster
+                perf += f" cluster_cycles={layer['cluster_cycles']} cluster_instr={layer['cluster_instr']}"
             print(f"  {layer['index']:>3} {layer['name']:<40} {layer.get('kind') or '':<18} {layer.get('elements', 0):>8} elems "
                   f"{layer.get('mismatches', '?'):>5} mismatches  {perf}")
     if args.plot:
