@@ -235,22 +235,22 @@ def add_simd_cases(cs: CaseSet, rng) -> None:
     4 or leaves a tail of 1..3, output channels / columns in blocks of 4 and a remainder, and pixel
     counts that leave a partial im2col pass; both input types, with and without requantization."""
     for in_t in ("s8", "u8"):
-        for n, (C, H, W, Co, k, st, pad, dil, g) in enumerate([
+        for n, (C, H, W, Co, k, stride, pad, dil, g) in enumerate([
                 (3, 7, 9, 5, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),     # K = 27: tail 3
                 (4, 6, 7, 8, (3, 3), (2, 2), (1, 0, 1, 2), (1, 1), 1),     # K = 36
                 (5, 9, 8, 7, (3, 3), (1, 2), (2, 2, 2, 2), (2, 2), 1),     # K = 45: tail 1, dilation
                 (6, 8, 9, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2),     # groups 2, K = 27
                 (2, 11, 13, 9, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 1),   # K = 50: tail 2
                 (7, 1, 23, 5, (1, 5), (1, 1), (0, 4, 0, 0), (1, 1), 1)]):  # conv1d, K = 35
-            conv_case(cs, rng, K_CONV_SIMD, f"simd_conv_{in_t}_{n}", C=C, H=H, W=W, Co=Co, k=k, stride=st, pad=pad,
+            conv_case(cs, rng, K_CONV_SIMD, f"simd_conv_{in_t}_{n}", C=C, H=H, W=W, Co=Co, k=k, stride=stride, pad=pad,
                       dil=dil, groups=g, in_t=in_t, rq=None if n == 1 else "channel", out="u8" if n == 2 else "s8")
-        for n, (C, H, W, Co, st) in enumerate([(16, 5, 6, 8, 1), (13, 4, 5, 6, 1), (10, 7, 7, 9, 2), (3, 3, 3, 4, 1)]):
+        for n, (C, H, W, Co, stride) in enumerate([(16, 5, 6, 8, 1), (13, 4, 5, 6, 1), (10, 7, 7, 9, 2), (3, 3, 3, 4, 1)]):
             conv_case(cs, rng, K_CONV1X1_SIMD, f"simd_1x1_{in_t}_{n}", C=C, H=H, W=W, Co=Co, k=(1, 1),
-                      stride=(st, st), pad=(0, 0, 0, 0), in_t=in_t, rq="tensor" if n == 3 else "channel")
-        for n, (C, H, W, st, k, mult) in enumerate([(5, 7, 9, 1, (3, 3), 1), (6, 8, 7, 2, (3, 3), 1),
+                      stride=(stride, stride), pad=(0, 0, 0, 0), in_t=in_t, rq="tensor" if n == 3 else "channel")
+        for n, (C, H, W, stride, k, mult) in enumerate([(5, 7, 9, 1, (3, 3), 1), (6, 8, 7, 2, (3, 3), 1),
                                                     (3, 6, 6, 1, (5, 5), 1), (4, 5, 7, 1, (3, 3), 2)]):
             conv_case(cs, rng, K_DWCONV_SIMD, f"simd_dw_{in_t}_{n}", C=C, H=H, W=W, Co=C * mult, k=k,
-                      stride=(st, st), pad=(k[0] // 2,) * 4, groups=C, in_t=in_t, rq=None if n == 2 else "channel")
+                      stride=(stride, stride), pad=(k[0] // 2,) * 4, groups=C, in_t=in_t, rq=None if n == 2 else "channel")
         for n, (K, Co) in enumerate([(64, 12), (37, 9), (3, 5), (130, 4), (1, 1)]):
             linear_case(cs, rng, K_MM_SIMD, f"simd_linear_{in_t}_{n}", K=K, Co=Co, in_t=in_t,
                         rq=None if n == 2 else "channel")

@@ -62,6 +62,7 @@ def test_portable_and_simd_plans_differ_by_the_work_buffers(golden, tmp_path):
     plan_p = json.loads((tmp_path / "p" / "plan.json").read_text())
     plan_s = json.loads((tmp_path / "s" / "plan.json").read_text())
     assert "GF_SIMD_KERNELS" not in plan_p["build"]["defines"] and plan_p["generate"]["kernels"] == "portable"
+    assert "GF_SIMD_KERNELS" in plan_s["build"]["defines"] and plan_s["generate"]["kernels"] == "simd"
     for tp, ts, step in zip(g_port.tiles, g_simd.tiles, g_simd.program.calls):
         if "col" not in ts.buffers:
             continue
