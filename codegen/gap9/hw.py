@@ -198,7 +198,6 @@ PLATFORMS: dict[str, Platform] = {p.name: p for p in (
 )}
 
 DEFAULT = PLATFORMS["gap9"]
-GAP9 = Platform  # the class's former name (the defaults are GAP9's)
 
 
 def platform(name: str | None, flag: str = "--platform") -> Platform:
@@ -241,5 +240,5 @@ def parse_bytes(text: str) -> int:
     return int(value * mult)
 
 
-__all__ = ["GAP9", "PLATFORMS", "Budgets", "DEFAULT", "Platform", "add_platform_flag", "align", "gvsoc_platforms",
+__all__ = ["PLATFORMS", "Budgets", "DEFAULT", "Platform", "add_platform_flag", "align", "gvsoc_platforms",
            "parse_bytes", "platform", "replace"]

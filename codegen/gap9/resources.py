@@ -38,7 +38,7 @@ from pathlib import Path
 
 from codegen import toolchains as tc
 from codegen.callgraph import CallGraph, Frame, StackError, chain_bytes, format_chain
-from codegen.gap9.hw import GAP9
+from codegen.gap9.hw import Platform
 
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
 
@@ -152,7 +152,7 @@ def _size_of(path: Path) -> dict[str, int]:
     return sizes
 
 
-def _compile(sources: Sequence[Path], include_dirs: Sequence[Path], defines: Sequence[str], hw: GAP9,
+def _compile(sources: Sequence[Path], include_dirs: Sequence[Path], defines: Sequence[str], hw: Platform,
              tmp: Path) -> list[Path]:
     rv32_compiler()
     cflags = [tc.RV32_CC, *RV32_FLAGS, *STACK_FLAGS, f"-Wstack-usage={hw.core_stack}",
@@ -200,7 +200,7 @@ def runtime_sources(selected: bool = True, root: Path = RUNTIME) -> list[Path]:
 RUNTIME_INCLUDES = [RUNTIME, RUNTIME / "gap9", RUNTIME / "gap9" / "emu"]
 
 
-def measure_runtime(hw: GAP9, defines: Sequence[str] = ()) -> Measurement:
+def measure_runtime(hw: Platform, defines: Sequence[str] = ()) -> Measurement:
     """The cluster entry points of the runtime itself (every kernel unless ``defines`` select)."""
     srcs = runtime_sources()
     with tempfile.TemporaryDirectory(prefix="gf-measure-") as t:
@@ -209,7 +209,7 @@ def measure_runtime(hw: GAP9, defines: Sequence[str] = ()) -> Measurement:
 
 
 def measure_project(project: Path, sources: Sequence[str], include_dirs: Sequence[str], defines: Sequence[str],
-                    hw: GAP9) -> tuple[Measurement, dict[str, int]]:
+                    hw: Platform) -> tuple[Measurement, dict[str, int]]:
     """The generated project's SDK build (``sources``, relative to ``project``): its measurement,
     and the linked size of the same program with every kernel of the runtime (no selection)."""
     srcs = [project / s for s in sources]
@@ -226,7 +226,7 @@ def measure_project(project: Path, sources: Sequence[str], include_dirs: Sequenc
         return m, _link_size([*own, *every], "main", tmp, gc=False)
 
 
-def check_stacks(m: Measurement, hw: GAP9) -> None:
+def check_stacks(m: Measurement, hw: Platform) -> None:
     """Refuse a program whose cluster call chains do not fit the stacks hw configures."""
     for role, attr in HW_FIELD.items():
         path = m.chains[role]
@@ -239,7 +239,7 @@ def check_stacks(m: Measurement, hw: GAP9) -> None:
                              f"this chain: {hw.stack_size_for(need)} B)")
 
 
-def stacks_json(m: Measurement, hw: GAP9) -> dict:
+def stacks_json(m: Measurement, hw: Platform) -> dict:
     """plan.json's gap9.stacks: the chains per entry point, the configured and derived sizes."""
     doc = {"toolchain": f"{tc.RV32_CC} {' '.join(RV32_FLAGS[1:3])} -O2 -fstack-usage -fcallgraph-info=su",
            "margin": f"{hw.stack_margin_percent}% of the chain, at least {hw.stack_margin_min} B, rounded up to "
