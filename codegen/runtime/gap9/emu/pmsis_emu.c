@@ -288,8 +288,11 @@ static void excl_end(void)
  * core's current slice (run_core), and on the host each compute core's nanoseconds so far. */
 static uint64_t g_slice_t0;
 static uint64_t now_ns(void);
-#ifndef GF_EMU_BARE
+#ifdef GF_EMU_BARE
+#define CORE_CLOCK(c) g_core_instr[c] /* a compute core's own instructions so far (its slices) */
+#else
 static uint64_t g_core_ns[GF_EMU_NB_CORES];
+#define CORE_CLOCK(c) g_core_ns[c] /* its host nanoseconds so far */
 #endif
 
 static gf_heap g_l1 = {"L1", NULL, 0, 0, 0, 0, NULL, 0, 0};
@@ -2069,19 +2072,11 @@ static gf_perf_counter *perf_counter(uint64_t *clock)
         return &g_perf[GF_EMU_NB_CORES + 1];
     }
     if (g_cur_core != GF_EMU_CC_CORE) { /* a forked core: its slices so far + the current one */
-#ifdef GF_EMU_BARE
-        *clock = g_core_instr[g_cur_core] + (t - g_slice_t0);
-#else
-        *clock = g_core_ns[g_cur_core] + (t - g_slice_t0);
-#endif
+        *clock = CORE_CLOCK(g_cur_core) + (t - g_slice_t0);
         return &g_perf[g_cur_core];
     }
     for (c = 0; c < GF_EMU_NB_CORES; c++) /* the controller: the clock minus the forked cores' slices */
-#ifdef GF_EMU_BARE
-        others += g_core_instr[c];
-#else
-        others += g_core_ns[c];
-#endif
+        others += CORE_CLOCK(c);
     *clock = t - others;
     return &g_perf[GF_EMU_CC_CORE];
 }
