@@ -278,7 +278,6 @@ def _run_gvsoc(project: Path, plan: dict, timeout: float, no_build: bool, pulp_s
     """The project's pulp-sdk Makefile built and run on the user's gvsoc (codegen/gvsoc.py)."""
     from codegen import gvsoc as gv
 
-    _check_plan_target(plan, "gvsoc")
     platform = platform or gv.DEFAULT_PLATFORM
     inst = gv.find_installation(pulp_sdk, gvsoc, platform)
     if no_build:
