@@ -48,7 +48,7 @@ HELD_OUT = ["attention_core", "bn_cnn", "densenet_block", "implicit_add", "kws_c
 TARGET_MEDIAN, TARGET_MAX = 0.10, 0.25
 SAMPLES = cost.CALIBRATION_DIR / "samples.csv"
 SAMPLE_COLUMNS = ["target", "network", "index", "layer", "kernel", "class", "measured", "tiles", "cores",
-                  *cost.FEATURES]
+                  "first_task", *cost.FEATURES]
 
 
 def network_dir(run: Path, net: str, extracted: Path) -> Path:
@@ -66,10 +66,10 @@ def network_dir(run: Path, net: str, extracted: Path) -> Path:
     fam, _, size = net.partition("_")
     if net in calib_set.names():
         job["synthetic"] = net
+    elif net in list_test_networks():  # before the families: transformer_multiblock is a regression network
+        job["test_network"] = net
     elif fam in families.FAMILIES and size:
         job.update(family=fam, size=size)
-    elif net in list_test_networks():
-        job["test_network"] = net
     else:
         raise GapforgeError(f"{run}/runs/{net}/network: no extracted network, and '{net}' is neither a regression "
                             f"nor a synthetic calibration network (keep the run's runs/ directory)")
@@ -81,6 +81,7 @@ def network_dir(run: Path, net: str, extracted: Path) -> Path:
 
 def samples(run: Path, layers: list[dict], target: str, extracted: Path | None = None) -> list[dict]:
     graphs: dict[str, object] = {}
+    first: dict[str, int | None] = {}
     out = []
     for r in layers:
         if r["target"] != target or not r["kernel"] or not r[TARGETS[target]]:
@@ -88,6 +89,7 @@ def samples(run: Path, layers: list[dict], target: str, extracted: Path | None =
         net = r["network"]
         if net not in graphs:
             graphs[net] = walk_network_info(network_dir(run, net, extracted or run / "runs"))
+            first[net] = cost.first_cluster_layer(graphs[net]) if target == "gap9-qemu" else None
         i = int(r["index"])
         node = graphs[net].nodes[i]
         tiles = int(r["tiles"]) if r["tiles"] else 1
@@ -98,7 +100,8 @@ def samples(run: Path, layers: list[dict], target: str, extracted: Path | None =
             plan = t.extra if "resident" in t.extra else None
         out.append({"target": target, "network": net, "index": int(r["index"]), "layer": r["name"],
                     "kernel": r["kernel"], "y": float(r[TARGETS[target]]), "tiles": tiles, "cores": cores,
-                    "x": cost.features(node, tiles, cores, plan), "class": cost.kernel_class(node)})
+                    "first_task": int(i == first[net]), "x": cost.features(node, tiles, cores, plan),
+                    "class": cost.kernel_class(node)})
     return out
 
 
@@ -111,7 +114,8 @@ def layers_csv(run: Path) -> Path:
 
 
 def write_samples(path: Path, data: list[dict]) -> None:
-    rows = [{**{k: r[k] for k in ("target", "network", "index", "layer", "kernel", "class", "tiles", "cores")},
+    rows = [{**{k: r[k] for k in ("target", "network", "index", "layer", "kernel", "class", "tiles", "cores",
+                                  "first_task")},
              "measured": int(r["y"]), **{f: (int(v) if float(v).is_integer() else round(v, 4))
                                          for f, v in zip(cost.FEATURES, r["x"])}} for r in data]
     prof_rows.write_csv(path, SAMPLE_COLUMNS, rows)
@@ -121,17 +125,24 @@ def read_samples(path: Path, target: str) -> list[dict]:
     if not path.is_file():
         raise GapforgeError(f"{path}: missing (give --profile-run DIR to build the samples)")
     rows = prof_rows.read_csv(path)
-    missing = [f for f in cost.FEATURES if rows and f not in rows[0]]
+    missing = [f for f in ("first_task", *cost.FEATURES) if rows and f not in rows[0]]
     if missing:
         raise GapforgeError(f"{path}: no column {missing[0]} (samples of an older feature set: rebuild them "
                             f"with --profile-run DIR --write)")
     return [{"target": target, "network": r["network"], "index": int(r["index"]), "layer": r["layer"],
              "kernel": r["kernel"], "class": r["class"], "y": float(r["measured"]), "tiles": int(r["tiles"]),
-             "cores": int(r["cores"]), "x": [float(r[f]) for f in cost.FEATURES]}
+             "cores": int(r["cores"]), "first_task": int(r["first_task"]), "x": [float(r[f]) for f in cost.FEATURES]}
             for r in rows if r["target"] == target]
 
 
-SHARED = ("rq_slow", "rq_amb")  # one coefficient for every kernel: the same requantization code paths
+# one coefficient for every kernel: the same requantization code paths, the same first cluster task
+SHARED = ("rq_slow", "rq_amb", "first_task")
+
+
+def with_gap9_extra(data: list[dict], rv32_kernels: dict) -> list[dict]:
+    """gap9-qemu samples with model.GAP9_EXTRA appended to their features (rv32_work from ``rv32_kernels``)."""
+    return [{**r, "x": r["x"] + cost.gap9_extra(r["kernel"], r["class"], r["x"], r["first_task"], rv32_kernels)}
+            for r in data]
 
 
 def fit(rows: list[dict]) -> list[float]:
@@ -152,9 +163,11 @@ def fit_joint(rows: list[dict], field: str) -> dict[str, list[float]]:
     from scipy.optimize import nnls
 
     keys = sorted({r[field] for r in rows})
-    names = list(cost.FEATURES) + list(cost.GAP9_EXTRA[:len(rows[0]["x"]) - len(cost.FEATURES)])
-    local = [i for i, f in enumerate(names) if f not in SHARED]
-    shared = [i for i, f in enumerate(names) if f in SHARED]
+    gap9 = len(rows[0]["x"]) > len(cost.FEATURES)  # gap9-qemu: model.GAP9_FITTED only
+    names = list(cost.FEATURES) + (list(cost.GAP9_EXTRA) if gap9 else [])
+    fitted = [f in cost.GAP9_FITTED if gap9 else True for f in names]
+    local = [i for i, f in enumerate(names) if f not in SHARED and fitted[i]]
+    shared = [i for i, f in enumerate(names) if f in SHARED and fitted[i]]
     a = np.zeros((len(rows), len(keys) * len(local) + len(shared)))
     for j, r in enumerate(rows):
         b = keys.index(r[field]) * len(local)
@@ -271,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             base = rv32_kernels.get("kernels")
             if base is None:
                 base = calibrate(samples_of("rv32"), args.held_out)[0]
-            data = [{**r, "x": r["x"] + [cost.rv32_work(r["kernel"], r["class"], r["x"], base)]} for r in data]
+            data = with_gap9_extra(data, base)
         kernels, errors = calibrate(data, args.held_out)
         if target == "rv32":
             rv32_kernels["kernels"] = kernels
@@ -295,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             doc = {"model": target, "measured": TARGETS[target],
                    "features": list(cost.FEATURES) + (list(cost.GAP9_EXTRA) if target == "gap9-qemu" else []),
                    "per_core_features": list(cost.PER_CORE) if target == "gap9-qemu" else [],
+                   "fitted_features": list(cost.GAP9_FITTED) if target == "gap9-qemu" else list(cost.FEATURES),
                    "fitted_by": "tools/calibrate_cost_model.py (non-negative least squares on relative error)",
                    "training_networks": [n for n in nets if n not in args.held_out],
                    "held_out_networks": list(args.held_out),

@@ -39,9 +39,13 @@ def _interior(ow: int, w: int, sx: int, pl: int, span: int) -> tuple[int, int]:
 def conv_paths(kernel: str, g: dict, oc: int | None = None) -> dict[str, float]:
     """MACs per path of one call of ``kernel`` on geometry ``g`` (c, h, w, oh, ow, kh, kw, sy, sx, pt,
     pl, dy, dx, groups, o, rq) computing ``oc`` output channels (default all): {"slow_macs": per-pixel
-    path, "ctail_macs": channel-tail blocks}. Multiply-adds on padding inside a block count as MACs."""
+    path, "ctail_macs": channel-tail blocks, "pix_iters": tap iterations of gf_conv_pix}. Multiply-adds
+    on padding inside a block count as MACs. gf_conv_pix (the per-pixel path of the general, 3x3 and
+    1x1 kernels) loops over (input channel, tap) and does R multiply-adds per iteration for its block
+    of R output channels, so its cost per MAC falls with R: a GAP9 core with 1 of 8 channels pays the
+    loop for every MAC (pix_iters = slow MACs of gf_conv_pix / R)."""
     oc = g["o"] if oc is None else max(0, min(oc, g["o"]))
-    out = {"slow_macs": 0.0, "ctail_macs": 0.0}
+    out = {"slow_macs": 0.0, "ctail_macs": 0.0, "pix_iters": 0.0}
     if not oc or kernel not in ("gf_conv2d", "gf_conv2d_3x3", "gf_conv2d_1x1", "gf_dwconv2d"):
         return out
     c, h, w, oh, ow = g["c"], g["h"], g["w"], g["oh"], g["ow"]
@@ -62,6 +66,7 @@ def conv_paths(kernel: str, g: dict, oc: int | None = None) -> dict[str, float]:
                 else:
                     j0, j1 = _taps(bx, 1, 3, w)
                     out["slow_macs"] += max(0, nrows) * max(0, j1 - j0) * c * (full + tail)
+                    out["pix_iters"] += max(0, nrows) * max(0, j1 - j0) * c * (full // 3 + (1 if tail else 0))
                     ox += 1
         return out
     if kernel == "gf_conv2d_1x1":
@@ -73,6 +78,7 @@ def conv_paths(kernel: str, g: dict, oc: int | None = None) -> dict[str, float]:
         tails = sum(n % (3 if p3 else 4) for n in runs)
         out["slow_macs"] = float(pix * n_pix * c + tails * c * (p3 or b44))
         out["ctail_macs"] = float(b44 * n_pix * c) if p3 else 0.0
+        out["pix_iters"] = float(n_pix * c) if pix else 0.0  # the channel tail; pixel tails take other blocks
         return out
     if kernel == "gf_dwconv2d":
         return _depthwise(g, oc)
@@ -93,6 +99,7 @@ def conv_paths(kernel: str, g: dict, oc: int | None = None) -> dict[str, float]:
     per_group_tail = og % 4 if og >= 4 else og
     out["slow_macs"] = float(slow * cg * min(oc, og * groups_c))
     out["ctail_macs"] = float(blk * cg * per_group_tail * groups_c)
+    out["pix_iters"] = float(slow * cg * -(-min(oc, og) // 4) * groups_c)
     return out
 
 
@@ -102,7 +109,7 @@ def _depthwise(g: dict, oc: int) -> dict[str, float]:
     (counted as ctail_macs: the slower blocked path) and clipped per-pixel borders (slow_macs)."""
     h, w, oh, ow, kh, kw = g["h"], g["w"], g["oh"], g["ow"], g["kh"], g["kw"]
     sy, sx, pt, pl = g["sy"], g["sx"], g["pt"], g["pl"]
-    out = {"slow_macs": 0.0, "ctail_macs": 0.0}
+    out = {"slow_macs": 0.0, "ctail_macs": 0.0, "pix_iters": 0.0}
     if g.get("rq", True) and kh == 3 and kw == 3 and sx in (1, 2) and sy == sx:
         xs = 0
         while xs < ow and xs * sx - pl < -1:
