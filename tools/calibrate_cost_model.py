@@ -10,14 +10,18 @@ Samples: every measured layer with a kernel: for rv32 its minstret, for gap9-qem
 on the cluster (the FC's share + the controller's + per barrier round the busiest core), with its
 features (gapforge/characterize/model.py FEATURES: MACs, outputs, inputs, output rows,
 padded-border outputs, tail-pixel MACs, tiles, a constant, MACs on the convolution kernels'
-per-pixel path and channel-tail blocks, unpacked sub-8-bit weights, pooling window reads; the
-busiest core's on the cluster) from the graph walker, so the fitted model predicts from what an
-estimate knows. --profile-run reads tools/profile_suite.py or tools/sweep.py outputs (layers.csv;
-the extracted networks under runs/, or extracted here into --networks-dir when a run kept only its
-CSVs, as docs/profiles does); without it the samples stored in
-gapforge/characterize/calibration/samples.csv (the calibration's training data, written by
---write) are refitted. One non-negative least-squares fit per kernel minimises the relative error
-on the training networks (--held-out names the others; they are never used for fitting). Prints,
+per-pixel path and channel-tail blocks, the per-pixel path's loop iterations, unpacked sub-8-bit
+weights, pooling window reads, requantization paths; the busiest core's on the cluster) from the
+graph walker, so the fitted model predicts from what an estimate knows. gap9-qemu adds
+model.GAP9_EXTRA (rv32_work: the rv32 fit's instructions for the busiest core's share; first_task:
+the program's first cluster layer) and fits model.GAP9_FITTED only. --profile-run reads
+tools/profile_suite.py or tools/sweep.py outputs (layers.csv; the extracted networks under runs/,
+or extracted here into --networks-dir when a run kept only its CSVs, as docs/profiles does);
+without it the samples stored in gapforge/characterize/calibration/samples.csv (the calibration's
+training data, written by --write) are refitted. One non-negative least-squares fit per kernel
+minimises the relative error
+on the training networks (--held-out names the others; they are never used for fitting); the
+requantization paths and first_task have one coefficient shared by every kernel. Prints,
 per target and kernel, the median and maximum relative error per layer on the held-out networks,
 and (with --profile-run) checks that the model's DMA bytes and tiles equal gap9-emu's measured
 ones. --write stores gapforge/characterize/calibration/<target>.json (coefficients, features,

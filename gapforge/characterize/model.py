@@ -43,7 +43,8 @@ PER_CORE = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "slow_mac
 # cores run the same portable kernels as the rv32 program): the per-core work the gap9 fit scales and
 # corrects; first_task: 1 on the program's first layer that runs on the cluster (first_cluster_layer),
 # whose FC share is about 7,450 instructions larger than any other layer's on every measured network
-# (the emulated cluster's one-time set-up at the first pi_cluster_send_task_to_cl, pmsis_emu.c).
+# (a one-time cost inside the first pi_cluster_send_task_to_cl; likely pmsis_emu.c's stack_prepare
+# allocating an emulated stack on its first use).
 GAP9_EXTRA = ("rv32_work", "first_task")
 NOT_WORK = ("tiles", "one")  # per-layer and per-tile costs of the rv32 program: not part of a core's work
 # The features the gap9-qemu fit uses (the others keep coefficient 0): the executor's own costs (per
