@@ -42,9 +42,9 @@ PER_CORE = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "slow_mac
 # gap9-qemu only: rv32_work, the rv32 model's instructions for the busiest core's share (the cluster
 # cores run the same portable kernels as the rv32 program): the per-core work the gap9 fit scales and
 # corrects; first_task: 1 on the program's first layer that runs on the cluster (first_cluster_layer),
-# whose FC share is about 7,450 instructions larger than any other layer's on every measured network
-# (a one-time cost inside the first pi_cluster_send_task_to_cl; likely pmsis_emu.c's stack_prepare
-# allocating an emulated stack on its first use).
+# whose FC share is about 7,450 instructions larger than any other layer's on every measured network:
+# emulator work the counts include (pi_cluster_send_task_to_cl's size_stacks allocates the controller's
+# emulated stack on its first use, outside excl_begin / excl_end; docs/characterize.md).
 GAP9_EXTRA = ("rv32_work", "first_task")
 NOT_WORK = ("tiles", "one")  # per-layer and per-tile costs of the rv32 program: not part of a core's work
 # The features the gap9-qemu fit uses (the others keep coefficient 0): the executor's own costs (per
