@@ -205,7 +205,7 @@ def prepare_network(job: dict) -> dict:
 
 def run_target(job: dict) -> dict:
     """Generate and run one network on one target: job = {"name", "dir", "target", "project",
-    "l1_budget", "l2_budget", "platform"}; returns {"test", "layers", "subops"} (rows) and "results"."""
+    "l1_budget", "l2_budget", "platform", "kernels"}; returns {"test", "layers", "subops"} (rows) and "results"."""
     import json
     from pathlib import Path
 
@@ -214,8 +214,8 @@ def run_target(job: dict) -> dict:
     from tools.run_generated import run_project
 
     target, proj = job["target"], Path(job["project"])
-    budgets = {"l1_budget": job.get("l1_budget"), "l2_budget": job.get("l2_budget"), "platform": job.get("platform")} \
-        if PROJECT_TARGET[target] == "gap9" else {}
+    budgets = {"l1_budget": job.get("l1_budget"), "l2_budget": job.get("l2_budget"), "platform": job.get("platform"),
+               "kernels": job.get("kernels", "portable")} if PROJECT_TARGET[target] == "gap9" else {}
     try:
         generate_project(Path(job["dir"]), proj, PROJECT_TARGET[target], 1, **budgets)
         plan = json.loads((proj / "plan.json").read_text(encoding="utf-8"))

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 
 import pytest
 from conftest import run_tool
@@ -90,6 +91,47 @@ def test_compat_header_is_included_only_by_the_pulp_sdk_build(project):
         assert name in main and f"#define {name} {target}\n" in compat
     assert "cc_stack_size" in main and "uint32_t cc_stack_size;" in compat
     assert "pi_cluster_task_stacks(" in tiled and "pi_cluster_task_stacks(struct pi_cluster_task" in compat
+
+
+def _symbol_sections(obj) -> dict[str, str]:
+    """{symbol: section} of an rv32 object file (objdump -t)."""
+    out = subprocess.run([toolchains.RV32_CC.replace("gcc", "objdump"), "-t", str(obj)], capture_output=True,
+                         text=True, check=True).stdout
+    found = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[-1].startswith("gf_"):
+            found[parts[-1]] = parts[-3]
+    return found
+
+
+def test_descriptor_tables_leave_the_fc_private_bank_in_the_pulp_sdk_build(project, tmp_path):
+    """pulpos' siracusa link puts .rodata in L2 private bank 0 with the FC stack and gives the FC
+    allocator the rest; the network's tables (~290 B a step) filled it for transformer_multiblock and
+    pulpos' L1 allocator was NULL. The tables carry GF_TABLE: a .l2_data section (the shared banks)
+    in the pulp-sdk build (gf_pulp_sdk.h), .rodata elsewhere (gf_gap9.h)."""
+    net_c = (project / "src" / "network.c").read_text()
+    tables = ("gf_regions", "gf_layers", "gf_layer_ops", "gf_steps")
+    assert not re.search(r"^(static )?const ", net_c, re.M)  # every file-scope table is placed
+    assert all(re.search(rf"^GF_TABLE const \w+ {t}\[", net_c, re.M) for t in tables)
+    compat = (project / "runtime" / "gap9" / "gf_pulp_sdk.h").read_text()
+    attr = re.search(r"^#define GF_TABLE (.+)$", compat, re.M).group(1)
+    section = re.fullmatch(r'__attribute__\(\(section\("(\.l2_data\.[\w.]+)"\)\)\)', attr).group(1)
+    assert "#ifndef GF_TABLE" in (project / "runtime" / "gap9" / "gf_gap9.h").read_text()
+    plan = json.loads((project / "plan.json").read_text())
+    cc = [toolchains.RV32_CC, "--specs=picolibc.specs", "-march=rv32imac", "-mabi=ilp32", *plan["build"]["cflags"],
+          "-Werror", *[f"-I{project / d}" for d in plan["build"]["include_dirs"]], f"-I{project / 'runtime/gap9/emu'}",
+          *[f"-D{d}" for d in plan["build"]["defines"]], "-c", str(project / "src" / "network.c")]
+    for name, extra, where in (("pulp", [f"-DGF_TABLE={attr}"], section), ("gap9", [], ".rodata")):
+        obj = tmp_path / f"{name}.o"
+        subprocess.run([*cc, *extra, "-o", str(obj)], check=True, capture_output=True)
+        placed = _symbol_sections(obj)
+        assert {t: placed[t] for t in tables} == dict.fromkeys(tables, where)
+    # the boot check runs first in the pulp-sdk build: an overflow is one line, not a crash in pulpos
+    main_c = (project / "src" / "main.c").read_text()
+    body = main_c[main_c.index("int main(void)\n{"):]
+    assert body.index("gf_pulp_fc_data_check()") < body.index("crc_init()") < body.index("open_devices()")
+    assert "static inline int gf_pulp_fc_data_check(void)" in compat and "GF ERROR" in compat
 
 
 def _fake_install(root, with_tc=True):
@@ -225,6 +267,17 @@ def test_deploy_run_gvsoc_is_checked_before_any_work(tmp_path, monkeypatch):
     assert r.returncode == 2 and "--run applies to --target gap9 only" in r.stderr
     r = run_tool("deploy", "--test-network", "simple_cnn", "--out", str(out), "--target", "gap9", "--gvsoc", "x")
     assert r.returncode == 2 and "apply to --run gvsoc only" in r.stderr
+
+
+@pytest.mark.skipif(not INSTALLED, reason=WHY)
+def test_many_step_network_is_bit_exact_on_gvsoc_siracusa(golden, tmp_path):
+    """transformer_multiblock (81 steps): its tables once overflowed L2 private bank 0 (see above)."""
+    proj = tmp_path / "tmb"
+    generate_project(golden("transformer_multiblock"), proj, "gap9", 1, platform="siracusa")
+    passed, res = run_project(proj, "gvsoc", timeout=900, gvsoc={"platform": "siracusa"})
+    assert passed, res["reasons"][:5]
+    assert res["totals"]["compared"] == res["totals"]["layers"] == 81 and res["totals"]["mismatches"] == 0
+    assert res["totals"]["cluster_cycles"] > 0
 
 
 @pytest.mark.skipif(not INSTALLED, reason=WHY)

@@ -79,3 +79,17 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     assert proc.returncode == 2 and "no_such_net" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_tool("merge_profile_runs", str(tmp_path), "--out", str(tmp_path / "m"))
     assert proc.returncode == 2 and "tests.csv" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_kernels_reach_the_gap9_projects_only(tmp_path):
+    """--kernels simd: the gap9 projects are generated with the SIMD kernels (plan.json records it)
+    and still pass; the rv32 project has no such choice and keeps the portable ones."""
+    import json
+
+    proc = run_tool("profile_suite", "--networks", "mlp", "--targets", "rv32", "gap9-emu", "--kernels", "simd",
+                    "--workers", "0", "-q", "--out", str(tmp_path / "k"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    plan = json.loads((tmp_path / "k" / "runs" / "mlp" / "gap9-emu" / "plan.json").read_text())
+    assert plan["generate"]["kernels"] == "simd" and "GF_K_SIMD" in plan["build"]["defines"]
+    assert json.loads((tmp_path / "k" / "runs" / "mlp" / "rv32" / "plan.json").read_text())["generate"]["kernels"] == \
+        "portable"

@@ -7,6 +7,7 @@ Examples:
   python tools/profile_suite.py --model-file my_model.py --targets gap9-qemu --l1-budget 16K --out p3
   python tools/profile_suite.py --synthetic all --targets rv32 gap9-qemu --out p5    (calibration layers)
   python tools/profile_suite.py --networks simple_cnn resnet18 --targets gap9-emu gvsoc --out p6
+  python tools/profile_suite.py --targets gvsoc --platform siracusa --kernels simd --out p7
   python tools/profile_suite.py --scheduler tcp://10.0.0.5:8786 --out p4     (an existing dask cluster)
 
 Each network (regression networks by name, or model files) is extracted once with one golden case,
@@ -38,6 +39,7 @@ if __package__ in (None, ""):
 
 from codegen import profile  # noqa: E402
 from codegen.gap9.hw import add_platform_flag  # noqa: E402
+from codegen.generate import KERNELS  # noqa: E402
 from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_directory  # noqa: E402
 from gapforge.jobs import run_jobs  # noqa: E402
@@ -72,7 +74,7 @@ def network_jobs(names: list[str], model_files: list[str], root: Path, synthetic
 
 
 def run_suite(jobs: list[dict], targets: list[str], root: Path, *, l1_budget=None, l2_budget=None, platform=None,
-            scheduler: str | None = None, workers: int | None = None, quiet: bool = False) -> dict[str, list[dict]]:
+            kernels: str = "portable", scheduler: str | None = None, workers: int | None = None, quiet: bool = False) -> dict[str, list[dict]]:
     """Run everything; returns {"tests.csv": rows, "layers.csv": rows, "subops.csv": rows}."""
     prepared = run_jobs(profile.prepare_network, jobs, scheduler=scheduler, workers=workers,
                         desc="extract+golden", quiet=quiet)
@@ -84,7 +86,7 @@ def run_suite(jobs: list[dict], targets: list[str], root: Path, *, l1_budget=Non
             else:
                 runs.append({"name": p["name"], "dir": p["dir"], "target": t,
                              "project": str(root / p["name"] / t), "l1_budget": l1_budget, "l2_budget": l2_budget,
-                             "platform": platform})
+                             "platform": platform, "kernels": kernels})
     results = run_jobs(profile.run_target, runs, scheduler=scheduler, workers=workers, desc="build+run",
                        quiet=quiet)
     layers, subops = [], []
@@ -114,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9: L1 budget for tiles (e.g. 16K)")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9: L2 budget")
-    add_platform_flag(p, "gap9-emu/gap9-qemu runs")
+    add_platform_flag(p, "gap9-emu/gap9-qemu/gvsoc runs")
+    p.add_argument("--kernels", default="portable", choices=list(KERNELS),
+                   help="gap9-emu/gap9-qemu/gvsoc runs: the cluster's portable C kernels (default) or the SIMD "
+                        "convolution, linear and matmul kernels (plan.json generate.kernels records it)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler of an existing cluster")
     p.add_argument("--workers", type=int, metavar="N", help="LocalCluster workers (default: the cores; 0: serial)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_directory(args.out) as tmp:
         jobs = network_jobs(names, args.model_file, tmp / "runs", synthetic)
         tables = run_suite(jobs, args.targets, tmp / "runs", l1_budget=l1, l2_budget=l2, platform=args.platform,
-                           scheduler=args.scheduler,
+                           kernels=args.kernels, scheduler=args.scheduler,
                          workers=args.workers, quiet=args.quiet)
         write(tmp, tables)
     tests = tables["tests.csv"]

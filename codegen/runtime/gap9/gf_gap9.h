@@ -25,6 +25,9 @@
 #ifdef GF_PULP_SDK /* the pulp-sdk build (the project's Makefile): GAP9 names mapped */
 #include "gf_pulp_sdk.h"
 #endif
+#ifndef GF_TABLE /* where network.c's descriptor tables go: .rodata, but for the pulp-sdk build (gf_pulp_sdk.h) */
+#define GF_TABLE
+#endif
 #include "gf_runtime.h"
 
 #define GF_MEM_L2 0

@@ -14,6 +14,7 @@
  *                                          + the compute-core stack.
  *   pi_cluster_task_stacks(t, NULL, s)     t->stack_size (controller), t->slave_stack_size (others)
  *   sdk.config (Kconfig)                   not read: the Makefile sets the pulp-sdk options.
+ *   .rodata (the network's tables)         GF_TABLE: the shared L2 banks (.l2_data), see below
  */
 #ifndef GF_PULP_SDK_H
 #define GF_PULP_SDK_H
@@ -28,6 +29,39 @@
 #ifndef GF_PULP_CC_STACK_BYTES
 #error "GF_PULP_CC_STACK_BYTES (the cluster controller's own stack) is set by the generated Makefile"
 #endif
+
+/* The network's descriptor tables (network.c: gf_layers, gf_steps, gf_layer_ops, gf_regions; about
+ * 290 bytes a step) go to the shared L2 banks, not .rodata. pulpos' linker script (siracusa) puts the
+ * fabric controller's data (.data_tiny_fc, .rodata, its stack) in L2 private bank 0 (32 KiB) and its
+ * FC allocator in what is left of that bank: a network of ~80 steps (transformer_multiblock) filled
+ * it, the allocator got no memory, so the L1 allocator's descriptor that pulpos takes from it was
+ * NULL (unchecked) and the first pi_cl_l1_malloc read the cluster's uninitialised L1 at address 0
+ * (gvsoc's 0x57 fill) as its free list. .l2_data is pulpos' section for FC-and-cluster data in the
+ * shared banks; const objects only, so the section's flags agree. */
+#define GF_TABLE __attribute__((section(".l2_data.gf_table")))
+
+#if defined(ARCHI_HAS_L2_MULTI)
+extern unsigned char __l2_priv0_end;
+#endif
+
+/* Bytes of L2 private bank 0 the FC allocator needs after the FC's data: pulpos' L1 allocator
+ * descriptor (one per cluster) and the allocator's chunk header, with room to spare. */
+#define GF_PULP_FC_HEAP_MIN 64u
+
+/* 0, or -1 after one line if the FC's data leave too little of L2 private bank 0 (pulpos would leave
+ * the cluster's L1 allocator NULL: a crash at the first L1 allocation). */
+static inline int gf_pulp_fc_data_check(void)
+{
+#if defined(ARCHI_HAS_L2_MULTI)
+    if ((uint32_t)&__l2_priv0_end + GF_PULP_FC_HEAP_MIN > ARCHI_L2_PRIV1_ADDR) {
+        printf("GF ERROR the fabric controller's data (.data_tiny_fc, .rodata, its stack) end at 0x%08x, less than "
+               "%u bytes before the end of L2 private bank 0 (0x%08x): pulpos' L1 allocator would be NULL\n",
+               (unsigned)(uint32_t)&__l2_priv0_end, GF_PULP_FC_HEAP_MIN, (unsigned)ARCHI_L2_PRIV1_ADDR);
+        return -1;
+    }
+#endif
+    return 0;
+}
 
 #define pi_default_flash_conf pi_hyperflash_conf
 #define pi_default_flash_conf_init pi_hyperflash_conf_init
