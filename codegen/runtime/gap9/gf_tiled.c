@@ -15,6 +15,9 @@
 #include <string.h>
 
 #include "gf_gap9.h"
+#ifdef GF_GAP9_EMU
+#include "gf_emu.h"
+#endif
 
 #define GF_MAX_CMDS 8
 #define GF_DMA_MAX 65535u
@@ -46,11 +49,10 @@ typedef struct {
     uint32_t bytes[OP_N]; /* one buffer of each operand */
     int nbuf[OP_N];       /* 0 (unused), 1 (single / resident) or 2 (double buffered) */
     int32_t ntiles;
-    int status; /* 0, or GF_ERR_* (set by the cluster controller) */
     /* each forked core's pi_perf counters around its share of the tile loop (tile_loop) */
     uint32_t core_cycles[GF_CLUSTER_CORES], core_instr[GF_CLUSTER_CORES];
-    /* last: gf_run_layer clears everything before them and only their counts (the command slots are
-     * written at issue), which spares every layer two byte-wise memsets of the slots on the FC */
+    /* last: bind_layer clears everything before them and only their counts (the command slots are
+     * written at issue), which spares every layer two byte-wise memsets of the slots */
     gf_queue_t load_q[2], store_q[2];
 } gf_run_t;
 
@@ -938,46 +940,6 @@ static void free_l1(gf_run_t *R)
             }
 }
 
-/* Cluster controller (core 8): L1 buffers, fork, free. A failed L1 allocation is reported (layer,
- * operand, bytes asked) and fails the layer (gf_run_layer returns GF_ERR_L1_ALLOC); nothing is
- * forked, so no core ever touches a NULL buffer. */
-static void cluster_entry(void *arg)
-{
-    gf_run_t *R = (gf_run_t *)arg;
-    uint32_t total = 0;
-    /* the controller's own counters: L1 allocation, then (restarted after the fork, whose cores use
-     * the counters, and where the controller is compute core 0 its own) L1 free */
-    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
-    pi_perf_reset();
-    pi_perf_start();
-    for (int k = 0; k < OP_N; k++)
-        for (int i = 0; i < R->nbuf[k]; i++) {
-            uint32_t n = GF_ALIGN(R->bytes[k]);
-            R->l1[i][k] = (uint8_t *)pi_cl_l1_malloc(NULL, (int)n);
-            if (R->l1[i][k] == NULL) {
-                printf("GF ERROR L1 allocation of %u bytes failed (layer %s, operand %s, buffer %d of %d; %u bytes "
-                       "of L1 already allocated for the layer)\n", (unsigned)n, R->L->name, gf_operand_names[k], i + 1,
-                       R->nbuf[k], (unsigned)total);
-                free_l1(R);
-                R->status = GF_ERR_L1_ALLOC;
-                pi_perf_stop();
-                return;
-            }
-            total += n;
-        }
-    R->st->l1_bytes = total;
-    pi_perf_stop();
-    uint32_t cycles = pi_perf_read(PI_PERF_CYCLES), instr = pi_perf_read(PI_PERF_INSTR);
-    pi_cl_team_fork(R->L->cores, tile_loop, R);
-    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
-    pi_perf_reset();
-    pi_perf_start();
-    free_l1(R);
-    pi_perf_stop();
-    R->st->cc_cycles = cycles + pi_perf_read(PI_PERF_CYCLES);
-    R->st->cc_instr = instr + pi_perf_read(PI_PERF_INSTR);
-}
-
 /* The layer's buffers: bytes and count of each operand, and the tile count. Every field it sets is
  * set unconditionally, so it clears nothing: gf_layer_bounce_bytes (FC, once per layer) needs no
  * more, and clearing costs the FC a byte-wise memset where the libc has only that (pulp-sdk's
@@ -1034,39 +996,128 @@ uint32_t gf_layer_bounce_bytes(const gf_layer_t *L, const gf_operands_t *ops)
     return total;
 }
 
-int gf_run_layer(struct pi_device *cluster, struct pi_device *ram, const gf_layer_t *L, const gf_operands_t *ops,
-                 uint8_t *bounce, int core_stack_bytes, gf_layer_stats_t *stats)
+/* The run record of the layer the cluster is running: shared by the cluster controller and the compute cores
+ * (L2; the FC only reads it through gf_layer_bounce_bytes' own copy). */
+static gf_run_t gf_run;
+
+/* One cluster task: the consecutive cluster layers the FC sent at once (gf_run_task). */
+typedef struct {
+    const gf_task_layer_t *layers;
+    int n;
+    struct pi_device *ram;
+    uint8_t *bounce;
+    int status; /* 0, or the first failing layer's GF_ERR_* */
+    int failed; /* the index of that layer in layers[] */
+} gf_task_run_t;
+
+/* Binds layer `tl` to the run record: clears it (the queues: only their counts, the slots are written at issue;
+ * a word loop, not memset: pulp-sdk's libc clears byte by byte), its buffers, its L3 operands' bounce buffers
+ * (the task's bounce area, sized for its largest layer: the layers run one after the other) and its stats. */
+static void bind_layer(gf_run_t *R, const gf_task_layer_t *tl, struct pi_device *ram, uint8_t *bounce)
 {
-    static gf_run_t R; /* shared by the FC, the cluster controller and the compute cores (L2) */
-    struct pi_cluster_task task;
-    memset(&R, 0, offsetof(gf_run_t, load_q)); /* the queues: only their counts (slots are written at issue) */
+    _Static_assert(offsetof(gf_run_t, load_q) % 4 == 0, "gf_run_t: whole words before the queues");
+    _Static_assert(sizeof(gf_layer_stats_t) % 4 == 0, "gf_layer_stats_t: whole words");
+    clear_words(R, offsetof(gf_run_t, load_q));
     for (int i = 0; i < 2; i++)
-        R.load_q[i].n = R.store_q[i].n = 0;
-    buffer_layout(&R, L, ops);
-    memset(stats, 0, sizeof(*stats));
-    R.st = stats;
-    R.ram = ram;
+        R->load_q[i].n = R->store_q[i].n = 0;
+    buffer_layout(R, tl->L, &tl->ops);
+    clear_words(tl->stats, sizeof(*tl->stats));
+    R->st = tl->stats;
+    R->ram = ram;
     for (int k = 0; k < OP_N; k++)
-        if (R.nbuf[k] && operand_in_l3(&R, k))
-            for (int i = 0; i < R.nbuf[k]; i++) {
-                R.bounce[i][k] = bounce;
-                bounce += GF_ALIGN(R.bytes[k]);
+        if (R->nbuf[k] && operand_in_l3(R, k))
+            for (int i = 0; i < R->nbuf[k]; i++) {
+                R->bounce[i][k] = bounce;
+                bounce += GF_ALIGN(R->bytes[k]);
             }
-    stats->tiles = (uint32_t)R.ntiles;
-    pi_cluster_task(&task, cluster_entry, &R);
-    pi_cluster_task_stacks(&task, NULL, core_stack_bytes); /* compute-core stacks, allocated in L1 by PMSIS */
-    int rc = pi_cluster_send_task_to_cl(cluster, &task);
-    if (rc != 0)
-        return GF_ERR_CLUSTER;
-    for (int c = 0; c < L->cores && c < GF_CLUSTER_CORES; c++) { /* the busiest core (first of equals) */
-        if (R.core_cycles[c] > stats->cycles_max) {
-            stats->cycles_max = R.core_cycles[c];
-            stats->cycles_core = (uint32_t)c;
+    R->st->tiles = (uint32_t)R->ntiles;
+}
+
+/* One layer on the cluster controller: L1 buffers, fork, free. A failed L1 allocation is reported (layer,
+ * operand, bytes asked) and fails the layer (GF_ERR_L1_ALLOC); nothing is forked, so no core ever touches a
+ * NULL buffer. The controller's own counters cover its work outside the fork: binding the layer and the L1
+ * allocation, then (restarted after the fork, whose cores use the counters, and where the controller is compute
+ * core 0 its own) L1 free. */
+static int run_layer_on_cluster(gf_run_t *R, const gf_task_layer_t *tl, struct pi_device *ram, uint8_t *bounce)
+{
+    uint32_t total = 0;
+    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    pi_perf_reset();
+    pi_perf_start();
+    bind_layer(R, tl, ram, bounce);
+    gf_layer_stats_t *st = R->st;
+    for (int k = 0; k < OP_N; k++)
+        for (int i = 0; i < R->nbuf[k]; i++) {
+            uint32_t n = GF_ALIGN(R->bytes[k]);
+            R->l1[i][k] = (uint8_t *)pi_cl_l1_malloc(NULL, (int)n);
+            if (R->l1[i][k] == NULL) {
+                printf("GF ERROR L1 allocation of %u bytes failed (layer %s, operand %s, buffer %d of %d; %u bytes "
+                       "of L1 already allocated for the layer)\n", (unsigned)n, R->L->name, gf_operand_names[k], i + 1,
+                       R->nbuf[k], (unsigned)total);
+                free_l1(R);
+                pi_perf_stop();
+                return GF_ERR_L1_ALLOC;
+            }
+            total += n;
         }
-        if (R.core_instr[c] > stats->instr_max) {
-            stats->instr_max = R.core_instr[c];
-            stats->instr_core = (uint32_t)c;
+    st->l1_bytes = total;
+    pi_perf_stop();
+    uint32_t cycles = pi_perf_read(PI_PERF_CYCLES), instr = pi_perf_read(PI_PERF_INSTR);
+    pi_cl_team_fork(R->L->cores, tile_loop, R);
+    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    pi_perf_reset();
+    pi_perf_start();
+    free_l1(R);
+    pi_perf_stop();
+    st->cc_cycles = cycles + pi_perf_read(PI_PERF_CYCLES);
+    st->cc_instr = instr + pi_perf_read(PI_PERF_INSTR);
+    for (int c = 0; c < R->L->cores && c < GF_CLUSTER_CORES; c++) { /* the busiest core (first of equals) */
+        if (R->core_cycles[c] > st->cycles_max) {
+            st->cycles_max = R->core_cycles[c];
+            st->cycles_core = (uint32_t)c;
+        }
+        if (R->core_instr[c] > st->instr_max) {
+            st->instr_max = R->core_instr[c];
+            st->instr_core = (uint32_t)c;
         }
     }
-    return R.status;
+    return 0;
+}
+
+/* Cluster controller (core 8): runs the task's layers in order, each with its own L1 buffers and fork; stops at
+ * the first layer that fails. */
+static void cluster_entry(void *arg)
+{
+    gf_task_run_t *T = (gf_task_run_t *)arg;
+    for (int k = 0; k < T->n; k++) {
+        int rc = run_layer_on_cluster(&gf_run, &T->layers[k], T->ram, T->bounce);
+        if (rc != 0) {
+            T->status = rc;
+            T->failed = k;
+            return;
+        }
+#ifdef GF_GAP9_EMU
+        gf_emu_layer_end(); /* the emulator's per-step counters (GF EMU, GF CORES): this layer's */
+#endif
+    }
+}
+
+int gf_run_task(struct pi_device *cluster, struct pi_device *ram, const gf_task_layer_t *layers, int n,
+                uint8_t *bounce, int core_stack_bytes, int *failed)
+{
+    static gf_task_run_t T; /* read by the cluster controller (L2) */
+    struct pi_cluster_task task;
+    T.layers = layers;
+    T.n = n;
+    T.ram = ram;
+    T.bounce = bounce;
+    T.status = 0;
+    T.failed = 0;
+    pi_cluster_task(&task, cluster_entry, &T);
+    pi_cluster_task_stacks(&task, NULL, core_stack_bytes); /* compute-core stacks, allocated in L1 by PMSIS */
+    int rc = pi_cluster_send_task_to_cl(cluster, &task);
+    *failed = T.failed;
+    if (rc != 0)
+        return GF_ERR_CLUSTER;
+    return T.status;
 }
