@@ -171,12 +171,18 @@ typedef struct {
 /* gf_run_task results */
 #define GF_ERR_L1_ALLOC (-1) /* an L1 buffer could not be allocated (reported on stdout) */
 #define GF_ERR_CLUSTER (-2)  /* pi_cluster_send_task_to_cl failed */
+#define GF_ERR_TASK (-3)     /* a task of no layer or of more than GF_TASK_MAX_LAYERS */
+
+/* Cluster layers one task runs at most (the run records are static, in L2; codegen/gap9/program.py
+ * TASK_MAX_LAYERS plans the tasks with the same bound). */
+#define GF_TASK_MAX_LAYERS 16
 
 /* Run `n` consecutive cluster layers as one cluster task: the cluster controller runs them in order, each with
  * its own L1 buffers and fork of the compute cores, and fills each layer's stats. `bounce` (L2, may be NULL if
  * 0): the largest gf_layer_bounce_bytes of the n layers (they use it one after the other);
  * `core_stack_bytes`: the stack of each compute core (pi_cluster_task_stacks). Returns 0 or the GF_ERR_* of the
- * first layer that failed (its index in *failed; the layers after it did not run). */
+ * first layer that failed (its index in *failed; the layers after it did not run). The FC binds every layer's run
+ * record before sending the task; the cluster controller only allocates, forks and frees. */
 int gf_run_task(struct pi_device *cluster, struct pi_device *ram, const gf_task_layer_t *layers, int n,
                 uint8_t *bounce, int core_stack_bytes, int *failed);
 

@@ -51,10 +51,12 @@ typedef struct {
     int32_t ntiles;
     /* each forked core's pi_perf counters around its share of the tile loop (tile_loop) */
     uint32_t core_cycles[GF_CLUSTER_CORES], core_instr[GF_CLUSTER_CORES];
-    /* last: bind_layer clears everything before them and only their counts (the command slots are
-     * written at issue), which spares every layer two byte-wise memsets of the slots */
-    gf_queue_t load_q[2], store_q[2];
+    /* core 0's DMA queues (2 each: double buffering), shared by every layer: gf_queues, drained at the end of
+     * every layer's tile loop */
+    gf_queue_t *load_q, *store_q;
 } gf_run_t;
+
+static gf_queue_t gf_load_q[2], gf_store_q[2];
 
 static int32_t ceil_div(int32_t a, int32_t b) { return (a + b - 1) / b; }
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
@@ -996,30 +998,28 @@ uint32_t gf_layer_bounce_bytes(const gf_layer_t *L, const gf_operands_t *ops)
     return total;
 }
 
-/* The run record of the layer the cluster is running: shared by the cluster controller and the compute cores
- * (L2; the FC only reads it through gf_layer_bounce_bytes' own copy). */
-static gf_run_t gf_run;
+/* The run records of the task's layers, bound by the FC before it sends the task (the FC's accesses to L2 are
+ * cheaper than the cluster's: gvsoc siracusa, docs/gap9.md), read by the cluster controller and the cores (L2). */
+static gf_run_t gf_runs[GF_TASK_MAX_LAYERS];
 
 /* One cluster task: the consecutive cluster layers the FC sent at once (gf_run_task). */
 typedef struct {
-    const gf_task_layer_t *layers;
+    gf_run_t *runs;
     int n;
-    struct pi_device *ram;
-    uint8_t *bounce;
     int status; /* 0, or the first failing layer's GF_ERR_* */
-    int failed; /* the index of that layer in layers[] */
+    int failed; /* the index of that layer */
 } gf_task_run_t;
 
-/* Binds layer `tl` to the run record: clears it (the queues: only their counts, the slots are written at issue;
- * a word loop, not memset: pulp-sdk's libc clears byte by byte), its buffers, its L3 operands' bounce buffers
- * (the task's bounce area, sized for its largest layer: the layers run one after the other) and its stats. */
+/* Binds layer `tl` to a run record: clears it (a word loop, not memset: pulp-sdk's libc clears byte by byte), its
+ * buffers, its L3 operands' bounce buffers (the task's bounce area, sized for its largest layer: the layers run one
+ * after the other) and its stats. */
 static void bind_layer(gf_run_t *R, const gf_task_layer_t *tl, struct pi_device *ram, uint8_t *bounce)
 {
-    _Static_assert(offsetof(gf_run_t, load_q) % 4 == 0, "gf_run_t: whole words before the queues");
+    _Static_assert(sizeof(gf_run_t) % 4 == 0, "gf_run_t: whole words");
     _Static_assert(sizeof(gf_layer_stats_t) % 4 == 0, "gf_layer_stats_t: whole words");
-    clear_words(R, offsetof(gf_run_t, load_q));
-    for (int i = 0; i < 2; i++)
-        R->load_q[i].n = R->store_q[i].n = 0;
+    clear_words(R, sizeof(*R));
+    R->load_q = gf_load_q;
+    R->store_q = gf_store_q;
     buffer_layout(R, tl->L, &tl->ops);
     clear_words(tl->stats, sizeof(*tl->stats));
     R->st = tl->stats;
@@ -1035,17 +1035,16 @@ static void bind_layer(gf_run_t *R, const gf_task_layer_t *tl, struct pi_device 
 
 /* One layer on the cluster controller: L1 buffers, fork, free. A failed L1 allocation is reported (layer,
  * operand, bytes asked) and fails the layer (GF_ERR_L1_ALLOC); nothing is forked, so no core ever touches a
- * NULL buffer. The controller's own counters cover its work outside the fork: binding the layer and the L1
- * allocation, then (restarted after the fork, whose cores use the counters, and where the controller is compute
- * core 0 its own) L1 free. */
-static int run_layer_on_cluster(gf_run_t *R, const gf_task_layer_t *tl, struct pi_device *ram, uint8_t *bounce)
+ * NULL buffer. The controller's own counters cover its work outside the fork: the L1 allocation, then
+ * (restarted after the fork, whose cores use the counters, and where the controller is compute core 0 its own)
+ * L1 free. */
+static int run_layer_on_cluster(gf_run_t *R)
 {
     uint32_t total = 0;
+    gf_layer_stats_t *st = R->st;
     pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
     pi_perf_reset();
     pi_perf_start();
-    bind_layer(R, tl, ram, bounce);
-    gf_layer_stats_t *st = R->st;
     for (int k = 0; k < OP_N; k++)
         for (int i = 0; i < R->nbuf[k]; i++) {
             uint32_t n = GF_ALIGN(R->bytes[k]);
@@ -1071,16 +1070,6 @@ static int run_layer_on_cluster(gf_run_t *R, const gf_task_layer_t *tl, struct p
     pi_perf_stop();
     st->cc_cycles = cycles + pi_perf_read(PI_PERF_CYCLES);
     st->cc_instr = instr + pi_perf_read(PI_PERF_INSTR);
-    for (int c = 0; c < R->L->cores && c < GF_CLUSTER_CORES; c++) { /* the busiest core (first of equals) */
-        if (R->core_cycles[c] > st->cycles_max) {
-            st->cycles_max = R->core_cycles[c];
-            st->cycles_core = (uint32_t)c;
-        }
-        if (R->core_instr[c] > st->instr_max) {
-            st->instr_max = R->core_instr[c];
-            st->instr_core = (uint32_t)c;
-        }
-    }
     return 0;
 }
 
@@ -1090,7 +1079,7 @@ static void cluster_entry(void *arg)
 {
     gf_task_run_t *T = (gf_task_run_t *)arg;
     for (int k = 0; k < T->n; k++) {
-        int rc = run_layer_on_cluster(&gf_run, &T->layers[k], T->ram, T->bounce);
+        int rc = run_layer_on_cluster(&T->runs[k]);
         if (rc != 0) {
             T->status = rc;
             T->failed = k;
@@ -1107,17 +1096,34 @@ int gf_run_task(struct pi_device *cluster, struct pi_device *ram, const gf_task_
 {
     static gf_task_run_t T; /* read by the cluster controller (L2) */
     struct pi_cluster_task task;
-    T.layers = layers;
+    *failed = 0;
+    if (n < 1 || n > GF_TASK_MAX_LAYERS)
+        return GF_ERR_TASK;
+    for (int k = 0; k < n; k++)
+        bind_layer(&gf_runs[k], &layers[k], ram, bounce);
+    T.runs = gf_runs;
     T.n = n;
-    T.ram = ram;
-    T.bounce = bounce;
     T.status = 0;
     T.failed = 0;
     pi_cluster_task(&task, cluster_entry, &T);
     pi_cluster_task_stacks(&task, NULL, core_stack_bytes); /* compute-core stacks, allocated in L1 by PMSIS */
     int rc = pi_cluster_send_task_to_cl(cluster, &task);
-    *failed = T.failed;
     if (rc != 0)
         return GF_ERR_CLUSTER;
+    for (int k = 0; k < n; k++) { /* each layer's busiest core (first of equals) */
+        const gf_run_t *R = &gf_runs[k];
+        gf_layer_stats_t *st = R->st;
+        for (int c = 0; c < R->L->cores && c < GF_CLUSTER_CORES; c++) {
+            if (R->core_cycles[c] > st->cycles_max) {
+                st->cycles_max = R->core_cycles[c];
+                st->cycles_core = (uint32_t)c;
+            }
+            if (R->core_instr[c] > st->instr_max) {
+                st->instr_max = R->core_instr[c];
+                st->instr_core = (uint32_t)c;
+            }
+        }
+    }
+    *failed = T.failed;
     return T.status;
 }
