@@ -158,9 +158,6 @@ typedef struct {
     uint32_t cc_cycles, cc_instr;
 } gf_layer_stats_t;
 
-/* Total L2 bytes of the bounce buffers the layer needs for its L3-resident operands. */
-uint32_t gf_layer_bounce_bytes(const gf_layer_t *L, const gf_operands_t *ops);
-
 /* One cluster layer of a task: its descriptor, its operands (bound by the FC) and where its counters go. */
 typedef struct {
     const gf_layer_t *L;
@@ -177,14 +174,17 @@ typedef struct {
  * TASK_MAX_LAYERS plans the tasks with the same bound). */
 #define GF_TASK_MAX_LAYERS 16
 
-/* Run `n` consecutive cluster layers as one cluster task: the cluster controller runs them in order, each with
- * its own L1 buffers and fork of the compute cores, and fills each layer's stats. `bounce` (L2, may be NULL if
- * 0): the largest gf_layer_bounce_bytes of the n layers (they use it one after the other);
- * `core_stack_bytes`: the stack of each compute core (pi_cluster_task_stacks). Returns 0 or the GF_ERR_* of the
- * first layer that failed (its index in *failed; the layers after it did not run). The FC binds every layer's run
- * record before sending the task; the cluster controller only allocates, forks and frees. */
-int gf_run_task(struct pi_device *cluster, struct pi_device *ram, const gf_task_layer_t *layers, int n,
-                uint8_t *bounce, int core_stack_bytes, int *failed);
+/* A cluster task of `n` consecutive cluster layers, in two calls on the FC. gf_task_bind binds each layer's run
+ * record (static, in L2: the cluster only allocates, forks and frees) and returns the L2 bytes of the task's bounce
+ * area for its L3 operands: the largest layer's (the layers use it one after the other); 0 also for n outside
+ * 1..GF_TASK_MAX_LAYERS, which gf_run_task then refuses. gf_run_task sends the task: the cluster controller runs
+ * the layers in order, each with its own L1 block and fork of the compute cores, and fills each layer's stats.
+ * `bounce`: that area (L2, NULL if 0 bytes); `core_stack_bytes`: each compute core's stack
+ * (pi_cluster_task_stacks). Returns 0 or the GF_ERR_* of the first layer that failed (its index in *failed; the
+ * layers after it did not run). */
+uint32_t gf_task_bind(const gf_task_layer_t *layers, int n);
+int gf_run_task(struct pi_device *cluster, struct pi_device *ram, int n, uint8_t *bounce, int core_stack_bytes,
+                int *failed);
 
 /* Number of tiles of a layer. */
 int32_t gf_layer_tiles(const gf_layer_t *L);

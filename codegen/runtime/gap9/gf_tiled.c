@@ -54,6 +54,7 @@ typedef struct {
     /* core 0's DMA queues (2 each: double buffering), shared by every layer: gf_queues, drained at the end of
      * every layer's tile loop */
     gf_queue_t *load_q, *store_q;
+    uint32_t l3_ops; /* bit k: operand k is in L3 (bind_layer) */
 } gf_run_t;
 
 static gf_queue_t gf_load_q[2], gf_store_q[2];
@@ -929,23 +930,19 @@ static void tile_loop(void *arg)
     pi_perf_stop();
 }
 
-static const char *const gf_operand_names[OP_N] = {"in", "in2", "w", "p", "out", "wp", "in3", "in4", "col"};
-
-/* Free the L1 buffers allocated so far (all of them when *R is complete), in reverse order. */
-static void free_l1(gf_run_t *R)
+/* L1 bytes of the layer's buffers: every buffer of every operand, each 8-byte aligned. */
+static uint32_t l1_total(const gf_run_t *R)
 {
-    for (int k = OP_N - 1; k >= 0; k--)
-        for (int i = R->nbuf[k] - 1; i >= 0; i--)
-            if (R->l1[i][k] != NULL) {
-                pi_cl_l1_free(NULL, R->l1[i][k], (int)GF_ALIGN(R->bytes[k]));
-                R->l1[i][k] = NULL;
-            }
+    uint32_t total = 0;
+    for (int k = 0; k < OP_N; k++)
+        total += (uint32_t)R->nbuf[k] * GF_ALIGN(R->bytes[k]);
+    return total;
 }
 
 /* The layer's buffers: bytes and count of each operand, and the tile count. Every field it sets is
- * set unconditionally, so it clears nothing: gf_layer_bounce_bytes (FC, once per layer) needs no
- * more, and clearing costs the FC a byte-wise memset where the libc has only that (pulp-sdk's
- * pulpos: about 4 k FC cycles per layer measured on gvsoc siracusa, docs/gap9.md). */
+ * set unconditionally, so it clears nothing: clearing costs the FC a byte-wise memset where the libc
+ * has only that (pulp-sdk's pulpos: about 4 k FC cycles per layer measured on gvsoc siracusa,
+ * docs/gap9.md). */
 static void buffer_layout(gf_run_t *R, const gf_layer_t *L, const gf_operands_t *ops)
 {
     R->L = L;
@@ -987,17 +984,6 @@ static int operand_in_l3(const gf_run_t *R, int k)
     }
 }
 
-uint32_t gf_layer_bounce_bytes(const gf_layer_t *L, const gf_operands_t *ops)
-{
-    gf_run_t R;
-    buffer_layout(&R, L, ops);
-    uint32_t total = 0;
-    for (int k = 0; k < OP_N; k++)
-        if (R.nbuf[k] && operand_in_l3(&R, k))
-            total += (uint32_t)R.nbuf[k] * GF_ALIGN(R.bytes[k]);
-    return total;
-}
-
 /* The run records of the task's layers, bound by the FC before it sends the task (the FC's accesses to L2 are
  * cheaper than the cluster's: gvsoc siracusa, docs/gap9.md), read by the cluster controller and the cores (L2). */
 static gf_run_t gf_runs[GF_TASK_MAX_LAYERS];
@@ -1010,27 +996,39 @@ typedef struct {
     int failed; /* the index of that layer */
 } gf_task_run_t;
 
-/* Binds layer `tl` to a run record: clears it (a word loop, not memset: pulp-sdk's libc clears byte by byte), its
- * buffers, its L3 operands' bounce buffers (the task's bounce area, sized for its largest layer: the layers run one
- * after the other) and its stats. */
-static void bind_layer(gf_run_t *R, const gf_task_layer_t *tl, struct pi_device *ram, uint8_t *bounce)
+/* Binds layer `tl` to a run record: its buffers (buffer_layout), stats and queues; returns the L2 bytes of its L3
+ * operands' bounce buffers. Nothing else is cleared (each word costs the FC an L2 store): the L1 pointers are set
+ * by the controller, the core counters by the forked cores, the bounce pointers by gf_run_task (read only for
+ * L3 operands). */
+static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl)
 {
-    _Static_assert(sizeof(gf_run_t) % 4 == 0, "gf_run_t: whole words");
     _Static_assert(sizeof(gf_layer_stats_t) % 4 == 0, "gf_layer_stats_t: whole words");
-    clear_words(R, sizeof(*R));
     R->load_q = gf_load_q;
     R->store_q = gf_store_q;
     buffer_layout(R, tl->L, &tl->ops);
     clear_words(tl->stats, sizeof(*tl->stats));
     R->st = tl->stats;
-    R->ram = ram;
-    for (int k = 0; k < OP_N; k++)
-        if (R->nbuf[k] && operand_in_l3(R, k))
-            for (int i = 0; i < R->nbuf[k]; i++) {
-                R->bounce[i][k] = bounce;
-                bounce += GF_ALIGN(R->bytes[k]);
-            }
     R->st->tiles = (uint32_t)R->ntiles;
+    uint32_t bounce = 0;
+    R->l3_ops = 0;
+    for (int k = 0; k < OP_N; k++)
+        if (R->nbuf[k] && operand_in_l3(R, k)) {
+            R->l3_ops |= 1u << k;
+            bounce += (uint32_t)R->nbuf[k] * GF_ALIGN(R->bytes[k]);
+        }
+    return bounce;
+}
+
+uint32_t gf_task_bind(const gf_task_layer_t *layers, int n)
+{
+    uint32_t most = 0;
+    if (n < 1 || n > GF_TASK_MAX_LAYERS)
+        return 0;
+    for (int k = 0; k < n; k++) {
+        uint32_t b = bind_layer(&gf_runs[k], &layers[k]);
+        most = b > most ? b : most;
+    }
+    return most;
 }
 
 /* One layer on the cluster controller: L1 buffers, fork, free. A failed L1 allocation is reported (layer,
@@ -1040,24 +1038,24 @@ static void bind_layer(gf_run_t *R, const gf_task_layer_t *tl, struct pi_device 
  * L1 free. */
 static int run_layer_on_cluster(gf_run_t *R)
 {
-    uint32_t total = 0;
     gf_layer_stats_t *st = R->st;
+    uint32_t total = l1_total(R);
     pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
     pi_perf_reset();
     pi_perf_start();
-    for (int k = 0; k < OP_N; k++)
-        for (int i = 0; i < R->nbuf[k]; i++) {
-            uint32_t n = GF_ALIGN(R->bytes[k]);
-            R->l1[i][k] = (uint8_t *)pi_cl_l1_malloc(NULL, (int)n);
-            if (R->l1[i][k] == NULL) {
-                printf("GF ERROR L1 allocation of %u bytes failed (layer %s, operand %s, buffer %d of %d; %u bytes "
-                       "of L1 already allocated for the layer)\n", (unsigned)n, R->L->name, gf_operand_names[k], i + 1,
-                       R->nbuf[k], (unsigned)total);
-                free_l1(R);
-                pi_perf_stop();
-                return GF_ERR_L1_ALLOC;
-            }
-            total += n;
+    /* one block for all the layer's buffers: two allocator calls per layer instead of two per buffer (pulpos'
+     * allocator keeps its state in L2: about 150 cluster cycles per call on gvsoc siracusa, docs/gap9.md) */
+    uint8_t *block = total ? (uint8_t *)pi_cl_l1_malloc(NULL, (int)total) : NULL;
+    if (total && block == NULL) {
+        printf("GF ERROR L1 allocation of %u bytes failed (layer %s: the block of all its L1 buffers)\n",
+               (unsigned)total, R->L->name);
+        pi_perf_stop();
+        return GF_ERR_L1_ALLOC;
+    }
+    for (int k = 0, off = 0; k < OP_N; k++)
+        for (int i = 0; i < 2; i++) {
+            R->l1[i][k] = i < R->nbuf[k] ? block + off : NULL;
+            off += i < R->nbuf[k] ? (int)GF_ALIGN(R->bytes[k]) : 0;
         }
     st->l1_bytes = total;
     pi_perf_stop();
@@ -1066,7 +1064,8 @@ static int run_layer_on_cluster(gf_run_t *R)
     pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
     pi_perf_reset();
     pi_perf_start();
-    free_l1(R);
+    if (block)
+        pi_cl_l1_free(NULL, block, (int)total);
     pi_perf_stop();
     st->cc_cycles = cycles + pi_perf_read(PI_PERF_CYCLES);
     st->cc_instr = instr + pi_perf_read(PI_PERF_INSTR);
@@ -1091,16 +1090,25 @@ static void cluster_entry(void *arg)
     }
 }
 
-int gf_run_task(struct pi_device *cluster, struct pi_device *ram, const gf_task_layer_t *layers, int n,
-                uint8_t *bounce, int core_stack_bytes, int *failed)
+int gf_run_task(struct pi_device *cluster, struct pi_device *ram, int n, uint8_t *bounce, int core_stack_bytes,
+                int *failed)
 {
     static gf_task_run_t T; /* read by the cluster controller (L2) */
     struct pi_cluster_task task;
     *failed = 0;
     if (n < 1 || n > GF_TASK_MAX_LAYERS)
         return GF_ERR_TASK;
-    for (int k = 0; k < n; k++)
-        bind_layer(&gf_runs[k], &layers[k], ram, bounce);
+    for (int j = 0; j < n; j++) { /* the L3 operands' bounce buffers: the task's area, from its start per layer */
+        gf_run_t *R = &gf_runs[j];
+        uint8_t *b = bounce;
+        R->ram = ram;
+        for (int k = 0; R->l3_ops && k < OP_N; k++)
+            if (R->l3_ops & (1u << k))
+                for (int i = 0; i < R->nbuf[k]; i++) {
+                    R->bounce[i][k] = b;
+                    b += GF_ALIGN(R->bytes[k]);
+                }
+    }
     T.runs = gf_runs;
     T.n = n;
     T.status = 0;
