@@ -17,6 +17,11 @@ and, on the gap9 target, per step:
       GF PERF figures are the fabric controller's, around the whole step: docs/gap9.md "Execution")
 and on gap9-qemu (the gap9 program on rv32 under QEMU), per step, the program's instructions per core:
   GF CORES i name core_max=.. core_sum=.. cores_used=.. core_crit=.. cc=.. cluster=.. core0=.. ... core7=..
+and on the gap9 target, after the steps of a cluster task that ran several (plan.json gap9.tasks):
+  GF TASK i name steps=n layers=m instret=.. cycles=..   (the FC's counters around the whole task, first step i; that
+      step's GF PERF carries them, the task's other steps' GF PERF print 0. Where every layer of the task has its GF
+      CORES (gap9-qemu: the serialised instructions are exact per layer), each step gets its own: a layer its
+      cluster share ``cores.cluster``, the first step also the FC's share, task - the layers' cluster shares)
 A run passes only if the program exited 0, every step of plan.json was reported with its full
 element count and no mismatch, and the parameter checksums were all good.
 """
@@ -72,6 +77,11 @@ def parse_output(stdout: str) -> dict[str, Any]:
             idx = int(parts[2])
             name, _, rest = parts[3].partition(" ")
             layers.setdefault(idx, {"index": idx, "name": name})["cores"] = {k: int(v) for k, v in _kv(rest).items()}
+        elif tag == "TASK" and len(parts) == 4:
+            idx = int(parts[2])
+            name, _, rest = parts[3].partition(" ")
+            kv = {k: int(v) for k, v in _kv(rest).items()}
+            out.setdefault("tasks", []).append({"first": idx, "name": name, **kv})
         elif tag == "EMU" and len(parts) >= 3 and parts[2] == "ERROR":
             out["errors"].append(line)
         elif tag == "EMU" and len(parts) == 4 and parts[2].isdigit():
@@ -94,16 +104,34 @@ def parse_output(stdout: str) -> dict[str, Any]:
             out["result"] = _kv(line)
         elif tag == "ERROR":
             out["errors"].append(line)
+    for task in out.get("tasks", []):
+        _attribute_task(task, layers)
     out["layers"] = [layers[i] for i in sorted(layers)]
     out["values"] = {i: [v for first in sorted(chunks) for v in chunks[first]] for i, chunks in sorted(values.items())}
     return out
+
+
+def _attribute_task(task: dict, layers: dict[int, dict[str, Any]]) -> None:
+    """Steps of a multi-step cluster task: ``task`` (its first step and step count) on each; per-step FC figures
+    where the emulator's exact per-layer accounting allows (module docstring)."""
+    steps = [layers[i] for i in range(task["first"], task["first"] + task["steps"]) if i in layers]
+    for layer in steps:
+        layer["task"] = {"first": task["first"], "steps": task["steps"]}
+    cluster = [layer for layer in steps if "cluster_cycles" in layer]  # the task's cluster layers (GF CLUSTER)
+    if not cluster or any("cores" not in layer for layer in cluster) or "instret" not in steps[0]:
+        return
+    fc_share = task["instret"] - sum(layer["cores"]["cluster"] for layer in cluster)
+    for layer in steps:
+        own = layer["cores"]["cluster"] if layer in cluster else 0
+        layer["instret"] = layer["cycles"] = own + (fc_share if layer is steps[0] else 0)
 
 
 # What each per-step counter of results.json is on each target that prints GF PERF and GF CLUSTER (the FC's
 # figures keep their names, "cycles" and "instret"; the cluster's are "cluster_cycles" / "cluster_instr").
 COUNTERS = {
     "gap9-emu": {
-        "cycles": "fabric controller: host nanoseconds around the whole step",
+        "cycles": "fabric controller: host nanoseconds around the whole step (a cluster task of several steps, "
+                  "'task': the whole task, on its first step; 0 on the others)",
         "instret": "fabric controller: not counted on the host (0)",
         "cluster_cycles": "busiest forked core: host nanoseconds of its own share of the tile loop "
                           "(emulator work included, not repeatable)",
@@ -112,14 +140,17 @@ COUNTERS = {
         "cycles": "fabric controller: the whole step's instructions, every core serialised (minstret, emulator "
                   "work excluded; same as instret)",
         "instret": "fabric controller: the whole step's instructions, every core serialised (minstret, emulator "
-                   "work excluded)",
+                   "work excluded; in a cluster task of several steps, 'task': the layer's cluster share, the "
+                   "first step also the FC's share of the task)",
         "cluster_cycles": "busiest forked core: its own instructions around its share of the tile loop (minstret, "
                           "emulator work excluded; same as cluster_instr)",
         "cluster_instr": "busiest forked core: its own instructions around its share of the tile loop (minstret, "
                          "emulator work excluded)"},
     "gvsoc": {
-        "cycles": "fabric controller: PI_PERF_CYCLES around the whole step (elapsed FC cycles)",
-        "instret": "fabric controller: PI_PERF_INSTR around the whole step (the FC's own instructions)",
+        "cycles": "fabric controller: PI_PERF_CYCLES around the whole step (elapsed FC cycles; a cluster task of "
+                  "several steps, 'task': the whole task, on its first step; 0 on the others)",
+        "instret": "fabric controller: PI_PERF_INSTR around the whole step (the FC's own instructions; a cluster "
+                   "task of several steps: as cycles)",
         "cluster_cycles": "busiest forked core: PI_PERF_CYCLES around its share of the tile loop (pulp-sdk: the "
                           "cluster timer, shared: elapsed cluster cycles from the last core's reset to this read)",
         "cluster_instr": "busiest forked core: PI_PERF_INSTR around its share of the tile loop"},

@@ -281,6 +281,27 @@ def test_core_misuse(exe, mode, text):
     expect_error(run(exe, "core_misuse", mode), text)
 
 
+def test_layers_of_one_task_are_recorded_apart(exe):
+    """gf_run_task's pattern: one task, a fork per layer, gf_emu_layer_end after each; each record holds its own
+    layer's DMA bytes and L1 peak (the first also the FC's L2 allocation before the task)."""
+    res = run(exe, "layers")
+    assert res.returncode == 0, res.stdout + res.stderr
+    first, second = stats(res.stdout, "layer0"), stats(res.stdout, "layer1")
+    assert (first["l2_to_l1"], first["dma_cmds"], first["l1_peak"]) == (100, 1, 64 + 104)
+    assert (second["l2_to_l1"], second["dma_cmds"], second["l1_peak"]) == (40, 1, 128 + 40)
+    assert first["l2_peak"] == second["l2_peak"] == 128
+    assert first["cc_stack_peak"] > 0 and second["cc_stack_peak"] > 0
+
+
+@pytest.mark.parametrize("mode,text", [
+    (1, "gf_emu_layer_end called outside a cluster task"),
+    (2, "gf_emu_layer_end called inside a fork"),
+    (3, "gf_emu_print_layer_stats: record 2 of the last task, which has 2"),
+])
+def test_layer_record_misuse(exe, mode, text):
+    expect_error(run(exe, "layers", mode), text)
+
+
 # ---------------------------------------------------------------------------------------------
 # ReadFS, performance counters
 

@@ -268,6 +268,8 @@ def _results(project: Path, plan: dict, target: str, sanitize: bool, res, progra
         results["counters"] = COUNTERS[target]
         for key in ("cluster_cycles", "cluster_instr"):
             results["totals"][key] = sum(layer.get(key, 0) for layer in parsed["layers"])
+    if parsed.get("tasks"):  # gap9: cluster tasks of several steps (GF TASK: the FC's counters around each)
+        results["tasks"] = parsed["tasks"]
     if parsed["values"]:
         results["values"] = parsed["values"]
     return passed, results

@@ -75,17 +75,19 @@ def _bounce(tp: TilePlan, levels: dict[str, str], params_level: str) -> int:
     return total
 
 
-def _arena(buffers: list[Buffer], views: dict[str, str]) -> MemoryPlan:
-    copies = [Buffer(b.name, b.size, b.first, b.last, aliases=list(b.aliases)) for b in buffers]
+def _arena(buffers: list[Buffer], views: dict[str, str], hold: dict[str, int]) -> MemoryPlan:
+    copies = [Buffer(b.name, b.size, b.first, max(b.last, hold.get(b.name, b.last)), aliases=list(b.aliases))
+              for b in buffers]
     keep = {b.name for b in buffers}
     return plan_arena(copies, {t: base for t, base in views.items() if base in keep})
 
 
 def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets,
-          retile: Callable[[int, int], TilePlan] | None = None) -> Placement:
+          retile: Callable[[int, int], TilePlan] | None = None, hold: dict[str, int] | None = None) -> Placement:
     """``retile(i, l1)``: the tile plan of step ``i`` for an L1 budget of ``l1`` bytes (raises TilingError
     when none fits); with it, layers whose bounce buffers do not fit L2 get smaller tiles (``tiles`` is
-    updated in place)."""
+    updated in place). ``hold``: buffer -> a step it stays alive until (at least), beyond its last reader."""
+    hold = hold or {}
     mem = program.memory
     buffers = list(mem.buffers.values())
     views = {t: b for t, b in mem.tensor_buffer.items() if t != b}
@@ -100,8 +102,8 @@ def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets,
 
     def evaluate():
         levels = {b.name: (L3 if b.name in l3_set else L2) for b in buffers}
-        l2_plan = _arena([b for b in buffers if levels[b.name] == L2], views)
-        l3_plan = _arena([b for b in buffers if levels[b.name] == L3], views)
+        l2_plan = _arena([b for b in buffers if levels[b.name] == L2], views, hold)
+        l3_plan = _arena([b for b in buffers if levels[b.name] == L3], views, hold)
         bounce = {}
         for call, tp in zip(program.calls, tiles):
             ops = {k: levels[mem.tensor_buffer[t]] for k, t in _operands(call).items()}

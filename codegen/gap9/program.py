@@ -15,6 +15,7 @@ from gapforge.plan import Plan
 TILING_ENUM = {"conv": "GF_TILING_CONV", "linear": "GF_TILING_LINEAR", "eltwise": "GF_TILING_ELTWISE",
                "rows": "GF_TILING_ROWS", "gemm": "GF_TILING_GEMM", "scan": "GF_TILING_SCAN"}
 FAULTS = {"none": 0, "no-barrier": 1, "no-dma-wait": 2}
+TASK_MAX_LAYERS = 16  # cluster layers per task at most: GF_TASK_MAX_LAYERS of codegen/runtime/gap9/gf_gap9.h
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,18 @@ class Gap9Program:
     placement: Placement
     layers: dict[int, tuple[int, LayerRec, dict[str, OperandRec]]]  # step -> (layer index, record, operands)
     outputs: dict[int, OperandRec]  # step -> location of its output (golden comparison)
+    tasks: list[list[int]]  # the cluster tasks: the steps of each (cluster_tasks)
+
+    def task_steps(self, index: int) -> int:
+        """gf_step_t.task_steps: a task's step count on its first step, 0 on its other steps, 1 on FC steps."""
+        for t in self.tasks:
+            if index in t:
+                return len(t) if index == t[0] else 0
+        return 1
+
+    @property
+    def task_max_steps(self) -> int:
+        return max((len(t) for t in self.tasks), default=1)
 
     def plan_json(self) -> dict:
         p = self.placement
@@ -121,7 +134,9 @@ class Gap9Program:
                        "peak_bytes": p.l2_total, "scratch_bytes": p.budgets.hw.l2_scratch},
                 "l3": {"arena_bytes": p.l3.arena_size, "peak_bytes": p.l3_total},
                 "buffers": {name: lvl for name, lvl in sorted(p.buffer_level.items())},
-                "layers": p.layers}
+                "layers": p.layers,
+                "tasks": [{"steps": t, "layers": [i for i in t if i in self.layers],
+                           "bounce_bytes": max((p.bounce[i] for i in t), default=0)} for t in self.tasks]}
 
 
 def tile_kernel(kernel: str) -> str:
@@ -149,9 +164,27 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
     tiling_budgets = hw.with_budgets(tile_l1_budget or budgets.l1, budgets.l2)
     generic = build_program(plan, case_dir, pack_weights=True)
     tiles = [tile_step(step, plan.net, tiling_budgets, pack=True, simd=simd) for step in plan.steps]
-    placement = place(generic, plan, tiles, budgets,
-                      retile=lambda i, l1: tile_step(plan.steps[i], plan.net, tiling_budgets.hw.with_budgets(l1, budgets.l2),
-                                                     pack=True, simd=simd))
+    def retile(i: int, l1: int) -> TilePlan:
+        return tile_step(plan.steps[i], plan.net, tiling_budgets.hw.with_budgets(l1, budgets.l2), pack=True, simd=simd)
+
+    placement = place(generic, plan, tiles, budgets, retile=retile)
+    # one cluster task per run of cluster steps needs the run's outputs intact until the FC compares them after it:
+    # held apart in the arena when that costs only L2 arena bytes within the budget (same levels and tiles),
+    # else the tasks end where an output would be overwritten (cluster_tasks)
+    hold = {}
+    for run in task_runs(generic.calls, tiles):
+        for b in generic.memory.buffers.values():
+            if run[0] <= b.first <= run[-1] and b.last < run[-1]:
+                hold[b.name] = run[-1]
+    if hold:
+        held_tiles = list(tiles)
+        try:
+            held = place(generic, plan, held_tiles, budgets, retile=retile, hold=hold)
+        except GapforgeError:
+            held = None
+        if held is not None and held.params == placement.params and held.buffer_level == placement.buffer_level and \
+                held_tiles == tiles:
+            placement = held
     program = build_program(plan, case_dir, offset_of=lambda t: placement.offset_of(generic, t), pack_weights=True)
     layers, outputs = {}, {}
     for call, step, tp in zip(program.calls, plan.steps, tiles):
@@ -226,7 +259,69 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
     if fault not in FAULTS:
         raise GapforgeError(f"unknown fault '{fault}'")
     _check_buffers(tiles, budgets)
-    return Gap9Program(program, tiles, placement, layers, outputs)
+    tasks = cluster_tasks(program, tiles, outputs)
+    rows = {r["index"]: r for r in placement.layers}
+    for task in tasks:  # a task's bounce area is its largest layer's, allocated for the whole task
+        most = max(placement.bounce[i] for i in task)
+        for i in task:
+            rows[i]["l2_peak_bytes"] += most - placement.bounce[i]
+    return Gap9Program(program, tiles, placement, layers, outputs, tasks)
+
+
+def _noop(call, tp: TilePlan) -> bool:
+    """An FC step that runs nothing (a view: its output is its input's bytes, in place)."""
+    return tp.tiling == "fc" and not call.kernel and call.kind != "quantize"
+
+
+def task_runs(calls, tiles: list[TilePlan]) -> list[list[int]]:
+    """Maximal runs of consecutive cluster steps, with the views between them (no trailing view), of at most
+    TASK_MAX_LAYERS cluster steps: the steps one cluster task can run, the FC having nothing to do between them."""
+    runs: list[list[int]] = []
+    cur: list[int] = []
+    layers = 0
+    for call, tp in zip(calls, tiles):
+        if tp.tiling != "fc" and layers == TASK_MAX_LAYERS:  # the runtime's static run records (gf_gap9.h)
+            runs.append(cur)
+            cur, layers = [], 0
+        if tp.tiling != "fc" or (cur and _noop(call, tp)):
+            cur.append(call.index)
+            layers += tp.tiling != "fc"
+            continue
+        runs.append(cur)
+        cur, layers = [], 0
+    runs.append(cur)
+    by_index = {call.index: (call, tp) for call, tp in zip(calls, tiles)}
+    for r in runs:
+        while r and _noop(*by_index[r[-1]]):
+            r.pop()
+    return [r for r in runs if r]
+
+
+def cluster_tasks(program: Program, tiles: list[TilePlan], outputs: dict[int, OperandRec]) -> list[list[int]]:
+    """The cluster tasks: the runs of task_runs, each run as one cluster task (gf_run_task), so the fixed cost of a
+    task (the FC's set-up and dispatch, the cluster's wake-up) is paid once per run instead of once per layer. The
+    FC compares every step's output with its golden after the task, so a task ends before a layer whose output
+    would overwrite an earlier output of the same task (the placement keeps a run's outputs apart when L2 allows:
+    build_gap9_program)."""
+    by_index = {call.index: call for call in program.calls}
+    tp_of = {call.index: tp for call, tp in zip(program.calls, tiles)}
+    tasks: list[list[int]] = []
+    for run in task_runs(program.calls, tiles):
+        cur: list[int] = []
+        written: list[tuple[str, int, int]] = []  # (level, offset, bytes) of the outputs of cur
+        for i in run:
+            out, nbytes = outputs[i], by_index[i].out.bytes
+            overlaps = any(lvl == out.level and off < out.offset + nbytes and out.offset < off + n
+                           for lvl, off, n in written)
+            if tp_of[i].tiling != "fc" and overlaps:  # (a view rewrites nothing: it aliases an earlier output)
+                while cur and _noop(by_index[cur[-1]], tp_of[cur[-1]]):
+                    cur.pop()
+                tasks.append(cur)
+                cur, written = [], []
+            cur.append(i)
+            written.append((out.level, out.offset, nbytes))
+        tasks.append(cur)
+    return [t for t in tasks if t]
 
 
 def _tables(step, net) -> dict[str, int]:

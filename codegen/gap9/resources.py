@@ -205,7 +205,7 @@ def measure_runtime(hw: Platform, defines: Sequence[str] = ()) -> Measurement:
     srcs = runtime_sources()
     with tempfile.TemporaryDirectory(prefix="gf-measure-") as t:
         objs = _compile(srcs, RUNTIME_INCLUDES, defines, hw, Path(t))
-        return _measure(objs, srcs, ("cluster_controller", "compute_core"), "gf_run_layer", Path(t))
+        return _measure(objs, srcs, ("cluster_controller", "compute_core"), "gf_run_task", Path(t))
 
 
 def measure_project(project: Path, sources: Sequence[str], include_dirs: Sequence[str], defines: Sequence[str],

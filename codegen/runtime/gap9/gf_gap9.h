@@ -3,11 +3,11 @@
  * outputs in L2 or L3, moving tiles into the cluster's L1 with double-buffered DMA and
  * splitting each tile over the compute cores.
  *
- * Execution model (per layer):
- *   FC:      allocates the L2 bounce buffers the layer needs for L3-resident operands, then sends
- *            one cluster task.
- *   core 8:  (cluster controller, runs the task) allocates the L1 buffers and forks the compute
- *            cores, then frees L1.
+ * Execution model (per cluster task: the consecutive cluster layers of the plan's gap9.tasks):
+ *   FC:      allocates the L2 bounce buffers the task's largest layer needs for L3-resident operands,
+ *            then sends one cluster task for all its layers.
+ *   core 8:  (cluster controller, runs the task) for each layer in order: allocates its L1 buffers,
+ *            forks the compute cores, then frees L1.
  *   core 0:  inside the fork, drives the DMA pipeline: loads tile t+1 (L3 -> L2 bounce -> L1, or
  *            L2 -> L1) while all cores compute tile t, stores tile t-1 (L1 -> L2 [-> L3]).
  *   cores 0..n-1: compute their share of each tile (output channels, or elements for element-wise
@@ -161,17 +161,33 @@ typedef struct {
     uint32_t cc_cycles, cc_instr;
 } gf_layer_stats_t;
 
-/* Total L2 bytes of the bounce buffers the layer needs for its L3-resident operands. */
-uint32_t gf_layer_bounce_bytes(const gf_layer_t *L, const gf_operands_t *ops);
+/* One cluster layer of a task: its descriptor, its operands (bound by the FC) and where its counters go. */
+typedef struct {
+    const gf_layer_t *L;
+    gf_operands_t ops;
+    gf_layer_stats_t *stats;
+} gf_task_layer_t;
 
-/* gf_run_layer results */
+/* gf_run_task results */
 #define GF_ERR_L1_ALLOC (-1) /* an L1 buffer could not be allocated (reported on stdout) */
 #define GF_ERR_CLUSTER (-2)  /* pi_cluster_send_task_to_cl failed */
+#define GF_ERR_TASK (-3)     /* a task of no layer or of more than GF_TASK_MAX_LAYERS */
 
-/* Run one layer on the cluster. `bounce` (L2, gf_layer_bounce_bytes long, may be NULL if 0);
- * `core_stack_bytes`: the stack of each compute core (pi_cluster_task_stacks). Returns 0 or GF_ERR_*. */
-int gf_run_layer(struct pi_device *cluster, struct pi_device *ram, const gf_layer_t *L,
-                 const gf_operands_t *ops, uint8_t *bounce, int core_stack_bytes, gf_layer_stats_t *stats);
+/* Cluster layers one task runs at most (the run records are static, in L2; codegen/gap9/program.py
+ * TASK_MAX_LAYERS plans the tasks with the same bound). */
+#define GF_TASK_MAX_LAYERS 16
+
+/* A cluster task of `n` consecutive cluster layers, in two calls on the FC. gf_task_bind binds each layer's run
+ * record (static, in L2: the cluster only allocates, forks and frees) and returns the L2 bytes of the task's bounce
+ * area for its L3 operands: the largest layer's (the layers use it one after the other); 0 also for n outside
+ * 1..GF_TASK_MAX_LAYERS, which gf_run_task then refuses. gf_run_task sends the task: the cluster controller runs
+ * the layers in order, each with its own L1 block and fork of the compute cores, and fills each layer's stats.
+ * `bounce`: that area (L2, NULL if 0 bytes); `core_stack_bytes`: each compute core's stack
+ * (pi_cluster_task_stacks). Returns 0 or the GF_ERR_* of the first layer that failed (its index in *failed; the
+ * layers after it did not run). */
+uint32_t gf_task_bind(const gf_task_layer_t *layers, int n);
+int gf_run_task(struct pi_device *cluster, struct pi_device *ram, int n, uint8_t *bounce, int core_stack_bytes,
+                int *failed);
 
 /* Number of tiles of a layer. */
 int32_t gf_layer_tiles(const gf_layer_t *L);

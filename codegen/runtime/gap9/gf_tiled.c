@@ -15,6 +15,9 @@
 #include <string.h>
 
 #include "gf_gap9.h"
+#ifdef GF_GAP9_EMU
+#include "gf_emu.h"
+#endif
 
 #define GF_MAX_CMDS 8
 #define GF_DMA_MAX 65535u
@@ -46,13 +49,15 @@ typedef struct {
     uint32_t bytes[OP_N]; /* one buffer of each operand */
     int nbuf[OP_N];       /* 0 (unused), 1 (single / resident) or 2 (double buffered) */
     int32_t ntiles;
-    int status; /* 0, or GF_ERR_* (set by the cluster controller) */
     /* each forked core's pi_perf counters around its share of the tile loop (tile_loop) */
     uint32_t core_cycles[GF_CLUSTER_CORES], core_instr[GF_CLUSTER_CORES];
-    /* last: gf_run_layer clears everything before them and only their counts (the command slots are
-     * written at issue), which spares every layer two byte-wise memsets of the slots on the FC */
-    gf_queue_t load_q[2], store_q[2];
+    /* core 0's DMA queues (2 each: double buffering), shared by every layer: gf_queues, drained at the end of
+     * every layer's tile loop */
+    gf_queue_t *load_q, *store_q;
+    uint32_t l3_ops; /* bit k: operand k is in L3 (bind_layer) */
 } gf_run_t;
+
+static gf_queue_t gf_load_q[2], gf_store_q[2];
 
 static int32_t ceil_div(int32_t a, int32_t b) { return (a + b - 1) / b; }
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
@@ -925,63 +930,19 @@ static void tile_loop(void *arg)
     pi_perf_stop();
 }
 
-static const char *const gf_operand_names[OP_N] = {"in", "in2", "w", "p", "out", "wp", "in3", "in4", "col"};
-
-/* Free the L1 buffers allocated so far (all of them when *R is complete), in reverse order. */
-static void free_l1(gf_run_t *R)
+/* L1 bytes of the layer's buffers: every buffer of every operand, each 8-byte aligned. */
+static uint32_t l1_total(const gf_run_t *R)
 {
-    for (int k = OP_N - 1; k >= 0; k--)
-        for (int i = R->nbuf[k] - 1; i >= 0; i--)
-            if (R->l1[i][k] != NULL) {
-                pi_cl_l1_free(NULL, R->l1[i][k], (int)GF_ALIGN(R->bytes[k]));
-                R->l1[i][k] = NULL;
-            }
-}
-
-/* Cluster controller (core 8): L1 buffers, fork, free. A failed L1 allocation is reported (layer,
- * operand, bytes asked) and fails the layer (gf_run_layer returns GF_ERR_L1_ALLOC); nothing is
- * forked, so no core ever touches a NULL buffer. */
-static void cluster_entry(void *arg)
-{
-    gf_run_t *R = (gf_run_t *)arg;
     uint32_t total = 0;
-    /* the controller's own counters: L1 allocation, then (restarted after the fork, whose cores use
-     * the counters, and where the controller is compute core 0 its own) L1 free */
-    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
-    pi_perf_reset();
-    pi_perf_start();
     for (int k = 0; k < OP_N; k++)
-        for (int i = 0; i < R->nbuf[k]; i++) {
-            uint32_t n = GF_ALIGN(R->bytes[k]);
-            R->l1[i][k] = (uint8_t *)pi_cl_l1_malloc(NULL, (int)n);
-            if (R->l1[i][k] == NULL) {
-                printf("GF ERROR L1 allocation of %u bytes failed (layer %s, operand %s, buffer %d of %d; %u bytes "
-                       "of L1 already allocated for the layer)\n", (unsigned)n, R->L->name, gf_operand_names[k], i + 1,
-                       R->nbuf[k], (unsigned)total);
-                free_l1(R);
-                R->status = GF_ERR_L1_ALLOC;
-                pi_perf_stop();
-                return;
-            }
-            total += n;
-        }
-    R->st->l1_bytes = total;
-    pi_perf_stop();
-    uint32_t cycles = pi_perf_read(PI_PERF_CYCLES), instr = pi_perf_read(PI_PERF_INSTR);
-    pi_cl_team_fork(R->L->cores, tile_loop, R);
-    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
-    pi_perf_reset();
-    pi_perf_start();
-    free_l1(R);
-    pi_perf_stop();
-    R->st->cc_cycles = cycles + pi_perf_read(PI_PERF_CYCLES);
-    R->st->cc_instr = instr + pi_perf_read(PI_PERF_INSTR);
+        total += (uint32_t)R->nbuf[k] * GF_ALIGN(R->bytes[k]);
+    return total;
 }
 
 /* The layer's buffers: bytes and count of each operand, and the tile count. Every field it sets is
- * set unconditionally, so it clears nothing: gf_layer_bounce_bytes (FC, once per layer) needs no
- * more, and clearing costs the FC a byte-wise memset where the libc has only that (pulp-sdk's
- * pulpos: about 4 k FC cycles per layer measured on gvsoc siracusa, docs/gap9.md). */
+ * set unconditionally, so it clears nothing: clearing costs the FC a byte-wise memset where the libc
+ * has only that (pulp-sdk's pulpos: about 4 k FC cycles per layer measured on gvsoc siracusa,
+ * docs/gap9.md). */
 static void buffer_layout(gf_run_t *R, const gf_layer_t *L, const gf_operands_t *ops)
 {
     R->L = L;
@@ -1023,50 +984,154 @@ static int operand_in_l3(const gf_run_t *R, int k)
     }
 }
 
-uint32_t gf_layer_bounce_bytes(const gf_layer_t *L, const gf_operands_t *ops)
+/* The run records of the task's layers, bound by the FC before it sends the task (the FC's accesses to L2 are
+ * cheaper than the cluster's: gvsoc siracusa, docs/gap9.md), read by the cluster controller and the cores (L2). */
+static gf_run_t gf_runs[GF_TASK_MAX_LAYERS];
+
+/* One cluster task: the consecutive cluster layers the FC sent at once (gf_run_task). */
+typedef struct {
+    gf_run_t *runs;
+    int n;
+    int status; /* 0, or the first failing layer's GF_ERR_* */
+    int failed; /* the index of that layer */
+} gf_task_run_t;
+
+/* Binds layer `tl` to a run record: its buffers (buffer_layout), stats and queues; returns the L2 bytes of its L3
+ * operands' bounce buffers. Nothing else is cleared (each word costs the FC an L2 store): the L1 pointers are set
+ * by the controller, the core counters by the forked cores, the bounce pointers by gf_run_task (read only for
+ * L3 operands). */
+static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl)
 {
-    gf_run_t R;
-    buffer_layout(&R, L, ops);
-    uint32_t total = 0;
+    _Static_assert(sizeof(gf_layer_stats_t) % 4 == 0, "gf_layer_stats_t: whole words");
+    R->load_q = gf_load_q;
+    R->store_q = gf_store_q;
+    buffer_layout(R, tl->L, &tl->ops);
+    clear_words(tl->stats, sizeof(*tl->stats));
+    R->st = tl->stats;
+    R->st->tiles = (uint32_t)R->ntiles;
+    uint32_t bounce = 0;
+    R->l3_ops = 0;
     for (int k = 0; k < OP_N; k++)
-        if (R.nbuf[k] && operand_in_l3(&R, k))
-            total += (uint32_t)R.nbuf[k] * GF_ALIGN(R.bytes[k]);
-    return total;
+        if (R->nbuf[k] && operand_in_l3(R, k)) {
+            R->l3_ops |= 1u << k;
+            bounce += (uint32_t)R->nbuf[k] * GF_ALIGN(R->bytes[k]);
+        }
+    return bounce;
 }
 
-int gf_run_layer(struct pi_device *cluster, struct pi_device *ram, const gf_layer_t *L, const gf_operands_t *ops,
-                 uint8_t *bounce, int core_stack_bytes, gf_layer_stats_t *stats)
+uint32_t gf_task_bind(const gf_task_layer_t *layers, int n)
 {
-    static gf_run_t R; /* shared by the FC, the cluster controller and the compute cores (L2) */
+    uint32_t most = 0;
+    if (n < 1 || n > GF_TASK_MAX_LAYERS)
+        return 0;
+    for (int k = 0; k < n; k++) {
+        uint32_t b = bind_layer(&gf_runs[k], &layers[k]);
+        most = b > most ? b : most;
+    }
+    return most;
+}
+
+/* One layer on the cluster controller: L1 buffers, fork, free. A failed L1 allocation is reported (layer,
+ * operand, bytes asked) and fails the layer (GF_ERR_L1_ALLOC); nothing is forked, so no core ever touches a
+ * NULL buffer. The controller's own counters cover its work outside the fork: the L1 allocation, then
+ * (restarted after the fork, whose cores use the counters, and where the controller is compute core 0 its own)
+ * L1 free. */
+static int run_layer_on_cluster(gf_run_t *R)
+{
+    gf_layer_stats_t *st = R->st;
+    uint32_t total = l1_total(R);
+    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    pi_perf_reset();
+    pi_perf_start();
+    /* one block for all the layer's buffers: two allocator calls per layer instead of two per buffer (pulpos'
+     * allocator keeps its state in L2: about 150 cluster cycles per call on gvsoc siracusa, docs/gap9.md) */
+    uint8_t *block = total ? (uint8_t *)pi_cl_l1_malloc(NULL, (int)total) : NULL;
+    if (total && block == NULL) {
+        printf("GF ERROR L1 allocation of %u bytes failed (layer %s: the block of all its L1 buffers)\n",
+               (unsigned)total, R->L->name);
+        pi_perf_stop();
+        return GF_ERR_L1_ALLOC;
+    }
+    for (int k = 0, off = 0; k < OP_N; k++)
+        for (int i = 0; i < 2; i++) {
+            R->l1[i][k] = i < R->nbuf[k] ? block + off : NULL;
+            off += i < R->nbuf[k] ? (int)GF_ALIGN(R->bytes[k]) : 0;
+        }
+    st->l1_bytes = total;
+    pi_perf_stop();
+    uint32_t cycles = pi_perf_read(PI_PERF_CYCLES), instr = pi_perf_read(PI_PERF_INSTR);
+    pi_cl_team_fork(R->L->cores, tile_loop, R);
+    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    pi_perf_reset();
+    pi_perf_start();
+    if (block)
+        pi_cl_l1_free(NULL, block, (int)total);
+    pi_perf_stop();
+    st->cc_cycles = cycles + pi_perf_read(PI_PERF_CYCLES);
+    st->cc_instr = instr + pi_perf_read(PI_PERF_INSTR);
+    return 0;
+}
+
+/* Cluster controller (core 8): runs the task's layers in order, each with its own L1 buffers and fork; stops at
+ * the first layer that fails. */
+static void cluster_entry(void *arg)
+{
+    gf_task_run_t *T = (gf_task_run_t *)arg;
+    for (int k = 0; k < T->n; k++) {
+        int rc = run_layer_on_cluster(&T->runs[k]);
+        if (rc != 0) {
+            T->status = rc;
+            T->failed = k;
+            return;
+        }
+#ifdef GF_GAP9_EMU
+        gf_emu_layer_end(); /* the emulator's per-step counters (GF EMU, GF CORES): this layer's */
+#endif
+    }
+}
+
+int gf_run_task(struct pi_device *cluster, struct pi_device *ram, int n, uint8_t *bounce, int core_stack_bytes,
+                int *failed)
+{
+    static gf_task_run_t T; /* read by the cluster controller (L2) */
     struct pi_cluster_task task;
-    memset(&R, 0, offsetof(gf_run_t, load_q)); /* the queues: only their counts (slots are written at issue) */
-    for (int i = 0; i < 2; i++)
-        R.load_q[i].n = R.store_q[i].n = 0;
-    buffer_layout(&R, L, ops);
-    memset(stats, 0, sizeof(*stats));
-    R.st = stats;
-    R.ram = ram;
-    for (int k = 0; k < OP_N; k++)
-        if (R.nbuf[k] && operand_in_l3(&R, k))
-            for (int i = 0; i < R.nbuf[k]; i++) {
-                R.bounce[i][k] = bounce;
-                bounce += GF_ALIGN(R.bytes[k]);
-            }
-    stats->tiles = (uint32_t)R.ntiles;
-    pi_cluster_task(&task, cluster_entry, &R);
+    *failed = 0;
+    if (n < 1 || n > GF_TASK_MAX_LAYERS)
+        return GF_ERR_TASK;
+    for (int j = 0; j < n; j++) { /* the L3 operands' bounce buffers: the task's area, from its start per layer */
+        gf_run_t *R = &gf_runs[j];
+        uint8_t *b = bounce;
+        R->ram = ram;
+        for (int k = 0; R->l3_ops && k < OP_N; k++)
+            if (R->l3_ops & (1u << k))
+                for (int i = 0; i < R->nbuf[k]; i++) {
+                    R->bounce[i][k] = b;
+                    b += GF_ALIGN(R->bytes[k]);
+                }
+    }
+    T.runs = gf_runs;
+    T.n = n;
+    T.status = 0;
+    T.failed = 0;
+    pi_cluster_task(&task, cluster_entry, &T);
     pi_cluster_task_stacks(&task, NULL, core_stack_bytes); /* compute-core stacks, allocated in L1 by PMSIS */
     int rc = pi_cluster_send_task_to_cl(cluster, &task);
     if (rc != 0)
         return GF_ERR_CLUSTER;
-    for (int c = 0; c < L->cores && c < GF_CLUSTER_CORES; c++) { /* the busiest core (first of equals) */
-        if (R.core_cycles[c] > stats->cycles_max) {
-            stats->cycles_max = R.core_cycles[c];
-            stats->cycles_core = (uint32_t)c;
-        }
-        if (R.core_instr[c] > stats->instr_max) {
-            stats->instr_max = R.core_instr[c];
-            stats->instr_core = (uint32_t)c;
+    for (int k = 0; k < n; k++) { /* each layer's busiest core (first of equals) */
+        const gf_run_t *R = &gf_runs[k];
+        gf_layer_stats_t *st = R->st;
+        for (int c = 0; c < R->L->cores && c < GF_CLUSTER_CORES; c++) {
+            if (R->core_cycles[c] > st->cycles_max) {
+                st->cycles_max = R->core_cycles[c];
+                st->cycles_core = (uint32_t)c;
+            }
+            if (R->core_instr[c] > st->instr_max) {
+                st->instr_max = R->core_instr[c];
+                st->instr_core = (uint32_t)c;
+            }
         }
     }
-    return R.status;
+    *failed = T.failed;
+    return T.status;
 }

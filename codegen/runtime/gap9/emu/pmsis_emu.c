@@ -284,6 +284,20 @@ static void excl_end(void)
 {
 }
 #endif
+/* Per-layer records of the last cluster task (gf_emu_layer_end, gf_emu.h): the counters, peaks and (rv32) the
+ * per-core instructions of each layer of a task that runs several. */
+typedef struct {
+    gf_emu_stats_t s;
+#ifdef GF_EMU_BARE
+    uint64_t core_instr[GF_EMU_NB_CORES + 1], core_crit, cluster_instr;
+#endif
+} gf_layer_rec;
+static gf_layer_rec *g_recs;
+static int g_nrecs, g_recs_cap;
+#ifdef GF_EMU_BARE
+static uint64_t g_mark_t0, g_mark_cores; /* instr_now() and the compute cores' sum at the task start / last record */
+#endif
+
 /* pi_perf's per-core clocks (section "Performance counters"): the start of the running compute
  * core's current slice (run_core), and on the host each compute core's nanoseconds so far. */
 static uint64_t g_slice_t0;
@@ -1696,6 +1710,7 @@ int pi_cluster_send_task_to_cl(struct pi_device *dev, struct pi_cluster_task *ta
     size_stacks(task);
     g_task = task;
     g_in_task = 1;
+    g_nrecs = 0; /* the task's per-layer records (gf_emu_layer_end) */
     g_cur_core = GF_EMU_CC_CORE;
     g_cc_critical = 0;
     prepare_context(&g_cc_ctx, &g_cc_stack, cc_main);
@@ -1708,13 +1723,23 @@ int pi_cluster_send_task_to_cl(struct pi_device *dev, struct pi_cluster_task *ta
         uint64_t t0 = instr_now(), cores = 0;
         for (int c = 0; c < GF_EMU_NB_CORES; c++)
             cores += g_core_instr[c];
+        g_mark_t0 = t0;
+        g_mark_cores = cores;
         ctx_switch(&g_fc_ctx, &g_cc_ctx);
-        for (int c = 0; c < GF_EMU_NB_CORES; c++)
-            cores -= g_core_instr[c];
-        /* the controller: the task's instructions outside the forked cores' shares */
-        t0 = instr_now() - t0;
-        g_cluster_instr += t0;
-        g_core_instr[GF_EMU_CC_CORE] += t0 + cores;
+        if (g_nrecs > 0) { /* per-layer records (gf_emu_layer_end): the rest of the task goes to the last */
+            uint64_t rest = instr_now() - g_mark_t0, since = 0;
+            for (int c = 0; c < GF_EMU_NB_CORES; c++)
+                since += g_core_instr[c];
+            g_recs[g_nrecs - 1].cluster_instr += rest;
+            g_recs[g_nrecs - 1].core_instr[GF_EMU_CC_CORE] += rest - (since - g_mark_cores);
+        } else {
+            for (int c = 0; c < GF_EMU_NB_CORES; c++)
+                cores -= g_core_instr[c];
+            /* the controller: the task's instructions outside the forked cores' shares */
+            t0 = instr_now() - t0;
+            g_cluster_instr += t0;
+            g_core_instr[GF_EMU_CC_CORE] += t0 + cores;
+        }
     }
 #else
     ctx_switch(&g_fc_ctx, &g_cc_ctx);
@@ -2157,11 +2182,10 @@ int pi_freq_set(pi_freq_domain_e domain, uint32_t freq)
  * Emulator statistics (gf_emu.h)
  */
 
-void gf_emu_get_stats(gf_emu_stats_t *out)
+/* The bodies without emu_init: gf_emu_layer_end runs them on the controller's stack (whose host call chain
+ * the stack ratio measures; emu_init reaches signal set-up in the C library). */
+static void stats_snapshot(gf_emu_stats_t *out)
 {
-    emu_init();
-    if (out == NULL)
-        return;
     *out = g_stats;
     out->l1_cur = g_l1.cur;
     out->l1_peak = g_l1.peak;
@@ -2171,21 +2195,19 @@ void gf_emu_get_stats(gf_emu_stats_t *out)
     out->l2_budget = g_l2.budget;
     out->l3_cur = g_l3.cur;
     out->l3_peak = g_l3.peak;
-    out->l3_size = g_l3.base != NULL ? g_l3.budget : env_bytes("GF_EMU_L3_SIZE", GF_EMU_L3_DEFAULT, GF_EMU_L3_MAX);
+    out->l3_size = g_l3.budget;
 }
 
-void gf_emu_reset_peaks(void)
+static void reset_peaks(void)
 {
-    emu_init();
     g_stats.cc_stack_peak = g_stats.core_stack_peak = 0;
     g_l1.peak = g_l1.cur;
     g_l2.peak = g_l2.cur;
     g_l3.peak = g_l3.cur;
 }
 
-void gf_emu_reset_counters(void)
+static void reset_counters(void)
 {
-    emu_init();
     g_stats.l3_to_l2 = g_stats.l2_to_l3 = g_stats.l2_to_l1 = g_stats.l1_to_l2 = 0;
     g_stats.dma_cmds = g_stats.ram_reqs = g_stats.forks = 0;
 #ifdef GF_EMU_BARE
@@ -2194,10 +2216,35 @@ void gf_emu_reset_counters(void)
 #endif
 }
 
-void gf_emu_print_stats(const char *label)
+void gf_emu_get_stats(gf_emu_stats_t *out)
 {
-    gf_emu_stats_t s;
-    gf_emu_get_stats(&s);
+    emu_init();
+    if (out == NULL)
+        return;
+    stats_snapshot(out);
+    out->l3_size = g_l3.base != NULL ? g_l3.budget : env_bytes("GF_EMU_L3_SIZE", GF_EMU_L3_DEFAULT, GF_EMU_L3_MAX);
+}
+
+void gf_emu_reset_peaks(void)
+{
+    emu_init();
+    reset_peaks();
+}
+
+void gf_emu_reset_counters(void)
+{
+    emu_init();
+    reset_counters();
+}
+
+#ifdef GF_EMU_BARE
+static void print_stats(const char *label, const gf_emu_stats_t *st, const uint64_t *core_instr, uint64_t crit,
+                        uint64_t cluster)
+#else
+static void print_stats(const char *label, const gf_emu_stats_t *st)
+#endif
+{
+    const gf_emu_stats_t s = *st;
     printf("GF EMU %s l1_peak=%llu l2_peak=%llu l3_peak=%llu l3_to_l2=%llu l2_to_l1=%llu l1_to_l2=%llu "
            "l2_to_l3=%llu dma_cmds=%llu cc_stack_peak=%llu cc_stack=%llu core_stack_peak=%llu core_stack=%llu\n",
            label != NULL ? label : "", (ull)s.l1_peak, (ull)s.l2_peak, (ull)s.l3_peak, (ull)s.l3_to_l2,
@@ -2211,18 +2258,82 @@ void gf_emu_print_stats(const char *label)
         uint64_t mx = 0, sum = 0;
         int used = 0;
         for (int c = 0; c < GF_EMU_NB_CORES; c++) {
-            sum += g_core_instr[c];
-            used += g_core_instr[c] != 0;
-            if (g_core_instr[c] > mx)
-                mx = g_core_instr[c];
+            sum += core_instr[c];
+            used += core_instr[c] != 0;
+            if (core_instr[c] > mx)
+                mx = core_instr[c];
         }
         printf("GF CORES %s core_max=%llu core_sum=%llu cores_used=%d core_crit=%llu cc=%llu cluster=%llu",
-               label != NULL ? label : "", (ull)mx, (ull)sum, used, (ull)g_core_crit,
-               (ull)g_core_instr[GF_EMU_CC_CORE], (ull)g_cluster_instr);
+               label != NULL ? label : "", (ull)mx, (ull)sum, used, (ull)crit,
+               (ull)core_instr[GF_EMU_CC_CORE], (ull)cluster);
         for (int c = 0; c < GF_EMU_NB_CORES; c++)
-            printf(" core%d=%llu", c, (ull)g_core_instr[c]);
+            printf(" core%d=%llu", c, (ull)core_instr[c]);
         printf("\n");
     }
 #endif
     fflush(stdout);
+}
+
+void gf_emu_print_stats(const char *label)
+{
+    gf_emu_stats_t s;
+    gf_emu_get_stats(&s);
+#ifdef GF_EMU_BARE
+    print_stats(label, &s, g_core_instr, g_core_crit, g_cluster_instr);
+#else
+    print_stats(label, &s);
+#endif
+}
+
+/* No emu_init here (a task was sent: it has run); on the controller's stack (stats_snapshot). */
+void gf_emu_layer_end(void)
+{
+#ifdef GF_EMU_BARE
+    uint64_t now = instr_now(), cores = 0;
+#endif
+    gf_layer_rec *r;
+    excl_begin();
+    if (!g_in_task || g_cur_core != GF_EMU_CC_CORE || g_fork_active)
+        gf_fail("gf_emu_layer_end called %s (only the cluster controller calls it, inside a task, outside a fork)",
+                !g_in_task ? "outside a cluster task" : g_fork_active ? "inside a fork" : "by a compute core");
+    stack_check(GF_EMU_CC_CORE, &g_cc_stack); /* the controller's stack peak so far */
+    if (g_nrecs == g_recs_cap) {
+        int cap = g_recs_cap ? 2 * g_recs_cap : 16;
+        gf_layer_rec *n = (gf_layer_rec *)realloc(g_recs, (size_t)cap * sizeof *n);
+        if (n == NULL)
+            gf_fail("host out of memory");
+        g_recs = n;
+        g_recs_cap = cap;
+    }
+    r = &g_recs[g_nrecs++];
+    stats_snapshot(&r->s);
+#ifdef GF_EMU_BARE
+    for (int c = 0; c < GF_EMU_NB_CORES; c++) {
+        r->core_instr[c] = g_core_instr[c];
+        cores += g_core_instr[c];
+    }
+    r->cluster_instr = now - g_mark_t0;
+    /* the controller: the layer's instructions outside the forked cores' shares */
+    r->core_instr[GF_EMU_CC_CORE] = g_core_instr[GF_EMU_CC_CORE] + r->cluster_instr - (cores - g_mark_cores);
+    r->core_crit = g_core_crit;
+#endif
+    reset_counters();
+    reset_peaks();
+    excl_end();
+#ifdef GF_EMU_BARE
+    g_mark_t0 = instr_now();
+    g_mark_cores = 0;
+#endif
+}
+
+void gf_emu_print_layer_stats(int k, const char *label)
+{
+    need_fc("gf_emu_print_layer_stats");
+    if (k < 0 || k >= g_nrecs)
+        gf_fail("gf_emu_print_layer_stats: record %d of the last task, which has %d (gf_emu_layer_end)", k, g_nrecs);
+#ifdef GF_EMU_BARE
+    print_stats(label, &g_recs[k].s, g_recs[k].core_instr, g_recs[k].core_crit, g_recs[k].cluster_instr);
+#else
+    print_stats(label, &g_recs[k].s);
+#endif
 }

@@ -884,6 +884,59 @@ static int scenario_alloc_fail(void)
     return 0;
 }
 
+/* ---- layers: one task running two layers (two forks), each recorded apart (gf_emu_layer_end), as gf_run_task
+ * does; modes 1-3: misuse of the record calls. */
+
+static struct {
+    uint8_t *l2;
+    int mode;
+} LY;
+
+static void layers_worker(void *arg)
+{
+    int n = *(int *)arg;
+    if (LY.mode == 2 && pi_core_id() == 1)
+        gf_emu_layer_end(); /* a compute core: refused */
+    if (pi_core_id() == 0) {
+        uint8_t *l1 = (uint8_t *)pi_cl_l1_malloc(NULL, n);
+        pi_cl_dma_cmd_t cmd;
+        pi_cl_dma_cmd((uintptr_t)LY.l2, (uintptr_t)l1, (uint32_t)n, PI_CL_DMA_DIR_EXT2LOC, &cmd);
+        pi_cl_dma_cmd_wait(&cmd);
+        pi_cl_l1_free(NULL, l1, n);
+    }
+    pi_cl_team_barrier();
+}
+
+static void layers_task(void *arg)
+{
+    static int sizes[2] = {100, 40};
+    (void)arg;
+    for (int k = 0; k < 2; k++) {
+        uint8_t *l1 = (uint8_t *)pi_cl_l1_malloc(NULL, 64 * (k + 1)); /* the layer's own L1 (the peak) */
+        pi_cl_team_fork(k == 0 ? 4 : 2, layers_worker, &sizes[k]);
+        pi_cl_l1_free(NULL, l1, 64 * (k + 1));
+        gf_emu_layer_end();
+    }
+}
+
+static int scenario_layers(int mode)
+{
+    open_cluster();
+    LY.mode = mode;
+    LY.l2 = (uint8_t *)pi_l2_malloc(128);
+    memset(LY.l2, 7, 128);
+    if (mode == 1)
+        gf_emu_layer_end(); /* the FC: refused */
+    gf_emu_reset_counters();
+    gf_emu_reset_peaks();
+    run_task(layers_task, NULL);
+    gf_emu_print_layer_stats(0, "layer0");
+    gf_emu_print_layer_stats(1, "layer1");
+    if (mode == 3)
+        gf_emu_print_layer_stats(2, "layer2"); /* the task recorded two */
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *s = argc > 1 ? argv[1] : "";
@@ -928,6 +981,8 @@ int main(int argc, char **argv)
         return scenario_deep(argc, argv);
     if (strcmp(s, "alloc_fail") == 0)
         return scenario_alloc_fail();
+    if (strcmp(s, "layers") == 0)
+        return scenario_layers(mode);
     printf("unknown scenario %s\n", s);
     return 2;
 }
