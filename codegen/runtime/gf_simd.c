@@ -181,9 +181,193 @@ GF_SIMD_GATHER(uint8_t)
 GF_SIMD_CONV(int8_t, ss)
 GF_SIMD_CONV(uint8_t, us)
 
+/* ---- depthwise convolution ------------------------------------------------------------------
+ * groups == c == o, dx == 1, kh * ceil(kw/4) <= GF_SIMD_DW_WORDS. Per channel, the rows of its
+ * zero-padded input plane that the output rows need are copied into the buffer (row r, padded
+ * column pc at col + r*wb + off + pc, off = -pl mod 4 so that the input columns land word-aligned;
+ * padding and the bytes past the window stay zero from one clear per call). A kernel row's taps are
+ * ceil(kw/4) words, zero past kw (kept in registers for the channel); an output pixel is one
+ * 4-byte load (any alignment) and one dot product per word of each kernel row, read where its
+ * window starts. Rows that do not all fit the buffer are processed in passes. */
+GF_INLINE int32_t gf_simd_dw_row_bytes(const gf_conv_shape_t *s)
+{
+    return gf_simd_round4(3 + (s->ow - 1) * s->sx + 4 * ((s->kw + 3) >> 2));
+}
+
+uint32_t gf_simd_dw_col_bytes(const gf_conv_shape_t *s)
+{
+    int32_t wb, span, rows, cap;
+    if (!(s->c == s->groups && s->o == s->groups && s->dx == 1 &&
+          s->kh * ((s->kw + 3) >> 2) <= GF_SIMD_DW_WORDS))
+        return 0;
+    wb = gf_simd_dw_row_bytes(s);
+    span = (s->kh - 1) * s->dy + 1;
+    rows = (s->oh - 1) * s->sy + span;
+    cap = (int32_t)(GF_SIMD_DW_COL_BYTES / (uint32_t)wb);
+    cap = cap < span ? span : cap;
+    return (uint32_t)((rows < cap ? rows : cap) * wb);
+}
+
+uint32_t gf_simd_dw_min_bytes(const gf_conv_shape_t *s)
+{
+    return (uint32_t)(((s->kh - 1) * s->dy + 1) * gf_simd_dw_row_bytes(s));
+}
+
+/* n bytes from src (any alignment) to the word-aligned dst, or zeros when src is NULL (word
+ * stores; GF_KEEP keeps gcc from calling memset/memcpy, byte-wise in pulpos' C library). */
+static void gf_simd_dw_fill(uint8_t *dst, const uint8_t *src, int32_t n)
+{
+    uint32_t *d = (uint32_t *)(void *)dst, *const de = d + (n >> 2);
+    uint8_t *b = dst + 4 * (n >> 2), *const be = dst + n;
+    if (src) {
+        for (; d != de; d++, src += 4) {
+            GF_KEEP(d);
+            *d = gf_simd_ldu(src);
+        }
+        for (; b != be; b++)
+            *b = *src++;
+    } else {
+        for (; d != de; d++) {
+            GF_KEEP(d);
+            *d = 0;
+        }
+        for (; b != be; b++) {
+            GF_KEEP(b);
+            *b = 0;
+        }
+    }
+}
+
+/* Outputs 0 .. n-1 of one output row segment of a channel: p is the buffer at the first pixel's
+ * window (kernel row 0), rs the buffer bytes between kernel rows, sx the bytes between windows, W
+ * the kernel words (kh rows of nwr), b0 the sums' start (the bias without requantization, 0 with
+ * it: folded into rc), y the first output (bytes with rc, else int32). Not inlined: the row loop
+ * gets the register file to itself. */
+#define GF_SIMD_DW_LOOPS(SFX, STORE)                                                               \
+    do {                                                                                           \
+        int32_t ox;                                                                                \
+        if (kh == 3 && nwr == 1) {                                                                 \
+            const uint32_t w0 = W[0], w1 = W[1], w2 = W[2];                                        \
+            const uint8_t *r0 = p, *r1 = p + rs, *r2 = p + 2 * rs;                                 \
+            for (ox = 0; ox < n; ox++, r0 += sx, r1 += sx, r2 += sx) {                             \
+                int32_t acc = gf_sdot4_##SFX(b0, gf_simd_ldu(r0), w0);                             \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r1), w1);                                    \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r2), w2);                                    \
+                STORE(ox, acc);                                                                    \
+            }                                                                                      \
+        } else if (kh == 5 && nwr == 2) {                                                          \
+            const uint32_t w0 = W[0], w1 = W[1], w2 = W[2], w3 = W[3], w4 = W[4];                 \
+            const uint32_t w5 = W[5], w6 = W[6], w7 = W[7], w8 = W[8], w9 = W[9];                 \
+            const uint8_t *r0 = p;                                                                 \
+            for (ox = 0; ox < n; ox++, r0 += sx) {                                                 \
+                const uint8_t *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs, *r4 = r3 + rs;          \
+                int32_t acc = gf_sdot4_##SFX(b0, gf_simd_ldu(r0), w0);                             \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r0 + 4), w1);                                \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r1), w2);                                    \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r1 + 4), w3);                                \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r2), w4);                                    \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r2 + 4), w5);                                \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r3), w6);                                    \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r3 + 4), w7);                                \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r4), w8);                                    \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r4 + 4), w9);                                \
+                STORE(ox, acc);                                                                    \
+            }                                                                                      \
+        } else {                                                                                   \
+            const uint8_t *r0 = p;                                                                 \
+            for (ox = 0; ox < n; ox++, r0 += sx) {                                                 \
+                const uint8_t *ri = r0;                                                            \
+                const uint32_t *wi = W;                                                            \
+                int32_t acc = b0, i, j;                                                            \
+                for (i = 0; i < kh; i++, ri += rs)                                                 \
+                    for (j = 0; j < nwr; j++)                                                      \
+                        acc = gf_sdot4_##SFX(acc, gf_simd_ldu(ri + 4 * j), *wi++);                 \
+                STORE(ox, acc);                                                                    \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+#define GF_SIMD_DW_RQ(ox, acc) GF_RQ_ONE(yr, ox, acc)
+#define GF_SIMD_DW_I32(ox, acc) (yw[ox] = (acc))
+#define GF_SIMD_DW_ROW(SFX)                                                                        \
+    static GF_NOINLINE void gf_dw_row_##SFX(const uint8_t *p, int32_t rs, int32_t sx, int32_t n, const uint32_t *W, \
+                                            int32_t kh, int32_t nwr, int32_t b0, const gf_rqc_t *rc, void *y) \
+    {                                                                                              \
+        if (rc) {                                                                                  \
+            GF_RQ_DECL(rc);                                                                        \
+            uint8_t *const yr = (uint8_t *)y;                                                      \
+            GF_SIMD_DW_LOOPS(SFX, GF_SIMD_DW_RQ);                                                  \
+        } else {                                                                                   \
+            int32_t *const yw = (int32_t *)y;                                                      \
+            GF_SIMD_DW_LOOPS(SFX, GF_SIMD_DW_I32);                                                 \
+        }                                                                                          \
+    }
+GF_SIMD_DW_ROW(ss)
+GF_SIMD_DW_ROW(us)
+
+#define GF_SIMD_DW(XT, SFX)                                                                        \
+    static GF_NOINLINE void gf_dw_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s, \
+                                             const gf_requant_t *rq, void *y, int32_t pa, int32_t pb, uint8_t *col, \
+                                             uint32_t col_bytes)                                   \
+    {                                                                                              \
+        const int32_t kh = s->kh, kw = s->kw, nwr = (kw + 3) >> 2, sy = s->sy;                     \
+        const int32_t span = (kh - 1) * s->dy + 1, wb = gf_simd_dw_row_bytes(s), off = -s->pl & 3; \
+        const int32_t nbuf = (int32_t)(col_bytes / (uint32_t)wb), nr = (nbuf - span) / sy + 1;     \
+        const int32_t ow = s->ow, hw = s->h * s->w, ohw = s->oh * ow, esz = rq ? 1 : 4;            \
+        const int32_t room = wb - off - s->pl;                                                     \
+        const int32_t ncopy = s->w < room ? (s->w > 0 ? s->w : 0) : (room > 0 ? room : 0);         \
+        const int32_t oya = pa / ow, oyb = (pb - 1) / ow;                                          \
+        uint8_t *const din = col + off + s->pl; /* input column 0 of buffer row 0 (word-aligned) */ \
+        int32_t c, oy0, oy, r, i, j;                                                               \
+        if (pa >= pb)                                                                              \
+            return;                                                                                \
+        gf_simd_dw_fill(col, NULL, nbuf * wb);                                                     \
+        for (c = 0; c < s->c; c++) {                                                               \
+            const uint8_t *xc = (const uint8_t *)(x + (size_t)c * hw);                             \
+            const int8_t *wc = w + (size_t)c * kh * kw;                                            \
+            uint32_t W[GF_SIMD_DW_WORDS];                                                          \
+            gf_rqc_t rcb;                                                                          \
+            const gf_rqc_t *rc = NULL;                                                             \
+            int32_t b0 = bias ? bias[c] : 0;                                                       \
+            for (i = 0; i < kh; i++)                                                               \
+                for (j = 0; j < nwr; j++) {                                                        \
+                    uint32_t v = 0;                                                                \
+                    for (r = 3; r >= 0; r--)                                                       \
+                        v = v << 8 | (4 * j + r < kw ? (uint8_t)wc[i * kw + 4 * j + r] : 0u);      \
+                    W[i * nwr + j] = v;                                                            \
+                }                                                                                  \
+            if (rq) { /* the bias folded into the constants: the sums start at 0 */                \
+                gf_rqc_init_bias(&rcb, rq, gf_rq_channel(rq, c), b0);                              \
+                rc = &rcb, b0 = 0;                                                                 \
+            }                                                                                      \
+            for (oy0 = oya; oy0 <= oyb; oy0 += nr) {                                               \
+                const int32_t oy1 = oy0 + nr <= oyb + 1 ? oy0 + nr : oyb + 1;                      \
+                const int32_t nrow = (oy1 - 1 - oy0) * sy + span;                                  \
+                for (r = 0; r < nrow; r++) {                                                       \
+                    const int32_t iy = oy0 * sy + r - s->pt;                                       \
+                    gf_simd_dw_fill(din + (size_t)r * wb, iy >= 0 && iy < s->h ? xc + (size_t)iy * s->w : NULL, ncopy); \
+                }                                                                                  \
+                for (oy = oy0; oy < oy1; oy++) {                                                   \
+                    const int32_t xa = oy == oya ? pa - oya * ow : 0, xb = oy == oyb ? pb - oyb * ow : ow; \
+                    const size_t yo = (size_t)c * ohw + (size_t)oy * ow + (size_t)xa;              \
+                    gf_dw_row_##SFX(col + (size_t)(oy - oy0) * sy * wb + off + xa * s->sx, s->dy * wb, s->sx, \
+                                    xb - xa, W, kh, nwr, b0, rc, (uint8_t *)y + yo * (size_t)esz);  \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+GF_SIMD_DW(int8_t, ss)
+GF_SIMD_DW(uint8_t, us)
+
 void gf_conv2d_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
                     const gf_requant_t *rq, void *y, int32_t p0, int32_t p1, uint8_t *col, uint32_t col_bytes)
 {
+    if (gf_simd_dw_col_bytes(s) && col_bytes >= gf_simd_dw_min_bytes(s)) { /* depthwise: sliding windows */
+        if (in_t == GF_U8)
+            gf_dw_simd_us((const uint8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
+        else
+            gf_dw_simd_ss((const int8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
+        return;
+    }
     if (in_t == GF_U8)
         gf_conv_simd_us((const uint8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
     else
