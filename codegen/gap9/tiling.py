@@ -57,7 +57,7 @@ def simd_conv_col_bytes(k: int) -> int:
     return max(1, min(SIMD_CONV_PIX_MAX, SIMD_CONV_COL_BYTES // k4)) * k4
 
 
-def simd_dw_col_bytes(g: "ConvGeometry", toh: int, tow: int) -> int:
+def simd_dw_col_bytes(g: ConvGeometry, toh: int, tow: int) -> int:
     """Bytes of one compute core's buffer for the SIMD depthwise kernel on tiles of at most toh x tow
     output pixels (gf_simd_dw_col_bytes): the padded input rows of all of them if they fit
     SIMD_DW_COL_BYTES, else as many as fit (at least one kernel window's); 0 where the kernel does
