@@ -1041,11 +1041,12 @@ int gf_run_layer(struct pi_device *cluster, struct pi_device *ram, const gf_laye
 {
     static gf_run_t R; /* shared by the FC, the cluster controller and the compute cores (L2) */
     struct pi_cluster_task task;
-    memset(&R, 0, offsetof(gf_run_t, load_q)); /* the queues: only their counts (slots are written at issue) */
+    /* the queues: only their counts (slots are written at issue); word stores, not pulpos' byte-wise memset */
+    clear_words(&R, (uint32_t)offsetof(gf_run_t, load_q));
     for (int i = 0; i < 2; i++)
         R.load_q[i].n = R.store_q[i].n = 0;
     buffer_layout(&R, L, ops);
-    memset(stats, 0, sizeof(*stats));
+    clear_words(stats, (uint32_t)sizeof(*stats));
     R.st = stats;
     R.ram = ram;
     for (int k = 0; k < OP_N; k++)
