@@ -85,8 +85,10 @@ static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t
                         *cp++ = (uint8_t)*xq;                                                      \
                 }                                                                                  \
             }                                                                                      \
-            while (cp != c0 + k4)                                                                  \
+            while (cp != c0 + k4) {                                                                \
+                GF_KEEP(cp);                                                                       \
                 *cp++ = 0;                                                                         \
+            }                                                                                      \
             return;                                                                                \
         }                                                                                          \
         for (c = 0; c < cg; c++) {                                                                 \
@@ -94,8 +96,10 @@ static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t
             for (i = 0; i < s->kh; i++) {                                                          \
                 const int32_t iy = by + i * s->dy;                                                 \
                 if (iy < 0 || iy >= s->h) {                                                        \
-                    for (j = 0; j < s->kw; j++)                                                    \
+                    for (j = 0; j < s->kw; j++) {                                                  \
+                        GF_KEEP(cp);                                                               \
                         *cp++ = 0;                                                                 \
+                    }                                                                              \
                     continue;                                                                      \
                 }                                                                                  \
                 {                                                                                  \
@@ -106,8 +110,10 @@ static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        while (cp != c0 + k4)                                                                      \
+        while (cp != c0 + k4) {                                                                    \
+            GF_KEEP(cp);                                                                           \
             *cp++ = 0;                                                                             \
+        }                                                                                          \
     }
 GF_SIMD_GATHER(int8_t)
 GF_SIMD_GATHER(uint8_t)
@@ -458,8 +464,10 @@ void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const 
                         cq[t] = (uint8_t)*bq;                                                      \
                         sum += (uint32_t)(int32_t)*bq;                                             \
                     }                                                                              \
-                    for (; t < k4; t++)                                                            \
+                    for (; t < k4; t++) { /* GF_KEEP: no memset call (byte-wise in pulpos) */ \
+                        GF_KEEP(t);                                                                \
                         cq[t] = 0;                                                                 \
+                    }                                                                              \
                     sb[q] = sum * (uint32_t)za;                                                    \
                 }                                                                                  \
                 for (i = 0; i < m; i++) {                                                          \
