@@ -66,47 +66,74 @@ static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t
 
 /* ---- convolution --------------------------------------------------------------------------- */
 
-/* Receptive field of output pixel (oy, ox) of one group into cp (K4 bytes, zeros for padding). */
+/* Receptive field of output pixel (oy, ox) of one group into cp (K4 bytes, zeros for padding).
+ * The shape's fields are read into locals first (the byte stores may alias *s). Interior windows
+ * with contiguous taps (dx == 1) whose words stay inside the input row copy each kernel row as
+ * ceil(kw/4) 4-byte words (loads and stores at any alignment), kw bytes apart: a word's bytes past
+ * the row are overwritten by the next rows, and the last rows (those whose words would end past the
+ * pixel's K bytes) are copied byte by byte. Border windows: each kernel row's valid taps found once. */
 #define GF_SIMD_GATHER(XT)                                                                         \
     static void gf_simd_gather_##XT(const XT *xg, int32_t cg, const gf_conv_shape_t *s, int32_t oy, int32_t ox, \
                                     uint8_t *cp, int32_t k4)                                       \
     {                                                                                              \
-        const int32_t hw = s->h * s->w, by = oy * s->sy - s->pt, bx = ox * s->sx - s->pl;          \
+        const int32_t H = s->h, W = s->w, kh = s->kh, kw = s->kw, dy = s->dy, dx = s->dx;          \
+        const int32_t hw = H * W, by = oy * s->sy - s->pt, bx = ox * s->sx - s->pl;                \
         uint8_t *const c0 = cp;                                                                    \
         int32_t c, i, j;                                                                           \
-        if (by >= 0 && bx >= 0 && by + (s->kh - 1) * s->dy < s->h && bx + (s->kw - 1) * s->dx < s->w) { \
-            const XT *xc = xg + (size_t)by * s->w + bx; /* every tap inside: no tests */           \
-            const int32_t rs = s->dy * s->w, dx = s->dx, kw = s->kw;                               \
-            for (c = 0; c < cg; c++, xc += hw) {                                                   \
-                const XT *xr = xc;                                                                 \
-                for (i = 0; i < s->kh; i++, xr += rs) {                                            \
-                    const XT *xq = xr;                                                             \
-                    for (j = 0; j < kw; j++, xq += dx)                                             \
-                        *cp++ = (uint8_t)*xq;                                                      \
+        if (by >= 0 && bx >= 0 && by + (kh - 1) * dy < H && bx + (kw - 1) * dx < W) {              \
+            const XT *xc = xg + (size_t)by * W + bx; /* every tap inside: no tests */              \
+            const int32_t rs = dy * W, nw = (kw + 3) >> 2;                                         \
+            if (dx == 1 && bx + 4 * nw <= W) {                                                     \
+                /* kernel rows copied as words: those whose last word ends within the K bytes */   \
+                const int32_t K = cg * kh * kw, fit = K >= 4 * nw ? (K - 4 * nw) / kw + 1 : 0;     \
+                const int32_t rows = fit < cg * kh ? fit : cg * kh;                                \
+                int32_t n;                                                                         \
+                const uint8_t *xr = (const uint8_t *)xc;                                           \
+                for (n = 0, i = 0; n < cg * kh; n++) {                                             \
+                    if (n < rows) {                                                                \
+                        for (j = 0; j < nw; j++)                                                   \
+                            gf_simd_stu(cp + 4 * j, gf_simd_ldu(xr + 4 * j));                      \
+                        cp += kw;                                                                  \
+                    } else {                                                                       \
+                        for (j = 0; j < kw; j++) {                                                 \
+                            GF_KEEP(cp);                                                           \
+                            *cp++ = xr[j];                                                         \
+                        }                                                                          \
+                    }                                                                              \
+                    if (++i == kh)                                                                 \
+                        i = 0, xr += hw - (kh - 1) * rs;                                           \
+                    else                                                                           \
+                        xr += rs;                                                                  \
+                }                                                                                  \
+            } else {                                                                               \
+                for (c = 0; c < cg; c++, xc += hw) {                                               \
+                    const XT *xr = xc;                                                             \
+                    for (i = 0; i < kh; i++, xr += rs) {                                           \
+                        const XT *xq = xr;                                                         \
+                        for (j = 0; j < kw; j++, xq += dx)                                         \
+                            *cp++ = (uint8_t)*xq;                                                  \
+                    }                                                                              \
                 }                                                                                  \
             }                                                                                      \
-            while (cp != c0 + k4) {                                                                \
-                GF_KEEP(cp);                                                                       \
-                *cp++ = 0;                                                                         \
-            }                                                                                      \
-            return;                                                                                \
-        }                                                                                          \
-        for (c = 0; c < cg; c++) {                                                                 \
-            const XT *xc = xg + (size_t)c * hw;                                                    \
-            for (i = 0; i < s->kh; i++) {                                                          \
-                const int32_t iy = by + i * s->dy;                                                 \
-                if (iy < 0 || iy >= s->h) {                                                        \
-                    for (j = 0; j < s->kw; j++) {                                                  \
+        } else {                                                                                   \
+            int32_t j0, j1;                                                                        \
+            gf_tap_range(bx, dx, kw, W, &j0, &j1);                                                 \
+            for (c = 0; c < cg; c++) {                                                             \
+                const XT *xc = xg + (size_t)c * hw;                                                \
+                for (i = 0; i < kh; i++) {                                                         \
+                    const int32_t iy = by + i * dy;                                                \
+                    const int32_t a = iy >= 0 && iy < H ? j0 : kw, e = iy >= 0 && iy < H ? j1 : kw; \
+                    const XT *xq = e > a ? xc + (size_t)iy * W + bx + a * dx : xc;                 \
+                    for (j = 0; j < a; j++) {                                                      \
                         GF_KEEP(cp);                                                               \
                         *cp++ = 0;                                                                 \
                     }                                                                              \
-                    continue;                                                                      \
-                }                                                                                  \
-                {                                                                                  \
-                    const XT *xr = xc + (size_t)iy * s->w;                                         \
-                    int32_t ix = bx;                                                               \
-                    for (j = 0; j < s->kw; j++, ix += s->dx)                                       \
-                        *cp++ = (ix >= 0 && ix < s->w) ? (uint8_t)xr[ix] : 0;                      \
+                    for (; j < e; j++, xq += dx)                                                   \
+                        *cp++ = (uint8_t)*xq;                                                      \
+                    for (; j < kw; j++) {                                                          \
+                        GF_KEEP(cp);                                                               \
+                        *cp++ = 0;                                                                 \
+                    }                                                                              \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \

@@ -119,6 +119,18 @@ static inline uint32_t gf_simd_ldu(const uint8_t *p)
 #endif
 }
 
+/* Store the 4 bytes of v at p (any alignment). */
+static inline void gf_simd_stu(uint8_t *p, uint32_t v)
+{
+#if defined(GF_SIMD_INSN)
+    __asm__ volatile("sw %1, %0" : "=m"(*(uint32_t *)(void *)p) : "r"(v));
+#elif defined(GF_SIMD_BUILTINS)
+    *(uint32_t *)(void *)p = v;
+#else
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+#endif
+}
+
 #if defined(GF_SIMD_PORTABLE)
 #define GF_SIMD_LS(v, i) ((int32_t)(int8_t)(uint8_t)((v) >> (8 * (i))))
 #define GF_SIMD_LU(v, i) ((int32_t)(uint8_t)((v) >> (8 * (i))))
