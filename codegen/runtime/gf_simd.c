@@ -145,6 +145,24 @@ static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t
 GF_SIMD_GATHER(int8_t)
 GF_SIMD_GATHER(uint8_t)
 
+/* 1x1 convolution: the receptive fields of the 4 pixels at input offset i0 .. i0+3 of each plane
+ * (cg channels, hw bytes apart) into 4 rows of k4 bytes: one 4-byte load per channel, its bytes
+ * to the 4 rows (the input is read at any alignment), the rows' tails zero. */
+static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i0, uint8_t *cp, int32_t k4)
+{
+    const uint8_t *xc = (const uint8_t *)xg + i0;
+    uint8_t *c1 = cp + k4, *c2 = c1 + k4, *c3 = c2 + k4;
+    int32_t c;
+    for (c = 0; c < cg; c++, xc += hw) {
+        const uint32_t v = gf_simd_ldu(xc);
+        cp[c] = (uint8_t)v, c1[c] = (uint8_t)(v >> 8), c2[c] = (uint8_t)(v >> 16), c3[c] = (uint8_t)(v >> 24);
+    }
+    for (; c < k4; c++) {
+        GF_KEEP(c);
+        cp[c] = c1[c] = c2[c] = c3[c] = 0;
+    }
+}
+
 /* XT: input type, SFX: lanes (x, w) of the dot product. */
 #define GF_SIMD_CONV(XT, SFX)                                                                      \
     static GF_NOINLINE void gf_conv_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s, \
@@ -155,15 +173,23 @@ GF_SIMD_GATHER(uint8_t)
         const int32_t k4 = gf_simd_round4(K), nw = K >> 2, kt = K & 3, hw = s->h * s->w;           \
         const int32_t npix = (int32_t)(col_bytes / (uint32_t)k4); /* pixels per pass (>= 1) */     \
         const int32_t ohw = s->oh * s->ow;                                                         \
+        /* 1x1, unpadded, unit column stride: 4 neighbouring pixels are 4 contiguous input bytes */ \
+        const int pw = s->kh == 1 && s->kw == 1 && s->sx == 1 && !(s->pt | s->pl | s->pb | s->pr);  \
         int32_t g, p0, q, o, r, t;                                                                 \
         for (g = 0; g < s->groups; g++) {                                                          \
             const XT *xg = x + (size_t)g * cg * hw;                                                \
             for (p0 = pa; p0 < pb; p0 += npix) {                                                   \
                 const int32_t np = pb - p0 < npix ? pb - p0 : npix;                                \
                 int32_t oy = p0 / s->ow, ox = p0 - oy * s->ow;                                     \
-                for (q = 0; q < np; q++) {                                                         \
-                    gf_simd_gather_##XT(xg, cg, s, oy, ox, col + (size_t)q * k4, k4);              \
-                    if (++ox == s->ow)                                                             \
+                for (q = 0; q < np;) {                                                             \
+                    if (pw && q + 4 <= np && ox + 4 <= s->ow) { /* 4 pixels of a row: a word per channel */ \
+                        gf_simd_gather4_1x1(xg, cg, hw, (size_t)oy * s->sy * s->w + (size_t)ox, col + (size_t)q * k4, k4); \
+                        q += 4, ox += 4;                                                           \
+                    } else {                                                                       \
+                        gf_simd_gather_##XT(xg, cg, s, oy, ox, col + (size_t)q * k4, k4);          \
+                        q++, ox++;                                                                 \
+                    }                                                                              \
+                    if (ox == s->ow)                                                               \
                         ox = 0, oy++;                                                              \
                 }                                                                                  \
                 for (o = g * og; o < (g + 1) * og;) {                                              \
