@@ -197,14 +197,17 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
                     const int8_t *wo = w + (size_t)o * K;                                          \
                     gf_rqc_t rcb[4];                                                               \
                     const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, o, R);                               \
+                    /* a K % 4 tail as one more word where a weight row follows the block's last: the \
+                     * pixel rows' bytes past K are zero, so the next row's first bytes add nothing */ \
+                    const int32_t nwb = kt && o + R < s->o ? nw + 1 : nw, ktb = nwb > nw ? 0 : kt;  \
                     for (q = 0; R == 4 && q + 2 <= np; q += 2) { /* two pixels x 4 channels */    \
                         const uint8_t *cq = col + (size_t)q * k4;                                  \
                         const size_t yi = (size_t)o * ohw + (size_t)(p0 + q);                      \
                         int32_t acc[8];                                                            \
                         for (r = 0; r < 4; r++)                                                    \
                             acc[r] = acc[4 + r] = bias ? bias[o + r] : 0;                          \
-                        gf_simd_dot4r2_##SFX(cq, cq + k4, (const uint8_t *)wo, K, nw, acc);        \
-                        for (t = 4 * nw; t < 4 * nw + kt; t++) {                                   \
+                        gf_simd_dot4r2_##SFX(cq, cq + k4, (const uint8_t *)wo, K, nwb, acc);       \
+                        for (t = 4 * nwb; t < 4 * nwb + ktb; t++) {                                \
                             const int32_t xv = (XT)cq[t], xw = (XT)cq[k4 + t];                     \
                             for (r = 0; r < 4; r++)                                                \
                                 acc[r] += wo[(size_t)r * K + t] * xv, acc[4 + r] += wo[(size_t)r * K + t] * xw; \
@@ -221,10 +224,10 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
                         for (r = 0; r < R; r++)                                                    \
                             acc[r] = bias ? bias[o + r] : 0;                                       \
                         if (R == 4)                                                                \
-                            gf_simd_dot4r_##SFX(cq, (const uint8_t *)wo, K, nw, acc);              \
+                            gf_simd_dot4r_##SFX(cq, (const uint8_t *)wo, K, nwb, acc);             \
                         else                                                                       \
-                            acc[0] = gf_simd_dot1_##SFX(cq, (const uint8_t *)wo, nw, acc[0]);      \
-                        for (t = 4 * nw; t < 4 * nw + kt; t++) {                                   \
+                            acc[0] = gf_simd_dot1_##SFX(cq, (const uint8_t *)wo, nwb, acc[0]);     \
+                        for (t = 4 * nwb; t < 4 * nwb + ktb; t++) {                                \
                             const int32_t xv = (XT)cq[t];                                          \
                             for (r = 0; r < R; r++)                                                \
                                 acc[r] += wo[(size_t)r * K + t] * xv;                              \
