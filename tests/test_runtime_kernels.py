@@ -244,13 +244,26 @@ def add_simd_cases(cs: CaseSet, rng) -> None:
                 (7, 1, 23, 5, (1, 5), (1, 1), (0, 4, 0, 0), (1, 1), 1)]):  # conv1d, K = 35
             conv_case(cs, rng, K_CONV_SIMD, f"simd_conv_{in_t}_{n}", C=C, H=H, W=W, Co=Co, k=k, stride=stride, pad=pad,
                       dil=dil, groups=g, in_t=in_t, rq=None if n == 1 else "channel", out="u8" if n == 2 else "s8")
-        for n, (C, H, W, Co, stride) in enumerate([(16, 5, 6, 8, 1), (13, 4, 5, 6, 1), (10, 7, 7, 9, 2), (3, 3, 3, 4, 1)]):
+        # (the 4-pixel word gather: rows of 5 to 11 pixels, K = 7 with a tail, row stride 2)
+        for n, (C, H, W, Co, stride) in enumerate([(16, 5, 6, 8, 1), (13, 4, 5, 6, 1), (10, 7, 7, 9, 2), (3, 3, 3, 4, 1),
+                                                   (7, 6, 11, 5, (2, 1))]):
             conv_case(cs, rng, K_CONV1X1_SIMD, f"simd_1x1_{in_t}_{n}", C=C, H=H, W=W, Co=Co, k=(1, 1),
-                      stride=(stride, stride), pad=(0, 0, 0, 0), in_t=in_t, rq="tensor" if n == 3 else "channel")
-        for n, (C, H, W, stride, k, mult) in enumerate([(5, 7, 9, 1, (3, 3), 1), (6, 8, 7, 2, (3, 3), 1),
-                                                    (3, 6, 6, 1, (5, 5), 1), (4, 5, 7, 1, (3, 3), 2)]):
+                      stride=stride if isinstance(stride, tuple) else (stride, stride), pad=(0, 0, 0, 0), in_t=in_t,
+                      rq="tensor" if n == 3 else "channel")
+        # depthwise (multiplier 1: the sliding-window kernel; 2: im2col): kernels 3x3, 5x5 and others
+        # (generic rows), strides 1-2 (also unequal), no / symmetric / asymmetric padding, dilated
+        # rows, channel counts not a multiple of 4, widths that leave every input-word alignment
+        for n, (C, H, W, stride, k, mult, pad, dil) in enumerate([
+                (5, 7, 9, 1, (3, 3), 1, None, (1, 1)), (6, 8, 7, 2, (3, 3), 1, None, (1, 1)),
+                (3, 6, 6, 1, (5, 5), 1, None, (1, 1)), (4, 5, 7, 1, (3, 3), 2, None, (1, 1)),
+                (7, 11, 13, 2, (5, 5), 1, None, (1, 1)), (9, 6, 10, 1, (3, 3), 1, (0, 0, 0, 0), (1, 1)),
+                (3, 9, 5, 1, (3, 3), 1, (2, 0, 1, 3), (1, 1)), (10, 8, 8, 1, (3, 3), 1, None, (1, 1)),
+                (5, 7, 12, (2, 1), (3, 3), 1, (1, 1, 0, 0), (1, 1)), (2, 9, 9, 1, (7, 7), 1, None, (1, 1)),
+                (3, 8, 11, 1, (3, 2), 1, (1, 0, 1, 1), (1, 1)), (4, 9, 8, 1, (3, 3), 1, (2, 1, 2, 1), (2, 1))]):
+            sy, sx = stride if isinstance(stride, tuple) else (stride, stride)
             conv_case(cs, rng, K_DWCONV_SIMD, f"simd_dw_{in_t}_{n}", C=C, H=H, W=W, Co=C * mult, k=k,
-                      stride=(stride, stride), pad=(k[0] // 2,) * 4, groups=C, in_t=in_t, rq=None if n == 2 else "channel")
+                      stride=(sy, sx), pad=pad or (k[0] // 2, k[1] // 2, k[0] // 2, k[1] // 2), dil=dil, groups=C,
+                      in_t=in_t, rq=None if n in (2, 6) else "channel")
         for n, (K, Co) in enumerate([(64, 12), (37, 9), (3, 5), (130, 4), (1, 1)]):
             linear_case(cs, rng, K_MM_SIMD, f"simd_linear_{in_t}_{n}", K=K, Co=Co, in_t=in_t,
                         rq=None if n == 2 else "channel")

@@ -47,10 +47,13 @@ def test_simd_kernels_bit_exact_on_the_emulation(name, golden, tmp_path):
     dw = {s.output for s in build_plan(net).steps  # one input channel per group
           if s.attrs.get("groups", 1) > 1 and net.tensors[net.op_by_name(s.main_op).inputs[0]].shape[1] == s.attrs["groups"]}
     assert any(r["tiling"] in ("conv", "linear", "gemm") for r in plan["gap9"]["layers"])
-    for r in (r for r in plan["gap9"]["layers"] if r["tiling"] in ("conv", "gemm")):  # every layer with a convolution kernel or a matmul has its im2col buffers in L1
+    steps = {s.output: s for s in build_plan(net).steps}
+    for r in (r for r in plan["gap9"]["layers"] if r["tiling"] in ("conv", "gemm")):  # every layer with a convolution kernel or a matmul has its work buffers in L1
         col = r["l1_buffers"].get("col", 0)
-        if kernel[r["name"]] in ("gf_conv2d", "gf_conv2d_3x3", "gf_conv2d_1x1", "gf_dwconv2d", "gf_matmul") \
-                and r["name"] not in dw:  # depthwise convolutions keep the portable kernel
+        if r["name"] in dw:  # depthwise: the sliding-window kernel's rows of the padded input plane
+            g = tiling.conv_geometry(steps[r["name"]], net, True)
+            assert col == tiling.simd_dw_col_bytes(g, min(r["tile"]["oh"], g.oh), min(r["tile"]["ow"], g.ow)) > 0, r
+        elif kernel[r["name"]] in ("gf_conv2d", "gf_conv2d_3x3", "gf_conv2d_1x1", "gf_dwconv2d", "gf_matmul"):
             assert col > 0 and col % 4 == 0, r
         else:
             assert col == 0, r
@@ -82,10 +85,18 @@ def test_simd_kernels_are_gap9_only(golden, tmp_path):
 def test_work_buffer_sizes_mirror_the_runtime():
     text = (RUNTIME / "gf_simd.h").read_text()
     for macro, value in (("GF_SIMD_PIX", tiling.SIMD_COL_PIXELS), ("GF_SIMD_CONV_COL_BYTES", tiling.SIMD_CONV_COL_BYTES),
-                         ("GF_SIMD_CONV_PIX_MAX", tiling.SIMD_CONV_PIX_MAX)):
+                         ("GF_SIMD_CONV_PIX_MAX", tiling.SIMD_CONV_PIX_MAX),
+                         ("GF_SIMD_DW_COL_BYTES", tiling.SIMD_DW_COL_BYTES), ("GF_SIMD_DW_WORDS", tiling.SIMD_DW_WORDS)):
         assert re.search(rf"#define {macro} {value}u?\b", text), macro
     assert simd_col_bytes(13) == 64 and simd_conv_col_bytes(9) == 16 * 12 and simd_conv_col_bytes(576) == 3 * 576
     assert simd_conv_col_bytes(4000) == 4000
+    # depthwise 3x3, 16x16 tile, stride 1: 18 rows of round4(3 + 15 + 4) = 24 bytes; 5x5 stride 2 over
+    # 100 columns: rows of round4(3 + 198 + 8) = 212 bytes, 9 of them fit 2 KiB; column dilation: none
+    dwg = lambda kh, kw, s, dx=1: tiling.ConvGeometry(8, 64, 200, 8, 0, 0, kh, kw, s, s, 1, 1, 1, dx, 8, True,  # noqa: E731
+                                                       1, 1, kh * kw, None)
+    assert tiling.simd_dw_col_bytes(dwg(3, 3, 1), 16, 16) == 18 * 24
+    assert tiling.simd_dw_col_bytes(dwg(5, 5, 2), 30, 100) == 9 * 212
+    assert tiling.simd_dw_col_bytes(dwg(3, 3, 1, 2), 16, 16) == 0 and tiling.simd_dw_col_bytes(dwg(9, 9, 1), 4, 4) == 0
 
 
 # -- the .insn build ---------------------------------------------------------------------------

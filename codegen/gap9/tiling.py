@@ -42,6 +42,8 @@ ELEM = {"int8": 1, "uint8": 1, "int32": 4}
 SIMD_COL_PIXELS = 4  # matmul columns per pass of the SIMD kernel: GF_SIMD_PIX of gf_simd.h
 SIMD_CONV_COL_BYTES = 2048  # the SIMD conv's im2col buffer: as many pixels as fit (GF_SIMD_CONV_COL_BYTES),
 SIMD_CONV_PIX_MAX = 16  # 1 to GF_SIMD_CONV_PIX_MAX of them
+SIMD_DW_COL_BYTES = 2048  # the SIMD depthwise kernel's rows of the padded input plane (GF_SIMD_DW_COL_BYTES)
+SIMD_DW_WORDS = 16  # its largest kernel: kh * ceil(kw / 4) words (GF_SIMD_DW_WORDS)
 
 
 def simd_col_bytes(k: int) -> int:
@@ -53,6 +55,22 @@ def simd_conv_col_bytes(k: int) -> int:
     """Bytes of one compute core's SIMD im2col buffer for receptive fields of k bytes (gf_simd_conv_col_bytes)."""
     k4 = (k + 3) // 4 * 4
     return max(1, min(SIMD_CONV_PIX_MAX, SIMD_CONV_COL_BYTES // k4)) * k4
+
+
+def simd_dw_col_bytes(g: ConvGeometry, toh: int, tow: int) -> int:
+    """Bytes of one compute core's buffer for the SIMD depthwise kernel on tiles of at most toh x tow
+    output pixels (gf_simd_dw_col_bytes): the padded input rows of all of them if they fit
+    SIMD_DW_COL_BYTES, else as many as fit (at least one kernel window's); 0 where the kernel does
+    not apply (not depthwise with multiplier 1, column dilation, a kernel of more than SIMD_DW_WORDS words)."""
+    if not (g.coupled and g.groups > 1 and g.c == g.groups == g.o and g.dx == 1
+            and g.kh * ((g.kw + 3) // 4) <= SIMD_DW_WORDS):
+        return 0
+    wb = (3 + (tow - 1) * g.sx + 4 * ((g.kw + 3) // 4) + 3) // 4 * 4
+    span = (g.kh - 1) * g.dy + 1
+    rows = (toh - 1) * g.sy + span
+    return min(rows, max(span, SIMD_DW_COL_BYTES // wb)) * wb
+
+
 DMA_MAX = 65535  # bytes of one DMA command, 2-D line or stride (gf_tiled.c GF_DMA_MAX)
 
 
@@ -234,10 +252,14 @@ def _objective(hw: Platform, plan: TilePlan, busiest_units: int) -> tuple:
 
 # -- conv-like -------------------------------------------------------------------------
 def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, single: bool = False,
-               col: int = 0) -> tuple[TilePlan | None, tuple]:
+               col: int = 0, dw: bool = False) -> tuple[TilePlan | None, tuple]:
     """``col``: bytes of each compute core's SIMD im2col buffer (0: portable kernels); the executor
-    allocates one per forked core (all ``cores``), once per layer."""
+    allocates one per forked core (all ``cores``), once per layer. ``dw``: the SIMD depthwise kernel,
+    whose buffer depends on the tile (simd_dw_col_bytes); the cores split its channels."""
     cores = hw.compute_cores
+    if dw:
+        col = simd_dw_col_bytes(g, min(toh, g.oh), min(tow, g.ow))
+    split_pixels = bool(col) and not dw
     cos = _tile_sizes(g.o, tco)
     ohs = _tile_sizes(g.oh, toh)
     ows = _tile_sizes(g.ow, tow)
@@ -269,11 +291,11 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
     plan = TilePlan("", "conv", {"co": tco, "oh": toh, "ow": tow}, [len(cos), len(ohs), len(ows)], n_tiles,
                     {"in": in_buf, "w": w_buf, "wp": wp_buf, "p": p_buf, "out": out_buf, **({"col": col} if col else {})},
                     nbuf == 2, resident, l1, dma,
-                    min(cores, toh * tow if col else _units(g, tco)))  # SIMD: the cores split the pixels
+                    min(cores, toh * tow if split_pixels else _units(g, tco)))  # SIMD: the cores split the pixels
     # each output element costs its window's MACs; the portable kernels split a tile's units (channels,
-    # or groups) over the cores, the SIMD ones its output pixels
+    # or groups) over the cores, the SIMD ones (but the depthwise one) its output pixels
     per_out = g.kh * g.kw * (1 if g.coupled else g.c // g.groups)
-    if col:
+    if split_pixels:
         busiest = sum(cos) * sum(math.ceil(h * w / cores) for h in ohs for w in ows) * per_out
     else:
         unit_ch = g.o // _units(g, g.o)
@@ -324,9 +346,11 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False,
     """``simd``: the SIMD convolution (gf_simd.c) with its per-core im2col buffer in L1."""
     g = conv_geometry(step, net, pack)
     hw = budgets.hw
-    # depthwise (one input channel per group) keeps the portable streaming kernel: through im2col it
-    # measured slower on gvsoc (docs/gap9.md, "SIMD kernels")
+    # depthwise (one input channel per group): the SIMD sliding-window kernel where it applies
+    # (simd_dw_col_bytes), else the portable one (through im2col it measured slower on gvsoc,
+    # docs/gap9.md, "SIMD kernels")
     depthwise = g.groups > 1 and g.c // g.groups == 1
+    dw = simd and bool(g.w_per_channel) and depthwise and simd_dw_col_bytes(g, 1, 1) > 0
     col = simd_conv_col_bytes(g.w_per_channel) if simd and g.w_per_channel and not depthwise else 0
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
@@ -334,10 +358,10 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False,
     cols = _candidates(g.ow) if g.oh == 1 and g.h == 1 else [g.ow]
     cands = [(c, r, w) for c in cos for r in _candidates(g.oh) for w in cols]
     try:
-        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb, col), cands, budgets.l1, step.output)
+        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb, col, dw), cands, budgets.l1, step.output)
     except TilingError:  # full-width rows do not fit: tile the columns too
         cands = [(c, r, w) for c in cos for r in _candidates(g.oh)[-4:] for w in _candidates(g.ow)]
-        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb, col), cands, budgets.l1,
+        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb, col, dw), cands, budgets.l1,
                        f"{step.kind} '{step.output}'")
     plan.step = step.output
     return plan

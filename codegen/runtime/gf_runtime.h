@@ -156,9 +156,15 @@ void gf_matmul(const void *a, gf_dtype_t a_t, int32_t za, const void *b, gf_dtyp
  * geometry), gf_linear, gf_linear_rows and gf_matmul with 4-way 8-bit dot products. `col` is a work
  * buffer: gf_simd_col_bytes(k) bytes for gf_matmul_simd; for gf_conv2d_simd col_bytes >= round4(K) bytes,
  * K = c/groups * kh * kw (gf_simd_conv_col_bytes(K): the size the GAP9 tiler plans); gf_conv2d_simd
- * computes the output pixels p0 .. p1-1 (flat index oy * ow + ox) of every channel (0, oh * ow: all). */
+ * computes the output pixels p0 .. p1-1 (flat index oy * ow + ox) of every channel (0, oh * ow: all).
+ * Depthwise convolutions (groups == c == o, dx == 1, kernels of up to 16 words kh * ceil(kw/4)) for
+ * which gf_simd_dw_col_bytes(s) is not 0 take the sliding-window kernel when col_bytes >=
+ * gf_simd_dw_min_bytes(s) (rows of the padded input plane; gf_simd_dw_col_bytes: the size the
+ * tiler plans, every row the output needs or as many as fit 2 KiB). */
 uint32_t gf_simd_col_bytes(int32_t k);
 uint32_t gf_simd_conv_col_bytes(int32_t k);
+uint32_t gf_simd_dw_col_bytes(const gf_conv_shape_t *s);
+uint32_t gf_simd_dw_min_bytes(const gf_conv_shape_t *s);
 void gf_conv2d_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
                     const gf_requant_t *rq, void *y, int32_t p0, int32_t p1, uint8_t *col, uint32_t col_bytes);
 void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,

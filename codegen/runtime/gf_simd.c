@@ -66,51 +66,102 @@ static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t
 
 /* ---- convolution --------------------------------------------------------------------------- */
 
-/* Receptive field of output pixel (oy, ox) of one group into cp (K4 bytes, zeros for padding). */
+/* Receptive field of output pixel (oy, ox) of one group into cp (K4 bytes, zeros for padding).
+ * The shape's fields are read into locals first (the byte stores may alias *s). Interior windows
+ * with contiguous taps (dx == 1) whose words stay inside the input row copy each kernel row as
+ * ceil(kw/4) 4-byte words (loads and stores at any alignment), kw bytes apart: a word's bytes past
+ * the row are overwritten by the next rows, and the last rows (those whose words would end past the
+ * pixel's K bytes) are copied byte by byte. Border windows: each kernel row's valid taps found once. */
 #define GF_SIMD_GATHER(XT)                                                                         \
     static void gf_simd_gather_##XT(const XT *xg, int32_t cg, const gf_conv_shape_t *s, int32_t oy, int32_t ox, \
                                     uint8_t *cp, int32_t k4)                                       \
     {                                                                                              \
-        const int32_t hw = s->h * s->w, by = oy * s->sy - s->pt, bx = ox * s->sx - s->pl;          \
+        const int32_t H = s->h, W = s->w, kh = s->kh, kw = s->kw, dy = s->dy, dx = s->dx;          \
+        const int32_t hw = H * W, by = oy * s->sy - s->pt, bx = ox * s->sx - s->pl;                \
         uint8_t *const c0 = cp;                                                                    \
         int32_t c, i, j;                                                                           \
-        if (by >= 0 && bx >= 0 && by + (s->kh - 1) * s->dy < s->h && bx + (s->kw - 1) * s->dx < s->w) { \
-            const XT *xc = xg + (size_t)by * s->w + bx; /* every tap inside: no tests */           \
-            const int32_t rs = s->dy * s->w, dx = s->dx, kw = s->kw;                               \
-            for (c = 0; c < cg; c++, xc += hw) {                                                   \
-                const XT *xr = xc;                                                                 \
-                for (i = 0; i < s->kh; i++, xr += rs) {                                            \
-                    const XT *xq = xr;                                                             \
-                    for (j = 0; j < kw; j++, xq += dx)                                             \
-                        *cp++ = (uint8_t)*xq;                                                      \
+        if (by >= 0 && bx >= 0 && by + (kh - 1) * dy < H && bx + (kw - 1) * dx < W) {              \
+            const XT *xc = xg + (size_t)by * W + bx; /* every tap inside: no tests */              \
+            const int32_t rs = dy * W, nw = (kw + 3) >> 2;                                         \
+            if (dx == 1 && bx + 4 * nw <= W) {                                                     \
+                /* kernel rows copied as words: those whose last word ends within the K bytes */   \
+                const int32_t K = cg * kh * kw, fit = K >= 4 * nw ? (K - 4 * nw) / kw + 1 : 0;     \
+                const int32_t rows = fit < cg * kh ? fit : cg * kh;                                \
+                int32_t n;                                                                         \
+                const uint8_t *xr = (const uint8_t *)xc;                                           \
+                for (n = 0, i = 0; n < cg * kh; n++) {                                             \
+                    if (n < rows) {                                                                \
+                        for (j = 0; j < nw; j++)                                                   \
+                            gf_simd_stu(cp + 4 * j, gf_simd_ldu(xr + 4 * j));                      \
+                        cp += kw;                                                                  \
+                    } else {                                                                       \
+                        for (j = 0; j < kw; j++) {                                                 \
+                            GF_KEEP(cp);                                                           \
+                            *cp++ = xr[j];                                                         \
+                        }                                                                          \
+                    }                                                                              \
+                    if (++i == kh)                                                                 \
+                        i = 0, xr += hw - (kh - 1) * rs;                                           \
+                    else                                                                           \
+                        xr += rs;                                                                  \
+                }                                                                                  \
+            } else {                                                                               \
+                for (c = 0; c < cg; c++, xc += hw) {                                               \
+                    const XT *xr = xc;                                                             \
+                    for (i = 0; i < kh; i++, xr += rs) {                                           \
+                        const XT *xq = xr;                                                         \
+                        for (j = 0; j < kw; j++, xq += dx)                                         \
+                            *cp++ = (uint8_t)*xq;                                                  \
+                    }                                                                              \
                 }                                                                                  \
             }                                                                                      \
-            while (cp != c0 + k4)                                                                  \
-                *cp++ = 0;                                                                         \
-            return;                                                                                \
-        }                                                                                          \
-        for (c = 0; c < cg; c++) {                                                                 \
-            const XT *xc = xg + (size_t)c * hw;                                                    \
-            for (i = 0; i < s->kh; i++) {                                                          \
-                const int32_t iy = by + i * s->dy;                                                 \
-                if (iy < 0 || iy >= s->h) {                                                        \
-                    for (j = 0; j < s->kw; j++)                                                    \
+        } else {                                                                                   \
+            int32_t j0, j1;                                                                        \
+            gf_tap_range(bx, dx, kw, W, &j0, &j1);                                                 \
+            for (c = 0; c < cg; c++) {                                                             \
+                const XT *xc = xg + (size_t)c * hw;                                                \
+                for (i = 0; i < kh; i++) {                                                         \
+                    const int32_t iy = by + i * dy;                                                \
+                    const int32_t a = iy >= 0 && iy < H ? j0 : kw, e = iy >= 0 && iy < H ? j1 : kw; \
+                    const XT *xq = e > a ? xc + (size_t)iy * W + bx + a * dx : xc;                 \
+                    for (j = 0; j < a; j++) {                                                      \
+                        GF_KEEP(cp);                                                               \
                         *cp++ = 0;                                                                 \
-                    continue;                                                                      \
-                }                                                                                  \
-                {                                                                                  \
-                    const XT *xr = xc + (size_t)iy * s->w;                                         \
-                    int32_t ix = bx;                                                               \
-                    for (j = 0; j < s->kw; j++, ix += s->dx)                                       \
-                        *cp++ = (ix >= 0 && ix < s->w) ? (uint8_t)xr[ix] : 0;                      \
+                    }                                                                              \
+                    for (; j < e; j++, xq += dx)                                                   \
+                        *cp++ = (uint8_t)*xq;                                                      \
+                    for (; j < kw; j++) {                                                          \
+                        GF_KEEP(cp);                                                               \
+                        *cp++ = 0;                                                                 \
+                    }                                                                              \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        while (cp != c0 + k4)                                                                      \
+        while (cp != c0 + k4) {                                                                    \
+            GF_KEEP(cp);                                                                           \
             *cp++ = 0;                                                                             \
+        }                                                                                          \
     }
 GF_SIMD_GATHER(int8_t)
 GF_SIMD_GATHER(uint8_t)
+
+/* 1x1 convolution: the receptive fields of the 4 pixels at input offset i0 .. i0+3 of each plane
+ * (cg channels, hw bytes apart) into 4 rows of k4 bytes: one 4-byte load per channel, its bytes
+ * to the 4 rows (the input is read at any alignment), the rows' tails zero. */
+static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i0, uint8_t *cp, int32_t k4)
+{
+    const uint8_t *xc = (const uint8_t *)xg + i0;
+    uint8_t *c1 = cp + k4, *c2 = c1 + k4, *c3 = c2 + k4;
+    int32_t c;
+    for (c = 0; c < cg; c++, xc += hw) {
+        const uint32_t v = gf_simd_ldu(xc);
+        cp[c] = (uint8_t)v, c1[c] = (uint8_t)(v >> 8), c2[c] = (uint8_t)(v >> 16), c3[c] = (uint8_t)(v >> 24);
+    }
+    for (; c < k4; c++) {
+        GF_KEEP(c);
+        cp[c] = c1[c] = c2[c] = c3[c] = 0;
+    }
+}
 
 /* XT: input type, SFX: lanes (x, w) of the dot product. */
 #define GF_SIMD_CONV(XT, SFX)                                                                      \
@@ -122,15 +173,23 @@ GF_SIMD_GATHER(uint8_t)
         const int32_t k4 = gf_simd_round4(K), nw = K >> 2, kt = K & 3, hw = s->h * s->w;           \
         const int32_t npix = (int32_t)(col_bytes / (uint32_t)k4); /* pixels per pass (>= 1) */     \
         const int32_t ohw = s->oh * s->ow;                                                         \
+        /* 1x1, unpadded, unit column stride: 4 neighbouring pixels are 4 contiguous input bytes */ \
+        const int pw = s->kh == 1 && s->kw == 1 && s->sx == 1 && !(s->pt | s->pl | s->pb | s->pr);  \
         int32_t g, p0, q, o, r, t;                                                                 \
         for (g = 0; g < s->groups; g++) {                                                          \
             const XT *xg = x + (size_t)g * cg * hw;                                                \
             for (p0 = pa; p0 < pb; p0 += npix) {                                                   \
                 const int32_t np = pb - p0 < npix ? pb - p0 : npix;                                \
                 int32_t oy = p0 / s->ow, ox = p0 - oy * s->ow;                                     \
-                for (q = 0; q < np; q++) {                                                         \
-                    gf_simd_gather_##XT(xg, cg, s, oy, ox, col + (size_t)q * k4, k4);              \
-                    if (++ox == s->ow)                                                             \
+                for (q = 0; q < np;) {                                                             \
+                    if (pw && q + 4 <= np && ox + 4 <= s->ow) { /* 4 pixels of a row: a word per channel */ \
+                        gf_simd_gather4_1x1(xg, cg, hw, (size_t)oy * s->sy * s->w + (size_t)ox, col + (size_t)q * k4, k4); \
+                        q += 4, ox += 4;                                                           \
+                    } else {                                                                       \
+                        gf_simd_gather_##XT(xg, cg, s, oy, ox, col + (size_t)q * k4, k4);          \
+                        q++, ox++;                                                                 \
+                    }                                                                              \
+                    if (ox == s->ow)                                                               \
                         ox = 0, oy++;                                                              \
                 }                                                                                  \
                 for (o = g * og; o < (g + 1) * og;) {                                              \
@@ -138,14 +197,17 @@ GF_SIMD_GATHER(uint8_t)
                     const int8_t *wo = w + (size_t)o * K;                                          \
                     gf_rqc_t rcb[4];                                                               \
                     const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, o, R);                               \
+                    /* a K % 4 tail as one more word where a weight row follows the block's last: the \
+                     * pixel rows' bytes past K are zero, so the next row's first bytes add nothing */ \
+                    const int32_t nwb = kt && o + R < s->o ? nw + 1 : nw, ktb = nwb > nw ? 0 : kt;  \
                     for (q = 0; R == 4 && q + 2 <= np; q += 2) { /* two pixels x 4 channels */    \
                         const uint8_t *cq = col + (size_t)q * k4;                                  \
                         const size_t yi = (size_t)o * ohw + (size_t)(p0 + q);                      \
                         int32_t acc[8];                                                            \
                         for (r = 0; r < 4; r++)                                                    \
                             acc[r] = acc[4 + r] = bias ? bias[o + r] : 0;                          \
-                        gf_simd_dot4r2_##SFX(cq, cq + k4, (const uint8_t *)wo, K, nw, acc);        \
-                        for (t = 4 * nw; t < 4 * nw + kt; t++) {                                   \
+                        gf_simd_dot4r2_##SFX(cq, cq + k4, (const uint8_t *)wo, K, nwb, acc);       \
+                        for (t = 4 * nwb; t < 4 * nwb + ktb; t++) {                                \
                             const int32_t xv = (XT)cq[t], xw = (XT)cq[k4 + t];                     \
                             for (r = 0; r < 4; r++)                                                \
                                 acc[r] += wo[(size_t)r * K + t] * xv, acc[4 + r] += wo[(size_t)r * K + t] * xw; \
@@ -162,10 +224,10 @@ GF_SIMD_GATHER(uint8_t)
                         for (r = 0; r < R; r++)                                                    \
                             acc[r] = bias ? bias[o + r] : 0;                                       \
                         if (R == 4)                                                                \
-                            gf_simd_dot4r_##SFX(cq, (const uint8_t *)wo, K, nw, acc);              \
+                            gf_simd_dot4r_##SFX(cq, (const uint8_t *)wo, K, nwb, acc);             \
                         else                                                                       \
-                            acc[0] = gf_simd_dot1_##SFX(cq, (const uint8_t *)wo, nw, acc[0]);      \
-                        for (t = 4 * nw; t < 4 * nw + kt; t++) {                                   \
+                            acc[0] = gf_simd_dot1_##SFX(cq, (const uint8_t *)wo, nwb, acc[0]);     \
+                        for (t = 4 * nwb; t < 4 * nwb + ktb; t++) {                                \
                             const int32_t xv = (XT)cq[t];                                          \
                             for (r = 0; r < R; r++)                                                \
                                 acc[r] += wo[(size_t)r * K + t] * xv;                              \
@@ -181,9 +243,193 @@ GF_SIMD_GATHER(uint8_t)
 GF_SIMD_CONV(int8_t, ss)
 GF_SIMD_CONV(uint8_t, us)
 
+/* ---- depthwise convolution ------------------------------------------------------------------
+ * groups == c == o, dx == 1, kh * ceil(kw/4) <= GF_SIMD_DW_WORDS. Per channel, the rows of its
+ * zero-padded input plane that the output rows need are copied into the buffer (row r, padded
+ * column pc at col + r*wb + off + pc, off = -pl mod 4 so that the input columns land word-aligned;
+ * padding and the bytes past the window stay zero from one clear per call). A kernel row's taps are
+ * ceil(kw/4) words, zero past kw (kept in registers for the channel); an output pixel is one
+ * 4-byte load (any alignment) and one dot product per word of each kernel row, read where its
+ * window starts. Rows that do not all fit the buffer are processed in passes. */
+GF_INLINE int32_t gf_simd_dw_row_bytes(const gf_conv_shape_t *s)
+{
+    return gf_simd_round4(3 + (s->ow - 1) * s->sx + 4 * ((s->kw + 3) >> 2));
+}
+
+uint32_t gf_simd_dw_col_bytes(const gf_conv_shape_t *s)
+{
+    int32_t wb, span, rows, cap;
+    if (!(s->c == s->groups && s->o == s->groups && s->dx == 1 &&
+          s->kh * ((s->kw + 3) >> 2) <= GF_SIMD_DW_WORDS))
+        return 0;
+    wb = gf_simd_dw_row_bytes(s);
+    span = (s->kh - 1) * s->dy + 1;
+    rows = (s->oh - 1) * s->sy + span;
+    cap = (int32_t)(GF_SIMD_DW_COL_BYTES / (uint32_t)wb);
+    cap = cap < span ? span : cap;
+    return (uint32_t)((rows < cap ? rows : cap) * wb);
+}
+
+uint32_t gf_simd_dw_min_bytes(const gf_conv_shape_t *s)
+{
+    return (uint32_t)(((s->kh - 1) * s->dy + 1) * gf_simd_dw_row_bytes(s));
+}
+
+/* n bytes from src (any alignment) to the word-aligned dst, or zeros when src is NULL (word
+ * stores; GF_KEEP keeps gcc from calling memset/memcpy, byte-wise in pulpos' C library). */
+static void gf_simd_dw_fill(uint8_t *dst, const uint8_t *src, int32_t n)
+{
+    uint32_t *d = (uint32_t *)(void *)dst, *const de = d + (n >> 2);
+    uint8_t *b = dst + 4 * (n >> 2), *const be = dst + n;
+    if (src) {
+        for (; d != de; d++, src += 4) {
+            GF_KEEP(d);
+            *d = gf_simd_ldu(src);
+        }
+        for (; b != be; b++)
+            *b = *src++;
+    } else {
+        for (; d != de; d++) {
+            GF_KEEP(d);
+            *d = 0;
+        }
+        for (; b != be; b++) {
+            GF_KEEP(b);
+            *b = 0;
+        }
+    }
+}
+
+/* Outputs 0 .. n-1 of one output row segment of a channel: p is the buffer at the first pixel's
+ * window (kernel row 0), rs the buffer bytes between kernel rows, sx the bytes between windows, W
+ * the kernel words (kh rows of nwr), b0 the sums' start (the bias without requantization, 0 with
+ * it: folded into rc), y the first output (bytes with rc, else int32). Not inlined: the row loop
+ * gets the register file to itself. */
+#define GF_SIMD_DW_LOOPS(SFX, STORE)                                                               \
+    do {                                                                                           \
+        int32_t ox;                                                                                \
+        if (kh == 3 && nwr == 1) {                                                                 \
+            const uint32_t w0 = W[0], w1 = W[1], w2 = W[2];                                        \
+            const uint8_t *r0 = p, *r1 = p + rs, *r2 = p + 2 * rs;                                 \
+            for (ox = 0; ox < n; ox++, r0 += sx, r1 += sx, r2 += sx) {                             \
+                int32_t acc = gf_sdot4_##SFX(b0, gf_simd_ldu(r0), w0);                             \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r1), w1);                                    \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r2), w2);                                    \
+                STORE(ox, acc);                                                                    \
+            }                                                                                      \
+        } else if (kh == 5 && nwr == 2) {                                                          \
+            const uint32_t w0 = W[0], w1 = W[1], w2 = W[2], w3 = W[3], w4 = W[4];                 \
+            const uint32_t w5 = W[5], w6 = W[6], w7 = W[7], w8 = W[8], w9 = W[9];                 \
+            const uint8_t *r0 = p;                                                                 \
+            for (ox = 0; ox < n; ox++, r0 += sx) {                                                 \
+                const uint8_t *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs, *r4 = r3 + rs;          \
+                int32_t acc = gf_sdot4_##SFX(b0, gf_simd_ldu(r0), w0);                             \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r0 + 4), w1);                                \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r1), w2);                                    \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r1 + 4), w3);                                \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r2), w4);                                    \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r2 + 4), w5);                                \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r3), w6);                                    \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r3 + 4), w7);                                \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r4), w8);                                    \
+                acc = gf_sdot4_##SFX(acc, gf_simd_ldu(r4 + 4), w9);                                \
+                STORE(ox, acc);                                                                    \
+            }                                                                                      \
+        } else {                                                                                   \
+            const uint8_t *r0 = p;                                                                 \
+            for (ox = 0; ox < n; ox++, r0 += sx) {                                                 \
+                const uint8_t *ri = r0;                                                            \
+                const uint32_t *wi = W;                                                            \
+                int32_t acc = b0, i, j;                                                            \
+                for (i = 0; i < kh; i++, ri += rs)                                                 \
+                    for (j = 0; j < nwr; j++)                                                      \
+                        acc = gf_sdot4_##SFX(acc, gf_simd_ldu(ri + 4 * j), *wi++);                 \
+                STORE(ox, acc);                                                                    \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+#define GF_SIMD_DW_RQ(ox, acc) GF_RQ_ONE(yr, ox, acc)
+#define GF_SIMD_DW_I32(ox, acc) (yw[ox] = (acc))
+#define GF_SIMD_DW_ROW(SFX)                                                                        \
+    static GF_NOINLINE void gf_dw_row_##SFX(const uint8_t *p, int32_t rs, int32_t sx, int32_t n, const uint32_t *W, \
+                                            int32_t kh, int32_t nwr, int32_t b0, const gf_rqc_t *rc, void *y) \
+    {                                                                                              \
+        if (rc) {                                                                                  \
+            GF_RQ_DECL(rc);                                                                        \
+            uint8_t *const yr = (uint8_t *)y;                                                      \
+            GF_SIMD_DW_LOOPS(SFX, GF_SIMD_DW_RQ);                                                  \
+        } else {                                                                                   \
+            int32_t *const yw = (int32_t *)y;                                                      \
+            GF_SIMD_DW_LOOPS(SFX, GF_SIMD_DW_I32);                                                 \
+        }                                                                                          \
+    }
+GF_SIMD_DW_ROW(ss)
+GF_SIMD_DW_ROW(us)
+
+#define GF_SIMD_DW(XT, SFX)                                                                        \
+    static GF_NOINLINE void gf_dw_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s, \
+                                             const gf_requant_t *rq, void *y, int32_t pa, int32_t pb, uint8_t *col, \
+                                             uint32_t col_bytes)                                   \
+    {                                                                                              \
+        const int32_t kh = s->kh, kw = s->kw, nwr = (kw + 3) >> 2, sy = s->sy;                     \
+        const int32_t span = (kh - 1) * s->dy + 1, wb = gf_simd_dw_row_bytes(s), off = -s->pl & 3; \
+        const int32_t nbuf = (int32_t)(col_bytes / (uint32_t)wb), nr = (nbuf - span) / sy + 1;     \
+        const int32_t ow = s->ow, hw = s->h * s->w, ohw = s->oh * ow, esz = rq ? 1 : 4;            \
+        const int32_t room = wb - off - s->pl;                                                     \
+        const int32_t ncopy = s->w < room ? (s->w > 0 ? s->w : 0) : (room > 0 ? room : 0);         \
+        const int32_t oya = pa / ow, oyb = (pb - 1) / ow;                                          \
+        uint8_t *const din = col + off + s->pl; /* input column 0 of buffer row 0 (word-aligned) */ \
+        int32_t c, oy0, oy, r, i, j;                                                               \
+        if (pa >= pb)                                                                              \
+            return;                                                                                \
+        gf_simd_dw_fill(col, NULL, nbuf * wb);                                                     \
+        for (c = 0; c < s->c; c++) {                                                               \
+            const uint8_t *xc = (const uint8_t *)(x + (size_t)c * hw);                             \
+            const int8_t *wc = w + (size_t)c * kh * kw;                                            \
+            uint32_t W[GF_SIMD_DW_WORDS];                                                          \
+            gf_rqc_t rcb;                                                                          \
+            const gf_rqc_t *rc = NULL;                                                             \
+            int32_t b0 = bias ? bias[c] : 0;                                                       \
+            for (i = 0; i < kh; i++)                                                               \
+                for (j = 0; j < nwr; j++) {                                                        \
+                    uint32_t v = 0;                                                                \
+                    for (r = 3; r >= 0; r--)                                                       \
+                        v = v << 8 | (4 * j + r < kw ? (uint8_t)wc[i * kw + 4 * j + r] : 0u);      \
+                    W[i * nwr + j] = v;                                                            \
+                }                                                                                  \
+            if (rq) { /* the bias folded into the constants: the sums start at 0 */                \
+                gf_rqc_init_bias(&rcb, rq, gf_rq_channel(rq, c), b0);                              \
+                rc = &rcb, b0 = 0;                                                                 \
+            }                                                                                      \
+            for (oy0 = oya; oy0 <= oyb; oy0 += nr) {                                               \
+                const int32_t oy1 = oy0 + nr <= oyb + 1 ? oy0 + nr : oyb + 1;                      \
+                const int32_t nrow = (oy1 - 1 - oy0) * sy + span;                                  \
+                for (r = 0; r < nrow; r++) {                                                       \
+                    const int32_t iy = oy0 * sy + r - s->pt;                                       \
+                    gf_simd_dw_fill(din + (size_t)r * wb, iy >= 0 && iy < s->h ? xc + (size_t)iy * s->w : NULL, ncopy); \
+                }                                                                                  \
+                for (oy = oy0; oy < oy1; oy++) {                                                   \
+                    const int32_t xa = oy == oya ? pa - oya * ow : 0, xb = oy == oyb ? pb - oyb * ow : ow; \
+                    const size_t yo = (size_t)c * ohw + (size_t)oy * ow + (size_t)xa;              \
+                    gf_dw_row_##SFX(col + (size_t)(oy - oy0) * sy * wb + off + xa * s->sx, s->dy * wb, s->sx, \
+                                    xb - xa, W, kh, nwr, b0, rc, (uint8_t *)y + yo * (size_t)esz);  \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+GF_SIMD_DW(int8_t, ss)
+GF_SIMD_DW(uint8_t, us)
+
 void gf_conv2d_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
                     const gf_requant_t *rq, void *y, int32_t p0, int32_t p1, uint8_t *col, uint32_t col_bytes)
 {
+    if (gf_simd_dw_col_bytes(s) && col_bytes >= gf_simd_dw_min_bytes(s)) { /* depthwise: sliding windows */
+        if (in_t == GF_U8)
+            gf_dw_simd_us((const uint8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
+        else
+            gf_dw_simd_ss((const int8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
+        return;
+    }
     if (in_t == GF_U8)
         gf_conv_simd_us((const uint8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
     else
@@ -274,8 +520,10 @@ void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const 
                         cq[t] = (uint8_t)*bq;                                                      \
                         sum += (uint32_t)(int32_t)*bq;                                             \
                     }                                                                              \
-                    for (; t < k4; t++)                                                            \
+                    for (; t < k4; t++) { /* GF_KEEP: no memset call (byte-wise in pulpos) */ \
+                        GF_KEEP(t);                                                                \
                         cq[t] = 0;                                                                 \
+                    }                                                                              \
                     sb[q] = sum * (uint32_t)za;                                                    \
                 }                                                                                  \
                 for (i = 0; i < m; i++) {                                                          \

@@ -67,6 +67,13 @@
 #define GF_SIMD_PIX 4
 #define GF_SIMD_CONV_COL_BYTES 2048u
 #define GF_SIMD_CONV_PIX_MAX 16u
+/* The depthwise kernel's buffer: rows of the zero-padded input plane of one channel, each row
+ * round4(3 + (ow-1)*sx + 4*ceil(kw/4)) bytes; every row the tile needs if that fits
+ * GF_SIMD_DW_COL_BYTES, else as many as fit it (at least the kernel's (kh-1)*dy+1). Kernels of up to
+ * GF_SIMD_DW_WORDS words (kh * ceil(kw/4): 7x7 is 14). codegen/gap9/tiling.py SIMD_DW_COL_BYTES and
+ * SIMD_DW_WORDS mirror them. */
+#define GF_SIMD_DW_COL_BYTES 2048u
+#define GF_SIMD_DW_WORDS 16
 
 /* The name of the implementation (printed by the programs that use it). */
 #if defined(GF_SIMD_BUILTINS)
@@ -95,6 +102,33 @@ static inline uint32_t gf_simd_ld4(const uint8_t **p)
 #endif
     *p = q;
     return v;
+}
+
+/* The 4 bytes at p (any alignment), no increment. Under GF_SIMD_INSN a plain lw whose address the
+ * compiler forms (base + constant offset folded in); the cluster cores split misaligned loads. */
+static inline uint32_t gf_simd_ldu(const uint8_t *p)
+{
+#if defined(GF_SIMD_INSN)
+    uint32_t v;
+    __asm__("lw %0, %1" : "=r"(v) : "m"(*(const uint32_t *)(const void *)p));
+    return v;
+#elif defined(GF_SIMD_BUILTINS)
+    return *(const uint32_t *)(const void *)p;
+#else
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+#endif
+}
+
+/* Store the 4 bytes of v at p (any alignment). */
+static inline void gf_simd_stu(uint8_t *p, uint32_t v)
+{
+#if defined(GF_SIMD_INSN)
+    __asm__ volatile("sw %1, %0" : "=m"(*(uint32_t *)(void *)p) : "r"(v));
+#elif defined(GF_SIMD_BUILTINS)
+    *(uint32_t *)(void *)p = v;
+#else
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+#endif
 }
 
 #if defined(GF_SIMD_PORTABLE)

@@ -15,7 +15,8 @@
  * GF_SIMD_KERNELS (plan.json build.defines of a project generated with --kernels simd; with
  * GF_K_SIMD): the convolutions, linear, linear_rows and matmul run the SIMD kernels of gf_simd.c
  * instead, the same integers; conv and matmul use the core's work buffer a->u.col, planned in L1
- * (a convolution the tiler gave none, a depthwise one, keeps its portable kernel).
+ * (a convolution the tiler gave none, e.g. a depthwise one with column dilation, keeps its portable
+ * kernel; depthwise ones with a buffer run the sliding-window kernel on the core's channels).
  */
 #include "gf_gap9.h"
 
@@ -25,13 +26,14 @@
 #error "GF_SIMD_KERNELS needs GF_K_SIMD (the SIMD kernels of gf_simd.c)"
 #endif
 
-#ifdef GF_SIMD_KERNELS /* the layers the tiler gave an im2col buffer (not depthwise ones) */
+#ifdef GF_SIMD_KERNELS /* the layers the tiler gave a work buffer */
 #define GF_TILE_CONV(kernel)                                                                       \
     do {                                                                                           \
-        if (a->u.col) { /* e0, n: this core and the cores sharing the tile's pixels */              \
-            const int32_t np_ = a->s.oh * a->s.ow;                                                 \
-            gf_conv2d_simd(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, a->e0 * np_ / a->n,    \
-                           (a->e0 + 1) * np_ / a->n, a->u.col, a->L->buf_col);                     \
+        if (a->u.col) { /* e0, n: this core and the cores sharing the tile's pixels; depthwise     \
+                           (coupled): the executor split the channels, every pixel */               \
+            const int32_t np_ = a->s.oh * a->s.ow, dw_ = a->L->coupled;                            \
+            gf_conv2d_simd(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, dw_ ? 0 : a->e0 * np_ / a->n, \
+                           dw_ ? np_ : (a->e0 + 1) * np_ / a->n, a->u.col, a->L->buf_col);         \
         }                                                                                          \
         else                                                                                       \
             kernel(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y);                              \

@@ -616,8 +616,10 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     int32_t grouped = !L->coupled && L->s.groups > 1;
     int32_t unit = grouped ? L->s.o / L->s.groups : 1;
     int32_t units = T->con / unit;
-    /* SIMD convolution: every channel of the tile, the cores split its output pixels (the adapter) */
-    int32_t u0 = L->buf_col ? 0 : core * units / ncores, u1 = L->buf_col ? units : (core + 1) * units / ncores;
+    /* SIMD convolution: every channel of the tile, the cores split its output pixels (the adapter);
+     * the SIMD depthwise one (coupled) splits the channels like the portable kernels */
+    int32_t psplit = L->buf_col && !L->coupled;
+    int32_t u0 = psplit ? 0 : core * units / ncores, u1 = psplit ? units : (core + 1) * units / ncores;
     if (u0 == u1)
         return;
     int32_t co0 = u0 * unit, con = (u1 - u0) * unit;

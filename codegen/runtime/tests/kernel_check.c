@@ -230,12 +230,15 @@ static int run_case(const case_t *c, void *out)
             /* the planned buffer size, or 1 to 3 pixels per pass (by the case's K); two calls over
              * disjoint pixel ranges, as two cores would */
             const int32_t K = s.c / s.groups * s.kh * s.kw, k4 = (K + 3) & ~3, third = s.oh * s.ow / 3;
-            const uint32_t nb = K % 4 == 0 ? gf_simd_conv_col_bytes(K) : (uint32_t)(k4 * (1 + K % 3));
+            /* depthwise: the first call with the smallest buffer (a pass per output row), the second
+             * with the planned one */
+            const uint32_t dw = gf_simd_dw_col_bytes(&s);
+            const uint32_t nb = dw ? dw : K % 4 == 0 ? gf_simd_conv_col_bytes(K) : (uint32_t)(k4 * (1 + K % 3));
             uint8_t *col = (uint8_t *)malloc(nb);
             if (!col)
                 return -1;
             gf_conv2d_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out, 0, third,
-                           col, nb);
+                           col, dw ? gf_simd_dw_min_bytes(&s) : nb);
             gf_conv2d_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out, third,
                            s.oh * s.ow, col, nb);
             free(col);
