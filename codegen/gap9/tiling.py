@@ -44,6 +44,10 @@ SIMD_CONV_COL_BYTES = 2048  # the SIMD conv's im2col buffer: as many pixels as f
 SIMD_CONV_PIX_MAX = 16  # 1 to GF_SIMD_CONV_PIX_MAX of them
 SIMD_DW_COL_BYTES = 2048  # the SIMD depthwise kernel's rows of the padded input plane (GF_SIMD_DW_COL_BYTES)
 SIMD_DW_WORDS = 16  # its largest kernel: kh * ceil(kw / 4) words (GF_SIMD_DW_WORDS)
+# depthwise layers with fewer output pixels keep the portable kernel: the SIMD one's per-channel set-up
+# (kernel words, requantization constants, the padded rows) outweighs its pixels there (gvsoc siracusa,
+# thirdparty_mobilenet_v1: 4x4 and 2x2 maps 5-12 % slower, 8x8 and larger faster; docs/gap9.md)
+SIMD_DW_MIN_PIXELS = 32
 
 
 def simd_col_bytes(k: int) -> int:
@@ -347,10 +351,11 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False,
     g = conv_geometry(step, net, pack)
     hw = budgets.hw
     # depthwise (one input channel per group): the SIMD sliding-window kernel where it applies
-    # (simd_dw_col_bytes), else the portable one (through im2col it measured slower on gvsoc,
+    # (simd_dw_col_bytes) and the map is not tiny (SIMD_DW_MIN_PIXELS), else the portable one (through im2col it measured slower on gvsoc,
     # docs/gap9.md, "SIMD kernels")
     depthwise = g.groups > 1 and g.c // g.groups == 1
-    dw = simd and bool(g.w_per_channel) and depthwise and simd_dw_col_bytes(g, 1, 1) > 0
+    dw = simd and bool(g.w_per_channel) and depthwise and simd_dw_col_bytes(g, 1, 1) > 0 \
+        and g.oh * g.ow >= SIMD_DW_MIN_PIXELS
     col = simd_conv_col_bytes(g.w_per_channel) if simd and g.w_per_channel and not depthwise else 0
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
