@@ -1707,7 +1707,9 @@ int pi_cluster_send_task_to_cl(struct pi_device *dev, struct pi_cluster_task *ta
         gf_fail("pi_cluster_send_task_to_cl: the device is not the open cluster (pi_cluster_open)");
     if (task == NULL || task->gf_magic != MAGIC_TASK || task->entry == NULL)
         gf_fail("pi_cluster_send_task_to_cl: the task was not initialised with pi_cluster_task");
+    excl_begin(); /* sizing and painting the controller's emulated stack: emulator work, not the program's */
     size_stacks(task);
+    excl_end();
     g_task = task;
     g_in_task = 1;
     g_nrecs = 0; /* the task's per-layer records (gf_emu_layer_end) */
@@ -1744,7 +1746,9 @@ int pi_cluster_send_task_to_cl(struct pi_device *dev, struct pi_cluster_task *ta
 #else
     ctx_switch(&g_fc_ctx, &g_cc_ctx);
 #endif
+    excl_begin(); /* the emulator's end-of-task checks */
     check_task_end();
+    excl_end();
     g_cur_core = GF_EMU_FC_CORE;
     g_in_task = 0;
     return 0;
