@@ -249,8 +249,8 @@ def test_the_model_reproduces_stored_measurements_of_a_held_out_network(target, 
     graph = walk_network_info(extracted("padding_cnn"))
     rows = {r["index"]: r for r in cc.read_samples(cc.SAMPLES, target) if r["network"] == "padding_cnn"}
     assert len(rows) == 5  # three 3x3 convolutions, the max pooling, the classifier
-    first = cost.first_cluster_layer(graph)
-    assert first == 1 and [r["first_task"] for _, r in sorted(rows.items())] == \
+    starts = cost.task_starts(graph)  # one cluster task: the convolutions, the pooling and the classifier
+    assert starts == {1} and [r["task_first"] for _, r in sorted(rows.items())] == \
         ([1, 0, 0, 0, 0] if target == "gap9-qemu" else [0] * 5)
     for i, r in rows.items():
         node = graph.nodes[i]
@@ -261,5 +261,5 @@ def test_the_model_reproduces_stored_measurements_of_a_held_out_network(target, 
             assert (t.tiles, cores) == (r["tiles"], r["cores"])
         x = cost.features(node, r["tiles"], r["cores"], plan)
         assert x == pytest.approx(r["x"], rel=1e-3, abs=1e-3), node.name
-        p = cost.predict_instructions(node, target, r["tiles"], r["cores"], plan, i == first)
+        p = cost.predict_instructions(node, target, r["tiles"], r["cores"], plan, i in starts)
         assert abs(p - r["y"]) / r["y"] <= cc.TARGET_MAX, (node.name, p, r["y"])

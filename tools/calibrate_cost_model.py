@@ -13,18 +13,19 @@ padded-border outputs, tail-pixel MACs, tiles, a constant, MACs on the convoluti
 per-pixel path and channel-tail blocks, the per-pixel path's loop iterations, unpacked sub-8-bit
 weights, pooling window reads, requantization paths; the busiest core's on the cluster) from the
 graph walker, so the fitted model predicts from what an estimate knows. gap9-qemu adds
-model.GAP9_EXTRA (rv32_work: the rv32 fit's instructions for the busiest core's share; first_task:
-the program's first cluster layer) and fits model.GAP9_FITTED only. --profile-run reads
+model.GAP9_EXTRA (rv32_work: the rv32 fit's instructions for the busiest core's share; task_first:
+the first layer of each cluster task, model.task_starts, checked against the run's plan.json gap9.tasks)
+and fits model.GAP9_FITTED only. --profile-run reads
 tools/profile_suite.py or tools/sweep.py outputs (layers.csv; the extracted networks under runs/,
 or extracted here into --networks-dir when a run kept only its CSVs, as docs/profiles does);
 without it the samples stored in gapforge/characterize/calibration/samples.csv (the calibration's
 training data, written by --write) are refitted. One non-negative least-squares fit per kernel
 minimises the relative error
 on the training networks (--held-out names the others; they are never used for fitting); the
-requantization paths and first_task have one coefficient shared by every kernel. Prints,
+requantization paths and task_first have one coefficient shared by every kernel. Prints,
 per target and kernel, the median and maximum relative error per layer on the held-out networks,
 and (with --profile-run) checks that the model's DMA bytes and tiles equal gap9-emu's measured
-ones. --write stores gapforge/characterize/calibration/<target>.json (coefficients, features,
+ones (on the networks extracted for the fit). --write stores gapforge/characterize/calibration/<target>.json (coefficients, features,
 training networks, the held-out error table) and samples.csv. Exit codes: 0 done; 2 bad input.
 """
 
@@ -52,7 +53,7 @@ HELD_OUT = ["attention_core", "bn_cnn", "densenet_block", "implicit_add", "kws_c
 TARGET_MEDIAN, TARGET_MAX = 0.10, 0.25
 SAMPLES = cost.CALIBRATION_DIR / "samples.csv"
 SAMPLE_COLUMNS = ["target", "network", "index", "layer", "kernel", "class", "measured", "tiles", "cores",
-                  "first_task", *cost.FEATURES]
+                  "task_first", *cost.FEATURES]
 
 
 def network_dir(run: Path, net: str, extracted: Path) -> Path:
@@ -83,17 +84,32 @@ def network_dir(run: Path, net: str, extracted: Path) -> Path:
     return d
 
 
+def task_starts(network: Path, graph) -> frozenset[int]:
+    """model.task_starts of a network's graph; where the gap9-qemu project that measured it is kept beside the
+    extracted ``network`` (profile_suite's and sweep's runs/NET/), its plan.json gap9.tasks must agree (the model
+    plans the tasks as the generator did)."""
+    starts = cost.task_starts(graph)
+    plan = network.parent / "gap9-qemu" / "plan.json"
+    if plan.is_file():
+        ran = frozenset(t["steps"][0] for t in json.loads(plan.read_text()).get("gap9", {}).get("tasks", []) if t["steps"])
+        if ran != starts:
+            raise GapforgeError(f"{plan}: the tasks start at steps {sorted(ran)}, the model plans {sorted(starts)} "
+                                "(a run of another generator version?)")
+    return starts
+
+
 def samples(run: Path, layers: list[dict], target: str, extracted: Path | None = None) -> list[dict]:
     graphs: dict[str, object] = {}
-    first: dict[str, int | None] = {}
+    starts: dict[str, frozenset[int]] = {}
     out = []
     for r in layers:
         if r["target"] != target or not r["kernel"] or not r[TARGETS[target]]:
             continue
         net = r["network"]
         if net not in graphs:
-            graphs[net] = walk_network_info(network_dir(run, net, extracted or run / "runs"))
-            first[net] = cost.first_cluster_layer(graphs[net]) if target == "gap9-qemu" else None
+            d = network_dir(run, net, extracted or run / "runs")
+            graphs[net] = walk_network_info(d)
+            starts[net] = task_starts(d, graphs[net]) if target == "gap9-qemu" else frozenset()
         i = int(r["index"])
         node = graphs[net].nodes[i]
         tiles = int(r["tiles"]) if r["tiles"] else 1
@@ -104,7 +120,7 @@ def samples(run: Path, layers: list[dict], target: str, extracted: Path | None =
             plan = t.extra if "resident" in t.extra else None
         out.append({"target": target, "network": net, "index": int(r["index"]), "layer": r["name"],
                     "kernel": r["kernel"], "y": float(r[TARGETS[target]]), "tiles": tiles, "cores": cores,
-                    "first_task": int(i == first[net]), "x": cost.features(node, tiles, cores, plan),
+                    "task_first": int(i in starts[net]), "x": cost.features(node, tiles, cores, plan),
                     "class": cost.kernel_class(node)})
     return out
 
@@ -119,7 +135,7 @@ def layers_csv(run: Path) -> Path:
 
 def write_samples(path: Path, data: list[dict]) -> None:
     rows = [{**{k: r[k] for k in ("target", "network", "index", "layer", "kernel", "class", "tiles", "cores",
-                                  "first_task")},
+                                  "task_first")},
              "measured": int(r["y"]), **{f: (int(v) if float(v).is_integer() else round(v, 4))
                                          for f, v in zip(cost.FEATURES, r["x"])}} for r in data]
     prof_rows.write_csv(path, SAMPLE_COLUMNS, rows)
@@ -129,23 +145,23 @@ def read_samples(path: Path, target: str) -> list[dict]:
     if not path.is_file():
         raise GapforgeError(f"{path}: missing (give --profile-run DIR to build the samples)")
     rows = prof_rows.read_csv(path)
-    missing = [f for f in ("first_task", *cost.FEATURES) if rows and f not in rows[0]]
+    missing = [f for f in ("task_first", *cost.FEATURES) if rows and f not in rows[0]]
     if missing:
         raise GapforgeError(f"{path}: no column {missing[0]} (samples of an older feature set: rebuild them "
                             f"with --profile-run DIR --write)")
     return [{"target": target, "network": r["network"], "index": int(r["index"]), "layer": r["layer"],
              "kernel": r["kernel"], "class": r["class"], "y": float(r["measured"]), "tiles": int(r["tiles"]),
-             "cores": int(r["cores"]), "first_task": int(r["first_task"]), "x": [float(r[f]) for f in cost.FEATURES]}
+             "cores": int(r["cores"]), "task_first": int(r["task_first"]), "x": [float(r[f]) for f in cost.FEATURES]}
             for r in rows if r["target"] == target]
 
 
-# one coefficient for every kernel: the same requantization code paths, the same first cluster task
-SHARED = ("rq_slow", "rq_amb", "first_task")
+# one coefficient for every kernel: the same requantization code paths, the same per-task FC work
+SHARED = ("rq_slow", "rq_amb", "task_first")
 
 
 def with_gap9_extra(data: list[dict], rv32_kernels: dict) -> list[dict]:
     """gap9-qemu samples with model.GAP9_EXTRA appended to their features (rv32_work from ``rv32_kernels``)."""
-    return [{**r, "x": r["x"] + cost.gap9_extra(r["kernel"], r["class"], r["x"], r["first_task"], rv32_kernels)}
+    return [{**r, "x": r["x"] + cost.gap9_extra(r["kernel"], r["class"], r["x"], r["task_first"], rv32_kernels)}
             for r in data]
 
 
@@ -218,13 +234,16 @@ def calibrate(data: list[dict], held_out: list[str]) -> tuple[dict, list[dict]]:
     return kernels, errors
 
 
-def dma_check(run: Path, layers: list[dict]) -> tuple[int, list[str]]:
-    """Layers where the GAP9 model's bytes per level and tiles equal gap9-emu's measured ones."""
+def dma_check(run: Path, layers: list[dict], extracted: Path | None = None) -> tuple[int, list[str]]:
+    """Layers where the GAP9 model's bytes per level and tiles equal gap9-emu's measured ones (networks of the
+    run's runs/, else of ``extracted``; networks in neither are skipped)."""
     gap9 = profiles.load("gap9")
     ok, bad = 0, []
     for net in sorted({r["network"] for r in layers if r["target"] == "gap9-emu"}):
         d = run / "runs" / net / "network"
-        if not d.is_dir():
+        if not d.is_dir() and extracted is not None:
+            d = extracted / net / "network"
+        if not (d / "network_info.json").is_file():
             continue
         ests = cost.estimate(walk_network_info(d), gap9)
         measured = [r for r in layers if r["network"] == net and r["target"] == "gap9-emu"]
@@ -324,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         write_samples(SAMPLES, all_samples)
         print(f"  wrote {SAMPLES} ({len(all_samples)} samples)")
     for run in runs:
-        if (run / "runs").is_dir():
-            ok, bad = dma_check(run, prof_rows.read_csv(layers_csv(run)))
+        rows = prof_rows.read_csv(layers_csv(run))
+        if any(r["target"] == "gap9-emu" for r in rows):
+            ok, bad = dma_check(run, rows, extracted)
             print(f"\nGAP9 model vs gap9-emu measured ({run}): {ok} tiled layers with equal DMA bytes per level "
                   f"and tiles, {len(bad)} different" + (f" ({', '.join(bad[:5])})" if bad else ""))
             report.setdefault("dma_check", {}).setdefault("equal", 0)

@@ -41,19 +41,19 @@ PER_CORE = ("macs", "out_elems", "in_elems", "rows", "border", "tail", "slow_mac
 
 # gap9-qemu only: rv32_work, the rv32 model's instructions for the busiest core's share (the cluster
 # cores run the same portable kernels as the rv32 program): the per-core work the gap9 fit scales and
-# corrects; first_task: 1 on the program's first layer that runs on the cluster (first_cluster_layer),
-# whose FC share is about 7,450 instructions larger than any other layer's on every measured network:
-# emulator work the counts include (pi_cluster_send_task_to_cl's size_stacks allocates the controller's
-# emulated stack on its first use, outside excl_begin / excl_end; docs/characterize.md).
-GAP9_EXTRA = ("rv32_work", "first_task")
+# corrects; task_first: 1 on the first layer of each cluster task (task_starts: the program's tasks,
+# codegen/gap9/program.py cluster_tasks), which carries the FC's share of the whole task (setting up and
+# sending it, waiting for it: codegen/results.py attributes it to the task's first step), the task's
+# other layers only their cluster share.
+GAP9_EXTRA = ("rv32_work", "task_first")
 NOT_WORK = ("tiles", "one")  # per-layer and per-tile costs of the rv32 program: not part of a core's work
 # The features the gap9-qemu fit uses (the others keep coefficient 0): the executor's own costs (per
-# layer, per tile, unpacking, the first task), rv32_work, and corrections on the convolution paths the
+# layer, per tile, unpacking, per task), rv32_work, and corrections on the convolution paths the
 # per-core channel split reaches more than the rv32 programs do (a core with 1 of 8 channels runs
 # channel tails and per-pixel blocks of 1 channel). Everything else of a core's work (outputs, inputs,
 # rows, borders, pooling windows, requantization paths) is priced by rv32_work alone: fitting those
 # again on the cluster counted them twice (gf_rq_amb at 132 instructions per output instead of ~10).
-GAP9_FITTED = ("tiles", "one", "unpack", "macs", "slow_macs", "ctail_macs", "pix_iters", "rv32_work", "first_task")
+GAP9_FITTED = ("tiles", "one", "unpack", "macs", "slow_macs", "ctail_macs", "pix_iters", "rv32_work", "task_first")
 
 
 def rv32_work(kernel: str, cls: str, x: list[float], kernels: dict | None = None) -> float:
@@ -67,18 +67,23 @@ def rv32_work(kernel: str, cls: str, x: list[float], kernels: dict | None = None
     return max(0.0, sum(c * v for c, v, f in zip(entry["coef"], x, FEATURES) if f not in NOT_WORK))
 
 
-def gap9_extra(kernel: str, cls: str, x: list[float], first_task: bool, kernels: dict | None = None) -> list[float]:
+def gap9_extra(kernel: str, cls: str, x: list[float], task_first: bool, kernels: dict | None = None) -> list[float]:
     """The GAP9_EXTRA features of a layer with FEATURES ``x`` (``kernels``: the rv32 fit, default the stored one)."""
-    return [rv32_work(kernel, cls, x, kernels), float(bool(first_task))]
+    return [rv32_work(kernel, cls, x, kernels), float(bool(task_first))]
 
 
-def first_cluster_layer(graph: Graph) -> int | None:
-    """The index of the first node the GAP9 executor runs on the cluster (its plan's tiling is not
-    ``fc``): the program's first cluster task (GAP9_EXTRA first_task). None if every node runs on the FC."""
-    for i in range(len(graph.nodes)):
-        if tiling_mod.STRATEGIES["gap9"](graph, i, None).extra.get("tiling") != "fc":
-            return i
-    return None
+def task_starts(graph: Graph, profile: Profile | None = None) -> frozenset[int]:
+    """The indices of the nodes that start a GAP9 cluster task (GAP9_EXTRA task_first): the first step of every
+    task of the GAP9 program (tiling.gap9_tasks: codegen's own task grouping, planned as the gap9 strategy plans
+    the graph). A PyTorch graph (no plan; every node on the cluster) is cut every TASK_MAX_LAYERS nodes."""
+    from codegen.gap9.program import TASK_MAX_LAYERS
+
+    if graph.plan is None:
+        return frozenset(range(0, len(graph.nodes), TASK_MAX_LAYERS))
+    extra = graph.nodes[0].extra
+    name = extra.get("platform") or (profile.platform if profile is not None else None)
+    tasks = tiling_mod.gap9_tasks(graph, extra.get("l1_budget"), extra.get("l2_budget"), name)
+    return frozenset(t[0] for t in tasks if t)
 
 
 def kernel_class(node: Node) -> str:
@@ -139,9 +144,9 @@ def calibration(model: str) -> dict | None:
 
 
 def predict_instructions(node: Node, model: str, tiles: int, cores: int = 1, gap9: dict | None = None,
-                         first_task: bool = False) -> float | None:
-    """Calibrated instructions of the node (gap9-qemu: its critical path on the cluster; ``first_task``:
-    the node is the program's first cluster layer), or None without a calibration. Kernels not in the
+                         task_first: bool = False) -> float | None:
+    """Calibrated instructions of the node (gap9-qemu: its critical path on the cluster; ``task_first``:
+    the node starts a cluster task, task_starts), or None without a calibration. Kernels not in the
     calibration use their geometry class's fit."""
     cal = calibration(model)
     if cal is None:
@@ -153,7 +158,7 @@ def predict_instructions(node: Node, model: str, tiles: int, cores: int = 1, gap
         return None
     x = features(node, tiles, cores if model == "gap9-qemu" else 1, gap9)
     if model == "gap9-qemu":
-        x = x + gap9_extra(node.extra.get("kernel", ""), kernel_class(node), x, first_task)
+        x = x + gap9_extra(node.extra.get("kernel", ""), kernel_class(node), x, task_first)
     return max(0.0, sum(c * v for c, v in zip(coef["coef"], x)))
 
 
@@ -189,18 +194,18 @@ def _level_of(profile: Profile, name: str):
     return None
 
 
-def estimate_node(graph: Graph, i: int, profile: Profile, first_cluster: int | None = -1) -> Estimate:
-    """``first_cluster``: first_cluster_layer(graph) (-1: computed here when the profile needs it)."""
+def estimate_node(graph: Graph, i: int, profile: Profile, starts: frozenset[int] | None = None) -> Estimate:
+    """``starts``: task_starts(graph, profile) (None: computed here when the profile needs it)."""
     node = graph.nodes[i]
     t = tiling_mod.STRATEGIES[profile.strategy](graph, i, profile)
     ins = profile.instructions
     instr = None
     if ins is not None and not (ins["model"] == "gap9-qemu" and t.extra.get("tiling") == "fc"):
         gap9 = ins["model"] == "gap9-qemu"
-        if gap9 and first_cluster == -1:
-            first_cluster = first_cluster_layer(graph)
+        if gap9 and starts is None:
+            starts = task_starts(graph, profile)
         instr = predict_instructions(node, ins["model"], t.tiles, t.extra.get("cores", profile.units),
-                                     t.extra if gap9 and "resident" in t.extra else None, gap9 and i == first_cluster)
+                                     t.extra if gap9 and "resident" in t.extra else None, gap9 and i in starts)
     if instr is not None:
         compute = instr / ins["instructions_per_cycle"]["value"]
     else:
@@ -230,8 +235,8 @@ def estimate_node(graph: Graph, i: int, profile: Profile, first_cluster: int | N
 
 def estimate(graph: Graph, profile: Profile) -> list[Estimate]:
     ins = profile.instructions
-    first = first_cluster_layer(graph) if ins is not None and ins["model"] == "gap9-qemu" else None
-    return [estimate_node(graph, i, profile, first) for i in range(len(graph.nodes))]
+    starts = task_starts(graph, profile) if ins is not None and ins["model"] == "gap9-qemu" else frozenset()
+    return [estimate_node(graph, i, profile, starts) for i in range(len(graph.nodes))]
 
 
 def totals(ests: list[Estimate]) -> dict:

@@ -156,14 +156,13 @@ def kpu_wavefront(graph, i, profile) -> Tiles:
 
 # -- GAP9: the real tiler on network_info graphs -------------------------------------------------------
 
-def gap9_layers(graph, l1_budget: int | None = None, l2_budget: int | None = None,
-                platform: str | None = None) -> list[dict]:
-    """The GAP9 plan's per-step rows (plan.json gap9.layers) of a network_info graph, planned for
-    the hardware-model entry ``platform`` (codegen/gap9/hw.py PLATFORMS; None: gap9)."""
+def _gap9_plan(graph, l1_budget: int | None, l2_budget: int | None, platform: str | None) -> tuple[list, list]:
+    """(plan.json gap9.layers rows, the cluster tasks' step lists: plan.json gap9.tasks steps) of a network_info
+    graph from codegen's build_gap9_program (cached on the graph)."""
     from codegen.gap9.hw import platform as hw_platform
 
     hw = hw_platform(platform)
-    key = ("gap9_layers", hw.name, l1_budget, l2_budget)
+    key = ("gap9_plan", hw.name, l1_budget, l2_budget)
     if key not in graph.nodes[0].extra:
         from codegen.gap9.program import build_gap9_program
         from gapforge.characterize.graph import case_dir
@@ -174,8 +173,22 @@ def gap9_layers(graph, l1_budget: int | None = None, l2_budget: int | None = Non
         finally:
             if tmp is not None:
                 tmp.cleanup()
-        graph.nodes[0].extra[key] = g9.placement.layers
+        graph.nodes[0].extra[key] = (g9.placement.layers, [list(t) for t in g9.tasks])
     return graph.nodes[0].extra[key]
+
+
+def gap9_layers(graph, l1_budget: int | None = None, l2_budget: int | None = None,
+                platform: str | None = None) -> list[dict]:
+    """The GAP9 plan's per-step rows (plan.json gap9.layers) of a network_info graph, planned for
+    the hardware-model entry ``platform`` (codegen/gap9/hw.py PLATFORMS; None: gap9)."""
+    return _gap9_plan(graph, l1_budget, l2_budget, platform)[0]
+
+
+def gap9_tasks(graph, l1_budget: int | None = None, l2_budget: int | None = None,
+               platform: str | None = None) -> list[list[int]]:
+    """The GAP9 program's cluster tasks (plan.json gap9.tasks: the step indices of each, codegen/gap9/program.py
+    cluster_tasks) of a network_info graph, as gap9_layers plans it."""
+    return _gap9_plan(graph, l1_budget, l2_budget, platform)[1]
 
 
 def gap9_regime(row: dict) -> str:
