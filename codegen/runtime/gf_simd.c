@@ -438,52 +438,55 @@ void gf_conv2d_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32
 
 /* ---- linear ---------------------------------------------------------------------------------- */
 
+/* rows x (k -> o): per block of 4 output features the requantization constants once, then every row
+ * (a row's output at y + r * out_row bytes). */
 #define GF_SIMD_LINEAR(XT, SFX)                                                                    \
-    static void gf_linear_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,   \
-                                     const gf_requant_t *rq, void *y)                              \
+    static void gf_linear_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, int32_t rows, int32_t k, \
+                                     int32_t o, const gf_requant_t *rq, void *y, size_t out_row)   \
     {                                                                                              \
         const int32_t nw = k >> 2;                                                                 \
-        int32_t c, r, t;                                                                           \
+        int32_t c, r, t, i;                                                                        \
         for (c = 0; c < o;) {                                                                      \
             const int32_t R = o - c >= 4 ? 4 : 1;                                                  \
             const int8_t *wc = w + (size_t)c * k;                                                  \
             gf_rqc_t rcb[4];                                                                       \
             const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, c, R);                                       \
-            int32_t acc[4];                                                                        \
-            for (r = 0; r < R; r++)                                                                \
-                acc[r] = bias ? bias[c + r] : 0;                                                   \
-            if (R == 4)                                                                            \
-                gf_simd_dot4r_##SFX((const uint8_t *)x, (const uint8_t *)wc, k, nw, acc);          \
-            else                                                                                   \
-                acc[0] = gf_simd_dot1_##SFX((const uint8_t *)x, (const uint8_t *)wc, nw, acc[0]);  \
-            for (t = 4 * nw; t < k; t++)                                                           \
+            for (i = 0; i < rows; i++) {                                                           \
+                const XT *xi = x + (size_t)i * (size_t)k;                                          \
+                void *yi = (uint8_t *)y + (size_t)i * out_row;                                     \
+                int32_t acc[4];                                                                    \
                 for (r = 0; r < R; r++)                                                            \
-                    acc[r] += wc[(size_t)r * k + t] * (int32_t)x[t];                               \
-            for (r = 0; r < R; r++)                                                                \
-                gf_simd_store(rc ? rc + r : NULL, y, (size_t)(c + r), acc[r]);                     \
+                    acc[r] = bias ? bias[c + r] : 0;                                               \
+                if (R == 4)                                                                        \
+                    gf_simd_dot4r_##SFX((const uint8_t *)xi, (const uint8_t *)wc, k, nw, acc);     \
+                else                                                                               \
+                    acc[0] = gf_simd_dot1_##SFX((const uint8_t *)xi, (const uint8_t *)wc, nw, acc[0]); \
+                for (t = 4 * nw; t < k; t++)                                                       \
+                    for (r = 0; r < R; r++)                                                        \
+                        acc[r] += wc[(size_t)r * k + t] * (int32_t)xi[t];                          \
+                for (r = 0; r < R; r++)                                                            \
+                    gf_simd_store(rc ? rc + r : NULL, yi, (size_t)(c + r), acc[r]);                \
+            }                                                                                      \
             c += R;                                                                                \
         }                                                                                          \
     }
 GF_SIMD_LINEAR(int8_t, ss)
 GF_SIMD_LINEAR(uint8_t, us)
 
-void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
-                    const gf_requant_t *rq, void *y)
-{
-    if (in_t == GF_U8)
-        gf_linear_simd_us((const uint8_t *)x, w, bias, k, o, rq, y);
-    else
-        gf_linear_simd_ss((const int8_t *)x, w, bias, k, o, rq, y);
-}
-
 void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t rows,
                          int32_t k, int32_t o, const gf_requant_t *rq, void *y)
 {
     const size_t out_row = (size_t)o * (rq ? 1u : 4u);
-    int32_t r;
-    for (r = 0; r < rows; r++)
-        gf_linear_simd((const uint8_t *)x + (size_t)r * (size_t)k, in_t, w, bias, k, o, rq,
-                       (uint8_t *)y + (size_t)r * out_row);
+    if (in_t == GF_U8)
+        gf_linear_simd_us((const uint8_t *)x, w, bias, rows, k, o, rq, y, out_row);
+    else
+        gf_linear_simd_ss((const int8_t *)x, w, bias, rows, k, o, rq, y, out_row);
+}
+
+void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
+                    const gf_requant_t *rq, void *y)
+{
+    gf_linear_rows_simd(x, in_t, w, bias, 1, k, o, rq, y);
 }
 
 /* ---- matmul ---------------------------------------------------------------------------------- */
