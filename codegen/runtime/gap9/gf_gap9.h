@@ -173,6 +173,17 @@ typedef struct {
 #define GF_ERR_CLUSTER (-2)  /* pi_cluster_send_task_to_cl failed */
 #define GF_ERR_TASK (-3)     /* a task of no layer or of more than GF_TASK_MAX_LAYERS */
 
+/* Zero a struct of whole words. A word loop, not memset: pulp-sdk's minimal libc clears byte by byte
+ * (gvsoc siracusa, docs/gap9.md); the empty asm keeps GCC from turning the loop back into a memset call. */
+static inline void gf_clear_words(void *p, uint32_t bytes)
+{
+    uint32_t *w = (uint32_t *)p;
+    for (uint32_t i = 0; i < bytes / 4u; i++) {
+        w[i] = 0u;
+        __asm__ volatile("" ::: "memory");
+    }
+}
+
 /* Cluster layers one task runs at most (the run records are static, in L2; codegen/gap9/program.py
  * TASK_MAX_LAYERS plans the tasks with the same bound). */
 #define GF_TASK_MAX_LAYERS 16

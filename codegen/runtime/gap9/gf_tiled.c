@@ -101,22 +101,10 @@ static void rows_of(int32_t o0, int32_t on, int32_t stride, int32_t pad, int32_t
 
 _Static_assert(sizeof(gf_tile_args_t) % 4 == 0, "gf_tile_args_t: whole words");
 
-/* Zero a struct of whole words (gf_tile_t, gf_tile_args_t: every tile, every core). A word loop,
- * not memset: pulp-sdk's minimal libc clears byte by byte (gvsoc siracusa, docs/gap9.md); the empty
- * asm keeps GCC from turning the loop back into a memset call. */
-static inline void clear_words(void *p, uint32_t bytes)
-{
-    uint32_t *w = (uint32_t *)p;
-    for (uint32_t i = 0; i < bytes / 4u; i++) {
-        w[i] = 0u;
-        __asm__ volatile("" ::: "memory");
-    }
-}
-
 static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
 {
     _Static_assert(sizeof(gf_tile_t) % 4 == 0, "gf_tile_t: whole words");
-    clear_words(T, sizeof(*T));
+    gf_clear_words(T, sizeof(*T));
     if (L->tiling == GF_TILING_CONV) {
         const gf_conv_shape_t *s = &L->s;
         int32_t n_ow = ceil_div(s->ow, L->tile_ow), n_oh = ceil_div(s->oh, L->tile_oh);
@@ -665,7 +653,7 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
         w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)co0 * weights_per_channel(L);
     }
     gf_tile_args_t a;
-    clear_words(&a, sizeof(a));
+    gf_clear_words(&a, sizeof(a));
     a.L = L;
     a.x = x;
     a.w = w;
@@ -696,7 +684,7 @@ static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + u0 : NULL;
     unpack_tile_rows(R, b, u0, u1 - u0);
     gf_tile_args_t a;
-    clear_words(&a, sizeof(a));
+    gf_clear_words(&a, sizeof(a));
     a.L = L;
     a.x = R->l1[0][OP_IN];
     a.w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)u0 * (uint32_t)L->k;
@@ -727,7 +715,7 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
         rqp = &rq;
     }
     gf_tile_args_t a;
-    clear_words(&a, sizeof(a));
+    gf_clear_words(&a, sizeof(a));
     a.L = L;
     a.x = R->l1[b][OP_IN] + (uint32_t)(r0 * L->k * elem_bytes(L->in_t));
     a.x2 = L->buf_in2 ? R->l1[b][OP_IN2] : NULL;
@@ -765,7 +753,7 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
         rqp = &rq;
     }
     gf_tile_args_t a;
-    clear_words(&a, sizeof(a));
+    gf_clear_words(&a, sizeof(a));
     a.L = L;
     a.e0 = T->e0 + e0;
     a.x = L->in_resident ? R->l1[0][OP_IN] : R->l1[b][OP_IN] + (uint32_t)(e0 * eb);
@@ -787,7 +775,7 @@ static void compute_rows(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     if (u0 == u1)
         return;
     gf_tile_args_t a;
-    clear_words(&a, sizeof(a));
+    gf_clear_words(&a, sizeof(a));
     a.L = L;
     a.x = R->l1[b][OP_IN] + (uint32_t)(u0 * L->inner * elem_bytes(L->in_t));
     a.p = (const int64_t *)R->l1[0][OP_P];
@@ -807,7 +795,7 @@ static void compute_scan(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     if (u0 == u1)
         return;
     gf_tile_args_t a;
-    clear_words(&a, sizeof(a));
+    gf_clear_words(&a, sizeof(a));
     a.L = L;
     a.x = R->l1[b][OP_IN];
     a.x2 = R->l1[b][OP_IN2];
@@ -1008,7 +996,7 @@ static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl)
     R->load_q = gf_load_q;
     R->store_q = gf_store_q;
     buffer_layout(R, tl->L, &tl->ops);
-    clear_words(tl->stats, sizeof(*tl->stats));
+    gf_clear_words(tl->stats, sizeof(*tl->stats));
     R->st = tl->stats;
     R->st->tiles = (uint32_t)R->ntiles;
     uint32_t bounce = 0;
