@@ -1021,41 +1021,77 @@ uint32_t gf_task_bind(const gf_task_layer_t *layers, int n)
     return most;
 }
 
-/* One layer on the cluster controller: L1 buffers, fork, free. A failed L1 allocation is reported (layer,
- * operand, bytes asked) and fails the layer (GF_ERR_L1_ALLOC); nothing is forked, so no core ever touches a
- * NULL buffer. The controller's own counters cover its work outside the fork: the L1 allocation, then
- * (restarted after the fork, whose cores use the counters, and where the controller is compute core 0 its own)
- * L1 free. */
+/* The running layer's control block: what the cores read throughout the layer (its descriptor, run record and
+ * operand locations) and the counters core 0 updates per DMA command, copied by the controller from L2 into L1
+ * behind the layer's buffers, and the counters copied back after the fork. The cores' accesses to L2 cost tens of
+ * cycles each (gvsoc siracusa, docs/gap9.md "The fixed per-layer cost on the cluster"); L1 takes one. */
+typedef struct {
+    gf_run_t run;
+    gf_layer_t layer;
+    gf_operands_t ops;
+    gf_layer_stats_t st;
+} gf_ctl_t;
+
+_Static_assert(sizeof(gf_ctl_t) % 4 == 0 && sizeof(gf_run_t) % 4 == 0 && sizeof(gf_layer_t) % 4 == 0 &&
+                   sizeof(gf_operands_t) % 4 == 0,
+               "the control block: whole words");
+#if UINTPTR_MAX == 0xffffffffu
+_Static_assert(sizeof(gf_ctl_t) <= GF_L1_CONTROL_BYTES, "the control block exceeds its L1 reserve (GF_L1_CONTROL_BYTES)");
+#define GF_CTL_AT(block) ((gf_ctl_t *)(block))
+#else
+/* 64-bit host (gap9-emu): the structs are wider than the device's, so they live in host memory; the layer still
+ * allocates the device's GF_L1_CONTROL_BYTES with its buffers, so the emulated L1 use is the device's. */
+static gf_ctl_t gf_emu_ctl;
+#define GF_CTL_AT(block) ((void)(block), &gf_emu_ctl)
+#endif
+
+/* One layer on the cluster controller: L1 block (control block, then buffers), fork, free. A failed L1 allocation
+ * is reported (layer, bytes asked) and fails the layer (GF_ERR_L1_ALLOC); nothing is forked, so no core ever
+ * touches a NULL buffer. The controller's own counters cover its work outside the fork: the L1 allocation and the
+ * control block's copy in, then (restarted after the fork, whose cores use the counters, and where the controller
+ * is compute core 0 its own) the copy back and L1 free. */
 static int run_layer_on_cluster(gf_run_t *R)
 {
-    gf_layer_stats_t *st = R->st;
-    uint32_t total = l1_total(R);
+    uint32_t total = l1_total(R), block_bytes = GF_L1_CONTROL_BYTES + total;
     pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
     pi_perf_reset();
     pi_perf_start();
-    /* one block for all the layer's buffers: two allocator calls per layer instead of two per buffer (pulpos'
+    /* one block for the control block and all the layer's buffers: two allocator calls per layer (pulpos'
      * allocator keeps its state in L2: about 150 cluster cycles per call on gvsoc siracusa, docs/gap9.md) */
-    uint8_t *block = total ? (uint8_t *)pi_cl_l1_malloc(NULL, (int)total) : NULL;
-    if (total && block == NULL) {
-        printf("GF ERROR L1 allocation of %u bytes failed (layer %s: the block of all its L1 buffers)\n",
-               (unsigned)total, R->L->name);
+    uint8_t *block = (uint8_t *)pi_cl_l1_malloc(NULL, (int)block_bytes);
+    if (block == NULL) {
+        printf("GF ERROR L1 allocation of %u bytes failed (layer %s: its control block and all its L1 buffers)\n",
+               (unsigned)block_bytes, R->L->name);
         pi_perf_stop();
         return GF_ERR_L1_ALLOC;
     }
+    gf_ctl_t *C = GF_CTL_AT(block);
+    gf_run_t *X = &C->run;
+    gf_copy_words(X, R, sizeof(*X));
+    gf_copy_words(&C->layer, R->L, sizeof(C->layer));
+    gf_copy_words(&C->ops, R->ops, sizeof(C->ops));
+    gf_copy_words(&C->st, R->st, sizeof(C->st));
+    X->L = &C->layer;
+    X->ops = &C->ops;
+    X->st = &C->st;
+    uint8_t *buf = block + GF_L1_CONTROL_BYTES;
     for (int k = 0, off = 0; k < OP_N; k++)
         for (int i = 0; i < 2; i++) {
-            R->l1[i][k] = i < R->nbuf[k] ? block + off : NULL;
-            off += i < R->nbuf[k] ? (int)GF_ALIGN(R->bytes[k]) : 0;
+            X->l1[i][k] = i < X->nbuf[k] ? buf + off : NULL;
+            off += i < X->nbuf[k] ? (int)GF_ALIGN(X->bytes[k]) : 0;
         }
-    st->l1_bytes = total;
+    C->st.l1_bytes = total;
     pi_perf_stop();
     uint32_t cycles = pi_perf_read(PI_PERF_CYCLES), instr = pi_perf_read(PI_PERF_INSTR);
-    pi_cl_team_fork(R->L->cores, tile_loop, R);
+    pi_cl_team_fork(C->layer.cores, tile_loop, X);
     pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
     pi_perf_reset();
     pi_perf_start();
-    if (block)
-        pi_cl_l1_free(NULL, block, (int)total);
+    gf_copy_words(R->core_cycles, X->core_cycles, sizeof(R->core_cycles)); /* read by the FC (gf_run_task) */
+    gf_copy_words(R->core_instr, X->core_instr, sizeof(R->core_instr));
+    gf_layer_stats_t *st = R->st;
+    gf_copy_words(st, &C->st, sizeof(*st));
+    pi_cl_l1_free(NULL, block, (int)block_bytes);
     pi_perf_stop();
     st->cc_cycles = cycles + pi_perf_read(PI_PERF_CYCLES);
     st->cc_instr = instr + pi_perf_read(PI_PERF_INSTR);
