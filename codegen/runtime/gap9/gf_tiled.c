@@ -56,6 +56,7 @@ typedef struct {
      * every layer's tile loop */
     gf_queue_t *load_q, *store_q;
     uint32_t l3_ops; /* bit k: operand k is in L3 (bind_layer) */
+    uint32_t l1_bytes; /* l1_total(): every L1 buffer of the layer (bind_layer; the controller reads one word) */
     /* the geometry of the tile in each buffer: computed once by core 0 when it issues the tile's loads
      * (load_tile), read by every core for its share and by core 0 for the store (the control block's slots) */
     gf_tile_t *tiles;
@@ -1006,6 +1007,7 @@ static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl)
     gf_clear_words(tl->stats, sizeof(*tl->stats));
     R->st = tl->stats;
     R->st->tiles = (uint32_t)R->ntiles;
+    R->l1_bytes = l1_total(R);
     uint32_t bounce = 0;
     R->l3_ops = 0;
     for (int k = 0; k < OP_N; k++)
@@ -1090,7 +1092,7 @@ static void ctl_wait(pi_cl_dma_cmd_t *cmd, int n)
  * is compute core 0 its own) the copy back and L1 free. */
 static int run_layer_on_cluster(gf_run_t *R)
 {
-    uint32_t total = l1_total(R), block_bytes = GF_L1_CONTROL_BYTES + total;
+    uint32_t total = R->l1_bytes, block_bytes = GF_L1_CONTROL_BYTES + total;
     pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
     pi_perf_reset();
     pi_perf_start();
