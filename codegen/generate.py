@@ -176,7 +176,7 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
 
         if l1_budget is not None and l1_budget > base.l1_budget:
             raise GapforgeError(f"--l1-budget {l1_budget}: more than {base.name}'s {base.l1_size} B of L1 minus the "
-                                f"{base.l1_reserved} B of cluster stacks (at most {base.l1_budget} B)")
+                                f"{base.l1_reserved} B of cluster stacks and layer control block (at most {base.l1_budget} B)")
         rv32_compiler()
         hw = replace(base, core_stack=SMALL_STACK) if fault == "small-stack" else base
         gap9 = build_gap9_program(plan, case_dir, l1_budget, l2_budget, "none" if fault in BUILD_FAULTS else fault,

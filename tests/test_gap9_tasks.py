@@ -65,6 +65,15 @@ def test_task_bound_is_the_runtimes():
     assert re.search(rf"#define GF_TASK_MAX_LAYERS {TASK_MAX_LAYERS}\b", GF_GAP9_H.read_text())
 
 
+def test_control_block_reserve_is_the_runtimes():
+    """The L1 every platform reserves for the layer control block is the runtime's (whose rv32 struct sizes a
+    static assertion checks against it in every 32-bit build: gap9-qemu, the SDK builds)."""
+    from codegen.gap9.hw import PLATFORMS
+
+    assert {p.l1_control for p in PLATFORMS.values()} == {1024}
+    assert re.search(r"#define GF_L1_CONTROL_BYTES 1024u\b", GF_GAP9_H.read_text())
+
+
 @pytest.mark.parametrize("name,tasks", [("mlp", [[1, 2, 3]]), ("simple_cnn", [[1, 2, 3, 4, 5, 6]])])
 def test_consecutive_cluster_layers_run_as_one_task(golden, tmp_path, name, tasks):
     """mlp: its 3 linear layers in one task; simple_cnn: its 5 cluster layers and the flatten view between pool2

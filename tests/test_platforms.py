@@ -70,7 +70,8 @@ def test_siracusa_at_its_l1_is_bit_exact_on_gap9_emu(net, golden, tmp_path):
     assert passed, res["reasons"][:5]
     assert res["totals"]["mismatches"] == 0 and res["totals"]["compared"] == len(plan["steps"])
     assert res["plan_mismatches"] == [] and res["platform"] == "siracusa"
-    assert int(res["emulator_budgets"]["GF_EMU_L1_BUDGET"]) == PLATFORMS["siracusa"].l1_budget
+    sir = PLATFORMS["siracusa"]  # the tiles' budget and the layer control block
+    assert int(res["emulator_budgets"]["GF_EMU_L1_BUDGET"]) == sir.l1_budget + sir.l1_control
     if net == "big_mlp_l3":  # tiles even at siracusa's 256 KiB (gap9-emu checks every tile's DMA)
         assert sum(r["tiles"] for r in plan["gap9"]["layers"] if r["tiling"] != "fc") > \
             sum(1 for r in plan["gap9"]["layers"] if r["tiling"] != "fc")

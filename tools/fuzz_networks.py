@@ -54,7 +54,7 @@ from tools.generate_c_code import _budget  # noqa: E402
 from tools.run_generated import run_project  # noqa: E402
 
 TARGETS = ("host", "rv32", "gap9-emu")
-DEFAULT_L1 = ("max", "16K")  # max: the planner's default, L1 less the cluster stacks
+DEFAULT_L1 = ("max", "16K")  # max: the planner's default, L1 less the cluster stacks and the layer control block
 
 # =================================================================================================
 # Network generator: emits the Python source of a model file, choosing constructs at random.
@@ -943,7 +943,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS, help="targets to run on")
     p.add_argument("--l1-budgets", nargs="+", default=list(DEFAULT_L1), metavar="BYTES",
                    help="gap9-emu L1 budgets, one run each; 'max' is the planner's default, the 128 KiB L1 "
-                        "less the cluster stacks (default: max 16K)")
+                        "less the cluster stacks and control block (default: max 16K)")
     p.add_argument("--l2-budget", metavar="BYTES",
                    help="gap9-emu L2 budget (default: the hardware model's; small values move data to L3)")
     p.add_argument("--only", nargs="+", type=int, metavar="I", help="run only these network indices")

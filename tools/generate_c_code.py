@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="; ".join(f"{t.name}: {t.description}" for t in TARGETS.values()))
     p.add_argument("--test-case", type=int, default=1, metavar="N", help="golden test case compared on the device")
     p.add_argument("--l1-budget", metavar="BYTES", help="gap9: L1 bytes available for tiles (e.g. 131072, 128K; "
-                   "default: the platform's L1 minus the cluster stacks)")
+                   "default: the platform's L1 minus the cluster stacks and the layer control block)")
     p.add_argument("--l2-budget", metavar="BYTES", help="gap9: L2 bytes available for data (e.g. 1.5M; default: "
                    "the platform's L2 minus code and runtime reserve)")
     add_platform_flag(p)

@@ -45,6 +45,11 @@ class Platform:
     core_stack: int = 3072
     # margin over a measured chain: 25 % of it, at least 512 B, rounded up to 256 B (interrupt
     # frames, the SDK's PMSIS internals measured nowhere here, the SDK compiler vs Debian's gcc)
+    # The running layer's control block (gf_tiled.c gf_ctl_t: its descriptor, run record, operand
+    # locations and counters), copied into L1 by the cluster controller with the layer's buffers and
+    # reserved beside the stacks: GF_L1_CONTROL_BYTES of codegen/runtime/gap9/gf_gap9.h (the rv32
+    # structs take 812 B; a static assertion checks them against it).
+    l1_control: int = 1024
     stack_margin_percent: int = 25
     stack_margin_min: int = 512
     stack_round: int = 256
@@ -80,8 +85,9 @@ class Platform:
 
     @property
     def l1_reserved(self) -> int:
-        """L1 bytes of the cluster stacks: the controller's and one per compute core."""
-        return self.cc_stack + self.compute_cores * self.core_stack
+        """L1 bytes outside the tiles: the cluster stacks (the controller's and one per compute core) and the
+        running layer's control block."""
+        return self.cc_stack + self.compute_cores * self.core_stack + self.l1_control
 
     def stack_size_for(self, chain: int) -> int:
         """The stack to configure for a measured call chain of `chain` bytes (the margin above)."""
@@ -100,7 +106,7 @@ class Platform:
         """plan.json's record of the platform (figures and their sources)."""
         keys = ("l1_size", "l2_size", "l2_reserved", "l3_size", "l3_kind", "l3_works", "clock_hz", "compute_cores",
                 "controller_core", "dma_max_1d", "dma_max_2d_length", "dma_max_2d_stride", "dma_max_inflight",
-                "cc_stack", "core_stack")
+                "cc_stack", "core_stack", "l1_control")
         return {"name": self.name, "description": self.description, **{k: getattr(self, k) for k in keys},
                 "sources": dict(self.sources)}
 
@@ -138,6 +144,7 @@ GAP9_SOURCES = {
     "compute_cores": "GAP9: 8 compute cores, cluster controller core 8",
     "dma": "MCHAN 17-bit lengths; commands kept below 64 KiB; 16 transfers in flight (assumption)",
     "stacks": "measured call chains (codegen/gap9/resources.py) plus margin",
+    "l1_control": "the rv32 size of the executor's control block (gf_tiled.c gf_ctl_t, 812 B) rounded up to 1 KiB",
     "tile_cost": "dma_bytes_per_cycle 8: assumption (MCHAN on a 64-bit AXI port, one 8 B beat per cluster cycle; "
                  "as the gap9 cost-model profile's L2 bandwidth); tile_fixed_cycles 2000: measured (under gap9-qemu, "
                  "resnet18 layers.2.add_quant.call2 at 16 and at 1 tile: 1.9 k instructions per tile on every compute "

@@ -43,9 +43,40 @@ GF_INLINE void gf_clip(int32_t o, int32_t s, int32_t p, int32_t k, int32_t n, in
         }                                                                                          \
     } while (0)
 
+/* 2x2 windows at stride 2 that all lie inside the input (no padding): the common downsampling, without the
+ * clipping (the same maxima; about a fifth of the general loop's instructions per output on rv32). */
+#define GF_MAXPOOL_2X2(T)                                                                          \
+    do {                                                                                           \
+        const T *xs = (const T *)x;                                                                \
+        T *ys = (T *)y;                                                                            \
+        const int32_t W = s->w, ow = s->ow;                                                        \
+        int32_t c, oy, ox;                                                                         \
+        for (c = 0; c < s->c; c++) {                                                               \
+            const T *r0 = xs + (size_t)c * s->h * W;                                               \
+            for (oy = 0; oy < s->oh; oy++, r0 += 2 * W) {                                          \
+                const T *r1 = r0 + W;                                                              \
+                for (ox = 0; ox < ow; ox++) {                                                      \
+                    const T a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];         \
+                    const T b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];         \
+                    *ys++ = a > b ? a : b;                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 #ifdef GF_K_MAXPOOL2D
 void gf_maxpool2d(const void *x, gf_dtype_t t, const gf_conv_shape_t *s, void *y)
 {
+    if (s->kh == 2 && s->kw == 2 && s->sy == 2 && s->sx == 2 && s->pt == 0 && s->pl == 0 && 2 * s->oh <= s->h &&
+        2 * s->ow <= s->w) {
+        if (t == GF_S8)
+            GF_MAXPOOL_2X2(int8_t);
+        else if (t == GF_U8)
+            GF_MAXPOOL_2X2(uint8_t);
+        else
+            GF_MAXPOOL_2X2(int32_t);
+        return;
+    }
     if (t == GF_S8)
         GF_MAXPOOL(int8_t, INT8_MIN);
     else if (t == GF_U8)

@@ -53,6 +53,21 @@ GF_INLINE void gf_simd_store(const gf_rqc_t *rc, void *y, size_t idx, int32_t ac
         ((int32_t *)y)[idx] = acc;
 }
 
+/* Store acc0, acc1 of channel ch at flat output indices idx, idx + 1: the channel's constants read once for
+ * both (GF_RQ_DECL: the byte stores may alias them). */
+GF_INLINE void gf_simd_store2(const gf_rqc_t *rc, void *y, size_t idx, int32_t acc0, int32_t acc1)
+{
+    if (rc) {
+        GF_RQ_DECL(rc);
+        uint8_t *const yb = (uint8_t *)y + idx;
+        GF_RQ_ONE(yb, 0, acc0);
+        GF_RQ_ONE(yb, 1, acc1);
+    } else {
+        ((int32_t *)y)[idx] = acc0;
+        ((int32_t *)y)[idx + 1] = acc1;
+    }
+}
+
 /* Requantization constants of channels ch .. ch+n-1 (NULL without requantization). */
 static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t ch, int32_t n)
 {
@@ -212,10 +227,8 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
                             for (r = 0; r < 4; r++)                                                \
                                 acc[r] += wo[(size_t)r * K + t] * xv, acc[4 + r] += wo[(size_t)r * K + t] * xw; \
                         }                                                                          \
-                        for (r = 0; r < 4; r++) {                                                  \
-                            gf_simd_store(rc ? rc + r : NULL, y, yi + (size_t)r * ohw, acc[r]);    \
-                            gf_simd_store(rc ? rc + r : NULL, y, yi + (size_t)r * ohw + 1, acc[4 + r]); \
-                        }                                                                          \
+                        for (r = 0; r < 4; r++)                                                    \
+                            gf_simd_store2(rc ? rc + r : NULL, y, yi + (size_t)r * ohw, acc[r], acc[4 + r]); \
                     }                                                                              \
                     for (; q < np; q++) {                                                          \
                         const uint8_t *cq = col + (size_t)q * k4;                                  \

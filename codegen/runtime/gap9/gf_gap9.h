@@ -184,6 +184,22 @@ static inline void gf_clear_words(void *p, uint32_t bytes)
     }
 }
 
+/* Copy a struct of whole words (the controller's copy of a layer's control block into L1, and back). */
+static inline void gf_copy_words(void *dst, const void *src, uint32_t bytes)
+{
+    uint32_t *d = (uint32_t *)dst;
+    const uint32_t *s = (const uint32_t *)src;
+    for (uint32_t i = 0; i < bytes / 4u; i++) {
+        d[i] = s[i];
+        __asm__ volatile("" ::: "memory");
+    }
+}
+
+/* L1 bytes of the running layer's control block (its descriptor, run record, operands and counters, copied into
+ * L1 by the cluster controller so that the cores read them there, not in L2), allocated with the layer's buffers
+ * and reserved beside the stacks (codegen/gap9/hw.py l1_control: the same figure). */
+#define GF_L1_CONTROL_BYTES 1024u
+
 /* Cluster layers one task runs at most (the run records are static, in L2; codegen/gap9/program.py
  * TASK_MAX_LAYERS plans the tasks with the same bound). */
 #define GF_TASK_MAX_LAYERS 16

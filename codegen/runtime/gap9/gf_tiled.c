@@ -49,12 +49,17 @@ typedef struct {
     uint32_t bytes[OP_N]; /* one buffer of each operand */
     int nbuf[OP_N];       /* 0 (unused), 1 (single / resident) or 2 (double buffered) */
     int32_t ntiles;
-    /* each forked core's pi_perf counters around its share of the tile loop (tile_loop) */
+    /* each forked core's pi_perf counters around its share of the tile loop (tile_loop); adjacent (copied back
+     * to L2 at once: run_layer_on_cluster) */
     uint32_t core_cycles[GF_CLUSTER_CORES], core_instr[GF_CLUSTER_CORES];
     /* core 0's DMA queues (2 each: double buffering), shared by every layer: gf_queues, drained at the end of
      * every layer's tile loop */
     gf_queue_t *load_q, *store_q;
     uint32_t l3_ops; /* bit k: operand k is in L3 (bind_layer) */
+    uint32_t l1_bytes; /* l1_total(): every L1 buffer of the layer (bind_layer; the controller reads one word) */
+    /* the geometry of the tile in each buffer: computed once by core 0 when it issues the tile's loads
+     * (load_tile), read by every core for its share and by core 0 for the store (the control block's slots) */
+    gf_tile_t *tiles;
 } gf_run_t;
 
 static gf_queue_t gf_load_q[2], gf_store_q[2];
@@ -498,78 +503,82 @@ static void unpack_tile_rows(gf_run_t *R, int b, int32_t co0, int32_t con)
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
-static void unpack_gemm_tile(gf_run_t *R, int32_t t, int b)
+static void unpack_gemm_tile(gf_run_t *R, int b)
 {
-    gf_tile_t T;
-    tile_geometry(R->L, t, &T);
-    unpack_rows(R->L, R->l1[b][OP_WP], (int8_t *)R->l1[b][OP_W], T.con);
+    unpack_rows(R->L, R->l1[b][OP_WP], (int8_t *)R->l1[b][OP_W], R->tiles[b].con);
 }
 
-static void load_tile(gf_run_t *R, int32_t t, int b)
+/* The loads of the tile whose geometry is in slot b, into buffer b. */
+static void load_tile_in(gf_run_t *R, int b)
 {
     const gf_layer_t *L = R->L;
     gf_queue_t *q = &R->load_q[b];
-    gf_tile_t T;
-    tile_geometry(L, t, &T);
+    const gf_tile_t *T = &R->tiles[b];
     if (L->tiling == GF_TILING_CONV) {
         load_box(R, q, &R->ops->in, R->l1[b][OP_IN], R->bounce[b][OP_IN], L->s.h, L->s.w, elem_bytes(L->in_t),
-                 T.ci0, T.cin, T.iy0, T.ihn, T.ix0, T.iwn);
+                 T->ci0, T->cin, T->iy0, T->ihn, T->ix0, T->iwn);
         if (L->w_off >= 0 && !L->w_resident)
-            load_weights(R, q, &T, b);
+            load_weights(R, q, T, b);
     } else if (L->tiling == GF_TILING_LINEAR) {
         if (!L->w_resident)
-            load_weights(R, q, &T, b);
+            load_weights(R, q, T, b);
     } else if (L->tiling == GF_TILING_SCAN) { /* columns [co0, co0 + con) of delta and u, [L][D] */
-        load_box(R, q, &R->ops->in, R->l1[b][OP_IN], R->bounce[b][OP_IN], L->n, L->o, 1, 0, 1, 0, L->n, T.co0, T.con);
-        load_box(R, q, &R->ops->in2, R->l1[b][OP_IN2], R->bounce[b][OP_IN2], L->n, L->o, 1, 0, 1, 0, L->n, T.co0,
-                 T.con);
+        load_box(R, q, &R->ops->in, R->l1[b][OP_IN], R->bounce[b][OP_IN], L->n, L->o, 1, 0, 1, 0, L->n, T->co0, T->con);
+        load_box(R, q, &R->ops->in2, R->l1[b][OP_IN2], R->bounce[b][OP_IN2], L->n, L->o, 1, 0, 1, 0, L->n, T->co0,
+                 T->con);
     } else if (L->tiling == GF_TILING_GEMM) {
-        uint32_t row0 = (uint32_t)(T.c0 * L->n + T.e0);
+        uint32_t row0 = (uint32_t)(T->c0 * L->n + T->e0);
         int32_t eb = elem_bytes(L->in_t);
         load_flat(R, q, &R->ops->in, row0 * (uint32_t)(L->k * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN],
-                  (uint32_t)(T.en * L->k * eb));
+                  (uint32_t)(T->en * L->k * eb));
         if (L->buf_in2) /* the tile's columns [k][co0, co0 + con) of the group's second operand [k][o] */
             load_box(R, q, &R->ops->in2, R->l1[b][OP_IN2], R->bounce[b][OP_IN2], L->k, L->o, elem_bytes(L->in2_t),
-                     T.c0, 1, 0, L->k, T.co0, T.con);
+                     T->c0, 1, 0, L->k, T->co0, T->con);
         if (L->w_off >= 0 && !L->w_resident) /* columns tiled: the tile's weight rows */
-            load_weights(R, q, &T, b);
+            load_weights(R, q, T, b);
     } else {
         int32_t eb = elem_bytes(L->in_t);
         if (!L->in_resident)
-            load_flat(R, q, &R->ops->in, (uint32_t)(T.e0 * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN],
-                      (uint32_t)(T.en * eb));
+            load_flat(R, q, &R->ops->in, (uint32_t)(T->e0 * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN],
+                      (uint32_t)(T->en * eb));
         if (L->buf_in2 && !L->in2_resident) {
             int32_t eb2 = elem_bytes(L->in2_t);
-            load_flat(R, q, &R->ops->in2, (uint32_t)(T.e0 * eb2), R->l1[b][OP_IN2], R->bounce[b][OP_IN2],
-                      (uint32_t)(T.en * eb2));
+            load_flat(R, q, &R->ops->in2, (uint32_t)(T->e0 * eb2), R->l1[b][OP_IN2], R->bounce[b][OP_IN2],
+                      (uint32_t)(T->en * eb2));
         }
     }
     if (R->nbuf[OP_P] && !L->p_resident)
-        load_params(R, q, &T, b);
+        load_params(R, q, T, b);
 }
 
-static void store_tile(gf_run_t *R, int32_t t, int b)
+/* Tile t into buffer b: its geometry into slot b, then its loads. */
+static void load_tile(gf_run_t *R, int32_t t, int b)
+{
+    tile_geometry(R->L, t, &R->tiles[b]);
+    load_tile_in(R, b);
+}
+
+static void store_tile(gf_run_t *R, int b)
 {
     const gf_layer_t *L = R->L;
-    gf_tile_t T;
-    tile_geometry(L, t, &T);
+    const gf_tile_t *T = &R->tiles[b];
     int32_t eb = elem_bytes(L->out_t);
     gf_queue_t *q = &R->store_q[b];
     if (L->tiling == GF_TILING_CONV)
-        store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->s.oh, L->s.ow, eb, T.co0, T.con,
-                  T.oy0, T.ohn, T.ox0, T.own);
+        store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->s.oh, L->s.ow, eb, T->co0, T->con,
+                  T->oy0, T->ohn, T->ox0, T->own);
     else if (L->tiling == GF_TILING_SCAN)
-        store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->n, L->o, eb, 0, 1, 0, L->n, T.co0,
-                  T.con);
+        store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->n, L->o, eb, 0, 1, 0, L->n, T->co0,
+                  T->con);
     else if (L->tiling == GF_TILING_LINEAR)
-        store_flat(R, q, &R->ops->out, (uint32_t)(T.co0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
-                   (uint32_t)(T.con * eb));
+        store_flat(R, q, &R->ops->out, (uint32_t)(T->co0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
+                   (uint32_t)(T->con * eb));
     else if (L->tiling == GF_TILING_GEMM) /* rows x columns block of the [chans * n][o] output */
         store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->chans * L->n, L->o, eb, 0, 1,
-                  T.c0 * L->n + T.e0, T.en, T.co0, T.con);
+                  T->c0 * L->n + T->e0, T->en, T->co0, T->con);
     else
-        store_flat(R, q, &R->ops->out, (uint32_t)(T.e0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
-                   (uint32_t)(T.en * eb));
+        store_flat(R, q, &R->ops->out, (uint32_t)(T->e0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
+                   (uint32_t)(T->en * eb));
 }
 
 /* ---- compute: each core takes its share of the tile ---- */
@@ -842,9 +851,9 @@ static void tile_loop(void *arg)
         (void)gf_fault_deep_call(GF_FAULT_DEEP_CALL);
 #endif
     if (core == 0) {
-        /* resident operands: loaded once, before the pipeline starts */
-        gf_tile_t T0;
-        tile_geometry(L, 0, &T0);
+        /* resident operands: loaded once, before the pipeline starts (tile 0's geometry: its slot) */
+        const gf_tile_t *T0 = &R->tiles[0];
+        tile_geometry(L, 0, &R->tiles[0]);
         if (L->tiling == GF_TILING_LINEAR)
             load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][OP_IN], R->bounce[0][OP_IN],
                       (uint32_t)(L->k * elem_bytes(L->in_t)));
@@ -857,13 +866,13 @@ static void tile_loop(void *arg)
             load_flat(R, &R->load_q[0], &R->ops->in4, 0, R->l1[0][OP_IN4], R->bounce[0][OP_IN4], L->buf_in4);
         }
         if (L->w_resident)
-            load_weights(R, &R->load_q[0], &T0, 0);
+            load_weights(R, &R->load_q[0], T0, 0);
         if (L->p_resident)
-            load_params(R, &R->load_q[0], &T0, 0);
+            load_params(R, &R->load_q[0], T0, 0);
         q_wait(&R->load_q[0]);
         if (L->w_resident && L->buf_wp) /* resident packed weights: unpacked once, before any barrier */
-            unpack_rows(L, R->l1[0][OP_WP], (int8_t *)R->l1[0][OP_W], T0.con);
-        load_tile(R, 0, 0);
+            unpack_rows(L, R->l1[0][OP_WP], (int8_t *)R->l1[0][OP_W], T0->con);
+        load_tile_in(R, 0);
     }
     for (int32_t t = 0; t < nt; t++) {
         int b = R->nbuf[OP_OUT] == 2 ? (int)(t & 1) : 0;
@@ -872,37 +881,36 @@ static void tile_loop(void *arg)
                 q_wait(&R->load_q[b]);
             if ((L->tiling == GF_TILING_GEMM || (L->tiling == GF_TILING_CONV && L->buf_col)) && L->buf_wp &&
                 !L->w_resident)
-                unpack_gemm_tile(R, t, b);
+                unpack_gemm_tile(R, b);
             if (t + 1 < nt && !L->single_buffer)
                 load_tile(R, t + 1, b ^ 1);
         }
         if (!(L->fault & GF_FAULT_NO_BARRIER))
             pi_cl_team_barrier(); /* tile t is in L1 for every core */
-        gf_tile_t T;
-        tile_geometry(L, t, &T);
+        const gf_tile_t *T = &R->tiles[b]; /* written by core 0 before the barrier */
         if (L->tiling == GF_TILING_CONV)
-            compute_conv(R, &T, b, core, ncores);
+            compute_conv(R, T, b, core, ncores);
         else if (L->tiling == GF_TILING_LINEAR)
-            compute_linear(R, &T, b, core, ncores);
+            compute_linear(R, T, b, core, ncores);
         else if (L->tiling == GF_TILING_ROWS)
-            compute_rows(R, &T, b, core, ncores);
+            compute_rows(R, T, b, core, ncores);
         else if (L->tiling == GF_TILING_GEMM)
-            compute_gemm(R, &T, b, core, ncores);
+            compute_gemm(R, T, b, core, ncores);
         else if (L->tiling == GF_TILING_SCAN)
-            compute_scan(R, &T, b, core, ncores);
+            compute_scan(R, T, b, core, ncores);
         else
-            compute_eltwise(R, &T, b, core, ncores);
+            compute_eltwise(R, T, b, core, ncores);
         pi_cl_team_barrier(); /* every core finished writing tile t */
         if (core == 0) {
             if (L->single_buffer) { /* one buffer per operand: store, then load the next tile into it */
-                store_tile(R, t, 0);
+                store_tile(R, 0);
                 q_wait(&R->store_q[0]);
                 if (t + 1 < nt)
                     load_tile(R, t + 1, 0);
             } else {
                 if (t > 0)
                     q_wait(&R->store_q[b ^ 1]);
-                store_tile(R, t, b);
+                store_tile(R, b);
             }
         }
     }
@@ -999,6 +1007,7 @@ static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl)
     gf_clear_words(tl->stats, sizeof(*tl->stats));
     R->st = tl->stats;
     R->st->tiles = (uint32_t)R->ntiles;
+    R->l1_bytes = l1_total(R);
     uint32_t bounce = 0;
     R->l3_ops = 0;
     for (int k = 0; k < OP_N; k++)
@@ -1021,41 +1030,113 @@ uint32_t gf_task_bind(const gf_task_layer_t *layers, int n)
     return most;
 }
 
-/* One layer on the cluster controller: L1 buffers, fork, free. A failed L1 allocation is reported (layer,
- * operand, bytes asked) and fails the layer (GF_ERR_L1_ALLOC); nothing is forked, so no core ever touches a
- * NULL buffer. The controller's own counters cover its work outside the fork: the L1 allocation, then
- * (restarted after the fork, whose cores use the counters, and where the controller is compute core 0 its own)
- * L1 free. */
+/* The running layer's control block: what the cores read throughout the layer (its descriptor, run record and
+ * operand locations) and the counters core 0 updates per DMA command, copied by the controller from L2 into L1
+ * behind the layer's buffers, and the counters copied back after the fork. The cores' accesses to L2 cost tens of
+ * cycles each (gvsoc siracusa, docs/gap9.md "The fixed per-layer cost on the cluster"); L1 takes one. */
+typedef struct {
+    gf_run_t run;
+    gf_layer_t layer;
+    gf_operands_t ops;
+    gf_layer_stats_t st;
+    gf_tile_t tiles[2]; /* the run record's tile slots (one per buffer) */
+} gf_ctl_t;
+
+_Static_assert(sizeof(gf_ctl_t) % 4 == 0 && sizeof(gf_run_t) % 4 == 0 && sizeof(gf_layer_t) % 4 == 0 &&
+                   sizeof(gf_operands_t) % 4 == 0,
+               "the control block: whole words");
+_Static_assert(offsetof(gf_run_t, core_instr) == offsetof(gf_run_t, core_cycles) + sizeof(uint32_t) * GF_CLUSTER_CORES,
+               "the cores' counters: one copy back");
+#if UINTPTR_MAX == 0xffffffffu
+_Static_assert(sizeof(gf_ctl_t) <= GF_L1_CONTROL_BYTES, "the control block exceeds its L1 reserve (GF_L1_CONTROL_BYTES)");
+#define GF_CTL_AT(block) ((gf_ctl_t *)(block))
+#else
+/* 64-bit host (gap9-emu): the structs are wider than the device's, so they live in host memory; the layer still
+ * allocates the device's GF_L1_CONTROL_BYTES with its buffers, so the emulated L1 use is the device's. */
+static gf_ctl_t gf_emu_ctl;
+#define GF_CTL_AT(block) ((void)(block), &gf_emu_ctl)
+#endif
+
+/* The control block's copies between L2 and L1: on the device by the cluster DMA (a few commands of a few hundred
+ * bytes: the controller's own L2 loads cost it about 25 cycles a word on gvsoc siracusa, docs/gap9.md), in the
+ * emulation by word copies (its DMA moves only between its L1 and L2 pools, and counts what it moves as the
+ * layer's traffic). Neither counts in the layer's DMA counters: the plan's bytes are the tiles'. */
+static void ctl_copy(void *l1, void *l2, uint32_t bytes, pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
+{
+#ifdef GF_GAP9_EMU
+    (void)cmd;
+    if (dir == PI_CL_DMA_DIR_EXT2LOC)
+        gf_copy_words(l1, l2, bytes);
+    else
+        gf_copy_words(l2, l1, bytes);
+#else
+    pi_cl_dma_cmd((uintptr_t)l2, (uintptr_t)l1, bytes, dir, cmd);
+#endif
+}
+
+static void ctl_wait(pi_cl_dma_cmd_t *cmd, int n)
+{
+#ifdef GF_GAP9_EMU
+    (void)cmd;
+    (void)n;
+#else
+    for (int i = 0; i < n; i++)
+        pi_cl_dma_cmd_wait(&cmd[i]);
+#endif
+}
+
+/* One layer on the cluster controller: L1 block (control block, then buffers), fork, free. A failed L1 allocation
+ * is reported (layer, bytes asked) and fails the layer (GF_ERR_L1_ALLOC); nothing is forked, so no core ever
+ * touches a NULL buffer. The controller's own counters cover its work outside the fork: the L1 allocation and the
+ * control block's copy in, then (restarted after the fork, whose cores use the counters, and where the controller
+ * is compute core 0 its own) the copy back and L1 free. */
 static int run_layer_on_cluster(gf_run_t *R)
 {
-    gf_layer_stats_t *st = R->st;
-    uint32_t total = l1_total(R);
+    uint32_t total = R->l1_bytes, block_bytes = GF_L1_CONTROL_BYTES + total;
     pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
     pi_perf_reset();
     pi_perf_start();
-    /* one block for all the layer's buffers: two allocator calls per layer instead of two per buffer (pulpos'
+    /* one block for the control block and all the layer's buffers: two allocator calls per layer (pulpos'
      * allocator keeps its state in L2: about 150 cluster cycles per call on gvsoc siracusa, docs/gap9.md) */
-    uint8_t *block = total ? (uint8_t *)pi_cl_l1_malloc(NULL, (int)total) : NULL;
-    if (total && block == NULL) {
-        printf("GF ERROR L1 allocation of %u bytes failed (layer %s: the block of all its L1 buffers)\n",
-               (unsigned)total, R->L->name);
+    uint8_t *block = (uint8_t *)pi_cl_l1_malloc(NULL, (int)block_bytes);
+    if (block == NULL) {
+        printf("GF ERROR L1 allocation of %u bytes failed (layer %s: its control block and all its L1 buffers)\n",
+               (unsigned)block_bytes, R->L->name);
         pi_perf_stop();
         return GF_ERR_L1_ALLOC;
     }
+    gf_ctl_t *C = GF_CTL_AT(block);
+    gf_run_t *X = &C->run;
+    pi_cl_dma_cmd_t cmd[4];
+    ctl_copy(X, R, sizeof(*X), PI_CL_DMA_DIR_EXT2LOC, &cmd[0]);
+    ctl_copy(&C->layer, (void *)R->L, sizeof(C->layer), PI_CL_DMA_DIR_EXT2LOC, &cmd[1]);
+    ctl_copy(&C->ops, (void *)R->ops, sizeof(C->ops), PI_CL_DMA_DIR_EXT2LOC, &cmd[2]);
+    ctl_copy(&C->st, R->st, sizeof(C->st), PI_CL_DMA_DIR_EXT2LOC, &cmd[3]);
+    ctl_wait(cmd, 4);
+    X->L = &C->layer;
+    X->ops = &C->ops;
+    X->st = &C->st;
+    X->tiles = C->tiles;
+    uint8_t *buf = block + GF_L1_CONTROL_BYTES;
     for (int k = 0, off = 0; k < OP_N; k++)
         for (int i = 0; i < 2; i++) {
-            R->l1[i][k] = i < R->nbuf[k] ? block + off : NULL;
-            off += i < R->nbuf[k] ? (int)GF_ALIGN(R->bytes[k]) : 0;
+            X->l1[i][k] = i < X->nbuf[k] ? buf + off : NULL;
+            off += i < X->nbuf[k] ? (int)GF_ALIGN(X->bytes[k]) : 0;
         }
-    st->l1_bytes = total;
+    C->st.l1_bytes = total;
     pi_perf_stop();
     uint32_t cycles = pi_perf_read(PI_PERF_CYCLES), instr = pi_perf_read(PI_PERF_INSTR);
-    pi_cl_team_fork(R->L->cores, tile_loop, R);
+    pi_cl_team_fork(C->layer.cores, tile_loop, X);
     pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
     pi_perf_reset();
     pi_perf_start();
-    if (block)
-        pi_cl_l1_free(NULL, block, (int)total);
+    /* the counters back to L2: the cores' (read by the FC in gf_run_task) and the layer's */
+    ctl_copy(X->core_cycles, R->core_cycles, sizeof(R->core_cycles) + sizeof(R->core_instr), PI_CL_DMA_DIR_LOC2EXT,
+             &cmd[0]);
+    gf_layer_stats_t *st = R->st;
+    ctl_copy(&C->st, st, sizeof(*st), PI_CL_DMA_DIR_LOC2EXT, &cmd[1]);
+    ctl_wait(cmd, 2);
+    pi_cl_l1_free(NULL, block, (int)block_bytes);
     pi_perf_stop();
     st->cc_cycles = cycles + pi_perf_read(PI_PERF_CYCLES);
     st->cc_instr = instr + pi_perf_read(PI_PERF_INSTR);
