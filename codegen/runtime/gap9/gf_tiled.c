@@ -867,9 +867,11 @@ static void tile_loop(void *arg)
             load_weights(R, &R->load_q[0], T0, 0);
         if (L->p_resident)
             load_params(R, &R->load_q[0], T0, 0);
-        q_wait(&R->load_q[0]);
-        if (L->w_resident && L->buf_wp) /* resident packed weights: unpacked once, before any barrier */
+        if (L->w_resident && L->buf_wp) { /* resident packed weights: unpacked once, before any barrier */
+            q_wait(&R->load_q[0]);
             unpack_rows(L, R->l1[0][OP_WP], (int8_t *)R->l1[0][OP_W], T0->con);
+        }
+        /* tile 0's loads join the resident ones in flight: the first tile's wait covers both */
         load_tile_in(R, 0);
     }
     for (int32_t t = 0; t < nt; t++) {
