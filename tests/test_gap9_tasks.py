@@ -70,8 +70,8 @@ def test_control_block_reserve_is_the_runtimes():
     static assertion checks against it in every 32-bit build: gap9-qemu, the SDK builds)."""
     from codegen.gap9.hw import PLATFORMS
 
-    assert {p.l1_control for p in PLATFORMS.values()} == {1024}
-    assert re.search(r"#define GF_L1_CONTROL_BYTES 1024u\b", GF_GAP9_H.read_text())
+    assert {p.l1_control for p in PLATFORMS.values()} == {1536}
+    assert re.search(r"#define GF_L1_CONTROL_BYTES 1536u\b", GF_GAP9_H.read_text())
 
 
 @pytest.mark.parametrize("name,tasks", [("mlp", [[1, 2, 3]]), ("simple_cnn", [[1, 2, 3, 4, 5, 6]])])

@@ -89,7 +89,7 @@ def test_work_buffer_sizes_mirror_the_runtime():
                          ("GF_SIMD_CONV_PIX_MAX", tiling.SIMD_CONV_PIX_MAX),
                          ("GF_SIMD_DW_COL_BYTES", tiling.SIMD_DW_COL_BYTES), ("GF_SIMD_DW_WORDS", tiling.SIMD_DW_WORDS)):
         assert re.search(rf"#define {macro} {value}u?\b", text), macro
-    assert simd_col_bytes(13) == 64 and simd_conv_col_bytes(9) == 16 * 12 and simd_conv_col_bytes(576) == 3 * 576
+    assert simd_col_bytes(13) == 64 and simd_conv_col_bytes(9) == 32 * 12 and simd_conv_col_bytes(576) == 3 * 576
     assert simd_conv_col_bytes(4000) == 4000
     # depthwise 3x3, 16x16 tile, stride 1: 18 rows of round4(3 + 15 + 4) = 24 bytes; 5x5 stride 2 over
     # 100 columns: rows of round4(3 + 198 + 8) = 212 bytes, 9 of them fit 2 KiB; column dilation: none

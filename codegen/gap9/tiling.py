@@ -41,7 +41,7 @@ from gapforge.plan import Step
 ELEM = {"int8": 1, "uint8": 1, "int32": 4}
 SIMD_COL_PIXELS = 4  # matmul columns per pass of the SIMD kernel: GF_SIMD_PIX of gf_simd.h
 SIMD_CONV_COL_BYTES = 2048  # the SIMD conv's im2col buffer: as many pixels as fit (GF_SIMD_CONV_COL_BYTES),
-SIMD_CONV_PIX_MAX = 16  # 1 to GF_SIMD_CONV_PIX_MAX of them
+SIMD_CONV_PIX_MAX = 32  # 1 to GF_SIMD_CONV_PIX_MAX of them
 SIMD_DW_COL_BYTES = 2048  # the SIMD depthwise kernel's rows of the padded input plane (GF_SIMD_DW_COL_BYTES)
 SIMD_DW_WORDS = 16  # its largest kernel: kh * ceil(kw / 4) words (GF_SIMD_DW_WORDS)
 # depthwise layers with fewer output pixels keep the portable kernel: the SIMD one's per-channel set-up

@@ -4,32 +4,36 @@
  */
 #include "gf_internal.h"
 
-/* Constants for multiplier m, shift sh and (already folded) offset o. */
+/* Constants for multiplier m, shift sh and (already folded) offset o. In 32-bit operations where the 64-bit
+ * ones are not needed (every kernel calls this per channel, every core per tile): the shortcut's
+ * |o| < 2^62 is tested on o's high word, within (-2^30, 2^30) (the offsets of [-2^62 + 1, -2^62 + 2^32) with
+ * that word -2^30 take the exact path instead: the same results), and e = o + 2^(sh-1) with sh - 1 >= 33 adds
+ * 2^(sh-33) to the high word only. */
 static void gf_rqc_set(gf_rqc_t *c, const gf_requant_t *rq, int32_t m, int32_t sh, int64_t o)
 {
-    const int64_t lim62 = (int64_t)1 << 62;
+    const int32_t zp = rq->zp, lo = rq->lo, hi = rq->hi, oh = (int32_t)(o >> 32);
 
     c->m = m;
     c->o = o;
     c->sh = sh;
-    c->zp = rq->zp;
-    c->lo = rq->lo;
-    c->hi = rq->hi;
-    c->range = (uint32_t)rq->hi - (uint32_t)rq->lo;
+    c->zp = zp;
+    c->lo = lo;
+    c->hi = hi;
+    c->range = (uint32_t)hi - (uint32_t)lo;
     c->k = 0;
     c->mask = 0; /* exact path for every element unless the shortcut applies */
     c->oh1 = 0;
     c->el = 0;
-    if (sh >= 34 && sh <= 62 && o > -lim62 && o < lim62 && rq->lo <= rq->hi) {
-        int32_t k = sh - 32;
-        int64_t e = o + ((int64_t)1 << (sh - 1));
-        int64_t oh1 = (e >> 32) + (int64_t)rq->zp * ((int64_t)1 << k) + 1;
+    if (sh >= 34 && sh <= 62 && oh > -(1 << 30) && oh < (1 << 30) && lo <= hi) {
+        const int32_t k = sh - 32;
+        const int32_t eh = oh + (1 << (sh - 33)); /* hi32(o + 2^(sh-1)); |eh| < 2^30 + 2^29 */
+        const int64_t oh1 = (int64_t)eh + (int64_t)zp * ((int64_t)1 << k) + 1;
         const int64_t lim30 = (int64_t)1 << 30;
         if (oh1 > -lim30 && oh1 < lim30) {
             c->k = k;
             c->mask = ((uint32_t)1 << k) - 2u; /* see gf_rq_fast */
             c->oh1 = (int32_t)oh1;
-            c->el = (uint32_t)e;
+            c->el = (uint32_t)o; /* lo32(o + 2^(sh-1)) = lo32(o) */
         }
     }
 }

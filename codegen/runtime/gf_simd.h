@@ -66,7 +66,7 @@
  * SIMD_CONV_PIX_MAX mirror them). */
 #define GF_SIMD_PIX 4
 #define GF_SIMD_CONV_COL_BYTES 2048u
-#define GF_SIMD_CONV_PIX_MAX 16u
+#define GF_SIMD_CONV_PIX_MAX 32u
 /* The depthwise kernel's buffer: rows of the zero-padded input plane of one channel, each row
  * round4(3 + (ow-1)*sx + 4*ceil(kw/4)) bytes; every row the tile needs if that fits
  * GF_SIMD_DW_COL_BYTES, else as many as fit it (at least the kernel's (kh-1)*dy+1). Kernels of up to

@@ -198,7 +198,7 @@ static inline void gf_copy_words(void *dst, const void *src, uint32_t bytes)
 /* L1 bytes of the running layer's control block (its descriptor, run record, operands and counters, copied into
  * L1 by the cluster controller so that the cores read them there, not in L2), allocated with the layer's buffers
  * and reserved beside the stacks (codegen/gap9/hw.py l1_control: the same figure). */
-#define GF_L1_CONTROL_BYTES 1024u
+#define GF_L1_CONTROL_BYTES 1536u
 
 /* Cluster layers one task runs at most (the run records are static, in L2; codegen/gap9/program.py
  * TASK_MAX_LAYERS plans the tasks with the same bound). */

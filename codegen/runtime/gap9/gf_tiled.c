@@ -52,8 +52,8 @@ typedef struct {
     /* each forked core's pi_perf counters around its share of the tile loop (tile_loop); adjacent (copied back
      * to L2 at once: run_layer_on_cluster) */
     uint32_t core_cycles[GF_CLUSTER_CORES], core_instr[GF_CLUSTER_CORES];
-    /* core 0's DMA queues (2 each: double buffering), shared by every layer: gf_queues, drained at the end of
-     * every layer's tile loop */
+    /* core 0's DMA queues (2 each: double buffering): the layer's, in its control block (empty at the start,
+     * drained at the end of its tile loop) */
     gf_queue_t *load_q, *store_q;
     uint32_t l3_ops; /* bit k: operand k is in L3 (bind_layer) */
     uint32_t l1_bytes; /* l1_total(): every L1 buffer of the layer (bind_layer; the controller reads one word) */
@@ -61,8 +61,6 @@ typedef struct {
      * (load_tile), read by every core for its share and by core 0 for the store (the control block's slots) */
     gf_tile_t *tiles;
 } gf_run_t;
-
-static gf_queue_t gf_load_q[2], gf_store_q[2];
 
 static int32_t ceil_div(int32_t a, int32_t b) { return (a + b - 1) / b; }
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
@@ -869,9 +867,11 @@ static void tile_loop(void *arg)
             load_weights(R, &R->load_q[0], T0, 0);
         if (L->p_resident)
             load_params(R, &R->load_q[0], T0, 0);
-        q_wait(&R->load_q[0]);
-        if (L->w_resident && L->buf_wp) /* resident packed weights: unpacked once, before any barrier */
+        if (L->w_resident && L->buf_wp) { /* resident packed weights: unpacked once, before any barrier */
+            q_wait(&R->load_q[0]);
             unpack_rows(L, R->l1[0][OP_WP], (int8_t *)R->l1[0][OP_W], T0->con);
+        }
+        /* tile 0's loads join the resident ones in flight: the first tile's wait covers both */
         load_tile_in(R, 0);
     }
     for (int32_t t = 0; t < nt; t++) {
@@ -1001,8 +1001,6 @@ typedef struct {
 static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl)
 {
     _Static_assert(sizeof(gf_layer_stats_t) % 4 == 0, "gf_layer_stats_t: whole words");
-    R->load_q = gf_load_q;
-    R->store_q = gf_store_q;
     buffer_layout(R, tl->L, &tl->ops);
     gf_clear_words(tl->stats, sizeof(*tl->stats));
     R->st = tl->stats;
@@ -1040,6 +1038,8 @@ typedef struct {
     gf_operands_t ops;
     gf_layer_stats_t st;
     gf_tile_t tiles[2]; /* the run record's tile slots (one per buffer) */
+    gf_queue_t load_q[2], store_q[2]; /* core 0's DMA queues (each command's slot is written by core 0 at issue
+                                       * and read at its wait: in L2 they cost about 25 cycles an access) */
 } gf_ctl_t;
 
 _Static_assert(sizeof(gf_ctl_t) % 4 == 0 && sizeof(gf_run_t) % 4 == 0 && sizeof(gf_layer_t) % 4 == 0 &&
@@ -1117,6 +1117,9 @@ static int run_layer_on_cluster(gf_run_t *R)
     X->ops = &C->ops;
     X->st = &C->st;
     X->tiles = C->tiles;
+    X->load_q = C->load_q;
+    X->store_q = C->store_q;
+    C->load_q[0].n = C->load_q[1].n = C->store_q[0].n = C->store_q[1].n = 0;
     uint8_t *buf = block + GF_L1_CONTROL_BYTES;
     for (int k = 0, off = 0; k < OP_N; k++)
         for (int i = 0; i < 2; i++) {
