@@ -281,6 +281,25 @@ def task_l1_block(task: list[int], rows: dict[int, dict], hw: Platform) -> int:
     return hw.l1_control + max((rows[i]["l1_bytes"] for i in task if rows[i]["tiling"] != "fc"), default=0)
 
 
+def format_tasks(gap9: dict) -> str:
+    """plan_report.txt: the cluster tasks, each with the one L1 block its controller allocates (the control block and
+    the buffers of its largest layer: one block and one fork per task, gf_tiled.c cluster_entry) and its L2 bounce
+    area (also its largest layer's)."""
+    rows = {r["index"]: r for r in gap9["layers"]}
+    control = gap9["platform"]["l1_control"]
+    lines = [f"cluster tasks: {len(gap9['tasks'])} (each one L1 block = {control} B control block + its largest "
+             "layer's L1 buffers, one fork of its layers' most cores)"]
+    for k, t in enumerate(gap9["tasks"]):
+        layers = t["layers"]
+        big = max(layers, key=lambda i: rows[i]["l1_bytes"]) if layers else None
+        cores = max((rows[i]["cores"] for i in layers), default=0)
+        lines.append(f"  task {k}: steps {t['steps'][0]}-{t['steps'][-1]}, {len(layers)} cluster layers, {cores} cores, "
+                     f"L1 block {t['l1_block_bytes']} B"
+                     + (f" (largest layer {rows[big]['name']}: {rows[big]['l1_bytes']} B)" if big is not None else "")
+                     + f", L2 bounce {t['bounce_bytes']} B")
+    return "\n".join(lines)
+
+
 def _noop(call, tp: TilePlan) -> bool:
     """An FC step that runs nothing (a view: its output is its input's bytes, in place)."""
     return tp.tiling == "fc" and not call.kernel and call.kind != "quantize"

@@ -1153,6 +1153,8 @@ static void layer_out(gf_ctl_t *C, int k)
     ctl_copy(&C->st, st, sizeof(*st), PI_CL_DMA_DIR_LOC2EXT, &cmd[1]);
     ctl_wait(cmd, 2);
     uint32_t cycles = C->in_cycles + pi_perf_read(PI_PERF_CYCLES), instr = C->in_instr + pi_perf_read(PI_PERF_INSTR);
+    st->bk_cycles = cycles;
+    st->bk_instr = instr;
     if (k == 0) {
         cycles += C->cc_cycles0;
         instr += C->cc_instr0;

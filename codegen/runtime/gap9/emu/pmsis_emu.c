@@ -1805,16 +1805,15 @@ static void run_core(int id)
     void **fake = NULL;
 #endif
 #ifdef GF_EMU_BARE
-    uint64_t t0, used;
+    uint64_t used;
 #endif
     g_cur_core = id;
     fiber_start(fake, g_cores[id].stack.lo, g_cores[id].stack.size);
 #ifdef GF_EMU_BARE
-    t0 = g_slice_t0 = instr_now();
+    g_slice_t0 = instr_now();
     ctx_switch(&g_sched_ctx, &g_cores[id].ctx);
-    used = instr_now();
-    g_core_instr[id] += used - g_slice_t0; /* the slice since its start, or since a record inside it (layer_end) */
-    used -= t0;
+    used = instr_now() - g_slice_t0; /* the slice since its start, or since a record inside it (layer_end) */
+    g_core_instr[id] += used;
     if (used > g_round_max)
         g_round_max = used;
 #else
@@ -2330,8 +2329,11 @@ void gf_emu_layer_end(void)
     r = &g_recs[g_nrecs++];
     stats_snapshot(&r->s);
 #ifdef GF_EMU_BARE
-    if (g_fork_active) { /* core 0's slice so far (run_core adds the rest) */
-        g_core_instr[id] += now - g_slice_t0;
+    if (g_fork_active) { /* core 0's slice so far, and the round so far (run_core and the scheduler add the rest) */
+        uint64_t part = now - g_slice_t0;
+        g_core_instr[id] += part;
+        g_core_crit += part > g_round_max ? part : g_round_max;
+        g_round_max = 0;
         g_slice_t0 = now;
     }
     for (int c = 0; c < GF_EMU_NB_CORES; c++) {
