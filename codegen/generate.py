@@ -171,7 +171,7 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         from dataclasses import replace
 
         from codegen.gap9.placement import format_report
-        from codegen.gap9.program import build_gap9_program
+        from codegen.gap9.program import build_gap9_program, format_tasks
         from codegen.gap9.resources import rv32_compiler
 
         if l1_budget is not None and l1_budget > base.l1_budget:
@@ -226,7 +226,8 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
             (tmp / tmpl).write_text(env.get_template(source).render(**build_ctx), encoding="utf-8")
         (tmp / "plan.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         if gap9 is not None:
-            report = format_report(gap9.placement, program.name) + "\n" + format_resources(doc["gap9"])
+            report = (format_report(gap9.placement, program.name) + "\n" + format_tasks(doc["gap9"]) + "\n"
+                      + format_resources(doc["gap9"]))
             (tmp / "plan_report.txt").write_text(report + "\n", encoding="utf-8")
     if gap9 is not None and doc["gap9"]["code"]["warning"]:
         print(f"gapforge: warning: {program.name}: {doc['gap9']['code']['warning']}", file=sys.stderr)

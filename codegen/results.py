@@ -12,8 +12,10 @@ and, on the gap9 target, per step:
   GF MEM i name tiles=.. l1=.. l3_to_l2=.. l2_to_l1=.. l1_to_l2=.. l2_to_l3=.. dma_cmds=..   (executor counters)
   GF EMU i name l1_peak=.. l2_peak=.. l3_peak=.. l3_to_l2=.. ...                    (emulator counters)
   GF EMU ERROR ...                                                                  (emulator caught a fault)
-  GF CLUSTER i name cycles_max=.. instr_max=.. core=.. instr_core=.. cc_cycles=.. cc_instr=..   (tiled steps: the
-      cluster's own pi_perf counters, the busiest forked core's and the controller's outside the fork; the
+  GF CLUSTER i name cycles_max=.. instr_max=.. core=.. instr_core=.. cc_cycles=.. cc_instr=.. bk_cycles=..
+      bk_instr=..   (tiled steps: the cluster's own pi_perf counters, the layer's busiest core's and the layer's
+      bookkeeping: core 0's copies of its control block in and back, bk, plus, cc, on a task's first layer the
+      controller's work before the task's one fork and on its last after it; the
       GF PERF figures are the fabric controller's, around the whole step: docs/gap9.md "Execution")
 and on gap9-qemu (the gap9 program on rv32 under QEMU), per step, the program's instructions per core:
   GF CORES i name core_max=.. core_sum=.. cores_used=.. core_crit=.. cc=.. cluster=.. core0=.. ... core7=..
@@ -72,7 +74,7 @@ def parse_output(stdout: str) -> dict[str, Any]:
             layers.setdefault(idx, {"index": idx, "name": name}).update(
                 cluster_cycles=kv["cycles_max"], cluster_instr=kv["instr_max"], cluster={
                     "cycles_core": kv["core"], "instr_core": kv["instr_core"], "cc_cycles": kv["cc_cycles"],
-                    "cc_instr": kv["cc_instr"]})
+                    "cc_instr": kv["cc_instr"], **{k: kv[k] for k in ("bk_cycles", "bk_instr") if k in kv}})
         elif tag == "CORES" and len(parts) == 4 and parts[2].isdigit():
             idx = int(parts[2])
             name, _, rest = parts[3].partition(" ")

@@ -293,9 +293,21 @@ def test_layers_of_one_task_are_recorded_apart(exe):
     assert first["cc_stack_peak"] > 0 and second["cc_stack_peak"] > 0
 
 
+def test_layers_of_one_fork_are_recorded_apart(exe):
+    """gf_run_task's pattern since one L1 block and one fork per task: core 0 records each layer inside the fork; each
+    record holds its own layer's DMA bytes, the L1 peak is the task's block plus the layer's own allocation."""
+    res = run(exe, "layers", 4)
+    assert res.returncode == 0, res.stdout + res.stderr
+    first, second = stats(res.stdout, "layer0"), stats(res.stdout, "layer1")
+    assert (first["l2_to_l1"], first["dma_cmds"], first["l1_peak"]) == (100, 1, 128 + 104)
+    assert (second["l2_to_l1"], second["dma_cmds"], second["l1_peak"]) == (40, 1, 128 + 40)
+    assert first["cc_stack_peak"] > 0 and second["cc_stack_peak"] > 0
+    assert first["core_stack_peak"] > 0 and second["core_stack_peak"] > 0
+
+
 @pytest.mark.parametrize("mode,text", [
     (1, "gf_emu_layer_end called outside a cluster task"),
-    (2, "gf_emu_layer_end called inside a fork"),
+    (2, "gf_emu_layer_end called inside a fork by core 1"),
     (3, "gf_emu_print_layer_stats: record 2 of the last task, which has 2"),
 ])
 def test_layer_record_misuse(exe, mode, text):

@@ -129,6 +129,7 @@ class Gap9Program:
 
     def plan_json(self) -> dict:
         p = self.placement
+        rows = {r["index"]: r for r in p.layers}
         return {"platform": p.budgets.hw.to_json(), "budgets": p.budgets.to_json(), "params_level": p.params,
                 "l2": {"arena_bytes": p.l2.arena_size, "liveness_lower_bound_bytes": p.l2.lower_bound,
                        "peak_bytes": p.l2_total, "scratch_bytes": p.budgets.hw.l2_scratch},
@@ -136,7 +137,8 @@ class Gap9Program:
                 "buffers": {name: lvl for name, lvl in sorted(p.buffer_level.items())},
                 "layers": p.layers,
                 "tasks": [{"steps": t, "layers": [i for i in t if i in self.layers],
-                           "bounce_bytes": max((p.bounce[i] for i in t), default=0)} for t in self.tasks]}
+                           "bounce_bytes": max((p.bounce[i] for i in t), default=0),
+                           "l1_block_bytes": task_l1_block(t, rows, p.budgets.hw)} for t in self.tasks]}
 
 
 def tile_kernel(kernel: str) -> str:
@@ -265,7 +267,37 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
         most = max(placement.bounce[i] for i in task)
         for i in task:
             rows[i]["l2_peak_bytes"] += most - placement.bounce[i]
+        # its L1 block likewise (gf_tiled.c cluster_entry): the control block and its largest layer's buffers
+        block = task_l1_block(task, rows, hw)
+        for i in task:
+            if rows[i]["tiling"] != "fc":
+                rows[i]["l1_block_bytes"] = block
     return Gap9Program(program, tiles, placement, layers, outputs, tasks)
+
+
+def task_l1_block(task: list[int], rows: dict[int, dict], hw: Platform) -> int:
+    """L1 bytes the cluster controller allocates for a task (one block, one fork: gf_tiled.c cluster_entry): the
+    control block (hw.l1_control) and the buffers of the task's largest layer, which every layer uses from its start."""
+    return hw.l1_control + max((rows[i]["l1_bytes"] for i in task if rows[i]["tiling"] != "fc"), default=0)
+
+
+def format_tasks(gap9: dict) -> str:
+    """plan_report.txt: the cluster tasks, each with the one L1 block its controller allocates (the control block and
+    the buffers of its largest layer: one block and one fork per task, gf_tiled.c cluster_entry) and its L2 bounce
+    area (also its largest layer's)."""
+    rows = {r["index"]: r for r in gap9["layers"]}
+    control = gap9["platform"]["l1_control"]
+    lines = [f"cluster tasks: {len(gap9['tasks'])} (each one L1 block = {control} B control block + its largest "
+             "layer's L1 buffers, one fork of its layers' most cores)"]
+    for k, t in enumerate(gap9["tasks"]):
+        layers = t["layers"]
+        big = max(layers, key=lambda i: rows[i]["l1_bytes"]) if layers else None
+        cores = max((rows[i]["cores"] for i in layers), default=0)
+        lines.append(f"  task {k}: steps {t['steps'][0]}-{t['steps'][-1]}, {len(layers)} cluster layers, {cores} cores, "
+                     f"L1 block {t['l1_block_bytes']} B"
+                     + (f" (largest layer {rows[big]['name']}: {rows[big]['l1_bytes']} B)" if big is not None else "")
+                     + f", L2 bounce {t['bounce_bytes']} B")
+    return "\n".join(lines)
 
 
 def _noop(call, tp: TilePlan) -> bool:

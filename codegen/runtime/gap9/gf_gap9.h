@@ -6,13 +6,16 @@
  * Execution model (per cluster task: the consecutive cluster layers of the plan's gap9.tasks):
  *   FC:      allocates the L2 bounce buffers the task's largest layer needs for L3-resident operands,
  *            then sends one cluster task for all its layers.
- *   core 8:  (cluster controller, runs the task) for each layer in order: allocates its L1 buffers,
- *            forks the compute cores, then frees L1.
- *   core 0:  inside the fork, drives the DMA pipeline: loads tile t+1 (L3 -> L2 bounce -> L1, or
- *            L2 -> L1) while all cores compute tile t, stores tile t-1 (L1 -> L2 [-> L3]).
+ *   core 8:  (cluster controller, runs the task) allocates one L1 block for the whole task (the control
+ *            block and the buffers of its largest layer), forks the compute cores once (the most cores
+ *            of its layers) for all its layers, then frees the block.
+ *   core 0:  inside the fork, for each layer: copies the layer's control block into L1, then drives
+ *            the DMA pipeline: loads tile t+1 (L3 -> L2 bounce -> L1, or L2 -> L1) while all cores
+ *            compute tile t, stores tile t-1 (L1 -> L2 [-> L3]); then copies the layer's counters back.
  *   cores 0..n-1: compute their share of each tile (output channels, or elements for element-wise
  *            steps) with the portable kernels of gf_runtime.h; barriers separate "tile t loaded"
- *            from "compute" and "compute" from "tile t stored".
+ *            from "compute" and "compute" from "tile t stored", and the layers from each other; the
+ *            cores of the fork beyond a layer's own `cores` only take part in its barriers.
  * The tile geometry is derived from the tile sizes chosen by codegen/gap9/tiling.py, which also
  * predicts the bytes every layer moves; the executor counts them (gf_layer_stats_t).
  */
@@ -153,12 +156,13 @@ typedef struct {
 typedef struct {
     uint32_t tiles, dma_cmds, l1_bytes;
     uint64_t l3_to_l2, l2_to_l1, l1_to_l2, l2_to_l3;
-    /* the cluster's own pi_perf counters (PI_PERF_CYCLES, PI_PERF_INSTR): the busiest forked core's,
-     * each read by the core around its share of the tile loop (cycles_core: the core with the most
-     * cycles, instr_core: with the most instructions), and the controller's outside the fork (L1
-     * allocation and free) */
+    /* the cluster's own pi_perf counters (PI_PERF_CYCLES, PI_PERF_INSTR): the busiest of the layer's cores,
+     * each read by the core around its share of the layer's tile loop (cycles_core: the core with the most
+     * cycles, instr_core: with the most instructions), and the layer's bookkeeping (cc_*): core 0's copy of
+     * the layer's control block into L1 and of its counters back, plus the controller's work outside the
+     * task's one fork, on the task's first layer (L1 allocation) and last (free); bk_*: core 0's part alone */
     uint32_t cycles_max, instr_max, cycles_core, instr_core;
-    uint32_t cc_cycles, cc_instr;
+    uint32_t cc_cycles, cc_instr, bk_cycles, bk_instr;
 } gf_layer_stats_t;
 
 /* One cluster layer of a task: its descriptor, its operands (bound by the FC) and where its counters go. */
@@ -169,7 +173,7 @@ typedef struct {
 } gf_task_layer_t;
 
 /* gf_run_task results */
-#define GF_ERR_L1_ALLOC (-1) /* an L1 buffer could not be allocated (reported on stdout) */
+#define GF_ERR_L1_ALLOC (-1) /* the task's L1 block could not be allocated (reported on stdout) */
 #define GF_ERR_CLUSTER (-2)  /* pi_cluster_send_task_to_cl failed */
 #define GF_ERR_TASK (-3)     /* a task of no layer or of more than GF_TASK_MAX_LAYERS */
 
@@ -195,9 +199,10 @@ static inline void gf_copy_words(void *dst, const void *src, uint32_t bytes)
     }
 }
 
-/* L1 bytes of the running layer's control block (its descriptor, run record, operands and counters, copied into
- * L1 by the cluster controller so that the cores read them there, not in L2), allocated with the layer's buffers
- * and reserved beside the stacks (codegen/gap9/hw.py l1_control: the same figure). */
+/* L1 bytes of the task's control block (the running layer's descriptor, run record, operands and counters, copied
+ * into L1 by core 0 before each layer so that the cores read them there, not in L2, and the task's fields),
+ * allocated at the start of the task's L1 block and reserved beside the stacks (codegen/gap9/hw.py l1_control: the
+ * same figure). */
 #define GF_L1_CONTROL_BYTES 1536u
 
 /* Cluster layers one task runs at most (the run records are static, in L2; codegen/gap9/program.py
@@ -207,11 +212,12 @@ static inline void gf_copy_words(void *dst, const void *src, uint32_t bytes)
 /* A cluster task of `n` consecutive cluster layers, in two calls on the FC. gf_task_bind binds each layer's run
  * record (static, in L2: the cluster only allocates, forks and frees) and returns the L2 bytes of the task's bounce
  * area for its L3 operands: the largest layer's (the layers use it one after the other); 0 also for n outside
- * 1..GF_TASK_MAX_LAYERS, which gf_run_task then refuses. gf_run_task sends the task: the cluster controller runs
- * the layers in order, each with its own L1 block and fork of the compute cores, and fills each layer's stats.
+ * 1..GF_TASK_MAX_LAYERS, which gf_run_task then refuses. gf_run_task sends the task: the cluster controller
+ * allocates one L1 block (GF_L1_CONTROL_BYTES + the largest layer's buffers) and forks the compute cores once; the
+ * cores run the layers in order, and each layer's stats are filled.
  * `bounce`: that area (L2, NULL if 0 bytes); `core_stack_bytes`: each compute core's stack
- * (pi_cluster_task_stacks). Returns 0 or the GF_ERR_* of the first layer that failed (its index in *failed; the
- * layers after it did not run). */
+ * (pi_cluster_task_stacks). Returns 0 or the GF_ERR_* of the task (GF_ERR_L1_ALLOC: the task's block could not
+ * be allocated, no layer ran, *failed = the index of its largest layer). */
 uint32_t gf_task_bind(const gf_task_layer_t *layers, int n);
 int gf_run_task(struct pi_device *cluster, struct pi_device *ram, int n, uint8_t *bounce, int core_stack_bytes,
                 int *failed);

@@ -49,14 +49,15 @@ typedef struct {
     uint32_t bytes[OP_N]; /* one buffer of each operand */
     int nbuf[OP_N];       /* 0 (unused), 1 (single / resident) or 2 (double buffered) */
     int32_t ntiles;
-    /* each forked core's pi_perf counters around its share of the tile loop (tile_loop); adjacent (copied back
-     * to L2 at once: run_layer_on_cluster) */
+    /* each forked core's pi_perf counters around its share of the layer's tile loop (layer_tiles); adjacent
+     * (copied back to L2 at once: layer_out) */
     uint32_t core_cycles[GF_CLUSTER_CORES], core_instr[GF_CLUSTER_CORES];
     /* core 0's DMA queues (2 each: double buffering): the layer's, in its control block (empty at the start,
      * drained at the end of its tile loop) */
     gf_queue_t *load_q, *store_q;
     uint32_t l3_ops; /* bit k: operand k is in L3 (bind_layer) */
     uint32_t l1_bytes; /* l1_total(): every L1 buffer of the layer (bind_layer; the controller reads one word) */
+    int32_t cores;     /* the layer's compute cores (bind_layer: the controller forks the most of the task's) */
     /* the geometry of the tile in each buffer: computed once by core 0 when it issues the tile's loads
      * (load_tile), read by every core for its share and by core 0 for the store (the control block's slots) */
     gf_tile_t *tiles;
@@ -830,18 +831,19 @@ static __attribute__((noinline)) uint32_t gf_fault_deep_call(uint32_t bytes)
 }
 #endif
 
-/* ---- the tile loop, run by every compute core ---- */
-static void tile_loop(void *arg)
+/* ---- the tile loop of one layer, run by every forked core ---- */
+/* The layer's tiles on `core`. The task's fork has the most cores of its layers: the layer's own `cores`
+ * (L->cores) compute, the others only take part in the barriers (an empty share). Inlined into tile_loop (called
+ * once): the compute cores' deepest call chain is tile_loop's frame and the kernel's, as with one fork per layer. */
+static inline void layer_tiles(gf_run_t *R, int core)
 {
-    gf_run_t *R = (gf_run_t *)arg;
     const gf_layer_t *L = R->L;
-    int core = pi_core_id();
-    int ncores = pi_cl_team_nb_cores();
+    int ncores = L->cores;
+    int computes = core < ncores;
     int32_t nt = R->ntiles;
-    /* this core's counters around its share of the layer: read before the last barrier, stopped
-     * after it, so that where PI_PERF_CYCLES is one timer for the whole cluster (pulp-sdk) no core
-     * stops it before every core has read it */
-    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    /* this core's counters around its share of the layer: reset and started after the barrier that publishes the
+     * layer's control block, read before the layer's last barrier (so that where PI_PERF_CYCLES is one timer for the
+     * whole cluster, pulp-sdk, every core reads it before core 0 resets it for its bookkeeping: layer_out) */
     pi_perf_reset();
     pi_perf_start();
 #ifdef GF_FAULT_DEEP_CALL
@@ -888,7 +890,9 @@ static void tile_loop(void *arg)
         if (!(L->fault & GF_FAULT_NO_BARRIER))
             pi_cl_team_barrier(); /* tile t is in L1 for every core */
         const gf_tile_t *T = &R->tiles[b]; /* written by core 0 before the barrier */
-        if (L->tiling == GF_TILING_CONV)
+        if (!computes)
+            ; /* a core of the task's fork beyond the layer's cores: the barriers only */
+        else if (L->tiling == GF_TILING_CONV)
             compute_conv(R, T, b, core, ncores);
         else if (L->tiling == GF_TILING_LINEAR)
             compute_linear(R, T, b, core, ncores);
@@ -924,8 +928,7 @@ static void tile_loop(void *arg)
         R->core_cycles[core] = pi_perf_read(PI_PERF_CYCLES);
         R->core_instr[core] = pi_perf_read(PI_PERF_INSTR);
     }
-    pi_cl_team_barrier();
-    pi_perf_stop();
+    pi_cl_team_barrier(); /* every core read its counters; the layer's tiles are stored */
 }
 
 /* L1 bytes of the layer's buffers: every buffer of every operand, each 8-byte aligned. */
@@ -1006,6 +1009,7 @@ static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl)
     R->st = tl->stats;
     R->st->tiles = (uint32_t)R->ntiles;
     R->l1_bytes = l1_total(R);
+    R->cores = tl->L->cores;
     uint32_t bounce = 0;
     R->l3_ops = 0;
     for (int k = 0; k < OP_N; k++)
@@ -1028,10 +1032,11 @@ uint32_t gf_task_bind(const gf_task_layer_t *layers, int n)
     return most;
 }
 
-/* The running layer's control block: what the cores read throughout the layer (its descriptor, run record and
- * operand locations) and the counters core 0 updates per DMA command, copied by the controller from L2 into L1
- * behind the layer's buffers, and the counters copied back after the fork. The cores' accesses to L2 cost tens of
- * cycles each (gvsoc siracusa, docs/gap9.md "The fixed per-layer cost on the cluster"); L1 takes one. */
+/* The task's control block in L1, at the start of the task's L1 block: the running layer's control block (what the
+ * cores read throughout the layer: its descriptor, run record and operand locations, and the counters core 0 updates
+ * per DMA command), copied by core 0 from L2 into L1 before each layer and its counters copied back after it, and the
+ * task's own fields, set by the controller before the fork. The cores' accesses to L2 cost tens of cycles each (gvsoc
+ * siracusa, docs/gap9.md "The fixed per-layer cost on the cluster"); L1 takes one. */
 typedef struct {
     gf_run_t run;
     gf_layer_t layer;
@@ -1040,6 +1045,14 @@ typedef struct {
     gf_tile_t tiles[2]; /* the run record's tile slots (one per buffer) */
     gf_queue_t load_q[2], store_q[2]; /* core 0's DMA queues (each command's slot is written by core 0 at issue
                                        * and read at its wait: in L2 they cost about 25 cycles an access) */
+    /* the task (the controller, before the fork) */
+    gf_run_t *runs;   /* the layers' run records (L2) */
+    uint8_t *buf;     /* the layers' buffers: the block after the control block (each layer from its start) */
+    int32_t n;        /* layers */
+    /* core 0's bookkeeping counters of the running layer: its control block's copy in (layer_in) */
+    uint32_t in_cycles, in_instr;
+    /* the controller's counters before the fork (allocation, the task's fields): the first layer's */
+    uint32_t cc_cycles0, cc_instr0;
 } gf_ctl_t;
 
 _Static_assert(sizeof(gf_ctl_t) % 4 == 0 && sizeof(gf_run_t) % 4 == 0 && sizeof(gf_layer_t) % 4 == 0 &&
@@ -1051,7 +1064,7 @@ _Static_assert(offsetof(gf_run_t, core_instr) == offsetof(gf_run_t, core_cycles)
 _Static_assert(sizeof(gf_ctl_t) <= GF_L1_CONTROL_BYTES, "the control block exceeds its L1 reserve (GF_L1_CONTROL_BYTES)");
 #define GF_CTL_AT(block) ((gf_ctl_t *)(block))
 #else
-/* 64-bit host (gap9-emu): the structs are wider than the device's, so they live in host memory; the layer still
+/* 64-bit host (gap9-emu): the structs are wider than the device's, so they live in host memory; the task still
  * allocates the device's GF_L1_CONTROL_BYTES with its buffers, so the emulated L1 use is the device's. */
 static gf_ctl_t gf_emu_ctl;
 #define GF_CTL_AT(block) ((void)(block), &gf_emu_ctl)
@@ -1085,28 +1098,18 @@ static void ctl_wait(pi_cl_dma_cmd_t *cmd, int n)
 #endif
 }
 
-/* One layer on the cluster controller: L1 block (control block, then buffers), fork, free. A failed L1 allocation
- * is reported (layer, bytes asked) and fails the layer (GF_ERR_L1_ALLOC); nothing is forked, so no core ever
- * touches a NULL buffer. The controller's own counters cover its work outside the fork: the L1 allocation and the
- * control block's copy in, then (restarted after the fork, whose cores use the counters, and where the controller
- * is compute core 0 its own) the copy back and L1 free. */
-static int run_layer_on_cluster(gf_run_t *R)
+/* Core 0, before layer k (the other cores wait at the barrier after it): the layer's control block into L1 (its run
+ * record, descriptor, operands and stats), its L1 pointers (the buffers from the start of the task's buffer area),
+ * its empty DMA queues. Its own counters around it: the first part of the layer's bookkeeping (cc_cycles). Not
+ * inlined: keeps tile_loop's frame, on the compute cores' deepest call chain, as it was. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void layer_in(gf_ctl_t *C, int k)
 {
-    uint32_t total = R->l1_bytes, block_bytes = GF_L1_CONTROL_BYTES + total;
-    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    gf_run_t *R = &C->runs[k], *X = &C->run;
     pi_perf_reset();
     pi_perf_start();
-    /* one block for the control block and all the layer's buffers: two allocator calls per layer (pulpos'
-     * allocator keeps its state in L2: about 150 cluster cycles per call on gvsoc siracusa, docs/gap9.md) */
-    uint8_t *block = (uint8_t *)pi_cl_l1_malloc(NULL, (int)block_bytes);
-    if (block == NULL) {
-        printf("GF ERROR L1 allocation of %u bytes failed (layer %s: its control block and all its L1 buffers)\n",
-               (unsigned)block_bytes, R->L->name);
-        pi_perf_stop();
-        return GF_ERR_L1_ALLOC;
-    }
-    gf_ctl_t *C = GF_CTL_AT(block);
-    gf_run_t *X = &C->run;
     pi_cl_dma_cmd_t cmd[4];
     ctl_copy(X, R, sizeof(*X), PI_CL_DMA_DIR_EXT2LOC, &cmd[0]);
     ctl_copy(&C->layer, (void *)R->L, sizeof(C->layer), PI_CL_DMA_DIR_EXT2LOC, &cmd[1]);
@@ -1120,48 +1123,122 @@ static int run_layer_on_cluster(gf_run_t *R)
     X->load_q = C->load_q;
     X->store_q = C->store_q;
     C->load_q[0].n = C->load_q[1].n = C->store_q[0].n = C->store_q[1].n = 0;
-    uint8_t *buf = block + GF_L1_CONTROL_BYTES;
-    for (int k = 0, off = 0; k < OP_N; k++)
+    uint8_t *buf = C->buf;
+    for (int j = 0, off = 0; j < OP_N; j++)
         for (int i = 0; i < 2; i++) {
-            X->l1[i][k] = i < X->nbuf[k] ? buf + off : NULL;
-            off += i < X->nbuf[k] ? (int)GF_ALIGN(X->bytes[k]) : 0;
+            X->l1[i][j] = i < X->nbuf[j] ? buf + off : NULL;
+            off += i < X->nbuf[j] ? (int)GF_ALIGN(X->bytes[j]) : 0;
         }
-    C->st.l1_bytes = total;
-    pi_perf_stop();
-    uint32_t cycles = pi_perf_read(PI_PERF_CYCLES), instr = pi_perf_read(PI_PERF_INSTR);
-    pi_cl_team_fork(C->layer.cores, tile_loop, X);
-    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
-    pi_perf_reset();
-    pi_perf_start();
-    /* the counters back to L2: the cores' (read by the FC in gf_run_task) and the layer's */
-    ctl_copy(X->core_cycles, R->core_cycles, sizeof(R->core_cycles) + sizeof(R->core_instr), PI_CL_DMA_DIR_LOC2EXT,
-             &cmd[0]);
-    gf_layer_stats_t *st = R->st;
-    ctl_copy(&C->st, st, sizeof(*st), PI_CL_DMA_DIR_LOC2EXT, &cmd[1]);
-    ctl_wait(cmd, 2);
-    pi_cl_l1_free(NULL, block, (int)block_bytes);
-    pi_perf_stop();
-    st->cc_cycles = cycles + pi_perf_read(PI_PERF_CYCLES);
-    st->cc_instr = instr + pi_perf_read(PI_PERF_INSTR);
-    return 0;
+    C->st.l1_bytes = X->l1_bytes; /* the layer's own buffers (GF MEM l1; the task's block holds its largest) */
+    C->in_cycles = pi_perf_read(PI_PERF_CYCLES);
+    C->in_instr = pi_perf_read(PI_PERF_INSTR);
 }
 
-/* Cluster controller (core 8): runs the task's layers in order, each with its own L1 buffers and fork; stops at
- * the first layer that fails. */
+/* Core 0, after layer k's last barrier (every core read its counters): the counters back to L2 (the cores', read
+ * by the FC in gf_run_task, and the layer's stats), then the layer's bookkeeping figures (layer_in's and this copy
+ * back; on the first layer also the controller's before the fork) straight into its L2 stats. Not inlined (as
+ * layer_in). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void layer_out(gf_ctl_t *C, int k)
+{
+    gf_run_t *R = &C->runs[k], *X = &C->run;
+    pi_perf_reset();
+    pi_perf_start();
+    pi_cl_dma_cmd_t cmd[2];
+    ctl_copy(X->core_cycles, R->core_cycles, sizeof(R->core_cycles) + sizeof(R->core_instr), PI_CL_DMA_DIR_LOC2EXT,
+             &cmd[0]);
+    gf_layer_stats_t *st = R->st; /* the layer's stats in L2 */
+    ctl_copy(&C->st, st, sizeof(*st), PI_CL_DMA_DIR_LOC2EXT, &cmd[1]);
+    ctl_wait(cmd, 2);
+    uint32_t cycles = C->in_cycles + pi_perf_read(PI_PERF_CYCLES), instr = C->in_instr + pi_perf_read(PI_PERF_INSTR);
+    st->bk_cycles = cycles;
+    st->bk_instr = instr;
+    if (k == 0) {
+        cycles += C->cc_cycles0;
+        instr += C->cc_instr0;
+    }
+    st->cc_cycles = cycles;
+    st->cc_instr = instr;
+#ifdef GF_GAP9_EMU
+    gf_emu_layer_end(); /* the emulator's per-step counters (GF EMU, GF CORES): this layer's (core 0, in the fork) */
+#endif
+}
+
+/* ---- the task's fork, run by every forked core ---- */
+/* The task's layers in order, in one fork: per layer core 0 copies its control block in (layer_in), a barrier
+ * publishes it, every core runs the layer's tile loop (layer_tiles, ending with a barrier), core 0 copies its counters
+ * back (layer_out); a last barrier, then the counters stop (after core 0's last read: pulp-sdk's cycle counter is
+ * the cluster's). */
+static void tile_loop(void *arg)
+{
+    gf_ctl_t *C = (gf_ctl_t *)arg;
+    int core = pi_core_id();
+    int32_t n = C->n;
+    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    for (int32_t k = 0; k < n; k++) {
+        if (core == 0)
+            layer_in(C, (int)k);
+        pi_cl_team_barrier(); /* layer k's control block is in L1 */
+        layer_tiles(&C->run, core);
+        if (core == 0)
+            layer_out(C, (int)k);
+    }
+    pi_cl_team_barrier();
+    pi_perf_stop();
+}
+
+/* Cluster controller (core 8): one L1 block for the task (the control block, then the buffers of its largest
+ * layer: the layers use them one after the other), one fork of the most cores of its layers, one free. A failed
+ * allocation is reported (the block's bytes, the task and its largest layer) and fails the task before any layer
+ * runs (GF_ERR_L1_ALLOC, *failed = that layer); nothing is forked, so no core ever touches a NULL buffer. The
+ * controller's own counters cover its work outside the fork: before it (allocation, the task's fields) counted
+ * on the first layer's cc_cycles, after it (the free) on the last layer's. */
 static void cluster_entry(void *arg)
 {
     gf_task_run_t *T = (gf_task_run_t *)arg;
+    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    pi_perf_reset();
+    pi_perf_start();
+    uint32_t most = 0;
+    int32_t cores = 1;
+    int big = 0;
     for (int k = 0; k < T->n; k++) {
-        int rc = run_layer_on_cluster(&T->runs[k]);
-        if (rc != 0) {
-            T->status = rc;
-            T->failed = k;
-            return;
+        const gf_run_t *R = &T->runs[k];
+        if (R->l1_bytes > most) {
+            most = R->l1_bytes;
+            big = k;
         }
-#ifdef GF_GAP9_EMU
-        gf_emu_layer_end(); /* the emulator's per-step counters (GF EMU, GF CORES): this layer's */
-#endif
+        cores = R->cores > cores ? R->cores : cores;
     }
+    uint32_t block_bytes = GF_L1_CONTROL_BYTES + most;
+    uint8_t *block = (uint8_t *)pi_cl_l1_malloc(NULL, (int)block_bytes);
+    if (block == NULL) {
+        printf("GF ERROR L1 allocation of %u bytes failed (task of %d layers from %s: its control block and the %u "
+               "bytes of L1 buffers of its largest layer %s)\n", (unsigned)block_bytes, T->n, T->runs[0].L->name,
+               (unsigned)most, T->runs[big].L->name);
+        pi_perf_stop();
+        T->status = GF_ERR_L1_ALLOC;
+        T->failed = big;
+        return;
+    }
+    gf_ctl_t *C = GF_CTL_AT(block);
+    C->runs = T->runs;
+    C->buf = block + GF_L1_CONTROL_BYTES;
+    C->n = T->n;
+    pi_perf_stop();
+    C->cc_cycles0 = pi_perf_read(PI_PERF_CYCLES);
+    C->cc_instr0 = pi_perf_read(PI_PERF_INSTR);
+    pi_cl_team_fork(cores, tile_loop, C);
+    pi_perf_conf(1 << PI_PERF_CYCLES | 1 << PI_PERF_INSTR);
+    pi_perf_reset();
+    pi_perf_start();
+    pi_cl_l1_free(NULL, block, (int)block_bytes);
+    pi_perf_stop();
+    gf_layer_stats_t *st = T->runs[T->n - 1].st;
+    st->cc_cycles += pi_perf_read(PI_PERF_CYCLES);
+    st->cc_instr += pi_perf_read(PI_PERF_INSTR);
 }
 
 int gf_run_task(struct pi_device *cluster, struct pi_device *ram, int n, uint8_t *bounce, int core_stack_bytes,

@@ -43,12 +43,14 @@ void gf_emu_reset_counters(void);
  * "GF EMU <label> l1_peak=.. l2_peak=.. l3_peak=.. l3_to_l2=.. l2_to_l1=.. l1_to_l2=.. l2_to_l3=.. dma_cmds=..
  *  cc_stack_peak=.. cc_stack=.. core_stack_peak=.. core_stack=.." */
 void gf_emu_print_stats(const char *label);
-/* Several layers in one cluster task (gf_run_task): the cluster controller calls gf_emu_layer_end after each
- * layer; the counters since the previous call (or since the FC's last reset, for the task's first layer:
- * the FC's allocations before the task count there), the peaks and, on rv32, the per-core instructions are
- * stored as the task's next layer record, then reset as by gf_emu_reset_counters and gf_emu_reset_peaks.
- * The instructions of the task after its last record (the controller's return) are added to that record.
- * Only the cluster controller, inside a task, may call it. */
+/* Several layers in one cluster task (gf_run_task): gf_emu_layer_end is called after each layer, by the cluster
+ * controller outside a fork or by compute core 0 inside one (gf_tiled.c: one fork per task, core 0 after the
+ * layer's last barrier); the counters since the previous call (or since the FC's last reset, for the task's first
+ * layer: the FC's allocations before the task count there), the peaks and, on rv32, the per-core instructions are
+ * stored as the task's next layer record, then reset as by gf_emu_reset_counters and gf_emu_reset_peaks (the
+ * instruction counts by marks: the compute cores' pi_perf clocks keep running). The instructions of the task after
+ * its last record (the fork's end, the controller's free and return) are added to that record. Only those two,
+ * inside a task, may call it. */
 void gf_emu_layer_end(void);
 /* After the task, on the FC: record k (0 = the task's first layer) printed as gf_emu_print_stats prints. */
 void gf_emu_print_layer_stats(int k, const char *label);

@@ -295,7 +295,9 @@ typedef struct {
 static gf_layer_rec *g_recs;
 static int g_nrecs, g_recs_cap;
 #ifdef GF_EMU_BARE
-static uint64_t g_mark_t0, g_mark_cores; /* instr_now() and the compute cores' sum at the task start / last record */
+/* instr_now(), each core's count (g_core_instr) and g_core_crit at the task start / the last record: a record is the
+ * difference (the counts are not reset inside a task: the compute cores' pi_perf clocks are their counts) */
+static uint64_t g_mark_t0, g_mark_core[GF_EMU_NB_CORES + 1], g_mark_crit;
 #endif
 
 /* pi_perf's per-core clocks (section "Performance counters"): the start of the running compute
@@ -1726,14 +1728,20 @@ int pi_cluster_send_task_to_cl(struct pi_device *dev, struct pi_cluster_task *ta
         for (int c = 0; c < GF_EMU_NB_CORES; c++)
             cores += g_core_instr[c];
         g_mark_t0 = t0;
-        g_mark_cores = cores;
+        for (int c = 0; c <= GF_EMU_NB_CORES; c++)
+            g_mark_core[c] = g_core_instr[c];
+        g_mark_crit = g_core_crit;
         ctx_switch(&g_fc_ctx, &g_cc_ctx);
         if (g_nrecs > 0) { /* per-layer records (gf_emu_layer_end): the rest of the task goes to the last */
+            gf_layer_rec *r = &g_recs[g_nrecs - 1];
             uint64_t rest = instr_now() - g_mark_t0, since = 0;
-            for (int c = 0; c < GF_EMU_NB_CORES; c++)
-                since += g_core_instr[c];
-            g_recs[g_nrecs - 1].cluster_instr += rest;
-            g_recs[g_nrecs - 1].core_instr[GF_EMU_CC_CORE] += rest - (since - g_mark_cores);
+            for (int c = 0; c < GF_EMU_NB_CORES; c++) {
+                since += g_core_instr[c] - g_mark_core[c];
+                r->core_instr[c] += g_core_instr[c] - g_mark_core[c];
+            }
+            r->cluster_instr += rest;
+            r->core_instr[GF_EMU_CC_CORE] += rest - since;
+            r->core_crit += g_core_crit - g_mark_crit;
         } else {
             for (int c = 0; c < GF_EMU_NB_CORES; c++)
                 cores -= g_core_instr[c];
@@ -1797,14 +1805,14 @@ static void run_core(int id)
     void **fake = NULL;
 #endif
 #ifdef GF_EMU_BARE
-    uint64_t t0, used;
+    uint64_t used;
 #endif
     g_cur_core = id;
     fiber_start(fake, g_cores[id].stack.lo, g_cores[id].stack.size);
 #ifdef GF_EMU_BARE
-    t0 = g_slice_t0 = instr_now();
+    g_slice_t0 = instr_now();
     ctx_switch(&g_sched_ctx, &g_cores[id].ctx);
-    used = instr_now() - t0;
+    used = instr_now() - g_slice_t0; /* the slice since its start, or since a record inside it (layer_end) */
     g_core_instr[id] += used;
     if (used > g_round_max)
         g_round_max = used;
@@ -2289,18 +2297,27 @@ void gf_emu_print_stats(const char *label)
 #endif
 }
 
-/* No emu_init here (a task was sent: it has run); on the controller's stack (stats_snapshot). */
+/* No emu_init here (a task was sent: it has run); on the calling core's stack (stats_snapshot). The controller
+ * outside a fork, or compute core 0 inside one (the executor's one fork per task: core 0 between two layers, the
+ * other cores past the layer's last barrier): the instruction counts are not reset but marked (g_mark_*), as the
+ * compute cores' pi_perf clocks are their counts; core 0's running slice is accounted up to the record. */
 void gf_emu_layer_end(void)
 {
 #ifdef GF_EMU_BARE
     uint64_t now = instr_now(), cores = 0;
 #endif
     gf_layer_rec *r;
+    int id = g_cur_core;
     excl_begin();
-    if (!g_in_task || g_cur_core != GF_EMU_CC_CORE || g_fork_active)
-        gf_fail("gf_emu_layer_end called %s (only the cluster controller calls it, inside a task, outside a fork)",
-                !g_in_task ? "outside a cluster task" : g_fork_active ? "inside a fork" : "by a compute core");
+    if (!g_in_task)
+        gf_fail("gf_emu_layer_end called outside a cluster task (only the cluster controller outside a fork, or "
+                "compute core 0 inside one, records a layer)");
+    if (g_fork_active ? id != 0 : id != GF_EMU_CC_CORE)
+        gf_fail("gf_emu_layer_end called %s by core %d (only the cluster controller outside a fork, or compute core 0 "
+                "inside one, records a layer)", g_fork_active ? "inside a fork" : "outside a fork", id);
     stack_check(GF_EMU_CC_CORE, &g_cc_stack); /* the controller's stack peak so far */
+    if (g_fork_active)
+        stack_check(id, &g_cores[id].stack);
     if (g_nrecs == g_recs_cap) {
         int cap = g_recs_cap ? 2 * g_recs_cap : 16;
         gf_layer_rec *n = (gf_layer_rec *)realloc(g_recs, (size_t)cap * sizeof *n);
@@ -2312,22 +2329,30 @@ void gf_emu_layer_end(void)
     r = &g_recs[g_nrecs++];
     stats_snapshot(&r->s);
 #ifdef GF_EMU_BARE
+    if (g_fork_active) { /* core 0's slice so far, and the round so far (run_core and the scheduler add the rest) */
+        uint64_t part = now - g_slice_t0;
+        g_core_instr[id] += part;
+        g_core_crit += part > g_round_max ? part : g_round_max;
+        g_round_max = 0;
+        g_slice_t0 = now;
+    }
     for (int c = 0; c < GF_EMU_NB_CORES; c++) {
-        r->core_instr[c] = g_core_instr[c];
-        cores += g_core_instr[c];
+        r->core_instr[c] = g_core_instr[c] - g_mark_core[c];
+        cores += r->core_instr[c];
     }
     r->cluster_instr = now - g_mark_t0;
     /* the controller: the layer's instructions outside the forked cores' shares */
-    r->core_instr[GF_EMU_CC_CORE] = g_core_instr[GF_EMU_CC_CORE] + r->cluster_instr - (cores - g_mark_cores);
-    r->core_crit = g_core_crit;
+    r->core_instr[GF_EMU_CC_CORE] = g_core_instr[GF_EMU_CC_CORE] - g_mark_core[GF_EMU_CC_CORE] + r->cluster_instr - cores;
+    r->core_crit = g_core_crit - g_mark_crit;
+    for (int c = 0; c <= GF_EMU_NB_CORES; c++)
+        g_mark_core[c] = g_core_instr[c];
+    g_mark_crit = g_core_crit;
+    g_mark_t0 = now;
 #endif
-    reset_counters();
+    g_stats.l3_to_l2 = g_stats.l2_to_l3 = g_stats.l2_to_l1 = g_stats.l1_to_l2 = 0; /* as reset_counters, the */
+    g_stats.dma_cmds = g_stats.ram_reqs = g_stats.forks = 0;                        /* instructions marked above */
     reset_peaks();
     excl_end();
-#ifdef GF_EMU_BARE
-    g_mark_t0 = instr_now();
-    g_mark_cores = 0;
-#endif
 }
 
 void gf_emu_print_layer_stats(int k, const char *label)

@@ -907,10 +907,36 @@ static void layers_worker(void *arg)
     pi_cl_team_barrier();
 }
 
+/* mode 4: gf_run_task's pattern since one fork per task: the two layers in one fork, core 0 records each after
+ * the layer's last barrier (the L1 block, the larger layer's, allocated once for both) */
+static void layers_one_fork(void *arg)
+{
+    static int sizes[2] = {100, 40};
+    (void)arg;
+    for (int k = 0; k < 2; k++) {
+        if (pi_core_id() == 0) {
+            uint8_t *l1 = (uint8_t *)pi_cl_l1_malloc(NULL, sizes[k]);
+            pi_cl_dma_cmd_t cmd;
+            pi_cl_dma_cmd((uintptr_t)LY.l2, (uintptr_t)l1, (uint32_t)sizes[k], PI_CL_DMA_DIR_EXT2LOC, &cmd);
+            pi_cl_dma_cmd_wait(&cmd);
+            pi_cl_l1_free(NULL, l1, sizes[k]);
+        }
+        pi_cl_team_barrier();
+        if (pi_core_id() == 0)
+            gf_emu_layer_end();
+    }
+}
+
 static void layers_task(void *arg)
 {
     static int sizes[2] = {100, 40};
     (void)arg;
+    if (LY.mode == 4) {
+        uint8_t *l1 = (uint8_t *)pi_cl_l1_malloc(NULL, 128); /* the task's block */
+        pi_cl_team_fork(4, layers_one_fork, NULL);
+        pi_cl_l1_free(NULL, l1, 128);
+        return;
+    }
     for (int k = 0; k < 2; k++) {
         uint8_t *l1 = (uint8_t *)pi_cl_l1_malloc(NULL, 64 * (k + 1)); /* the layer's own L1 (the peak) */
         pi_cl_team_fork(k == 0 ? 4 : 2, layers_worker, &sizes[k]);
