@@ -183,6 +183,27 @@ static inline int32_t gf_sdot4_uu(int32_t acc, uint32_t a, uint32_t b)
 #endif
 }
 
+/* max(a, b), min(a, b) of signed words (p.max, p.min: R-type opcode 0x33, funct7 2, funct3 6 / 4). */
+static inline int32_t gf_simd_max(int32_t a, int32_t b)
+{
+#if defined(GF_SIMD_INSN)
+    __asm__(".insn r 0x33, 6, 2, %0, %1, %2" : "=r"(a) : "r"(a), "r"(b));
+    return a;
+#else
+    return a > b ? a : b; /* the PULP compiler makes p.max of it */
+#endif
+}
+
+static inline int32_t gf_simd_min(int32_t a, int32_t b)
+{
+#if defined(GF_SIMD_INSN)
+    __asm__(".insn r 0x33, 4, 2, %0, %1, %2" : "=r"(a) : "r"(a), "r"(b));
+    return a;
+#else
+    return a < b ? a : b;
+#endif
+}
+
 /* signed a, unsigned b: the unsigned x signed instruction with the operands swapped */
 static inline int32_t gf_sdot4_su(int32_t acc, uint32_t a, uint32_t b)
 {
