@@ -249,7 +249,7 @@ GF_SIMD_GATHER_RUN(uint8_t)
  * the channel's constants in registers for the row, the clamp as max / min (p.max, p.min) instead
  * of gf_rq_fast's out-of-line saturation (the same result for lo <= hi: gf_rq_fast is called with
  * bounds it never reaches; lo > hi keeps gf_rqc_apply). */
-static void gf_simd_rq_row(const gf_rqc_t *rc, const int32_t *acc, int32_t n, int32_t b, void *y)
+GF_INLINE void gf_simd_rq_row(const gf_rqc_t *rc, const int32_t *acc, int32_t n, int32_t b, void *y)
 {
     int32_t q;
     if (!rc) {
@@ -267,7 +267,14 @@ static void gf_simd_rq_row(const gf_rqc_t *rc, const int32_t *acc, int32_t n, in
                 yb[q] = (uint8_t)gf_rqc_apply(rc_, (int32_t)((uint32_t)acc[q] + (uint32_t)b));
             return;
         }
-        for (q = 0; q < n; q++) {
+        for (q = 0; q + 2 <= n; q += 2) { /* two at a time: the loads' and mulh's latencies overlap */
+            const int32_t a0 = (int32_t)((uint32_t)acc[q] + (uint32_t)b), a1 = (int32_t)((uint32_t)acc[q + 1] + (uint32_t)b);
+            const int32_t r0 = gf_rq_fast(a0, m_, oh_, mk_, k_, INT32_MIN, 0xFFFFFFFFu, rc_);
+            const int32_t r1 = gf_rq_fast(a1, m_, oh_, mk_, k_, INT32_MIN, 0xFFFFFFFFu, rc_);
+            yb[q] = (uint8_t)gf_simd_min(gf_simd_max(r0, lo_), hi_);
+            yb[q + 1] = (uint8_t)gf_simd_min(gf_simd_max(r1, lo_), hi_);
+        }
+        if (q < n) {
             const int32_t r = gf_rq_fast((int32_t)((uint32_t)acc[q] + (uint32_t)b), m_, oh_, mk_, k_, INT32_MIN,
                                          0xFFFFFFFFu, rc_);
             yb[q] = (uint8_t)gf_simd_min(gf_simd_max(r, lo_), hi_);
