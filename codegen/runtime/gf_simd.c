@@ -193,6 +193,28 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
         const int32_t H = s->h, W = s->w, kh = s->kh, kw = s->kw, dy = s->dy, sy = s->sy, sx = s->sx; \
         const int32_t ow = s->ow, pt = s->pt, pl = s->pl, hw = H * W, rs = dy * W, K = cg * kh * kw; \
         int32_t oy = p / ow, ox = p - oy * ow, q, c, i;                                            \
+        if (kh == 1 && kw == 1) { /* one byte per channel, zeros for a padding pixel */            \
+            for (q = 0; q < np; q++, col += k4) {                                                  \
+                const int32_t by = oy * sy - pt, bx = ox * sx - pl;                                \
+                if (by >= 0 && by < H && bx >= 0 && bx < W) {                                      \
+                    const XT *xq = xg + by * W + bx;                                               \
+                    for (c = 0; c < cg; c++, xq += hw)                                             \
+                        col[c] = (uint8_t)*xq;                                                     \
+                } else {                                                                           \
+                    for (c = 0; c < cg; c++) {                                                     \
+                        GF_KEEP(c);                                                                \
+                        col[c] = 0;                                                                \
+                    }                                                                              \
+                }                                                                                  \
+                for (c = cg; c < k4; c++) {                                                        \
+                    GF_KEEP(c);                                                                    \
+                    col[c] = 0;                                                                    \
+                }                                                                                  \
+                if (++ox == ow)                                                                    \
+                    ox = 0, oy++;                                                                  \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
         if (!(kw <= 4 && s->dx == 1 && W >= 4)) {                                                  \
             for (q = 0; q < np; q++) {                                                             \
                 gf_simd_gather_##XT(xg, cg, s, oy, ox, col + (size_t)q * k4, k4);                  \
@@ -209,7 +231,7 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
             uint32_t M = j1 > j0 ? (0xFFFFFFFFu >> (8 * (4 - (j1 - j0)))) << (8 * j0) : 0u;       \
             uint8_t *cp = col, *const ce = col + k4 - 4; /* a word stored at cp <= ce stays in the row */ \
             const uint8_t *xc;                                                                     \
-            int32_t i0 = 0, i1 = kh;                                                               \
+            int32_t i0 = 0, i1 = kh, cg_done = 0;                                                  \
             while (i0 < kh && by + i0 * dy < 0)                                                    \
                 i0++;                                                                              \
             while (i1 > i0 && by + (i1 - 1) * dy >= H)                                             \
@@ -217,7 +239,29 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
             if (!M)                                                                                \
                 i1 = i0;                                                                           \
             xc = (const uint8_t *)xg + (by + i0 * dy) * W + L;                                     \
-            for (c = 0; c < cg; c++, xc += hw) {                                                   \
+            if (i0 == 0 && i1 == kh && sft == 0 && j0 == 0 && j1 == kw) {                          \
+                /* every tap inside: plain word copies (the bytes past kw are overwritten) */      \
+                for (c = 0; c < cg; c++, xc += hw) {                                               \
+                    const uint8_t *xr = xc;                                                        \
+                    if (cp + (kh - 1) * kw <= ce) {                                                \
+                        for (i = 0; i < kh; i++, cp += kw, xr += rs)                               \
+                            gf_simd_stu(cp, gf_simd_ldu(xr));                                      \
+                    } else {                                                                       \
+                        for (i = 0; i < kh; i++, cp += kw, xr += rs) {                             \
+                            uint32_t v = gf_simd_ldu(xr);                                          \
+                            if (cp > ce) {                                                         \
+                                int32_t j;                                                         \
+                                for (j = 0; j < kw; j++, v >>= 8)                                  \
+                                    cp[j] = (uint8_t)v;                                            \
+                            } else {                                                               \
+                                gf_simd_stu(cp, v);                                                \
+                            }                                                                      \
+                        }                                                                          \
+                    }                                                                              \
+                }                                                                                  \
+                cg_done = 1;                                                                       \
+            }                                                                                      \
+            for (c = cg_done ? cg : 0; c < cg; c++, xc += hw) {                                    \
                 const uint8_t *xr = xc;                                                            \
                 for (i = 0; i < kh; i++, cp += kw) {                                               \
                     uint32_t v = 0;                                                                \
@@ -332,7 +376,12 @@ GF_INLINE void gf_simd_rq_row(const gf_rqc_t *rc, const int32_t *acc, int32_t n,
                      * pixel rows' bytes past K are zero, so the next row's first bytes add nothing */ \
                     const int32_t nwb = kt && o + R < O ? nw + 1 : nw, ktb = nwb > nw ? 0 : kt;    \
                     if (R == 4) {                                                                  \
-                        for (q = 0; q + 2 <= np; q += 2) { /* two pixels x 4 channels */           \
+                        q = 0;                                                                     \
+                        if (k4 == K) /* pixel and weight rows K bytes apart: 4 pixels x 4 channels */ \
+                            for (; q + 4 <= np; q += 4)                                            \
+                                gf_simd_dot4r4_##SFX(col + (size_t)q * k4, (const uint8_t *)wo, K, nw, acc + q, \
+                                                     GF_SIMD_CONV_PIX_MAX);                        \
+                        for (; q + 2 <= np; q += 2) { /* two pixels x 4 channels */                \
                             const uint8_t *cq = col + (size_t)q * k4;                              \
                             int32_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};                               \
                             int32_t *const aq = acc + q;                                           \
@@ -561,6 +610,65 @@ void gf_conv2d_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32
         gf_conv_simd_us((const uint8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
     else
         gf_conv_simd_ss((const int8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
+}
+
+/* Core `core` of `ncores` sharing a tile: a grid of P pixel groups x C channel groups (P * C ==
+ * ncores, channels in blocks of 4), the one whose estimated cycles on the busiest core are least:
+ * per pixel its gather (~4 K) and per block of 4 channels its dot products and requantization, per
+ * channel its requantization constants (~110). Large maps keep P = ncores (every channel, the pixels
+ * split); a few pixels (stride-2 tails, 1x1 maps) split the channels too. Grouped and depthwise
+ * convolutions split the pixels only. */
+void gf_conv2d_simd_core(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                         const gf_conv_shape_t *s, const gf_requant_t *rq, void *y, int32_t core, int32_t ncores,
+                         uint8_t *col, uint32_t col_bytes)
+{
+    const int32_t npx = s->oh * s->ow, K = s->c * s->kh * s->kw, nb = (s->o + 3) >> 2;
+    int32_t ln = 0, lc = 0, p0, p1, o0, o1;
+    if (npx >= 2 * ncores || s->groups != 1 || nb < 2) { /* at least 2 pixels a core: the pixels split */
+        p0 = core * npx / ncores, p1 = (core + 1) * npx / ncores;
+        if (p0 < p1)
+            gf_conv2d_simd(x, in_t, w, bias, s, rq, y, p0, p1, col, col_bytes);
+        return;
+    }
+    while ((1 << ln) < ncores)
+        ln++;
+    if ((1 << ln) == ncores && s->groups == 1 && nb > 1) { /* (not depthwise: that has o == groups) */
+        /* ncores a power of two: C = 2^l channel groups, P = 2^(ln-l) pixel groups (shifts only) */
+        uint32_t best = 0xFFFFFFFFu;
+        int32_t l;
+        for (l = 0; l <= ln && (1 << l) <= nb; l++) {
+            const uint32_t pp = (uint32_t)(npx + (1 << (ln - l)) - 1) >> (ln - l);
+            const uint32_t bb = (uint32_t)(nb + (1 << l) - 1) >> l;
+            const uint32_t cost = pp * (4u * (uint32_t)K + 50u) +
+                                  pp * bb * ((uint32_t)(K >> 2) * (pp > 1 ? 7u : 9u) + 70u) + bb * 440u;
+            if (cost < best)
+                best = cost, lc = l;
+        }
+    }
+    if ((1 << ln) == ncores) {
+        const int32_t lp = ln - lc, pi = core & ((1 << lp) - 1), ci = core >> lp;
+        p0 = (pi * npx) >> lp, p1 = ((pi + 1) * npx) >> lp;
+        o0 = 4 * ((ci * nb) >> lc), o1 = 4 * (((ci + 1) * nb) >> lc);
+    } else {
+        p0 = core * npx / ncores, p1 = (core + 1) * npx / ncores;
+        o0 = 0, o1 = s->o;
+    }
+    o1 = o1 < s->o ? o1 : s->o;
+    if (o0 >= o1 || p0 >= p1)
+        return;
+    {
+        gf_conv_shape_t sc = *s;
+        gf_requant_t rc;
+        const gf_requant_t *rqp = rq;
+        sc.o = o1 - o0;
+        if (rq && o0 && rq->channels != 1) {
+            rc = *rq;
+            rc.m += o0, rc.sh += o0, rc.o += o0;
+            rqp = &rc;
+        }
+        gf_conv2d_simd(x, in_t, w + (size_t)o0 * (size_t)K, bias ? bias + o0 : NULL, &sc, rqp,
+                       (uint8_t *)y + (size_t)o0 * (size_t)npx * (rq ? 1u : 4u), p0, p1, col, col_bytes);
+    }
 }
 
 /* ---- linear ---------------------------------------------------------------------------------- */
