@@ -375,7 +375,22 @@ GF_INLINE void gf_simd_rq_row(const gf_rqc_t *rc, const int32_t *acc, int32_t n,
                     /* a K % 4 tail as one more word where a weight row follows the block's last: the \
                      * pixel rows' bytes past K are zero, so the next row's first bytes add nothing */ \
                     const int32_t nwb = kt && o + R < O ? nw + 1 : nw, ktb = nwb > nw ? 0 : kt;    \
-                    if (R == 4) {                                                                  \
+                    int32_t tb = ktb; /* the K % 4 tail bytes still to add */                      \
+                    if (R == 4 && k4 == 12) { /* 8 < K <= 12: the block's weights in registers */  \
+                        uint32_t wr[12], v = 0;                                                    \
+                        const uint32_t mk = 0xFFFFFFFFu >> (8 * (12 - K)); /* bytes 8 .. K-1 */     \
+                        const uint8_t *wb = (const uint8_t *)wo;                                   \
+                        for (r = 0; r < 4; r++, wb += K) { /* row r: words 3r .. 3r+2, zero past K */ \
+                            wr[3 * r] = gf_simd_ldu(wb), wr[3 * r + 1] = gf_simd_ldu(wb + 4);      \
+                            if (r < 3) /* the next row's bytes masked off */                       \
+                                wr[3 * r + 2] = gf_simd_ldu(wb + 8) & mk;                          \
+                        }                                                                          \
+                        for (t = K - 1; t >= 8; t--) /* the last row's: byte by byte (its end) */  \
+                            v = v << 8 | (uint8_t)wo[3 * K + t];                                   \
+                        wr[11] = v;                                                                \
+                        gf_simd_dotk3_##SFX(col, np, wr, acc, GF_SIMD_CONV_PIX_MAX);               \
+                        tb = 0;                                                                    \
+                    } else if (R == 4) {                                                           \
                         q = 0;                                                                     \
                         if (k4 == K) /* pixel and weight rows K bytes apart: 4 pixels x 4 channels */ \
                             for (; q + 4 <= np; q += 4)                                            \
@@ -401,7 +416,7 @@ GF_INLINE void gf_simd_rq_row(const gf_rqc_t *rc, const int32_t *acc, int32_t n,
                         for (q = 0; q < np; q++)                                                   \
                             acc[q] = gf_simd_dot1_##SFX(col + (size_t)q * k4, (const uint8_t *)wo, nwb, 0); \
                     }                                                                              \
-                    for (t = 4 * nwb; t < 4 * nwb + ktb; t++) /* the K % 4 tail bytes */           \
+                    for (t = 4 * nwb; t < 4 * nwb + tb; t++) /* the K % 4 tail bytes */            \
                         for (r = 0; r < R; r++) {                                                  \
                             const int32_t wv = wo[(size_t)r * K + t];                              \
                             for (q = 0; q < np; q++)                                               \

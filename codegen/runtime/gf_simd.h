@@ -345,6 +345,50 @@ GF_SIMD_DOT4R2(us, "0x54")
     }
 GF_SIMD_DOT4R4(ss, "0x5C")
 GF_SIMD_DOT4R4(us, "0x54")
+
+/* Pixel rows of 3 words (conv with 8 < K <= 12) x 4 channels whose 3 weight words each are in
+ * registers (w[3*r + j], zero past K): acc[r*os + q] = x_q . w_r for q < np, the pixels' rows 12
+ * bytes apart. lp.setup 0, np, 20 instructions (uimmL 40): per pixel 3 loads, the first word's dot
+ * products without accumulation (pv.dotsp.b / pv.dotusp.b, funct7 0x4C / 0x44), 8 accumulating ones,
+ * 4 stores (sums in t3..t6, the pixel words in t0..t2). */
+#define GF_SIMD_DOTK3(SFX, F7, F7Z)                                                                \
+    static inline void gf_simd_dotk3_##SFX(const uint8_t *xp, int32_t np, const uint32_t *w, int32_t *acc, \
+                                           const int32_t os)                                       \
+    {                                                                                              \
+        if (np <= 0)                                                                               \
+            return;                                                                                \
+        __asm__ volatile(".option push\n\t.option norvc\n\t"                                       \
+                         ".insn i 0x7B, 4, x0, %[n], 40\n\t"                                       \
+                         ".insn i 0x0B, 2, t0, 4(%[x])\n\t"                                        \
+                         ".insn i 0x0B, 2, t1, 4(%[x])\n\t"                                        \
+                         ".insn i 0x0B, 2, t2, 4(%[x])\n\t"                                        \
+                         ".insn r 0x57, 1, " F7Z ", t3, t0, %[w0]\n\t"                              \
+                         ".insn r 0x57, 1, " F7Z ", t4, t0, %[w3]\n\t"                              \
+                         ".insn r 0x57, 1, " F7Z ", t5, t0, %[w6]\n\t"                              \
+                         ".insn r 0x57, 1, " F7Z ", t6, t0, %[w9]\n\t"                              \
+                         ".insn r 0x57, 1, " F7 ", t3, t1, %[w1]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t4, t1, %[w4]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t5, t1, %[w7]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t6, t1, %[w10]\n\t"                              \
+                         ".insn r 0x57, 1, " F7 ", t3, t2, %[w2]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t4, t2, %[w5]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t5, t2, %[w8]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t6, t2, %[w11]\n\t"                              \
+                         "sw t3, 0(%[a])\n\t"                                                      \
+                         "sw t4, %[o1](%[a])\n\t"                                                  \
+                         "sw t5, %[o2](%[a])\n\t"                                                  \
+                         "sw t6, %[o3](%[a])\n\t"                                                  \
+                         "addi %[a], %[a], 4\n\t"                                                  \
+                         ".option pop"                                                             \
+                         : [x] "+r"(xp), [a] "+r"(acc)                                             \
+                         : [n] "r"(np), [w0] "r"(w[0]), [w1] "r"(w[1]), [w2] "r"(w[2]), [w3] "r"(w[3]), \
+                           [w4] "r"(w[4]), [w5] "r"(w[5]), [w6] "r"(w[6]), [w7] "r"(w[7]), [w8] "r"(w[8]), \
+                           [w9] "r"(w[9]), [w10] "r"(w[10]), [w11] "r"(w[11]), [o1] "i"(4 * os),       \
+                           [o2] "i"(8 * os), [o3] "i"(12 * os)                                     \
+                         : "t0", "t1", "t2", "t3", "t4", "t5", "t6", "memory");                    \
+    }
+GF_SIMD_DOTK3(ss, "0x5C", "0x4C")
+GF_SIMD_DOTK3(us, "0x54", "0x44")
 #else
 #define GF_SIMD_DOT4R(SFX)                                                                         \
     static inline void gf_simd_dot4r_##SFX(const uint8_t *xp, const uint8_t *w0, int32_t ws, int32_t n, \
@@ -414,6 +458,23 @@ GF_SIMD_DOT4R2(us)
     }
 GF_SIMD_DOT4R4(ss)
 GF_SIMD_DOT4R4(us)
+
+/* Pixel rows of 3 words, 12 bytes apart, x 4 channels of 3 weight words (w[3*r + j]):
+ * acc[r*os + q] = x_q . w_r for q < np. */
+#define GF_SIMD_DOTK3(SFX)                                                                         \
+    static inline void gf_simd_dotk3_##SFX(const uint8_t *xp, int32_t np, const uint32_t *w, int32_t *acc, \
+                                           const int32_t os)                                       \
+    {                                                                                              \
+        int32_t q, r;                                                                              \
+        for (q = 0; q < np; q++, xp += 12) {                                                       \
+            const uint32_t x0 = gf_simd_ldu(xp), x1 = gf_simd_ldu(xp + 4), x2 = gf_simd_ldu(xp + 8); \
+            for (r = 0; r < 4; r++)                                                                \
+                acc[r * os + q] = gf_sdot4_##SFX(gf_sdot4_##SFX(gf_sdot4_##SFX(0, x0, w[3 * r]), x1, w[3 * r + 1]), \
+                                                 x2, w[3 * r + 2]);                                \
+        }                                                                                          \
+    }
+GF_SIMD_DOTK3(ss)
+GF_SIMD_DOTK3(us)
 #endif
 
 /* One row: acc + sum_{i < 4n} x[i] * w[i] (channel tails). */
