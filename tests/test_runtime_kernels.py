@@ -241,7 +241,10 @@ def add_simd_cases(cs: CaseSet, rng) -> None:
                 (5, 9, 8, 7, (3, 3), (1, 2), (2, 2, 2, 2), (2, 2), 1),     # K = 45: tail 1, dilation
                 (6, 8, 9, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 2),     # groups 2, K = 27
                 (2, 11, 13, 9, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 1),   # K = 50: tail 2
-                (7, 1, 23, 5, (1, 5), (1, 1), (0, 4, 0, 0), (1, 1), 1)]):  # conv1d, K = 35
+                (7, 1, 23, 5, (1, 5), (1, 1), (0, 4, 0, 0), (1, 1), 1),    # conv1d, K = 35
+                (1, 8, 10, 9, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),    # K = 9: weights in registers
+                (3, 4, 5, 10, (2, 2), (1, 1), (0, 0, 0, 0), (1, 1), 1),    # K = 12, 12 pixels: split over 8 cores
+                (8, 5, 5, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1)]):  # K = 72, 9 pixels: 4 x 4 loop, split
             conv_case(cs, rng, K_CONV_SIMD, f"simd_conv_{in_t}_{n}", C=C, H=H, W=W, Co=Co, k=k, stride=stride, pad=pad,
                       dil=dil, groups=g, in_t=in_t, rq=None if n == 1 else "channel", out="u8" if n == 2 else "s8")
         # (the 4-pixel word gather: rows of 5 to 11 pixels, K = 7 with a tail, row stride 2)

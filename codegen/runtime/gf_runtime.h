@@ -167,6 +167,11 @@ uint32_t gf_simd_dw_col_bytes(const gf_conv_shape_t *s);
 uint32_t gf_simd_dw_min_bytes(const gf_conv_shape_t *s);
 void gf_conv2d_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s,
                     const gf_requant_t *rq, void *y, int32_t p0, int32_t p1, uint8_t *col, uint32_t col_bytes);
+/* The share of core `core` of `ncores` computing one tile together (every output once over the
+ * cores): some pixels of some channels, the split chosen from the geometry (gf_simd.c). */
+void gf_conv2d_simd_core(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                         const gf_conv_shape_t *s, const gf_requant_t *rq, void *y, int32_t core, int32_t ncores,
+                         uint8_t *col, uint32_t col_bytes);
 void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
                     const gf_requant_t *rq, void *y);
 void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t rows,

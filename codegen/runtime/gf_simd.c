@@ -178,7 +178,159 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
     }
 }
 
-/* XT: input type, SFX: lanes (x, w) of the dot product. */
+/* The receptive fields of np output pixels from flat pixel index p on (row-major over the tile's
+ * ow columns) into np rows of k4 bytes at col. Kernels of at most 4 columns with contiguous taps
+ * (dx == 1) over rows of at least 4 bytes: each kernel row is one 4-byte load inside the input row
+ * (at the window's start, or moved inside the row at a border and shifted back into place), the
+ * padding taps masked to zero, stored as a word kw bytes after the previous one (its bytes past kw
+ * are overwritten by the next row; a row whose word would end past k4 is stored byte by byte, the
+ * bytes K .. k4-1 zeroed last); the window's valid columns and kernel rows found once per pixel.
+ * Other geometries: gf_simd_gather_* per pixel. */
+#define GF_SIMD_GATHER_RUN(XT)                                                                     \
+    static void gf_simd_gather_run_##XT(const XT *xg, int32_t cg, const gf_conv_shape_t *s, int32_t p, int32_t np, \
+                                        uint8_t *col, int32_t k4)                                  \
+    {                                                                                              \
+        const int32_t H = s->h, W = s->w, kh = s->kh, kw = s->kw, dy = s->dy, sy = s->sy, sx = s->sx; \
+        const int32_t ow = s->ow, pt = s->pt, pl = s->pl, hw = H * W, rs = dy * W, K = cg * kh * kw; \
+        int32_t oy = p / ow, ox = p - oy * ow, q, c, i;                                            \
+        if (kh == 1 && kw == 1) { /* one byte per channel, zeros for a padding pixel */            \
+            for (q = 0; q < np; q++, col += k4) {                                                  \
+                const int32_t by = oy * sy - pt, bx = ox * sx - pl;                                \
+                if (by >= 0 && by < H && bx >= 0 && bx < W) {                                      \
+                    const XT *xq = xg + by * W + bx;                                               \
+                    for (c = 0; c < cg; c++, xq += hw)                                             \
+                        col[c] = (uint8_t)*xq;                                                     \
+                } else {                                                                           \
+                    for (c = 0; c < cg; c++) {                                                     \
+                        GF_KEEP(c);                                                                \
+                        col[c] = 0;                                                                \
+                    }                                                                              \
+                }                                                                                  \
+                for (c = cg; c < k4; c++) {                                                        \
+                    GF_KEEP(c);                                                                    \
+                    col[c] = 0;                                                                    \
+                }                                                                                  \
+                if (++ox == ow)                                                                    \
+                    ox = 0, oy++;                                                                  \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+        if (!(kw <= 4 && s->dx == 1 && W >= 4)) {                                                  \
+            for (q = 0; q < np; q++) {                                                             \
+                gf_simd_gather_##XT(xg, cg, s, oy, ox, col + (size_t)q * k4, k4);                  \
+                if (++ox == ow)                                                                    \
+                    ox = 0, oy++;                                                                  \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
+        for (q = 0; q < np; q++, col += k4) {                                                      \
+            const int32_t by = oy * sy - pt, bx = ox * sx - pl;                                    \
+            const int32_t j0 = bx < 0 ? -bx : 0, j1 = W - bx < kw ? W - bx : kw;                   \
+            const int32_t L = bx < 0 ? 0 : (bx > W - 4 ? W - 4 : bx), sft = bx - L;               \
+            const uint32_t sr = sft > 0 ? 8u * (uint32_t)sft : 0u, sl = sft < 0 ? 8u * (uint32_t)-sft : 0u; \
+            uint32_t M = j1 > j0 ? (0xFFFFFFFFu >> (8 * (4 - (j1 - j0)))) << (8 * j0) : 0u;       \
+            uint8_t *cp = col, *const ce = col + k4 - 4; /* a word stored at cp <= ce stays in the row */ \
+            const uint8_t *xc;                                                                     \
+            int32_t i0 = 0, i1 = kh, cg_done = 0;                                                  \
+            while (i0 < kh && by + i0 * dy < 0)                                                    \
+                i0++;                                                                              \
+            while (i1 > i0 && by + (i1 - 1) * dy >= H)                                             \
+                i1--;                                                                              \
+            if (!M)                                                                                \
+                i1 = i0;                                                                           \
+            xc = (const uint8_t *)xg + (by + i0 * dy) * W + L;                                     \
+            if (i0 == 0 && i1 == kh && sft == 0 && j0 == 0 && j1 == kw) {                          \
+                /* every tap inside: plain word copies (the bytes past kw are overwritten) */      \
+                for (c = 0; c < cg; c++, xc += hw) {                                               \
+                    const uint8_t *xr = xc;                                                        \
+                    if (cp + (kh - 1) * kw <= ce) {                                                \
+                        for (i = 0; i < kh; i++, cp += kw, xr += rs)                               \
+                            gf_simd_stu(cp, gf_simd_ldu(xr));                                      \
+                    } else {                                                                       \
+                        for (i = 0; i < kh; i++, cp += kw, xr += rs) {                             \
+                            uint32_t v = gf_simd_ldu(xr);                                          \
+                            if (cp > ce) {                                                         \
+                                int32_t j;                                                         \
+                                for (j = 0; j < kw; j++, v >>= 8)                                  \
+                                    cp[j] = (uint8_t)v;                                            \
+                            } else {                                                               \
+                                gf_simd_stu(cp, v);                                                \
+                            }                                                                      \
+                        }                                                                          \
+                    }                                                                              \
+                }                                                                                  \
+                cg_done = 1;                                                                       \
+            }                                                                                      \
+            for (c = cg_done ? cg : 0; c < cg; c++, xc += hw) {                                    \
+                const uint8_t *xr = xc;                                                            \
+                for (i = 0; i < kh; i++, cp += kw) {                                               \
+                    uint32_t v = 0;                                                                \
+                    if (i >= i0 && i < i1) {                                                       \
+                        v = ((gf_simd_ldu(xr) >> sr) << sl) & M;                                   \
+                        xr += rs;                                                                  \
+                    }                                                                              \
+                    if (GF_UNLIKELY(cp > ce)) {                                                    \
+                        int32_t j;                                                                 \
+                        for (j = 0; j < kw; j++, v >>= 8)                                          \
+                            cp[j] = (uint8_t)v;                                                    \
+                    } else {                                                                       \
+                        gf_simd_stu(cp, v);                                                        \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            for (i = K; i < k4; i++) {                                                             \
+                GF_KEEP(i);                                                                        \
+                col[i] = 0;                                                                        \
+            }                                                                                      \
+            if (++ox == ow)                                                                        \
+                ox = 0, oy++;                                                                      \
+        }                                                                                          \
+    }
+GF_SIMD_GATHER_RUN(int8_t)
+GF_SIMD_GATHER_RUN(uint8_t)
+
+/* Requantize (or store as int32 with rc NULL) acc[0 .. n-1] + b of one channel into y[0 .. n-1]:
+ * the channel's constants in registers for the row, the clamp as max / min (p.max, p.min) instead
+ * of gf_rq_fast's out-of-line saturation (the same result for lo <= hi: gf_rq_fast is called with
+ * bounds it never reaches; lo > hi keeps gf_rqc_apply). */
+GF_INLINE void gf_simd_rq_row(const gf_rqc_t *rc, const int32_t *acc, int32_t n, int32_t b, void *y)
+{
+    int32_t q;
+    if (!rc) {
+        int32_t *const yw = (int32_t *)y;
+        for (q = 0; q < n; q++)
+            yw[q] = (int32_t)((uint32_t)acc[q] + (uint32_t)b);
+        return;
+    }
+    {
+        GF_RQ_DECL(rc);
+        const int32_t hi_ = rc_->hi;
+        uint8_t *const yb = (uint8_t *)y;
+        if (GF_UNLIKELY(lo_ > hi_)) {
+            for (q = 0; q < n; q++)
+                yb[q] = (uint8_t)gf_rqc_apply(rc_, (int32_t)((uint32_t)acc[q] + (uint32_t)b));
+            return;
+        }
+        for (q = 0; q + 2 <= n; q += 2) { /* two at a time: the loads' and mulh's latencies overlap */
+            const int32_t a0 = (int32_t)((uint32_t)acc[q] + (uint32_t)b), a1 = (int32_t)((uint32_t)acc[q + 1] + (uint32_t)b);
+            const int32_t r0 = gf_rq_fast(a0, m_, oh_, mk_, k_, INT32_MIN, 0xFFFFFFFFu, rc_);
+            const int32_t r1 = gf_rq_fast(a1, m_, oh_, mk_, k_, INT32_MIN, 0xFFFFFFFFu, rc_);
+            yb[q] = (uint8_t)gf_simd_min(gf_simd_max(r0, lo_), hi_);
+            yb[q + 1] = (uint8_t)gf_simd_min(gf_simd_max(r1, lo_), hi_);
+        }
+        if (q < n) {
+            const int32_t r = gf_rq_fast((int32_t)((uint32_t)acc[q] + (uint32_t)b), m_, oh_, mk_, k_, INT32_MIN,
+                                         0xFFFFFFFFu, rc_);
+            yb[q] = (uint8_t)gf_simd_min(gf_simd_max(r, lo_), hi_);
+        }
+        (void)rg_;
+    }
+}
+
+/* XT: input type, SFX: lanes (x, w) of the dot product. Per pass: the pass's pixels gathered, then
+ * per block of 4 output channels (1 at the group's end) the sums of every pixel of the pass into
+ * acc (GF_SIMD_CONV_PIX_MAX apart per channel; 2 pixels x 4 channels per inner dot product), then
+ * each channel's row of the pass requantized at once. */
 #define GF_SIMD_CONV(XT, SFX)                                                                      \
     static GF_NOINLINE void gf_conv_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, const gf_conv_shape_t *s, \
                                    const gf_requant_t *rq, void *y, int32_t pa, int32_t pb, uint8_t *col, \
@@ -186,26 +338,34 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
     {                                                                                              \
         const int32_t cg = s->c / s->groups, og = s->o / s->groups, K = cg * s->kh * s->kw;        \
         const int32_t k4 = gf_simd_round4(K), nw = K >> 2, kt = K & 3, hw = s->h * s->w;           \
-        const int32_t npix = (int32_t)(col_bytes / (uint32_t)k4); /* pixels per pass (>= 1) */     \
-        const int32_t ohw = s->oh * s->ow;                                                         \
+        int32_t npix = (int32_t)(col_bytes / (uint32_t)k4); /* pixels per pass (>= 1) */           \
+        const int32_t ohw = s->oh * s->ow, O = s->o, G = s->groups, ow = s->ow;                    \
+        const size_t esz = rq ? 1u : 4u;                                                           \
         /* 1x1, unpadded, unit column stride: 4 neighbouring pixels are 4 contiguous input bytes */ \
         const int pw = s->kh == 1 && s->kw == 1 && s->sx == 1 && !(s->pt | s->pl | s->pb | s->pr);  \
+        const int32_t sy = s->sy, W = s->w;                                                        \
+        int32_t acc[4 * GF_SIMD_CONV_PIX_MAX];                                                     \
         int32_t g, p0, q, o, r, t;                                                                 \
-        for (g = 0; g < s->groups; g++) {                                                          \
+        npix = npix > (int32_t)GF_SIMD_CONV_PIX_MAX ? (int32_t)GF_SIMD_CONV_PIX_MAX : npix;        \
+        for (g = 0; g < G; g++) {                                                                  \
             const XT *xg = x + (size_t)g * cg * hw;                                                \
             for (p0 = pa; p0 < pb; p0 += npix) {                                                   \
                 const int32_t np = pb - p0 < npix ? pb - p0 : npix;                                \
-                int32_t oy = p0 / s->ow, ox = p0 - oy * s->ow;                                     \
-                for (q = 0; q < np;) {                                                             \
-                    if (pw && q + 4 <= np && ox + 4 <= s->ow) { /* 4 pixels of a row: a word per channel */ \
-                        gf_simd_gather4_1x1(xg, cg, hw, (size_t)oy * s->sy * s->w + (size_t)ox, col + (size_t)q * k4, k4); \
-                        q += 4, ox += 4;                                                           \
-                    } else {                                                                       \
-                        gf_simd_gather_##XT(xg, cg, s, oy, ox, col + (size_t)q * k4, k4);          \
-                        q++, ox++;                                                                 \
+                if (pw) {                                                                          \
+                    int32_t oy = p0 / ow, ox = p0 - oy * ow;                                       \
+                    for (q = 0; q < np;) {                                                         \
+                        if (q + 4 <= np && ox + 4 <= ow) { /* 4 pixels of a row: a word per channel */ \
+                            gf_simd_gather4_1x1(xg, cg, hw, (size_t)oy * sy * W + (size_t)ox, col + (size_t)q * k4, k4); \
+                            q += 4, ox += 4;                                                       \
+                        } else {                                                                   \
+                            gf_simd_gather_##XT(xg, cg, s, oy, ox, col + (size_t)q * k4, k4);      \
+                            q++, ox++;                                                             \
+                        }                                                                          \
+                        if (ox == ow)                                                              \
+                            ox = 0, oy++;                                                          \
                     }                                                                              \
-                    if (ox == s->ow)                                                               \
-                        ox = 0, oy++;                                                              \
+                } else {                                                                           \
+                    gf_simd_gather_run_##XT(xg, cg, s, p0, np, col, k4);                           \
                 }                                                                                  \
                 for (o = g * og; o < (g + 1) * og;) {                                              \
                     const int32_t R = (g + 1) * og - o >= 4 ? 4 : 1;                               \
@@ -214,40 +374,58 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
                     const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, o, R);                               \
                     /* a K % 4 tail as one more word where a weight row follows the block's last: the \
                      * pixel rows' bytes past K are zero, so the next row's first bytes add nothing */ \
-                    const int32_t nwb = kt && o + R < s->o ? nw + 1 : nw, ktb = nwb > nw ? 0 : kt;  \
-                    for (q = 0; R == 4 && q + 2 <= np; q += 2) { /* two pixels x 4 channels */    \
-                        const uint8_t *cq = col + (size_t)q * k4;                                  \
-                        const size_t yi = (size_t)o * ohw + (size_t)(p0 + q);                      \
-                        int32_t acc[8];                                                            \
-                        for (r = 0; r < 4; r++)                                                    \
-                            acc[r] = acc[4 + r] = bias ? bias[o + r] : 0;                          \
-                        gf_simd_dot4r2_##SFX(cq, cq + k4, (const uint8_t *)wo, K, nwb, acc);       \
-                        for (t = 4 * nwb; t < 4 * nwb + ktb; t++) {                                \
-                            const int32_t xv = (XT)cq[t], xw = (XT)cq[k4 + t];                     \
+                    const int32_t nwb = kt && o + R < O ? nw + 1 : nw, ktb = nwb > nw ? 0 : kt;    \
+                    int32_t tb = ktb; /* the K % 4 tail bytes still to add */                      \
+                    if (R == 4 && k4 == 12) { /* 8 < K <= 12: the block's weights in registers */  \
+                        uint32_t wr[12], v = 0;                                                    \
+                        const uint32_t mk = 0xFFFFFFFFu >> (8 * (12 - K)); /* bytes 8 .. K-1 */     \
+                        const uint8_t *wb = (const uint8_t *)wo;                                   \
+                        for (r = 0; r < 4; r++, wb += K) { /* row r: words 3r .. 3r+2, zero past K */ \
+                            wr[3 * r] = gf_simd_ldu(wb), wr[3 * r + 1] = gf_simd_ldu(wb + 4);      \
+                            if (r < 3) /* the next row's bytes masked off */                       \
+                                wr[3 * r + 2] = gf_simd_ldu(wb + 8) & mk;                          \
+                        }                                                                          \
+                        for (t = K - 1; t >= 8; t--) /* the last row's: byte by byte (its end) */  \
+                            v = v << 8 | (uint8_t)wo[3 * K + t];                                   \
+                        wr[11] = v;                                                                \
+                        gf_simd_dotk3_##SFX(col, np, wr, acc, GF_SIMD_CONV_PIX_MAX);               \
+                        tb = 0;                                                                    \
+                    } else if (R == 4) {                                                           \
+                        q = 0;                                                                     \
+                        if (k4 == K) /* pixel and weight rows K bytes apart: 4 pixels x 4 channels */ \
+                            for (; q + 4 <= np; q += 4)                                            \
+                                gf_simd_dot4r4_##SFX(col + (size_t)q * k4, (const uint8_t *)wo, K, nw, acc + q, \
+                                                     GF_SIMD_CONV_PIX_MAX);                        \
+                        for (; q + 2 <= np; q += 2) { /* two pixels x 4 channels */                \
+                            const uint8_t *cq = col + (size_t)q * k4;                              \
+                            int32_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};                               \
+                            int32_t *const aq = acc + q;                                           \
+                            gf_simd_dot4r2_##SFX(cq, cq + k4, (const uint8_t *)wo, K, nwb, a);     \
+                            aq[0] = a[0], aq[1] = a[4];                                            \
+                            aq[GF_SIMD_CONV_PIX_MAX] = a[1], aq[GF_SIMD_CONV_PIX_MAX + 1] = a[5];  \
+                            aq[2 * GF_SIMD_CONV_PIX_MAX] = a[2], aq[2 * GF_SIMD_CONV_PIX_MAX + 1] = a[6]; \
+                            aq[3 * GF_SIMD_CONV_PIX_MAX] = a[3], aq[3 * GF_SIMD_CONV_PIX_MAX + 1] = a[7]; \
+                        }                                                                          \
+                        if (q < np) {                                                              \
+                            int32_t a[4] = {0, 0, 0, 0};                                           \
+                            gf_simd_dot4r_##SFX(col + (size_t)q * k4, (const uint8_t *)wo, K, nwb, a); \
                             for (r = 0; r < 4; r++)                                                \
-                                acc[r] += wo[(size_t)r * K + t] * xv, acc[4 + r] += wo[(size_t)r * K + t] * xw; \
+                                acc[r * GF_SIMD_CONV_PIX_MAX + q] = a[r];                          \
                         }                                                                          \
-                        for (r = 0; r < 4; r++)                                                    \
-                            gf_simd_store2(rc ? rc + r : NULL, y, yi + (size_t)r * ohw, acc[r], acc[4 + r]); \
+                    } else {                                                                       \
+                        for (q = 0; q < np; q++)                                                   \
+                            acc[q] = gf_simd_dot1_##SFX(col + (size_t)q * k4, (const uint8_t *)wo, nwb, 0); \
                     }                                                                              \
-                    for (; q < np; q++) {                                                          \
-                        const uint8_t *cq = col + (size_t)q * k4;                                  \
-                        const size_t yi = (size_t)o * ohw + (size_t)(p0 + q);                      \
-                        int32_t acc[4];                                                            \
-                        for (r = 0; r < R; r++)                                                    \
-                            acc[r] = bias ? bias[o + r] : 0;                                       \
-                        if (R == 4)                                                                \
-                            gf_simd_dot4r_##SFX(cq, (const uint8_t *)wo, K, nwb, acc);             \
-                        else                                                                       \
-                            acc[0] = gf_simd_dot1_##SFX(cq, (const uint8_t *)wo, nwb, acc[0]);     \
-                        for (t = 4 * nwb; t < 4 * nwb + ktb; t++) {                                \
-                            const int32_t xv = (XT)cq[t];                                          \
-                            for (r = 0; r < R; r++)                                                \
-                                acc[r] += wo[(size_t)r * K + t] * xv;                              \
+                    for (t = 4 * nwb; t < 4 * nwb + tb; t++) /* the K % 4 tail bytes */            \
+                        for (r = 0; r < R; r++) {                                                  \
+                            const int32_t wv = wo[(size_t)r * K + t];                              \
+                            for (q = 0; q < np; q++)                                               \
+                                acc[r * GF_SIMD_CONV_PIX_MAX + q] += wv * (int32_t)(XT)col[(size_t)q * k4 + t]; \
                         }                                                                          \
-                        for (r = 0; r < R; r++)                                                    \
-                            gf_simd_store(rc ? rc + r : NULL, y, yi + (size_t)r * ohw, acc[r]);    \
-                    }                                                                              \
+                    for (r = 0; r < R; r++)                                                        \
+                        gf_simd_rq_row(rc ? rc + r : NULL, acc + r * GF_SIMD_CONV_PIX_MAX, np,     \
+                                       bias ? bias[o + r] : 0,                                     \
+                                       (uint8_t *)y + ((size_t)(o + r) * ohw + (size_t)p0) * esz); \
                     o += R;                                                                        \
                 }                                                                                  \
             }                                                                                      \
@@ -447,6 +625,65 @@ void gf_conv2d_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32
         gf_conv_simd_us((const uint8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
     else
         gf_conv_simd_ss((const int8_t *)x, w, bias, s, rq, y, p0, p1, col, col_bytes);
+}
+
+/* Core `core` of `ncores` sharing a tile: a grid of P pixel groups x C channel groups (P * C ==
+ * ncores, channels in blocks of 4), the one whose estimated cycles on the busiest core are least:
+ * per pixel its gather (~4 K) and per block of 4 channels its dot products and requantization, per
+ * channel its requantization constants (~110). Large maps keep P = ncores (every channel, the pixels
+ * split); a few pixels (stride-2 tails, 1x1 maps) split the channels too. Grouped and depthwise
+ * convolutions split the pixels only. */
+void gf_conv2d_simd_core(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                         const gf_conv_shape_t *s, const gf_requant_t *rq, void *y, int32_t core, int32_t ncores,
+                         uint8_t *col, uint32_t col_bytes)
+{
+    const int32_t npx = s->oh * s->ow, K = s->c * s->kh * s->kw, nb = (s->o + 3) >> 2;
+    int32_t ln = 0, lc = 0, p0, p1, o0, o1;
+    if (npx >= 2 * ncores || s->groups != 1 || nb < 2) { /* at least 2 pixels a core: the pixels split */
+        p0 = core * npx / ncores, p1 = (core + 1) * npx / ncores;
+        if (p0 < p1)
+            gf_conv2d_simd(x, in_t, w, bias, s, rq, y, p0, p1, col, col_bytes);
+        return;
+    }
+    while ((1 << ln) < ncores)
+        ln++;
+    if ((1 << ln) == ncores && s->groups == 1 && nb > 1) { /* (not depthwise: that has o == groups) */
+        /* ncores a power of two: C = 2^l channel groups, P = 2^(ln-l) pixel groups (shifts only) */
+        uint32_t best = 0xFFFFFFFFu;
+        int32_t l;
+        for (l = 0; l <= ln && (1 << l) <= nb; l++) {
+            const uint32_t pp = (uint32_t)(npx + (1 << (ln - l)) - 1) >> (ln - l);
+            const uint32_t bb = (uint32_t)(nb + (1 << l) - 1) >> l;
+            const uint32_t cost = pp * (4u * (uint32_t)K + 50u) +
+                                  pp * bb * ((uint32_t)(K >> 2) * (pp > 1 ? 7u : 9u) + 70u) + bb * 440u;
+            if (cost < best)
+                best = cost, lc = l;
+        }
+    }
+    if ((1 << ln) == ncores) {
+        const int32_t lp = ln - lc, pi = core & ((1 << lp) - 1), ci = core >> lp;
+        p0 = (pi * npx) >> lp, p1 = ((pi + 1) * npx) >> lp;
+        o0 = 4 * ((ci * nb) >> lc), o1 = 4 * (((ci + 1) * nb) >> lc);
+    } else {
+        p0 = core * npx / ncores, p1 = (core + 1) * npx / ncores;
+        o0 = 0, o1 = s->o;
+    }
+    o1 = o1 < s->o ? o1 : s->o;
+    if (o0 >= o1 || p0 >= p1)
+        return;
+    {
+        gf_conv_shape_t sc = *s;
+        gf_requant_t rc;
+        const gf_requant_t *rqp = rq;
+        sc.o = o1 - o0;
+        if (rq && o0 && rq->channels != 1) {
+            rc = *rq;
+            rc.m += o0, rc.sh += o0, rc.o += o0;
+            rqp = &rc;
+        }
+        gf_conv2d_simd(x, in_t, w + (size_t)o0 * (size_t)K, bias ? bias + o0 : NULL, &sc, rqp,
+                       (uint8_t *)y + (size_t)o0 * (size_t)npx * (rq ? 1u : 4u), p0, p1, col, col_bytes);
+    }
 }
 
 /* ---- linear ---------------------------------------------------------------------------------- */

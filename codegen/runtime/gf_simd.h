@@ -183,6 +183,27 @@ static inline int32_t gf_sdot4_uu(int32_t acc, uint32_t a, uint32_t b)
 #endif
 }
 
+/* max(a, b), min(a, b) of signed words (p.max, p.min: R-type opcode 0x33, funct7 2, funct3 6 / 4). */
+static inline int32_t gf_simd_max(int32_t a, int32_t b)
+{
+#if defined(GF_SIMD_INSN)
+    __asm__(".insn r 0x33, 6, 2, %0, %1, %2" : "=r"(a) : "r"(a), "r"(b));
+    return a;
+#else
+    return a > b ? a : b; /* the PULP compiler makes p.max of it */
+#endif
+}
+
+static inline int32_t gf_simd_min(int32_t a, int32_t b)
+{
+#if defined(GF_SIMD_INSN)
+    __asm__(".insn r 0x33, 4, 2, %0, %1, %2" : "=r"(a) : "r"(a), "r"(b));
+    return a;
+#else
+    return a < b ? a : b;
+#endif
+}
+
 /* signed a, unsigned b: the unsigned x signed instruction with the operands swapped */
 static inline int32_t gf_sdot4_su(int32_t acc, uint32_t a, uint32_t b)
 {
@@ -270,6 +291,104 @@ GF_SIMD_DOT4R(uu, "0x50", GF_SIMD_XW)
     }
 GF_SIMD_DOT4R2(ss, "0x5C")
 GF_SIMD_DOT4R2(us, "0x54")
+
+/* Four vectors x 4 rows, vectors and rows both S bytes apart (conv with K % 4 == 0: pixel rows and
+ * weight rows are K bytes apart): acc[r*os + p] = x_p . w_r (from 0). Loads with register post-increments
+ * (p.lw rd, rs2(rs1!): R-type opcode 0x0B, funct3 7, funct7 0x10; rd = mem32[rs1], rs1 += rs2) walk
+ * down the 4 rows (+S, +S, +S, then 4 - 3S back to the next word): lp.setup 0, n, 24 instructions
+ * (uimmL 48), per word 8 loads and 16 dot products (64 MACs). */
+#define GF_SIMD_LRP(rd, base, inc) ".insn r 0x0B, 7, 0x10, " #rd ", %[" #base "], %[" #inc "]\n\t"
+#define GF_SIMD_SD4(F7, a, x, w) ".insn r 0x57, 1, " F7 ", %[" #a "], " #x ", " #w "\n\t"
+#define GF_SIMD_DOT4R4(SFX, F7)                                                                    \
+    static inline void gf_simd_dot4r4_##SFX(const uint8_t *xp, const uint8_t *wp, int32_t S, int32_t n, int32_t *acc, \
+                                            int32_t os)                                            \
+    {                                                                                              \
+        int32_t a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33;    \
+        const int32_t B = 4 - 3 * S;                                                               \
+        if (n <= 0) {                                                                              \
+            for (a00 = 0; a00 < 4; a00++)                                                          \
+                acc[a00 * os] = acc[a00 * os + 1] = acc[a00 * os + 2] = acc[a00 * os + 3] = 0;     \
+            return;                                                                                \
+        }                                                                                          \
+        /* the sums start at 0 in the asm (outputs only: 16 "+r" would pass gcc's 30 operands); x words \
+         * in t0..t3, w words in t4, t5 */                                                          \
+        __asm__ volatile(".option push\n\t.option norvc\n\t"                                       \
+                         "li %[a00], 0\n\tli %[a01], 0\n\tli %[a02], 0\n\tli %[a03], 0\n\t"                \
+                         "li %[a10], 0\n\tli %[a11], 0\n\tli %[a12], 0\n\tli %[a13], 0\n\t"                \
+                         "li %[a20], 0\n\tli %[a21], 0\n\tli %[a22], 0\n\tli %[a23], 0\n\t"                \
+                         "li %[a30], 0\n\tli %[a31], 0\n\tli %[a32], 0\n\tli %[a33], 0\n\t"                \
+                         ".insn i 0x7B, 4, x0, %[n], 48\n\t"                                       \
+                         GF_SIMD_LRP(t0, xp, S) GF_SIMD_LRP(t1, xp, S) GF_SIMD_LRP(t2, xp, S)      \
+                         GF_SIMD_LRP(t3, xp, B) GF_SIMD_LRP(t4, wp, S) GF_SIMD_LRP(t5, wp, S)      \
+                         GF_SIMD_SD4(F7, a00, t0, t4) GF_SIMD_SD4(F7, a01, t1, t4)                 \
+                         GF_SIMD_SD4(F7, a02, t2, t4) GF_SIMD_SD4(F7, a03, t3, t4)                 \
+                         GF_SIMD_LRP(t4, wp, S)                                                    \
+                         GF_SIMD_SD4(F7, a10, t0, t5) GF_SIMD_SD4(F7, a11, t1, t5)                 \
+                         GF_SIMD_SD4(F7, a12, t2, t5) GF_SIMD_SD4(F7, a13, t3, t5)                 \
+                         GF_SIMD_LRP(t5, wp, B)                                                    \
+                         GF_SIMD_SD4(F7, a20, t0, t4) GF_SIMD_SD4(F7, a21, t1, t4)                 \
+                         GF_SIMD_SD4(F7, a22, t2, t4) GF_SIMD_SD4(F7, a23, t3, t4)                 \
+                         GF_SIMD_SD4(F7, a30, t0, t5) GF_SIMD_SD4(F7, a31, t1, t5)                 \
+                         GF_SIMD_SD4(F7, a32, t2, t5) GF_SIMD_SD4(F7, a33, t3, t5)                 \
+                         ".option pop"                                                             \
+                         : [a00] "=&r"(a00), [a01] "=&r"(a01), [a02] "=&r"(a02), [a03] "=&r"(a03), \
+                           [a10] "=&r"(a10), [a11] "=&r"(a11), [a12] "=&r"(a12), [a13] "=&r"(a13), \
+                           [a20] "=&r"(a20), [a21] "=&r"(a21), [a22] "=&r"(a22), [a23] "=&r"(a23), \
+                           [a30] "=&r"(a30), [a31] "=&r"(a31), [a32] "=&r"(a32), [a33] "=&r"(a33), \
+                           [xp] "+r"(xp), [wp] "+r"(wp)                                            \
+                         : [n] "r"(n), [S] "r"(S), [B] "r"(B)                                      \
+                         : "t0", "t1", "t2", "t3", "t4", "t5", "memory");                          \
+        acc[0] = a00, acc[1] = a01, acc[2] = a02, acc[3] = a03;                                    \
+        acc[os] = a10, acc[os + 1] = a11, acc[os + 2] = a12, acc[os + 3] = a13;                    \
+        acc[2 * os] = a20, acc[2 * os + 1] = a21, acc[2 * os + 2] = a22, acc[2 * os + 3] = a23;    \
+        acc[3 * os] = a30, acc[3 * os + 1] = a31, acc[3 * os + 2] = a32, acc[3 * os + 3] = a33;    \
+    }
+GF_SIMD_DOT4R4(ss, "0x5C")
+GF_SIMD_DOT4R4(us, "0x54")
+
+/* Pixel rows of 3 words (conv with 8 < K <= 12) x 4 channels whose 3 weight words each are in
+ * registers (w[3*r + j], zero past K): acc[r*os + q] = x_q . w_r for q < np, the pixels' rows 12
+ * bytes apart. lp.setup 0, np, 20 instructions (uimmL 40): per pixel 3 loads, the first word's dot
+ * products without accumulation (pv.dotsp.b / pv.dotusp.b, funct7 0x4C / 0x44), 8 accumulating ones,
+ * 4 stores (sums in t3..t6, the pixel words in t0..t2). */
+#define GF_SIMD_DOTK3(SFX, F7, F7Z)                                                                \
+    static inline void gf_simd_dotk3_##SFX(const uint8_t *xp, int32_t np, const uint32_t *w, int32_t *acc, \
+                                           const int32_t os)                                       \
+    {                                                                                              \
+        if (np <= 0)                                                                               \
+            return;                                                                                \
+        __asm__ volatile(".option push\n\t.option norvc\n\t"                                       \
+                         ".insn i 0x7B, 4, x0, %[n], 40\n\t"                                       \
+                         ".insn i 0x0B, 2, t0, 4(%[x])\n\t"                                        \
+                         ".insn i 0x0B, 2, t1, 4(%[x])\n\t"                                        \
+                         ".insn i 0x0B, 2, t2, 4(%[x])\n\t"                                        \
+                         ".insn r 0x57, 1, " F7Z ", t3, t0, %[w0]\n\t"                              \
+                         ".insn r 0x57, 1, " F7Z ", t4, t0, %[w3]\n\t"                              \
+                         ".insn r 0x57, 1, " F7Z ", t5, t0, %[w6]\n\t"                              \
+                         ".insn r 0x57, 1, " F7Z ", t6, t0, %[w9]\n\t"                              \
+                         ".insn r 0x57, 1, " F7 ", t3, t1, %[w1]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t4, t1, %[w4]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t5, t1, %[w7]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t6, t1, %[w10]\n\t"                              \
+                         ".insn r 0x57, 1, " F7 ", t3, t2, %[w2]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t4, t2, %[w5]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t5, t2, %[w8]\n\t"                               \
+                         ".insn r 0x57, 1, " F7 ", t6, t2, %[w11]\n\t"                              \
+                         "sw t3, 0(%[a])\n\t"                                                      \
+                         "sw t4, %[o1](%[a])\n\t"                                                  \
+                         "sw t5, %[o2](%[a])\n\t"                                                  \
+                         "sw t6, %[o3](%[a])\n\t"                                                  \
+                         "addi %[a], %[a], 4\n\t"                                                  \
+                         ".option pop"                                                             \
+                         : [x] "+r"(xp), [a] "+r"(acc)                                             \
+                         : [n] "r"(np), [w0] "r"(w[0]), [w1] "r"(w[1]), [w2] "r"(w[2]), [w3] "r"(w[3]), \
+                           [w4] "r"(w[4]), [w5] "r"(w[5]), [w6] "r"(w[6]), [w7] "r"(w[7]), [w8] "r"(w[8]), \
+                           [w9] "r"(w[9]), [w10] "r"(w[10]), [w11] "r"(w[11]), [o1] "i"(4 * os),       \
+                           [o2] "i"(8 * os), [o3] "i"(12 * os)                                     \
+                         : "t0", "t1", "t2", "t3", "t4", "t5", "t6", "memory");                    \
+    }
+GF_SIMD_DOTK3(ss, "0x5C", "0x4C")
+GF_SIMD_DOTK3(us, "0x54", "0x44")
 #else
 #define GF_SIMD_DOT4R(SFX)                                                                         \
     static inline void gf_simd_dot4r_##SFX(const uint8_t *xp, const uint8_t *w0, int32_t ws, int32_t n, \
@@ -315,6 +434,47 @@ GF_SIMD_DOT4R(uu)
     }
 GF_SIMD_DOT4R2(ss)
 GF_SIMD_DOT4R2(us)
+
+/* Four vectors x 4 rows, both S bytes apart: acc[r*os + p] = x_p . w_r. */
+#define GF_SIMD_DOT4R4(SFX)                                                                        \
+    static inline void gf_simd_dot4r4_##SFX(const uint8_t *xp, const uint8_t *wp, int32_t S, int32_t n, int32_t *out, \
+                                            int32_t os)                                            \
+    {                                                                                              \
+        int32_t i, r, acc[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};                  \
+        for (i = 0; i < n; i++, xp += 4, wp += 4) {                                                \
+            const uint32_t x0 = gf_simd_ldu(xp), x1 = gf_simd_ldu(xp + S), x2 = gf_simd_ldu(xp + 2 * S); \
+            const uint32_t x3 = gf_simd_ldu(xp + 3 * S);                                           \
+            for (r = 0; r < 4; r++) {                                                              \
+                const uint32_t u = gf_simd_ldu(wp + r * S);                                        \
+                acc[4 * r] = gf_sdot4_##SFX(acc[4 * r], x0, u);                                    \
+                acc[4 * r + 1] = gf_sdot4_##SFX(acc[4 * r + 1], x1, u);                            \
+                acc[4 * r + 2] = gf_sdot4_##SFX(acc[4 * r + 2], x2, u);                            \
+                acc[4 * r + 3] = gf_sdot4_##SFX(acc[4 * r + 3], x3, u);                            \
+            }                                                                                      \
+        }                                                                                          \
+        for (r = 0; r < 4; r++)                                                                    \
+            for (i = 0; i < 4; i++)                                                                \
+                out[r * os + i] = acc[4 * r + i];                                                  \
+    }
+GF_SIMD_DOT4R4(ss)
+GF_SIMD_DOT4R4(us)
+
+/* Pixel rows of 3 words, 12 bytes apart, x 4 channels of 3 weight words (w[3*r + j]):
+ * acc[r*os + q] = x_q . w_r for q < np. */
+#define GF_SIMD_DOTK3(SFX)                                                                         \
+    static inline void gf_simd_dotk3_##SFX(const uint8_t *xp, int32_t np, const uint32_t *w, int32_t *acc, \
+                                           const int32_t os)                                       \
+    {                                                                                              \
+        int32_t q, r;                                                                              \
+        for (q = 0; q < np; q++, xp += 12) {                                                       \
+            const uint32_t x0 = gf_simd_ldu(xp), x1 = gf_simd_ldu(xp + 4), x2 = gf_simd_ldu(xp + 8); \
+            for (r = 0; r < 4; r++)                                                                \
+                acc[r * os + q] = gf_sdot4_##SFX(gf_sdot4_##SFX(gf_sdot4_##SFX(0, x0, w[3 * r]), x1, w[3 * r + 1]), \
+                                                 x2, w[3 * r + 2]);                                \
+        }                                                                                          \
+    }
+GF_SIMD_DOTK3(ss)
+GF_SIMD_DOTK3(us)
 #endif
 
 /* One row: acc + sum_{i < 4n} x[i] * w[i] (channel tails). */

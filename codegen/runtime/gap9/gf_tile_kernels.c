@@ -31,9 +31,12 @@
     do {                                                                                           \
         if (a->u.col) { /* e0, n: this core and the cores sharing the tile's pixels; depthwise     \
                            (coupled): the executor split the channels, every pixel */               \
-            const int32_t np_ = a->s.oh * a->s.ow, dw_ = a->L->coupled;                            \
-            gf_conv2d_simd(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, dw_ ? 0 : a->e0 * np_ / a->n, \
-                           dw_ ? np_ : (a->e0 + 1) * np_ / a->n, a->u.col, a->L->buf_col);         \
+            if (a->L->coupled)                                                                     \
+                gf_conv2d_simd(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, 0, a->s.oh * a->s.ow, \
+                               a->u.col, a->L->buf_col);                                           \
+            else /* the pixels, and for small maps the channels too (gf_conv2d_simd_core) */       \
+                gf_conv2d_simd_core(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y, a->e0, a->n, \
+                                    a->u.col, a->L->buf_col);                                      \
         }                                                                                          \
         else                                                                                       \
             kernel(a->x, IN_T(a), a->w, a->bias, &a->s, a->rq, a->y);                              \

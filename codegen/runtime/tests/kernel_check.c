@@ -237,10 +237,17 @@ static int run_case(const case_t *c, void *out)
             uint8_t *col = (uint8_t *)malloc(nb);
             if (!col)
                 return -1;
-            gf_conv2d_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out, 0, third,
-                           col, dw ? gf_simd_dw_min_bytes(&s) : nb);
-            gf_conv2d_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out, third,
-                           s.oh * s.ow, col, nb);
+            if (!dw && s.oh * s.ow < 16) { /* a small map: 8 cores' shares (pixels and channels split) */
+                int32_t core;
+                for (core = 0; core < 8; core++)
+                    gf_conv2d_simd_core(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq,
+                                        out, core, 8, col, nb);
+            } else {
+                gf_conv2d_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out, 0,
+                               third, col, dw ? gf_simd_dw_min_bytes(&s) : nb);
+                gf_conv2d_simd(A[0].data, (gf_dtype_t)c->prm[0], (const int8_t *)A[1].data, bias, &s, rq, out, third,
+                               s.oh * s.ow, col, nb);
+            }
             free(col);
         }
         else
