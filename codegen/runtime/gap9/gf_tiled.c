@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gf_gap9.h"
+#include "gf_internal.h" /* gf_rqc_t, gf_rqc_init: the precomputed per-tensor constants */
 #ifdef GF_GAP9_EMU
 #include "gf_emu.h"
 #endif
@@ -194,6 +195,28 @@ static gf_playout_t param_layout(const gf_layer_t *L)
     p.o = p.sh + (L->rq_sources ? GF_ALIGN((uint32_t)p.cap_rq) : 0u);
     p.table = GF_ALIGN(p.o + (L->rq_sources ? (uint32_t)p.cap_rq * 8u : 0u));
     return p;
+}
+
+/* The precomputed per-tensor requantization constants (gf_requant_t.pre): GF_RQC_PRE_COPIES gf_rqc_t behind the
+ * requantization part of the L1 parameter buffer (buffer 0), where the planner made room for them
+ * (codegen/gap9/tiling.py ParamSpec.pre, RQC_PRE_BYTES): the SIMD convolutions whose cores split the pixels (every
+ * core computes the constants of every channel of the tile otherwise, per block of 4 channels). Core 0 fills them
+ * once per layer, after tile 0's loads (rqc_pre_fill). */
+#define GF_RQC_PRE_BYTES ((uint32_t)(GF_RQC_PRE_COPIES * sizeof(gf_rqc_t)))
+_Static_assert(GF_RQC_PRE_COPIES * sizeof(gf_rqc_t) == 192, "codegen/gap9/tiling.py RQC_PRE_BYTES mirrors this size");
+
+/* Their offset in the parameter buffer, or 0 (none: not such a layer, or no room planned). Not inlined: keeps
+ * tile_loop's frame small. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static uint32_t rqc_pre_offset(const gf_layer_t *L)
+{
+    if (L->tiling != GF_TILING_CONV || !L->buf_col || L->coupled || !L->rq_sources || L->rq_channels > 1 ||
+        L->t_off >= 0)
+        return 0;
+    uint32_t at = param_layout(L).table;
+    return L->buf_p >= at + GF_RQC_PRE_BYTES ? at : 0;
 }
 
 /* Offset of the lookup tables in the L1 parameter buffer. Not inlined: keeps tile_loop's frame (on
@@ -592,7 +615,22 @@ static gf_requant_t tile_requant(const gf_layer_t *L, uint8_t *p, int32_t first)
     rq.zp = L->zp;
     rq.lo = L->lo;
     rq.hi = L->hi;
+    rq.pre = NULL;
     return rq;
+}
+
+/* Core 0, once per layer (tile 0's parameters are in buffer 0): the per-tensor constants' copies (rqc_pre_offset
+ * `off`); the same for every tile. Not inlined: keeps tile_loop's frame small. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void rqc_pre_fill(gf_run_t *R, uint32_t off)
+{
+    gf_requant_t rq = tile_requant(R->L, R->l1[0][OP_P], 0);
+    gf_rqc_t *c = (gf_rqc_t *)(void *)(R->l1[0][OP_P] + off);
+    gf_rqc_init(&c[0], &rq, 0);
+    for (int i = 1; i < GF_RQC_PRE_COPIES; i++)
+        c[i] = c[0];
 }
 
 /* The core's SIMD work buffer (im2col / gathered columns, L->buf_col bytes), or NULL. Not inlined:
@@ -650,6 +688,10 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     const gf_requant_t *rqp = NULL;
     if (L->rq_sources) {
         rq = tile_requant(L, pbuf, co0);
+        if (psplit) {
+            uint32_t pre = rqc_pre_offset(L);
+            rq.pre = pre ? R->l1[0][OP_P] + pre : NULL;
+        }
         rqp = &rq;
     }
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + co0 : NULL;
@@ -879,6 +921,11 @@ static void tile_loop(void *arg)
         if (core == 0) {
             if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
                 q_wait(&R->load_q[b]);
+            if (t == 0) {
+                uint32_t pre = rqc_pre_offset(L);
+                if (pre)
+                    rqc_pre_fill(R, pre);
+            }
             if ((L->tiling == GF_TILING_GEMM || (L->tiling == GF_TILING_CONV && L->buf_col)) && L->buf_wp &&
                 !L->w_resident)
                 unpack_gemm_tile(R, b);
