@@ -270,8 +270,11 @@ class CallBuilder:
         self.in_offsets = tuple(offset(t.name) for t in self.ins)
         self._blob = blob
         self._pack = pack
-        self.rq = _requant(blob, self.ident, step.requant) if step.requant is not None else None
-        self.rq_arg = f"&rq_{self.ident}" if self.rq is not None else "NULL"
+        # the requantization's regions follow the bias (bias(), else call()): a layer's bias, m, sh and o are then
+        # consecutive in the blob, 8-byte aligned like the GAP9 executor's L1 parameter buffer (gf_tiled.c
+        # param_layout), which loads them with one DMA command where the tile holds every channel
+        self.rq: RequantRec | None = None
+        self.rq_arg = f"&rq_{self.ident}" if step.requant is not None else "NULL"
         self.X = [f"A + {o}" for o in self.in_offsets]
         self.Y = f"A + {offset(step.output)}"
         self.T = [t.dtype for t in self.ins]
@@ -293,7 +296,13 @@ class CallBuilder:
         if "bias" not in self.op.params:
             return "NULL"
         region = self._blob.add(f"{self.ident}.b", self.net.param(self.op, "bias").astype(np.int32))
+        self._add_requant()
         return f"(const int32_t *)(P + {region.offset})"
+
+    def _add_requant(self) -> None:
+        if self.step.requant is not None and self.rq is None:
+            self.rq = _requant(self._blob, self.ident, self.step.requant)
+            self._base["rq"] = self.rq
 
     def param(self, name: str, suffix: str, arr: np.ndarray, ctype: str) -> str:
         """Add ``arr`` (a parameter of the main op, e.g. a lookup table) to the blob as region
@@ -328,6 +337,7 @@ class CallBuilder:
         return str(self.out_t.numel), str(_inner(self.out_t, axis))
 
     def call(self, kernel: str, args: tuple[str, ...], **extra) -> CallRec:
+        self._add_requant()
         return CallRec(kernel=kernel, args=tuple(args), **self._w, **extra, **self._base)
 
 

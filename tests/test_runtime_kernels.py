@@ -1025,3 +1025,108 @@ def test_requant_arithmetic_hypothesis(drivers, tmp_path, variant, values, elems
         cs.add(K_REQUANTIZE, f"rq_hyp_{idx}", [DT["s32"], q.size, 1, *rqp.params()],
                [q, *rqp.arrays(), out_bytes(y, lo)])
     _run_small(drivers, variant, tmp_path, cs)
+
+
+# gf_add with requantization: every element its own channel (inner = 1), 8-bit and 32-bit inputs, against the
+# contract in Python integers (the 8-bit inputs take gf_add's 32-bit fast path where it applies: shifts 11..62,
+# offsets within 2^(sh+29), |zp| < 2^30; the others its exact 64-bit path)
+ADD_RANGES = OUT_RANGES + [(-128, 127, 2**30 - 1), (0, 255, -(2**30) + 1), (-128, 127, 2**30), (0, 255, -(2**30))]
+ADD_TYPES = [("s8", "s8"), ("u8", "s8"), ("s8", "u8"), ("u8", "u8"), ("s32", "s8"), ("u8", "s32")]
+_ADD_Q = {"s8": (-128, 127), "u8": (0, 255), "s32": (-(2**20), 2**20)}
+
+
+def _add_expected(qa, qb, ma, mb, sh, o, zp, lo, hi) -> list[int]:
+    out = []
+    for a, b, x, y, s, c in zip(qa, qb, ma, mb, sh, o):
+        acc = int(c) + int(a) * int(x) + int(b) * int(y)
+        f, r = acc >> int(s), acc & ((1 << int(s)) - 1)
+        half = 1 << (int(s) - 1)
+        v = f + (1 if r > half or (r == half and f & 1) else 0) + zp
+        out.append(min(max(v, lo), hi))
+    return out
+
+
+def _add_case_of(cs: CaseSet, name, a_t, b_t, qa, qb, ma, mb, sh, o, rng_idx):
+    lo, hi, zp = ADD_RANGES[rng_idx]
+    n = len(qa)
+    rqp = RQ(np.array([ma, mb], np.int64), np.array(sh, np.int64), np.array(o, np.int64), zp, lo, hi)
+    y = np.array(_add_expected(qa, qb, ma, mb, sh, o, zp, lo, hi), np.int64)
+    a = np.array(qa, np.int64).astype(NP_DT[a_t])
+    b = np.array(qb, np.int64).astype(NP_DT[b_t])
+    cs.add(K_ADD, name, [DT[a_t], DT[b_t], n, 1, *rqp.params()], [a, b, *rqp.arrays(), out_bytes(y, lo)])
+
+
+@st.composite
+def add_element(draw, a_t, b_t):
+    """(qa, qb, ma, mb, sh, o): typical planner values, extreme ones, exact ties +-1, offsets at the fast path's
+    bound 2^(sh+29)."""
+    qa = draw(st.integers(*_ADD_Q[a_t]))
+    qb = draw(st.integers(*_ADD_Q[b_t]))
+    mode = draw(st.sampled_from(["typical", "random", "tie", "bound"]))
+    sh = draw(st.integers(1, 62))
+    if mode == "typical":
+        ma = draw(st.integers(2**30, 2**31 - 1)) * draw(st.sampled_from([1, -1]))
+        mb = draw(st.integers(2**30, 2**31 - 1)) * draw(st.sampled_from([1, -1]))
+        sh = draw(st.integers(8, 40))
+        o = draw(st.integers(-(2 ** min(sh + 9, 61)), 2 ** min(sh + 9, 61)))
+    else:
+        ma, mb = draw(M31), draw(M31)
+        if mode == "random":
+            o = draw(st.integers(-(2**62) + 1, 2**62 - 1))
+        elif mode == "tie":
+            j = draw(st.integers(-300, 300))
+            o = j * 2**sh + 2 ** (sh - 1) - qa * ma - qb * mb + draw(st.sampled_from([-1, 0, 1]))
+        else:
+            o = draw(st.sampled_from([1, -1])) * 2 ** min(sh + 29, 62) - 2 ** (sh - 1) + draw(st.integers(-3, 3))
+        if abs(o) >= 2**62:
+            o = (abs(o) % 2**61) * (1 if o > 0 else -1)
+    return qa, qb, ma, mb, sh, o
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_add_requant_hypothesis(drivers, tmp_path, variant, data):
+    cs = CaseSet()
+    for ti, (a_t, b_t) in enumerate(ADD_TYPES):
+        elems = data.draw(st.lists(add_element(a_t, b_t), min_size=1, max_size=30))
+        rng_idx = data.draw(st.integers(0, len(ADD_RANGES) - 1))
+        _add_case_of(cs, f"add_hyp_{ti}", a_t, b_t, *zip(*elems), rng_idx)
+    _run_small(drivers, variant, tmp_path, cs)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_add_requant_random(drivers, tmp_path, variant):
+    """Many random elements per input type pair and output range: shifts 1..62, typical and extreme multipliers
+    and offsets, exact ties and their neighbours."""
+    rng = np.random.default_rng(1234)
+    cs = CaseSet()
+    for ti, (a_t, b_t) in enumerate(ADD_TYPES):
+        for ri in range(len(ADD_RANGES)):
+            n = 400
+            qa = [int(v) for v in rng.integers(_ADD_Q[a_t][0], _ADD_Q[a_t][1] + 1, n)]
+            qb = [int(v) for v in rng.integers(_ADD_Q[b_t][0], _ADD_Q[b_t][1] + 1, n)]
+            qa[:4] = [_ADD_Q[a_t][0], _ADD_Q[a_t][1], _ADD_Q[a_t][0], _ADD_Q[a_t][1]]
+            qb[:4] = [_ADD_Q[b_t][0], _ADD_Q[b_t][1], _ADD_Q[b_t][1], _ADD_Q[b_t][0]]
+            sh = [int(v) for v in rng.integers(1, 63, n)]
+            big = rng.random(n) < 0.3
+            ma = [int(v) for v in np.where(big, rng.choice([-1, 1], n) * rng.integers(2**30, 2**31, n),
+                                           rng.integers(-(2**31) + 1, 2**31, n))]
+            mb = [int(v) for v in rng.integers(-(2**31) + 1, 2**31, n)]
+            o = []
+            for i in range(n):
+                s, mode = sh[i], i % 4
+                if mode == 0:  # near the result 0: offsets of the size of the products
+                    v = int(rng.integers(-(2**40), 2**40)) >> max(0, 40 - s - 9)
+                elif mode == 1:  # anywhere
+                    v = int(rng.integers(-(2**62) + 1, 2**62))
+                elif mode == 2:  # exact ties and neighbours
+                    v = int(rng.integers(-50, 50)) * 2**s + 2 ** (s - 1) - qa[i] * ma[i] - qb[i] * mb[i] + int(
+                        rng.integers(-1, 2))
+                else:  # the fast path's bound
+                    v = int(rng.choice([-1, 1])) * 2 ** min(s + 29, 62) - 2 ** (s - 1) + int(rng.integers(-2, 3))
+                if abs(v) >= 2**62:
+                    v = (abs(v) % 2**61) * (1 if v > 0 else -1)
+                o.append(v)
+            _add_case_of(cs, f"add_rand_{ti}_{ri}", a_t, b_t, qa, qb, ma, mb, sh, o, ri)
+    _run_small(drivers, variant, tmp_path, cs)

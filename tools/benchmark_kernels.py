@@ -231,6 +231,7 @@ int main(void)
     rq.zp = 0;
     rq.lo = -128;
     rq.hi = 127;
+    rq.pre = NULL;
 #if BKIND == 5
     {
         /* int8 codes -> a table of 256 output bytes; reference: the plain loop */

@@ -27,6 +27,7 @@ reshape views, concat, permute).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -48,6 +49,10 @@ SIMD_DW_WORDS = 16  # its largest kernel: kh * ceil(kw / 4) words (GF_SIMD_DW_WO
 # (kernel words, requantization constants, the padded rows) outweighs its pixels there (gvsoc siracusa,
 # thirdparty_mobilenet_v1: 4x4 and 2x2 maps 5-12 % slower, 8x8 and larger faster; docs/gap9.md)
 SIMD_DW_MIN_PIXELS = 32
+
+
+# GF_RQC_PRE_COPIES (4) copies of gf_rqc_t (48 B) of gf_internal.h (a static assertion in gf_tiled.c checks it)
+RQC_PRE_BYTES = 4 * 48
 
 
 def simd_col_bytes(k: int) -> int:
@@ -181,6 +186,9 @@ class ParamSpec:
     per_channel: bool
     table_bytes: int = 0  # lookup tables (lut): bytes of one table, after the requantization part
     table_per_channel: bool = False
+    # L1 only (no payload): the precomputed per-tensor requantization constants behind the requantization part
+    # (RQC_PRE_BYTES: the SIMD convolutions whose cores split the pixels; gf_tiled.c rqc_pre_offset)
+    pre: int = 0
 
     def l1_bytes(self, cap: int) -> int:
         if not self.bias and not self.sources and not self.table_bytes:
@@ -191,11 +199,22 @@ class ParamSpec:
             total += align(self.sources * rq * 4) + align(rq) + rq * 8
         if self.table_bytes:
             total = align(total) + (cap if self.table_per_channel else 1) * self.table_bytes
-        return align(total)
+        return align(align(total) + self.pre)
 
-    def payload(self, n: int) -> int:
+    def payload(self, n: int, total: int | None = None, cap: int | None = None) -> int:
+        """DMA bytes of a tile of ``n`` of the ``total`` channels into a buffer of capacity ``cap`` (default n).
+        Where the bias and requantization sections are contiguous alike in the blob and in L1 (the tile holds
+        every channel, or per-tensor requantization without a bias: gf_tiled.c params_merged), one transfer
+        moves them with their padding."""
         rq = n if self.per_channel else 1
         tables = (n if self.table_per_channel else 1) * self.table_bytes
+        cap = n if cap is None else cap
+        rq_cap = cap if self.per_channel else 1
+        merged = bool(self.sources) and total is not None \
+            and (not self.per_channel or (n == total and rq_cap == total)) \
+            and (not self.bias or (n == total and align(cap * 4) == align(total * 4)))
+        if merged:
+            return (align(n * 4) if self.bias else 0) + align(self.sources * rq * 4) + align(rq) + rq * 8 + tables
         return (n * 4 if self.bias else 0) + (self.sources * rq * 4 + rq + rq * 8 if self.sources else 0) + tables
 
 
@@ -289,7 +308,7 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
     dma = {
         "in": sum_cin * sum(r[1] for r in rows) * sum(c[1] for c in cols) * g.eb_in,
         "w": g.o * w_payload * (1 if "w" in resident else n_sp),
-        "p": sum(g.params.payload(n) for n in cos) * (1 if "p" in resident else n_sp),
+        "p": sum(g.params.payload(n, g.o, tco) for n in cos) * (1 if "p" in resident else n_sp),
         "out": g.o * g.oh * g.ow * g.eb_out,
     }
     plan = TilePlan("", "conv", {"co": tco, "oh": toh, "ow": tow}, [len(cos), len(ohs), len(ows)], n_tiles,
@@ -357,6 +376,9 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False,
     dw = simd and bool(g.w_per_channel) and depthwise and simd_dw_col_bytes(g, 1, 1) > 0 \
         and g.oh * g.ow >= SIMD_DW_MIN_PIXELS
     col = simd_conv_col_bytes(g.w_per_channel) if simd and g.w_per_channel and not depthwise else 0
+    if col and not dw and g.params.sources and not g.params.per_channel and not g.params.table_bytes \
+            and not g.coupled:  # the cores split the pixels: the per-tensor constants computed once (rqc_pre_offset)
+        g = dataclasses.replace(g, params=dataclasses.replace(g.params, pre=RQC_PRE_BYTES))
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
     # a 1-D map (conv1d, height 1) has no rows to cut: its sequence axis is tiled from the start
@@ -392,7 +414,7 @@ def tile_linear(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fals
         bufs = {"in": k * eb_in, "w": tco * k, "wp": tco * wrow, "p": ps.l1_bytes(tco), "out": tco * eb_out}
         resident = ["in"] + (["w", "wp", "p"] if n == 1 else [])
         l1 = sum((1 if name in resident else nbuf) * align(v) for name, v in bufs.items() if v)
-        dma = {"in": k * eb_in, "w": o * (wrow or k), "p": sum(ps.payload(c) for c in cos), "out": o * eb_out}
+        dma = {"in": k * eb_in, "w": o * (wrow or k), "p": sum(ps.payload(c, o, tco) for c in cos), "out": o * eb_out}
         plan = TilePlan(step.output, "linear", {"co": tco}, [n], n, bufs, nbuf == 2, resident, l1, dma,
                         min(cores, tco))
         return plan, _objective(budgets.hw, plan, sum(math.ceil(c / cores) for c in cos) * k)
@@ -466,7 +488,8 @@ def tile_gemm(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False,
         row_tiles = g.groups * per
         dma = {"in": per_c * g.groups * g.m * g.k * g.eb_in, "in2": row_tiles * g.k * g.n * g.eb_in2,
                "w": g.n * (g.w_packed or g.w_per_row) * (1 if per_c == 1 else row_tiles),
-               "p": g.params.payload(g.n) if per_c == 1 else row_tiles * sum(g.params.payload(c) for c in cols),
+               "p": g.params.payload(g.n, g.n, tc) if per_c == 1
+               else row_tiles * sum(g.params.payload(c, g.n, tc) for c in cols),
                "out": g.groups * g.m * g.n * g.eb_out}
         dma = {k: v for k, v in dma.items() if v or k in ("in", "out")}
         plan = TilePlan(step.output, "gemm", {"rows": tr, "co": tc}, [g.groups, per, per_c], n_tiles, bufs,
@@ -552,7 +575,7 @@ def tile_eltwise(step: Step, net: ir.Network, budgets: Budgets, pack: bool = Fal
                 "out": tile_e * eb_out}
         l1 = sum((1 if k in res else nbuf) * align(v) for k, v in bufs.items() if v)
         dma = {"in": ins[0].numel * ebs[0], "in2": ins[1].numel * ebs[1] if len(ebs) > 1 else 0,
-               "p": sum(ps.payload(pt) for pt in ptiles),
+               "p": sum(ps.payload(pt, chans, min(max(planes, 1), chans)) for pt in ptiles),
                "out": total * eb_out}
         plan = TilePlan(step.output, "eltwise", {"planes": planes, "elems": tile_e},
                         [n_tiles], n_tiles, bufs, nbuf == 2, res, l1, dma, min(cores, units))

@@ -103,7 +103,70 @@ void gf_requantize(const void *x, gf_dtype_t in_t, int32_t n, int32_t inner, con
 
 /* ---------------------------------------------------------------------------------------------
  * gf_add: acc64 = o[c] + qa * m[c] + qb * m[channels + c] (exact 64-bit), or the int32 sum.
+ *
+ * 8-bit inputs, fast exact path (gf_add8_prep decides per channel): with E = o + 2^(sh-1) (|o| < 2^62: no
+ * overflow), T = E + qa*ma + qb*mb is computed exactly in two 32-bit words (|qa|, |qb| <= 255 and |m| < 2^31:
+ * |qa*ma + qb*mb| < 2^40, |T| < 2^63). Then floor(T / 2^sh) is the contract's round-half-up, and the tie
+ * (T mod 2^sh == 0, i.e. acc mod 2^sh == 2^(sh-1)) is rounded to even by clearing the low bit. The channel
+ * takes the path only if sh >= 11 and |E| <= 2^(sh+29), so that |T| < 2^(sh+30) and the rounded value r has
+ * |r| <= 2^30, and |zp| < 2^30: r + zp then fits 32 bits and the clamp is exact. Otherwise (and for 32-bit
+ * inputs) every element takes the exact 64-bit path.
  */
+#ifdef GF_K_ADD
+typedef struct {
+    uint32_t el, tmask; /* lo32(E); low bits of T that are zero at a tie (sh < 32: 2^sh - 1; else 2^k - 1 of tH) */
+    int32_t eh, sa, sb; /* hi32(E); sh < 32: shifts 32 - sh (of tH) and sh (of tL); else sa = k = sh - 32 */
+} gf_add8_t;
+
+/* 1: the channel's constants for the fast path are set (the conditions above), 0: the exact path. */
+static int gf_add8_prep(gf_add8_t *f, int64_t o, int32_t sh, int32_t zp)
+{
+    int64_t e, t;
+    if (sh < 11 || sh > 62 || zp <= -(1 << 30) || zp >= (1 << 30) || o >= ((int64_t)1 << 62) ||
+        o < -((int64_t)1 << 62))
+        return 0;
+    e = o + ((int64_t)1 << (sh - 1));
+    t = e >> (sh + 29 < 63 ? sh + 29 : 63); /* 0 or -1 <=> -2^(sh+29) <= E < 2^(sh+29) */
+    if (t != 0 && t != -1)
+        return 0;
+    f->el = (uint32_t)e;
+    f->eh = (int32_t)(e >> 32);
+    if (sh < 32) {
+        f->sa = 32 - sh;
+        f->sb = sh;
+        f->tmask = ((uint32_t)1 << sh) - 1u;
+    } else {
+        f->sa = sh - 32;
+        f->sb = 0;
+        f->tmask = ((uint32_t)1 << (sh - 32)) - 1u;
+    }
+    return 1;
+}
+
+/* clamp(rne_shift(o + qa*ma + qb*mb, sh) + zp, lo, hi) for the constants of gf_add8_prep; HI: sh >= 32. */
+GF_INLINE int32_t gf_add8_one(int32_t qa, int32_t qb, int32_t ma, int32_t mb, uint32_t el, int32_t eh, int32_t sa,
+                              int32_t sb, uint32_t tmask, int32_t zp, int32_t lo, int32_t hi, const int HI)
+{
+    const uint32_t al = (uint32_t)qa * (uint32_t)ma, bl = (uint32_t)qb * (uint32_t)mb;
+    const uint32_t sl = al + bl;
+    const uint32_t sh_ = (uint32_t)gf_mulh(qa, ma) + (uint32_t)gf_mulh(qb, mb) + (uint32_t)(sl < al);
+    const uint32_t tl = sl + el;
+    const int32_t th = (int32_t)(sh_ + (uint32_t)eh + (uint32_t)(tl < sl)); /* T = th * 2^32 + tl */
+    int32_t r;
+    if (HI) {
+        r = th >> sa;
+        if (GF_UNLIKELY(tl == 0u && ((uint32_t)th & tmask) == 0u)) /* exact tie: to even */
+            r -= r & 1;
+    } else {
+        r = (int32_t)(((uint32_t)th << sa) | (tl >> sb));
+        if (GF_UNLIKELY((tl & tmask) == 0u))
+            r -= r & 1;
+    }
+    r += zp;
+    return r < lo ? lo : (r > hi ? hi : r);
+}
+#endif
+
 #define GF_ADD_LOOP(TA, TB)                                                                        \
     do {                                                                                           \
         const TA *as = (const TA *)a;                                                              \
@@ -119,11 +182,25 @@ void gf_requantize(const void *x, gf_dtype_t in_t, int32_t n, int32_t inner, con
             while (i < n) {                                                                        \
                 int32_t end = (n - i < inner) ? n : i + inner;                                     \
                 int64_t o = rq->o[ch];                                                             \
-                int64_t ma = rq->m[ch], mb = rq->m[nch + ch];                                      \
+                int32_t ma32 = rq->m[ch], mb32 = rq->m[nch + ch];                                  \
                 int32_t sh = rq->sh[ch];                                                           \
-                for (; i < end; i++) {                                                             \
-                    int64_t acc = o + (int64_t)as[i] * ma + (int64_t)bs[i] * mb;                   \
-                    yb[i] = (uint8_t)gf_rne_finish64(acc, sh, zp, lo, hi);                         \
+                gf_add8_t f;                                                                       \
+                if (sizeof(TA) == 1 && sizeof(TB) == 1 && gf_add8_prep(&f, o, sh, zp)) {           \
+                    /* the constants in locals: the byte stores may alias f */                     \
+                    const uint32_t el = f.el, tm = f.tmask;                                        \
+                    const int32_t eh = f.eh, sa = f.sa, sb = f.sb;                                 \
+                    if (sh >= 32)                                                                  \
+                        for (; i < end; i++)                                                       \
+                            yb[i] = (uint8_t)gf_add8_one(as[i], bs[i], ma32, mb32, el, eh, sa, sb, tm, zp, lo, hi, 1); \
+                    else                                                                           \
+                        for (; i < end; i++)                                                       \
+                            yb[i] = (uint8_t)gf_add8_one(as[i], bs[i], ma32, mb32, el, eh, sa, sb, tm, zp, lo, hi, 0); \
+                } else {                                                                           \
+                    const int64_t ma = ma32, mb = mb32;                                            \
+                    for (; i < end; i++) {                                                         \
+                        int64_t acc = o + (int64_t)as[i] * ma + (int64_t)bs[i] * mb;               \
+                        yb[i] = (uint8_t)gf_rne_finish64(acc, sh, zp, lo, hi);                     \
+                    }                                                                              \
                 }                                                                                  \
                 if (++ch == nch)                                                                   \
                     ch = 0;                                                                        \

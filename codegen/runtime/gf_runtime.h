@@ -81,7 +81,12 @@ typedef struct {
     const int64_t *o;   /* channels offsets, |o| < 2^62 */
     int32_t channels;
     int32_t zp, lo, hi;
+    /* NULL, or (per-tensor requantization, channels == 1, only) GF_RQC_PRE_COPIES copies of the constants the
+     * kernels derive from m, sh, o, zp, lo, hi (gf_internal.h gf_rqc_t, gf_rqc_init), computed once by the
+     * caller: the SIMD conv and linear kernels read them instead of computing them per block of channels. */
+    const void *pre;
 } gf_requant_t;
+#define GF_RQC_PRE_COPIES 4
 
 /* Round half to even of v / 2^sh, 1 <= sh <= 62 (arithmetic right shift on int64). */
 static inline int64_t gf_rne_shift(int64_t v, int sh)

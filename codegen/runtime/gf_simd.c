@@ -68,12 +68,15 @@ GF_INLINE void gf_simd_store2(const gf_rqc_t *rc, void *y, size_t idx, int32_t a
     }
 }
 
-/* Requantization constants of channels ch .. ch+n-1 (NULL without requantization). */
+/* Requantization constants of channels ch .. ch+n-1 (n <= 4; NULL without requantization): the caller's
+ * precomputed copies of a per-tensor requantization (rq->pre), else computed into rc. */
 static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t ch, int32_t n)
 {
     int32_t r;
     if (!rq)
         return NULL;
+    if (rq->pre && rq->channels == 1 && n <= GF_RQC_PRE_COPIES)
+        return (const gf_rqc_t *)rq->pre;
     for (r = 0; r < n; r++)
         gf_rqc_init(&rc[r], rq, gf_rq_channel(rq, ch + r));
     return rc;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gf_gap9.h"
+#include "gf_internal.h" /* gf_rqc_t, gf_rqc_init: the precomputed per-tensor constants */
 #ifdef GF_GAP9_EMU
 #include "gf_emu.h"
 #endif
@@ -64,6 +65,8 @@ typedef struct {
 } gf_run_t;
 
 static int32_t ceil_div(int32_t a, int32_t b) { return (a + b - 1) / b; }
+/* ceil_div(n, per) for n, per >= 1, without the division when one tile holds all n */
+static int32_t tile_count(int32_t n, int32_t per) { return n <= per ? 1 : ceil_div(n, per); }
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
 static int32_t elem_bytes(int32_t t) { return t == GF_S32 ? 4 : 1; }
@@ -111,8 +114,19 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
     gf_clear_words(T, sizeof(*T));
     if (L->tiling == GF_TILING_CONV) {
         const gf_conv_shape_t *s = &L->s;
-        int32_t n_ow = ceil_div(s->ow, L->tile_ow), n_oh = ceil_div(s->oh, L->tile_oh);
-        int32_t icol = t % n_ow, ir = (t / n_ow) % n_oh, ic = t / (n_ow * n_oh);
+        int32_t icol = 0, ir = 0, ic = 0; /* tile 0 (most layers' only tile): no division */
+        if (t > 0) {
+            int32_t n_ow = tile_count(s->ow, L->tile_ow), n_oh = tile_count(s->oh, L->tile_oh), r = t;
+            if (n_ow > 1) {
+                r = t / n_ow;
+                icol = t - r * n_ow;
+            }
+            ic = r;
+            if (n_oh > 1) {
+                ic = r / n_oh;
+                ir = r - ic * n_oh;
+            }
+        }
         T->co0 = ic * L->tile_co;
         T->con = min32(L->tile_co, s->o - T->co0);
         T->oy0 = ir * L->tile_oh;
@@ -136,9 +150,14 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
         T->co0 = t * L->tile_co;
         T->con = min32(L->tile_co, L->o - T->co0);
     } else if (L->tiling == GF_TILING_GEMM) { /* rows [e0, e0 + en) of group c0, outputs [co0, co0 + con) */
-        int32_t per_c = ceil_div(L->o, L->tile_co), per = ceil_div(L->n, L->tile_rows);
-        int32_t jc = t % per_c, j = (t / per_c) % per;
-        T->c0 = t / (per_c * per);
+        int32_t jc = 0, j = 0;
+        T->c0 = 0;
+        if (t > 0) {
+            int32_t per_c = tile_count(L->o, L->tile_co), per = tile_count(L->n, L->tile_rows);
+            jc = t % per_c;
+            j = (t / per_c) % per;
+            T->c0 = t / (per_c * per);
+        }
         T->cn = 1;
         T->e0 = j * L->tile_rows;
         T->en = min32(L->tile_rows, L->n - T->e0);
@@ -150,19 +169,24 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
         T->e0 = T->c0 * L->inner;
         T->en = T->cn * L->inner;
     } else if (L->chans > 1 && L->tile_planes >= L->chans) { /* eltwise: outer indices [r0, r0 + rn), every channel */
-        int32_t per = L->tile_planes / L->chans, r0 = t * per, rn = min32(per, L->outer - r0);
+        int32_t r0 = 0, rn = L->outer; /* tile 0 holding every outer index (tile_planes / chans >= outer): no division */
+        if (t > 0 || L->tile_planes < L->chans * L->outer) {
+            int32_t per = L->tile_planes / L->chans;
+            r0 = t * per;
+            rn = min32(per, L->outer - r0);
+        }
         T->c0 = 0;
         T->cn = L->chans;
         T->e0 = r0 * L->chans * L->inner;
         T->en = rn * L->chans * L->inner;
     } else if (L->tile_planes > 1) { /* eltwise: channels [c0, c0 + cn) of outer index r */
-        int32_t per = ceil_div(L->chans, L->tile_planes), r = t / per;
-        T->c0 = (t % per) * L->tile_planes;
+        int32_t per = t > 0 ? tile_count(L->chans, L->tile_planes) : 1, r = t > 0 ? t / per : 0;
+        T->c0 = (t - r * per) * L->tile_planes;
         T->cn = min32(L->tile_planes, L->chans - T->c0);
         T->e0 = (r * L->chans + T->c0) * L->inner;
         T->en = T->cn * L->inner;
     } else { /* eltwise: a run inside the channel slice v (channel v % chans) */
-        int32_t per = ceil_div(L->inner, L->tile_elems), j = t % per, v = t / per;
+        int32_t per = t > 0 ? tile_count(L->inner, L->tile_elems) : 1, v = t > 0 ? t / per : 0, j = t - v * per;
         T->c0 = v % L->chans;
         T->cn = 1;
         T->e0 = v * L->inner + j * L->tile_elems;
@@ -195,6 +219,28 @@ static gf_playout_t param_layout(const gf_layer_t *L)
     p.o = p.sh + (L->rq_sources ? GF_ALIGN((uint32_t)p.cap_rq) : 0u);
     p.table = GF_ALIGN(p.o + (L->rq_sources ? (uint32_t)p.cap_rq * 8u : 0u));
     return p;
+}
+
+/* The precomputed per-tensor requantization constants (gf_requant_t.pre): GF_RQC_PRE_COPIES gf_rqc_t behind the
+ * requantization part of the L1 parameter buffer (buffer 0), where the planner made room for them
+ * (codegen/gap9/tiling.py ParamSpec.pre, RQC_PRE_BYTES): the SIMD convolutions whose cores split the pixels (every
+ * core computes the constants of every channel of the tile otherwise, per block of 4 channels). Core 0 fills them
+ * once per layer, after tile 0's loads (rqc_pre_fill). */
+#define GF_RQC_PRE_BYTES ((uint32_t)(GF_RQC_PRE_COPIES * sizeof(gf_rqc_t)))
+_Static_assert(GF_RQC_PRE_COPIES * sizeof(gf_rqc_t) == 192, "codegen/gap9/tiling.py RQC_PRE_BYTES mirrors this size");
+
+/* Their offset in the parameter buffer, or 0 (none: not such a layer, or no room planned). Not inlined: keeps
+ * tile_loop's frame small. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static uint32_t rqc_pre_offset(const gf_layer_t *L)
+{
+    if (L->tiling != GF_TILING_CONV || !L->buf_col || L->coupled || !L->rq_sources || L->rq_channels > 1 ||
+        L->t_off >= 0)
+        return 0;
+    uint32_t at = param_layout(L).table;
+    return L->buf_p >= at + GF_RQC_PRE_BYTES ? at : 0;
 }
 
 /* Offset of the lookup tables in the L1 parameter buffer. Not inlined: keeps tile_loop's frame (on
@@ -416,6 +462,47 @@ static void store_box(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint8_t *
     box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, &x);
 }
 
+/* The bias and requantization sections of a tile's parameters are contiguous alike in the blob and in the L1
+ * parameter buffer (the blob stores a layer's bias, m, sh and o consecutively, each region 8-byte aligned like
+ * param_layout: codegen/program.py) when the tile holds every channel, or, requantized per tensor without a bias,
+ * always: then one DMA command moves them, padding included (codegen/gap9/tiling.py ParamSpec.payload counts the
+ * same bytes). The offsets are checked, not assumed. */
+static int params_merged(const gf_layer_t *L, const gf_playout_t *pl, int32_t c0, int32_t cn)
+{
+    if (!L->rq_sources)
+        return 0;
+    if (L->rq_channels > 1 && (c0 != 0 || cn != L->rq_channels || pl->cap_rq != L->rq_channels))
+        return 0;
+    if (L->b_off >= 0) {
+        int32_t chans = L->tiling == GF_TILING_CONV ? L->s.o : L->tiling == GF_TILING_ELTWISE ? L->chans : L->o;
+        if (c0 != 0 || cn != chans || pl->bias != 0u || (uint32_t)(L->m_off - L->b_off) != pl->m)
+            return 0;
+    }
+    return (uint32_t)(L->sh_off - L->m_off) == pl->sh - pl->m && (uint32_t)(L->o_off - L->sh_off) == pl->o - pl->sh;
+}
+
+/* The sections one by one: the tile's slice of each. */
+static void load_sections(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, const gf_playout_t *pl0, int32_t c0,
+                          int32_t cn, uint8_t *p, uint8_t *bp)
+{
+    const gf_layer_t *L = R->L;
+    const gf_playout_t pl = *pl0;
+    if (L->b_off >= 0)
+        load_flat(R, q, loc, (uint32_t)L->b_off + (uint32_t)c0 * 4u, p + pl.bias, bp ? bp + pl.bias : NULL,
+                  (uint32_t)cn * 4u);
+    if (L->rq_sources) {
+        int32_t rc0 = L->rq_channels > 1 ? c0 : 0, rcn = L->rq_channels > 1 ? cn : 1;
+        for (int32_t s = 0; s < L->rq_sources; s++) {
+            uint32_t off = (uint32_t)L->m_off + (uint32_t)(s * L->rq_channels + rc0) * 4u;
+            uint32_t dst = pl.m + (uint32_t)(s * pl.cap_rq) * 4u;
+            load_flat(R, q, loc, off, p + dst, bp ? bp + dst : NULL, (uint32_t)rcn * 4u);
+        }
+        load_flat(R, q, loc, (uint32_t)(L->sh_off + rc0), p + pl.sh, bp ? bp + pl.sh : NULL, (uint32_t)rcn);
+        load_flat(R, q, loc, (uint32_t)L->o_off + (uint32_t)rc0 * 8u, p + pl.o, bp ? bp + pl.o : NULL,
+                  (uint32_t)rcn * 8u);
+    }
+}
+
 /* ---- per-tile loads and stores ---- */
 static void load_params(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
 {
@@ -436,19 +523,12 @@ static void load_params(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
     }
     if (L->aux_off >= 0) /* rows: the whole parameter block, at the start of the buffer */
         load_flat(R, q, loc, (uint32_t)L->aux_off, p, bp, L->aux_bytes);
-    if (L->b_off >= 0)
-        load_flat(R, q, loc, (uint32_t)L->b_off + (uint32_t)c0 * 4u, p + pl.bias, bp ? bp + pl.bias : NULL,
-                  (uint32_t)cn * 4u);
-    if (L->rq_sources) {
-        int32_t rc0 = L->rq_channels > 1 ? c0 : 0, rcn = L->rq_channels > 1 ? cn : 1;
-        for (int32_t s = 0; s < L->rq_sources; s++) {
-            uint32_t off = (uint32_t)L->m_off + (uint32_t)(s * L->rq_channels + rc0) * 4u;
-            uint32_t dst = pl.m + (uint32_t)(s * pl.cap_rq) * 4u;
-            load_flat(R, q, loc, off, p + dst, bp ? bp + dst : NULL, (uint32_t)rcn * 4u);
-        }
-        load_flat(R, q, loc, (uint32_t)(L->sh_off + rc0), p + pl.sh, bp ? bp + pl.sh : NULL, (uint32_t)rcn);
-        load_flat(R, q, loc, (uint32_t)L->o_off + (uint32_t)rc0 * 8u, p + pl.o, bp ? bp + pl.o : NULL,
-                  (uint32_t)rcn * 8u);
+    if (params_merged(L, &pl, c0, cn)) { /* bias (if any), m, sh, o: one command */
+        uint32_t src = (uint32_t)(L->b_off >= 0 ? L->b_off : L->m_off), dst = L->b_off >= 0 ? pl.bias : pl.m;
+        uint32_t end = pl.o + (uint32_t)(L->rq_channels > 1 ? cn : 1) * 8u;
+        load_flat(R, q, loc, src, p + dst, bp ? bp + dst : NULL, end - dst);
+    } else {
+        load_sections(R, q, loc, &pl, c0, cn, p, bp);
     }
     if (L->t_off >= 0) {
         int32_t tc0 = L->t_chans > 1 ? c0 : 0, tcn = L->t_chans > 1 ? cn : 1;
@@ -593,7 +673,22 @@ static gf_requant_t tile_requant(const gf_layer_t *L, uint8_t *p, int32_t first)
     rq.zp = L->zp;
     rq.lo = L->lo;
     rq.hi = L->hi;
+    rq.pre = NULL;
     return rq;
+}
+
+/* Core 0, once per layer (tile 0's parameters are in buffer 0): the per-tensor constants' copies (rqc_pre_offset
+ * `off`); the same for every tile. Not inlined: keeps tile_loop's frame small. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void rqc_pre_fill(gf_run_t *R, uint32_t off)
+{
+    gf_requant_t rq = tile_requant(R->L, R->l1[0][OP_P], 0);
+    gf_rqc_t *c = (gf_rqc_t *)(void *)(R->l1[0][OP_P] + off);
+    gf_rqc_init(&c[0], &rq, 0);
+    for (int i = 1; i < GF_RQC_PRE_COPIES; i++)
+        c[i] = c[0];
 }
 
 /* The core's SIMD work buffer (im2col / gathered columns, L->buf_col bytes), or NULL. Not inlined:
@@ -651,6 +746,10 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     const gf_requant_t *rqp = NULL;
     if (L->rq_sources) {
         rq = tile_requant(L, pbuf, co0);
+        if (psplit) {
+            uint32_t pre = rqc_pre_offset(L);
+            rq.pre = pre ? R->l1[0][OP_P] + pre : NULL;
+        }
         rqp = &rq;
     }
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + co0 : NULL;
@@ -881,6 +980,11 @@ static inline void layer_tiles(gf_run_t *R, int core)
         if (core == 0) {
             if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
                 q_wait(&R->load_q[b]);
+            if (t == 0) {
+                uint32_t pre = rqc_pre_offset(L);
+                if (pre)
+                    rqc_pre_fill(R, pre);
+            }
             if ((L->tiling == GF_TILING_GEMM || (L->tiling == GF_TILING_CONV && L->buf_col)) && L->buf_wp &&
                 !L->w_resident)
                 unpack_gemm_tile(R, b);
