@@ -189,6 +189,19 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
  * are overwritten by the next row; a row whose word would end past k4 is stored byte by byte, the
  * bytes K .. k4-1 zeroed last); the window's valid columns and kernel rows found once per pixel.
  * Other geometries: gf_simd_gather_* per pixel. */
+/* One kernel row's word v at cp: one store, or kw bytes where the word would end past ce (the last
+ * word of the pixel's row). */
+GF_INLINE void gf_simd_put_row(uint8_t *cp, const uint8_t *ce, uint32_t v, int32_t kw)
+{
+    if (GF_UNLIKELY(cp > ce)) {
+        int32_t j;
+        for (j = 0; j < kw; j++, v >>= 8)
+            cp[j] = (uint8_t)v;
+    } else {
+        gf_simd_stu(cp, v);
+    }
+}
+
 #define GF_SIMD_GATHER_RUN(XT)                                                                     \
     static void gf_simd_gather_run_##XT(const XT *xg, int32_t cg, const gf_conv_shape_t *s, int32_t p, int32_t np, \
                                         uint8_t *col, int32_t k4)                                  \
@@ -250,16 +263,8 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
                         for (i = 0; i < kh; i++, cp += kw, xr += rs)                               \
                             gf_simd_stu(cp, gf_simd_ldu(xr));                                      \
                     } else {                                                                       \
-                        for (i = 0; i < kh; i++, cp += kw, xr += rs) {                             \
-                            uint32_t v = gf_simd_ldu(xr);                                          \
-                            if (cp > ce) {                                                         \
-                                int32_t j;                                                         \
-                                for (j = 0; j < kw; j++, v >>= 8)                                  \
-                                    cp[j] = (uint8_t)v;                                            \
-                            } else {                                                               \
-                                gf_simd_stu(cp, v);                                                \
-                            }                                                                      \
-                        }                                                                          \
+                        for (i = 0; i < kh; i++, cp += kw, xr += rs)                               \
+                            gf_simd_put_row(cp, ce, gf_simd_ldu(xr), kw);                          \
                     }                                                                              \
                 }                                                                                  \
                 cg_done = 1;                                                                       \
@@ -272,13 +277,7 @@ static void gf_simd_gather4_1x1(const void *xg, int32_t cg, int32_t hw, size_t i
                         v = ((gf_simd_ldu(xr) >> sr) << sl) & M;                                   \
                         xr += rs;                                                                  \
                     }                                                                              \
-                    if (GF_UNLIKELY(cp > ce)) {                                                    \
-                        int32_t j;                                                                 \
-                        for (j = 0; j < kw; j++, v >>= 8)                                          \
-                            cp[j] = (uint8_t)v;                                                    \
-                    } else {                                                                       \
-                        gf_simd_stu(cp, v);                                                        \
-                    }                                                                              \
+                    gf_simd_put_row(cp, ce, v, kw);                                                \
                 }                                                                                  \
             }                                                                                      \
             for (i = K; i < k4; i++) {                                                             \
