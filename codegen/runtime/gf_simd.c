@@ -53,21 +53,6 @@ GF_INLINE void gf_simd_store(const gf_rqc_t *rc, void *y, size_t idx, int32_t ac
         ((int32_t *)y)[idx] = acc;
 }
 
-/* Store acc0, acc1 of channel ch at flat output indices idx, idx + 1: the channel's constants read once for
- * both (GF_RQ_DECL: the byte stores may alias them). */
-GF_INLINE void gf_simd_store2(const gf_rqc_t *rc, void *y, size_t idx, int32_t acc0, int32_t acc1)
-{
-    if (rc) {
-        GF_RQ_DECL(rc);
-        uint8_t *const yb = (uint8_t *)y + idx;
-        GF_RQ_ONE(yb, 0, acc0);
-        GF_RQ_ONE(yb, 1, acc1);
-    } else {
-        ((int32_t *)y)[idx] = acc0;
-        ((int32_t *)y)[idx + 1] = acc1;
-    }
-}
-
 /* Requantization constants of channels ch .. ch+n-1 (n <= 4; NULL without requantization): the caller's
  * precomputed copies of a per-tensor requantization (rq->pre), else computed into rc. */
 static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t ch, int32_t n)
@@ -649,7 +634,7 @@ void gf_conv2d_simd_core(const void *x, gf_dtype_t in_t, const int8_t *w, const 
     }
     while ((1 << ln) < ncores)
         ln++;
-    if ((1 << ln) == ncores && s->groups == 1 && nb > 1) { /* (not depthwise: that has o == groups) */
+    if ((1 << ln) == ncores) { /* (groups == 1 and nb >= 2 here) */
         /* ncores a power of two: C = 2^l channel groups, P = 2^(ln-l) pixel groups (shifts only) */
         uint32_t best = 0xFFFFFFFFu;
         int32_t l;
@@ -661,11 +646,11 @@ void gf_conv2d_simd_core(const void *x, gf_dtype_t in_t, const int8_t *w, const 
             if (cost < best)
                 best = cost, lc = l;
         }
-    }
-    if ((1 << ln) == ncores) {
-        const int32_t lp = ln - lc, pi = core & ((1 << lp) - 1), ci = core >> lp;
-        p0 = (pi * npx) >> lp, p1 = ((pi + 1) * npx) >> lp;
-        o0 = 4 * ((ci * nb) >> lc), o1 = 4 * (((ci + 1) * nb) >> lc);
+        {
+            const int32_t lp = ln - lc, pi = core & ((1 << lp) - 1), ci = core >> lp;
+            p0 = (pi * npx) >> lp, p1 = ((pi + 1) * npx) >> lp;
+            o0 = 4 * ((ci * nb) >> lc), o1 = 4 * (((ci + 1) * nb) >> lc);
+        }
     } else {
         p0 = core * npx / ncores, p1 = (core + 1) * npx / ncores;
         o0 = 0, o1 = s->o;
