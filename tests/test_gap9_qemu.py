@@ -58,9 +58,8 @@ def test_gap9_qemu_bit_exact_with_per_core_counts(name, golden, tmp_path):
     assert res["plan_mismatches"] == []  # DMA bytes, tiles, L1/L2/L3 peaks == planned, as on gap9-emu
     planned = {r["name"]: r for r in plan["gap9"]["layers"]}
     place = _task_positions(plan)
-    task_cores = {planned[name]["index"]: max(planned[n]["cores"] for n in place if any(
-        planned[n]["index"] in t["layers"] and planned[name]["index"] in t["layers"] for t in plan["gap9"]["tasks"]))
-        for name in place}
+    cores_of = {r["index"]: r["cores"] for r in plan["gap9"]["layers"]}
+    task_cores = {i: max(cores_of[j] for j in t["layers"]) for t in plan["gap9"]["tasks"] for i in t["layers"]}
     cluster_layers = 0
     outside = {}  # GF CORES core_max - GF CLUSTER instr_max - bk_instr, per cluster layer, by place in its task
     for layer in res["layers"]:

@@ -2218,10 +2218,16 @@ static void reset_peaks(void)
     g_l3.peak = g_l3.cur;
 }
 
-static void reset_counters(void)
+/* The traffic counters (bytes per direction, DMA commands, RAM requests, forks). */
+static void reset_traffic(void)
 {
     g_stats.l3_to_l2 = g_stats.l2_to_l3 = g_stats.l2_to_l1 = g_stats.l1_to_l2 = 0;
     g_stats.dma_cmds = g_stats.ram_reqs = g_stats.forks = 0;
+}
+
+static void reset_counters(void)
+{
+    reset_traffic();
 #ifdef GF_EMU_BARE
     memset(g_core_instr, 0, sizeof g_core_instr);
     g_core_crit = g_cluster_instr = 0;
@@ -2349,8 +2355,7 @@ void gf_emu_layer_end(void)
     g_mark_crit = g_core_crit;
     g_mark_t0 = now;
 #endif
-    g_stats.l3_to_l2 = g_stats.l2_to_l3 = g_stats.l2_to_l1 = g_stats.l1_to_l2 = 0; /* as reset_counters, the */
-    g_stats.dma_cmds = g_stats.ram_reqs = g_stats.forks = 0;                        /* instructions marked above */
+    reset_traffic(); /* not reset_counters: the instruction counts are marked above, not reset */
     reset_peaks();
     excl_end();
 }
