@@ -10,6 +10,8 @@ from pathlib import Path
 import jinja2
 
 from codegen import manifest as mf
+from codegen.gap9.fc_placement import MODES as FC_MODES
+from codegen.gap9.fc_placement import format_choices
 from codegen.program import Program, build_program
 from codegen.targets import TARGETS, Target
 from gapforge import __version__, ir
@@ -108,6 +110,7 @@ SMALL_STACK = 1024  # small-stack: the compute-core stack configured before it w
 
 KERNELS = ("portable", "simd")  # gap9 --kernels: the portable C kernels, or the SIMD ones (gf_simd.c)
 SIMD_DEFINES = ["GF_K_SIMD", "GF_SIMD_KERNELS"]
+FC_LAYERS = FC_MODES  # gap9 --fc-layers: which small layers run on the FC
 
 
 def _gap9_resources(tmp: Path, target: Target, program: Program, hw, base, fault: str,
@@ -141,11 +144,13 @@ def _gap9_resources(tmp: Path, target: Target, program: Program, hw, base, fault
 
 def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int = 1, *,
                      l1_budget: int | None = None, l2_budget: int | None = None, fault: str = "none",
-                     tile_l1_budget: int | None = None, platform: str | None = None, kernels: str = "portable"):
+                     tile_l1_budget: int | None = None, platform: str | None = None, kernels: str = "portable",
+                     fc_layers: str = "auto"):
     """Generate the project; returns the Program (gap9: the Gap9Program, whose .program is the Program).
     ``platform``: the entry of codegen/gap9/hw.py PLATFORMS the gap9 target plans for (None: gap9).
     ``kernels`` (gap9): "portable" or "simd" (the cluster's convolutions, linear and matmul with the
-    SIMD kernels of gf_simd.c; recorded in plan.json generate.kernels and build.defines)."""
+    SIMD kernels of gf_simd.c; recorded in plan.json generate.kernels and build.defines); ``fc_layers``
+    (gap9): which small layers run on the fabric controller (codegen/gap9/fc_placement.py MODES)."""
     target = TARGETS.get(target_name)
     if target is None:
         raise GapforgeError(f"--target '{target_name}': unknown (choose from {', '.join(TARGETS)})")
@@ -154,7 +159,10 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
     if not target.tiled and kernels != "portable":
         raise GapforgeError(f"--kernels {kernels} applies to the gap9 target only; {target_name} uses the portable "
                             "kernels")
-    if not target.tiled and (l1_budget or l2_budget or fault != "none" or platform not in (None, "gap9")):
+    if fc_layers not in FC_LAYERS:
+        raise GapforgeError(f"--fc-layers '{fc_layers}': unknown (choose from {', '.join(FC_LAYERS)})")
+    if not target.tiled and (l1_budget or l2_budget or fault != "none" or platform not in (None, "gap9")
+                             or fc_layers != "auto"):
         raise GapforgeError(f"platforms, memory budgets and fault injection apply to the gap9 target only, "
                             f"not {target_name}")
     from codegen.gap9.hw import platform as hw_platform
@@ -180,7 +188,7 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         rv32_compiler()
         hw = replace(base, core_stack=SMALL_STACK) if fault == "small-stack" else base
         gap9 = build_gap9_program(plan, case_dir, l1_budget, l2_budget, "none" if fault in BUILD_FAULTS else fault,
-                                  tile_l1_budget, hw=base, kernels=kernels)
+                                  tile_l1_budget, hw=base, kernels=kernels, fc_layers=fc_layers)
         program = gap9.program
     else:
         program = build_program(plan, case_dir)
@@ -193,7 +201,7 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
     args = {"test_case": test_case, "l1_budget": l1_budget, "l2_budget": l2_budget, "fault": fault,
             "tile_l1_budget": tile_l1_budget, "kernels": kernels}
     if gap9 is not None:
-        args["platform"] = base.name
+        args.update(platform=base.name, fc_layers=fc_layers)
     # the layout hash: of the layout record and of the sources rendered without it (codegen/manifest.py)
     draft = {name: env.get_template(tmpl).render(**ctx, layout_hash=mf.HASH_PLACEHOLDER)
              for name, tmpl in target.program_templates.items()}
@@ -227,7 +235,7 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         (tmp / "plan.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         if gap9 is not None:
             report = (format_report(gap9.placement, program.name) + "\n" + format_tasks(doc["gap9"]) + "\n"
-                      + format_resources(doc["gap9"]))
+                      + format_choices(doc["gap9"]) + "\n" + format_resources(doc["gap9"]))
             (tmp / "plan_report.txt").write_text(report + "\n", encoding="utf-8")
     if gap9 is not None and doc["gap9"]["code"]["warning"]:
         print(f"gapforge: warning: {program.name}: {doc['gap9']['code']['warning']}", file=sys.stderr)

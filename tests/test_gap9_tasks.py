@@ -24,8 +24,9 @@ GF_GAP9_H = Path(__file__).resolve().parents[1] / "codegen" / "runtime" / "gap9"
 
 
 def _run(golden, name, tmp_path, target="gap9-emu", **budgets):
+    """Every tiled layer on the cluster (--fc-layers off): these tests are about the cluster tasks."""
     proj = tmp_path / f"{name}_gap9"
-    generate_project(golden(name), proj, "gap9", 1, **budgets)
+    generate_project(golden(name), proj, "gap9", 1, fc_layers="off", **budgets)
     passed, res = run_project(proj, target, timeout=600)
     plan = json.loads((proj / "plan.json").read_text())
     assert passed, res["reasons"][:5]

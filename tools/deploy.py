@@ -37,7 +37,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codegen.gap9.hw import add_platform_flag  # noqa: E402
-from codegen.generate import generate_project  # noqa: E402
+from codegen.generate import FC_LAYERS, generate_project  # noqa: E402
 from codegen.targets import TARGETS  # noqa: E402
 from gapforge import fidelity, inputs  # noqa: E402
 from gapforge.compat import check_model  # noqa: E402
@@ -91,7 +91,8 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
                  fidelity_cases: int = 64, skip_fidelity: bool = False, l1_budget: int | None = None,
                  l2_budget: int | None = None, progress: Progress | None = None,
                  inputs: str | None = None, run_on: str | None = None,
-                 gvsoc: dict | None = None, platform: str | None = None, kernels: str = "portable") -> dict:
+                 gvsoc: dict | None = None, platform: str | None = None, kernels: str = "portable",
+                 fc_layers: str = "auto") -> dict:
     """Run every stage; returns a summary dict with ``passed`` and the figures of each stage.
 
     Everything is built in a temporary sibling of ``out`` and renamed at the very end: a passing run
@@ -104,7 +105,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
         summary = _stages(src, tmp, out, target, num_cases=num_cases, fidelity_cases=fidelity_cases,
                           skip_fidelity=skip_fidelity, l1_budget=l1_budget, l2_budget=l2_budget,
                           prog=progress or Progress(quiet=True), inputs=inputs, run_on=run_on, gvsoc=gvsoc,
-                          platform=platform, kernels=kernels)
+                          platform=platform, kernels=kernels, fc_layers=fc_layers)
         summary["output"] = str(out if summary["passed"] else out.with_name(out.name + ".failed"))
         (tmp / "deploy_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     except BaseException:
@@ -116,7 +117,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
 
 def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, fidelity_cases, skip_fidelity,
             l1_budget, l2_budget, prog: Progress, inputs, run_on=None, gvsoc=None, platform=None,
-            kernels: str = "portable") -> dict:
+            kernels: str = "portable", fc_layers: str = "auto") -> dict:
     """The stages, writing into ``work``; messages name the final directory ``out``."""
     summary: dict = {"network": src.name, "target": target, "passed": False, "notes": list(src.notes)}
     for note in src.notes:
@@ -183,7 +184,7 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
     prog.start("codegen")
     proj = f"project_{target}"
     result = generate_project(work, work / proj, target, 1, l1_budget=l1_budget, l2_budget=l2_budget,
-                              platform=platform, kernels=kernels)
+                              platform=platform, kernels=kernels, **({"fc_layers": fc_layers} if target == "gap9" else {}))
     program = getattr(result, "program", result)
     m = program.memory
     summary["codegen"] = {"steps": len(program.calls), "params_bytes": len(program.params),
@@ -243,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     add_platform_flag(p, "--target gap9: the chip planned for")
     p.add_argument("--kernels", default="portable", choices=["portable", "simd"],
                    help="gap9: portable C kernels (default) or the SIMD convolution, linear and matmul kernels")
+    p.add_argument("--fc-layers", default="auto", choices=list(FC_LAYERS),
+                   help="gap9: small layers on the fabric controller where the cost model finds it faster (auto, "
+                        "default), never (off), or every layer that may run there (all)")
     args = p.parse_args(argv)
     if args.run and args.target != "gap9":
         raise GapforgeError(f"--run applies to --target gap9 only, not {args.target}")
@@ -263,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         raise GapforgeError(f"--platform applies to --target gap9 only, not {args.target}")
     if args.kernels != "portable" and args.target != "gap9":
         raise GapforgeError(f"--kernels {args.kernels} applies to --target gap9 only, not {args.target}")
+    if args.fc_layers != "auto" and args.target != "gap9":
+        raise GapforgeError(f"--fc-layers {args.fc_layers} applies to --target gap9 only, not {args.target}")
     if args.inputs:
         inputs.load(args.inputs)  # a bad inputs file is refused before any work
     src = load_model(args)
@@ -271,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                            fidelity_cases=args.fidelity_cases, skip_fidelity=args.skip_fidelity,
                            l1_budget=l1, l2_budget=l2, progress=prog, inputs=args.inputs, run_on=args.run,
                            gvsoc={"pulp_sdk": args.pulp_sdk, "gvsoc": args.gvsoc}, platform=args.platform,
-                           kernels=args.kernels)
+                           kernels=args.kernels, fc_layers=args.fc_layers)
     for line in summary.get("problems", []):
         print(f"      {line}")
     print(f"\nsummary for '{src.name}' (target {args.target}):\n{prog.table()}")

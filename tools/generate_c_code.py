@@ -23,7 +23,7 @@ if __package__ in (None, ""):
 
 from codegen.gap9.hw import add_platform_flag, parse_bytes, platform  # noqa: E402
 from codegen.gap9.placement import format_report  # noqa: E402
-from codegen.generate import generate_project  # noqa: E402
+from codegen.generate import FC_LAYERS, generate_project  # noqa: E402
 from codegen.targets import TARGETS  # noqa: E402
 from gapforge.errors import EXIT_OK, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 
@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kernels", default="portable", choices=["portable", "simd"],
                    help="gap9: the cluster's convolution, linear and matmul kernels: portable C (default) or the "
                         "SIMD kernels (4-way int8 dot products; the same results)")
+    p.add_argument("--fc-layers", default="auto", choices=list(FC_LAYERS),
+                   help="gap9: which small layers run on the fabric controller instead of the cluster: auto (default: "
+                        "where the platform's cost model finds it faster, codegen/gap9/fc_placement.py), off (every "
+                        "tiled layer on the cluster), all (every layer that may run on the FC)")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     l1, l2 = (_budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"))
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         fault, tile_l1 = "none", 4 * (l1 or platform(args.platform).l1_budget)
     result = generate_project(Path(args.network), Path(args.out), args.target, args.test_case,
                               l1_budget=l1, l2_budget=l2, fault=fault, tile_l1_budget=tile_l1,
-                              platform=args.platform, kernels=args.kernels)
+                              platform=args.platform, kernels=args.kernels, fc_layers=args.fc_layers)
     prog = getattr(result, "program", result)
     if not args.quiet and hasattr(result, "placement"):
         print(format_report(result.placement, prog.name))

@@ -112,7 +112,8 @@ def update(project: Path, args) -> tuple[bool, list[str]]:
         try:
             generate_project(net_dir, new_proj, old["target"], gen["test_case"], l1_budget=gen["l1_budget"],
                              l2_budget=gen["l2_budget"], fault=gen["fault"], tile_l1_budget=gen["tile_l1_budget"],
-                             kernels=gen.get("kernels", "portable"))
+                             kernels=gen.get("kernels", "portable"), platform=gen.get("platform"),
+                             **({"fc_layers": gen["fc_layers"]} if "fc_layers" in gen else {}))
         except GapforgeError as err:
             return False, [f"the new model cannot be generated for this project: {err.one_line()}"]
         new = json.loads((new_proj / "plan.json").read_text(encoding="utf-8"))

@@ -77,6 +77,20 @@ class Platform:
     dma_bytes_per_cycle: float = 8.0
     tile_fixed_cycles: int = 2000
     core_cycles_per_unit: float = 4.0
+    # Which steps run on the FC instead (codegen/gap9/fc_placement.py): estimated FC cycles of a cluster layer
+    # = (cluster_layer_cycles + DMA bytes / dma_bytes_per_cycle + tiles x tile_fixed_cycles + the busiest core's
+    # MACs x cluster_cycles_per_mac[_simd]) / cluster_per_fc_cycle, plus cluster_task_fc_cycles once per cluster
+    # task; on the FC = fc_step_cycles + MACs x fc_cycles_per_mac[_simd] + outputs x fc_cycles_per_output.
+    # Measured on gvsoc siracusa (``sources``, fc_placement); GAP9's are not measured: the same figures assumed.
+    cluster_per_fc_cycle: float = 1.0
+    cluster_layer_cycles: int = 3400
+    cluster_task_fc_cycles: int = 3500
+    cluster_cycles_per_mac: float = 11.8
+    cluster_cycles_per_mac_simd: float = 6.6
+    fc_step_cycles: int = 120
+    fc_cycles_per_mac: float = 8.6
+    fc_cycles_per_mac_simd: float = 2.33
+    fc_cycles_per_output: float = 120.0
     # gvsoc: the platform's name in gvsoc and pulp-sdk (configs/<name>.sh) where the program can run
     # there (run_generated.py --target gvsoc); None: no public gvsoc model (GAP9's is not public)
     gvsoc: str | None = None
@@ -155,6 +169,15 @@ GAP9_SOURCES = {
                  "as cycles, docs/gap9.md Policy); core_cycles_per_unit 4: assumption (portable "
                  "rv32imc kernels: the issue's gvsoc siracusa resnet18 1.89 MAC/cycle on 8 cores is 4.2 cycles per "
                  "MAC per core)",
+    "fc_placement": "measured on gvsoc siracusa (Debian gcc 12 -O2, the SIMD kernels with .insn encodings): mlp, simple_cnn "
+                    "and stride2_cnn with every linear layer on the FC and on the cluster (--fc-layers all / off; docs/gap9.md "
+                    "'Small layers on the FC'): least-squares fits of the FC steps' cycles (fc_step_cycles 120, "
+                    "fc_cycles_per_mac 8.6 portable / 2.33 SIMD, fc_cycles_per_output 120) and of the cluster layers' "
+                    "(the busiest core's cycles plus core 0's bookkeeping: cluster_layer_cycles 3400, "
+                    "cluster_cycles_per_mac 11.8 portable / 6.6 SIMD), the fixed FC cycles of a task "
+                    "(cluster_task_fc_cycles 3500: 3.3-4.2 k, the task's FC cycles minus its layers'); "
+                    "cluster_per_fc_cycle 1.0: assumption (gap9: the FC and the cluster at the same clock); GAP9 not "
+                    "measured, siracusa's figures assumed",
 }
 
 
@@ -168,7 +191,7 @@ PLATFORMS: dict[str, Platform] = {p.name: p for p in (
         name="siracusa", description="PULP Siracusa on gvsoc (FC + 8-core cluster + cluster controller, HyperRAM, "
                                      "hyperflash)",
         l1_size=256 * KIB, l2_size=2048 * KIB, l3_size=8 * 1024 * KIB, l3_kind="HyperRAM (gvsoc pulp_open_board)",
-        clock_hz=50_000_000, gvsoc="siracusa",
+        clock_hz=50_000_000, gvsoc="siracusa", cluster_per_fc_cycle=1.44,
         sources=_sources(
             l1_size=f"{GVSOC} pulp/chips/siracusa/cluster.json l1/mapping/size 0x40000; {PULP_SDK} "
                     "kernel/chips/siracusa/link.ld L1 LENGTH 0x3fffc",
@@ -182,6 +205,10 @@ PLATFORMS: dict[str, Platform] = {p.name: p for p in (
                           "cluster.json nb_pe 9, has_cc (core 8 the controller)",
             dma=f"{PULP_SDK} archi/dma/mchan_v7.h MCHAN_CMD_CMD_LEN_WIDTH 17 (MCHAN_VERSION 7); commands kept below "
                 "64 KiB as on gap9; 16 in flight: assumption (as gap9)",
+            fc_placement=GAP9_SOURCES["fc_placement"].replace(
+                "cluster_per_fc_cycle 1.0: assumption (gap9: the FC and the cluster at the same clock); GAP9 not "
+                "measured, siracusa's figures assumed",
+                "cluster_per_fc_cycle 1.44: measured (a cluster task's cluster cycles per FC cycle, docs/gap9.md)"),
         )),
     Platform(
         name="pulp-open", description="PULP-open on gvsoc (FC + 8-core cluster + cluster controller; no working "

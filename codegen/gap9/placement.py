@@ -92,8 +92,10 @@ def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets,
     buffers = list(mem.buffers.values())
     views = {t: b for t, b in mem.tensor_buffer.items() if t != b}
     pinned = set()
-    for call, step in zip(program.calls, plan.steps):
-        if registry().ir_ops[step.kind].fc_direct:
+    for call, step, tp in zip(program.calls, plan.steps, tiles):
+        # the FC's own steps read and write their operands in place (concat, permute, and the small layers the
+        # cost model moved to the FC: codegen/gap9/fc_placement.py)
+        if registry().ir_ops[step.kind].fc_direct or (tp.tiling == "fc" and call.kernel):
             pinned.update(mem.tensor_buffer[t] for t in [call.name, *[i.name for i in call.inputs]])
     params_bytes = len(program.params)
     scratch = budgets.hw.l2_scratch
@@ -175,7 +177,7 @@ def report_rows(program: Program, plan: Plan, tiles: list[TilePlan], p: Placemen
         rows.append({
             "index": call.index, "name": call.name, "kind": call.kind, "tiling": tp.tiling,
             "levels": {**levels, **({"params": p.params} if tp.tiling in ("conv", "linear", "gemm") or step.requant is not None
-                                    or step.params is not None
+                                    or step.params is not None or call.uses_params
                                     else {})},
             "tile": tp.tile, "tile_counts": tp.counts, "tiles": tp.n_tiles, "cores": tp.cores,
             "est_cycles": tp.cost_cycles,  # the tiler's objective (tiling.tile_cost)

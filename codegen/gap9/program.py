@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from codegen.gap9 import fc_placement
 from codegen.gap9.hw import DEFAULT, Budgets, Platform, align
 from codegen.gap9.placement import L2, L3, Placement, place
 from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, rows_geometry, rows_layout, tile_step
@@ -115,6 +116,7 @@ class Gap9Program:
     layers: dict[int, tuple[int, LayerRec, dict[str, OperandRec]]]  # step -> (layer index, record, operands)
     outputs: dict[int, OperandRec]  # step -> location of its output (golden comparison)
     tasks: list[list[int]]  # the cluster tasks: the steps of each (cluster_tasks)
+    fc_layers: str = "auto"  # which small layers run on the FC (fc_placement.MODES)
 
     def task_steps(self, index: int) -> int:
         """gf_step_t.task_steps: a task's step count on its first step, 0 on its other steps, 1 on FC steps."""
@@ -122,10 +124,6 @@ class Gap9Program:
             if index in t:
                 return len(t) if index == t[0] else 0
         return 1
-
-    @property
-    def task_max_steps(self) -> int:
-        return max((len(t) for t in self.tasks), default=1)
 
     def plan_json(self) -> dict:
         p = self.placement
@@ -135,7 +133,7 @@ class Gap9Program:
                        "peak_bytes": p.l2_total, "scratch_bytes": p.budgets.hw.l2_scratch},
                 "l3": {"arena_bytes": p.l3.arena_size, "peak_bytes": p.l3_total},
                 "buffers": {name: lvl for name, lvl in sorted(p.buffer_level.items())},
-                "layers": p.layers,
+                "layers": p.layers, "fc_layers": self.fc_layers,
                 "tasks": [{"steps": t, "layers": [i for i in t if i in self.layers],
                            "bounce_bytes": max((p.bounce[i] for i in t), default=0),
                            "l1_block_bytes": task_l1_block(t, rows, p.budgets.hw)} for t in self.tasks]}
@@ -157,19 +155,27 @@ def _loc(placement: Placement, program: Program, tensor: str) -> OperandRec:
 
 def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_budget: int | None,
                        fault: str = "none", tile_l1_budget: int | None = None,
-                       hw: Platform = DEFAULT, kernels: str = "portable") -> Gap9Program:
+                       hw: Platform = DEFAULT, kernels: str = "portable", fc_layers: str = "auto") -> Gap9Program:
     """``hw``: the platform planned for (codegen/gap9/hw.py PLATFORMS). ``tile_l1_budget`` (tests
     only) plans tiles for a different L1 budget than the one recorded; ``kernels``: "portable" or
-    "simd" (the SIMD kernels' work buffers are planned in L1)."""
+    "simd" (the SIMD kernels' work buffers are planned in L1); ``fc_layers``: which small layers run on
+    the FC (codegen/gap9/fc_placement.py MODES)."""
     simd = kernels == "simd"
     budgets: Budgets = hw.with_budgets(l1_budget, l2_budget)
     tiling_budgets = hw.with_budgets(tile_l1_budget or budgets.l1, budgets.l2)
     generic = build_program(plan, case_dir, pack_weights=True)
-    tiles = [tile_step(step, plan.net, tiling_budgets, pack=True, simd=simd) for step in plan.steps]
+    cluster_tiles = [tile_step(step, plan.net, tiling_budgets, pack=True, simd=simd) for step in plan.steps]
     def retile(i: int, l1: int) -> TilePlan:
         return tile_step(plan.steps[i], plan.net, tiling_budgets.hw.with_budgets(l1, budgets.l2), pack=True, simd=simd)
 
+    estimates = fc_placement.choose(plan.steps, generic.calls, cluster_tiles, hw, simd, fc_layers)
+    tiles = fc_placement.apply(plan.steps, cluster_tiles, estimates)
     placement = place(generic, plan, tiles, budgets, retile=retile)
+    if placement.params != L2 and any(e.on_fc for e in estimates.values()):
+        # the FC's kernels read their parameters in L2: with the parameters in L3 every layer stays on the cluster
+        estimates = {i: replace(e, on_fc=False) for i, e in estimates.items()}
+        tiles = list(cluster_tiles)
+        placement = place(generic, plan, tiles, budgets, retile=retile)
     # one cluster task per run of cluster steps needs the run's outputs intact until the FC compares them after it:
     # held apart in the arena when that costs only L2 arena bytes within the budget (same levels and tiles),
     # else the tasks end where an output would be overwritten (cluster_tasks)
@@ -188,6 +194,8 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
                 held_tiles == tiles:
             placement = held
     program = build_program(plan, case_dir, offset_of=lambda t: placement.offset_of(generic, t), pack_weights=True)
+    program.calls = [replace(c, kernel=fc_placement.fc_kernel(s, c, simd)) if i in estimates and estimates[i].on_fc
+                     else c for i, (s, c) in enumerate(zip(plan.steps, program.calls))]
     layers, outputs = {}, {}
     for call, step, tp in zip(program.calls, plan.steps, tiles):
         outputs[call.index] = _loc(placement, program, call.name)
@@ -263,16 +271,19 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
     _check_buffers(tiles, budgets)
     tasks = cluster_tasks(program, tiles, outputs)
     rows = {r["index"]: r for r in placement.layers}
-    for task in tasks:  # a task's bounce area is its largest layer's, allocated for the whole task
-        most = max(placement.bounce[i] for i in task)
-        for i in task:
-            rows[i]["l2_peak_bytes"] += most - placement.bounce[i]
-        # its L1 block likewise (gf_tiled.c cluster_entry): the control block and its largest layer's buffers
+    # one bounce area for the L3 operands, the largest layer's, allocated before the first step for the whole program
+    # (gap9_main.c gf_net_bind: the layers run one at a time): in every step's L2 peak
+    most = max(placement.bounce.values(), default=0)
+    for i, row in rows.items():
+        row["l2_peak_bytes"] += most - placement.bounce[i]
+    for task in tasks:  # a task's L1 block (gf_tiled.c cluster_entry): the control block and its largest layer's buffers
         block = task_l1_block(task, rows, hw)
         for i in task:
             if rows[i]["tiling"] != "fc":
                 rows[i]["l1_block_bytes"] = block
-    return Gap9Program(program, tiles, placement, layers, outputs, tasks)
+    for i, e in estimates.items():  # plan.json / plan_report: where the cost model put each small layer, and why
+        rows[program.calls[i].index]["placement"] = e.to_json(hw.cluster_task_fc_cycles)
+    return Gap9Program(program, tiles, placement, layers, outputs, tasks, fc_layers)
 
 
 def task_l1_block(task: list[int], rows: dict[int, dict], hw: Platform) -> int:

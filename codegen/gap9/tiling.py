@@ -101,6 +101,7 @@ class TilePlan:
     dma: dict[str, int] = field(default_factory=dict)  # payload bytes: in, w, p, out (L2<->L1)
     cores: int = 1  # cores busy in the largest tile
     cost_cycles: int = 0  # the objective's estimate (tile_cost)
+    busiest_units: int = 0  # its work units (MACs or elements) of the busiest core, summed over the tiles
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -270,6 +271,7 @@ def tile_cost(hw: Platform, dma_bytes: int, n_tiles: int, busiest_units: int) ->
 
 def _objective(hw: Platform, plan: TilePlan, busiest_units: int) -> tuple:
     plan.cost_cycles = tile_cost(hw, plan.dma_total, plan.n_tiles, busiest_units)
+    plan.busiest_units = busiest_units
     return plan.cost_cycles, plan.dma_total, plan.n_tiles, -plan.cores
 
 

@@ -714,6 +714,17 @@ void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const 
                          int32_t k, int32_t o, const gf_requant_t *rq, void *y)
 {
     const size_t out_row = (size_t)o * (rq ? 1u : 4u);
+    gf_requant_t rl;
+    gf_rqc_t pre[GF_RQC_PRE_COPIES];
+    if (rq && rq->channels == 1 && !rq->pre && o > 1) { /* per tensor: its constants once, not per block of 4 */
+        int32_t i;
+        gf_rqc_init(&pre[0], rq, 0);
+        for (i = 1; i < GF_RQC_PRE_COPIES; i++)
+            pre[i] = pre[0];
+        rl = *rq;
+        rl.pre = pre;
+        rq = &rl;
+    }
     if (in_t == GF_U8)
         gf_linear_simd_us((const uint8_t *)x, w, bias, rows, k, o, rq, y, out_row);
     else

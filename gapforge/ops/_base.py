@@ -55,6 +55,11 @@ class Tiling:
 
     Steps without a ``Tiling`` run on the fabric controller over L2 data (``fc_direct``: their
     operands must then stay in L2, e.g. concat and permute).
+
+    ``fc``: the step may also run on the fabric controller, its kernel over the whole tensors in L2, where
+    the planner's cost model finds that cheaper than a cluster layer (a small layer: the cluster's fixed
+    cost per layer and per task exceeds its work; codegen/gap9/program.py fc_placement). It maps each of
+    the op's kernels to the one the FC calls with the SIMD kernels (the same signature: gf_simd.c).
     """
 
     kind: str
@@ -62,6 +67,7 @@ class Tiling:
     # "eltwise" steps with lookup tables (lut): (step, net) -> (tables, bytes per table, per channel);
     # a tile carries the tables of its channels (or the one table) in its parameter buffer
     tables: Callable[[Any, Any], tuple[int, int, bool]] | None = None
+    fc: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

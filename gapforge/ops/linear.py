@@ -52,7 +52,7 @@ IR_OP = IROp(
     acc_bound=weight_acc_bound,
     sources=_sources,
     call=_call,
-    tiling=Tiling("linear"),
+    tiling=Tiling("linear", fc={"gf_linear": "gf_linear_simd", "gf_linear_rows": "gf_linear_rows_simd"}),
     macs=_macs,
     infer_shapes=infer_shapes,
     symmetric_input=True,

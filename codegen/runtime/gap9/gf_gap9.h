@@ -172,6 +172,50 @@ typedef struct {
     gf_layer_stats_t *stats;
 } gf_task_layer_t;
 
+/* ---- the executor's run record of one layer (gf_tiled.c): bound once by the FC before the first task
+ * (gf_net_bind), copied into the L1 control block by core 0 before the layer runs ---- */
+#define GF_MAX_CMDS 8 /* DMA commands in flight per queue at most */
+
+/* GF_OP_W holds the weights the kernels read (int8); sub-byte packed weights (codegen/packing.py)
+ * are transferred into GF_OP_WP and unpacked into GF_OP_W in L1. */
+enum { GF_OP_IN = 0, GF_OP_IN2, GF_OP_W, GF_OP_P, GF_OP_OUT, GF_OP_WP, GF_OP_IN3, GF_OP_IN4, GF_OP_COL, GF_OP_N };
+
+typedef struct {
+    pi_cl_dma_cmd_t cmd[GF_MAX_CMDS];
+    int n;
+} gf_queue_t;
+
+typedef struct {
+    int32_t co0, con, oy0, ohn, ox0, own; /* output box */
+    int32_t ci0, cin, iy0, ihn, ix0, iwn; /* input box */
+    int32_t pt, pl, pb, pr;               /* padding of this tile */
+    int32_t e0, en, c0, cn;               /* element-wise: elements and channels of the tile */
+} gf_tile_t;
+
+typedef struct {
+    const gf_layer_t *L;
+    const gf_operands_t *ops;
+    struct pi_device *ram;
+    gf_layer_stats_t *st;
+    uint8_t *l1[2][GF_OP_N];
+    uint8_t *bounce[2][GF_OP_N];
+    uint32_t bytes[GF_OP_N]; /* one buffer of each operand */
+    int nbuf[GF_OP_N];       /* 0 (unused), 1 (single / resident) or 2 (double buffered) */
+    int32_t ntiles;
+    /* each forked core's pi_perf counters around its share of the layer's tile loop (layer_tiles), in the L1 copy
+     * (core 0 keeps the busiest core's in the layer's stats: layer_out) */
+    uint32_t core_cycles[GF_CLUSTER_CORES], core_instr[GF_CLUSTER_CORES];
+    /* core 0's DMA queues (2 each: double buffering): the layer's, in its control block (empty at the start,
+     * drained at the end of its tile loop) */
+    gf_queue_t *load_q, *store_q;
+    uint32_t l3_ops; /* bit k: operand k is in L3 (bind_layer) */
+    uint32_t l1_bytes; /* l1_total(): every L1 buffer of the layer (bind_layer; the controller reads one word) */
+    int32_t cores;     /* the layer's compute cores (bind_layer: the controller forks the most of the task's) */
+    /* the geometry of the tile in each buffer: computed once by core 0 when it issues the tile's loads
+     * (load_tile), read by every core for its share and by core 0 for the store (the control block's slots) */
+    gf_tile_t *tiles;
+} gf_run_t;
+
 /* gf_run_task results */
 #define GF_ERR_L1_ALLOC (-1) /* the task's L1 block could not be allocated (reported on stdout) */
 #define GF_ERR_CLUSTER (-2)  /* pi_cluster_send_task_to_cl failed */
@@ -205,22 +249,25 @@ static inline void gf_copy_words(void *dst, const void *src, uint32_t bytes)
  * same figure). */
 #define GF_L1_CONTROL_BYTES 1536u
 
-/* Cluster layers one task runs at most (the run records are static, in L2; codegen/gap9/program.py
- * TASK_MAX_LAYERS plans the tasks with the same bound). */
+/* Cluster layers one task runs at most (codegen/gap9/program.py TASK_MAX_LAYERS plans the tasks with the same
+ * bound). */
 #define GF_TASK_MAX_LAYERS 16
 
-/* A cluster task of `n` consecutive cluster layers, in two calls on the FC. gf_task_bind binds each layer's run
- * record (static, in L2: the cluster only allocates, forks and frees) and returns the L2 bytes of the task's bounce
- * area for its L3 operands: the largest layer's (the layers use it one after the other); 0 also for n outside
- * 1..GF_TASK_MAX_LAYERS, which gf_run_task then refuses. gf_run_task sends the task: the cluster controller
+/* The network's cluster layers, bound once on the FC before the first task (their operands are fixed once the
+ * arenas are allocated): gf_net_bind binds each layer's run record (`runs[k]` for `layers[k]`, static, in L2: the
+ * cluster only allocates, forks and frees) and returns the L2 bytes of the bounce area for L3 operands: the largest
+ * layer's (one layer runs at a time); gf_net_bounce gives the records that area (allocated by the caller, NULL if
+ * 0 bytes), kept for the whole program. */
+uint32_t gf_net_bind(gf_run_t *runs, const gf_task_layer_t *layers, int n, struct pi_device *ram);
+void gf_net_bounce(gf_run_t *runs, int n, uint8_t *bounce);
+
+/* A cluster task of the `n` consecutive bound layers from `runs` (at most GF_TASK_MAX_LAYERS): the cluster controller
  * allocates one L1 block (GF_L1_CONTROL_BYTES + the largest layer's buffers) and forks the compute cores once; the
- * cores run the layers in order, and each layer's stats are filled.
- * `bounce`: that area (L2, NULL if 0 bytes); `core_stack_bytes`: each compute core's stack
- * (pi_cluster_task_stacks). Returns 0 or the GF_ERR_* of the task (GF_ERR_L1_ALLOC: the task's block could not
- * be allocated, no layer ran, *failed = the index of its largest layer). */
-uint32_t gf_task_bind(const gf_task_layer_t *layers, int n);
-int gf_run_task(struct pi_device *cluster, struct pi_device *ram, int n, uint8_t *bounce, int core_stack_bytes,
-                int *failed);
+ * cores run the layers in order, and each layer's stats are filled (the busiest core's counters included).
+ * `core_stack_bytes`: each compute core's stack (pi_cluster_task_stacks). Returns 0 or the GF_ERR_* of the task
+ * (GF_ERR_L1_ALLOC: the task's block could not be allocated, no layer ran, *failed = the index of its largest
+ * layer). */
+int gf_run_task(struct pi_device *cluster, gf_run_t *runs, int n, int core_stack_bytes, int *failed);
 
 /* Number of tiles of a layer. */
 int32_t gf_layer_tiles(const gf_layer_t *L);

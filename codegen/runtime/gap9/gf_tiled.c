@@ -20,49 +20,8 @@
 #include "gf_emu.h"
 #endif
 
-#define GF_MAX_CMDS 8
 #define GF_DMA_MAX 65535u
 #define GF_ALIGN(n) (((n) + 7u) & ~7u)
-
-/* OP_W holds the weights the kernels read (int8); sub-byte packed weights (codegen/packing.py)
- * are transferred into OP_WP and unpacked into OP_W in L1. */
-enum { OP_IN = 0, OP_IN2, OP_W, OP_P, OP_OUT, OP_WP, OP_IN3, OP_IN4, OP_COL, OP_N };
-
-typedef struct {
-    pi_cl_dma_cmd_t cmd[GF_MAX_CMDS];
-    int n;
-} gf_queue_t;
-
-typedef struct {
-    int32_t co0, con, oy0, ohn, ox0, own; /* output box */
-    int32_t ci0, cin, iy0, ihn, ix0, iwn; /* input box */
-    int32_t pt, pl, pb, pr;               /* padding of this tile */
-    int32_t e0, en, c0, cn;               /* element-wise: elements and channels of the tile */
-} gf_tile_t;
-
-typedef struct {
-    const gf_layer_t *L;
-    const gf_operands_t *ops;
-    struct pi_device *ram;
-    gf_layer_stats_t *st;
-    uint8_t *l1[2][OP_N];
-    uint8_t *bounce[2][OP_N];
-    uint32_t bytes[OP_N]; /* one buffer of each operand */
-    int nbuf[OP_N];       /* 0 (unused), 1 (single / resident) or 2 (double buffered) */
-    int32_t ntiles;
-    /* each forked core's pi_perf counters around its share of the layer's tile loop (layer_tiles); adjacent
-     * (copied back to L2 at once: layer_out) */
-    uint32_t core_cycles[GF_CLUSTER_CORES], core_instr[GF_CLUSTER_CORES];
-    /* core 0's DMA queues (2 each: double buffering): the layer's, in its control block (empty at the start,
-     * drained at the end of its tile loop) */
-    gf_queue_t *load_q, *store_q;
-    uint32_t l3_ops; /* bit k: operand k is in L3 (bind_layer) */
-    uint32_t l1_bytes; /* l1_total(): every L1 buffer of the layer (bind_layer; the controller reads one word) */
-    int32_t cores;     /* the layer's compute cores (bind_layer: the controller forks the most of the task's) */
-    /* the geometry of the tile in each buffer: computed once by core 0 when it issues the tile's loads
-     * (load_tile), read by every core for its share and by core 0 for the store (the control block's slots) */
-    gf_tile_t *tiles;
-} gf_run_t;
 
 static int32_t ceil_div(int32_t a, int32_t b) { return (a + b - 1) / b; }
 /* ceil_div(n, per) for n, per >= 1, without the division when one tile holds all n */
@@ -510,7 +469,7 @@ static void load_params(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
     gf_playout_t pl = param_layout(L);
     int32_t c0 = L->tiling == GF_TILING_ELTWISE ? T->c0 : T->co0;
     int32_t cn = L->tiling == GF_TILING_ELTWISE ? T->cn : T->con;
-    uint8_t *p = R->l1[b][OP_P], *bp = R->bounce[b][OP_P];
+    uint8_t *p = R->l1[b][GF_OP_P], *bp = R->bounce[b][GF_OP_P];
     const gf_loc_t *loc = &R->ops->params;
     if (L->tiling == GF_TILING_SCAN) { /* the block's head, the tile's channel records and tables */
         uint32_t rec = 24u * 8u, tab = (uint32_t)(L->k * L->inner) * 2u; /* table bytes per channel */
@@ -545,7 +504,7 @@ static uint32_t weights_per_channel(const gf_layer_t *L)
 static void load_weights(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
 {
     const gf_layer_t *L = R->L;
-    int k = L->buf_wp ? OP_WP : OP_W;
+    int k = L->buf_wp ? GF_OP_WP : GF_OP_W;
     uint32_t per = L->buf_wp ? (uint32_t)L->w_row_bytes : weights_per_channel(L);
     load_flat(R, q, &R->ops->params, (uint32_t)L->w_off + (uint32_t)T->co0 * per, R->l1[b][k], R->bounce[b][k],
               (uint32_t)T->con * per);
@@ -573,8 +532,8 @@ static void unpack_tile_rows(gf_run_t *R, int b, int32_t co0, int32_t con)
     const gf_layer_t *L = R->L;
     if (!L->buf_wp || L->w_resident)
         return;
-    unpack_rows(L, R->l1[b][OP_WP] + (uint32_t)co0 * (uint32_t)L->w_row_bytes,
-                (int8_t *)R->l1[b][OP_W] + (uint32_t)co0 * weights_per_channel(L), con);
+    unpack_rows(L, R->l1[b][GF_OP_WP] + (uint32_t)co0 * (uint32_t)L->w_row_bytes,
+                (int8_t *)R->l1[b][GF_OP_W] + (uint32_t)co0 * weights_per_channel(L), con);
 }
 
 /* gemm tiling with tiled columns (and the SIMD convolution) with packed weights: the tile's weight rows,
@@ -584,7 +543,7 @@ __attribute__((noinline))
 #endif
 static void unpack_gemm_tile(gf_run_t *R, int b)
 {
-    unpack_rows(R->L, R->l1[b][OP_WP], (int8_t *)R->l1[b][OP_W], R->tiles[b].con);
+    unpack_rows(R->L, R->l1[b][GF_OP_WP], (int8_t *)R->l1[b][GF_OP_W], R->tiles[b].con);
 }
 
 /* The loads of the tile whose geometry is in slot b, into buffer b. */
@@ -594,7 +553,7 @@ static void load_tile_in(gf_run_t *R, int b)
     gf_queue_t *q = &R->load_q[b];
     const gf_tile_t *T = &R->tiles[b];
     if (L->tiling == GF_TILING_CONV) {
-        load_box(R, q, &R->ops->in, R->l1[b][OP_IN], R->bounce[b][OP_IN], L->s.h, L->s.w, elem_bytes(L->in_t),
+        load_box(R, q, &R->ops->in, R->l1[b][GF_OP_IN], R->bounce[b][GF_OP_IN], L->s.h, L->s.w, elem_bytes(L->in_t),
                  T->ci0, T->cin, T->iy0, T->ihn, T->ix0, T->iwn);
         if (L->w_off >= 0 && !L->w_resident)
             load_weights(R, q, T, b);
@@ -602,31 +561,31 @@ static void load_tile_in(gf_run_t *R, int b)
         if (!L->w_resident)
             load_weights(R, q, T, b);
     } else if (L->tiling == GF_TILING_SCAN) { /* columns [co0, co0 + con) of delta and u, [L][D] */
-        load_box(R, q, &R->ops->in, R->l1[b][OP_IN], R->bounce[b][OP_IN], L->n, L->o, 1, 0, 1, 0, L->n, T->co0, T->con);
-        load_box(R, q, &R->ops->in2, R->l1[b][OP_IN2], R->bounce[b][OP_IN2], L->n, L->o, 1, 0, 1, 0, L->n, T->co0,
+        load_box(R, q, &R->ops->in, R->l1[b][GF_OP_IN], R->bounce[b][GF_OP_IN], L->n, L->o, 1, 0, 1, 0, L->n, T->co0, T->con);
+        load_box(R, q, &R->ops->in2, R->l1[b][GF_OP_IN2], R->bounce[b][GF_OP_IN2], L->n, L->o, 1, 0, 1, 0, L->n, T->co0,
                  T->con);
     } else if (L->tiling == GF_TILING_GEMM) {
         uint32_t row0 = (uint32_t)(T->c0 * L->n + T->e0);
         int32_t eb = elem_bytes(L->in_t);
-        load_flat(R, q, &R->ops->in, row0 * (uint32_t)(L->k * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN],
+        load_flat(R, q, &R->ops->in, row0 * (uint32_t)(L->k * eb), R->l1[b][GF_OP_IN], R->bounce[b][GF_OP_IN],
                   (uint32_t)(T->en * L->k * eb));
         if (L->buf_in2) /* the tile's columns [k][co0, co0 + con) of the group's second operand [k][o] */
-            load_box(R, q, &R->ops->in2, R->l1[b][OP_IN2], R->bounce[b][OP_IN2], L->k, L->o, elem_bytes(L->in2_t),
+            load_box(R, q, &R->ops->in2, R->l1[b][GF_OP_IN2], R->bounce[b][GF_OP_IN2], L->k, L->o, elem_bytes(L->in2_t),
                      T->c0, 1, 0, L->k, T->co0, T->con);
         if (L->w_off >= 0 && !L->w_resident) /* columns tiled: the tile's weight rows */
             load_weights(R, q, T, b);
     } else {
         int32_t eb = elem_bytes(L->in_t);
         if (!L->in_resident)
-            load_flat(R, q, &R->ops->in, (uint32_t)(T->e0 * eb), R->l1[b][OP_IN], R->bounce[b][OP_IN],
+            load_flat(R, q, &R->ops->in, (uint32_t)(T->e0 * eb), R->l1[b][GF_OP_IN], R->bounce[b][GF_OP_IN],
                       (uint32_t)(T->en * eb));
         if (L->buf_in2 && !L->in2_resident) {
             int32_t eb2 = elem_bytes(L->in2_t);
-            load_flat(R, q, &R->ops->in2, (uint32_t)(T->e0 * eb2), R->l1[b][OP_IN2], R->bounce[b][OP_IN2],
+            load_flat(R, q, &R->ops->in2, (uint32_t)(T->e0 * eb2), R->l1[b][GF_OP_IN2], R->bounce[b][GF_OP_IN2],
                       (uint32_t)(T->en * eb2));
         }
     }
-    if (R->nbuf[OP_P] && !L->p_resident)
+    if (R->nbuf[GF_OP_P] && !L->p_resident)
         load_params(R, q, T, b);
 }
 
@@ -644,19 +603,19 @@ static void store_tile(gf_run_t *R, int b)
     int32_t eb = elem_bytes(L->out_t);
     gf_queue_t *q = &R->store_q[b];
     if (L->tiling == GF_TILING_CONV)
-        store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->s.oh, L->s.ow, eb, T->co0, T->con,
+        store_box(R, q, &R->ops->out, R->l1[b][GF_OP_OUT], R->bounce[b][GF_OP_OUT], L->s.oh, L->s.ow, eb, T->co0, T->con,
                   T->oy0, T->ohn, T->ox0, T->own);
     else if (L->tiling == GF_TILING_SCAN)
-        store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->n, L->o, eb, 0, 1, 0, L->n, T->co0,
+        store_box(R, q, &R->ops->out, R->l1[b][GF_OP_OUT], R->bounce[b][GF_OP_OUT], L->n, L->o, eb, 0, 1, 0, L->n, T->co0,
                   T->con);
     else if (L->tiling == GF_TILING_LINEAR)
-        store_flat(R, q, &R->ops->out, (uint32_t)(T->co0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
+        store_flat(R, q, &R->ops->out, (uint32_t)(T->co0 * eb), R->l1[b][GF_OP_OUT], R->bounce[b][GF_OP_OUT],
                    (uint32_t)(T->con * eb));
     else if (L->tiling == GF_TILING_GEMM) /* rows x columns block of the [chans * n][o] output */
-        store_box(R, q, &R->ops->out, R->l1[b][OP_OUT], R->bounce[b][OP_OUT], L->chans * L->n, L->o, eb, 0, 1,
+        store_box(R, q, &R->ops->out, R->l1[b][GF_OP_OUT], R->bounce[b][GF_OP_OUT], L->chans * L->n, L->o, eb, 0, 1,
                   T->c0 * L->n + T->e0, T->en, T->co0, T->con);
     else
-        store_flat(R, q, &R->ops->out, (uint32_t)(T->e0 * eb), R->l1[b][OP_OUT], R->bounce[b][OP_OUT],
+        store_flat(R, q, &R->ops->out, (uint32_t)(T->e0 * eb), R->l1[b][GF_OP_OUT], R->bounce[b][GF_OP_OUT],
                    (uint32_t)(T->en * eb));
 }
 
@@ -684,8 +643,8 @@ __attribute__((noinline))
 #endif
 static void rqc_pre_fill(gf_run_t *R, uint32_t off)
 {
-    gf_requant_t rq = tile_requant(R->L, R->l1[0][OP_P], 0);
-    gf_rqc_t *c = (gf_rqc_t *)(void *)(R->l1[0][OP_P] + off);
+    gf_requant_t rq = tile_requant(R->L, R->l1[0][GF_OP_P], 0);
+    gf_rqc_t *c = (gf_rqc_t *)(void *)(R->l1[0][GF_OP_P] + off);
     gf_rqc_init(&c[0], &rq, 0);
     for (int i = 1; i < GF_RQC_PRE_COPIES; i++)
         c[i] = c[0];
@@ -698,7 +657,7 @@ __attribute__((noinline))
 #endif
 static uint8_t *core_col(const gf_run_t *R, int core)
 {
-    return R->L->buf_col ? R->l1[0][OP_COL] + (uint32_t)core * GF_ALIGN(R->L->buf_col) : NULL;
+    return R->L->buf_col ? R->l1[0][GF_OP_COL] + (uint32_t)core * GF_ALIGN(R->L->buf_col) : NULL;
 }
 
 static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
@@ -726,7 +685,7 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     s.pb = T->pb;
     s.pr = T->pr;
     s.o = con;
-    const uint8_t *x = R->l1[b][OP_IN];
+    const uint8_t *x = R->l1[b][GF_OP_IN];
     if (L->coupled) {
         s.c = con;
         x += (uint32_t)co0 * in_plane;
@@ -740,7 +699,7 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     } else {
         s.c = T->cin;
     }
-    uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][OP_P];
+    uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][GF_OP_P];
     gf_playout_t pl = param_layout(L);
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
@@ -748,7 +707,7 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
         rq = tile_requant(L, pbuf, co0);
         if (psplit) {
             uint32_t pre = rqc_pre_offset(L);
-            rq.pre = pre ? R->l1[0][OP_P] + pre : NULL;
+            rq.pre = pre ? R->l1[0][GF_OP_P] + pre : NULL;
         }
         rqp = &rq;
     }
@@ -757,7 +716,7 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     if (L->w_off >= 0) {
         if (!L->buf_col) /* SIMD: core 0 unpacked the whole tile before the barrier */
             unpack_tile_rows(R, b, co0, con);
-        w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)co0 * weights_per_channel(L);
+        w = (const int8_t *)R->l1[L->w_resident ? 0 : b][GF_OP_W] + (uint32_t)co0 * weights_per_channel(L);
     }
     gf_tile_args_t a;
     gf_clear_words(&a, sizeof(a));
@@ -767,7 +726,7 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.bias = bias;
     a.rq = rqp;
     a.s = s;
-    a.y = R->l1[b][OP_OUT] + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
+    a.y = R->l1[b][GF_OP_OUT] + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
     a.u.col = core_col(R, core);
     a.e0 = core; /* SIMD: the adapter takes this core's share of the pixels */
     a.n = ncores;
@@ -780,7 +739,7 @@ static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int
     int32_t u0 = core * T->con / ncores, u1 = (core + 1) * T->con / ncores;
     if (u0 == u1)
         return;
-    uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][OP_P];
+    uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][GF_OP_P];
     gf_playout_t pl = param_layout(L);
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
@@ -793,13 +752,13 @@ static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int
     gf_tile_args_t a;
     gf_clear_words(&a, sizeof(a));
     a.L = L;
-    a.x = R->l1[0][OP_IN];
-    a.w = (const int8_t *)R->l1[L->w_resident ? 0 : b][OP_W] + (uint32_t)u0 * (uint32_t)L->k;
+    a.x = R->l1[0][GF_OP_IN];
+    a.w = (const int8_t *)R->l1[L->w_resident ? 0 : b][GF_OP_W] + (uint32_t)u0 * (uint32_t)L->k;
     a.bias = bias;
     a.rq = rqp;
     a.k = L->k;
     a.o = u1 - u0;
-    a.y = R->l1[b][OP_OUT] + (uint32_t)(u0 * elem_bytes(L->out_t));
+    a.y = R->l1[b][GF_OP_OUT] + (uint32_t)(u0 * elem_bytes(L->out_t));
     L->compute(&a);
 }
 
@@ -813,7 +772,7 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
         return;
     int32_t con = T->con;
     int rb = con == L->o ? 0 : b; /* every column: weights and parameters resident, else the tile's slices */
-    uint8_t *pbuf = R->l1[rb][OP_P];
+    uint8_t *pbuf = R->l1[rb][GF_OP_P];
     gf_playout_t pl = param_layout(L);
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
@@ -824,15 +783,15 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     gf_tile_args_t a;
     gf_clear_words(&a, sizeof(a));
     a.L = L;
-    a.x = R->l1[b][OP_IN] + (uint32_t)(r0 * L->k * elem_bytes(L->in_t));
-    a.x2 = L->buf_in2 ? R->l1[b][OP_IN2] : NULL;
-    a.w = L->w_off >= 0 ? (const int8_t *)R->l1[rb][OP_W] : NULL;
+    a.x = R->l1[b][GF_OP_IN] + (uint32_t)(r0 * L->k * elem_bytes(L->in_t));
+    a.x2 = L->buf_in2 ? R->l1[b][GF_OP_IN2] : NULL;
+    a.w = L->w_off >= 0 ? (const int8_t *)R->l1[rb][GF_OP_W] : NULL;
     a.bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) : NULL;
     a.rq = rqp;
     a.k = L->k;
     a.o = con;
     a.rows = r1 - r0;
-    a.y = R->l1[b][OP_OUT] + (uint32_t)(r0 * con * elem_bytes(L->out_t));
+    a.y = R->l1[b][GF_OP_OUT] + (uint32_t)(r0 * con * elem_bytes(L->out_t));
     a.u.col = core_col(R, core);
     L->compute(&a);
 }
@@ -852,7 +811,7 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
     int32_t e0 = u0 * unit, en = (u1 - u0) * unit;
     int32_t first = per_plane && !blocks ? u0 : 0; /* the core's first channel in the parameter buffer */
     int32_t eb = elem_bytes(L->in_t), eb2 = elem_bytes(L->in2_t), ebo = elem_bytes(L->out_t);
-    uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][OP_P];
+    uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][GF_OP_P];
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
     if (L->rq_sources) {
@@ -863,12 +822,12 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
     gf_clear_words(&a, sizeof(a));
     a.L = L;
     a.e0 = T->e0 + e0;
-    a.x = L->in_resident ? R->l1[0][OP_IN] : R->l1[b][OP_IN] + (uint32_t)(e0 * eb);
-    a.x2 = !L->buf_in2 ? NULL : L->in2_resident ? R->l1[0][OP_IN2] : R->l1[b][OP_IN2] + (uint32_t)(e0 * eb2);
+    a.x = L->in_resident ? R->l1[0][GF_OP_IN] : R->l1[b][GF_OP_IN] + (uint32_t)(e0 * eb);
+    a.x2 = !L->buf_in2 ? NULL : L->in2_resident ? R->l1[0][GF_OP_IN2] : R->l1[b][GF_OP_IN2] + (uint32_t)(e0 * eb2);
     a.rq = rqp;
     a.n = en;
     a.inner = L->chans > 1 ? L->inner : en;
-    a.y = R->l1[b][OP_OUT] + (uint32_t)(e0 * ebo);
+    a.y = R->l1[b][GF_OP_OUT] + (uint32_t)(e0 * ebo);
     if (L->t_off >= 0) /* lookup tables: those of the core's planes (per-channel tables), else the tile's one */
         a.w = (const int8_t *)(pbuf + table_offset(L) + (L->t_chans > 1 ? (uint32_t)(first * L->t_bytes) : 0u));
     L->compute(&a);
@@ -884,12 +843,12 @@ static void compute_rows(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     gf_tile_args_t a;
     gf_clear_words(&a, sizeof(a));
     a.L = L;
-    a.x = R->l1[b][OP_IN] + (uint32_t)(u0 * L->inner * elem_bytes(L->in_t));
-    a.p = (const int64_t *)R->l1[0][OP_P];
+    a.x = R->l1[b][GF_OP_IN] + (uint32_t)(u0 * L->inner * elem_bytes(L->in_t));
+    a.p = (const int64_t *)R->l1[0][GF_OP_P];
     a.n = u1 - u0;
     a.inner = L->inner;
     a.e0 = T->c0 + u0;
-    a.y = R->l1[b][OP_OUT] + (uint32_t)(u0 * L->inner * elem_bytes(L->out_t));
+    a.y = R->l1[b][GF_OP_OUT] + (uint32_t)(u0 * L->inner * elem_bytes(L->out_t));
     L->compute(&a);
 }
 
@@ -904,15 +863,15 @@ static void compute_scan(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     gf_tile_args_t a;
     gf_clear_words(&a, sizeof(a));
     a.L = L;
-    a.x = R->l1[b][OP_IN];
-    a.x2 = R->l1[b][OP_IN2];
-    a.x3 = R->l1[0][OP_IN3];
-    a.u.x4 = R->l1[0][OP_IN4];
-    a.p = (const int64_t *)R->l1[L->p_resident ? 0 : b][OP_P];
+    a.x = R->l1[b][GF_OP_IN];
+    a.x2 = R->l1[b][GF_OP_IN2];
+    a.x3 = R->l1[0][GF_OP_IN3];
+    a.u.x4 = R->l1[0][GF_OP_IN4];
+    a.p = (const int64_t *)R->l1[L->p_resident ? 0 : b][GF_OP_P];
     a.k = T->con;
     a.e0 = u0;
     a.n = u1 - u0;
-    a.y = R->l1[b][OP_OUT];
+    a.y = R->l1[b][GF_OP_OUT];
     L->compute(&a);
 }
 
@@ -954,15 +913,15 @@ static inline void layer_tiles(gf_run_t *R, int core)
         const gf_tile_t *T0 = &R->tiles[0];
         tile_geometry(L, 0, &R->tiles[0]);
         if (L->tiling == GF_TILING_LINEAR)
-            load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][OP_IN], R->bounce[0][OP_IN],
+            load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][GF_OP_IN], R->bounce[0][GF_OP_IN],
                       (uint32_t)(L->k * elem_bytes(L->in_t)));
         if (L->tiling == GF_TILING_ELTWISE && L->in_resident) /* broadcast operands: whole, once */
-            load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][OP_IN], R->bounce[0][OP_IN], L->buf_in);
+            load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][GF_OP_IN], R->bounce[0][GF_OP_IN], L->buf_in);
         if (L->tiling == GF_TILING_ELTWISE && L->in2_resident)
-            load_flat(R, &R->load_q[0], &R->ops->in2, 0, R->l1[0][OP_IN2], R->bounce[0][OP_IN2], L->buf_in2);
+            load_flat(R, &R->load_q[0], &R->ops->in2, 0, R->l1[0][GF_OP_IN2], R->bounce[0][GF_OP_IN2], L->buf_in2);
         if (L->tiling == GF_TILING_SCAN) { /* B and C: whole, once */
-            load_flat(R, &R->load_q[0], &R->ops->in3, 0, R->l1[0][OP_IN3], R->bounce[0][OP_IN3], L->buf_in3);
-            load_flat(R, &R->load_q[0], &R->ops->in4, 0, R->l1[0][OP_IN4], R->bounce[0][OP_IN4], L->buf_in4);
+            load_flat(R, &R->load_q[0], &R->ops->in3, 0, R->l1[0][GF_OP_IN3], R->bounce[0][GF_OP_IN3], L->buf_in3);
+            load_flat(R, &R->load_q[0], &R->ops->in4, 0, R->l1[0][GF_OP_IN4], R->bounce[0][GF_OP_IN4], L->buf_in4);
         }
         if (L->w_resident)
             load_weights(R, &R->load_q[0], T0, 0);
@@ -970,13 +929,13 @@ static inline void layer_tiles(gf_run_t *R, int core)
             load_params(R, &R->load_q[0], T0, 0);
         if (L->w_resident && L->buf_wp) { /* resident packed weights: unpacked once, before any barrier */
             q_wait(&R->load_q[0]);
-            unpack_rows(L, R->l1[0][OP_WP], (int8_t *)R->l1[0][OP_W], T0->con);
+            unpack_rows(L, R->l1[0][GF_OP_WP], (int8_t *)R->l1[0][GF_OP_W], T0->con);
         }
         /* tile 0's loads join the resident ones in flight: the first tile's wait covers both */
         load_tile_in(R, 0);
     }
     for (int32_t t = 0; t < nt; t++) {
-        int b = R->nbuf[OP_OUT] == 2 ? (int)(t & 1) : 0;
+        int b = R->nbuf[GF_OP_OUT] == 2 ? (int)(t & 1) : 0;
         if (core == 0) {
             if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
                 q_wait(&R->load_q[b]);
@@ -1039,7 +998,7 @@ static inline void layer_tiles(gf_run_t *R, int core)
 static uint32_t l1_total(const gf_run_t *R)
 {
     uint32_t total = 0;
-    for (int k = 0; k < OP_N; k++)
+    for (int k = 0; k < GF_OP_N; k++)
         total += (uint32_t)R->nbuf[k] * GF_ALIGN(R->bytes[k]);
     return total;
 }
@@ -1054,44 +1013,40 @@ static void buffer_layout(gf_run_t *R, const gf_layer_t *L, const gf_operands_t 
     R->ops = ops;
     R->ntiles = gf_layer_tiles(L);
     int nb = R->ntiles > 1 && !L->single_buffer ? 2 : 1;
-    R->bytes[OP_IN] = L->buf_in;
-    R->bytes[OP_IN2] = L->buf_in2;
-    R->bytes[OP_W] = L->buf_w;
-    R->bytes[OP_P] = L->buf_p;
-    R->bytes[OP_OUT] = L->buf_out;
-    R->bytes[OP_WP] = L->buf_wp;
-    R->bytes[OP_IN3] = L->buf_in3;
-    R->bytes[OP_IN4] = L->buf_in4;
-    R->nbuf[OP_IN3] = L->buf_in3 ? 1 : 0; /* scan: B and C, resident */
-    R->nbuf[OP_IN4] = L->buf_in4 ? 1 : 0;
-    R->nbuf[OP_IN] = L->buf_in ? (L->in_resident ? 1 : nb) : 0;
-    R->nbuf[OP_IN2] = L->buf_in2 ? (L->in2_resident ? 1 : nb) : 0;
-    R->nbuf[OP_W] = L->buf_w ? (L->w_resident ? 1 : nb) : 0;
-    R->nbuf[OP_P] = L->buf_p ? (L->p_resident ? 1 : nb) : 0;
-    R->nbuf[OP_OUT] = L->buf_out ? nb : 0;
-    R->nbuf[OP_WP] = L->buf_wp ? (L->w_resident ? 1 : nb) : 0;
-    R->bytes[OP_COL] = (uint32_t)L->cores * GF_ALIGN(L->buf_col); /* SIMD kernels: one work buffer per core */
-    R->nbuf[OP_COL] = L->buf_col ? 1 : 0;
+    R->bytes[GF_OP_IN] = L->buf_in;
+    R->bytes[GF_OP_IN2] = L->buf_in2;
+    R->bytes[GF_OP_W] = L->buf_w;
+    R->bytes[GF_OP_P] = L->buf_p;
+    R->bytes[GF_OP_OUT] = L->buf_out;
+    R->bytes[GF_OP_WP] = L->buf_wp;
+    R->bytes[GF_OP_IN3] = L->buf_in3;
+    R->bytes[GF_OP_IN4] = L->buf_in4;
+    R->nbuf[GF_OP_IN3] = L->buf_in3 ? 1 : 0; /* scan: B and C, resident */
+    R->nbuf[GF_OP_IN4] = L->buf_in4 ? 1 : 0;
+    R->nbuf[GF_OP_IN] = L->buf_in ? (L->in_resident ? 1 : nb) : 0;
+    R->nbuf[GF_OP_IN2] = L->buf_in2 ? (L->in2_resident ? 1 : nb) : 0;
+    R->nbuf[GF_OP_W] = L->buf_w ? (L->w_resident ? 1 : nb) : 0;
+    R->nbuf[GF_OP_P] = L->buf_p ? (L->p_resident ? 1 : nb) : 0;
+    R->nbuf[GF_OP_OUT] = L->buf_out ? nb : 0;
+    R->nbuf[GF_OP_WP] = L->buf_wp ? (L->w_resident ? 1 : nb) : 0;
+    R->bytes[GF_OP_COL] = (uint32_t)L->cores * GF_ALIGN(L->buf_col); /* SIMD kernels: one work buffer per core */
+    R->nbuf[GF_OP_COL] = L->buf_col ? 1 : 0;
 }
 
 static int operand_in_l3(const gf_run_t *R, int k)
 {
     const gf_operands_t *o = R->ops;
     switch (k) {
-    case OP_IN: return o->in.level == GF_MEM_L3;
-    case OP_IN2: return o->in2.level == GF_MEM_L3;
-    case OP_OUT: return o->out.level == GF_MEM_L3;
-    case OP_IN3: return o->in3.level == GF_MEM_L3;
-    case OP_IN4: return o->in4.level == GF_MEM_L3;
-    case OP_W: return !R->L->buf_wp && o->params.level == GF_MEM_L3; /* packed: OP_W never leaves L1 */
-    case OP_COL: return 0; /* the SIMD kernels' work buffers: L1 only */
+    case GF_OP_IN: return o->in.level == GF_MEM_L3;
+    case GF_OP_IN2: return o->in2.level == GF_MEM_L3;
+    case GF_OP_OUT: return o->out.level == GF_MEM_L3;
+    case GF_OP_IN3: return o->in3.level == GF_MEM_L3;
+    case GF_OP_IN4: return o->in4.level == GF_MEM_L3;
+    case GF_OP_W: return !R->L->buf_wp && o->params.level == GF_MEM_L3; /* packed: GF_OP_W never leaves L1 */
+    case GF_OP_COL: return 0; /* the SIMD kernels' work buffers: L1 only */
     default: return o->params.level == GF_MEM_L3;
     }
 }
-
-/* The run records of the task's layers, bound by the FC before it sends the task (the FC's accesses to L2 are
- * cheaper than the cluster's: gvsoc siracusa, docs/gap9.md), read by the cluster controller and the cores (L2). */
-static gf_run_t gf_runs[GF_TASK_MAX_LAYERS];
 
 /* One cluster task: the consecutive cluster layers the FC sent at once (gf_run_task). */
 typedef struct {
@@ -1101,22 +1056,20 @@ typedef struct {
     int failed; /* the index of that layer */
 } gf_task_run_t;
 
-/* Binds layer `tl` to a run record: its buffers (buffer_layout), stats and queues; returns the L2 bytes of its L3
- * operands' bounce buffers. Nothing else is cleared (each word costs the FC an L2 store): the L1 pointers are set
- * by the controller, the core counters by the forked cores, the bounce pointers by gf_run_task (read only for
- * L3 operands). */
-static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl)
+/* Binds layer `tl` to its run record: its buffers (buffer_layout), stats pointer, L1 bytes, cores and L3 operands;
+ * returns the L2 bytes of its L3 operands' bounce buffers. The L1 pointers are set by core 0 in the record's L1
+ * copy, the stats are cleared there, the bounce pointers by gf_net_bounce (read only for L3 operands). */
+static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl, struct pi_device *ram)
 {
     _Static_assert(sizeof(gf_layer_stats_t) % 4 == 0, "gf_layer_stats_t: whole words");
     buffer_layout(R, tl->L, &tl->ops);
-    gf_clear_words(tl->stats, sizeof(*tl->stats));
     R->st = tl->stats;
-    R->st->tiles = (uint32_t)R->ntiles;
+    R->ram = ram;
     R->l1_bytes = l1_total(R);
     R->cores = tl->L->cores;
     uint32_t bounce = 0;
     R->l3_ops = 0;
-    for (int k = 0; k < OP_N; k++)
+    for (int k = 0; k < GF_OP_N; k++)
         if (R->nbuf[k] && operand_in_l3(R, k)) {
             R->l3_ops |= 1u << k;
             bounce += (uint32_t)R->nbuf[k] * GF_ALIGN(R->bytes[k]);
@@ -1124,16 +1077,28 @@ static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl)
     return bounce;
 }
 
-uint32_t gf_task_bind(const gf_task_layer_t *layers, int n)
+uint32_t gf_net_bind(gf_run_t *runs, const gf_task_layer_t *layers, int n, struct pi_device *ram)
 {
     uint32_t most = 0;
-    if (n < 1 || n > GF_TASK_MAX_LAYERS)
-        return 0;
     for (int k = 0; k < n; k++) {
-        uint32_t b = bind_layer(&gf_runs[k], &layers[k]);
+        uint32_t b = bind_layer(&runs[k], &layers[k], ram);
         most = b > most ? b : most;
     }
     return most;
+}
+
+void gf_net_bounce(gf_run_t *runs, int n, uint8_t *bounce)
+{
+    for (int j = 0; j < n; j++) { /* each layer's L3 operands from the area's start (one layer runs at a time) */
+        gf_run_t *R = &runs[j];
+        uint8_t *b = bounce;
+        for (int k = 0; R->l3_ops && k < GF_OP_N; k++)
+            if (R->l3_ops & (1u << k))
+                for (int i = 0; i < R->nbuf[k]; i++) {
+                    R->bounce[i][k] = b;
+                    b += GF_ALIGN(R->bytes[k]);
+                }
+    }
 }
 
 /* The task's control block in L1, at the start of the task's L1 block: the running layer's control block (what the
@@ -1162,8 +1127,6 @@ typedef struct {
 _Static_assert(sizeof(gf_ctl_t) % 4 == 0 && sizeof(gf_run_t) % 4 == 0 && sizeof(gf_layer_t) % 4 == 0 &&
                    sizeof(gf_operands_t) % 4 == 0,
                "the control block: whole words");
-_Static_assert(offsetof(gf_run_t, core_instr) == offsetof(gf_run_t, core_cycles) + sizeof(uint32_t) * GF_CLUSTER_CORES,
-               "the cores' counters: one copy back");
 #if UINTPTR_MAX == 0xffffffffu
 _Static_assert(sizeof(gf_ctl_t) <= GF_L1_CONTROL_BYTES, "the control block exceeds its L1 reserve (GF_L1_CONTROL_BYTES)");
 #define GF_CTL_AT(block) ((gf_ctl_t *)(block))
@@ -1203,7 +1166,7 @@ static void ctl_wait(pi_cl_dma_cmd_t *cmd, int n)
 }
 
 /* Core 0, before layer k (the other cores wait at the barrier after it): the layer's control block into L1 (its run
- * record, descriptor, operands and stats), its L1 pointers (the buffers from the start of the task's buffer area),
+ * record, descriptor and operands; its stats cleared there), its L1 pointers (the buffers from the start of the task's buffer area),
  * its empty DMA queues. Its own counters around it: the first part of the layer's bookkeeping (cc_cycles). Not
  * inlined: keeps tile_loop's frame, on the compute cores' deepest call chain, as it was. */
 #if defined(__GNUC__)
@@ -1214,12 +1177,13 @@ static void layer_in(gf_ctl_t *C, int k)
     gf_run_t *R = &C->runs[k], *X = &C->run;
     pi_perf_reset();
     pi_perf_start();
-    pi_cl_dma_cmd_t cmd[4];
+    pi_cl_dma_cmd_t cmd[3];
     ctl_copy(X, R, sizeof(*X), PI_CL_DMA_DIR_EXT2LOC, &cmd[0]);
     ctl_copy(&C->layer, (void *)R->L, sizeof(C->layer), PI_CL_DMA_DIR_EXT2LOC, &cmd[1]);
     ctl_copy(&C->ops, (void *)R->ops, sizeof(C->ops), PI_CL_DMA_DIR_EXT2LOC, &cmd[2]);
-    ctl_copy(&C->st, R->st, sizeof(C->st), PI_CL_DMA_DIR_EXT2LOC, &cmd[3]);
-    ctl_wait(cmd, 4);
+    gf_clear_words(&C->st, sizeof(C->st)); /* the layer's counters start here, in L1 (copied back: layer_out) */
+    ctl_wait(cmd, 3);
+    C->st.tiles = (uint32_t)X->ntiles;
     X->L = &C->layer;
     X->ops = &C->ops;
     X->st = &C->st;
@@ -1228,7 +1192,7 @@ static void layer_in(gf_ctl_t *C, int k)
     X->store_q = C->store_q;
     C->load_q[0].n = C->load_q[1].n = C->store_q[0].n = C->store_q[1].n = 0;
     uint8_t *buf = C->buf;
-    for (int j = 0, off = 0; j < OP_N; j++)
+    for (int j = 0, off = 0; j < GF_OP_N; j++)
         for (int i = 0; i < 2; i++) {
             X->l1[i][j] = i < X->nbuf[j] ? buf + off : NULL;
             off += i < X->nbuf[j] ? (int)GF_ALIGN(X->bytes[j]) : 0;
@@ -1238,10 +1202,9 @@ static void layer_in(gf_ctl_t *C, int k)
     C->in_instr = pi_perf_read(PI_PERF_INSTR);
 }
 
-/* Core 0, after layer k's last barrier (every core read its counters): the counters back to L2 (the cores', read
- * by the FC in gf_run_task, and the layer's stats), then the layer's bookkeeping figures (layer_in's and this copy
- * back; on the first layer also the controller's before the fork) straight into its L2 stats. Not inlined (as
- * layer_in). */
+/* Core 0, after layer k's last barrier (every core read its counters): the busiest core's counters into the layer's
+ * stats, the stats back to L2, then the layer's bookkeeping figures (layer_in's and this copy back; on the first
+ * layer also the controller's before the fork) straight into its L2 stats. Not inlined (as layer_in). */
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
@@ -1250,12 +1213,20 @@ static void layer_out(gf_ctl_t *C, int k)
     gf_run_t *R = &C->runs[k], *X = &C->run;
     pi_perf_reset();
     pi_perf_start();
-    pi_cl_dma_cmd_t cmd[2];
-    ctl_copy(X->core_cycles, R->core_cycles, sizeof(R->core_cycles) + sizeof(R->core_instr), PI_CL_DMA_DIR_LOC2EXT,
-             &cmd[0]);
+    pi_cl_dma_cmd_t cmd;
+    for (int c = 0; c < X->cores && c < GF_CLUSTER_CORES; c++) { /* the busiest core (first of equals) */
+        if (X->core_cycles[c] > C->st.cycles_max) {
+            C->st.cycles_max = X->core_cycles[c];
+            C->st.cycles_core = (uint32_t)c;
+        }
+        if (X->core_instr[c] > C->st.instr_max) {
+            C->st.instr_max = X->core_instr[c];
+            C->st.instr_core = (uint32_t)c;
+        }
+    }
     gf_layer_stats_t *st = R->st; /* the layer's stats in L2 */
-    ctl_copy(&C->st, st, sizeof(*st), PI_CL_DMA_DIR_LOC2EXT, &cmd[1]);
-    ctl_wait(cmd, 2);
+    ctl_copy(&C->st, st, sizeof(*st), PI_CL_DMA_DIR_LOC2EXT, &cmd);
+    ctl_wait(&cmd, 1);
     uint32_t cycles = C->in_cycles + pi_perf_read(PI_PERF_CYCLES), instr = C->in_instr + pi_perf_read(PI_PERF_INSTR);
     st->bk_cycles = cycles;
     st->bk_instr = instr;
@@ -1345,48 +1316,21 @@ static void cluster_entry(void *arg)
     st->cc_instr += pi_perf_read(PI_PERF_INSTR);
 }
 
-int gf_run_task(struct pi_device *cluster, struct pi_device *ram, int n, uint8_t *bounce, int core_stack_bytes,
-                int *failed)
+int gf_run_task(struct pi_device *cluster, gf_run_t *runs, int n, int core_stack_bytes, int *failed)
 {
     static gf_task_run_t T; /* read by the cluster controller (L2) */
     struct pi_cluster_task task;
     *failed = 0;
     if (n < 1 || n > GF_TASK_MAX_LAYERS)
         return GF_ERR_TASK;
-    for (int j = 0; j < n; j++) { /* the L3 operands' bounce buffers: the task's area, from its start per layer */
-        gf_run_t *R = &gf_runs[j];
-        uint8_t *b = bounce;
-        R->ram = ram;
-        for (int k = 0; R->l3_ops && k < OP_N; k++)
-            if (R->l3_ops & (1u << k))
-                for (int i = 0; i < R->nbuf[k]; i++) {
-                    R->bounce[i][k] = b;
-                    b += GF_ALIGN(R->bytes[k]);
-                }
-    }
-    T.runs = gf_runs;
+    T.runs = runs;
     T.n = n;
     T.status = 0;
     T.failed = 0;
     pi_cluster_task(&task, cluster_entry, &T);
     pi_cluster_task_stacks(&task, NULL, core_stack_bytes); /* compute-core stacks, allocated in L1 by PMSIS */
-    int rc = pi_cluster_send_task_to_cl(cluster, &task);
-    if (rc != 0)
+    if (pi_cluster_send_task_to_cl(cluster, &task) != 0)
         return GF_ERR_CLUSTER;
-    for (int k = 0; k < n; k++) { /* each layer's busiest core (first of equals) */
-        const gf_run_t *R = &gf_runs[k];
-        gf_layer_stats_t *st = R->st;
-        for (int c = 0; c < R->L->cores && c < GF_CLUSTER_CORES; c++) {
-            if (R->core_cycles[c] > st->cycles_max) {
-                st->cycles_max = R->core_cycles[c];
-                st->cycles_core = (uint32_t)c;
-            }
-            if (R->core_instr[c] > st->instr_max) {
-                st->instr_max = R->core_instr[c];
-                st->instr_core = (uint32_t)c;
-            }
-        }
-    }
     *failed = T.failed;
     return T.status;
 }
