@@ -51,3 +51,21 @@ def test_two_outputs_deploy_bit_exact_on_host(tmp_path):
     res = json.loads((out / "project_host" / "results.json").read_text())
     layers = {(lay.get("name") or lay.get("tensor")): lay["mismatches"] for lay in res["layers"]}
     assert layers["head_cls"] == 0 and layers["head_par"] == 0 and sum(layers.values()) == 0
+
+
+def test_inplace_relu_module_is_kept_and_exact(tmp_path):
+    src = _source("inplace_relu")
+    net = extract(src)
+    assert [(op.type, op.inputs) for op in net.ops if op.type in ("relu", "add")] == [
+        ("relu", ["conv1"]), ("add", ["conv2", "quant_in"]), ("relu", ["add"])]
+    assert not [op for op in net.ops if op.type not in ("quantize", "conv2d", "relu", "requantize", "add")]
+    write_network(net, tmp_path / "net", model_inputs(src))
+    engine = INT8InferenceEngine(tmp_path / "net")
+    x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
+    rep = fidelity.check(src.model, engine, x, src.name)
+    assert rep.passed and rep.total_mismatches == 0
+    ours, _ = engine.forward(x)
+    with torch.no_grad():
+        ref = src.model(torch.from_numpy(x)).numpy()
+    assert ref.min() == 0.0 and (ref == 0).mean() > 0.2  # the ReLU clamps a good part of the outputs
+    assert np.array_equal(ours, ref)
