@@ -69,3 +69,15 @@ def test_inplace_relu_module_is_kept_and_exact(tmp_path):
         ref = src.model(torch.from_numpy(x)).numpy()
     assert ref.min() == 0.0 and (ref == 0).mean() > 0.2  # the ReLU clamps a good part of the outputs
     assert np.array_equal(ours, ref)
+
+
+def test_1d_pooling_written_as_the_hint_says_deploys_bit_exact_on_host(tmp_path):
+    out = tmp_path / "out"
+    r = run_tool("deploy", "--model-file", str(MODELS / "kws_pool1d_rewritten.py"), "--out", str(out),
+                 "--target", "host")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    info = json.loads((out / "network_info.json").read_text())
+    pools = [op for op in info["ops"] if op["type"] == "maxpool2d"]
+    assert [p["attrs"]["kernel_size"] for p in pools] == [[1, 2], [1, 2]]
+    res = json.loads((out / "project_host" / "results.json").read_text())
+    assert res["layers"] and all(lay["mismatches"] == 0 for lay in res["layers"]) and "BIT-EXACT" in r.stdout
