@@ -81,3 +81,18 @@ def test_1d_pooling_written_as_the_hint_says_deploys_bit_exact_on_host(tmp_path)
     assert [p["attrs"]["kernel_size"] for p in pools] == [[1, 2], [1, 2]]
     res = json.loads((out / "project_host" / "results.json").read_text())
     assert res["layers"] and all(lay["mismatches"] == 0 for lay in res["layers"]) and "BIT-EXACT" in r.stdout
+
+
+def test_relu_before_quant_relu_is_one_fused_step_and_exact(tmp_path):
+    src = _source("double_relu")
+    write_network(extract(src), tmp_path / "net", model_inputs(src))
+    engine = INT8InferenceEngine(tmp_path / "net")
+    assert [(s.kind, s.relu, len(s.ops)) for s in engine.plan.steps] == [
+        ("quantize", False, 1), ("conv2d", True, 4), ("conv2d", False, 1), ("add", True, 4)]
+    x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
+    rep = fidelity.check(src.model, engine, x, src.name)
+    assert rep.passed and rep.total_mismatches == 0
+    ours, _ = engine.forward(x)
+    with torch.no_grad():
+        ref = src.model(torch.from_numpy(x)).numpy()
+    assert (ref == 0).mean() > 0.2 and np.array_equal(ours, ref)
