@@ -219,10 +219,18 @@ class _Recorder:
 
     def register(self, obj: Any, producer: int | None) -> int:
         t = self._tensor_of(obj)
-        idx = len(self.graph.activations)
-        act = Activation(idx, t.detach().clone(), producer)
-        if isinstance(obj, IntQuantTensor):
-            act.quant = self._meta(obj)
+        # The copies are the recorder's own tensor operations, not the model's: with in_function set
+        # the function mode passes them through. Otherwise the copy of a tensor that is already an
+        # activation (the output of an in-place op such as nn.ReLU(inplace=True), or of a module that
+        # returns its input) would be recorded as detach / clone nodes that take the op's place.
+        in_function, self.in_function = self.in_function, True
+        try:
+            act = Activation(len(self.graph.activations), t.detach().clone(), producer)
+            if isinstance(obj, IntQuantTensor):
+                act.quant = self._meta(obj)
+        finally:
+            self.in_function = in_function
+        idx = act.index
         self.graph.activations.append(act)
         self.by_tensor_id[id(t)] = idx
         self.keepalive.append(t)

@@ -107,8 +107,9 @@ def _decl(op_type: str):
 
 def fuse_chains(net: ir.Network) -> list[Step]:
     """Every op starts a step unless absorbed into its producer's: a head op (declaration
-    ``fusion="head"``) absorbs ``[relu] -> requantize``, a relu (``fusion="activation"``) absorbs
-    ``requantize``, when the intermediate tensors have one consumer and are not network outputs."""
+    ``fusion="head"``) absorbs ``relu [relu ...] -> requantize``, a relu (``fusion="activation"``) absorbs
+    ``[relu ...] -> requantize``, when the intermediate tensors have one consumer and are not network
+    outputs (consecutive ReLUs are one: F.relu before a QuantReLU)."""
     consumers: dict[str, list[ir.OpInfo]] = {}
     for op in net.ops:
         for t in op.inputs:
@@ -132,13 +133,14 @@ def fuse_chains(net: ir.Network) -> list[Step]:
         chain = [op]
         role = fusion(op)
         if role in ("head", "activation"):
+            # a run of activations (relu(relu(x)), e.g. F.relu before a QuantReLU) is one: relu is idempotent
+            acts = []
             nxt = sole_consumer(op.outputs[0])
-            if role == "head" and fusion(nxt) == "activation":
-                after = sole_consumer(nxt.outputs[0])
-                if after is not None and after.type == "requantize":
-                    chain += [nxt, after]
-            elif nxt is not None and nxt.type == "requantize":
-                chain.append(nxt)
+            while fusion(nxt) == "activation":
+                acts.append(nxt)
+                nxt = sole_consumer(nxt.outputs[0])
+            if nxt is not None and nxt.type == "requantize":
+                chain += [*acts, nxt]
         absorbed.update(o.name for o in chain)
         kind = op.type
         if role == "activation" and len(chain) > 1:

@@ -206,3 +206,39 @@ def example_input():
                            capture_output=True, text=True, env={**os.environ, "ZOO": key}, timeout=300)
         assert r.returncode == 1, (key, r.stdout, r.stderr)
         assert "Traceback" not in r.stderr and "NOT DEPLOYABLE" in r.stdout, key
+
+
+def test_1d_pooling_is_refused_with_the_2d_rewrite_as_hint(tmp_path):
+    """Sweep finding: MaxPool1d / F.max_pool1d / AdaptiveAvgPool1d after a QuantConv1d were refused with only
+    'see docs/supported_operations.md'; the hint now gives the rewrite that deploys (the 2-D pooling on the
+    (N, C, 1, T) view, x.mean(-1)); tests/user_models/kws_pool1d_rewritten.py is that rewrite, bit-exact."""
+    src = tmp_path / "kws.py"
+    src.write_text('''
+import torch, torch.nn as nn, torch.nn.functional as F, brevitas.nn as qnn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q = qnn.QuantIdentity(return_quant_tensor=True)
+        self.c1 = qnn.QuantConv1d(4, 8, 3, padding=1)
+        self.r1 = qnn.QuantReLU(return_quant_tensor=True)
+        self.p1 = nn.MaxPool1d(2)
+        self.gap = nn.AdaptiveAvgPool1d(1)
+    def forward(self, x):
+        x = F.max_pool1d(self.p1(self.r1(self.c1(self.q(x)))), 2)
+        return self.gap(x)
+def create_model():
+    from brevitas.graph.calibrate import calibration_mode
+    m = Net().eval()
+    with torch.no_grad(), calibration_mode(m):
+        m(torch.randn(8, 4, 16))
+    return m.eval()
+def example_input():
+    return torch.randn(1, 4, 16)
+''')
+    r, rep = _report(src, tmp_path)
+    assert r.returncode == 1
+    bad = {i["name"]: i["hint"] for i in rep["items"] if i["status"] == "unsupported"}
+    assert set(bad) == {"p1", "max_pool1d", "gap"}, bad
+    assert "nn.MaxPool2d((1, k)) to x.unsqueeze(2)" in bad["p1"]
+    assert "F.max_pool2d with kernel (1, k) to x.unsqueeze(2)" in bad["max_pool1d"]
+    assert "x.mean(-1)" in bad["gap"]

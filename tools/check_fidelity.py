@@ -43,13 +43,11 @@ def accuracy_report(model, engine, x: np.ndarray, y: np.ndarray) -> dict:
     xt = inputs.torch_args(x)
     note = None
     with torch.no_grad():
-        brev = model(*xt)
-        brev = getattr(brev, "value", brev).numpy()
+        brev = fidelity.first_output(model(*xt))
         try:
             with quantization_status_manager(model, disable_act_quant=True, disable_weight_quant=True,
                                              disable_bias_quant=True, is_training=False):
-                flt = model(*xt)
-                flt = getattr(flt, "value", flt).numpy()
+                flt = fidelity.first_output(model(*xt))
         except Exception as exc:  # e.g. models that assert they receive QuantTensors
             flt = None
             note = f"the model cannot run with quantization disabled ({type(exc).__name__}: {exc})"
