@@ -5,7 +5,7 @@ golden, the measured DMA bytes, tiles and peaks must equal the plan (as on gap9-
 per-core instruction counts (GF CORES) must be consistent: the busiest core, the sum, the cores
 that ran, the controller, the whole cluster task; and the program's own cluster-side pi_perf counters
 (GF CLUSTER, read by every forked core around its share of the tile loop) must agree with them: the
-same busiest core, and its count the emulator's for that core minus the same fixed number of
+same busiest core (core 0, or the emulator's busiest of the others), and its count the emulator's for that core minus the same fixed number of
 instructions on every layer (the core's coroutine entry and exit, the tile loop's prologue before
 pi_perf_start, and the last barrier after the read, which lie outside the counted window).
 """
@@ -31,11 +31,16 @@ def _task_positions(plan: dict) -> dict[str, tuple[bool, bool]]:
     return {names[i]: (i == t["layers"][0], i == t["layers"][-1]) for t in plan["gap9"]["tasks"] for i in t["layers"]}
 
 
+def _own(layer: dict) -> list[int]:
+    """Each core's emulated instructions without core 0's bookkeeping (the copies of the layer's control block in and
+    back: bk_instr, outside the counted windows)."""
+    per_core = [layer["cores"][f"core{i}"] for i in range(8)]
+    return [v - (layer["cluster"]["bk_instr"] if i == 0 else 0) for i, v in enumerate(per_core)]
+
+
 def _outside(layer: dict) -> int:
-    """The busiest core's instructions outside its counted window and, on core 0, its bookkeeping (the copies of the
-    layer's control block in and back: bk_instr)."""
-    bk = layer["cluster"]["bk_instr"] if layer["cluster"]["instr_core"] == 0 else 0
-    return layer["cores"]["core_max"] - layer["cluster_instr"] - bk
+    """The busiest core's instructions outside its counted window."""
+    return _own(layer)[layer["cluster"]["instr_core"]] - layer["cluster_instr"]
 
 
 def _key(place: dict, layer: dict) -> tuple:
@@ -78,7 +83,10 @@ def test_gap9_qemu_bit_exact_with_per_core_counts(name, golden, tmp_path):
             assert c["core_max"] <= c["core_crit"] <= c["core_sum"]
             assert layer["mem"]["tiles"] == p["tiles"]
             k = layer["cluster"]
-            assert k["instr_core"] == per_core.index(c["core_max"]) and k["cycles_core"] == k["instr_core"]
+            # the busiest share: core 0 (whose emulated count also holds its uncounted work after layer_out's read), or
+            # the emulator's busiest of the other cores
+            own = _own(layer)
+            assert k["instr_core"] in (0, 1 + own[1:].index(max(own[1:]))) and k["cycles_core"] == k["instr_core"]
             outside.setdefault(_key(place, layer), set()).add(_outside(layer))
             # under the emulation PI_PERF_CYCLES counts instructions too: read first, a few fewer
             assert 0 < layer["cluster_instr"] - layer["cluster_cycles"] < 100

@@ -192,6 +192,13 @@ typedef struct {
     int32_t e0, en, c0, cn;               /* element-wise: elements and channels of the tile */
 } gf_tile_t;
 
+/* ---- parameter buffer layout: [bias x cap][m x sources x cap_rq][sh x cap_rq][o x cap_rq] ---- */
+typedef struct {
+    uint32_t bias, m, sh, o; /* offsets in the L1 parameter buffer */
+    uint32_t table;          /* lookup tables (after the requantization part, 8-byte aligned) */
+    int32_t cap_rq;          /* channel stride of m/sh/o in L1 */
+} gf_playout_t;
+
 typedef struct {
     const gf_layer_t *L;
     const gf_operands_t *ops;
@@ -214,6 +221,11 @@ typedef struct {
     /* the geometry of the tile in each buffer: computed once by core 0 when it issues the tile's loads
      * (load_tile), read by every core for its share and by core 0 for the store (the control block's slots) */
     gf_tile_t *tiles;
+    /* bound once with the record (bind_layer): the parameter buffer's layout, the offset of the per-tensor requant
+     * constants in it (0: none), tile 0's geometry in slot 0 (the L1 copy's slots: `tiles`) */
+    gf_playout_t pl;
+    uint32_t pre_off;
+    gf_tile_t slot[2];
 } gf_run_t;
 
 /* gf_run_task results */

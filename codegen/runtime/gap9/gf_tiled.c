@@ -153,12 +153,6 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
     }
 }
 
-/* ---- parameter buffer layout: [bias x cap][m x sources x cap_rq][sh x cap_rq][o x cap_rq] ---- */
-typedef struct {
-    uint32_t bias, m, sh, o; /* offsets in the L1 parameter buffer */
-    uint32_t table;          /* lookup tables (after the requantization part, 8-byte aligned) */
-    int32_t cap_rq;          /* channel stride of m/sh/o in L1 */
-} gf_playout_t;
 
 static int32_t param_capacity(const gf_layer_t *L)
 {
@@ -188,11 +182,8 @@ static gf_playout_t param_layout(const gf_layer_t *L)
 #define GF_RQC_PRE_BYTES ((uint32_t)(GF_RQC_PRE_COPIES * sizeof(gf_rqc_t)))
 _Static_assert(GF_RQC_PRE_COPIES * sizeof(gf_rqc_t) == 192, "codegen/gap9/tiling.py RQC_PRE_BYTES mirrors this size");
 
-/* Their offset in the parameter buffer, or 0 (none: not such a layer, or no room planned). Not inlined: keeps
- * tile_loop's frame small. */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
+/* Their offset in the parameter buffer, or 0 (none: not such a layer, or no room planned); bound with the run
+ * record (gf_run_t.pre_off). */
 static uint32_t rqc_pre_offset(const gf_layer_t *L)
 {
     if (L->tiling != GF_TILING_CONV || !L->buf_col || L->coupled || !L->rq_sources || L->rq_channels > 1 ||
@@ -200,16 +191,6 @@ static uint32_t rqc_pre_offset(const gf_layer_t *L)
         return 0;
     uint32_t at = param_layout(L).table;
     return L->buf_p >= at + GF_RQC_PRE_BYTES ? at : 0;
-}
-
-/* Offset of the lookup tables in the L1 parameter buffer. Not inlined: keeps tile_loop's frame (on
- * every compute core's deepest call chain) small. */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static uint32_t table_offset(const gf_layer_t *L)
-{
-    return param_layout(L).table;
 }
 
 /* ---- DMA helpers (core 0 only) ---- */
@@ -466,7 +447,7 @@ static void load_sections(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, const
 static void load_params(gf_run_t *R, gf_queue_t *q, const gf_tile_t *T, int b)
 {
     const gf_layer_t *L = R->L;
-    gf_playout_t pl = param_layout(L);
+    const gf_playout_t pl = R->pl;
     int32_t c0 = L->tiling == GF_TILING_ELTWISE ? T->c0 : T->co0;
     int32_t cn = L->tiling == GF_TILING_ELTWISE ? T->cn : T->con;
     uint8_t *p = R->l1[b][GF_OP_P], *bp = R->bounce[b][GF_OP_P];
@@ -620,9 +601,10 @@ static void store_tile(gf_run_t *R, int b)
 }
 
 /* ---- compute: each core takes its share of the tile ---- */
-static gf_requant_t tile_requant(const gf_layer_t *L, uint8_t *p, int32_t first)
+static gf_requant_t tile_requant(const gf_run_t *R, uint8_t *p, int32_t first)
 {
-    gf_playout_t pl = param_layout(L);
+    const gf_layer_t *L = R->L;
+    const gf_playout_t pl = R->pl;
     int32_t off = L->rq_channels > 1 ? first : 0;
     gf_requant_t rq;
     rq.m = (const int32_t *)(p + pl.m) + off;
@@ -643,7 +625,7 @@ __attribute__((noinline))
 #endif
 static void rqc_pre_fill(gf_run_t *R, uint32_t off)
 {
-    gf_requant_t rq = tile_requant(R->L, R->l1[0][GF_OP_P], 0);
+    gf_requant_t rq = tile_requant(R, R->l1[0][GF_OP_P], 0);
     gf_rqc_t *c = (gf_rqc_t *)(void *)(R->l1[0][GF_OP_P] + off);
     gf_rqc_init(&c[0], &rq, 0);
     for (int i = 1; i < GF_RQC_PRE_COPIES; i++)
@@ -700,15 +682,13 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
         s.c = T->cin;
     }
     uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][GF_OP_P];
-    gf_playout_t pl = param_layout(L);
+    const gf_playout_t pl = R->pl;
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
     if (L->rq_sources) {
-        rq = tile_requant(L, pbuf, co0);
-        if (psplit) {
-            uint32_t pre = rqc_pre_offset(L);
-            rq.pre = pre ? R->l1[0][GF_OP_P] + pre : NULL;
-        }
+        rq = tile_requant(R, pbuf, co0);
+        if (psplit)
+            rq.pre = R->pre_off ? R->l1[0][GF_OP_P] + R->pre_off : NULL;
         rqp = &rq;
     }
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + co0 : NULL;
@@ -740,11 +720,11 @@ static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int
     if (u0 == u1)
         return;
     uint8_t *pbuf = R->l1[L->p_resident ? 0 : b][GF_OP_P];
-    gf_playout_t pl = param_layout(L);
+    const gf_playout_t pl = R->pl;
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
     if (L->rq_sources) {
-        rq = tile_requant(L, pbuf, u0);
+        rq = tile_requant(R, pbuf, u0);
         rqp = &rq;
     }
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + u0 : NULL;
@@ -773,11 +753,11 @@ static void compute_gemm(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     int32_t con = T->con;
     int rb = con == L->o ? 0 : b; /* every column: weights and parameters resident, else the tile's slices */
     uint8_t *pbuf = R->l1[rb][GF_OP_P];
-    gf_playout_t pl = param_layout(L);
+    const gf_playout_t pl = R->pl;
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
     if (L->rq_sources) {
-        rq = tile_requant(L, pbuf, 0);
+        rq = tile_requant(R, pbuf, 0);
         rqp = &rq;
     }
     gf_tile_args_t a;
@@ -815,7 +795,7 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
     gf_requant_t rq;
     const gf_requant_t *rqp = NULL;
     if (L->rq_sources) {
-        rq = tile_requant(L, pbuf, first);
+        rq = tile_requant(R, pbuf, first);
         rqp = &rq;
     }
     gf_tile_args_t a;
@@ -829,7 +809,7 @@ static void compute_eltwise(gf_run_t *R, const gf_tile_t *T, int b, int core, in
     a.inner = L->chans > 1 ? L->inner : en;
     a.y = R->l1[b][GF_OP_OUT] + (uint32_t)(e0 * ebo);
     if (L->t_off >= 0) /* lookup tables: those of the core's planes (per-channel tables), else the tile's one */
-        a.w = (const int8_t *)(pbuf + table_offset(L) + (L->t_chans > 1 ? (uint32_t)(first * L->t_bytes) : 0u));
+        a.w = (const int8_t *)(pbuf + R->pl.table + (L->t_chans > 1 ? (uint32_t)(first * L->t_bytes) : 0u));
     L->compute(&a);
 }
 
@@ -910,8 +890,7 @@ static inline void layer_tiles(gf_run_t *R, int core)
 #endif
     if (core == 0) {
         /* resident operands: loaded once, before the pipeline starts (tile 0's geometry: its slot) */
-        const gf_tile_t *T0 = &R->tiles[0];
-        tile_geometry(L, 0, &R->tiles[0]);
+        const gf_tile_t *T0 = &R->tiles[0]; /* tile 0's geometry: bound with the run record (bind_layer) */
         if (L->tiling == GF_TILING_LINEAR)
             load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][GF_OP_IN], R->bounce[0][GF_OP_IN],
                       (uint32_t)(L->k * elem_bytes(L->in_t)));
@@ -939,11 +918,8 @@ static inline void layer_tiles(gf_run_t *R, int core)
         if (core == 0) {
             if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
                 q_wait(&R->load_q[b]);
-            if (t == 0) {
-                uint32_t pre = rqc_pre_offset(L);
-                if (pre)
-                    rqc_pre_fill(R, pre);
-            }
+            if (t == 0 && R->pre_off)
+                rqc_pre_fill(R, R->pre_off);
             if ((L->tiling == GF_TILING_GEMM || (L->tiling == GF_TILING_CONV && L->buf_col)) && L->buf_wp &&
                 !L->w_resident)
                 unpack_gemm_tile(R, b);
@@ -1063,6 +1039,9 @@ static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl, struct pi_dev
 {
     _Static_assert(sizeof(gf_layer_stats_t) % 4 == 0, "gf_layer_stats_t: whole words");
     buffer_layout(R, tl->L, &tl->ops);
+    R->pl = param_layout(tl->L);
+    R->pre_off = rqc_pre_offset(tl->L);
+    tile_geometry(tl->L, 0, &R->slot[0]);
     R->st = tl->stats;
     R->ram = ram;
     R->l1_bytes = l1_total(R);
@@ -1111,7 +1090,6 @@ typedef struct {
     gf_layer_t layer;
     gf_operands_t ops;
     gf_layer_stats_t st;
-    gf_tile_t tiles[2]; /* the run record's tile slots (one per buffer) */
     gf_queue_t load_q[2], store_q[2]; /* core 0's DMA queues (each command's slot is written by core 0 at issue
                                        * and read at its wait: in L2 they cost about 25 cycles an access) */
     /* the task (the controller, before the fork) */
@@ -1187,7 +1165,7 @@ static void layer_in(gf_ctl_t *C, int k)
     X->L = &C->layer;
     X->ops = &C->ops;
     X->st = &C->st;
-    X->tiles = C->tiles;
+    X->tiles = X->slot;
     X->load_q = C->load_q;
     X->store_q = C->store_q;
     C->load_q[0].n = C->load_q[1].n = C->store_q[0].n = C->store_q[1].n = 0;
