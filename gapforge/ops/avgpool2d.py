@@ -213,9 +213,9 @@ FRONTENDS = [
         functions=("avg_pool1d",),
         lowers_to=("avgpool2d",),
         doc="1-D average pooling over (batch, channels, time) is avgpool2d over the map of height 1 (window "
-            "[1, k]), as QuantConv1d is conv2d: the same conditions as AvgPool2d (the 1/k goes into the scale, a "
-            "quantizer must follow; padding only with count_include_pad=True; ceil_mode only when it creates "
-            "no partial window).",
+            "[1, k]), as QuantConv1d is conv2d: the same conditions as AvgPool2d (the 1/k goes into the scale, the "
+            "quantizer that follows divides exactly; padding only with count_include_pad=True; ceil_mode only "
+            "when it creates no partial window).",
         lower=_lower_avgpool1d,
     ),
     Frontend(
@@ -224,7 +224,7 @@ FRONTENDS = [
         functions=("adaptive_avg_pool1d",),
         lowers_to=("avgpool2d",),
         doc="Lowered to avgpool2d over the map of height 1 when the output size divides the input length "
-            "(output 1 = the global average over time); a quantizer must follow.",
+            "(output 1 = the global average over time), the divisor in the scale as for AvgPool1d.",
         lower=_lower_adaptive1d,
     ),
     Frontend(
