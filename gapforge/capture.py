@@ -141,7 +141,8 @@ _FUNCTION_ALIASES = {
     "relu_": "relu", "hardtanh_": "hardtanh", "sigmoid_": "sigmoid", "tanh_": "tanh",
     "leaky_relu_": "leaky_relu", "elu_": "elu", "celu_": "celu", "selu_": "selu", "exp_": "exp",
     "__getitem__": "getitem",
-    "max_pool2d_with_indices": "max_pool2d",
+    "max_pool2d_with_indices": "max_pool2d", "max_pool1d_with_indices": "max_pool1d",
+    "adaptive_max_pool1d_with_indices": "adaptive_max_pool1d",
 }
 
 # QuantTensor methods that are Python-level operators; wrapped during capture so that one

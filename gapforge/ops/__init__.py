@@ -19,9 +19,6 @@ _RECURRENT_HINT = ("recurrent layers are not supported (their float state has no
                    "(depthwise) QuantConv1d stack over time, or a Mamba selective scan with a QuantIdentity on its "
                    "state (tests/test_networks/seqdata/mamba.py), which deploys exactly")
 
-_POOL1D_HINT = ("1-D pooling is not supported yet: apply {two} to x.unsqueeze(2) (the (N, C, 1, T) view of a "
-                "(N, C, T) tensor with return_quant_tensor=False) and .squeeze(2) the result")
-
 # Constructs we recognise but do not support, with the most useful hint we can give.
 _UNSUPPORTED_HINTS: dict[str, str] = {
     "Conv2d": "float convolution: replace torch.nn.Conv2d by brevitas.nn.QuantConv2d",
@@ -41,17 +38,6 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "CircularPad2d": "circular padding is not supported; pad with zeros (nn.ZeroPad2d / the layer's padding)",
     "conv1d": "functional F.conv1d on activations: use a brevitas.nn.QuantConv1d module",
     "QuantConvTranspose2d": "transposed convolution is not supported yet",
-    # 1-D pooling after QuantConv1d: the 2-D forms deploy on the (N, C, 1, T) view
-    "MaxPool1d": _POOL1D_HINT.format(two="nn.MaxPool2d((1, k))"),
-    "max_pool1d": _POOL1D_HINT.format(two="F.max_pool2d with kernel (1, k)"),
-    "AvgPool1d": _POOL1D_HINT.format(two="nn.AvgPool2d((1, k)) (then a quantizer)"),
-    "avg_pool1d": _POOL1D_HINT.format(two="F.avg_pool2d with kernel (1, k) (then a quantizer)"),
-    "AdaptiveAvgPool1d": "1-D pooling is not supported yet: for the global average over time use x.mean(-1) "
-                         "followed by a quantizer (QuantIdentity)",
-    "adaptive_avg_pool1d": "1-D pooling is not supported yet: for the global average over time use x.mean(-1) "
-                           "followed by a quantizer (QuantIdentity)",
-    "AdaptiveMaxPool1d": "1-D pooling is not supported yet: for the global max over time use "
-                         "nn.MaxPool2d((1, T)) on x.unsqueeze(2)",
     "Upsample": "upsampling is not supported yet",
     "einsum": "write the product as torch.matmul / @ of two quantized activations (with transpose / view "
               "for the axes), which gapforge deploys exactly",

@@ -1,4 +1,6 @@
-"""Helpers of the shape rules (``IROp.infer_shapes``) of the operator declarations.
+"""Helpers of the shape rules (``IROp.infer_shapes``) of the operator declarations, and the one view of a
+1-D (N, C, T) activation as the 2-D map (N, C, 1, T) that conv1d and 1-D pooling use (``unit_height_map``
+for shapes, ``on_map`` for the integer references).
 
 A shape rule receives the shapes of an op's inputs (batch first), its attributes and the shapes
 of its params, and returns the shapes of its outputs; it raises ``ShapeError`` (a one-line reason)
@@ -59,9 +61,36 @@ def window_hw(x: list[int], kernel: list[int], stride: list[int], padding: list[
     return out
 
 
+def unit_height_map(x: list[int], attrs: dict) -> list[int]:
+    """The map [N, C, 1, T] of a 1-D input [N, C, T] (conv1d, 1-D pooling), after checking that the window
+    does not slide along the unit height: kernel, stride and dilation 1 there, no padding at top and bottom."""
+    for k in ("kernel_size", "stride", "dilation", "padding"):
+        v = attrs.get(k)
+        if v is not None and (max(v[0], v[2]) != 0 if k == "padding" else v[0] != 1):
+            raise ShapeError(f"a 1-D input {x} needs {k} {'0 at top and bottom' if k == 'padding' else '1'} "
+                             f"along the unit height, got {v}", f"attrs.{k}")
+    return x[:2] + [1] + x[2:]
+
+
+def as_nchw(x):
+    """A 1-D (N, C, T) array seen as the 2-D map (N, C, 1, T); an NCHW array unchanged."""
+    return x.reshape(x.shape[:2] + (1,) + x.shape[2:]) if x.ndim == 3 else x
+
+
+def on_map(fn, x, *args):
+    """``fn(x, *args)`` of an NCHW reference (atomic_ops); a 1-D input (N, C, T) runs as the map (N, C, 1, T)
+    and its result is returned as (N, C', T')."""
+    y = fn(as_nchw(x), *args)
+    return y.reshape(y.shape[:2] + y.shape[3:]) if x.ndim == 3 else y
+
+
 def pool_shapes(shapes: list[list[int]], attrs: dict, ceil_mode: bool = False) -> list[list[int]]:
+    """[N, C, H, W] -> [N, C, OH, OW]; a 1-D input [N, C, T] is the map [N, C, 1, T] and gives [N, C, OT]."""
     (x,) = inputs_of(shapes, 1)
-    rank(x, 4, "input (NCHW)")
+    if len(x) == 3:
+        (y,) = pool_shapes([unit_height_map(x, attrs)], attrs, ceil_mode)
+        return [y[:2] + y[3:]]
+    rank(x, 4, "input (NCHW, or NCT for 1-D pooling)")
     return [x[:2] + window_hw(x, attrs["kernel_size"], attrs["stride"], attrs["padding"], ceil_mode=ceil_mode)]
 
 

@@ -9,13 +9,14 @@ from torch import nn
 import atomic_ops
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
-from gapforge.ops._shapes import pool_shapes
+from gapforge.ops._shapes import on_map, pool_shapes
+from gapforge.ops.maxpool2d import expect_rank
 from gapforge.plan import input_abs_max
 
 
 def _sources(engine, step, inputs):
-    a = step.attrs
-    return [atomic_ops.get("avgpool2d")(inputs[0], a["kernel_size"], a["stride"], a["padding"])]
+    a = step.attrs  # 1-D pooling: over the map of height 1 (on_map)
+    return [on_map(atomic_ops.get("avgpool2d"), inputs[0], a["kernel_size"], a["stride"], a["padding"])]
 
 
 def _acc_bound(net, step):
@@ -28,7 +29,7 @@ def _call(cg):
 
 
 def infer_shapes(inputs, attrs, params):
-    """[N, C, H, W] -> [N, C, OH, OW] (PyTorch's window formula, floor mode)."""
+    """[N, C, H, W] -> [N, C, OH, OW] (PyTorch's window formula, floor mode); [N, C, T] -> [N, C, OT]."""
     return pool_shapes(inputs, attrs)
 
 
@@ -37,7 +38,7 @@ IR_OP = IROp(
     summary="2-D average pooling (also adaptive and global average pooling, spatial mean).",
     semantics="acc = sum over the window of q (zero padding counted), in int32; the output scale is "
               "s_in / divisor, so the division is exact inside the following requantize.",
-    inputs="one quant tensor with zero point 0 (NCHW)",
+    inputs="one quant tensor with zero point 0 (NCHW, or NCT for 1-D pooling: the map NC1T)",
     attrs={
         "kernel_size": Attr(POS_PAIR, "window height, width"),
         "stride": Attr(POS_PAIR, "vertical, horizontal stride"),
@@ -58,10 +59,12 @@ IR_OP = IROp(
 
 
 def emit_avgpool(ctx, x, kernel, stride, padding, divisor, out_shape, base):
+    """avgpool2d of ``x`` (NCHW, or (N, C, T) with a window [1, k]: the map of height 1); ``padding``
+    [vertical, horizontal] on both sides."""
     if x.kind != "quant" or x.zero_point != 0:
         ctx.fail(f"average pooling of {x.described}" + (f" with zero point {x.zero_point}" if x.kind == "quant" else ""),
                  hint="quantize (zero point 0) before pooling, e.g. put the QuantReLU before the pool")
-    if len(x.shape) != 4:
+    if len(x.shape) != 4 and not (len(x.shape) == 3 and kernel[0] == stride[0] == 1 and padding[0] == 0):
         ctx.fail(f"expects a 4-D NCHW input, got shape {x.shape}")
     scale = [v / divisor for v in x.scale] if x.per_channel else x.scale / divisor
     out = ctx.new_tensor(base, "acc", out_shape, scale=scale, channel_axis=x.channel_axis)
@@ -71,33 +74,48 @@ def emit_avgpool(ctx, x, kernel, stride, padding, divisor, out_shape, base):
     return out
 
 
-def _expected_hw(h, w, k, s, p) -> list[int]:
-    return [(h + 2 * p[0] - k[0]) // s[0] + 1, (w + 2 * p[1] - k[1]) // s[1] + 1]
-
-
-def _lower_avgpool(ctx) -> None:
+def _args(ctx) -> tuple:
+    """(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override) of an AvgPool module or
+    call (F.avg_pool1d / nn.AvgPool1d have no divisor_override)."""
     if ctx.node.kind == "module":
         m = ctx.module
-        k, s, p, ceil, cip, div = m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad, m.divisor_override
-    else:
-        k = ctx.arg(1, "kernel_size")
-        s = ctx.arg(2, "stride") or k
-        p = ctx.arg(3, "padding", 0)
-        ceil = bool(ctx.arg(4, "ceil_mode", False))
-        cip = bool(ctx.arg(5, "count_include_pad", True))
-        div = ctx.arg(6, "divisor_override", None)
-    k, s, p = pair(k), pair(s if s is not None else k), pair(p)
+        return (m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
+                getattr(m, "divisor_override", None))
+    k = ctx.arg(1, "kernel_size")
+    return (k, ctx.arg(2, "stride") or k, ctx.arg(3, "padding", 0), bool(ctx.arg(4, "ceil_mode", False)),
+            bool(ctx.arg(5, "count_include_pad", True)), ctx.arg(6, "divisor_override", None))
+
+
+def _pool(ctx, k: list[int], s: list[int], p: list[int], ceil: bool, cip: bool, div) -> None:
+    """Average pooling with window ``k``, stride ``s``, padding ``p`` (both sides) over the last two axes of
+    the input (NCHW, or the map of height 1 of (N, C, T): ``k``, ``s``, ``p`` = [1, k], [1, s], [0, p])."""
     x = ctx.input_tensor(0)
     out_shape = ctx.out_shape(0)
     if (p != [0, 0]) and not cip and div is None:
         ctx.fail("count_include_pad=False with padding gives a different divisor per position",
                  hint="use count_include_pad=True (the default) or no padding")
-    if ceil and out_shape[2:] != _expected_hw(*x.shape[2:], k, s, p):
+    hw = ([1] if len(x.shape) == 3 else []) + list(x.shape[2:])
+    floor_hw = [(n + 2 * pi - ki) // si + 1 for n, ki, si, pi in zip(hw, k, s, p)]
+    if ceil and out_shape[2:] != floor_hw[-len(out_shape[2:]):]:
         ctx.fail("ceil_mode=True creates partial windows with a different divisor")
     ctx.bind(emit_avgpool(ctx, x, k, s, p, div or k[0] * k[1], out_shape, ctx.name))
 
 
+def _lower_avgpool(ctx) -> None:
+    k, s, p, ceil, cip, div = _args(ctx)
+    expect_rank(ctx, 4)
+    _pool(ctx, pair(k), pair(s if s is not None else k), pair(p), ceil, cip, div)
+
+
+def _lower_avgpool1d(ctx) -> None:
+    k, s, p, ceil, cip, _ = _args(ctx)
+    expect_rank(ctx, 3)
+    (k,), (s,), (p,) = (pair(v, 1) for v in (k, s if s is not None else k, p))
+    _pool(ctx, [1, k], [1, s], [0, p], ceil, cip, None)
+
+
 def _lower_adaptive(ctx) -> None:
+    expect_rank(ctx, 4)
     x = ctx.input_tensor(0)
     out_shape = ctx.out_shape(0)
     h, w = x.shape[2:]
@@ -107,6 +125,17 @@ def _lower_adaptive(ctx) -> None:
                  hint="choose an output size that divides the input size")
     k = [h // oh, w // ow]
     ctx.bind(emit_avgpool(ctx, x, k, k, [0, 0], k[0] * k[1], out_shape, ctx.name))
+
+
+def _lower_adaptive1d(ctx) -> None:
+    expect_rank(ctx, 3)
+    x = ctx.input_tensor(0)
+    out_shape = ctx.out_shape(0)
+    t, o = x.shape[2], out_shape[2]
+    if t % o:
+        ctx.fail(f"adaptive pooling from {t} to {o} steps has unequal windows",
+                 hint="choose an output size that divides the input length")
+    ctx.bind(emit_avgpool(ctx, x, [1, t // o], [1, t // o], [0, 0], t // o, out_shape, ctx.name))
 
 
 def _mean_over_axis(ctx, x, axis: int):
@@ -177,6 +206,26 @@ FRONTENDS = [
         doc="Lowered to avgpool2d when the output size divides the input size (output 1 = global "
             "average pooling).",
         lower=_lower_adaptive,
+    ),
+    Frontend(
+        name="torch.nn.AvgPool1d / F.avg_pool1d",
+        modules=(nn.AvgPool1d,),
+        functions=("avg_pool1d",),
+        lowers_to=("avgpool2d",),
+        doc="1-D average pooling over (batch, channels, time) is avgpool2d over the map of height 1 (window "
+            "[1, k]), as QuantConv1d is conv2d: the same conditions as AvgPool2d (the 1/k goes into the scale, the "
+            "quantizer that follows divides exactly; padding only with count_include_pad=True; ceil_mode only "
+            "when it creates no partial window).",
+        lower=_lower_avgpool1d,
+    ),
+    Frontend(
+        name="torch.nn.AdaptiveAvgPool1d / F.adaptive_avg_pool1d",
+        modules=(nn.AdaptiveAvgPool1d,),
+        functions=("adaptive_avg_pool1d",),
+        lowers_to=("avgpool2d",),
+        doc="Lowered to avgpool2d over the map of height 1 when the output size divides the input length "
+            "(output 1 = the global average over time), the divisor in the scale as for AvgPool1d.",
+        lower=_lower_adaptive1d,
     ),
     Frontend(
         name="Tensor.mean / torch.mean over (2, 3) or one axis",

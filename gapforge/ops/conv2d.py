@@ -11,21 +11,14 @@ from atomic_ops.maxpool2d import pooled_size
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
 from gapforge.ops._layer import lower_weight_layer
-from gapforge.ops._shapes import ShapeError, inputs_of, rank, weight_layer, window_hw
+from gapforge.ops._shapes import ShapeError, inputs_of, on_map, rank, unit_height_map, weight_layer, window_hw
 from gapforge.plan import weight_acc_bound
 
 
 def _sources(engine, step, inputs):
-    a = step.attrs
-    x = inputs[0]
-    acc = atomic_ops.get("conv2d")(as_nchw(x), engine.param(step, "weight"), engine.param(step, "bias"),
-                                   a["stride"], a["padding"], a["dilation"], a["groups"])
-    return [acc.reshape(acc.shape[:2] + acc.shape[3:]) if x.ndim == 3 else acc]
-
-
-def as_nchw(x):
-    """A 1-D (N, C, T) activation seen as the 2-D map (N, C, 1, T): conv1d is conv2d with H = 1."""
-    return x.reshape(x.shape[:2] + (1,) + x.shape[2:]) if x.ndim == 3 else x
+    a = step.attrs  # conv1d: conv2d over the map of height 1 (on_map)
+    return [on_map(atomic_ops.get("conv2d"), inputs[0], engine.param(step, "weight"), engine.param(step, "bias"),
+                   a["stride"], a["padding"], a["dilation"], a["groups"])]
 
 
 def choose_kernel(a: dict, c: int, o: int) -> str:
@@ -65,13 +58,7 @@ def infer_shapes(inputs, attrs, params):
     padding) and gives [N, O, OT]."""
     (x,) = inputs_of(inputs, 1)
     if len(x) == 3:
-        one_d = {"kernel_size": attrs["kernel_size"][0], "stride": attrs["stride"][0],
-                 "dilation": attrs["dilation"][0], "padding": max(attrs["padding"][0], attrs["padding"][2])}
-        for k, v in one_d.items():
-            if v != (0 if k == "padding" else 1):
-                raise ShapeError(f"a 1-D input {x} needs {k} {'0 at top and bottom' if k == 'padding' else '1'} "
-                                 f"along the unit height, got {attrs[k]}", f"attrs.{k}")
-        (y,) = infer_shapes([x[:2] + [1] + x[2:]], attrs, params)
+        (y,) = infer_shapes([unit_height_map(x, attrs)], attrs, params)
         return [y[:2] + y[3:]]
     rank(x, 4, "input (NCHW, or NCT for a 1-D convolution)")
     out_ch, cg, kh, kw = weight_layer(params, 4, "[out, in/groups, kh, kw]")

@@ -7,12 +7,12 @@ from torch import nn
 import atomic_ops
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
-from gapforge.ops._shapes import pool_shapes
+from gapforge.ops._shapes import on_map, pool_shapes
 
 
 def _run(engine, step, inputs):
-    a = step.attrs
-    return atomic_ops.get("maxpool2d")(inputs[0], a["kernel_size"], a["stride"], a["padding"], a["ceil_mode"])
+    a = step.attrs  # 1-D pooling: over the map of height 1 (on_map)
+    return on_map(atomic_ops.get("maxpool2d"), inputs[0], a["kernel_size"], a["stride"], a["padding"], a["ceil_mode"])
 
 
 
@@ -21,7 +21,7 @@ def _call(cg):
 
 
 def infer_shapes(inputs, attrs, params):
-    """[N, C, H, W] -> [N, C, OH, OW] (PyTorch's window formula, ceil_mode as given)."""
+    """[N, C, H, W] -> [N, C, OH, OW] (PyTorch's window formula, ceil_mode as given); [N, C, T] -> [N, C, OT]."""
     return pool_shapes(inputs, attrs, attrs["ceil_mode"])
 
 
@@ -30,7 +30,7 @@ IR_OP = IROp(
     summary="2-D max pooling.",
     semantics="y = max over the window of q (padded positions are ignored, as PyTorch's -inf padding); "
               "exact on integers because the encoding is monotone (accumulator scales must be positive).",
-    inputs="one quant tensor, or an acc tensor with positive scales (NCHW)",
+    inputs="one quant tensor, or an acc tensor with positive scales (NCHW, or NCT for 1-D pooling: the map NC1T)",
     attrs={
         "kernel_size": Attr(POS_PAIR, "window height, width"),
         "stride": Attr(POS_PAIR, "vertical, horizontal stride"),
@@ -46,24 +46,29 @@ IR_OP = IROp(
 )
 
 
-def _lower_maxpool(ctx) -> None:
+def _args(ctx) -> tuple:
+    """(kernel_size, stride, padding, dilation, ceil_mode, return_indices) of a MaxPool module or call."""
     if ctx.node.kind == "module":
         m = ctx.module
-        k, s, p, d, ceil, ri = m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices
-    else:
-        k = ctx.arg(1, "kernel_size")
-        s = ctx.arg(2, "stride") or k
-        p = ctx.arg(3, "padding", 0)
-        d = ctx.arg(4, "dilation", 1)
-        ceil = bool(ctx.arg(5, "ceil_mode", False))
-        ri = bool(ctx.arg(6, "return_indices", False))
-    if ri:
-        ctx.fail("return_indices=True is not supported")
-    if pair(d) != [1, 1]:
-        ctx.fail(f"dilation {d} is not supported for max pooling")
+        return m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices
+    k = ctx.arg(1, "kernel_size")
+    return (k, ctx.arg(2, "stride") or k, ctx.arg(3, "padding", 0), ctx.arg(4, "dilation", 1),
+            bool(ctx.arg(5, "ceil_mode", False)), bool(ctx.arg(6, "return_indices", False)))
+
+
+def expect_rank(ctx, rank: int) -> None:
+    """The pooling's input is NCHW (``rank`` 4) or, for 1-D pooling, (batch, channels, time) (``rank`` 3)."""
+    shape = ctx.in_shape(0)
+    if len(shape) != rank:
+        ctx.fail(f"expects a 4-D NCHW input, got shape {shape}" if rank == 4 else
+                 f"expects a 3-D (batch, channels, time) input, got shape {shape}")
+
+
+def emit_maxpool(ctx, kernel: list[int], stride: list[int], padding: list[int], ceil: bool, rank: int) -> None:
+    """maxpool2d of the node's input (``rank`` 4: NCHW; 3: (N, C, T), the map of height 1, the window
+    [1, k]); ``padding`` top, left, bottom, right."""
     x = ctx.input_tensor(0)
-    if len(x.shape) != 4:
-        ctx.fail(f"expects a 4-D NCHW input, got shape {x.shape}")
+    expect_rank(ctx, rank)
     if x.kind == "quant":
         out = ctx.new_tensor(ctx.name, "quant", ctx.out_shape(0), scale=x.scale, zero_point=x.zero_point,
                              bit_width=x.bit_width, signed=x.signed, narrow_range=x.narrow_range,
@@ -75,10 +80,40 @@ def _lower_maxpool(ctx) -> None:
         ctx.fail(f"max pooling of {x.described}" + (" with negative scales (BatchNorm with negative gamma)"
                                                         if x.kind == "acc" else ""),
                  hint="quantize before pooling (put the QuantReLU/QuantIdentity before the MaxPool)")
-    ph, pw = pair(p)
-    attrs = {"kernel_size": pair(k), "stride": pair(s), "padding": [ph, pw, ph, pw], "ceil_mode": ceil}
+    attrs = {"kernel_size": kernel, "stride": stride, "padding": padding, "ceil_mode": bool(ceil)}
     ctx.emit("maxpool2d", [x], [out], attrs=attrs)
     ctx.bind(out)
+
+
+def _lower_maxpool(ctx) -> None:
+    k, s, p, d, ceil, ri = _args(ctx)
+    if ri:
+        ctx.fail("return_indices=True is not supported")
+    if pair(d) != [1, 1]:
+        ctx.fail(f"dilation {d} is not supported for max pooling")
+    ph, pw = pair(p)
+    emit_maxpool(ctx, pair(k), pair(s), [ph, pw, ph, pw], ceil, rank=4)
+
+
+def _lower_maxpool1d(ctx) -> None:
+    k, s, p, d, ceil, ri = _args(ctx)
+    if ri:
+        ctx.fail("return_indices=True is not supported")
+    (k,), (s,), (p,), (d,) = (pair(v, 1) for v in (k, s, p, d))
+    if d != 1:
+        ctx.fail(f"dilation {d} is not supported for max pooling")
+    emit_maxpool(ctx, [1, k], [1, s], [0, p, 0, p], ceil, rank=3)
+
+
+def _lower_adaptive_max1d(ctx) -> None:
+    if (ctx.module.return_indices if ctx.node.kind == "module" else ctx.arg(2, "return_indices", False)):
+        ctx.fail("return_indices=True is not supported")
+    expect_rank(ctx, 3)
+    t, o = ctx.in_shape(0)[2], ctx.out_shape(0)[2]
+    if t % o:
+        ctx.fail(f"adaptive pooling from {t} to {o} steps has unequal windows",
+                 hint="choose an output size that divides the input length")
+    emit_maxpool(ctx, [1, t // o], [1, t // o], [0, 0, 0, 0], False, rank=3)
 
 
 FRONTENDS = [
@@ -90,5 +125,24 @@ FRONTENDS = [
         doc="Any kernel, stride, padding and ceil_mode; dilation 1; no return_indices. Works on a "
             "quantized tensor (scale unchanged) or on an accumulator before its quantizer.",
         lower=_lower_maxpool,
+    ),
+    Frontend(
+        name="torch.nn.MaxPool1d / F.max_pool1d",
+        modules=(nn.MaxPool1d,),
+        functions=("max_pool1d",),
+        lowers_to=("maxpool2d",),
+        doc="1-D max pooling over (batch, channels, time) is maxpool2d over the map of height 1 (window "
+            "[1, k]), as QuantConv1d is conv2d: any kernel, stride, padding (-inf, as PyTorch) and "
+            "ceil_mode; dilation 1; no return_indices. On a quantized tensor or an accumulator, as MaxPool2d.",
+        lower=_lower_maxpool1d,
+    ),
+    Frontend(
+        name="torch.nn.AdaptiveMaxPool1d / F.adaptive_max_pool1d",
+        modules=(nn.AdaptiveMaxPool1d,),
+        functions=("adaptive_max_pool1d",),
+        lowers_to=("maxpool2d",),
+        doc="Lowered to maxpool2d over the map of height 1 when the output size divides the input length "
+            "(output 1 = the global max over time); no return_indices.",
+        lower=_lower_adaptive_max1d,
     ),
 ]
