@@ -24,6 +24,20 @@ def _source(name: str):
                                          model_class=None, input_shape=None))
 
 
+def _exact_against_brevitas(src, net, tmp_path):
+    """Extract, check fidelity on the held-out inputs (no mismatch at all), and return (engine, its output,
+    Brevitas' output) on them."""
+    write_network(net, tmp_path / "net", model_inputs(src))
+    engine = INT8InferenceEngine(tmp_path / "net")
+    x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
+    rep = fidelity.check(src.model, engine, x, src.name)
+    assert rep.passed and rep.total_mismatches == 0
+    ours, _ = engine.forward(x)
+    with torch.no_grad():
+        ref = src.model(torch.from_numpy(x)).numpy()
+    return engine, ours, ref
+
+
 def test_two_outputs_fidelity_and_accuracy_use_the_first_output(tmp_path):
     src = _source("two_heads")
     write_network(extract(src), tmp_path / "net", model_inputs(src))
@@ -60,14 +74,7 @@ def test_inplace_relu_module_is_kept_and_exact(tmp_path):
     assert [(op.type, op.inputs) for op in net.ops if op.type in ("relu", "add")] == [
         ("relu", ["conv1"]), ("add", ["conv2", "quant_in"]), ("relu", ["add"])]
     assert not [op for op in net.ops if op.type not in ("quantize", "conv2d", "relu", "requantize", "add")]
-    write_network(net, tmp_path / "net", model_inputs(src))
-    engine = INT8InferenceEngine(tmp_path / "net")
-    x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
-    rep = fidelity.check(src.model, engine, x, src.name)
-    assert rep.passed and rep.total_mismatches == 0
-    ours, _ = engine.forward(x)
-    with torch.no_grad():
-        ref = src.model(torch.from_numpy(x)).numpy()
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
     assert ref.min() == 0.0 and (ref == 0).mean() > 0.2  # the ReLU clamps a good part of the outputs
     assert np.array_equal(ours, ref)
 
@@ -89,14 +96,7 @@ def test_1d_pooling_deploys_bit_exact_on_host(tmp_path, name, kernels):
 
 def test_relu_before_quant_relu_is_one_fused_step_and_exact(tmp_path):
     src = _source("double_relu")
-    write_network(extract(src), tmp_path / "net", model_inputs(src))
-    engine = INT8InferenceEngine(tmp_path / "net")
+    engine, ours, ref = _exact_against_brevitas(src, extract(src), tmp_path)
     assert [(s.kind, s.relu, len(s.ops)) for s in engine.plan.steps] == [
         ("quantize", False, 1), ("conv2d", True, 4), ("conv2d", False, 1), ("add", True, 4)]
-    x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
-    rep = fidelity.check(src.model, engine, x, src.name)
-    assert rep.passed and rep.total_mismatches == 0
-    ours, _ = engine.forward(x)
-    with torch.no_grad():
-        ref = src.model(torch.from_numpy(x)).numpy()
     assert (ref == 0).mean() > 0.2 and np.array_equal(ours, ref)

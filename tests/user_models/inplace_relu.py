@@ -5,8 +5,8 @@ clone nodes in the ReLU's place, so the engine, the golden and the C computed co
 (teacher-forced: every negative element wrong, up to 128 codes). Calibrated on random inputs."""
 
 import brevitas.nn as qnn
-import torch
 import torch.nn as nn
+from _bn_block import calibrated, example_input, held_out_data  # noqa: F401 (the model file's hooks)
 
 
 class InplaceBlock(nn.Module):
@@ -32,27 +32,4 @@ class InplaceBlock(nn.Module):
 
 
 def create_model():
-    from brevitas.graph.calibrate import calibration_mode
-
-    torch.manual_seed(0)
-    model = InplaceBlock()
-    with torch.no_grad():
-        for bn in (model.bn1, model.bn2):
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.bias.uniform_(-0.3, 0.3)
-    model.eval()
-    with torch.no_grad(), calibration_mode(model):
-        for _ in range(4):
-            model(torch.rand(16, 4, 6, 6) - 0.5)
-    return model.eval()
-
-
-def example_input():
-    torch.manual_seed(1)
-    return torch.rand(1, 4, 6, 6) - 0.5
-
-
-def held_out_data():
-    torch.manual_seed(2)
-    return torch.rand(16, 4, 6, 6) - 0.5, torch.zeros(16, dtype=torch.int64)
+    return calibrated(InplaceBlock)
