@@ -143,6 +143,7 @@ _FUNCTION_ALIASES = {
     "__getitem__": "getitem",
     "max_pool2d_with_indices": "max_pool2d", "max_pool1d_with_indices": "max_pool1d",
     "adaptive_max_pool1d_with_indices": "adaptive_max_pool1d",
+    "adaptive_max_pool2d_with_indices": "adaptive_max_pool2d",
 }
 
 # QuantTensor methods that are Python-level operators; wrapped during capture so that one

@@ -132,9 +132,13 @@ def load_model(args: argparse.Namespace) -> ModelSource:
     if not isinstance(model, torch.nn.Module):
         raise GapforgeError(f"{where}: create_model() returned {type(model).__name__}, not a torch.nn.Module")
     inputs = example if isinstance(example, tuple) else (example,)
-    for t in inputs:
-        if not isinstance(t, torch.Tensor) or t.dtype != torch.float32:
-            raise GapforgeError(f"{where}: example_input() must return float32 tensor(s)")
+    for i, t in enumerate(inputs):
+        got = "example_input() returned" if len(inputs) == 1 else f"example_input()'s input {i} (of {len(inputs)}) is"
+        if not isinstance(t, torch.Tensor):
+            raise GapforgeError(f"{where}: {got} a value of type {type(t).__name__}, not a float32 tensor; "
+                                "return torch.as_tensor(x, dtype=torch.float32)")
+        if t.dtype != torch.float32:
+            raise GapforgeError(f"{where}: {got} a {t.dtype} tensor, not float32; return x.float()")
         checked(t.detach().numpy(), f"{where}: example_input()")
     if inputs[0].dim() == 0 or inputs[0].shape[0] != 1:
         raise GapforgeError(f"{where}: example_input() must have batch size 1 (got shape {list(inputs[0].shape)})")

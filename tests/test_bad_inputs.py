@@ -71,6 +71,10 @@ FLOAT_INPUT_MODEL = MINIMAL_MODEL.replace(
 TRAINING_MODE_MODEL = MINIMAL_MODEL.replace("return model.eval()", "return model.train()")
 NAN_EXAMPLE_MODEL = MINIMAL_MODEL.replace("return torch.rand(1, 1, 8, 8)",
                                           "x = torch.rand(1, 1, 8, 8)\n    x[0, 0, 2, 5] = float('nan')\n    return x")
+FLOAT64_EXAMPLE_MODEL = MINIMAL_MODEL.replace("return torch.rand(1, 1, 8, 8)",
+                                              "return torch.rand(1, 1, 8, 8, dtype=torch.float64)")
+NUMPY_EXAMPLE_MODEL = MINIMAL_MODEL.replace("return torch.rand(1, 1, 8, 8)",
+                                            "return (torch.rand(1, 1, 8, 8).numpy(),)")
 NAN_HELD_OUT_MODEL = MINIMAL_MODEL + '''
 
 def held_out_data():
@@ -127,7 +131,8 @@ def model_files(tmp_path_factory):
     files = {}
     for name, text in (("minimal", MINIMAL_MODEL), ("float_input", FLOAT_INPUT_MODEL),
                        ("training_mode", TRAINING_MODE_MODEL), ("nan_example", NAN_EXAMPLE_MODEL),
-                       ("nan_held_out", NAN_HELD_OUT_MODEL)):
+                       ("nan_held_out", NAN_HELD_OUT_MODEL), ("float64_example", FLOAT64_EXAMPLE_MODEL),
+                       ("numpy_example", NUMPY_EXAMPLE_MODEL)):
         files[name] = d / f"{name}.py"
         files[name].write_text(text)
     return files
@@ -349,6 +354,17 @@ def test_model_file_inputs_with_nan_are_refused(model_files, tmp_path):
                "nan_example.py: example_input(): NaN at index [0, 0, 2, 5]")
     user_error(cli("pytorch_extractor", "--model-file", model_files["nan_held_out"], "--out", tmp_path / "b"),
                "nan_held_out.py: held_out_data() inputs: NaN at index [3, 0, 1, 1]")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_file_example_input_of_another_dtype_names_it_and_the_fix(model_files, tmp_path):
+    line = user_error(cli("pytorch_extractor", "--model-file", model_files["float64_example"], "--out", tmp_path / "a"),
+                      "float64_example.py: example_input() returned a torch.float64 tensor, not float32; "
+                      "return x.float()")
+    assert line.count("float64") == 2  # the file name and the dtype
+    user_error(cli("check_model_compatibility", "--model-file", model_files["numpy_example"]),
+               "numpy_example.py: example_input() returned a value of type ndarray, not a float32 tensor; "
+               "return torch.as_tensor(x, dtype=torch.float32)")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -241,3 +241,45 @@ def example_input():
     assert {k: items[k]["status"] for k in ("p1", "max_pool1d", "gap")} == dict.fromkeys(("p1", "max_pool1d", "gap"),
                                                                                       "supported")
     assert not [i for i in rep["items"] if i["status"] != "supported"] and "1-D pooling" not in r.stdout
+
+
+def test_refusals_inside_sequentials_name_the_full_dotted_path(tmp_path):
+    """A refused module or call inside (nested) nn.Sequentials is named by its dotted path ('features.1.2'), not
+    by its bare index, in the checker report and in the extractor's one-line error."""
+    src = tmp_path / "seq.py"
+    src.write_text('''
+import torch, torch.nn as nn, torch.nn.functional as F, brevitas.nn as qnn
+class Blk(nn.Module):
+    def forward(self, x):
+        return F.max_pool2d(x, 2, dilation=2)
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            qnn.QuantIdentity(return_quant_tensor=True),
+            nn.Sequential(qnn.QuantConv2d(1, 4, 3, padding=1), qnn.QuantReLU(return_quant_tensor=True),
+                          nn.Upsample(scale_factor=2)),
+            Blk())
+    def forward(self, x):
+        return self.features(x)
+def create_model():
+    from brevitas.graph.calibrate import calibration_mode
+    m = Net().eval()
+    with torch.no_grad(), calibration_mode(m):
+        m(torch.randn(4, 1, 8, 8))
+    return m.eval()
+def example_input():
+    return torch.randn(1, 1, 8, 8)
+''')
+    r, rep = _report(src, tmp_path)
+    assert r.returncode == 1
+    bad = {i["name"]: i["message"] for i in rep["items"] if i["status"] != "supported"}
+    assert list(bad) == ["features.1.2", "features.2.max_pool2d"], bad
+    assert all(i["status"] == "unsupported" for i in rep["items"] if i["name"] in bad)
+    assert "dilation 2 is not supported for max pooling" in bad["features.2.max_pool2d"]
+    assert "unsupported module class Upsample" in bad["features.1.2"]
+    assert "  features.1.2 " in r.stdout and "  features.2.max_pool2d " in r.stdout
+    out = tmp_path / "net"
+    r = run_tool("pytorch_extractor", "--model-file", str(src), "--out", str(out))
+    assert r.returncode == 2 and not out.exists()
+    assert "module 'features.1.2' (Upsample): unsupported module class Upsample" in r.stderr, r.stderr

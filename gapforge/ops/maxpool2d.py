@@ -116,6 +116,18 @@ def _lower_adaptive_max1d(ctx) -> None:
     emit_maxpool(ctx, [1, t // o], [1, t // o], [0, 0, 0, 0], False, rank=3)
 
 
+def _lower_adaptive_max2d(ctx) -> None:
+    if (ctx.module.return_indices if ctx.node.kind == "module" else ctx.arg(2, "return_indices", False)):
+        ctx.fail("return_indices=True is not supported")
+    expect_rank(ctx, 4)
+    (h, w), (oh, ow) = ctx.in_shape(0)[2:], ctx.out_shape(0)[2:]
+    if h % oh or w % ow:
+        ctx.fail(f"adaptive pooling from {h}x{w} to {oh}x{ow} has unequal windows",
+                 hint="choose an output size that divides the input size")
+    k = [h // oh, w // ow]
+    emit_maxpool(ctx, k, k, [0, 0, 0, 0], False, rank=4)
+
+
 FRONTENDS = [
     Frontend(
         name="torch.nn.MaxPool2d / F.max_pool2d",
@@ -144,5 +156,14 @@ FRONTENDS = [
         doc="Lowered to maxpool2d over the map of height 1 when the output size divides the input length "
             "(output 1 = the global max over time); no return_indices.",
         lower=_lower_adaptive_max1d,
+    ),
+    Frontend(
+        name="torch.nn.AdaptiveMaxPool2d / F.adaptive_max_pool2d",
+        modules=(nn.AdaptiveMaxPool2d,),
+        functions=("adaptive_max_pool2d",),
+        lowers_to=("maxpool2d",),
+        doc="Lowered to maxpool2d (kernel = stride = input size / output size per axis) when each output "
+            "size divides the input size (output 1 = the global max); no return_indices.",
+        lower=_lower_adaptive_max2d,
     ),
 ]
