@@ -114,6 +114,12 @@ def test_checker_cli_on_deployable_networks(name, tmp_path):
     rep = json.loads(out.read_text())
     assert rep["deployable"] is True and rep["summary"]["unsupported"] == 0
     assert "DEPLOYABLE" in r.stdout
+    # the summary line adds up: its counts are over every item it says it checked
+    c, items = rep["summary"], rep["items"]
+    ops = sum(1 for i in items if i["kind"] in ("module", "function"))
+    assert (f"DEPLOYABLE: {c['supported']} supported, {c['warning']} warning{'' if c['warning'] == 1 else 's'}, "
+            f"0 unsupported of {len(items)} items checked ({ops} modules/operations, ") in r.stdout
+    assert c["supported"] + c["warning"] + c["unsupported"] == len(items)
 
 
 @pytest.mark.parametrize("name", NOT_DEPLOYABLE)

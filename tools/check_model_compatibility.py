@@ -54,8 +54,14 @@ def print_report(report, verbose: bool) -> None:
             print(f"        {'':<{width}}  fix: {d.hint}")
     c = report.counts()
     verdict = "DEPLOYABLE" if report.deployable else "NOT DEPLOYABLE"
-    print(f"{verdict}: {c['supported']} supported, {c['warning']} warnings, {c['unsupported']} unsupported "
-          f"({len([d for d in report.items if d.kind in ('module', 'function')])} modules/operations checked)")
+    ops = len([d for d in report.items if d.kind in ("module", "function")])
+    print(f"{verdict}: {c['supported']} supported, {_count(c['warning'], 'warning')}, {c['unsupported']} unsupported "
+          f"of {_count(len(report.items), 'item')} checked ({ops} modules/operations, "
+          f"{_count(len(report.items) - ops, 'other check')})")
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def main(argv: list[str] | None = None) -> int:
