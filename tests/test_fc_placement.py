@@ -150,3 +150,27 @@ def test_parameters_in_l3_keep_every_layer_on_the_cluster(golden):
     assert g.placement.params == "L3"
     rows = [r for r in g.placement.layers if "placement" in r]
     assert rows and all(r["placement"]["on"] == "cluster" and r["tiling"] == "linear" for r in rows)
+
+
+def test_a_placement_that_fails_with_fc_steps_keeps_every_layer_on_the_cluster(golden, monkeypatch):
+    """An FC step's operands are pinned in L2: when that makes the placement fail, the plan falls back to every
+    layer on the cluster (whose operands may move to L3) instead of failing."""
+    from codegen.gap9 import program as gp
+    from gapforge import ir
+    from gapforge.plan import build_plan
+
+    real = gp.place
+
+    def place(program, plan, tiles, budgets, **kw):
+        if any(tp.tiling == "fc" and s.kind == "linear" for tp, s in zip(tiles, plan.steps)):
+            raise gp.PlacementError("L2 does not fit with the FC steps' operands pinned")
+        return real(program, plan, tiles, budgets, **kw)
+
+    monkeypatch.setattr(gp, "place", place)
+    d = golden("mlp")
+    g = gp.build_gap9_program(build_plan(ir.load(d)), Path(d) / "test_cases" / "test_case_1", None, None,
+                              fc_layers="all")
+    rows = [r for r in g.placement.layers if "placement" in r]
+    assert [r["tiling"] for r in rows] == ["linear"] * 3 and all(r["placement"]["on"] == "cluster" for r in rows)
+    assert [[i for i in t if i in g.layers] for t in g.tasks] == [[1, 2, 3]]
+    assert [c.kernel for c in g.program.calls[1:]] == ["gf_linear"] * 3

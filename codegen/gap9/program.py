@@ -7,7 +7,7 @@ from pathlib import Path
 
 from codegen.gap9 import fc_placement
 from codegen.gap9.hw import DEFAULT, Budgets, Platform, align
-from codegen.gap9.placement import L2, L3, Placement, place
+from codegen.gap9.placement import L2, L3, Placement, PlacementError, place
 from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, rows_geometry, rows_layout, tile_step
 from codegen.program import Program, build_program
 from gapforge.errors import GapforgeError
@@ -169,11 +169,17 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
         return tile_step(plan.steps[i], plan.net, tiling_budgets.hw.with_budgets(l1, budgets.l2), pack=True, simd=simd)
 
     estimates = fc_placement.choose(plan.steps, generic.calls, cluster_tiles, hw, simd, fc_layers)
-    tiles = fc_placement.apply(plan.steps, cluster_tiles, estimates)
-    placement = place(generic, plan, tiles, budgets, retile=retile)
-    if placement.params != L2 and any(e.on_fc for e in estimates.values()):
-        # the FC's kernels read their parameters in L2: with the parameters in L3 every layer stays on the cluster
-        estimates = {i: replace(e, on_fc=False) for i, e in estimates.items()}
+    placement = None
+    if any(e.on_fc for e in estimates.values()):
+        tiles = fc_placement.apply(plan.steps, cluster_tiles, estimates)
+        try:  # an FC step's operands stay in L2 (pinned), its parameters must be there too
+            placement = place(generic, plan, tiles, budgets, retile=retile)
+        except PlacementError:
+            placement = None
+        if placement is None or placement.params != L2:  # then every layer stays on the cluster
+            estimates = {i: replace(e, on_fc=False) for i, e in estimates.items()}
+            placement = None
+    if placement is None:
         tiles = list(cluster_tiles)
         placement = place(generic, plan, tiles, budgets, retile=retile)
     # one cluster task per run of cluster steps needs the run's outputs intact until the FC compares them after it:
