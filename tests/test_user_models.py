@@ -137,3 +137,17 @@ def test_timm_qkv_indexed_rewrite_is_exact(tmp_path):
     assert [op.type for op in net.ops].count("matmul") == 2
     engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
     assert np.array_equal(ours, ref) and np.abs(ref).max() > 0
+
+
+def test_a_model_failing_in_eval_mode_is_refused_naming_its_line(tmp_path):
+    from gapforge.compat import check_model
+
+    src = _source("cat_two_scales")
+    with pytest.raises(RuntimeError, match="Scaling factors are different"):
+        src.model(*src.example_inputs)  # the model fails by itself
+    (item,) = [i for i in check_model(src).items if i.status == "unsupported"]
+    assert re.search(r"forward pass failed at cat_two_scales\.py:\d+ \(return self\.fc\(torch\.cat\(\[a, b\], "
+                     r"dim=1\)\)\): RuntimeError: Scaling factors are different", item.message), item.message
+    assert "model.eval()(example_input())" in item.hint
+    r = run_tool("deploy", "--model-file", str(MODELS / "cat_two_scales.py"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 1 and "cat_two_scales.py:" in r.stdout and "Traceback" not in r.stderr
