@@ -187,6 +187,19 @@ def _user_location() -> tuple[str | None, tuple | None]:
     return None, None
 
 
+def _user_frame(exc: BaseException) -> str:
+    """'file.py:LINE (source line)' of the innermost frame of the model's own code (not torch, Brevitas, the
+    standard library or gapforge) in the traceback of ``exc``; '' when there is none."""
+    import traceback
+
+    found = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if not _is_library(frame.filename):
+            text = (frame.line or "").strip()
+            found = f"{os.path.basename(frame.filename)}:{frame.lineno}" + (f" ({text})" if text else "")
+    return found
+
+
 def _iter_leaves(obj: Any) -> Iterator[Any]:
     if isinstance(obj, QuantTensor) or isinstance(obj, torch.Tensor):
         yield obj
@@ -452,6 +465,9 @@ def capture(model: nn.Module, example_inputs: tuple, is_leaf: Callable[[nn.Modul
             where = f" inside module '{stack[-1]}'"
         elif rec.container_stack[-1]:
             where = f" inside module '{rec.container_stack[-1]}'"
+        line = _user_frame(exc)
+        if line:
+            where += f" at {line}"
         msg = " ".join(str(exc).split())
         raise CaptureError(f"the forward pass failed{where}: {type(exc).__name__}: {msg}") from exc
     finally:

@@ -49,7 +49,9 @@ def check_model(src: ModelSource) -> Report:
         graph = capture_model(src)
     except CaptureError as err:
         report.items.append(Diagnostic("<model>", "model", type(src.model).__name__, "unsupported",
-                                       str(err), "the model must run a forward pass on its example input"))
+                                       str(err), "the model must run a forward pass on its example input in eval mode; "
+                                       "model.eval()(example_input()) alone shows whether the error is the "
+                                       "model's (or Brevitas') own"))
         graph = None
     if graph is not None:
         net, low = lower_graph(graph, src.name, src.source, strict=False)

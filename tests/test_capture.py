@@ -111,7 +111,8 @@ def test_forward_failure_is_reported_with_module_path():
         def forward(self, x):
             return self.inner(x)
 
-    with pytest.raises(GapforgeError, match=r"forward pass failed inside module 'inner.1': RuntimeError"):
+    with pytest.raises(GapforgeError, match=r"forward pass failed inside module 'inner.1' at test_capture.py:\d+ "
+                       r"\(return self.inner\(x\)\): RuntimeError"):
         _graph(Broken())
 
 

@@ -3,6 +3,7 @@ a robustness sweep on models gapforge had not seen; asserted on values."""
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from conftest import run_tool
 
 from gapforge import fidelity, inputs
+from gapforge.errors import GapforgeError
 from gapforge.extract import extract, model_inputs, write_network
 from gapforge.modelsrc import load_model
 from tools.check_fidelity import accuracy_report
@@ -100,3 +102,52 @@ def test_relu_before_quant_relu_is_one_fused_step_and_exact(tmp_path):
     assert [(s.kind, s.relu, len(s.ops)) for s in engine.plan.steps] == [
         ("quantize", False, 1), ("conv2d", True, 4), ("conv2d", False, 1), ("add", True, 4)]
     assert (ref == 0).mean() > 0.2 and np.array_equal(ours, ref)
+
+
+def test_quant_hardswish_is_one_table_and_exact(tmp_path):
+    src = _source("quant_hardswish")
+    net = extract(src)
+    luts = [op for op in net.ops if op.type == "lut"]
+    assert [op.attrs["function"] for op in luts] == ["hardswish(x)", "hardswish(x)"]
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
+    assert ref.min() < 0 < ref.max()  # the signed second QuantHardSwish keeps hardswish's negative part
+    assert np.array_equal(ours, ref)
+
+
+@pytest.mark.parametrize("layout,message", [
+    ("timm", r"permutation \[2, 0, 3, 1, 4\] moves the batch axis \(axis 0\) of '\w+' to position 1.*"
+             r"q = qkv\[:, :, 0\]\.permute\(0, 2, 1, 3\)"),
+    ("float_bias", r"splits axis 2 of 'qkv', an int32 accumulator with a per-channel offset \(a float bias: "
+                   r"bias_quant=None\).*QuantIdentity.*bias_quant=Int32Bias"),
+])
+def test_timm_qkv_layout_refusals_name_the_tensor_and_the_fix(monkeypatch, layout, message):
+    src = _source("timm_qkv_permute")
+    monkeypatch.syspath_prepend(str(MODELS))
+    import timm_qkv_permute as mod
+    monkeypatch.setattr(mod, "LAYOUT", layout)
+    src.model = mod.create_model()
+    with pytest.raises(GapforgeError) as err:
+        extract(src)
+    assert re.search(message, err.value.one_line())
+
+
+def test_timm_qkv_indexed_rewrite_is_exact(tmp_path):
+    src = _source("timm_qkv_permute")
+    net = extract(src)
+    assert [op.type for op in net.ops].count("matmul") == 2
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
+    assert np.array_equal(ours, ref) and np.abs(ref).max() > 0
+
+
+def test_a_model_failing_in_eval_mode_is_refused_naming_its_line(tmp_path):
+    from gapforge.compat import check_model
+
+    src = _source("cat_two_scales")
+    with pytest.raises(RuntimeError, match="Scaling factors are different"):
+        src.model(*src.example_inputs)  # the model fails by itself
+    (item,) = [i for i in check_model(src).items if i.status == "unsupported"]
+    assert re.search(r"forward pass failed at cat_two_scales\.py:\d+ \(return self\.fc\(torch\.cat\(\[a, b\], "
+                     r"dim=1\)\)\): RuntimeError: Scaling factors are different", item.message), item.message
+    assert "model.eval()(example_input())" in item.hint
+    r = run_tool("deploy", "--model-file", str(MODELS / "cat_two_scales.py"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 1 and "cat_two_scales.py:" in r.stdout and "Traceback" not in r.stderr

@@ -272,7 +272,7 @@ def _lower_function(ctx) -> None:
 
 
 def _lower_quant_nonlinear(ctx) -> None:
-    """QuantSigmoid / QuantTanh: [input_quant] -> act_quant (whose proxy applies the function itself)."""
+    """QuantSigmoid / QuantTanh / QuantHardSwish: [input_quant] -> act_quant (whose proxy applies the function itself)."""
     from gapforge.ops.requantize import quantize_to
 
     m = ctx.module
@@ -323,11 +323,12 @@ FRONTENDS = [
         lower=_lower_function,
     ),
     Frontend(
-        name="brevitas.nn.QuantSigmoid / QuantTanh",
-        modules=(qnn.QuantSigmoid, qnn.QuantTanh),
+        name="brevitas.nn.QuantSigmoid / QuantTanh / QuantHardSwish",
+        modules=(qnn.QuantSigmoid, qnn.QuantTanh, qnn.QuantHardSwish),
         lowers_to=("requantize", "lut"),
         doc="[input quantizer] then the function and its output quantizer as one table (as for torch.sigmoid "
-            "/ torch.tanh followed by a quantizer).",
+            "/ torch.tanh / F.hardswish followed by a quantizer; QuantHardSwish's default unsigned quantizer "
+            "clamps its negative part to 0, as in Brevitas).",
         lower=_lower_quant_nonlinear,
     ),
     Frontend(

@@ -71,7 +71,12 @@ def _lower(ctx) -> None:
         ctx.bind_seq_first(x)
         return
     if sorted(perm) != list(range(nd)) or perm[0] != 0:
-        ctx.fail(f"permutation {perm} moves the batch axis or is not a permutation")
+        if sorted(perm) == list(range(nd)):
+            ctx.fail(f"permutation {perm} moves the batch axis (axis 0) of '{x.name}' to position "
+                     f"{perm.index(0)}; every activation keeps the batch axis first",
+                     hint="index before permuting, e.g. timm's qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4) "
+                          "then qkv[0]: write q = qkv[:, :, 0].permute(0, 2, 1, 3) (likewise k, v)")
+        ctx.fail(f"permutation {perm} of the {nd} axes of '{x.name}' is not a permutation")
     if x.kind not in ("quant", "acc"):
         ctx.fail(f"permutes {x.described}", hint="quantize before permuting")
     if perm == list(range(nd)):

@@ -55,7 +55,16 @@ def emit_reshape(ctx, x, out_shape, base):
     if axis is not None:
         axis = _channel_axis_after(x.shape, out_shape, axis)
         if axis is None:
-            ctx.fail(f"reshape from {x.shape} to {out_shape} splits the per-channel axis")
+            what = ("scale" if isinstance(x.scale, list) else "") + (
+                " and offset" if isinstance(x.scale, list) and isinstance(x.offset, list) else
+                "offset" if isinstance(x.offset, list) else "")
+            why = (" (a float bias: bias_quant=None)" if x.kind == "acc" and isinstance(x.offset, list) else "")
+            ctx.fail(f"reshape from {x.shape} to {out_shape} splits axis {x.channel_axis} of '{x.name}', "
+                     f"{x.described} with a per-channel {what}{why}; only a reshape that keeps that axis whole "
+                     "is exact",
+                     hint=f"quantize '{x.name}' per tensor before the reshape (a QuantIdentity, or output_quant "
+                          "on the layer that produces it)"
+                          + (", or give that layer bias_quant=Int32Bias" if why else ""))
     fields = dict(scale=x.scale, channel_axis=axis)
     if x.kind == "quant":
         fields.update(zero_point=x.zero_point, bit_width=x.bit_width, signed=x.signed,
