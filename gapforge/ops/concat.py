@@ -133,7 +133,10 @@ FRONTENDS = [
         name="brevitas.nn.QuantCat",
         modules=(qnn.QuantCat,),
         lowers_to=("requantize", "concat", "requantize"),
-        doc="Inputs go through the shared input quantizer, then concat, then the output quantizer.",
+        doc="Inputs go through the shared input quantizer, then concat, then the output quantizer. Brevitas "
+            "0.13.4's QuantCat.forward calls QuantTensor.cat, which that release does not have, so a model using "
+            "it fails in Brevitas itself (AttributeError: the refusal names the model's line); torch.cat of "
+            "inputs quantized by one shared QuantIdentity is the same and deploys exactly.",
         lower=_lower_quant_cat,
     ),
 ]
