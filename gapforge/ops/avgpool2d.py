@@ -10,7 +10,7 @@ import atomic_ops
 from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
 from gapforge.ops._shapes import on_map, pool_shapes
-from gapforge.ops.maxpool2d import expect_rank
+from gapforge.ops.maxpool2d import adaptive_window, expect_rank
 from gapforge.plan import input_abs_max
 
 
@@ -114,28 +114,17 @@ def _lower_avgpool1d(ctx) -> None:
     _pool(ctx, [1, k], [1, s], [0, p], ceil, cip, None)
 
 
+def _adaptive(ctx, rank: int) -> None:
+    k = adaptive_window(ctx, rank)
+    ctx.bind(emit_avgpool(ctx, ctx.input_tensor(0), k, k, [0, 0], k[0] * k[1], ctx.out_shape(0), ctx.name))
+
+
 def _lower_adaptive(ctx) -> None:
-    expect_rank(ctx, 4)
-    x = ctx.input_tensor(0)
-    out_shape = ctx.out_shape(0)
-    h, w = x.shape[2:]
-    oh, ow = out_shape[2:]
-    if h % oh or w % ow:
-        ctx.fail(f"adaptive pooling from {h}x{w} to {oh}x{ow} has unequal windows",
-                 hint="choose an output size that divides the input size")
-    k = [h // oh, w // ow]
-    ctx.bind(emit_avgpool(ctx, x, k, k, [0, 0], k[0] * k[1], out_shape, ctx.name))
+    _adaptive(ctx, 4)
 
 
 def _lower_adaptive1d(ctx) -> None:
-    expect_rank(ctx, 3)
-    x = ctx.input_tensor(0)
-    out_shape = ctx.out_shape(0)
-    t, o = x.shape[2], out_shape[2]
-    if t % o:
-        ctx.fail(f"adaptive pooling from {t} to {o} steps has unequal windows",
-                 hint="choose an output size that divides the input length")
-    ctx.bind(emit_avgpool(ctx, x, [1, t // o], [1, t // o], [0, 0], t // o, out_shape, ctx.name))
+    _adaptive(ctx, 3)
 
 
 def _mean_over_axis(ctx, x, axis: int):

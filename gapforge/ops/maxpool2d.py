@@ -105,27 +105,36 @@ def _lower_maxpool1d(ctx) -> None:
     emit_maxpool(ctx, [1, k], [1, s], [0, p, 0, p], ceil, rank=3)
 
 
-def _lower_adaptive_max1d(ctx) -> None:
-    if (ctx.module.return_indices if ctx.node.kind == "module" else ctx.arg(2, "return_indices", False)):
-        ctx.fail("return_indices=True is not supported")
-    expect_rank(ctx, 3)
-    t, o = ctx.in_shape(0)[2], ctx.out_shape(0)[2]
-    if t % o:
-        ctx.fail(f"adaptive pooling from {t} to {o} steps has unequal windows",
-                 hint="choose an output size that divides the input length")
-    emit_maxpool(ctx, [1, t // o], [1, t // o], [0, 0, 0, 0], False, rank=3)
-
-
-def _lower_adaptive_max2d(ctx) -> None:
-    if (ctx.module.return_indices if ctx.node.kind == "module" else ctx.arg(2, "return_indices", False)):
-        ctx.fail("return_indices=True is not supported")
-    expect_rank(ctx, 4)
+def adaptive_window(ctx, rank: int) -> list[int]:
+    """The window (= stride) of an adaptive pooling whose output sizes divide its input sizes (``rank`` 4: NCHW;
+    3: (N, C, T), the window [1, k]); unequal windows are refused."""
+    expect_rank(ctx, rank)
+    if rank == 3:
+        t, o = ctx.in_shape(0)[2], ctx.out_shape(0)[2]
+        if t % o:
+            ctx.fail(f"adaptive pooling from {t} to {o} steps has unequal windows",
+                     hint="choose an output size that divides the input length")
+        return [1, t // o]
     (h, w), (oh, ow) = ctx.in_shape(0)[2:], ctx.out_shape(0)[2:]
     if h % oh or w % ow:
         ctx.fail(f"adaptive pooling from {h}x{w} to {oh}x{ow} has unequal windows",
                  hint="choose an output size that divides the input size")
-    k = [h // oh, w // ow]
-    emit_maxpool(ctx, k, k, [0, 0, 0, 0], False, rank=4)
+    return [h // oh, w // ow]
+
+
+def _adaptive_max(ctx, rank: int) -> None:
+    if (ctx.module.return_indices if ctx.node.kind == "module" else ctx.arg(2, "return_indices", False)):
+        ctx.fail("return_indices=True is not supported")
+    k = adaptive_window(ctx, rank)
+    emit_maxpool(ctx, k, k, [0, 0, 0, 0], False, rank=rank)
+
+
+def _lower_adaptive_max1d(ctx) -> None:
+    _adaptive_max(ctx, 3)
+
+
+def _lower_adaptive_max2d(ctx) -> None:
+    _adaptive_max(ctx, 4)
 
 
 FRONTENDS = [
