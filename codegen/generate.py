@@ -10,7 +10,7 @@ from pathlib import Path
 import jinja2
 
 from codegen import manifest as mf
-from codegen.gap9.fc_placement import MODES as FC_MODES
+from codegen.gap9.fc_placement import MODES as FC_LAYERS  # gap9 --fc-layers: which small layers run on the FC
 from codegen.gap9.fc_placement import format_choices
 from codegen.program import Program, build_program
 from codegen.targets import TARGETS, Target
@@ -110,7 +110,6 @@ SMALL_STACK = 1024  # small-stack: the compute-core stack configured before it w
 
 KERNELS = ("portable", "simd")  # gap9 --kernels: the portable C kernels, or the SIMD ones (gf_simd.c)
 SIMD_DEFINES = ["GF_K_SIMD", "GF_SIMD_KERNELS"]
-FC_LAYERS = FC_MODES  # gap9 --fc-layers: which small layers run on the FC
 
 
 def _gap9_resources(tmp: Path, target: Target, program: Program, hw, base, fault: str,

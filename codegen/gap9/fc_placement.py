@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from codegen.gap9.hw import Platform
-from codegen.gap9.tiling import TilePlan, fc_plan
+from codegen.gap9.tiling import TilePlan, fc_plan, runs_nothing
 from gapforge.ops import registry
 
 MODES = ("auto", "off", "all")
@@ -72,10 +72,6 @@ def fc_cycles(hw: Platform, call, simd: bool) -> int:
     return round(hw.fc_step_cycles + call.macs * per_mac + outputs * hw.fc_cycles_per_output)
 
 
-def _runs_nothing(call, tp: TilePlan) -> bool:
-    return tp.tiling == "fc" and not call.kernel and call.kind != "quantize"
-
-
 def choose(steps, calls, tiles: list[TilePlan], hw: Platform, simd: bool, mode: str = "auto") -> dict[int, Estimate]:
     """step index -> Estimate for every step that may run on either side (on_fc: the choice)."""
     est = {}
@@ -90,7 +86,7 @@ def choose(steps, calls, tiles: list[TilePlan], hw: Platform, simd: bool, mode: 
     # (s = 1) or not (s = 0); a cluster layer after an FC step starts a task
     best = {0: (0, ()), 1: None}
     for i, (call, tp) in enumerate(zip(calls, tiles)):
-        if _runs_nothing(call, tp):
+        if runs_nothing(call, tp):
             continue
         options = []
         if tp.tiling == "fc":

@@ -8,7 +8,15 @@ from pathlib import Path
 from codegen.gap9 import fc_placement
 from codegen.gap9.hw import DEFAULT, Budgets, Platform, align
 from codegen.gap9.placement import L2, L3, Placement, PlacementError, place
-from codegen.gap9.tiling import TilePlan, conv_geometry, eltwise_layout, rows_geometry, rows_layout, tile_step
+from codegen.gap9.tiling import (
+    TilePlan,
+    conv_geometry,
+    eltwise_layout,
+    rows_geometry,
+    rows_layout,
+    runs_nothing,
+    tile_step,
+)
 from codegen.program import Program, build_program
 from gapforge.errors import GapforgeError
 from gapforge.plan import Plan
@@ -317,11 +325,6 @@ def format_tasks(gap9: dict) -> str:
     return "\n".join(lines)
 
 
-def _noop(call, tp: TilePlan) -> bool:
-    """An FC step that runs nothing (a view: its output is its input's bytes, in place)."""
-    return tp.tiling == "fc" and not call.kernel and call.kind != "quantize"
-
-
 def task_runs(calls, tiles: list[TilePlan]) -> list[list[int]]:
     """Maximal runs of consecutive cluster steps, with the views between them (no trailing view), of at most
     TASK_MAX_LAYERS cluster steps: the steps one cluster task can run, the FC having nothing to do between them."""
@@ -332,7 +335,7 @@ def task_runs(calls, tiles: list[TilePlan]) -> list[list[int]]:
         if tp.tiling != "fc" and layers == TASK_MAX_LAYERS:  # the runtime's static run records (gf_gap9.h)
             runs.append(cur)
             cur, layers = [], 0
-        if tp.tiling != "fc" or (cur and _noop(call, tp)):
+        if tp.tiling != "fc" or (cur and runs_nothing(call, tp)):
             cur.append(call.index)
             layers += tp.tiling != "fc"
             continue
@@ -341,7 +344,7 @@ def task_runs(calls, tiles: list[TilePlan]) -> list[list[int]]:
     runs.append(cur)
     by_index = {call.index: (call, tp) for call, tp in zip(calls, tiles)}
     for r in runs:
-        while r and _noop(*by_index[r[-1]]):
+        while r and runs_nothing(*by_index[r[-1]]):
             r.pop()
     return [r for r in runs if r]
 
@@ -363,7 +366,7 @@ def cluster_tasks(program: Program, tiles: list[TilePlan], outputs: dict[int, Op
             overlaps = any(lvl == out.level and off < out.offset + nbytes and out.offset < off + n
                            for lvl, off, n in written)
             if tp_of[i].tiling != "fc" and overlaps:  # (a view rewrites nothing: it aliases an earlier output)
-                while cur and _noop(by_index[cur[-1]], tp_of[cur[-1]]):
+                while cur and runs_nothing(by_index[cur[-1]], tp_of[cur[-1]]):
                     cur.pop()
                 tasks.append(cur)
                 cur, written = [], []

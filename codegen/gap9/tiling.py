@@ -669,6 +669,11 @@ def fc_plan(step: Step) -> TilePlan:
     return TilePlan(step.output, "fc", {}, [], 0, {}, False, [], 0, {}, 0)
 
 
+def runs_nothing(call, tp: TilePlan) -> bool:
+    """An FC step that runs nothing (a view: its output is its input's bytes, in place)."""
+    return tp.tiling == "fc" and not call.kernel and call.kind != "quantize"
+
+
 TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "rows": tile_rows, "gemm": tile_gemm,
           "scan": tile_scan}
 

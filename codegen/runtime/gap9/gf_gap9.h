@@ -4,8 +4,9 @@
  * splitting each tile over the compute cores.
  *
  * Execution model (per cluster task: the consecutive cluster layers of the plan's gap9.tasks):
- *   FC:      allocates the L2 bounce buffers the task's largest layer needs for L3-resident operands,
- *            then sends one cluster task for all its layers.
+ *   FC:      once, before the first step, binds every cluster layer's run record and allocates the L2
+ *            bounce area its largest layer needs for L3-resident operands (gf_net_bind); then per task
+ *            sends one cluster task for all its layers (gf_run_task).
  *   core 8:  (cluster controller, runs the task) allocates one L1 block for the whole task (the control
  *            block and the buffers of its largest layer), forks the compute cores once (the most cores
  *            of its layers) for all its layers, then frees the block.

@@ -153,7 +153,6 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
     }
 }
 
-
 static int32_t param_capacity(const gf_layer_t *L)
 {
     if (L->tiling == GF_TILING_ELTWISE)
@@ -618,15 +617,15 @@ static gf_requant_t tile_requant(const gf_run_t *R, uint8_t *p, int32_t first)
     return rq;
 }
 
-/* Core 0, once per layer (tile 0's parameters are in buffer 0): the per-tensor constants' copies (rqc_pre_offset
- * `off`); the same for every tile. Not inlined: keeps tile_loop's frame small. */
+/* Core 0, once per layer (tile 0's parameters are in buffer 0): the per-tensor constants' copies at R->pre_off;
+ * the same for every tile. Not inlined: keeps tile_loop's frame small. */
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
-static void rqc_pre_fill(gf_run_t *R, uint32_t off)
+static void rqc_pre_fill(gf_run_t *R)
 {
     gf_requant_t rq = tile_requant(R, R->l1[0][GF_OP_P], 0);
-    gf_rqc_t *c = (gf_rqc_t *)(void *)(R->l1[0][GF_OP_P] + off);
+    gf_rqc_t *c = (gf_rqc_t *)(void *)(R->l1[0][GF_OP_P] + R->pre_off);
     gf_rqc_init(&c[0], &rq, 0);
     for (int i = 1; i < GF_RQC_PRE_COPIES; i++)
         c[i] = c[0];
@@ -889,8 +888,9 @@ static inline void layer_tiles(gf_run_t *R, int core)
         (void)gf_fault_deep_call(GF_FAULT_DEEP_CALL);
 #endif
     if (core == 0) {
-        /* resident operands: loaded once, before the pipeline starts (tile 0's geometry: its slot) */
-        const gf_tile_t *T0 = &R->tiles[0]; /* tile 0's geometry: bound with the run record (bind_layer) */
+        /* resident operands: loaded once, before the pipeline starts (tile 0's geometry: its slot, bound with the run
+         * record: bind_layer) */
+        const gf_tile_t *T0 = &R->tiles[0];
         if (L->tiling == GF_TILING_LINEAR)
             load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][GF_OP_IN], R->bounce[0][GF_OP_IN],
                       (uint32_t)(L->k * elem_bytes(L->in_t)));
@@ -919,7 +919,7 @@ static inline void layer_tiles(gf_run_t *R, int core)
             if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
                 q_wait(&R->load_q[b]);
             if (t == 0 && R->pre_off)
-                rqc_pre_fill(R, R->pre_off);
+                rqc_pre_fill(R);
             if ((L->tiling == GF_TILING_GEMM || (L->tiling == GF_TILING_CONV && L->buf_col)) && L->buf_wp &&
                 !L->w_resident)
                 unpack_gemm_tile(R, b);
