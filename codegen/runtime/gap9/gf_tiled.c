@@ -1299,7 +1299,7 @@ int gf_run_task(struct pi_device *cluster, gf_run_t *runs, int n, int core_stack
     static gf_task_run_t T; /* read by the cluster controller (L2) */
     struct pi_cluster_task task;
     *failed = 0;
-    if (n < 1 || n > GF_TASK_MAX_LAYERS)
+    if (n < 1)
         return GF_ERR_TASK;
     T.runs = runs;
     T.n = n;
