@@ -109,9 +109,11 @@ def test_descriptor_tables_leave_the_fc_private_bank_in_the_pulp_sdk_build(proje
     """pulpos' siracusa link puts .rodata in L2 private bank 0 with the FC stack and gives the FC
     allocator the rest; the network's tables (~290 B a step) filled it for transformer_multiblock and
     pulpos' L1 allocator was NULL. The tables carry GF_TABLE: a .l2_data section (the shared banks)
-    in the pulp-sdk build (gf_pulp_sdk.h), .rodata elsewhere (gf_gap9.h)."""
+    in the pulp-sdk build (gf_pulp_sdk.h), .rodata elsewhere (gf_gap9.h). The layer descriptors are in the
+    layers' records (gf_net_recs, bound at run time): writable .data, which pulpos' link also puts in the shared
+    banks (its .l2_data output section)."""
     net_c = (project / "src" / "network.c").read_text()
-    tables = ("gf_regions", "gf_layers", "gf_layer_ops", "gf_steps")
+    tables = ("gf_regions", "gf_layer_ops", "gf_steps")
     assert not re.search(r"^(static )?const ", net_c, re.M)  # every file-scope table is placed
     assert all(re.search(rf"^GF_TABLE const \w+ {t}\[", net_c, re.M) for t in tables)
     compat = (project / "runtime" / "gap9" / "gf_pulp_sdk.h").read_text()
@@ -127,6 +129,7 @@ def test_descriptor_tables_leave_the_fc_private_bank_in_the_pulp_sdk_build(proje
         subprocess.run([*cc, *extra, "-o", str(obj)], check=True, capture_output=True)
         placed = _symbol_sections(obj)
         assert {t: placed[t] for t in tables} == dict.fromkeys(tables, where)
+        assert placed["gf_net_recs"] == ".data"
     # the boot check runs first in the pulp-sdk build: an overflow is one line, not a crash in pulpos
     main_c = (project / "src" / "main.c").read_text()
     body = main_c[main_c.index("int main(void)\n{"):]

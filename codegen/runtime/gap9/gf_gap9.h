@@ -166,13 +166,6 @@ typedef struct {
     uint32_t cc_cycles, cc_instr, bk_cycles, bk_instr;
 } gf_layer_stats_t;
 
-/* One cluster layer of a task: its descriptor, its operands (bound by the FC) and where its counters go. */
-typedef struct {
-    const gf_layer_t *L;
-    gf_operands_t ops;
-    gf_layer_stats_t *stats;
-} gf_task_layer_t;
-
 /* ---- the executor's run record of one layer (gf_tiled.c): bound once by the FC before the first task
  * (gf_net_bind), copied into the L1 control block by core 0 before the layer runs ---- */
 #define GF_MAX_CMDS 8 /* DMA commands in flight per queue at most */
@@ -229,10 +222,21 @@ typedef struct {
     gf_tile_t slot[2];
 } gf_run_t;
 
+/* One cluster layer's control data in L2 (network.c gf_net_recs: the descriptor generated in place, the operand
+ * locations set by the FC once the arenas are allocated, the run record bound once before the first step:
+ * gf_net_bind), contiguous so that core 0 brings the whole block into the task's L1 control block with one DMA
+ * command before the layer (gf_tiled.c layer_in; the run record's L and ops point into the block: into this L2 copy
+ * here, into the L1 copy there). */
+typedef struct {
+    gf_run_t run;
+    gf_layer_t layer;
+    gf_operands_t ops;
+} gf_net_rec_t;
+
 /* gf_run_task results */
 #define GF_ERR_L1_ALLOC (-1) /* the task's L1 block could not be allocated (reported on stdout) */
 #define GF_ERR_CLUSTER (-2)  /* pi_cluster_send_task_to_cl failed */
-#define GF_ERR_TASK (-3)     /* a task of no layer or of more than GF_TASK_MAX_LAYERS */
+#define GF_ERR_TASK (-3)     /* a task of no layer */
 
 /* Zero a struct of whole words. A word loop, not memset: pulp-sdk's minimal libc clears byte by byte
  * (gvsoc siracusa, docs/gap9.md); the empty asm keeps GCC from turning the loop back into a memset call. */
@@ -262,25 +266,21 @@ static inline void gf_copy_words(void *dst, const void *src, uint32_t bytes)
  * same figure). */
 #define GF_L1_CONTROL_BYTES 1536u
 
-/* Cluster layers one task runs at most (codegen/gap9/program.py TASK_MAX_LAYERS plans the tasks with the same
- * bound). */
-#define GF_TASK_MAX_LAYERS 16
-
 /* The network's cluster layers, bound once on the FC before the first task (their operands are fixed once the
- * arenas are allocated): gf_net_bind binds each layer's run record (`runs[k]` for `layers[k]`, static, in L2: the
- * cluster only allocates, forks and frees) and returns the L2 bytes of the bounce area for L3 operands: the largest
- * layer's (one layer runs at a time); gf_net_bounce gives the records that area (allocated by the caller, NULL if
- * 0 bytes), kept for the whole program. */
-uint32_t gf_net_bind(gf_run_t *runs, const gf_task_layer_t *layers, int n, struct pi_device *ram);
-void gf_net_bounce(gf_run_t *runs, int n, uint8_t *bounce);
+ * arenas are allocated): gf_net_bind binds each layer's run record (`recs[k]`, static, in L2, its descriptor and
+ * operands in place; its counters go to `stats[k]`; the cluster only allocates, forks and frees) and returns the L2
+ * bytes of the bounce area for L3 operands: the largest layer's (one layer runs at a time); gf_net_bounce gives the
+ * records that area (allocated by the caller, NULL if 0 bytes), kept for the whole program. */
+uint32_t gf_net_bind(gf_net_rec_t *recs, gf_layer_stats_t *stats, int n, struct pi_device *ram);
+void gf_net_bounce(gf_net_rec_t *recs, int n, uint8_t *bounce);
 
-/* A cluster task of the `n` consecutive bound layers from `runs` (at most GF_TASK_MAX_LAYERS): the cluster controller
- * allocates one L1 block (GF_L1_CONTROL_BYTES + the largest layer's buffers) and forks the compute cores once; the
- * cores run the layers in order, and each layer's stats are filled (the busiest core's counters included).
+/* A cluster task of the `n` consecutive bound layers from `recs` (any number: each has its record): the cluster
+ * controller allocates one L1 block (GF_L1_CONTROL_BYTES + the largest layer's buffers) and forks the compute cores
+ * once; the cores run the layers in order, and each layer's stats are filled (the busiest core's counters included).
  * `core_stack_bytes`: each compute core's stack (pi_cluster_task_stacks). Returns 0 or the GF_ERR_* of the task
  * (GF_ERR_L1_ALLOC: the task's block could not be allocated, no layer ran, *failed = the index of its largest
  * layer). */
-int gf_run_task(struct pi_device *cluster, gf_run_t *runs, int n, int core_stack_bytes, int *failed);
+int gf_run_task(struct pi_device *cluster, gf_net_rec_t *recs, int n, int core_stack_bytes, int *failed);
 
 /* Number of tiles of a layer. */
 int32_t gf_layer_tiles(const gf_layer_t *L);

@@ -30,8 +30,8 @@
 #error "GF_PULP_CC_STACK_BYTES (the cluster controller's own stack) is set by the generated Makefile"
 #endif
 
-/* The network's descriptor tables (network.c: gf_layers, gf_steps, gf_layer_ops, gf_regions; about
- * 290 bytes a step) go to the shared L2 banks, not .rodata. pulpos' linker script (siracusa) puts the
+/* The network's descriptor tables (network.c: gf_steps, gf_layer_ops, gf_regions; the layer descriptors
+ * are in gf_net_recs, writable .data, which pulpos puts in the shared banks) go to the shared L2 banks, not .rodata. pulpos' linker script (siracusa) puts the
  * fabric controller's data (.data_tiny_fc, .rodata, its stack) in L2 private bank 0 (32 KiB) and its
  * FC allocator in what is left of that bank: a network of ~80 steps (transformer_multiblock) filled
  * it, the allocator got no memory, so the L1 allocator's descriptor that pulpos takes from it was

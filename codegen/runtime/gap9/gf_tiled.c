@@ -323,10 +323,26 @@ static void box_segments(int32_t H, int32_t W, int32_t eb, int32_t c0, int32_t c
     }
 }
 
+/* A box of whole planes of an L2 operand (every row, every column: the common case of a layer of one tile) is one
+ * contiguous run: moved by dma_1d directly, the same commands and bytes as box_segments' first case, without its
+ * code: on gvsoc siracusa each new 16-B line of code costs core 0 about 20 cycles on every layer (the cluster's
+ * 512 B instruction cache per core keeps nothing from one layer to the next), so the short path saves 0.3-0.6 k
+ * cluster cycles a layer (docs/gap9.md). */
+static int box_whole(const gf_loc_t *loc, int32_t H, int32_t W, int32_t yn, int32_t xn)
+{
+    return loc->level != GF_MEM_L3 && yn == H && xn == W;
+}
+
 /* Load a box of an operand into L1 (asynchronous for L2 sources; L3 goes through the bounce buffer). */
 static void load_box(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint8_t *l1, uint8_t *bounce, int32_t H,
                      int32_t W, int32_t eb, int32_t c0, int32_t cn, int32_t y0, int32_t yn, int32_t x0, int32_t xn)
 {
+    if (box_whole(loc, H, W, yn, xn)) {
+        uint32_t plane = (uint32_t)(H * W * eb), size = (uint32_t)cn * plane;
+        dma_1d(R, q, loc->l2 + (uint32_t)c0 * plane, l1, size, PI_CL_DMA_DIR_EXT2LOC);
+        R->st->l2_to_l1 += size;
+        return;
+    }
     gf_xfer_t x = {R, q, loc, l1, bounce, PI_CL_DMA_DIR_EXT2LOC, loc->level == GF_MEM_L3};
     box_segments(H, W, eb, c0, cn, y0, yn, x0, xn, &x);
     if (!x.ram)
@@ -391,6 +407,12 @@ static void store_flat(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint32_t
 static void store_box(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint8_t *l1, uint8_t *bounce, int32_t H,
                       int32_t W, int32_t eb, int32_t c0, int32_t cn, int32_t y0, int32_t yn, int32_t x0, int32_t xn)
 {
+    if (box_whole(loc, H, W, yn, xn)) { /* whole planes of an L2 operand: one contiguous run (load_box) */
+        uint32_t plane = (uint32_t)(H * W * eb), size = (uint32_t)cn * plane;
+        dma_1d(R, q, loc->l2 + (uint32_t)c0 * plane, l1, size, PI_CL_DMA_DIR_LOC2EXT);
+        R->st->l1_to_l2 += size;
+        return;
+    }
     gf_xfer_t x = {R, q, loc, l1, bounce, PI_CL_DMA_DIR_LOC2EXT, loc->level == GF_MEM_L3};
     if (x.ram) {
         uint32_t total = (uint32_t)(cn * yn * xn * eb);
@@ -1026,26 +1048,29 @@ static int operand_in_l3(const gf_run_t *R, int k)
 
 /* One cluster task: the consecutive cluster layers the FC sent at once (gf_run_task). */
 typedef struct {
-    gf_run_t *runs;
+    gf_net_rec_t *recs;
     int n;
     int status; /* 0, or the first failing layer's GF_ERR_* */
     int failed; /* the index of that layer */
 } gf_task_run_t;
 
-/* Binds layer `tl` to its run record: its buffers (buffer_layout), stats pointer, L1 bytes, cores and L3 operands;
- * returns the L2 bytes of its L3 operands' bounce buffers. The L1 pointers are set by core 0 in the record's L1
- * copy, the stats are cleared there, the bounce pointers by gf_net_bounce (read only for L3 operands). */
-static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl, struct pi_device *ram)
+/* Binds a layer's run record, beside its descriptor and operands in its record (one block: layer_in copies it with
+ * one DMA command): its buffers (buffer_layout), stats pointer, L1 bytes, cores and L3 operands; returns the L2 bytes
+ * of its L3 operands' bounce buffers. The L1 pointers are set by core 0 in the record's L1 copy, the stats are
+ * cleared there, the bounce pointers by gf_net_bounce (read only for L3 operands). */
+static uint32_t bind_layer(gf_net_rec_t *rec, gf_layer_stats_t *stats, struct pi_device *ram)
 {
     _Static_assert(sizeof(gf_layer_stats_t) % 4 == 0, "gf_layer_stats_t: whole words");
-    buffer_layout(R, tl->L, &tl->ops);
-    R->pl = param_layout(tl->L);
-    R->pre_off = rqc_pre_offset(tl->L);
-    tile_geometry(tl->L, 0, &R->slot[0]);
-    R->st = tl->stats;
+    gf_run_t *R = &rec->run;
+    const gf_layer_t *L = &rec->layer;
+    buffer_layout(R, L, &rec->ops);
+    R->pl = param_layout(L);
+    R->pre_off = rqc_pre_offset(L);
+    tile_geometry(L, 0, &R->slot[0]);
+    R->st = stats;
     R->ram = ram;
     R->l1_bytes = l1_total(R);
-    R->cores = tl->L->cores;
+    R->cores = L->cores;
     uint32_t bounce = 0;
     R->l3_ops = 0;
     for (int k = 0; k < GF_OP_N; k++)
@@ -1056,20 +1081,20 @@ static uint32_t bind_layer(gf_run_t *R, const gf_task_layer_t *tl, struct pi_dev
     return bounce;
 }
 
-uint32_t gf_net_bind(gf_run_t *runs, const gf_task_layer_t *layers, int n, struct pi_device *ram)
+uint32_t gf_net_bind(gf_net_rec_t *recs, gf_layer_stats_t *stats, int n, struct pi_device *ram)
 {
     uint32_t most = 0;
     for (int k = 0; k < n; k++) {
-        uint32_t b = bind_layer(&runs[k], &layers[k], ram);
+        uint32_t b = bind_layer(&recs[k], &stats[k], ram);
         most = b > most ? b : most;
     }
     return most;
 }
 
-void gf_net_bounce(gf_run_t *runs, int n, uint8_t *bounce)
+void gf_net_bounce(gf_net_rec_t *recs, int n, uint8_t *bounce)
 {
     for (int j = 0; j < n; j++) { /* each layer's L3 operands from the area's start (one layer runs at a time) */
-        gf_run_t *R = &runs[j];
+        gf_run_t *R = &recs[j].run;
         uint8_t *b = bounce;
         for (int k = 0; R->l3_ops && k < GF_OP_N; k++)
             if (R->l3_ops & (1u << k))
@@ -1086,14 +1111,12 @@ void gf_net_bounce(gf_run_t *runs, int n, uint8_t *bounce)
  * task's own fields, set by the controller before the fork. The cores' accesses to L2 cost tens of cycles each (gvsoc
  * siracusa, docs/gap9.md "The fixed per-layer cost on the cluster"); L1 takes one. */
 typedef struct {
-    gf_run_t run;
-    gf_layer_t layer;
-    gf_operands_t ops;
+    gf_net_rec_t rec; /* the running layer's record (run record, descriptor, operands): one DMA command from L2 */
     gf_layer_stats_t st;
     gf_queue_t load_q[2], store_q[2]; /* core 0's DMA queues (each command's slot is written by core 0 at issue
                                        * and read at its wait: in L2 they cost about 25 cycles an access) */
     /* the task (the controller, before the fork) */
-    gf_run_t *runs;   /* the layers' run records (L2) */
+    gf_net_rec_t *recs; /* the layers' records (L2) */
     uint8_t *buf;     /* the layers' buffers: the block after the control block (each layer from its start) */
     int32_t n;        /* layers */
     /* core 0's bookkeeping counters of the running layer: its control block's copy in (layer_in) */
@@ -1103,7 +1126,7 @@ typedef struct {
 } gf_ctl_t;
 
 _Static_assert(sizeof(gf_ctl_t) % 4 == 0 && sizeof(gf_run_t) % 4 == 0 && sizeof(gf_layer_t) % 4 == 0 &&
-                   sizeof(gf_operands_t) % 4 == 0,
+                   sizeof(gf_operands_t) % 4 == 0 && sizeof(gf_net_rec_t) % 4 == 0,
                "the control block: whole words");
 #if UINTPTR_MAX == 0xffffffffu
 _Static_assert(sizeof(gf_ctl_t) <= GF_L1_CONTROL_BYTES, "the control block exceeds its L1 reserve (GF_L1_CONTROL_BYTES)");
@@ -1115,8 +1138,8 @@ static gf_ctl_t gf_emu_ctl;
 #define GF_CTL_AT(block) ((void)(block), &gf_emu_ctl)
 #endif
 
-/* The control block's copies between L2 and L1: on the device by the cluster DMA (a few commands of a few hundred
- * bytes: the controller's own L2 loads cost it about 25 cycles a word on gvsoc siracusa, docs/gap9.md), in the
+/* The control block's copies between L2 and L1: on the device by the cluster DMA (one command of about 1 KB in, one
+ * back: the controller's own L2 loads cost it about 25 cycles a word on gvsoc siracusa, docs/gap9.md), in the
  * emulation by word copies (its DMA moves only between its L1 and L2 pools, and counts what it moves as the
  * layer's traffic). Neither counts in the layer's DMA counters: the plan's bytes are the tiles'. */
 static void ctl_copy(void *l1, void *l2, uint32_t bytes, pi_cl_dma_dir_e dir, pi_cl_dma_cmd_t *cmd)
@@ -1152,18 +1175,16 @@ __attribute__((noinline))
 #endif
 static void layer_in(gf_ctl_t *C, int k)
 {
-    gf_run_t *R = &C->runs[k], *X = &C->run;
+    gf_run_t *X = &C->rec.run;
     pi_perf_reset();
     pi_perf_start();
-    pi_cl_dma_cmd_t cmd[3];
-    ctl_copy(X, R, sizeof(*X), PI_CL_DMA_DIR_EXT2LOC, &cmd[0]);
-    ctl_copy(&C->layer, (void *)R->L, sizeof(C->layer), PI_CL_DMA_DIR_EXT2LOC, &cmd[1]);
-    ctl_copy(&C->ops, (void *)R->ops, sizeof(C->ops), PI_CL_DMA_DIR_EXT2LOC, &cmd[2]);
+    pi_cl_dma_cmd_t cmd;
+    ctl_copy(&C->rec, &C->recs[k], sizeof(C->rec), PI_CL_DMA_DIR_EXT2LOC, &cmd); /* record, descriptor, operands */
     gf_clear_words(&C->st, sizeof(C->st)); /* the layer's counters start here, in L1 (copied back: layer_out) */
-    ctl_wait(cmd, 3);
+    ctl_wait(&cmd, 1);
     C->st.tiles = (uint32_t)X->ntiles;
-    X->L = &C->layer;
-    X->ops = &C->ops;
+    X->L = &C->rec.layer;
+    X->ops = &C->rec.ops;
     X->st = &C->st;
     X->tiles = X->slot;
     X->load_q = C->load_q;
@@ -1188,7 +1209,7 @@ __attribute__((noinline))
 #endif
 static void layer_out(gf_ctl_t *C, int k)
 {
-    gf_run_t *R = &C->runs[k], *X = &C->run;
+    gf_run_t *R = &C->recs[k].run, *X = &C->rec.run;
     pi_perf_reset();
     pi_perf_start();
     pi_cl_dma_cmd_t cmd;
@@ -1234,7 +1255,7 @@ static void tile_loop(void *arg)
         if (core == 0)
             layer_in(C, (int)k);
         pi_cl_team_barrier(); /* layer k's control block is in L1 */
-        layer_tiles(&C->run, core);
+        layer_tiles(&C->rec.run, core);
         if (core == 0)
             layer_out(C, (int)k);
     }
@@ -1258,7 +1279,7 @@ static void cluster_entry(void *arg)
     int32_t cores = 1;
     int big = 0;
     for (int k = 0; k < T->n; k++) {
-        const gf_run_t *R = &T->runs[k];
+        const gf_run_t *R = &T->recs[k].run;
         if (R->l1_bytes > most) {
             most = R->l1_bytes;
             big = k;
@@ -1269,15 +1290,15 @@ static void cluster_entry(void *arg)
     uint8_t *block = (uint8_t *)pi_cl_l1_malloc(NULL, (int)block_bytes);
     if (block == NULL) {
         printf("GF ERROR L1 allocation of %u bytes failed (task of %d layers from %s: its control block and the %u "
-               "bytes of L1 buffers of its largest layer %s)\n", (unsigned)block_bytes, T->n, T->runs[0].L->name,
-               (unsigned)most, T->runs[big].L->name);
+               "bytes of L1 buffers of its largest layer %s)\n", (unsigned)block_bytes, T->n, T->recs[0].layer.name,
+               (unsigned)most, T->recs[big].layer.name);
         pi_perf_stop();
         T->status = GF_ERR_L1_ALLOC;
         T->failed = big;
         return;
     }
     gf_ctl_t *C = GF_CTL_AT(block);
-    C->runs = T->runs;
+    C->recs = T->recs;
     C->buf = block + GF_L1_CONTROL_BYTES;
     C->n = T->n;
     pi_perf_stop();
@@ -1289,19 +1310,19 @@ static void cluster_entry(void *arg)
     pi_perf_start();
     pi_cl_l1_free(NULL, block, (int)block_bytes);
     pi_perf_stop();
-    gf_layer_stats_t *st = T->runs[T->n - 1].st;
+    gf_layer_stats_t *st = T->recs[T->n - 1].run.st;
     st->cc_cycles += pi_perf_read(PI_PERF_CYCLES);
     st->cc_instr += pi_perf_read(PI_PERF_INSTR);
 }
 
-int gf_run_task(struct pi_device *cluster, gf_run_t *runs, int n, int core_stack_bytes, int *failed)
+int gf_run_task(struct pi_device *cluster, gf_net_rec_t *recs, int n, int core_stack_bytes, int *failed)
 {
     static gf_task_run_t T; /* read by the cluster controller (L2) */
     struct pi_cluster_task task;
     *failed = 0;
-    if (n < 1 || n > GF_TASK_MAX_LAYERS)
+    if (n < 1)
         return GF_ERR_TASK;
-    T.runs = runs;
+    T.recs = recs;
     T.n = n;
     T.status = 0;
     T.failed = 0;
