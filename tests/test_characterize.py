@@ -239,24 +239,23 @@ def test_refit_on_the_stored_samples_meets_the_targets_and_equals_the_stored_fit
 
 
 def test_task_starts_are_the_generated_programs_and_the_tool_checks_them_against_plan_json(extracted, tmp_path):
-    """activations_cnn's GAP9 program runs one cluster task (steps 1-18: its cluster layers and the view before the
-    classifier; a task has no bound on its layers): task_first is 1 on its first step only. The calibration tool
-    refuses samples whose kept plan.json starts its tasks elsewhere (e.g. the two tasks of the 16-layer bound it had
-    before, measured at 31c3945)."""
+    """activations_cnn's GAP9 program runs two cluster tasks (steps 1-16, the task bound of 16 layers, and the
+    classifier after the FC's step 17; plan.json gap9.tasks as measured at 31c3945): task_first is 1 on their
+    first steps. The calibration tool refuses samples whose kept plan.json starts its tasks elsewhere."""
     from gapforge.errors import GapforgeError
     from tools import calibrate_cost_model as cc
 
     net = extracted("activations_cnn")
     graph = walk_network_info(net)
-    assert cost.task_starts(graph) == {1}
+    assert cost.task_starts(graph) == {1, 18}
     run = tmp_path / "activations_cnn"
     (run / "gap9-qemu").mkdir(parents=True)
     (run / "network").symlink_to(net)
     plan = run / "gap9-qemu" / "plan.json"
-    plan.write_text(json.dumps({"gap9": {"tasks": [{"steps": list(range(1, 19))}]}}))
-    assert cc.task_starts(run / "network", graph) == {1}
     plan.write_text(json.dumps({"gap9": {"tasks": [{"steps": list(range(1, 17))}, {"steps": [18]}]}}))
-    with pytest.raises(GapforgeError, match=r"tasks start at steps \[1, 18\], the model plans \[1\]"):
+    assert cc.task_starts(run / "network", graph) == {1, 18}
+    plan.write_text(json.dumps({"gap9": {"tasks": [{"steps": list(range(1, 19))}]}}))
+    with pytest.raises(GapforgeError, match=r"tasks start at steps \[1\], the model plans \[1, 18\]"):
         cc.task_starts(run / "network", graph)
 
 

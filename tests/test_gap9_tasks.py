@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from codegen import toolchains
-from codegen.gap9.program import task_runs
+from codegen.gap9.program import TASK_MAX_LAYERS, task_runs
 from codegen.generate import generate_project
 from tools.run_generated import run_project
 
@@ -49,7 +49,7 @@ def _check_tasks(plan, res):
     reported = {t["first"]: t for t in res.get("tasks", [])}
     for t in tasks:
         steps = t["steps"]
-        assert steps == list(range(steps[0], steps[-1] + 1))
+        assert steps == list(range(steps[0], steps[-1] + 1)) and len(t["layers"]) <= TASK_MAX_LAYERS
         assert all(planned[i]["tiling"] != "fc" or planned[i]["kind"] in ("view", "reshape", "flatten")
                    for i in steps)
         if len(steps) > 1:
@@ -60,6 +60,10 @@ def _check_tasks(plan, res):
             assert by_index[i]["emu"]["l2_peak"] == planned[i]["l2_peak_bytes"]
             assert "cluster_cycles" in by_index[i]
     return tasks
+
+
+def test_task_bound_is_the_runtimes():
+    assert re.search(rf"#define GF_TASK_MAX_LAYERS {TASK_MAX_LAYERS}\b", GF_GAP9_H.read_text())
 
 
 def test_control_block_reserve_is_the_runtimes():
@@ -109,9 +113,9 @@ def test_l3_operands_stream_through_the_tasks_bounce_area(golden, tmp_path):
                for layer in res["layers"] if layer["index"] in tasks[0]["layers"])
 
 
-def test_a_run_of_any_length_is_one_task(golden):
-    """resnet18's 35 consecutive cluster steps (a view before its classifier): one task (no bound on a task's layers:
-    the run records are bound once, one per layer), every cluster step in it, in order."""
+def test_runs_are_cut_at_the_runtimes_task_bound(golden):
+    """resnet18's 35 consecutive cluster steps (a view before its classifier): tasks of at most 16 layers, every
+    cluster step in one, in order."""
     from codegen.gap9.program import build_gap9_program
     from gapforge import ir
     from gapforge.plan import build_plan
@@ -119,7 +123,7 @@ def test_a_run_of_any_length_is_one_task(golden):
     d = golden("resnet18")
     plan = build_plan(ir.load(d))
     g = build_gap9_program(plan, Path(d) / "test_cases" / "test_case_1", None, None)
-    assert [len([i for i in t if i in g.layers]) for t in g.tasks] == [35]
+    assert [len([i for i in t if i in g.layers]) for t in g.tasks] == [16, 16, 3]
     assert [i for t in g.tasks for i in t if i in g.layers] == sorted(g.layers)
     assert [len(r) for r in task_runs(g.program.calls, g.tiles)] == [len(t) for t in g.tasks]  # held apart: no cut
 

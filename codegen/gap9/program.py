@@ -24,6 +24,7 @@ from gapforge.plan import Plan
 TILING_ENUM = {"conv": "GF_TILING_CONV", "linear": "GF_TILING_LINEAR", "eltwise": "GF_TILING_ELTWISE",
                "rows": "GF_TILING_ROWS", "gemm": "GF_TILING_GEMM", "scan": "GF_TILING_SCAN"}
 FAULTS = {"none": 0, "no-barrier": 1, "no-dma-wait": 2}
+TASK_MAX_LAYERS = 16  # cluster layers per task at most: GF_TASK_MAX_LAYERS of codegen/runtime/gap9/gf_gap9.h
 
 
 @dataclass(frozen=True)
@@ -325,18 +326,21 @@ def format_tasks(gap9: dict) -> str:
 
 
 def task_runs(calls, tiles: list[TilePlan]) -> list[list[int]]:
-    """Maximal runs of consecutive cluster steps, with the views between them (no trailing view), whatever their
-    length: the steps one cluster task can run, the FC having nothing to do between them (the run records are bound
-    once, one per layer, before the first step: a task's own state is its L1 block, the control block and its
-    largest layer's buffers, task_l1_block)."""
+    """Maximal runs of consecutive cluster steps, with the views between them (no trailing view), of at most
+    TASK_MAX_LAYERS cluster steps: the steps one cluster task can run, the FC having nothing to do between them."""
     runs: list[list[int]] = []
     cur: list[int] = []
+    layers = 0
     for call, tp in zip(calls, tiles):
+        if tp.tiling != "fc" and layers == TASK_MAX_LAYERS:  # the runtime's static run records (gf_gap9.h)
+            runs.append(cur)
+            cur, layers = [], 0
         if tp.tiling != "fc" or (cur and runs_nothing(call, tp)):
             cur.append(call.index)
+            layers += tp.tiling != "fc"
             continue
         runs.append(cur)
-        cur = []
+        cur, layers = [], 0
     runs.append(cur)
     by_index = {call.index: (call, tp) for call, tp in zip(calls, tiles)}
     for r in runs:

@@ -75,9 +75,11 @@ def gap9_extra(kernel: str, cls: str, x: list[float], task_first: bool, kernels:
 def task_starts(graph: Graph, profile: Profile | None = None) -> frozenset[int]:
     """The indices of the nodes that start a GAP9 cluster task (GAP9_EXTRA task_first): the first step of every
     task of the GAP9 program (tiling.gap9_tasks: codegen's own task grouping, planned as the gap9 strategy plans
-    the graph). A PyTorch graph (no plan; every node on the cluster) is one task (a task runs any number of layers)."""
+    the graph). A PyTorch graph (no plan; every node on the cluster) is cut every TASK_MAX_LAYERS nodes."""
+    from codegen.gap9.program import TASK_MAX_LAYERS
+
     if graph.plan is None:
-        return frozenset({0}) if graph.nodes else frozenset()
+        return frozenset(range(0, len(graph.nodes), TASK_MAX_LAYERS))
     extra = graph.nodes[0].extra
     name = extra.get("platform") or (profile.platform if profile is not None else None)
     tasks = tiling_mod.gap9_tasks(graph, extra.get("l1_budget"), extra.get("l2_budget"), name)

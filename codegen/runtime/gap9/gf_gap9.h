@@ -236,7 +236,7 @@ typedef struct {
 /* gf_run_task results */
 #define GF_ERR_L1_ALLOC (-1) /* the task's L1 block could not be allocated (reported on stdout) */
 #define GF_ERR_CLUSTER (-2)  /* pi_cluster_send_task_to_cl failed */
-#define GF_ERR_TASK (-3)     /* a task of no layer */
+#define GF_ERR_TASK (-3)     /* a task of no layer or of more than GF_TASK_MAX_LAYERS */
 
 /* Zero a struct of whole words. A word loop, not memset: pulp-sdk's minimal libc clears byte by byte
  * (gvsoc siracusa, docs/gap9.md); the empty asm keeps GCC from turning the loop back into a memset call. */
@@ -266,6 +266,10 @@ static inline void gf_copy_words(void *dst, const void *src, uint32_t bytes)
  * same figure). */
 #define GF_L1_CONTROL_BYTES 1536u
 
+/* Cluster layers one task runs at most (codegen/gap9/program.py TASK_MAX_LAYERS plans the tasks with the same
+ * bound). */
+#define GF_TASK_MAX_LAYERS 16
+
 /* The network's cluster layers, bound once on the FC before the first task (their operands are fixed once the
  * arenas are allocated): gf_net_bind binds each layer's run record (`recs[k]`, static, in L2, its descriptor and
  * operands in place; its counters go to `stats[k]`; the cluster only allocates, forks and frees) and returns the L2
@@ -274,9 +278,9 @@ static inline void gf_copy_words(void *dst, const void *src, uint32_t bytes)
 uint32_t gf_net_bind(gf_net_rec_t *recs, gf_layer_stats_t *stats, int n, struct pi_device *ram);
 void gf_net_bounce(gf_net_rec_t *recs, int n, uint8_t *bounce);
 
-/* A cluster task of the `n` consecutive bound layers from `recs` (any number: each has its record): the cluster
- * controller allocates one L1 block (GF_L1_CONTROL_BYTES + the largest layer's buffers) and forks the compute cores
- * once; the cores run the layers in order, and each layer's stats are filled (the busiest core's counters included).
+/* A cluster task of the `n` consecutive bound layers from `recs` (at most GF_TASK_MAX_LAYERS): the cluster controller
+ * allocates one L1 block (GF_L1_CONTROL_BYTES + the largest layer's buffers) and forks the compute cores once; the
+ * cores run the layers in order, and each layer's stats are filled (the busiest core's counters included).
  * `core_stack_bytes`: each compute core's stack (pi_cluster_task_stacks). Returns 0 or the GF_ERR_* of the task
  * (GF_ERR_L1_ALLOC: the task's block could not be allocated, no layer ran, *failed = the index of its largest
  * layer). */

@@ -1320,7 +1320,7 @@ int gf_run_task(struct pi_device *cluster, gf_net_rec_t *recs, int n, int core_s
     static gf_task_run_t T; /* read by the cluster controller (L2) */
     struct pi_cluster_task task;
     *failed = 0;
-    if (n < 1)
+    if (n < 1 || n > GF_TASK_MAX_LAYERS)
         return GF_ERR_TASK;
     T.recs = recs;
     T.n = n;
