@@ -11,7 +11,7 @@ def thresholds(x: np.ndarray, thr: np.ndarray, codes: np.ndarray, channel_axis: 
     ``channel_axis`` (0 with one row). Integer compares only, no arithmetic, no rounding."""
     t = thr.astype(np.int64)
     k = codes.astype(np.int64)
-    x = x.astype(np.int64)
+    x = x.astype(np.int64) if np.issubdtype(x.dtype, np.integer) else x  # (diagnostics: a real-valued accumulator)
     if t.shape[0] == 1 or channel_axis is None:
         return k[0][np.searchsorted(t[0], x, side="right")]
     xm = np.moveaxis(x, channel_axis, -1)

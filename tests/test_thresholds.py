@@ -184,6 +184,18 @@ def test_model_extracts_to_thresholds_equal_to_brevitas(name, built):
     assert len(layers) == 1 and layers[0].compared and layers[0].mismatches == 0, layers
 
 
+def test_brevitas_float32_accumulation_across_a_step_is_explained(built):
+    """Over 2048 inputs Brevitas' float32 conv output lands across a GELU step once (measured: 38442.994
+    accumulator units for the integer 38443): counted as float32-explained, nothing unexplained."""
+    src, net, _, shape = built("conv_gelu_pc_quantidentity")
+    torch.manual_seed(7)
+    x = torch.randn(2048, *shape).numpy() * 1.5
+    rep = fidelity.check(src.model, INT8InferenceEngine(net), x, "gelu2048")
+    (lf,) = [lf for lf in rep.teacher_forced if lf.kind == "thresholds"]
+    assert lf.mismatches >= 1 and lf.float32_explained == lf.mismatches and lf.max_abs_diff == 1, lf
+    assert rep.unexplained == 0 and rep.passed
+
+
 def test_quantrelu_max_val_after_conv_stays_a_requantize(built, tmp_path):
     """qnn.QuantReLU(max_val=6.0) on a conv output is ReLU + its quantizer (fused into the conv), not a table."""
     src = _src(ConvAct(nn.Identity(), qnn.QuantReLU(max_val=6.0, return_quant_tensor=True)), (3, 4, 4), name="mv")

@@ -121,6 +121,7 @@ IR_OP = IROp(
     reference="thresholds",
     kernels=("gf_thresholds",),
     run=_run,
+    runs_on_real_accumulator=True,
     call=_call,
     tiling=Tiling("eltwise", tables=_tables),
     infer_shapes=infer_shapes,
