@@ -4,8 +4,8 @@
   golden definition quantizer(f(fl32(s * acc + offset))) on every accumulator of ranges of 10^6 values,
   for monotone and non-monotone functions (GELU, SiLU, hardswish, Mish), per channel;
 * user-style models (QuantLinear -> QuantSigmoid / QuantTanh / QuantHardSwish with input_quant None,
-  QuantConv2d -> nn.ReLU6 / GELU / Hardtanh / sigmoid -> QuantIdentity / QuantReLU, per-channel weight
-  scales, with and without bias, Int32Bias) extract to a thresholds op and equal Brevitas on every layer
+  QuantConv2d -> nn.ReLU6 / GELU / Hardtanh / sigmoid -> QuantIdentity / QuantReLU, QuantConv1d ->
+  QuantSigmoid / MaxPool1d -> SiLU, per-channel weight scales, with and without bias, Int32Bias) extract to a thresholds op and equal Brevitas on every layer
   (teacher-forced: the thresholds layers with no mismatch at all) and free-running;
 * the generated C is bit-exact with the golden on host and gap9-emu (with several tiles);
 * the C packing of the tables and the reference agree on a hand-made case.
@@ -131,6 +131,25 @@ class ConvAct(nn.Module):
         return self.head(self.out(self.f(self.conv(self.q(x)))).flatten(1))
 
 
+class Conv1dAct(nn.Module):
+    """QuantConv1d (per-channel weights) -> QuantSigmoid, or -> MaxPool1d -> SiLU -> QuantIdentity; QuantLinear."""
+
+    def __init__(self, pool: bool):
+        super().__init__()
+        self.q = qnn.QuantIdentity(return_quant_tensor=True)
+        self.conv = qnn.QuantConv1d(4, 6, 3, padding=1, bias=True, weight_quant=Int8WeightPerChannelFloat)
+        self.pool = nn.MaxPool1d(2) if pool else None
+        self.act = nn.SiLU() if pool else qnn.QuantSigmoid(return_quant_tensor=True)
+        self.out = qnn.QuantIdentity(return_quant_tensor=True) if pool else nn.Identity()
+        self.head = qnn.QuantLinear(6 * (8 if pool else 16), 3)
+
+    def forward(self, x):
+        y = self.conv(self.q(x))
+        if self.pool is not None:  # the max of accumulators: the conv's bounds
+            y = self.pool(y)
+        return self.head(self.out(self.act(y)).flatten(1))
+
+
 def _qid():
     return qnn.QuantIdentity(return_quant_tensor=True)
 
@@ -146,6 +165,8 @@ MODELS = {
     "conv_hardtanh_nobias": (lambda: ConvAct(nn.Hardtanh(-1, 1), _qid(), bias=False), (3, 4, 4), "hardtanh(x)"),
     "conv_sigmoid_quantrelu_pc": (lambda: ConvAct(torch.sigmoid, qnn.QuantReLU(return_quant_tensor=True),
                                                   per_channel=True), (3, 4, 4), "relu(sigmoid(x))"),
+    "conv1d_quantsigmoid": (lambda: Conv1dAct(pool=False), (4, 16), "sigmoid(x)"),
+    "conv1d_maxpool_silu": (lambda: Conv1dAct(pool=True), (4, 16), "silu(x)"),
 }
 
 
