@@ -86,6 +86,35 @@ def test_steps_equal_every_accumulator(name):
         assert np.array_equal(ours, golden), (name, c, int((ours != golden).sum()))
 
 
+def test_wide_range_gelu_skips_the_tail_wobble_and_stays_exact():
+    """8 channels of 2 x 10^7 accumulators (a wide conv): the float32 wobble of GELU's flat negative tail turns
+    thousands of times, which the search skips (no other code can hide there); around the minimum and over a
+    stretch of the tail every accumulator still gets its golden code, except where the float32 function itself
+    wobbles across a rounding tie (a near-tie within 1e-6 steps)."""
+    proxy = _quantizer(signed=True, spread=1.5)
+    qp = act_quant_params(proxy, 4, "test")
+    rng = np.random.default_rng(0)
+    sigma, offset = rng.uniform(2e-7, 6e-7, 8), rng.normal(0, 0.3, 8)
+    lo, hi = -rng.integers(8_000_000, 12_000_000, 8), rng.integers(8_000_000, 12_000_000, 8)
+    ev = th._Evaluator(nn.GELU(), proxy, qp, sigma, offset, 4, 1, "test")
+    thr, codes, stats = th.find_steps(ev, lo, hi)
+    assert stats["skipped_turns"] > 1000
+    for c in (0, 5):
+        at_min = int((-0.7518 - offset[c]) / sigma[c])
+        tail = int((-4.0 - offset[c]) / sigma[c])
+        for a0 in (at_min - 300_000, tail - 300_000):
+            accs = np.arange(max(a0, lo[c]), a0 + 600_000, dtype=np.int64)
+            grid = np.broadcast_to(lo, (accs.size, 8)).copy()
+            grid[:, c] = accs
+            golden, pre = ev(grid)
+            golden, u = golden[:, c], pre[:, c] / float(qp.scale)
+            bad = atomic_ops.get("thresholds")(accs, thr[c][None], codes[c][None]) != golden
+            # only where GELU's float32 value wobbles across a rounding tie itself (measured: -3.49999992 steps
+            # between two accumulators of code -3: code -4, -3, -4), a near-tie of the function, not of the search
+            assert np.all(np.abs(np.abs(u[bad] - np.floor(u[bad])) - 0.5) < 1e-6), (c, accs[bad][:5], u[bad][:5])
+            assert bad.sum() <= 2
+
+
 def test_reference_and_packed_tables():
     thr = np.array([[-5, 0, 7], [2, 3, th.INT32_MAX]], dtype=np.int32)
     codes = np.array([[-3, -1, 4, 9], [0, 1, 2, 2]], dtype=np.int8)
