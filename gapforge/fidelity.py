@@ -10,7 +10,10 @@ rounds, computed from the integer inputs). Power-of-two networks must match ever
 A mismatch just outside that window is reported separately as *float32-explained* when
 Brevitas' own float32 value before rounding (captured in the same pass) lies on the other
 side of the tie from the exact value: the difference is then Brevitas' float32 accumulation
-error, not ours. Anything else is *unexplained* and fails the check.
+error, not ours. A step on an int32 accumulator (thresholds: a float function of a conv/linear output)
+has no rounding of its own: its one-LSB mismatch is float32-explained when the step run on Brevitas'
+unrounded float32 accumulator (within 0.5 of the integer one) gives Brevitas' result, i.e. Brevitas'
+accumulation put the value across the step's boundary. Anything else is *unexplained* and fails the check.
 
 Free-running: the engine runs on its own outputs end to end; we report top-1 agreement,
 the maximum output difference, and per-layer mismatches (near-tie flips propagate).
@@ -157,6 +160,21 @@ def _brevitas_pre_rounding(engine, step, values) -> np.ndarray | None:
     return (np.maximum(v, np.float32(0)) if step.relu else v) / s
 
 
+def _accumulator_explained(engine, step, inputs, values, theirs, cand) -> int:
+    """Mismatches of a step on an int32 accumulator (thresholds) explained by Brevitas' float32 accumulation:
+    Brevitas' own accumulator value, in accumulator units (not rounded), is within 0.5 of the integer one and
+    the step run on it gives exactly Brevitas' result (the value lies across the step's boundary)."""
+    t = engine.net.tensors[step.inputs[0]]
+    if t.kind != "acc" or step.inputs[0] not in values:
+        return 0
+    v = values[step.inputs[0]].detach().double().numpy()
+    real = (v - t.offset_array(v.ndim)) / t.scale_array(v.ndim)
+    if real.shape != inputs[0].shape:
+        return 0
+    theirs_side = engine.run_step(step, [real])
+    return int((cand & (np.abs(real - inputs[0]) < 0.5) & (theirs_side == theirs)).sum())
+
+
 def _compare(engine, step, ours: np.ndarray, theirs_val, inputs, exact_check: bool,
              values: dict | None = None) -> LayerFidelity:
     t = engine.net.tensors[step.output]
@@ -186,6 +204,8 @@ def _compare(engine, step, ours: np.ndarray, theirs_val, inputs, exact_check: bo
                     explained = explained | f32
                 if explained.any():
                     lf.max_tie_distance = float(dist[explained].max())
+            elif values is not None and registry().ir_ops[step.kind].runs_on_real_accumulator:
+                lf.float32_explained = _accumulator_explained(engine, step, inputs, values, theirs, mism & (diff <= 1))
         lf.unexplained = lf.mismatches - lf.near_tie_mismatches - lf.float32_explained
     else:  # accumulator outputs (logits): compare real values; Brevitas accumulates in float32
         ours_real = engine.dequantize(step.output, ours).astype(np.float64)

@@ -236,8 +236,8 @@ class _Bad(nn.Module):
 
     def forward(self, x):
         h = self.fc(self.q(x).flatten(1))  # int32 accumulator (no output quantizer)
-        if self.kind == "acc":
-            return self.fc2(self.q2(F.gelu(h)))
+        if self.kind == "acc":  # a function of a sum of activations (a function of a conv/linear output deploys)
+            return self.fc2(self.q2(F.gelu(self.q3(h) + self.q3(h))))
         y = self.q2(h)
         if self.kind == "no_quantizer":
             return self.fc2(torch.tanh(y))
@@ -249,7 +249,7 @@ class _Bad(nn.Module):
 
 
 @pytest.mark.parametrize("kind, text, hint", [
-    ("acc", "int32 accumulator", "QuantIdentity before the gelu"),
+    ("acc", "not a conv/linear output", "QuantIdentity before the gelu"),
     ("no_quantizer", "without a quantizer", "QuantIdentity right after"),
     ("fn_times_act", "multiplies the float result", "QuantIdentity right after"),
     ("maximum", "unsupported operation maximum", "no table form"),

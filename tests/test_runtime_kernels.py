@@ -40,6 +40,7 @@ from atomic_ops.pad import pad as np_pad
 from atomic_ops.relu import relu as np_relu
 from atomic_ops.requantize import requantize as np_requantize
 from atomic_ops.slice import slice as np_slice
+from atomic_ops.thresholds import thresholds as np_thresholds
 from atomic_ops.trunc_avgpool2d import trunc_avgpool2d as np_trunc_avgpool2d
 from codegen import toolchains
 from codegen.targets import hal_sources
@@ -56,6 +57,7 @@ K_LUT, K_MUL, K_SOFTMAX, K_LAYERNORM = 17, 18, 19, 20
 K_RMSNORM, K_GROUPNORM = 25, 26
 K_MATMUL, K_LINEAR_ROWS, K_SLICE, K_PAD = 21, 22, 23, 24
 K_SCAN, K_SCAN_SPLIT, K_FLIP = 27, 28, 29
+K_THRESHOLDS = 34
 K_CONV_SIMD, K_CONV1X1_SIMD, K_DWCONV_SIMD, K_MM_SIMD = 30, 31, 32, 33  # gf_simd.c (33: linear and matmul)
 
 DT = {"s8": 0, "u8": 1, "s32": 2}
@@ -361,6 +363,25 @@ def lut_case(cs, rng, name, *, in_t, bits, out, shape, per_channel):
     y = np_lut(x, table, base, 1 if per_channel else None).astype(NP_DT[out])
     inner = int(np.prod(shape[2:])) if per_channel else x.size
     cs.add(K_LUT, name, [DT[in_t], 1 << bits, base, chans, x.size, inner], [x.ravel(), table.ravel(), y.ravel()])
+
+
+def thresholds_case(cs, rng, name, *, n, out, shape, per_channel):
+    """Random sorted int32 thresholds [channels, n] (with duplicates and INT32_MAX padding) and codes over
+    random accumulators around them and at the int32 extremes (channel axis 1)."""
+    from gapforge.ops.thresholds import pack_tables, table_bytes
+
+    chans = shape[1] if per_channel else 1
+    lo, hi = RANGES[out]
+    thr = np.sort(rng.integers(-2000, 2000, size=(chans, n)), axis=1)
+    thr[:, -2:] = 2**31 - 1
+    thr[0, 1] = thr[0, 0]  # a repeated threshold: an empty interval
+    codes = rng.integers(lo, hi + 1, size=(chans, n + 1)).astype(NP_DT[out])
+    x = rng.integers(-2100, 2100, size=shape).astype(np.int32)
+    x.flat[0], x.flat[-1] = -(2**31), 2**31 - 2
+    y = np_thresholds(x, thr.astype(np.int32), codes, 1 if per_channel else None).astype(NP_DT[out])
+    inner = int(np.prod(shape[2:])) if per_channel else x.size
+    cs.add(K_THRESHOLDS, name, [n, table_bytes(n), chans, x.size, inner],
+           [x.ravel(), pack_tables(thr, codes).ravel(), y.ravel()])
 
 
 def _mul_strides(shape, out):
@@ -779,6 +800,13 @@ def build_cases() -> CaseSet:
                          shape=(1, 3, 5, 7), per_channel=pc)
     lut_case(cs, rng, "lut_s8_2d_pc", in_t="s8", bits=8, out="s8", shape=(1, 37), per_channel=True)
     lut_case(cs, rng, "lut_u8_odd_n", in_t="u8", bits=8, out="u8", shape=(1, 1, 1, 13), per_channel=False)
+    # thresholds: per tensor and per channel, both output types, 3 .. 255 thresholds
+    for n in (3, 7, 255):
+        for pc in (False, True):
+            out = "u8" if (n // 4 + pc) % 2 else "s8"
+            thresholds_case(cs, rng, f"thresholds_{n}_{'pc' if pc else 'pt'}_{out}", n=n, out=out, shape=(2, 3, 5, 7),
+                            per_channel=pc)
+    thresholds_case(cs, rng, "thresholds_2d_pc", n=11, out="s8", shape=(1, 37), per_channel=True)
     # mul: same shapes, broadcast gates, zero points, int32 output, tile runs
     for a_t, b_t in (("s8", "s8"), ("s8", "u8"), ("u8", "s8"), ("u8", "u8")):
         za = 0 if a_t == "s8" else 7
@@ -920,7 +948,7 @@ def test_case_set_covers_every_kernel():
     cs = build_cases()
     kinds = {struct.unpack_from("<I", b, 8)[0] for b in cs.blobs}
     assert kinds == set(range(1, 27)) | {K_SCAN, K_SCAN_SPLIT, K_FLIP, K_CONV_SIMD, K_CONV1X1_SIMD, K_DWCONV_SIMD,
-                                         K_MM_SIMD}
+                                         K_MM_SIMD, K_THRESHOLDS}
     assert len(cs.names) == len(set(cs.names)) >= 200
 
 

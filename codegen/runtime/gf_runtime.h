@@ -55,6 +55,7 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #define GF_K_REQUANTIZE 1
 #define GF_K_RELU 1
 #define GF_K_LUT 1
+#define GF_K_THRESHOLDS 1
 #define GF_K_MUL 1
 #define GF_K_SOFTMAX 1
 #define GF_K_LAYERNORM 1
@@ -216,6 +217,14 @@ void gf_relu(const void *x, gf_dtype_t t, int32_t n, int32_t zp, void *y);
  */
 void gf_lut(const void *x, gf_dtype_t in_t, const uint8_t *table, int32_t entries, int32_t base, int32_t channels,
             int32_t n, int32_t inner, void *y);
+
+/*
+ * gf_thresholds: step function of n int32 accumulators, y[i] = codes_c[#{k : thr_c[k] <= x[i]}] with
+ * c = (i / inner) % channels (channels == 1: one table). Table c starts at tables + c * table_bytes: n_thr
+ * int32 thresholds sorted ascending, then n_thr + 1 output bytes. Integer compares only.
+ */
+void gf_thresholds(const void *x, const uint8_t *tables, int32_t n_thr, int32_t table_bytes, int32_t channels,
+                   int32_t n, int32_t inner, void *y);
 
 /*
  * gf_mul: element-wise product of two quantized tensors with broadcasting over a 4-D output shape

@@ -105,6 +105,9 @@ class IROp:
     sources: Callable[[Any, Any, list], list] | None = None
     run: Callable[[Any, Any, list], Any] | None = None
     exact: Callable[[Any, Any, list], Any] | None = None  # float64 value a non-requantizing step rounds
+    # its ``run`` also takes a real-valued accumulator (in accumulator units): the fidelity check runs it on
+    # Brevitas' unrounded float32 accumulator to tell Brevitas' accumulation error from ours (thresholds)
+    runs_on_real_accumulator: bool = False
 
     # -- code generation (codegen/program.py) and GAP9 (codegen/gap9) ------------------------
     call: Callable[[Any], Any] | None = None  # (codegen.program.CallBuilder) -> CallRec

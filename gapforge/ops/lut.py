@@ -11,7 +11,8 @@ Lowering: an element-wise float function (GELU, SiLU, sigmoid, ...) of a quantiz
 "real" tensor recorded in ``Lowering.float_fns`` (a ``FloatFn``: the quantized source and the
 composed float function); functions of it compose. The quantizer that consumes it
 (``requantize.quantize_to``) emits the ``lut`` op instead of a requantize. Any other consumer is
-refused with a hint (``NodeContext.emit``).
+refused with a hint (``NodeContext.emit``). When the source is a conv/linear int32 accumulator, the
+quantizer emits a ``thresholds`` op instead (gapforge/ops/thresholds.py).
 """
 
 from __future__ import annotations
@@ -124,10 +125,13 @@ def check_tabulable(ctx, x: ir.TensorInfo, what: str) -> None:
     if x.kind == "float":
         ctx.fail(f"applies {what} to the unquantized network input",
                  hint="quantize the input first (a QuantIdentity, or --input-quant int8)")
-    if x.kind == "acc":
-        ctx.fail(f"applies {what} to the int32 accumulator '{x.name}'; a float function of an accumulator has no "
-                 "exact integer form", hint=f"put a QuantIdentity before the {what} (or set output_quant on the "
-                 "layer that produces it)")
+    if x.kind == "acc":  # a conv/linear output: a step function of the accumulator (gapforge/ops/thresholds.py)
+        from gapforge.ops.thresholds import reachable_range
+
+        if reachable_range(ctx, x) is None:
+            ctx.fail(f"applies {what} to the int32 accumulator '{x.name}', which is not a conv/linear output; a float "
+                     "function of it has no exact integer form", hint=f"put a QuantIdentity before the {what}")
+        return
     if x.kind == "real":
         ctx.fail(f"applies {what} to '{x.name}', which has no integer encoding",
                  hint=f"put a QuantIdentity before the {what}")
@@ -210,6 +214,10 @@ def emit_lut(ctx, pend: FloatFn, proxy, base: str, shape: list[int]) -> ir.Tenso
     qp = act_quant_params(proxy, len(shape), where, observed=observed)
     if qp.channel_axis is not None and qp.channel_axis != 1:
         ctx.fail(f"per-channel activation scale along axis {qp.channel_axis} is not supported (only axis 1)")
+    if pend.source.kind == "acc":  # a function of a conv/linear accumulator: its step function
+        from gapforge.ops.thresholds import emit_thresholds
+
+        return emit_thresholds(ctx, pend, proxy, qp, base, shape, observed)
     if pend.source.per_channel and pend.source.channel_axis != 1:
         ctx.fail(f"per-channel input scale along axis {pend.source.channel_axis} is not supported (only axis 1)")
     table = build_table(pend.source, pend.fn, proxy, qp, len(shape), where)
@@ -312,23 +320,28 @@ FRONTENDS = [
              "F.* / torch.* / Tensor-method forms, torch.exp, abs, neg",
         modules=_MODULES,
         functions=_FUNCTIONS,
-        lowers_to=("lut",),
+        lowers_to=("lut", "thresholds"),
         doc="A float function of one quantized tensor (at most 8 bits, any zero point, per-tensor or per-channel "
             "scale) followed by a quantizer: a table from input code to output code, built with the model's own "
             "float32 function on every dequantized code and the model's own quantizer (one table per channel "
             "when the input or output scale is per channel), so it equals Brevitas by construction. Any "
             "arguments (GELU approximate='tanh', LeakyReLU slope, Softplus beta, Hardtanh bounds). Functions of "
-            "it (and ReLU, x * f(x), x * scalar) compose into one table. On the network input, an int32 "
-            "accumulator or a result that reaches anything but a quantizer, the checker names the fix.",
+            "it (and ReLU, x * f(x), x * scalar) compose into one table. Applied straight to a QuantConv2d / QuantConv1d / "
+            "QuantLinear output without output quantizer (the int32 accumulator, e.g. nn.ReLU6 or F.gelu then a "
+            "QuantIdentity): a per-channel step function of the accumulator (thresholds), equal to Brevitas "
+            "outside near-ties. On the network input, another accumulator (a sum or product of activations) or a "
+            "result that reaches anything but a quantizer, the checker names the fix.",
         lower=_lower_function,
     ),
     Frontend(
         name="brevitas.nn.QuantSigmoid / QuantTanh / QuantHardSwish",
         modules=(qnn.QuantSigmoid, qnn.QuantTanh, qnn.QuantHardSwish),
-        lowers_to=("requantize", "lut"),
+        lowers_to=("requantize", "lut", "thresholds"),
         doc="[input quantizer] then the function and its output quantizer as one table (as for torch.sigmoid "
             "/ torch.tanh / F.hardswish followed by a quantizer; QuantHardSwish's default unsigned quantizer "
-            "clamps its negative part to 0, as in Brevitas).",
+            "clamps its negative part to 0, as in Brevitas). With the default input_quant=None after a "
+            "QuantLinear / QuantConv2d without output quantizer: a step function of its accumulator "
+            "(thresholds).",
         lower=_lower_quant_nonlinear,
     ),
     Frontend(

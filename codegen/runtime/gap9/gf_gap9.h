@@ -100,6 +100,7 @@ void gf_tile_add(const gf_tile_args_t *a);
 void gf_tile_requantize(const gf_tile_args_t *a);
 void gf_tile_relu(const gf_tile_args_t *a);
 void gf_tile_lut(const gf_tile_args_t *a);
+void gf_tile_thresholds(const gf_tile_args_t *a);
 void gf_tile_mul(const gf_tile_args_t *a);
 void gf_tile_softmax(const gf_tile_args_t *a);
 void gf_tile_layernorm(const gf_tile_args_t *a);

@@ -118,6 +118,19 @@ void gf_tile_lut(const gf_tile_args_t *a)
 }
 #endif
 
+#ifdef GF_K_THRESHOLDS
+void gf_tile_thresholds(const gf_tile_args_t *a)
+{
+    /* t_bytes: bytes of one channel's table, n_thr int32 thresholds then n_thr + 1 codes, n_thr + 1 a multiple of 4 */
+    const gf_layer_t *L = a->L;
+    int32_t n_thr = (L->t_bytes - 1) / 5;
+    /* a->w: the tables of the core's planes when the tables are per channel (as gf_tile_lut) */
+    int32_t planes = a->n / L->inner;
+    int32_t tables = L->t_chans > 1 && L->chans > 1 && L->tile_planes > 1 ? (planes < L->chans ? planes : L->chans) : 1;
+    gf_thresholds(a->x, (const uint8_t *)a->w, n_thr, L->t_bytes, tables, a->n, a->inner, a->y);
+}
+#endif
+
 #ifdef GF_K_MUL
 void gf_tile_mul(const gf_tile_args_t *a)
 {

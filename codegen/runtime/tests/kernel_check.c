@@ -53,6 +53,7 @@ enum {
     K_SCAN = 27,
     K_SCAN_SPLIT = 28,
     K_FLIP = 29,
+    K_THRESHOLDS = 34,
     /* the SIMD kernels (gf_simd.c) on the same vectors: conv cases of every geometry (30), 1x1 (31),
      * depthwise (32), linear (33 with the linear parameters) and matmul (33 with the matmul ones) */
     K_CONV_SIMD = 30,
@@ -346,6 +347,12 @@ static int run_case(const case_t *c, void *out)
         NEED(6, 3);
         gf_lut(A[0].data, (gf_dtype_t)c->prm[0], (const uint8_t *)A[1].data, c->prm[1], c->prm[2], c->prm[3],
                c->prm[4], c->prm[5], out);
+        return 0;
+    case K_THRESHOLDS:
+        /* params: n_thr, table_bytes, channels, n, inner; arrays x (int32) tables expected */
+        NEED(5, 3);
+        gf_thresholds(A[0].data, (const uint8_t *)A[1].data, c->prm[0], c->prm[1], c->prm[2], c->prm[3], c->prm[4],
+                      out);
         return 0;
     case K_MUL: {
         /* params: a_t, b_t, shape[4], sa[4], sb[4], za, zb, j0, n, a_org, b_org, inner, has_rq, channels, zp,
