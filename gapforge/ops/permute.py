@@ -77,11 +77,16 @@ def _lower(ctx) -> None:
                      hint="index before permuting, e.g. timm's qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4) "
                           "then qkv[0]: write q = qkv[:, :, 0].permute(0, 2, 1, 3) (likewise k, v)")
         ctx.fail(f"permutation {perm} of the {nd} axes of '{x.name}' is not a permutation")
-    if x.kind not in ("quant", "acc"):
-        ctx.fail(f"permutes {x.described}", hint="quantize before permuting")
     if perm == list(range(nd)):
         ctx.bind(x)
         return
+    if x.kind == "float":  # the float network input: permuted after its quantizer (gapforge/ops/reshape.py)
+        from gapforge.ops.reshape import view_float_input
+
+        ctx.bind(view_float_input(ctx, x, "permute", perm, ctx.out_shape(0), ctx.name))
+        return
+    if x.kind not in ("quant", "acc"):
+        ctx.fail(f"permutes {x.described}", hint="quantize before permuting")
     ctx.bind(emit_permute(ctx, x, perm, ctx.name))
 
 
