@@ -200,3 +200,25 @@ def test_held_out_list_of_batches_is_one_batch(tmp_path):
     with pytest.raises(GapforgeError, match=r"held_out_data\(\) inputs have shape \[12, 10\], but example_input\(\) "
                                             r"has shape \[1, 72\]"):
         model_inputs(src)
+
+
+def test_channel_shuffle_permute_is_merged_to_the_kernels_axes():
+    from gapforge.ops.permute import merged
+
+    assert merged([1, 3, 2, 5, 5], [0, 2, 1, 3, 4]) == ([3, 2, 25], [1, 0, 2])
+    assert merged([1, 2, 3, 4, 5, 6], [0, 5, 4, 3, 2, 1]) == ([2, 3, 4, 5, 6], [4, 3, 2, 1, 0])  # nothing merges
+    x = np.arange(2 * 3 * 4 * 5).reshape(1, 2, 3, 4, 5)
+    for perm in ([0, 2, 1, 3, 4], [0, 3, 4, 1, 2], [0, 1, 2, 4, 3]):
+        shape, p = merged(list(x.shape), perm)
+        assert np.array_equal(x.reshape(shape).transpose(p).ravel(), x.transpose(perm).ravel())
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+def test_channel_shuffle_deploys_bit_exact(tmp_path, target):
+    out = tmp_path / "out"
+    r = run_tool("deploy", "--model-file", str(MODELS / "channel_shuffle.py"), "--out", str(out), "--target", target)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    net = json.loads((out / "network_info.json").read_text())
+    assert [op["attrs"]["perm"] for op in net["ops"] if op["type"] == "permute"] == [[0, 2, 1, 3, 4]]
+    res = json.loads((out / f"project_{target}" / "results.json").read_text())
+    assert res["passed"] and sum(lay["mismatches"] for lay in res["layers"]) == 0
