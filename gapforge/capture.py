@@ -200,15 +200,16 @@ def _user_frame(exc: BaseException) -> str:
     return found
 
 
-def _iter_leaves(obj: Any) -> Iterator[Any]:
+def iter_leaves(obj: Any) -> Iterator[Any]:
+    """The tensors in a (nested) tuple / list / dict, in order: a model's outputs, the first one first."""
     if isinstance(obj, QuantTensor) or isinstance(obj, torch.Tensor):
         yield obj
     elif isinstance(obj, (list, tuple)):
         for o in obj:
-            yield from _iter_leaves(o)
+            yield from iter_leaves(o)
     elif isinstance(obj, dict):
         for o in obj.values():
-            yield from _iter_leaves(o)
+            yield from iter_leaves(o)
 
 
 class _Recorder:
@@ -274,7 +275,7 @@ class _Recorder:
 
     def refs(self, obj: Any) -> list[int]:
         out = []
-        for leaf in _iter_leaves(obj):
+        for leaf in iter_leaves(obj):
             idx = self.lookup(leaf)
             if idx is not None and idx not in out:
                 out.append(idx)
@@ -311,7 +312,7 @@ class _Recorder:
         node = Node(idx, kind, name, path, type_name, module, func,
                     self.to_refs(args), self.to_refs(kwargs), inputs, [], location)
         self.graph.nodes.append(node)
-        for leaf in _iter_leaves(out):
+        for leaf in iter_leaves(out):
             if isinstance(self._tensor_of(leaf), torch.Tensor):
                 node.outputs.append(self.register(leaf, idx))
         return node
@@ -360,7 +361,7 @@ class _Recorder:
             out = call()
         finally:
             self.in_function = False
-        if not any(isinstance(self._tensor_of(o), torch.Tensor) for o in _iter_leaves(out)):
+        if not any(isinstance(self._tensor_of(o), torch.Tensor) for o in iter_leaves(out)):
             return out  # size(), dim(), shape, comparisons to Python values ...
         location, site = _user_location()
         node = self.add_node("function", self.container_stack[-1], name, None, func, args, kwargs,

@@ -63,12 +63,32 @@ def model_inputs(src: ModelSource) -> dict[str, np.ndarray]:
         if len(xs) != count:
             raise GapforgeError(f"{src.source}: held_out_data() returns {len(xs)} input batch(es) for a model with "
                                 f"{count} inputs (return a tuple of {count} batches and the labels)")
-        for i, (f, xi) in enumerate(zip(file_names("held_out_x", count), xs)):
-            xi = xi.detach().numpy() if isinstance(xi, torch.Tensor) else xi
+        for i, (f, xi, ex) in enumerate(zip(file_names("held_out_x", count), xs, src.example_inputs)):
             what = "inputs" if count == 1 else f"input {i}"
-            arrays[f"inputs/{f}.npy"] = checked(xi, f"{src.source}: held_out_data() {what}")
+            arrays[f"inputs/{f}.npy"] = _held_out_batch(xi, tuple(ex.shape), f"{src.source}: held_out_data() {what}")
         arrays["inputs/held_out_y.npy"] = np.asarray(y, dtype=np.int64)
     return arrays
+
+
+def _held_out_batch(x, example_shape: tuple[int, ...], where: str) -> np.ndarray:
+    """A held-out batch as float32, batch first, each sample shaped like the example input.
+
+    A list or tuple of samples (each of the example's shape, or without its batch axis) is joined into
+    one batch; any other shape is refused naming both shapes."""
+    def arr(v):
+        return v.detach().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+
+    if isinstance(x, (list, tuple)) and len(x) and all(hasattr(v, "shape") for v in x):
+        parts = [arr(v) for v in x]
+        if all(p.shape == example_shape for p in parts):
+            x = np.concatenate(parts)
+        elif all(p.shape == example_shape[1:] for p in parts):
+            x = np.stack(parts)
+    x = checked(arr(x), where)
+    if tuple(x.shape[1:]) != example_shape[1:]:
+        raise GapforgeError(f"{where} have shape {list(x.shape)}, but example_input() has shape {list(example_shape)}; "
+                            f"return a batch of shape [N, {', '.join(map(str, example_shape[1:]))}]")
+    return x
 
 
 def write_network(net: ir.Network, out_dir: str | Path, extra: dict[str, np.ndarray] | None = None) -> Path:

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from gapforge import ir
-from gapforge.capture import capture
+from gapforge.capture import capture, iter_leaves
+from gapforge.errors import GapforgeError
 from gapforge.inputs import arrays_of, torch_args
 from gapforge.lowering import Lowering
 from gapforge.ops import registry
@@ -272,12 +273,14 @@ def top1_agreement(ours: np.ndarray, ref: np.ndarray) -> float:
 
 
 def first_output(out) -> np.ndarray:
-    """The model's (first) output as float32 numpy: a model with several outputs returns a tuple or
-    list, whose first element is the output the INT8 engine returns (``INT8InferenceEngine.forward``)
-    and the one accuracy and top-1 agreement are measured on; every output is compared layer by layer."""
-    while isinstance(out, (tuple, list)):
-        out = out[0]
-    return getattr(out, "value", out).detach().numpy()
+    """The model's (first) output as float32 numpy: a model with several outputs returns a tuple, list
+    or dict, whose first tensor (in the order the capture lists the network's outputs) is the output the
+    INT8 engine returns (``INT8InferenceEngine.forward``) and the one accuracy and top-1 agreement are
+    measured on; every output is compared layer by layer."""
+    first = next(iter_leaves(out), None)
+    if first is None:
+        raise GapforgeError(f"the model returned a {type(out).__name__} holding no tensor")
+    return getattr(first, "value", first).detach().numpy()
 
 
 def check(model, engine, x: np.ndarray, name: str) -> FidelityReport:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import sys
 import types
 from dataclasses import dataclass, field
@@ -93,6 +94,37 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _factory_hint(module: types.ModuleType) -> str:
+    """What a model file without create_model() offers instead: its functions and nn.Module classes."""
+    import torch
+
+    own = {n: v for n, v in vars(module).items()
+           if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__}
+    funcs = [n for n, v in own.items() if inspect.isfunction(v)]
+    classes = [n for n, v in own.items() if inspect.isclass(v) and issubclass(v, torch.nn.Module)]
+    hint = "; add a create_model() returning the trained model"
+    if funcs:
+        hint += f" (it defines {', '.join(f + '()' for f in funcs)}: def create_model(): return {funcs[0]}())"
+    if classes:
+        hint += f", or pass --model-class {classes[0]}" + (f" (classes: {', '.join(classes)})" if len(classes) > 1 else "")
+    return hint
+
+
+def _instantiate(cls, where: str, name: str):
+    """``cls()`` for --model-class: a constructor that needs arguments is refused naming them."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        params = []
+    needed = [p.name for p in params if p.default is inspect.Parameter.empty
+              and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if needed:
+        raise GapforgeError(f"{where}: --model-class {name}: its constructor needs {', '.join(needed)}, and "
+                            "--model-class calls it with no arguments; give them defaults or add a create_model() "
+                            f"that returns {name}(...)")
+    return cls()
+
+
 def load_model(args: argparse.Namespace) -> ModelSource:
     import torch
 
@@ -112,11 +144,11 @@ def load_model(args: argparse.Namespace) -> ModelSource:
             cls = getattr(module, args.model_class, None)
             if cls is None:
                 raise GapforgeError(f"{where}: no class named '{args.model_class}'")
-            model = cls()
+            model = _instantiate(cls, where, args.model_class)
         elif hasattr(module, "create_model"):
             model = module.create_model()
         else:
-            raise GapforgeError(f"{where}: defines neither create_model() nor the class given by --model-class")
+            raise GapforgeError(f"{where}: defines no create_model(){_factory_hint(module)}")
         if args.input_shape:
             torch.manual_seed(0)
             example = torch.randn(*_parse_shape(args.input_shape))

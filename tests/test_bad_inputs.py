@@ -643,3 +643,35 @@ def test_input_quant_on_brevitas_examples_mobilenet_unmodified(tmp_path):
     summary = json.loads((tmp_path / "out" / "deploy_summary.json").read_text())
     assert summary["fidelity"]["passed"] and summary["run"]["mismatches"] == 0
     assert summary["run"]["compared"] == summary["run"]["layers"]
+
+
+FACTORY_MODEL = '''
+import torch.nn as nn
+import brevitas.nn as qnn
+
+
+class Classifier(nn.Module):
+    def __init__(self, in_ch, n_classes=10):
+        super().__init__()
+        self.q = qnn.QuantIdentity(return_quant_tensor=True)
+        self.fc = qnn.QuantLinear(in_ch, n_classes, bias=True)
+
+    def forward(self, x):
+        return self.fc(self.q(x))
+
+
+def get_model():
+    return Classifier(4)
+'''
+
+
+def test_model_file_without_create_model_names_what_it_has(tmp_path):
+    """A factory of another name, a class needing arguments: one line naming them and the fix."""
+    f = tmp_path / "factory.py"
+    f.write_text(FACTORY_MODEL)
+    user_error(cli("check_model_compatibility", "--model-file", f),
+               "factory.py: defines no create_model(); add a create_model() returning the trained model (it "
+               "defines get_model(): def create_model(): return get_model()), or pass --model-class Classifier")
+    user_error(cli("check_model_compatibility", "--model-file", f, "--model-class", "Classifier", "--input-shape", "1,4"),
+               "factory.py: --model-class Classifier: its constructor needs in_ch, and --model-class calls it with "
+               "no arguments; give them defaults or add a create_model() that returns Classifier(...)")

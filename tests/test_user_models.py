@@ -151,3 +151,74 @@ def test_a_model_failing_in_eval_mode_is_refused_naming_its_line(tmp_path):
     assert "model.eval()(example_input())" in item.hint
     r = run_tool("deploy", "--model-file", str(MODELS / "cat_two_scales.py"), "--out", str(tmp_path / "o"))
     assert r.returncode == 1 and "cat_two_scales.py:" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_float_input_view_and_transpose_before_the_quantizer_are_exact(tmp_path):
+    """x.view(N, T, F).transpose(1, 2) of the float input, then QuantIdentity: the input is quantized in its
+    own (N, T*F) layout and the integers moved (reshape, permute); a dict output's first value is the logits."""
+    src = _source("raw_input_views")
+    net = extract(src)
+    kinds = [(op.type, op.inputs) for op in net.ops[:3]]
+    assert kinds == [("quantize", ["input"]), ("reshape", ["inp.input"]), ("permute", [net.ops[1].outputs[0]])]
+    assert net.tensors["input"].shape == [1, 72] and net.tensors[net.ops[2].outputs[0]].shape == [1, 3, 24]
+    write_network(net, tmp_path / "net", model_inputs(src))
+    engine = INT8InferenceEngine(tmp_path / "net")
+    x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
+    rep = fidelity.check(src.model, engine, x, src.name)
+    assert rep.passed and rep.total_mismatches == 0
+    ours, _ = engine.forward(x)
+    with torch.no_grad():
+        ref = src.model(torch.from_numpy(x))["logits"].numpy()
+    # the logits are an accumulator times its scale: equal to Brevitas' float32 up to its rounding
+    assert ours.shape == (12, 4) and np.abs(ours - ref).max() < 1e-6 * np.abs(ref).max()
+    assert rep.max_abs_output_diff == float(np.abs(ours - ref).max()) and rep.top1_agreement == 1.0
+
+
+def test_float_input_view_deploys_bit_exact_on_host(tmp_path):
+    out = tmp_path / "out"
+    r = run_tool("deploy", "--model-file", str(MODELS / "raw_input_views.py"), "--out", str(out), "--target", "host")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    res = json.loads((out / "project_host" / "results.json").read_text())
+    assert res["passed"] and sum(lay["mismatches"] for lay in res["layers"]) == 0 and len(res["layers"]) >= 5
+
+
+def test_float_input_view_without_a_quantizer_is_refused_at_the_layer(tmp_path, monkeypatch):
+    src = _source("raw_input_views")
+    monkeypatch.setattr(src.model, "inp", torch.nn.Identity())  # the view reaches the convolution unquantized
+    with pytest.raises(GapforgeError, match=r"module 'conv' \(QuantConv1d\): receives the unquantized float input"):
+        extract(src)
+
+
+def test_held_out_list_of_batches_is_one_batch(tmp_path):
+    src = _source("raw_input_views")
+    x, _ = src.module.held_out_data()
+    src.module.held_out_data = lambda: ([x[i:i + 1] for i in range(4)], [0] * 4)
+    assert np.array_equal(model_inputs(src)["inputs/held_out_x.npy"], x[:4].numpy())
+    src.module.held_out_data = lambda: ([x[i] for i in range(3)], [0] * 3)  # samples without a batch axis
+    assert np.array_equal(model_inputs(src)["inputs/held_out_x.npy"], x[:3].numpy())
+    src.module.held_out_data = lambda: (x[:, :10], [0] * 12)
+    with pytest.raises(GapforgeError, match=r"held_out_data\(\) inputs have shape \[12, 10\], but example_input\(\) "
+                                            r"has shape \[1, 72\]"):
+        model_inputs(src)
+
+
+def test_channel_shuffle_permute_is_merged_to_the_kernels_axes():
+    from gapforge.ops.permute import merged
+
+    assert merged([1, 3, 2, 5, 5], [0, 2, 1, 3, 4]) == ([3, 2, 25], [1, 0, 2])
+    assert merged([1, 2, 3, 4, 5, 6], [0, 5, 4, 3, 2, 1]) == ([2, 3, 4, 5, 6], [4, 3, 2, 1, 0])  # nothing merges
+    x = np.arange(2 * 3 * 4 * 5).reshape(1, 2, 3, 4, 5)
+    for perm in ([0, 2, 1, 3, 4], [0, 3, 4, 1, 2], [0, 1, 2, 4, 3]):
+        shape, p = merged(list(x.shape), perm)
+        assert np.array_equal(x.reshape(shape).transpose(p).ravel(), x.transpose(perm).ravel())
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+def test_channel_shuffle_deploys_bit_exact(tmp_path, target):
+    out = tmp_path / "out"
+    r = run_tool("deploy", "--model-file", str(MODELS / "channel_shuffle.py"), "--out", str(out), "--target", target)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    net = json.loads((out / "network_info.json").read_text())
+    assert [op["attrs"]["perm"] for op in net["ops"] if op["type"] == "permute"] == [[0, 2, 1, 3, 4]]
+    res = json.loads((out / f"project_{target}" / "results.json").read_text())
+    assert res["passed"] and sum(lay["mismatches"] for lay in res["layers"]) == 0

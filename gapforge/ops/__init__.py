@@ -20,6 +20,10 @@ _RECURRENT_HINT = ("recurrent layers are not supported (their float state has no
                    "state (tests/test_networks/seqdata/mamba.py), which deploys exactly")
 
 # Constructs we recognise but do not support, with the most useful hint we can give.
+_LOG_SOFTMAX = ("log_softmax is not supported: at the network's end return the logits (log_softmax keeps their "
+                "argmax; the golden's prediction is it), elsewhere use softmax followed by a quantizer (QuantIdentity)")
+_ARGMAX = ("argmax is not supported: return the logits; the golden test cases and the accuracy report take "
+           "their argmax (the 'prediction')")
 _UNSUPPORTED_HINTS: dict[str, str] = {
     "Conv2d": "float convolution: replace torch.nn.Conv2d by brevitas.nn.QuantConv2d",
     "Conv1d": "float convolution: replace torch.nn.Conv1d by brevitas.nn.QuantConv1d",
@@ -64,8 +68,10 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "hypot": "an element-wise function of two activations has no table form",
     "log": "log of an activation is not supported (it is not finite at 0)",
     "sqrt": "sqrt of an activation is not supported yet",
-    "LogSoftmax": "log_softmax is not supported: use softmax followed by a quantizer (QuantIdentity)",
-    "log_softmax": "log_softmax is not supported: use softmax followed by a quantizer (QuantIdentity)",
+    "LogSoftmax": _LOG_SOFTMAX,
+    "log_softmax": _LOG_SOFTMAX,
+    "argmax": _ARGMAX,
+    "argmin": "argmin is not supported: return the scores (the golden's prediction is their argmax)",
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import atomic_ops
 from gapforge.errors import GapforgeError
 from gapforge.ops._base import Attr, Frontend, IROp
@@ -19,14 +21,34 @@ def infer_shapes(inputs, attrs, params):
 
 
 
+def merged(shape: list[int], perm: list[int]) -> tuple[list[int], list[int]]:
+    """The same data movement on fewer axes: input axes that stay adjacent and in order in the output
+    (perm[k + 1] == perm[k] + 1) are one axis, and size-1 axes are dropped: a channel shuffle,
+    x.view(1, g, C // g, H, W).transpose(1, 2), is shape (g, C // g, H * W) by (1, 0, 2)."""
+    keep = [a for a in range(len(shape)) if shape[a] != 1]
+    perm = [p for p in perm if p in keep]
+    groups: list[list[int]] = []  # runs of input axes, in output order
+    for p in perm:
+        if groups and groups[-1][-1] + 1 == p:
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    order = sorted(range(len(groups)), key=lambda g: groups[g][0])  # the runs in input order
+    new_shape = [math.prod(shape[a] for a in groups[g]) for g in order]
+    new_perm = [order.index(g) for g in range(len(groups))]
+    return new_shape or [1], new_perm or [0]
+
+
 def _call(cg):
     x = cg.net.tensors[cg.step.inputs[0]]
-    nd = len(x.shape)
+    shape, perm = merged(list(x.shape), list(cg.attrs["perm"]))
+    nd = len(shape)
     if nd > 4:
-        raise GapforgeError(f"permute '{cg.step.output}' of a {nd}-D tensor: the device kernel handles 4-D")
+        raise GapforgeError(f"permute '{cg.step.output}' of a {len(x.shape)}-D tensor {x.shape} by {cg.attrs['perm']}: "
+                            f"the device kernel moves at most 4 axes and this one needs {nd}")
     pad = 4 - nd
-    shape4 = [1] * pad + list(x.shape)
-    perm4 = list(range(pad)) + [p + pad for p in cg.attrs["perm"]]
+    shape4 = [1] * pad + shape
+    perm4 = list(range(pad)) + [p + pad for p in perm]
     return cg.call("gf_permute", (cg.X[0], str(cg.out.elem_bytes), f"perm_shape_{cg.ident}", f"perm_{cg.ident}", cg.Y),
                    perm=(tuple(shape4), tuple(perm4)))
 
@@ -77,11 +99,21 @@ def _lower(ctx) -> None:
                      hint="index before permuting, e.g. timm's qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4) "
                           "then qkv[0]: write q = qkv[:, :, 0].permute(0, 2, 1, 3) (likewise k, v)")
         ctx.fail(f"permutation {perm} of the {nd} axes of '{x.name}' is not a permutation")
-    if x.kind not in ("quant", "acc"):
-        ctx.fail(f"permutes {x.described}", hint="quantize before permuting")
     if perm == list(range(nd)):
         ctx.bind(x)
         return
+    if x.kind == "float":  # the float network input: permuted after its quantizer (gapforge/ops/reshape.py)
+        from gapforge.ops.reshape import view_float_input
+
+        ctx.bind(view_float_input(ctx, x, "permute", perm, ctx.out_shape(0), ctx.name))
+        return
+    if x.kind not in ("quant", "acc"):
+        ctx.fail(f"permutes {x.described}", hint="quantize before permuting")
+    axes = len(merged(list(x.shape), perm)[0])
+    if axes > 4:
+        ctx.fail(f"permutation {perm} of '{x.name}' {x.shape} moves {axes} separate axes; the device kernel moves "
+                 "at most 4 (axes that stay adjacent and in order count as one)",
+                 hint="split it into two permutes of fewer axes, with a reshape between")
     ctx.bind(emit_permute(ctx, x, perm, ctx.name))
 
 
