@@ -151,3 +151,55 @@ def test_a_model_failing_in_eval_mode_is_refused_naming_its_line(tmp_path):
     assert "model.eval()(example_input())" in item.hint
     r = run_tool("deploy", "--model-file", str(MODELS / "cat_two_scales.py"), "--out", str(tmp_path / "o"))
     assert r.returncode == 1 and "cat_two_scales.py:" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_subtractions_lower_to_add_and_add_constant_and_are_exact(tmp_path):
+    """QuantTensor - QuantTensor, x - number, number - x, torch.sub of two float conv outputs, Tensor.sub of a
+    buffer, sigmoid(x) - 0.5: add with the subtrahend's multiplier negated, add_constant, one table."""
+    src = _source("sub_ops")
+    net = extract(src)
+    subs = [op for op in net.ops if op.type == "add"]
+    assert [op.attrs for op in subs] == [{"subtract": True}] * 2
+    assert [op.type for op in net.ops].count("add_constant") == 3
+    assert [op.attrs["function"] for op in net.ops if op.type == "lut"] == ["sub(sigmoid(x), c)"]
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
+    rq = {s.output: s.requant for s in engine.plan.steps if s.requant is not None}
+    m = rq["q1"].m[:, 0]
+    assert m[0] > 0 and m[1] == -m[0]  # one scale: a - b with the negated multiplier
+    # every quantized layer matched (no mismatch at all); the logits are a float32 sum in Brevitas
+    assert np.abs(ours - ref).max() < 1e-5 and np.array_equal(ours.argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+def test_subtractions_deploy_bit_exact(tmp_path, target):
+    out = tmp_path / "out"
+    r = run_tool("deploy", "--model-file", str(MODELS / "sub_ops.py"), "--out", str(out), "--target", target)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    res = json.loads((out / f"project_{target}" / "results.json").read_text())
+    assert len(res["layers"]) == 21 and all(lay["mismatches"] == 0 for lay in res["layers"])
+    assert "RESULT: PASS" in r.stdout
+
+
+def test_a_difference_without_a_quantizer_is_refused_by_the_checker(tmp_path):
+    model = tmp_path / "bare_sub.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.fc1, self.fc2 = qnn.QuantLinear(8, 4, bias=False), qnn.QuantLinear(8, 4, bias=False)\n"
+        "    def forward(self, x):\n"
+        "        x = self.q(x)\n"
+        "        return self.fc1(x) - self.fc2(x)\n"
+        "def create_model():\n"
+        "    from brevitas.graph.calibrate import calibration_mode\n"
+        "    m = Net().eval()\n"
+        "    with torch.no_grad(), calibration_mode(m):\n"
+        "        m(torch.rand(16, 8))\n"
+        "    return m.eval()\n"
+        "def example_input():\n"
+        "    return torch.rand(1, 8)\n")
+    r = run_tool("check_model_compatibility", "--model-file", str(model))
+    assert r.returncode == 1 and "NOT DEPLOYABLE" in r.stdout
+    assert "network output 'sub' is" in r.stdout and "without an integer encoding" in r.stdout, r.stdout
