@@ -264,3 +264,11 @@ def test_preprocessed_input_without_a_quantizer_is_refused_naming_the_fix(tmp_pa
     assert r.returncode == 1 and "receives the unquantized float input" in r.stdout
     assert "'sub' is the float preprocessing of the network input (2 steps)" in r.stdout
     assert "put a QuantIdentity right after the preprocessing" in r.stdout, r.stdout
+
+
+def test_quant_eltwise_add_of_a_negated_quant_tensor_is_exact(tmp_path):
+    src = _source("eltwise_sub")
+    net = extract(src)
+    assert [op.attrs["function"] for op in net.ops if op.type == "lut"] == ["neg(x)"]
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
+    assert np.abs(ours - ref).max() < 1e-5 and np.array_equal(ours.argmax(1), ref.argmax(1))
