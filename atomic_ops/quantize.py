@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 
@@ -35,3 +37,35 @@ def quantize(x: np.ndarray, scale, zero_point: int, lo: int, hi: int, channel_ax
     if np.isnan(y).any():
         raise ValueError("quantize: NaN input has no integer value")
     return np.clip(np.rint(y), lo, hi).astype(np.int64)
+
+
+_ARITH = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
+
+
+def preprocess(x: np.ndarray, steps: list | None) -> np.ndarray:
+    """The model's float32 preprocessing of its input before the input quantizer (``x / 255.0 - 0.5``,
+    ``(x - mean) / std``, ``x.permute(0, 3, 1, 2)``, ...), replayed with the same torch operations on the
+    same float32 operands, so the values equal the model's bit for bit (host side only; the device receives
+    the quantized result). ``steps``: the quantize op's ``preprocess`` attribute (gapforge/ops/quantize.py)."""
+    if not steps:
+        return x
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    for s in steps:
+        op = s["op"]
+        if op in _ARITH:
+            c = s["operand"]
+            if isinstance(c, dict):
+                c = torch.tensor(c["values"], dtype=torch.float32).reshape(c["shape"])
+            # the Python operator as the model wrote it (c - x: Tensor.__rsub__ for a number, as in the model)
+            t = _ARITH[op](c, t) if s.get("reversed") else _ARITH[op](t, c)
+        elif op == "neg":
+            t = -t
+        elif op == "permute":
+            t = t.permute(*s["dims"])
+        elif op == "reshape":
+            t = t.reshape(t.shape[0], *s["shape"])
+        else:
+            raise ValueError(f"preprocess: unknown step {op!r}")
+    return t.contiguous().numpy()

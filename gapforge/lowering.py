@@ -94,6 +94,9 @@ class Lowering:
         # and the nodes it covers -> its name
         self.replaced: dict[int, Node] = {}
         self.folded: dict[int, str] = {}
+        # float tensors computed from a network input by its preprocessing before the input quantizer
+        # (gapforge/ops/quantize.py): tensor name -> (the network input, the preprocessing steps)
+        self.pre_inputs: dict[str, tuple[str, list]] = {}
 
     # -- driver -----------------------------------------------------------------------
     def run(self) -> ir.Network | None:
@@ -103,6 +106,7 @@ class Lowering:
             self.tensors[name] = ir.TensorInfo(name, "float", shape, "float32")
             self.act_tensor[act] = name
             self.values[name] = self.graph.activations[act].value
+            self.pre_inputs[name] = (name, [])
         from gapforge.ops.scan import fold_scans
         from gapforge.recurrence import find_float_recurrences
 
@@ -161,7 +165,10 @@ class Lowering:
                                                f"folded into '{self.folded[node.index]}'", None, [], node.location))
             return
         node = self.replaced.get(node.index, node)
-        front = self.registry.frontend_for_node(node)
+        from gapforge.ops.quantize import PREPROCESSING, reads_preprocessable
+
+        # float arithmetic / shape ops on the network input fold into its host-side quantization
+        front = PREPROCESSING if reads_preprocessable(self, node) else self.registry.frontend_for_node(node)
         ctx = NodeContext(self, node)
         if node.index in self.recurrences:
             rec = self.recurrences[node.index]
@@ -196,7 +203,7 @@ class Lowering:
                 f"not checked: its input comes from unsupported '{b.upstream}'", None, [], node.location))
             return
         except GapforgeError as err:  # LoweringError, QuantReadError, ...
-            self._fail_node(node, str(err), err.hint)
+            self._fail_node(node, str(err), self._preprocessing_hint(node) or err.hint)
             return
         except Exception as exc:  # a gapforge bug must not crash the checker
             if self.strict:
@@ -212,6 +219,16 @@ class Lowering:
         hint = "; ".join(w[1] for w in ctx.warnings if w[1]) or None
         self.diagnostics.append(Diagnostic(node.name, node.kind, node.type_name, status, msg, hint,
                                            ctx.emitted, node.location))
+
+    def _preprocessing_hint(self, node: Node) -> str | None:
+        """The fix when ``node`` failed on the float result of the network input's preprocessing."""
+        for a in node.inputs:
+            name = self.act_tensor.get(a)
+            if name is not None and self.pre_inputs.get(name, (None, []))[1]:
+                return (f"'{name}' is the float preprocessing of the network input ({len(self.pre_inputs[name][1])} "
+                        "steps), which folds into the host-side input quantization only when a quantizer reads it: "
+                        "put a QuantIdentity right after the preprocessing")
+        return None
 
     def _fail_node(self, node: Node, message: str, hint: str | None) -> None:
         if self.strict:

@@ -201,13 +201,15 @@ def prepare_requant(net: ir.Network, step: Step) -> Requant:
     s_out = np.asarray(out.scale_list(channels), dtype=np.float64)
     M = np.zeros((len(srcs), channels))
     B = np.zeros(channels)
-    for i, (t, _) in enumerate(srcs):
+    signs_of = _decl(step.kind).source_signs
+    signs = signs_of(net, step) if signs_of is not None else [1] * len(srcs)
+    for i, ((t, _), sign) in enumerate(zip(srcs, signs)):
         sigma = np.asarray(t.scale_list(channels), dtype=np.float64)
-        M[i] = sigma / s_out
+        M[i] = sign * sigma / s_out
         if t.kind == "quant":
             B -= t.zero_point * M[i]
         else:
-            B += np.asarray(t.offset_list(channels), dtype=np.float64) / s_out
+            B += sign * np.asarray(t.offset_list(channels), dtype=np.float64) / s_out
     where = f"requantize '{step.name}': "
     try:
         m, sh = quantize_multipliers(M, where)

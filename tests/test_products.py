@@ -90,9 +90,9 @@ class ConstantToRelu(_Base):
         return self.out(torch.relu(a + self.pos))
 
 
-class NumberAdd(_Base):
+class AccNumberAdd(_Base):  # a number added to a quantized activation is deployable (tests/user_models/sub_ops.py)
     def forward(self, x):
-        return self.out(self.qb(x) + 1.5)
+        return self.out(self.fc(self.qa(x)) + 1.5)
 
 
 class NegativeScale(_Base):
@@ -133,7 +133,7 @@ def _verdict(cls):
     (Einsum, "unsupported operation einsum", "torch.matmul"),
     (Broadcast, "broadcasting of the leading axes is not supported", "same leading shape"),
     (ConstantToRelu, "must go to a quantizer first", "QuantIdentity right after"),
-    (NumberAdd, "adds a Python number", "constant tensor"),
+    (AccNumberAdd, "adds a constant to an int32 accumulator", "QuantIdentity"),
     (NegativeScale, "only positive finite constants fold into a scale", "negative"),
 ])
 def test_unsupported_variants_are_named_with_a_hint(cls, text, hint):

@@ -222,3 +222,124 @@ def test_channel_shuffle_deploys_bit_exact(tmp_path, target):
     assert [op["attrs"]["perm"] for op in net["ops"] if op["type"] == "permute"] == [[0, 2, 1, 3, 4]]
     res = json.loads((out / f"project_{target}" / "results.json").read_text())
     assert res["passed"] and sum(lay["mismatches"] for lay in res["layers"]) == 0
+
+
+def test_subtractions_lower_to_add_and_add_constant_and_are_exact(tmp_path):
+    """QuantTensor - QuantTensor, x - number, number - x, torch.sub of two float conv outputs, Tensor.sub of a
+    buffer, sigmoid(x) - 0.5: add with the subtrahend's multiplier negated, add_constant, one table."""
+    src = _source("sub_ops")
+    net = extract(src)
+    subs = [op for op in net.ops if op.type == "add"]
+    assert [op.attrs for op in subs] == [{"subtract": True}] * 2
+    assert [op.type for op in net.ops].count("add_constant") == 3
+    assert [op.attrs["function"] for op in net.ops if op.type == "lut"] == ["sub(sigmoid(x), c)"]
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
+    rq = {s.output: s.requant for s in engine.plan.steps if s.requant is not None}
+    m = rq["q1"].m[:, 0]
+    assert m[0] > 0 and m[1] == -m[0]  # one scale: a - b with the negated multiplier
+    # every quantized layer matched (no mismatch at all); the logits are a float32 sum in Brevitas
+    assert np.abs(ours - ref).max() < 1e-5 and np.array_equal(ours.argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+def test_subtractions_deploy_bit_exact(tmp_path, target):
+    out = tmp_path / "out"
+    r = run_tool("deploy", "--model-file", str(MODELS / "sub_ops.py"), "--out", str(out), "--target", target)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    res = json.loads((out / f"project_{target}" / "results.json").read_text())
+    assert len(res["layers"]) == 21 and all(lay["mismatches"] == 0 for lay in res["layers"])
+    assert "RESULT: PASS" in r.stdout
+
+
+def test_a_difference_without_a_quantizer_is_refused_by_the_checker(tmp_path):
+    model = tmp_path / "bare_sub.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.fc1, self.fc2 = qnn.QuantLinear(8, 4, bias=False), qnn.QuantLinear(8, 4, bias=False)\n"
+        "    def forward(self, x):\n"
+        "        x = self.q(x)\n"
+        "        return self.fc1(x) - self.fc2(x)\n"
+        "def create_model():\n"
+        "    from brevitas.graph.calibrate import calibration_mode\n"
+        "    m = Net().eval()\n"
+        "    with torch.no_grad(), calibration_mode(m):\n"
+        "        m(torch.rand(16, 8))\n"
+        "    return m.eval()\n"
+        "def example_input():\n"
+        "    return torch.rand(1, 8)\n")
+    r = run_tool("check_model_compatibility", "--model-file", str(model))
+    assert r.returncode == 1 and "NOT DEPLOYABLE" in r.stdout
+    assert "network output 'sub' is" in r.stdout and "without an integer encoding" in r.stdout, r.stdout
+
+
+def test_float_preprocessing_folds_into_the_input_quantizer_and_is_exact(tmp_path):
+    """x.float().unsqueeze(1).transpose(2, 3), (x / 255.0 - mean) / std and 1.0 - x * (2 / 255.0) before two input
+    quantizers: two quantize ops reading the raw input with the steps replayed on the host; the quantized
+    inputs equal Brevitas' integers on every held-out input."""
+    src = _source("preprocess_ops")
+    net = extract(src)
+    quant = [op for op in net.ops if op.type == "quantize"]
+    assert [op.inputs for op in quant] == [["input"], ["input"]] and net.tensors["input"].shape == [1, 8, 8]
+    steps = [[(s["op"], s.get("reversed", False)) for s in op.attrs["preprocess"]] for op in quant]
+    assert steps == [[("reshape", False), ("permute", False), ("div", False), ("sub", False), ("div", False)],
+                     [("reshape", False), ("permute", False), ("mul", False), ("sub", True)]]
+    assert quant[0].attrs["preprocess"][3]["operand"]["shape"] == [1, 1, 1, 8]
+    assert net.tensors["qin"].shape == [1, 1, 8, 8]
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
+    x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
+    seen = {}
+    hooks = [getattr(src.model, n).register_forward_hook(
+        lambda m, a, out, n=n: seen.__setitem__(n, (out.value / out.scale).round().numpy())) for n in ("qin", "qin2")]
+    with torch.no_grad():
+        src.model(torch.from_numpy(x))
+    for h in hooks:
+        h.remove()
+    _, ints = engine.forward(x)
+    assert np.array_equal(ints["qin"], seen["qin"]) and np.array_equal(ints["qin2"], seen["qin2"])
+    assert len(np.unique(ints["qin"])) > 50  # the normalized pixels use the quantizer's range
+    assert np.abs(ours - ref).max() < 1e-5 and np.array_equal(ours.argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+def test_float_preprocessing_deploys_bit_exact(tmp_path, target):
+    out = tmp_path / "out"
+    r = run_tool("deploy", "--model-file", str(MODELS / "preprocess_ops.py"), "--out", str(out), "--target", target)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    res = json.loads((out / f"project_{target}" / "results.json").read_text())
+    assert len(res["layers"]) == 7 and all(lay["mismatches"] == 0 for lay in res["layers"])
+    case = out / "test_cases" / "test_case_1"
+    raw = np.load(case / "input_fp32.npy")
+    q = np.load(case / "intermediate_int8" / "qin.npy")
+    assert raw.shape == (1, 8, 8) and raw.max() > 100 and q.shape == (1, 1, 8, 8)  # raw pixels in, codes out
+
+
+def test_preprocessed_input_without_a_quantizer_is_refused_naming_the_fix(tmp_path):
+    model = tmp_path / "bare_pre.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.c = qnn.QuantConv2d(1, 2, 3, bias=False)\n"
+        "    def forward(self, x):\n"
+        "        return self.c(x / 255.0 - 0.5)\n"
+        "def create_model():\n"
+        "    return Net().eval()\n"
+        "def example_input():\n"
+        "    return torch.rand(1, 1, 8, 8) * 255\n")
+    r = run_tool("check_model_compatibility", "--model-file", str(model))
+    assert r.returncode == 1 and "receives the unquantized float input" in r.stdout
+    assert "'sub' is the float preprocessing of the network input (2 steps)" in r.stdout
+    assert "put a QuantIdentity right after the preprocessing" in r.stdout, r.stdout
+
+
+def test_quant_eltwise_add_of_a_negated_quant_tensor_is_exact(tmp_path):
+    src = _source("eltwise_sub")
+    net = extract(src)
+    assert [op.attrs["function"] for op in net.ops if op.type == "lut"] == ["neg(x)"]
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
+    assert np.abs(ours - ref).max() < 1e-5 and np.array_equal(ours.argmax(1), ref.argmax(1))

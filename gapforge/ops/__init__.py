@@ -52,7 +52,6 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "masked_fill_": "attention masks are not supported yet; deploy the model without the mask",
     "scaled_dot_product_attention": "write the attention out: q @ k.transpose(-2, -1) * scale, softmax, "
                                     "@ v, with a QuantIdentity after each product",
-    "sub": "subtraction is not supported yet; only additions of two activations are",
     "conv2d": "functional F.conv2d on activations: use a brevitas.nn.QuantConv2d module",
     "linear": "functional F.linear on activations: use a brevitas.nn.QuantLinear module",
     "interpolate": "upsampling is not supported yet",

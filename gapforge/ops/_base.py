@@ -90,6 +90,9 @@ class IROp:
     fusion: str = "none"
     requantizes: bool = False  # the step ends in the integer requantization when its output is quantized
     acc_bound: Callable[[Any, Any], Any] | None = None  # (net, step) -> per-channel worst |int32 acc|
+    # (net, step) -> the sign (+1 / -1) of each integer source in the requantization's sum (None: all +1);
+    # a subtraction is an add whose second source has the negated multiplier
+    source_signs: Callable[[Any, Any], list[int]] | None = None
     check: Callable[[Any, Any], None] | None = None  # (net, step): raise PlanError if not executable
     symmetric_input: bool = False  # its kernels take no input zero point: input 0 must be quant, zero point 0
     # (net, step) -> the step's own integer parameters (stored in ``Step.params``; they must have a

@@ -37,9 +37,10 @@ def _check(net, step):
 
 IR_OP = IROp(
     name="add_constant",
-    summary="Add a constant tensor (per element) to an activation; the quantizer after it rounds the sum.",
-    semantics="acc = q (the input codes) with real = s * acc + offset[e], offset = C - s * zp per element; "
-              "the following requantize adds the offset in its 64-bit sum (one rounding).",
+    summary="Add a constant tensor (per element) to an activation, or subtract it from one (x - C, C - x); "
+            "the quantizer after it rounds the sum.",
+    semantics="acc = q (the input codes) with real = s' * acc + offset[e], s' = s (C - x: -s), offset = C - s' * zp "
+              "per element (x - C: -C); the following requantize adds the offset in its 64-bit sum (one rounding).",
     inputs="one quant tensor, flat [1, N] (the lowering flattens it); its output must be requantized",
     reference="add_constant",
     kernels=("gf_requantize",),
@@ -58,14 +59,16 @@ def _quantizer_consumers_only(ctx) -> None:
     for node in ctx.consumers(0):
         if node.kind == "module" and isinstance(node.module, QuantIdentity):
             continue
-        if node.kind == "function" and node.type_name == "add":
+        if node.kind == "function" and node.type_name in ("add", "sub"):
             continue  # a further constant (folded) or a quantizer check of its own
         ctx.fail(f"the sum with a constant is used by {node.describe()}; it must go to a quantizer first",
                  hint="put a QuantIdentity right after the addition (or concatenation) of the constant")
 
 
 def _constant_of(ctx, obj, shape) -> np.ndarray:
-    """A captured constant (parameter, buffer) as float64, broadcast to ``shape``."""
+    """A captured constant (parameter, buffer, Python number) as float64, broadcast to ``shape``."""
+    if not isinstance(obj, torch.Tensor):  # a Python number: PyTorch applies it to a float32 tensor in float32
+        return np.broadcast_to(np.float64(np.float32(obj)), shape)
     t = obj.detach().to(torch.float32).numpy().astype(np.float64)
     try:
         return np.broadcast_to(t, shape)
@@ -79,8 +82,8 @@ def _fresh_constant_acc(ctx, x) -> bool:
     return p is not None and p.type == "add_constant" and not any(x.name in op.inputs for op in ctx.low.ops)
 
 
-def emit_add_constant(ctx, x, const: np.ndarray, base: str):
-    """Bind the node's output to ``x + const`` (``const`` float64 of ``x``'s shape)."""
+def emit_add_constant(ctx, x, const: np.ndarray, base: str, sign: int = 1):
+    """``sign * x + const`` (``const`` float64 of ``x``'s shape): the accumulator of scale ``sign * s``."""
     if x.kind != "quant":
         ctx.fail(f"adds a constant to {x.described}" + (" (the network input)" if x.kind == "float"
                                                             else ""),
@@ -90,27 +93,31 @@ def emit_add_constant(ctx, x, const: np.ndarray, base: str):
     shape = list(x.shape)
     n = int(np.prod(shape[1:]))
     flat = x if len(shape) == 2 else emit_reshape(ctx, x, [shape[0], n], f"{base}.flat")
-    offset = (np.asarray(const, dtype=np.float64).reshape(-1) - float(x.scale) * x.zero_code).tolist()
-    acc = ctx.new_tensor(base, "acc", [shape[0], n], scale=x.scale, channel_axis=1, offset=offset)
+    scale = sign * float(x.scale)
+    offset = (np.asarray(const, dtype=np.float64).reshape(-1) - scale * x.zero_code).tolist()
+    acc = ctx.new_tensor(base, "acc", [shape[0], n], scale=scale, channel_axis=1, offset=offset)
     ctx.emit("add_constant", [flat], [acc])
     ctx.low.restore_shape[acc.name] = shape
     return acc
 
 
-def lower_add_constant(ctx, act: int, const) -> None:
-    """``activation + constant`` (either order): fold into a fresh constant sum or start one."""
+def lower_add_constant(ctx, act: int, const, negate_constant: bool = False, negate_activation: bool = False) -> None:
+    """``activation + constant`` (either order; ``x - c`` and ``c - x`` with the negations): fold into a fresh
+    constant sum or start one."""
     x = ctx.tensor_of_act(act)
     shape = ctx.out_shape(0)
     if list(ctx.low.graph.activations[act].shape) != shape:
         ctx.fail(f"adding the constant broadcasts the activation from {list(ctx.low.graph.activations[act].shape)} "
                  f"to {shape}", hint="give the constant the activation's shape (or a broadcastable one)")
-    c = _constant_of(ctx, const, shape)
+    c = _constant_of(ctx, const, shape) * (-1.0 if negate_constant else 1.0)
     _quantizer_consumers_only(ctx)
     if x.kind == "acc" and _fresh_constant_acc(ctx, x):
-        x.offset = (np.asarray(x.offset, dtype=np.float64) + c.reshape(-1)).tolist()
+        sign = -1.0 if negate_activation else 1.0
+        x.scale = sign * float(x.scale)
+        x.offset = (sign * np.asarray(x.offset, dtype=np.float64) + c.reshape(-1)).tolist()
         ctx.bind(x)
         return
-    ctx.bind(emit_add_constant(ctx, x, c, ctx.name))
+    ctx.bind(emit_add_constant(ctx, x, c, ctx.name, sign=-1 if negate_activation else 1))
 
 
 def lower_cat_with_constants(ctx, seq, axis: int) -> None:

@@ -190,6 +190,14 @@ def add_forms(ctx, a: ir.TensorInfo, b: ir.TensorInfo) -> ir.TensorInfo:
     return _pending(ctx, LinForm(fa.source, fa.terms + fb.terms, fa.desc), ctx.name)
 
 
+def sub_forms(ctx, a: ir.TensorInfo, b: ir.TensorInfo) -> ir.TensorInfo:
+    fa, fb = as_form(ctx, a, "a difference"), as_form(ctx, b, "a difference")
+    if fa.source.name != fb.source.name:
+        ctx.fail(f"subtracts products with constants of two different tensors ('{fa.source.name}', "
+                 f"'{fb.source.name}')", hint="quantize each product (a QuantIdentity) before subtracting them")
+    return _pending(ctx, LinForm(fa.source, fa.terms + [(g, -c) for g, c in fb.terms], fa.desc), ctx.name)
+
+
 def cat_forms(ctx, xs: list[ir.TensorInfo], axis: int) -> ir.TensorInfo | None:
     """cat along the last axis of parts of one tensor, some negated (rotate_half): a pending form, or
     None when this is not such a cat (the ordinary concat applies)."""
@@ -240,4 +248,4 @@ def emit_lincomb(ctx, x: ir.TensorInfo) -> None:
     ctx.emit("lincomb", [form.source], [x], attrs=attrs)
 
 
-FRONTENDS: list = []  # built by the frontends of mul, add, neg and cat (gapforge/ops/mul.py, add.py, lut.py, concat.py)
+FRONTENDS: list = []  # built by the frontends of mul, add, sub, neg and cat (gapforge/ops/mul.py, add.py, lut.py, concat.py)

@@ -1,35 +1,202 @@
-"""quantize: the network's float32 input -> integers (runs on the host, never on the device)."""
+"""quantize: the network's float32 input -> integers (runs on the host, never on the device).
+
+The float operations a model applies to its raw input before the input quantizer (``x / 255.0 - 0.5``,
+``(x - mean) / std``, ``x * 2 - 1``, ``x.float()``, ``x.permute(0, 3, 1, 2)``, ``x.unsqueeze(1)``) are part of
+this host-side step: the lowering records them in the op's ``preprocess`` attribute (a list of steps with
+their constants, float32 values) instead of refusing them, and the host replays them with the same torch
+operations before quantizing (atomic_ops/quantize.py ``preprocess``), so the integers equal Brevitas'. The
+device program still receives the quantized input; only the golden's quantized input (and whatever host code
+prepares the device's input) applies the preprocessing. A float value of the preprocessing that reaches
+anything but a quantizer is refused like the raw input.
+"""
+
+from __future__ import annotations
+
+import numbers
 
 import numpy as np
+import torch
 
 import atomic_ops
-from atomic_ops.quantize import scaled
-from gapforge.ops._base import IROp
-from gapforge.ops._shapes import same_shape
+from atomic_ops.quantize import preprocess, scaled
+from gapforge.ops._base import Attr, Frontend, IROp
+from gapforge.ops._shapes import ShapeError, inputs_of
 
 
 def _run(engine, step, inputs):
     t = engine.net.tensors[step.output]
     lo, hi = t.qrange()
-    return atomic_ops.get("quantize")(inputs[0], t.scale, t.zero_point, lo, hi, t.channel_axis)
+    x = preprocess(inputs[0], step.attrs.get("preprocess"))
+    return atomic_ops.get("quantize")(x, t.scale, t.zero_point, lo, hi, t.channel_axis)
 
 
 def _exact(engine, step, inputs):
     t = engine.net.tensors[step.output]
-    return scaled(inputs[0], t.scale, t.zero_point, t.channel_axis).astype(np.float64)
+    x = preprocess(inputs[0], step.attrs.get("preprocess"))
+    return scaled(x, t.scale, t.zero_point, t.channel_axis).astype(np.float64)
 
+
+ARITH = ("add", "sub", "mul", "div")
+
+
+def preprocess_shape(shape: list[int], steps: list | None) -> list[int]:
+    """The shape of the float input after the preprocessing ``steps``."""
+    shape = list(shape)
+    for s in steps or []:
+        op = s.get("op")
+        if op in ARITH:
+            c = s.get("operand")
+            if isinstance(c, dict):
+                try:
+                    shape = list(np.broadcast_shapes(tuple(shape), tuple(c["shape"])))
+                except (ValueError, KeyError, TypeError):
+                    raise ShapeError(f"a preprocessing constant does not broadcast to {shape}",
+                                     "attrs.preprocess") from None
+        elif op == "permute":
+            dims = s.get("dims")
+            if sorted(dims or []) != list(range(len(shape))) or dims[0] != 0:
+                raise ShapeError(f"permutation {dims} of a {len(shape)}-D input", "attrs.preprocess")
+            shape = [shape[d] for d in dims]
+        elif op == "reshape":
+            new = [shape[0], *s.get("shape", [])]
+            if int(np.prod(new)) != int(np.prod(shape)):
+                raise ShapeError(f"reshape of {shape} to {new}", "attrs.preprocess")
+            shape = new
+        elif op != "neg":
+            raise ShapeError(f"unknown preprocessing step {op!r}", "attrs.preprocess")
+    return shape
+
+
+def infer_shapes(inputs, attrs, params):
+    """The float input's shape after the preprocessing (the same shape without it)."""
+    (x,) = inputs_of(inputs, 1)
+    return [preprocess_shape(x, attrs.get("preprocess"))]
+
+
+_STEP = {"type": "object", "required": ["op"], "properties": {
+    "op": {"enum": [*ARITH, "neg", "permute", "reshape"]},
+    "operand": {"oneOf": [{"type": "number"}, {"type": "object", "required": ["shape", "values"]}]},
+    "reversed": {"type": "boolean"},
+    "dims": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+    "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}}}}
 
 IR_OP = IROp(
     name="quantize",
-    summary="Quantize the float32 network input.",
+    summary="Quantize the float32 network input (after the model's own float preprocessing of it, if any).",
     semantics="q = clamp(rne(x / s + zp)) with the division and the addition done in float32, exactly as "
               "Brevitas' input quantizer (so +-inf and huge inputs saturate to the range; NaN inputs are "
-              "refused); executed by the host when preparing the device's input.",
+              "refused); x is the input after the preprocessing steps, replayed with the model's float32 torch "
+              "operations; executed by the host when preparing the device's input.",
     inputs="one float tensor (a network input)",
+    attrs={"preprocess": Attr({"type": "array", "items": _STEP},
+                              "the model's float operations on the input before this quantizer, in order: "
+                              "{op: add|sub|mul|div, operand: number or {shape, values} (float32), reversed: "
+                              "constant first}, {op: neg}, {op: permute, dims}, {op: reshape, shape (without "
+                              "the batch axis)}", required=False)},
     reference="quantize",
     run=_run,
     exact=_exact,
     host=True,
-    infer_shapes=same_shape,
+    infer_shapes=infer_shapes,
 )
 # Emitted by the activation-quantizer frontends (see requantize.py) when their input is float.
+
+
+# -- the float preprocessing of the network input (lowering) ----------------------------------------------
+_IDENTITY = ("float", "contiguous", "clone", "detach", "to", "type")
+_SHAPE = ("permute", "transpose", "reshape", "view", "flatten", "unsqueeze", "squeeze")
+PRE_FUNCTIONS = (*ARITH, "neg", *_IDENTITY, *_SHAPE)
+
+
+def reads_preprocessable(low, node) -> bool:
+    """``node`` is a function of the float network input (or of its preprocessing) that can be folded."""
+    if node.kind != "function" or node.type_name not in PRE_FUNCTIONS:
+        return False
+    names = [low.act_tensor.get(a) for a in node.inputs]
+    return any(n is not None and low.tensors[n].kind == "float" for n in names)
+
+
+def _operand(ctx, c, out_shape):
+    if isinstance(c, numbers.Real) and not isinstance(c, bool):
+        return c
+    if isinstance(c, torch.Tensor) and ctx.act_of(c) is None:
+        if c.is_floating_point() or c.dtype in (torch.int64, torch.int32):
+            if c.dim() == len(out_shape) and c.dim() and c.shape[0] != 1:
+                ctx.fail("a constant of the preprocessing varies along the batch axis",
+                         hint="use a constant shared by the batch (leading 1)")
+            v = c.detach().to(torch.float32)
+            return {"shape": list(v.shape), "values": [float(e) for e in v.reshape(-1)]}
+    ctx.fail(f"{ctx.node.type_name} of the float network input with a {type(c).__name__}; only numbers and "
+             "constant tensors fold into the host-side input quantization")
+
+
+def _step(ctx):
+    node = ctx.node
+    op = node.type_name
+    in_shape, out_shape = ctx.in_shape(0), ctx.out_shape(0)
+    if op in ARITH:
+        if node.kwargs.get("alpha", 1) != 1 or node.kwargs.get("rounding_mode") is not None:
+            ctx.fail(f"{op} with alpha / rounding_mode on the float network input is not supported")
+        a, b = ctx.arg(0, "input"), ctx.arg(1, "other")
+        rev = ctx.act_of(a) is None
+        return {"op": op, "operand": _operand(ctx, a if rev else b, out_shape), "reversed": rev}
+    if op == "neg":
+        return {"op": "neg"}
+    if op in _IDENTITY:
+        return None
+    if op in ("permute", "transpose"):
+        nd = len(in_shape)
+        if op == "transpose":
+            d0, d1 = (ctx.arg(1, "dim0") % nd, ctx.arg(2, "dim1") % nd)
+            dims = list(range(nd))
+            dims[d0], dims[d1] = d1, d0
+        else:
+            rest = node.args[1:] or (node.kwargs.get("dims"),)
+            dims = list(rest[0]) if len(rest) == 1 and isinstance(rest[0], (list, tuple)) else list(rest)
+            dims = [int(d) % nd for d in dims]
+        if dims[0] != 0:
+            ctx.fail(f"the permutation {dims} of the float network input moves the batch axis",
+                     hint="keep the batch axis first")
+        return {"op": "permute", "dims": dims}
+    dim = ctx.arg(1, "dim")
+    if (op in ("unsqueeze", "squeeze") and dim is not None and int(dim) % (len(out_shape) if op == "unsqueeze"
+                                                                          else len(in_shape)) == 0) \
+            or (op == "squeeze" and dim is None) or out_shape[:1] != in_shape[:1] \
+            or (op == "flatten" and int(ctx.arg(1, "start_dim", 0) or 0) == 0):
+        ctx.fail(f"{op} of the float network input changes the batch axis", hint="keep the batch axis first")
+    return {"op": "reshape", "shape": out_shape[1:]}
+
+
+def _lower_preprocessing(ctx) -> None:
+    low = ctx.low
+    acts = [a for a in ctx.node.inputs]
+    if len(acts) != 1:
+        ctx.fail(f"{ctx.node.type_name} combines the float network input with another activation before its "
+                 "quantizer", hint="quantize each input first (a QuantIdentity), then combine them")
+    x = ctx.tensor_of_act(acts[0])
+    value = low.graph.activations[ctx.node.outputs[0]].value
+    if value.dtype != torch.float32:
+        ctx.fail(f"{ctx.node.type_name} makes the float network input {value.dtype}; the input quantizer must "
+                 "read float32", hint="keep the preprocessing in float32")
+    src, steps = low.pre_inputs[x.name]
+    step = _step(ctx)
+    out = ctx.new_tensor(ctx.name, "float", ctx.out_shape(0))
+    low.pre_inputs[out.name] = (src, steps + ([step] if step else []))
+    ctx.bind(out)
+
+
+PREPROCESSING = Frontend(
+    name="float preprocessing of the network input: x / 255.0 - 0.5, (x - mean) / std, x * 2 - 1, x.float(), "
+         "permute / transpose / unsqueeze / view of the raw input",
+    lowers_to=("quantize",),
+    doc="Element-wise arithmetic with numbers and constant tensors (+, -, *, /, neg; constants shared by the "
+        "batch), dtype no-ops (float(), to(float32), contiguous) and shape changes that keep the batch axis first "
+        "(permute, transpose, view / reshape / flatten, unsqueeze / squeeze) applied to the float network input "
+        "before its first quantizer fold into the host-side quantize step (its preprocess attribute), replayed "
+        "with the model's own float32 torch operations, so the quantized input equals Brevitas'. The device "
+        "receives the quantized input as before. A preprocessed float value that reaches anything but a "
+        "quantizer (a float layer, another input) is refused.",
+    lower=_lower_preprocessing,
+)
+
+FRONTENDS = [PREPROCESSING]  # chosen by the lowering (reads_preprocessable), not by function name

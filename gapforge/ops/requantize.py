@@ -59,7 +59,11 @@ def quantize_to(ctx, x: ir.TensorInfo, proxy, base: str) -> ir.TensorInfo:
         ctx.record_value(out, value)
         return out
     out = ctx.quant_tensor(base, x.shape, qp)
-    ctx.emit("quantize" if x.kind == "float" else "requantize", [x], [out])
+    if x.kind == "float":  # the network input, after the model's float preprocessing (gapforge/ops/quantize.py)
+        src, steps = ctx.low.pre_inputs[x.name]
+        ctx.emit("quantize", [ctx.low.tensors[src]], [out], attrs={"preprocess": steps} if steps else None)
+    else:
+        ctx.emit("requantize", [x], [out])
     shape = ctx.low.restore_shape.get(x.name)
     value = observed.value if observed is not None else None
     if shape is not None and shape != out.shape:  # a flat constant sum (add_constant) regains its shape

@@ -1,0 +1,38 @@
+"""Shared by the digits-trained models of this directory: scikit-learn's bundled digits (no download), a
+Brevitas calibration and a short deterministic QAT loop (about a second per model)."""
+
+import torch
+import torch.nn.functional as F
+
+
+def digits(scale: float = 1.0):
+    """(train x, train y, held-out x, held-out y): 8x8 digits as (N, 1, 8, 8) float32 in [0, scale]."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0 * scale
+    y = torch.tensor(d.target, dtype=torch.int64)
+    return x[:1400], y[:1400], x[1400:], y[1400:]
+
+
+def trained(model, x, y, epochs: int = 1, lr: float = 2e-3, bs: int = 64):
+    """``model`` calibrated on 4 batches of ``x``, then trained ``epochs`` epochs, in eval mode."""
+    from brevitas.graph.calibrate import calibration_mode
+
+    model.eval()
+    with torch.no_grad(), calibration_mode(model):
+        for i in range(4):
+            model(x[i * bs:(i + 1) * bs])
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), bs):
+            idx = perm[i:i + bs]
+            out = model(x[idx])
+            loss = F.cross_entropy(getattr(out, "value", out), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
