@@ -75,9 +75,6 @@ class Lowering:
         self.lin_forms: dict[str, Any] = {}
         # flat accumulators (add_constant) -> the activation shape their quantizer's output gets back
         self.restore_shape: dict[str, list[int]] = {}
-        # reshapes / permutes of the float network input before its quantizer (x.unsqueeze(1) of a (1, T)
-        # input): the float view's name -> reshape.FloatView, replayed on the quantized input
-        self.float_views: dict[str, Any] = {}
         # zero padding folded into the convolution that consumes it: padded activation -> the pads
         # [top, left, bottom, right] (the activation is bound to the unpadded tensor; gapforge/ops/zeropad.py)
         self.pending_pad: dict[int, list[int]] = {}
@@ -358,10 +355,6 @@ class NodeContext:
                 self.fail(f"the float result of {pending.desc} reaches a {type_} op without a quantizer; a float "
                           "function of a quantized tensor is deployable only when a quantizer follows it",
                           hint=f"put a QuantIdentity right after {pending.desc}")
-            if t.name in self.low.float_views:
-                self.fail(f"the {self.low.float_views[t.name].desc} reaches a {type_} op without a quantizer; a "
-                          "reshape or permute of the float input is deployable only when a quantizer follows it",
-                          hint="put a QuantIdentity right after it")
             if t.name in self.low.lin_forms:
                 self.fail(f"the float product of '{t.name}' with constants reaches a {type_} op without a quantizer; "
                           "products with constant tensors are deployable only when a quantizer follows them",

@@ -19,6 +19,7 @@ import torch
 
 import atomic_ops
 from atomic_ops.quantize import preprocess, scaled
+from gapforge import ir
 from gapforge.ops._base import Attr, Frontend, IROp
 from gapforge.ops._shapes import ShapeError, inputs_of
 
@@ -165,6 +166,15 @@ def _step(ctx):
             or (op == "flatten" and int(ctx.arg(1, "start_dim", 0) or 0) == 0):
         ctx.fail(f"{op} of the float network input changes the batch axis", hint="keep the batch axis first")
     return {"op": "reshape", "shape": out_shape[1:]}
+
+
+def view_float_input(ctx, x: ir.TensorInfo, step: dict, out_shape, base: str) -> ir.TensorInfo:
+    """``x`` (the float network input or its preprocessing) reshaped / permuted by a module (nn.Flatten,
+    nn.Unflatten: the function forms come through PREPROCESSING): one more preprocessing step."""
+    src, steps = ctx.low.pre_inputs[x.name]
+    out = ctx.new_tensor(base, "float", list(out_shape))
+    ctx.low.pre_inputs[out.name] = (src, steps + [step])
+    return out
 
 
 def _lower_preprocessing(ctx) -> None:

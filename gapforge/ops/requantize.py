@@ -46,18 +46,6 @@ def quantize_to(ctx, x: ir.TensorInfo, proxy, base: str) -> ir.TensorInfo:
     qp = act_quant_params(proxy, len(x.shape), where, observed=observed)
     if qp.channel_axis is not None and qp.channel_axis != 1:
         ctx.fail(f"per-channel activation scale along axis {qp.channel_axis} is not supported (only axis 1)")
-    view = ctx.low.float_views.get(x.name)
-    if view is not None:  # quantize the network input, then move the integers as the model moved the floats
-        if qp.channel_axis is not None:
-            ctx.fail(f"quantizes the {view.desc} per channel; only a per-tensor quantizer commutes with the "
-                     "reshape / permute", hint="quantize the input before reshaping it, or per tensor")
-        q = ctx.quant_tensor(f"{base}.input", view.source.shape, qp)
-        ctx.emit("quantize", [view.source], [q])
-        value = observed.value if observed is not None else None
-        ctx.record_value(q, view.unview(value) if value is not None else None)
-        out = view.replay(ctx, q, base)
-        ctx.record_value(out, value)
-        return out
     out = ctx.quant_tensor(base, x.shape, qp)
     if x.kind == "float":  # the network input, after the model's float preprocessing (gapforge/ops/quantize.py)
         src, steps = ctx.low.pre_inputs[x.name]

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import nn
 
 import atomic_ops
-from gapforge import ir
 from gapforge.lowering import prod
 from gapforge.ops._base import Attr, Frontend, IROp
 from gapforge.ops._shapes import ShapeError, inputs_of, numel
@@ -48,63 +45,16 @@ def _channel_axis_after(in_shape, out_shape, axis):
     return None
 
 
-@dataclass(frozen=True)
-class FloatView:
-    """A reshape / permute chain of the float network input ``source`` waiting for its quantizer.
-
-    Quantization per tensor is element-wise, so quantizing the input and then moving the integers is
-    exact: the quantizer (requantize.quantize_to) quantizes ``source`` and replays ``steps`` on the
-    integers, each step ("reshape", shape) or ("permute", perm)."""
-
-    source: ir.TensorInfo
-    steps: tuple[tuple[str, tuple[int, ...]], ...]
-
-    @property
-    def desc(self) -> str:
-        return f"reshaped / permuted float network input '{self.source.name}'"
-
-    def then(self, kind: str, arg) -> FloatView:
-        return FloatView(self.source, self.steps + ((kind, tuple(arg)),))
-
-    def replay(self, ctx, q: ir.TensorInfo, base: str) -> ir.TensorInfo:
-        from gapforge.ops.permute import emit_permute
-
-        for kind, arg in self.steps:
-            q = emit_reshape(ctx, q, list(arg), base) if kind == "reshape" else emit_permute(ctx, q, list(arg), base)
-        return q
-
-    def unview(self, value):
-        """The view's (torch) value back in the layout of ``source``."""
-        for (kind, arg), shape in zip(reversed(self.steps), reversed(self._shapes_before())):
-            value = value.reshape(shape) if kind == "reshape" else value.permute(*[arg.index(i)
-                                                                                   for i in range(len(arg))])
-        return value
-
-    def _shapes_before(self) -> list[list[int]]:
-        shapes, shape = [], list(self.source.shape)
-        for kind, arg in self.steps:
-            shapes.append(shape)
-            shape = list(arg) if kind == "reshape" else [shape[p] for p in arg]
-        return shapes
-
-
-def view_float_input(ctx, x: ir.TensorInfo, kind: str, arg, out_shape, base: str) -> ir.TensorInfo:
-    """``x`` (the float network input or a view of it) reshaped / permuted: a float view for its quantizer."""
-    prev = ctx.low.float_views.get(x.name)
-    view = (prev or FloatView(x, ())).then(kind, arg)
-    out = ctx.new_tensor(base, "float", list(out_shape))
-    ctx.low.float_views[out.name] = view
-    return out
-
-
 def emit_reshape(ctx, x, out_shape, base):
-    if x.kind == "float":
-        return view_float_input(ctx, x, "reshape", out_shape, out_shape, base)
-    if x.kind not in ("quant", "acc"):
-        ctx.fail(f"reshapes {x.described}", hint="quantize before reshaping")
     if not out_shape or out_shape[0] != x.shape[0]:
         ctx.fail(f"reshape from {x.shape} to {out_shape} does not keep the batch axis first",
                  hint="use x.view(x.size(0), -1) or torch.flatten(x, 1)")
+    if x.kind == "float" and x.name in ctx.low.pre_inputs:  # e.g. nn.Flatten of the raw input (quantize.py)
+        from gapforge.ops.quantize import view_float_input
+
+        return view_float_input(ctx, x, {"op": "reshape", "shape": list(out_shape[1:])}, out_shape, base)
+    if x.kind not in ("quant", "acc"):
+        ctx.fail(f"reshapes {x.described}", hint="quantize before reshaping")
     axis = x.channel_axis
     if axis is not None:
         axis = _channel_axis_after(x.shape, out_shape, axis)
@@ -148,8 +98,8 @@ FRONTENDS = [
         lowers_to=("reshape",),
         doc="Any reshape that keeps the batch axis first (the shape is taken from the captured run, so "
             "x.view(x.size(0), -1) is fine). A per-channel tensor may be reshaped only if its channel "
-            "axis survives intact. The float network input may be reshaped (x.unsqueeze(1) of a (1, T) "
-            "input) when a per-tensor quantizer follows: the input is quantized, then the integers reshaped.",
+            "axis survives intact. The float network input may be reshaped before its quantizer (x.unsqueeze(1) of a (1, T) "
+            "input, nn.Flatten / nn.Unflatten): part of the host-side input quantization (its preprocessing).",
         lower=_lower,
     ),
 ]
