@@ -153,6 +153,18 @@ def test_a_model_failing_in_eval_mode_is_refused_naming_its_line(tmp_path):
     assert r.returncode == 1 and "cat_two_scales.py:" in r.stdout and "Traceback" not in r.stderr
 
 
+def _deploy_bit_exact(tmp_path, model: str, target: str = "host"):
+    """deploy.py on tests/user_models/``model``.py: (its output dir, the per-layer results) after asserting that it
+    passed with no mismatch on any layer."""
+    out = tmp_path / "out"
+    r = run_tool("deploy", "--model-file", str(MODELS / f"{model}.py"), "--out", str(out), "--target", target)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert "RESULT: PASS" in r.stdout and "Traceback" not in r.stderr
+    res = json.loads((out / f"project_{target}" / "results.json").read_text())
+    assert res["passed"] and res["layers"] and all(lay["mismatches"] == 0 for lay in res["layers"])
+    return out, res["layers"]
+
+
 def test_float_input_view_and_transpose_before_the_quantizer_are_exact(tmp_path):
     """nn.Unflatten(1, (T, F)) then .transpose(1, 2) of the float input, then QuantIdentity: both fold into the
     host-side quantize step (module and function forms, one preprocessing); a dict output's first value is the
@@ -177,11 +189,8 @@ def test_float_input_view_and_transpose_before_the_quantizer_are_exact(tmp_path)
 
 
 def test_float_input_view_deploys_bit_exact_on_host(tmp_path):
-    out = tmp_path / "out"
-    r = run_tool("deploy", "--model-file", str(MODELS / "raw_input_views.py"), "--out", str(out), "--target", "host")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-    res = json.loads((out / "project_host" / "results.json").read_text())
-    assert res["passed"] and sum(lay["mismatches"] for lay in res["layers"]) == 0 and len(res["layers"]) >= 4
+    _, layers = _deploy_bit_exact(tmp_path, "raw_input_views")
+    assert len(layers) >= 4
 
 
 def test_float_input_view_without_a_quantizer_is_refused_at_the_layer(tmp_path, monkeypatch):
@@ -217,13 +226,9 @@ def test_channel_shuffle_permute_is_merged_to_the_kernels_axes():
 
 @pytest.mark.parametrize("target", ["host", "gap9"])
 def test_channel_shuffle_deploys_bit_exact(tmp_path, target):
-    out = tmp_path / "out"
-    r = run_tool("deploy", "--model-file", str(MODELS / "channel_shuffle.py"), "--out", str(out), "--target", target)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    out, _ = _deploy_bit_exact(tmp_path, "channel_shuffle", target)
     net = json.loads((out / "network_info.json").read_text())
     assert [op["attrs"]["perm"] for op in net["ops"] if op["type"] == "permute"] == [[0, 2, 1, 3, 4]]
-    res = json.loads((out / f"project_{target}" / "results.json").read_text())
-    assert res["passed"] and sum(lay["mismatches"] for lay in res["layers"]) == 0
 
 
 def test_subtractions_lower_to_add_and_add_constant_and_are_exact(tmp_path):
@@ -245,12 +250,8 @@ def test_subtractions_lower_to_add_and_add_constant_and_are_exact(tmp_path):
 
 @pytest.mark.parametrize("target", ["host", "gap9"])
 def test_subtractions_deploy_bit_exact(tmp_path, target):
-    out = tmp_path / "out"
-    r = run_tool("deploy", "--model-file", str(MODELS / "sub_ops.py"), "--out", str(out), "--target", target)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-    res = json.loads((out / f"project_{target}" / "results.json").read_text())
-    assert len(res["layers"]) == 21 and all(lay["mismatches"] == 0 for lay in res["layers"])
-    assert "RESULT: PASS" in r.stdout
+    _, layers = _deploy_bit_exact(tmp_path, "sub_ops", target)
+    assert len(layers) == 21
 
 
 def test_a_difference_without_a_quantizer_is_refused_by_the_checker(tmp_path):
@@ -308,11 +309,8 @@ def test_float_preprocessing_folds_into_the_input_quantizer_and_is_exact(tmp_pat
 
 @pytest.mark.parametrize("target", ["host", "gap9"])
 def test_float_preprocessing_deploys_bit_exact(tmp_path, target):
-    out = tmp_path / "out"
-    r = run_tool("deploy", "--model-file", str(MODELS / "preprocess_ops.py"), "--out", str(out), "--target", target)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-    res = json.loads((out / f"project_{target}" / "results.json").read_text())
-    assert len(res["layers"]) == 7 and all(lay["mismatches"] == 0 for lay in res["layers"])
+    out, layers = _deploy_bit_exact(tmp_path, "preprocess_ops", target)
+    assert len(layers) == 7
     case = out / "test_cases" / "test_case_1"
     raw = np.load(case / "input_fp32.npy")
     q = np.load(case / "intermediate_int8" / "qin.npy")

@@ -36,3 +36,15 @@ def trained(model, x, y, epochs: int = 1, lr: float = 2e-3, bs: int = 64):
             loss.backward()
             opt.step()
     return model.eval()
+
+
+def factories(net_class, data=None, n_held_out: int = 48):
+    """(create_model, example_input, held_out_data) of a model file: ``net_class()`` trained on ``data`` (train x,
+    train y, held-out x, held-out y; default the digits)."""
+    xtr, ytr, xte, yte = digits() if data is None else data
+
+    def create_model():
+        torch.manual_seed(0)
+        return trained(net_class(), xtr, ytr)
+
+    return create_model, (lambda: xte[:1]), (lambda: (xte[:n_held_out], yte[:n_held_out]))

@@ -1,11 +1,8 @@
 """a - b written with QuantEltwiseAdd and a negated QuantTensor, self.add(a, -b): the negation is a table into the
 shared input quantizer (neg then quantize), the add an ordinary same-scale add."""
 import brevitas.nn as qnn
-import torch
 import torch.nn as nn
-from _digits import digits, trained
-
-XTR, YTR, XTE, YTE = digits()
+from _digits import factories
 
 
 class Net(nn.Module):
@@ -24,14 +21,4 @@ class Net(nn.Module):
         return self.fc(self.add(self.q1(self.c1(x)), -self.q2(self.c2(x))).flatten(1))
 
 
-def create_model():
-    torch.manual_seed(0)
-    return trained(Net(), XTR, YTR)
-
-
-def example_input():
-    return XTE[:1]
-
-
-def held_out_data():
-    return XTE[:48], YTE[:48]
+create_model, example_input, held_out_data = factories(Net)

@@ -7,7 +7,7 @@ sub'); they fold into the host-side quantize step."""
 import brevitas.nn as qnn
 import torch
 import torch.nn as nn
-from _digits import digits, trained
+from _digits import digits, factories
 
 _xtr, YTR, _xte, YTE = digits(255.0)
 XTR, XTE = _xtr[:, 0].round(), _xte[:, 0].round()
@@ -32,14 +32,4 @@ class Net(nn.Module):
         return self.fc(self.r(self.c1(a) + self.c2(b)).flatten(1))
 
 
-def create_model():
-    torch.manual_seed(0)
-    return trained(Net(), XTR, YTR)
-
-
-def example_input():
-    return XTE[:1]
-
-
-def held_out_data():
-    return XTE[:48], YTE[:48]
+create_model, example_input, held_out_data = factories(Net, (XTR, YTR, XTE, YTE))

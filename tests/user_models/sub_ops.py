@@ -6,9 +6,7 @@ quantizer. Before, every one was refused ('unsupported operation sub')."""
 import brevitas.nn as qnn
 import torch
 import torch.nn as nn
-from _digits import digits, trained
-
-XTR, YTR, XTE, YTE = digits()
+from _digits import factories
 
 
 class Net(nn.Module):
@@ -39,14 +37,4 @@ class Net(nn.Module):
         return self.fc(self.q6(torch.cat([f, g, h, k], 1)).flatten(1))
 
 
-def create_model():
-    torch.manual_seed(0)
-    return trained(Net(), XTR, YTR)
-
-
-def example_input():
-    return XTE[:1]
-
-
-def held_out_data():
-    return XTE[:48], YTE[:48]
+create_model, example_input, held_out_data = factories(Net)
