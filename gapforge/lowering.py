@@ -219,9 +219,14 @@ class Lowering:
 
     def _preprocessing_hint(self, node: Node) -> str | None:
         """The fix when ``node`` failed on the float result of the network input's preprocessing."""
+        from brevitas.nn.quant_layer import QuantNonLinearActLayer
+
         for a in node.inputs:
             name = self.act_tensor.get(a)
             if name is not None and self.pre_inputs.get(name, (None, []))[1]:
+                if node.kind == "module" and isinstance(node.module, QuantNonLinearActLayer):  # its quantizer
+                    return ("look at the values the preprocessing gives on the model's inputs (a division by "
+                            "zero makes inf or NaN)")
                 return (f"'{name}' is the float preprocessing of the network input ({len(self.pre_inputs[name][1])} "
                         "steps), which folds into the host-side input quantization only when a quantizer reads it: "
                         "put a QuantIdentity right after the preprocessing")

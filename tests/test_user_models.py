@@ -343,3 +343,42 @@ def test_quant_eltwise_add_of_a_negated_quant_tensor_is_exact(tmp_path):
     assert [op.attrs["function"] for op in net.ops if op.type == "lut"] == ["neg(x)"]
     engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
     assert np.abs(ours - ref).max() < 1e-5 and np.array_equal(ours.argmax(1), ref.argmax(1))
+
+
+def test_preprocessing_that_divides_by_zero_is_refused_in_one_line(tmp_path):
+    """(x - mean) / std with a zero std: the quantizer calibrated on inf is refused naming the preprocessing's
+    values (not the 'add a QuantIdentity' hint: there is one), and NaN made by the host-side replay of the
+    preprocessing (0 / 0) is refused naming the quantizer, not a ValueError."""
+    import types
+
+    from gapforge.ops.quantize import _preprocessed
+
+    model = tmp_path / "zero_std.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "from brevitas.graph.calibrate import calibration_mode\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.register_buffer('std', torch.tensor([0.25, 0.0]).reshape(1, 2, 1, 1))\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.conv = qnn.QuantConv2d(2, 4, 3, bias=True)\n"
+        "    def forward(self, x):\n"
+        "        return self.conv(self.q((x - 0.5) / self.std))\n"
+        "def create_model():\n"
+        "    m = Net().eval()\n"
+        "    with torch.no_grad(), calibration_mode(m):\n"
+        "        m(torch.rand(8, 2, 6, 6))\n"
+        "    return m.eval()\n"
+        "def example_input():\n"
+        "    return torch.rand(1, 2, 6, 6)\n")
+    r = run_tool("check_model_compatibility", "--model-file", str(model))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "quantizer 'q': scale inf is not a positive finite number" in r.stdout, r.stdout
+    assert "a division by zero makes inf or NaN" in r.stdout and "right after the preprocessing" not in r.stdout
+    step = types.SimpleNamespace(output="qin", attrs={"preprocess": [
+        {"op": "div", "operand": {"shape": [1, 2], "values": [1.0, 0.0]}, "reversed": False}]})
+    assert _preprocessed(step, np.array([[1.0, 2.0]], np.float32)).tolist() == [[1.0, float("inf")]]
+    with pytest.raises(GapforgeError, match=r"preprocessing of the network input before quantizer 'qin' \(a division "
+                                            r"by zero\?\): NaN at index \[0, 1\]"):
+        _preprocessed(step, np.array([[1.0, 0.0]], np.float32))

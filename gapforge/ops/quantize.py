@@ -24,16 +24,27 @@ from gapforge.ops._base import Attr, Frontend, IROp
 from gapforge.ops._shapes import ShapeError, inputs_of
 
 
+def _preprocessed(step, x):
+    """The input after the op's preprocessing; NaN (a division by zero of it) refused in one line."""
+    steps = step.attrs.get("preprocess")
+    if not steps:
+        return x
+    from gapforge.inputs import checked
+
+    return checked(preprocess(x, steps), f"the model's preprocessing of the network input before quantizer "
+                                         f"'{step.output}' (a division by zero?)")
+
+
 def _run(engine, step, inputs):
     t = engine.net.tensors[step.output]
     lo, hi = t.qrange()
-    x = preprocess(inputs[0], step.attrs.get("preprocess"))
+    x = _preprocessed(step, inputs[0])
     return atomic_ops.get("quantize")(x, t.scale, t.zero_point, lo, hi, t.channel_axis)
 
 
 def _exact(engine, step, inputs):
     t = engine.net.tensors[step.output]
-    x = preprocess(inputs[0], step.attrs.get("preprocess"))
+    x = _preprocessed(step, inputs[0])
     return scaled(x, t.scale, t.zero_point, t.channel_axis).astype(np.float64)
 
 
