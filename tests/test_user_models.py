@@ -26,9 +26,9 @@ def _source(name: str):
                                          model_class=None, input_shape=None))
 
 
-def _exact_against_brevitas(src, net, tmp_path):
+def _exact_report(src, net, tmp_path):
     """Extract, check fidelity on the held-out inputs (no mismatch at all), and return (engine, its output,
-    Brevitas' output) on them."""
+    Brevitas' first output, the fidelity report) on them."""
     write_network(net, tmp_path / "net", model_inputs(src))
     engine = INT8InferenceEngine(tmp_path / "net")
     x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
@@ -36,8 +36,15 @@ def _exact_against_brevitas(src, net, tmp_path):
     assert rep.passed and rep.total_mismatches == 0
     ours, _ = engine.forward(x)
     with torch.no_grad():
-        ref = src.model(torch.from_numpy(x)).numpy()
-    return engine, ours, ref
+        ref = src.model(torch.from_numpy(x))
+    if isinstance(ref, dict):  # the first output is the reference (as fidelity takes it)
+        ref = next(iter(ref.values()))
+    return engine, ours, ref.numpy(), rep
+
+
+def _exact_against_brevitas(src, net, tmp_path):
+    """_exact_report without the report: (engine, its output, Brevitas' output)."""
+    return _exact_report(src, net, tmp_path)[:3]
 
 
 def test_two_outputs_fidelity_and_accuracy_use_the_first_output(tmp_path):
@@ -175,14 +182,7 @@ def test_float_input_view_and_transpose_before_the_quantizer_are_exact(tmp_path)
     assert (q.type, q.inputs) == ("quantize", ["input"]) and net.ops[1].type == "conv2d"
     assert q.attrs["preprocess"] == [{"op": "reshape", "shape": [24, 3]}, {"op": "permute", "dims": [0, 2, 1]}]
     assert net.tensors["input"].shape == [1, 72] and net.tensors[q.outputs[0]].shape == [1, 3, 24]
-    write_network(net, tmp_path / "net", model_inputs(src))
-    engine = INT8InferenceEngine(tmp_path / "net")
-    x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
-    rep = fidelity.check(src.model, engine, x, src.name)
-    assert rep.passed and rep.total_mismatches == 0
-    ours, _ = engine.forward(x)
-    with torch.no_grad():
-        ref = src.model(torch.from_numpy(x))["logits"].numpy()
+    _, ours, ref, rep = _exact_report(src, net, tmp_path)  # ref: the dict's first value, "logits"
     # the logits are an accumulator times its scale: equal to Brevitas' float32 up to its rounding
     assert ours.shape == (12, 4) and np.abs(ours - ref).max() < 1e-6 * np.abs(ref).max()
     assert rep.max_abs_output_diff == float(np.abs(ours - ref).max()) and rep.top1_agreement == 1.0
