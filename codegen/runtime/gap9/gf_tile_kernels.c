@@ -103,18 +103,25 @@ void gf_tile_requantize(const gf_tile_args_t *a) { gf_requantize(a->x, IN_T(a), 
 void gf_tile_relu(const gf_tile_args_t *a) { gf_relu(a->x, IN_T(a), a->n, a->L->zp, a->y); }
 #endif
 
+#if defined(GF_K_LUT) || defined(GF_K_THRESHOLDS)
+/* The per-channel tables a->w holds for the core's share (lut, thresholds): those of its planes when the tables
+ * are per channel and the tile holds whole planes (a->n / inner of them, at most every channel: the kernels'
+ * channel index wraps at that count), else the one table of the tile. */
+static inline int32_t tile_tables(const gf_tile_args_t *a)
+{
+    const gf_layer_t *L = a->L;
+    int32_t planes = a->n / L->inner;
+    return L->t_chans > 1 && L->chans > 1 && L->tile_planes > 1 ? (planes < L->chans ? planes : L->chans) : 1;
+}
+#endif
+
 #ifdef GF_K_LUT
 void gf_tile_lut(const gf_tile_args_t *a)
 {
     /* tables of 2^b entries; entry 0 is code -2^(b-1) for signed inputs, 0 for unsigned ones */
-    const gf_layer_t *L = a->L;
-    int32_t entries = L->t_bytes;
+    int32_t entries = a->L->t_bytes;
     int32_t base = IN_T(a) == GF_S8 ? -(entries / 2) : 0;
-    /* a->w: the tables of the core's planes when the tables are per channel and the tile holds whole
-     * planes (a->n / inner of them, at most every channel), else the one table of the tile */
-    int32_t planes = a->n / L->inner; /* whole blocks of every channel: the modulo in gf_lut wraps at chans */
-    int32_t tables = L->t_chans > 1 && L->chans > 1 && L->tile_planes > 1 ? (planes < L->chans ? planes : L->chans) : 1;
-    gf_lut(a->x, IN_T(a), (const uint8_t *)a->w, entries, base, tables, a->n, a->inner, a->y);
+    gf_lut(a->x, IN_T(a), (const uint8_t *)a->w, entries, base, tile_tables(a), a->n, a->inner, a->y);
 }
 #endif
 
@@ -124,10 +131,7 @@ void gf_tile_thresholds(const gf_tile_args_t *a)
     /* t_bytes: bytes of one channel's table, n_thr int32 thresholds then n_thr + 1 codes, n_thr + 1 a multiple of 4 */
     const gf_layer_t *L = a->L;
     int32_t n_thr = (L->t_bytes - 1) / 5;
-    /* a->w: the tables of the core's planes when the tables are per channel (as gf_tile_lut) */
-    int32_t planes = a->n / L->inner;
-    int32_t tables = L->t_chans > 1 && L->chans > 1 && L->tile_planes > 1 ? (planes < L->chans ? planes : L->chans) : 1;
-    gf_thresholds(a->x, (const uint8_t *)a->w, n_thr, L->t_bytes, tables, a->n, a->inner, a->y);
+    gf_thresholds(a->x, (const uint8_t *)a->w, n_thr, L->t_bytes, tile_tables(a), a->n, a->inner, a->y);
 }
 #endif
 

@@ -333,14 +333,21 @@ static int box_whole(const gf_loc_t *loc, int32_t H, int32_t W, int32_t yn, int3
     return loc->level != GF_MEM_L3 && yn == H && xn == W;
 }
 
+/* Such a box of planes c0 .. c0 + cn - 1 moved in direction `dir` (load_box / store_box); returns its bytes. */
+static uint32_t dma_whole(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint8_t *l1, int32_t H, int32_t W,
+                          int32_t eb, int32_t c0, int32_t cn, pi_cl_dma_dir_e dir)
+{
+    uint32_t plane = (uint32_t)(H * W * eb), size = (uint32_t)cn * plane;
+    dma_1d(R, q, loc->l2 + (uint32_t)c0 * plane, l1, size, dir);
+    return size;
+}
+
 /* Load a box of an operand into L1 (asynchronous for L2 sources; L3 goes through the bounce buffer). */
 static void load_box(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint8_t *l1, uint8_t *bounce, int32_t H,
                      int32_t W, int32_t eb, int32_t c0, int32_t cn, int32_t y0, int32_t yn, int32_t x0, int32_t xn)
 {
     if (box_whole(loc, H, W, yn, xn)) {
-        uint32_t plane = (uint32_t)(H * W * eb), size = (uint32_t)cn * plane;
-        dma_1d(R, q, loc->l2 + (uint32_t)c0 * plane, l1, size, PI_CL_DMA_DIR_EXT2LOC);
-        R->st->l2_to_l1 += size;
+        R->st->l2_to_l1 += dma_whole(R, q, loc, l1, H, W, eb, c0, cn, PI_CL_DMA_DIR_EXT2LOC);
         return;
     }
     gf_xfer_t x = {R, q, loc, l1, bounce, PI_CL_DMA_DIR_EXT2LOC, loc->level == GF_MEM_L3};
@@ -407,10 +414,8 @@ static void store_flat(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint32_t
 static void store_box(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint8_t *l1, uint8_t *bounce, int32_t H,
                       int32_t W, int32_t eb, int32_t c0, int32_t cn, int32_t y0, int32_t yn, int32_t x0, int32_t xn)
 {
-    if (box_whole(loc, H, W, yn, xn)) { /* whole planes of an L2 operand: one contiguous run (load_box) */
-        uint32_t plane = (uint32_t)(H * W * eb), size = (uint32_t)cn * plane;
-        dma_1d(R, q, loc->l2 + (uint32_t)c0 * plane, l1, size, PI_CL_DMA_DIR_LOC2EXT);
-        R->st->l1_to_l2 += size;
+    if (box_whole(loc, H, W, yn, xn)) { /* whole planes of an L2 operand: one contiguous run */
+        R->st->l1_to_l2 += dma_whole(R, q, loc, l1, H, W, eb, c0, cn, PI_CL_DMA_DIR_LOC2EXT);
         return;
     }
     gf_xfer_t x = {R, q, loc, l1, bounce, PI_CL_DMA_DIR_LOC2EXT, loc->level == GF_MEM_L3};
