@@ -102,14 +102,6 @@ def _lower(ctx) -> None:
     if perm == list(range(nd)):
         ctx.bind(x)
         return
-    if x.kind == "float" and x.name in ctx.low.pre_inputs:  # the raw input's preprocessing (quantize.py)
-        from gapforge.ops.quantize import view_float_input
-
-        if perm[0] != 0:
-            ctx.fail(f"the permutation {perm} of the float network input moves the batch axis",
-                     hint="keep the batch axis first")
-        ctx.bind(view_float_input(ctx, x, {"op": "permute", "dims": list(perm)}, ctx.out_shape(0), ctx.name))
-        return
     if x.kind not in ("quant", "acc"):
         ctx.fail(f"permutes {x.described}", hint="quantize before permuting")
     axes = len(merged(list(x.shape), perm)[0])

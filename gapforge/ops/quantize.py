@@ -180,8 +180,8 @@ def _step(ctx):
 
 
 def view_float_input(ctx, x: ir.TensorInfo, step: dict, out_shape, base: str) -> ir.TensorInfo:
-    """``x`` (the float network input or its preprocessing) reshaped / permuted by a module (nn.Flatten,
-    nn.Unflatten: the function forms come through PREPROCESSING): one more preprocessing step."""
+    """``x`` (the float network input or its preprocessing) reshaped by a module (nn.Flatten, nn.Unflatten:
+    the function forms, permute and transpose included, come through PREPROCESSING): one more step."""
     src, steps = ctx.low.pre_inputs[x.name]
     out = ctx.new_tensor(base, "float", list(out_shape))
     ctx.low.pre_inputs[out.name] = (src, steps + [step])
@@ -190,7 +190,7 @@ def view_float_input(ctx, x: ir.TensorInfo, step: dict, out_shape, base: str) ->
 
 def _lower_preprocessing(ctx) -> None:
     low = ctx.low
-    acts = [a for a in ctx.node.inputs]
+    acts = list(ctx.node.inputs)
     if len(acts) != 1:
         ctx.fail(f"{ctx.node.type_name} combines the float network input with another activation before its "
                  "quantizer", hint="quantize each input first (a QuantIdentity), then combine them")
