@@ -41,7 +41,7 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "CircularPad1d": "circular padding is not supported; pad with zeros (nn.ZeroPad1d / the layer's padding)",
     "CircularPad2d": "circular padding is not supported; pad with zeros (nn.ZeroPad2d / the layer's padding)",
     "conv1d": "functional F.conv1d on activations: use a brevitas.nn.QuantConv1d module",
-    "QuantConvTranspose2d": "transposed convolution is not supported yet",
+    "QuantConvTranspose3d": "3-D transposed convolution is not supported (QuantConvTranspose1d and QuantConvTranspose2d are)",
     "Upsample": "upsampling is not supported yet",
     "einsum": "write the product as torch.matmul / @ of two quantized activations (with transpose / view "
               "for the axes), which gapforge deploys exactly",

@@ -43,11 +43,16 @@ def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int, unit_h
 
 def emit_weight_layer(ctx, m, x: ir.TensorInfo, name: str, op_type: str, attrs: dict, channel_axis: int,
                       out_shape: list[int], unit_height: bool = False,
-                      rows: tuple[int, int] | None = None, input_quant: bool = True) -> ir.TensorInfo:
+                      rows: tuple[int, int] | None = None, input_quant: bool = True,
+                      stack=None) -> ir.TensorInfo:
     """Emit layer ``m`` (its input quantizer, the conv2d/linear op) on ``x``; return its accumulator.
 
     ``rows``: only the output channels [r0, r1) of the layer (one of the q / k / v thirds of a
     packed in-projection, gapforge/ops/mha.py); weights, bias and per-channel scales are sliced.
+    ``stack``: the layer is a transposed convolution run as the conv2d of its stacked phases
+    (gapforge/ops/conv_transpose.py): ``stack.channels`` output channels of the module, whose scales
+    and bias are computed as Brevitas does, then ``stack.weight(w)`` and ``stack.per_channel(v)`` give
+    the conv2d's weight and per-channel vectors.
     The output quantizer is the caller's; ``input_quant=False``: the caller applied the input quantizer.
     """
     if input_quant and m.input_quant.is_quant_enabled:
@@ -74,8 +79,11 @@ def emit_weight_layer(ctx, m, x: ir.TensorInfo, name: str, op_type: str, attrs: 
         wq = dataclasses.replace(wq, scale=list(wq.scale)[r0:r1])
     if unit_height:
         w = w.reshape(w.shape[:2] + (1,) + w.shape[2:])
-    out_ch = w.shape[0]
+    out_ch = w.shape[0] if stack is None else stack.channels
     s_w = np.asarray(wq.scale if wq.channel_axis is not None else [wq.scale] * out_ch, dtype=np.float64)
+    if x.per_channel and stack is not None:
+        ctx.fail("its input has per-channel scales, which a transposed convolution cannot consume",
+                 hint="use a per-tensor activation quantizer before this layer")
     if x.per_channel:
         groups = attrs.get("groups", 1)
         in_ch = x.shape[1]
@@ -87,9 +95,13 @@ def emit_weight_layer(ctx, m, x: ir.TensorInfo, name: str, op_type: str, attrs: 
         s_in = np.full(out_ch, float(x.scale))
     sigma = s_in * s_w  # float64 product of two float32 values: exact
     per_channel = bool(x.per_channel or wq.channel_axis is not None)
+    w_scale = wq.scale
+    if stack is not None:
+        w = stack.weight(w)
+        w_scale = stack.per_channel(list(wq.scale)) if wq.channel_axis is not None else wq.scale
 
     params = {"weight": ctx.add_param(name, "weight", w, bit_width=wq.bit_width, signed=wq.signed,
-                                      narrow_range=wq.narrow_range, scale=wq.scale, zero_point=0,
+                                      narrow_range=wq.narrow_range, scale=w_scale, zero_point=0,
                                       channel_axis=0 if wq.channel_axis is not None else None)}
     offset = None
     if m.bias is not None:
@@ -104,13 +116,17 @@ def emit_weight_layer(ctx, m, x: ir.TensorInfo, name: str, op_type: str, attrs: 
                 acc_scale_f32 = torch.tensor(np.full(n_all, s_in[0]), dtype=torch.float32) * \
                     torch.tensor(s_w_full, dtype=torch.float32)
             b, bw = int_bias(m, acc_scale_f32, "bias")
-            b = b[r0:r1]
+            b = b[r0:r1] if stack is None else np.asarray(stack.per_channel(list(b)), dtype=np.int32)
             params["bias"] = ctx.add_param(name, "bias", b, bit_width=bw, signed=True, narrow_range=False)
         else:
             with torch.no_grad():
                 bval = m.quant_bias() if bq.is_quant_enabled else m.bias
                 bval = getattr(bval, "value", bval)
             offset = [float(v) for v in bval.detach().to(torch.float32).reshape(-1)[r0:r1]]
+            if stack is not None:
+                offset = stack.per_channel(offset)
+    if stack is not None:
+        sigma = np.asarray(stack.per_channel(list(sigma)), dtype=np.float64)
     acc = ctx.new_tensor(
         name, "acc", out_shape,
         scale=[float(v) for v in sigma] if per_channel else float(sigma[0]),
@@ -122,11 +138,14 @@ def emit_weight_layer(ctx, m, x: ir.TensorInfo, name: str, op_type: str, attrs: 
     return acc
 
 
-def _cross_check_acc(ctx, acc: ir.TensorInfo) -> None:
-    """When Brevitas returned a QuantTensor for the accumulator, its scale must be ours."""
+def _cross_check_acc(ctx, acc: ir.TensorInfo, stack=None) -> None:
+    """When Brevitas returned a QuantTensor for the accumulator, its scale must be ours (``stack``: the
+    accumulator of a transposed convolution's stacked phases, compared on the module's channels)."""
     if ctx.module.output_quant.is_quant_enabled:
         return
     sigma = np.asarray(acc.scale if acc.per_channel else [acc.scale], dtype=np.float64)
+    if stack is not None and acc.per_channel:
+        sigma = np.asarray(stack.module_view(list(sigma)), dtype=np.float64)
     meta = ctx.observed(ctx.node.outputs[0])
     if meta is None:
         return

@@ -45,6 +45,23 @@ def _channel_axis_after(in_shape, out_shape, axis):
     return None
 
 
+def _periodic_split(x, out_shape) -> tuple[int, list, list | None] | None:
+    """(axis, scales, offsets) of the output when the reshape splits the per-channel axis of ``x`` into
+    outer parts and an innermost output axis k whose index alone determines the scale: the input's
+    per-channel scale (and offset) repeats with the period out_shape[k] (the phases of a transposed
+    convolution stacked as channels, gapforge/ops/conv_transpose.py). None otherwise."""
+    axis, c = x.channel_axis, x.shape[x.channel_axis]
+    end = prod(x.shape[:axis + 1])
+    for k in range(len(out_shape)):
+        if prod(out_shape[:k + 1]) == end and c % out_shape[k] == 0:
+            n = out_shape[k]
+            scale, off = x.scale_list(c), x.offset_list(c) if isinstance(x.offset, list) else None
+            if all(scale[i] == scale[i % n] for i in range(c)) and (
+                    off is None or all(off[i] == off[i % n] for i in range(c))):
+                return k, scale[:n] if x.per_channel else x.scale, off[:n] if off is not None else x.offset
+    return None
+
+
 def emit_reshape(ctx, x, out_shape, base):
     if not out_shape or out_shape[0] != x.shape[0]:
         ctx.fail(f"reshape from {x.shape} to {out_shape} does not keep the batch axis first",
@@ -55,10 +72,13 @@ def emit_reshape(ctx, x, out_shape, base):
         return view_float_input(ctx, x, {"op": "reshape", "shape": list(out_shape[1:])}, out_shape, base)
     if x.kind not in ("quant", "acc"):
         ctx.fail(f"reshapes {x.described}", hint="quantize before reshaping")
-    axis = x.channel_axis
+    axis, scale, offset = x.channel_axis, x.scale, x.offset
     if axis is not None:
         axis = _channel_axis_after(x.shape, out_shape, axis)
-        if axis is None:
+        periodic = _periodic_split(x, out_shape) if axis is None else None
+        if periodic is not None:
+            axis, scale, offset = periodic
+        elif axis is None:
             what = ("scale" if isinstance(x.scale, list) else "") + (
                 " and offset" if isinstance(x.scale, list) and isinstance(x.offset, list) else
                 "offset" if isinstance(x.offset, list) else "")
@@ -69,12 +89,12 @@ def emit_reshape(ctx, x, out_shape, base):
                      hint=f"quantize '{x.name}' per tensor before the reshape (a QuantIdentity, or output_quant "
                           "on the layer that produces it)"
                           + (", or give that layer bias_quant=Int32Bias" if why else ""))
-    fields = dict(scale=x.scale, channel_axis=axis)
+    fields = dict(scale=scale, channel_axis=axis)
     if x.kind == "quant":
         fields.update(zero_point=x.zero_point, bit_width=x.bit_width, signed=x.signed,
                       narrow_range=x.narrow_range)
     else:
-        fields.update(offset=x.offset)
+        fields.update(offset=offset)
     out = ctx.new_tensor(base, x.kind, out_shape, **fields)
     ctx.emit("reshape", [x], [out], attrs={"shape": list(out_shape)})
     ctx.derive_value(out, x, lambda v: v.reshape(out_shape))
