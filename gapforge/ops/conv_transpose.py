@@ -9,8 +9,10 @@ m = u - d (0 <= i < k, 0 <= m < L). As a correlation with left zero padding PL, 
 (when D < 0: PL = 0 and -D leading zero taps). The s^2 phases (s for 1-D) are the output channels of ONE
 conv2d (channel order (group, phase_h, phase_w, channel of the group); the module's per-channel scales,
 bias and requantization replicated per phase), and its output is interleaved by depth_to_space (views
-and one permute, gapforge/ops/pixel_shuffle.py; a second permute puts the phases first when groups > 1),
-then cut to the output length (a slice) when the phases' length times s exceeds it.
+and one permute, gapforge/ops/pixel_shuffle.py; two for a 2-D one with groups > 1),
+then cut to the output (a slice) when the phases' length times s exceeds it. The phases may also start
+e < s positions before the output (padding p - e, the first e positions cut): of the s alignments the
+lowering takes the one with the fewest taps (k=4 s=2 p=1: 2 taps a phase from e=1, not 3 from e=0).
 
 Each output element's accumulator is the same integer sum as Brevitas' (the added terms are products
 with zero taps or with the zero padding), so the layer is exact as any convolution is. The output
@@ -30,7 +32,7 @@ import numpy as np
 from gapforge.lowering import pair
 from gapforge.ops._base import Frontend
 from gapforge.ops._layer import _cross_check_acc, emit_weight_layer
-from gapforge.ops.pixel_shuffle import depth_to_space, swap_channel_blocks
+from gapforge.ops.pixel_shuffle import depth_to_space
 from gapforge.ops.requantize import quantize_to
 from gapforge.ops.slice import emit_slice
 
@@ -44,11 +46,13 @@ class AxisPhases:
     pad_lo: int
     pad_hi: int
     length: int  # the conv output length (per phase)
-    out: int  # the transposed convolution's output length (<= stride * length)
+    start: int  # the first interleaved position kept (0 <= start < stride)
+    out: int  # the transposed convolution's output length (start + out <= stride * length)
 
 
-def axis_phases(k: int, s: int, p: int, length: int, out: int) -> AxisPhases:
-    """The phases of kernel ``k``, stride ``s``, padding ``p`` over an input of ``length``, giving ``out``."""
+def _phases(k: int, s: int, p: int, length: int, out: int, start: int) -> AxisPhases:
+    """The phases of positions start, start + 1, ... of the axis (padding p - start, output out + start)."""
+    p, full = p - start, out + start
     d_max = (k - 1 - p) // s
     lead = max(0, -d_max)
     placed = {}  # (phase, j) -> tap index
@@ -59,9 +63,16 @@ def axis_phases(k: int, s: int, p: int, length: int, out: int) -> AxisPhases:
     width = max(j for _, j in placed) + 1
     taps = [[placed.get((r, j), -1) for j in range(width)] for r in range(s)]
     pad_lo = max(d_max, 0)
-    phases_len = -(-out // s)
-    pad_hi = max(0, phases_len + width - 1 - length - pad_lo)
-    return AxisPhases(s, taps, pad_lo, pad_hi, length + pad_lo + pad_hi - width + 1, out)
+    pad_hi = max(0, -(-full // s) + width - 1 - length - pad_lo)
+    return AxisPhases(s, taps, pad_lo, pad_hi, length + pad_lo + pad_hi - width + 1, start, out)
+
+
+def axis_phases(k: int, s: int, p: int, length: int, out: int) -> AxisPhases:
+    """The phases of kernel ``k``, stride ``s``, padding ``p`` over an input of ``length``, giving ``out``:
+    of the alignments of the phases on the output (the first ``start`` interleaved positions then cut),
+    the one with the fewest taps, and among those the one without a cut (k=4 s=2 p=1: 2 taps a phase,
+    from position 1, rather than 3 taps, half of them zero)."""
+    return min((_phases(k, s, p, length, out, e) for e in range(s)), key=lambda a: (len(a.taps[0]), a.start))
 
 
 @dataclass(frozen=True)
@@ -120,13 +131,10 @@ def plan(m, in_shape: list[int], out_shape: list[int]) -> tuple[Polyphase, dict,
 def interleave(ctx, y, stack: Polyphase, nd: int, base: str):
     """The conv2d's output [N, g * phases * O/g, *Z] -> the transposed convolution's [N, O, *out]."""
     strides = [stack.h.stride, stack.w.stride][2 - nd:]
-    og = stack.channels // stack.groups
-    y = swap_channel_blocks(ctx, y, stack.groups, stack.phases, base)  # (g, phases, O/g) -> (phases, O)
-    y = depth_to_space(ctx, y, strides, base)
+    y = depth_to_space(ctx, y, strides, base, outer=stack.groups)  # channels (g, phases, O/g)
     for axis, a in zip(range(2, 2 + nd), [stack.h, stack.w][2 - nd:]):
-        if y.shape[axis] != a.out:
-            y = emit_slice(ctx, y, axis, 0, a.out, 1, f"{base}.crop")
-    assert y.shape[1] == stack.groups * og
+        if (a.start, a.out) != (0, y.shape[axis]):
+            y = emit_slice(ctx, y, axis, a.start, a.start + a.out, 1, f"{base}.crop")
     return y
 
 
@@ -160,7 +168,7 @@ FRONTENDS = [
         modules=(qnn.QuantConvTranspose2d, qnn.QuantConvTranspose1d),
         lowers_to=("requantize", "conv2d", "requantize", "reshape", "permute", "slice"),
         doc="Lowered to one stride-1 conv2d whose output channels are the stride^2 (stride, 1-D) output phases, "
-            "then interleaved (views and a permute; two permutes when groups > 1) and cut to the output length "
+            "then interleaved (views and a permute; two for a 2-D one with groups > 1) and cut to the output length "
             "(a slice when needed): exact, with the weight, bias and quantizer rules of QuantConv2d (per-channel "
             "weight scales along the output channels). Any kernel, stride, zero padding, output_padding and "
             "output_size; groups any (per-tensor weights when groups > 1); dilation 1 only; a per-tensor output "

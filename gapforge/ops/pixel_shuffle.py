@@ -15,7 +15,7 @@ import math
 from torch import nn
 
 from gapforge.ops._base import Frontend
-from gapforge.ops.permute import emit_permute
+from gapforge.ops.permute import emit_permute, merged
 from gapforge.ops.reshape import emit_reshape
 
 
@@ -31,19 +31,26 @@ def swap_channel_blocks(ctx, x, a: int, b: int, base: str):
     return emit_reshape(ctx, y, list(x.shape), f"{base}.swapped")
 
 
-def depth_to_space(ctx, x, strides: list[int], base: str):
-    """[N, prod(strides) * C, *Q] with channels ordered (phase_0, ..., C) -> [N, C, Q_0 * s_0, ...]:
-    output position q_i * s_i + r_i of channel c is input channel (r..., c) at q."""
+def depth_to_space(ctx, x, strides: list[int], base: str, outer: int = 1):
+    """[N, outer * prod(strides) * C, *Q] with channels ordered (outer, phase_0, ..., C) -> [N, outer * C,
+    Q_0 * s_0, ...]: output position q_i * s_i + r_i of channel (o, c) is input channel (o, r..., c) at q.
+
+    One permute when the device kernel can move it (at most 4 separate axes: outer == 1, or 1-D); else the
+    channel blocks (outer, phases) are swapped first."""
     d = len(strides)
     phases = math.prod(strides)
     if phases == 1:
         return x
     n, q = x.shape[0], list(x.shape[2:])
-    c = x.shape[1] // phases
-    y = emit_reshape(ctx, x, [n] + list(strides) + [c] + q, f"{base}.phases")
-    perm = [0, d + 1] + [a for i in range(d) for a in (d + 2 + i, 1 + i)]
+    c = x.shape[1] // (phases * outer)
+    shape = [n, outer] + list(strides) + [c] + q
+    perm = [0, 1, d + 2] + [a for i in range(d) for a in (d + 3 + i, 2 + i)]
+    if outer > 1 and len(merged(shape, perm)[0]) > 4:
+        x = swap_channel_blocks(ctx, x, outer, phases, base)
+        return depth_to_space(ctx, x, strides, base)
+    y = emit_reshape(ctx, x, shape, f"{base}.phases")
     y = emit_permute(ctx, y, perm, f"{base}.interleave")
-    return emit_reshape(ctx, y, [n, c] + [qi * si for qi, si in zip(q, strides)], f"{base}.interleaved")
+    return emit_reshape(ctx, y, [n, outer * c] + [qi * si for qi, si in zip(q, strides)], f"{base}.interleaved")
 
 
 def space_to_depth(ctx, x, strides: list[int], base: str):
@@ -72,9 +79,7 @@ def _lower_pixel_shuffle(ctx) -> None:
     if len(x.shape) != 4:
         ctx.fail(f"expects a 4-D NCHW input, got shape {x.shape}")
     r = _factor(ctx, True)
-    c = x.shape[1] // (r * r)
-    y = swap_channel_blocks(ctx, x, c, r * r, ctx.name)  # PyTorch's order (C, r, r) -> (r, r, C)
-    ctx.bind(depth_to_space(ctx, y, [r, r], ctx.name))
+    ctx.bind(depth_to_space(ctx, x, [r, r], ctx.name, outer=x.shape[1] // (r * r)))  # PyTorch's order (C, r, r)
 
 
 def _lower_pixel_unshuffle(ctx) -> None:
@@ -93,7 +98,7 @@ FRONTENDS = [
         functions=("pixel_shuffle",),
         lowers_to=("reshape", "permute"),
         doc="Depth to space of a 4-D quantized tensor: views and two permutes (the channel blocks (C, r*r) "
-            "swapped, then the phases interleaved). A per-channel tensor is refused (its channel axis "
+            "swapped, then the phases interleaved; one permute when C = 1). A per-channel tensor is refused (its channel axis "
             "is split); quantize it per tensor first.",
         lower=_lower_pixel_shuffle,
     ),
