@@ -382,3 +382,94 @@ def test_preprocessing_that_divides_by_zero_is_refused_in_one_line(tmp_path):
     with pytest.raises(GapforgeError, match=r"preprocessing of the network input before quantizer 'qin' \(a division "
                                             r"by zero\?\): NaN at index \[0, 1\]"):
         _preprocessed(step, np.array([[1.0, 0.0]], np.float32))
+
+
+def _conv_ops(net):
+    return {op.name: op for op in net.ops if op.type == "conv2d"}
+
+
+def test_conv_transpose2d_decoder_lowers_to_stacked_phase_convs_exact_against_brevitas(tmp_path):
+    """Each QuantConvTranspose2d is one stride-1 conv2d of its s^2 phases (channels stacked, per-channel weight
+    scales and the Int32Bias replicated per phase), interleaved by views and one permute; k=4 s=2 p=1 takes 2x2
+    taps a phase and cuts its first row and column. Exact on the held-out inputs, layer by layer."""
+    src = _source("conv_transpose_decoder")
+    net = extract(src)
+    convs = _conv_ops(net)
+    shapes = {n: (convs[n].params["weight"].shape, convs[n].attrs["padding"]) for n in ("up1", "up2", "up3")}
+    assert shapes == {"up1": ([20, 6, 2, 2], [0, 0, 1, 1]), "up2": ([16, 5, 2, 2], [1, 1, 1, 1]),
+                      "up3": ([8, 4, 1, 1], [0, 0, 0, 0])}
+    assert all(convs[n].attrs["stride"] == [1, 1] for n in shapes)
+    w = convs["up1"].params["weight"]
+    assert w.channel_axis == 0 and len(w.scale) == 20 and w.scale[:5] == w.scale[5:10] == w.scale[15:]
+    assert [net.tensors[n].shape for n in ("up1", "up2", "up2.crop~2", "up3.interleaved")] == \
+        [[1, 20, 3, 3], [1, 16, 7, 7], [1, 4, 12, 12], [1, 2, 24, 24]]
+    crops = [op.attrs for op in net.ops if op.type == "slice"]
+    assert crops == [{"axis": 2, "start": 1, "stop": 13, "step": 1}, {"axis": 3, "start": 1, "stop": 13, "step": 1}]
+    assert sum(op.type == "permute" for op in net.ops) == 3
+    # the accumulators keep their per-channel scale (up1) / float bias offset (up3) through the views: the
+    # stacked channels' values repeat with the period of the module's channels
+    ph1, ph3 = net.tensors["up1.phases"], net.tensors["up3.phases"]
+    assert (ph1.shape, ph1.channel_axis, len(ph1.scale)) == ([1, 2, 2, 5, 3, 3], 3, 5)
+    assert (ph3.channel_axis, len(ph3.offset), ph3.per_channel) == (3, 2, False)
+    _, ours, ref, rep = _exact_report(src, net, tmp_path)
+    # the last layer returns its accumulator (float bias): Brevitas' float32 values up to their rounding
+    assert ours.shape == ref.shape == (8, 2, 24, 24) and np.abs(ours - ref).max() < 1e-5 * np.abs(ref).max()
+    assert rep.top1_agreement == 1.0
+
+
+def test_conv_transpose1d_depthwise_and_grouped_exact_against_brevitas(tmp_path):
+    """QuantConvTranspose1d over (batch, channels, time): conv2d over the map of height 1 with s phases; the
+    depthwise (groups = channels) and grouped ones stack (group, phase, channel), which a 1-D interleave moves
+    with one permute."""
+    src = _source("conv_transpose_1d")
+    net = extract(src)
+    convs = _conv_ops(net)
+    assert [(convs[n].params["weight"].shape, convs[n].attrs["groups"]) for n in ("up1", "dw", "up3")] == \
+        [([12, 4, 1, 2], 1), ([8, 1, 1, 2], 4), ([12, 2, 1, 1], 2)]
+    assert [net.tensors[n].shape for n in ("up1.crop", "dw", "dw.crop", "up3.interleaved")] == \
+        [[1, 4, 20], [1, 8, 21], [1, 4, 40], [1, 6, 80]]
+    assert sum(op.type == "permute" for op in net.ops) == 3
+    _, ours, ref, _ = _exact_report(src, net, tmp_path)
+    assert ours.shape == ref.shape == (8, 6, 80) and np.abs(ours - ref).max() < 1e-5 * np.abs(ref).max()
+
+
+def test_pixel_shuffle_and_unshuffle_are_views_and_permutes_exact_against_brevitas(tmp_path):
+    src = _source("pixel_shuffle")
+    net = extract(src)
+    assert {op.type for op in net.ops} == {"quantize", "conv2d", "relu", "requantize", "reshape", "permute"}
+    assert sum(op.type == "permute" for op in net.ops) == 4  # two each: the channel blocks, the phases
+    assert net.tensors["shuffle.interleaved"].shape == [1, 3, 8, 10]
+    _, ours, ref, _ = _exact_report(src, net, tmp_path)
+    assert ours.shape == ref.shape == (8, 3, 4, 5) and np.abs(ours - ref).max() < 1e-5 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+@pytest.mark.parametrize("model", ["conv_transpose_decoder", "conv_transpose_1d", "pixel_shuffle"])
+def test_conv_transpose_and_pixel_shuffle_deploy_bit_exact(tmp_path, model, target):
+    _, layers = _deploy_bit_exact(tmp_path, model, target)  # gap9: on gap9-emu, tiled
+    assert len(layers) >= 10
+
+
+def test_conv_transpose_with_dilation_is_refused_in_one_line(tmp_path):
+    model = tmp_path / "dilated_up.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.up = qnn.QuantConvTranspose2d(2, 2, 2, stride=2, dilation=2)\n"
+        "    def forward(self, x):\n"
+        "        return self.up(self.q(x))\n"
+        "def create_model():\n"
+        "    from brevitas.graph.calibrate import calibration_mode\n"
+        "    m = Net().eval()\n"
+        "    with torch.no_grad(), calibration_mode(m):\n"
+        "        m(torch.rand(8, 2, 4, 4))\n"
+        "    return m.eval()\n"
+        "def example_input():\n"
+        "    return torch.rand(1, 2, 4, 4)\n")
+    r = run_tool("check_model_compatibility", "--model-file", str(model))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    fails = [line for line in r.stdout.splitlines() if "FAIL" in line]
+    assert fails == ["  FAIL  up          QuantConvTranspose2d: dilation=(2, 2) is not supported (only 1)"], r.stdout

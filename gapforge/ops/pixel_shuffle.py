@@ -43,11 +43,15 @@ def depth_to_space(ctx, x, strides: list[int], base: str, outer: int = 1):
         return x
     n, q = x.shape[0], list(x.shape[2:])
     c = x.shape[1] // (phases * outer)
-    shape = [n, outer] + list(strides) + [c] + q
-    perm = [0, 1, d + 2] + [a for i in range(d) for a in (d + 3 + i, 2 + i)]
-    if outer > 1 and len(merged(shape, perm)[0]) > 4:
-        x = swap_channel_blocks(ctx, x, outer, phases, base)
-        return depth_to_space(ctx, x, strides, base)
+    if outer == 1:
+        shape = [n] + list(strides) + [c] + q
+        perm = [0, d + 1] + [a for i in range(d) for a in (d + 2 + i, 1 + i)]
+    else:
+        shape = [n, outer] + list(strides) + [c] + q
+        perm = [0, 1, d + 2] + [a for i in range(d) for a in (d + 3 + i, 2 + i)]
+        if len(merged(shape, perm)[0]) > 4:
+            x = swap_channel_blocks(ctx, x, outer, phases, base)
+            return depth_to_space(ctx, x, strides, base)
     y = emit_reshape(ctx, x, shape, f"{base}.phases")
     y = emit_permute(ctx, y, perm, f"{base}.interleave")
     return emit_reshape(ctx, y, [n, outer * c] + [qi * si for qi, si in zip(q, strides)], f"{base}.interleaved")
