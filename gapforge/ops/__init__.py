@@ -28,6 +28,10 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "Conv2d": "float convolution: replace torch.nn.Conv2d by brevitas.nn.QuantConv2d",
     "Conv1d": "float convolution: replace torch.nn.Conv1d by brevitas.nn.QuantConv1d",
     "Linear": "float linear layer: replace torch.nn.Linear by brevitas.nn.QuantLinear",
+    "ConvTranspose2d": "float transposed convolution: replace torch.nn.ConvTranspose2d by "
+                       "brevitas.nn.QuantConvTranspose2d",
+    "ConvTranspose1d": "float transposed convolution: replace torch.nn.ConvTranspose1d by "
+                       "brevitas.nn.QuantConvTranspose1d",
     "LSTM": _RECURRENT_HINT,
     "GRU": _RECURRENT_HINT,
     "RNN": _RECURRENT_HINT,
