@@ -450,6 +450,16 @@ def test_conv_transpose_and_pixel_shuffle_deploy_bit_exact(tmp_path, model, targ
     assert len(layers) >= 10
 
 
+def test_conv_transpose_decoder_deploys_bit_exact_on_rv32(tmp_path):
+    from codegen import toolchains
+
+    ok, why = toolchains.available("rv32")
+    if not ok:
+        pytest.skip(f"rv32 toolchain: {why}")
+    _, layers = _deploy_bit_exact(tmp_path, "conv_transpose_decoder", "rv32")
+    assert len(layers) >= 10
+
+
 def test_conv_transpose_with_dilation_is_refused_in_one_line(tmp_path):
     model = tmp_path / "dilated_up.py"
     model.write_text(
