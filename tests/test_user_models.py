@@ -382,3 +382,51 @@ def test_preprocessing_that_divides_by_zero_is_refused_in_one_line(tmp_path):
     with pytest.raises(GapforgeError, match=r"preprocessing of the network input before quantizer 'qin' \(a division "
                                             r"by zero\?\): NaN at index \[0, 1\]"):
         _preprocessed(step, np.array([[1.0, 0.0]], np.float32))
+
+
+def test_upsampling_decoders_lower_to_upsample_and_are_exact(tmp_path):
+    """nn.Upsample then torch.cat with the skip connection, F.interpolate(size=...) of a plain tensor added to a
+    lateral convolution, nn.UpsamplingNearest2d, scale_factor=(2, 1) of a convolution's accumulator, and the 1-D
+    forms on (N, C, T): each an upsample op repeating the integers (Brevitas keeps the scale), no mismatch."""
+    src = _source("unet_upsample")
+    net = extract(src)
+    ups = [(op.attrs["factors"], net.tensors[op.inputs[0]].kind) for op in net.ops if op.type == "upsample"]
+    assert ups == [([2, 2], "quant"), ([2, 2], "quant"), ([2, 2], "quant"), ([2, 1], "acc")]
+    (cat,) = [op for op in net.ops if op.type == "concat"]
+    producer = {op.outputs[0]: op for op in net.ops}
+    requant = producer[cat.inputs[0]]  # the shared QuantIdentity on the upsampled branch
+    assert requant.type == "requantize" and producer[requant.inputs[0]].type == "upsample"
+    _, ours, ref, rep = _exact_report(src, net, tmp_path)
+    assert ours.shape == (8, 2, 8, 6) and rep.top1_agreement == 1.0
+    assert np.abs(ours - ref).max() <= 1e-6 * np.abs(ref).max()  # the logits: an accumulator times its scale
+    src = _source("upsample1d")
+    net = extract(src)
+    assert [op.attrs["factors"] for op in net.ops if op.type == "upsample"] == [[3], [2]]
+    _, ours, ref, _ = _exact_report(src, net, tmp_path / "1d")
+    assert ours.shape == (8, 2, 8) and np.abs(ours - ref).max() <= 1e-6 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+@pytest.mark.parametrize("model", ["unet_upsample", "upsample1d"])
+def test_upsampling_deploys_bit_exact(tmp_path, model, target):
+    out, layers = _deploy_bit_exact(tmp_path, model, target)
+    assert len(layers) == {"unet_upsample": 18, "upsample1d": 6}[model]
+    if target == "gap9":
+        calls = (out / "project_gap9" / "src" / "network.c").read_text()
+        assert calls.count("gf_upsample(") == {"unet_upsample": 4, "upsample1d": 2}[model]
+
+
+@pytest.mark.parametrize("up, message", [
+    (torch.nn.Upsample(scale_factor=2, mode="bilinear"),
+     r"module 'up2' \(Upsample\): mode='bilinear' upsampling is not supported \(only mode='nearest' by integer "
+     r"scale factors\)"),
+    (torch.nn.UpsamplingBilinear2d(scale_factor=2), r"module 'up2' \(UpsamplingBilinear2d\): mode='bilinear'"),
+    (torch.nn.Upsample(scale_factor=1.5),
+     r"module 'up2' \(Upsample\): nn.Upsample from \[8, 8\] to \[12, 12\] is not by integer factors"),
+])
+def test_upsampling_other_modes_and_fractional_factors_are_refused(up, message):
+    src = _source("unet_upsample")
+    src.model.up2 = up
+    with pytest.raises(GapforgeError) as err:
+        extract(src)
+    assert re.search(message, err.value.one_line()), err.value.one_line()
