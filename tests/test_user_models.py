@@ -430,3 +430,48 @@ def test_upsampling_other_modes_and_fractional_factors_are_refused(up, message):
     with pytest.raises(GapforgeError) as err:
         extract(src)
     assert re.search(message, err.value.one_line()), err.value.one_line()
+
+
+def test_clamps_of_the_raw_input_fold_into_the_input_quantizers_and_are_exact(tmp_path):
+    """x.clamp(0, 1), F.hardtanh, F.relu, nn.ReLU6, torch.clip(max=), clamp_min, nn.ReLU, clamp_(max=) and
+    nn.Hardtanh on the raw input: clamp steps of the host-side quantize ops; the quantized inputs equal
+    Brevitas' integers on every held-out input."""
+    src = _source("raw_input_clamps")
+    net = extract(src)
+    quant = [op for op in net.ops if op.type == "quantize"]
+    assert [op.inputs for op in quant] == [["input"]] * 5
+    steps = [[(s["op"], s.get("min"), s.get("max")) for s in op.attrs["preprocess"]] for op in quant]
+    assert steps == [[("clamp", 0.0, 1.0)], [("mul", None, None), ("clamp", -1.0, 1.0)],
+                     [("clamp", 0.0, None), ("mul", None, None), ("clamp", 0.0, 6.0)],
+                     [("clamp", None, 0.25), ("clamp", -0.7, None)],
+                     [("clamp", 0.0, None), ("clamp", None, 0.8), ("clamp", -0.5, 0.5)]]
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
+    x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
+    assert (x < -1).any() and (x > 1).any()  # every clamp bites
+    seen = {}
+    hooks = [q.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, (out / m.act_quant.scale()).round()
+                                                                            .numpy())) for i, q in enumerate(src.model.qs)]
+    with torch.no_grad():
+        src.model(torch.from_numpy(x))
+    for h in hooks:
+        h.remove()
+    _, ints = engine.forward(x)
+    for i, op in enumerate(quant):
+        assert np.array_equal(ints[op.outputs[0]], seen[i]), op.outputs[0]
+    assert len(np.unique(ints[quant[0].outputs[0]])) > 50 and (ints[quant[0].outputs[0]] >= 0).all()
+    assert np.abs(ours - ref).max() < 1e-5 and np.array_equal(ours.argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+def test_clamps_of_the_raw_input_deploy_bit_exact(tmp_path, target):
+    _, layers = _deploy_bit_exact(tmp_path, "raw_input_clamps", target)
+    assert len(layers) == 10
+
+
+def test_a_clamp_of_the_raw_input_by_a_tensor_is_refused_in_one_line(monkeypatch):
+    src = _source("raw_input_clamps")
+    monkeypatch.setattr(type(src.model), "forward", lambda self, x: self.fc(self.r(self.conv(self.catq(
+        torch.cat([q(x.clamp(min=torch.zeros(1, 2, 1, 1))) for q in self.qs], 1)))).flatten(1)))
+    with pytest.raises(GapforgeError, match=r"call to clamp .*: clamp of the float network input with a Tensor bound; "
+                                            r"only number bounds fold"):
+        extract(src)
