@@ -64,6 +64,8 @@ def preprocess(x: np.ndarray, steps: list | None) -> np.ndarray:
             t = -t
         elif op == "clamp":  # torch.clamp in float32 (F.relu / F.hardtanh / F.relu6 are clamps in torch)
             t = torch.clamp(t, min=s.get("min"), max=s.get("max"))
+        elif op == "index":  # x[:, 0], x[:, 1:]: integers and [start, stop, step] slices per axis
+            t = t[tuple(slice(*k) if isinstance(k, list) else int(k) for k in s["key"])]
         elif op == "permute":
             t = t.permute(*s["dims"])
         elif op == "reshape":

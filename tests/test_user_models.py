@@ -475,3 +475,35 @@ def test_a_clamp_of_the_raw_input_by_a_tensor_is_refused_in_one_line(monkeypatch
     with pytest.raises(GapforgeError, match=r"call to clamp .*: clamp of the float network input with a Tensor bound; "
                                             r"only number bounds fold"):
         extract(src)
+
+
+def test_indexing_the_raw_input_folds_into_the_input_quantizers_and_is_exact(tmp_path):
+    """x.squeeze(1), x[:, 0] and x[..., 1:, ::2].flatten(1) of the raw input: reshape and index steps of the
+    host-side quantize ops, replayed on the held-out batch; no mismatch."""
+    src = _source("raw_input_index")
+    net = extract(src)
+    quant = [op for op in net.ops if op.type == "quantize"]
+    assert [op.attrs["preprocess"] for op in quant] == [
+        [{"op": "reshape", "shape": [4, 10]}, {"op": "index", "key": [[None, None, None], 0]}],
+        [{"op": "reshape", "shape": [4, 10]}, {"op": "index", "key": [[None, None, None], [1, None, None],
+                                                                      [None, None, 2]]},
+         {"op": "reshape", "shape": [15]}]]
+    assert [net.tensors[op.outputs[0]].shape for op in quant] == [[1, 10], [1, 15]]
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
+    assert ours.shape == (12, 3) and np.abs(ours - ref).max() < 1e-5 and np.array_equal(ours.argmax(1), ref.argmax(1))
+    _deploy_bit_exact(tmp_path, "raw_input_index")
+
+
+@pytest.mark.parametrize("forward, message", [
+    (lambda self, x: x[0], r"call to getitem .*: indexes the batch axis of the float network input .*"
+                           r"\(hint: index the other axes only, e\.g\. x\[:, 0\]"),
+    (lambda self, x: x[:, None, 0], r"indexing the float network input with NoneType .* is not supported"),
+    (lambda self, x: x.squeeze(1).unsqueeze(0)[0], r"unsqueeze of the float network input changes the batch axis "
+                                                   r"\(hint: keep the batch axis first\)"),
+])
+def test_batch_indexing_of_the_raw_input_is_refused_in_one_line(monkeypatch, forward, message):
+    src = _source("raw_input_index")
+    monkeypatch.setattr(type(src.model), "forward", lambda self, x: self.fa(self.qa(forward(self, x).reshape(1, -1)[:, :10])))
+    with pytest.raises(GapforgeError) as err:
+        extract(src)
+    assert re.search(message, err.value.one_line()), err.value.one_line()

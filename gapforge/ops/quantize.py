@@ -74,6 +74,11 @@ def preprocess_shape(shape: list[int], steps: list | None) -> list[int]:
             if int(np.prod(new)) != int(np.prod(shape)):
                 raise ShapeError(f"reshape of {shape} to {new}", "attrs.preprocess")
             shape = new
+        elif op == "index":
+            try:
+                shape = list(np.empty(shape, dtype=np.int8)[index_key(s.get("key"))].shape)
+            except (IndexError, TypeError, ValueError):
+                raise ShapeError(f"index {s.get('key')} of a {len(shape)}-D input {shape}", "attrs.preprocess") from None
         elif op not in ("neg", "clamp"):
             raise ShapeError(f"unknown preprocessing step {op!r}", "attrs.preprocess")
     return shape
@@ -86,7 +91,9 @@ def infer_shapes(inputs, attrs, params):
 
 
 _STEP = {"type": "object", "required": ["op"], "properties": {
-    "op": {"enum": [*ARITH, "neg", "clamp", "permute", "reshape"]},
+    "op": {"enum": [*ARITH, "neg", "clamp", "index", "permute", "reshape"]},
+    "key": {"type": "array", "items": {"oneOf": [{"type": "integer"}, {"type": "array", "minItems": 3, "maxItems": 3,
+                                                                     "items": {"type": ["integer", "null"]}}]}},
     "min": {"type": ["number", "null"]}, "max": {"type": ["number", "null"]},
     "operand": {"oneOf": [{"type": "number"}, {"type": "object", "required": ["shape", "values"]}]},
     "reversed": {"type": "boolean"},
@@ -105,7 +112,8 @@ IR_OP = IROp(
                               "the model's float operations on the input before this quantizer, in order: "
                               "{op: add|sub|mul|div, operand: number or {shape, values} (float32), reversed: "
                               "constant first}, {op: neg}, {op: clamp, min, max (numbers or null: "
-                              "torch.clamp)}, {op: permute, dims}, {op: reshape, shape (without "
+                              "torch.clamp)}, {op: index, key: per axis an integer or [start, stop, step] "
+                              "(x[:, 0], x[:, 1:]; the batch axis whole)}, {op: permute, dims}, {op: reshape, shape (without "
                               "the batch axis)}", required=False)},
     reference="quantize",
     run=_run,
@@ -128,7 +136,7 @@ _CLAMPS = {
     "hardtanh": ((1, "min_val", -1.0), (2, "max_val", 1.0)), "relu": ((None, None, 0.0), None),
     "relu6": ((None, None, 0.0), (None, None, 6.0)),
 }
-PRE_FUNCTIONS = (*ARITH, "neg", *_IDENTITY, *_SHAPE, *_CLAMPS)
+PRE_FUNCTIONS = (*ARITH, "neg", *_IDENTITY, *_SHAPE, *_CLAMPS, "getitem")
 
 
 def reads_preprocessable(low, node) -> bool:
@@ -169,6 +177,39 @@ def clamp_step(ctx, lo, hi) -> dict:
     return {"op": "clamp", "min": None if lo is None else float(lo), "max": None if hi is None else float(hi)}
 
 
+def _index_step(ctx, nd: int) -> dict:
+    """x[:, 0] / x[:, 1:] / x[..., ::2] of the float network input: integers and slices, the batch axis whole."""
+    key = ctx.arg(1, "idx")
+    key = key if isinstance(key, tuple) else (key,)
+    if sum(k is Ellipsis for k in key) > 1:
+        ctx.fail("indexes the float network input with more than one Ellipsis")
+    if Ellipsis in key:
+        e = key.index(Ellipsis)
+        key = key[:e] + (slice(None),) * (nd - len(key) + 1) + key[e + 1:]
+    out = []
+    for axis, k in enumerate(key):
+        if isinstance(k, slice) and all(v is None or (isinstance(v, int) and not isinstance(v, bool))
+                                        for v in (k.start, k.stop, k.step)):
+            if k.step is not None and k.step <= 0:
+                ctx.fail(f"slice with step {k.step} of the float network input: only positive steps are supported")
+            out.append([k.start, k.stop, k.step])
+        elif isinstance(k, int) and not isinstance(k, bool):
+            out.append(int(k))
+        else:
+            ctx.fail(f"indexing the float network input with {type(k).__name__} (None, tensors, lists: advanced "
+                     "indexing) is not supported", hint="use integers and slices, e.g. x[:, 0] or x[:, 1:]")
+        if axis == 0 and out[0] != [None, None, None]:
+            ctx.fail("indexes the batch axis of the float network input (the deployed model runs on batches)",
+                     hint="index the other axes only, e.g. x[:, 0]; example_input() and held_out_data() give the "
+                          "batch axis first")
+    return {"op": "index", "key": out}
+
+
+def index_key(key) -> tuple:
+    """The Python index of an ``index`` step's key (integers and [start, stop, step] slices)."""
+    return tuple(slice(*k) if isinstance(k, list) else int(k) for k in key)
+
+
 def _step(ctx):
     node = ctx.node
     op = node.type_name
@@ -186,6 +227,8 @@ def _step(ctx):
         return clamp_step(ctx, lo, hi)
     if op in _IDENTITY:
         return None
+    if op == "getitem":
+        return _index_step(ctx, len(in_shape))
     if op in ("permute", "transpose"):
         nd = len(in_shape)
         if op == "transpose":
@@ -241,7 +284,8 @@ PREPROCESSING = Frontend(
          "x.clamp(0, 1), permute / transpose / unsqueeze / view of the raw input",
     lowers_to=("quantize",),
     doc="Element-wise arithmetic with numbers and constant tensors (+, -, *, /, neg; constants shared by the "
-        "batch), clamps with number bounds (x.clamp(0, 1), torch.clamp / clip, clamp_ / clamp_min / clamp_max, "
+        "batch), indexing and slicing of the axes after the batch axis (x[:, 0], x[:, 1:], x[..., ::2]), "
+        "clamps with number bounds (x.clamp(0, 1), torch.clamp / clip, clamp_ / clamp_min / clamp_max, "
         "F.relu / torch.relu, F.hardtanh, F.relu6, and the modules nn.ReLU, nn.Hardtanh, nn.ReLU6), dtype no-ops (float(), to(float32), contiguous) and shape changes that keep the batch axis first "
         "(permute, transpose, view / reshape / flatten, unsqueeze / squeeze) applied to the float network input "
         "before its first quantizer fold into the host-side quantize step (its preprocess attribute), replayed "
