@@ -139,7 +139,7 @@ FRONTENDS = [
             "an integer multiple of the input size): each integer repeated, scale unchanged (Brevitas keeps the "
             "QuantTensor through it). Also brevitas.nn.QuantUpsample / QuantUpsamplingNearest2d in mode 'nearest', "
             "and mode='nearest-exact' (the same index map for integer factors; Brevitas 0.13.4 returns a plain "
-            "tensor from it, so a quantizer must follow). Refused: other modes (bilinear, bicubic, ..., "
+            "tensor of the same values from it: its handler tests for 'nearest_exact'). Refused: other modes (bilinear, bicubic, ..., "
             "nn.UpsamplingBilinear2d), non-integer factors, 5-D inputs.",
         lower=_lower,
     ),
