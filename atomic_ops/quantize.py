@@ -62,6 +62,10 @@ def preprocess(x: np.ndarray, steps: list | None) -> np.ndarray:
             t = _ARITH[op](c, t) if s.get("reversed") else _ARITH[op](t, c)
         elif op == "neg":
             t = -t
+        elif op == "clamp":  # torch.clamp in float32 (F.relu / F.hardtanh / F.relu6 are clamps in torch)
+            t = torch.clamp(t, min=s.get("min"), max=s.get("max"))
+        elif op == "index":  # x[:, 0], x[:, 1:]: integers and [start, stop, step] slices per axis
+            t = t[tuple(slice(*k) if isinstance(k, list) else int(k) for k in s["key"])]
         elif op == "permute":
             t = t.permute(*s["dims"])
         elif op == "reshape":

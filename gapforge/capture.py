@@ -421,11 +421,43 @@ class CaptureError(GapforgeError):
     """The model's forward pass failed during capture."""
 
 
-def capture(model: nn.Module, example_inputs: tuple, is_leaf: Callable[[nn.Module], bool]) -> Graph:
+class InputShapeError(GapforgeError):
+    """The example input does not have the shape a layer of the model expects (a user error, exit 2)."""
+
+
+def _shapes(tensors) -> str:
+    return ", ".join(str(list(t.shape)) for t in tensors)
+
+
+def _expected_shape(mod: nn.Module, x: Any) -> str | None:
+    """What ``mod`` (a layer with a declared input size) expects when ``x`` does not fit it, else None."""
+    x = x.value if isinstance(x, QuantTensor) else x
+    if not isinstance(x, torch.Tensor) or x.dim() == 0:
+        return None
+    shape = list(x.shape)
+    if isinstance(mod, nn.Linear) and shape[-1] != mod.in_features:
+        return f"{mod.in_features} features on its last axis"
+    if isinstance(mod, nn.modules.conv._ConvNd):
+        rank = len(mod.kernel_size) + 2
+        if x.dim() not in (rank, rank - 1) or shape[-rank + 1] != mod.in_channels:
+            axes = {3: "(N, C, T)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}.get(rank, f"{rank} axes")
+            return f"{axes} with C = {mod.in_channels}"
+    if isinstance(mod, nn.modules.batchnorm._BatchNorm) and (x.dim() < 2 or shape[1] != mod.num_features):
+        return f"{mod.num_features} channels on axis 1"
+    if isinstance(mod, nn.LayerNorm) and shape[-len(mod.normalized_shape):] != list(mod.normalized_shape):
+        return f"last axes {list(mod.normalized_shape)}"
+    return None
+
+
+def capture(model: nn.Module, example_inputs: tuple, is_leaf: Callable[[nn.Module], bool],
+            input_origin: str = "the example input") -> Graph:
     """Run ``model(*example_inputs)`` once and return its dataflow graph.
 
     ``is_leaf(module)`` decides which modules are recorded as one node (the op registry
     provides it). The model must be in eval mode: Brevitas' train-mode arithmetic differs.
+    ``input_origin`` names where the example inputs come from in messages (``example_input()``).
+    A forward pass that fails in a layer whose declared input size (in_features, in_channels, ...)
+    the tensor reaching it does not have is an InputShapeError naming the input's shape.
     """
     if model.training:
         raise GapforgeError("the model is in training mode; call model.eval() after calibration")
@@ -461,7 +493,17 @@ def capture(model: nn.Module, example_inputs: tuple, is_leaf: Callable[[nn.Modul
         raise
     except Exception as exc:  # the user's model failed: report where, without a traceback
         where = ""
-        stack = [rec.graph.module_paths.get(id(p[0]), "?") for p in rec.pending if p is not None]
+        inner = [p for p in rec.pending if p is not None]
+        stack = [rec.graph.module_paths.get(id(p[0]), "?") for p in inner]
+        want = _expected_shape(inner[-1][0], inner[-1][2][0]) if inner and inner[-1][2] else None
+        if want is not None:
+            got = rec._tensor_of(inner[-1][2][0])
+            first = any(got is t for t in example_inputs)
+            raise InputShapeError(
+                f"{input_origin} has shape {_shapes(example_inputs)}, but module '{stack[-1]}' "
+                f"({type(inner[-1][0]).__name__}) expects {want} and receives "
+                + ("it" if first else f"shape {list(got.shape)}"),
+                hint=f"make {input_origin} return the shape the model was built for") from None
         if stack:
             where = f" inside module '{stack[-1]}'"
         elif rec.container_stack[-1]:
@@ -470,7 +512,8 @@ def capture(model: nn.Module, example_inputs: tuple, is_leaf: Callable[[nn.Modul
         if line:
             where += f" at {line}"
         msg = " ".join(str(exc).split())
-        raise CaptureError(f"the forward pass failed{where}: {type(exc).__name__}: {msg}") from exc
+        raise CaptureError(f"the forward pass failed{where}: {type(exc).__name__}: {msg} ({input_origin} has "
+                           f"shape {_shapes(example_inputs)})") from exc
     finally:
         for h in handles:
             h.remove()

@@ -18,7 +18,7 @@ from gapforge.ops import registry
 
 
 def capture_model(src: ModelSource) -> Graph:
-    return capture(src.model, src.example_inputs, registry().is_leaf)
+    return capture(src.model, src.example_inputs, registry().is_leaf, getattr(src, "input_origin", "the example input"))
 
 
 def lower_graph(graph: Graph, name: str, source: str = "", strict: bool = True) -> tuple[ir.Network | None, Lowering]:

@@ -200,7 +200,9 @@ class Lowering:
                 f"not checked: its input comes from unsupported '{b.upstream}'", None, [], node.location))
             return
         except GapforgeError as err:  # LoweringError, QuantReadError, ...
-            self._fail_node(node, str(err), self._preprocessing_hint(node) or err.hint)
+            # a preprocessing step's own refusal keeps its hint (the 'add a QuantIdentity' one is for its readers)
+            own = err.hint if front is PREPROCESSING else None
+            self._fail_node(node, str(err), own or self._preprocessing_hint(node) or err.hint)
             return
         except Exception as exc:  # a gapforge bug must not crash the checker
             if self.strict:

@@ -37,6 +37,7 @@ class ModelSource:
     example_inputs: tuple
     module: types.ModuleType
     notes: list[str] = field(default_factory=list)  # what the tools did to the model (e.g. --input-quant)
+    input_origin: str = "example_input()"  # where example_inputs come from, as messages name it
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True):
@@ -180,7 +181,9 @@ def load_model(args: argparse.Namespace) -> ModelSource:
         print(f"warning: {where}: {what} in training mode; switched to eval mode (BatchNorm uses its running "
               "statistics, quantizers their calibrated scales)", file=sys.stderr)
     model.eval()
-    src = ModelSource(name=name, source=str(path), model=model, example_inputs=inputs, module=module)
+    src = ModelSource(name=name, source=str(path), model=model, example_inputs=inputs, module=module,
+                      input_origin=f"the --input-shape {args.input_shape} input" if getattr(args, "input_shape", None) else
+                      "example_input()")
     spec = getattr(args, "input_quant", None)
     if spec:
         from gapforge.inputquant import insert

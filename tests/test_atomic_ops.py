@@ -153,6 +153,16 @@ def test_maxpool2d_matches_torch(k, s, p, ceil):
     assert np.array_equal(ours, ref.astype(np.int64))
 
 
+@pytest.mark.parametrize("shape, factors", [((2, 3, 4, 5), (2, 2)), ((1, 2, 3, 3), (3, 1)), ((1, 4, 7), (3,)),
+                                           ((1, 1, 2, 2), (1, 4))])
+def test_upsample_matches_torch_nearest(shape, factors):
+    rng = np.random.default_rng(3)
+    x = rng.integers(-(2**20), 2**20, size=shape).astype(np.int32)
+    ref = F.interpolate(torch.from_numpy(x).double(), scale_factor=factors, mode="nearest").numpy()
+    ours = atomic_ops.get("upsample")(x, factors)
+    assert ours.dtype == np.int32 and np.array_equal(ours, ref.astype(np.int32))
+
+
 def test_avgpool2d_is_the_window_sum():
     rng = np.random.default_rng(2)
     x = rng.integers(0, 256, size=(1, 4, 8, 8))

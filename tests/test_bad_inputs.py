@@ -75,6 +75,8 @@ FLOAT64_EXAMPLE_MODEL = MINIMAL_MODEL.replace("return torch.rand(1, 1, 8, 8)",
                                               "return torch.rand(1, 1, 8, 8, dtype=torch.float64)")
 NUMPY_EXAMPLE_MODEL = MINIMAL_MODEL.replace("return torch.rand(1, 1, 8, 8)",
                                             "return (torch.rand(1, 1, 8, 8).numpy(),)")
+CHANNELS_EXAMPLE_MODEL = MINIMAL_MODEL.replace("return torch.rand(1, 1, 8, 8)", "return torch.rand(1, 3, 8, 8)")
+SIZE_EXAMPLE_MODEL = MINIMAL_MODEL.replace("return torch.rand(1, 1, 8, 8)", "return torch.rand(1, 1, 10, 10)")
 NAN_HELD_OUT_MODEL = MINIMAL_MODEL + '''
 
 def held_out_data():
@@ -132,7 +134,8 @@ def model_files(tmp_path_factory):
     for name, text in (("minimal", MINIMAL_MODEL), ("float_input", FLOAT_INPUT_MODEL),
                        ("training_mode", TRAINING_MODE_MODEL), ("nan_example", NAN_EXAMPLE_MODEL),
                        ("nan_held_out", NAN_HELD_OUT_MODEL), ("float64_example", FLOAT64_EXAMPLE_MODEL),
-                       ("numpy_example", NUMPY_EXAMPLE_MODEL)):
+                       ("numpy_example", NUMPY_EXAMPLE_MODEL), ("channels_example", CHANNELS_EXAMPLE_MODEL),
+                       ("size_example", SIZE_EXAMPLE_MODEL)):
         files[name] = d / f"{name}.py"
         files[name].write_text(text)
     return files
@@ -365,6 +368,18 @@ def test_model_file_example_input_of_another_dtype_names_it_and_the_fix(model_fi
     user_error(cli("check_model_compatibility", "--model-file", model_files["numpy_example"]),
                "numpy_example.py: example_input() returned a value of type ndarray, not a float32 tensor; "
                "return torch.as_tensor(x, dtype=torch.float32)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_file_example_input_of_the_wrong_shape_is_one_line_exit_2(model_files, tmp_path):
+    """A model built for (1, 1, 8, 8) given 3 channels (its first convolution fails) or 10 x 10 pixels (its linear
+    layer, after the flatten, gets 100 features for 64): one line naming example_input(), its shape and the layer."""
+    user_error(cli("deploy", "--model-file", model_files["channels_example"], "--out", tmp_path / "a"),
+               "example_input() has shape [1, 3, 8, 8], but module 'conv' (QuantConv2d) expects (N, C, H, W) with "
+               "C = 1 and receives shape [1, 3, 8, 8]", "make example_input() return the shape the model was built for")
+    user_error(cli("check_model_compatibility", "--model-file", model_files["size_example"]),
+               "example_input() has shape [1, 1, 10, 10], but module 'fc' (QuantLinear) expects 64 features on its "
+               "last axis and receives shape [1, 100]")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -111,9 +111,21 @@ def test_forward_failure_is_reported_with_module_path():
         def forward(self, x):
             return self.inner(x)
 
+    with pytest.raises(GapforgeError, match=r"the example input has shape \[1, 1, 8, 8\], but module 'inner.1' "
+                       r"\(Linear\) expects 3 features on its last axis and receives it"):
+        _graph(Broken())  # a layer the input does not fit: the shapes, not torch's message
+
+    class Raising(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Sequential(nn.Identity(), nn.Unflatten(1, (3, 5)))
+
+        def forward(self, x):
+            return self.inner(x)
+
     with pytest.raises(GapforgeError, match=r"forward pass failed inside module 'inner.1' at test_capture.py:\d+ "
-                       r"\(return self.inner\(x\)\): RuntimeError"):
-        _graph(Broken())
+                       r"\(return self.inner\(x\)\): RuntimeError: .* \(the example input has shape \[1, 1, 8, 8\]\)"):
+        _graph(Raising())
 
 
 def test_training_mode_is_refused():

@@ -42,6 +42,7 @@ from atomic_ops.requantize import requantize as np_requantize
 from atomic_ops.slice import slice as np_slice
 from atomic_ops.thresholds import thresholds as np_thresholds
 from atomic_ops.trunc_avgpool2d import trunc_avgpool2d as np_trunc_avgpool2d
+from atomic_ops.upsample import upsample as np_upsample
 from codegen import toolchains
 from codegen.targets import hal_sources
 
@@ -58,6 +59,7 @@ K_RMSNORM, K_GROUPNORM = 25, 26
 K_MATMUL, K_LINEAR_ROWS, K_SLICE, K_PAD = 21, 22, 23, 24
 K_SCAN, K_SCAN_SPLIT, K_FLIP = 27, 28, 29
 K_THRESHOLDS = 34
+K_UPSAMPLE = 35
 K_CONV_SIMD, K_CONV1X1_SIMD, K_DWCONV_SIMD, K_MM_SIMD = 30, 31, 32, 33  # gf_simd.c (33: linear and matmul)
 
 DT = {"s8": 0, "u8": 1, "s32": 2}
@@ -601,6 +603,26 @@ def flip_case(cs: CaseSet, rng, name, *, shape, axis, t="s8"):
     cs.add(K_FLIP, name, [np.dtype(NP_DT[t]).itemsize, outer, n, inner], [x, np_flip(x, axis)])
 
 
+def upsample_case(cs: CaseSet, rng, name, *, shape, factors, t="s8"):
+    """gf_upsample against atomic_ops/upsample.py: (N, C, T) is the map of height 1 (h = 1, fh = 1)."""
+    x = rand_act(rng, t, shape)
+    spatial = [1, *shape[2:]] if len(shape) == 3 else list(shape[2:])
+    fh, fw = ([1] + list(factors)) if len(shape) == 3 else list(factors)
+    cs.add(K_UPSAMPLE, name, [np.dtype(NP_DT[t]).itemsize, shape[0] * shape[1], *spatial, fh, fw],
+           [x, np_upsample(x, factors)])
+
+
+def add_upsample_cases(cs: CaseSet, rng) -> None:
+    upsample_case(cs, rng, "up_2x2_s8", shape=(1, 4, 5, 7), factors=(2, 2))
+    upsample_case(cs, rng, "up_3x1_u8_batch", shape=(2, 3, 4, 6), factors=(3, 1), t="u8")
+    upsample_case(cs, rng, "up_1x4_s8", shape=(1, 2, 3, 3), factors=(1, 4))
+    upsample_case(cs, rng, "up_2x3_acc_s32", shape=(1, 5, 3, 2), factors=(2, 3), t="s32")
+    upsample_case(cs, rng, "up_1d_3_s8", shape=(1, 6, 9), factors=(3,))
+    upsample_case(cs, rng, "up_1d_2_acc_s32", shape=(2, 3, 5), factors=(2,), t="s32")
+    upsample_case(cs, rng, "up_1x1_copy_u8", shape=(1, 3, 4, 4), factors=(1, 1), t="u8")
+    upsample_case(cs, rng, "up_pixel_5x2", shape=(1, 1, 1, 1), factors=(5, 2))
+
+
 def add_scan_cases(cs: CaseSet, rng) -> None:
     scan_case(cs, rng, "scan_16x16x4", L=16, D=16, N=4)
     scan_case(cs, rng, "scan_zero_points", L=9, D=5, N=3, types=("u8", "u8", "s8", "u8"), zps=(3, 128, -2, 100),
@@ -871,6 +893,7 @@ def build_cases() -> CaseSet:
     cs.add(K_RNE, "rne_edges", [v.size], [v, sh.astype(np.uint8), rne_shift(v, sh).astype(np.int64)])
     add_row_cases(cs, rng)
     add_scan_cases(cs, rng)
+    add_upsample_cases(cs, rng)
     add_simd_cases(cs, rng)
     return cs
 
@@ -948,7 +971,7 @@ def test_case_set_covers_every_kernel():
     cs = build_cases()
     kinds = {struct.unpack_from("<I", b, 8)[0] for b in cs.blobs}
     assert kinds == set(range(1, 27)) | {K_SCAN, K_SCAN_SPLIT, K_FLIP, K_CONV_SIMD, K_CONV1X1_SIMD, K_DWCONV_SIMD,
-                                         K_MM_SIMD, K_THRESHOLDS}
+                                         K_MM_SIMD, K_THRESHOLDS, K_UPSAMPLE}
     assert len(cs.names) == len(set(cs.names)) >= 200
 
 

@@ -483,3 +483,128 @@ def test_conv_transpose_with_dilation_is_refused_in_one_line(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     fails = [line for line in r.stdout.splitlines() if "FAIL" in line]
     assert fails == ["  FAIL  up          QuantConvTranspose2d: dilation=(2, 2) is not supported (only 1)"], r.stdout
+
+
+def test_upsampling_decoders_lower_to_upsample_and_are_exact(tmp_path):
+    """nn.Upsample then torch.cat with the skip connection, F.interpolate(size=...) of a plain tensor added to a
+    lateral convolution, nn.UpsamplingNearest2d, scale_factor=(2, 1) of a convolution's accumulator, and the 1-D
+    forms on (N, C, T): each an upsample op repeating the integers (Brevitas keeps the scale), no mismatch."""
+    src = _source("unet_upsample")
+    net = extract(src)
+    ups = [(op.attrs["factors"], net.tensors[op.inputs[0]].kind) for op in net.ops if op.type == "upsample"]
+    assert ups == [([2, 2], "quant"), ([2, 2], "quant"), ([2, 2], "quant"), ([2, 1], "acc")]
+    (cat,) = [op for op in net.ops if op.type == "concat"]
+    producer = {op.outputs[0]: op for op in net.ops}
+    requant = producer[cat.inputs[0]]  # the shared QuantIdentity on the upsampled branch
+    assert requant.type == "requantize" and producer[requant.inputs[0]].type == "upsample"
+    _, ours, ref, rep = _exact_report(src, net, tmp_path)
+    assert ours.shape == (8, 2, 8, 6) and rep.top1_agreement == 1.0
+    assert np.abs(ours - ref).max() <= 1e-6 * np.abs(ref).max()  # the logits: an accumulator times its scale
+    src = _source("upsample1d")
+    net = extract(src)
+    assert [op.attrs["factors"] for op in net.ops if op.type == "upsample"] == [[3], [2]]
+    _, ours, ref, _ = _exact_report(src, net, tmp_path / "1d")
+    assert ours.shape == (8, 2, 8) and np.abs(ours - ref).max() <= 1e-6 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+@pytest.mark.parametrize("model", ["unet_upsample", "upsample1d"])
+def test_upsampling_deploys_bit_exact(tmp_path, model, target):
+    out, layers = _deploy_bit_exact(tmp_path, model, target)
+    assert len(layers) == {"unet_upsample": 18, "upsample1d": 6}[model]
+    if target == "gap9":
+        calls = (out / "project_gap9" / "src" / "network.c").read_text()
+        assert calls.count("gf_upsample(") == {"unet_upsample": 4, "upsample1d": 2}[model]
+
+
+@pytest.mark.parametrize("up, message", [
+    (torch.nn.Upsample(scale_factor=2, mode="bilinear"),
+     r"module 'up2' \(Upsample\): mode='bilinear' upsampling is not supported \(only mode='nearest' by integer "
+     r"scale factors\)"),
+    (torch.nn.UpsamplingBilinear2d(scale_factor=2), r"module 'up2' \(UpsamplingBilinear2d\): mode='bilinear'"),
+    (torch.nn.Upsample(scale_factor=1.5),
+     r"module 'up2' \(Upsample\): nn.Upsample from \[8, 8\] to \[12, 12\] is not by integer factors"),
+])
+def test_upsampling_other_modes_and_fractional_factors_are_refused(up, message):
+    src = _source("unet_upsample")
+    src.model.up2 = up
+    with pytest.raises(GapforgeError) as err:
+        extract(src)
+    assert re.search(message, err.value.one_line()), err.value.one_line()
+
+
+def test_clamps_of_the_raw_input_fold_into_the_input_quantizers_and_are_exact(tmp_path):
+    """x.clamp(0, 1), F.hardtanh, F.relu, nn.ReLU6, torch.clip(max=), clamp_min, nn.ReLU, clamp_(max=) and
+    nn.Hardtanh on the raw input: clamp steps of the host-side quantize ops; the quantized inputs equal
+    Brevitas' integers on every held-out input."""
+    src = _source("raw_input_clamps")
+    net = extract(src)
+    quant = [op for op in net.ops if op.type == "quantize"]
+    assert [op.inputs for op in quant] == [["input"]] * 5
+    steps = [[(s["op"], s.get("min"), s.get("max")) for s in op.attrs["preprocess"]] for op in quant]
+    assert steps == [[("clamp", 0.0, 1.0)], [("mul", None, None), ("clamp", -1.0, 1.0)],
+                     [("clamp", 0.0, None), ("mul", None, None), ("clamp", 0.0, 6.0)],
+                     [("clamp", None, 0.25), ("clamp", -0.7, None)],
+                     [("clamp", 0.0, None), ("clamp", None, 0.8), ("clamp", -0.5, 0.5)]]
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
+    x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
+    assert (x < -1).any() and (x > 1).any()  # every clamp bites
+    seen = {}
+    hooks = [q.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, (out / m.act_quant.scale()).round()
+                                                                            .numpy())) for i, q in enumerate(src.model.qs)]
+    with torch.no_grad():
+        src.model(torch.from_numpy(x))
+    for h in hooks:
+        h.remove()
+    _, ints = engine.forward(x)
+    for i, op in enumerate(quant):
+        assert np.array_equal(ints[op.outputs[0]], seen[i]), op.outputs[0]
+    assert len(np.unique(ints[quant[0].outputs[0]])) > 50 and (ints[quant[0].outputs[0]] >= 0).all()
+    assert np.abs(ours - ref).max() < 1e-5 and np.array_equal(ours.argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+def test_clamps_of_the_raw_input_deploy_bit_exact(tmp_path, target):
+    _, layers = _deploy_bit_exact(tmp_path, "raw_input_clamps", target)
+    assert len(layers) == 10
+
+
+def test_a_clamp_of_the_raw_input_by_a_tensor_is_refused_in_one_line(monkeypatch):
+    src = _source("raw_input_clamps")
+    monkeypatch.setattr(type(src.model), "forward", lambda self, x: self.fc(self.r(self.conv(self.catq(
+        torch.cat([q(x.clamp(min=torch.zeros(1, 2, 1, 1))) for q in self.qs], 1)))).flatten(1)))
+    with pytest.raises(GapforgeError, match=r"call to clamp .*: clamp of the float network input with a Tensor bound; "
+                                            r"only number bounds fold"):
+        extract(src)
+
+
+def test_indexing_the_raw_input_folds_into_the_input_quantizers_and_is_exact(tmp_path):
+    """x.squeeze(1), x[:, 0] and x[..., 1:, ::2].flatten(1) of the raw input: reshape and index steps of the
+    host-side quantize ops, replayed on the held-out batch; no mismatch."""
+    src = _source("raw_input_index")
+    net = extract(src)
+    quant = [op for op in net.ops if op.type == "quantize"]
+    assert [op.attrs["preprocess"] for op in quant] == [
+        [{"op": "reshape", "shape": [4, 10]}, {"op": "index", "key": [[None, None, None], 0]}],
+        [{"op": "reshape", "shape": [4, 10]}, {"op": "index", "key": [[None, None, None], [1, None, None],
+                                                                      [None, None, 2]]},
+         {"op": "reshape", "shape": [15]}]]
+    assert [net.tensors[op.outputs[0]].shape for op in quant] == [[1, 10], [1, 15]]
+    engine, ours, ref = _exact_against_brevitas(src, net, tmp_path)
+    assert ours.shape == (12, 3) and np.abs(ours - ref).max() < 1e-5 and np.array_equal(ours.argmax(1), ref.argmax(1))
+    _deploy_bit_exact(tmp_path, "raw_input_index")
+
+
+@pytest.mark.parametrize("forward, message", [
+    (lambda self, x: x[0], r"call to getitem .*: indexes the batch axis of the float network input .*"
+                           r"\(hint: index the other axes only, e\.g\. x\[:, 0\]"),
+    (lambda self, x: x[:, None, 0], r"indexing the float network input with NoneType .* is not supported"),
+    (lambda self, x: x.squeeze(1).unsqueeze(0)[0], r"unsqueeze of the float network input changes the batch axis "
+                                                   r"\(hint: keep the batch axis first\)"),
+])
+def test_batch_indexing_of_the_raw_input_is_refused_in_one_line(monkeypatch, forward, message):
+    src = _source("raw_input_index")
+    monkeypatch.setattr(type(src.model), "forward", lambda self, x: self.fa(self.qa(forward(self, x).reshape(1, -1)[:, :10])))
+    with pytest.raises(GapforgeError) as err:
+        extract(src)
+    assert re.search(message, err.value.one_line()), err.value.one_line()

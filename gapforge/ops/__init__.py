@@ -46,7 +46,6 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "CircularPad2d": "circular padding is not supported; pad with zeros (nn.ZeroPad2d / the layer's padding)",
     "conv1d": "functional F.conv1d on activations: use a brevitas.nn.QuantConv1d module",
     "QuantConvTranspose3d": "3-D transposed convolution is not supported (QuantConvTranspose1d and QuantConvTranspose2d are)",
-    "Upsample": "upsampling is not supported yet",
     "einsum": "write the product as torch.matmul / @ of two quantized activations (with transpose / view "
               "for the axes), which gapforge deploys exactly",
     "baddbmm": "write it as torch.matmul of two quantized activations; a constant added to the product is "
@@ -58,7 +57,6 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
                                     "@ v, with a QuantIdentity after each product",
     "conv2d": "functional F.conv2d on activations: use a brevitas.nn.QuantConv2d module",
     "linear": "functional F.linear on activations: use a brevitas.nn.QuantLinear module",
-    "interpolate": "upsampling is not supported yet",
     # functions of two activations other than a product (x * y is supported: gapforge/ops/mul.py)
     "maximum": "an element-wise function of two activations other than x * y or x + y has no table form; "
                "compute it from supported ops",

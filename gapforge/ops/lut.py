@@ -261,6 +261,13 @@ def _lower_function(ctx) -> None:
 
         ctx.bind(neg_form(ctx, x))
         return
+    if node.kind == "module" and isinstance(node.module, nn.Hardtanh) and x.kind == "float" \
+            and x.name in ctx.low.pre_inputs:  # nn.Hardtanh / nn.ReLU6 of the raw input: its preprocessing
+        from gapforge.ops.quantize import clamp_step, view_float_input
+
+        ctx.bind(view_float_input(ctx, x, clamp_step(ctx, node.module.min_val, node.module.max_val), x.shape,
+                                  ctx.name))
+        return
     if node.kind == "module":
         module = node.module
         fn, expr = (lambda v: module(v)), f"{type(module).__name__.lower()}(x)"

@@ -1,7 +1,7 @@
 """quantize: the network's float32 input -> integers (runs on the host, never on the device).
 
 The float operations a model applies to its raw input before the input quantizer (``x / 255.0 - 0.5``,
-``(x - mean) / std``, ``x * 2 - 1``, ``x.float()``, ``x.permute(0, 3, 1, 2)``, ``x.unsqueeze(1)``) are part of
+``(x - mean) / std``, ``x * 2 - 1``, ``x.float()``, ``x.clamp(0, 1)``, ``x.permute(0, 3, 1, 2)``, ``x.unsqueeze(1)``) are part of
 this host-side step: the lowering records them in the op's ``preprocess`` attribute (a list of steps with
 their constants, float32 values) instead of refusing them, and the host replays them with the same torch
 operations before quantizing (atomic_ops/quantize.py ``preprocess``), so the integers equal Brevitas'. The
@@ -74,7 +74,12 @@ def preprocess_shape(shape: list[int], steps: list | None) -> list[int]:
             if int(np.prod(new)) != int(np.prod(shape)):
                 raise ShapeError(f"reshape of {shape} to {new}", "attrs.preprocess")
             shape = new
-        elif op != "neg":
+        elif op == "index":
+            try:
+                shape = list(np.empty(shape, dtype=np.int8)[index_key(s.get("key"))].shape)
+            except (IndexError, TypeError, ValueError):
+                raise ShapeError(f"index {s.get('key')} of a {len(shape)}-D input {shape}", "attrs.preprocess") from None
+        elif op not in ("neg", "clamp"):
             raise ShapeError(f"unknown preprocessing step {op!r}", "attrs.preprocess")
     return shape
 
@@ -86,7 +91,10 @@ def infer_shapes(inputs, attrs, params):
 
 
 _STEP = {"type": "object", "required": ["op"], "properties": {
-    "op": {"enum": [*ARITH, "neg", "permute", "reshape"]},
+    "op": {"enum": [*ARITH, "neg", "clamp", "index", "permute", "reshape"]},
+    "key": {"type": "array", "items": {"oneOf": [{"type": "integer"}, {"type": "array", "minItems": 3, "maxItems": 3,
+                                                                     "items": {"type": ["integer", "null"]}}]}},
+    "min": {"type": ["number", "null"]}, "max": {"type": ["number", "null"]},
     "operand": {"oneOf": [{"type": "number"}, {"type": "object", "required": ["shape", "values"]}]},
     "reversed": {"type": "boolean"},
     "dims": {"type": "array", "items": {"type": "integer", "minimum": 0}},
@@ -103,7 +111,9 @@ IR_OP = IROp(
     attrs={"preprocess": Attr({"type": "array", "items": _STEP},
                               "the model's float operations on the input before this quantizer, in order: "
                               "{op: add|sub|mul|div, operand: number or {shape, values} (float32), reversed: "
-                              "constant first}, {op: neg}, {op: permute, dims}, {op: reshape, shape (without "
+                              "constant first}, {op: neg}, {op: clamp, min, max (numbers or null: "
+                              "torch.clamp)}, {op: index, key: per axis an integer or [start, stop, step] "
+                              "(x[:, 0], x[:, 1:]; the batch axis whole)}, {op: permute, dims}, {op: reshape, shape (without "
                               "the batch axis)}", required=False)},
     reference="quantize",
     run=_run,
@@ -117,7 +127,16 @@ IR_OP = IROp(
 # -- the float preprocessing of the network input (lowering) ----------------------------------------------
 _IDENTITY = ("float", "contiguous", "clone", "detach", "to", "type")
 _SHAPE = ("permute", "transpose", "reshape", "view", "flatten", "unsqueeze", "squeeze")
-PRE_FUNCTIONS = (*ARITH, "neg", *_IDENTITY, *_SHAPE)
+# clamps, replayed as torch.clamp (F.relu is clamp_min(0), F.hardtanh / F.relu6 clamp, in ATen): function -> the
+# (argument index, keyword, default) of its lower and upper bound; None: no such bound
+_CLAMPS = {
+    "clamp": ((1, "min", None), (2, "max", None)), "clamp_": ((1, "min", None), (2, "max", None)),
+    "clip": ((1, "min", None), (2, "max", None)), "clip_": ((1, "min", None), (2, "max", None)),
+    "clamp_min": ((1, "min", None), None), "clamp_max": (None, (1, "max", None)),
+    "hardtanh": ((1, "min_val", -1.0), (2, "max_val", 1.0)), "relu": ((None, None, 0.0), None),
+    "relu6": ((None, None, 0.0), (None, None, 6.0)),
+}
+PRE_FUNCTIONS = (*ARITH, "neg", *_IDENTITY, *_SHAPE, *_CLAMPS, "getitem")
 
 
 def reads_preprocessable(low, node) -> bool:
@@ -142,6 +161,55 @@ def _operand(ctx, c, out_shape):
              "constant tensors fold into the host-side input quantization")
 
 
+def _bound(ctx, spec):
+    i, key, default = spec
+    v = default if i is None else ctx.arg(i, key, default)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real)):
+        ctx.fail(f"{ctx.node.type_name} of the float network input with a {type(v).__name__} bound; only number "
+                 "bounds fold into the host-side input quantization", hint="clamp with numbers, e.g. x.clamp(0, 1)")
+    return v
+
+
+def clamp_step(ctx, lo, hi) -> dict:
+    """The preprocessing step ``torch.clamp(x, lo, hi)`` (bounds: numbers or None)."""
+    if lo is None and hi is None:
+        ctx.fail(f"{ctx.node.type_name} of the float network input without a bound")
+    return {"op": "clamp", "min": None if lo is None else float(lo), "max": None if hi is None else float(hi)}
+
+
+def _index_step(ctx, nd: int) -> dict:
+    """x[:, 0] / x[:, 1:] / x[..., ::2] of the float network input: integers and slices, the batch axis whole."""
+    key = ctx.arg(1, "idx")
+    key = key if isinstance(key, tuple) else (key,)
+    if sum(k is Ellipsis for k in key) > 1:
+        ctx.fail("indexes the float network input with more than one Ellipsis")
+    if Ellipsis in key:
+        e = key.index(Ellipsis)
+        key = key[:e] + (slice(None),) * (nd - len(key) + 1) + key[e + 1:]
+    out = []
+    for axis, k in enumerate(key):
+        if isinstance(k, slice) and all(v is None or (isinstance(v, int) and not isinstance(v, bool))
+                                        for v in (k.start, k.stop, k.step)):
+            if k.step is not None and k.step <= 0:
+                ctx.fail(f"slice with step {k.step} of the float network input: only positive steps are supported")
+            out.append([k.start, k.stop, k.step])
+        elif isinstance(k, int) and not isinstance(k, bool):
+            out.append(int(k))
+        else:
+            ctx.fail(f"indexing the float network input with {type(k).__name__} (None, tensors, lists: advanced "
+                     "indexing) is not supported", hint="use integers and slices, e.g. x[:, 0] or x[:, 1:]")
+        if axis == 0 and out[0] != [None, None, None]:
+            ctx.fail("indexes the batch axis of the float network input (the deployed model runs on batches)",
+                     hint="index the other axes only, e.g. x[:, 0]; example_input() and held_out_data() give the "
+                          "batch axis first")
+    return {"op": "index", "key": out}
+
+
+def index_key(key) -> tuple:
+    """The Python index of an ``index`` step's key (integers and [start, stop, step] slices)."""
+    return tuple(slice(*k) if isinstance(k, list) else int(k) for k in key)
+
+
 def _step(ctx):
     node = ctx.node
     op = node.type_name
@@ -154,8 +222,13 @@ def _step(ctx):
         return {"op": op, "operand": _operand(ctx, a if rev else b, out_shape), "reversed": rev}
     if op == "neg":
         return {"op": "neg"}
+    if op in _CLAMPS:
+        lo, hi = (None if b is None else _bound(ctx, b) for b in _CLAMPS[op])
+        return clamp_step(ctx, lo, hi)
     if op in _IDENTITY:
         return None
+    if op == "getitem":
+        return _index_step(ctx, len(in_shape))
     if op in ("permute", "transpose"):
         nd = len(in_shape)
         if op == "transpose":
@@ -180,8 +253,8 @@ def _step(ctx):
 
 
 def view_float_input(ctx, x: ir.TensorInfo, step: dict, out_shape, base: str) -> ir.TensorInfo:
-    """``x`` (the float network input or its preprocessing) reshaped by a module (nn.Flatten, nn.Unflatten:
-    the function forms, permute and transpose included, come through PREPROCESSING): one more step."""
+    """``x`` (the float network input or its preprocessing) reshaped or clamped by a module (nn.Flatten,
+    nn.Unflatten, nn.ReLU, nn.Hardtanh: the function forms come through PREPROCESSING): one more step."""
     src, steps = ctx.low.pre_inputs[x.name]
     out = ctx.new_tensor(base, "float", list(out_shape))
     ctx.low.pre_inputs[out.name] = (src, steps + [step])
@@ -208,10 +281,12 @@ def _lower_preprocessing(ctx) -> None:
 
 PREPROCESSING = Frontend(
     name="float preprocessing of the network input: x / 255.0 - 0.5, (x - mean) / std, x * 2 - 1, x.float(), "
-         "permute / transpose / unsqueeze / view of the raw input",
+         "x.clamp(0, 1), permute / transpose / unsqueeze / view of the raw input",
     lowers_to=("quantize",),
     doc="Element-wise arithmetic with numbers and constant tensors (+, -, *, /, neg; constants shared by the "
-        "batch), dtype no-ops (float(), to(float32), contiguous) and shape changes that keep the batch axis first "
+        "batch), indexing and slicing of the axes after the batch axis (x[:, 0], x[:, 1:], x[..., ::2]), "
+        "clamps with number bounds (x.clamp(0, 1), torch.clamp / clip, clamp_ / clamp_min / clamp_max, "
+        "F.relu / torch.relu, F.hardtanh, F.relu6, and the modules nn.ReLU, nn.Hardtanh, nn.ReLU6), dtype no-ops (float(), to(float32), contiguous) and shape changes that keep the batch axis first "
         "(permute, transpose, view / reshape / flatten, unsqueeze / squeeze) applied to the float network input "
         "before its first quantizer fold into the host-side quantize step (its preprocess attribute), replayed "
         "with the model's own float32 torch operations, so the quantized input equals Brevitas'. The device "

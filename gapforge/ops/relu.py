@@ -34,6 +34,10 @@ def emit_relu(ctx, x: ir.TensorInfo, base: str) -> ir.TensorInfo:
         from gapforge.ops.lut import apply_float_fn
 
         return apply_float_fn(ctx, x, torch.relu, f"ReLU '{ctx.name}'", "relu(x)", base)
+    if x.kind == "float" and x.name in ctx.low.pre_inputs:  # nn.ReLU of the raw input: its preprocessing
+        from gapforge.ops.quantize import clamp_step, view_float_input
+
+        return view_float_input(ctx, x, clamp_step(ctx, 0.0, None), x.shape, base)
     if x.kind == "float":
         ctx.fail("applies ReLU to the unquantized network input", hint="quantize the input first")
     if x.kind == "quant":

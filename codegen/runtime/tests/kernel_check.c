@@ -53,6 +53,7 @@ enum {
     K_SCAN = 27,
     K_SCAN_SPLIT = 28,
     K_FLIP = 29,
+    K_UPSAMPLE = 35,
     K_THRESHOLDS = 34,
     /* the SIMD kernels (gf_simd.c) on the same vectors: conv cases of every geometry (30), 1x1 (31),
      * depthwise (32), linear (33 with the linear parameters) and matmul (33 with the matmul ones) */
@@ -469,6 +470,11 @@ static int run_case(const case_t *c, void *out)
         /* params: elem_bytes, outer, n, inner; arrays x expected */
         NEED(4, 2);
         gf_flip(A[0].data, c->prm[0], c->prm[1], c->prm[2], c->prm[3], out);
+        return 0;
+    case K_UPSAMPLE:
+        /* params: elem_bytes, outer, h, w, fh, fw; arrays x expected */
+        NEED(6, 2);
+        gf_upsample(A[0].data, c->prm[0], c->prm[1], c->prm[2], c->prm[3], c->prm[4], c->prm[5], out);
         return 0;
     default:
         return -1;
