@@ -237,6 +237,22 @@ def _state_uses(ctx, act: int, n: int, what: str) -> list[tuple]:
     return uses
 
 
+def _step_of(node, seq_axis: int, n_t: int) -> int | None:
+    """The time step ``y[:, t]`` (batch first) / ``y[t]`` (sequence first) that ``node`` reads of the output
+    sequence ``y``, or None when it is another use of ``y``."""
+    if node.kind != "function" or node.type_name != "getitem" or len(node.inputs) != 1 or len(node.args) < 2:
+        return None
+    idx = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
+    full = slice(None)
+    if len(idx) > seq_axis + 2 or any(i != full for i in idx[:seq_axis]) or \
+            any(i != full for i in idx[seq_axis + 1:]) or len(idx) <= seq_axis:
+        return None
+    k = idx[seq_axis]
+    if isinstance(k, bool) or not isinstance(k, int) or not -n_t <= k < n_t:
+        return None
+    return k % n_t
+
+
 def _lower(ctx) -> None:
     m = ctx.module
     lstm = isinstance(m, qnn.QuantLSTM)
@@ -326,7 +342,11 @@ def _lower(ctx) -> None:
                 xt = emit_concat(ctx, [dir_h[0][t], dir_h[1][t]], 1, f"{ctx.name}.layers.{li}.out.t{t}")
                 record(xt, torch.cat([vals[dir_h[0][t].name], vals[dir_h[1][t].name]], 1) if brev else None)
                 xs.append(xt)
-    # y: the last layer's per-step outputs along time
+    # y: the last layer's per-step outputs along time; y[:, t] (y[t] sequence first) is step t's output
+    for node in ctx.low.graph.consumers(outs[0]):
+        k = _step_of(node, 1 if batch_first else 0, n_t)
+        if k is not None:
+            ctx.absorb(node, xs[k])
     steps = [emit_reshape(ctx, xt, [b, 1, xt.shape[1]], f"{ctx.name}.y.t{t}") for t, xt in enumerate(xs)]
     y = emit_concat(ctx, steps, 1, f"{ctx.name}.y") if n_t > 1 else steps[0]
     if batch_first:
