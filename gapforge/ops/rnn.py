@@ -89,6 +89,7 @@ def _problems(m, call, lstm: bool) -> list[tuple[str, str]]:
     if lstm and first.cifg:
         out.append(("coupled_input_forget_gates=True is not supported (its forget gate 1 - i is no 8-bit code)",
                     "construct it with coupled_input_forget_gates=False"))
+        return out
     for _, _, layer in _layers(m):
         if not layer.io_quant.is_quant_enabled:
             out.append(("io_quant is None: the input and hidden state are unquantized float",
@@ -101,7 +102,7 @@ def _problems(m, call, lstm: bool) -> list[tuple[str, str]]:
                         "integer form", f"keep the default {', '.join(args)} (a per-tensor quantizer)"))
             break
         gates = [layer.gate_params] if not lstm else [getattr(layer, f"{g}_gate_params") for g in _GATES]
-        if any(not gp.input_weight.weight_quant.is_quant_enabled for gp in gates):
+        if any(gp is not None and not gp.input_weight.weight_quant.is_quant_enabled for gp in gates):
             out.append(("weight_quant is None: the gate weights are unquantized",
                         "keep the default weight_quant=Int8WeightPerTensorFloat"))
             break
