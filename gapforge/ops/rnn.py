@@ -433,8 +433,8 @@ def _emit_layer(ctx, layer, xs, prefix: str, lstm: bool, bv: dict, record):
 _DOC_COMMON = (
     "Unrolled over the T steps of the example input (T is fixed), every quantizer read from the model "
     "(the defaults or others, per tensor, zero point 0 where a linear or add reads it): batch_first True "
-    "(or False on x.transpose(0, 1), the output transposed back), num_layers >= 1, bidirectional, bias or not. "
-    "The output sequence is deployed (use it whole or y[:, -1]), the final states through their indexing "
+    "(or False on x.transpose(0, 1), the output read as y[t] or transposed back), num_layers >= 1, bidirectional, "
+    "bias or not. The output sequence is deployed (whole, or y[:, t]: that step's output), the final states through their indexing "
     "(h_n[-1], h_n.squeeze(0)). Refused with a hint: initial states (hx / cx), a disabled quantizer, "
     "unbatched 2-D inputs, a state returned or used other than by indexing.")
 
@@ -453,7 +453,7 @@ FRONTENDS = [
     Frontend(
         name="brevitas.nn.QuantRNN",
         modules=(qnn.QuantRNN,),
-        lowers_to=("requantize", "slice", "reshape", "concat", "linear", "lut"),
+        lowers_to=("requantize", "slice", "reshape", "concat", "linear", "add", "lut"),
         doc="Elman RNN exactly as Brevitas computes it: per step one linear over [x, h] with its Int32Bias, "
             "gate_acc_quant, and tanh or relu into io_quant (the hidden state) as a table. " + _DOC_COMMON,
         lower=_lower,
