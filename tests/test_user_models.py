@@ -412,6 +412,17 @@ def test_quant_lstm_unrolls_into_integer_ops_equal_to_brevitas(tmp_path):
     assert np.abs(ours - ref).max() < 1e-5 * np.abs(ref).max() and rep.top1_agreement == 1.0
 
 
+def test_quant_rnn_with_two_weight_scales_sums_two_accumulators_exactly(tmp_path):
+    """Input-to-hidden and hidden-to-hidden weights with different scales: per step after the first, two
+    linears and one add of the accumulators, requantized once; every step equals Brevitas."""
+    src = _source("quant_rnn_two_scales")
+    net = extract(src)
+    assert [op.type for op in net.ops if op.name.startswith("rnn.layers.0.0.t3.")] == ["linear", "linear", "add",
+                                                                                      "requantize", "lut"]
+    _, ours, ref, rep = _exact_report(src, net, tmp_path)
+    assert all(lf.compared for lf in rep.teacher_forced) and np.abs(ours - ref).max() < 1e-5 * np.abs(ref).max()
+
+
 @pytest.mark.parametrize("model, shape", [("quant_lstm", (6, 4)), ("quant_lstm_stacked", (5, 3)),
                                           ("quant_rnn", (5, 4))])
 def test_recurrent_reference_equals_brevitas_on_random_inputs(tmp_path, model, shape):

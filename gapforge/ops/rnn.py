@@ -131,28 +131,28 @@ class _GateLinear(SimpleNamespace):
                               a.signed, False)
 
 
-def _gate_acc(ctx, gp, xs, hidden: int, base: str, step0: bool):
+def _gate_acc(ctx, gp, xs, hidden: int, base: str, step0: bool, record, v: dict, key: str):
     """The gate's accumulator(s) on the step's input (and hidden state): one IR tensor the next quantizer rounds."""
     wq = gp.input_weight.weight_quant
     with torch.no_grad():
         s_i, s_h = gp.input_weight().scale, gp.hidden_weight().scale
     x, h, xh = xs
-    if step0:
-        lin = _GateLinear(weights=[gp.input_weight], weight_quant=wq, bias=gp.bias, bias_quant=gp.bias_quant)
-        return emit_weight_layer(ctx, lin, x, base, "linear", {}, 1, [x.shape[0], hidden],
-                                 input_quant=False)
-    if torch.equal(s_i, s_h):
-        lin = _GateLinear(weights=[gp.input_weight, gp.hidden_weight], weight_quant=wq, bias=gp.bias,
-                          bias_quant=gp.bias_quant)
-        return emit_weight_layer(ctx, lin, xh, base, "linear", {}, 1, [x.shape[0], hidden],
-                                 input_quant=False)
+    shape = [x.shape[0], hidden]
+    if step0 or torch.equal(s_i, s_h):
+        lin = _GateLinear(weights=[gp.input_weight] if step0 else [gp.input_weight, gp.hidden_weight],
+                          weight_quant=wq, bias=gp.bias, bias_quant=gp.bias_quant)
+        acc = emit_weight_layer(ctx, lin, x if step0 else xh, base, "linear", {}, 1, shape, input_quant=False)
+        record(acc, v.get(key))
+        return acc
     lin_x = _GateLinear(weights=[gp.input_weight], weight_quant=wq, bias=gp.bias, bias_quant=gp.bias_quant)
     lin_h = _GateLinear(weights=[gp.hidden_weight], weight_quant=wq, bias=None, bias_quant=gp.bias_quant)
-    ax = emit_weight_layer(ctx, lin_x, x, f"{base}.ih", "linear", {}, 1, [x.shape[0], hidden],
-                           input_quant=False)
-    ah = emit_weight_layer(ctx, lin_h, h, f"{base}.hh", "linear", {}, 1, [x.shape[0], hidden],
-                           input_quant=False)
-    return emit_add(ctx, ax, ah, base)
+    ax = emit_weight_layer(ctx, lin_x, x, f"{base}.ih", "linear", {}, 1, shape, input_quant=False)
+    record(ax, v.get(f"{key}.ih"))
+    ah = emit_weight_layer(ctx, lin_h, h, f"{base}.hh", "linear", {}, 1, shape, input_quant=False)
+    record(ah, v.get(f"{key}.hh"))
+    acc = emit_add(ctx, ax, ah, base)
+    record(acc, v.get(key))
+    return acc
 
 
 def _lut(ctx, x, proxy, fn, expr: str, what: str, base: str):
@@ -186,7 +186,11 @@ def _brevitas_layer(layer, inp: torch.Tensor, lstm: bool) -> list[dict]:
     for t in order:
         x = steps[t]
         v = {"t": t}
-        sums = [F.linear(x, wi) + F.linear(h, wh) + b for wi, wh, b in params]
+        parts = [(F.linear(x, wi), F.linear(h, wh), b) for wi, wh, b in params]
+        sums = [ih + hh + b for ih, hh, b in parts]
+        names = _GATES if lstm else ("gate",)
+        for g, (ih, hh, b) in zip(names, parts):  # the two accumulators when the scales differ (_gate_acc)
+            v[f"{g}.acc.ih"], v[f"{g}.acc.hh"] = ih + b, hh
         if not lstm:
             v["gate.acc"] = sums[0]
             v["gate"] = _q(cell.gate_acc_quant, sums[0])
@@ -380,8 +384,8 @@ def _emit_layer(ctx, layer, xs, prefix: str, lstm: bool, bv: dict, record):
             record(xh, torch.cat([ctx.low.values[x.name], ctx.low.values[h.name]], 1) if v else None)
         codes = {}
         for g, gp in gates.items():
-            acc = _gate_acc(ctx, gp, (x, h, xh), layer.hidden_size, f"{base}.{g}.acc", h is None)
-            record(acc, v.get(f"{g}.acc"))
+            acc = _gate_acc(ctx, gp, (x, h, xh), layer.hidden_size, f"{base}.{g}.acc", h is None, record, v,
+                            f"{g}.acc")
             accq = "gate_acc_quant" if not lstm else _GATE_QUANT[g][0]
             q = quantize_to(ctx, acc, getattr(cell, accq), f"{base}.{g}")
             if q.kind != "quant" or q.per_channel:
