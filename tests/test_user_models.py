@@ -12,6 +12,7 @@ import torch
 from conftest import run_tool
 
 from gapforge import fidelity, inputs
+from gapforge.compat import check_model
 from gapforge.errors import GapforgeError
 from gapforge.extract import extract, model_inputs, write_network
 from gapforge.modelsrc import load_model
@@ -147,7 +148,6 @@ def test_timm_qkv_indexed_rewrite_is_exact(tmp_path):
 
 
 def test_a_model_failing_in_eval_mode_is_refused_naming_its_line(tmp_path):
-    from gapforge.compat import check_model
 
     src = _source("cat_two_scales")
     with pytest.raises(RuntimeError, match="Scaling factors are different"):
@@ -608,3 +608,131 @@ def test_batch_indexing_of_the_raw_input_is_refused_in_one_line(monkeypatch, for
     with pytest.raises(GapforgeError) as err:
         extract(src)
     assert re.search(message, err.value.one_line()), err.value.one_line()
+
+
+# -- brevitas.nn.QuantLSTM / QuantRNN (gapforge/ops/rnn.py) ---------------------------------------------
+def _op_counts(net) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for op in net.ops:
+        counts[op.type] = counts.get(op.type, 0) + 1
+    return counts
+
+
+def test_quant_lstm_unrolls_into_integer_ops_equal_to_brevitas(tmp_path):
+    """QuantLSTM(4, 8) with Brevitas' defaults over T = 6, y[:, -1] classified: per step one linear per gate (over
+    [x, h] after the first step, the two weights share their quantizer), five tables and three products (at t = 0
+    the forget gate times the zero state is 0: neither is computed); y[:, -1] is the last step's h (no slice). Every internal
+    tensor is compared with Brevitas' own (teacher-forced) with no mismatch at all."""
+    src = _source("quant_lstm")
+    net = extract(src)
+    counts = _op_counts(net)
+    assert counts["linear"] == 4 * 6 - 1 + 1 and counts["lut"] == 5 * 6 - 1 and counts["mul"] == 3 * 6 - 1
+    assert "slice" not in {op.type for op in net.ops if op.inputs[0].startswith("lstm.y")}
+    gates = {op.name: op.params["weight"].shape for op in net.ops if op.type == "linear" and ".t" in op.name}
+    assert gates["lstm.layers.0.0.t0.input.acc"] == [8, 4] and gates["lstm.layers.0.0.t5.output.acc"] == [8, 4 + 8]
+    luts = [op.attrs["function"] for op in net.ops if op.type == "lut" and ".t3." in op.name]
+    assert luts == ["sigmoid(x)", "sigmoid(x)", "tanh(x)", "sigmoid(x)", "tanh(x)"]
+    _, ours, ref, rep = _exact_report(src, net, tmp_path)
+    assert len(rep.teacher_forced) > 90 and all(lf.compared for lf in rep.teacher_forced)
+    assert np.abs(ours - ref).max() < 1e-5 * np.abs(ref).max() and rep.top1_agreement == 1.0
+
+
+def test_quant_rnn_with_two_weight_scales_sums_two_accumulators_exactly(tmp_path):
+    """Input-to-hidden and hidden-to-hidden weights with different scales: per step after the first, two
+    linears and one add of the accumulators, requantized once; every step equals Brevitas."""
+    src = _source("quant_rnn_two_scales")
+    net = extract(src)
+    assert [op.type for op in net.ops if op.name.startswith("rnn.layers.0.0.t3.")] == ["linear", "linear", "add",
+                                                                                      "requantize", "lut"]
+    _, ours, ref, rep = _exact_report(src, net, tmp_path)
+    assert all(lf.compared for lf in rep.teacher_forced) and np.abs(ours - ref).max() < 1e-5 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("model, shape", [("quant_lstm", (6, 4)), ("quant_lstm_stacked", (5, 3)),
+                                          ("quant_rnn", (5, 4))])
+def test_recurrent_reference_equals_brevitas_on_random_inputs(tmp_path, model, shape):
+    """256 random inputs three times wider than the calibration range (saturating gates and states): every step
+    of every layer and direction, fed Brevitas' own integers, equals Brevitas except at documented near-ties."""
+    src = _source(model)
+    net = extract(src)
+    write_network(net, tmp_path / "net", model_inputs(src))
+    engine = INT8InferenceEngine(tmp_path / "net")
+    torch.manual_seed(5)
+    x = ((torch.rand(256, *shape) * 2 - 1) * 3).numpy()
+    rep = fidelity.check(src.model, engine, x, src.name)
+    assert all(lf.compared for lf in rep.teacher_forced)
+    assert sum(lf.elements for lf in rep.teacher_forced) > 256 * 500
+    assert rep.unexplained == 0 and rep.outside_window == 0 and rep.passed
+
+
+@pytest.mark.parametrize("model, target", [("quant_lstm", "host"), ("quant_lstm", "gap9"),
+                                           ("quant_lstm_stacked", "gap9"), ("quant_rnn", "gap9")])
+def test_recurrent_models_deploy_bit_exact(tmp_path, model, target):
+    out, layers = _deploy_bit_exact(tmp_path, model, target)
+    net = json.loads((out / "network_info.json").read_text())
+    assert not any(op["type"] in ("scan", "QuantLSTM") for op in net["ops"]) and len(layers) > 60
+
+
+@pytest.mark.parametrize("layer, call, words", [
+    ("qnn.QuantLSTM(4, 8, batch_first=True)", "y, _ = self.l(x, torch.zeros(1, 1, 8))", ["hx is given"]),
+    ("qnn.QuantLSTM(4, 8, batch_first=True, gate_acc_quant=None)", "y, _ = self.l(x)", ["gate_acc_quant is None"]),
+    ("qnn.QuantLSTM(4, 8, batch_first=True, coupled_input_forget_gates=True)", "y, _ = self.l(x)",
+     ["coupled_input_forget_gates=True"]),
+    ("qnn.QuantRNN(4, 8, batch_first=True, io_quant=None)", "y, _ = self.l(x)", ["io_quant is None"]),
+    ("qnn.QuantLSTM(4, 8)", "y, _ = self.l(x)", ["batch_first=False, but its input is batch first"]),
+    ("qnn.QuantLSTM(4, 8, batch_first=True)", "y, (h, c) = self.l(x); y = h.view(-1, 8)", ["h_n is read by call to view", "h_n[-1]"]),
+], ids=["hx", "gate-acc-none", "cifg", "io-quant-none", "seq-first", "h-n-view"])
+def test_recurrent_layer_refusals_name_the_module_and_the_argument(tmp_path, layer, call, words):
+    model = tmp_path / "rnn_bad.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        f"        self.l = {layer}\n"
+        "        self.fc = qnn.QuantLinear(8, 3)\n"
+        "    def forward(self, x):\n"
+        "        x = self.q(x)\n"
+        f"        {call}\n"
+        "        return self.fc(y[:, -1] if y.dim() == 3 else y)\n"
+        "def create_model():\n"
+        "    from brevitas.graph.calibrate import calibration_mode\n"
+        "    torch.manual_seed(0)\n"
+        "    m = Net().eval()\n"
+        "    with torch.no_grad(), calibration_mode(m):\n"
+        "        m(torch.rand(8, 6, 4))\n"
+        "    return m.eval()\n"
+        "def example_input():\n"
+        "    return torch.rand(1, 6, 4)\n")
+    rep = check_model(load_model(argparse.Namespace(test_network=None, model_file=str(model), model_class=None,
+                                                    input_shape=None))).to_json()
+    bad = [i for i in rep["items"] if i["status"] == "unsupported"]
+    assert not rep["deployable"] and len(bad) == 1 and bad[0]["name"] == "l" and bad[0]["hint"], rep
+    assert "\n" not in bad[0]["message"] and all(w in bad[0]["message"] + " " + bad[0]["hint"] for w in words), bad
+
+
+def test_recurrent_layer_refusal_is_one_line_and_exit_2_without_output(tmp_path):
+    model = tmp_path / "rnn_hx.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.l = qnn.QuantRNN(4, 8, batch_first=True)\n"
+        "    def forward(self, x):\n"
+        "        return self.l(self.q(x), torch.zeros(1, 1, 8))[0]\n"
+        "def create_model():\n"
+        "    from brevitas.graph.calibrate import calibration_mode\n"
+        "    m = Net().eval()\n"
+        "    with torch.no_grad(), calibration_mode(m):\n"
+        "        m(torch.rand(8, 6, 4))\n"
+        "    return m.eval()\n"
+        "def example_input():\n"
+        "    return torch.rand(1, 6, 4)\n")
+    r = run_tool("pytorch_extractor", "--model-file", str(model), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and not (tmp_path / "out").exists() and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "pytorch_extractor.py: error: module 'l' (QuantRNN): hx is given: initial states are not supported "
+        "(hint: call it without hx (the zero initial state))")

@@ -15,9 +15,18 @@ from torch import nn
 
 from gapforge.ops._base import Attr, Frontend, IROp  # noqa: F401  (re-exported)
 
-_RECURRENT_HINT = ("recurrent layers are not supported (their float state has no exact integer form); use a causal "
-                   "(depthwise) QuantConv1d stack over time, or a Mamba selective scan with a QuantIdentity on its "
-                   "state (tests/test_networks/seqdata/mamba.py), which deploys exactly")
+_SEQUENCE_ALTERNATIVES = ("a causal (depthwise) QuantConv1d stack over time, or a Mamba selective scan with a "
+                          "QuantIdentity on its state (tests/test_networks/seqdata/mamba.py)")
+
+
+def _float_recurrent(cls: str) -> str:
+    return (f"float recurrent layer (its float state has no exact integer form): replace torch.nn.{cls} by "
+            f"brevitas.nn.Quant{cls}, whose states and gates are quantized and which deploys exactly "
+            f"(gapforge/ops/rnn.py), or use {_SEQUENCE_ALTERNATIVES}")
+
+
+_GRU_HINT = ("recurrent layer without a quantized counterpart in Brevitas 0.13 (no QuantGRU): use "
+             f"brevitas.nn.QuantLSTM or QuantRNN (deployed exactly), or {_SEQUENCE_ALTERNATIVES}")
 
 # Constructs we recognise but do not support, with the most useful hint we can give.
 _LOG_SOFTMAX = ("log_softmax is not supported: at the network's end return the logits (log_softmax keeps their "
@@ -32,12 +41,10 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
                        "brevitas.nn.QuantConvTranspose2d",
     "ConvTranspose1d": "float transposed convolution: replace torch.nn.ConvTranspose1d by "
                        "brevitas.nn.QuantConvTranspose1d",
-    "LSTM": _RECURRENT_HINT,
-    "GRU": _RECURRENT_HINT,
-    "RNN": _RECURRENT_HINT,
-    "QuantLSTM": _RECURRENT_HINT,
-    "QuantGRU": _RECURRENT_HINT,
-    "QuantRNN": _RECURRENT_HINT,
+    "LSTM": _float_recurrent("LSTM"),
+    "GRU": _GRU_HINT,
+    "RNN": _float_recurrent("RNN"),
+    "QuantGRU": _GRU_HINT,
     "ReflectionPad1d": "reflection padding is not supported; pad with zeros (nn.ZeroPad1d / the layer's padding)",
     "ReflectionPad2d": "reflection padding is not supported; pad with zeros (nn.ZeroPad2d / the layer's padding)",
     "ReplicationPad1d": "replication padding is not supported; pad with zeros (nn.ZeroPad1d / the layer's padding)",
