@@ -143,12 +143,15 @@ static void gf_lin_store(const int32_t *acc, int32_t n, int32_t r0, const gf_req
 
 GF_LIN_IMPL(int8_t, s8)
 GF_LIN_IMPL(uint8_t, u8)
+GF_LIN_IMPL(int32_t, s32) /* int32 codes (the sums of a global average pool): the planner proves |acc| < 2^31 */
 
 void gf_linear(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
                const gf_requant_t *rq, void *y)
 {
     if (in_t == GF_U8)
         gf_linear_u8((const uint8_t *)x, w, bias, k, o, rq, y);
+    else if (in_t == GF_S32)
+        gf_linear_s32((const int32_t *)x, w, bias, k, o, rq, y);
     else
         gf_linear_s8((const int8_t *)x, w, bias, k, o, rq, y);
 }

@@ -142,7 +142,8 @@ void gf_dwconv2d(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t 
 void gf_conv2d_ref(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
                    const gf_conv_shape_t *s, const gf_requant_t *rq, void *y);
 
-/* linear: acc[o] = bias[o] + sum_k w[o][k] * x[k]; requantized (channel = o) or int32 out. */
+/* linear: acc[o] = bias[o] + sum_k w[o][k] * x[k]; requantized (channel = o) or int32 out. in_t is GF_S8,
+ * GF_U8 or GF_S32 (int32 codes, e.g. the sums of a global average pool; the planner proves |acc| < 2^31). */
 void gf_linear(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
                int32_t k, int32_t o, const gf_requant_t *rq, void *y);
 void gf_linear_ref(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
