@@ -170,6 +170,7 @@ def _lower_mean(ctx) -> None:
     acc = emit_avgpool(ctx, x, [h, w], [h, w], [0, 0], h * w, pooled_shape,
                        ctx.name if keep else f"{ctx.name}.pool")
     if not keep:
+        ctx.record_value(acc, ctx.low.graph.activations[ctx.node.outputs[0]].value.reshape(pooled_shape))
         out = ctx.new_tensor(ctx.name, "acc", ctx.out_shape(0), scale=acc.scale, channel_axis=acc.channel_axis)
         ctx.emit("reshape", [acc], [out], attrs={"shape": ctx.out_shape(0)})
         acc = out
