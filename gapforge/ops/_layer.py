@@ -64,7 +64,8 @@ def emit_weight_layer(ctx, m, x: ir.TensorInfo, name: str, op_type: str, attrs: 
     if x.kind == "acc" and not ctx.low.registry.ir_ops[op_type].wide_input:
         ctx.fail(f"its input is {x.described} (no 8-bit encoding; only a linear layer reads int32 codes, "
                  "e.g. the sums of a global average pool)",
-                 hint="put a quantizer (QuantIdentity/QuantReLU) before this layer")
+                 hint="put a quantizer (QuantIdentity/QuantReLU) before this layer (or set its input_quant); a "
+                      "QuantLinear on the flattened sums of a global average pool needs none")
     if x.kind == "acc" and (x.per_channel or any(x.offset_list(1))):
         ctx.fail(f"its input is {x.described} with " + ("per-channel scales" if x.per_channel else
                  "a float offset (bias or folded BatchNorm)") + "; a linear layer reads only int32 codes with "
