@@ -453,8 +453,11 @@ def test_global_average_pool_into_a_quantlinear_reads_the_int32_sums_exactly(tmp
 @pytest.mark.parametrize("name,target", [("gap_linear", "host"), ("gap_linear", "gap9"), ("gap_linear_forms", "gap9"),
                                          ("gap_linear_1d", "host")])
 def test_global_average_pool_into_a_quantlinear_deploys_bit_exact(tmp_path, name, target):
-    _, layers = _deploy_bit_exact(tmp_path, name, target)
+    out, layers = _deploy_bit_exact(tmp_path, name, target)
     assert len(layers) >= 5
+    if target == "gap9":  # the int32-input copy of gf_linear is linked (only) when a call reads int32 codes
+        plan = json.loads((out / "project_gap9" / "plan.json").read_text())
+        assert "GF_K_LINEAR_S32" in plan["build"]["defines"] and "GF_K_LINEAR" in plan["build"]["defines"]
 
 
 def test_pool_sums_beyond_the_int32_proof_are_refused_naming_the_layer():

@@ -51,6 +51,7 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #define GF_K_AVGPOOL2D 1
 #define GF_K_TRUNC_AVGPOOL2D 1
 #define GF_K_LINEAR 1
+#define GF_K_LINEAR_S32 1
 #define GF_K_ADD 1
 #define GF_K_REQUANTIZE 1
 #define GF_K_RELU 1
@@ -68,6 +69,9 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #endif
 #if defined(GF_K_LINEAR_ROWS) && !defined(GF_K_LINEAR)
 #define GF_K_LINEAR 1 /* gf_linear_rows calls gf_linear */
+#endif
+#if defined(GF_K_LINEAR_ROWS_S32) && !defined(GF_K_LINEAR_S32)
+#define GF_K_LINEAR_S32 1 /* int32 inputs of gf_linear (GF_K_<KERNEL>_S32: a call reads int32 codes) */
 #endif
 
 /*
