@@ -318,8 +318,10 @@ def build_plan(net: ir.Network) -> Plan:
             if worst >= ACC_LIMIT:
                 hint = "use fewer input channels per output or lower bit widths"
                 if x.kind == "acc":
-                    hint = (f"its input '{x.name}' holds int32 codes up to {tensor_abs_max(net, x.name)} (e.g. the "
-                            "sums of an average pool): put a QuantIdentity before this layer (or set its input_quant)")
+                    bound = tensor_abs_max(net, x.name)
+                    held = f"holds int32 codes up to {bound}" if bound < ACC_LIMIT - 1 \
+                        else "is an int32 accumulator without a proved bound"
+                    hint = f"its input '{x.name}' {held}: put a QuantIdentity before this layer (or set its input_quant)"
                 raise PlanError(f"{s.kind} '{s.main_op}': the int32 accumulator can overflow "
                                 f"(worst case {worst} >= 2^31)", hint=hint)
         if net.tensors[s.output].kind == "quant" and decl.requantizes:

@@ -464,7 +464,7 @@ def test_pool_sums_beyond_the_int32_proof_are_refused_naming_the_layer():
     r = run_tool("check_model_compatibility", "--model-file", str(MODELS / "gap_linear_overflow.py"))
     assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr
     assert "linear 'fc': the int32 accumulator can overflow" in r.stdout
-    assert "its input 'flatten' holds int32 codes up to 261120" in r.stdout and "put a QuantIdentity" in r.stdout
+    assert "its input 'flatten' holds int32 codes up to 261120: put a QuantIdentity before this layer" in r.stdout
 
 
 def test_pool_sums_into_a_convolution_are_refused_with_the_quantizer_to_add(tmp_path):
@@ -493,3 +493,35 @@ def test_pool_sums_into_a_convolution_are_refused_with_the_quantizer_to_add(tmp_
     assert "QuantConv2d: its input is an int32 accumulator (no 8-bit encoding; only a linear layer reads int32 " \
            "codes" in r.stdout and "head " in r.stdout and "put a quantizer (QuantIdentity/QuantReLU) before this " \
            "layer (or set its input_quant)" in r.stdout
+
+
+def test_a_bias_free_conv_accumulator_read_by_a_quantlinear_is_exact_when_bounded(tmp_path):
+    """The rule is general: a QuantLinear without input quantizer reads any accumulator without offset whose
+    bound its producer proves (here a bias-free QuantConv2d's, sum |w| * 255), bit-exact on the host."""
+    model = tmp_path / "conv_lin.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.conv = qnn.QuantConv2d(1, 4, 3, padding=1, bias=False, return_quant_tensor=True)\n"
+        "        self.fc = qnn.QuantLinear(4 * 36, 3)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(torch.flatten(self.conv(self.q(x)), 1))\n"
+        "def create_model():\n"
+        "    from brevitas.graph.calibrate import calibration_mode\n"
+        "    torch.manual_seed(0)\n"
+        "    m = Net().eval()\n"
+        "    with torch.no_grad(), calibration_mode(m):\n"
+        "        m(torch.rand(16, 1, 6, 6))\n"
+        "    return m.eval()\n"
+        "def example_input():\n"
+        "    torch.manual_seed(1)\n"
+        "    return torch.rand(1, 1, 6, 6)\n")
+    out = tmp_path / "out"
+    r = run_tool("deploy", "--model-file", str(model), "--out", str(out), "--target", "host")
+    assert r.returncode == 0 and "RESULT: PASS" in r.stdout and "0 unexplained" in r.stdout, r.stdout[-2000:]
+    info = json.loads((out / "network_info.json").read_text())
+    fc = next(op for op in info["ops"] if op["type"] == "linear")
+    assert info["tensors"][fc["inputs"][0]]["kind"] == "acc"
