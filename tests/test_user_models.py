@@ -458,6 +458,12 @@ def test_global_average_pool_into_a_quantlinear_deploys_bit_exact(tmp_path, name
     if target == "gap9":  # the int32-input copy of gf_linear is linked (only) when a call reads int32 codes
         plan = json.loads((out / "project_gap9" / "plan.json").read_text())
         assert "GF_K_LINEAR_S32" in plan["build"]["defines"] and "GF_K_LINEAR" in plan["build"]["defines"]
+    elif name == "gap_linear":  # new weights are checked against the recorded bound of the sums (64 * 255)
+        plan = json.loads((out / "project_host" / "plan.json").read_text())
+        fc = next(rec for rec in plan["layout"]["steps"] if rec["name"] == "fc")
+        assert [enc.get("abs_max") for enc in fc["inputs"].values()] == [64 * 255]
+        r = run_tool("update_weights", "--project", str(out / "project_host"), "--model-file", str(MODELS / f"{name}.py"))
+        assert r.returncode == 0 and "UPDATED" in r.stdout, r.stdout + r.stderr
 
 
 def test_pool_sums_beyond_the_int32_proof_are_refused_naming_the_layer():
