@@ -31,7 +31,7 @@ from gapforge import ir
 from gapforge.errors import GapforgeError
 from gapforge.ops import registry
 from gapforge.ops._shapes import chw
-from gapforge.plan import Plan, Requant, Step, step_cost
+from gapforge.plan import Plan, Requant, Step, step_cost, tensor_abs_max
 
 DTYPE_ENUM = {"int8": "GF_S8", "uint8": "GF_U8", "int32": "GF_S32"}
 ELEM_BYTES = {"int8": 1, "uint8": 1, "int32": 4}
@@ -198,6 +198,9 @@ def step_layout(plan: Plan, step: Step, call: CallRec) -> dict:
     rec: dict = {"name": step.output, "kind": step.kind, "relu": step.relu, "ops": list(step.ops),
                  "kernel": call.kernel or None, "inputs": {t: _encoding(net.tensors[t]) for t in step.inputs},
                  "output": _encoding(net.tensors[step.output])}
+    for t, enc in rec["inputs"].items():
+        if enc["kind"] == "acc" and step.acc_bound is not None:  # int32 codes read by a weight layer (pool sums)
+            enc["abs_max"] = tensor_abs_max(net, t)  # the bound the accumulator check of new weights uses
     if step.main_op:
         op = net.op_by_name(step.main_op)
         rec["attrs"] = {k: v for k, v in sorted(step.attrs.items()) if isinstance(v, (int, float, str, bool, list))}

@@ -173,7 +173,7 @@ class ProjectData:
         if not enc["bit_width"]:
             return
         xlo, xhi = int_range(enc["bit_width"], enc["signed"], enc["narrow_range"])
-        xmax = max(abs(xlo), abs(xhi))
+        xmax = int(enc.get("abs_max", max(abs(xlo), abs(xhi))))  # abs_max: int32 codes (plan.tensor_abs_max)
         bound = np.abs(w.reshape(w.shape[0], -1)).sum(axis=1) * xmax
         if b is not None:
             bound = bound + np.abs(b)

@@ -243,9 +243,29 @@ def weight_acc_bound(net: ir.Network, step: Step) -> np.ndarray:
 
 
 def input_abs_max(net: ir.Network, step: Step, i: int = 0) -> int:
-    """Largest |q| the step's i-th input can hold (from its bit width and signedness)."""
-    lo, hi = net.tensors[net.op_by_name(step.main_op).inputs[i]].qrange()
-    return max(abs(lo), abs(hi))
+    """Largest |q| the step's i-th input can hold (``tensor_abs_max``)."""
+    return tensor_abs_max(net, net.op_by_name(step.main_op).inputs[i])
+
+
+def tensor_abs_max(net: ir.Network, name: str) -> int:
+    """Largest |q| tensor ``name`` can hold: a quant tensor's from its bit width and signedness; an
+    accumulator's (e.g. the window sums of a global average pool) the worst case its producer's
+    declaration proves (``acc_bound``), through views (reshape); 2^31 - 1 when nothing proves less."""
+    t = net.tensors[name]
+    if t.kind == "quant":
+        lo, hi = t.qrange()
+        return max(abs(lo), abs(hi))
+    op = net.producer_of(name)
+    if t.kind != "acc" or op is None:
+        return ACC_LIMIT - 1
+    decl = _decl(op.type)
+    if decl.view:
+        return tensor_abs_max(net, op.inputs[0])
+    if decl.acc_bound is None or op.outputs[0] != name:
+        return ACC_LIMIT - 1
+    alone = Step(name=name, kind=op.type, ops=[op.name], inputs=list(op.inputs), output=name,
+                 attrs=dict(op.attrs), main_op=op.name)
+    return min(int(np.max(decl.acc_bound(net, alone))), ACC_LIMIT - 1)
 
 
 @dataclass(frozen=True)
@@ -287,7 +307,8 @@ def build_plan(net: ir.Network) -> Plan:
     for s in steps:
         decl = _decl(s.kind)
         x = net.tensors[s.inputs[0]]
-        if decl.symmetric_input and (x.kind != "quant" or x.zero_point):
+        wide = decl.wide_input and x.kind == "acc" and not x.per_channel and not any(x.offset_list(1))
+        if decl.symmetric_input and not wide and (x.kind != "quant" or x.zero_point):
             raise PlanError(f"{s.kind} '{s.main_op}': its input '{x.name}' must be a quantized tensor with zero point 0 "
                             f"(the integer kernels take no input zero point), got {x.described}"
                             + (f" with zero point {x.zero_point}" if x.kind == "quant" else ""))
@@ -295,9 +316,14 @@ def build_plan(net: ir.Network) -> Plan:
             s.acc_bound = np.asarray(decl.acc_bound(net, s), dtype=np.int64)
             worst = int(s.acc_bound.max())
             if worst >= ACC_LIMIT:
+                hint = "use fewer input channels per output or lower bit widths"
+                if x.kind == "acc":
+                    bound = tensor_abs_max(net, x.name)
+                    held = f"holds int32 codes up to {bound}" if bound < ACC_LIMIT - 1 \
+                        else "is an int32 accumulator without a proved bound"
+                    hint = f"its input '{x.name}' {held}: put a QuantIdentity before this layer (or set its input_quant)"
                 raise PlanError(f"{s.kind} '{s.main_op}': the int32 accumulator can overflow "
-                                f"(worst case {worst} >= 2^31)",
-                                hint="use fewer input channels per output or lower bit widths")
+                                f"(worst case {worst} >= 2^31)", hint=hint)
         if net.tensors[s.output].kind == "quant" and decl.requantizes:
             s.requant = prepare_requant(net, s)
         if decl.prepare is not None:

@@ -260,6 +260,7 @@ def test_code_size_is_measured_and_unused_kernels_are_not_linked(golden, tmp_pat
     code = plan["gap9"]["code"]
     assert plan["build"]["defines"][0] == "GF_KERNELS_SELECTED" and code["kernels"] == plan["build"]["defines"][1:]
     assert "GF_K_CONV2D_1X1" not in code["kernels"] and "GF_K_CONV2D_3X3" in code["kernels"]
+    assert "GF_K_LINEAR" in code["kernels"] and "GF_K_LINEAR_S32" not in code["kernels"]  # int8 inputs only
     assert code["bytes"] < code["all_kernels_bytes"] / 3 and code["warning"] is None
     assert code["sections"]["text"] > 0 and code["bytes"] == sum(code["sections"].values())
     assert plan["gap9"]["l2"]["reserved_bytes"] == 160 * KIB and plan["gap9"]["l2"]["code_bytes"] == code["bytes"]

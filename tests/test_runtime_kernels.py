@@ -199,11 +199,22 @@ def conv_case(cs: CaseSet, rng, kid: int, name: str, *, C, H, W, Co, k=(3, 3), s
     cs.add(kid, name, params, [x, w, b, *(rqp.arrays() if rqp else NO_RQ_ARRAYS), y])
 
 
+def wide_codes(rng, w: np.ndarray, shape, mode: str = "rand") -> np.ndarray:
+    """int32 input codes of a linear layer (the sums of a global average pool) as large as the planner's
+    bound allows: |x| <= (2^31 - 1 - 5000) / max_o sum_k |w[o, k]| (5000: the largest random bias), so
+    every partial sum stays in int32."""
+    lim = (2**31 - 1 - 5000) // max(1, int(np.abs(w.astype(np.int64)).sum(axis=1).max()))
+    if mode == "extreme":
+        return (rng.choice([-1, 1], size=shape) * lim).astype(np.int32)
+    return rng.integers(-lim, lim + 1, size=shape).astype(np.int32)
+
+
 def linear_case(cs: CaseSet, rng, kid: int, name: str, *, K, Co, in_t="s8", rq="channel", out="s8",
                 xmode="rand", wmode="rand", bias="rand", negative=False):
-    x = rand_act(rng, in_t, (1, K), xmode)
     w = rand_w(rng, (Co, K), wmode)
-    worst = np.abs(w.astype(np.int64)).sum(axis=1) * (255 if in_t == "u8" else 128)
+    x = rand_act(rng, in_t, (1, K), xmode) if in_t != "s32" else wide_codes(rng, w, (1, K), xmode)
+    worst = np.abs(w.astype(np.int64)).sum(axis=1) * (255 if in_t == "u8" else 128 if in_t == "s8" else
+                                                      int(np.abs(x.astype(np.int64)).max()))
     if bias == "large":
         room = (2**31 - 1) - worst
         b = (rng.choice([-1, 1], size=Co) * rng.integers(room // 2, room + 1)).astype(np.int32)
@@ -274,6 +285,8 @@ def add_simd_cases(cs: CaseSet, rng) -> None:
         for n, (K, Co) in enumerate([(64, 12), (37, 9), (3, 5), (130, 4), (1, 1)]):
             linear_case(cs, rng, K_MM_SIMD, f"simd_linear_{in_t}_{n}", K=K, Co=Co, in_t=in_t,
                         rq=None if n == 2 else "channel")
+    for n, (K, Co, rq) in enumerate([(37, 9, "channel"), (8, 5, None), (64, 6, "tensor")]):  # int32 codes
+        linear_case(cs, rng, K_MM_SIMD, f"simd_linear_s32_{n}", K=K, Co=Co, in_t="s32", rq=rq)
     for n, (G, M, K, N, a_t, b_t, za, zb, rq) in enumerate([
             (1, 5, 16, 8, "s8", "s8", 0, 0, "tensor"), (2, 3, 13, 7, "u8", "s8", 3, 0, "channel"),
             (1, 4, 10, 5, "s8", "u8", 0, 128, "tensor"), (2, 6, 9, 6, "u8", "u8", 17, 200, None),
@@ -283,8 +296,8 @@ def add_simd_cases(cs: CaseSet, rng) -> None:
 
 
 def linear_rows_case(cs: CaseSet, rng, name: str, *, R, K, Co, in_t="s8", rq="channel", out="s8"):
-    x = rand_act(rng, in_t, (R, K))
     w = rand_w(rng, (Co, K))
+    x = rand_act(rng, in_t, (R, K)) if in_t != "s32" else wide_codes(rng, w, (R, K))
     b = rng.integers(-5000, 5001, size=Co).astype(np.int32)
     acc = np_linear(x.astype(np.int64), w.astype(np.int64), b.astype(np.int64))
     if rq is None:
@@ -750,6 +763,13 @@ def build_cases() -> CaseSet:
                     wmode="extreme", bias="large", negative=True)
         linear_case(cs, rng, K_LINEAR_REF, f"linref_{in_t}", K=33, Co=7, in_t=in_t)
         linear_case(cs, rng, K_LINEAR_REF, f"linref_{in_t}_i32", K=20, Co=3, in_t=in_t, rq=None)
+    # linear on int32 codes (the sums of a global average pool), up to the planner's int32 bound
+    linear_case(cs, rng, K_LINEAR, "lin_s32_40x10", K=40, Co=10, in_t="s32")
+    linear_case(cs, rng, K_LINEAR, "lin_s32_odd_tensor", K=37, Co=13, in_t="s32", rq="tensor", out="u8")
+    linear_case(cs, rng, K_LINEAR, "lin_s32_i32", K=9, Co=11, in_t="s32", rq=None)
+    linear_case(cs, rng, K_LINEAR, "lin_s32_extreme", K=64, Co=9, in_t="s32", xmode="extreme", wmode="extreme",
+                negative=True)
+    linear_case(cs, rng, K_LINEAR_REF, "linref_s32", K=33, Co=7, in_t="s32")
     # maxpool
     for t in ("s8", "u8", "s32"):
         maxpool_case(cs, rng, f"max_{t}_2x2s2", t=t, C=3, H=8, W=10, k=(2, 2), s=(2, 2), pad=(0, 0, 0, 0))
@@ -874,6 +894,7 @@ def build_cases() -> CaseSet:
         linear_rows_case(cs, rng, f"linrows_{in_t}_9x16x16", R=9, K=16, Co=16, in_t=in_t)
         linear_rows_case(cs, rng, f"linrows_{in_t}_odd_tensor", R=5, K=37, Co=13, in_t=in_t, rq="tensor", out="u8")
     linear_rows_case(cs, rng, "linrows_i32", R=3, K=20, Co=7, rq=None)
+    linear_rows_case(cs, rng, "linrows_s32_codes", R=4, K=19, Co=9, in_t="s32")
     for t, esz in (("s8", 1), ("s32", 4)):
         x = rand_act(rng, t, (1, 9, 16))
         for start, stop, step in ((0, 1, 1), (1, 9, 1), (0, 9, 2), (4, 7, 3)):

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import brevitas.nn as qnn
 import numpy as np
 import pytest
 import torch
@@ -16,6 +17,7 @@ from gapforge.compat import check_model
 from gapforge.errors import GapforgeError
 from gapforge.extract import extract, model_inputs, write_network
 from gapforge.modelsrc import load_model
+from gapforge.plan import tensor_abs_max
 from tools.check_fidelity import accuracy_report
 from tools.int8_inference import INT8InferenceEngine
 
@@ -40,6 +42,8 @@ def _exact_report(src, net, tmp_path):
         ref = src.model(torch.from_numpy(x))
     if isinstance(ref, dict):  # the first output is the reference (as fidelity takes it)
         ref = next(iter(ref.values()))
+    if isinstance(ref, (tuple, list)):
+        ref = ref[0]
     return engine, ours, ref.numpy(), rep
 
 
@@ -736,3 +740,148 @@ def test_recurrent_layer_refusal_is_one_line_and_exit_2_without_output(tmp_path)
     assert r.stderr.strip().splitlines()[-1] == (
         "pytorch_extractor.py: error: module 'l' (QuantRNN): hx is given: initial states are not supported "
         "(hint: call it without hx (the zero initial state))")
+
+
+def test_brevitas_pools_a_quant_tensor_to_scale_s_over_n_and_its_linear_reads_the_float_value():
+    """The Brevitas 0.13 facts docs/integer_contract.md (section 2) builds on: AdaptiveAvgPool2d / AvgPool2d of
+    an IntQuantTensor give an IntQuantTensor of scale fl32(s) / N (float32) and bit width
+    ceil(log2((2^b - 1) * N)) whose value is the float32 average (not exactly scale * integer); the 1-D pools
+    and torch.mean give plain tensors; a QuantLinear without input quantizer computes F.linear of that value
+    with its quantized weight (a float bias as is; Int32Bias rounded with the pool's scale)."""
+    from brevitas.quant import Int32Bias
+
+    torch.manual_seed(0)
+    relu = qnn.QuantReLU(return_quant_tensor=True).eval()
+    with torch.no_grad():
+        q = relu(torch.rand(4, 6, 7, 7) * 3)
+        codes = torch.round(q.value / q.scale).double()
+        for pool in (torch.nn.AdaptiveAvgPool2d(1), torch.nn.AvgPool2d(7)):
+            p = pool(q)
+            assert type(p).__name__ == "IntQuantTensor" and p.scale.dtype == torch.float32
+            assert p.scale.item() == (q.scale / torch.tensor(49.0)).item() and p.bit_width.item() == 14
+            sums = codes.sum((2, 3), keepdim=True)
+            assert 0 < float((p.value.double() / p.scale.double() - sums).abs().max()) < 0.01  # float32 noise
+        assert type(torch.mean(q, (2, 3))).__name__ == "Tensor"
+        assert type(torch.nn.AdaptiveAvgPool1d(1)(relu(torch.rand(2, 3, 10)))).__name__ == "Tensor"
+        flat = torch.flatten(torch.nn.AdaptiveAvgPool2d(1)(q), 1)
+        for fc in (qnn.QuantLinear(6, 4, bias=True), qnn.QuantLinear(6, 4, bias=True, bias_quant=Int32Bias)):
+            fc.eval()
+            w = fc.quant_weight()
+            bias = fc.bias if not fc.bias_quant.is_quant_enabled else \
+                torch.round(fc.bias / (flat.scale * w.scale)) * (flat.scale * w.scale)
+            assert torch.equal(fc(flat), torch.nn.functional.linear(flat.value, w.value) + bias)
+
+
+def _pool_sum_linears(net):
+    """The linear ops reading int32 codes, each with the pool its input comes from (through reshapes)."""
+    found = {}
+    for op in net.ops:
+        if op.type == "linear" and net.tensors[op.inputs[0]].kind == "acc":
+            prod = net.producer_of(op.inputs[0])
+            while prod.type == "reshape":
+                prod = net.producer_of(prod.inputs[0])
+            found[op.name] = prod.type
+    return found
+
+
+@pytest.mark.parametrize("name,linears", [("gap_linear", 1), ("gap_linear_forms", 4), ("gap_linear_1d", 3)])
+def test_global_average_pool_into_a_quantlinear_reads_the_int32_sums_exactly(tmp_path, name, linears):
+    """A QuantLinear without input quantizer after a global average pool (every form) reads the window sums
+    (int32 codes, scale s / N); teacher-forced no mismatch on any layer, free-running every layer equal, the
+    logits equal Brevitas' float32 ones up to its rounding."""
+    src = _source(name)
+    net = extract(src)
+    assert list(_pool_sum_linears(net).values()) == ["avgpool2d"] * linears
+    engine, ours, ref, rep = _exact_report(src, net, tmp_path)
+    assert all(lf.mismatches == 0 for lf in rep.free_running) and rep.top1_agreement == 1.0
+    assert 0 < np.abs(ours - ref).max() < 1e-6 * np.abs(ref).max()
+    for step in engine.plan.steps:  # the accumulator bound comes from the pool: N * max|q|, not 2^31
+        if step.main_op in _pool_sum_linears(net):
+            x = engine.net.tensors[engine.net.op_by_name(step.main_op).inputs[0]]
+            assert int(step.acc_bound.max()) < 2**31 and x.kind == "acc"
+            assert tensor_abs_max(engine.net, x.name) == 64 * 255  # 8 x 8 maps, 64 time steps; QuantReLU: uint8
+    if name == "gap_linear_forms":  # Int32Bias: an integer bias at the pool's scale; float biases: offsets
+        assert [op.module for op in net.ops if op.type == "linear" and "bias" in op.params] == ["fc_a"]
+
+
+@pytest.mark.parametrize("name,target", [("gap_linear", "host"), ("gap_linear", "gap9"), ("gap_linear_forms", "gap9"),
+                                         ("gap_linear_1d", "host")])
+def test_global_average_pool_into_a_quantlinear_deploys_bit_exact(tmp_path, name, target):
+    out, layers = _deploy_bit_exact(tmp_path, name, target)
+    assert len(layers) >= 5
+    if target == "gap9":  # the int32-input copy of gf_linear is linked (only) when a call reads int32 codes
+        plan = json.loads((out / "project_gap9" / "plan.json").read_text())
+        assert "GF_K_LINEAR_S32" in plan["build"]["defines"] and "GF_K_LINEAR" in plan["build"]["defines"]
+    elif name == "gap_linear":  # new weights are checked against the recorded bound of the sums (64 * 255)
+        plan = json.loads((out / "project_host" / "plan.json").read_text())
+        fc = next(rec for rec in plan["layout"]["steps"] if rec["name"] == "fc")
+        assert [enc.get("abs_max") for enc in fc["inputs"].values()] == [64 * 255]
+        r = run_tool("update_weights", "--project", str(out / "project_host"), "--model-file", str(MODELS / f"{name}.py"))
+        assert r.returncode == 0 and "UPDATED" in r.stdout, r.stdout + r.stderr
+
+
+def test_pool_sums_beyond_the_int32_proof_are_refused_naming_the_layer():
+    r = run_tool("check_model_compatibility", "--model-file", str(MODELS / "gap_linear_overflow.py"))
+    assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr
+    assert "linear 'fc': the int32 accumulator can overflow" in r.stdout
+    assert "its input 'flatten' holds int32 codes up to 261120: put a QuantIdentity before this layer" in r.stdout
+
+
+def test_pool_sums_into_a_convolution_are_refused_with_the_quantizer_to_add(tmp_path):
+    model = tmp_path / "pool_conv.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.conv = qnn.QuantConv2d(1, 4, 3, padding=1)\n"
+        "        self.relu = qnn.QuantReLU(return_quant_tensor=True)\n"
+        "        self.head = qnn.QuantConv2d(4, 3, 1)\n"
+        "    def forward(self, x):\n"
+        "        return self.head(nn.functional.adaptive_avg_pool2d(self.relu(self.conv(self.q(x))), 1))\n"
+        "def create_model():\n"
+        "    from brevitas.graph.calibrate import calibration_mode\n"
+        "    m = Net().eval()\n"
+        "    with torch.no_grad(), calibration_mode(m):\n"
+        "        m(torch.rand(16, 1, 6, 6))\n"
+        "    return m.eval()\n"
+        "def example_input():\n"
+        "    return torch.rand(1, 1, 6, 6)\n")
+    r = run_tool("check_model_compatibility", "--model-file", str(model))
+    assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr
+    assert "QuantConv2d: its input is an int32 accumulator (no 8-bit encoding; only a linear layer reads int32 " \
+           "codes" in r.stdout and "head " in r.stdout and "put a quantizer (QuantIdentity/QuantReLU) before this " \
+           "layer (or set its input_quant)" in r.stdout
+
+
+def test_a_bias_free_conv_accumulator_read_by_a_quantlinear_is_exact_when_bounded(tmp_path):
+    """The rule is general: a QuantLinear without input quantizer reads any accumulator without offset whose
+    bound its producer proves (here a bias-free QuantConv2d's, sum |w| * 255), bit-exact on the host."""
+    model = tmp_path / "conv_lin.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.conv = qnn.QuantConv2d(1, 4, 3, padding=1, bias=False, return_quant_tensor=True)\n"
+        "        self.fc = qnn.QuantLinear(4 * 36, 3)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(torch.flatten(self.conv(self.q(x)), 1))\n"
+        "def create_model():\n"
+        "    from brevitas.graph.calibrate import calibration_mode\n"
+        "    torch.manual_seed(0)\n"
+        "    m = Net().eval()\n"
+        "    with torch.no_grad(), calibration_mode(m):\n"
+        "        m(torch.rand(16, 1, 6, 6))\n"
+        "    return m.eval()\n"
+        "def example_input():\n"
+        "    torch.manual_seed(1)\n"
+        "    return torch.rand(1, 1, 6, 6)\n")
+    out = tmp_path / "out"
+    r = run_tool("deploy", "--model-file", str(model), "--out", str(out), "--target", "host")
+    assert r.returncode == 0 and "RESULT: PASS" in r.stdout and "0 unexplained" in r.stdout, r.stdout[-2000:]
+    info = json.loads((out / "network_info.json").read_text())
+    fc = next(op for op in info["ops"] if op["type"] == "linear")
+    assert info["tensors"][fc["inputs"][0]]["kind"] == "acc"

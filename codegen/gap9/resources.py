@@ -85,15 +85,18 @@ HOST_IGNORE = ("fail_report", "gf_fault_*")
 
 # Kernel selection (gf_runtime.h): the cluster kernels of the operator declarations (gapforge/ops,
 # ops with a GAP9 tiling), each with a GF_K_<NAME> macro; the kernels of ops declared
-# ``kernels_per_input_type`` are compiled per input signedness (GF_K_<NAME>_S8 / GF_K_<NAME>_U8).
-def _declared_kernels(per_input_type: bool = False) -> tuple[str, ...]:
+# ``kernels_per_input_type`` are compiled per input signedness (GF_K_<NAME>_S8 / GF_K_<NAME>_U8); those of
+# ops declared ``wide_input`` read int32 codes only with GF_K_<NAME>_S32.
+def _declared_kernels(per_input_type: bool = False, wide_input: bool = False) -> tuple[str, ...]:
     from gapforge.ops import registry
 
     return tuple(k for op in registry().ir_ops.values() if op.tiling is not None
-                 and (op.kernels_per_input_type or not per_input_type) for k in op.kernels)
+                 and (op.kernels_per_input_type or not per_input_type) and (op.wide_input or not wide_input)
+                 for k in op.kernels)
 
 
 SELECTABLE = _declared_kernels()
+WIDE_INPUT = _declared_kernels(wide_input=True)
 CONVOLUTIONS = _declared_kernels(per_input_type=True)
 SELECTED = "GF_KERNELS_SELECTED"
 
@@ -107,6 +110,8 @@ def kernel_defines(calls) -> list[str]:
     used = {kernel_macro(c.kernel) for c in calls if c.kernel in SELECTABLE}
     used |= {f"{kernel_macro(c.kernel)}_{'U8' if c.inputs[0].dtype == 'GF_U8' else 'S8'}" for c in calls
              if c.kernel in CONVOLUTIONS}  # the kernels' own dispatch: GF_U8, else the int8 copy
+    used |= {f"{kernel_macro(c.kernel)}_S32" for c in calls  # int32 codes (``wide_input`` ops: pool sums)
+             if c.kernel in WIDE_INPUT and c.inputs and c.inputs[0].dtype == "GF_S32"}
     return [SELECTED, *sorted(used)]
 
 

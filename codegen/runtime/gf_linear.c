@@ -117,21 +117,19 @@ static void gf_lin_store(const int32_t *acc, int32_t n, int32_t r0, const gf_req
         GF_LIN_ALL(GF_LIN_OUT)                                                                     \
     }
 
-#define GF_LIN_IMPL(XT, SFX)                                                                       \
-    GF_LIN_BLOCK(XT, SFX, GF_LIN_R)                                                                \
-    GF_LIN_BLOCK(XT, SFX, 4)                                                                       \
-    GF_LIN_BLOCK(XT, SFX, 1)                                                                       \
+/* The row loop over blocks of RB (GF_LIN_R or 4), 4 and 1 rows. */
+#define GF_LIN_DRIVER(XT, SFX, RB)                                                                 \
     static void gf_linear_##SFX(const XT *x, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,   \
                                 const gf_requant_t *rq, void *y)                                   \
     {                                                                                              \
         int32_t r = 0, j, b[GF_LIN_R], acc[GF_LIN_R];                                              \
         while (r < o) {                                                                            \
-            const int32_t n = o - r >= GF_LIN_R ? GF_LIN_R : (o - r >= 4 ? 4 : 1);                 \
+            const int32_t n = o - r >= (RB) ? (RB) : (o - r >= 4 ? 4 : 1);                         \
             const int8_t *wr = w + (size_t)r * k;                                                  \
             for (j = 0; j < n; j++)                                                                \
                 b[j] = bias ? bias[r + j] : 0;                                                     \
-            if (n == GF_LIN_R)                                                                     \
-                GF_LIN_FN(SFX, GF_LIN_R)(x, wr, k, b, acc);                                  \
+            if (n == (RB))                                                                         \
+                GF_LIN_FN(SFX, RB)(x, wr, k, b, acc);                                              \
             else if (n == 4)                                                                       \
                 GF_LIN_FN(SFX, 4)(x, wr, k, b, acc);                                               \
             else                                                                                   \
@@ -141,14 +139,32 @@ static void gf_lin_store(const int32_t *acc, int32_t n, int32_t r0, const gf_req
         }                                                                                          \
     }
 
+#define GF_LIN_IMPL(XT, SFX)                                                                       \
+    GF_LIN_BLOCK(XT, SFX, GF_LIN_R)                                                                \
+    GF_LIN_BLOCK(XT, SFX, 4)                                                                       \
+    GF_LIN_BLOCK(XT, SFX, 1)                                                                       \
+    GF_LIN_DRIVER(XT, SFX, GF_LIN_R)
+
 GF_LIN_IMPL(int8_t, s8)
 GF_LIN_IMPL(uint8_t, u8)
+
+#ifdef GF_K_LINEAR_S32
+/* int32 codes (the sums of a global average pool; the planner proves |acc| < 2^31): blocks of 4 rows
+ * (a classifier head of a few outputs; half the code of the 8-row blocks) */
+GF_LIN_BLOCK(int32_t, s32, 4)
+GF_LIN_BLOCK(int32_t, s32, 1)
+GF_LIN_DRIVER(int32_t, s32, 4)
+#endif
 
 void gf_linear(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
                const gf_requant_t *rq, void *y)
 {
     if (in_t == GF_U8)
         gf_linear_u8((const uint8_t *)x, w, bias, k, o, rq, y);
+#ifdef GF_K_LINEAR_S32
+    else if (in_t == GF_S32)
+        gf_linear_s32((const int32_t *)x, w, bias, k, o, rq, y);
+#endif
     else
         gf_linear_s8((const int8_t *)x, w, bias, k, o, rq, y);
 }

@@ -145,8 +145,8 @@ void gf_matmul(const void *a, gf_dtype_t a_t, int32_t za, const void *b, gf_dtyp
 void gf_linear_rows(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t rows, int32_t k,
                     int32_t o, const gf_requant_t *rq, void *y)
 {
-    const size_t out_row = (size_t)o * (rq ? 1u : 4u);
+    const size_t out_row = (size_t)o * (rq ? 1u : 4u), in_row = (size_t)k * (in_t == GF_S32 ? 4u : 1u);
     for (int32_t r = 0; r < rows; r++)
-        gf_linear((const uint8_t *)x + (size_t)r * (size_t)k, in_t, w, bias, k, o, rq, (uint8_t *)y + (size_t)r * out_row);
+        gf_linear((const uint8_t *)x + (size_t)r * in_row, in_t, w, bias, k, o, rq, (uint8_t *)y + (size_t)r * out_row);
 }
 #endif /* GF_K_LINEAR_ROWS */

@@ -70,6 +70,8 @@ void gf_linear_ref(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_
     int32_t r, i;
     if (in_t == GF_U8)
         GF_LINEAR_REF(uint8_t);
+    else if (in_t == GF_S32)
+        GF_LINEAR_REF(int32_t);
     else
         GF_LINEAR_REF(int8_t);
 }

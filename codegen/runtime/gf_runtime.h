@@ -51,6 +51,7 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #define GF_K_AVGPOOL2D 1
 #define GF_K_TRUNC_AVGPOOL2D 1
 #define GF_K_LINEAR 1
+#define GF_K_LINEAR_S32 1
 #define GF_K_ADD 1
 #define GF_K_REQUANTIZE 1
 #define GF_K_RELU 1
@@ -68,6 +69,9 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
 #endif
 #if defined(GF_K_LINEAR_ROWS) && !defined(GF_K_LINEAR)
 #define GF_K_LINEAR 1 /* gf_linear_rows calls gf_linear */
+#endif
+#if defined(GF_K_LINEAR_ROWS_S32) && !defined(GF_K_LINEAR_S32)
+#define GF_K_LINEAR_S32 1 /* int32 inputs of gf_linear (GF_K_<KERNEL>_S32: a call reads int32 codes) */
 #endif
 
 /*
@@ -142,7 +146,8 @@ void gf_dwconv2d(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t 
 void gf_conv2d_ref(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
                    const gf_conv_shape_t *s, const gf_requant_t *rq, void *y);
 
-/* linear: acc[o] = bias[o] + sum_k w[o][k] * x[k]; requantized (channel = o) or int32 out. */
+/* linear: acc[o] = bias[o] + sum_k w[o][k] * x[k]; requantized (channel = o) or int32 out. in_t is GF_S8,
+ * GF_U8 or GF_S32 (int32 codes, e.g. the sums of a global average pool; the planner proves |acc| < 2^31). */
 void gf_linear(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
                int32_t k, int32_t o, const gf_requant_t *rq, void *y);
 void gf_linear_ref(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,

@@ -710,6 +710,26 @@ void gf_conv2d_simd_core(const void *x, gf_dtype_t in_t, const int8_t *w, const 
 GF_SIMD_LINEAR(int8_t, ss)
 GF_SIMD_LINEAR(uint8_t, us)
 
+/* int32 codes (the sums of a global average pool, |acc| < 2^31 proved by the planner): no 8-bit dot
+ * products, one MAC at a time, the same requantization. */
+static void gf_linear_simd_s32(const int32_t *x, const int8_t *w, const int32_t *bias, int32_t rows, int32_t k,
+                               int32_t o, const gf_requant_t *rq, void *y, size_t out_row)
+{
+    int32_t c, i, t;
+    for (c = 0; c < o; c++) {
+        const int8_t *wc = w + (size_t)c * k;
+        gf_rqc_t rcb[1];
+        const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, c, 1);
+        for (i = 0; i < rows; i++) {
+            const int32_t *xi = x + (size_t)i * (size_t)k;
+            int32_t acc = bias ? bias[c] : 0;
+            for (t = 0; t < k; t++)
+                acc += wc[t] * xi[t];
+            gf_simd_store(rc, (uint8_t *)y + (size_t)i * out_row, (size_t)c, acc);
+        }
+    }
+}
+
 void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t rows,
                          int32_t k, int32_t o, const gf_requant_t *rq, void *y)
 {
@@ -727,6 +747,8 @@ void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const 
     }
     if (in_t == GF_U8)
         gf_linear_simd_us((const uint8_t *)x, w, bias, rows, k, o, rq, y, out_row);
+    else if (in_t == GF_S32)
+        gf_linear_simd_s32((const int32_t *)x, w, bias, rows, k, o, rq, y, out_row);
     else
         gf_linear_simd_ss((const int8_t *)x, w, bias, rows, k, o, rq, y, out_row);
 }

@@ -95,6 +95,10 @@ class IROp:
     source_signs: Callable[[Any, Any], list[int]] | None = None
     check: Callable[[Any, Any], None] | None = None  # (net, step): raise PlanError if not executable
     symmetric_input: bool = False  # its kernels take no input zero point: input 0 must be quant, zero point 0
+    # input 0 may also be an int32 accumulator without offset, per-tensor scale (e.g. the window sums of a
+    # global average pool): its kernels read int32 codes, and ``acc_bound`` proves the sums stay below 2^31
+    # from the producer's bound (plan.tensor_abs_max)
+    wide_input: bool = False
     # (net, step) -> the step's own integer parameters (stored in ``Step.params``; they must have a
     # ``block()`` method giving the int64 parameter block its kernel reads), computed once by the
     # planner; raises ValueError (the planner reports it naming the step) when the op's contract

@@ -66,10 +66,20 @@ def emit_weight_layer(ctx, m, x: ir.TensorInfo, name: str, op_type: str, attrs: 
     if pending is not None:
         ctx.fail(f"its input is the float result of {pending.desc} without a quantizer",
                  hint=f"put a QuantIdentity right after {pending.desc} (or set input_quant on this layer)")
-    if x.kind != "quant":
-        ctx.fail(f"its input is {x.described} (no 8-bit encoding)",
+    if x.kind == "acc" and not ctx.low.registry.ir_ops[op_type].wide_input:
+        ctx.fail(f"its input is {x.described} (no 8-bit encoding; only a linear layer reads int32 codes, "
+                 "e.g. the sums of a global average pool)",
+                 hint="put a quantizer (QuantIdentity/QuantReLU) before this layer (or set its input_quant); a "
+                      "QuantLinear on the flattened sums of a global average pool needs none")
+    if x.kind == "acc" and (x.per_channel or any(x.offset_list(1))):
+        ctx.fail(f"its input is {x.described} with " + ("per-channel scales" if x.per_channel else
+                 "a float offset (bias or folded BatchNorm)") + "; a linear layer reads only int32 codes with "
+                 "one scale and no offset (e.g. the sums of a global average pool of a per-tensor quantizer's output)",
                  hint="put a quantizer (QuantIdentity/QuantReLU) before this layer")
-    if x.zero_point != 0:
+    if x.kind not in ("quant", "acc"):
+        ctx.fail(f"its input is {x.described} (no integer encoding)",
+                 hint="put a quantizer (QuantIdentity/QuantReLU) before this layer")
+    if x.zero_code != 0:
         ctx.fail(f"its input has zero point {x.zero_point}; only symmetric (zero point 0) inputs are supported",
                  hint="use a quantizer without zero point (e.g. Int8ActPerTensorFloat or Uint8ActPerTensorFloat)")
     w, wq = weight_params(m, "weights")

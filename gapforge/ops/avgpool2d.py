@@ -37,7 +37,8 @@ IR_OP = IROp(
     name="avgpool2d",
     summary="2-D average pooling (also adaptive and global average pooling, spatial mean).",
     semantics="acc = sum over the window of q (zero padding counted), in int32; the output scale is "
-              "s_in / divisor, so the division is exact inside the following requantize.",
+              "s_in / divisor, so the division is exact inside the following requantize (or in the scale of a "
+              "linear layer reading the sums).",
     inputs="one quant tensor with zero point 0 (NCHW, or NCT for 1-D pooling: the map NC1T)",
     attrs={
         "kernel_size": Attr(POS_PAIR, "window height, width"),
@@ -170,6 +171,7 @@ def _lower_mean(ctx) -> None:
     acc = emit_avgpool(ctx, x, [h, w], [h, w], [0, 0], h * w, pooled_shape,
                        ctx.name if keep else f"{ctx.name}.pool")
     if not keep:
+        ctx.record_value(acc, ctx.low.graph.activations[ctx.node.outputs[0]].value.reshape(pooled_shape))
         out = ctx.new_tensor(ctx.name, "acc", ctx.out_shape(0), scale=acc.scale, channel_axis=acc.channel_axis)
         ctx.emit("reshape", [acc], [out], attrs={"shape": ctx.out_shape(0)})
         acc = out
@@ -183,7 +185,8 @@ FRONTENDS = [
         functions=("avg_pool2d",),
         lowers_to=("avgpool2d",),
         doc="Integer window sum; the 1/(kh*kw) (or divisor_override) goes into the scale, so the "
-            "requantize that must follow divides exactly. Padding only with count_include_pad=True; "
+            "requantize that must follow divides exactly (or a QuantLinear without input quantizer reads the "
+            "flattened sums: the global average pool of a classifier head). Padding only with count_include_pad=True; "
             "ceil_mode only when it creates no partial window.",
         lower=_lower_avgpool,
     ),

@@ -43,7 +43,8 @@ IR_OP = IROp(
     name="linear",
     summary="Fully connected layer over the last axis (one row, or each row of [batch, tokens, features]).",
     semantics="acc[..., o] = bias[o] + sum_k w[o, k] * x[..., k] in int32.",
-    inputs="one quant tensor (zero point 0, per-tensor scale), features on the last axis",
+    inputs="one quant tensor (zero point 0, per-tensor scale), or an int32 accumulator without offset "
+           "(per-tensor scale: the sums of a global average pool), features on the last axis",
     params=("weight", "bias"),
     reference="linear",
     kernels=("gf_linear", "gf_linear_rows"),
@@ -56,6 +57,7 @@ IR_OP = IROp(
     macs=_macs,
     infer_shapes=infer_shapes,
     symmetric_input=True,
+    wide_input=True,
 )
 
 
@@ -71,7 +73,10 @@ FRONTENDS = [
         lowers_to=("requantize", "linear", "requantize"),
         doc="Same weight / bias / quantizer rules as QuantConv2d. Applies to the last axis, on 2-D inputs "
             "or on each row of a [batch, tokens, features] input (GAP9: gemm tiling, weights resident); "
-            "an output without output_quant is the int32 accumulator (e.g. the logits).",
+            "an output without output_quant is the int32 accumulator (e.g. the logits). Without input_quant it "
+            "also reads the int32 sums of a global average pool (AdaptiveAvgPool2d(1), AvgPool2d over the whole "
+            "map, the spatial mean, their 1-D forms, then flatten): the 1/N stays in the scale, the planner proves "
+            "the accumulator below 2^31 from the window size and the input range (else it asks for a quantizer).",
         lower=_lower_linear,
     ),
 ]
