@@ -29,14 +29,19 @@ def _source(name: str):
                                          model_class=None, input_shape=None))
 
 
-def _exact_report(src, net, tmp_path):
-    """Extract, check fidelity on the held-out inputs (no mismatch at all), and return (engine, its output,
+def _exact_report(src, net, tmp_path, near_ties: bool = False):
+    """Extract, check fidelity on the held-out inputs (no mismatch at all; with ``near_ties``, none but near-ties
+    of Brevitas' own float32 conv sums, which move with torch's thread count), and return (engine, its output,
     Brevitas' first output, the fidelity report) on them."""
     write_network(net, tmp_path / "net", model_inputs(src))
     engine = INT8InferenceEngine(tmp_path / "net")
     x = inputs.stored_arrays(tmp_path / "net", "held_out_x")
     rep = fidelity.check(src.model, engine, x, src.name)
-    assert rep.passed and rep.total_mismatches == 0
+    if near_ties:
+        assert rep.passed and rep.unexplained == 0 and rep.outside_window == 0
+        assert all(lf.mismatches == lf.near_tie_mismatches for lf in rep.teacher_forced)
+    else:
+        assert rep.passed and rep.total_mismatches == 0
     ours, _ = engine.forward(x)
     with torch.no_grad():
         ref = src.model(torch.from_numpy(x))
@@ -792,9 +797,11 @@ def test_global_average_pool_into_a_quantlinear_reads_the_int32_sums_exactly(tmp
     src = _source(name)
     net = extract(src)
     assert list(_pool_sum_linears(net).values()) == ["avgpool2d"] * linears
-    engine, ours, ref, rep = _exact_report(src, net, tmp_path)
-    assert all(lf.mismatches == 0 for lf in rep.free_running) and rep.top1_agreement == 1.0
-    assert 0 < np.abs(ours - ref).max() < 1e-6 * np.abs(ref).max()
+    engine, ours, ref, rep = _exact_report(src, net, tmp_path, near_ties=True)
+    assert rep.top1_agreement == 1.0
+    if rep.total_mismatches == 0:  # no near-tie in these inputs (torch's thread count decides): equal everywhere
+        assert all(lf.mismatches == 0 for lf in rep.free_running)
+        assert 0 < np.abs(ours - ref).max() < 1e-6 * np.abs(ref).max()
     for step in engine.plan.steps:  # the accumulator bound comes from the pool: N * max|q|, not 2^31
         if step.main_op in _pool_sum_linears(net):
             x = engine.net.tensors[engine.net.op_by_name(step.main_op).inputs[0]]

@@ -973,9 +973,20 @@ def fuzz(indices: list[int], seed: int, out: Path, targets: list[str], budgets: 
          progress: bool = True) -> int:
     """Run networks ``indices`` of ``seed``; writes OUT/summary.json and OUT/failures/; returns the exit code."""
     import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # for this run only (a caller in the same process keeps its own count)
+    try:
+        return _fuzz(indices, seed, out, targets, budgets, l2_budget=l2_budget, probe_rate=probe_rate,
+                     timeout=timeout, keep=keep, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fuzz(indices: list[int], seed: int, out: Path, targets: list[str], budgets: list[int | None], *,
+          l2_budget: int | None, probe_rate: float, timeout: float, keep: bool, progress: bool) -> int:
     from tqdm import tqdm
 
-    torch.set_num_threads(1)
     runs = target_runs(targets, budgets, l2_budget)
     labels = [r.label for r in runs]
     records: list[Record] = []
