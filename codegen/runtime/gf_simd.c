@@ -723,8 +723,18 @@ GF_SIMD_LINEAR(uint8_t, us)
                                       int32_t *acc)                                                \
     {                                                                                              \
         const int32_t nw = k >> 2;                                                                 \
-        int32_t r, t;                                                                              \
-        for (r = 0; r + 4 <= n; r += 4) {                                                          \
+        int32_t r = 0, t;                                                                          \
+        if ((k & 3) == 0) /* 8 outputs per input word (the rows' tails: none) */                   \
+            for (; r + 8 <= n; r += 8) {                                                           \
+                int32_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                           \
+                if (bias)                                                                          \
+                    a[0] = bias[r], a[1] = bias[r + 1], a[2] = bias[r + 2], a[3] = bias[r + 3],    \
+                    a[4] = bias[r + 4], a[5] = bias[r + 5], a[6] = bias[r + 6], a[7] = bias[r + 7]; \
+                gf_simd_dot8r_##SFX((const uint8_t *)x, (const uint8_t *)(w + (size_t)r * k), k, nw, a); \
+                acc[r] = a[0], acc[r + 1] = a[1], acc[r + 2] = a[2], acc[r + 3] = a[3];            \
+                acc[r + 4] = a[4], acc[r + 5] = a[5], acc[r + 6] = a[6], acc[r + 7] = a[7];        \
+            }                                                                                      \
+        for (; r + 4 <= n; r += 4) {                                                               \
             const int8_t *wc = w + (size_t)r * k;                                                  \
             int32_t a[4];                                                                          \
             a[0] = bias ? bias[r] : 0;                                                             \
