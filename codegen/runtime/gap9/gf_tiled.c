@@ -681,11 +681,12 @@ __attribute__((noinline))
 static void rqc_pre_fill(gf_run_t *R)
 {
     gf_rqc_t *c = (gf_rqc_t *)(void *)(R->l1[0][GF_OP_P] + R->pre_off);
-    if (R->pre_words) { /* computed by the FC (bind_layer): copied, words */
-        uint32_t *d = (uint32_t *)(void *)c;
-        for (int i = 0; i < GF_RQC_PRE_COPIES; i++)
-            for (uint32_t j = 0; j < R->pre_words; j++)
-                *d++ = R->pre_rqc[j];
+    if (R->pre_words) { /* computed by the FC (bind_layer): copied, words (the count and source in registers) */
+        uint32_t *d = (uint32_t *)(void *)c, *const end = d + GF_RQC_PRE_COPIES * R->pre_words;
+        const uint32_t *const src = R->pre_rqc, *const send = src + R->pre_words;
+        while (d < end)
+            for (const uint32_t *q = src; q < send; q++)
+                *d++ = *q;
         return;
     }
     gf_requant_t rq = tile_requant(R, R->l1[0][GF_OP_P], 0);
