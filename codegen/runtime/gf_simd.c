@@ -813,6 +813,16 @@ void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const 
         gf_linear_simd_ss((const int8_t *)x, w, bias, rows, k, o, rq, y, out_row);
 }
 
+void gf_rqc_pre_fill(const gf_requant_t *rq, uint32_t *pre)
+{
+    _Static_assert(GF_RQC_PRE_WORDS * 4 == GF_RQC_PRE_COPIES * sizeof(gf_rqc_t), "GF_RQC_PRE_WORDS: the copies' words");
+    gf_rqc_t *c = (gf_rqc_t *)(void *)pre;
+    int32_t i;
+    gf_rqc_init(&c[0], rq, 0);
+    for (i = 1; i < GF_RQC_PRE_COPIES; i++)
+        c[i] = c[0];
+}
+
 void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
                     const gf_requant_t *rq, void *y)
 {
