@@ -48,7 +48,7 @@ class Platform:
     # The task's control block (gf_tiled.c gf_ctl_t: the running layer's descriptor, run record, operand
     # locations, counters, tile geometries and DMA queues, copied into L1 by core 0 before each layer, and
     # the task's fields), at the start of the task's one L1 block and reserved beside the stacks:
-    # GF_L1_CONTROL_BYTES of codegen/runtime/gap9/gf_gap9.h (1328 B on rv32 with pulp-sdk's 8-byte DMA
+    # GF_L1_CONTROL_BYTES of codegen/runtime/gap9/gf_gap9.h (1496 B on rv32 with pulp-sdk's 8-byte DMA
     # command; the margin is for the GAP9 SDK's, not built here; a static assertion checks every 32-bit
     # build against it).
     l1_control: int = 1536
@@ -87,10 +87,10 @@ class Platform:
     cluster_task_fc_cycles: int = 3500
     cluster_cycles_per_mac: float = 11.8
     cluster_cycles_per_mac_simd: float = 6.6
-    fc_step_cycles: int = 120
-    fc_cycles_per_mac: float = 8.6
-    fc_cycles_per_mac_simd: float = 2.33
-    fc_cycles_per_output: float = 120.0
+    fc_step_cycles: int = 600
+    fc_cycles_per_mac: float = 6.0
+    fc_cycles_per_mac_simd: float = 0.75
+    fc_cycles_per_output: float = 20.0
     # gvsoc: the platform's name in gvsoc and pulp-sdk (configs/<name>.sh) where the program can run
     # there (run_generated.py --target gvsoc); None: no public gvsoc model (GAP9's is not public)
     gvsoc: str | None = None
@@ -160,7 +160,7 @@ GAP9_SOURCES = {
     "compute_cores": "GAP9: 8 compute cores, cluster controller core 8",
     "dma": "MCHAN 17-bit lengths; commands kept below 64 KiB; 16 transfers in flight (assumption)",
     "stacks": "measured call chains (codegen/gap9/resources.py) plus margin",
-    "l1_control": "the executor's control block (gf_tiled.c gf_ctl_t): 1328 B on rv32 with pulp-sdk's 8-byte DMA "
+    "l1_control": "the executor's control block (gf_tiled.c gf_ctl_t): 1496 B on rv32 with pulp-sdk's 8-byte DMA "
                   "command (measured: sizeof in the gap9-qemu build), plus margin for the GAP9 SDK's (assumption)",
     "tile_cost": "dma_bytes_per_cycle 8: assumption (MCHAN on a 64-bit AXI port, one 8 B beat per cluster cycle; "
                  "as the gap9 cost-model profile's L2 bandwidth); tile_fixed_cycles 2000: measured (under gap9-qemu, "
@@ -171,8 +171,9 @@ GAP9_SOURCES = {
                  "MAC per core)",
     "fc_placement": "measured on gvsoc siracusa (Debian gcc 12 -O2, the SIMD kernels with .insn encodings): mlp, simple_cnn "
                     "and stride2_cnn with every linear layer on the FC and on the cluster (--fc-layers all / off; docs/gap9.md "
-                    "'Small layers on the FC'): least-squares fits of the FC steps' cycles (fc_step_cycles 120, "
-                    "fc_cycles_per_mac 8.6 portable / 2.33 SIMD, fc_cycles_per_output 120) and of the cluster layers' "
+                    "'Small layers on the FC'): fits of the FC steps' cycles with the FC's instruction cache on and the one-row "
+                    "SIMD linear kernel (fc_step_cycles 600, fc_cycles_per_mac 6.0 portable / 0.75 SIMD, "
+                    "fc_cycles_per_output 20) and of the cluster layers' "
                     "(the busiest core's cycles plus core 0's bookkeeping: cluster_layer_cycles 3400, "
                     "cluster_cycles_per_mac 11.8 portable / 6.6 SIMD), the fixed FC cycles of a task "
                     "(cluster_task_fc_cycles 3500: 3.3-4.2 k, the task's FC cycles minus its layers'); "

@@ -185,6 +185,11 @@ void gf_conv2d_simd_core(const void *x, gf_dtype_t in_t, const int8_t *w, const 
                          uint8_t *col, uint32_t col_bytes);
 void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
                     const gf_requant_t *rq, void *y);
+/* The GF_RQC_PRE_COPIES copies of a per-tensor requantization's constants (gf_requant_t.pre) into pre
+ * (GF_RQC_PRE_WORDS words): what a caller computes once for every call with the same parameters (the GAP9
+ * FC steps: gf_fc_prepare, before the first step). */
+#define GF_RQC_PRE_WORDS 48
+void gf_rqc_pre_fill(const gf_requant_t *rq, uint32_t *pre);
 void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t rows,
                          int32_t k, int32_t o, const gf_requant_t *rq, void *y);
 void gf_matmul_simd(const void *a, gf_dtype_t a_t, int32_t za, const void *b, gf_dtype_t b_t, int32_t zb, int32_t g,

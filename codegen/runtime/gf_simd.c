@@ -730,6 +730,88 @@ static void gf_linear_simd_s32(const int32_t *x, const int8_t *w, const int32_t 
     }
 }
 
+/* One row (k -> o), the fabric controller's linear layers and the cluster's one-row tiles, in chunks of
+ * GF_SIMD_LIN1_CHUNK outputs and two passes, so that neither needs more registers than the core has: the
+ * int32 sums (per block of 4 outputs the bias, the dot products of gf_simd_dot4r in registers, the K % 4
+ * tail; the last o % 4 one at a time) into y (int32 output) or a stack buffer, then the buffer requantized
+ * with a per-tensor requantization's constants in registers (gf_simd_rq_row; per channel: each channel's
+ * constants). The
+ * same integers as gf_linear_simd_<sfx> with rows == 1. */
+#define GF_SIMD_LIN1_CHUNK 32
+#define GF_SIMD_LINEAR1(XT, SFX)                                                                   \
+    static void gf_linear1_sums_##SFX(const XT *x, const int8_t *w, const int32_t *bias, int32_t k, int32_t n, \
+                                      int32_t *acc)                                                \
+    {                                                                                              \
+        const int32_t nw = k >> 2;                                                                 \
+        int32_t r = 0, t;                                                                          \
+        if ((k & 3) == 0) /* 8 outputs per input word (the rows' tails: none) */                   \
+            for (; r + 8 <= n; r += 8) {                                                           \
+                int32_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                           \
+                if (bias)                                                                          \
+                    a[0] = bias[r], a[1] = bias[r + 1], a[2] = bias[r + 2], a[3] = bias[r + 3],    \
+                    a[4] = bias[r + 4], a[5] = bias[r + 5], a[6] = bias[r + 6], a[7] = bias[r + 7]; \
+                gf_simd_dot8r_##SFX((const uint8_t *)x, (const uint8_t *)(w + (size_t)r * k), k, nw, a); \
+                acc[r] = a[0], acc[r + 1] = a[1], acc[r + 2] = a[2], acc[r + 3] = a[3];            \
+                acc[r + 4] = a[4], acc[r + 5] = a[5], acc[r + 6] = a[6], acc[r + 7] = a[7];        \
+            }                                                                                      \
+        for (; r + 4 <= n; r += 4) {                                                               \
+            const int8_t *wc = w + (size_t)r * k;                                                  \
+            int32_t a[4];                                                                          \
+            a[0] = bias ? bias[r] : 0;                                                             \
+            a[1] = bias ? bias[r + 1] : 0;                                                         \
+            a[2] = bias ? bias[r + 2] : 0;                                                         \
+            a[3] = bias ? bias[r + 3] : 0;                                                         \
+            gf_simd_dot4r_##SFX((const uint8_t *)x, (const uint8_t *)wc, k, nw, a);                \
+            for (t = 4 * nw; t < k; t++) {                                                         \
+                const int32_t v = x[t];                                                            \
+                a[0] += wc[t] * v;                                                                 \
+                a[1] += wc[k + t] * v;                                                             \
+                a[2] += wc[2 * k + t] * v;                                                         \
+                a[3] += wc[3 * k + t] * v;                                                         \
+            }                                                                                      \
+            acc[r] = a[0], acc[r + 1] = a[1], acc[r + 2] = a[2], acc[r + 3] = a[3];                \
+        }                                                                                          \
+        for (; r < n; r++) {                                                                       \
+            const int8_t *wc = w + (size_t)r * k;                                                  \
+            int32_t v = gf_simd_dot1_##SFX((const uint8_t *)x, (const uint8_t *)wc, nw, bias ? bias[r] : 0); \
+            for (t = 4 * nw; t < k; t++)                                                           \
+                v += wc[t] * (int32_t)x[t];                                                        \
+            acc[r] = v;                                                                            \
+        }                                                                                          \
+    }                                                                                              \
+    static void gf_linear1_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, int32_t k, int32_t o, \
+                                      const gf_requant_t *rq, void *y)                             \
+    {                                                                                              \
+        int32_t buf[GF_SIMD_LIN1_CHUNK];                                                           \
+        gf_rqc_t pc;                                                                               \
+        int32_t c0, i;                                                                             \
+        if (!rq) {                                                                                 \
+            gf_linear1_sums_##SFX(x, w, bias, k, o, (int32_t *)y);                                 \
+            return;                                                                                \
+        }                                                                                          \
+        if (rq->channels == 1) {                                                                   \
+            if (rq->pre)                                                                           \
+                pc = *(const gf_rqc_t *)rq->pre;                                                   \
+            else                                                                                   \
+                gf_rqc_init(&pc, rq, 0);                                                           \
+        }                                                                                          \
+        for (c0 = 0; c0 < o; c0 += GF_SIMD_LIN1_CHUNK) {                                           \
+            const int32_t n = o - c0 < GF_SIMD_LIN1_CHUNK ? o - c0 : GF_SIMD_LIN1_CHUNK;           \
+            uint8_t *yc = (uint8_t *)y + c0;                                                       \
+            gf_linear1_sums_##SFX(x, w + (size_t)c0 * k, bias ? bias + c0 : NULL, k, n, buf);      \
+            if (rq->channels == 1) {                                                               \
+                gf_simd_rq_row(&pc, buf, n, 0, yc);                                                \
+            } else {                                                                               \
+                for (i = 0; i < n; i++) {                                                          \
+                    gf_rqc_init(&pc, rq, c0 + i);                                                  \
+                    yc[i] = (uint8_t)gf_rqc_apply(&pc, buf[i]);                                    \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+GF_SIMD_LINEAR1(int8_t, ss)
+GF_SIMD_LINEAR1(uint8_t, us)
+
 void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t rows,
                          int32_t k, int32_t o, const gf_requant_t *rq, void *y)
 {
@@ -753,10 +835,25 @@ void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const 
         gf_linear_simd_ss((const int8_t *)x, w, bias, rows, k, o, rq, y, out_row);
 }
 
+void gf_rqc_pre_fill(const gf_requant_t *rq, uint32_t *pre)
+{
+    _Static_assert(GF_RQC_PRE_WORDS * 4 == GF_RQC_PRE_COPIES * sizeof(gf_rqc_t), "GF_RQC_PRE_WORDS: the copies' words");
+    gf_rqc_t *c = (gf_rqc_t *)(void *)pre;
+    int32_t i;
+    gf_rqc_init(&c[0], rq, 0);
+    for (i = 1; i < GF_RQC_PRE_COPIES; i++)
+        c[i] = c[0];
+}
+
 void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
                     const gf_requant_t *rq, void *y)
 {
-    gf_linear_rows_simd(x, in_t, w, bias, 1, k, o, rq, y);
+    if (in_t == GF_U8)
+        gf_linear1_simd_us((const uint8_t *)x, w, bias, k, o, rq, y);
+    else if (in_t == GF_S32) /* the sums of a pooling: the rows kernel's one MAC at a time */
+        gf_linear_rows_simd(x, in_t, w, bias, 1, k, o, rq, y);
+    else
+        gf_linear1_simd_ss((const int8_t *)x, w, bias, k, o, rq, y);
 }
 
 /* ---- matmul ---------------------------------------------------------------------------------- */

@@ -346,6 +346,42 @@ GF_SIMD_DOT4R2(us, "0x54")
 GF_SIMD_DOT4R4(ss, "0x5C")
 GF_SIMD_DOT4R4(us, "0x54")
 
+/* One vector x 8 rows S bytes apart (linear over one row: 8 outputs per input word), acc[r] += x . w_r: the
+ * weight loads walk down the rows with register post-increments (+S seven times, then 4 - 7S to the next word),
+ * alternating two registers so that no dot product waits for its load. lp.setup 0, n, 17 instructions (uimmL 34):
+ * per word 9 loads and 8 dot products (32 MACs). */
+#define GF_SIMD_LRPO(rd, base, inc) ".insn r 0x0B, 7, 0x10, %[" #rd "], %[" #base "], %[" #inc "]\n\t"
+#define GF_SIMD_SDO(F7, a, w) ".insn r 0x57, 1, " F7 ", %[" #a "], %[t], %[" #w "]\n\t"
+#define GF_SIMD_DOT8R(SFX, F7)                                                                     \
+    static inline void gf_simd_dot8r_##SFX(const uint8_t *xp, const uint8_t *wp, int32_t S, int32_t n, int32_t *acc) \
+    {                                                                                              \
+        int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], a4 = acc[4], a5 = acc[5], a6 = acc[6], a7 = acc[7]; \
+        const int32_t B = 4 - 7 * S;                                                               \
+        uint32_t t, u, v;                                                                          \
+        if (n <= 0)                                                                                \
+            return;                                                                                \
+        __asm__ volatile(".option push\n\t.option norvc\n\t"                                       \
+                         ".insn i 0x7B, 4, x0, %[n], 34\n\t"                                       \
+                         ".insn i 0x0B, 2, %[t], 4(%[xp])\n\t"                                     \
+                         GF_SIMD_LRPO(u, wp, S) GF_SIMD_LRPO(v, wp, S) GF_SIMD_SDO(F7, a0, u)       \
+                         GF_SIMD_LRPO(u, wp, S) GF_SIMD_SDO(F7, a1, v)                             \
+                         GF_SIMD_LRPO(v, wp, S) GF_SIMD_SDO(F7, a2, u)                             \
+                         GF_SIMD_LRPO(u, wp, S) GF_SIMD_SDO(F7, a3, v)                             \
+                         GF_SIMD_LRPO(v, wp, S) GF_SIMD_SDO(F7, a4, u)                             \
+                         GF_SIMD_LRPO(u, wp, S) GF_SIMD_SDO(F7, a5, v)                             \
+                         GF_SIMD_LRPO(v, wp, B) GF_SIMD_SDO(F7, a6, u)                             \
+                         GF_SIMD_SDO(F7, a7, v)                                                    \
+                         ".option pop"                                                             \
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [a4] "+r"(a4), \
+                           [a5] "+r"(a5), [a6] "+r"(a6), [a7] "+r"(a7), [xp] "+r"(xp), [wp] "+r"(wp), \
+                           [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(v)                                \
+                         : [n] "r"(n), [S] "r"(S), [B] "r"(B)                                      \
+                         : "memory");                                                              \
+        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3, acc[4] = a4, acc[5] = a5, acc[6] = a6, acc[7] = a7; \
+    }
+GF_SIMD_DOT8R(ss, "0x5C")
+GF_SIMD_DOT8R(us, "0x54")
+
 /* Pixel rows of 3 words (conv with 8 < K <= 12) x 4 channels whose 3 weight words each are in
  * registers (w[3*r + j], zero past K): acc[r*os + q] = x_q . w_r for q < np, the pixels' rows 12
  * bytes apart. lp.setup 0, np, 20 instructions (uimmL 40): per pixel 3 loads, the first word's dot
@@ -458,6 +494,20 @@ GF_SIMD_DOT4R2(us)
     }
 GF_SIMD_DOT4R4(ss)
 GF_SIMD_DOT4R4(us)
+
+/* One vector x 8 rows S bytes apart: acc[r] += x . w_r. */
+#define GF_SIMD_DOT8R(SFX)                                                                         \
+    static inline void gf_simd_dot8r_##SFX(const uint8_t *xp, const uint8_t *wp, int32_t S, int32_t n, int32_t *acc) \
+    {                                                                                              \
+        int32_t i, r;                                                                              \
+        for (i = 0; i < n; i++, xp += 4, wp += 4) {                                                \
+            const uint32_t t = gf_simd_ldu(xp);                                                    \
+            for (r = 0; r < 8; r++)                                                                \
+                acc[r] = gf_sdot4_##SFX(acc[r], t, gf_simd_ldu(wp + r * S));                       \
+        }                                                                                          \
+    }
+GF_SIMD_DOT8R(ss)
+GF_SIMD_DOT8R(us)
 
 /* Pixel rows of 3 words, 12 bytes apart, x 4 channels of 3 weight words (w[3*r + j]):
  * acc[r*os + q] = x_q . w_r for q < np. */

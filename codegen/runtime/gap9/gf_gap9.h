@@ -194,6 +194,17 @@ typedef struct {
     int32_t cap_rq;          /* channel stride of m/sh/o in L1 */
 } gf_playout_t;
 
+/* A one-tile layer whose operands are all in L2 (int8 weights): its DMA commands, recorded once when the FC binds its
+ * run record (bind_layer: the calls core 0 makes for the layer, each command's L1 end as an offset in the layer's
+ * buffers), replayed by core 0 with one small loop instead of the per-operand load and store code (gf_tiled.c
+ * fast_issue: fewer lines of code fetched cold per layer). At most GF_FAST_CMDS, every one 1-D. */
+#define GF_FAST_CMDS 8
+typedef struct {
+    uint8_t *ext;  /* the L2 end */
+    uint32_t off;  /* the L1 end: offset from the layer's first buffer */
+    uint32_t size; /* bytes (below 64 KiB: dma_1d's chunks) */
+} gf_fast_cmd_t;
+
 typedef struct {
     const gf_layer_t *L;
     const gf_operands_t *ops;
@@ -221,6 +232,17 @@ typedef struct {
     gf_playout_t pl;
     uint32_t pre_off;
     gf_tile_t slot[2];
+    /* the recorded commands (gf_fast_cmd_t above; fast_loads 0: the generic path): fast_loads loads (tile 0 and the
+     * resident operands, on load queue 0) then fast_stores stores (store queue 0), and their bytes; recording is set
+     * only while bind_layer records them (dma() notes each command instead of issuing it) */
+    int32_t fast_loads, fast_stores, recording;
+    uint8_t *l1_base; /* the layer's first buffer (layer_in): the recorded offsets' origin */
+    /* pre_off != 0 with the parameters in L2: the per-tensor requantization constants, computed once by the FC
+     * (bind_layer; pre_words: their words) from the same parameters, copied by core 0 into the layer's copies */
+    uint32_t pre_words;
+    uint32_t pre_rqc[12];
+    uint32_t fast_in_bytes, fast_out_bytes;
+    gf_fast_cmd_t fast[GF_FAST_CMDS];
 } gf_run_t;
 
 /* One cluster layer's control data in L2 (network.c gf_net_recs: the descriptor generated in place, the operand

@@ -63,6 +63,19 @@ static inline int gf_pulp_fc_data_check(void)
     return 0;
 }
 
+/* The fabric controller's instruction cache. gvsoc's siracusa and pulp-open models give the FC a 2 KiB
+ * cache (pulp/chips/<chip>/soc.json peripherals/fc_icache: 32 sets x 4 ways x 16 B) behind the control
+ * register fc_icache_ctrl (apb 0x1A108800, offset 0: enable), off at reset (core/models/cache/cache.py
+ * enabled=False); pulpos enables the cluster's cache (drivers/cluster/cluster.c) but not this one, so
+ * without this write every FC instruction is fetched from L2 through fc_fetch_ico (5 cycles of latency).
+ * The code is in L2 and never rewritten, so nothing needs flushing. */
+#define GF_PULP_FC_ICACHE_CTRL 0x1A108800u
+
+static inline void gf_pulp_fc_icache_enable(void)
+{
+    *(volatile uint32_t *)GF_PULP_FC_ICACHE_CTRL = 1u;
+}
+
 #define pi_default_flash_conf pi_hyperflash_conf
 #define pi_default_flash_conf_init pi_hyperflash_conf_init
 #define pi_default_ram_conf pi_hyperram_conf

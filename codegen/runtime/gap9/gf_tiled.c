@@ -200,9 +200,38 @@ static void q_wait(gf_queue_t *q)
     q->n = 0;
 }
 
+/* bind_layer's recording (gf_run_t.fast): the command noted, not issued; one it cannot replay (2-D, too many) turns
+ * the layer back to the generic path (recording 2). The L1 end relative to the fake base of the recorded layout. */
+#define GF_FAST_BASE 4096u
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void dma_note(gf_run_t *R, gf_queue_t *q, uint8_t *ext, uint8_t *loc, uint32_t size, int flat,
+                     pi_cl_dma_dir_e dir)
+{
+    int32_t n = R->fast_loads + R->fast_stores;
+    if (n < GF_FAST_CMDS && flat && q->n < GF_MAX_CMDS && (dir != PI_CL_DMA_DIR_EXT2LOC || R->fast_stores == 0)) {
+        R->fast[n].ext = ext;
+        R->fast[n].off = (uint32_t)((uintptr_t)loc - GF_FAST_BASE);
+        R->fast[n].size = size;
+    } else {
+        R->recording = 2;
+    }
+    if (dir == PI_CL_DMA_DIR_EXT2LOC)
+        R->fast_loads++;
+    else
+        R->fast_stores++;
+    q->n++;
+    R->st->dma_cmds++;
+}
+
 static void dma(gf_run_t *R, gf_queue_t *q, uint8_t *ext, uint8_t *loc, uint32_t size, uint32_t stride,
                 uint32_t length, pi_cl_dma_dir_e dir)
 {
+    if (GF_UNLIKELY(R->recording)) {
+        dma_note(R, q, ext, loc, size, stride == length, dir);
+        return;
+    }
     if (q->n == GF_MAX_CMDS)
         q_wait(q); /* never more than GF_MAX_CMDS transfers in flight */
     if (stride == length)
@@ -651,11 +680,46 @@ __attribute__((noinline))
 #endif
 static void rqc_pre_fill(gf_run_t *R)
 {
-    gf_requant_t rq = tile_requant(R, R->l1[0][GF_OP_P], 0);
     gf_rqc_t *c = (gf_rqc_t *)(void *)(R->l1[0][GF_OP_P] + R->pre_off);
+    if (R->pre_words) { /* computed by the FC (bind_layer): copied, words (the count and source in registers) */
+        uint32_t *d = (uint32_t *)(void *)c, *const end = d + GF_RQC_PRE_COPIES * R->pre_words;
+        const uint32_t *const src = R->pre_rqc, *const send = src + R->pre_words;
+        while (d < end)
+            for (const uint32_t *q = src; q < send; q++)
+                *d++ = *q;
+        return;
+    }
+    gf_requant_t rq = tile_requant(R, R->l1[0][GF_OP_P], 0);
     gf_rqc_init(&c[0], &rq, 0);
     for (int i = 1; i < GF_RQC_PRE_COPIES; i++)
         c[i] = c[0];
+}
+
+/* The FC, binding a layer with per-tensor constants (pre_off) whose parameters are in L2: the constants from the L2
+ * parameters (the values tile 0's parameter buffer receives), once, into the run record (rqc_pre_fill copies them). */
+static void bind_pre(gf_run_t *R)
+{
+    const gf_layer_t *L = R->L;
+    const gf_loc_t *p = &R->ops->params;
+    _Static_assert(sizeof(gf_rqc_t) <= sizeof(R->pre_rqc) && sizeof(gf_rqc_t) % 4 == 0, "gf_run_t.pre_rqc holds a gf_rqc_t");
+    R->pre_words = 0;
+    if (!R->pre_off || p->level != GF_MEM_L2 || p->l2 == NULL)
+        return;
+    gf_requant_t rq;
+    rq.m = (const int32_t *)(const void *)(p->l2 + L->m_off);
+    rq.sh = p->l2 + L->sh_off;
+    rq.o = (const int64_t *)(const void *)(p->l2 + L->o_off);
+    rq.channels = 1;
+    rq.zp = L->zp;
+    rq.lo = L->lo;
+    rq.hi = L->hi;
+    rq.pre = NULL;
+    gf_rqc_t c;
+    gf_rqc_init(&c, &rq, 0);
+    const uint32_t *w = (const uint32_t *)(const void *)&c;
+    for (uint32_t j = 0; j < sizeof(c) / 4u; j++)
+        R->pre_rqc[j] = w[j];
+    R->pre_words = (uint32_t)(sizeof(c) / 4u);
 }
 
 /* The core's SIMD work buffer (im2col / gathered columns, L->buf_col bytes), or NULL. Not inlined:
@@ -895,6 +959,50 @@ static __attribute__((noinline)) uint32_t gf_fault_deep_call(uint32_t bytes)
 }
 #endif
 
+/* Core 0, before a layer's first tile: its resident operands (loaded once, before the pipeline starts) and tile 0's
+ * loads, all on load queue 0. Also what bind_layer records for a one-tile layer (gf_run_t.fast). */
+static void issue_prologue(gf_run_t *R)
+{
+    const gf_layer_t *L = R->L;
+    /* resident operands: loaded once, before the pipeline starts (tile 0's geometry: its slot, bound with the run
+     * record: bind_layer) */
+    const gf_tile_t *T0 = &R->tiles[0];
+    if (L->tiling == GF_TILING_LINEAR)
+        load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][GF_OP_IN], R->bounce[0][GF_OP_IN],
+                  (uint32_t)(L->k * elem_bytes(L->in_t)));
+    if (L->tiling == GF_TILING_ELTWISE && L->in_resident) /* broadcast operands: whole, once */
+        load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][GF_OP_IN], R->bounce[0][GF_OP_IN], L->buf_in);
+    if (L->tiling == GF_TILING_ELTWISE && L->in2_resident)
+        load_flat(R, &R->load_q[0], &R->ops->in2, 0, R->l1[0][GF_OP_IN2], R->bounce[0][GF_OP_IN2], L->buf_in2);
+    if (L->tiling == GF_TILING_SCAN) { /* B and C: whole, once */
+        load_flat(R, &R->load_q[0], &R->ops->in3, 0, R->l1[0][GF_OP_IN3], R->bounce[0][GF_OP_IN3], L->buf_in3);
+        load_flat(R, &R->load_q[0], &R->ops->in4, 0, R->l1[0][GF_OP_IN4], R->bounce[0][GF_OP_IN4], L->buf_in4);
+    }
+    if (L->w_resident)
+        load_weights(R, &R->load_q[0], T0, 0);
+    if (L->p_resident)
+        load_params(R, &R->load_q[0], T0, 0);
+    if (L->w_resident && L->buf_wp) { /* resident packed weights: unpacked once, before any barrier */
+        q_wait(&R->load_q[0]);
+        unpack_rows(L, R->l1[0][GF_OP_WP], (int8_t *)R->l1[0][GF_OP_W], T0->con);
+    }
+    /* tile 0's loads join the resident ones in flight: the first tile's wait covers both */
+    load_tile_in(R, 0);
+}
+
+/* Core 0: n recorded commands (gf_run_t.fast) issued on the empty queue q, the L1 ends from the layer's first buffer. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void fast_issue(gf_run_t *R, gf_queue_t *q, const gf_fast_cmd_t *c, int32_t n, pi_cl_dma_dir_e dir)
+{
+    uint8_t *base = R->l1_base;
+    for (int32_t i = 0; i < n; i++)
+        pi_cl_dma_cmd((uintptr_t)c[i].ext, (uintptr_t)(base + c[i].off), c[i].size, dir, &q->cmd[i]);
+    q->n = n;
+    R->st->dma_cmds += (uint32_t)n;
+}
+
 /* ---- the tile loop of one layer, run by every forked core ---- */
 /* The layer's tiles on `core`. The task's fork has the most cores of its layers: the layer's own `cores`
  * (L->cores) compute, the others only take part in the barriers (an empty share). Inlined into tile_loop (called
@@ -915,30 +1023,12 @@ static inline void layer_tiles(gf_run_t *R, int core)
         (void)gf_fault_deep_call(GF_FAULT_DEEP_CALL);
 #endif
     if (core == 0) {
-        /* resident operands: loaded once, before the pipeline starts (tile 0's geometry: its slot, bound with the run
-         * record: bind_layer) */
-        const gf_tile_t *T0 = &R->tiles[0];
-        if (L->tiling == GF_TILING_LINEAR)
-            load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][GF_OP_IN], R->bounce[0][GF_OP_IN],
-                      (uint32_t)(L->k * elem_bytes(L->in_t)));
-        if (L->tiling == GF_TILING_ELTWISE && L->in_resident) /* broadcast operands: whole, once */
-            load_flat(R, &R->load_q[0], &R->ops->in, 0, R->l1[0][GF_OP_IN], R->bounce[0][GF_OP_IN], L->buf_in);
-        if (L->tiling == GF_TILING_ELTWISE && L->in2_resident)
-            load_flat(R, &R->load_q[0], &R->ops->in2, 0, R->l1[0][GF_OP_IN2], R->bounce[0][GF_OP_IN2], L->buf_in2);
-        if (L->tiling == GF_TILING_SCAN) { /* B and C: whole, once */
-            load_flat(R, &R->load_q[0], &R->ops->in3, 0, R->l1[0][GF_OP_IN3], R->bounce[0][GF_OP_IN3], L->buf_in3);
-            load_flat(R, &R->load_q[0], &R->ops->in4, 0, R->l1[0][GF_OP_IN4], R->bounce[0][GF_OP_IN4], L->buf_in4);
+        if (R->fast_loads) { /* a one-tile layer over L2: its recorded loads (bind_layer) */
+            fast_issue(R, &R->load_q[0], R->fast, R->fast_loads, PI_CL_DMA_DIR_EXT2LOC);
+            R->st->l2_to_l1 += R->fast_in_bytes;
+        } else {
+            issue_prologue(R);
         }
-        if (L->w_resident)
-            load_weights(R, &R->load_q[0], T0, 0);
-        if (L->p_resident)
-            load_params(R, &R->load_q[0], T0, 0);
-        if (L->w_resident && L->buf_wp) { /* resident packed weights: unpacked once, before any barrier */
-            q_wait(&R->load_q[0]);
-            unpack_rows(L, R->l1[0][GF_OP_WP], (int8_t *)R->l1[0][GF_OP_W], T0->con);
-        }
-        /* tile 0's loads join the resident ones in flight: the first tile's wait covers both */
-        load_tile_in(R, 0);
     }
     for (int32_t t = 0; t < nt; t++) {
         int b = R->nbuf[GF_OP_OUT] == 2 ? (int)(t & 1) : 0;
@@ -971,7 +1061,10 @@ static inline void layer_tiles(gf_run_t *R, int core)
         else
             compute_eltwise(R, T, b, core, ncores);
         pi_cl_team_barrier(); /* every core finished writing tile t */
-        if (core == 0) {
+        if (core == 0 && R->fast_loads) { /* its recorded store (one tile) */
+            fast_issue(R, &R->store_q[0], R->fast + R->fast_loads, R->fast_stores, PI_CL_DMA_DIR_LOC2EXT);
+            R->st->l1_to_l2 += R->fast_out_bytes;
+        } else if (core == 0) {
             if (L->single_buffer) { /* one buffer per operand: store, then load the next tile into it */
                 store_tile(R, 0);
                 q_wait(&R->store_q[0]);
@@ -1059,6 +1152,47 @@ typedef struct {
     int failed; /* the index of that layer */
 } gf_task_run_t;
 
+/* A one-tile layer with every operand in L2 and int8 weights: the DMA commands core 0 would issue for it (its
+ * prologue, then its tile's store) recorded into the run record (gf_run_t.fast), with their bytes, by running the same
+ * code with dma() noting each command (the L1 buffers laid out as layer_in lays them, from GF_FAST_BASE). Core 0 then
+ * replays them (fast_issue): the same commands, bytes and counters. Anything it cannot replay (a 2-D command, more
+ * than GF_FAST_CMDS, more than a queue holds) leaves the generic path. The L1 pointers, queues and slots it sets are
+ * the L1 copy's in the run (layer_in sets them again). */
+static void bind_fast(gf_run_t *R)
+{
+    static gf_queue_t q[4]; /* the recording's queues: only their counts are used */
+    const gf_layer_t *L = R->L;
+    gf_layer_stats_t *keep = R->st, st;
+    R->fast_loads = R->fast_stores = 0;
+    R->recording = 0;
+    if (R->ntiles != 1 || R->l3_ops || L->buf_wp || L->fault)
+        return;
+    gf_clear_words(&st, sizeof(st));
+    R->st = &st;
+    R->load_q = &q[0];
+    R->store_q = &q[2];
+    for (int i = 0; i < 4; i++)
+        q[i].n = 0;
+    R->tiles = R->slot;
+    for (int j = 0, off = 0; j < GF_OP_N; j++)
+        for (int i = 0; i < 2; i++) {
+            R->l1[i][j] = i < R->nbuf[j] ? (uint8_t *)(uintptr_t)(GF_FAST_BASE + (uint32_t)off) : NULL;
+            off += i < R->nbuf[j] ? (int)GF_ALIGN(R->bytes[j]) : 0;
+        }
+    R->recording = 1;
+    issue_prologue(R);
+    uint64_t in_bytes = st.l2_to_l1;
+    store_tile(R, 0);
+    int ok = R->recording == 1 && R->fast_loads > 0 && R->fast_stores > 0 && st.l3_to_l2 == 0 && st.l2_to_l3 == 0 &&
+             st.dma_cmds == (uint32_t)(R->fast_loads + R->fast_stores);
+    R->recording = 0;
+    R->fast_in_bytes = (uint32_t)in_bytes;
+    R->fast_out_bytes = (uint32_t)(st.l1_to_l2);
+    if (!ok)
+        R->fast_loads = R->fast_stores = 0;
+    R->st = keep;
+}
+
 /* Binds a layer's run record, beside its descriptor and operands in its record (one block: layer_in copies it with
  * one DMA command): its buffers (buffer_layout), stats pointer, L1 bytes, cores and L3 operands; returns the L2 bytes
  * of its L3 operands' bounce buffers. The L1 pointers are set by core 0 in the record's L1 copy, the stats are
@@ -1083,6 +1217,8 @@ static uint32_t bind_layer(gf_net_rec_t *rec, gf_layer_stats_t *stats, struct pi
             R->l3_ops |= 1u << k;
             bounce += (uint32_t)R->nbuf[k] * GF_ALIGN(R->bytes[k]);
         }
+    bind_fast(R);
+    bind_pre(R);
     return bounce;
 }
 
@@ -1196,6 +1332,7 @@ static void layer_in(gf_ctl_t *C, int k)
     X->store_q = C->store_q;
     C->load_q[0].n = C->load_q[1].n = C->store_q[0].n = C->store_q[1].n = 0;
     uint8_t *buf = C->buf;
+    X->l1_base = buf;
     for (int j = 0, off = 0; j < GF_OP_N; j++)
         for (int i = 0; i < 2; i++) {
             X->l1[i][j] = i < X->nbuf[j] ? buf + off : NULL;
