@@ -8,6 +8,7 @@ a diagnostic, and nodes downstream of an unsupported one are reported as not che
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -411,6 +412,7 @@ class NodeContext:
         v = self.low.values.get(source.name)
         if v is not None:
             self.low.values[tensor.name] = fn(v)
+
     def absorb(self, node: Node, tensor: ir.TensorInfo) -> None:
         """``node`` (a later one) is folded into what this node emitted: its output is ``tensor``."""
         self.low.absorbed[node.index] = (tensor.name, self.name)
@@ -424,6 +426,17 @@ class NodeContext:
             if tensor.name in op.outputs:
                 return op
         return None
+
+    def call_arguments(self) -> dict[str, Any]:
+        """The module's forward arguments of this call by name, defaults applied (a module lowered to the ops it
+        computes reads its optional inputs: masks, initial states); a call its signature does not take fails."""
+        sig = inspect.signature(type(self.module).forward)
+        try:
+            ba = sig.bind(self.module, *self.node.args, **self.node.kwargs)
+        except TypeError as exc:
+            self.fail(f"unexpected call arguments ({exc})")
+        ba.apply_defaults()
+        return dict(ba.arguments)
 
     # -- reporting ----------------------------------------------------------------------
     def fail(self, message: str, hint: str | None = None):

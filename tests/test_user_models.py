@@ -29,6 +29,21 @@ def _source(name: str):
                                          model_class=None, input_shape=None))
 
 
+def _calibrated_hooks(shape: tuple[int, ...], batch: int, seed: int | None = None) -> str:
+    """The model-file hooks of an inline test model ``Net``: create_model() calibrates it on one random batch of
+    ``batch`` x ``shape``, example_input() is one random input of that shape."""
+    dims = ", ".join(map(str, shape))
+    return ("def create_model():\n"
+            "    from brevitas.graph.calibrate import calibration_mode\n"
+            + (f"    torch.manual_seed({seed})\n" if seed is not None else "")
+            + "    m = Net().eval()\n"
+            "    with torch.no_grad(), calibration_mode(m):\n"
+            f"        m(torch.rand({batch}, {dims}))\n"
+            "    return m.eval()\n"
+            "def example_input():\n"
+            f"    return torch.rand(1, {dims})\n")
+
+
 def _exact_report(src, net, tmp_path, near_ties: bool = False):
     """Extract, check fidelity on the held-out inputs (no mismatch at all; with ``near_ties``, none but near-ties
     of Brevitas' own float32 conv sums, which move with torch's thread count), and return (engine, its output,
@@ -275,14 +290,7 @@ def test_a_difference_without_a_quantizer_is_refused_by_the_checker(tmp_path):
         "    def forward(self, x):\n"
         "        x = self.q(x)\n"
         "        return self.fc1(x) - self.fc2(x)\n"
-        "def create_model():\n"
-        "    from brevitas.graph.calibrate import calibration_mode\n"
-        "    m = Net().eval()\n"
-        "    with torch.no_grad(), calibration_mode(m):\n"
-        "        m(torch.rand(16, 8))\n"
-        "    return m.eval()\n"
-        "def example_input():\n"
-        "    return torch.rand(1, 8)\n")
+        + _calibrated_hooks((8,), 16))
     r = run_tool("check_model_compatibility", "--model-file", str(model))
     assert r.returncode == 1 and "NOT DEPLOYABLE" in r.stdout
     assert "network output 'sub' is" in r.stdout and "without an integer encoding" in r.stdout, r.stdout
@@ -374,13 +382,7 @@ def test_preprocessing_that_divides_by_zero_is_refused_in_one_line(tmp_path):
         "        self.conv = qnn.QuantConv2d(2, 4, 3, bias=True)\n"
         "    def forward(self, x):\n"
         "        return self.conv(self.q((x - 0.5) / self.std))\n"
-        "def create_model():\n"
-        "    m = Net().eval()\n"
-        "    with torch.no_grad(), calibration_mode(m):\n"
-        "        m(torch.rand(8, 2, 6, 6))\n"
-        "    return m.eval()\n"
-        "def example_input():\n"
-        "    return torch.rand(1, 2, 6, 6)\n")
+        + _calibrated_hooks((2, 6, 6), 8))
     r = run_tool("check_model_compatibility", "--model-file", str(model))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "quantizer 'q': scale inf is not a positive finite number" in r.stdout, r.stdout
@@ -480,14 +482,7 @@ def test_conv_transpose_with_dilation_is_refused_in_one_line(tmp_path):
         "        self.up = qnn.QuantConvTranspose2d(2, 2, 2, stride=2, dilation=2)\n"
         "    def forward(self, x):\n"
         "        return self.up(self.q(x))\n"
-        "def create_model():\n"
-        "    from brevitas.graph.calibrate import calibration_mode\n"
-        "    m = Net().eval()\n"
-        "    with torch.no_grad(), calibration_mode(m):\n"
-        "        m(torch.rand(8, 2, 4, 4))\n"
-        "    return m.eval()\n"
-        "def example_input():\n"
-        "    return torch.rand(1, 2, 4, 4)\n")
+        + _calibrated_hooks((2, 4, 4), 8))
     r = run_tool("check_model_compatibility", "--model-file", str(model))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     fails = [line for line in r.stdout.splitlines() if "FAIL" in line]
@@ -705,15 +700,7 @@ def test_recurrent_layer_refusals_name_the_module_and_the_argument(tmp_path, lay
         "        x = self.q(x)\n"
         f"        {call}\n"
         "        return self.fc(y[:, -1] if y.dim() == 3 else y)\n"
-        "def create_model():\n"
-        "    from brevitas.graph.calibrate import calibration_mode\n"
-        "    torch.manual_seed(0)\n"
-        "    m = Net().eval()\n"
-        "    with torch.no_grad(), calibration_mode(m):\n"
-        "        m(torch.rand(8, 6, 4))\n"
-        "    return m.eval()\n"
-        "def example_input():\n"
-        "    return torch.rand(1, 6, 4)\n")
+        + _calibrated_hooks((6, 4), 8, seed=0))
     rep = check_model(load_model(argparse.Namespace(test_network=None, model_file=str(model), model_class=None,
                                                     input_shape=None))).to_json()
     bad = [i for i in rep["items"] if i["status"] == "unsupported"]
@@ -732,14 +719,7 @@ def test_recurrent_layer_refusal_is_one_line_and_exit_2_without_output(tmp_path)
         "        self.l = qnn.QuantRNN(4, 8, batch_first=True)\n"
         "    def forward(self, x):\n"
         "        return self.l(self.q(x), torch.zeros(1, 1, 8))[0]\n"
-        "def create_model():\n"
-        "    from brevitas.graph.calibrate import calibration_mode\n"
-        "    m = Net().eval()\n"
-        "    with torch.no_grad(), calibration_mode(m):\n"
-        "        m(torch.rand(8, 6, 4))\n"
-        "    return m.eval()\n"
-        "def example_input():\n"
-        "    return torch.rand(1, 6, 4)\n")
+        + _calibrated_hooks((6, 4), 8))
     r = run_tool("pytorch_extractor", "--model-file", str(model), "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and not (tmp_path / "out").exists() and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == (
@@ -847,14 +827,7 @@ def test_pool_sums_into_a_convolution_are_refused_with_the_quantizer_to_add(tmp_
         "        self.head = qnn.QuantConv2d(4, 3, 1)\n"
         "    def forward(self, x):\n"
         "        return self.head(nn.functional.adaptive_avg_pool2d(self.relu(self.conv(self.q(x))), 1))\n"
-        "def create_model():\n"
-        "    from brevitas.graph.calibrate import calibration_mode\n"
-        "    m = Net().eval()\n"
-        "    with torch.no_grad(), calibration_mode(m):\n"
-        "        m(torch.rand(16, 1, 6, 6))\n"
-        "    return m.eval()\n"
-        "def example_input():\n"
-        "    return torch.rand(1, 1, 6, 6)\n")
+        + _calibrated_hooks((1, 6, 6), 16))
     r = run_tool("check_model_compatibility", "--model-file", str(model))
     assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr
     assert "QuantConv2d: its input is an int32 accumulator (no 8-bit encoding; only a linear layer reads int32 " \

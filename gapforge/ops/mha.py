@@ -25,7 +25,6 @@ is such a view again, to be transposed back.
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import brevitas.nn as qnn
@@ -56,16 +55,6 @@ def _problems(m, call) -> list[tuple[str, str]]:
     if m.add_zero_attn:
         out.append(("add_zero_attn=True is not supported", "construct it with add_zero_attn=False"))
     return out
-
-
-def _bind_call(ctx):
-    sig = inspect.signature(type(ctx.module).forward)
-    try:
-        ba = sig.bind(ctx.module, *ctx.node.args, **ctx.node.kwargs)
-    except TypeError as exc:
-        ctx.fail(f"unexpected call arguments ({exc})")
-    ba.apply_defaults()
-    return dict(ba.arguments)
 
 
 def _input(ctx, call, which: str):
@@ -119,7 +108,7 @@ def _need_quant(ctx, t, what: str, arg: str):
 
 def _lower(ctx) -> None:
     m = ctx.module
-    call = _bind_call(ctx)
+    call = ctx.call_arguments()
     problems = _problems(m, call)
     if problems:
         ctx.fail("; ".join(p[0] for p in problems), hint="; ".join(p[1] for p in problems))

@@ -33,7 +33,6 @@ captured outputs exactly.
 
 from __future__ import annotations
 
-import inspect
 from types import SimpleNamespace
 
 import brevitas.nn as qnn
@@ -107,16 +106,6 @@ def _problems(m, call, lstm: bool) -> list[tuple[str, str]]:
                         "keep the default weight_quant=Int8WeightPerTensorFloat"))
             break
     return out
-
-
-def _bind_call(ctx):
-    sig = inspect.signature(type(ctx.module).forward)
-    try:
-        ba = sig.bind(ctx.module, *ctx.node.args, **ctx.node.kwargs)
-    except TypeError as exc:
-        ctx.fail(f"unexpected call arguments ({exc})")
-    ba.apply_defaults()
-    return dict(ba.arguments)
 
 
 class _GateLinear(SimpleNamespace):
@@ -261,7 +250,7 @@ def _step_of(node, seq_axis: int, n_t: int) -> int | None:
 def _lower(ctx) -> None:
     m = ctx.module
     lstm = isinstance(m, qnn.QuantLSTM)
-    call = _bind_call(ctx)
+    call = ctx.call_arguments()
     problems = _problems(m, call, lstm)
     if problems:
         ctx.fail("; ".join(p[0] for p in problems), hint="; ".join(p[1] for p in problems))

@@ -3,9 +3,8 @@ then nn.Hardswish inside its activation quantizer's proxy) was refused as 'unsup
 one table (lut); its default unsigned quantizer clamps the negative part of hardswish to 0, as Brevitas."""
 
 import brevitas.nn as qnn
-import torch
 import torch.nn as nn
-from _rand import calibrated, inputs
+from _rand import factories
 from brevitas.quant import Int8ActPerTensorFloat
 
 SHAPE = (2, 6, 6)
@@ -26,14 +25,4 @@ class Net(nn.Module):
         return self.hs2(self.q2(self.c2(x)))
 
 
-def create_model():
-    torch.manual_seed(0)
-    return calibrated(Net(), SHAPE)
-
-
-def example_input():
-    return inputs(SHAPE, 1, 1)
-
-
-def held_out_data():
-    return inputs(SHAPE, 16, 2), torch.zeros(16, dtype=torch.int64)
+create_model, example_input, held_out_data = factories(Net, SHAPE, 16)

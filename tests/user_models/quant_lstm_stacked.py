@@ -4,7 +4,7 @@ it (x.transpose(0, 1), the last step y[-1] and the last layer's final states h_n
 import brevitas.nn as qnn
 import torch
 import torch.nn as nn
-from _rand import calibrated, inputs
+from _rand import factories
 
 SHAPE = (5, 3)  # [time, features]
 
@@ -21,14 +21,4 @@ class Net(nn.Module):
         return self.fc(torch.cat([y[-1], h[-2], h[-1]], dim=1))
 
 
-def create_model():
-    torch.manual_seed(0)
-    return calibrated(Net(), SHAPE)
-
-
-def example_input():
-    return inputs(SHAPE, 1, 1)
-
-
-def held_out_data():
-    return inputs(SHAPE, 64, 2), torch.arange(64) % 4
+create_model, example_input, held_out_data = factories(Net, SHAPE, 64, classes=4)

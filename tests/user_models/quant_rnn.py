@@ -4,7 +4,7 @@ h_n.squeeze(0): an Elman RNN whose state is quantized (io_quant) is deployed exa
 import brevitas.nn as qnn
 import torch
 import torch.nn as nn
-from _rand import calibrated, inputs
+from _rand import factories
 
 SHAPE = (5, 4)  # [time, features]
 
@@ -23,14 +23,4 @@ class Net(nn.Module):
         return self.fc(torch.cat([y2.flatten(1), h.squeeze(0)], dim=1))
 
 
-def create_model():
-    torch.manual_seed(0)
-    return calibrated(Net(), SHAPE)
-
-
-def example_input():
-    return inputs(SHAPE, 1, 1)
-
-
-def held_out_data():
-    return inputs(SHAPE, 64, 2), torch.arange(64) % 3
+create_model, example_input, held_out_data = factories(Net, SHAPE, 64, classes=3)

@@ -5,7 +5,7 @@ an add (two sources, one rounding) instead of one linear over [x, h]."""
 import brevitas.nn as qnn
 import torch
 import torch.nn as nn
-from _rand import calibrated, inputs
+from _rand import factories
 from brevitas.nn.quant_rnn import GateWeight
 from brevitas.quant import Int8WeightPerTensorFloat
 
@@ -28,14 +28,4 @@ class Net(nn.Module):
         return self.fc(y[:, -1])
 
 
-def create_model():
-    torch.manual_seed(0)
-    return calibrated(Net(), SHAPE)
-
-
-def example_input():
-    return inputs(SHAPE, 1, 1)
-
-
-def held_out_data():
-    return inputs(SHAPE, 64, 2), torch.arange(64) % 3
+create_model, example_input, held_out_data = factories(Net, SHAPE, 64, classes=3)
