@@ -43,6 +43,7 @@ from atomic_ops.slice import slice as np_slice
 from atomic_ops.thresholds import thresholds as np_thresholds
 from atomic_ops.trunc_avgpool2d import trunc_avgpool2d as np_trunc_avgpool2d
 from atomic_ops.upsample import upsample as np_upsample
+from atomic_ops.upsample import upsample_linear as np_upsample_linear
 from codegen import toolchains
 from codegen.targets import hal_sources
 
@@ -59,7 +60,7 @@ K_RMSNORM, K_GROUPNORM = 25, 26
 K_MATMUL, K_LINEAR_ROWS, K_SLICE, K_PAD = 21, 22, 23, 24
 K_SCAN, K_SCAN_SPLIT, K_FLIP = 27, 28, 29
 K_THRESHOLDS = 34
-K_UPSAMPLE = 35
+K_UPSAMPLE, K_UPSAMPLE_LINEAR = 35, 36
 K_CONV_SIMD, K_CONV1X1_SIMD, K_DWCONV_SIMD, K_MM_SIMD = 30, 31, 32, 33  # gf_simd.c (33: linear and matmul)
 
 DT = {"s8": 0, "u8": 1, "s32": 2}
@@ -625,6 +626,15 @@ def upsample_case(cs: CaseSet, rng, name, *, shape, factors, t="s8"):
            [x, np_upsample(x, factors)])
 
 
+def upsample_linear_case(cs: CaseSet, rng, name, *, shape, factors, ac, t="s8", zp=0, mode="rand"):
+    """gf_upsample_linear against atomic_ops/upsample.py upsample_linear (int32 accumulators)."""
+    x = rand_act(rng, t, shape, mode)
+    spatial = [1, *shape[2:]] if len(shape) == 3 else list(shape[2:])
+    fh, fw = ([1] + list(factors)) if len(shape) == 3 else list(factors)
+    cs.add(K_UPSAMPLE_LINEAR, name, [int(t == "s8"), zp, shape[0] * shape[1], *spatial, fh, fw, int(ac)],
+           [x, np_upsample_linear(x, zp, factors, ac)])
+
+
 def add_upsample_cases(cs: CaseSet, rng) -> None:
     upsample_case(cs, rng, "up_2x2_s8", shape=(1, 4, 5, 7), factors=(2, 2))
     upsample_case(cs, rng, "up_3x1_u8_batch", shape=(2, 3, 4, 6), factors=(3, 1), t="u8")
@@ -634,6 +644,17 @@ def add_upsample_cases(cs: CaseSet, rng) -> None:
     upsample_case(cs, rng, "up_1d_2_acc_s32", shape=(2, 3, 5), factors=(2,), t="s32")
     upsample_case(cs, rng, "up_1x1_copy_u8", shape=(1, 3, 4, 4), factors=(1, 1), t="u8")
     upsample_case(cs, rng, "up_pixel_5x2", shape=(1, 1, 1, 1), factors=(5, 2))
+    for ac in (False, True):
+        tag = "ac" if ac else "hp"  # align_corners / half-pixel centres
+        upsample_linear_case(cs, rng, f"bilin_2x2_s8_{tag}", shape=(1, 4, 5, 7), factors=(2, 2), ac=ac)
+        upsample_linear_case(cs, rng, f"bilin_2x2_u8_zp_{tag}", shape=(2, 3, 4, 4), factors=(2, 2), ac=ac, t="u8",
+                             zp=17)
+        upsample_linear_case(cs, rng, f"bilin_3x2_s8_zp_{tag}", shape=(1, 2, 3, 5), factors=(3, 2), ac=ac, zp=-5)
+        upsample_linear_case(cs, rng, f"bilin_1x4_u8_{tag}", shape=(1, 3, 1, 6), factors=(1, 4), ac=ac, t="u8")
+        upsample_linear_case(cs, rng, f"bilin_extreme_u8_{tag}", shape=(1, 2, 6, 6), factors=(4, 4), ac=ac, t="u8",
+                             mode="extreme", zp=255)
+        upsample_linear_case(cs, rng, f"linear_1d_2_s8_{tag}", shape=(1, 6, 9), factors=(2,), ac=ac, zp=3)
+        upsample_linear_case(cs, rng, f"linear_1d_5_u8_{tag}", shape=(2, 3, 4), factors=(5,), ac=ac, t="u8", zp=128)
 
 
 def add_scan_cases(cs: CaseSet, rng) -> None:
@@ -992,7 +1013,8 @@ def test_case_set_covers_every_kernel():
     cs = build_cases()
     kinds = {struct.unpack_from("<I", b, 8)[0] for b in cs.blobs}
     assert kinds == set(range(1, 27)) | {K_SCAN, K_SCAN_SPLIT, K_FLIP, K_CONV_SIMD, K_CONV1X1_SIMD, K_DWCONV_SIMD,
-                                         K_MM_SIMD, K_THRESHOLDS, K_UPSAMPLE}
+                                         K_MM_SIMD, K_THRESHOLDS, K_UPSAMPLE,
+                                         K_UPSAMPLE_LINEAR}
     assert len(cs.names) == len(set(cs.names)) >= 200
 
 

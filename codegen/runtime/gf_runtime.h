@@ -31,7 +31,7 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
  * plan's kernel calls (codegen/gap9/resources.py), so that kernels the network does not use take
  * no code memory. gf_conv2d then dispatches only to the specialised convolutions compiled for the
  * type (the general kernel computes every shape exactly the same: one integer contract for all).
- * gf_concat, gf_permute, gf_slice, gf_flip, gf_upsample, gf_pad, gf_scan and the *_ref kernels are not selectable.
+ * gf_concat, gf_permute, gf_slice, gf_flip, gf_upsample, gf_upsample_linear, gf_pad, gf_scan and the *_ref kernels are not selectable.
  * GF_K_SIMD compiles the SIMD kernels of gf_simd.c (a project generated with --kernels simd).
  */
 #ifndef GF_KERNELS_SELECTED
@@ -310,6 +310,13 @@ void gf_flip(const void *x, int32_t elem_bytes, int32_t outer, int32_t n, int32_
  * y[o][i][j] = x[o][i / fh][j / fw] (y is [outer][h * fh][w * fw]; elements of elem_bytes 1 or 4). */
 void gf_upsample(const void *x, int32_t elem_bytes, int32_t outer, int32_t h, int32_t w, int32_t fh, int32_t fw,
                  void *y);
+
+/* linear / bilinear upsampling by integer factors of int8 (is_signed) or uint8 codes with zero point zp, seen
+ * as [outer][h][w], into int32 accumulators [outer][h * fh][w * fw]: the exact integer weighted sums of
+ * atomic_ops/upsample.py upsample_linear (weights over 2 fh (factor 1: 1) per axis, or over h fh - 1 with
+ * align_corners). */
+void gf_upsample_linear(const void *x, int32_t is_signed, int32_t zp, int32_t outer, int32_t h, int32_t w,
+                        int32_t fh, int32_t fw, int32_t align_corners, void *y);
 
 /* pad along one axis of a byte tensor [outer][n][inner]: before and after blocks of the code `value`
  * around each x[o] (y is [outer][before + n + after][inner]). */

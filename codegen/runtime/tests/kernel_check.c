@@ -54,6 +54,7 @@ enum {
     K_SCAN_SPLIT = 28,
     K_FLIP = 29,
     K_UPSAMPLE = 35,
+    K_UPSAMPLE_LINEAR = 36,
     K_THRESHOLDS = 34,
     /* the SIMD kernels (gf_simd.c) on the same vectors: conv cases of every geometry (30), 1x1 (31),
      * depthwise (32), linear (33 with the linear parameters) and matmul (33 with the matmul ones) */
@@ -475,6 +476,12 @@ static int run_case(const case_t *c, void *out)
         /* params: elem_bytes, outer, h, w, fh, fw; arrays x expected */
         NEED(6, 2);
         gf_upsample(A[0].data, c->prm[0], c->prm[1], c->prm[2], c->prm[3], c->prm[4], c->prm[5], out);
+        return 0;
+    case K_UPSAMPLE_LINEAR:
+        /* params: is_signed, zp, outer, h, w, fh, fw, align_corners; arrays x, expected (int32) */
+        NEED(8, 2);
+        gf_upsample_linear(A[0].data, c->prm[0], c->prm[1], c->prm[2], c->prm[3], c->prm[4], c->prm[5], c->prm[6],
+                           c->prm[7], out);
         return 0;
     default:
         return -1;
