@@ -522,12 +522,17 @@ def test_upsampling_deploys_bit_exact(tmp_path, model, target):
 
 
 @pytest.mark.parametrize("up, message", [
-    (torch.nn.Upsample(scale_factor=2, mode="bilinear"),
-     r"module 'up2' \(Upsample\): mode='bilinear' upsampling is not supported \(only mode='nearest' by integer "
-     r"scale factors\)"),
-    (torch.nn.UpsamplingBilinear2d(scale_factor=2), r"module 'up2' \(UpsamplingBilinear2d\): mode='bilinear'"),
+    (torch.nn.Upsample(scale_factor=2, mode="bicubic"),
+     r"module 'up2' \(Upsample\): nn.Upsample mode='bicubic' upsampling is not supported \(only mode='nearest', "
+     r"'linear' and 'bilinear' by integer scale factors\)"),
+    (torch.nn.Upsample(scale_factor=2, mode="area"), r"module 'up2' \(Upsample\): nn.Upsample mode='area'"),
     (torch.nn.Upsample(scale_factor=1.5),
      r"module 'up2' \(Upsample\): nn.Upsample from \[8, 8\] to \[12, 12\] is not by integer factors"),
+    (torch.nn.Upsample(scale_factor=1.5, mode="bilinear"),
+     r"module 'up2' \(Upsample\): nn.Upsample from \[8, 8\] to \[12, 12\] is not by integer factors"),
+    (torch.nn.Upsample(scale_factor=2, mode="linear"),
+     r"module 'up2' \(Upsample\): nn.Upsample mode='linear' on a 4-D tensor \[1, 4, 8, 8\]; torch takes "
+     r"mode='bilinear'"),
 ])
 def test_upsampling_other_modes_and_fractional_factors_are_refused(up, message):
     src = _source("unet_upsample")
@@ -535,6 +540,59 @@ def test_upsampling_other_modes_and_fractional_factors_are_refused(up, message):
     with pytest.raises(GapforgeError) as err:
         extract(src)
     assert re.search(message, err.value.one_line()), err.value.one_line()
+
+
+def test_bilinear_antialias_is_refused_naming_the_module():
+    src = _source("unet_bilinear")
+    model = src.model
+
+    def fwd(x, m=model):
+        return torch.nn.functional.interpolate(m.r2(m.enc2(m.pool(m.r1(m.enc1(m.qin(x)))))), scale_factor=2,
+                                               mode="bilinear", antialias=True)
+
+    model.forward = fwd
+    with pytest.raises(GapforgeError) as err:
+        extract(src)
+    assert "F.interpolate mode='bilinear' with antialias=True is not supported" in err.value.one_line()
+
+
+def test_bilinear_decoders_lower_to_exact_weighted_sums(tmp_path):
+    """nn.Upsample(mode='bilinear') then torch.cat with the skip through a shared QuantIdentity,
+    F.interpolate(mode='bilinear', align_corners=True) of a plain tensor added to a lateral convolution (FPN),
+    nn.UpsamplingBilinear2d into a QuantConv2d's input quantizer, a (3, 2) factor after a zero-point quantizer,
+    and the 1-D linear forms: each an upsample op in mode linear whose int32 output has the input's scale over
+    the denominator of its weights (16, 7 * 7, 15 * 15, 6 * 4; 6, 27), no mismatch with Brevitas."""
+    src = _source("unet_bilinear")
+    net = extract(src)
+    ups = [op for op in net.ops if op.type == "upsample"]
+    assert [(op.attrs["factors"], op.attrs["align_corners"], op.attrs["mode"]) for op in ups] == [
+        ([2, 2], False, "linear"), ([2, 2], True, "linear"), ([2, 2], True, "linear"), ([3, 2], False, "linear")]
+    ratios = [net.tensors[op.inputs[0]].scale / net.tensors[op.outputs[0]].scale for op in ups]
+    assert np.allclose(ratios, [16, 49, 225, 24], rtol=1e-12)
+    assert [net.tensors[op.outputs[0]].kind for op in ups] == ["acc"] * 4
+    assert net.tensors[ups[3].inputs[0]].zero_point != 0
+    consumers = {i: op.type for op in net.ops for i in op.inputs}
+    assert [consumers[op.outputs[0]] for op in ups] == ["requantize", "add", "requantize", "requantize"]
+    _, ours, ref, rep = _exact_report(src, net, tmp_path)
+    assert rep.top1_agreement == 1.0
+    assert np.abs(ours - ref).max() <= 1e-6 * np.abs(ref).max()
+    src = _source("upsample1d_linear")
+    net = extract(src)
+    ups = [op for op in net.ops if op.type == "upsample"]
+    assert [(op.attrs["factors"], op.attrs["align_corners"]) for op in ups] == [([3], False), ([2], True)]
+    assert np.allclose([net.tensors[op.inputs[0]].scale / net.tensors[op.outputs[0]].scale for op in ups], [6, 27])
+    _, ours, ref, _ = _exact_report(src, net, tmp_path / "1d")
+    assert np.abs(ours - ref).max() <= 1e-6 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+@pytest.mark.parametrize("model", ["unet_bilinear", "upsample1d_linear"])
+def test_bilinear_upsampling_deploys_bit_exact(tmp_path, model, target):
+    out, layers = _deploy_bit_exact(tmp_path, model, target)
+    assert len(layers) == {"unet_bilinear": 19, "upsample1d_linear": 8}[model]
+    if target == "gap9":
+        calls = (out / "project_gap9" / "src" / "network.c").read_text()
+        assert calls.count("gf_upsample_linear(") == {"unet_bilinear": 4, "upsample1d_linear": 2}[model]
 
 
 def test_clamps_of_the_raw_input_fold_into_the_input_quantizers_and_are_exact(tmp_path):

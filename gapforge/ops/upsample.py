@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 import atomic_ops
-from gapforge.ops._base import Attr, Frontend, IROp
 from atomic_ops.upsample import linear_denominator, linear_weights, upsample_linear
+from gapforge.ops._base import Attr, Frontend, IROp
 from gapforge.ops._shapes import ShapeError, inputs_of
 
 _MODES = ("nearest", "nearest-exact")  # equal for integer factors: floor((i + 0.5) / f) == i // f
@@ -226,7 +226,8 @@ def _lower_linear(ctx, x, shape, out_shape, factors, mode, kw, what) -> None:
 
 FRONTENDS = [
     Frontend(
-        name="torch.nn.Upsample / nn.UpsamplingNearest2d / F.interpolate (nearest)",
+        name="torch.nn.Upsample / nn.UpsamplingNearest2d / nn.UpsamplingBilinear2d / F.interpolate (nearest, "
+             "linear, bilinear)",
         modules=(nn.Upsample,),
         functions=("interpolate",),
         lowers_to=("upsample",),
@@ -235,8 +236,11 @@ FRONTENDS = [
             "an integer multiple of the input size): each integer repeated, scale unchanged (Brevitas keeps the "
             "QuantTensor through it). Also brevitas.nn.QuantUpsample / QuantUpsamplingNearest2d in mode 'nearest', "
             "and mode='nearest-exact' (the same index map for integer factors; Brevitas 0.13.4 returns a plain "
-            "tensor of the same values from it: its handler tests for 'nearest_exact'). Refused: other modes (bilinear, bicubic, ..., "
-            "nn.UpsamplingBilinear2d), non-integer factors, 5-D inputs.",
+            "tensor of the same values from it: its handler tests for 'nearest_exact'). Mode 'bilinear' (4-D) / "
+            "'linear' (3-D), align_corners True or False, nn.UpsamplingBilinear2d, of a quantized tensor: the "
+            "exact int32 weighted sum of <= 4 (2) codes, scale s / D, for the quantizer that must follow (Brevitas "
+            "returns a plain float tensor; a QuantIdentity, a QuantConv's input quantizer, an add into a "
+            "quantizer). Refused: bicubic, area, antialias=True, non-integer factors, 5-D inputs.",
         lower=_lower,
     ),
 ]
