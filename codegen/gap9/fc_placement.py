@@ -15,7 +15,8 @@ moving a layer between two cluster layers splits their task in two), with the pl
 * on the cluster: ``cluster_task_fc_cycles`` per task, plus per layer ``(cluster_layer_cycles +
   DMA bytes / dma_bytes_per_cycle + tiles x tile_fixed_cycles + the busiest core's MACs x
   cluster_cycles_per_mac[_simd]) / cluster_per_fc_cycle`` (the tiler's plan of its tiles);
-* on the FC: ``fc_step_cycles + MACs x fc_cycles_per_mac[_simd] + outputs x fc_cycles_per_output``.
+* on the FC: ``fc_step_cycles + MACs x fc_cycles_per_mac[_simd | _rows_simd] + outputs x fc_cycles_per_output``
+  (``_rows_simd``: a linear over several rows, gf_linear_rows_simd).
 
 ``--fc-layers auto`` (the default) applies it, ``off`` keeps every tiled step on the cluster, ``all``
 moves every step that may run on the FC there (to compare). A step stays on the cluster when its weights are
@@ -67,7 +68,9 @@ def cluster_fc_cycles(hw: Platform, tp: TilePlan, simd: bool) -> int:
 
 def fc_cycles(hw: Platform, call, simd: bool) -> int:
     """Estimated FC cycles of a step run by the FC's kernel over L2."""
-    per_mac = hw.fc_cycles_per_mac_simd if simd else hw.fc_cycles_per_mac
+    per_mac = hw.fc_cycles_per_mac
+    if simd:  # the one-row SIMD kernel, or the one of several rows (a linear over tokens), slower on the FC
+        per_mac = hw.fc_cycles_per_mac_rows_simd if call.kernel == "gf_linear_rows" else hw.fc_cycles_per_mac_simd
     outputs = call.out.bytes // (4 if call.out.dtype == "GF_S32" else 1)
     return round(hw.fc_step_cycles + call.macs * per_mac + outputs * hw.fc_cycles_per_output)
 

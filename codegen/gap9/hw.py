@@ -80,7 +80,7 @@ class Platform:
     # Which steps run on the FC instead (codegen/gap9/fc_placement.py): estimated FC cycles of a cluster layer
     # = (cluster_layer_cycles + DMA bytes / dma_bytes_per_cycle + tiles x tile_fixed_cycles + the busiest core's
     # MACs x cluster_cycles_per_mac[_simd]) / cluster_per_fc_cycle, plus cluster_task_fc_cycles once per cluster
-    # task; on the FC = fc_step_cycles + MACs x fc_cycles_per_mac[_simd] + outputs x fc_cycles_per_output.
+    # task; on the FC = fc_step_cycles + MACs x fc_cycles_per_mac[_simd | _rows_simd] + outputs x fc_cycles_per_output.
     # Measured on gvsoc siracusa (``sources``, fc_placement); GAP9's are not measured: the same figures assumed.
     cluster_per_fc_cycle: float = 1.0
     cluster_layer_cycles: int = 3400
@@ -90,6 +90,8 @@ class Platform:
     fc_step_cycles: int = 600
     fc_cycles_per_mac: float = 6.0
     fc_cycles_per_mac_simd: float = 0.75
+    # a linear layer over several rows (tokens) on the FC: gf_linear_rows_simd, not the one-row kernel
+    fc_cycles_per_mac_rows_simd: float = 3.0
     fc_cycles_per_output: float = 20.0
     # gvsoc: the platform's name in gvsoc and pulp-sdk (configs/<name>.sh) where the program can run
     # there (run_generated.py --target gvsoc); None: no public gvsoc model (GAP9's is not public)
@@ -173,7 +175,10 @@ GAP9_SOURCES = {
                     "and stride2_cnn with every linear layer on the FC and on the cluster (--fc-layers all / off; docs/gap9.md "
                     "'Small layers on the FC'): fits of the FC steps' cycles with the FC's instruction cache on and the one-row "
                     "SIMD linear kernel (fc_step_cycles 600, fc_cycles_per_mac 6.0 portable / 0.75 SIMD, "
-                    "fc_cycles_per_output 20) and of the cluster layers' "
+                    "fc_cycles_per_output 20; a linear over several rows with gf_linear_rows_simd "
+                    "fc_cycles_per_mac_rows_simd 3.0: transformer_simple / transformer_qmha / attention_core's "
+                    "token linears on the FC, 8.7-9.7 k FC cycles for 1024-2048 MACs and 64-128 outputs) and of the "
+                    "cluster layers' "
                     "(the busiest core's cycles plus core 0's bookkeeping: cluster_layer_cycles 3400, "
                     "cluster_cycles_per_mac 11.8 portable / 6.6 SIMD), the fixed FC cycles of a task "
                     "(cluster_task_fc_cycles 3500: 3.3-4.2 k, the task's FC cycles minus its layers'); "
