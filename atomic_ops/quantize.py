@@ -42,6 +42,11 @@ def quantize(x: np.ndarray, scale, zero_point: int, lo: int, hi: int, channel_ax
 _ARITH = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
 
 
+def index_key(key) -> tuple:
+    """The Python index of an ``index`` preprocessing step's key (integers and [start, stop, step] slices)."""
+    return tuple(slice(*k) if isinstance(k, list) else int(k) for k in key)
+
+
 def preprocess(x: np.ndarray, steps: list | None) -> np.ndarray:
     """The model's float32 preprocessing of its input before the input quantizer (``x / 255.0 - 0.5``,
     ``(x - mean) / std``, ``x.permute(0, 3, 1, 2)``, ...), replayed with the same torch operations on the
@@ -65,7 +70,7 @@ def preprocess(x: np.ndarray, steps: list | None) -> np.ndarray:
         elif op == "clamp":  # torch.clamp in float32 (F.relu / F.hardtanh / F.relu6 are clamps in torch)
             t = torch.clamp(t, min=s.get("min"), max=s.get("max"))
         elif op == "index":  # x[:, 0], x[:, 1:]: integers and [start, stop, step] slices per axis
-            t = t[tuple(slice(*k) if isinstance(k, list) else int(k) for k in s["key"])]
+            t = t[index_key(s["key"])]
         elif op == "permute":
             t = t.permute(*s["dims"])
         elif op == "reshape":

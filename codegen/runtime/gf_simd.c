@@ -819,10 +819,7 @@ void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const 
     gf_requant_t rl;
     gf_rqc_t pre[GF_RQC_PRE_COPIES];
     if (rq && rq->channels == 1 && !rq->pre && o > 1) { /* per tensor: its constants once, not per block of 4 */
-        int32_t i;
-        gf_rqc_init(&pre[0], rq, 0);
-        for (i = 1; i < GF_RQC_PRE_COPIES; i++)
-            pre[i] = pre[0];
+        gf_rqc_pre_fill(rq, (uint32_t *)(void *)pre);
         rl = *rq;
         rl.pre = pre;
         rq = &rl;

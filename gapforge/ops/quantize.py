@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import atomic_ops
-from atomic_ops.quantize import preprocess, scaled
+from atomic_ops.quantize import index_key, preprocess, scaled
 from gapforge import ir
 from gapforge.ops._base import Attr, Frontend, IROp
 from gapforge.ops._shapes import ShapeError, inputs_of
@@ -203,11 +203,6 @@ def _index_step(ctx, nd: int) -> dict:
                      hint="index the other axes only, e.g. x[:, 0]; example_input() and held_out_data() give the "
                           "batch axis first")
     return {"op": "index", "key": out}
-
-
-def index_key(key) -> tuple:
-    """The Python index of an ``index`` step's key (integers and [start, stop, step] slices)."""
-    return tuple(slice(*k) if isinstance(k, list) else int(k) for k in key)
 
 
 def _step(ctx):
