@@ -1,5 +1,5 @@
 """Shared by the digits-trained models of this directory: scikit-learn's bundled digits (no download), a
-Brevitas calibration and a short deterministic QAT loop (about a second per model)."""
+Brevitas calibration and a short deterministic QAT loop (about a second per model; one torch thread while it trains, so the weights are the same on every machine)."""
 
 import torch
 import torch.nn.functional as F
@@ -19,22 +19,27 @@ def trained(model, x, y, epochs: int = 1, lr: float = 2e-3, bs: int = 64):
     """``model`` calibrated on 4 batches of ``x``, then trained ``epochs`` epochs, in eval mode."""
     from brevitas.graph.calibrate import calibration_mode
 
-    model.eval()
-    with torch.no_grad(), calibration_mode(model):
-        for i in range(4):
-            model(x[i * bs:(i + 1) * bs])
-    torch.manual_seed(0)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x), bs):
-            idx = perm[i:i + bs]
-            out = model(x[idx])
-            loss = F.cross_entropy(getattr(out, "value", out), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the float sums of training do not depend on the machine's core count
+    try:
+        model.eval()
+        with torch.no_grad(), calibration_mode(model):
+            for i in range(4):
+                model(x[i * bs:(i + 1) * bs])
+        torch.manual_seed(0)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        model.train()
+        for _ in range(epochs):
+            perm = torch.randperm(len(x))
+            for i in range(0, len(x), bs):
+                idx = perm[i:i + bs]
+                out = model(x[idx])
+                loss = F.cross_entropy(getattr(out, "value", out), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    finally:
+        torch.set_num_threads(threads)
     return model.eval()
 
 
