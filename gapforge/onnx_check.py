@@ -43,6 +43,10 @@ def session(onnx_path: Path, expose_quantized: bool = True):
                 m.graph.output.append(onnx.helper.make_empty_tensor_value_info(node.output[0]))
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    # Basic (constant folding) only: the extended level fuses DequantizeLinear -> Gemm into ORT's own
+    # integer kernels (onnxruntime 1.32 rounds the float bias of the last Gemm there), which is not the
+    # QCDQ graph's arithmetic.
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return sess, names
 
