@@ -926,3 +926,38 @@ def test_a_bias_free_conv_accumulator_read_by_a_quantlinear_is_exact_when_bounde
     info = json.loads((out / "network_info.json").read_text())
     fc = next(op for op in info["ops"] if op["type"] == "linear")
     assert info["tensors"][fc["inputs"][0]]["kind"] == "acc"
+
+
+def test_empty_sequential_shortcut_is_the_identity(tmp_path):
+    """nn.Sequential() as a residual block's identity shortcut is a container like any other: traced through, so the
+    add takes the block's input itself; the projection shortcut (conv 1x1 + BatchNorm in a Sequential) is a conv."""
+    src = _source("resnet_cifar")
+    net = extract(src)
+    producer = {op.outputs[0]: op for op in net.ops}
+    adds = [op for op in net.ops if op.type == "add"]
+    assert len(adds) == 2
+    # block 1: the identity shortcut's operand is the block's input (what its conv1 reads), requantized by qadd
+    shortcut = producer[adds[0].inputs[1]]
+    (conv1,) = [op for op in net.ops if op.name == "layer1.0.conv1"]
+    assert shortcut.type == "requantize" and shortcut.inputs == conv1.inputs
+    # block 2: the projection shortcut is a 1x1 convolution of the first block's output
+    proj = producer[producer[adds[1].inputs[1]].inputs[0]]
+    assert proj.type == "conv2d" and proj.attrs["kernel_size"] == [1, 1] and proj.attrs["stride"] == [2, 2]
+    _, ours, ref, rep = _exact_report(src, net, tmp_path, near_ties=True)
+    assert rep.top1_agreement == 1.0 and ours.shape == ref.shape == (48, 10)
+    _, layers = _deploy_bit_exact(tmp_path / "deploy", "resnet_cifar", "gap9")
+    assert len(layers) == 13
+
+
+def test_max_pool_of_the_relu_of_a_biased_accumulator_pools_then_relus(tmp_path):
+    """F.max_pool2d(F.relu(conv(x))) with a float conv bias: maxpool2d of the accumulator, then the ReLU (whose real
+    result the QuantIdentity requantizes); no relu op is left before the pool; exact against Brevitas."""
+    src = _source("functional_cnn")
+    net = extract(src)
+    assert [op.type for op in net.ops] == ["quantize", "conv2d", "maxpool2d", "relu", "requantize", "conv2d",
+                                           "maxpool2d", "relu", "requantize", "reshape", "linear"]
+    pool = net.ops[2]
+    assert net.tensors[pool.inputs[0]].kind == "acc" and net.tensors[pool.inputs[0]].offset is not None
+    _, ours, ref, _ = _exact_report(src, net, tmp_path)
+    assert np.abs(ours - ref).max() <= 1e-6 * np.abs(ref).max()  # the logits: the fc's float bias added in float
+    _deploy_bit_exact(tmp_path / "deploy", "functional_cnn", "gap9")

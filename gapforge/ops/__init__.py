@@ -130,6 +130,8 @@ class Registry:
             return True
         if type(module).__module__.startswith("brevitas.nn"):
             return True
+        if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            return False  # a container, even an empty one (nn.Sequential() as a ResNet's identity shortcut)
         if next(module.children(), None) is not None:
             return False
         # a childless module of torch or brevitas is one node (declared, or refused by its class name); a

@@ -69,6 +69,15 @@ def emit_maxpool(ctx, kernel: list[int], stride: list[int], padding: list[int], 
     [1, k]); ``padding`` top, left, bottom, right."""
     x = ctx.input_tensor(0)
     expect_rank(ctx, rank)
+    relu_of = _relu_of_accumulator(ctx, x)
+    if relu_of is not None:  # max(relu(a)) = relu(max(a)): pool the accumulator, then the ReLU (a real result)
+        from gapforge.ops.relu import emit_relu
+
+        pooled = ctx.new_tensor(ctx.low.unique(f"{ctx.name}.acc"), "acc", ctx.out_shape(0), scale=relu_of.scale,
+                                channel_axis=relu_of.channel_axis, offset=relu_of.offset)
+        ctx.emit("maxpool2d", [relu_of], [pooled], attrs=_attrs(kernel, stride, padding, ceil))
+        ctx.bind(emit_relu(ctx, pooled, ctx.name))
+        return
     if x.kind == "quant":
         out = ctx.new_tensor(ctx.name, "quant", ctx.out_shape(0), scale=x.scale, zero_point=x.zero_point,
                              bit_width=x.bit_width, signed=x.signed, narrow_range=x.narrow_range,
@@ -80,9 +89,24 @@ def emit_maxpool(ctx, kernel: list[int], stride: list[int], padding: list[int], 
         ctx.fail(f"max pooling of {x.described}" + (" with negative scales (BatchNorm with negative gamma)"
                                                         if x.kind == "acc" else ""),
                  hint="quantize before pooling (put the QuantReLU/QuantIdentity before the MaxPool)")
-    attrs = {"kernel_size": kernel, "stride": stride, "padding": padding, "ceil_mode": bool(ceil)}
-    ctx.emit("maxpool2d", [x], [out], attrs=attrs)
+    ctx.emit("maxpool2d", [x], [out], attrs=_attrs(kernel, stride, padding, ceil))
     ctx.bind(out)
+
+
+def _attrs(kernel: list[int], stride: list[int], padding: list[int], ceil: bool) -> dict:
+    return {"kernel_size": kernel, "stride": stride, "padding": padding, "ceil_mode": bool(ceil)}
+
+
+def _relu_of_accumulator(ctx, x):
+    """The accumulator (positive scales) whose ReLU is ``x``, when ``x`` is the real result of such a ReLU (a
+    float bias or BatchNorm left an offset: F.max_pool2d(F.relu(conv(x)))); else None."""
+    if x.kind != "real":
+        return None
+    op = ctx.producer_op(x)
+    if op is None or op.type != "relu":
+        return None
+    a = ctx.low.tensors[op.inputs[0]]
+    return a if a.kind == "acc" and min(a.scale_list(a.shape[1])) > 0 else None
 
 
 def _lower_maxpool(ctx) -> None:
@@ -144,7 +168,9 @@ FRONTENDS = [
         functions=("max_pool2d",),
         lowers_to=("maxpool2d",),
         doc="Any kernel, stride, padding and ceil_mode; dilation 1; no return_indices. Works on a "
-            "quantized tensor (scale unchanged) or on an accumulator before its quantizer.",
+            "quantized tensor (scale unchanged) or on an accumulator before its quantizer; on the ReLU of an "
+            "accumulator with a float bias or BatchNorm offset (F.max_pool2d(F.relu(conv(x)))) it pools the "
+            "accumulator and the ReLU follows (max commutes with ReLU).",
         lower=_lower_maxpool,
     ),
     Frontend(
