@@ -30,7 +30,10 @@ def export_qcdq(model, example, path: Path) -> Path:
     return path
 
 
-def session(onnx_path: Path, expose_quantized: bool = True):
+def session(onnx_path: Path, expose_quantized: bool = True, fused: bool = False):
+    """An onnxruntime session on the export (``expose_quantized``: every activation QuantizeLinear output is a graph
+    output too); ``fused`` lets onnxruntime fuse the QDQ pairs into its own kernels (speed, not the graph's
+    arithmetic: for benchmarks only)."""
     import onnx
     import onnxruntime as ort
 
@@ -46,7 +49,8 @@ def session(onnx_path: Path, expose_quantized: bool = True):
     # Basic (constant folding) only: the extended level fuses DequantizeLinear -> Gemm into ORT's own
     # integer kernels (onnxruntime 1.32 rounds the float bias of the last Gemm there), which is not the
     # QCDQ graph's arithmetic.
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    if not fused:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return sess, names
 

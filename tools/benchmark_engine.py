@@ -59,7 +59,7 @@ def bench_network(name: str, repeat: int, tmp: Path) -> dict:
     row = {"network": name, "macs": sum(step_cost(engine.net, s).macs for s in engine.plan.steps)}
     for batch, x in ((1, x1), (64, x64)):
         onnx_path = export_qcdq(src.model, torch.from_numpy(x), tmp / f"{name}_b{batch}.onnx")
-        sess, _ = session(onnx_path, expose_quantized=False)
+        sess, _ = session(onnx_path, expose_quantized=False, fused=True)
         feed = {sess.get_inputs()[0].name: x}
         row[f"engine_b{batch}_ms"] = _median_ms(lambda x=x: engine.forward(x), repeat)
         row[f"ort_b{batch}_ms"] = _median_ms(lambda feed=feed, sess=sess: sess.run(None, feed), repeat)
