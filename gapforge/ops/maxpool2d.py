@@ -69,32 +69,37 @@ def emit_maxpool(ctx, kernel: list[int], stride: list[int], padding: list[int], 
     [1, k]); ``padding`` top, left, bottom, right."""
     x = ctx.input_tensor(0)
     expect_rank(ctx, rank)
+    attrs = {"kernel_size": kernel, "stride": stride, "padding": padding, "ceil_mode": bool(ceil)}
     relu_of = _relu_of_accumulator(ctx, x)
     if relu_of is not None:  # max(relu(a)) = relu(max(a)): pool the accumulator, then the ReLU (a real result)
         from gapforge.ops.relu import emit_relu
 
-        pooled = ctx.new_tensor(ctx.low.unique(f"{ctx.name}.acc"), "acc", ctx.out_shape(0), scale=relu_of.scale,
-                                channel_axis=relu_of.channel_axis, offset=relu_of.offset)
-        ctx.emit("maxpool2d", [relu_of], [pooled], attrs=_attrs(kernel, stride, padding, ceil))
+        pooled = _pool(ctx, relu_of, ctx.low.unique(f"{ctx.name}.acc"), attrs)
         ctx.bind(emit_relu(ctx, pooled, ctx.name))
-        return
+    else:
+        ctx.bind(_pool(ctx, x, ctx.name, attrs))
+
+
+def _pool(ctx, x, name: str, attrs: dict):
+    """Emit maxpool2d of ``x`` into a new tensor ``name`` of x's encoding; refuse what pooling cannot keep exact."""
     if x.kind == "quant":
-        out = ctx.new_tensor(ctx.name, "quant", ctx.out_shape(0), scale=x.scale, zero_point=x.zero_point,
+        out = ctx.new_tensor(name, "quant", ctx.out_shape(0), scale=x.scale, zero_point=x.zero_point,
                              bit_width=x.bit_width, signed=x.signed, narrow_range=x.narrow_range,
                              channel_axis=x.channel_axis)
-    elif x.kind == "acc" and min(x.scale_list(x.shape[1])) > 0:
-        out = ctx.new_tensor(ctx.name, "acc", ctx.out_shape(0), scale=x.scale, channel_axis=x.channel_axis,
+    elif _positive_accumulator(x):
+        out = ctx.new_tensor(name, "acc", ctx.out_shape(0), scale=x.scale, channel_axis=x.channel_axis,
                              offset=x.offset)
     else:
         ctx.fail(f"max pooling of {x.described}" + (" with negative scales (BatchNorm with negative gamma)"
                                                         if x.kind == "acc" else ""),
                  hint="quantize before pooling (put the QuantReLU/QuantIdentity before the MaxPool)")
-    ctx.emit("maxpool2d", [x], [out], attrs=_attrs(kernel, stride, padding, ceil))
-    ctx.bind(out)
+    ctx.emit("maxpool2d", [x], [out], attrs=attrs)
+    return out
 
 
-def _attrs(kernel: list[int], stride: list[int], padding: list[int], ceil: bool) -> dict:
-    return {"kernel_size": kernel, "stride": stride, "padding": padding, "ceil_mode": bool(ceil)}
+def _positive_accumulator(t) -> bool:
+    """An accumulator whose scales are all positive: its integers order as its real values, so max is exact."""
+    return t.kind == "acc" and min(t.scale_list(t.shape[1])) > 0
 
 
 def _relu_of_accumulator(ctx, x):
@@ -106,7 +111,7 @@ def _relu_of_accumulator(ctx, x):
     if op is None or op.type != "relu":
         return None
     a = ctx.low.tensors[op.inputs[0]]
-    return a if a.kind == "acc" and min(a.scale_list(a.shape[1])) > 0 else None
+    return a if _positive_accumulator(a) else None
 
 
 def _lower_maxpool(ctx) -> None:
