@@ -12,6 +12,8 @@ network retrains and an unchanged one loads in milliseconds.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import inspect
 import os
@@ -69,11 +71,29 @@ def trained(name: str, factory: Callable[[], torch.nn.Module], *, size: int = 8,
     if max_steps is not None:
         settings["max_steps"] = max_steps
     path = CACHE_DIR / f"{_key(name, factory, settings)}.pt"
-    torch.manual_seed(0)
-    model = factory()
-    if path.is_file():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.eval()
+    with _locked(path):
+        torch.manual_seed(0)
+        model = factory()
+        if path.is_file():
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return model.eval()
+        return _train(model, path, size, channels, flat, epochs, lr, batch, calib_batches, max_steps)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """One trainer per cache entry across processes (pytest-xdist workers): a second worker that
+    needs the same network waits for the first one's result instead of training it again."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _train(model, path, size, channels, flat, epochs, lr, batch, calib_batches, max_steps):
     from brevitas.graph.calibrate import calibration_mode
 
     threads = torch.get_num_threads()
@@ -104,7 +124,6 @@ def trained(name: str, factory: Callable[[], torch.nn.Module], *, size: int = 8,
     finally:
         torch.set_num_threads(threads)
     model.eval()
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
