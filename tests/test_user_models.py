@@ -961,3 +961,59 @@ def test_max_pool_of_the_relu_of_a_biased_accumulator_pools_then_relus(tmp_path)
     _, ours, ref, _ = _exact_report(src, net, tmp_path)
     assert np.abs(ours - ref).max() <= 1e-6 * np.abs(ref).max()  # the logits: the fc's float bias added in float
     _deploy_bit_exact(tmp_path / "deploy", "functional_cnn", "gap9")
+
+
+def test_global_max_over_time_is_a_maxpool_of_the_map_of_height_1(tmp_path):
+    """torch.max(x, dim=2)[0] of a QuantReLU's (batch, channels, time) output: maxpool2d with a [1, T] window (as
+    MaxPool1d), the indices output unused; exact against Brevitas and bit-exact on gap9-emu."""
+    src = _source("global_max_1d")
+    net = extract(src)
+    (pool,) = [op for op in net.ops if op.type == "maxpool2d"]
+    assert pool.attrs["kernel_size"] == [1, 8] and net.tensors[pool.inputs[0]].shape == [1, 24, 8]
+    assert net.tensors[pool.outputs[0]].kind == "quant"
+    _, ours, ref, _ = _exact_report(src, net, tmp_path)
+    assert ours.shape == ref.shape == (48, 10)
+    _deploy_bit_exact(tmp_path / "deploy", "global_max_1d", "gap9")
+
+
+def test_amax_of_an_accumulator_and_a_kept_axis_max_are_exact(tmp_path):
+    """torch.amax(conv(x), dim=(2, 3)) pools the accumulator (float bias, positive scales) over the whole map and the
+    shared QuantIdentity follows; torch.max(x, 2, keepdim=True).values is an 8 x 1 window over the rows."""
+    src = _source("global_max_2d")
+    net = extract(src)
+    pools = {op.name.split(".")[0]: op for op in net.ops if op.type == "maxpool2d"}
+    assert pools["amax"].attrs["kernel_size"] == [8, 8] and net.tensors[pools["amax"].inputs[0]].kind == "acc"
+    assert pools["max"].attrs["kernel_size"] == [8, 1] and net.tensors[pools["max"].outputs[0]].shape == [1, 8, 1, 8]
+    _, ours, ref, _ = _exact_report(src, net, tmp_path)
+    assert np.abs(ours - ref).max() <= 1e-6 * np.abs(ref).max()
+    _deploy_bit_exact(tmp_path / "deploy", "global_max_2d", "gap9")
+
+
+@pytest.mark.parametrize("call, words", [
+    ("y = torch.max(x)", ["whole tensor", "dim=2"]),
+    ("y = torch.max(x, x)", ["two tensors", "over an axis"]),
+    ("y = torch.max(x, dim=2)[1].float()", ["indices", "argmax"]),
+    ("y = torch.amax(x, dim=(1, 2))", ["per-channel", "QuantIdentity"]),
+    ("y = torch.amax(x, dim=(0, 2))", ["contiguous axes after the batch"]),
+])
+def test_max_refusals_are_one_line_with_a_hint(tmp_path, call, words):
+    model = tmp_path / "maxes.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "from brevitas.quant import Int8WeightPerChannelFloat\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.c = qnn.QuantConv1d(4, 6, 3, bias=False, weight_quant=Int8WeightPerChannelFloat)\n"
+        "        self.o = qnn.QuantIdentity()\n"
+        "    def forward(self, x):\n"
+        "        x = self.c(self.q(x))\n"
+        f"        {call}\n"
+        "        return self.o(y)\n"
+        + _calibrated_hooks((4, 10), 8, seed=0))
+    rep = check_model(load_model(argparse.Namespace(test_network=None, model_file=str(model), model_class=None,
+                                                    input_shape=None))).to_json()
+    bad = [i for i in rep["items"] if i["status"] == "unsupported"]
+    assert not rep["deployable"] and len(bad) == 1 and bad[0]["hint"], rep
+    assert "\n" not in bad[0]["message"] and all(w in bad[0]["message"] + " " + bad[0]["hint"] for w in words), bad

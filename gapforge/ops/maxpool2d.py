@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from torch import nn
 
 import atomic_ops
@@ -80,14 +81,16 @@ def emit_maxpool(ctx, kernel: list[int], stride: list[int], padding: list[int], 
         ctx.bind(_pool(ctx, x, ctx.name, attrs))
 
 
-def _pool(ctx, x, name: str, attrs: dict):
-    """Emit maxpool2d of ``x`` into a new tensor ``name`` of x's encoding; refuse what pooling cannot keep exact."""
+def _pool(ctx, x, name: str, attrs: dict, shape: list[int] | None = None):
+    """Emit maxpool2d of ``x`` into a new tensor ``name`` of x's encoding (of the node's output shape unless
+    ``shape``); refuse what pooling cannot keep exact."""
+    shape = ctx.out_shape(0) if shape is None else shape
     if x.kind == "quant":
-        out = ctx.new_tensor(name, "quant", ctx.out_shape(0), scale=x.scale, zero_point=x.zero_point,
+        out = ctx.new_tensor(name, "quant", shape, scale=x.scale, zero_point=x.zero_point,
                              bit_width=x.bit_width, signed=x.signed, narrow_range=x.narrow_range,
                              channel_axis=x.channel_axis)
     elif _positive_accumulator(x):
-        out = ctx.new_tensor(name, "acc", ctx.out_shape(0), scale=x.scale, channel_axis=x.channel_axis,
+        out = ctx.new_tensor(name, "acc", shape, scale=x.scale, channel_axis=x.channel_axis,
                              offset=x.offset)
     else:
         ctx.fail(f"max pooling of {x.described}" + (" with negative scales (BatchNorm with negative gamma)"
@@ -166,7 +169,72 @@ def _lower_adaptive_max2d(ctx) -> None:
     _adaptive_max(ctx, 4)
 
 
+def _reduced_dims(ctx) -> tuple[list[int], bool]:
+    """(the reduced axes, keepdim) of torch.max(x, dim) / x.max(dim) (its values) or torch.amax(x, dim)."""
+    nd = len(ctx.in_shape(0))
+    dim = ctx.arg(1, "dim", None if ctx.node.type_name == "max" else ())
+    if ctx.node.type_name == "max" and (dim is None or ctx.act_of(dim) is not None):
+        ctx.fail("torch.max of a whole tensor or of two tensors (element-wise) is not supported; only the max "
+                 "over an axis", hint="use torch.max(x, dim=2) / x.amax(dim=(2, 3)) or F.adaptive_max_pool2d(x, 1)")
+    dims = list(dim) if isinstance(dim, (list, tuple)) else [dim]
+    if not dims:
+        ctx.fail("amax over all axes is not supported", hint="give the axes: x.amax(dim=(2, 3))")
+    return sorted(int(d) % nd for d in dims), bool(ctx.arg(2, "keepdim", False))
+
+
+def _lower_max_over_axes(ctx) -> None:
+    """Max over contiguous axes: x viewed as [B, before, L, after], an L x 1 window maxpool2d, then the output's
+    shape (what torch.max(x, dim)'s values and torch.amax give; the indices output is refused if used)."""
+    from gapforge.ops.reshape import emit_reshape
+
+    x = ctx.input_tensor(0)
+    dims, _keep = _reduced_dims(ctx)
+    if ctx.node.type_name == "max" and len(ctx.node.outputs) > 1 and (
+            ctx.consumers(1) or ctx.node.outputs[1] in ctx.low.graph.outputs):
+        ctx.fail("the indices of torch.max are used; only its values are supported",
+                 hint="argmax is not deployable: return the values or the logits")
+    shape = list(x.shape)
+    if dims[0] == 0 or dims != list(range(dims[0], dims[-1] + 1)):
+        ctx.fail(f"max over axes {dims} of shape {shape}: only contiguous axes after the batch axis",
+                 hint="take the max over the axes of one sample (e.g. dim=(2, 3)), or permute them next to each other")
+    if x.channel_axis in dims and (x.per_channel or isinstance(x.offset, list)):
+        ctx.fail(f"max over axis {x.channel_axis} of {x.described} with per-channel scales is not exact",
+                 hint="quantize per tensor before the max (a QuantIdentity)")
+    if len(shape) == 4 and dims == [2, 3]:  # the global max pool of NCHW
+        x4, window, pooled_shape = x, shape[2:], shape[:2] + [1, 1]
+    elif len(shape) == 3 and dims == [2]:  # over time: the map of height 1, as MaxPool1d
+        x4, window, pooled_shape = x, [1, shape[2]], shape[:2] + [1]
+    else:
+        before = int(np.prod(shape[1:dims[0]]))
+        size = int(np.prod(shape[dims[0]:dims[-1] + 1]))
+        view = [shape[0], before, size, int(np.prod(shape[dims[-1] + 1:]))]
+        x4 = x if shape == view else emit_reshape(ctx, x, view, f"{ctx.name}.view")
+        window, pooled_shape = [size, 1], [shape[0], before, 1, view[3]]
+    out_shape = ctx.out_shape(0)
+    name = ctx.name if pooled_shape == out_shape else f"{ctx.name}.pool"
+    pooled = _pool(ctx, x4, name, {"kernel_size": window, "stride": window, "padding": [0, 0, 0, 0],
+                                   "ceil_mode": False}, pooled_shape)
+    if pooled_shape != out_shape:
+        ctx.record_value(pooled, ctx.low.graph.activations[ctx.node.outputs[0]].value.reshape(pooled_shape))
+        pooled = emit_reshape(ctx, pooled, out_shape, ctx.name)
+    ctx.bind(pooled)
+    for act in ctx.node.outputs[1:]:  # torch.max's unused indices
+        ctx.low.act_tensor[act] = None
+        ctx.low.failed_by[act] = ctx.name
+
+
 FRONTENDS = [
+    Frontend(
+        name="torch.max(x, dim) / Tensor.max(dim) / torch.amax / Tensor.amax",
+        functions=("max", "amax"),
+        lowers_to=("maxpool2d",),
+        doc="The max over one axis or contiguous axes after the batch axis (x.max(dim=2)[0] or .values: the "
+            "global max over time of (batch, channels, time); x.amax(dim=(2, 3)): the global max pool of NCHW), "
+            "keepdim or not: maxpool2d of the tensor viewed as [batch, before, L, after] with an L x 1 window, as "
+            "MaxPool2d (a quantized tensor or a positive-scale accumulator). Refused: the max of a whole tensor or "
+            "of two tensors, a used indices output (argmax), the channel axis of a per-channel tensor.",
+        lower=_lower_max_over_axes,
+    ),
     Frontend(
         name="torch.nn.MaxPool2d / F.max_pool2d",
         modules=(nn.MaxPool2d,),
