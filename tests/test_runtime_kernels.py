@@ -286,6 +286,12 @@ def add_simd_cases(cs: CaseSet, rng) -> None:
         for n, (K, Co) in enumerate([(64, 12), (37, 9), (3, 5), (130, 4), (1, 1)]):
             linear_case(cs, rng, K_MM_SIMD, f"simd_linear_{in_t}_{n}", K=K, Co=Co, in_t=in_t,
                         rq=None if n == 2 else "channel")
+        # K % 4 == 0, at least 8 outputs, int32 or per tensor: blocks of 8 requantized from registers, the last one
+        # overlapping the previous where 8 does not divide the outputs
+        for n, (K, Co, rq, out) in enumerate([(64, 12, "tensor", "s8"), (32, 10, None, "s8"), (16, 8, "tensor", "u8"),
+                                              (20, 27, "tensor", "u8"), (64, 16, None, "s8"), (4, 9, "tensor", "s8")]):
+            linear_case(cs, rng, K_MM_SIMD, f"simd_linear8_{in_t}_{n}", K=K, Co=Co, in_t=in_t, rq=rq, out=out,
+                        negative=n == 3)
     for n, (K, Co, rq) in enumerate([(37, 9, "channel"), (8, 5, None), (64, 6, "tensor")]):  # int32 codes
         linear_case(cs, rng, K_MM_SIMD, f"simd_linear_s32_{n}", K=K, Co=Co, in_t="s32", rq=rq)
     for n, (G, M, K, N, a_t, b_t, za, zb, rq) in enumerate([
