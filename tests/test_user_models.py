@@ -1017,3 +1017,18 @@ def test_max_refusals_are_one_line_with_a_hint(tmp_path, call, words):
     bad = [i for i in rep["items"] if i["status"] == "unsupported"]
     assert not rep["deployable"] and len(bad) == 1 and bad[0]["hint"], rep
     assert "\n" not in bad[0]["message"] and all(w in bad[0]["message"] + " " + bad[0]["hint"] for w in words), bad
+
+
+def test_prelu_per_channel_slopes_give_per_channel_steps_and_tables(tmp_path):
+    """nn.PReLU(8) on a conv accumulator: a thresholds op with one step function per channel; on a quantized tensor
+    (per-tensor scale): a lut with one table per channel; exact against Brevitas, bit-exact on gap9-emu."""
+    src = _source("prelu_cnn")
+    net = extract(src)
+    by_type = {op.type: op for op in net.ops if op.type in ("thresholds", "lut")}
+    thr, lut = by_type["thresholds"], by_type["lut"]
+    assert thr.attrs["channel_axis"] == 1 and net.param(thr, "thresholds").shape[0] == 8
+    assert net.tensors[lut.inputs[0]].per_channel is False
+    table = net.param(lut, "table")
+    assert lut.attrs["channel_axis"] == 1 and table.shape[0] == 8 and len({row.tobytes() for row in table}) > 1
+    _exact_report(src, net, tmp_path, near_ties=True)
+    _deploy_bit_exact(tmp_path / "deploy", "prelu_cnn", "gap9")

@@ -109,6 +109,7 @@ class FloatFn:
     fn: Callable[[torch.Tensor], torch.Tensor]  # float32 -> float32, element-wise
     desc: str  # what produced it, for messages: "GELU 'act1'"
     expr: str  # the composed function, for the IR: "sigmoid(gelu(x))"
+    channelwise: bool = False  # the function differs per channel (axis 1): nn.PReLU's per-channel slopes
 
 
 def _subst(expr: str, **names: str) -> str:
@@ -140,15 +141,18 @@ def check_tabulable(ctx, x: ir.TensorInfo, what: str) -> None:
                  hint=f"quantize to 8 bits before the {what}")
 
 
-def apply_float_fn(ctx, x: ir.TensorInfo, fn: Callable, what: str, expr: str, base: str) -> ir.TensorInfo:
-    """``fn(x)``: a pending real tensor, composed with ``x``'s own function when ``x`` is pending."""
+def apply_float_fn(ctx, x: ir.TensorInfo, fn: Callable, what: str, expr: str, base: str,
+                   channelwise: bool = False) -> ir.TensorInfo:
+    """``fn(x)``: a pending real tensor, composed with ``x``'s own function when ``x`` is pending
+    (``channelwise``: ``fn`` differs per channel of axis 1)."""
     prev = float_fn_of(ctx, x)
     if prev is not None:
         inner = prev.fn
-        pend = FloatFn(prev.source, lambda v: fn(inner(v)), what, _subst(expr, x=prev.expr))
+        pend = FloatFn(prev.source, lambda v: fn(inner(v)), what, _subst(expr, x=prev.expr),
+                       prev.channelwise or channelwise)
     else:
         check_tabulable(ctx, x, what)
-        pend = FloatFn(x, fn, what, expr)
+        pend = FloatFn(x, fn, what, expr, channelwise)
     out = ctx.new_tensor(base, "real", x.shape)
     ctx.low.float_fns[out.name] = pend
     return out
@@ -169,18 +173,20 @@ def combine_float_fns(ctx, a: ir.TensorInfo, b: ir.TensorInfo, fn2: Callable, wh
     ea = fa.expr if fa is not None else "x"
     eb = fb.expr if fb is not None else "x"
     out = ctx.new_tensor(base, "real", a.shape)
-    ctx.low.float_fns[out.name] = FloatFn(src_a, lambda v: fn2(ga(v), gb(v)), what, _subst(expr, a=ea, b=eb))
+    ctx.low.float_fns[out.name] = FloatFn(src_a, lambda v: fn2(ga(v), gb(v)), what, _subst(expr, a=ea, b=eb),
+                                          any(f is not None and f.channelwise for f in (fa, fb)))
     return out
 
 
-def build_table(src: ir.TensorInfo, fn: Callable, proxy, out_qp, ndim: int, where: str) -> np.ndarray:
+def build_table(src: ir.TensorInfo, fn: Callable, proxy, out_qp, ndim: int, where: str,
+                channelwise: bool = False) -> np.ndarray:
     """``quantizer(fn((q - zp) * scale))`` for every code q of ``src``: [channels, 2^bits] integers.
 
     The codes run along the batch axis of a tensor shaped like the activation ([2^b, C, 1, ...]), so
     per-channel scales (input or output, axis 1) broadcast as in the model.
     """
     bits = int(src.bit_width)
-    per_channel = src.per_channel or out_qp.channel_axis is not None
+    per_channel = src.per_channel or out_qp.channel_axis is not None or channelwise
     chans = int(src.shape[1]) if per_channel else 1
     lo = input_base(src)
     rest = [1] * max(ndim - 2, 0)
@@ -220,7 +226,7 @@ def emit_lut(ctx, pend: FloatFn, proxy, base: str, shape: list[int]) -> ir.Tenso
         return emit_thresholds(ctx, pend, proxy, qp, base, shape, observed)
     if pend.source.per_channel and pend.source.channel_axis != 1:
         ctx.fail(f"per-channel input scale along axis {pend.source.channel_axis} is not supported (only axis 1)")
-    table = build_table(pend.source, pend.fn, proxy, qp, len(shape), where)
+    table = build_table(pend.source, pend.fn, proxy, qp, len(shape), where, pend.channelwise)
     out = ctx.quant_tensor(base, shape, qp)
     per_channel = table.shape[0] > 1
     params = {"table": ctx.add_param(out.name, "table", table, bit_width=qp.bit_width, signed=qp.signed,
@@ -235,9 +241,9 @@ def emit_lut(ctx, pend: FloatFn, proxy, base: str, shape: list[int]) -> ir.Tenso
 # -- frontends ----------------------------------------------------------------------------
 # element-wise float functions of one tensor: module classes and canonical function names
 _MODULES = (nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU, nn.ELU, nn.CELU,
-            nn.SELU, nn.Softplus, nn.Mish, nn.Softsign, nn.LogSigmoid, nn.Hardtanh)  # nn.ReLU6 is a Hardtanh
+            nn.SELU, nn.Softplus, nn.Mish, nn.Softsign, nn.LogSigmoid, nn.Hardtanh, nn.PReLU)  # nn.ReLU6 is a Hardtanh
 _FUNCTIONS = ("gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "celu", "selu",
-              "softplus", "mish", "softsign", "logsigmoid", "hardtanh", "relu6", "exp", "abs", "neg")
+              "softplus", "mish", "softsign", "logsigmoid", "hardtanh", "relu6", "exp", "abs", "neg", "prelu")
 
 
 def _replace_act(obj, act: int, value):
@@ -268,9 +274,15 @@ def _lower_function(ctx) -> None:
         ctx.bind(view_float_input(ctx, x, clamp_step(ctx, node.module.min_val, node.module.max_val), x.shape,
                                   ctx.name))
         return
+    channelwise = False
     if node.kind == "module":
         module = node.module
         fn, expr = (lambda v: module(v)), f"{type(module).__name__.lower()}(x)"
+        if isinstance(module, nn.PReLU) and module.num_parameters > 1:
+            if len(x.shape) < 2 or x.shape[1] != module.num_parameters:
+                ctx.fail(f"PReLU with {module.num_parameters} slopes on a tensor of shape {x.shape} (channels on "
+                         "axis 1)", hint="give nn.PReLU num_parameters = the channel count, or 1")
+            channelwise = True
     else:
         if len(node.inputs) != 1:
             ctx.fail(f"{node.type_name} of {len(node.inputs)} activations; only a function of one tensor "
@@ -283,7 +295,9 @@ def _lower_function(ctx) -> None:
             return func(*_replace_act(args, act, v), **_replace_act(kwargs, act, v))
 
         expr = f"{node.type_name}(x)"
-    ctx.bind(apply_float_fn(ctx, x, fn, f"{what} '{ctx.name}'", expr, ctx.name))
+        slopes = ctx.arg(1, "weight") if what == "prelu" else None
+        channelwise = isinstance(slopes, torch.Tensor) and slopes.numel() > 1
+    ctx.bind(apply_float_fn(ctx, x, fn, f"{what} '{ctx.name}'", expr, ctx.name, channelwise))
 
 
 def _lower_quant_nonlinear(ctx) -> None:
@@ -303,7 +317,7 @@ def _lower_quant_nonlinear(ctx) -> None:
         return
     prev = float_fn_of(ctx, x)
     if prev is not None:
-        pend = FloatFn(prev.source, prev.fn, what, _subst(expr, x=prev.expr))
+        pend = FloatFn(prev.source, prev.fn, what, _subst(expr, x=prev.expr), prev.channelwise)
     else:
         check_tabulable(ctx, x, what)
         pend = FloatFn(x, lambda v: v, what, expr)
@@ -323,7 +337,7 @@ def _lower_quant_hardtanh(ctx) -> None:
 FRONTENDS = [
     Frontend(
         name="element-wise float functions: torch.nn.GELU / SiLU / Sigmoid / Tanh / Hardswish / Hardsigmoid / "
-             "LeakyReLU / ELU / CELU / SELU / Softplus / Mish / Softsign / LogSigmoid / Hardtanh / ReLU6, their "
+             "LeakyReLU / PReLU / ELU / CELU / SELU / Softplus / Mish / Softsign / LogSigmoid / Hardtanh / ReLU6, their "
              "F.* / torch.* / Tensor-method forms, torch.exp, abs, neg",
         modules=_MODULES,
         functions=_FUNCTIONS,
@@ -331,8 +345,9 @@ FRONTENDS = [
         doc="A float function of one quantized tensor (at most 8 bits, any zero point, per-tensor or per-channel "
             "scale) followed by a quantizer: a table from input code to output code, built with the model's own "
             "float32 function on every dequantized code and the model's own quantizer (one table per channel "
-            "when the input or output scale is per channel), so it equals Brevitas by construction. Any "
-            "arguments (GELU approximate='tanh', LeakyReLU slope, Softplus beta, Hardtanh bounds). Functions of "
+            "when the input or output scale is per channel, or the function is: nn.PReLU / F.prelu with one slope "
+            "per channel), so it equals Brevitas by construction. Any "
+            "arguments (GELU approximate='tanh', LeakyReLU slope, PReLU's learned slopes, Softplus beta, Hardtanh bounds). Functions of "
             "it (and ReLU, x * f(x), x * scalar) compose into one table. Applied straight to a QuantConv2d / QuantConv1d / "
             "QuantLinear output without output quantizer (the int32 accumulator, e.g. nn.ReLU6 or F.gelu then a "
             "QuantIdentity): a per-channel step function of the accumulator (thresholds), equal to Brevitas "

@@ -308,6 +308,8 @@ def emit_thresholds(ctx, pend, proxy, qp, base: str, shape: list[int], observed)
         ctx.fail(f"per-channel output scales along axis {qp.channel_axis} of the accumulator '{acc.name}' whose "
                  f"channels are along axis {a_axis}", hint="use a per-tensor output quantizer")
     axis = a_axis % ndim if a_axis is not None else qp.channel_axis
+    if axis is None and pend.channelwise:  # one step function per channel of axis 1 (nn.PReLU's slopes)
+        axis = 1
     chans = int(shape[axis]) if axis is not None else 1
     sigma = np.asarray(acc.scale_list(chans), dtype=np.float64)
     offset = np.asarray(acc.offset_list(chans), dtype=np.float64)
