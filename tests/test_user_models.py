@@ -1032,3 +1032,59 @@ def test_prelu_per_channel_slopes_give_per_channel_steps_and_tables(tmp_path):
     assert lut.attrs["channel_axis"] == 1 and table.shape[0] == 8 and len({row.tobytes() for row in table}) > 1
     _exact_report(src, net, tmp_path, near_ties=True)
     _deploy_bit_exact(tmp_path / "deploy", "prelu_cnn", "gap9")
+
+
+def test_chunk_split_tensor_split_unbind_select_are_slices_and_exact(tmp_path):
+    """torch.chunk / split (sections) / tensor_split / unbind / select of quantized activations: each piece one slice
+    (unbind and select also drop the axis through a reshape); exact against Brevitas, bit-exact on gap9-emu."""
+    from gapforge.ops.slice import _pieces
+
+    class Ctx:  # the piece ranges match torch's own for sizes that do not divide evenly
+        def __init__(self, name, *args):
+            self.node = argparse.Namespace(type_name=name)
+            self.args = args
+
+        def arg(self, i, name=None, default=None):
+            return self.args[i - 1] if i - 1 < len(self.args) else default
+
+    t = torch.arange(7)
+    for name, args in [("chunk", (3,)), ("chunk", (4,)), ("split", (3,)), ("split", ([2, 5],)),
+                       ("tensor_split", (3,)), ("tensor_split", ([1, 5],)), ("unbind", ())]:
+        want = [p.reshape(-1).tolist() for p in getattr(torch, name)(t, *args)]
+        assert [list(range(a, b)) for a, b in _pieces(Ctx(name, *args), 7)] == want, (name, args)
+    src = _source("split_branches")
+    net = extract(src)
+    slices = [op for op in net.ops if op.type == "slice"]
+    assert {(op.attrs["axis"], op.attrs["start"], op.attrs["stop"]) for op in slices} >= {
+        (1, 0, 6), (1, 6, 12), (1, 7, 12), (2, 5, 6), (3, 4, 6)}
+    _exact_report(src, net, tmp_path, near_ties=True)
+    _deploy_bit_exact(tmp_path / "deploy", "split_branches", "gap9")
+
+
+@pytest.mark.parametrize("call, words", [
+    ("b = torch.chunk(x, 2, dim=0)[0]", ["batch axis", "dim=1"]),
+    ("a, b, c, d, e, f = torch.unbind(x, dim=1); b = torch.cat([a, b, c, d, e, f], dim=1)", ["per-channel", "per-tensor"]),
+])
+def test_split_refusals_are_one_line_with_a_hint(tmp_path, call, words):
+    model = tmp_path / "splits.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "from brevitas.quant import Int8ActPerTensorFloat\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.c = qnn.QuantConv1d(4, 6, 3)\n"
+        "        self.o = qnn.QuantIdentity(return_quant_tensor=True, scaling_per_output_channel=True,\n"
+        "                                   per_channel_broadcastable_shape=(1, 6, 1), scaling_stats_permute_dims=(1, 0, 2))\n"
+        "        self.f = qnn.QuantLinear(6 * 8, 3, input_quant=Int8ActPerTensorFloat)\n"
+        "    def forward(self, x):\n"
+        "        x = self.o(self.c(self.q(x)))\n"
+        f"        {call}\n"
+        "        return self.f(torch.flatten(b, 1))\n"
+        + _calibrated_hooks((4, 10), 8, seed=0))
+    rep = check_model(load_model(argparse.Namespace(test_network=None, model_file=str(model), model_class=None,
+                                                    input_shape=None))).to_json()
+    bad = [i for i in rep["items"] if i["status"] == "unsupported"]
+    assert not rep["deployable"] and len(bad) == 1 and bad[0]["hint"], rep
+    assert "\n" not in bad[0]["message"] and all(w in bad[0]["message"] + " " + bad[0]["hint"] for w in words), bad

@@ -121,7 +121,76 @@ def _lower_getitem(ctx) -> None:
     ctx.bind(cur)
 
 
+def _pieces(ctx, size: int) -> list[tuple[int, int]]:
+    """The [start, stop) ranges of torch.chunk / split / tensor_split / unbind / select along an axis of ``size``."""
+    name = ctx.node.type_name
+    if name == "select":
+        index = ctx.arg(2, "index")
+        if not isinstance(index, int) or not -size <= index < size:
+            ctx.fail(f"select of index {index!r} on an axis of size {size}")
+        return [(index % size, index % size + 1)]
+    if name == "unbind":
+        return [(i, i + 1) for i in range(size)]
+    if name == "chunk":
+        n = ctx.arg(1, "chunks")
+        k = -(-size // n)  # torch: pieces of ceil(size / chunks), the last one shorter, as many as that makes
+        return [(s, min(s + k, size)) for s in range(0, size, k)]
+    if name == "split":
+        spec = ctx.arg(1, "split_size_or_sections", ctx.arg(1, "split_size"))
+        if isinstance(spec, int):
+            return [(s, min(s + spec, size)) for s in range(0, size, spec)]
+        cuts = [0]
+        for n in spec:
+            cuts.append(cuts[-1] + int(n))
+    else:  # tensor_split: n near-equal pieces (the first size % n one longer), or cut indices
+        spec = ctx.arg(1, "indices_or_sections", ctx.arg(1, "sections", ctx.arg(1, "indices")))
+        if isinstance(spec, int):
+            q, r = divmod(size, spec)
+            cuts = [0]
+            for i in range(spec):
+                cuts.append(cuts[-1] + q + (1 if i < r else 0))
+        else:
+            cuts = [0] + [min(max(int(i), 0), size) for i in spec] + [size]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _lower_split(ctx) -> None:
+    """Each piece of torch.chunk / split / tensor_split / unbind / select is a slice of the input (unbind's
+    and select's also drop their axis)."""
+    x = ctx.input_tensor(0)
+    name = ctx.node.type_name
+    dim = ctx.arg({"unbind": 1, "select": 1}.get(name, 2), "dim", 0)
+    if not isinstance(dim, int) or not -len(x.shape) <= dim < len(x.shape):
+        ctx.fail(f"{name} along dim {dim!r} of a {len(x.shape)}-D tensor")
+    axis = dim % len(x.shape)
+    if axis == 0:
+        ctx.fail(f"{name} along the batch axis", hint="split another axis, e.g. dim=1 (channels)")
+    pieces = _pieces(ctx, x.shape[axis])
+    if len(pieces) != len(ctx.node.outputs):
+        ctx.fail(f"{name} gives {len(pieces)} pieces here but the model used {len(ctx.node.outputs)}")
+    if name in ("unbind", "select") and x.channel_axis == axis:
+        ctx.fail(f"{name} removes the per-channel axis of a tensor", hint="use a per-tensor quantizer")
+    for i, (start, stop) in enumerate(pieces):
+        if stop <= start:  # an empty piece (tensor_split past the end): nothing reads it
+            ctx.fail(f"{name} gives an empty piece {i}", hint="split into non-empty pieces")
+        piece = x if (start, stop) == (0, x.shape[axis]) else emit_slice(ctx, x, axis, start, stop, 1,
+                                                                        f"{ctx.name}_{i}")
+        if piece.shape != ctx.out_shape(i):
+            piece = emit_reshape(ctx, piece, ctx.out_shape(i), f"{ctx.name}_{i}")
+        ctx.bind(piece, i)
+
+
 FRONTENDS = [
+    Frontend(
+        name="torch.chunk / torch.split / torch.tensor_split / torch.unbind / torch.select",
+        functions=("chunk", "split", "tensor_split", "unbind", "select"),
+        lowers_to=("slice", "reshape"),
+        doc="Each piece is a slice of the input along `dim` (any axis but the batch axis; unbind and select also drop it); "
+            "integers unchanged. Brevitas returns plain tensors for these (a QuantTensor has no .chunk / .split "
+            "method), whose values are the input's codes times its scale, so a layer after a piece sees the same "
+            "numbers.",
+        lower=_lower_split,
+    ),
     Frontend(
         name="x[...] (indexing and slicing of activations)",
         functions=("getitem",),
