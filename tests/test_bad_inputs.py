@@ -350,6 +350,10 @@ def test_missing_and_misshapen_inputs(net, tmp_path):
     user_error(cli("generate_golden_outputs", "--network", net, "--inputs", tmp_path / "wrong.npy"),
                "inputs of shape [2, 3, 5, 5] (batch first) do not match the network's input [1, 1, 16, 16]")
     assert snapshot(net) == before
+    out = tmp_path / "deployed"  # deploy names the file, not the model's example input, and writes nothing
+    user_error(cli("deploy", "--test-network", "resnet_block", "--out", out, "--inputs", tmp_path / "wrong.npy"),
+               "wrong.npy: shape [2, 3, 5, 5] does not match the network's [1, 1, 16, 16]")
+    assert not out.exists()
 
 
 def test_model_file_inputs_with_nan_are_refused(model_files, tmp_path):

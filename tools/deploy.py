@@ -44,7 +44,8 @@ from gapforge.compat import check_model  # noqa: E402
 from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 from gapforge.extract import extract, model_inputs, write_network  # noqa: E402
 from gapforge.fsutil import atomic_write_text, replace_directory, temporary_sibling  # noqa: E402
-from gapforge.inputs import DEFAULT_CASES, select  # noqa: E402
+from gapforge.inputs import DEFAULT_CASES, check_shapes, select  # noqa: E402
+from gapforge.inputs import load as load_inputs  # noqa: E402
 from gapforge.inputs import stored as stored_inputs  # noqa: E402
 from gapforge.modelsrc import ModelSource, add_model_arguments, load_model  # noqa: E402
 from tools.check_fidelity import accuracy_report  # noqa: E402
@@ -142,6 +143,8 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
     summary["extract"] = {"ops": len(net.ops), "weight_arrays": len(net.arrays)}
     prog.done("extract", f"{len(net.ops)} IR ops, {len(net.arrays)} weight arrays -> {out / 'network_info.json'}")
     engine = INT8InferenceEngine(work)
+    if inputs:  # the user's inputs against the graph's input shapes, before any of them runs
+        check_shapes(load_inputs(inputs), net, inputs)
 
     prog.start("fidelity")
     if skip_fidelity:
