@@ -230,21 +230,24 @@ FRONTENDS = [
     Frontend(
         name="brevitas.nn.QuantConv2d",
         modules=(qnn.QuantConv2d,),
-        lowers_to=("requantize", "conv2d", "requantize"),
+        lowers_to=("requantize", "edge_pad", "conv2d", "requantize"),
         doc="Weights 1-8 bit, per-tensor or per-channel scale, zero point 0 (narrow range or not). "
             "Int32Bias gives an exact integer bias; a float bias (bias_quant=None) is kept as a "
             "per-channel real offset folded into the next requantize. Optional input_quant / "
             "output_quant become requantize ops. Any stride, zero padding (incl. 'same'), dilation, "
-            "groups; the input must be quantized with zero point 0.",
+            "groups; the input must be quantized with zero point 0. padding_mode 'reflect', 'replicate' or "
+            "'circular' pads the quantized input as PyTorch does (F.pad by _reversed_padding_repeated_twice): "
+            "edge_pad ops, then the conv2d with padding 0.",
         lower=_lower_conv,
     ),
     Frontend(
         name="brevitas.nn.QuantConv1d",
         modules=(qnn.QuantConv1d,),
-        lowers_to=("requantize", "conv2d", "requantize"),
+        lowers_to=("requantize", "edge_pad", "conv2d", "requantize"),
         doc="A 1-D convolution over (batch, channels, time) is conv2d over the map of height 1: the same "
             "weights, bias and quantization as QuantConv2d; any kernel, stride, dilation, groups (incl. "
-            "depthwise), zero padding (int or 'same'/'valid'). Causal padding as users write it is exact: "
+            "depthwise), zero padding (int or 'same'/'valid'), padding_mode 'reflect' / 'replicate' / 'circular' "
+            "(an edge_pad of the quantized input, then padding 0). Causal padding as users write it is exact: "
             "F.pad(x, (k-1, 0)) / nn.ConstantPad1d((k-1, 0), 0.0) before the layer, or Mamba's "
             "conv1d(padding=k-1)(x)[..., :T] (the slice becomes the padding).",
         lower=_lower_conv1d,
