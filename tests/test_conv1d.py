@@ -332,6 +332,48 @@ def test_zero_padding_before_another_mode_is_refused(model, words):
     assert all(w in text for w in words), bad
 
 
+MODE_PAD_1D = (
+    'import torch, torch.nn as nn, torch.nn.functional as F, brevitas.nn as qnn\n'
+    'from brevitas.quant import ShiftedUint8ActPerTensorFloat, Int8ActPerTensorFloat\n'
+    'class Net(nn.Module):\n'
+    '    def __init__(self):\n'
+    '        super().__init__()\n'
+    '        self.q = qnn.QuantIdentity(act_quant=ShiftedUint8ActPerTensorFloat, return_quant_tensor=True)\n'
+    '        self.pad = nn.CircularPad1d((3, 1))\n'
+    '        self.c1 = qnn.QuantConv1d(3, 6, 3, input_quant=Int8ActPerTensorFloat)\n'
+    '        self.r1 = qnn.QuantReLU(return_quant_tensor=True)\n'
+    '        self.c2 = qnn.QuantConv1d(6, 6, 5, padding=2, padding_mode="reflect", groups=6)\n'
+    '        self.r2 = qnn.QuantReLU(return_quant_tensor=True)\n'
+    '        self.c3 = qnn.QuantConv1d(6, 4, 3, padding=1, padding_mode="replicate", stride=2)\n'
+    '        self.o = qnn.QuantIdentity()\n'
+    '    def forward(self, x):\n'
+    '        x = self.r1(self.c1(self.pad(self.q(x))))\n'
+    '        x = self.r2(self.c2(F.pad(x, (1, 2), mode="reflect")))\n'
+    '        return self.o(self.c3(x))\n'
+    'def create_model():\n'
+    '    from brevitas.graph.calibrate import calibration_mode\n'
+    '    torch.manual_seed(0)\n'
+    '    m = Net().eval()\n'
+    '    with torch.no_grad(), calibration_mode(m):\n'
+    '        m(torch.randn(16, 3, 40))\n'
+    '    return m.eval()\n'
+    'def example_input():\n'
+    '    return torch.randn(1, 3, 40)\n'
+)
+
+
+def test_1d_padding_modes_deploy_bit_exact_on_host_and_gap9_emu(tmp_path):
+    """A model file with CircularPad1d on a zero-point input, F.pad(mode='reflect') and depthwise / strided
+    QuantConv1d with padding_mode 'reflect' / 'replicate': gf_edge_pad in the generated C equals the golden."""
+    model = tmp_path / "mode_pad_1d.py"
+    model.write_text(MODE_PAD_1D)
+    for target in ("host", "gap9"):
+        out = tmp_path / target
+        r = run_tool("deploy", "--model-file", str(model), "--out", str(out), "--target", target)
+        assert r.returncode == 0 and "RESULT: PASS" in r.stdout and "BIT-EXACT" in r.stdout, r.stdout[-3000:] + r.stderr
+        assert (out / f"project_{target}" / "src" / "network.c").read_text().count("gf_edge_pad(") == 4
+
+
 def test_padding_wider_than_pytorch_allows_fails_in_the_model_on_one_line(tmp_path):
     """Reflection by 8 of 8 samples: PyTorch itself refuses it (each side must be smaller than the axis), and the
     checker reports the model's own error on one line naming the module; the edge_pad shape rule has the same
