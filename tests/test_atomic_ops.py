@@ -163,6 +163,38 @@ def test_upsample_matches_torch_nearest(shape, factors):
     assert ours.dtype == np.int32 and np.array_equal(ours, ref.astype(np.int32))
 
 
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_edge_pad_matches_torch_and_its_shape_rule(mode):
+    """Each padded axis on its own, both axes of a map in turn (the last first, as gapforge/ops/edge_pad.py emits
+    them) and the shape rule against F.pad, up to the widest padding PyTorch allows; wider is refused by both."""
+    from atomic_ops.edge_pad import max_pad
+    from gapforge.ops import registry
+    from gapforge.ops._shapes import ShapeError
+
+    rule = registry().ir_ops["edge_pad"].infer_shapes
+    rng = np.random.default_rng(4)
+    for _ in range(150):
+        h, w = (int(v) for v in rng.integers(1, 7, 2))
+        pads = [int(v) for v in rng.integers(0, 8, 4)]
+        x = rng.integers(-(2**20), 2**20, size=(2, 3, h, w)).astype(np.int32)
+        ok = all(p <= max_pad(n, mode) for p, n in zip(pads, (w, w, h, h)))
+        try:
+            ref = F.pad(torch.from_numpy(x).double(), pads, mode=mode).numpy()
+        except RuntimeError:
+            ref = None
+        assert (ref is not None) == ok, (mode, h, w, pads)
+        if not ok:
+            axis, before, after = (3, *pads[:2]) if max(pads[:2]) > max_pad(w, mode) else (2, *pads[2:])
+            with pytest.raises(ShapeError):
+                rule([list(x.shape)], {"axis": axis, "before": before, "after": after, "mode": mode}, {})
+            continue
+        y = atomic_ops.get("edge_pad")(x, 3, pads[0], pads[1], mode)
+        attrs = {"axis": 3, "before": pads[0], "after": pads[1], "mode": mode}
+        assert rule([list(x.shape)], attrs, {}) == [list(y.shape)]
+        y = atomic_ops.get("edge_pad")(y, 2, pads[2], pads[3], mode)
+        assert y.dtype == np.int32 and np.array_equal(y, ref.astype(np.int32))
+
+
 def test_avgpool2d_is_the_window_sum():
     rng = np.random.default_rng(2)
     x = rng.integers(0, 256, size=(1, 4, 8, 8))

@@ -264,7 +264,7 @@ class Net(nn.Module):
         self.features = nn.Sequential(
             qnn.QuantIdentity(return_quant_tensor=True),
             nn.Sequential(qnn.QuantConv2d(1, 4, 3, padding=1), qnn.QuantReLU(return_quant_tensor=True),
-                          nn.ReflectionPad2d(1)),
+                          nn.ReplicationPad3d(1)),
             Blk())
     def forward(self, x):
         return self.features(x)
@@ -283,9 +283,9 @@ def example_input():
     assert list(bad) == ["features.1.2", "features.2.max_pool2d"], bad
     assert all(i["status"] == "unsupported" for i in rep["items"] if i["name"] in bad)
     assert "dilation 2 is not supported for max pooling" in bad["features.2.max_pool2d"]
-    assert "unsupported module class ReflectionPad2d" in bad["features.1.2"]
+    assert "unsupported module class ReplicationPad3d" in bad["features.1.2"]
     assert "  features.1.2 " in r.stdout and "  features.2.max_pool2d " in r.stdout
     out = tmp_path / "net"
     r = run_tool("pytorch_extractor", "--model-file", str(src), "--out", str(out))
     assert r.returncode == 2 and not out.exists()
-    assert "module 'features.1.2' (ReflectionPad2d): unsupported module class ReflectionPad2d" in r.stderr, r.stderr
+    assert "module 'features.1.2' (ReplicationPad3d): unsupported module class ReplicationPad3d" in r.stderr, r.stderr

@@ -1,5 +1,6 @@
 """1-D convolution (QuantConv1d as conv2d over the map of height 1), zero padding folded into the
-following convolution, Mamba's pad-and-slice causal convolution, and the checker's refusals.
+following convolution, Mamba's pad-and-slice causal convolution, reflect / replicate / circular padding
+(edge_pad: modules, F.pad and padding_mode), and the checker's refusals.
 
 Small random models (calibrated, not trained): the INT8 engine must equal Brevitas on every layer
 (teacher-forced, outside near-ties) and the extracted conv attrs must be the ones PyTorch applies.
@@ -15,7 +16,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from brevitas.graph.calibrate import calibration_mode
-from brevitas.quant import Int32Bias
+from brevitas.quant import Int8ActPerTensorFloat, Int32Bias, ShiftedUint8ActPerTensorFloat
+from conftest import run_tool
 from torch import nn
 
 from codegen.gap9.hw import DEFAULT
@@ -217,12 +219,12 @@ class Rnn(nn.Module):
 
 @pytest.mark.parametrize("model, words", [
     (PadThen(nn.ConstantPad1d((2, 0), 0.5)), ["value 0.5", "only zeros"]),
-    (PadThen(nn.ReflectionPad1d((2, 0))), ["ReflectionPad1d", "pad with zeros"]),
+    (PadThen(nn.ReflectionPad2d(1), conv=False), ["reflection padding", "batch or channel axis", "time axis"]),
     (PadThen(nn.ZeroPad1d((1, 1)), conv=False), ["only as the input of a convolution", "QuantReLU"]),
     (PadThen(nn.Identity()), []),
     (Rnn(nn.LSTM), ["LSTM", "recurrent"]),
     (Rnn(nn.GRU), ["GRU", "recurrent"]),
-], ids=["nonzero-value", "reflect", "pad-before-relu", "reference", "lstm", "gru"])
+], ids=["nonzero-value", "reflect-channels", "pad-before-relu", "reference", "lstm", "gru"])
 def test_checker_refuses_unsupported_1d_constructs(model, words):
     if not words:  # the same model with no pad is deployable
         assert check_model(_src(model, (2, 8))).deployable
@@ -232,19 +234,169 @@ def test_checker_refuses_unsupported_1d_constructs(model, words):
     assert all(w in text for w in words), bad
 
 
-def test_conv1d_padding_mode_other_than_zeros_is_refused():
-    m = Conv1dNet(2, 2, 3, padding=1, padding_mode="reflect")
-    bad = _refusal(m, (2, 8))
-    assert "padding_mode='reflect'" in bad["message"] and "zeros" in bad["hint"]
+MODES = ["reflect", "replicate", "circular"]
+_MODULES = {"reflect": nn.ReflectionPad1d, "replicate": nn.ReplicationPad1d, "circular": nn.CircularPad1d}
 
 
-def test_functional_reflect_pad_is_refused():
-    class M(PadThen):
-        def forward(self, x):
-            return self.conv(F.pad(self.q(x), (1, 1), mode="reflect"))
+class ModePad1d(nn.Module):
+    """The three ways users pad a sequence with its own values before a convolution: a padding module, F.pad with
+    a mode, and the layer's padding_mode (PyTorch: F.pad by _reversed_padding_repeated_twice, then padding 0).
+    The input quantizer is unsigned with a zero point (ShiftedUint8): padding moves codes, so any zero point is
+    exact; the convolution's own input quantizer then gives it zero point 0."""
 
-    bad = _refusal(M(nn.Identity()), (2, 8))
-    assert "mode='reflect'" in bad["message"] and bad["hint"]
+    def __init__(self, mode, form):
+        super().__init__()
+        self.mode, self.form = mode, form
+        self.q = qnn.QuantIdentity(act_quant=ShiftedUint8ActPerTensorFloat, return_quant_tensor=True)
+        self.pad = _MODULES[mode]((3, 1))
+        kw = dict(padding=2, padding_mode=mode) if form == "padding_mode" else {}
+        self.conv = qnn.QuantConv1d(3, 5, 3, bias=True, bias_quant=Int32Bias, input_quant=Int8ActPerTensorFloat,
+                                    **kw)
+        self.relu = qnn.QuantReLU(return_quant_tensor=True)
+        self.conv2 = qnn.QuantConv1d(5, 4, 3, padding=1, padding_mode=mode, stride=2, bias=True, bias_quant=Int32Bias)
+        self.out = qnn.QuantIdentity(return_quant_tensor=True)
+
+    def forward(self, x):
+        x = self.q(x)
+        if self.form == "module":
+            x = self.pad(x)
+        elif self.form == "functional":
+            x = F.pad(x, (3, 1), mode=self.mode)
+        return self.out(self.conv2(self.relu(self.conv(x))))
+
+
+@pytest.mark.parametrize("form", ["module", "functional", "padding_mode"])
+@pytest.mark.parametrize("mode", MODES)
+def test_1d_padding_modes_are_exact(mode, form, tmp_path):
+    net = _exact(_src(ModePad1d(mode, form), (3, 11)), tmp_path, (3, 11))
+    pads = [op for op in net.ops if op.type == "edge_pad"]
+    first = (3, 1) if form != "padding_mode" else (2, 2)
+    assert [(p.attrs["mode"], p.attrs["axis"], p.attrs["before"], p.attrs["after"]) for p in pads] == [
+        (mode, 2, *first), (mode, 2, 1, 1)]
+    assert all(op.attrs["padding"] == [0, 0, 0, 0] for op in net.ops if op.type == "conv2d")
+    if form == "padding_mode":  # the layer pads the output of its input quantizer (zero point 0), as Brevitas
+        assert pads[0].inputs[0] == "conv.input_quant"
+    else:  # the padding moves the codes of the zero-point tensor; the layer's input quantizer follows
+        assert net.tensors[pads[0].inputs[0]].zero_point != 0
+        assert any(op.type == "requantize" and op.inputs == pads[0].outputs for op in net.ops)
+    assert [op.type for op in net.ops].count("conv2d") == 2
+
+
+class ReflectThenZeros(nn.Module):
+    """Reflection padding, then zero padding of the result (folded into the convolution), then a pooling that
+    reads a reflect-padded tensor (the padded result needs no convolution after it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.q = qnn.QuantIdentity(return_quant_tensor=True)
+        self.conv = qnn.QuantConv1d(2, 3, 3, padding=1, bias=True, bias_quant=Int32Bias)
+        self.relu = qnn.QuantReLU(return_quant_tensor=True)
+        self.pool = nn.MaxPool1d(3, stride=1)
+        self.out = qnn.QuantIdentity(return_quant_tensor=True)
+
+    def forward(self, x):
+        x = self.relu(self.conv(F.pad(F.pad(self.q(x), (2, 2), "reflect"), (1, 0))))
+        return self.out(self.pool(F.pad(x, (1, 1), mode="replicate")))
+
+
+def test_zero_padding_of_a_reflected_tensor_folds_and_a_pad_may_feed_a_pool(tmp_path):
+    net = _exact(_src(ReflectThenZeros(), (2, 9)), tmp_path, (2, 9))
+    conv = next(op for op in net.ops if op.type == "conv2d")
+    assert conv.attrs["padding"] == [0, 2, 0, 1]  # its padding=1 and the F.pad (1, 0) after the reflection
+    assert [op.attrs["mode"] for op in net.ops if op.type == "edge_pad"] == ["reflect", "replicate"]
+    assert net.tensors[net.outputs[0]].shape == [1, 3, 14]  # 9 + 4 + 1, conv 3 (padding 1), + 2, pool 3
+
+
+class ZerosThenReflect(PadThen):
+    def forward(self, x):
+        return self.conv(F.pad(F.pad(self.q(x), (1, 1)), (1, 1), mode="reflect"))
+
+
+class ZerosIntoReflectConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q = qnn.QuantIdentity(return_quant_tensor=True)
+        self.conv = qnn.QuantConv1d(2, 2, 3, padding=1, padding_mode="circular", bias=False)
+
+    def forward(self, x):
+        return self.conv(F.pad(self.q(x), (2, 0)))
+
+
+@pytest.mark.parametrize("model, words", [
+    (ZerosThenReflect(nn.Identity()), ["zero padding is supported only as the input of a convolution", "pad"]),
+    (ZerosIntoReflectConv(), ["zero padding before a convolution with padding_mode='circular'", "one padding mode"]),
+], ids=["zeros-then-reflect", "zeros-into-circular-conv"])
+def test_zero_padding_before_another_mode_is_refused(model, words):
+    bad = _refusal(model, (2, 8))
+    text = bad["message"] + " " + bad["hint"]
+    assert all(w in text for w in words), bad
+
+
+MODE_PAD_1D = (
+    'import torch, torch.nn as nn, torch.nn.functional as F, brevitas.nn as qnn\n'
+    'from brevitas.quant import ShiftedUint8ActPerTensorFloat, Int8ActPerTensorFloat\n'
+    'class Net(nn.Module):\n'
+    '    def __init__(self):\n'
+    '        super().__init__()\n'
+    '        self.q = qnn.QuantIdentity(act_quant=ShiftedUint8ActPerTensorFloat, return_quant_tensor=True)\n'
+    '        self.pad = nn.CircularPad1d((3, 1))\n'
+    '        self.c1 = qnn.QuantConv1d(3, 6, 3, input_quant=Int8ActPerTensorFloat)\n'
+    '        self.r1 = qnn.QuantReLU(return_quant_tensor=True)\n'
+    '        self.c2 = qnn.QuantConv1d(6, 6, 5, padding=2, padding_mode="reflect", groups=6)\n'
+    '        self.r2 = qnn.QuantReLU(return_quant_tensor=True)\n'
+    '        self.c3 = qnn.QuantConv1d(6, 4, 3, padding=1, padding_mode="replicate", stride=2)\n'
+    '        self.o = qnn.QuantIdentity()\n'
+    '    def forward(self, x):\n'
+    '        x = self.r1(self.c1(self.pad(self.q(x))))\n'
+    '        x = self.r2(self.c2(F.pad(x, (1, 2), mode="reflect")))\n'
+    '        return self.o(self.c3(x))\n'
+    'def create_model():\n'
+    '    from brevitas.graph.calibrate import calibration_mode\n'
+    '    torch.manual_seed(0)\n'
+    '    m = Net().eval()\n'
+    '    with torch.no_grad(), calibration_mode(m):\n'
+    '        m(torch.randn(16, 3, 40))\n'
+    '    return m.eval()\n'
+    'def example_input():\n'
+    '    return torch.randn(1, 3, 40)\n'
+)
+
+
+def test_1d_padding_modes_deploy_bit_exact_on_host_and_gap9_emu(tmp_path):
+    """A model file with CircularPad1d on a zero-point input, F.pad(mode='reflect') and depthwise / strided
+    QuantConv1d with padding_mode 'reflect' / 'replicate': gf_edge_pad in the generated C equals the golden."""
+    model = tmp_path / "mode_pad_1d.py"
+    model.write_text(MODE_PAD_1D)
+    for target in ("host", "gap9"):
+        out = tmp_path / target
+        r = run_tool("deploy", "--model-file", str(model), "--out", str(out), "--target", target)
+        assert r.returncode == 0 and "RESULT: PASS" in r.stdout and "BIT-EXACT" in r.stdout, r.stdout[-3000:] + r.stderr
+        assert (out / f"project_{target}" / "src" / "network.c").read_text().count("gf_edge_pad(") == 4
+
+
+def test_padding_wider_than_pytorch_allows_fails_in_the_model_on_one_line(tmp_path):
+    """Reflection by 8 of 8 samples: PyTorch itself refuses it (each side must be smaller than the axis), and the
+    checker reports the model's own error on one line naming the module; the edge_pad shape rule has the same
+    limit (tests/test_atomic_ops.py)."""
+    model = tmp_path / "wide_reflect.py"
+    model.write_text(
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.pad = nn.ReflectionPad1d(8)\n"
+        "        self.conv = qnn.QuantConv1d(2, 2, 3)\n"
+        "    def forward(self, x):\n"
+        "        return self.conv(self.pad(self.q(x)))\n"
+        "def create_model():\n"
+        "    return Net().eval()\n"
+        "def example_input():\n"
+        "    return torch.rand(1, 2, 8)\n")
+    r = run_tool("check_model_compatibility", "--model-file", str(model))
+    assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if "FAIL" in ln)
+    assert "module 'pad'" in line and "Padding size should be less than" in line, r.stdout
 
 
 def test_long_sequences_are_tiled_over_time(extracted):

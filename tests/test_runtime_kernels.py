@@ -29,6 +29,8 @@ from atomic_ops._fixedpoint import quantize_multipliers, quantize_offset, rne_sh
 from atomic_ops.add import add as np_add
 from atomic_ops.avgpool2d import avgpool2d as np_avgpool2d
 from atomic_ops.conv2d import conv2d as np_conv2d
+from atomic_ops.edge_pad import MODES as PAD_MODES
+from atomic_ops.edge_pad import edge_pad as np_edge_pad
 from atomic_ops.flip import flip as np_flip
 from atomic_ops.linear import linear as np_linear
 from atomic_ops.lut import lut as np_lut
@@ -61,6 +63,7 @@ K_MATMUL, K_LINEAR_ROWS, K_SLICE, K_PAD = 21, 22, 23, 24
 K_SCAN, K_SCAN_SPLIT, K_FLIP = 27, 28, 29
 K_THRESHOLDS = 34
 K_UPSAMPLE, K_UPSAMPLE_LINEAR = 35, 36
+K_EDGE_PAD = 37
 K_CONV_SIMD, K_CONV1X1_SIMD, K_DWCONV_SIMD, K_MM_SIMD = 30, 31, 32, 33  # gf_simd.c (33: linear and matmul)
 
 DT = {"s8": 0, "u8": 1, "s32": 2}
@@ -663,6 +666,27 @@ def add_upsample_cases(cs: CaseSet, rng) -> None:
         upsample_linear_case(cs, rng, f"linear_1d_5_u8_{tag}", shape=(2, 3, 4), factors=(5,), ac=ac, t="u8", zp=128)
 
 
+def edge_pad_case(cs: CaseSet, rng, name, *, shape, axis, before, after, mode, t="s8"):
+    x = rand_act(rng, t, shape)
+    outer, n, inner = int(np.prod(shape[:axis])), shape[axis], int(np.prod(shape[axis + 1:]))
+    cs.add(K_EDGE_PAD, name, [np.dtype(NP_DT[t]).itemsize, outer, n, before, after, inner, PAD_MODES.index(mode)],
+           [x, np_edge_pad(x, axis, before, after, mode)])
+
+
+def add_edge_pad_cases(cs: CaseSet, rng) -> None:
+    """gf_edge_pad against atomic_ops/edge_pad.py: each mode at its widest padding, one side only, both axes of a
+    map, int32 elements, a one-element axis."""
+    for mode in PAD_MODES:
+        edge_pad_case(cs, rng, f"epad_{mode}_w_s8", shape=(1, 3, 5, 7), axis=3, before=2, after=1, mode=mode)
+        edge_pad_case(cs, rng, f"epad_{mode}_h_u8", shape=(2, 2, 6, 4), axis=2, before=1, after=3, mode=mode, t="u8")
+        edge_pad_case(cs, rng, f"epad_{mode}_1d_widest", shape=(1, 4, 4), axis=2, before=3, after=3 + (mode != "reflect"),
+                      mode=mode)
+        edge_pad_case(cs, rng, f"epad_{mode}_left_acc_s32", shape=(1, 3, 9), axis=2, before=2, after=0, mode=mode,
+                      t="s32")
+    edge_pad_case(cs, rng, "epad_replicate_one", shape=(1, 2, 1), axis=2, before=4, after=2, mode="replicate")
+    edge_pad_case(cs, rng, "epad_circular_one", shape=(1, 2, 1), axis=2, before=1, after=1, mode="circular")
+
+
 def add_scan_cases(cs: CaseSet, rng) -> None:
     scan_case(cs, rng, "scan_16x16x4", L=16, D=16, N=4)
     scan_case(cs, rng, "scan_zero_points", L=9, D=5, N=3, types=("u8", "u8", "s8", "u8"), zps=(3, 128, -2, 100),
@@ -942,6 +966,7 @@ def build_cases() -> CaseSet:
     add_row_cases(cs, rng)
     add_scan_cases(cs, rng)
     add_upsample_cases(cs, rng)
+    add_edge_pad_cases(cs, rng)
     add_simd_cases(cs, rng)
     return cs
 
@@ -1020,7 +1045,7 @@ def test_case_set_covers_every_kernel():
     kinds = {struct.unpack_from("<I", b, 8)[0] for b in cs.blobs}
     assert kinds == set(range(1, 27)) | {K_SCAN, K_SCAN_SPLIT, K_FLIP, K_CONV_SIMD, K_CONV1X1_SIMD, K_DWCONV_SIMD,
                                          K_MM_SIMD, K_THRESHOLDS, K_UPSAMPLE,
-                                         K_UPSAMPLE_LINEAR}
+                                         K_UPSAMPLE_LINEAR, K_EDGE_PAD}
     assert len(cs.names) == len(set(cs.names)) >= 200
 
 

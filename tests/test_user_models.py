@@ -1088,3 +1088,20 @@ def test_split_refusals_are_one_line_with_a_hint(tmp_path, call, words):
     bad = [i for i in rep["items"] if i["status"] == "unsupported"]
     assert not rep["deployable"] and len(bad) == 1 and bad[0]["hint"], rep
     assert "\n" not in bad[0]["message"] and all(w in bad[0]["message"] + " " + bad[0]["hint"] for w in words), bad
+
+
+def test_reflect_replicate_and_circular_padding_become_edge_pads_exact_and_bit_exact_on_gap9(tmp_path):
+    """padding_mode='reflect' / 'circular' and nn.ReplicationPad2d((1, 1, 2, 0)): one edge_pad per padded axis, the
+    width first (as F.pad orders them), after the layer's input quantizer for padding_mode, then the convolutions
+    with no padding; exact against Brevitas and bit-exact on gap9-emu."""
+    src = _source("reflect_pad_cnn")
+    net = extract(src)
+    pads = [(op.inputs[0], op.attrs["mode"], op.attrs["axis"], op.attrs["before"], op.attrs["after"])
+            for op in net.ops if op.type == "edge_pad"]
+    assert pads == [("qin", "reflect", 3, 1, 1), ("conv1.pad", "reflect", 2, 1, 1),
+                    ("relu1", "replicate", 3, 1, 1), ("pad", "replicate", 2, 2, 0),
+                    ("relu2", "circular", 3, 2, 2), ("dw.pad", "circular", 2, 1, 1)], pads
+    convs = [op for op in net.ops if op.type == "conv2d"]
+    assert [c.attrs["padding"] for c in convs] == [[0, 0, 0, 0]] * 3 and convs[2].attrs["dilation"] == [1, 2]
+    _exact_report(src, net, tmp_path, near_ties=True)
+    _deploy_bit_exact(tmp_path / "deploy", "reflect_pad_cnn", "gap9")

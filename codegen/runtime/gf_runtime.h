@@ -31,7 +31,8 @@ typedef enum { GF_S8 = 0, GF_U8 = 1, GF_S32 = 2 } gf_dtype_t;
  * plan's kernel calls (codegen/gap9/resources.py), so that kernels the network does not use take
  * no code memory. gf_conv2d then dispatches only to the specialised convolutions compiled for the
  * type (the general kernel computes every shape exactly the same: one integer contract for all).
- * gf_concat, gf_permute, gf_slice, gf_flip, gf_upsample, gf_upsample_linear, gf_pad, gf_scan and the *_ref kernels are not selectable.
+ * gf_concat, gf_permute, gf_slice, gf_flip, gf_upsample, gf_upsample_linear, gf_pad, gf_edge_pad,
+ * gf_scan and the *_ref kernels are not selectable.
  * GF_K_SIMD compiles the SIMD kernels of gf_simd.c (a project generated with --kernels simd).
  */
 #ifndef GF_KERNELS_SELECTED
@@ -322,6 +323,14 @@ void gf_upsample_linear(const void *x, int32_t is_signed, int32_t zp, int32_t ou
  * around each x[o] (y is [outer][before + n + after][inner]). */
 void gf_pad(const void *x, int32_t outer, int32_t n, int32_t before, int32_t after, int32_t inner, int32_t value,
             void *y);
+
+/* padding of one axis of a tensor [outer][n][inner] with its own slices (torch's padding modes; elements of
+ * elem_bytes 1 or 4): y[o][i] = x[o][src(i - before)] for i < before + n + after, src(j) = |j| mirrored at
+ * both ends without repeating the edge (GF_PAD_REFLECT, before, after < n), j clamped to [0, n - 1]
+ * (GF_PAD_REPLICATE), j mod n (GF_PAD_CIRCULAR, before, after <= n). */
+typedef enum { GF_PAD_REFLECT = 0, GF_PAD_REPLICATE = 1, GF_PAD_CIRCULAR = 2 } gf_pad_mode_t;
+void gf_edge_pad(const void *x, int32_t elem_bytes, int32_t outer, int32_t n, int32_t before, int32_t after,
+                 int32_t inner, int32_t mode, void *y);
 
 #ifdef __cplusplus
 }

@@ -45,12 +45,9 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
     "GRU": _GRU_HINT,
     "RNN": _float_recurrent("RNN"),
     "QuantGRU": _GRU_HINT,
-    "ReflectionPad1d": "reflection padding is not supported; pad with zeros (nn.ZeroPad1d / the layer's padding)",
-    "ReflectionPad2d": "reflection padding is not supported; pad with zeros (nn.ZeroPad2d / the layer's padding)",
-    "ReplicationPad1d": "replication padding is not supported; pad with zeros (nn.ZeroPad1d / the layer's padding)",
-    "ReplicationPad2d": "replication padding is not supported; pad with zeros (nn.ZeroPad2d / the layer's padding)",
-    "CircularPad1d": "circular padding is not supported; pad with zeros (nn.ZeroPad1d / the layer's padding)",
-    "CircularPad2d": "circular padding is not supported; pad with zeros (nn.ZeroPad2d / the layer's padding)",
+    **{f"{kind}Pad3d": f"3-D padding is not supported: pad the time axis (1-D) or the height and width (2-D) "
+                       f"with nn.{kind}Pad1d / nn.{kind}Pad2d"
+       for kind in ("Reflection", "Replication", "Circular", "Zero", "Constant")},
     "conv1d": "functional F.conv1d on activations: use a brevitas.nn.QuantConv1d module",
     "QuantConvTranspose3d": "3-D transposed convolution is not supported (QuantConvTranspose1d and QuantConvTranspose2d are)",
     "einsum": "write the product as torch.matmul / @ of two quantized activations (with transpose / view "

@@ -24,15 +24,17 @@ from gapforge.ops.requantize import quantize_to
 
 
 def lower_weight_layer(ctx, op_type: str, attrs: dict, channel_axis: int, unit_height: bool = False,
-                       out_shape: list[int] | None = None) -> ir.TensorInfo:
+                       out_shape: list[int] | None = None, x: ir.TensorInfo | None = None) -> ir.TensorInfo:
     """Emit the layer; returns its output tensor (also bound to the node's output).
 
     ``unit_height``: a 1-D convolution, whose weight [O, C/g, k] is stored as the map [O, C/g, 1, k].
     ``out_shape``: the output shape when it is not the node's (a slice folded into the layer).
+    ``x``: the layer's input after its input quantizer, when the caller applied it (and moved the data:
+    the padding of a convolution with padding_mode 'reflect'); default the node's input, quantized here.
     """
     m = ctx.module
-    acc = emit_weight_layer(ctx, m, ctx.input_tensor(0), ctx.name, op_type, attrs, channel_axis,
-                            out_shape or ctx.out_shape(0), unit_height=unit_height)
+    acc = emit_weight_layer(ctx, m, ctx.input_tensor(0) if x is None else x, ctx.name, op_type, attrs, channel_axis,
+                            out_shape or ctx.out_shape(0), unit_height=unit_height, input_quant=x is None)
     _cross_check_acc(ctx, acc)
     y = acc
     if m.output_quant.is_quant_enabled:

@@ -12,6 +12,8 @@ from gapforge.lowering import pair
 from gapforge.ops._base import PADDING4, POS_PAIR, Attr, Frontend, IROp, Tiling
 from gapforge.ops._layer import lower_weight_layer
 from gapforge.ops._shapes import ShapeError, inputs_of, on_map, rank, unit_height_map, weight_layer, window_hw
+from gapforge.ops.edge_pad import emit_edge_pads
+from gapforge.ops.requantize import quantize_to
 from gapforge.plan import weight_acc_bound
 
 
@@ -115,11 +117,30 @@ def _folded_pads(ctx) -> list[int]:
     return ctx.low.pending_pad.get(ctx.node.inputs[0], [0, 0, 0, 0])
 
 
+def _mode_padded_input(ctx):
+    """padding_mode 'reflect' / 'replicate' / 'circular': PyTorch pads the layer's quantized input with
+    F.pad(mode) by ``_reversed_padding_repeated_twice`` and convolves without padding; so here: the input
+    quantizer, edge_pad ops (gapforge/ops/edge_pad.py), then the convolution with padding 0. None for zeros."""
+    m = ctx.module
+    if m.padding_mode == "zeros":
+        return None
+    if any(_folded_pads(ctx)):
+        ctx.fail(f"zero padding before a convolution with padding_mode='{m.padding_mode}' is not supported",
+                 hint="fold it into the layer: one padding mode per layer")
+    x = ctx.input_tensor(0)
+    if m.input_quant.is_quant_enabled:
+        x = quantize_to(ctx, x, m.input_quant, f"{ctx.name}.input_quant")
+    if x.kind not in ("quant", "acc"):
+        return x  # refused by emit_weight_layer, with the hint for an unquantized input
+    return emit_edge_pads(ctx, x, [int(p) for p in m._reversed_padding_repeated_twice], m.padding_mode,
+                          f"{ctx.name}.pad")
+
+
 def _lower_conv(ctx) -> None:
     m = ctx.module
-    if m.padding_mode != "zeros":
-        ctx.fail(f"padding_mode='{m.padding_mode}' is not supported (only zeros)",
-                 hint="use padding_mode='zeros' (the default)")
+    if len(ctx.in_shape(0)) != 4:
+        ctx.fail(f"expects a 4-D NCHW input, got shape {ctx.in_shape(0)}")
+    padded = _mode_padded_input(ctx)
     kh, kw = pair(m.kernel_size)
     dh, dw = pair(m.dilation)
     if isinstance(m.padding, str):
@@ -131,12 +152,10 @@ def _lower_conv(ctx) -> None:
     else:
         ph, pw = pair(m.padding)
         pads = [ph, pw, ph, pw]
-    pads = [p + q for p, q in zip(pads, _folded_pads(ctx))]
+    pads = [p + q for p, q in zip(pads, _folded_pads(ctx))] if padded is None else [0, 0, 0, 0]
     attrs = {"kernel_size": [kh, kw], "stride": pair(m.stride), "padding": pads,
              "dilation": [dh, dw], "groups": int(m.groups)}
-    if len(ctx.in_shape(0)) != 4:
-        ctx.fail(f"expects a 4-D NCHW input, got shape {ctx.in_shape(0)}")
-    lower_weight_layer(ctx, "conv2d", attrs, channel_axis=1)
+    lower_weight_layer(ctx, "conv2d", attrs, channel_axis=1, x=padded)
 
 
 def _last_axis_slice(index, ndim: int) -> tuple[int | None, int | None] | None:
@@ -181,27 +200,28 @@ def _slice_fold(ctx, width: int, span: int, stride: int, pl: int, pr: int):
 
 def _lower_conv1d(ctx) -> None:
     m = ctx.module
-    if m.padding_mode != "zeros":
-        ctx.fail(f"padding_mode='{m.padding_mode}' is not supported (only zeros)",
-                 hint="use padding_mode='zeros' (the default), or zero padding with F.pad before the layer")
     shape = ctx.in_shape(0)
     if len(shape) != 3:
         ctx.fail(f"expects a 3-D (batch, channels, time) input, got shape {shape}")
+    padded = _mode_padded_input(ctx)
     (k,), (s,), (d,) = pair(m.kernel_size, 1), pair(m.stride, 1), pair(m.dilation, 1)
-    if isinstance(m.padding, str):
+    if padded is not None:
+        pl = pr = 0
+    elif isinstance(m.padding, str):
         pl, pr = (0, 0) if m.padding == "valid" else _same_pads(k, d)
     else:
         pl = pr = pair(m.padding, 1)[0]
     extra = _folded_pads(ctx)
     pl, pr = pl + extra[1], pr + extra[3]
     out_shape = ctx.out_shape(0)
-    folded = _slice_fold(ctx, shape[2], d * (k - 1) + 1, s, pl, pr)
+    # a slice of the output becomes zero padding; with padding_mode 'reflect' (explicit padding) it stays a slice
+    folded = _slice_fold(ctx, shape[2], d * (k - 1) + 1, s, pl, pr) if padded is None else None
     if folded is not None:
         node, pl, pr, length = folded
         out_shape = out_shape[:2] + [length]
     attrs = {"kernel_size": [1, k], "stride": [1, s], "padding": [0, pl, 0, pr], "dilation": [1, d],
              "groups": int(m.groups)}
-    y = lower_weight_layer(ctx, "conv2d", attrs, channel_axis=1, unit_height=True, out_shape=out_shape)
+    y = lower_weight_layer(ctx, "conv2d", attrs, channel_axis=1, unit_height=True, out_shape=out_shape, x=padded)
     if folded is not None:
         ctx.absorb(folded[0], y)
 
@@ -210,21 +230,24 @@ FRONTENDS = [
     Frontend(
         name="brevitas.nn.QuantConv2d",
         modules=(qnn.QuantConv2d,),
-        lowers_to=("requantize", "conv2d", "requantize"),
+        lowers_to=("requantize", "edge_pad", "conv2d", "requantize"),
         doc="Weights 1-8 bit, per-tensor or per-channel scale, zero point 0 (narrow range or not). "
             "Int32Bias gives an exact integer bias; a float bias (bias_quant=None) is kept as a "
             "per-channel real offset folded into the next requantize. Optional input_quant / "
             "output_quant become requantize ops. Any stride, zero padding (incl. 'same'), dilation, "
-            "groups; the input must be quantized with zero point 0.",
+            "groups; the input must be quantized with zero point 0. padding_mode 'reflect', 'replicate' or "
+            "'circular' pads the quantized input as PyTorch does (F.pad by _reversed_padding_repeated_twice): "
+            "edge_pad ops, then the conv2d with padding 0.",
         lower=_lower_conv,
     ),
     Frontend(
         name="brevitas.nn.QuantConv1d",
         modules=(qnn.QuantConv1d,),
-        lowers_to=("requantize", "conv2d", "requantize"),
+        lowers_to=("requantize", "edge_pad", "conv2d", "requantize"),
         doc="A 1-D convolution over (batch, channels, time) is conv2d over the map of height 1: the same "
             "weights, bias and quantization as QuantConv2d; any kernel, stride, dilation, groups (incl. "
-            "depthwise), zero padding (int or 'same'/'valid'). Causal padding as users write it is exact: "
+            "depthwise), zero padding (int or 'same'/'valid'), padding_mode 'reflect' / 'replicate' / 'circular' "
+            "(an edge_pad of the quantized input, then padding 0). Causal padding as users write it is exact: "
             "F.pad(x, (k-1, 0)) / nn.ConstantPad1d((k-1, 0), 0.0) before the layer, or Mamba's "
             "conv1d(padding=k-1)(x)[..., :T] (the slice becomes the padding).",
         lower=_lower_conv1d,

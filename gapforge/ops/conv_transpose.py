@@ -146,8 +146,9 @@ def _lower(ctx) -> None:
         ctx.fail(f"expects a {nd + 2}-D input, got shape {shape}")
     if any(d != 1 for d in pair(m.dilation, nd)):
         ctx.fail(f"dilation={tuple(pair(m.dilation, nd))} is not supported (only 1)", hint="use dilation=1")
-    if m.padding_mode != "zeros":
-        ctx.fail(f"padding_mode='{m.padding_mode}' is not supported (only zeros)")
+    if m.padding_mode != "zeros":  # PyTorch / Brevitas refuse other modes when the layer is built; kept as a guard
+        ctx.fail(f"padding_mode='{m.padding_mode}' is not supported (only zeros, as in PyTorch)",
+                 hint="use padding_mode='zeros'")
     stack, attrs, conv_shape = plan(m, shape, ctx.out_shape(0))
     acc = emit_weight_layer(ctx, m, ctx.input_tensor(0), ctx.name, "conv2d", attrs, 1, conv_shape,
                             unit_height=nd == 1, stack=stack)

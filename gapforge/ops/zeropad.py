@@ -7,9 +7,11 @@ after its own input quantizer if it has one), so the real zero the user pads wit
 0 the kernels pad with. The padded activation is bound to the unpadded tensor and the pads wait in
 ``Lowering.pending_pad`` for the convolutions that consume it (gapforge/ops/conv2d.py).
 
-Refused, with a hint: non-zero values, modes other than 'constant' (reflect, replicate, circular),
-negative pads (cropping), padding of the batch or channel axes, and padding whose result goes
-anywhere but into convolutions.
+F.pad with mode 'reflect', 'replicate' or 'circular' pads with the tensor's own values: that is the
+edge_pad op (gapforge/ops/edge_pad.py), which goes anywhere.
+
+Refused, with a hint: non-zero values, negative pads (cropping), padding of the batch or channel axes,
+and zero padding whose result goes anywhere but into convolutions.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import brevitas.nn as qnn
 from torch import nn
 
 from gapforge.ops._base import Frontend
+from gapforge.ops.edge_pad import lower_mode_pad
 
 _CONVS = (qnn.QuantConv1d, qnn.QuantConv2d)
 _HINT = "pad with zeros right before a QuantConv1d/QuantConv2d, or use the layer's padding argument"
@@ -34,8 +37,13 @@ def _spec(ctx) -> tuple[list[int], str, float]:
 
 
 def _is_pad(node) -> bool:
-    return isinstance(node.module, (nn.ConstantPad1d, nn.ConstantPad2d)) or (
-        node.kind == "function" and node.type_name == "pad")
+    """A zero padding (whose pads add up with the ones before it); F.pad in another mode is an edge_pad."""
+    if isinstance(node.module, (nn.ConstantPad1d, nn.ConstantPad2d)):
+        return True
+    if node.kind != "function" or node.type_name != "pad":
+        return False
+    mode = node.args[2] if len(node.args) > 2 else node.kwargs.get("mode", "constant")
+    return mode == "constant"
 
 
 def _not_into_convs(graph, users) -> list:
@@ -55,8 +63,8 @@ def _not_into_convs(graph, users) -> list:
 def _lower_pad(ctx) -> None:
     pad, mode, value = _spec(ctx)
     if mode != "constant":
-        ctx.fail(f"mode='{mode}' padding is not supported (only zero padding)",
-                 hint="use zero padding (mode='constant', value 0) or the convolution's padding argument")
+        lower_mode_pad(ctx, pad, mode)
+        return
     if value != 0.0:
         ctx.fail(f"padding with the value {value:g} is not supported (only zeros, which a convolution pads with)",
                  hint=_HINT)
@@ -87,10 +95,12 @@ FRONTENDS = [
         name="torch.nn.functional.pad / nn.ZeroPad1d, ZeroPad2d, ConstantPad1d, ConstantPad2d",
         modules=(nn.ConstantPad1d, nn.ConstantPad2d),  # ZeroPad1d/2d are their subclasses
         functions=("pad",),
-        lowers_to=(),
+        lowers_to=("edge_pad",),
         doc="Zero padding (mode 'constant', value 0; asymmetric, e.g. causal (k-1, 0)) whose result goes only "
             "into QuantConv1d/QuantConv2d layers: it becomes their zero padding, exact because their input has "
-            "zero point 0. Non-zero values, reflect/replicate/circular modes and cropping are refused.",
+            "zero point 0. Modes 'reflect', 'replicate' and 'circular' pad with the tensor's own values: one "
+            "edge_pad per padded axis (as nn.ReflectionPad2d), wherever the result goes. Non-zero values and "
+            "cropping are refused.",
         lower=_lower_pad,
     ),
 ]

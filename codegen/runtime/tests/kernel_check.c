@@ -56,6 +56,7 @@ enum {
     K_UPSAMPLE = 35,
     K_UPSAMPLE_LINEAR = 36,
     K_THRESHOLDS = 34,
+    K_EDGE_PAD = 37,
     /* the SIMD kernels (gf_simd.c) on the same vectors: conv cases of every geometry (30), 1x1 (31),
      * depthwise (32), linear (33 with the linear parameters) and matmul (33 with the matmul ones) */
     K_CONV_SIMD = 30,
@@ -466,6 +467,11 @@ static int run_case(const case_t *c, void *out)
                              (gf_dtype_t)c->prm[2], A[3].data, (gf_dtype_t)c->prm[3], (const int64_t *)A[4].data,
                              0, c->prm[4], out);
         }
+        return 0;
+    case K_EDGE_PAD:
+        /* params: elem_bytes, outer, n, before, after, inner, mode; arrays x expected */
+        NEED(7, 2);
+        gf_edge_pad(A[0].data, c->prm[0], c->prm[1], c->prm[2], c->prm[3], c->prm[4], c->prm[5], c->prm[6], out);
         return 0;
     case K_FLIP:
         /* params: elem_bytes, outer, n, inner; arrays x expected */
