@@ -1105,3 +1105,51 @@ def test_reflect_replicate_and_circular_padding_become_edge_pads_exact_and_bit_e
     assert [c.attrs["padding"] for c in convs] == [[0, 0, 0, 0]] * 3 and convs[2].attrs["dilation"] == [1, 2]
     _exact_report(src, net, tmp_path, near_ties=True)
     _deploy_bit_exact(tmp_path / "deploy", "reflect_pad_cnn", "gap9")
+
+
+def test_brevitas_examples_cnv_with_tensornorm_folds_into_the_logits(tmp_path):
+    """brevitas_examples' CNV (cnv_2w2a) as loaded with model_with_cfg: its TensorNorm is traced through and its
+    (x - mean) / std * w + b (w < 0) folds into the last linear's accumulator, no op of its own; exact against
+    Brevitas on held-out inputs, bit-exact on gap9-emu."""
+    src = _source("bnn_pynq_cnv")
+    net = extract(src)
+    assert net.ops[-1].type == "linear" and not any(op.type in ("add_constant", "rescale", "lut") for op in net.ops)
+    out = net.tensors[net.outputs[0]]
+    assert out.kind == "acc" and float(np.asarray(out.scale_list(10))[0]) < 0
+    _, ours, ref, _ = _exact_report(src, net, tmp_path)
+    assert np.abs(ours - ref).max() <= 1e-5 * np.abs(ref).max()
+    _deploy_bit_exact(tmp_path / "deploy", "bnn_pynq_cnv", "gap9")
+
+
+def test_constants_fold_into_a_conv_accumulator_unless_they_vary_along_its_map(tmp_path):
+    """conv(x) - per-channel buffer, * negative number, / number, + number: one conv with a folded scale and offset,
+    exact; a constant that varies along the map does not fold and is refused with the quantizer hint."""
+    def model(expr):
+        path = tmp_path / f"fold{len(list(tmp_path.iterdir()))}.py"
+        path.write_text(
+            "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+            "class Net(nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+            "        self.c = qnn.QuantConv2d(2, 4, 3, padding=1)\n"
+            "        self.register_buffer('m', torch.linspace(-0.5, 0.5, 4).view(1, 4, 1, 1))\n"
+            "        self.register_buffer('grid', torch.linspace(-0.5, 0.5, 6).view(1, 1, 1, 6))\n"
+            "        self.o = qnn.QuantIdentity()\n"
+            "    def forward(self, x):\n"
+            "        x = self.c(self.q(x))\n"
+            f"        return self.o({expr})\n"
+            + _calibrated_hooks((2, 6, 6), 8, seed=0)
+            + "def held_out_data():\n    torch.manual_seed(5)\n"
+              "    return torch.rand(16, 2, 6, 6), torch.zeros(16, dtype=torch.int64)\n")
+        return load_model(argparse.Namespace(test_network=None, model_file=str(path), model_class=None,
+                                             input_shape=None))
+
+    src = model("((x - self.m) * -0.5) / 3.0 + 0.25")
+    net = extract(src)
+    assert [op.type for op in net.ops] == ["quantize", "conv2d", "requantize"]
+    _, ours, ref, _ = _exact_report(src, net, tmp_path / "ok", near_ties=True)
+    assert ours.shape == ref.shape
+    rep = check_model(model("x + self.grid")).to_json()
+    bad = [i for i in rep["items"] if i["status"] == "unsupported"]
+    assert not rep["deployable"] and len(bad) == 1 and "QuantIdentity" in bad[0]["hint"], rep

@@ -134,7 +134,7 @@ class Registry:
         # a childless module of torch or brevitas is one node (declared, or refused by its class name); a
         # user-defined one without a declaration is traced through, so that the functional code of its
         # forward is recorded (e.g. an RMSNorm written by hand: gapforge/ops/rmsnorm.py)
-        return type(module).__module__.startswith(("torch.", "brevitas"))
+        return type(module).__module__.startswith(("torch.", "brevitas."))  # not brevitas_examples: user code
 
     def unsupported_reason(self, node) -> tuple[str, str | None]:
         hint = _UNSUPPORTED_HINTS.get(node.type_name)

@@ -163,7 +163,10 @@ FRONTENDS = [
             "eval mode: the sum is an exact integer) or float tensors of any scales (the next "
             "quantizer requantizes the real sum). An activation plus a constant tensor (a learned position "
             "embedding nn.Parameter, broadcastable to it) or a Python number lowers to add_constant and must go "
-            "to a QuantIdentity; broadcasting of two activations is refused. A sum of products "
+            "to a QuantIdentity; added to the fresh accumulator of a QuantConv / QuantLinear / matmul that nothing "
+            "else reads, a constant that is one number or one per channel folds into its offset instead (as a "
+            "BatchNorm; brevitas_examples' TensorNorm on the logits). Broadcasting of two activations is refused. "
+            "A sum of products "
             "of one quantized tensor with constant tensors (RoPE) goes to lincomb.",
         lower=_lower_add_function,
     ),
@@ -175,7 +178,8 @@ FRONTENDS = [
             "mode; tensors out of quantizers or float layer outputs: any scales) lowered to add with the "
             "subtrahend's multiplier negated, so a quantizer must follow (one rounding of the exact difference). "
             "x - c and c - x with a constant (a Python number or a constant tensor broadcastable to x) on a "
-            "quantized activation lower to add_constant and must go to a QuantIdentity; f(x) - c of a float "
+            "quantized activation lower to add_constant and must go to a QuantIdentity (of a fresh conv / linear "
+            "accumulator, one number or one per channel: folded into its offset); f(x) - c of a float "
             "function of one tensor is part of its table, differences of products with constants (RoPE) go to "
             "lincomb. torch.sub with alpha != 1 is refused.",
         lower=_lower_sub_function,

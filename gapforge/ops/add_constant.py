@@ -82,6 +82,33 @@ def _fresh_constant_acc(ctx, x) -> bool:
     return p is not None and p.type == "add_constant" and not any(x.name in op.inputs for op in ctx.low.ops)
 
 
+def _fold_into_layer_acc(ctx, act: int, x, c: np.ndarray, sign: float) -> bool:
+    """``sign * x + c`` of a conv / linear / matmul accumulator that nothing else reads, with ``c`` one value or one
+    per channel of the accumulator's channel axis: folded into its scale and offset, as a BatchNorm is
+    (brevitas_examples' TensorNorm, ``(x - mean) / std * w + b`` of a classifier's logits). True when folded."""
+    from gapforge.ops.rescale import fresh_sole_use
+
+    prod = ctx.producer_op(x)
+    if prod is None or prod.type not in ("conv2d", "linear", "matmul") or not fresh_sole_use(ctx, act, x):
+        return False
+    axis = x.channel_axis if x.channel_axis is not None else (1 if prod.type == "conv2d" else len(x.shape) - 1)
+    varies = [a for a in range(1, c.ndim) if not np.all(c == c.take([0], axis=a))]
+    if any(a != axis for a in varies):
+        return False
+    chans = int(x.shape[axis])
+    idx = [0] * c.ndim
+    idx[axis] = slice(None)
+    cvec = np.broadcast_to(np.asarray(c[tuple(idx)], dtype=np.float64).reshape(-1), (chans,))
+    scale = [sign * v for v in x.scale_list(chans)]
+    offset = [sign * o + float(v) for o, v in zip(x.offset_list(chans), cvec)]
+    if not varies and not x.per_channel and not isinstance(x.offset, list):  # per tensor stays per tensor
+        x.scale, x.offset = scale[0], offset[0]
+    else:
+        x.scale, x.offset, x.channel_axis = scale, offset, axis
+    ctx.bind(x)
+    return True
+
+
 def emit_add_constant(ctx, x, const: np.ndarray, base: str, sign: int = 1):
     """``sign * x + const`` (``const`` float64 of ``x``'s shape): the accumulator of scale ``sign * s``."""
     if x.kind != "quant":
@@ -110,6 +137,8 @@ def lower_add_constant(ctx, act: int, const, negate_constant: bool = False, nega
         ctx.fail(f"adding the constant broadcasts the activation from {list(ctx.low.graph.activations[act].shape)} "
                  f"to {shape}", hint="give the constant the activation's shape (or a broadcastable one)")
     c = _constant_of(ctx, const, shape) * (-1.0 if negate_constant else 1.0)
+    if x.kind == "acc" and _fold_into_layer_acc(ctx, act, x, c, -1.0 if negate_activation else 1.0):
+        return
     _quantizer_consumers_only(ctx)
     if x.kind == "acc" and _fresh_constant_acc(ctx, x):
         sign = -1.0 if negate_activation else 1.0

@@ -42,24 +42,33 @@ def _constant_factor(ctx, obj) -> float | None:
     return None
 
 
-def scale_by_constant(ctx, act: int, factor: float) -> None:
-    """Bind the node's output to ``x`` times ``factor`` (> 0): folded into the scale of ``x``.
+def fresh_sole_use(ctx, act: int, x) -> bool:
+    """``x`` (the tensor of activation ``act``) is read by this node only and by no op emitted so far, and is
+    no network output: a constant applied to it can fold into its scale and offset."""
+    return (len(ctx.low.graph.consumers(act)) == 1 and act not in ctx.low.graph.outputs
+            and not any(x.name in op.inputs for op in ctx.low.ops))
 
-    An accumulator nobody has read yet (the fresh result of a matmul or linear) takes the factor in
-    place, so the requantization that follows still fuses with its producer; a quant tensor gets a
-    ``rescale`` view.
+
+def scale_by_constant(ctx, act: int, factor: float) -> None:
+    """Bind the node's output to ``x`` times ``factor``: folded into the scale of ``x``.
+
+    An accumulator nobody has read yet (the fresh result of a conv, matmul or linear) takes the factor in
+    place, any sign but 0 (a negative one flips its scale, as a folded BatchNorm's gamma does), so the
+    requantization that follows still fuses with its producer; a quant tensor gets a ``rescale`` view
+    (factor > 0).
     """
     x = ctx.tensor_of_act(act)
-    if not factor > 0 or not np.isfinite(factor):
-        ctx.fail(f"scales an activation by {factor}; only positive finite constants fold into a scale",
-                 hint="negative or zero factors are not supported")
-    sole_use = len(ctx.low.graph.consumers(act)) == 1 and act not in ctx.low.graph.outputs
-    if x.kind == "acc" and sole_use and not any(x.name in op.inputs for op in ctx.low.ops):
+    if x.kind == "acc" and fresh_sole_use(ctx, act, x):
+        if factor == 0 or not np.isfinite(factor):  # a negative factor is a negative scale, as a folded BatchNorm's
+            ctx.fail(f"scales an accumulator by {factor}", hint="only non-zero finite constants fold into a scale")
         x.scale = [float(s) * factor for s in x.scale] if x.per_channel else float(x.scale) * factor
         if x.offset is not None:
             x.offset = [float(o) * factor for o in x.offset] if isinstance(x.offset, list) else float(x.offset) * factor
         ctx.bind(x)
         return
+    if not factor > 0 or not np.isfinite(factor):
+        ctx.fail(f"scales an activation by {factor}; only positive finite constants fold into a scale",
+                 hint="negative or zero factors are not supported")
     if x.kind == "acc":
         ctx.fail("scales an accumulator that is also used elsewhere (its scale cannot take the factor)",
                  hint="put a QuantIdentity before the scaling")
@@ -109,7 +118,8 @@ FRONTENDS = [
         lowers_to=("rescale",),
         doc="Scaling of an activation by a positive constant (a Python number or a one-element "
             "constant tensor, applied in float32 as PyTorch does) folds into its scale: into the "
-            "accumulator of the matmul or linear that produced it, else a rescale view of a quant "
+            "accumulator of the conv, matmul or linear that produced it (there any non-zero constant: a negative "
+            "one flips the accumulator's scale, as a folded BatchNorm's gamma), else a rescale view of a quant "
             "tensor. The quantizer that follows requantizes exactly.",
         lower=_lower,
     ),
