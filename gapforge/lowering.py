@@ -202,7 +202,10 @@ class Lowering:
             return
         except GapforgeError as err:  # LoweringError, QuantReadError, ...
             # a preprocessing step's own refusal keeps its hint (the 'add a QuantIdentity' one is for its readers)
-            own = err.hint if front is PREPROCESSING else None
+            # and a quantizer that cannot be read (its configuration, e.g. binary) keeps its own hint too
+            from gapforge.brevitas_quant import QuantReadError
+
+            own = err.hint if front is PREPROCESSING or isinstance(err, QuantReadError) else None
             self._fail_node(node, str(err), own or self._preprocessing_hint(node) or err.hint)
             return
         except Exception as exc:  # a gapforge bug must not crash the checker

@@ -1153,3 +1153,23 @@ def test_constants_fold_into_a_conv_accumulator_unless_they_vary_along_its_map(t
     rep = check_model(model("x + self.grid")).to_json()
     bad = [i for i in rep["items"] if i["status"] == "unsupported"]
     assert not rep["deployable"] and len(bad) == 1 and "QuantIdentity" in bad[0]["hint"], rep
+
+
+def test_binary_quantizers_of_brevitas_examples_lfc_are_refused_with_their_own_hint(tmp_path):
+    """bnn_pynq's lfc_1w1a (1-bit signed weights and activations, its first quantizer on the preprocessed input
+    2x - 1): every refusal names the binary quantizer and keeps its hint (the input quantizer's used to get the
+    preprocessing's NaN hint instead)."""
+    model = tmp_path / "lfc.py"
+    model.write_text(
+        "import torch\n"
+        "from brevitas_examples.bnn_pynq.models import model_with_cfg\n"
+        "def create_model():\n"
+        "    torch.manual_seed(0)\n"
+        "    return model_with_cfg('lfc_1w1a', pretrained=False)[0].eval()\n"
+        "def example_input():\n"
+        "    return torch.rand(1, 1, 28, 28)\n")
+    rep = check_model(load_model(argparse.Namespace(test_network=None, model_file=str(model), model_class=None,
+                                                    input_shape=None))).to_json()
+    bad = [i for i in rep["items"] if i["status"] == "unsupported"]
+    assert not rep["deployable"] and len(bad) == 8
+    assert all("binary / 1-bit signed" in i["message"] and "at least 2-bit" in i["hint"] for i in bad), bad
