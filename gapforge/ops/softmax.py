@@ -140,6 +140,9 @@ def _masks_out(ctx, x, value: float) -> bool:
 
 
 def _softmax_readers_only(ctx, what: str) -> None:
+    if ctx.node.outputs[0] in ctx.low.graph.outputs or not ctx.consumers(0):
+        ctx.fail(f"the {what} scores are a network output; a mask is deployable only right before a softmax over "
+                 "the last axis", hint=HINT_MASK)
     for node in ctx.consumers(0):
         if not _is_softmax(node):
             ctx.fail(f"the {what} scores go to {node.describe()}; a mask is deployable only right before a "
