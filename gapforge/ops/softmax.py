@@ -77,6 +77,7 @@ def _call(cg):
 
 
 def infer_shapes(inputs, attrs, params):
+    """The input's shape; a mask's pattern rows divide the input's rows, its runs lie within the last axis."""
     out = same_shape(inputs, attrs, params)
     runs = attrs.get("mask")
     if runs is not None:
