@@ -11,6 +11,11 @@ The algorithm and its error bound are docs/integer_contract.md, "Softmax"; the C
 
 with the digit tables ``T[j][v] = rne(2^62 exp(-s_in v 2^(r j)))`` and ``R = rne(2^g / s_out)``,
 2^27 <= R < 2^28, computed once by ``prepare``. Everything but ``prepare`` is integer arithmetic.
+
+A constant attention mask (``mask``: bool [P, n], True = the key is allowed; row r of the input uses
+mask row r mod P) excludes the masked positions from the max and from the sum, and gives them e = 0,
+so their output is the code of 0.0 (zp, clamped): the softmax of the allowed positions, exactly as
+PyTorch's softmax of scores filled with -inf at the masked ones. Every mask row allows some key.
 """
 
 from __future__ import annotations
@@ -44,20 +49,52 @@ class SoftmaxParams:
     hi: int
     tables: np.ndarray  # uint64 (J, 2^r), Q62
     bound: float  # worst-case |computed - exact| before the final rounding, in output steps
+    mask: np.ndarray | None = None  # bool [P, n]: allowed keys of input row r in row r mod P (None: all)
 
     def block(self) -> np.ndarray:
-        """int64 words: [r, J, g, R, zp, lo, hi, 0, T[0][0..2^r), ..., T[J-1][...]] (little-endian)."""
-        head = np.array([self.r, self.J, self.g, self.R, self.zp, self.lo, self.hi, 0], dtype=np.int64)
-        return np.concatenate([head, self.tables.reshape(-1).view(np.int64)])
+        """int64 words: [r, J, g, R, zp, lo, hi, P, T[0][0..2^r), ..., T[J-1][...], M] (little-endian):
+        P mask rows (0: no mask), M their bits, W = ceil(n / 64) words per row, bit i % 64 of word i // 64
+        set when key i is allowed."""
+        P = 0 if self.mask is None else int(self.mask.shape[0])
+        head = np.array([self.r, self.J, self.g, self.R, self.zp, self.lo, self.hi, P], dtype=np.int64)
+        parts = [head, self.tables.reshape(-1).view(np.int64)]
+        if self.mask is not None:
+            parts.append(mask_bits(self.mask).reshape(-1).view(np.int64))
+        return np.concatenate(parts)
+
+
+def mask_bits(mask: np.ndarray) -> np.ndarray:
+    """uint64 [P, ceil(n / 64)]: bit i % 64 of word i // 64 of row p is mask[p, i]."""
+    P, n = mask.shape
+    W = -(-n // 64)
+    padded = np.zeros((P, W * 64), dtype=np.uint64)
+    padded[:, :n] = mask.astype(np.uint64)
+    weights = np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64))
+    return (padded.reshape(P, W, 64) * weights).sum(axis=-1, dtype=np.uint64)
+
+
+def row_mask(mask: np.ndarray | None, shape) -> np.ndarray | None:
+    """The mask of every element of an input of ``shape`` (rows of its last axis), or None."""
+    if mask is None:
+        return None
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    return mask[np.arange(rows) % mask.shape[0]].reshape(shape)
 
 
 def prepare(s_in: float, in_range: tuple[int, int] | None, s_out: float, zp: int, lo: int, hi: int,
-            n: int) -> SoftmaxParams:
+            n: int, mask: np.ndarray | None = None) -> SoftmaxParams:
     """Tables and reciprocal for input scale ``s_in`` (``in_range``: the quant input's integer range,
     None for an int32 accumulator), output scale ``s_out``, zero point and range, rows of ``n``.
 
+    ``mask``: bool [P, n], the allowed keys (see the module docstring), or None.
     Raises ValueError (with the reason) when the bound of the integer contract does not hold.
     """
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.ndim != 2 or mask.shape[1] != n or mask.shape[0] < 1:
+            raise ValueError(f"the mask must be [P, {n}], got {list(mask.shape)}")
+        if not mask.any(axis=1).all():
+            raise ValueError(f"mask row {int(np.argmin(mask.any(axis=1)))} masks every key")
     if not (s_in > 0 and math.isfinite(s_in)):
         raise ValueError(f"input scale {s_in} must be positive")
     if not (s_out > 0 and math.isfinite(s_out)):
@@ -92,7 +129,7 @@ def prepare(s_in: float, in_range: tuple[int, int] | None, s_out: float, zp: int
         (1 - n * delta - 2.0**-43)
     if n >= 2**(64 - F - 1):
         raise ValueError(f"rows of {n} elements are too long for the 64-bit sum")
-    return SoftmaxParams(r, J, g, R, int(zp), int(lo), int(hi), tables, float(bound))
+    return SoftmaxParams(r, J, g, R, int(zp), int(lo), int(hi), tables, float(bound), mask)
 
 
 def mul_q62(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -140,8 +177,14 @@ def softmax(x: np.ndarray, p: SoftmaxParams) -> np.ndarray:
     """Integer softmax of ``x`` (int8/uint8 codes or int32 accumulators) over the last axis,
     quantized: int64 codes in [lo, hi]. See the module docstring for the arithmetic."""
     x = np.asarray(x).astype(np.int64)
-    d = (x.max(axis=-1, keepdims=True) - x).astype(_U64)
-    e = exp_q36(d, p)
+    allowed = row_mask(p.mask, x.shape)
+    if allowed is None:
+        d = (x.max(axis=-1, keepdims=True) - x).astype(_U64)
+        e = exp_q36(d, p)
+    else:  # masked keys: out of the max, e = 0
+        mx = np.where(allowed, x, np.iinfo(np.int64).min).max(axis=-1, keepdims=True)
+        d = np.where(allowed, mx - x, 0).astype(_U64)
+        e = np.where(allowed, exp_q36(d, p), _U64(0))
     S = e.sum(axis=-1, keepdims=True, dtype=_U64)
     num = e * _U64(p.R)  # < 2^64: e <= 2^36, R < 2^28
     q = num // S
@@ -155,8 +198,12 @@ def softmax(x: np.ndarray, p: SoftmaxParams) -> np.ndarray:
     return np.clip(y, p.lo, p.hi)
 
 
-def exact(x: np.ndarray, s_in: float, s_out: float) -> np.ndarray:
-    """The real value the contract rounds, in output steps (float64): softmax(s_in x) / s_out."""
+def exact(x: np.ndarray, s_in: float, s_out: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """The real value the contract rounds, in output steps (float64): softmax(s_in x) / s_out (over the
+    allowed keys of ``mask``, 0 at the others)."""
     x = np.asarray(x).astype(np.float64)
+    allowed = row_mask(mask, x.shape)
+    if allowed is not None:
+        x = np.where(allowed, x, -np.inf)
     z = np.exp(-s_in * (x.max(axis=-1, keepdims=True) - x))
     return z / z.sum(axis=-1, keepdims=True) / s_out

@@ -79,6 +79,9 @@ class Lowering:
         # zero padding folded into the convolution that consumes it: padded activation -> the pads
         # [top, left, bottom, right] (the activation is bound to the unpadded tensor; gapforge/ops/zeropad.py)
         self.pending_pad: dict[int, list[int]] = {}
+        # masked attention scores waiting for their softmax (gapforge/ops/softmax.py): activation (bound to
+        # the unmasked scores) -> bool mask of its shape, True at the excluded keys
+        self.softmax_masks: dict[int, Any] = {}
         # nodes a frontend folded into the op it emitted (e.g. Mamba's slice of a causal conv1d):
         # node index -> (tensor bound to the node's outputs, the folding op's name)
         self.absorbed: dict[int, tuple[str, str]] = {}

@@ -139,8 +139,11 @@ def _unsupported(rep):
 
 
 @pytest.mark.parametrize("name, factory, text, hint", [
-    ("attn_mask", lambda: MHANet(call={"need_weights": False, "attn_mask": torch.ones(T, T).triu(1).bool()}),
-     "attn_mask is given", "without attn_mask"),
+    ("attn_mask_dead_row", lambda: MHANet(call={"need_weights": False,
+                                                "attn_mask": torch.ones(T, T).triu(1).bool().index_fill(0, torch.tensor([1]), True)}),
+     "its attn_mask masks every key of query row 1: PyTorch's softmax gives NaN there", "at least one key unmasked"),
+    ("attn_mask_float_bias", lambda: MHANet(call={"need_weights": False, "attn_mask": torch.full((T, T), 0.5)}),
+     "has values other than 0 and -inf", "a mask of 0 (keep)"),
     ("key_padding_mask", lambda: MHANet(call={"need_weights": False,
                                                "key_padding_mask": "batch"}),
      "key_padding_mask is given", "without key_padding_mask"),

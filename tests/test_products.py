@@ -129,7 +129,7 @@ def _verdict(cls):
 @pytest.mark.parametrize("cls, text, hint", [
     (FloatProduct, "is an unquantized float tensor without an 8-bit encoding (the network input)", "QuantIdentity"),
     (AccProduct, "is an int32 accumulator without an 8-bit encoding", "output quantizer"),
-    (Masked, "unsupported operation masked_fill", "attention masks are not supported"),
+    (Masked, "a mask is deployable only right before a softmax", "masked_fill(mask, float('-inf'))"),
     (Einsum, "unsupported operation einsum", "torch.matmul"),
     (Broadcast, "broadcasting of the leading axes is not supported", "same leading shape"),
     (ConstantToRelu, "must go to a quantizer first", "QuantIdentity right after"),
@@ -168,7 +168,7 @@ def test_checker_cli_names_a_mask_in_one_line(tmp_path):
         "    return torch.randn(1, 4, 8)\n")
     r = run_tool("check_model_compatibility", "--model-file", str(src))
     assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr
-    assert "masked_fill" in r.stdout and "attention masks are not supported" in r.stdout
+    assert "masked_fill" in r.stdout and "a mask is deployable only right before a softmax" in r.stdout
 
 
 # -- GAP9 gemm tiling --------------------------------------------------------------------------

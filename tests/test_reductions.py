@@ -81,6 +81,36 @@ def test_softmax_matches_float64_and_brevitas(data, n, rows, kind, log_s, out_si
     _compare(ours, theirs, sm.exact(x, s_in, s_out), (y / q.act_quant.scale()).numpy(), p.bound, lo, hi, 0)
 
 
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(data=st.data(), n=st.integers(1, 80), rows=st.integers(1, 6), period=st.integers(1, 3),
+       kind=st.sampled_from(["s8", "u8", "acc"]), log_s=st.floats(-3.0, 0.5), out_max=st.floats(0.2, 1.0))
+def test_masked_softmax_matches_torch_masked_fill(data, n, rows, period, kind, log_s, out_max):
+    """A constant mask (row r uses mask row r mod P): equal to PyTorch's softmax of the scores filled with -inf
+    at the masked keys, to the contract's bound; masked keys give the code of 0.0."""
+    lo_in, hi_in = {"s8": (-128, 127), "u8": (0, 255), "acc": (-(2**22), 2**22)}[kind]
+    s_in = float(np.float32(10.0**log_s * (1e-4 if kind == "acc" else 1.0)))
+    x = _codes(data, rows * period, n, lo_in, hi_in)
+    rng = np.random.default_rng(n * 7 + rows)
+    allowed = rng.random((period, n)) < 0.6
+    allowed[np.arange(period), rng.integers(0, n, period)] = True
+    q = brevitas_quantizer(False, out_max)
+    s_out = float(q.act_quant.scale())
+    p = sm.prepare(s_in, None if kind == "acc" else (lo_in, hi_in), s_out, 0, 0, 255, n, allowed)
+    assert p.bound < 1e-5
+    ours = sm.softmax(x, p)
+    full = np.tile(allowed, (rows, 1))
+    with torch.no_grad():
+        value = torch.tensor(x, dtype=torch.float32) * torch.tensor(s_in, dtype=torch.float32)
+        y = F.softmax(value.masked_fill(torch.from_numpy(~full), float("-inf")), dim=-1)
+        theirs = q(y).int().numpy()
+    assert (ours[~full] == 0).all()
+    exact = sm.exact(x, s_in, s_out, allowed)
+    assert np.allclose(exact, (y / q.act_quant.scale()).numpy(), atol=1e-3)
+    _compare(ours, theirs, exact, (y / q.act_quant.scale()).numpy(), p.bound, 0, 255, 0)
+    with pytest.raises(ValueError, match="masks every key"):
+        sm.prepare(s_in, None, s_out, 0, 0, 255, n, np.zeros((1, n), bool))
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(data=st.data(), n=st.integers(1, 96), rows=st.integers(1, 4), kind=st.sampled_from(["s8", "u8", "s4"]),
        log_s=st.floats(-3.0, 0.0), log_eps=st.floats(-7.0, -1.0), affine=st.booleans(),

@@ -462,8 +462,11 @@ def requantize_case(cs, rng, name, x: np.ndarray, t: str, rqp: RQ, inner: int):
     cs.add(K_REQUANTIZE, name, [DT[t], n, inner, *rqp.params()], [x, *rqp.arrays(), out_bytes(y, rqp.lo)])
 
 
-def softmax_case(cs, rng, name, *, t, rows, n, s_in, s_out, out="u8", zp=0, relu=False, mode="rand"):
-    """Softmax rows of an int8/uint8 quant tensor or an int32 accumulator (``t`` s32)."""
+def softmax_case(cs, rng, name, *, t, rows, n, s_in, s_out, out="u8", zp=0, relu=False, mode="rand",
+                 mask=None, row0=0):
+    """Softmax rows of an int8/uint8 quant tensor or an int32 accumulator (``t`` s32); ``mask``: a period
+    P (random allowed keys, one at least per row; "causal": a causal [n, n] pattern), the rows starting at
+    absolute row ``row0`` (a tile's)."""
     x = rand_act(rng, t, (rows, n))
     if mode == "extreme":  # the whole range: d up to 2^32 - 1 for accumulators
         lo_x, hi_x = RANGES[t] if t != "s32" else (-(2**31), 2**31 - 1)
@@ -474,9 +477,18 @@ def softmax_case(cs, rng, name, *, t, rows, n, s_in, s_out, out="u8", zp=0, relu
     lo, hi = RANGES[out]
     if relu:
         lo = max(lo, zp)
-    p = np_softmax.prepare(s_in, RANGES[t] if t != "s32" else None, s_out, zp, lo, hi, n)
+    m = None
+    if mask == "causal":
+        m = np.tril(np.ones((n, n), dtype=bool))
+    elif mask is not None:
+        m = rng.random((mask, n)) < 0.5
+        m[np.arange(mask), rng.integers(0, n, mask)] = True
+    p = np_softmax.prepare(s_in, RANGES[t] if t != "s32" else None, s_out, zp, lo, hi, n, m)
     y = np_softmax.softmax(x, p)
-    cs.add(K_SOFTMAX, name, [DT[t], rows, n], [x, p.block(), out_bytes(y, lo)])
+    if m is not None:  # the tile's rows: absolute rows row0 .. row0 + rows - 1
+        shifted = np_softmax.SoftmaxParams(**{**p.__dict__, "mask": np.roll(m, -row0, axis=0)})
+        y = np_softmax.softmax(x, shifted)
+    cs.add(K_SOFTMAX, name, [DT[t], rows, n, row0], [x, p.block(), out_bytes(y, lo)])
 
 
 def layernorm_case(cs, rng, name, *, t, rows, n, s_in, s_out, eps=1e-5, affine=True, out="s8", zp=0, relu=False,
@@ -552,6 +564,11 @@ def add_row_cases(cs: CaseSet, rng) -> None:
         softmax_case(cs, rng, f"sm_{t}_extreme", t=t, rows=3, n=9, s_in=0.5, s_out=0.25 / 255, mode="extreme")
         softmax_case(cs, rng, f"sm_{t}_n1", t=t, rows=2, n=1, s_in=0.05, s_out=1 / 255)
         softmax_case(cs, rng, f"sm_{t}_long", t=t, rows=1, n=300, s_in=0.07, s_out=0.05 / 255)
+        softmax_case(cs, rng, f"sm_{t}_causal", t=t, rows=24, n=8, s_in=0.05, s_out=1 / 255, mask="causal")
+        softmax_case(cs, rng, f"sm_{t}_causal_row0", t=t, rows=5, n=8, s_in=0.05, s_out=1 / 255, mask="causal",
+                     row0=11)
+        softmax_case(cs, rng, f"sm_{t}_mask_words", t=t, rows=7, n=130, s_in=0.1, s_out=0.5 / 255, zp=2,
+                     mask=3, row0=4)
         layernorm_case(cs, rng, f"ln_{t}_8x8", t=t, rows=8, n=8, s_in=0.05, s_out=0.03)
         layernorm_case(cs, rng, f"ln_{t}_noaffine", t=t, rows=4, n=24, s_in=0.02, s_out=0.05, affine=False)
         layernorm_case(cs, rng, f"ln_{t}_u8out", t=t, rows=3, n=17, s_in=0.1, s_out=0.02, out="u8", zp=100)
@@ -583,6 +600,8 @@ def add_row_cases(cs: CaseSet, rng) -> None:
     softmax_case(cs, rng, "sm_s32_wide_scale", t="s32", rows=3, n=20, s_in=3e-9, s_out=1 / 255)
     softmax_case(cs, rng, "sm_s32_extreme", t="s32", rows=3, n=8, s_in=1e-6, s_out=1 / 255, mode="extreme")
     softmax_case(cs, rng, "sm_s32_ties", t="s32", rows=3, n=8, s_in=1e-4, s_out=1 / 128, out="s8", mode="ties")
+    softmax_case(cs, rng, "sm_s32_causal", t="s32", rows=6, n=6, s_in=1e-4, s_out=1 / 255, mask="causal",
+                 row0=2, mode="extreme")
 
 
 # ---------------------------------------------------------------------------------------------

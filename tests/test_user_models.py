@@ -1173,3 +1173,55 @@ def test_binary_quantizers_of_brevitas_examples_lfc_are_refused_with_their_own_h
     bad = [i for i in rep["items"] if i["status"] == "unsupported"]
     assert not rep["deployable"] and len(bad) == 8
     assert all("binary / 1-bit signed" in i["message"] and "at least 2-bit" in i["hint"] for i in bad), bad
+
+
+CAUSAL = [[[0, i + 1]] for i in range(6)]  # per query row the allowed keys: 0 .. i
+
+
+def _causal_form(monkeypatch, form: str):
+    src = _source("causal_attention")
+    monkeypatch.syspath_prepend(str(MODELS))
+    import causal_attention as mod
+    monkeypatch.setattr(mod, "FORM", form)
+    src.model = mod.create_model()
+    return src
+
+
+@pytest.mark.parametrize("form", ["buffer", "finfo", "additive", "mha"])
+def test_causal_attention_mask_is_exact(tmp_path, monkeypatch, form):
+    """A causal mask (masked_fill of a buffer with -inf, of a tril built in forward with finfo.min, an additive
+    0 / -inf buffer, QuantMultiheadAttention(attn_mask=...)): one softmax with the mask's allowed key runs, exact
+    against Brevitas (the masked keys' probabilities are the code of 0.0)."""
+    src = _causal_form(monkeypatch, form)
+    net = extract(src)
+    (sm,) = [op for op in net.ops if op.type == "softmax"]
+    assert sm.attrs["mask"] == CAUSAL and not any(op.type == "add_constant" for op in net.ops)
+    engine, ours, ref, rep = _exact_report(src, net, tmp_path, near_ties=True)
+    assert ours.shape == ref.shape and np.abs(ref).max() > 0
+    _, ints = engine.forward(inputs.stored_arrays(tmp_path / "net", "held_out_x"))
+    att = ints[net.ops[net.ops.index(sm) + 1].outputs[0]]  # the softmax's quantizer (Uint8: zero point 0)
+    future = np.triu(np.ones((6, 6), bool), 1)
+    assert (att[..., future] == 0).all() and (att[..., ~future] > 0).any()
+
+
+@pytest.mark.parametrize("form, message", [
+    ("dynamic", r"unsupported operation lt"),
+    ("full_row", r"masked_fill at causal_attention\.py:\d+: the masked_fill masks every key of query row 2: "
+                 r"PyTorch's softmax gives NaN there \(hint: leave at least one key unmasked"),
+    ("not_softmax", r"the masked_fill scores go to module 'q_s' \(QuantIdentity\); a mask is deployable only right "
+                    r"before a softmax"),
+])
+def test_causal_attention_refusals(monkeypatch, form, message):
+    src = _causal_form(monkeypatch, form)
+    with pytest.raises(GapforgeError) as err:
+        extract(src)
+    assert re.search(message, err.value.one_line()), err.value.one_line()
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+def test_causal_attention_deploys_bit_exact(tmp_path, target):
+    """The masked softmax in C (gf_softmax reading the mask rows after its tables; on gap9-emu the rows tiles
+    with each core's first row) equals the golden."""
+    out, _ = _deploy_bit_exact(tmp_path, "causal_attention", target)
+    net = json.loads((out / "network_info.json").read_text())
+    assert [op["attrs"]["mask"] for op in net["ops"] if op["type"] == "softmax"] == [CAUSAL]

@@ -257,7 +257,8 @@ void gf_mul(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, const 
  * Row kernels: `rows` rows of n elements each (C order), one output byte per element; `p` is the
  * step's int64 parameter block (params.bin region <step>.p, layout in the kernel file).
  *   gf_softmax:   softmax over each row then the output quantizer, in_t GF_S8, GF_U8 or GF_S32
- *                 (integer contract "Softmax", gf_softmax.c)
+ *                 (integer contract "Softmax", gf_softmax.c); row0: the absolute index of the first row
+ *                 (it selects the rows of a constant attention mask in p)
  *   gf_layernorm: LayerNorm over each row then the output quantizer, in_t GF_S8 or GF_U8
  *                 (integer contract "LayerNorm", gf_layernorm.c)
  *   gf_rmsnorm:   RMSNorm over each row then the output quantizer, in_t GF_S8 or GF_U8
@@ -268,7 +269,7 @@ void gf_mul(const void *a, gf_dtype_t a_t, const void *b, gf_dtype_t b_t, const 
  *                 then the output quantizer (row0 as gf_groupnorm; integer contract "Products with
  *                 constant tensors", gf_lincomb.c)
  */
-void gf_softmax(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
+void gf_softmax(const void *x, gf_dtype_t in_t, int32_t row0, int32_t rows, int32_t n, const int64_t *p, void *y);
 void gf_layernorm(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
 void gf_rmsnorm(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y);
 void gf_groupnorm(const void *x, gf_dtype_t in_t, int32_t row0, int32_t rows, int32_t n, const int64_t *p, void *y);

@@ -3,8 +3,11 @@
  * "Softmax"; atomic_ops/softmax.py is the same arithmetic in numpy).
  *
  * Parameter block p (int64 words, built by the planner): [0] r digit bits, [1] J digits,
- * [2] g output shift, [3] R = rne(2^g / s_out) (2^27 <= R < 2^28), [4] zp, [5] lo, [6] hi, [7] 0,
- * then J tables of 2^r uint64 entries T[j][v] = rne(2^62 exp(-s_in v 2^(r j))) (Q62, T[j][0] = 2^62).
+ * [2] g output shift, [3] R = rne(2^g / s_out) (2^27 <= R < 2^28), [4] zp, [5] lo, [6] hi,
+ * [7] P mask rows (0: no mask), then J tables of 2^r uint64 entries T[j][v] = rne(2^62 exp(-s_in v 2^(r j)))
+ * (Q62, T[j][0] = 2^62), then P rows of W = ceil(n / 64) uint64 mask words: bit i % 64 of word i / 64
+ * set when key i is allowed; row row0 + k of x (k < rows) uses mask row (row0 + k) mod P. A masked key
+ * takes no part in the max nor the sum and its output is clamp(zp) (e = 0); every mask row allows one.
  * Per row of n values x (int8, uint8 or int32):
  *   d = max - x (0 <= d < 2^32); e62 = T[0][digit 0] * T[1][digit 1] * ... (Q62, each product
  *   rounded half to even; zero digits skipped; 0 when d >= 2^(r J)); e = rne(e62 / 2^26) (Q36);
@@ -68,19 +71,24 @@ GF_INLINE uint64_t gf_sm_exp(const gf_sm_t *c, uint32_t d)
     }
 }
 
+#define GF_SM_ON(i) (!mb || ((mb[(i) >> 6] >> ((i) & 63)) & 1u))
+
 #define GF_SM_ROWS(TYPE)                                                                           \
     do {                                                                                           \
         const TYPE *xs = (const TYPE *)x;                                                          \
         for (row = 0; row < rows; row++, xs += n, yb += n) {                                       \
-            int32_t mx = xs[0], i;                                                                 \
+            const uint64_t *mb = P ? M + (size_t)((row0 + row) % P) * W : 0;                       \
+            int32_t mx = INT32_MIN, i;                                                             \
             uint64_t S = 0, inv;                                                                   \
-            for (i = 1; i < n; i++)                                                                \
-                mx = xs[i] > mx ? xs[i] : mx;                                                      \
             for (i = 0; i < n; i++)                                                                \
-                S += gf_sm_exp(&c, (uint32_t)((int64_t)mx - xs[i]));                               \
+                if (GF_SM_ON(i))                                                                   \
+                    mx = xs[i] > mx ? xs[i] : mx;                                                  \
+            for (i = 0; i < n; i++)                                                                \
+                if (GF_SM_ON(i))                                                                   \
+                    S += gf_sm_exp(&c, (uint32_t)((int64_t)mx - xs[i]));                           \
             inv = ~(uint64_t)0 / S;                                                                \
             for (i = 0; i < n; i++) {                                                              \
-                uint64_t num = gf_sm_exp(&c, (uint32_t)((int64_t)mx - xs[i])) * c.R;               \
+                uint64_t num = GF_SM_ON(i) ? gf_sm_exp(&c, (uint32_t)((int64_t)mx - xs[i])) * c.R : 0; \
                 uint64_t q = gf_mulhi64(num, inv), rem = num - q * S;                              \
                 while (rem >= S) { /* at most twice: the exact quotient and remainder */           \
                     q++;                                                                           \
@@ -94,12 +102,14 @@ GF_INLINE uint64_t gf_sm_exp(const gf_sm_t *c, uint32_t d)
         }                                                                                          \
     } while (0)
 
-void gf_softmax(const void *x, gf_dtype_t in_t, int32_t rows, int32_t n, const int64_t *p, void *y)
+void gf_softmax(const void *x, gf_dtype_t in_t, int32_t row0, int32_t rows, int32_t n, const int64_t *p, void *y)
 {
     gf_sm_t c;
     uint8_t *yb = (uint8_t *)y;
     int32_t row;
-    const int32_t zp = (int32_t)p[4], lo = (int32_t)p[5], hi = (int32_t)p[6];
+    const int32_t zp = (int32_t)p[4], lo = (int32_t)p[5], hi = (int32_t)p[6], P = (int32_t)p[7];
+    const int32_t W = (n + 63) / 64;
+    const uint64_t *M = (const uint64_t *)(p + 8) + ((size_t)p[1] << p[0]);
     c.r = (int32_t)p[0];
     c.J = (int32_t)p[1];
     c.g = (int32_t)p[2];

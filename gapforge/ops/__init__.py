@@ -54,9 +54,6 @@ _UNSUPPORTED_HINTS: dict[str, str] = {
               "for the axes), which gapforge deploys exactly",
     "baddbmm": "write it as torch.matmul of two quantized activations; a constant added to the product is "
                "not supported",
-    "masked_fill": "attention masks are not supported yet; deploy the model without the mask (or apply it "
-                   "to the inputs before quantization)",
-    "masked_fill_": "attention masks are not supported yet; deploy the model without the mask",
     "scaled_dot_product_attention": "write the attention out: q @ k.transpose(-2, -1) * scale, softmax, "
                                     "@ v, with a QuantIdentity after each product",
     "conv2d": "functional F.conv2d on activations: use a brevitas.nn.QuantConv2d module",

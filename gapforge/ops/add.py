@@ -79,6 +79,10 @@ def _lower_add_function(ctx) -> None:
     acts = [ctx.act_of(a) for a in args]
     if acts.count(None) == 1 and _is_constant(args[acts.index(None)]):
         from gapforge.ops.add_constant import lower_add_constant
+        from gapforge.ops.softmax import lower_additive_mask
+
+        if lower_additive_mask(ctx, acts[1 - acts.index(None)], args[acts.index(None)]):
+            return  # scores + a constant mask of 0 / -inf, read by a softmax
 
         lower_add_constant(ctx, acts[1 - acts.index(None)], args[acts.index(None)])
         return

@@ -36,14 +36,15 @@ from gapforge.ops._layer import emit_weight_layer
 from gapforge.ops.permute import emit_permute
 from gapforge.ops.requantize import quantize_to
 from gapforge.ops.reshape import emit_reshape
+from gapforge.ops.softmax import HINT_DEAD, additive_mask, dead_rows_problem, emit_softmax
 
 
 def _problems(m, call) -> list[tuple[str, str]]:
     """Unsupported arguments of one call of QuantMultiheadAttention ``m``: (message, hint) each."""
     out = []
-    if call.get("attn_mask") is not None:
-        out.append(("attn_mask is given: attention masks are not supported",
-                    "call it without attn_mask (a causal or padding mask cannot be deployed yet)"))
+    if call.get("attn_mask") is not None and m.softmax_input_quant.act_quant.is_quant_enabled:
+        out.append(("attn_mask with softmax_input_quant: the quantizer clamps the masked (-inf) scores to a code",
+                    "keep softmax_input_quant=None (the default) with an attention mask"))
     if call.get("key_padding_mask") is not None:
         out.append(("key_padding_mask is given: padding masks are not supported",
                     "call it without key_padding_mask (use fixed-length inputs)"))
@@ -104,6 +105,27 @@ def _need_quant(ctx, t, what: str, arg: str):
     if t.kind != "quant":
         ctx.fail(f"{what} is None: the product would read an unquantized tensor",
                  hint=f"keep the default {arg} (e.g. Int8ActPerTensorFloat)")
+
+
+def _attn_mask(ctx, mask, scores, b: int, h: int, n_l: int, n_s: int):
+    """The bool [B, H, L, S] mask (True: excluded) of a constant attn_mask ([L, S] or [B * H, L, S], bool or a
+    float mask of 0 and -inf, which Brevitas adds to the scores), or None."""
+    if mask is None:
+        return None
+    if ctx.act_of(mask) is not None:
+        ctx.fail("its attn_mask is computed from the activations; only constant masks are supported",
+                 hint="pass a constant attn_mask (a registered buffer, or torch.triu / torch.ones of the static size)")
+    if not isinstance(mask, torch.Tensor) or not (mask.dtype == torch.bool or mask.is_floating_point()):
+        ctx.fail(f"its attn_mask is a {getattr(mask, 'dtype', type(mask).__name__)}, not a bool or float tensor",
+                 hint="pass a bool attn_mask (True where the key is masked)")
+    v = mask.detach().cpu()
+    v = v.unsqueeze(0) if v.dim() == 2 else v.reshape(b, h, n_l, n_s)
+    full = np.broadcast_to(v.numpy() if v.dtype == torch.bool else v.to(torch.float64).numpy(), (b, h, n_l, n_s))
+    masked = full.copy() if full.dtype == bool else additive_mask(ctx, scores, full, "attn_mask")
+    problem = dead_rows_problem(masked)
+    if problem:
+        ctx.fail(f"its attn_mask {problem}", hint=HINT_DEAD)
+    return masked
 
 
 def _lower(ctx) -> None:
@@ -168,7 +190,7 @@ def _lower(ctx) -> None:
                                           vals[k4.name].reshape(-1, d, n_s)).reshape(-1, h, n_l, n_s)
     x = _quantize(ctx, scores, m.softmax_input_quant, "softmax_input_quant", lambda v: v.reshape(-1, h, n_l, n_s))
     probs = ctx.new_tensor(f"{ctx.name}.softmax", "real", x.shape)
-    ctx.emit("softmax", [x], [probs])
+    emit_softmax(ctx, x, probs, _attn_mask(ctx, call.get("attn_mask"), x, b, h, n_l, n_s))
     attn = _quantize(ctx, probs, m.attn_output_weights_quant, "attn_output_weights_quant",
                      lambda v: v.reshape(-1, h, n_l, n_s))
     if attn.kind != "quant":
@@ -206,10 +228,13 @@ FRONTENDS = [
         lowers_to=("requantize", "linear", "reshape", "permute", "matmul", "softmax"),
         doc="Self- or cross-attention exactly as Brevitas computes it, with its quantizers (the defaults or "
             "others, per tensor): packed or separate in-projections (kdim / vdim), q / sqrt(head_dim) folded "
-            "into q's scale, both products as matmul, softmax over the keys, the output projection. Called "
+            "into q's scale, both products as matmul, softmax over the keys (with a constant attn_mask: [L, S] "
+            "or [B * H, L, S], bool or a float mask of 0 and -inf, the softmax's mask), the output projection. "
+            "Called "
             "as mha(q, k, v, need_weights=False) on [batch, tokens, embed] with batch_first=True, or on "
             "x.transpose(0, 1) with batch_first=False (the output transposed back); dropout is inactive in "
-            "eval. Refused with a hint: attn_mask, key_padding_mask, need_weights=True, add_bias_kv, "
+            "eval. Refused with a hint: an attn_mask computed from the activations, with a row of only masked keys, "
+            "or with softmax_input_quant; key_padding_mask, need_weights=True, add_bias_kv, "
             "add_zero_attn, unbatched 2-D inputs.",
         lower=_lower,
     ),

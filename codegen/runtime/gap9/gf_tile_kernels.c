@@ -146,7 +146,8 @@ void gf_tile_mul(const gf_tile_args_t *a)
 #endif
 
 #ifdef GF_K_SOFTMAX
-void gf_tile_softmax(const gf_tile_args_t *a) { gf_softmax(a->x, IN_T(a), a->n, a->inner, a->p, a->y); }
+/* e0: the absolute index of the core's first row (it selects the rows of an attention mask) */
+void gf_tile_softmax(const gf_tile_args_t *a) { gf_softmax(a->x, IN_T(a), a->e0, a->n, a->inner, a->p, a->y); }
 #endif
 
 #ifdef GF_K_LAYERNORM

@@ -385,10 +385,11 @@ static int run_case(const case_t *c, void *out)
     }
     case K_SOFTMAX:
     case K_LAYERNORM:
-        /* params: in_t, rows, n; arrays x p (s64 parameter block) expected */
+        /* params: in_t, rows, n (softmax: and row0); arrays x p (s64 parameter block) expected */
         NEED(3, 3);
         if (c->id == K_SOFTMAX)
-            gf_softmax(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], c->prm[2], (const int64_t *)A[1].data, out);
+            gf_softmax(A[0].data, (gf_dtype_t)c->prm[0], c->nprm > 3 ? c->prm[3] : 0, c->prm[1], c->prm[2],
+                       (const int64_t *)A[1].data, out);
         else
             gf_layernorm(A[0].data, (gf_dtype_t)c->prm[0], c->prm[1], c->prm[2], (const int64_t *)A[1].data, out);
         return 0;
