@@ -90,12 +90,12 @@ class ConstantToRelu(_Base):
         return self.out(torch.relu(a + self.pos))
 
 
-class AccNumberAdd(_Base):  # a number added to a quantized activation is deployable (tests/user_models/sub_ops.py)
+class AccNumberAdd(_Base):  # a number added to a fresh linear accumulator folds into its offset
     def forward(self, x):
         return self.out(self.fc(self.qa(x)) + 1.5)
 
 
-class NegativeScale(_Base):
+class NegativeScale(_Base):  # a negative factor of a fresh matmul accumulator flips its scale
     def forward(self, x):
         a = self.qb(x)
         return self.out((a @ a.transpose(1, 2)) * -0.5)
@@ -133,14 +133,31 @@ def _verdict(cls):
     (Einsum, "unsupported operation einsum", "torch.matmul"),
     (Broadcast, "broadcasting of the leading axes is not supported", "same leading shape"),
     (ConstantToRelu, "must go to a quantizer first", "QuantIdentity right after"),
-    (AccNumberAdd, "adds a constant to an int32 accumulator", "QuantIdentity"),
-    (NegativeScale, "only positive finite constants fold into a scale", "negative"),
 ])
 def test_unsupported_variants_are_named_with_a_hint(cls, text, hint):
     rep = _verdict(cls)
     assert not rep.deployable
     bad = [d for d in rep.items if d.status == "unsupported"]
     assert any(text in d.message and hint in (d.hint or "") for d in bad), [(d.message, d.hint) for d in bad]
+
+
+@pytest.mark.parametrize("cls", [AccNumberAdd, NegativeScale])
+def test_constants_on_a_fresh_accumulator_fold_and_are_exact(cls, tmp_path):
+    """fc(x) + 1.5 and (a @ a^T) * -0.5: the constant goes into the accumulator's offset / scale (no op of its own),
+    and the engine equals Brevitas (the next quantizer's codes, near-ties aside)."""
+    from gapforge import fidelity
+    from gapforge.extract import extract, write_network
+    from tools.int8_inference import INT8InferenceEngine
+
+    m = _calibrated(cls)
+    src = ModelSource(cls.__name__, "test_products.py", m, (torch.randn(1, 4, 8),), None)
+    assert check_model(src).deployable
+    net = extract(src)
+    assert not any(op.type in ("add_constant", "rescale", "lut") for op in net.ops), [op.type for op in net.ops]
+    write_network(net, tmp_path / "net")
+    torch.manual_seed(3)
+    rep = fidelity.check(m, INT8InferenceEngine(tmp_path / "net"), torch.randn(16, 4, 8).numpy(), cls.__name__)
+    assert rep.passed and rep.unexplained == 0 and rep.outside_window == 0
 
 
 def test_scalings_slices_means_and_constants_are_deployable():
