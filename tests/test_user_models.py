@@ -989,6 +989,15 @@ def test_amax_of_an_accumulator_and_a_kept_axis_max_are_exact(tmp_path):
     _deploy_bit_exact(tmp_path / "deploy", "global_max_2d", "gap9")
 
 
+def _assert_one_refusal(model, words):
+    """The checker refuses the model file ``model`` for exactly one node, in one line with a hint holding ``words``."""
+    rep = check_model(load_model(argparse.Namespace(test_network=None, model_file=str(model), model_class=None,
+                                                    input_shape=None))).to_json()
+    bad = [i for i in rep["items"] if i["status"] == "unsupported"]
+    assert not rep["deployable"] and len(bad) == 1 and bad[0]["hint"], rep
+    assert "\n" not in bad[0]["message"] and all(w in bad[0]["message"] + " " + bad[0]["hint"] for w in words), bad
+
+
 @pytest.mark.parametrize("call, words", [
     ("y = torch.max(x)", ["whole tensor", "dim=2"]),
     ("y = torch.max(x, x)", ["two tensors", "over an axis"]),
@@ -1012,11 +1021,7 @@ def test_max_refusals_are_one_line_with_a_hint(tmp_path, call, words):
         f"        {call}\n"
         "        return self.o(y)\n"
         + _calibrated_hooks((4, 10), 8, seed=0))
-    rep = check_model(load_model(argparse.Namespace(test_network=None, model_file=str(model), model_class=None,
-                                                    input_shape=None))).to_json()
-    bad = [i for i in rep["items"] if i["status"] == "unsupported"]
-    assert not rep["deployable"] and len(bad) == 1 and bad[0]["hint"], rep
-    assert "\n" not in bad[0]["message"] and all(w in bad[0]["message"] + " " + bad[0]["hint"] for w in words), bad
+    _assert_one_refusal(model, words)
 
 
 def test_prelu_per_channel_slopes_give_per_channel_steps_and_tables(tmp_path):
@@ -1083,11 +1088,7 @@ def test_split_refusals_are_one_line_with_a_hint(tmp_path, call, words):
         f"        {call}\n"
         "        return self.f(torch.flatten(b, 1))\n"
         + _calibrated_hooks((4, 10), 8, seed=0))
-    rep = check_model(load_model(argparse.Namespace(test_network=None, model_file=str(model), model_class=None,
-                                                    input_shape=None))).to_json()
-    bad = [i for i in rep["items"] if i["status"] == "unsupported"]
-    assert not rep["deployable"] and len(bad) == 1 and bad[0]["hint"], rep
-    assert "\n" not in bad[0]["message"] and all(w in bad[0]["message"] + " " + bad[0]["hint"] for w in words), bad
+    _assert_one_refusal(model, words)
 
 
 def test_reflect_replicate_and_circular_padding_become_edge_pads_exact_and_bit_exact_on_gap9(tmp_path):
