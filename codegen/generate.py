@@ -204,7 +204,7 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
     if gap9 is not None:
         ctx.update(g=gap9, scratch=gap9.placement.budgets.hw.l2_scratch, hw=hw,
                    fc_calls=[c for c, tp in zip(program.calls, gap9.tiles)
-                             if tp.tiling == "fc" and c.kernel])
+                             if tp.tiling == "fc" and c.kernel and not tp.fused])  # (a fused conv: none)
     args = {"test_case": test_case, "l1_budget": l1_budget, "l2_budget": l2_budget, "fault": fault,
             "tile_l1_budget": tile_l1_budget, "kernels": kernels}
     if gap9 is not None:

@@ -810,30 +810,52 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
 
 /* A max pool fused behind the conv (L->pool_kh: window = stride, no padding, the tile whole windows): the conv tile
  * [con][ohn][own] in GF_OP_MID pooled into [con][ohn / kh][own / kw] in GF_OP_OUT buffer b; the cores split the
- * pooled rows of all the tile's channels. 8-bit codes (signed or not: the max of the same integers). */
+ * pooled rows of all the tile's channels. 8-bit codes, signed or not (the max of the same integers); 2x2 windows
+ * (the common case) unrolled. */
+#define GF_POOL_ROWS(NAME, T)                                                                                     \
+    static void NAME(const T *src, T *dst, int32_t r0, int32_t r1, int32_t oh, int32_t ow, int32_t ihn, int32_t iw, \
+                     int32_t kh, int32_t kw)                                                                      \
+    {                                                                                                             \
+        int32_t c = r0 / oh, y = r0 - c * oh;                                                                     \
+        T *out = dst + r0 * ow;                                                                                   \
+        for (int32_t r = r0; r < r1; r++) {                                                                       \
+            const T *a = src + (c * ihn + y * kh) * iw;                                                           \
+            if (kh == 2 && kw == 2) {                                                                             \
+                const T *n = a + iw;                                                                              \
+                for (int32_t x = 0; x < ow; x++, a += 2, n += 2) {                                                \
+                    T m0 = a[0] > a[1] ? a[0] : a[1], m1 = n[0] > n[1] ? n[0] : n[1];                              \
+                    *out++ = m0 > m1 ? m0 : m1;                                                                   \
+                }                                                                                                 \
+            } else {                                                                                              \
+                for (int32_t x = 0; x < ow; x++, a += kw) {                                                       \
+                    T m = a[0];                                                                                   \
+                    for (int32_t i = 0; i < kh; i++)                                                              \
+                        for (int32_t j = 0; j < kw; j++)                                                          \
+                            m = a[i * iw + j] > m ? a[i * iw + j] : m;                                            \
+                    *out++ = m;                                                                                   \
+                }                                                                                                 \
+            }                                                                                                     \
+            if (++y == oh) {                                                                                      \
+                y = 0;                                                                                            \
+                c++;                                                                                              \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+GF_POOL_ROWS(pool_rows_s8, int8_t)
+GF_POOL_ROWS(pool_rows_u8, uint8_t)
+
 static void pool_tile(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
 {
     const gf_layer_t *L = R->L;
     int32_t kh = L->pool_kh, kw = L->pool_kw, oh = T->ohn / kh, ow = T->own / kw;
     int32_t rows = T->con * oh, r0 = core * rows / ncores, r1 = (core + 1) * rows / ncores;
-    const uint8_t *src = R->l1[0][GF_OP_MID];
-    uint8_t *dst = R->l1[b][GF_OP_OUT];
-    int sgn = L->out_t == GF_S8;
-    for (int32_t r = r0; r < r1; r++) { /* pooled row r: channel r / oh, row r % oh */
-        int32_t c = r / oh, y = r - c * oh;
-        const uint8_t *in = src + (uint32_t)((c * T->ohn + y * kh) * T->own);
-        uint8_t *out = dst + (uint32_t)(r * ow);
-        for (int32_t x = 0; x < ow; x++) {
-            const uint8_t *w = in + x * kw;
-            int32_t m = sgn ? (int8_t)w[0] : w[0];
-            for (int32_t i = 0; i < kh; i++)
-                for (int32_t j = 0; j < kw; j++) {
-                    int32_t v = sgn ? (int8_t)w[i * T->own + j] : w[i * T->own + j];
-                    m = v > m ? v : m;
-                }
-            out[x] = (uint8_t)m;
-        }
-    }
+    if (r0 == r1)
+        return;
+    if (L->out_t == GF_S8)
+        pool_rows_s8((const int8_t *)R->l1[0][GF_OP_MID], (int8_t *)R->l1[b][GF_OP_OUT], r0, r1, oh, ow, T->ohn, T->own,
+                     kh, kw);
+    else
+        pool_rows_u8(R->l1[0][GF_OP_MID], R->l1[b][GF_OP_OUT], r0, r1, oh, ow, T->ohn, T->own, kh, kw);
 }
 
 static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
