@@ -213,7 +213,10 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
     summary["run"] = {"target": runner, **t, "passed": passed}
 
     prog.start("verify")
-    prog.done("verify", f"{t['compared']}/{t['layers']} layers compared, {t['mismatches']} mismatches: "
+    fused = f", {t['fused']} convs fused into their max pools (kept in L1; --fuse-pools off compares them)" \
+        if t.get("fused") else ""
+    prog.done("verify", f"{t['compared'] - t.get('fused', 0)}/{t['layers']} layers compared{fused}, "
+                        f"{t['mismatches']} mismatches: "
                         + ("BIT-EXACT" if passed else "FAILED: " + "; ".join(results["reasons"][:3])))
     summary["passed"] = passed
     if not passed:
