@@ -12,6 +12,7 @@ import jinja2
 from codegen import manifest as mf
 from codegen.gap9.fc_placement import MODES as FC_LAYERS  # gap9 --fc-layers: which small layers run on the FC
 from codegen.gap9.fc_placement import format_choices
+from codegen.gap9.fusion import MODES as FUSE_POOLS  # gap9 --fuse-pools: max pools fused into their conv
 from codegen.program import Program, build_program
 from codegen.targets import TARGETS, Target
 from gapforge import __version__, ir
@@ -91,6 +92,9 @@ def plan_json(program: Program, target: Target, gap9=None, gap9_extra: dict | No
         doc["build"]["defines"] = list(extra.get("defines", []))
         doc["build"]["cflags"] = list(target.cflags)
         doc["gap9"] = gap9.plan_json()
+        for i, c in gap9.fusions.items():  # a conv fused into its max pool (codegen/gap9/fusion.py): not compared
+            doc["steps"][c]["fused_into"] = program.calls[i].name
+            doc["steps"][i]["fused_conv"] = program.calls[c].name
         doc["gap9"].update({k: extra[k] for k in ("stacks", "code") if k in extra})
         if "code" in extra:
             doc["gap9"]["l2"].update(reserved_bytes=extra["code"]["l2_reserved_bytes"],
@@ -144,12 +148,13 @@ def _gap9_resources(tmp: Path, target: Target, program: Program, hw, base, fault
 def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int = 1, *,
                      l1_budget: int | None = None, l2_budget: int | None = None, fault: str = "none",
                      tile_l1_budget: int | None = None, platform: str | None = None, kernels: str = "portable",
-                     fc_layers: str = "auto"):
+                     fc_layers: str = "auto", fuse_pools: str = "on"):
     """Generate the project; returns the Program (gap9: the Gap9Program, whose .program is the Program).
     ``platform``: the entry of codegen/gap9/hw.py PLATFORMS the gap9 target plans for (None: gap9).
     ``kernels`` (gap9): "portable" or "simd" (the cluster's convolutions, linear and matmul with the
     SIMD kernels of gf_simd.c; recorded in plan.json generate.kernels and build.defines); ``fc_layers``
-    (gap9): which small layers run on the fabric controller (codegen/gap9/fc_placement.py MODES)."""
+    (gap9): which small layers run on the fabric controller (codegen/gap9/fc_placement.py MODES); ``fuse_pools``
+    (gap9): "on" runs a max pool fused into the conv before it where codegen/gap9/fusion.py allows, "off" never."""
     target = TARGETS.get(target_name)
     if target is None:
         raise GapforgeError(f"--target '{target_name}': unknown (choose from {', '.join(TARGETS)})")
@@ -158,11 +163,13 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
     if not target.tiled and kernels != "portable":
         raise GapforgeError(f"--kernels {kernels} applies to the gap9 target only; {target_name} uses the portable "
                             "kernels")
+    if fuse_pools not in FUSE_POOLS:
+        raise GapforgeError(f"--fuse-pools '{fuse_pools}': unknown (choose from {', '.join(FUSE_POOLS)})")
     if fc_layers not in FC_LAYERS:
         raise GapforgeError(f"--fc-layers '{fc_layers}': unknown (choose from {', '.join(FC_LAYERS)})")
     if not target.tiled and (l1_budget or l2_budget or fault != "none" or platform not in (None, "gap9")
-                             or fc_layers != "auto"):
-        raise GapforgeError(f"platforms, memory budgets and fault injection apply to the gap9 target only, "
+                             or fc_layers != "auto" or fuse_pools != "on"):
+        raise GapforgeError(f"platforms, memory budgets, fault injection, --fc-layers and --fuse-pools apply to the gap9 target only, "
                             f"not {target_name}")
     from codegen.gap9.hw import platform as hw_platform
 
@@ -187,7 +194,8 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
         rv32_compiler()
         hw = replace(base, core_stack=SMALL_STACK) if fault == "small-stack" else base
         gap9 = build_gap9_program(plan, case_dir, l1_budget, l2_budget, "none" if fault in BUILD_FAULTS else fault,
-                                  tile_l1_budget, hw=base, kernels=kernels, fc_layers=fc_layers)
+                                  tile_l1_budget, hw=base, kernels=kernels, fc_layers=fc_layers,
+                                  fuse_pools=fuse_pools)
         program = gap9.program
     else:
         program = build_program(plan, case_dir)
@@ -196,11 +204,11 @@ def generate_project(net_dir: Path, out: Path, target_name: str, test_case: int 
     if gap9 is not None:
         ctx.update(g=gap9, scratch=gap9.placement.budgets.hw.l2_scratch, hw=hw,
                    fc_calls=[c for c, tp in zip(program.calls, gap9.tiles)
-                             if tp.tiling == "fc" and c.kernel])
+                             if tp.tiling == "fc" and c.kernel and not tp.fused])  # (a fused conv: none)
     args = {"test_case": test_case, "l1_budget": l1_budget, "l2_budget": l2_budget, "fault": fault,
             "tile_l1_budget": tile_l1_budget, "kernels": kernels}
     if gap9 is not None:
-        args.update(platform=base.name, fc_layers=fc_layers)
+        args.update(platform=base.name, fc_layers=fc_layers, fuse_pools=fuse_pools)
     # the layout hash: of the layout record and of the sources rendered without it (codegen/manifest.py)
     draft = {name: env.get_template(tmpl).render(**ctx, layout_hash=mf.HASH_PLACEHOLDER)
              for name, tmpl in target.program_templates.items()}

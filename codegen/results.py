@@ -6,6 +6,9 @@ The program prints (see codegen/templates/main.c.j2):
   GF CHECKSUM params regions=R failed=F        (and GF CHECKSUM <name> FAIL lines)
   GF VALUES i first v v ...                    (manifest flag 1 only: step i's output values from element first)
   GF LAYER i name kind=... kernel=... elements=n mismatches=m max_diff=d
+      (gap9, a conv fused into its max pool, codegen/gap9/fusion.py: elements=0 ... fused_into=<the pool's step>;
+      its output stays in L1 and is not compared, the pool's step is compared, carries the fused layer and ends
+      with fused_conv=<the conv's step>)
   GF PERF i name instret=... cycles=... macs=...
   GF RESULT status=PASS|FAIL layers=N mismatched_layers=K
 and, on the gap9 target, per step:
@@ -56,7 +59,8 @@ def parse_output(stdout: str) -> dict[str, Any]:
             kv = _kv(rest)
             layers.setdefault(idx, {"index": idx, "name": name}).update(
                 kind=kv.get("kind"), kernel=None if kv.get("kernel") == "-" else kv.get("kernel"),
-                elements=int(kv["elements"]), mismatches=int(kv["mismatches"]), max_diff=int(kv["max_diff"]))
+                elements=int(kv["elements"]), mismatches=int(kv["mismatches"]), max_diff=int(kv["max_diff"]),
+                **{k: kv[k] for k in ("fused_into", "fused_conv") if k in kv})
         elif tag == "PERF" and len(parts) == 4:
             idx = int(parts[2])
             name, _, rest = parts[3].partition(" ")
@@ -180,6 +184,11 @@ def verdict(plan: dict, parsed: dict, returncode: int) -> tuple[bool, list[str]]
     for step in plan["steps"]:
         layer = reported.get(step["name"])
         elements = step["out_bytes"] // (4 if step["dtype"] == "GF_S32" else 1)
+        if step.get("fused_into") and layer is not None:  # gap9: a conv computed in L1 of its pool's layer
+            if layer.get("fused_into") != step["fused_into"]:
+                reasons.append(f"layer '{step['name']}': planned fused into '{step['fused_into']}', reported "
+                               + (f"fused into '{layer['fused_into']}'" if layer.get("fused_into") else "on its own"))
+            continue
         if layer is None or "mismatches" not in layer:
             reasons.append(f"layer '{step['name']}' was not compared")
         elif layer["elements"] != elements:

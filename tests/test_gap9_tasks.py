@@ -23,10 +23,10 @@ pytestmark = pytest.mark.skipif(not toolchains.cross_compiler_available()[0],
 GF_GAP9_H = Path(__file__).resolve().parents[1] / "codegen" / "runtime" / "gap9" / "gf_gap9.h"
 
 
-def _run(golden, name, tmp_path, target="gap9-emu", **budgets):
+def _run(golden, name, tmp_path, target="gap9-emu", fuse_pools="on", **budgets):
     """Every tiled layer on the cluster (--fc-layers off): these tests are about the cluster tasks."""
     proj = tmp_path / f"{name}_gap9"
-    generate_project(golden(name), proj, "gap9", 1, fc_layers="off", **budgets)
+    generate_project(golden(name), proj, "gap9", 1, fc_layers="off", fuse_pools=fuse_pools, **budgets)
     passed, res = run_project(proj, target, timeout=600)
     plan = json.loads((proj / "plan.json").read_text())
     assert passed, res["reasons"][:5]
@@ -51,7 +51,7 @@ def _check_tasks(plan, res):
         steps = t["steps"]
         assert steps == list(range(steps[0], steps[-1] + 1)) and len(t["layers"]) <= TASK_MAX_LAYERS
         assert all(planned[i]["tiling"] != "fc" or planned[i]["kind"] in ("view", "reshape", "flatten")
-                   for i in steps)
+                   or "fused_into" in planned[i] for i in steps)  # (a conv fused into its pool runs nothing)
         if len(steps) > 1:
             assert reported[steps[0]]["steps"] == len(steps) and reported[steps[0]]["layers"] == len(t["layers"])
             assert all(by_index[i]["task"] == {"first": steps[0], "steps": len(steps)} for i in steps)
@@ -75,12 +75,15 @@ def test_control_block_reserve_is_the_runtimes():
     assert re.search(r"#define GF_L1_CONTROL_BYTES 1536u\b", GF_GAP9_H.read_text())
 
 
-@pytest.mark.parametrize("name,tasks", [("mlp", [[1, 2, 3]]), ("simple_cnn", [[1, 2, 3, 4, 5, 6]])])
-def test_consecutive_cluster_layers_run_as_one_task(golden, tmp_path, name, tasks):
+@pytest.mark.parametrize("name,tasks,fuse", [("mlp", [[1, 2, 3]], "on"), ("simple_cnn", [[1, 2, 3, 4, 5, 6]], "off"),
+                                             ("simple_cnn", [[2, 3, 4, 5, 6]], "on")])
+def test_consecutive_cluster_layers_run_as_one_task(golden, tmp_path, name, tasks, fuse):
     """mlp: its 3 linear layers in one task; simple_cnn: its 5 cluster layers and the flatten view between pool2
-    and fc in one task. The outputs are held apart (the arena grows from the liveness plan's 128 B to 136 B for
+    and fc in one task (--fuse-pools off), or with the pools fused (codegen/gap9/fusion.py) its 3 cluster layers
+    pool1, pool2, fc with relu2 (fused, running nothing) and the view between them; relu1, fused, runs nothing
+    before the task. The outputs are held apart (the arena grows from the liveness plan's 128 B to 136 B for
     mlp) and every layer compares exactly after the task."""
-    plan, res = _run(golden, name, tmp_path)
+    plan, res = _run(golden, name, tmp_path, fuse_pools=fuse)
     assert [t["steps"] for t in _check_tasks(plan, res)] == tasks
     assert [t["first"] for t in res["tasks"]] == [t[0] for t in tasks]
     first = next(layer for layer in res["layers"] if layer["index"] == tasks[0][0])

@@ -51,11 +51,12 @@ def test_simd_kernels_bit_exact_on_the_emulation(name, golden, tmp_path):
     steps = {s.output: s for s in build_plan(net).steps}
     for r in (r for r in plan["gap9"]["layers"] if r["tiling"] in ("conv", "gemm")):  # every layer with a convolution kernel or a matmul has its work buffers in L1
         col = r["l1_buffers"].get("col", 0)
-        if r["name"] in dw:  # depthwise: the sliding-window kernel's rows of the padded input plane
-            g = tiling.conv_geometry(steps[r["name"]], net, True)
+        name = r.get("fused_conv", r["name"])  # a max pool fused into its conv: the conv's kernel (gap9/fusion.py)
+        if name in dw:  # depthwise: the sliding-window kernel's rows of the padded input plane
+            g = tiling.conv_geometry(steps[name], net, True)
             want = tiling.simd_dw_col_bytes(g, min(r["tile"]["oh"], g.oh), min(r["tile"]["ow"], g.ow))
             assert col == (want if g.oh * g.ow >= tiling.SIMD_DW_MIN_PIXELS else 0) and want > 0, r
-        elif kernel[r["name"]] in ("gf_conv2d", "gf_conv2d_3x3", "gf_conv2d_1x1", "gf_dwconv2d", "gf_matmul"):
+        elif kernel[name] in ("gf_conv2d", "gf_conv2d_3x3", "gf_conv2d_1x1", "gf_dwconv2d", "gf_matmul"):
             assert col > 0 and col % 4 == 0, r
         else:
             assert col == 0, r

@@ -37,7 +37,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codegen.gap9.hw import add_platform_flag  # noqa: E402
-from codegen.generate import FC_LAYERS, generate_project  # noqa: E402
+from codegen.generate import FC_LAYERS, FUSE_POOLS, generate_project  # noqa: E402
 from codegen.targets import TARGETS  # noqa: E402
 from gapforge import fidelity, inputs  # noqa: E402
 from gapforge.compat import check_model  # noqa: E402
@@ -93,7 +93,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
                  l2_budget: int | None = None, progress: Progress | None = None,
                  inputs: str | None = None, run_on: str | None = None,
                  gvsoc: dict | None = None, platform: str | None = None, kernels: str = "portable",
-                 fc_layers: str = "auto") -> dict:
+                 fc_layers: str = "auto", fuse_pools: str = "on") -> dict:
     """Run every stage; returns a summary dict with ``passed`` and the figures of each stage.
 
     Everything is built in a temporary sibling of ``out`` and renamed at the very end: a passing run
@@ -106,7 +106,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
         summary = _stages(src, tmp, out, target, num_cases=num_cases, fidelity_cases=fidelity_cases,
                           skip_fidelity=skip_fidelity, l1_budget=l1_budget, l2_budget=l2_budget,
                           prog=progress or Progress(quiet=True), inputs=inputs, run_on=run_on, gvsoc=gvsoc,
-                          platform=platform, kernels=kernels, fc_layers=fc_layers)
+                          platform=platform, kernels=kernels, fc_layers=fc_layers, fuse_pools=fuse_pools)
         summary["output"] = str(out if summary["passed"] else out.with_name(out.name + ".failed"))
         (tmp / "deploy_summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     except BaseException:
@@ -118,7 +118,7 @@ def run_pipeline(src: ModelSource, out: Path, target: str, *, num_cases: int | N
 
 def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, fidelity_cases, skip_fidelity,
             l1_budget, l2_budget, prog: Progress, inputs, run_on=None, gvsoc=None, platform=None,
-            kernels: str = "portable", fc_layers: str = "auto") -> dict:
+            kernels: str = "portable", fc_layers: str = "auto", fuse_pools: str = "on") -> dict:
     """The stages, writing into ``work``; messages name the final directory ``out``."""
     summary: dict = {"network": src.name, "target": target, "passed": False, "notes": list(src.notes)}
     for note in src.notes:
@@ -187,7 +187,7 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
     prog.start("codegen")
     proj = f"project_{target}"
     result = generate_project(work, work / proj, target, 1, l1_budget=l1_budget, l2_budget=l2_budget,
-                              platform=platform, kernels=kernels, **({"fc_layers": fc_layers} if target == "gap9" else {}))
+                              platform=platform, kernels=kernels, **({"fc_layers": fc_layers, "fuse_pools": fuse_pools} if target == "gap9" else {}))
     program = getattr(result, "program", result)
     m = program.memory
     summary["codegen"] = {"steps": len(program.calls), "params_bytes": len(program.params),
@@ -213,7 +213,10 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
     summary["run"] = {"target": runner, **t, "passed": passed}
 
     prog.start("verify")
-    prog.done("verify", f"{t['compared']}/{t['layers']} layers compared, {t['mismatches']} mismatches: "
+    fused = f", {t['fused']} convs fused into their max pools (kept in L1; --fuse-pools off compares them)" \
+        if t.get("fused") else ""
+    prog.done("verify", f"{t['compared'] - t.get('fused', 0)}/{t['layers']} layers compared{fused}, "
+                        f"{t['mismatches']} mismatches: "
                         + ("BIT-EXACT" if passed else "FAILED: " + "; ".join(results["reasons"][:3])))
     summary["passed"] = passed
     if not passed:
@@ -250,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fc-layers", default="auto", choices=list(FC_LAYERS),
                    help="gap9: small layers on the fabric controller where the cost model finds it faster (auto, "
                         "default), never (off), or every layer that may run there (all)")
+    p.add_argument("--fuse-pools", default="on", choices=list(FUSE_POOLS),
+                   help="gap9: a max pool right after a conv runs as one cluster layer with it (on, default) or as "
+                        "its own layer (off: the conv's output is compared too)")
     args = p.parse_args(argv)
     if args.run and args.target != "gap9":
         raise GapforgeError(f"--run applies to --target gap9 only, not {args.target}")
@@ -272,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         raise GapforgeError(f"--kernels {args.kernels} applies to --target gap9 only, not {args.target}")
     if args.fc_layers != "auto" and args.target != "gap9":
         raise GapforgeError(f"--fc-layers {args.fc_layers} applies to --target gap9 only, not {args.target}")
+    if args.fuse_pools != "on" and args.target != "gap9":
+        raise GapforgeError(f"--fuse-pools {args.fuse_pools} applies to --target gap9 only, not {args.target}")
     if args.inputs:
         inputs.load(args.inputs)  # a bad inputs file is refused before any work
     src = load_model(args)
@@ -280,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                            fidelity_cases=args.fidelity_cases, skip_fidelity=args.skip_fidelity,
                            l1_budget=l1, l2_budget=l2, progress=prog, inputs=args.inputs, run_on=args.run,
                            gvsoc={"pulp_sdk": args.pulp_sdk, "gvsoc": args.gvsoc}, platform=args.platform,
-                           kernels=args.kernels, fc_layers=args.fc_layers)
+                           kernels=args.kernels, fc_layers=args.fc_layers, fuse_pools=args.fuse_pools)
     for line in summary.get("problems", []):
         print(f"      {line}")
     print(f"\nsummary for '{src.name}' (target {args.target}):\n{prog.table()}")

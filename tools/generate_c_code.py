@@ -23,7 +23,7 @@ if __package__ in (None, ""):
 
 from codegen.gap9.hw import add_platform_flag, parse_bytes, platform  # noqa: E402
 from codegen.gap9.placement import format_report  # noqa: E402
-from codegen.generate import FC_LAYERS, generate_project  # noqa: E402
+from codegen.generate import FC_LAYERS, FUSE_POOLS, generate_project  # noqa: E402
 from codegen.targets import TARGETS  # noqa: E402
 from gapforge.errors import EXIT_OK, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 
@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="gap9: which small layers run on the fabric controller instead of the cluster: auto (default: "
                         "where the platform's cost model finds it faster, codegen/gap9/fc_placement.py), off (every "
                         "tiled layer on the cluster), all (every layer that may run on the FC)")
+    p.add_argument("--fuse-pools", default="on", choices=list(FUSE_POOLS),
+                   help="gap9: run a max pool right after a conv as one cluster layer with it (on, default: where "
+                        "codegen/gap9/fusion.py allows; the conv's output stays in L1 and is not compared) or every "
+                        "step as its own layer (off: to compare the conv's output too)")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     l1, l2 = (_budget(args.l1_budget, "--l1-budget"), _budget(args.l2_budget, "--l2-budget"))
@@ -69,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         fault, tile_l1 = "none", 4 * (l1 or platform(args.platform).l1_budget)
     result = generate_project(Path(args.network), Path(args.out), args.target, args.test_case,
                               l1_budget=l1, l2_budget=l2, fault=fault, tile_l1_budget=tile_l1,
-                              platform=args.platform, kernels=args.kernels, fc_layers=args.fc_layers)
+                              platform=args.platform, kernels=args.kernels, fc_layers=args.fc_layers,
+                              fuse_pools=args.fuse_pools)
     prog = getattr(result, "program", result)
     if not args.quiet and hasattr(result, "placement"):
         print(format_report(result.placement, prog.name))

@@ -269,6 +269,8 @@ def _results(project: Path, plan: dict, target: str, sanitize: bool, res, progra
         "seconds": round(res.seconds, 3), "checksum": parsed["checksum"], "program": program,
         "manifest": parsed["manifest"], "layers": parsed["layers"],
         "totals": {"layers": len(plan["steps"]), "compared": len(parsed["layers"]),
+                   # gap9: convs fused into their max pool (reported, not compared: codegen/gap9/fusion.py)
+                   "fused": sum(1 for layer in parsed["layers"] if layer.get("fused_into")),
                    "mismatches": sum(layer.get("mismatches", 0) for layer in parsed["layers"]),
                    "instret": sum(layer.get("instret", 0) for layer in parsed["layers"]),
                    "cycles": sum(layer.get("cycles", 0) for layer in parsed["layers"]),
@@ -448,7 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet and r.get("program"):
         print(f"  program {r['program']['path']} sha256 {r['program']['sha256']}"
               + ("" if r["program"]["rebuilt"] else " (not rebuilt)"))
-    print(f"{status}: {r['network']} on {args.target}: {t['compared']}/{t['layers']} layers compared, "
+    fused = f", {t['fused']} convs fused into their max pools (kept in L1)" if t.get("fused") else ""
+    print(f"{status}: {r['network']} on {args.target}: {t['compared'] - t.get('fused', 0)}/{t['layers']} layers "
+          f"compared{fused}, "
           f"{t['mismatches']} mismatches" + (f", {t['cycles']} cycles ({t['inference_cycles']} without the "
                                              "input load)" if args.target == "gvsoc"
                                              else f", {t['instret']} instructions" if t["instret"] else "")

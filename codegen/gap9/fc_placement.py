@@ -79,7 +79,7 @@ def choose(steps, calls, tiles: list[TilePlan], hw: Platform, simd: bool, mode: 
     """step index -> Estimate for every step that may run on either side (on_fc: the choice)."""
     est = {}
     for i, (step, call, tp) in enumerate(zip(steps, calls, tiles)):
-        if tp.tiling != "fc" and fc_kernel(step, call, simd) is not None:
+        if tp.tiling != "fc" and not tp.fused and fc_kernel(step, call, simd) is not None:  # (fusion.py: fused stay)
             est[i] = (fc_cycles(hw, call, simd), cluster_fc_cycles(hw, tp, simd))
     if mode == "off" or not est:
         return {i: Estimate(f, c, False) for i, (f, c) in est.items()}

@@ -51,8 +51,12 @@ class Placement:
         return (self.l2 if self.buffer_level[base] == L2 else self.l3).buffers[base].offset
 
 
-def _operands(call) -> dict[str, str]:
+def _operands(call, tp: TilePlan | None = None, program: Program | None = None) -> dict[str, str]:
+    """The tensors of a layer's operands; a fused pool's layer (codegen/gap9/fusion.py) reads its conv's input."""
     ops = {"out": call.name}
+    if tp is not None and "conv" in tp.fused:
+        ops["in"] = program.calls[tp.fused["conv"]].inputs[0].name
+        return ops
     if call.inputs:
         ops["in"] = call.inputs[0].name
     for key, inp in zip(("in2", "in3", "in4"), call.inputs[1:]):
@@ -95,7 +99,7 @@ def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets,
     for call, step, tp in zip(program.calls, plan.steps, tiles):
         # the FC's own steps read and write their operands in place (concat, permute, and the small layers the
         # cost model moved to the FC: codegen/gap9/fc_placement.py)
-        if registry().ir_ops[step.kind].fc_direct or (tp.tiling == "fc" and call.kernel):
+        if registry().ir_ops[step.kind].fc_direct or (tp.tiling == "fc" and call.kernel and not tp.fused):
             pinned.update(mem.tensor_buffer[t] for t in [call.name, *[i.name for i in call.inputs]])
     params_bytes = len(program.params)
     scratch = budgets.hw.l2_scratch
@@ -108,7 +112,7 @@ def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets,
         l3_plan = _arena([b for b in buffers if levels[b.name] == L3], views, hold)
         bounce = {}
         for call, tp in zip(program.calls, tiles):
-            ops = {k: levels[mem.tensor_buffer[t]] for k, t in _operands(call).items()}
+            ops = {k: levels[mem.tensor_buffer[t]] for k, t in _operands(call, tp, program).items()}
             bounce[call.index] = _bounce(tp, ops, params_level)
         l2_total = l2_plan.arena_size + (align(params_bytes) if params_level == L2 else 0) + scratch + \
             max(bounce.values(), default=0)
@@ -131,7 +135,7 @@ def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets,
             smaller = retile(i, tiles[i].l1_bytes * 3 // 4)
         except TilingError:
             break
-        ops = {k: levels[mem.tensor_buffer[t]] for k, t in _operands(program.calls[i]).items()}
+        ops = {k: levels[mem.tensor_buffer[t]] for k, t in _operands(program.calls[i], smaller, program).items()}
         if _bounce(smaller, ops, params_level) >= bounce[worst]:
             break
         tiles[i] = smaller
@@ -160,7 +164,7 @@ def report_rows(program: Program, plan: Plan, tiles: list[TilePlan], p: Placemen
     rows = []
     base_l2 = p.l2.arena_size + (align(len(program.params)) if p.params == L2 else 0) + p.budgets.hw.l2_scratch
     for call, step, tp in zip(program.calls, plan.steps, tiles):
-        ops = _operands(call)
+        ops = _operands(call, tp, program)
         levels = {k: p.level_of(program, t) for k, t in ops.items()}
         dma = {"l3_to_l2": 0, "l2_to_l1": 0, "l1_to_l2": 0, "l2_to_l3": 0}
         if tp.tiling != "fc":
@@ -202,7 +206,10 @@ def format_report(placement: Placement, network: str) -> str:
         tile = "x".join(str(v) for v in t.values()) if t else "-"
         lv = r["levels"]
         d = r["dma_bytes"]
+        fused = (f"  (fused into {r['fused_into']}: its output stays in L1)" if "fused_into" in r else
+                 f"  (with the conv {r['fused_conv']}: the conv's tiles, pooled in L1)" if "fused_conv" in r else "")
         lines.append(f"{r['index']:>3} {r['name'][:34]:<34} {r['kind'][:16]:<16} {lv.get('in', '-'):<3} "
                      f"{lv.get('out', '-'):<3} {lv.get('params', '-'):<3} {tile:<16} {r['tiles']:>6} "
-                     f"{r['l1_bytes']:>7} {d['l3_to_l2']:>9} {d['l2_to_l1']:>9} {d['l1_to_l2']:>9} {d['l2_to_l3']:>9}")
+                     f"{r['l1_bytes']:>7} {d['l3_to_l2']:>9} {d['l2_to_l1']:>9} {d['l1_to_l2']:>9} {d['l2_to_l3']:>9}"
+                     + fused)
     return "\n".join(lines)

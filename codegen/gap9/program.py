@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from codegen.gap9 import fc_placement
+from codegen.gap9 import fc_placement, fusion
 from codegen.gap9.hw import DEFAULT, Budgets, Platform, align
 from codegen.gap9.placement import L2, L3, Placement, PlacementError, place
 from codegen.gap9.tiling import (
     TilePlan,
     conv_geometry,
     eltwise_layout,
+    fc_plan,
     rows_geometry,
     rows_layout,
     runs_nothing,
+    tile_conv,
     tile_step,
 )
 from codegen.program import Program, build_program
@@ -91,6 +93,9 @@ class LayerRec:
     buf_in3: int = 0
     buf_in4: int = 0
     buf_col: int = 0  # SIMD kernels: bytes of each compute core's work buffer (tiling.simd_col_bytes)
+    pool_kh: int = 0  # a max pool fused behind the conv (codegen/gap9/fusion.py): its window (0: none)
+    pool_kw: int = 0
+    buf_mid: int = 0  # its conv tile in L1 (the pooled tile is buf_out)
 
     def initializer(self) -> str:
         vals = []
@@ -125,6 +130,12 @@ class Gap9Program:
     outputs: dict[int, OperandRec]  # step -> location of its output (golden comparison)
     tasks: list[list[int]]  # the cluster tasks: the steps of each (cluster_tasks)
     fc_layers: str = "auto"  # which small layers run on the FC (fc_placement.MODES)
+    fusions: dict[int, int] = field(default_factory=dict)  # pool step -> the conv step fused into it (fusion.py)
+    fuse_pools: str = "on"
+
+    def fused_into(self, index: int) -> int:
+        """The step a conv step is fused into (its output stays in that layer's L1, not compared), or -1."""
+        return next((p for p, c in self.fusions.items() if c == index), -1)
 
     def task_steps(self, index: int) -> int:
         """gf_step_t.task_steps: a task's step count on its first step, 0 on its other steps, 1 on FC steps."""
@@ -141,7 +152,9 @@ class Gap9Program:
                        "peak_bytes": p.l2_total, "scratch_bytes": p.budgets.hw.l2_scratch},
                 "l3": {"arena_bytes": p.l3.arena_size, "peak_bytes": p.l3_total},
                 "buffers": {name: lvl for name, lvl in sorted(p.buffer_level.items())},
-                "layers": p.layers, "fc_layers": self.fc_layers,
+                "layers": p.layers, "fc_layers": self.fc_layers, "fuse_pools": self.fuse_pools,
+                "fusions": [{"conv": self.program.calls[c].name, "pool": self.program.calls[i].name,
+                             "conv_index": c, "pool_index": i} for i, c in sorted(self.fusions.items())],
                 "tasks": [{"steps": t, "layers": [i for i in t if i in self.layers],
                            "bounce_bytes": max((p.bounce[i] for i in t), default=0),
                            "l1_block_bytes": task_l1_block(t, rows, p.budgets.hw)} for t in self.tasks]}
@@ -163,25 +176,50 @@ def _loc(placement: Placement, program: Program, tensor: str) -> OperandRec:
 
 def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_budget: int | None,
                        fault: str = "none", tile_l1_budget: int | None = None,
-                       hw: Platform = DEFAULT, kernels: str = "portable", fc_layers: str = "auto") -> Gap9Program:
+                       hw: Platform = DEFAULT, kernels: str = "portable", fc_layers: str = "auto",
+                       fuse_pools: str = "on") -> Gap9Program:
     """``hw``: the platform planned for (codegen/gap9/hw.py PLATFORMS). ``tile_l1_budget`` (tests
     only) plans tiles for a different L1 budget than the one recorded; ``kernels``: "portable" or
     "simd" (the SIMD kernels' work buffers are planned in L1); ``fc_layers``: which small layers run on
-    the FC (codegen/gap9/fc_placement.py MODES)."""
+    the FC (codegen/gap9/fc_placement.py MODES); ``fuse_pools``: "on" runs the max pools fusion.pool_fusions
+    allows fused into their conv (one cluster layer), "off" every step as its own layer."""
+    if fuse_pools not in fusion.MODES:
+        raise GapforgeError(f"--fuse-pools '{fuse_pools}': unknown (choose from {', '.join(fusion.MODES)})")
     simd = kernels == "simd"
     budgets: Budgets = hw.with_budgets(l1_budget, l2_budget)
     tiling_budgets = hw.with_budgets(tile_l1_budget or budgets.l1, budgets.l2)
     generic = build_program(plan, case_dir, pack_weights=True)
     cluster_tiles = [tile_step(step, plan.net, tiling_budgets, pack=True, simd=simd) for step in plan.steps]
+    fusions = {i: c for i, c in (fusion.pool_fusions(plan) if fuse_pools == "on" else {}).items()
+               if cluster_tiles[i].tiling == "conv" and cluster_tiles[c].tiling == "conv"}
+
+    def fused_tile(i: int, b: Budgets) -> TilePlan:  # the pool's step: the conv's tiles, pooled in L1
+        c = fusions[i]
+        tp = tile_conv(plan.steps[c], plan.net, b, pack=True, simd=simd,
+                       pool=tuple(plan.steps[i].attrs["kernel_size"]))
+        return replace(tp, step=plan.steps[i].output,
+                       fused={"conv": c, "conv_step": plan.steps[c].output,
+                              "pool": list(plan.steps[i].attrs["kernel_size"])})
+
+    for i, c in fusions.items():
+        cluster_tiles[i] = fused_tile(i, tiling_budgets)
+        cluster_tiles[c] = replace(fc_plan(plan.steps[c]), fused={"into": i, "into_step": plan.steps[i].output})
+
     def retile(i: int, l1: int) -> TilePlan:
-        return tile_step(plan.steps[i], plan.net, tiling_budgets.hw.with_budgets(l1, budgets.l2), pack=True, simd=simd)
+        b = tiling_budgets.hw.with_budgets(l1, budgets.l2)
+        if i in fusions:
+            return fused_tile(i, b)
+        return tile_step(plan.steps[i], plan.net, b, pack=True, simd=simd)
+
+    # the fused layer reads the conv's input when the pool runs: that buffer lives until then
+    fused_hold = {generic.memory.tensor_buffer[plan.steps[c].inputs[0]]: i for i, c in fusions.items()}
 
     estimates = fc_placement.choose(plan.steps, generic.calls, cluster_tiles, hw, simd, fc_layers)
     placement = None
     if any(e.on_fc for e in estimates.values()):
         tiles = fc_placement.apply(plan.steps, cluster_tiles, estimates)
         try:  # an FC step's operands stay in L2 (pinned), its parameters must be there too
-            placement = place(generic, plan, tiles, budgets, retile=retile)
+            placement = place(generic, plan, tiles, budgets, retile=retile, hold=fused_hold)
         except PlacementError:
             placement = None
         if placement is None or placement.params != L2:  # then every layer stays on the cluster
@@ -189,16 +227,16 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             placement = None
     if placement is None:
         tiles = list(cluster_tiles)
-        placement = place(generic, plan, tiles, budgets, retile=retile)
+        placement = place(generic, plan, tiles, budgets, retile=retile, hold=fused_hold)
     # one cluster task per run of cluster steps needs the run's outputs intact until the FC compares them after it:
     # held apart in the arena when that costs only L2 arena bytes within the budget (same levels and tiles),
     # else the tasks end where an output would be overwritten (cluster_tasks)
-    hold = {}
+    hold = dict(fused_hold)
     for run in task_runs(generic.calls, tiles):
         for b in generic.memory.buffers.values():
             if run[0] <= b.first <= run[-1] and b.last < run[-1]:
-                hold[b.name] = run[-1]
-    if hold:
+                hold[b.name] = max(run[-1], hold.get(b.name, 0))
+    if hold != fused_hold:
         held_tiles = list(tiles)
         try:
             held = place(generic, plan, held_tiles, budgets, retile=retile, hold=hold)
@@ -211,10 +249,14 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
     program.calls = [replace(c, kernel=fc_placement.fc_kernel(s, c, simd)) if i in estimates and estimates[i].on_fc
                      else c for i, (s, c) in enumerate(zip(plan.steps, program.calls))]
     layers, outputs = {}, {}
-    for call, step, tp in zip(program.calls, plan.steps, tiles):
-        outputs[call.index] = _loc(placement, program, call.name)
+    for own, own_step, tp in zip(program.calls, plan.steps, tiles):
+        outputs[own.index] = _loc(placement, program, own.name)
+        # a fused pool's layer is its conv's, storing the pooled output (fusion.py)
+        call, step = (program.calls[tp.fused["conv"]], plan.steps[tp.fused["conv"]]) if "conv" in tp.fused \
+            else (own, own_step)
+        pool = own_step.attrs["kernel_size"] if "conv" in tp.fused else (0, 0)
         if tp.tiling == "fc":
-            if placement.params != L2 and any("P + " in a for a in call.args):  # e.g. the scan's parameter block
+            if placement.params != L2 and "into" not in tp.fused and any("P + " in a for a in call.args):  # e.g. the scan's parameter block
                 raise GapforgeError(f"step '{call.name}' ({step.kind}) runs on the fabric controller and reads its "
                                     "parameters in place, but they do not fit L2 with this budget",
                                     hint="raise --l2-budget")
@@ -245,10 +287,10 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             zp_a, zp_b = ins[0].zero_code, (ins[1].zero_code if len(ins) > 1 else 0)
         lo, hi = out_t.qrange() if out_t.kind == "quant" else (0, 0)
         rec = LayerRec(
-            name=call.name, tiling=TILING_ENUM[tp.tiling], compute=tile_kernel(call.kernel),
+            name=own.name, tiling=TILING_ENUM[tp.tiling], compute=tile_kernel(call.kernel),
             coupled=int(tp.tiling == "conv" and conv_geometry(step, plan.net).coupled), shape=tuple(shape),
             in_t=call.inputs[0].dtype, in2_t=call.inputs[1].dtype if len(call.inputs) > 1 else "GF_S8",
-            out_t=call.out.dtype,
+            out_t=own.out.dtype,
             w_off=regions.get("w", -1), b_off=regions.get("b", -1), m_off=regions.get("m", -1),
             sh_off=regions.get("sh", -1), o_off=regions.get("o", -1),
             rq_sources=int(rq.m.shape[0]) if rq is not None else 0, rq_channels=rq.channels if rq is not None else 1,
@@ -273,13 +315,14 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             tile_rows=tp.tile.get("rows", 0) if tp.tiling == "gemm" else 0, zp_a=zp_a, zp_b=zp_b, outer=outer,
             in3_t=call.inputs[2].dtype if len(call.inputs) > 2 else "GF_S8",
             in4_t=call.inputs[3].dtype if len(call.inputs) > 3 else "GF_S8",
-            buf_in3=tp.buffers.get("in3", 0), buf_in4=tp.buffers.get("in4", 0), buf_col=tp.buffers.get("col", 0))
+            buf_in3=tp.buffers.get("in3", 0), buf_in4=tp.buffers.get("in4", 0), buf_col=tp.buffers.get("col", 0),
+            pool_kh=pool[0], pool_kw=pool[1], buf_mid=tp.buffers.get("mid", 0))
         ops = {"in": _loc(placement, program, call.inputs[0].name),
                "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
-               "out": outputs[call.index]}
+               "out": outputs[own.index]}
         for key, idx in (("in3", 2), ("in4", 3)):
             ops[key] = _loc(placement, program, call.inputs[idx].name) if len(call.inputs) > idx else OperandRec("GF_MEM_L2", 0)
-        layers[call.index] = (len(layers), rec, ops)
+        layers[own.index] = (len(layers), rec, ops)
     if fault not in FAULTS:
         raise GapforgeError(f"unknown fault '{fault}'")
     _check_buffers(tiles, budgets)
@@ -297,7 +340,10 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
                 rows[i]["l1_block_bytes"] = block
     for i, e in estimates.items():  # plan.json / plan_report: where the cost model put each small layer, and why
         rows[program.calls[i].index]["placement"] = e.to_json(hw.cluster_task_fc_cycles)
-    return Gap9Program(program, tiles, placement, layers, outputs, tasks, fc_layers)
+    for i, c in fusions.items():  # plan.json / plan_report: the fused pair
+        rows[program.calls[i].index]["fused_conv"] = program.calls[c].name
+        rows[program.calls[c].index]["fused_into"] = program.calls[i].name
+    return Gap9Program(program, tiles, placement, layers, outputs, tasks, fc_layers, fusions, fuse_pools)
 
 
 def task_l1_block(task: list[int], rows: dict[int, dict], hw: Platform) -> int:

@@ -102,6 +102,10 @@ class TilePlan:
     cores: int = 1  # cores busy in the largest tile
     cost_cycles: int = 0  # the objective's estimate (tile_cost)
     busiest_units: int = 0  # its work units (MACs or elements) of the busiest core, summed over the tiles
+    # pool fusion (codegen/gap9/fusion.py): on the fused layer (the pool's step) {"conv": the conv's step index,
+    # "conv_step": its output, "pool": [kh, kw]}: the tile is the conv's, pooled in L1 ("mid": the conv tile); on the
+    # conv's own step {"into": the pool's step index, "into_step": its output}: nothing runs there
+    fused: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -277,10 +281,12 @@ def _objective(hw: Platform, plan: TilePlan, busiest_units: int) -> tuple:
 
 # -- conv-like -------------------------------------------------------------------------
 def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, single: bool = False,
-               col: int = 0, dw: bool = False) -> tuple[TilePlan | None, tuple]:
+               col: int = 0, dw: bool = False, pool: tuple[int, int] | None = None) -> tuple[TilePlan | None, tuple]:
     """``col``: bytes of each compute core's SIMD im2col buffer (0: portable kernels); the executor
     allocates one per forked core (all ``cores``), once per layer. ``dw``: the SIMD depthwise kernel,
-    whose buffer depends on the tile (simd_dw_col_bytes); the cores split its channels."""
+    whose buffer depends on the tile (simd_dw_col_bytes); the cores split its channels. ``pool``: (kh, kw)
+    of a max pool fused behind the conv (kernel = stride, no padding; toh, tow and the map multiples of it):
+    the conv tile goes to one L1 buffer ``mid``, the cores pool it into ``out``, only the pooled tile is stored."""
     cores = hw.compute_cores
     if dw:
         col = simd_dw_col_bytes(g, min(toh, g.oh), min(tow, g.ow))
@@ -293,6 +299,9 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
     n_tiles = len(cos) * len(ohs) * len(ows)
     in_buf = g.cin(tco) * max(r[1] for r in rows) * max(c[1] for c in cols) * g.eb_in
     out_buf = tco * toh * tow * g.eb_out
+    mid_buf = 0
+    if pool is not None:
+        mid_buf, out_buf = out_buf, tco * (toh // pool[0]) * (tow // pool[1]) * g.eb_out
     w_buf = tco * g.w_per_channel
     wp_buf = tco * g.w_packed_per_channel  # packed weights land here and are unpacked into w
     p_buf = g.params.l1_bytes(tco)
@@ -303,7 +312,7 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
     l1 = nbuf * (align(in_buf) + align(out_buf))
     l1 += sum((1 if k in resident else nbuf) * align(v) for k, v in (("w", w_buf), ("wp", wp_buf), ("p", p_buf))
               if v)
-    l1 += cores * align(col)
+    l1 += cores * align(col) + align(mid_buf)
     w_payload = g.w_packed_per_channel or g.w_per_channel
     sum_cin = sum(g.cin(n) for n in cos)
     n_sp = len(ohs) * len(ows)
@@ -311,10 +320,11 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
         "in": sum_cin * sum(r[1] for r in rows) * sum(c[1] for c in cols) * g.eb_in,
         "w": g.o * w_payload * (1 if "w" in resident else n_sp),
         "p": sum(g.params.payload(n, g.o, tco) for n in cos) * (1 if "p" in resident else n_sp),
-        "out": g.o * g.oh * g.ow * g.eb_out,
+        "out": g.o * g.oh * g.ow * g.eb_out // (pool[0] * pool[1] if pool else 1),
     }
     plan = TilePlan("", "conv", {"co": tco, "oh": toh, "ow": tow}, [len(cos), len(ohs), len(ows)], n_tiles,
-                    {"in": in_buf, "w": w_buf, "wp": wp_buf, "p": p_buf, "out": out_buf, **({"col": col} if col else {})},
+                    {"in": in_buf, "w": w_buf, "wp": wp_buf, "p": p_buf, "out": out_buf, **({"col": col} if col else {}),
+                     **({"mid": mid_buf} if mid_buf else {})},
                     nbuf == 2, resident, l1, dma,
                     min(cores, toh * tow if split_pixels else _units(g, tco)))  # SIMD: the cores split the pixels
     # each output element costs its window's MACs; the portable kernels split a tile's units (channels,
@@ -325,6 +335,8 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
     else:
         unit_ch = g.o // _units(g, g.o)
         busiest = sum(math.ceil(_units(g, n) / cores) for n in cos) * unit_ch * g.oh * g.ow * per_out
+    if pool is not None:  # the pooling: every conv output once, the cores split the pooled rows
+        busiest += math.ceil(g.o * g.oh * g.ow / cores)
     return plan, _objective(hw, plan, busiest)
 
 
@@ -367,8 +379,10 @@ def _search_pass(evaluate, candidates, budget: int, what: str, single: bool) -> 
     return best[0]
 
 
-def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False, simd: bool = False) -> TilePlan:
-    """``simd``: the SIMD convolution (gf_simd.c) with its per-core im2col buffer in L1."""
+def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False, simd: bool = False,
+              pool: tuple[int, int] | None = None) -> TilePlan:
+    """``simd``: the SIMD convolution (gf_simd.c) with its per-core im2col buffer in L1. ``pool``: (kh, kw) of
+    a max pool fused behind it (codegen/gap9/fusion.py): tiles of whole pool windows (_conv_eval)."""
     g = conv_geometry(step, net, pack)
     hw = budgets.hw
     # depthwise (one input channel per group): the SIMD sliding-window kernel where it applies
@@ -384,13 +398,19 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False,
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
     # a 1-D map (conv1d, height 1) has no rows to cut: its sequence axis is tiled from the start
-    cols = _candidates(g.ow) if g.oh == 1 and g.h == 1 else [g.ow]
-    cands = [(c, r, w) for c in cos for r in _candidates(g.oh) for w in cols]
+    ph, pw = pool or (1, 1)
+
+    def sizes(total: int, k: int) -> list[int]:  # tile sizes in whole pool windows
+        return [k * n for n in _candidates(total // k)]
+
+    cols = sizes(g.ow, pw) if g.oh == 1 and g.h == 1 else [g.ow]
+    cands = [(c, r, w) for c in cos for r in sizes(g.oh, ph) for w in cols]
     try:
-        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb, col, dw), cands, budgets.l1, step.output)
+        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb, col, dw, pool), cands, budgets.l1,
+                       step.output)
     except TilingError:  # full-width rows do not fit: tile the columns too
-        cands = [(c, r, w) for c in cos for r in _candidates(g.oh)[-4:] for w in _candidates(g.ow)]
-        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb, col, dw), cands, budgets.l1,
+        cands = [(c, r, w) for c in cos for r in sizes(g.oh, ph)[-4:] for w in sizes(g.ow, pw)]
+        plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb, col, dw, pool), cands, budgets.l1,
                        f"{step.kind} '{step.output}'")
     plan.step = step.output
     return plan
@@ -670,8 +690,9 @@ def fc_plan(step: Step) -> TilePlan:
 
 
 def runs_nothing(call, tp: TilePlan) -> bool:
-    """An FC step that runs nothing (a view: its output is its input's bytes, in place)."""
-    return tp.tiling == "fc" and not call.kernel and call.kind != "quantize"
+    """An FC step that runs nothing (a view: its output is its input's bytes, in place; a conv fused into the
+    pool after it: codegen/gap9/fusion.py)."""
+    return tp.tiling == "fc" and (not call.kernel and call.kind != "quantize" or "into" in tp.fused)
 
 
 TILERS = {"conv": tile_conv, "linear": tile_linear, "eltwise": tile_eltwise, "rows": tile_rows, "gemm": tile_gemm,

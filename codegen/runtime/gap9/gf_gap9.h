@@ -144,6 +144,11 @@ struct gf_layer {
     int32_t in3_t, in4_t;                 /* scan: gf_dtype_t of the third and fourth inputs */
     uint32_t buf_in3, buf_in4;            /* scan: their L1 buffers (resident, whole) */
     uint32_t buf_col;                     /* SIMD kernels: bytes of each compute core's work buffer (0: none) */
+    int32_t pool_kh, pool_kw;             /* conv tiling: a max pool fused behind the conv (codegen/gap9/fusion.py:
+                                           * window = stride, no padding, whole windows per tile), 0: none; the
+                                           * conv tile goes to GF_OP_MID, the cores pool it into GF_OP_OUT, the
+                                           * pooled tile is stored (the output is [o][s.oh / pool_kh][s.ow / pool_kw]) */
+    uint32_t buf_mid;                     /* its conv tile: bytes of the one GF_OP_MID buffer */
 };
 
 /* Operand locations of one layer, bound at run time (bases are allocated by the FC). */
@@ -173,7 +178,7 @@ typedef struct {
 
 /* GF_OP_W holds the weights the kernels read (int8); sub-byte packed weights (codegen/packing.py)
  * are transferred into GF_OP_WP and unpacked into GF_OP_W in L1. */
-enum { GF_OP_IN = 0, GF_OP_IN2, GF_OP_W, GF_OP_P, GF_OP_OUT, GF_OP_WP, GF_OP_IN3, GF_OP_IN4, GF_OP_COL, GF_OP_N };
+enum { GF_OP_IN = 0, GF_OP_IN2, GF_OP_W, GF_OP_P, GF_OP_OUT, GF_OP_WP, GF_OP_IN3, GF_OP_IN4, GF_OP_COL, GF_OP_MID, GF_OP_N };
 
 typedef struct {
     pi_cl_dma_cmd_t cmd[GF_MAX_CMDS];

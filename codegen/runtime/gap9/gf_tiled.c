@@ -638,7 +638,11 @@ static void store_tile(gf_run_t *R, int b)
     const gf_tile_t *T = &R->tiles[b];
     int32_t eb = elem_bytes(L->out_t);
     gf_queue_t *q = &R->store_q[b];
-    if (L->tiling == GF_TILING_CONV)
+    if (L->tiling == GF_TILING_CONV && L->pool_kh) /* the pooled tile (whole windows) */
+        store_box(R, q, &R->ops->out, R->l1[b][GF_OP_OUT], R->bounce[b][GF_OP_OUT], L->s.oh / L->pool_kh,
+                  L->s.ow / L->pool_kw, eb, T->co0, T->con, T->oy0 / L->pool_kh, T->ohn / L->pool_kh,
+                  T->ox0 / L->pool_kw, T->own / L->pool_kw);
+    else if (L->tiling == GF_TILING_CONV)
         store_box(R, q, &R->ops->out, R->l1[b][GF_OP_OUT], R->bounce[b][GF_OP_OUT], L->s.oh, L->s.ow, eb, T->co0, T->con,
                   T->oy0, T->ohn, T->ox0, T->own);
     else if (L->tiling == GF_TILING_SCAN)
@@ -796,11 +800,62 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     a.bias = bias;
     a.rq = rqp;
     a.s = s;
-    a.y = R->l1[b][GF_OP_OUT] + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
+    /* a fused max pool: the conv tile into its one L1 buffer (pooled by pool_tile) */
+    a.y = (L->pool_kh ? R->l1[0][GF_OP_MID] : R->l1[b][GF_OP_OUT]) + (uint32_t)co0 * (uint32_t)(T->ohn * T->own * eb_out);
     a.u.col = core_col(R, core);
     a.e0 = core; /* SIMD: the adapter takes this core's share of the pixels */
     a.n = ncores;
     L->compute(&a);
+}
+
+/* A max pool fused behind the conv (L->pool_kh: window = stride, no padding, the tile whole windows): the conv tile
+ * [con][ohn][own] in GF_OP_MID pooled into [con][ohn / kh][own / kw] in GF_OP_OUT buffer b; the cores split the
+ * pooled rows of all the tile's channels. 8-bit codes, signed or not (the max of the same integers); 2x2 windows
+ * (the common case) unrolled. */
+#define GF_POOL_ROWS(NAME, T)                                                                                     \
+    static void NAME(const T *src, T *dst, int32_t r0, int32_t r1, int32_t oh, int32_t ow, int32_t ihn, int32_t iw, \
+                     int32_t kh, int32_t kw)                                                                      \
+    {                                                                                                             \
+        int32_t c = r0 / oh, y = r0 - c * oh;                                                                     \
+        T *out = dst + r0 * ow;                                                                                   \
+        for (int32_t r = r0; r < r1; r++) {                                                                       \
+            const T *a = src + (c * ihn + y * kh) * iw;                                                           \
+            if (kh == 2 && kw == 2) {                                                                             \
+                const T *n = a + iw;                                                                              \
+                for (int32_t x = 0; x < ow; x++, a += 2, n += 2) {                                                \
+                    T m0 = a[0] > a[1] ? a[0] : a[1], m1 = n[0] > n[1] ? n[0] : n[1];                              \
+                    *out++ = m0 > m1 ? m0 : m1;                                                                   \
+                }                                                                                                 \
+            } else {                                                                                              \
+                for (int32_t x = 0; x < ow; x++, a += kw) {                                                       \
+                    T m = a[0];                                                                                   \
+                    for (int32_t i = 0; i < kh; i++)                                                              \
+                        for (int32_t j = 0; j < kw; j++)                                                          \
+                            m = a[i * iw + j] > m ? a[i * iw + j] : m;                                            \
+                    *out++ = m;                                                                                   \
+                }                                                                                                 \
+            }                                                                                                     \
+            if (++y == oh) {                                                                                      \
+                y = 0;                                                                                            \
+                c++;                                                                                              \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+GF_POOL_ROWS(pool_rows_s8, int8_t)
+GF_POOL_ROWS(pool_rows_u8, uint8_t)
+
+static void pool_tile(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
+{
+    const gf_layer_t *L = R->L;
+    int32_t kh = L->pool_kh, kw = L->pool_kw, oh = T->ohn / kh, ow = T->own / kw;
+    int32_t rows = T->con * oh, r0 = core * rows / ncores, r1 = (core + 1) * rows / ncores;
+    if (r0 == r1)
+        return;
+    if (L->out_t == GF_S8)
+        pool_rows_s8((const int8_t *)R->l1[0][GF_OP_MID], (int8_t *)R->l1[b][GF_OP_OUT], r0, r1, oh, ow, T->ohn, T->own,
+                     kh, kw);
+    else
+        pool_rows_u8(R->l1[0][GF_OP_MID], R->l1[b][GF_OP_OUT], r0, r1, oh, ow, T->ohn, T->own, kh, kw);
 }
 
 static void compute_linear(gf_run_t *R, const gf_tile_t *T, int b, int core, int ncores)
@@ -1061,6 +1116,11 @@ static inline void layer_tiles(gf_run_t *R, int core)
         else
             compute_eltwise(R, T, b, core, ncores);
         pi_cl_team_barrier(); /* every core finished writing tile t */
+        if (L->pool_kh) { /* a fused max pool: the conv tile pooled into the output buffer */
+            if (computes)
+                pool_tile(R, T, b, core, ncores);
+            pi_cl_team_barrier(); /* every core finished pooling tile t */
+        }
         if (core == 0 && R->fast_loads) { /* its recorded store (one tile) */
             fast_issue(R, &R->store_q[0], R->fast + R->fast_loads, R->fast_stores, PI_CL_DMA_DIR_LOC2EXT);
             R->st->l1_to_l2 += R->fast_out_bytes;
@@ -1127,6 +1187,8 @@ static void buffer_layout(gf_run_t *R, const gf_layer_t *L, const gf_operands_t 
     R->nbuf[GF_OP_WP] = L->buf_wp ? (L->w_resident ? 1 : nb) : 0;
     R->bytes[GF_OP_COL] = (uint32_t)L->cores * GF_ALIGN(L->buf_col); /* SIMD kernels: one work buffer per core */
     R->nbuf[GF_OP_COL] = L->buf_col ? 1 : 0;
+    R->bytes[GF_OP_MID] = L->buf_mid; /* a fused max pool's conv tile: one buffer, L1 only */
+    R->nbuf[GF_OP_MID] = L->buf_mid ? 1 : 0;
 }
 
 static int operand_in_l3(const gf_run_t *R, int k)
@@ -1140,6 +1202,7 @@ static int operand_in_l3(const gf_run_t *R, int k)
     case GF_OP_IN4: return o->in4.level == GF_MEM_L3;
     case GF_OP_W: return !R->L->buf_wp && o->params.level == GF_MEM_L3; /* packed: GF_OP_W never leaves L1 */
     case GF_OP_COL: return 0; /* the SIMD kernels' work buffers: L1 only */
+    case GF_OP_MID: return 0; /* a fused max pool's conv tile: L1 only */
     default: return o->params.level == GF_MEM_L3;
     }
 }
