@@ -106,7 +106,7 @@ def test_bad_platform_and_mismatched_runs_are_one_line(golden, tmp_path):
     assert r.returncode == 2 and "--platform applies to the gap9 project's runs" in r.stderr
     r = run_tool("generate_c_code", "--network", net, "--out", str(tmp_path / "h"), "--target", "host",
                  "--platform", "siracusa")
-    assert r.returncode == 2 and "platforms, memory budgets and fault injection apply to the gap9 target" in r.stderr
+    assert r.returncode == 2 and "platforms, memory budgets, fault injection, --fc-layers and --fuse-pools apply to the gap9 target" in r.stderr
 
 
 def test_gvsoc_runs_on_the_planned_platform_or_one_that_holds_its_budgets():
