@@ -77,9 +77,12 @@ GAP9_CHECK = [("simple_cnn", None), ("resnet_block", None), ("big_mlp_l3", None)
 @pytest.mark.skipif(not toolchains.cross_compiler_available()[0], reason="rv32 cross compiler (gap9 generation)")
 @pytest.mark.parametrize("name,l1", GAP9_CHECK)
 def test_gap9_model_bytes_and_tiles_equal_gap9_emu(name, l1, golden, tmp_path):
+    """The model plans the unfused program (tiling.GAP9_FUSE_POOLS): so is the project it is checked against."""
+    from gapforge.characterize.tiling import GAP9_FUSE_POOLS
+
     d = golden(name)
     proj = tmp_path / "gap9"
-    generate_project(d, proj, "gap9", 1, l1_budget=l1)
+    generate_project(d, proj, "gap9", 1, l1_budget=l1, fuse_pools=GAP9_FUSE_POOLS)
     passed, res = run_project(proj, "gap9-emu", timeout=300)
     assert passed, res["reasons"][:3]
     graph = walk_network_info(d)
