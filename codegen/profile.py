@@ -20,6 +20,10 @@ busiest core. ``cluster_instr``: the busiest forked core's own pi_perf count aro
 tile loop (GF CLUSTER, read on the cluster; ``busiest_core`` minus that core's fixed entry, last-barrier
 and exit instructions, docs/gap9.md).
 
+gap9 targets with max pools fused into their convs (codegen/gap9/fusion.py, plan.json gap9.fusions): the
+conv's row has ``fused_into`` (the pool's step): it ran nothing, so its counters measure no convolution; the
+pool's row has ``fused_conv`` (the conv's step) and carries the conv's work (tiles, DMA, instructions).
+
 gvsoc (profile_suite --targets gvsoc, with the user's installation): ``fc_cycles`` the fabric
 controller's PI_PERF_CYCLES around the whole step (elapsed FC cycles), ``cluster_cycles`` / ``cluster_instr`` the busiest forked core's PI_PERF_CYCLES
 (elapsed cluster cycles) and PI_PERF_INSTR around its share of the tile loop. Those columns stay
@@ -40,7 +44,8 @@ LAYERS_COLUMNS = ["network", "target", "index", "name", "kind", "kernel", "macs"
                   "cluster_cycles", "cluster_instr",
                   "cluster_controller_instructions", "critical_path_instructions", "cores_used", "cores_planned",
                   "tiling", "tiles", "l1_bytes", "buffers", "dma_in_bytes", "dma_out_bytes", "l3_to_l2", "l2_to_l1",
-                  "l1_to_l2", "l2_to_l3", "dma_cmds", "l1_peak", "l2_peak", "l3_peak", "mismatches"]
+                  "l1_to_l2", "l2_to_l3", "dma_cmds", "l1_peak", "l2_peak", "l3_peak", "mismatches", "fused_into",
+                  "fused_conv"]
 SUBOPS_COLUMNS = ["network", "target", "index", "layer", "phase", "instructions", "busiest_core_instructions",
                   "bytes", "commands"]
 KEYS = {"tests.csv": ("network", "target"), "layers.csv": ("network", "target", "index"),
@@ -93,6 +98,10 @@ def rows(plan: dict, results: dict, network: str, target: str) -> tuple[dict, li
             "l1_bytes": p.get("l1_bytes", "") if gap9 else "",
             "buffers": ";".join(f"{k}={v}" for k, v in p.get("l1_buffers", {}).items()) if gap9 else "",
             "mismatches": layer.get("mismatches", ""),
+            # gap9 pool fusion (plan.json gap9.layers): the conv ran nothing (its figures are no measurement of it),
+            # the pool's row carries the conv's work
+            "fused_into": p.get("fused_into", layer.get("fused_into", "")) if gap9 else "",
+            "fused_conv": p.get("fused_conv", layer.get("fused_conv", "")) if gap9 else "",
         }
         for k in DMA_KEYS:
             row[k] = dma.get(k, "") if gap9 else ""
@@ -205,7 +214,9 @@ def prepare_network(job: dict) -> dict:
 
 def run_target(job: dict) -> dict:
     """Generate and run one network on one target: job = {"name", "dir", "target", "project",
-    "l1_budget", "l2_budget", "platform", "kernels"}; returns {"test", "layers", "subops"} (rows) and "results"."""
+    "l1_budget", "l2_budget", "platform", "kernels", "fuse_pools"} (the budgets, platform, kernels and fuse_pools
+    apply to the gap9 targets only; fuse_pools default "on", as generate_project); returns {"test", "layers",
+    "subops"} (rows) and "results"."""
     import json
     from pathlib import Path
 
@@ -215,7 +226,8 @@ def run_target(job: dict) -> dict:
 
     target, proj = job["target"], Path(job["project"])
     budgets = {"l1_budget": job.get("l1_budget"), "l2_budget": job.get("l2_budget"), "platform": job.get("platform"),
-               "kernels": job.get("kernels", "portable")} if PROJECT_TARGET[target] == "gap9" else {}
+               "kernels": job.get("kernels", "portable"),
+               "fuse_pools": job.get("fuse_pools", "on")} if PROJECT_TARGET[target] == "gap9" else {}
     try:
         generate_project(Path(job["dir"]), proj, PROJECT_TARGET[target], 1, **budgets)
         plan = json.loads((proj / "plan.json").read_text(encoding="utf-8"))

@@ -77,9 +77,12 @@ GAP9_CHECK = [("simple_cnn", None), ("resnet_block", None), ("big_mlp_l3", None)
 @pytest.mark.skipif(not toolchains.cross_compiler_available()[0], reason="rv32 cross compiler (gap9 generation)")
 @pytest.mark.parametrize("name,l1", GAP9_CHECK)
 def test_gap9_model_bytes_and_tiles_equal_gap9_emu(name, l1, golden, tmp_path):
+    """The model plans the unfused program (tiling.GAP9_FUSE_POOLS): so is the project it is checked against."""
+    from gapforge.characterize.tiling import GAP9_FUSE_POOLS
+
     d = golden(name)
     proj = tmp_path / "gap9"
-    generate_project(d, proj, "gap9", 1, l1_budget=l1)
+    generate_project(d, proj, "gap9", 1, l1_budget=l1, fuse_pools=GAP9_FUSE_POOLS)
     passed, res = run_project(proj, "gap9-emu", timeout=300)
     assert passed, res["reasons"][:3]
     graph = walk_network_info(d)
@@ -257,6 +260,38 @@ def test_task_starts_are_the_generated_programs_and_the_tool_checks_them_against
     plan.write_text(json.dumps({"gap9": {"tasks": [{"steps": list(range(1, 19))}]}}))
     with pytest.raises(GapforgeError, match=r"tasks start at steps \[1\], the model plans \[1, 18\]"):
         cc.task_starts(run / "network", graph)
+
+
+def test_the_model_plans_the_unfused_program_and_the_tool_refuses_fused_runs(extracted, tmp_path):
+    """simple_cnn's max pools fuse into their convs by default (codegen/gap9/fusion.py); the cost model plans the
+    unfused program (tiling.GAP9_FUSE_POOLS), as the samples were measured, and calibrate_cost_model refuses a run
+    measured fused: a kept plan.json with gap9.fusions, or layers.csv rows marked fused_into / fused_conv."""
+    from codegen import profile as prof_rows
+    from codegen.gap9 import fusion
+    from gapforge.characterize import tiling
+    from gapforge.errors import GapforgeError
+    from tools import calibrate_cost_model as cc
+
+    net = extracted("simple_cnn")
+    graph = walk_network_info(net)
+    assert fusion.pool_fusions(graph.plan)  # fused by default
+    assert tiling.GAP9_FUSE_POOLS == "off"
+    assert not any("fused_into" in r or "fused_conv" in r for r in tiling.gap9_layers(graph))
+    run = tmp_path / "run"
+    (run / "runs" / "simple_cnn" / "gap9-qemu").mkdir(parents=True)
+    (run / "runs" / "simple_cnn" / "network").symlink_to(net)
+    plan = run / "runs" / "simple_cnn" / "gap9-qemu" / "plan.json"
+    plan.write_text(json.dumps({"gap9": {"fusions": [{"conv": "relu1", "pool": "pool1", "conv_index": 1,
+                                                      "pool_index": 2}], "tasks": []}}))
+    with pytest.raises(GapforgeError, match=r"plan.json: measured with max pools fused into their convs; profile "
+                                            r"with --fuse-pools off to calibrate"):
+        cc.task_starts(run / "runs" / "simple_cnn" / "network", graph)
+    row = {c: "" for c in prof_rows.LAYERS_COLUMNS}
+    row.update(network="simple_cnn", target="gap9-qemu", index=1, name="relu1", kernel="gf_conv2d",
+               critical_path_instructions=10, fused_into="pool1")
+    prof_rows.write_csv(run / "layers.csv", prof_rows.LAYERS_COLUMNS, [row])
+    with pytest.raises(GapforgeError, match=r"layers.csv: simple_cnn/relu1 measured with max pools fused"):
+        cc.samples(run, prof_rows.read_csv(run / "layers.csv"), "gap9-qemu")
 
 
 @pytest.mark.parametrize("target", ["rv32", "gap9-qemu"])

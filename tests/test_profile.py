@@ -51,6 +51,11 @@ def test_rows_are_the_measured_figures(serial_run):
                 assert r["dma_out_bytes"] == p["dma_bytes"]["l1_to_l2"] + p["dma_bytes"]["l2_to_l3"]
                 assert r["tiles"] == p["tiles"] and r["cores_planned"] == p["cores"]
         assert tests[(n, "gap9-emu")]["dma_bytes"] == sum(r["dma_in_bytes"] + r["dma_out_bytes"] for r in rows)
+        # pool fusion (on by default): the conv's row (it ran nothing) and the pool's row are marked
+        fused = {(f["conv"], f["pool"]) for f in plan["gap9"]["fusions"]}
+        assert fused if n == "simple_cnn" else not fused
+        assert {(r["name"], r["fused_into"]) for r in rows if r["fused_into"]} == fused
+        assert {(r["fused_conv"], r["name"]) for r in rows if r["fused_conv"]} == fused
     sub = [s for s in tables["subops.csv"] if s["target"] == "gap9-emu"]
     assert sub and all(s["phase"].startswith("dma:") and s["bytes"] > 0 for s in sub)
 
@@ -93,3 +98,19 @@ def test_kernels_reach_the_gap9_projects_only(tmp_path):
     assert plan["generate"]["kernels"] == "simd" and "GF_K_SIMD" in plan["build"]["defines"]
     assert json.loads((tmp_path / "k" / "runs" / "mlp" / "rv32" / "plan.json").read_text())["generate"]["kernels"] == \
         "portable"
+
+
+def test_fuse_pools_off_reaches_the_gap9_projects_only(tmp_path):
+    """--fuse-pools off (calibration runs): simple_cnn's gap9 project runs every pool as its own layer (plan.json
+    generate.fuse_pools, no gap9.fusions, no fused rows in layers.csv); the rv32 project has no such choice."""
+    import json
+
+    proc = run_tool("profile_suite", "--networks", "simple_cnn", "--targets", "rv32", "gap9-emu", "--fuse-pools",
+                    "off", "--workers", "0", "-q", "--out", str(tmp_path / "f"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    plan = json.loads((tmp_path / "f" / "runs" / "simple_cnn" / "gap9-emu" / "plan.json").read_text())
+    assert plan["generate"]["fuse_pools"] == "off" and plan["gap9"]["fusions"] == []
+    assert "fuse_pools" not in json.loads((tmp_path / "f" / "runs" / "simple_cnn" / "rv32" / "plan.json")
+                                          .read_text())["generate"]
+    rows = profile.read_csv(tmp_path / "f" / "layers.csv")
+    assert rows and not any(r["fused_into"] or r["fused_conv"] for r in rows)

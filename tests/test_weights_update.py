@@ -96,6 +96,30 @@ def test_retrained_weights_run_on_the_same_binary(target, mlp_projects, tmp_path
             assert (new.golden(i) != old_golden[i]).any(), s["name"]
 
 
+def test_gap9_project_generated_with_pools_unfused_accepts_new_weights(golden, tmp_path, capsys):
+    """A gap9 project generated with --fuse-pools off is regenerated unfused (plan.json generate.fuse_pools):
+    the retrained simple_cnn (same architecture, new weights; its pools fuse by default) updates its data only."""
+    if not _available("gap9"):
+        pytest.skip("gap9 toolchain not available")
+    proj = tmp_path / "proj"
+    generate_project(golden("simple_cnn"), proj, "gap9", 1, fuse_pools="off")
+    passed, before = run_project(proj, "gap9-emu")
+    assert passed, before["reasons"]
+    old = ProjectData(proj)
+    assert old.plan["generate"]["fuse_pools"] == "off" and old.plan["gap9"]["fusions"] == []
+    program = tree_hash(proj, skip=("data", "plan.json", "results.json"))
+
+    assert update_weights.main(["--project", str(proj), "--model-file", str(MODELS / "simple_cnn_seed1.py")]) == 0
+    assert "UPDATED" in capsys.readouterr().out
+    assert tree_hash(proj, skip=("data", "plan.json", "results.json")) == program
+    new = ProjectData(proj)
+    assert new.plan["generate"]["fuse_pools"] == "off" and new.plan["gap9"]["fusions"] == []
+    assert bytes(new.params) != bytes(old.params)
+    passed, after = run_project(proj, "gap9-emu", no_build=True)
+    assert passed, after["reasons"]
+    assert after["totals"]["compared"] == len(new.steps) and after["totals"]["mismatches"] == 0
+
+
 def test_old_golden_mismatches_on_the_updated_program(mlp_projects, tmp_path):
     """The old golden files, written as data (valid CRCs) beside the new weights: the program reports mismatches."""
     proj = _copy(mlp_projects("host"), tmp_path / "proj")

@@ -3,7 +3,7 @@
 
 Examples:
   python tools/calibrate_cost_model.py                                  (refit on the stored samples)
-  python tools/profile_suite.py --synthetic all --targets rv32 gap9-qemu --out p_syn
+  python tools/profile_suite.py --synthetic all --targets rv32 gap9-qemu --fuse-pools off --out p_syn
   python tools/calibrate_cost_model.py --profile-run docs/profiles p_syn sweeps/transformer --write
 
 Samples: every measured layer with a kernel: for rv32 its minstret, for gap9-qemu its critical path
@@ -15,7 +15,10 @@ weights, pooling window reads, requantization paths; the busiest core's on the c
 graph walker, so the fitted model predicts from what an estimate knows. gap9-qemu adds
 model.GAP9_EXTRA (rv32_work: the rv32 fit's instructions for the busiest core's share; task_first:
 the first layer of each cluster task, model.task_starts, checked against the run's plan.json gap9.tasks)
-and fits model.GAP9_FITTED only. --profile-run reads
+and fits model.GAP9_FITTED only. The model and the samples are of the unfused GAP9 program
+(tiling.GAP9_FUSE_POOLS): a run profiled with max pools fused into their convs (a kept plan.json with
+gap9.fusions, or layers.csv rows with fused_into / fused_conv) is refused: profile with --fuse-pools off.
+--profile-run reads
 tools/profile_suite.py or tools/sweep.py outputs (layers.csv; the extracted networks under runs/,
 or extracted here into --networks-dir when a run kept only its CSVs, as docs/profiles does);
 without it the samples stored in gapforge/characterize/calibration/samples.csv (the calibration's
@@ -84,6 +87,16 @@ def network_dir(run: Path, net: str, extracted: Path) -> Path:
     return d
 
 
+FUSED = "measured with max pools fused into their convs; profile with --fuse-pools off to calibrate"
+
+
+def refuse_fused(plan: Path, doc: dict) -> None:
+    """A measured run planned with pool fusion (plan.json gap9.fusions non-empty) cannot calibrate the model: the
+    samples and the model are of the unfused program (tiling.GAP9_FUSE_POOLS)."""
+    if doc.get("gap9", {}).get("fusions"):
+        raise GapforgeError(f"{plan}: {FUSED}")
+
+
 def task_starts(network: Path, graph) -> frozenset[int]:
     """model.task_starts of a network's graph; where the gap9-qemu project that measured it is kept beside the
     extracted ``network`` (profile_suite's and sweep's runs/NET/), its plan.json gap9.tasks must agree (the model
@@ -91,7 +104,9 @@ def task_starts(network: Path, graph) -> frozenset[int]:
     starts = cost.task_starts(graph)
     plan = network.parent / "gap9-qemu" / "plan.json"
     if plan.is_file():
-        ran = frozenset(t["steps"][0] for t in json.loads(plan.read_text()).get("gap9", {}).get("tasks", []) if t["steps"])
+        doc = json.loads(plan.read_text())
+        refuse_fused(plan, doc)
+        ran = frozenset(t["steps"][0] for t in doc.get("gap9", {}).get("tasks", []) if t["steps"])
         if ran != starts:
             raise GapforgeError(f"{plan}: the tasks start at steps {sorted(ran)}, the model plans {sorted(starts)} "
                                 "(a run of another generator version?)")
@@ -103,7 +118,11 @@ def samples(run: Path, layers: list[dict], target: str, extracted: Path | None =
     starts: dict[str, frozenset[int]] = {}
     out = []
     for r in layers:
-        if r["target"] != target or not r["kernel"] or not r[TARGETS[target]]:
+        if r["target"] != target:
+            continue
+        if r.get("fused_into") or r.get("fused_conv"):  # a run's layers.csv without its projects (codegen/profile.py)
+            raise GapforgeError(f"{layers_csv(run)}: {r['network']}/{r['name']} {FUSED}")
+        if not r["kernel"] or not r[TARGETS[target]]:
             continue
         net = r["network"]
         if net not in graphs:
@@ -245,6 +264,9 @@ def dma_check(run: Path, layers: list[dict], extracted: Path | None = None) -> t
             d = extracted / net / "network"
         if not (d / "network_info.json").is_file():
             continue
+        plan = d.parent / "gap9-emu" / "plan.json"
+        if plan.is_file():
+            refuse_fused(plan, json.loads(plan.read_text()))
         ests = cost.estimate(walk_network_info(d), gap9)
         measured = [r for r in layers if r["network"] == net and r["target"] == "gap9-emu"]
         for e, m in zip(ests, measured):

@@ -9,7 +9,8 @@ Examples:
   python tools/estimate.py --list-profiles
 
 Models: an extracted network (--network DIR: the fused steps the device runs; on gap9 the real
-tiler and placement of codegen/gap9), a model file (--model-file F: create_model() and
+tiler and placement of codegen/gap9, planned without max-pool fusion: the estimate is of the
+unfused program, docs/characterize.md), a model file (--model-file F: create_model() and
 example_input(); float PyTorch or Brevitas, walked as its torch.fx graph and estimated as deployed
 in INT8), or a synthetic family at several sizes. Profiles: gapforge/characterize/profiles/*.json
 or a path to a profile file (validated against gapforge/characterize/profile.schema.json).

@@ -5,7 +5,8 @@ Examples:
   python tools/profile_suite.py --out profiles/run1
   python tools/profile_suite.py --networks simple_cnn resnet_block --targets rv32 gap9-emu gap9-qemu --out p2
   python tools/profile_suite.py --model-file my_model.py --targets gap9-qemu --l1-budget 16K --out p3
-  python tools/profile_suite.py --synthetic all --targets rv32 gap9-qemu --out p5    (calibration layers)
+  python tools/profile_suite.py --synthetic all --targets rv32 gap9-qemu --fuse-pools off --out p5
+                                                                          (calibration layers)
   python tools/profile_suite.py --networks simple_cnn resnet18 --targets gap9-emu gvsoc --out p6
   python tools/profile_suite.py --targets gvsoc --platform siracusa --kernels simd --out p7
   python tools/profile_suite.py --scheduler tcp://10.0.0.5:8786 --out p4     (an existing dask cluster)
@@ -17,7 +18,9 @@ cluster; the CSVs are the same whatever the worker count). Targets: host, rv32 (
 instruction counts), gap9-emu (measured DMA bytes, tiles, L1/L2/L3 peaks), gap9-qemu (the gap9
 program on rv32: per-core instruction counts as well), gvsoc (the gap9 project's pulp-sdk build on
 the user's gvsoc siracusa, from PULP_SDK_HOME, GVSOC and PULP_RISCV_GCC_TOOLCHAIN: the fabric
-controller's cycles per step, the executor's DMA counters). Columns: codegen/profile.py.
+controller's cycles per step, the executor's DMA counters). Columns: codegen/profile.py. --fuse-pools
+(gap9 targets; default on, as the generator): off runs every max pool as its own layer, as the cost
+model's calibration needs (tools/calibrate_cost_model.py refuses fused runs).
 
 DIR/tests.csv: per network and target: pass/fail, MACs, instructions (or host time), MAC per
 instruction, params, arena, L1/L2/L3 peaks, DMA bytes and commands, tiles.
@@ -39,7 +42,7 @@ if __package__ in (None, ""):
 
 from codegen import profile  # noqa: E402
 from codegen.gap9.hw import add_platform_flag  # noqa: E402
-from codegen.generate import KERNELS  # noqa: E402
+from codegen.generate import FUSE_POOLS, KERNELS  # noqa: E402
 from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_directory  # noqa: E402
 from gapforge.jobs import run_jobs  # noqa: E402
@@ -74,7 +77,7 @@ def network_jobs(names: list[str], model_files: list[str], root: Path, synthetic
 
 
 def run_suite(jobs: list[dict], targets: list[str], root: Path, *, l1_budget=None, l2_budget=None, platform=None,
-            kernels: str = "portable", scheduler: str | None = None, workers: int | None = None, quiet: bool = False) -> dict[str, list[dict]]:
+            kernels: str = "portable", fuse_pools: str = "on", scheduler: str | None = None, workers: int | None = None, quiet: bool = False) -> dict[str, list[dict]]:
     """Run everything; returns {"tests.csv": rows, "layers.csv": rows, "subops.csv": rows}."""
     prepared = run_jobs(profile.prepare_network, jobs, scheduler=scheduler, workers=workers,
                         desc="extract+golden", quiet=quiet)
@@ -86,7 +89,7 @@ def run_suite(jobs: list[dict], targets: list[str], root: Path, *, l1_budget=Non
             else:
                 runs.append({"name": p["name"], "dir": p["dir"], "target": t,
                              "project": str(root / p["name"] / t), "l1_budget": l1_budget, "l2_budget": l2_budget,
-                             "platform": platform, "kernels": kernels})
+                             "platform": platform, "kernels": kernels, "fuse_pools": fuse_pools})
     results = run_jobs(profile.run_target, runs, scheduler=scheduler, workers=workers, desc="build+run",
                        quiet=quiet)
     layers, subops = [], []
@@ -120,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kernels", default="portable", choices=list(KERNELS),
                    help="gap9-emu/gap9-qemu/gvsoc runs: the cluster's portable C kernels (default) or the SIMD "
                         "convolution, linear and matmul kernels (plan.json generate.kernels records it)")
+    p.add_argument("--fuse-pools", default="on", choices=list(FUSE_POOLS),
+                   help="gap9-emu/gap9-qemu/gvsoc runs: max pools fused into the conv before them (default on, as "
+                        "the generator; off to calibrate the cost model, docs/characterize.md)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler of an existing cluster")
     p.add_argument("--workers", type=int, metavar="N", help="LocalCluster workers (default: the cores; 0: serial)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_directory(args.out) as tmp:
         jobs = network_jobs(names, args.model_file, tmp / "runs", synthetic)
         tables = run_suite(jobs, args.targets, tmp / "runs", l1_budget=l1, l2_budget=l2, platform=args.platform,
-                           kernels=args.kernels, scheduler=args.scheduler,
+                           kernels=args.kernels, fuse_pools=args.fuse_pools, scheduler=args.scheduler,
                          workers=args.workers, quiet=args.quiet)
         write(tmp, tables)
     tests = tables["tests.csv"]

@@ -8,7 +8,8 @@ Examples:
 
 The model (``--model-file`` / ``--test-network``, extracted here; or ``--network DIR``, an
 extracted network) is planned and generated exactly as the project was (same target, test case,
-L1 / L2 budgets: plan.json's ``generate``), and its layout (plan.json without CRCs: ops, fusion,
+L1 / L2 budgets, gap9 kernels, platform, FC layers and pool fusion: plan.json's ``generate``; a gap9
+project without ``generate.fuse_pools`` predates pool fusion: its pools ran unfused), and its layout (plan.json without CRCs: ops, fusion,
 shapes, bit widths, kernels, tiling, placement, region offsets and sizes, and the program sources)
 is compared with the project's. If they are equal the compiled program (host executable, rv32
 ELF, gap9 project and its ReadFS files list) runs the new model unchanged, and only the data are
@@ -100,6 +101,11 @@ def _network_dir(args, work: Path, test_case: int, name: str, notes: list[str]) 
     return net_dir
 
 
+# plan.json generate.fuse_pools of a gap9 project generated before max-pool fusion existed (no such key): its
+# pools ran unfused
+FUSE_POOLS_BEFORE = "off"
+
+
 def update(project: Path, args) -> tuple[bool, list[str]]:
     """(updated, report lines). Nothing in ``project`` changes unless the layouts are equal."""
     old = _load_plan(project)
@@ -113,7 +119,8 @@ def update(project: Path, args) -> tuple[bool, list[str]]:
             generate_project(net_dir, new_proj, old["target"], gen["test_case"], l1_budget=gen["l1_budget"],
                              l2_budget=gen["l2_budget"], fault=gen["fault"], tile_l1_budget=gen["tile_l1_budget"],
                              kernels=gen.get("kernels", "portable"), platform=gen.get("platform"),
-                             **({"fc_layers": gen["fc_layers"]} if "fc_layers" in gen else {}))
+                             **({"fc_layers": gen["fc_layers"]} if "fc_layers" in gen else {}),
+                             **({"fuse_pools": gen.get("fuse_pools", FUSE_POOLS_BEFORE)} if "gap9" in old else {}))
         except GapforgeError as err:
             return False, [f"the new model cannot be generated for this project: {err.one_line()}"]
         new = json.loads((new_proj / "plan.json").read_text(encoding="utf-8"))

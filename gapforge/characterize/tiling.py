@@ -7,7 +7,10 @@ A strategy is a function ``(graph, node index, profile) -> Tiles`` registered un
 
 * ``gap9``: gapforge's own GAP9 tiler and placement (codegen/gap9: tile_step, place), the ones the
   code generator uses, on graphs from network_info.json; so tiles, L1 buffers and DMA bytes equal
-  what gap9-emu measures. For graphs without the IR (a PyTorch model), the same double-buffered
+  what gap9-emu measures. The program is planned without max-pool fusion (GAP9_FUSE_POOLS "off":
+  every step its own layer, as the calibration samples were measured): the estimate is of the
+  unfused program; the saving of fusing a max pool into its conv (codegen/gap9/fusion.py) is not
+  modelled. For graphs without the IR (a PyTorch model), the same double-buffered
   blocking as ``cpu-cache-blocked`` with GAP9's L1 budget, parameters in L2 if they all fit its
   budget, else in L3.
 * ``cpu-cache-blocked``: blocks of output channels x output positions (and of the reduction when a
@@ -156,20 +159,27 @@ def kpu_wavefront(graph, i, profile) -> Tiles:
 
 # -- GAP9: the real tiler on network_info graphs -------------------------------------------------------
 
+# build_gap9_program's fuse_pools for the characterization: "off", every step its own cluster layer. The
+# calibration samples were measured on unfused programs and the per-layer model has no fused conv+pool layer,
+# so the estimate is of the unfused program (the saving of pool fusion is not modelled).
+GAP9_FUSE_POOLS = "off"
+
+
 def _gap9_plan(graph, l1_budget: int | None, l2_budget: int | None, platform: str | None) -> tuple[list, list]:
     """(plan.json gap9.layers rows, the cluster tasks' step lists: plan.json gap9.tasks steps) of a network_info
-    graph from codegen's build_gap9_program (cached on the graph)."""
+    graph from codegen's build_gap9_program with fuse_pools=GAP9_FUSE_POOLS (the unfused program; cached on
+    the graph)."""
     from codegen.gap9.hw import platform as hw_platform
 
     hw = hw_platform(platform)
-    key = ("gap9_plan", hw.name, l1_budget, l2_budget)
+    key = ("gap9_plan", hw.name, l1_budget, l2_budget, GAP9_FUSE_POOLS)
     if key not in graph.nodes[0].extra:
         from codegen.gap9.program import build_gap9_program
         from gapforge.characterize.graph import case_dir
 
         case, tmp = case_dir(graph)
         try:
-            g9 = build_gap9_program(graph.plan, case, l1_budget, l2_budget, hw=hw)
+            g9 = build_gap9_program(graph.plan, case, l1_budget, l2_budget, hw=hw, fuse_pools=GAP9_FUSE_POOLS)
         finally:
             if tmp is not None:
                 tmp.cleanup()
