@@ -103,9 +103,12 @@ FRONTENDS = [
     Frontend(
         name="brevitas.nn.QuantIdentity",
         modules=(qnn.QuantIdentity,),
-        lowers_to=("quantize", "requantize"),
+        lowers_to=("quantize", "requantize", "thresholds", "lut"),
         doc="Quantizer of the float input (quantize) or of an integer tensor (requantize). "
             "Scale per tensor or per channel (axis 1), any zero point, 1 to 8 bits, narrow range. "
+            "Binary quantizers (SignedBinaryActPerTensorConst, bnn_pynq's 1-bit CommonActQuant: codes -1 / +1) "
+            "are a sign, not a rounding: of a conv/linear output a one-step thresholds op per channel, of a "
+            "quantized tensor a lut. "
             "Must be calibrated; dynamic scales are refused. Without a quantizer it is an identity.",
         lower=_lower_quant_identity,
     ),

@@ -10,11 +10,13 @@ import torch.nn.functional as F
 
 
 def digits(n: int, start: int, size: int, channels: int):
+    """(images, labels): ``n`` digits from ``start``, (n, channels, size, size) float32 in [0, 1]."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
     x = torch.tensor(d.images[start:start + n], dtype=torch.float32).unsqueeze(1) / 16.0
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).repeat(1, channels, 1, 1)
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).repeat(1, channels, 1, 1)
+    return x, torch.tensor(d.target[start:start + n], dtype=torch.int64)
 
 
 def hooks(cfg: str, size: int, channels: int):
@@ -40,13 +42,13 @@ def hooks(cfg: str, size: int, channels: int):
                     m.bias.fill_(0.2)
         model.eval()
         with torch.no_grad(), calibration_mode(model):  # binary quantizers have constant scales: a no-op for them
-            model(digits(16, 0, size, channels))
+            model(digits(16, 0, size, channels)[0])
         return model.eval()
 
     def example_input():
-        return digits(1, 1500, size, channels)
+        return digits(1, 1500, size, channels)[0]
 
-    def held_out_data():
-        return digits(16, 1600, size, channels), torch.zeros(16, dtype=torch.int64)
+    def held_out_data():  # untrained: the labels only make the accuracy report well defined
+        return digits(16, 1600, size, channels)
 
     return create_model, example_input, held_out_data
