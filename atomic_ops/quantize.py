@@ -25,6 +25,16 @@ def scaled(x: np.ndarray, scale, zero_point: int, channel_axis: int | None = Non
         return x / s + np.float32(zero_point)
 
 
+def binarize(x: np.ndarray) -> np.ndarray:
+    """Brevitas' binary quantizer (BinaryQuant, ClampedBinaryQuant): code +1 where ``fl32(x) >= 0`` (so 0 and -0.0
+    give +1, as ``binary_sign``), else -1; the scale only multiplies the code (clamping to [-s, s] first keeps the
+    sign). NaN has no code: ValueError. Returns int64."""
+    x = np.asarray(x, dtype=np.float32)
+    if np.isnan(x).any():
+        raise ValueError("quantize: NaN input has no integer value")
+    return np.where(x >= 0, 1, -1).astype(np.int64)
+
+
 def quantize(x: np.ndarray, scale, zero_point: int, lo: int, hi: int, channel_axis: int | None = None) -> np.ndarray:
     """``q = clamp(rne(fl32(x) / fl32(scale) + zp), lo, hi)``, as Brevitas' activation quantizer.
 

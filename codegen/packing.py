@@ -1,4 +1,5 @@
-"""Sub-byte weight packing (GAP9 target): 4-bit weights two per byte, 2-bit (and 1-bit unsigned) four per byte.
+"""Sub-byte weight packing (GAP9 target): 4-bit weights two per byte, 2-bit (and 1-bit: unsigned 0 / 1, binary
+-1 / +1) four per byte.
 
 Layout: one output channel (row of K weights) after another, each row padded to whole bytes
 (``row_bytes = ceil(K / per_byte)``), so any range of output channels is a contiguous byte range

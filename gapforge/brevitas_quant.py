@@ -111,7 +111,7 @@ def act_quant_params(proxy, ndim: int, where: str, observed: QuantMeta | None = 
     narrow = bool(proxy.is_narrow_range)
     if bw > 8:
         raise QuantReadError(f"{where}: {bw}-bit activations are not supported (at most 8 bits)")
-    _check_integer_range(bw, signed, narrow, where, "activation")
+    _check_integer_range(bw, signed, narrow, where, "activation", is_binary_quant(proxy))
     qp = QParams(scale, zp, bw, signed, narrow, axis)
     if observed is not None:
         _cross_check(qp, observed, ndim, where)
@@ -133,14 +133,29 @@ def _short(s) -> str:
     return f"{s:.6g}" if isinstance(s, float) else f"[{s[0]:.6g}, ...]"
 
 
-def _check_integer_range(bw: int, signed: bool, narrow: bool, where: str, what: str) -> None:
-    """Binary (1-bit signed) quantizers encode +-1, not an integer range: refuse them explicitly."""
+def is_binary_quant(proxy) -> bool:
+    """The proxy quantizes with Brevitas' BinaryQuant / ClampedBinaryQuant (QuantType.BINARY): ``sign(x) * s``."""
+    from brevitas.core.quant.binary import BinaryQuant, ClampedBinaryQuant
+
+    return proxy is not None and any(isinstance(m, (BinaryQuant, ClampedBinaryQuant)) for m in proxy.modules())
+
+
+def _check_integer_range(bw: int, signed: bool, narrow: bool, where: str, what: str, binary: bool) -> None:
+    """A binary quantizer (codes -1, +1: gapforge.ir.is_binary) is 1-bit signed; every other quantizer needs a
+    non-empty integer range, and a 1-bit signed *integer* quantizer (codes [-1, 0], or none with narrow range)
+    would be read as binary: refused."""
+    if binary:
+        if (bw, signed) != (1, True):
+            raise QuantReadError(f"{where}: binary {what} quantizer with {bw} bit, "
+                                 f"{'signed' if signed else 'unsigned'} (Brevitas' binary quantizers are 1-bit signed)")
+        return
     lo, hi = int_range(bw, signed, narrow)
     if hi - lo < 1 or (signed and bw < 2):
-        raise QuantReadError(f"{where}: binary / 1-bit signed {what} quantizers are not supported "
+        raise QuantReadError(f"{where}: 1-bit signed integer {what} quantizers are not supported "
                              f"({bw} bit, {'signed' if signed else 'unsigned'}"
-                             f"{', narrow range' if narrow else ''})",
-                             hint="use at least 2-bit signed or 1-bit unsigned quantizers")
+                             f"{', narrow range' if narrow else ''}: codes {'[-1, 0]' if not narrow else 'none'})",
+                             hint="use a binary quantizer (SignedBinaryActPerTensorConst / "
+                                  "SignedBinaryWeightPerTensorConst: codes -1, +1), 2-bit signed or 1-bit unsigned")
 
 
 def weight_params(layer, where: str) -> tuple[np.ndarray, QParams]:
@@ -160,7 +175,7 @@ def weight_params(layer, where: str) -> tuple[np.ndarray, QParams]:
         raise QuantReadError(f"{where}: {bw}-bit weights are not supported (at most 8 bits)")
     signed = bool(qw.signed)
     narrow = bool(layer.weight_quant.is_narrow_range)
-    _check_integer_range(bw, signed, narrow, where, "weight")
+    _check_integer_range(bw, signed, narrow, where, "weight", is_binary_quant(layer.weight_quant))
     # value = int * scale in float32; dividing back is exact to far below 0.5 for |int| < 2^24
     q = value.double() / qw.scale.double()
     qi = torch.round(q)
@@ -217,7 +232,7 @@ def static_problems(module) -> list[tuple[str, str | None]]:
             with torch.no_grad():
                 bw = _as_int(proxy.bit_width(), "bit width", attr)
             _check_integer_range(bw, bool(proxy.is_signed), bool(proxy.is_narrow_range), f"quantizer {attr}",
-                                 "activation")
+                                 "activation", is_binary_quant(proxy))
             check_calibrated(proxy, f"quantizer {attr}")
         except GapforgeError as err:
             problems.append((str(err), err.hint))

@@ -50,8 +50,16 @@ def container_dtype(bit_width: int, signed: bool) -> str:
     raise GapforgeError(f"bit width {bit_width} is wider than 32 bits")
 
 
+def is_binary(bit_width: int | None, signed: bool | None) -> bool:
+    """A 1-bit signed encoding is binary (Brevitas' BinaryQuant / ClampedBinaryQuant): codes -1 and +1, value
+    ``scale * code``; 0 never occurs (docs/integer_contract.md, section 1)."""
+    return bit_width == 1 and bool(signed)
+
+
 def int_range(bit_width: int, signed: bool, narrow_range: bool = False) -> tuple[int, int]:
-    """Inclusive integer range of a quantizer."""
+    """Inclusive integer range of a quantizer; [-1, 1] bounds a binary one (codes -1, +1), narrow or not."""
+    if is_binary(bit_width, signed):
+        return -1, 1
     if signed:
         lo, hi = -(2 ** (bit_width - 1)), 2 ** (bit_width - 1) - 1
         return (lo + 1 if narrow_range else lo), hi
@@ -99,6 +107,10 @@ class TensorInfo:
 
     def qrange(self) -> tuple[int, int]:
         return int_range(self.bit_width, self.signed, bool(self.narrow_range))
+
+    @property
+    def binary(self) -> bool:
+        return self.kind == "quant" and is_binary(self.bit_width, self.signed)
 
     def scale_array(self, ndim: int | None = None) -> np.ndarray:
         """Scale broadcastable against the tensor (float64)."""

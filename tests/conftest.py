@@ -18,8 +18,8 @@ from gapforge.extract import extract, model_inputs, write_network  # noqa: E402
 from gapforge.modelsrc import ModelSource, list_test_networks, load_model  # noqa: E402
 
 THIRD_PARTY_DEPLOYABLE = ["thirdparty_mobilenet_v1", "thirdparty_mobilenet_v1_4b",
-                          "thirdparty_resnet18_4w4a", "thirdparty_resnet18_2w2a"]
-NOT_DEPLOYABLE = ["thirdparty_cnv_1w1a"]
+                          "thirdparty_resnet18_4w4a", "thirdparty_resnet18_2w2a", "thirdparty_cnv_1w1a"]
+NOT_DEPLOYABLE = ["thirdparty_mobilenet_v1_raw"]
 REGRESSION = [n for n in list_test_networks() if not n.startswith("thirdparty_")]
 DEPLOYABLE = REGRESSION + [n for n in THIRD_PARTY_DEPLOYABLE if n in list_test_networks()]
 

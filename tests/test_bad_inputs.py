@@ -464,7 +464,7 @@ def test_deploy_failing_at_codegen_leaves_out_untouched(deployed, tmp_path):
 def test_deploy_negative_verdict_leaves_out_untouched_and_keeps_its_outputs_apart(deployed, tmp_path):
     out = _fresh_copy(deployed, tmp_path)
     before = snapshot(out)
-    code, stdout, err = cli("deploy", "--test-network", "thirdparty_cnv_1w1a", "--out", out)
+    code, stdout, err = cli("deploy", "--test-network", "thirdparty_mobilenet_v1_raw", "--out", out)
     assert code == 1 and "RESULT: FAIL" in stdout and "Traceback" not in err
     assert snapshot(out) == before
     failed = tmp_path / "out.failed"

@@ -1156,24 +1156,99 @@ def test_constants_fold_into_a_conv_accumulator_unless_they_vary_along_its_map(t
     assert not rep["deployable"] and len(bad) == 1 and "QuantIdentity" in bad[0]["hint"], rep
 
 
-def test_binary_quantizers_of_brevitas_examples_lfc_are_refused_with_their_own_hint(tmp_path):
-    """bnn_pynq's lfc_1w1a (1-bit signed weights and activations, its first quantizer on the preprocessed input
-    2x - 1): every refusal names the binary quantizer and keeps its hint (the input quantizer's used to get the
-    preprocessing's NaN hint instead)."""
-    model = tmp_path / "lfc.py"
+def test_brevitas_binary_quantizers_are_sign_times_a_constant_scale_with_codes_minus_one_and_one():
+    """What Brevitas 0.13.4 computes (docs/integer_contract.md section 1): value = s * (+1 where x >= 0 else -1),
+    so 0.0 and -0.0 give +1 and NaN -1; int() is -1 / +1 with bit_width 1, signed, narrow range; gapforge's host
+    quantizer (atomic_ops.quantize.binarize) gives the same codes, and reads both presets as binary."""
+    from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+
+    from atomic_ops.quantize import binarize
+    from gapforge.brevitas_quant import act_quant_params, weight_params
+
+    x = torch.tensor([-2.0, -0.3, -1e-30, -0.0, 0.0, 1e-30, 0.3, 5.0, float("inf"), -float("inf")])
+    act = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True).eval()
+    y = act(x)
+    assert y.int().tolist() == [-1, -1, -1, 1, 1, 1, 1, 1, 1, -1] == binarize(x.numpy()).tolist()
+    assert (float(y.scale), float(y.bit_width), y.signed) == (1.0, 1.0, True) and act.act_quant.is_narrow_range
+    assert float(act(torch.tensor([float("nan")])).value) == -1.0  # (int() calls that tensor not valid)
+    qp = act_quant_params(act.act_quant, 1, "act")
+    assert (qp.bit_width, qp.signed, qp.qrange()) == (1, True, (-1, 1))
+    lin = qnn.QuantLinear(4, 3, bias=False, weight_quant=SignedBinaryWeightPerTensorConst)
+    with torch.no_grad():
+        lin.weight[0, :2] = torch.tensor([0.0, -0.0])
+    qw = lin.quant_weight()
+    w, wq = weight_params(lin, "lin")
+    assert np.array_equal(w, qw.int().numpy()) and set(np.unique(w)) <= {-1, 1} and w[0, 0] == w[0, 1] == 1
+    assert np.allclose(qw.value.detach().numpy(), w * 0.1) and (wq.scale, wq.bit_width) == (float(qw.scale), 1)
+
+
+def test_one_bit_signed_integer_quantizers_are_refused_naming_the_binary_ones(tmp_path):
+    """Brevitas' IntQuant with bit_width=1 (codes [-1, 0], not binary; with the weights' default narrow range its
+    scale is max|w| / 0 = inf) is refused by the checker in one item whose hint names the binary quantizers."""
+    model = tmp_path / "int1.py"
     model.write_text(
-        "import torch\n"
-        "from brevitas_examples.bnn_pynq.models import model_with_cfg\n"
-        "def create_model():\n"
-        "    torch.manual_seed(0)\n"
-        "    return model_with_cfg('lfc_1w1a', pretrained=False)[0].eval()\n"
-        "def example_input():\n"
-        "    return torch.rand(1, 1, 28, 28)\n")
+        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
+        "        self.fc = qnn.QuantLinear(8, 4, bias=False, weight_bit_width=1, weight_narrow_range=False)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(self.q(x))\n"
+        + _calibrated_hooks((8,), 16, seed=0))
     rep = check_model(load_model(argparse.Namespace(test_network=None, model_file=str(model), model_class=None,
                                                     input_shape=None))).to_json()
     bad = [i for i in rep["items"] if i["status"] == "unsupported"]
-    assert not rep["deployable"] and len(bad) == 8
-    assert all("binary / 1-bit signed" in i["message"] and "at least 2-bit" in i["hint"] for i in bad), bad
+    assert not rep["deployable"] and len(bad) == 1, bad
+    assert "1-bit signed integer weight" in bad[0]["message"] and "SignedBinary" in bad[0]["hint"], bad
+
+
+BNN_LAYERS = {"lfc": 3, "sfc": 3, "tfc": 3, "cnv": 8}  # binary activations after a BatchNorm'd accumulator
+
+
+@pytest.mark.parametrize("name", ["lfc", "sfc", "cnv"])
+def test_brevitas_examples_binary_networks_are_exact_against_brevitas(tmp_path, name):
+    """bnn_pynq's *_1w1a (binary weights and activations; the FC ones binarize the preprocessed input 2x - 1
+    too) as loaded with model_with_cfg: every binary activation after a conv/linear + BatchNorm is a thresholds op
+    with one step per channel, no requantize; every layer equal to Brevitas on the held-out inputs."""
+    src = _source(f"bnn_pynq_{name}_1w1a")
+    net = extract(src)
+    counts = _op_counts(net)
+    assert counts["thresholds"] == BNN_LAYERS[name] and "requantize" not in counts and "lut" not in counts, counts
+    for op in net.ops:
+        if op.type == "thresholds":
+            t, k = net.param(op, "thresholds"), net.param(op, "codes")
+            assert t.shape[1] == 3 and (t[:, 1:] == 2**31 - 1).all() and set(np.unique(k)) == {-1, 1}
+            assert {(-1, 1), (1, -1)} <= {tuple(r) for r in k[:, :2].tolist()}  # both directions (gamma > 0, < 0)
+        if op.type in ("conv2d", "linear"):
+            assert set(np.unique(net.param(op, "weight"))) == {-1, 1}
+    made = {op.outputs[0]: op.type for op in net.ops}
+    binary = sorted(made[t.name] for t in net.tensors.values() if t.binary)  # pooled and flattened codes stay binary
+    assert binary == sorted(["thresholds"] * BNN_LAYERS[name] + (["quantize"] if name != "cnv" else
+                                                                 ["maxpool2d", "maxpool2d", "reshape"]))
+    _, ours, ref, _ = _exact_report(src, net, tmp_path)
+    assert np.abs(ours - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("target", ["host", "gap9"])
+def test_brevitas_examples_binary_tfc_deploys_bit_exact(tmp_path, target):
+    """tfc_1w1a end to end: extraction, fidelity and the generated C bit-exact on every layer (gap9-emu packs the
+    binary weights four per byte)."""
+    _, layers = _deploy_bit_exact(tmp_path, "bnn_pynq_tfc_1w1a", target)
+    assert len(layers) == 8
+
+
+def test_binary_quantizers_of_quantized_tensors_are_tables_and_exact(tmp_path):
+    """A binary QuantIdentity of an 8-bit tensor is a lut into -1 / +1, a function of a binary tensor a lut with the
+    2-bit layout, a binary output quantizer of a QuantLinear a thresholds op; exact against Brevitas and
+    bit-exact on gap9-emu."""
+    src = _source("binary_tables")
+    net = extract(src)
+    assert [op.type for op in net.ops] == ["quantize", "lut", "lut", "linear", "thresholds", "requantize", "concat"]
+    luts = [op for op in net.ops if op.type == "lut"]
+    assert set(np.unique(net.param(luts[0], "table"))) == {-1, 1} and net.param(luts[1], "table").shape == (1, 4)
+    _exact_report(src, net, tmp_path)
+    _deploy_bit_exact(tmp_path / "deploy", "binary_tables", "gap9")
 
 
 CAUSAL = [[[0, i + 1]] for i in range(6)]  # per query row the allowed keys: 0 .. i

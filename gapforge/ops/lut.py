@@ -36,9 +36,15 @@ from gapforge.ops._shapes import ShapeError, inputs_of
 MAX_INPUT_BITS = 8
 
 
+def table_bits(t: ir.TensorInfo) -> int:
+    """log2 of a table's entries for input ``t``: its bit width; 2 for a binary input (codes -1, +1 within the
+    2-bit codes -2 .. 1, whose entries -2 and 0 no input reaches)."""
+    return 2 if t.binary else int(t.bit_width)
+
+
 def input_base(t: ir.TensorInfo) -> int:
     """Input code of table entry 0: the lowest code of the input's bit width (narrow range or not)."""
-    return -(1 << (t.bit_width - 1)) if t.signed else 0
+    return -(1 << (table_bits(t) - 1)) if t.signed else 0
 
 
 def _run(engine, step, inputs):
@@ -185,7 +191,7 @@ def build_table(src: ir.TensorInfo, fn: Callable, proxy, out_qp, ndim: int, wher
     The codes run along the batch axis of a tensor shaped like the activation ([2^b, C, 1, ...]), so
     per-channel scales (input or output, axis 1) broadcast as in the model.
     """
-    bits = int(src.bit_width)
+    bits = table_bits(src)
     per_channel = src.per_channel or out_qp.channel_axis is not None or channelwise
     chans = int(src.shape[1]) if per_channel else 1
     lo = input_base(src)

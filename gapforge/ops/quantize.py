@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import atomic_ops
-from atomic_ops.quantize import index_key, preprocess, scaled
+from atomic_ops.quantize import binarize, index_key, preprocess, scaled
 from gapforge import ir
 from gapforge.ops._base import Attr, Frontend, IROp
 from gapforge.ops._shapes import ShapeError, inputs_of
@@ -39,12 +39,16 @@ def _run(engine, step, inputs):
     t = engine.net.tensors[step.output]
     lo, hi = t.qrange()
     x = _preprocessed(step, inputs[0])
+    if t.binary:
+        return binarize(x)
     return atomic_ops.get("quantize")(x, t.scale, t.zero_point, lo, hi, t.channel_axis)
 
 
 def _exact(engine, step, inputs):
     t = engine.net.tensors[step.output]
     x = _preprocessed(step, inputs[0])
+    if t.binary:  # no rounding: the codes themselves (never near a tie)
+        return binarize(x).astype(np.float64)
     return scaled(x, t.scale, t.zero_point, t.channel_axis).astype(np.float64)
 
 
@@ -106,7 +110,8 @@ IR_OP = IROp(
     semantics="q = clamp(rne(x / s + zp)) with the division and the addition done in float32, exactly as "
               "Brevitas' input quantizer (so +-inf and huge inputs saturate to the range; NaN inputs are "
               "refused); x is the input after the preprocessing steps, replayed with the model's float32 torch "
-              "operations; executed by the host when preparing the device's input.",
+              "operations; a binary (1-bit signed) quantizer gives q = +1 where x >= 0, else -1 (Brevitas' "
+              "binary_sign); executed by the host when preparing the device's input.",
     inputs="one float tensor (a network input)",
     attrs={"preprocess": Attr({"type": "array", "items": _STEP},
                               "the model's float operations on the input before this quantizer, in order: "

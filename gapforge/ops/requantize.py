@@ -5,7 +5,7 @@ from __future__ import annotations
 import brevitas.nn as qnn
 
 from gapforge import ir
-from gapforge.brevitas_quant import act_quant_params
+from gapforge.brevitas_quant import act_quant_params, is_binary_quant
 from gapforge.ops._base import Frontend, IROp, Tiling
 from gapforge.ops._shapes import same_shape
 from gapforge.ops.relu import emit_relu
@@ -41,6 +41,8 @@ def quantize_to(ctx, x: ir.TensorInfo, proxy, base: str) -> ir.TensorInfo:
         from gapforge.ops.lincomb import emit_lincomb
 
         emit_lincomb(ctx, x)
+    if x.kind != "float" and is_binary_quant(proxy):
+        return _binarize(ctx, x, proxy, base)
     where = f"quantizer '{base}'"
     observed = ctx.observed_proxy(proxy)
     qp = act_quant_params(proxy, len(x.shape), where, observed=observed)
@@ -61,6 +63,18 @@ def quantize_to(ctx, x: ir.TensorInfo, proxy, base: str) -> ir.TensorInfo:
         out = emit_reshape(ctx, out, shape, f"{base}.view")
     ctx.record_value(out, value)
     return out
+
+
+def _binarize(ctx, x: ir.TensorInfo, proxy, base: str) -> ir.TensorInfo:
+    """A binary quantizer (code +1 where the value is >= 0, else -1) of an integer tensor is no rounding, so no
+    requantize: of a conv/linear accumulator it is a step function with one step per channel (thresholds), of a
+    quantized tensor a table of its codes (lut); the same ops as a float function followed by a quantizer, with the
+    identity for the function (the model's own quantizer decides every code)."""
+    from gapforge.ops.lut import FloatFn, check_tabulable, emit_lut
+
+    what = f"binary quantizer '{base}'"
+    check_tabulable(ctx, x, what)
+    return emit_lut(ctx, FloatFn(x, lambda v: v, what, "x"), proxy, base, x.shape)
 
 
 def _lower_quant_identity(ctx) -> None:
@@ -89,9 +103,12 @@ FRONTENDS = [
     Frontend(
         name="brevitas.nn.QuantIdentity",
         modules=(qnn.QuantIdentity,),
-        lowers_to=("quantize", "requantize"),
+        lowers_to=("quantize", "requantize", "thresholds", "lut"),
         doc="Quantizer of the float input (quantize) or of an integer tensor (requantize). "
             "Scale per tensor or per channel (axis 1), any zero point, 1 to 8 bits, narrow range. "
+            "Binary quantizers (SignedBinaryActPerTensorConst, bnn_pynq's 1-bit CommonActQuant: codes -1 / +1) "
+            "are a sign, not a rounding: of a conv/linear output a one-step thresholds op per channel, of a "
+            "quantized tensor a lut. "
             "Must be calibrated; dynamic scales are refused. Without a quantizer it is an identity.",
         lower=_lower_quant_identity,
     ),

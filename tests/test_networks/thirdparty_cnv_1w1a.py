@@ -3,8 +3,9 @@ model_with_cfg('cnv_1w1a', pretrained=False) from the config shipped with the pa
 on 3x32x32 digits: a float `2x - 1` input transform and its own 8-bit power-of-two input
 QuantIdentity, six bias-free 3x3 convs and three linear layers with 1-bit (binary, constant-scale)
 weights, BatchNorm followed by 1-bit (binary) QuantIdentity activations, max pooling and a final
-TensorNorm. Expected NOT to be deployable (binary quantizers, TensorNorm, float pre-processing):
-the tools must reject it with a clear one-line error instead of producing wrong code."""
+TensorNorm. Deployable: the preprocessing folds into the input quantizer, each binary activation after
+a BatchNorm'd accumulator is a one-step thresholds op per channel, the TensorNorm folds into the logits'
+accumulator (docs/integer_contract.md sections 1, 4, 19)."""
 
 from brevitas_examples.bnn_pynq.models import model_with_cfg
 
