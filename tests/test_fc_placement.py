@@ -22,7 +22,8 @@ needs_rv32 = pytest.mark.skipif(not toolchains.cross_compiler_available()[0],
 
 HW = replace(PLATFORMS["siracusa"], cluster_per_fc_cycle=2.0, cluster_layer_cycles=4000, cluster_task_fc_cycles=3000,
              dma_bytes_per_cycle=8.0, tile_fixed_cycles=1000, cluster_cycles_per_mac=4.0, cluster_cycles_per_mac_simd=1.0,
-             fc_step_cycles=100, fc_cycles_per_mac=6.0, fc_cycles_per_mac_simd=1.0, fc_cycles_per_output=10.0)
+             fc_step_cycles=100, fc_cycles_per_mac=6.0, fc_cycles_per_mac_simd=1.0, fc_cycles_per_output=10.0,
+             fc_cycles_per_output_simd=10.0)
 
 
 def _linear(macs, outputs, w_bits=8, dtype="GF_U8"):
@@ -61,7 +62,9 @@ def test_estimates_follow_the_platform_figures():
     assert fp.fc_cycles(HW, call, simd=True) == 100 + 4096 + 640
     assert fp.fc_cycles(HW, call, simd=False) == 100 + 6 * 4096 + 640
     int32_out = _linear(320, 10, dtype="GF_S32")[1]  # outputs counted as elements, not bytes
-    assert fp.fc_cycles(HW, int32_out, simd=True) == 100 + 320 + 100
+    assert fp.fc_cycles(HW, int32_out, simd=False) == 100 + 6 * 320 + 100
+    assert fp.fc_cycles(HW, int32_out, simd=True) == 100 + 320  # the one-row SIMD kernel: int32 stores in the MACs'
+    assert fp.fc_cycles(replace(HW, fc_cycles_per_output_simd=14.0), call, simd=True) == 100 + 4096 + 64 * 14
 
 
 def test_a_lone_small_layer_moves_to_the_fc():
@@ -123,7 +126,11 @@ def test_fc_layers_all_runs_bit_exact(golden, tmp_path, kernels, fc_kernel):
                for r in rows)
     assert plan["gap9"]["tasks"] == [] and plan["generate"]["fc_layers"] == "all"
     src = (proj / "src" / "network.c").read_text()
-    assert src.count(f"    {fc_kernel}(A + ") == 3 and "const gf_requant_t rq_relu1 = {" in src
+    assert src.count(f"    {fc_kernel}(A + ") == 3
+    if kernels == "simd":  # per tensor: the record filled once before the first step (gf_fc_prepare), not per step
+        assert "static gf_requant_t rq_relu1;" in src and "rq_relu1 = rqi_1;" in src
+    else:
+        assert "const gf_requant_t rq_relu1 = {" in src
     passed, res = run_project(proj, "gap9-emu", timeout=600)
     assert passed and res["totals"]["mismatches"] == 0 and res["totals"]["compared"] == len(plan["steps"])
     assert res["plan_mismatches"] == []

@@ -289,10 +289,13 @@ def add_simd_cases(cs: CaseSet, rng) -> None:
         for n, (K, Co) in enumerate([(64, 12), (37, 9), (3, 5), (130, 4), (1, 1)]):
             linear_case(cs, rng, K_MM_SIMD, f"simd_linear_{in_t}_{n}", K=K, Co=Co, in_t=in_t,
                         rq=None if n == 2 else "channel")
-        # K % 4 == 0, at least 8 outputs, int32 or per tensor: blocks of 8 requantized from registers, the last one
-        # overlapping the previous where 8 does not divide the outputs
+        # K % 4 == 0, at least 8 outputs requantized per tensor (blocks of 8 requantized from registers, the last one
+        # overlapping the previous where 8 does not divide the outputs; the clamp p.clipu where lo == 0, u8) or at
+        # least 4 int32 outputs (blocks of 8, the rest one block of 4 or 8 ending at the last output)
         for n, (K, Co, rq, out) in enumerate([(64, 12, "tensor", "s8"), (32, 10, None, "s8"), (16, 8, "tensor", "u8"),
-                                              (20, 27, "tensor", "u8"), (64, 16, None, "s8"), (4, 9, "tensor", "s8")]):
+                                              (20, 27, "tensor", "u8"), (64, 16, None, "s8"), (4, 9, "tensor", "s8"),
+                                              (32, 5, None, "s8"), (12, 12, None, "s8"), (8, 13, None, "s8"),
+                                              (16, 7, None, "s8"), (4, 4, None, "s8"), (64, 11, "tensor", "u8")]):
             linear_case(cs, rng, K_MM_SIMD, f"simd_linear8_{in_t}_{n}", K=K, Co=Co, in_t=in_t, rq=rq, out=out,
                         negative=n == 3)
     for n, (K, Co, rq) in enumerate([(37, 9, "channel"), (8, 5, None), (64, 6, "tensor")]):  # int32 codes

@@ -112,6 +112,7 @@ ENCODINGS = [
     ("pv.sdotup.b a0, a1, a2", ".insn r 0x57, 1, 0x50, a0, a1, a2"),
     ("p.lw a0, 4(a1!)", ".insn i 0x0B, 2, a0, 4(a1)"),
     ("lp.setup 0, a3, 18", ".insn i 0x7B, 4, x0, a3, 18"),
+    ("p.clipu a0, a1, a2", ".insn r 0x33, 6, 0x0A, a0, a1, a2"),  # clip to 0 .. a2 (RI5CY's p.clipur)
 ]
 
 
@@ -125,6 +126,7 @@ def _field_word(mnemonic: str) -> int:
         "pv.sdotup.b a0, a1, a2": r(0b1010000, 0b001, 0b1010111),
         "p.lw a0, 4(a1!)": 4 << 20 | a1 << 15 | 0b010 << 12 | a0 << 7 | 0b0001011,
         "lp.setup 0, a3, 18": 18 << 20 | a3 << 15 | 0b100 << 12 | 0 << 7 | 0b1111011,
+        "p.clipu a0, a1, a2": r(0b0001010, 0b110, 0b0110011),
     }[mnemonic]
 
 

@@ -16,7 +16,8 @@ moving a layer between two cluster layers splits their task in two), with the pl
   DMA bytes / dma_bytes_per_cycle + tiles x tile_fixed_cycles + the busiest core's MACs x
   cluster_cycles_per_mac[_simd]) / cluster_per_fc_cycle`` (the tiler's plan of its tiles);
 * on the FC: ``fc_step_cycles + MACs x fc_cycles_per_mac[_simd | _rows_simd] + outputs x fc_cycles_per_output``
-  (``_rows_simd``: a linear over several rows, gf_linear_rows_simd).
+  (``_rows_simd``: a linear over several rows, gf_linear_rows_simd; the one-row SIMD kernel: requantized
+  outputs x ``fc_cycles_per_output_simd``, int32 outputs nothing apart).
 
 ``--fc-layers auto`` (the default) applies it, ``off`` keeps every tiled step on the cluster, ``all``
 moves every step that may run on the FC there (to compare). A step stays on the cluster when its weights are
@@ -68,11 +69,15 @@ def cluster_fc_cycles(hw: Platform, tp: TilePlan, simd: bool) -> int:
 
 def fc_cycles(hw: Platform, call, simd: bool) -> int:
     """Estimated FC cycles of a step run by the FC's kernel over L2."""
-    per_mac = hw.fc_cycles_per_mac
+    per_mac, per_out = hw.fc_cycles_per_mac, hw.fc_cycles_per_output
+    int32 = call.out.dtype == "GF_S32"
     if simd:  # the one-row SIMD kernel, or the one of several rows (a linear over tokens), slower on the FC
-        per_mac = hw.fc_cycles_per_mac_rows_simd if call.kernel == "gf_linear_rows" else hw.fc_cycles_per_mac_simd
-    outputs = call.out.bytes // (4 if call.out.dtype == "GF_S32" else 1)
-    return round(hw.fc_step_cycles + call.macs * per_mac + outputs * hw.fc_cycles_per_output)
+        if call.kernel == "gf_linear_rows":
+            per_mac = hw.fc_cycles_per_mac_rows_simd
+        else:  # the one-row kernel: a requantized output's cost; an int32 sum's store is in the MACs' figure
+            per_mac, per_out = hw.fc_cycles_per_mac_simd, 0.0 if int32 else hw.fc_cycles_per_output_simd
+    outputs = call.out.bytes // (4 if int32 else 1)
+    return round(hw.fc_step_cycles + call.macs * per_mac + outputs * per_out)
 
 
 def choose(steps, calls, tiles: list[TilePlan], hw: Platform, simd: bool, mode: str = "auto") -> dict[int, Estimate]:

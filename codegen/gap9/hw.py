@@ -80,7 +80,8 @@ class Platform:
     # Which steps run on the FC instead (codegen/gap9/fc_placement.py): estimated FC cycles of a cluster layer
     # = (cluster_layer_cycles + DMA bytes / dma_bytes_per_cycle + tiles x tile_fixed_cycles + the busiest core's
     # MACs x cluster_cycles_per_mac[_simd]) / cluster_per_fc_cycle, plus cluster_task_fc_cycles once per cluster
-    # task; on the FC = fc_step_cycles + MACs x fc_cycles_per_mac[_simd | _rows_simd] + outputs x fc_cycles_per_output.
+    # task; on the FC = fc_step_cycles + MACs x fc_cycles_per_mac[_simd | _rows_simd] + outputs x fc_cycles_per_output
+    # (the one-row SIMD kernel: requantized outputs x fc_cycles_per_output_simd).
     # Measured on gvsoc siracusa (``sources``, fc_placement); GAP9's are not measured: the same figures assumed.
     cluster_per_fc_cycle: float = 1.0
     cluster_layer_cycles: int = 3400
@@ -93,6 +94,8 @@ class Platform:
     # a linear layer over several rows (tokens) on the FC: gf_linear_rows_simd, not the one-row kernel
     fc_cycles_per_mac_rows_simd: float = 3.0
     fc_cycles_per_output: float = 20.0
+    # the one-row SIMD kernel (gf_linear_simd): per requantized output (int32 sums: 0, their stores are in the MACs')
+    fc_cycles_per_output_simd: float = 14.0
     # gvsoc: the platform's name in gvsoc and pulp-sdk (configs/<name>.sh) where the program can run
     # there (run_generated.py --target gvsoc); None: no public gvsoc model (GAP9's is not public)
     gvsoc: str | None = None
@@ -174,8 +177,10 @@ GAP9_SOURCES = {
     "fc_placement": "measured on gvsoc siracusa (Debian gcc 12 -O2, the SIMD kernels with .insn encodings): mlp, simple_cnn "
                     "and stride2_cnn with every linear layer on the FC and on the cluster (--fc-layers all / off; docs/gap9.md "
                     "'Small layers on the FC'): fits of the FC steps' cycles with the FC's instruction cache on and the one-row "
-                    "SIMD linear kernel (fc_step_cycles 600, fc_cycles_per_mac 6.0 portable / 0.55 SIMD (refit to the blocks of 8 requantized from registers: mlp relu1 4074, relu2 2512, fc3 913), "
-                    "fc_cycles_per_output 20; a linear over several rows with gf_linear_rows_simd "
+                    "SIMD linear kernel (fc_step_cycles 600, fc_cycles_per_mac 6.0 portable / 0.55 SIMD, fc_cycles_per_output 20 "
+                    "portable; the SIMD kernel refit to its blocks of 8 with the clamp as p.clipu, s32-perf-fc: mlp relu1 "
+                    "3726, relu2 2197, fc3 770 FC cycles, estimated 3749, 2174, 776 with fc_cycles_per_output_simd 14 per "
+                    "requantized output and none per int32 output); a linear over several rows with gf_linear_rows_simd "
                     "fc_cycles_per_mac_rows_simd 3.0: transformer_simple / transformer_qmha / attention_core's "
                     "token linears on the FC, 8.7-9.7 k FC cycles for 1024-2048 MACs and 64-128 outputs) and of the "
                     "cluster layers' "

@@ -779,7 +779,7 @@ static void gf_linear_simd_s32(const int32_t *x, const int8_t *w, const int32_t 
             acc[r] = v;                                                                            \
         }                                                                                          \
     }                                                                                              \
-    static void gf_linear1_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, int32_t k, int32_t o, \
+    static GF_NOINLINE void gf_linear1_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, int32_t k, int32_t o, \
                                       const gf_requant_t *rq, void *y)                             \
     {                                                                                              \
         int32_t buf[GF_SIMD_LIN1_CHUNK];                                                           \
@@ -812,45 +812,105 @@ static void gf_linear_simd_s32(const int32_t *x, const int8_t *w, const int32_t 
 GF_SIMD_LINEAR1(int8_t, ss)
 GF_SIMD_LINEAR1(uint8_t, us)
 
-/* One row with K % 4 == 0 and at least 8 outputs, int32 sums (rc NULL) or a per-tensor requantization with
- * lo <= hi (rc its constants): per block of 8 outputs the bias, gf_simd_dot8r and each sum requantized (or
- * stored) straight from its register, the clamp as p.max / p.min (gf_rq_fast never reaches its own bounds
- * INT32_MIN .. INT32_MAX). The last block ends at o: when 8 does not divide o it overlaps the previous one,
- * whose last outputs it recomputes and stores again (the same values; y does not overlap x). The same
- * integers as gf_linear1_simd_<sfx>. */
+/* One row with K % 4 == 0 (the FC's linear layers): each block of rows' sums in registers (the bias, then
+ * gf_simd_dot8r: 8 outputs per input word) and requantized (or stored) straight from them. Two functions, so
+ * that the path a step runs is short and contiguous (each FC step fetches its code cold):
+ *  - gf_linear8_rq_<sfx>: o >= 8, a per-tensor requantization with lo <= hi (rc its constants). The clamp
+ *    is p.clipu where lo == 0 (ReLU: one instruction), else p.max / p.min (gf_rq_fast never reaches its own
+ *    bounds INT32_MIN .. INT32_MAX). The last block of 8 ends at o: when 8 does not divide o it overlaps the
+ *    previous one, whose last outputs it recomputes and stores again (the same values; y does not overlap x).
+ *  - gf_linear8_i32_<sfx>: o >= 4, int32 sums. Blocks of 8 rows, then the rest (1..7 rows) as one block that
+ *    ends at o: 4 rows (gf_simd_dot4r, 5 loads and 4 dot products per word) where at most 4 remain, else 8,
+ *    overlapping the rows before (recomputed, the same values).
+ * The same integers as gf_linear1_simd_<sfx>. */
+/* Not inlined, and not cloned with fewer arguments either (gcc's constprop would reorder them): gf_linear_simd's
+ * tail calls pass its own argument registers on. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define GF_SIMD_NOIPA __attribute__((noipa))
+#else
+#define GF_SIMD_NOIPA GF_NOINLINE
+#endif
+#define GF_SIMD_LIN8_BIAS(a, b)                                                                    \
+    do {                                                                                           \
+        if (b)                                                                                     \
+            a[0] = b[0], a[1] = b[1], a[2] = b[2], a[3] = b[3], a[4] = b[4], a[5] = b[5], a[6] = b[6], a[7] = b[7]; \
+        else                                                                                       \
+            a[0] = a[1] = a[2] = a[3] = a[4] = a[5] = a[6] = a[7] = 0;                             \
+    } while (0)
+/* the blocks of gf_linear8_rq_<sfx> with one clamp (CLAMP of v), unswitched: the loop a step runs holds no
+ * test of the clamp kind */
+#define GF_SIMD_LIN8_RQ_LOOP(SFX, CLAMP)                                                           \
+    for (;;) {                                                                                     \
+        int32_t a[8];                                                                              \
+        GF_SIMD_LIN8_BIAS(a, b);                                                                   \
+        gf_simd_dot8r_##SFX((const uint8_t *)x, (const uint8_t *)wr, k, nw, a);                    \
+        GF_UNROLL                                                                                  \
+        for (i = 0; i < 8; i++) {                                                                  \
+            const int32_t v = gf_rq_fast(a[i], m_, oh_, mk_, k_, INT32_MIN, 0xFFFFFFFFu, rc);      \
+            yb[i] = (uint8_t)(CLAMP);                                                              \
+        }                                                                                          \
+        if (yb == ye)                                                                              \
+            return;                                                                                \
+        /* the next block of 8, or the last one ending at o */                                     \
+        i = ye - yb >= 8 ? 8 : (int32_t)(ye - yb);                                                 \
+        yb += i, wr += i * k;                                                                      \
+        if (b)                                                                                     \
+            b += i;                                                                                \
+    }
 #define GF_SIMD_LINEAR8(XT, SFX)                                                                   \
-    static GF_NOINLINE void gf_linear8_simd_##SFX(const XT *x, const int8_t *w, const int32_t *bias, int32_t k, \
-                                                  int32_t o, const gf_rqc_t *rc, void *y)          \
+    static GF_SIMD_NOIPA void gf_linear8_rq_##SFX(const void *xv, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, \
+                                                int32_t k, int32_t o, const void *rcv, void *yv)   \
     {                                                                                              \
+        const XT *const x = (const XT *)xv;                                                        \
+        const gf_rqc_t *const rc = (const gf_rqc_t *)rcv;                                          \
+        uint8_t *const y = (uint8_t *)yv;                                                          \
+        const int32_t nw = k >> 2, m_ = rc->m, oh_ = rc->oh1, k_ = rc->k, lo_ = rc->lo, hi_ = rc->hi; \
+        const uint32_t mk_ = rc->mask;                                                             \
+        const int32_t *b = bias;                                                                   \
+        const int8_t *wr = w;                                                                      \
+        uint8_t *yb = y, *const ye = y + o - 8; /* the last block's first output */                \
+        int32_t i;                                                                                 \
+        (void)in_t;                                                                                \
+        if (lo_ == 0)                                                                              \
+            GF_SIMD_LIN8_RQ_LOOP(SFX, gf_simd_clipu(v, hi_))                                       \
+        else                                                                                       \
+            GF_SIMD_LIN8_RQ_LOOP(SFX, gf_simd_min(gf_simd_max(v, lo_), hi_))                       \
+    }                                                                                              \
+    static GF_SIMD_NOIPA void gf_linear8_i32_##SFX(const void *xv, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, \
+                                                 int32_t k, int32_t o, const void *unused, void *yv) \
+    {                                                                                              \
+        const XT *const x = (const XT *)xv;                                                        \
+        int32_t *const y = (int32_t *)yv;                                                          \
         const int32_t nw = k >> 2;                                                                 \
-        int32_t r = 0, i;                                                                          \
+        int32_t r = 0;                                                                             \
+        (void)in_t, (void)unused;                                                                  \
         for (;;) {                                                                                 \
-            int32_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                               \
-            if (bias) {                                                                            \
-                const int32_t *const b = bias + r;                                                 \
-                a[0] = b[0], a[1] = b[1], a[2] = b[2], a[3] = b[3];                                \
-                a[4] = b[4], a[5] = b[5], a[6] = b[6], a[7] = b[7];                                \
-            }                                                                                      \
-            gf_simd_dot8r_##SFX((const uint8_t *)x, (const uint8_t *)(w + (size_t)r * k), k, nw, a); \
-            if (rc) {                                                                              \
-                const int32_t m_ = rc->m, oh_ = rc->oh1, k_ = rc->k, lo_ = rc->lo, hi_ = rc->hi;   \
-                const uint32_t mk_ = rc->mask;                                                     \
-                uint8_t *yb = (uint8_t *)y + r;                                                    \
-                GF_KEEP(yb);                                                                       \
-                GF_UNROLL                                                                          \
-                for (i = 0; i < 8; i++) {                                                          \
-                    const int32_t v = gf_rq_fast(a[i], m_, oh_, mk_, k_, INT32_MIN, 0xFFFFFFFFu, rc); \
-                    yb[i] = (uint8_t)gf_simd_min(gf_simd_max(v, lo_), hi_);                        \
-                }                                                                                  \
+            int32_t a[8];                                                                          \
+            const int32_t *const b = bias ? bias + r : NULL;                                       \
+            int32_t *const yw = y + r;                                                             \
+            if (o - r >= 8) {                                                                      \
+                GF_SIMD_LIN8_BIAS(a, b);                                                           \
+                gf_simd_dot8r_##SFX((const uint8_t *)x, (const uint8_t *)(w + (size_t)r * k), k, nw, a); \
+                yw[0] = a[0], yw[1] = a[1], yw[2] = a[2], yw[3] = a[3];                            \
+                yw[4] = a[4], yw[5] = a[5], yw[6] = a[6], yw[7] = a[7];                            \
+                r += 8;                                                                            \
+                if (r == o)                                                                        \
+                    return;                                                                        \
+                if (o - r < 8) /* the rest: one block ending at o */                               \
+                    r = o - (o - r <= 4 ? 4 : 8);                                                  \
             } else {                                                                               \
-                int32_t *const yw = (int32_t *)y + r;                                              \
-                GF_UNROLL                                                                          \
-                for (i = 0; i < 8; i++)                                                            \
-                    yw[i] = a[i];                                                                  \
+                if (b)                                                                             \
+                    a[0] = b[0], a[1] = b[1], a[2] = b[2], a[3] = b[3];                            \
+                else                                                                               \
+                    a[0] = a[1] = a[2] = a[3] = 0;                                                 \
+                gf_simd_dot4r_##SFX((const uint8_t *)x, (const uint8_t *)(w + (size_t)r * k), k, nw, a); \
+                yw[0] = a[0], yw[1] = a[1], yw[2] = a[2], yw[3] = a[3];                            \
+                if (r + 4 == o)                                                                    \
+                    return;                                                                        \
+                r += 4; /* 4 <= o < 8: the second block of 4 ends at o */                          \
+                if (o - r < 4)                                                                     \
+                    r = o - 4;                                                                     \
             }                                                                                      \
-            if (r + 8 == o)                                                                        \
-                return;                                                                            \
-            r = r + 16 <= o ? r + 8 : o - 8;                                                       \
         }                                                                                          \
     }
 GF_SIMD_LINEAR8(int8_t, ss)
@@ -886,34 +946,78 @@ void gf_rqc_pre_fill(const gf_requant_t *rq, uint32_t *pre)
         c[i] = c[0];
 }
 
-void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
-                    const gf_requant_t *rq, void *y)
+/* gf_linear_simd with a per-tensor requantization whose constants were not precomputed (rq->pre NULL; K % 4 == 0,
+ * o >= 8, 8-bit input): the constants once, then the kernel gf_linear_simd would pick with them. Out of line, so that the FC's path
+ * through gf_linear_simd keeps no frame. */
+static GF_NOINLINE void gf_linear8_rq_init(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                                           int32_t k, int32_t o, const gf_requant_t *rq, void *y)
 {
-    /* int32 sums with o % 8 != 0: the two-pass kernel's 4-row and one-row tails recompute fewer rows than an
-     * overlapping block of 8 (mlp fc3, 32 -> 10: 421 instructions against 469) */
-    if ((k & 3) == 0 && o >= 8 && in_t != GF_S32 && (rq ? rq->channels == 1 : (o & 7) == 0)) {
-        gf_rqc_t rc;
-        const gf_rqc_t *rcp = NULL;
-        if (rq) {
-            if (rq->pre)
-                rcp = (const gf_rqc_t *)rq->pre;
-            else
-                gf_rqc_init(&rc, rq, 0), rcp = &rc;
-        }
-        if (!rcp || rcp->lo <= rcp->hi) {
-            if (in_t == GF_U8)
-                gf_linear8_simd_us((const uint8_t *)x, w, bias, k, o, rcp, y);
-            else
-                gf_linear8_simd_ss((const int8_t *)x, w, bias, k, o, rcp, y);
-            return;
-        }
+    gf_rqc_t rc;
+    gf_rqc_init(&rc, rq, 0);
+    if (rc.lo > rc.hi) {
+        if (in_t == GF_U8)
+            gf_linear1_simd_us((const uint8_t *)x, w, bias, k, o, rq, y);
+        else
+            gf_linear1_simd_ss((const int8_t *)x, w, bias, k, o, rq, y);
+    } else if (in_t == GF_U8) {
+        gf_linear8_rq_us(x, in_t, w, bias, k, o, &rc, y);
+    } else {
+        gf_linear8_rq_ss(x, in_t, w, bias, k, o, &rc, y);
+    }
+}
+
+/* int32 codes: gf_linear_rows_simd's one MAC at a time (out of line: a call of 9 arguments would give
+ * gf_linear_simd a frame) */
+static GF_NOINLINE void gf_linear1_simd_s32(const void *x, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
+                                            const gf_requant_t *rq, void *y)
+{
+    gf_linear_rows_simd(x, GF_S32, w, bias, 1, k, o, rq, y);
+}
+
+/* gf_linear_simd's other cases (per-channel requantization, K % 4 != 0, int32 codes, few outputs, constants not
+ * precomputed) */
+static GF_SIMD_NOIPA void gf_linear_simd_other(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias,
+                                               int32_t k, int32_t o, const gf_requant_t *rq, void *y)
+{
+    if ((k & 3) == 0 && in_t != GF_S32 && rq && !rq->pre && rq->channels == 1 && o >= 8) {
+        gf_linear8_rq_init(x, in_t, w, bias, k, o, rq, y); /* the cluster's one-row tiles */
+        return;
     }
     if (in_t == GF_U8)
         gf_linear1_simd_us((const uint8_t *)x, w, bias, k, o, rq, y);
-    else if (in_t == GF_S32) /* the sums of a pooling: the rows kernel's one MAC at a time */
-        gf_linear_rows_simd(x, in_t, w, bias, 1, k, o, rq, y);
+    else if (in_t == GF_S32) /* the sums of a pooling */
+        gf_linear1_simd_s32(x, w, bias, k, o, rq, y);
     else
         gf_linear1_simd_ss((const int8_t *)x, w, bias, k, o, rq, y);
+}
+
+/* Only tail calls with gf_linear_simd's own arguments (the SIMD kernels take them in its order; rq's place: its
+ * precomputed constants), so that the FC's path through it has no frame and few instructions. rq->pre is set
+ * only for a per-tensor requantization (gf_runtime.h). */
+void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
+                    const gf_requant_t *rq, void *y)
+{
+    if ((k & 3) == 0 && in_t != GF_S32) {
+        if (!rq) {
+            if (o >= 4) {
+                if (in_t == GF_U8)
+                    gf_linear8_i32_us(x, in_t, w, bias, k, o, NULL, y);
+                else
+                    gf_linear8_i32_ss(x, in_t, w, bias, k, o, NULL, y);
+                return;
+            }
+        } else if (o >= 8 && rq->pre) {
+            const gf_rqc_t *rcp = (const gf_rqc_t *)rq->pre;
+            if (rcp->lo <= rcp->hi) {
+                if (in_t == GF_U8)
+                    gf_linear8_rq_us(x, in_t, w, bias, k, o, rcp, y);
+                else
+                    gf_linear8_rq_ss(x, in_t, w, bias, k, o, rcp, y);
+                return;
+            }
+        }
+    }
+    gf_linear_simd_other(x, in_t, w, bias, k, o, rq, y);
 }
 
 /* ---- matmul ---------------------------------------------------------------------------------- */

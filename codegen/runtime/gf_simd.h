@@ -204,6 +204,18 @@ static inline int32_t gf_simd_min(int32_t a, int32_t b)
 #endif
 }
 
+/* a clipped to 0 .. hi (hi >= 0), one instruction: p.clipu rd, rs1, rs2 (gvsoc's name; RI5CY's p.clipur: R-type
+ * opcode 0x33, funct7 0x0A, funct3 6), the same as min(max(a, 0), hi). */
+static inline int32_t gf_simd_clipu(int32_t a, int32_t hi)
+{
+#if defined(GF_SIMD_INSN)
+    __asm__(".insn r 0x33, 6, 0x0A, %0, %1, %2" : "=r"(a) : "r"(a), "r"(hi));
+    return a;
+#else
+    return a < 0 ? 0 : (a > hi ? hi : a);
+#endif
+}
+
 /* signed a, unsigned b: the unsigned x signed instruction with the operands swapped */
 static inline int32_t gf_sdot4_su(int32_t acc, uint32_t a, uint32_t b)
 {
