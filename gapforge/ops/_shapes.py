@@ -112,6 +112,21 @@ def numel(shape: list[int]) -> int:
     return int(math.prod(shape))
 
 
+def around_axis(shape: list[int], axis: int) -> tuple[int, int, int]:
+    """(outer, size, inner) of ``shape`` around ``axis``: the three extents the axis kernels take (gf_pad, gf_slice, ...)."""
+    return int(math.prod(shape[:axis])), shape[axis], int(math.prod(shape[axis + 1:]))
+
+
+def padded_axis(x: list[int], attrs: dict) -> list[int]:
+    """The shape of ``x`` with axis ``attrs['axis']`` grown by before + after (the padding ops)."""
+    axis = attrs["axis"]
+    if not 1 <= axis < len(x):
+        raise ShapeError(f"pads axis {axis} of a {len(x)}-D input {x} (never the batch axis)", "attrs.axis")
+    out = list(x)
+    out[axis] += attrs["before"] + attrs["after"]
+    return out
+
+
 def chw(shape: list[int]) -> tuple[int, int, int]:
     """(channels, height, width) of an NCHW activation, or of an NCT one seen as the map NC1T (conv1d)."""
     if len(shape) == 3:

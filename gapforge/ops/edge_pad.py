@@ -12,38 +12,31 @@ PyTorch's own limits) and float (unquantized) inputs.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 import atomic_ops
 from atomic_ops.edge_pad import MODES, max_pad, source_indices
 from gapforge.ops._base import Attr, Frontend, IROp
-from gapforge.ops._shapes import ShapeError, inputs_of
+from gapforge.ops._shapes import ShapeError, around_axis, inputs_of, padded_axis
 
 
 def infer_shapes(inputs, attrs, params):
     """Axis `axis` grows by before + after (reflect: each < its size; circular: each <= its size)."""
     (x,) = inputs_of(inputs, 1)
+    out = padded_axis(x, attrs)
     axis, before, after, mode = attrs["axis"], attrs["before"], attrs["after"], attrs["mode"]
-    if not 1 <= axis < len(x):
-        raise ShapeError(f"pads axis {axis} of a {len(x)}-D input {x} (never the batch axis)", "attrs.axis")
     if max(before, after) > max_pad(x[axis], mode):
         raise ShapeError(f"{mode} padding ({before}, {after}) of axis {axis} of {x} is wider than the axis allows",
                          "attrs.before")
-    out = list(x)
-    out[axis] += before + after
     return [out]
 
 
 def _call(cg):
-    x = cg.net.tensors[cg.step.inputs[0]]
     a = cg.attrs
-    axis = a["axis"]
-    outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
-    return cg.call("gf_edge_pad", (cg.X[0], str(cg.ins[0].elem_bytes), str(outer), str(x.shape[axis]),
-                                   str(a["before"]), str(a["after"]), str(inner), str(MODES.index(a["mode"])), cg.Y))
+    outer, n, inner = around_axis(cg.net.tensors[cg.step.inputs[0]].shape, a["axis"])
+    return cg.call("gf_edge_pad", (cg.X[0], str(cg.ins[0].elem_bytes), str(outer), str(n), str(a["before"]),
+                                   str(a["after"]), str(inner), str(MODES.index(a["mode"])), cg.Y))
 
 
 IR_OP = IROp(

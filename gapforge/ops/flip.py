@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import atomic_ops
 from gapforge.ops._base import Attr, Frontend, IROp
-from gapforge.ops._shapes import ShapeError, inputs_of
+from gapforge.ops._shapes import ShapeError, around_axis, inputs_of
 
 
 def infer_shapes(inputs, attrs, params):
@@ -18,10 +16,8 @@ def infer_shapes(inputs, attrs, params):
 
 
 def _call(cg):
-    x = cg.net.tensors[cg.step.inputs[0]]
-    axis = cg.attrs["axis"]
-    outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
-    return cg.call("gf_flip", (cg.X[0], str(cg.ins[0].elem_bytes), str(outer), str(x.shape[axis]), str(inner), cg.Y))
+    outer, n, inner = around_axis(cg.net.tensors[cg.step.inputs[0]].shape, cg.attrs["axis"])
+    return cg.call("gf_flip", (cg.X[0], str(cg.ins[0].elem_bytes), str(outer), str(n), str(inner), cg.Y))
 
 
 IR_OP = IROp(

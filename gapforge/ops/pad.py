@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 import atomic_ops
 from gapforge.ops._base import Attr, IROp
-from gapforge.ops._shapes import ShapeError, inputs_of
+from gapforge.ops._shapes import around_axis, inputs_of, padded_axis
 
 
 def infer_shapes(inputs, attrs, params):
     """Axis `axis` grows by before + after; the others are unchanged."""
     (x,) = inputs_of(inputs, 1)
-    axis = attrs["axis"]
-    if axis >= len(x):
-        raise ShapeError(f"axis {axis} of a {len(x)}-D input {x}", "attrs.axis")
-    out = list(x)
-    out[axis] += attrs["before"] + attrs["after"]
-    return [out]
+    return [padded_axis(x, attrs)]
 
 
 def _call(cg):
-    x = cg.net.tensors[cg.step.inputs[0]]
     a = cg.attrs
-    axis = a["axis"]
-    outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
-    return cg.call("gf_pad", (cg.X[0], str(outer), str(x.shape[axis]), str(a["before"]), str(a["after"]), str(inner),
+    outer, n, inner = around_axis(cg.net.tensors[cg.step.inputs[0]].shape, a["axis"])
+    return cg.call("gf_pad", (cg.X[0], str(outer), str(n), str(a["before"]), str(a["after"]), str(inner),
                               str(a["value"]), cg.Y))
 
 

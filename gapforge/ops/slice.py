@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import atomic_ops
 from gapforge.ops._base import Attr, Frontend, IROp
-from gapforge.ops._shapes import ShapeError, inputs_of
+from gapforge.ops._shapes import ShapeError, around_axis, inputs_of
 from gapforge.ops.reshape import emit_reshape
 
 
@@ -24,12 +22,10 @@ def infer_shapes(inputs, attrs, params):
 
 
 def _call(cg):
-    x = cg.net.tensors[cg.step.inputs[0]]
     a = cg.attrs
-    axis = a["axis"]
-    outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
+    outer, n, inner = around_axis(cg.net.tensors[cg.step.inputs[0]].shape, a["axis"])
     count = len(range(a["start"], a["stop"], a["step"]))
-    return cg.call("gf_slice", (cg.X[0], str(cg.ins[0].elem_bytes), str(outer), str(x.shape[axis]), str(a["start"]),
+    return cg.call("gf_slice", (cg.X[0], str(cg.ins[0].elem_bytes), str(outer), str(n), str(a["start"]),
                                 str(a["step"]), str(count), str(inner), cg.Y))
 
 
