@@ -263,7 +263,9 @@ def add_simd_cases(cs: CaseSet, rng) -> None:
                 (7, 1, 23, 5, (1, 5), (1, 1), (0, 4, 0, 0), (1, 1), 1),    # conv1d, K = 35
                 (1, 8, 10, 9, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),    # K = 9: weights in registers
                 (3, 4, 5, 10, (2, 2), (1, 1), (0, 0, 0, 0), (1, 1), 1),    # K = 12, 12 pixels: split over 8 cores
-                (8, 5, 5, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1)]):  # K = 72, 9 pixels: 4 x 4 loop, split
+                (8, 5, 5, 12, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),    # K = 72, 9 pixels: 4 x 4 loop, split
+                (3, 5, 6, 6, (3, 3), (1, 1), (1, 4, 2, 5), (1, 1), 1),     # windows wholly in the padding (left, right, below)
+                (2, 4, 6, 5, (2, 5), (1, 1), (0, 6, 3, 7), (1, 1), 1)]):   # the same for a kernel row wider than a word
             conv_case(cs, rng, K_CONV_SIMD, f"simd_conv_{in_t}_{n}", C=C, H=H, W=W, Co=Co, k=k, stride=stride, pad=pad,
                       dil=dil, groups=g, in_t=in_t, rq=None if n == 1 else "channel", out="u8" if n == 2 else "s8")
         # (the 4-pixel word gather: rows of 5 to 11 pixels, K = 7 with a tail, row stride 2)
@@ -799,6 +801,8 @@ def build_cases() -> CaseSet:
         conv_case(cs, rng, K_CONV, f"conv_{in_t}_7x7_s2_i32", C=2, H=15, W=17, Co=4, k=(7, 7), stride=(2, 2),
                   pad=(3, 3, 3, 3), in_t=in_t, rq=None)
         conv_case(cs, rng, K_CONV, f"conv_{in_t}_s3", C=3, H=12, W=14, Co=5, stride=(3, 3), in_t=in_t)
+        conv_case(cs, rng, K_CONV, f"conv_{in_t}_pad_only", C=2, H=4, W=6, Co=5, k=(2, 5), pad=(3, 6, 3, 7),
+                  in_t=in_t)  # windows wholly in the padding on every side
         conv_case(cs, rng, K_CONV, f"conv_{in_t}_3x3_s2", C=4, H=11, W=16, Co=8, stride=(2, 2), in_t=in_t)
         conv_case(cs, rng, K_CONV, f"conv_{in_t}_groups2", C=8, H=7, W=9, Co=6, groups=2, stride=(1, 1),
                   k=(3, 3), pad=(1, 1, 1, 1), dil=(2, 2), in_t=in_t)

@@ -215,12 +215,16 @@ GF_INLINE int32_t gf_rq_channel(const gf_requant_t *rq, int32_t ch)
 #endif
 
 /* Taps t in [*a, *b) of a kernel of k taps (dilation d) starting at input index base, such that
- * 0 <= base + t*d < n. */
+ * 0 <= base + t*d < n; 0 <= *a <= *b <= k. A window wholly in the padding gives an empty range
+ * inside [0, k] (*a = *b = k before the input, 0 after it): callers fill taps [0, *a) and [*b, k)
+ * with zeros, so *a may never pass k. */
 GF_INLINE void gf_tap_range(int32_t base, int32_t d, int32_t k, int32_t n, int32_t *a, int32_t *b)
 {
     int32_t lo = 0, hi = k;
     if (base < 0)
         lo = (-base + d - 1) / d;
+    if (lo > k)
+        lo = k;
     if (base + (k - 1) * d > n - 1)
         hi = (n - 1 - base) < 0 ? 0 : (n - 1 - base) / d + 1;
     if (hi < lo)
