@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from brevitas.graph.calibrate import calibration_mode
 from brevitas.quant import Int8ActPerTensorFloat, Int32Bias, ShiftedUint8ActPerTensorFloat
 from conftest import run_tool
+from test_user_models import NET_HEAD
 from torch import nn
 
 from codegen.gap9.hw import DEFAULT
@@ -380,10 +381,7 @@ def test_padding_wider_than_pytorch_allows_fails_in_the_model_on_one_line(tmp_pa
     limit (tests/test_atomic_ops.py)."""
     model = tmp_path / "wide_reflect.py"
     model.write_text(
-        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
+        NET_HEAD +
         "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
         "        self.pad = nn.ReflectionPad1d(8)\n"
         "        self.conv = qnn.QuantConv1d(2, 2, 3)\n"

@@ -29,6 +29,13 @@ def _source(name: str):
                                          model_class=None, input_shape=None))
 
 
+# the opening of the small model files the tests below write: a Net whose __init__ body follows
+NET_HEAD = ("import torch, torch.nn as nn, brevitas.nn as qnn\n"
+            "class Net(nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n")
+
+
 def _calibrated_hooks(shape: tuple[int, ...], batch: int, seed: int | None = None) -> str:
     """The model-file hooks of an inline test model ``Net``: create_model() calibrates it on one random batch of
     ``batch`` x ``shape``, example_input() is one random input of that shape."""
@@ -282,10 +289,7 @@ def test_subtractions_deploy_bit_exact(tmp_path, target):
 def test_a_difference_without_a_quantizer_is_refused_by_the_checker(tmp_path):
     model = tmp_path / "bare_sub.py"
     model.write_text(
-        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
+        NET_HEAD +
         "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
         "        self.fc1, self.fc2 = qnn.QuantLinear(8, 4, bias=False), qnn.QuantLinear(8, 4, bias=False)\n"
         "    def forward(self, x):\n"
@@ -338,10 +342,7 @@ def test_float_preprocessing_deploys_bit_exact(tmp_path, target):
 def test_preprocessed_input_without_a_quantizer_is_refused_naming_the_fix(tmp_path):
     model = tmp_path / "bare_pre.py"
     model.write_text(
-        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
+        NET_HEAD +
         "        self.c = qnn.QuantConv2d(1, 2, 3, bias=False)\n"
         "    def forward(self, x):\n"
         "        return self.c(x / 255.0 - 0.5)\n"
@@ -475,10 +476,7 @@ def test_conv_transpose_decoder_deploys_bit_exact_on_rv32(tmp_path):
 def test_conv_transpose_with_dilation_is_refused_in_one_line(tmp_path):
     model = tmp_path / "dilated_up.py"
     model.write_text(
-        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
+        NET_HEAD +
         "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
         "        self.up = qnn.QuantConvTranspose2d(2, 2, 2, stride=2, dilation=2)\n"
         "    def forward(self, x):\n"
@@ -750,10 +748,7 @@ def test_recurrent_models_deploy_bit_exact(tmp_path, model, target):
 def test_recurrent_layer_refusals_name_the_module_and_the_argument(tmp_path, layer, call, words):
     model = tmp_path / "rnn_bad.py"
     model.write_text(
-        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
+        NET_HEAD +
         "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
         f"        self.l = {layer}\n"
         "        self.fc = qnn.QuantLinear(8, 3)\n"
@@ -772,10 +767,7 @@ def test_recurrent_layer_refusals_name_the_module_and_the_argument(tmp_path, lay
 def test_recurrent_layer_refusal_is_one_line_and_exit_2_without_output(tmp_path):
     model = tmp_path / "rnn_hx.py"
     model.write_text(
-        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
+        NET_HEAD +
         "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
         "        self.l = qnn.QuantRNN(4, 8, batch_first=True)\n"
         "    def forward(self, x):\n"
@@ -878,10 +870,7 @@ def test_pool_sums_beyond_the_int32_proof_are_refused_naming_the_layer():
 def test_pool_sums_into_a_convolution_are_refused_with_the_quantizer_to_add(tmp_path):
     model = tmp_path / "pool_conv.py"
     model.write_text(
-        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
+        NET_HEAD +
         "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
         "        self.conv = qnn.QuantConv2d(1, 4, 3, padding=1)\n"
         "        self.relu = qnn.QuantReLU(return_quant_tensor=True)\n"
@@ -901,10 +890,7 @@ def test_a_bias_free_conv_accumulator_read_by_a_quantlinear_is_exact_when_bounde
     bound its producer proves (here a bias-free QuantConv2d's, sum |w| * 255), bit-exact on the host."""
     model = tmp_path / "conv_lin.py"
     model.write_text(
-        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
+        NET_HEAD +
         "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
         "        self.conv = qnn.QuantConv2d(1, 4, 3, padding=1, bias=False, return_quant_tensor=True)\n"
         "        self.fc = qnn.QuantLinear(4 * 36, 3)\n"
@@ -1187,10 +1173,7 @@ def test_one_bit_signed_integer_quantizers_are_refused_naming_the_binary_ones(tm
     scale is max|w| / 0 = inf) is refused by the checker in one item whose hint names the binary quantizers."""
     model = tmp_path / "int1.py"
     model.write_text(
-        "import torch, torch.nn as nn, brevitas.nn as qnn\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
+        NET_HEAD +
         "        self.q = qnn.QuantIdentity(return_quant_tensor=True)\n"
         "        self.fc = qnn.QuantLinear(8, 4, bias=False, weight_bit_width=1, weight_narrow_range=False)\n"
         "    def forward(self, x):\n"
