@@ -24,7 +24,8 @@ PULP_RISCV_GCC_TOOLCHAIN): cycles are the fabric controller's pi_perf counters.
 PROJ/results.json is written for every run, failed ones included (passed: false and the reasons),
 so an older results.json never survives a failed build or run.
 
-Exit codes: 0 every layer of the golden was compared and matched exactly; 1 a mismatch, a missing
+Exit codes: 0 every layer of the golden was compared and matched exactly (gap9 projects: and the network's
+outputs again after the timed inference pass, results.json ``inference``); 1 a mismatch (in either pass), a missing
 layer, a checksum failure, a crash or a time-out; 2 bad input (no project, unknown target, build
 failure, an unwritable project directory).
 """
