@@ -108,7 +108,7 @@ def plan_json(program: Program, target: Target, gap9=None, gap9_extra: dict | No
 
 # Faults injected at generation (tests): these change the build, the others the layer descriptors
 # (codegen/gap9/program.py) or the tiling budget (generate_c_code --inject-fault tile-too-large).
-BUILD_FAULTS = ("deep-call", "small-stack")
+BUILD_FAULTS = ("deep-call", "small-stack", "inference-output")
 SMALL_STACK = 1024  # small-stack: the compute-core stack configured before it was measured
 
 
@@ -142,6 +142,8 @@ def _gap9_resources(tmp: Path, target: Target, program: Program, hw, base, fault
     # the emulation's memories are the platform's (pmsis_emu.c GF_EMU_L1_SIZE / GF_EMU_L2_SIZE)
     emu = [f"GF_EMU_L1_SIZE={base.l1_size}u", f"GF_EMU_L2_SIZE={base.l2_size}u"]
     emu += [f"GF_FAULT_DEEP_CALL={8 * hw.core_stack}"] if fault == "deep-call" else []
+    # inference-output: one bit of the first network output flipped after the timed inference pass (gap9_main.c.j2)
+    emu += ["GF_FAULT_INFERENCE_OUTPUT"] if fault == "inference-output" else []
     return {"defines": defines, "emu_defines": emu, "stacks": rs.stacks_json(m, hw), "code": code}
 
 

@@ -24,6 +24,12 @@ gap9 targets with max pools fused into their convs (codegen/gap9/fusion.py, plan
 conv's row has ``fused_into`` (the pool's step): it ran nothing, so its counters measure no convolution; the
 pool's row has ``fused_conv`` (the conv's step) and carries the conv's work (tiles, DMA, instructions).
 
+gap9 targets, tests.csv: ``inference_*`` the timed inference pass after the verified one (results.json
+``inference``: every task and FC step back to back, the FC's counters around the whole pass, the network's
+outputs compared again, ``inference_outputs_match``): ``inference_fc_cycles`` and its MAC per FC cycle on gvsoc
+beside ``fc_cycles`` (the verified pass's per-step FC cycles summed, every step starting with cold instruction
+caches) and ``mac_per_fc_cycle``; ``inference_instructions`` on gap9-qemu (every core serialised).
+
 gvsoc (profile_suite --targets gvsoc, with the user's installation): ``fc_cycles`` the fabric
 controller's PI_PERF_CYCLES around the whole step (elapsed FC cycles), ``cluster_cycles`` / ``cluster_instr`` the busiest forked core's PI_PERF_CYCLES
 (elapsed cluster cycles) and PI_PERF_INSTR around its share of the tile loop. Those columns stay
@@ -36,7 +42,8 @@ from __future__ import annotations
 from typing import Any
 
 TESTS_COLUMNS = ["network", "target", "passed", "layers", "mismatches", "macs", "instructions", "time_ns",
-                 "fc_cycles", "mac_per_instruction", "critical_path_instructions", "mac_per_critical_instruction",
+                 "fc_cycles", "mac_per_fc_cycle", "inference_fc_cycles", "inference_mac_per_fc_cycle",
+                 "inference_instructions", "inference_outputs_match", "mac_per_instruction", "critical_path_instructions", "mac_per_critical_instruction",
                  "params_bytes", "arena_bytes", "l1_peak", "l2_peak", "l3_peak", "dma_bytes", "dma_cmds", "tiles",
                  "reason"]
 LAYERS_COLUMNS = ["network", "target", "index", "name", "kind", "kernel", "macs", "instructions", "time_ns",
@@ -124,6 +131,7 @@ def rows(plan: dict, results: dict, network: str, target: str) -> tuple[dict, li
                     subops.append({**base, "phase": f"dma:{k}", "bytes": dma[k],
                                    "commands": dma.get("dma_cmds", "") if k == "l2_to_l1" else ""})
     tot = results.get("totals", {})
+    inf = results.get("inference") or {}  # gap9: the timed inference pass after the verified one
     emu_layers = [row for row in layers if row["l1_peak"] != ""]
     dma_layers = [row for row in layers if row["dma_in_bytes"] != ""]
     instr_total = sum(r["instructions"] for r in layers if r["instructions"] != "") if measured_instr else None
@@ -135,6 +143,12 @@ def rows(plan: dict, results: dict, network: str, target: str) -> tuple[dict, li
         "instructions": instr_total if instr_total else "",
         "time_ns": tot.get("cycles", "") if target == "host" else "",
         "fc_cycles": tot.get("cycles", "") if gvsoc else "",
+        # the sum of the verified pass's per-step FC cycles, and the timed inference pass's (results.json inference)
+        "mac_per_fc_cycle": _ratio(macs_total, tot.get("cycles")) if gvsoc else "",
+        "inference_fc_cycles": inf.get("cycles", "") if gvsoc else "",
+        "inference_mac_per_fc_cycle": _ratio(macs_total, inf.get("cycles")) if gvsoc else "",
+        "inference_instructions": inf.get("instret", "") if target == "gap9-qemu" else "",
+        "inference_outputs_match": inf.get("outputs_match", "") if inf else "",
         "mac_per_instruction": _ratio(macs_total, instr_total),
         "critical_path_instructions": crit_total if target == "gap9-qemu" and crit_total else "",
         "mac_per_critical_instruction": _ratio(macs_total, crit_total) if target == "gap9-qemu" else "",

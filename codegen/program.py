@@ -113,6 +113,7 @@ class Program:
     test_case: int
     golden_files: dict[str, bytes] = field(default_factory=dict)
     layout: list[dict] = field(default_factory=list)  # per step: what the compiled program assumes (plan.json)
+    outputs: list[str] = field(default_factory=list)  # the network's output tensors (gap9: the inference pass)
 
     @property
     def arena_bytes(self) -> int:
@@ -180,7 +181,8 @@ def build_program(plan: Plan, case_dir: Path, offset_of=None, pack_weights: bool
     inputs = [tensors[s.output] for s in plan.steps if registry().ir_ops[s.kind].host]
     case = int(case_dir.name.rsplit("_", 1)[-1]) if case_dir.name.startswith("test_case_") else 0
     layout = [step_layout(plan, step, c) for step, c in zip(plan.steps, calls)]
-    return Program(net.name, calls, blob.regions, bytes(blob.data), memory, inputs, case, golden_files, layout)
+    return Program(net.name, calls, blob.regions, bytes(blob.data), memory, inputs, case, golden_files, layout,
+                   list(net.outputs))
 
 
 def _encoding(t: ir.TensorInfo) -> dict:

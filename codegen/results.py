@@ -27,8 +27,15 @@ and on the gap9 target, after the steps of a cluster task that ran several (plan
       step's GF PERF carries them, the task's other steps' GF PERF print 0. Where every layer of the task has its GF
       CORES (gap9-qemu: the serialised instructions are exact per layer), each step gets its own: a layer its
       cluster share ``cores.cluster``, the first step also the FC's share, task - the layers' cluster shares)
+and on the gap9 target, after the verified steps, the timed inference pass (every task and FC step back to back, the
+FC's pi_perf counters around all of them; docs/gap9.md "Execution"), then its comparison of the network's outputs:
+  GF INFERENCE OUTPUT i name elements=n mismatches=m max_diff=d   (one per network output, plan.json gap9.inference)
+  GF INFERENCE cycles=.. instret=.. steps=N outputs=K mismatches=M dma_bytes=B
+      (B: the executor's DMA bytes of the pass, every cluster layer's, summed: the verified pass's GF MEM sum)
 A run passes only if the program exited 0, every step of plan.json was reported with its full
-element count and no mismatch, and the parameter checksums were all good.
+element count and no mismatch, the parameter checksums were all good, and (gap9 plans that record
+``gap9.inference``) the inference pass reported every network output with its full element count, no
+mismatch and the verified pass's DMA bytes.
 """
 
 from __future__ import annotations
@@ -97,6 +104,14 @@ def parse_output(stdout: str) -> dict[str, Any]:
         elif tag == "VALUES" and len(parts) == 4:
             first, _, rest = parts[3].partition(" ")
             values.setdefault(int(parts[2]), {})[int(first)] = [int(v) for v in rest.split()]
+        elif tag == "INFERENCE" and len(parts) >= 3:
+            if parts[2] == "OUTPUT":  # GF INFERENCE OUTPUT i name k=v ...
+                f = line.split(maxsplit=5)
+                if len(f) == 6 and f[3].isdigit():
+                    kv = {k: int(v) for k, v in _kv(f[5]).items()}
+                    out.setdefault("inference_outputs", []).append({"index": int(f[3]), "name": f[4], **kv})
+            else:
+                out["inference"] = {k: int(v) for k, v in _kv(line).items()}
         elif tag == "MANIFEST":
             out["manifest"] = _kv(line)
         elif tag == "BEGIN":
@@ -163,6 +178,72 @@ COUNTERS = {
 }
 
 
+# What the inference pass's counters (GF INFERENCE cycles / instret: the FC's pi_perf counters around the whole pass)
+# are on each target that runs the gap9 program.
+INFERENCE_COUNTERS = {
+    "gap9-emu": {"cycles": "fabric controller: host nanoseconds around the whole pass (emulator work included, not "
+                           "repeatable)", "instret": "not counted on the host (0)"},
+    "gap9-qemu": {"cycles": "fabric controller: the whole pass's instructions, every core serialised (minstret, "
+                            "emulator work excluded; same as instret)",
+                  "instret": "the whole pass's instructions, every core serialised (minstret)"},
+    "gvsoc": {"cycles": "fabric controller: PI_PERF_CYCLES around the whole pass (elapsed FC cycles)",
+              "instret": "fabric controller: PI_PERF_INSTR around the whole pass (the FC's own instructions)"},
+}
+
+
+def inference(plan: dict, parsed: dict, target: str) -> dict | None:
+    """results.json ``inference``: the timed pass's counters, its output comparisons and whether they all matched
+    (None when the program printed no GF INFERENCE line). ``mac_per_cycle`` where the cycles are cycles (gvsoc)."""
+    inf = parsed.get("inference")
+    if inf is None:
+        return None
+    outs = parsed.get("inference_outputs", [])
+    macs = sum(s.get("macs", 0) for s in plan.get("steps", []))
+    res = {"cycles": inf.get("cycles", 0), "instret": inf.get("instret", 0), "steps": inf.get("steps"),
+           "outputs": inf.get("outputs", len(outs)), "mismatches": inf.get("mismatches"),
+           "dma_bytes": inf.get("dma_bytes"), "macs": macs,
+           "outputs_match": bool(outs) and not inference_problems(plan, parsed), "compared": outs}
+    if target == "gvsoc" and res["cycles"]:
+        res["mac_per_cycle"] = round(macs / res["cycles"], 4)
+    if target in INFERENCE_COUNTERS:
+        res["counters"] = INFERENCE_COUNTERS[target]
+    return res
+
+
+def inference_problems(plan: dict, parsed: dict) -> list[str]:
+    """Why the inference pass failed (empty: it passed, or the plan has none: not a gap9 plan that records it)."""
+    want = plan.get("gap9", {}).get("inference")
+    if want is None:
+        return []
+    inf = parsed.get("inference")
+    if inf is None:
+        return ["inference pass: not reported (no GF INFERENCE line: the program stopped before or during it)"]
+    problems = []
+    steps = plan.get("steps", [])
+    got = {o["index"]: o for o in parsed.get("inference_outputs", [])}
+    for i in want.get("outputs", []):
+        step = steps[i] if i < len(steps) else {"name": f"step {i}", "out_bytes": 0, "dtype": ""}
+        o = got.get(i)
+        elements = step["out_bytes"] // (4 if step["dtype"] == "GF_S32" else 1)
+        if o is None:
+            problems.append(f"inference pass: output '{step['name']}' was not compared")
+        elif o.get("elements") != elements:
+            problems.append(f"inference pass: output '{step['name']}': {o.get('elements')} of {elements} elements "
+                            "compared")
+        elif o.get("mismatches"):
+            problems.append(f"inference pass: output '{step['name']}': {o['mismatches']} mismatches (max diff "
+                            f"{o.get('max_diff')}) after matching in the verified pass")
+    extra = sorted(set(got) - set(want.get("outputs", [])))
+    if extra:
+        problems.append(f"inference pass: steps {extra} compared, which are not the network's outputs")
+    # the executor's DMA bytes of the pass against the verified pass's (GF MEM, every cluster layer)
+    mem = [layer["mem"] for layer in parsed.get("layers", []) if "mem" in layer]
+    first = sum(m.get(k, 0) for m in mem for k in ("l3_to_l2", "l2_to_l1", "l1_to_l2", "l2_to_l3"))
+    if mem and inf.get("dma_bytes") is not None and inf["dma_bytes"] != first:
+        problems.append(f"inference pass: the executor moved {inf['dma_bytes']} DMA bytes, the verified pass {first}")
+    return problems
+
+
 def _signal_name(sig: int) -> str:
     try:
         return signal.Signals(sig).name
@@ -177,7 +258,10 @@ def verdict(plan: dict, parsed: dict, returncode: int) -> tuple[bool, list[str]]
     if returncode < 0:  # killed by a signal: in the first step that reported no result (stdout is flushed per step)
         first = next(((i, s["name"]) for i, s in enumerate(plan["steps"])
                       if "mismatches" not in reported.get(s["name"], {})), None)
-        where = f" in step {first[0]} '{first[1]}'" if first else " after the last step"
+        where = f" in step {first[0]} '{first[1]}'" if first else (
+            " after the verified steps (in the inference pass or after it)"
+            if plan.get("gap9", {}).get("inference") is not None and parsed.get("inference") is None
+            else " after the last step")
         reasons.append(f"program killed by {_signal_name(-returncode)}{where}")
     elif returncode != 0:
         reasons.append(f"program exited with status {returncode}")
@@ -195,6 +279,8 @@ def verdict(plan: dict, parsed: dict, returncode: int) -> tuple[bool, list[str]]
             reasons.append(f"layer '{step['name']}': {layer['elements']} of {elements} elements compared")
         elif layer["mismatches"]:
             reasons.append(f"layer '{step['name']}': {layer['mismatches']} mismatches (max diff {layer['max_diff']})")
+    if returncode >= 0 or parsed.get("inference") is not None:  # a program killed before the pass: said above
+        reasons += inference_problems(plan, parsed)
     cs = parsed.get("checksum")
     if not cs or cs.get("failed", 1) != 0:
         reasons.append("parameter checksums were not verified" if not cs else f"{cs['failed']} parameter checksums failed")

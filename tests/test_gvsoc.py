@@ -228,6 +228,13 @@ def test_bit_exact_on_gvsoc_siracusa(project):
             assert layer["cluster_cycles"] > layer["cluster_instr"] > 0
             assert layer["cluster"]["cycles_core"] < p["cores"] and layer["cluster"]["cc_instr"] > 0
     assert res["counters"]["cycles"].startswith("fabric controller")
+    # the timed inference pass: every step back to back, the network's outputs equal again, the same DMA bytes
+    inf = res["inference"]
+    assert inf["outputs_match"] and inf["outputs"] == len(plan["gap9"]["inference"]["outputs"]) > 0
+    assert 0 < inf["cycles"] < res["totals"]["inference_cycles"] and inf["instret"] > 0
+    assert inf["mac_per_cycle"] == round(res["totals"]["macs"] / inf["cycles"], 4)
+    assert inf["dma_bytes"] == sum(layer["mem"][k] for layer in res["layers"] if "mem" in layer
+                                   for k in ("l3_to_l2", "l2_to_l1", "l1_to_l2", "l2_to_l3"))
 
 
 def test_cluster_counters_are_parsed_and_profiled_beside_the_fcs():

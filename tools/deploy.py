@@ -52,7 +52,7 @@ from tools.check_fidelity import accuracy_report  # noqa: E402
 from tools.generate_c_code import _budget  # noqa: E402
 from tools.generate_golden_outputs import generate as generate_golden  # noqa: E402
 from tools.int8_inference import INT8InferenceEngine  # noqa: E402
-from tools.run_generated import GAP9_PROJECTS, run_project  # noqa: E402
+from tools.run_generated import GAP9_PROJECTS, inference_summary, run_project  # noqa: E402
 
 STAGES = ["check", "extract", "fidelity", "golden", "codegen", "build+run", "verify"]
 RUN_AS = {"host": "host", "rv32": "rv32", "gap9": "gap9-emu"}
@@ -209,8 +209,12 @@ def _stages(src: ModelSource, work: Path, out: Path, target: str, *, num_cases, 
         perf = f", {t['cycles']} FC cycles on {results.get('gvsoc', {}).get('platform', 'gvsoc')}"
     else:
         perf = f", {t['instret']} instructions" if t["instret"] else f", {t['cycles'] / 1e6:.2f} ms"
+    if results.get("inference"):  # the timed inference pass after the verified one (codegen/results.py)
+        perf += "; " + inference_summary(results["inference"], runner)
     prog.done("build+run", f"ran on {runner} in {results['seconds']:.1f} s{perf}")
     summary["run"] = {"target": runner, **t, "passed": passed}
+    if results.get("inference"):
+        summary["run"]["inference"] = {k: v for k, v in results["inference"].items() if k != "compared"}
 
     prog.start("verify")
     fused = f", {t['fused']} convs fused into their max pools (kept in L1; --fuse-pools off compares them)" \

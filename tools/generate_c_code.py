@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                    "the platform's L2 minus code and runtime reserve)")
     add_platform_flag(p)
     p.add_argument("--inject-fault", choices=["none", "no-barrier", "no-dma-wait", "tile-too-large", "deep-call",
-                                              "small-stack"],
+                                              "small-stack", "inference-output"],
                    default="none", help=argparse.SUPPRESS)
     p.add_argument("--kernels", default="portable", choices=["portable", "simd"],
                    help="gap9: the cluster's convolution, linear and matmul kernels: portable C (default) or the "

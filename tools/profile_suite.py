@@ -23,7 +23,9 @@ controller's cycles per step, the executor's DMA counters). Columns: codegen/pro
 model's calibration needs (tools/calibrate_cost_model.py refuses fused runs).
 
 DIR/tests.csv: per network and target: pass/fail, MACs, instructions (or host time), MAC per
-instruction, params, arena, L1/L2/L3 peaks, DMA bytes and commands, tiles.
+instruction, params, arena, L1/L2/L3 peaks, DMA bytes and commands, tiles; gap9 targets: the timed
+inference pass after the verified one (gvsoc: its FC cycles and MAC per FC cycle beside the verified pass's
+per-step sum; gap9-qemu: its instructions; whether its outputs matched).
 DIR/layers.csv: per layer: kind, kernel, MACs, instructions, busiest core, DMA bytes in/out, tiles,
 L1 buffers, cores. DIR/subops.csv: the phases inside a layer the runtime can tell apart.
 DIR/runs/NETWORK/TARGET/: the generated projects and their results.json. DIR is written atomically.
@@ -160,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     for t in tests:
         print(f"{t['network']:<22} {t['target']:<10} {'PASS' if t['passed'] else 'FAIL':<6} {t['macs']!s:>10} "
               f"{t['instructions']!s:>13} {t['mac_per_instruction']!s:>9} {t['dma_bytes']!s:>9} {t['tiles']!s:>5}"
+              + (f"  FC cycles {t['fc_cycles']} summed ({t['mac_per_fc_cycle']} MAC/cycle), inference pass "
+                 f"{t['inference_fc_cycles']} ({t['inference_mac_per_fc_cycle']})" if t.get("inference_fc_cycles") else "")
               + ("" if t["passed"] else f"  ({t['reason']})"))
     failed = sum(not t["passed"] for t in tests)
     print(f"{len(tests) - failed}/{len(tests)} runs passed; wrote {args.out}/tests.csv, layers.csv, subops.csv")

@@ -24,7 +24,8 @@ PULP_RISCV_GCC_TOOLCHAIN): cycles are the fabric controller's pi_perf counters.
 PROJ/results.json is written for every run, failed ones included (passed: false and the reasons),
 so an older results.json never survives a failed build or run.
 
-Exit codes: 0 every layer of the golden was compared and matched exactly; 1 a mismatch, a missing
+Exit codes: 0 every layer of the golden was compared and matched exactly (gap9 projects: and the network's
+outputs again after the timed inference pass, results.json ``inference``); 1 a mismatch (in either pass), a missing
 layer, a checksum failure, a crash or a time-out; 2 bad input (no project, unknown target, build
 failure, an unwritable project directory).
 """
@@ -43,7 +44,7 @@ if __package__ in (None, ""):
 
 from codegen import toolchains  # noqa: E402
 from codegen.gap9.hw import add_platform_flag, gvsoc_platforms  # noqa: E402
-from codegen.results import COUNTERS, parse_output, verdict  # noqa: E402
+from codegen.results import COUNTERS, inference, parse_output, verdict  # noqa: E402
 from gapforge.errors import EXIT_OK, EXIT_VERDICT, ArgumentParser, GapforgeError, os_error, run_cli  # noqa: E402
 from gapforge.fsutil import atomic_write_text  # noqa: E402
 from tools.generate_c_code import _budget  # noqa: E402
@@ -286,6 +287,9 @@ def _results(project: Path, plan: dict, target: str, sanitize: bool, res, progra
         results["counters"] = COUNTERS[target]
         for key in ("cluster_cycles", "cluster_instr"):
             results["totals"][key] = sum(layer.get(key, 0) for layer in parsed["layers"])
+    inf = inference(plan, parsed, target)  # gap9: the timed inference pass after the verified one
+    if inf is not None:
+        results["inference"] = inf
     if parsed.get("tasks"):  # gap9: cluster tasks of several steps (GF TASK: the FC's counters around each)
         results["tasks"] = parsed["tasks"]
     if parsed["values"]:
@@ -353,6 +357,21 @@ def _run(project: Path, plan: dict, target: str, timeout: float, sanitize: bool,
         results["plan_mismatches"] = compare_with_plan(plan, results["layers"])
     _write_results(project, results)
     return passed, results
+
+
+def inference_summary(inf: dict, target: str) -> str:
+    """One line on the timed inference pass (results.json ``inference``), with what its counters are on ``target``."""
+    if target == "gvsoc":
+        perf = f"{inf['cycles']} FC cycles, {inf['instret']} FC instructions"
+        if inf.get("mac_per_cycle") is not None:
+            perf += f", {inf['mac_per_cycle']:.3f} MAC / FC cycle"
+    elif target == "gap9-qemu":
+        perf = f"{inf['instret']} instructions (every core serialised)"
+    else:
+        perf = f"{inf['cycles'] / 1e6:.3f} ms of host time (no cycle counter)"
+    match = "outputs match" if inf.get("outputs_match") else "OUTPUTS DIFFER"
+    return (f"inference pass: {inf.get('steps')} steps back to back, {perf}; {inf.get('outputs')} outputs compared, "
+            f"{inf.get('mismatches')} mismatches: {match}")
 
 
 def plot_profile(results: dict, path: str) -> None:
@@ -451,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  program {r['program']['path']} sha256 {r['program']['sha256']}"
               + ("" if r["program"]["rebuilt"] else " (not rebuilt)"))
     fused = f", {t['fused']} convs fused into their max pools (kept in L1)" if t.get("fused") else ""
+    if not args.quiet and r.get("inference"):
+        print("  " + inference_summary(r["inference"], args.target))
     print(f"{status}: {r['network']} on {args.target}: {t['compared'] - t.get('fused', 0)}/{t['layers']} layers "
           f"compared{fused}, "
           f"{t['mismatches']} mismatches" + (f", {t['cycles']} cycles ({t['inference_cycles']} without the "

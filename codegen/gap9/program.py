@@ -137,6 +137,15 @@ class Gap9Program:
         """The step a conv step is fused into (its output stays in that layer's L1, not compared), or -1."""
         return next((p for p, c in self.fusions.items() if c == index), -1)
 
+    def net_output(self, index: int) -> int:
+        """gf_step_t.net_output: 1 on a step whose output is one of the network's (compared again after the timed
+        inference pass, gap9_main.c.j2), else 0; a conv fused into its pool is never one (its output stays in L1)."""
+        return int(self.program.calls[index].name in self.program.outputs and self.fused_into(index) < 0)
+
+    def inference_outputs(self) -> list[int]:
+        """The steps the inference pass compares (plan.json gap9.inference.outputs)."""
+        return [c.index for c in self.program.calls if self.net_output(c.index)]
+
     def task_steps(self, index: int) -> int:
         """gf_step_t.task_steps: a task's step count on its first step, 0 on its other steps, 1 on FC steps."""
         for t in self.tasks:
@@ -152,7 +161,9 @@ class Gap9Program:
                        "peak_bytes": p.l2_total, "scratch_bytes": p.budgets.hw.l2_scratch},
                 "l3": {"arena_bytes": p.l3.arena_size, "peak_bytes": p.l3_total},
                 "buffers": {name: lvl for name, lvl in sorted(p.buffer_level.items())},
-                "layers": p.layers, "fc_layers": self.fc_layers, "fuse_pools": self.fuse_pools,
+                "layers": p.layers, "fc_layers": self.fc_layers,
+                # the timed inference pass after the verified one (gap9_main.c.j2): the steps whose outputs it compares
+                "inference": {"outputs": self.inference_outputs()}, "fuse_pools": self.fuse_pools,
                 "fusions": [{"conv": self.program.calls[c].name, "pool": self.program.calls[i].name,
                              "conv_index": c, "pool_index": i} for i, c in sorted(self.fusions.items())],
                 "tasks": [{"steps": t, "layers": [i for i in t if i in self.layers],
