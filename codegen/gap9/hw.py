@@ -77,6 +77,10 @@ class Platform:
     dma_bytes_per_cycle: float = 8.0
     tile_fixed_cycles: int = 2000
     core_cycles_per_unit: float = 4.0
+    # cycles of one DMA command of a conv tile's input box (core 0 programming and waiting it, the DMA's set-up;
+    # a 2-D command per input plane when the box is a crop): what loading whole planes instead saves
+    # (tiling.py _conv_eval, TilePlan.in_plane). Source in ``sources`` (tile_cost).
+    dma_cmd_cycles: int = 400
     # Which steps run on the FC instead (codegen/gap9/fc_placement.py): estimated FC cycles of a cluster layer
     # = (cluster_layer_cycles + DMA bytes / dma_bytes_per_cycle + tiles x tile_fixed_cycles + the busiest core's
     # MACs x cluster_cycles_per_mac[_simd]) / cluster_per_fc_cycle, plus cluster_task_fc_cycles once per cluster
