@@ -80,7 +80,7 @@ class Platform:
     # cycles of one DMA command of a conv tile's input box (core 0 programming and waiting it, the DMA's set-up;
     # a 2-D command per input plane when the box is a crop): what loading whole planes instead saves
     # (tiling.py _conv_eval, TilePlan.in_plane). Source in ``sources`` (tile_cost).
-    dma_cmd_cycles: int = 400
+    dma_cmd_cycles: int = 450
     # Which steps run on the FC instead (codegen/gap9/fc_placement.py): estimated FC cycles of a cluster layer
     # = (cluster_layer_cycles + DMA bytes / dma_bytes_per_cycle + tiles x tile_fixed_cycles + the busiest core's
     # MACs x cluster_cycles_per_mac[_simd]) / cluster_per_fc_cycle, plus cluster_task_fc_cycles once per cluster
@@ -177,7 +177,9 @@ GAP9_SOURCES = {
                  "core, 6.3 k on core 0 which also programs that layer's 17 DMA commands per tile; instructions taken "
                  "as cycles, docs/gap9.md Policy); core_cycles_per_unit 4: assumption (portable "
                  "rv32imc kernels: the issue's gvsoc siracusa resnet18 1.89 MAC/cycle on 8 cores is 4.2 cycles per "
-                 "MAC per core)",
+                 "MAC per core); dma_cmd_cycles 450: measured (gvsoc siracusa, stride2_cnn relu2 loading whole input "
+                 "planes instead of its 7 x 7 crop: 15 commands fewer, 494 cluster cycles each with the SIMD kernels, "
+                 "457 portable, the one-tile fast path's gain included; docs/gap9.md 'Whole input planes')",
     "fc_placement": "measured on gvsoc siracusa (Debian gcc 12 -O2, the SIMD kernels with .insn encodings): mlp, simple_cnn "
                     "and stride2_cnn with every linear layer on the FC and on the cluster (--fc-layers all / off; docs/gap9.md "
                     "'Small layers on the FC'): fits of the FC steps' cycles with the FC's instruction cache on and the one-row "

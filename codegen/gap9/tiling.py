@@ -10,6 +10,9 @@ Geometry (what must hold) and policy (what is preferred) are separate:
   plus a fixed cost per tile, plus the busiest core's work), then fewest DMA bytes, then fewest
   tiles, then most compute cores busy (cores split a tile by output channels, or by elements for
   element-wise steps). The figures are the platform's (codegen/gap9/hw.py).
+* a conv plan of whole output planes whose windows read a crop of the input is then compared with its variant
+  loading whole input planes (TilePlan.in_plane: one contiguous command instead of a 2-D one per plane; the
+  commands saved are worth ``dma_cmd_cycles`` each), taken where it fits and is cheaper (tile_conv).
 
 The C executor (codegen/runtime/gap9/gf_tiled.c) derives the same tiles from the same three
 numbers (tile channels, rows, columns) and performs exactly the transfers counted here; the
