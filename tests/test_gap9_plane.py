@@ -12,7 +12,7 @@ from test_gap9 import _assert_exact
 
 from codegen import toolchains
 from codegen.gap9.hw import DEFAULT, PLATFORMS
-from codegen.gap9.tiling import _conv_eval, _rows, box_cmds, conv_geometry, tile_step
+from codegen.gap9.tiling import _conv_eval, _rows, box_cmds, box_strided, conv_geometry, tile_step
 from gapforge import ir
 from gapforge.extract import extract, model_inputs, write_network
 from gapforge.modelsrc import load_model
@@ -34,6 +34,9 @@ def test_box_commands_mirror_the_executor():
     assert box_cmds(8, 8, 1, 16, 7, 8) == 1 and box_cmds(8, 8, 1, 2000, 7, 8) == 2
     # a crop of the columns: one 2-D command per plane (its rows as lines)
     assert box_cmds(8, 8, 1, 16, 7, 7) == 16 and box_cmds(9, 9, 1, 4, 8, 8) == 4
+    # strided (2-D) commands: a crop of the columns, or of the rows of several planes; one plane's rows are 1-D
+    assert box_strided(8, 8, 1, 16, 7, 7) and box_strided(8, 8, 1, 16, 7, 8) and box_strided(8, 8, 1, 1, 8, 7)
+    assert not box_strided(8, 8, 1, 16, 8, 8) and not box_strided(8, 8, 1, 1, 7, 8)
 
 
 def test_stride2_cnn_conv2_loads_whole_planes(extracted):
@@ -48,8 +51,9 @@ def test_stride2_cnn_conv2_loads_whole_planes(extracted):
         assert tp.buffers["in"] == 16 * 8 * 8 and tp.dma["in"] == 16 * 8 * 8
         crop, _ = _conv_eval(g, g.o, g.oh, g.ow, hw)
         assert not crop.in_plane and crop.dma["in"] == 16 * 7 * 7 and crop.buffers["in"] == 16 * 7 * 7
-        # the estimate: 15 commands saved, 240 bytes more
-        assert tp.cost_cycles == crop.cost_cycles + round(240 / hw.dma_bytes_per_cycle) - 15 * hw.dma_cmd_cycles
+        # the estimate: 15 commands saved and the strided load of a one-tile layer, 240 bytes more
+        assert tp.cost_cycles == crop.cost_cycles + round(240 / hw.dma_bytes_per_cycle) - 15 * hw.dma_cmd_cycles \
+            - hw.dma_strided_cycles
         assert tp.l1_bytes - crop.l1_bytes == 16 * 8 * 8 - 16 * 7 * 7  # one buffer (a single tile)
         # where the planes do not fit but the crop does, the crop stays
         tight = tile_step(step, net, hw.with_budgets(crop.l1_bytes, None))
@@ -87,10 +91,10 @@ def crops(tmp_path_factory):
                     reason=f"rv32 cross compiler: {toolchains.cross_compiler_available()[1]}")
 @pytest.mark.parametrize("kernels", ["portable", "simd"])
 def test_strided_crops_bit_exact_with_whole_planes(kernels, crops, tmp_path):
-    """tests/user_models/strided_crops.py: three of its four convs load whole planes (a depthwise one, a column
-    crop, a 1x1 one); the 2x2 one over an odd height reads every column, one 2-D command for all its planes
-    either way, and keeps its crop. Bit-exact on gap9-emu, every layer's DMA bytes as planned (_assert_exact),
-    4 commands per layer (input, weights, parameters, output)."""
+    """tests/user_models/strided_crops.py: its four convs load whole planes (a depthwise one, a column crop, a
+    crop of the rows only: one 2-D command for all its planes, against one 1-D command, and a 1x1 one).
+    Bit-exact on gap9-emu, every layer's DMA bytes as planned (_assert_exact), 4 commands per layer (input,
+    weights, parameters, output)."""
     from codegen.generate import generate_project
 
     proj = tmp_path / f"crops_{kernels}"
@@ -98,13 +102,13 @@ def test_strided_crops_bit_exact_with_whole_planes(kernels, crops, tmp_path):
     passed, res = run_project(proj, "gap9-emu", timeout=300)
     plan = _assert_exact(passed, res, proj)
     rows = {r["name"]: r for r in plan["gap9"]["layers"]}
-    assert [n for n in ("relu0", "relu1", "relu2", "relu3") if rows[n].get("in_plane")] == ["relu0", "relu1", "relu3"]
+    assert all(rows[n].get("in_plane") for n in ("relu0", "relu1", "relu2", "relu3"))
     assert rows["relu0"]["l1_buffers"]["in"] == 4 * 20 * 20 and rows["relu1"]["l1_buffers"]["in"] == 4 * 9 * 9
-    assert rows["relu2"]["l1_buffers"]["in"] == 8 * 8 * 4
+    assert rows["relu2"]["l1_buffers"]["in"] == 8 * 9 * 4
     cmds = {lay["name"]: lay["mem"]["dma_cmds"] for lay in res["layers"]}
     assert all(cmds[n] == 4 for n in ("relu0", "relu1", "relu2", "relu3")), cmds
     text = (proj / "plan_report.txt").read_text()
-    assert text.count("(whole input planes)") == 3
+    assert text.count("(whole input planes)") == 4
 
 
 @pytest.mark.skipif(not toolchains.cross_compiler_available()[0],

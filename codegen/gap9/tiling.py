@@ -12,7 +12,8 @@ Geometry (what must hold) and policy (what is preferred) are separate:
   element-wise steps). The figures are the platform's (codegen/gap9/hw.py).
 * a conv plan of whole output planes whose windows read a crop of the input is then compared with its variant
   loading whole input planes (TilePlan.in_plane: one contiguous command instead of a 2-D one per plane; the
-  commands saved are worth ``dma_cmd_cycles`` each), taken where it fits and is cheaper (tile_conv).
+  commands saved are worth ``dma_cmd_cycles`` each, and a one-tile layer's strided load ``dma_strided_cycles``),
+  taken where it fits and is cheaper (tile_conv).
 
 The C executor (codegen/runtime/gap9/gf_tiled.c) derives the same tiles from the same three
 numbers (tile channels, rows, columns) and performs exactly the transfers counted here; the
@@ -280,10 +281,10 @@ def tile_cost(hw: Platform, dma_bytes: int, n_tiles: int, busiest_units: int) ->
                  + busiest_units * hw.core_cycles_per_unit)
 
 
-def _objective(hw: Platform, plan: TilePlan, busiest_units: int, saved_cmds: int = 0) -> tuple:
-    """``saved_cmds``: DMA commands the plan issues fewer than its crop variant (whole input planes, _conv_eval),
-    each worth ``dma_cmd_cycles``."""
-    plan.cost_cycles = tile_cost(hw, plan.dma_total, plan.n_tiles, busiest_units) - saved_cmds * hw.dma_cmd_cycles
+def _objective(hw: Platform, plan: TilePlan, busiest_units: int, saved: int = 0) -> tuple:
+    """``saved``: the cycles of the DMA commands the plan saves against its crop variant (whole input planes,
+    _conv_eval)."""
+    plan.cost_cycles = tile_cost(hw, plan.dma_total, plan.n_tiles, busiest_units) - saved
     plan.busiest_units = busiest_units
     return plan.cost_cycles, plan.dma_total, plan.n_tiles, -plan.cores
 
@@ -304,13 +305,22 @@ def box_cmds(h: int, w: int, eb: int, cn: int, yn: int, xn: int) -> int:
     return cn * math.ceil(yn / per)
 
 
+def box_strided(h: int, w: int, eb: int, cn: int, yn: int, xn: int) -> bool:
+    """Whether loading that box takes 2-D (strided) commands (box_segments), which the one-tile fast path of
+    gf_tiled.c cannot replay."""
+    if xn < w:
+        return True
+    return yn < h and cn > 1 and yn * w * eb <= DMA_MAX and h * w * eb <= DMA_MAX
+
+
 def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, single: bool = False,
                col: int = 0, dw: bool = False, pool: tuple[int, int] | None = None,
                plane: bool = False) -> tuple[TilePlan | None, tuple]:
     """``plane``: the variant loading whole input planes (TilePlan.in_plane) of a tile that covers whole output
     planes but reads a crop of the input (else None): its input buffer and bytes are the planes', its estimate
-    credits the DMA commands it saves (``dma_cmd_cycles`` each). ``col``: bytes of each compute core's SIMD im2col buffer (0: portable kernels); the executor
-    allocates one per forked core (all ``cores``), once per layer. ``dw``: the SIMD depthwise kernel,
+    credits the DMA commands it saves (``dma_cmd_cycles`` each) and, for a layer of one tile whose crop takes
+    strided commands, ``dma_strided_cycles``. ``col``: bytes of each compute core's SIMD im2col buffer (0:
+    portable kernels); the executor allocates one per forked core (all ``cores``), once per layer. ``dw``: the SIMD depthwise kernel,
     whose buffer depends on the tile (simd_dw_col_bytes); the cores split its channels. ``pool``: (kh, kw)
     of a max pool fused behind the conv (kernel = stride, no padding; toh, tow and the map multiples of it):
     the conv tile goes to one L1 buffer ``mid``, the cores pool it into ``out``, only the pooled tile is stored."""
@@ -324,12 +334,14 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
     rows = [_rows(i * toh, n, g.sy, g.pt, g.kh, g.dy, g.h) for i, n in enumerate(ohs)]
     cols = [_rows(i * tow, n, g.sx, g.pl, g.kw, g.dx, g.w) for i, n in enumerate(ows)]
     n_tiles = len(cos) * len(ohs) * len(ows)
-    saved_cmds = 0
+    saved = 0
     if plane:
         if len(ohs) > 1 or len(ows) > 1 or (rows[0][1] == g.h and cols[0][1] == g.w):
             return None, None
-        saved_cmds = sum(box_cmds(g.h, g.w, g.eb_in, g.cin(n), rows[0][1], cols[0][1])
-                         - box_cmds(g.h, g.w, g.eb_in, g.cin(n), g.h, g.w) for n in cos)
+        saved = hw.dma_cmd_cycles * sum(box_cmds(g.h, g.w, g.eb_in, g.cin(n), rows[0][1], cols[0][1])
+                                        - box_cmds(g.h, g.w, g.eb_in, g.cin(n), g.h, g.w) for n in cos)
+        if len(cos) == 1 and box_strided(g.h, g.w, g.eb_in, g.cin(tco), rows[0][1], cols[0][1]):
+            saved += hw.dma_strided_cycles  # a one-tile layer: the fast path the strided commands prevent
         rows, cols = [(0, g.h, 0, 0)], [(0, g.w, 0, 0)]  # the box: every row and column
     in_buf = g.cin(tco) * max(r[1] for r in rows) * max(c[1] for c in cols) * g.eb_in
     out_buf = tco * toh * tow * g.eb_out
@@ -372,7 +384,7 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
         busiest = sum(math.ceil(_units(g, n) / cores) for n in cos) * unit_ch * g.oh * g.ow * per_out
     if pool is not None:  # the pooling: every conv output once, the cores split the pooled rows
         busiest += math.ceil(g.o * g.oh * g.ow / cores)
-    return plan, _objective(hw, plan, busiest, saved_cmds)
+    return plan, _objective(hw, plan, busiest, saved)
 
 
 def _units(g: ConvGeometry, con: int) -> int:
