@@ -77,6 +77,12 @@ class Platform:
     dma_bytes_per_cycle: float = 8.0
     tile_fixed_cycles: int = 2000
     core_cycles_per_unit: float = 4.0
+    # what loading whole input planes instead of a conv tile's crop saves (tiling.py _conv_eval, TilePlan.in_plane):
+    # per DMA command fewer (core 0 programming and waiting it; a crop of the columns takes a 2-D command per
+    # plane), and once for a one-tile layer whose crop takes strided (2-D) commands: its commands are all 1-D then,
+    # which the one-tile fast path can replay (gf_tiled.c dma_note). Source in ``sources`` (tile_cost).
+    dma_cmd_cycles: int = 214
+    dma_strided_cycles: int = 4195
     # Which steps run on the FC instead (codegen/gap9/fc_placement.py): estimated FC cycles of a cluster layer
     # = (cluster_layer_cycles + DMA bytes / dma_bytes_per_cycle + tiles x tile_fixed_cycles + the busiest core's
     # MACs x cluster_cycles_per_mac[_simd]) / cluster_per_fc_cycle, plus cluster_task_fc_cycles once per cluster
@@ -173,7 +179,11 @@ GAP9_SOURCES = {
                  "core, 6.3 k on core 0 which also programs that layer's 17 DMA commands per tile; instructions taken "
                  "as cycles, docs/gap9.md Policy); core_cycles_per_unit 4: assumption (portable "
                  "rv32imc kernels: the issue's gvsoc siracusa resnet18 1.89 MAC/cycle on 8 cores is 4.2 cycles per "
-                 "MAC per core)",
+                 "MAC per core); dma_cmd_cycles 214 and dma_strided_cycles 4195: measured (gvsoc siracusa, SIMD "
+                 "kernels, one-tile layers loading whole input planes instead of their crop: stride2_cnn relu2, 16 2-D "
+                 "commands -> 1, 7403 cluster cycles fewer; tests/user_models/strided_crops.py relu2, one 2-D command "
+                 "-> one 1-D, 4195 fewer; the two solved for 15 x dma_cmd_cycles + dma_strided_cycles and "
+                 "dma_strided_cycles + 0; docs/gap9.md 'Whole input planes')",
     "fc_placement": "measured on gvsoc siracusa (Debian gcc 12 -O2, the SIMD kernels with .insn encodings): mlp, simple_cnn "
                     "and stride2_cnn with every linear layer on the FC and on the cluster (--fc-layers all / off; docs/gap9.md "
                     "'Small layers on the FC'): fits of the FC steps' cycles with the FC's instruction cache on and the one-row "

@@ -184,6 +184,7 @@ def report_rows(program: Program, plan: Plan, tiles: list[TilePlan], p: Placemen
                                     or step.params is not None or call.uses_params
                                     else {})},
             "tile": tp.tile, "tile_counts": tp.counts, "tiles": tp.n_tiles, "cores": tp.cores,
+            **({"in_plane": True} if tp.in_plane else {}),  # whole input planes loaded (tiling.TilePlan.in_plane)
             "est_cycles": tp.cost_cycles,  # the tiler's objective (tiling.tile_cost)
             "l1_bytes": tp.l1_bytes, "l1_buffers": tp.buffers, "resident": tp.resident,
             "dma_bytes": dma, "l2_peak_bytes": base_l2 + p.bounce[call.index],
@@ -208,6 +209,7 @@ def format_report(placement: Placement, network: str) -> str:
         d = r["dma_bytes"]
         fused = (f"  (fused into {r['fused_into']}: its output stays in L1)" if "fused_into" in r else
                  f"  (with the conv {r['fused_conv']}: the conv's tiles, pooled in L1)" if "fused_conv" in r else "")
+        fused += "  (whole input planes)" if r.get("in_plane") else ""
         lines.append(f"{r['index']:>3} {r['name'][:34]:<34} {r['kind'][:16]:<16} {lv.get('in', '-'):<3} "
                      f"{lv.get('out', '-'):<3} {lv.get('params', '-'):<3} {tile:<16} {r['tiles']:>6} "
                      f"{r['l1_bytes']:>7} {d['l3_to_l2']:>9} {d['l2_to_l1']:>9} {d['l1_to_l2']:>9} {d['l2_to_l3']:>9}"

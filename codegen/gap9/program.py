@@ -96,6 +96,7 @@ class LayerRec:
     pool_kh: int = 0  # a max pool fused behind the conv (codegen/gap9/fusion.py): its window (0: none)
     pool_kw: int = 0
     buf_mid: int = 0  # its conv tile in L1 (the pooled tile is buf_out)
+    in_plane: int = 0  # conv tiling: the tile loads whole input planes, not its crop (tiling.TilePlan.in_plane)
 
     def initializer(self) -> str:
         vals = []
@@ -327,7 +328,7 @@ def build_gap9_program(plan: Plan, case_dir: Path, l1_budget: int | None, l2_bud
             in3_t=call.inputs[2].dtype if len(call.inputs) > 2 else "GF_S8",
             in4_t=call.inputs[3].dtype if len(call.inputs) > 3 else "GF_S8",
             buf_in3=tp.buffers.get("in3", 0), buf_in4=tp.buffers.get("in4", 0), buf_col=tp.buffers.get("col", 0),
-            pool_kh=pool[0], pool_kw=pool[1], buf_mid=tp.buffers.get("mid", 0))
+            pool_kh=pool[0], pool_kw=pool[1], buf_mid=tp.buffers.get("mid", 0), in_plane=int(tp.in_plane))
         ops = {"in": _loc(placement, program, call.inputs[0].name),
                "in2": _loc(placement, program, call.inputs[1].name) if len(call.inputs) > 1 else OperandRec("GF_MEM_L2", 0),
                "out": outputs[own.index]}

@@ -10,6 +10,10 @@ Geometry (what must hold) and policy (what is preferred) are separate:
   plus a fixed cost per tile, plus the busiest core's work), then fewest DMA bytes, then fewest
   tiles, then most compute cores busy (cores split a tile by output channels, or by elements for
   element-wise steps). The figures are the platform's (codegen/gap9/hw.py).
+* a conv plan of whole output planes whose windows read a crop of the input is then compared with its variant
+  loading whole input planes (TilePlan.in_plane: one contiguous command instead of a 2-D one per plane; the
+  commands saved are worth ``dma_cmd_cycles`` each, and a one-tile layer's strided load ``dma_strided_cycles``),
+  taken where it fits and is cheaper (tile_conv).
 
 The C executor (codegen/runtime/gap9/gf_tiled.c) derives the same tiles from the same three
 numbers (tile channels, rows, columns) and performs exactly the transfers counted here; the
@@ -106,6 +110,10 @@ class TilePlan:
     # "conv_step": its output, "pool": [kh, kw]}: the tile is the conv's, pooled in L1 ("mid": the conv tile); on the
     # conv's own step {"into": the pool's step index, "into_step": its output}: nothing runs there
     fused: dict = field(default_factory=dict)
+    # conv: the tile covers whole output planes but its windows read a crop of the input (the last rows or columns
+    # no window reaches, _rows): the input buffer holds the whole planes instead (cin x h x w, one contiguous load
+    # per tile instead of a strided command per plane; gf_layer_t.in_plane), chosen by the objective (_conv_eval)
+    in_plane: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -273,17 +281,46 @@ def tile_cost(hw: Platform, dma_bytes: int, n_tiles: int, busiest_units: int) ->
                  + busiest_units * hw.core_cycles_per_unit)
 
 
-def _objective(hw: Platform, plan: TilePlan, busiest_units: int) -> tuple:
-    plan.cost_cycles = tile_cost(hw, plan.dma_total, plan.n_tiles, busiest_units)
+def _objective(hw: Platform, plan: TilePlan, busiest_units: int, saved: int = 0) -> tuple:
+    """``saved``: the cycles of the DMA commands the plan saves against its crop variant (whole input planes,
+    _conv_eval)."""
+    plan.cost_cycles = tile_cost(hw, plan.dma_total, plan.n_tiles, busiest_units) - saved
     plan.busiest_units = busiest_units
     return plan.cost_cycles, plan.dma_total, plan.n_tiles, -plan.cores
 
 
 # -- conv-like -------------------------------------------------------------------------
+def box_cmds(h: int, w: int, eb: int, cn: int, yn: int, xn: int) -> int:
+    """DMA commands that load a box of ``cn`` planes x ``yn`` rows x ``xn`` columns of an L2 tensor of ``h`` x ``w``
+    planes (gf_tiled.c box_segments / dma_whole)."""
+    plane, block = h * w * eb, yn * w * eb
+    if xn == w:
+        if yn == h:
+            return math.ceil(cn * plane / DMA_MAX)
+        if block <= DMA_MAX and plane <= DMA_MAX and cn > 1:
+            return math.ceil(cn / (DMA_MAX // block))
+        return cn * math.ceil(block / DMA_MAX)
+    line = xn * eb
+    per = 1 if line > DMA_MAX else DMA_MAX // line
+    return cn * math.ceil(yn / per)
+
+
+def box_strided(h: int, w: int, eb: int, cn: int, yn: int, xn: int) -> bool:
+    """Whether loading that box takes 2-D (strided) commands (box_segments), which the one-tile fast path of
+    gf_tiled.c cannot replay."""
+    if xn < w:
+        return True
+    return yn < h and cn > 1 and yn * w * eb <= DMA_MAX and h * w * eb <= DMA_MAX
+
+
 def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, single: bool = False,
-               col: int = 0, dw: bool = False, pool: tuple[int, int] | None = None) -> tuple[TilePlan | None, tuple]:
-    """``col``: bytes of each compute core's SIMD im2col buffer (0: portable kernels); the executor
-    allocates one per forked core (all ``cores``), once per layer. ``dw``: the SIMD depthwise kernel,
+               col: int = 0, dw: bool = False, pool: tuple[int, int] | None = None,
+               plane: bool = False) -> tuple[TilePlan | None, tuple]:
+    """``plane``: the variant loading whole input planes (TilePlan.in_plane) of a tile that covers whole output
+    planes but reads a crop of the input (else None): its input buffer and bytes are the planes', its estimate
+    credits the DMA commands it saves (``dma_cmd_cycles`` each) and, for a layer of one tile whose crop takes
+    strided commands, ``dma_strided_cycles``. ``col``: bytes of each compute core's SIMD im2col buffer (0:
+    portable kernels); the executor allocates one per forked core (all ``cores``), once per layer. ``dw``: the SIMD depthwise kernel,
     whose buffer depends on the tile (simd_dw_col_bytes); the cores split its channels. ``pool``: (kh, kw)
     of a max pool fused behind the conv (kernel = stride, no padding; toh, tow and the map multiples of it):
     the conv tile goes to one L1 buffer ``mid``, the cores pool it into ``out``, only the pooled tile is stored."""
@@ -297,6 +334,15 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
     rows = [_rows(i * toh, n, g.sy, g.pt, g.kh, g.dy, g.h) for i, n in enumerate(ohs)]
     cols = [_rows(i * tow, n, g.sx, g.pl, g.kw, g.dx, g.w) for i, n in enumerate(ows)]
     n_tiles = len(cos) * len(ohs) * len(ows)
+    saved = 0
+    if plane:
+        if len(ohs) > 1 or len(ows) > 1 or (rows[0][1] == g.h and cols[0][1] == g.w):
+            return None, None
+        saved = hw.dma_cmd_cycles * sum(box_cmds(g.h, g.w, g.eb_in, g.cin(n), rows[0][1], cols[0][1])
+                                        - box_cmds(g.h, g.w, g.eb_in, g.cin(n), g.h, g.w) for n in cos)
+        if len(cos) == 1 and box_strided(g.h, g.w, g.eb_in, g.cin(tco), rows[0][1], cols[0][1]):
+            saved += hw.dma_strided_cycles  # a one-tile layer: the fast path the strided commands prevent
+        rows, cols = [(0, g.h, 0, 0)], [(0, g.w, 0, 0)]  # the box: every row and column
     in_buf = g.cin(tco) * max(r[1] for r in rows) * max(c[1] for c in cols) * g.eb_in
     out_buf = tco * toh * tow * g.eb_out
     mid_buf = 0
@@ -326,7 +372,8 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
                     {"in": in_buf, "w": w_buf, "wp": wp_buf, "p": p_buf, "out": out_buf, **({"col": col} if col else {}),
                      **({"mid": mid_buf} if mid_buf else {})},
                     nbuf == 2, resident, l1, dma,
-                    min(cores, toh * tow if split_pixels else _units(g, tco)))  # SIMD: the cores split the pixels
+                    min(cores, toh * tow if split_pixels else _units(g, tco)),  # SIMD: the cores split the pixels
+                    in_plane=plane)
     # each output element costs its window's MACs; the portable kernels split a tile's units (channels,
     # or groups) over the cores, the SIMD ones (but the depthwise one) its output pixels
     per_out = g.kh * g.kw * (1 if g.coupled else g.c // g.groups)
@@ -337,7 +384,7 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
         busiest = sum(math.ceil(_units(g, n) / cores) for n in cos) * unit_ch * g.oh * g.ow * per_out
     if pool is not None:  # the pooling: every conv output once, the cores split the pooled rows
         busiest += math.ceil(g.o * g.oh * g.ow / cores)
-    return plan, _objective(hw, plan, busiest)
+    return plan, _objective(hw, plan, busiest, saved)
 
 
 def _units(g: ConvGeometry, con: int) -> int:
@@ -412,6 +459,14 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False,
         cands = [(c, r, w) for c in cos for r in sizes(g.oh, ph)[-4:] for w in sizes(g.ow, pw)]
         plan = _search(lambda c, r, w, sb: _conv_eval(g, c, r, w, hw, sb, col, dw, pool), cands, budgets.l1,
                        f"{step.kind} '{step.output}'")
+    # tiles of whole output planes whose windows read a crop: whole input planes instead where they fit and the
+    # commands saved outweigh the extra bytes by the estimate (compared with this plan only: the credit is relative
+    # to its own crop, so a bigger budget still never costs more)
+    if plan.counts[1:] == [1, 1]:
+        single = plan.n_tiles > 1 and not plan.double_buffered
+        whole, _ = _conv_eval(g, plan.tile["co"], g.oh, g.ow, hw, single, col, dw, pool, plane=True)
+        if whole is not None and whole.l1_bytes <= budgets.l1 and whole.cost_cycles < plan.cost_cycles:
+            plan = whole
     plan.step = step.output
     return plan
 

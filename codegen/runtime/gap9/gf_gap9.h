@@ -149,6 +149,11 @@ struct gf_layer {
                                            * conv tile goes to GF_OP_MID, the cores pool it into GF_OP_OUT, the
                                            * pooled tile is stored (the output is [o][s.oh / pool_kh][s.ow / pool_kw]) */
     uint32_t buf_mid;                     /* its conv tile: bytes of the one GF_OP_MID buffer */
+    int32_t in_plane;                     /* conv tiling: the tiles cover whole output planes and load whole input
+                                           * planes [cin][s.h][s.w], not the crop their windows read (the last
+                                           * rows / columns no window reaches): one contiguous transfer; the kernel
+                                           * reads the planes with their own strides (codegen/gap9/tiling.py
+                                           * TilePlan.in_plane) */
 };
 
 /* Operand locations of one layer, bound at run time (bases are allocated by the FC). */

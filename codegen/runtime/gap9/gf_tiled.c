@@ -94,6 +94,13 @@ static void tile_geometry(const gf_layer_t *L, int32_t t, gf_tile_t *T)
         T->own = min32(L->tile_ow, s->ow - T->ox0);
         rows_of(T->oy0, T->ohn, s->sy, s->pt, s->kh, s->dy, s->h, &T->iy0, &T->ihn, &T->pt, &T->pb);
         rows_of(T->ox0, T->own, s->sx, s->pl, s->kw, s->dx, s->w, &T->ix0, &T->iwn, &T->pl, &T->pr);
+        if (L->in_plane) { /* whole input planes (codegen/gap9/tiling.py TilePlan.in_plane): the tile covers whole
+                              output planes, so its crop starts at row and column 0 (iy0 = ix0 = 0) and the box
+                              grows to every row and column; the padding stays the tile's, the kernel reads the
+                              planes with their own strides (compute_conv: s.h, s.w) */
+            T->ihn = s->h;
+            T->iwn = s->w;
+        }
         if (L->coupled) {
             T->ci0 = T->co0;
             T->cin = T->con;
@@ -750,7 +757,7 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
         return;
     int32_t co0 = u0 * unit, con = (u1 - u0) * unit;
     int32_t eb_in = elem_bytes(L->in_t), eb_out = elem_bytes(L->out_t);
-    uint32_t in_plane = (uint32_t)(T->ihn * T->iwn * eb_in);
+    uint32_t in_plane = (uint32_t)(T->ihn * T->iwn * eb_in); /* bytes of one plane of the input box */
     gf_conv_shape_t s = L->s;
     s.h = T->ihn;
     s.w = T->iwn;
