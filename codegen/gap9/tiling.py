@@ -51,10 +51,6 @@ SIMD_DW_WORDS = 16  # its largest kernel: kh * ceil(kw / 4) words (GF_SIMD_DW_WO
 SIMD_DW_MIN_PIXELS = 32
 
 
-# GF_RQC_PRE_COPIES (4) copies of gf_rqc_t (48 B) of gf_internal.h (a static assertion in gf_tiled.c checks it)
-RQC_PRE_BYTES = 4 * 48
-
-
 def simd_col_bytes(k: int) -> int:
     """Bytes of one compute core's SIMD matmul buffer for dot products of length k (gf_simd_col_bytes)."""
     return SIMD_COL_PIXELS * ((k + 3) // 4 * 4)
@@ -193,9 +189,6 @@ class ParamSpec:
     per_channel: bool
     table_bytes: int = 0  # lookup tables (lut): bytes of one table, after the requantization part
     table_per_channel: bool = False
-    # L1 only (no payload): the precomputed per-tensor requantization constants behind the bias and tables
-    # (RQC_PRE_BYTES: the SIMD convolutions whose cores split the pixels; gf_tiled.c rqc_pre_offset)
-    pre: int = 0
 
     @property
     def in_record(self) -> bool:
@@ -211,7 +204,7 @@ class ParamSpec:
             total += align(self.sources * rq * 4) + align(rq) + rq * 8
         if self.table_bytes:
             total = align(total) + (cap if self.table_per_channel else 1) * self.table_bytes
-        return align(align(total) + self.pre)
+        return align(total)
 
     def payload(self, n: int, total: int | None = None, cap: int | None = None) -> int:
         """DMA bytes of a tile of ``n`` of the ``total`` channels into a buffer of capacity ``cap`` (default n).
@@ -401,9 +394,6 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False,
     dw = simd and bool(g.w_per_channel) and depthwise and simd_dw_col_bytes(g, 1, 1) > 0 \
         and g.oh * g.ow >= SIMD_DW_MIN_PIXELS
     col = simd_conv_col_bytes(g.w_per_channel) if simd and g.w_per_channel and not depthwise else 0
-    # the cores split the pixels: the per-tensor constants' copies, computed once (rqc_pre_offset)
-    if col and not dw and g.params.in_record and not g.params.table_bytes and not g.coupled:
-        g = dataclasses.replace(g, params=dataclasses.replace(g.params, pre=RQC_PRE_BYTES))
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
     # a 1-D map (conv1d, height 1) has no rows to cut: its sequence axis is tiled from the start

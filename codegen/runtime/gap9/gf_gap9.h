@@ -232,11 +232,9 @@ typedef struct {
     /* the geometry of the tile in each buffer: computed once by core 0 when it issues the tile's loads
      * (load_tile), read by every core for its share and by core 0 for the store (the control block's slots) */
     gf_tile_t *tiles;
-    /* bound once with the record (bind_layer): the parameter buffer's layout, the offset of the SIMD kernels' copies
-     * of the per-tensor requantization constants in it (-1: none), tile 0's geometry in slot 0 (the L1 copy's slots:
-     * `tiles`) */
+    /* bound once with the record (bind_layer): the parameter buffer's layout, tile 0's geometry in slot 0 (the L1
+     * copy's slots: `tiles`) */
     gf_playout_t pl;
-    int32_t pre_off;
     gf_tile_t slot[2];
     /* the recorded commands (gf_fast_cmd_t above; fast_loads 0: the generic path): fast_loads loads (tile 0 and the
      * resident operands, on load queue 0) then fast_stores stores (store queue 0), and their bytes; recording is set
@@ -245,8 +243,8 @@ typedef struct {
     uint8_t *l1_base; /* the layer's first buffer (layer_in): the recorded offsets' origin */
     /* a per-tensor requantization of one source (gf_rq_in_record): its constants, bound once by the FC from the
      * parameters in L2 or L3 (bind_rq; pre_words: the words of the gf_rqc_t, 0: none), and read by the kernels in the
-     * record's L1 copy (tile_requant: m and o in that gf_rqc_t, sh in rq_sh[0]); never in the L1 parameter buffer,
-     * never moved per tile. The SIMD convolutions' GF_RQC_PRE_COPIES copies (pre_off) are copied from it by core 0. */
+     * record's L1 copy (tile_requant: m and o in that gf_rqc_t, sh in rq_sh[0], and the gf_rqc_t itself as the SIMD
+     * kernels' precomputed constants, gf_requant_t.pre); never in the L1 parameter buffer, never moved per tile. */
     uint8_t rq_sh[4];
     uint32_t pre_words;
     _Alignas(8) uint32_t pre_rqc[12]; /* a gf_rqc_t (its int64 o read in place: tile_requant) */

@@ -174,24 +174,6 @@ static gf_playout_t param_layout(const gf_layer_t *L)
     return p;
 }
 
-/* The precomputed per-tensor requantization constants (gf_requant_t.pre): GF_RQC_PRE_COPIES gf_rqc_t behind the
- * bias (and tables) of the L1 parameter buffer (buffer 0), where the planner made room for them
- * (codegen/gap9/tiling.py ParamSpec.pre, RQC_PRE_BYTES): the SIMD convolutions whose cores split the pixels (every
- * core computes the constants of every channel of the tile otherwise, per block of 4 channels). Core 0 copies them
- * once per layer from the run record's L1 copy (rqc_pre_fill; bound by the FC: bind_rq). */
-#define GF_RQC_PRE_BYTES ((uint32_t)(GF_RQC_PRE_COPIES * sizeof(gf_rqc_t)))
-_Static_assert(GF_RQC_PRE_COPIES * sizeof(gf_rqc_t) == 192, "codegen/gap9/tiling.py RQC_PRE_BYTES mirrors this size");
-
-/* Their offset in the parameter buffer, or -1 (none: not such a layer, or no room planned); bound with the run
- * record (gf_run_t.pre_off). */
-static int32_t rqc_pre_offset(const gf_layer_t *L)
-{
-    if (L->tiling != GF_TILING_CONV || !L->buf_col || L->coupled || !gf_rq_in_record(L) || L->t_off >= 0)
-        return -1;
-    uint32_t at = param_layout(L).table;
-    return L->buf_p >= at + GF_RQC_PRE_BYTES ? (int32_t)at : -1;
-}
-
 /* ---- DMA helpers (core 0 only) ---- */
 static void q_wait(gf_queue_t *q)
 {
@@ -666,49 +648,29 @@ static gf_requant_t tile_requant(const gf_run_t *R, uint8_t *p, int32_t first)
     const gf_playout_t pl = R->pl;
     int32_t off = L->rq_channels > 1 ? first : 0;
     gf_requant_t rq;
-    if (gf_rq_in_record(L)) { /* per tensor, one source: the constants in the run record (its L1 copy in the run) */
+    if (gf_rq_in_record(L)) { /* per tensor, one source: the constants in the run record (its L1 copy in the run), and
+                                 * the kernels' precomputed ones (gf_requant_t.pre: the same gf_rqc_t, one copy) */
         const gf_rqc_t *c = (const gf_rqc_t *)(const void *)R->pre_rqc;
         rq.m = &c->m;
         rq.sh = R->rq_sh;
         rq.o = &c->o;
+        rq.pre = c;
     } else {
         rq.m = (const int32_t *)(p + pl.m) + off;
         rq.sh = p + pl.sh + off;
         rq.o = (const int64_t *)(p + pl.o) + off;
+        rq.pre = NULL;
     }
     rq.channels = pl.cap_rq;
     rq.zp = L->zp;
     rq.lo = L->lo;
     rq.hi = L->hi;
-    rq.pre = NULL;
     return rq;
 }
 
-/* Core 0, once per layer (tile 0's parameter buffer is buffer 0): the per-tensor constants' copies at R->pre_off,
- * from the run record's L1 copy; the same for every tile. Not inlined: keeps tile_loop's frame small. */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static void rqc_pre_fill(gf_run_t *R)
-{
-    gf_rqc_t *c = (gf_rqc_t *)(void *)(R->l1[0][GF_OP_P] + R->pre_off);
-    if (R->pre_words) { /* bound by the FC (bind_rq): copied, words (the count and source in registers) */
-        uint32_t *d = (uint32_t *)(void *)c, *const end = d + GF_RQC_PRE_COPIES * R->pre_words;
-        const uint32_t *const src = R->pre_rqc, *const send = src + R->pre_words;
-        while (d < end)
-            for (const uint32_t *q = src; q < send; q++)
-                *d++ = *q;
-        return;
-    }
-    gf_requant_t rq = tile_requant(R, R->l1[0][GF_OP_P], 0);
-    gf_rqc_init(&c[0], &rq, 0);
-    for (int i = 1; i < GF_RQC_PRE_COPIES; i++)
-        c[i] = c[0];
-}
-
 /* The FC, binding a layer whose requantization is per tensor with one source (gf_rq_in_record): its constants read
- * once from the parameters (in L2, or in L3 by the FC's own RAM reads), into the run record, where the kernels read
- * them (tile_requant) and core 0 copies the SIMD convolutions' copies from (rqc_pre_fill). */
+ * once from the parameters (in L2, or in L3 by the FC's own RAM reads) into the run record, where every core reads
+ * them in the record's L1 copy (tile_requant: m, sh, o and the SIMD kernels' precomputed gf_rqc_t). */
 static void bind_rq(gf_run_t *R)
 {
     const gf_layer_t *L = R->L;
@@ -803,8 +765,6 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     const gf_requant_t *rqp = NULL;
     if (L->rq_sources) {
         rq = tile_requant(R, pbuf, co0);
-        if (psplit)
-            rq.pre = R->pre_off >= 0 ? R->l1[0][GF_OP_P] + R->pre_off : NULL;
         rqp = &rq;
     }
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + co0 : NULL;
@@ -1112,8 +1072,6 @@ static inline void layer_tiles(gf_run_t *R, int core)
         if (core == 0) {
             if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
                 q_wait(&R->load_q[b]);
-            if (t == 0 && R->pre_off >= 0)
-                rqc_pre_fill(R);
             if ((L->tiling == GF_TILING_GEMM || (L->tiling == GF_TILING_CONV && L->buf_col)) && L->buf_wp &&
                 !L->w_resident)
                 unpack_gemm_tile(R, b);
@@ -1289,7 +1247,6 @@ static uint32_t bind_layer(gf_net_rec_t *rec, gf_layer_stats_t *stats, struct pi
     const gf_layer_t *L = &rec->layer;
     buffer_layout(R, L, &rec->ops);
     R->pl = param_layout(L);
-    R->pre_off = rqc_pre_offset(L);
     tile_geometry(L, 0, &R->slot[0]);
     R->st = stats;
     R->ram = ram;
