@@ -27,7 +27,6 @@ reshape views, concat, permute).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 
