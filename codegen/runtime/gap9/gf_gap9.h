@@ -242,11 +242,10 @@ typedef struct {
     int32_t fast_loads, fast_stores, recording;
     uint8_t *l1_base; /* the layer's first buffer (layer_in): the recorded offsets' origin */
     /* a per-tensor requantization of one source (gf_rq_in_record): its constants, bound once by the FC from the
-     * parameters in L2 or L3 (bind_rq; pre_words: the words of the gf_rqc_t, 0: none), and read by the kernels in the
-     * record's L1 copy (tile_requant: m and o in that gf_rqc_t, sh in rq_sh[0], and the gf_rqc_t itself as the SIMD
-     * kernels' precomputed constants, gf_requant_t.pre); never in the L1 parameter buffer, never moved per tile. */
+     * parameters in L2 or L3 (bind_rq), read by the kernels in the record's L1 copy (tile_requant: m and o in that
+     * gf_rqc_t, sh in rq_sh[0], and the gf_rqc_t itself as the SIMD kernels' precomputed constants,
+     * gf_requant_t.pre); never in the L1 parameter buffer, never moved per tile. */
     uint8_t rq_sh[4];
-    uint32_t pre_words;
     _Alignas(8) uint32_t pre_rqc[12]; /* a gf_rqc_t (its int64 o read in place: tile_requant) */
     uint32_t fast_in_bytes, fast_out_bytes;
     gf_fast_cmd_t fast[GF_FAST_CMDS];

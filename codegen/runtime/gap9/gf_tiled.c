@@ -676,7 +676,6 @@ static void bind_rq(gf_run_t *R)
     const gf_layer_t *L = R->L;
     const gf_loc_t *p = &R->ops->params;
     _Static_assert(sizeof(gf_rqc_t) <= sizeof(R->pre_rqc) && sizeof(gf_rqc_t) % 4 == 0, "gf_run_t.pre_rqc holds a gf_rqc_t");
-    R->pre_words = 0;
     if (!gf_rq_in_record(L))
         return;
     int32_t m;
@@ -707,7 +706,6 @@ static void bind_rq(gf_run_t *R)
     const uint32_t *w = (const uint32_t *)(const void *)&c;
     for (uint32_t j = 0; j < sizeof(c) / 4u; j++)
         R->pre_rqc[j] = w[j];
-    R->pre_words = (uint32_t)(sizeof(c) / 4u);
 }
 
 /* The core's SIMD work buffer (im2col / gathered columns, L->buf_col bytes), or NULL. Not inlined:
