@@ -450,7 +450,9 @@ def test_long_encoder_streams_from_l3_at_a_48k_l2_and_stays_exact(golden, tmp_pa
     gp = plan_json["gap9"]
     assert gp["params_level"] == "L3" and gp["l2"]["peak_bytes"] <= 48 * KIB
     big = [r for r in gp["layers"] if r["kind"].split("+")[0] in ("matmul", "softmax")]
-    assert len(big) == 3 and all(r["dma_bytes"]["l3_to_l2"] > 0 for r in big)
+    # each streams through L2 from or to L3 (the scores' matmul reads its inputs in L2 and its per-tensor constants
+    # in its run record, bound once from the L3 parameters: it only writes the scores to L3)
+    assert len(big) == 3 and all(r["dma_bytes"]["l3_to_l2"] + r["dma_bytes"]["l2_to_l3"] > 0 for r in big)
     assert all("L3" in (r["levels"]["in"], r["levels"]["out"]) for r in big)
     soft = next(r for r in big if r["kind"].startswith("softmax"))
     assert soft["levels"]["in"] == soft["levels"]["out"] == "L3"

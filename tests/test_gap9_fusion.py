@@ -59,7 +59,8 @@ def test_plan_fuses_simple_cnns_two_pools(golden):
         assert rec.compute.startswith("gf_tile_conv2d") and rec.w_off >= 0
         assert ops["in"] == g.outputs[0] and ops["out"] == g.outputs[2]  # the conv's input, the pool's output
         assert g.fused_into(1) == 2 and g.fused_into(3) == 4 and g.fused_into(2) == -1
-        assert [t for t in g.tasks if 2 in t][0][:3] == [2, 3, 4]  # relu2 runs nothing: pool1, pool2 one task
+        # relu1 and relu2 run nothing: one task from relu1 (no round of its own before it) over pool1 and pool2
+        assert [t for t in g.tasks if 2 in t][0][:4] == [1, 2, 3, 4]
         j = g.plan_json()
         assert j["fuse_pools"] == "on" and [(f["conv"], f["pool"]) for f in j["fusions"]] == \
             [("relu1", "pool1"), ("relu2", "pool2")]
@@ -128,6 +129,10 @@ def test_fused_simple_cnn_is_bit_exact_on_gap9_emu(golden, tmp_path, kernels):
         out[mode] = (plan, {layer["index"]: layer for layer in res["layers"]})
     plan, layers = out["on"]
     assert [s.get("fused_into") for s in plan["steps"]][:5] == [None, "pool1", None, "pool2", None]
+    # the convs' outputs in no arena (L1 only), the task led by relu1: the L2 peaks the emulator measured as planned
+    assert plan["gap9"]["buffers"]["relu1"] == plan["gap9"]["buffers"]["relu2"] == "L1"
+    assert plan["gap9"]["tasks"][0]["steps"][0] == 1 and layers[1]["task"]["first"] == 1
+    assert plan["gap9"]["l2"]["arena_bytes"] < out["off"][0]["gap9"]["l2"]["arena_bytes"]
     assert plan["steps"][2]["fused_conv"] == "relu1" and plan["generate"]["fuse_pools"] == "on"
     for conv, pool, pooled, conv_out in ((1, 2, 512, 2048), (3, 4, 256, 1024)):
         assert layers[conv]["fused_into"] == plan["steps"][pool]["name"] and layers[conv]["elements"] == 0
@@ -140,3 +145,26 @@ def test_fused_simple_cnn_is_bit_exact_on_gap9_emu(golden, tmp_path, kernels):
         assert off[conv]["mem"]["l1_to_l2"] == conv_out and off[pool]["mem"]["l2_to_l1"] == conv_out
         assert layers[pool]["mem"]["l2_to_l1"] == off[conv]["mem"]["l2_to_l1"]  # the conv's input and weights
     assert off_plan["gap9"]["fusions"] == [] and all("fused_into" not in s for s in off_plan["steps"])
+
+
+def test_fused_conv_output_has_no_arena_slot(golden):
+    """The conv's own output never leaves the fused layer's L1 (its tiles are pooled there): the placement gives it
+    no L2 (or L3) arena slot, its level is L1 in plan.json, and the L2 arena and peak shrink by what it held; with
+    fusion off it is an L2 buffer as before."""
+    d, plan = _plan(golden, "simple_cnn")
+    for kernels in ("portable", "simd"):
+        on, off = _g9(d, plan, kernels=kernels, fc_layers="off"), _g9(d, plan, kernels=kernels, fc_layers="off",
+                                                                     fuse_pools="off")
+        for conv in ("relu1", "relu2"):
+            assert on.placement.buffer_level[conv] == "L1" and off.placement.buffer_level[conv] == "L2"
+            assert conv not in on.placement.l2.buffers and conv not in on.placement.l3.buffers
+            assert conv in off.placement.l2.buffers
+        j, j_off = on.plan_json(), off.plan_json()
+        assert j["buffers"]["relu1"] == "L1" and j_off["buffers"]["relu1"] == "L2"
+        rows = {r["index"]: r for r in j["layers"]}
+        assert rows[1]["levels"]["out"] == rows[3]["levels"]["out"] == "L1"
+        # relu1 (2048 B) was the largest buffer: the arena is what the pools' outputs and the classifier need
+        assert j["l2"]["arena_bytes"] < j_off["l2"]["arena_bytes"] - 1024
+        assert j["l2"]["peak_bytes"] - j["l2"]["arena_bytes"] == j_off["l2"]["peak_bytes"] - j_off["l2"]["arena_bytes"]
+        # the leading fused conv runs in the pools' task: no round of its own before it
+        assert on.tasks[0][0] == 1 and on.task_steps(1) == len(on.tasks[0]) and 1 not in on.layers

@@ -76,12 +76,12 @@ def test_control_block_reserve_is_the_runtimes():
 
 
 @pytest.mark.parametrize("name,tasks,fuse", [("mlp", [[1, 2, 3]], "on"), ("simple_cnn", [[1, 2, 3, 4, 5, 6]], "off"),
-                                             ("simple_cnn", [[2, 3, 4, 5, 6]], "on")])
+                                             ("simple_cnn", [[1, 2, 3, 4, 5, 6]], "on")])
 def test_consecutive_cluster_layers_run_as_one_task(golden, tmp_path, name, tasks, fuse):
     """mlp: its 3 linear layers in one task; simple_cnn: its 5 cluster layers and the flatten view between pool2
     and fc in one task (--fuse-pools off), or with the pools fused (codegen/gap9/fusion.py) its 3 cluster layers
-    pool1, pool2, fc with relu2 (fused, running nothing) and the view between them; relu1, fused, runs nothing
-    before the task. The outputs are held apart (the arena grows from the liveness plan's 128 B to 136 B for
+    pool1, pool2, fc with relu1 and relu2 (fused, running nothing: relu1 leads the task, no round of its own) and
+    the view between them. The outputs are held apart (the arena grows from the liveness plan's 128 B to 136 B for
     mlp) and every layer compares exactly after the task."""
     plan, res = _run(golden, name, tmp_path, fuse_pools=fuse)
     assert [t["steps"] for t in _check_tasks(plan, res)] == tasks

@@ -48,7 +48,7 @@ class Platform:
     # The task's control block (gf_tiled.c gf_ctl_t: the running layer's descriptor, run record, operand
     # locations, counters, tile geometries and DMA queues, copied into L1 by core 0 before each layer, and
     # the task's fields), at the start of the task's one L1 block and reserved beside the stacks:
-    # GF_L1_CONTROL_BYTES of codegen/runtime/gap9/gf_gap9.h (1496 B on rv32 with pulp-sdk's 8-byte DMA
+    # GF_L1_CONTROL_BYTES of codegen/runtime/gap9/gf_gap9.h (1528 B on rv32 with pulp-sdk's 8-byte DMA
     # command; the margin is for the GAP9 SDK's, not built here; a static assertion checks every 32-bit
     # build against it).
     l1_control: int = 1536
@@ -171,7 +171,7 @@ GAP9_SOURCES = {
     "compute_cores": "GAP9: 8 compute cores, cluster controller core 8",
     "dma": "MCHAN 17-bit lengths; commands kept below 64 KiB; 16 transfers in flight (assumption)",
     "stacks": "measured call chains (codegen/gap9/resources.py) plus margin",
-    "l1_control": "the executor's control block (gf_tiled.c gf_ctl_t): 1496 B on rv32 with pulp-sdk's 8-byte DMA "
+    "l1_control": "the executor's control block (gf_tiled.c gf_ctl_t): 1528 B on rv32 with pulp-sdk's 8-byte DMA "
                   "command (measured: sizeof in the gap9-qemu build), plus margin for the GAP9 SDK's (assumption)",
     "tile_cost": "dma_bytes_per_cycle 8: assumption (MCHAN on a 64-bit AXI port, one 8 B beat per cluster cycle; "
                  "as the gap9 cost-model profile's L2 bandwidth); tile_fixed_cycles 2000: measured (under gap9-qemu, "

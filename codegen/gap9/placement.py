@@ -8,7 +8,9 @@ fabric controller touches directly (concat and permute operands) stay in L2. If 
 are then what does not fit (an L3 operand is staged in L2 tile by tile, so a layer's bounce set
 follows its L1 tiles), the layer with the largest bounce set is re-tiled for a smaller L1 budget
 (three quarters of its tiles' L1 bytes, repeatedly) until L2 fits or its tiles cannot shrink. L2
-and L3 each get their own static arena from the same liveness planner as the other targets.
+and L3 each get their own static arena from the same liveness planner as the other targets. The output of
+a conv whose max pool runs fused into it (codegen/gap9/fusion.py) is never written outside the fused
+layer's L1: it gets no arena slot (level ``L1``, in neither arena).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from gapforge.errors import GapforgeError
 from gapforge.ops import registry
 from gapforge.plan import Plan
 
-L2, L3 = "L2", "L3"
+L1, L2, L3 = "L1", "L2", "L3"
 
 
 class PlacementError(GapforgeError):
@@ -47,7 +49,10 @@ class Placement:
         return self.buffer_level[program.memory.tensor_buffer[tensor]]
 
     def offset_of(self, program: Program, tensor: str) -> int:
+        """Its offset in its arena; 0 for a fused conv's output (level L1: no arena slot, never read or written)."""
         base = program.memory.tensor_buffer[tensor]
+        if self.buffer_level[base] == L1:
+            return 0
         return (self.l2 if self.buffer_level[base] == L2 else self.l3).buffers[base].offset
 
 
@@ -62,6 +67,21 @@ def _operands(call, tp: TilePlan | None = None, program: Program | None = None) 
     for key, inp in zip(("in2", "in3", "in4"), call.inputs[1:]):
         ops[key] = inp.name
     return ops
+
+
+def l1_only(program: Program, tiles: list[TilePlan]) -> set[str]:
+    """The buffers no arena holds: the output of each conv whose max pool runs fused into it (codegen/gap9/fusion.py;
+    TilePlan.fused "into"): the fused layer computes it tile by tile into L1 (GF_OP_MID) and stores the pooled tile
+    only, so it is never written in L2 or L3. Only a buffer of that one tensor (no view aliases it)."""
+    mem = program.memory
+    out = set()
+    for call, tp in zip(program.calls, tiles):
+        if "into" not in tp.fused:
+            continue
+        base = mem.tensor_buffer[call.name]
+        if base == call.name and not mem.buffers[base].aliases:
+            out.add(base)
+    return out
 
 
 def _bounce(tp: TilePlan, levels: dict[str, str], params_level: str) -> int:
@@ -101,13 +121,15 @@ def place(program: Program, plan: Plan, tiles: list[TilePlan], budgets: Budgets,
         # cost model moved to the FC: codegen/gap9/fc_placement.py)
         if registry().ir_ops[step.kind].fc_direct or (tp.tiling == "fc" and call.kernel and not tp.fused):
             pinned.update(mem.tensor_buffer[t] for t in [call.name, *[i.name for i in call.inputs]])
+    in_l1 = l1_only(program, tiles)
+    pinned |= in_l1
     params_bytes = len(program.params)
     scratch = budgets.hw.l2_scratch
     l3_set: set[str] = set()
     params_level = L2
 
     def evaluate():
-        levels = {b.name: (L3 if b.name in l3_set else L2) for b in buffers}
+        levels = {b.name: (L1 if b.name in in_l1 else L3 if b.name in l3_set else L2) for b in buffers}
         l2_plan = _arena([b for b in buffers if levels[b.name] == L2], views, hold)
         l3_plan = _arena([b for b in buffers if levels[b.name] == L3], views, hold)
         bounce = {}

@@ -384,16 +384,21 @@ def format_tasks(gap9: dict) -> str:
 
 
 def task_runs(calls, tiles: list[TilePlan]) -> list[list[int]]:
-    """Maximal runs of consecutive cluster steps, with the views between them (no trailing view), of at most
-    TASK_MAX_LAYERS cluster steps: the steps one cluster task can run, the FC having nothing to do between them."""
+    """Maximal runs of consecutive cluster steps, with the views between them (no trailing view) and the convs fused
+    into a pool of the run (also leading it), of at most TASK_MAX_LAYERS cluster steps: the steps one cluster task
+    can run, the FC having nothing to do between them."""
     runs: list[list[int]] = []
     cur: list[int] = []
     layers = 0
+    fused_conv = {call.index for call, tp in zip(calls, tiles) if "into" in tp.fused}
     for call, tp in zip(calls, tiles):
         if tp.tiling != "fc" and layers == TASK_MAX_LAYERS:  # the runtime's static run records (gf_gap9.h)
+            lead = [cur.pop()] if cur and cur[-1] in fused_conv else []  # a fused conv goes with its pool
             runs.append(cur)
-            cur, layers = [], 0
-        if tp.tiling != "fc" or (cur and runs_nothing(call, tp)):
+            cur, layers = lead, 0
+        # a conv fused into the pool after it (fusion.py) runs nothing: it joins the pool's task, even as its first
+        # step (no round of its own on the FC)
+        if tp.tiling != "fc" or call.index in fused_conv or (cur and runs_nothing(call, tp)):
             cur.append(call.index)
             layers += tp.tiling != "fc"
             continue
@@ -424,12 +429,16 @@ def cluster_tasks(program: Program, tiles: list[TilePlan], outputs: dict[int, Op
             overlaps = any(lvl == out.level and off < out.offset + nbytes and out.offset < off + n
                            for lvl, off, n in written)
             if tp_of[i].tiling != "fc" and overlaps:  # (a view rewrites nothing: it aliases an earlier output)
+                lead = []
                 while cur and runs_nothing(by_index[cur[-1]], tp_of[cur[-1]]):
+                    if "into" in tp_of[cur[-1]].fused:  # a fused conv goes with its pool
+                        lead.insert(0, cur[-1])
                     cur.pop()
                 tasks.append(cur)
-                cur, written = [], []
+                cur, written = lead, []
             cur.append(i)
-            written.append((out.level, out.offset, nbytes))
+            if "into" not in tp_of[i].fused:  # a fused conv's output is in no arena (placement.l1_only)
+                written.append((out.level, out.offset, nbytes))
         tasks.append(cur)
     return [t for t in tasks if t]
 

@@ -31,7 +31,6 @@ reshape views, concat, permute).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -53,10 +52,6 @@ SIMD_DW_WORDS = 16  # its largest kernel: kh * ceil(kw / 4) words (GF_SIMD_DW_WO
 # (kernel words, requantization constants, the padded rows) outweighs its pixels there (gvsoc siracusa,
 # thirdparty_mobilenet_v1: 4x4 and 2x2 maps 5-12 % slower, 8x8 and larger faster; docs/gap9.md)
 SIMD_DW_MIN_PIXELS = 32
-
-
-# GF_RQC_PRE_COPIES (4) copies of gf_rqc_t (48 B) of gf_internal.h (a static assertion in gf_tiled.c checks it)
-RQC_PRE_BYTES = 4 * 48
 
 
 def simd_col_bytes(k: int) -> int:
@@ -191,7 +186,9 @@ class ParamSpec:
     L1 layout for a buffer of capacity ``cap`` channels: [bias int32 x cap][m int32 x sources x
     cap'][sh uint8 x cap'][o int64 x cap'], each part 8-byte aligned, cap' = cap with per-channel
     requantization and 1 with per-tensor requantization. A tile of ``n`` channels transfers only
-    its payload.
+    its payload. A per-tensor requantization of one source (``in_record``, gf_gap9.h gf_rq_in_record)
+    has no m / sh / o part: its constants are bound once in the layer's run record, which is in L1
+    during the layer (gf_tiled.c bind_rq, tile_requant), and no tile moves them.
     """
 
     bias: bool
@@ -199,20 +196,22 @@ class ParamSpec:
     per_channel: bool
     table_bytes: int = 0  # lookup tables (lut): bytes of one table, after the requantization part
     table_per_channel: bool = False
-    # L1 only (no payload): the precomputed per-tensor requantization constants behind the requantization part
-    # (RQC_PRE_BYTES: the SIMD convolutions whose cores split the pixels; gf_tiled.c rqc_pre_offset)
-    pre: int = 0
+
+    @property
+    def in_record(self) -> bool:
+        """Per tensor, one source: the constants are in the run record, not in the parameter buffer."""
+        return self.sources == 1 and not self.per_channel
 
     def l1_bytes(self, cap: int) -> int:
         if not self.bias and not self.sources and not self.table_bytes:
             return 0
         rq = cap if self.per_channel else 1
         total = align(cap * 4) if self.bias else 0
-        if self.sources:
+        if self.sources and not self.in_record:
             total += align(self.sources * rq * 4) + align(rq) + rq * 8
         if self.table_bytes:
             total = align(total) + (cap if self.table_per_channel else 1) * self.table_bytes
-        return align(align(total) + self.pre)
+        return align(total)
 
     def payload(self, n: int, total: int | None = None, cap: int | None = None) -> int:
         """DMA bytes of a tile of ``n`` of the ``total`` channels into a buffer of capacity ``cap`` (default n).
@@ -221,6 +220,8 @@ class ParamSpec:
         moves them with their padding."""
         rq = n if self.per_channel else 1
         tables = (n if self.table_per_channel else 1) * self.table_bytes
+        if self.in_record:  # the bias (and tables) alone
+            return (n * 4 if self.bias else 0) + tables
         cap = n if cap is None else cap
         rq_cap = cap if self.per_channel else 1
         merged = bool(self.sources) and total is not None \
@@ -439,9 +440,6 @@ def tile_conv(step: Step, net: ir.Network, budgets: Budgets, pack: bool = False,
     dw = simd and bool(g.w_per_channel) and depthwise and simd_dw_col_bytes(g, 1, 1) > 0 \
         and g.oh * g.ow >= SIMD_DW_MIN_PIXELS
     col = simd_conv_col_bytes(g.w_per_channel) if simd and g.w_per_channel and not depthwise else 0
-    if col and not dw and g.params.sources and not g.params.per_channel and not g.params.table_bytes \
-            and not g.coupled:  # the cores split the pixels: the per-tensor constants computed once (rqc_pre_offset)
-        g = dataclasses.replace(g, params=dataclasses.replace(g.params, pre=RQC_PRE_BYTES))
     unit = g.og if (not g.coupled and g.groups > 1) else 1
     cos = [c for c in _candidates(g.o) if c % unit == 0] or [g.o]
     # a 1-D map (conv1d, height 1) has no rows to cut: its sequence axis is tiled from the start

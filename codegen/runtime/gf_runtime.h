@@ -87,12 +87,12 @@ typedef struct {
     const int64_t *o;   /* channels offsets, |o| < 2^62 */
     int32_t channels;
     int32_t zp, lo, hi;
-    /* NULL, or (per-tensor requantization, channels == 1, only) GF_RQC_PRE_COPIES copies of the constants the
-     * kernels derive from m, sh, o, zp, lo, hi (gf_internal.h gf_rqc_t, gf_rqc_init), computed once by the
-     * caller: the SIMD conv and linear kernels read them instead of computing them per block of channels. */
+    /* NULL, or (per-tensor requantization, channels == 1, only) one copy of the constants the kernels derive
+     * from m, sh, o, zp, lo, hi (gf_internal.h gf_rqc_t, gf_rqc_init; 8-byte aligned), computed once by the
+     * caller: the SIMD conv and linear kernels read it for every channel instead of computing the constants per
+     * block of channels (the GAP9 cluster: the copy in the layer's run record, in L1). */
     const void *pre;
 } gf_requant_t;
-#define GF_RQC_PRE_COPIES 4
 
 /* Round half to even of v / 2^sh, 1 <= sh <= 62 (arithmetic right shift on int64). */
 static inline int64_t gf_rne_shift(int64_t v, int sh)
@@ -186,10 +186,10 @@ void gf_conv2d_simd_core(const void *x, gf_dtype_t in_t, const int8_t *w, const 
                          uint8_t *col, uint32_t col_bytes);
 void gf_linear_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t k, int32_t o,
                     const gf_requant_t *rq, void *y);
-/* The GF_RQC_PRE_COPIES copies of a per-tensor requantization's constants (gf_requant_t.pre) into pre
- * (GF_RQC_PRE_WORDS words): what a caller computes once for every call with the same parameters (the GAP9
- * FC steps: gf_fc_prepare, before the first step). */
-#define GF_RQC_PRE_WORDS 48
+/* A per-tensor requantization's constants (gf_requant_t.pre: one copy) into pre (GF_RQC_PRE_WORDS words, 8-byte
+ * aligned): what a caller computes once for every call with the same parameters (the GAP9 FC steps: gf_fc_prepare,
+ * before the first step). */
+#define GF_RQC_PRE_WORDS 12
 void gf_rqc_pre_fill(const gf_requant_t *rq, uint32_t *pre);
 void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const int32_t *bias, int32_t rows,
                          int32_t k, int32_t o, const gf_requant_t *rq, void *y);

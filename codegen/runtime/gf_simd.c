@@ -53,15 +53,19 @@ GF_INLINE void gf_simd_store(const gf_rqc_t *rc, void *y, size_t idx, int32_t ac
         ((int32_t *)y)[idx] = acc;
 }
 
-/* Requantization constants of channels ch .. ch+n-1 (n <= 4; NULL without requantization): the caller's
- * precomputed copies of a per-tensor requantization (rq->pre), else computed into rc. */
-static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t ch, int32_t n)
+/* Requantization constants of channels ch .. ch+n-1 (n <= 4; NULL without requantization), channel ch + r's at
+ * rc + r * *step: the caller's one precomputed copy of a per-tensor requantization (rq->pre, step 0), else computed
+ * into rc (step 1). */
+static const gf_rqc_t *gf_simd_rqc(gf_rqc_t *rc, const gf_requant_t *rq, int32_t ch, int32_t n, int32_t *step)
 {
     int32_t r;
+    *step = 1;
     if (!rq)
         return NULL;
-    if (rq->pre && rq->channels == 1 && n <= GF_RQC_PRE_COPIES)
+    if (rq->pre && rq->channels == 1) {
+        *step = 0;
         return (const gf_rqc_t *)rq->pre;
+    }
     for (r = 0; r < n; r++)
         gf_rqc_init(&rc[r], rq, gf_rq_channel(rq, ch + r));
     return rc;
@@ -358,7 +362,8 @@ GF_INLINE void gf_simd_rq_row(const gf_rqc_t *rc, const int32_t *acc, int32_t n,
                     const int32_t R = (g + 1) * og - o >= 4 ? 4 : 1;                               \
                     const int8_t *wo = w + (size_t)o * K;                                          \
                     gf_rqc_t rcb[4];                                                               \
-                    const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, o, R);                               \
+                    int32_t rs;                                                                    \
+                    const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, o, R, &rs);                          \
                     /* a K % 4 tail as one more word where a weight row follows the block's last: the \
                      * pixel rows' bytes past K are zero, so the next row's first bytes add nothing */ \
                     const int32_t nwb = kt && o + R < O ? nw + 1 : nw, ktb = nwb > nw ? 0 : kt;    \
@@ -410,7 +415,7 @@ GF_INLINE void gf_simd_rq_row(const gf_rqc_t *rc, const int32_t *acc, int32_t n,
                                 acc[r * GF_SIMD_CONV_PIX_MAX + q] += wv * (int32_t)(XT)col[(size_t)q * k4 + t]; \
                         }                                                                          \
                     for (r = 0; r < R; r++)                                                        \
-                        gf_simd_rq_row(rc ? rc + r : NULL, acc + r * GF_SIMD_CONV_PIX_MAX, np,     \
+                        gf_simd_rq_row(rc ? rc + r * rs : NULL, acc + r * GF_SIMD_CONV_PIX_MAX, np, \
                                        bias ? bias[o + r] : 0,                                     \
                                        (uint8_t *)y + ((size_t)(o + r) * ohw + (size_t)p0) * esz); \
                     o += R;                                                                        \
@@ -687,7 +692,8 @@ void gf_conv2d_simd_core(const void *x, gf_dtype_t in_t, const int8_t *w, const 
             const int32_t R = o - c >= 4 ? 4 : 1;                                                  \
             const int8_t *wc = w + (size_t)c * k;                                                  \
             gf_rqc_t rcb[4];                                                                       \
-            const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, c, R);                                       \
+            int32_t rs;                                                                            \
+            const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, c, R, &rs);                                  \
             for (i = 0; i < rows; i++) {                                                           \
                 const XT *xi = x + (size_t)i * (size_t)k;                                          \
                 void *yi = (uint8_t *)y + (size_t)i * out_row;                                     \
@@ -702,7 +708,7 @@ void gf_conv2d_simd_core(const void *x, gf_dtype_t in_t, const int8_t *w, const 
                     for (r = 0; r < R; r++)                                                        \
                         acc[r] += wc[(size_t)r * k + t] * (int32_t)xi[t];                          \
                 for (r = 0; r < R; r++)                                                            \
-                    gf_simd_store(rc ? rc + r : NULL, yi, (size_t)(c + r), acc[r]);                \
+                    gf_simd_store(rc ? rc + r * rs : NULL, yi, (size_t)(c + r), acc[r]);           \
             }                                                                                      \
             c += R;                                                                                \
         }                                                                                          \
@@ -719,7 +725,8 @@ static void gf_linear_simd_s32(const int32_t *x, const int8_t *w, const int32_t 
     for (c = 0; c < o; c++) {
         const int8_t *wc = w + (size_t)c * k;
         gf_rqc_t rcb[1];
-        const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, c, 1);
+        int32_t rs;
+        const gf_rqc_t *rc = gf_simd_rqc(rcb, rq, c, 1, &rs);
         for (i = 0; i < rows; i++) {
             const int32_t *xi = x + (size_t)i * (size_t)k;
             int32_t acc = bias ? bias[c] : 0;
@@ -921,11 +928,11 @@ void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const 
 {
     const size_t out_row = (size_t)o * (rq ? 1u : 4u);
     gf_requant_t rl;
-    gf_rqc_t pre[GF_RQC_PRE_COPIES];
+    gf_rqc_t pre;
     if (rq && rq->channels == 1 && !rq->pre && o > 1) { /* per tensor: its constants once, not per block of 4 */
-        gf_rqc_pre_fill(rq, (uint32_t *)(void *)pre);
+        gf_rqc_pre_fill(rq, (uint32_t *)(void *)&pre);
         rl = *rq;
-        rl.pre = pre;
+        rl.pre = &pre;
         rq = &rl;
     }
     if (in_t == GF_U8)
@@ -938,12 +945,8 @@ void gf_linear_rows_simd(const void *x, gf_dtype_t in_t, const int8_t *w, const 
 
 void gf_rqc_pre_fill(const gf_requant_t *rq, uint32_t *pre)
 {
-    _Static_assert(GF_RQC_PRE_WORDS * 4 == GF_RQC_PRE_COPIES * sizeof(gf_rqc_t), "GF_RQC_PRE_WORDS: the copies' words");
-    gf_rqc_t *c = (gf_rqc_t *)(void *)pre;
-    int32_t i;
-    gf_rqc_init(&c[0], rq, 0);
-    for (i = 1; i < GF_RQC_PRE_COPIES; i++)
-        c[i] = c[0];
+    _Static_assert(GF_RQC_PRE_WORDS * 4 == sizeof(gf_rqc_t), "GF_RQC_PRE_WORDS: the constants' words");
+    gf_rqc_init((gf_rqc_t *)(void *)pre, rq, 0);
 }
 
 /* gf_linear_simd with a per-tensor requantization whose constants were not precomputed (rq->pre NULL; K % 4 == 0,

@@ -237,20 +237,21 @@ typedef struct {
     /* the geometry of the tile in each buffer: computed once by core 0 when it issues the tile's loads
      * (load_tile), read by every core for its share and by core 0 for the store (the control block's slots) */
     gf_tile_t *tiles;
-    /* bound once with the record (bind_layer): the parameter buffer's layout, the offset of the per-tensor requant
-     * constants in it (0: none), tile 0's geometry in slot 0 (the L1 copy's slots: `tiles`) */
+    /* bound once with the record (bind_layer): the parameter buffer's layout, tile 0's geometry in slot 0 (the L1
+     * copy's slots: `tiles`) */
     gf_playout_t pl;
-    uint32_t pre_off;
     gf_tile_t slot[2];
     /* the recorded commands (gf_fast_cmd_t above; fast_loads 0: the generic path): fast_loads loads (tile 0 and the
      * resident operands, on load queue 0) then fast_stores stores (store queue 0), and their bytes; recording is set
      * only while bind_layer records them (dma() notes each command instead of issuing it) */
     int32_t fast_loads, fast_stores, recording;
     uint8_t *l1_base; /* the layer's first buffer (layer_in): the recorded offsets' origin */
-    /* pre_off != 0 with the parameters in L2: the per-tensor requantization constants, computed once by the FC
-     * (bind_layer; pre_words: their words) from the same parameters, copied by core 0 into the layer's copies */
-    uint32_t pre_words;
-    uint32_t pre_rqc[12];
+    /* a per-tensor requantization of one source (gf_rq_in_record): its constants, bound once by the FC from the
+     * parameters in L2 or L3 (bind_rq), read by the kernels in the record's L1 copy (tile_requant: m and o in that
+     * gf_rqc_t, sh in rq_sh[0], and the gf_rqc_t itself as the SIMD kernels' precomputed constants,
+     * gf_requant_t.pre); never in the L1 parameter buffer, never moved per tile. */
+    uint8_t rq_sh[4];
+    _Alignas(8) uint32_t pre_rqc[12]; /* a gf_rqc_t (its int64 o read in place: tile_requant) */
     uint32_t fast_in_bytes, fast_out_bytes;
     gf_fast_cmd_t fast[GF_FAST_CMDS];
 } gf_run_t;
@@ -265,6 +266,14 @@ typedef struct {
     gf_layer_t layer;
     gf_operands_t ops;
 } gf_net_rec_t;
+
+/* A layer whose requantization is per tensor with one source (conv, linear, matmul, requantize, ...): its constants
+ * (m, sh, o) live in its run record (gf_run_t.pre_rqc, rq_sh), bound once, not in the L1 parameter buffer
+ * (codegen/gap9/tiling.py ParamSpec.in_record mirrors this). */
+static inline int gf_rq_in_record(const gf_layer_t *L)
+{
+    return L->rq_sources == 1 && L->rq_channels == 1;
+}
 
 /* gf_run_task results */
 #define GF_ERR_L1_ALLOC (-1) /* the task's L1 block could not be allocated (reported on stdout) */

@@ -174,29 +174,11 @@ static gf_playout_t param_layout(const gf_layer_t *L)
     p.cap_rq = L->rq_channels > 1 ? cap : 1;
     p.bias = 0;
     p.m = L->b_off >= 0 ? GF_ALIGN((uint32_t)cap * 4u) : 0u;
-    p.sh = p.m + (L->rq_sources ? GF_ALIGN((uint32_t)(L->rq_sources * p.cap_rq) * 4u) : 0u);
-    p.o = p.sh + (L->rq_sources ? GF_ALIGN((uint32_t)p.cap_rq) : 0u);
-    p.table = GF_ALIGN(p.o + (L->rq_sources ? (uint32_t)p.cap_rq * 8u : 0u));
+    int32_t rq = L->rq_sources && !gf_rq_in_record(L); /* per tensor, one source: the constants are in the record */
+    p.sh = p.m + (rq ? GF_ALIGN((uint32_t)(L->rq_sources * p.cap_rq) * 4u) : 0u);
+    p.o = p.sh + (rq ? GF_ALIGN((uint32_t)p.cap_rq) : 0u);
+    p.table = GF_ALIGN(p.o + (rq ? (uint32_t)p.cap_rq * 8u : 0u));
     return p;
-}
-
-/* The precomputed per-tensor requantization constants (gf_requant_t.pre): GF_RQC_PRE_COPIES gf_rqc_t behind the
- * requantization part of the L1 parameter buffer (buffer 0), where the planner made room for them
- * (codegen/gap9/tiling.py ParamSpec.pre, RQC_PRE_BYTES): the SIMD convolutions whose cores split the pixels (every
- * core computes the constants of every channel of the tile otherwise, per block of 4 channels). Core 0 fills them
- * once per layer, after tile 0's loads (rqc_pre_fill). */
-#define GF_RQC_PRE_BYTES ((uint32_t)(GF_RQC_PRE_COPIES * sizeof(gf_rqc_t)))
-_Static_assert(GF_RQC_PRE_COPIES * sizeof(gf_rqc_t) == 192, "codegen/gap9/tiling.py RQC_PRE_BYTES mirrors this size");
-
-/* Their offset in the parameter buffer, or 0 (none: not such a layer, or no room planned); bound with the run
- * record (gf_run_t.pre_off). */
-static uint32_t rqc_pre_offset(const gf_layer_t *L)
-{
-    if (L->tiling != GF_TILING_CONV || !L->buf_col || L->coupled || !L->rq_sources || L->rq_channels > 1 ||
-        L->t_off >= 0)
-        return 0;
-    uint32_t at = param_layout(L).table;
-    return L->buf_p >= at + GF_RQC_PRE_BYTES ? at : 0;
 }
 
 /* ---- DMA helpers (core 0 only) ---- */
@@ -471,7 +453,7 @@ static void store_box(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, uint8_t *
  * same bytes). The offsets are checked, not assumed. */
 static int params_merged(const gf_layer_t *L, const gf_playout_t *pl, int32_t c0, int32_t cn)
 {
-    if (!L->rq_sources)
+    if (!L->rq_sources || gf_rq_in_record(L)) /* (in the record: the tile loads its bias alone) */
         return 0;
     if (L->rq_channels > 1 && (c0 != 0 || cn != L->rq_channels || pl->cap_rq != L->rq_channels))
         return 0;
@@ -492,7 +474,7 @@ static void load_sections(gf_run_t *R, gf_queue_t *q, const gf_loc_t *loc, const
     if (L->b_off >= 0)
         load_flat(R, q, loc, (uint32_t)L->b_off + (uint32_t)c0 * 4u, p + pl.bias, bp ? bp + pl.bias : NULL,
                   (uint32_t)cn * 4u);
-    if (L->rq_sources) {
+    if (L->rq_sources && !gf_rq_in_record(L)) {
         int32_t rc0 = L->rq_channels > 1 ? c0 : 0, rcn = L->rq_channels > 1 ? cn : 1;
         for (int32_t s = 0; s < L->rq_sources; s++) {
             uint32_t off = (uint32_t)L->m_off + (uint32_t)(s * L->rq_channels + rc0) * 4u;
@@ -673,53 +655,54 @@ static gf_requant_t tile_requant(const gf_run_t *R, uint8_t *p, int32_t first)
     const gf_playout_t pl = R->pl;
     int32_t off = L->rq_channels > 1 ? first : 0;
     gf_requant_t rq;
-    rq.m = (const int32_t *)(p + pl.m) + off;
-    rq.sh = p + pl.sh + off;
-    rq.o = (const int64_t *)(p + pl.o) + off;
+    if (gf_rq_in_record(L)) { /* per tensor, one source: the constants in the run record (its L1 copy in the run), and
+                                 * the kernels' precomputed ones (gf_requant_t.pre: the same gf_rqc_t, one copy) */
+        const gf_rqc_t *c = (const gf_rqc_t *)(const void *)R->pre_rqc;
+        rq.m = &c->m;
+        rq.sh = R->rq_sh;
+        rq.o = &c->o;
+        rq.pre = c;
+    } else {
+        rq.m = (const int32_t *)(p + pl.m) + off;
+        rq.sh = p + pl.sh + off;
+        rq.o = (const int64_t *)(p + pl.o) + off;
+        rq.pre = NULL;
+    }
     rq.channels = pl.cap_rq;
     rq.zp = L->zp;
     rq.lo = L->lo;
     rq.hi = L->hi;
-    rq.pre = NULL;
     return rq;
 }
 
-/* Core 0, once per layer (tile 0's parameters are in buffer 0): the per-tensor constants' copies at R->pre_off;
- * the same for every tile. Not inlined: keeps tile_loop's frame small. */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static void rqc_pre_fill(gf_run_t *R)
-{
-    gf_rqc_t *c = (gf_rqc_t *)(void *)(R->l1[0][GF_OP_P] + R->pre_off);
-    if (R->pre_words) { /* computed by the FC (bind_layer): copied, words (the count and source in registers) */
-        uint32_t *d = (uint32_t *)(void *)c, *const end = d + GF_RQC_PRE_COPIES * R->pre_words;
-        const uint32_t *const src = R->pre_rqc, *const send = src + R->pre_words;
-        while (d < end)
-            for (const uint32_t *q = src; q < send; q++)
-                *d++ = *q;
-        return;
-    }
-    gf_requant_t rq = tile_requant(R, R->l1[0][GF_OP_P], 0);
-    gf_rqc_init(&c[0], &rq, 0);
-    for (int i = 1; i < GF_RQC_PRE_COPIES; i++)
-        c[i] = c[0];
-}
-
-/* The FC, binding a layer with per-tensor constants (pre_off) whose parameters are in L2: the constants from the L2
- * parameters (the values tile 0's parameter buffer receives), once, into the run record (rqc_pre_fill copies them). */
-static void bind_pre(gf_run_t *R)
+/* The FC, binding a layer whose requantization is per tensor with one source (gf_rq_in_record): its constants read
+ * once from the parameters (in L2, or in L3 by the FC's own RAM reads) into the run record, where every core reads
+ * them in the record's L1 copy (tile_requant: m, sh, o and the SIMD kernels' precomputed gf_rqc_t). */
+static void bind_rq(gf_run_t *R)
 {
     const gf_layer_t *L = R->L;
     const gf_loc_t *p = &R->ops->params;
     _Static_assert(sizeof(gf_rqc_t) <= sizeof(R->pre_rqc) && sizeof(gf_rqc_t) % 4 == 0, "gf_run_t.pre_rqc holds a gf_rqc_t");
-    R->pre_words = 0;
-    if (!R->pre_off || p->level != GF_MEM_L2 || p->l2 == NULL)
+    if (!gf_rq_in_record(L))
         return;
+    int32_t m;
+    uint8_t sh;
+    int64_t o;
+    if (p->level == GF_MEM_L3) {
+        pi_ram_read(R->ram, p->l3 + (uint32_t)L->m_off, &m, 4u);
+        pi_ram_read(R->ram, p->l3 + (uint32_t)L->sh_off, &sh, 1u);
+        pi_ram_read(R->ram, p->l3 + (uint32_t)L->o_off, &o, 8u);
+    } else {
+        m = *(const int32_t *)(const void *)(p->l2 + L->m_off);
+        sh = p->l2[L->sh_off];
+        o = *(const int64_t *)(const void *)(p->l2 + L->o_off);
+    }
+    R->rq_sh[0] = sh;
+    R->rq_sh[1] = R->rq_sh[2] = R->rq_sh[3] = 0;
     gf_requant_t rq;
-    rq.m = (const int32_t *)(const void *)(p->l2 + L->m_off);
-    rq.sh = p->l2 + L->sh_off;
-    rq.o = (const int64_t *)(const void *)(p->l2 + L->o_off);
+    rq.m = &m;
+    rq.sh = &sh;
+    rq.o = &o;
     rq.channels = 1;
     rq.zp = L->zp;
     rq.lo = L->lo;
@@ -730,7 +713,6 @@ static void bind_pre(gf_run_t *R)
     const uint32_t *w = (const uint32_t *)(const void *)&c;
     for (uint32_t j = 0; j < sizeof(c) / 4u; j++)
         R->pre_rqc[j] = w[j];
-    R->pre_words = (uint32_t)(sizeof(c) / 4u);
 }
 
 /* The core's SIMD work buffer (im2col / gathered columns, L->buf_col bytes), or NULL. Not inlined:
@@ -788,8 +770,6 @@ static void compute_conv(gf_run_t *R, const gf_tile_t *T, int b, int core, int n
     const gf_requant_t *rqp = NULL;
     if (L->rq_sources) {
         rq = tile_requant(R, pbuf, co0);
-        if (psplit)
-            rq.pre = R->pre_off ? R->l1[0][GF_OP_P] + R->pre_off : NULL;
         rqp = &rq;
     }
     const int32_t *bias = L->b_off >= 0 ? (const int32_t *)(pbuf + pl.bias) + co0 : NULL;
@@ -1097,8 +1077,6 @@ static inline void layer_tiles(gf_run_t *R, int core)
         if (core == 0) {
             if (!(L->fault & GF_FAULT_NO_DMA_WAIT))
                 q_wait(&R->load_q[b]);
-            if (t == 0 && R->pre_off)
-                rqc_pre_fill(R);
             if ((L->tiling == GF_TILING_GEMM || (L->tiling == GF_TILING_CONV && L->buf_col)) && L->buf_wp &&
                 !L->w_resident)
                 unpack_gemm_tile(R, b);
@@ -1274,7 +1252,6 @@ static uint32_t bind_layer(gf_net_rec_t *rec, gf_layer_stats_t *stats, struct pi
     const gf_layer_t *L = &rec->layer;
     buffer_layout(R, L, &rec->ops);
     R->pl = param_layout(L);
-    R->pre_off = rqc_pre_offset(L);
     tile_geometry(L, 0, &R->slot[0]);
     R->st = stats;
     R->ram = ram;
@@ -1288,7 +1265,7 @@ static uint32_t bind_layer(gf_net_rec_t *rec, gf_layer_stats_t *stats, struct pi
             bounce += (uint32_t)R->nbuf[k] * GF_ALIGN(R->bytes[k]);
         }
     bind_fast(R);
-    bind_pre(R);
+    bind_rq(R);
     return bounce;
 }
 

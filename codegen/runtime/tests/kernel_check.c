@@ -170,7 +170,7 @@ static long long elem_value(const void *p, uint32_t kind, size_t i)
 }
 
 /* Requantization parameters from params[at..at+4] (has_rq, channels, zp, lo, hi) and arrays. */
-static gf_rqc_t rq_pre[GF_RQC_PRE_COPIES];
+static gf_rqc_t rq_pre; /* one copy: gf_requant_t.pre */
 static unsigned rq_calls;
 
 static const gf_requant_t *make_rq(gf_requant_t *rq, const case_t *c, int at, const array_t *m, const array_t *sh,
@@ -186,11 +186,9 @@ static const gf_requant_t *make_rq(gf_requant_t *rq, const case_t *c, int at, co
     rq->sh = (const uint8_t *)sh->data;
     rq->o = (const int64_t *)o->data;
     rq->pre = NULL;
-    if (rq->channels == 1 && (rq_calls++ & 1)) { /* every other per-tensor case: the caller's precomputed copies */
-        int i;
-        for (i = 0; i < GF_RQC_PRE_COPIES; i++)
-            gf_rqc_init(&rq_pre[i], rq, 0);
-        rq->pre = rq_pre;
+    if (rq->channels == 1 && (rq_calls++ & 1)) { /* every other per-tensor case: the caller's precomputed copy */
+        gf_rqc_init(&rq_pre, rq, 0);
+        rq->pre = &rq_pre;
     }
     return rq;
 }
