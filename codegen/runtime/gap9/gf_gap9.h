@@ -251,7 +251,7 @@ typedef struct {
      * gf_rqc_t, sh in rq_sh[0], and the gf_rqc_t itself as the SIMD kernels' precomputed constants,
      * gf_requant_t.pre); never in the L1 parameter buffer, never moved per tile. */
     uint8_t rq_sh[4];
-    _Alignas(8) uint32_t pre_rqc[12]; /* a gf_rqc_t (its int64 o read in place: tile_requant) */
+    uint64_t pre_rqc[6]; /* a gf_rqc_t, 8-byte aligned as uint64_t (its int64 o read in place: tile_requant) */
     uint32_t fast_in_bytes, fast_out_bytes;
     gf_fast_cmd_t fast[GF_FAST_CMDS];
 } gf_run_t;

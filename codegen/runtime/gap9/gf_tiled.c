@@ -710,9 +710,7 @@ static void bind_rq(gf_run_t *R)
     rq.pre = NULL;
     gf_rqc_t c;
     gf_rqc_init(&c, &rq, 0);
-    const uint32_t *w = (const uint32_t *)(const void *)&c;
-    for (uint32_t j = 0; j < sizeof(c) / 4u; j++)
-        R->pre_rqc[j] = w[j];
+    memcpy(R->pre_rqc, &c, sizeof(c));
 }
 
 /* The core's SIMD work buffer (im2col / gathered columns, L->buf_col bytes), or NULL. Not inlined:
