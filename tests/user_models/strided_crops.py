@@ -3,11 +3,11 @@ depthwise 3x3 stride 2 without padding over an even map (20 -> 9: rows and colum
 of column stride 2 over an odd width (9 -> 4: columns 0-7, every row), a 2x2 stride 2 over an odd height
 (9 -> 4: rows 0-7, every column), and a 1x1 stride 2 over an even map (4 x 4 -> 2 x 2: rows and columns 0-2),
 each followed by a QuantReLU, then a linear classifier. As one tile each, the GAP9 tiler loads whole input
-planes instead of the crops (codegen/gap9/tiling.py TilePlan.in_plane). Calibrated on random inputs."""
+planes instead of the crops (codegen/gap9/tiling.py TilePlan.in_plane). Calibrated on random inputs (_rand.factories)."""
 
 import brevitas.nn as qnn
-import torch
 import torch.nn as nn
+from _rand import factories
 from brevitas.quant import Int32Bias
 
 SHAPE = (4, 20, 20)
@@ -37,22 +37,4 @@ class StridedCrops(nn.Module):
         return self.fc(x)
 
 
-def create_model():
-    from brevitas.graph.calibrate import calibration_mode
-
-    torch.manual_seed(0)
-    model = StridedCrops().eval()
-    with torch.no_grad(), calibration_mode(model):
-        for _ in range(4):
-            model(torch.rand(16, *SHAPE) - 0.5)
-    return model.eval()
-
-
-def example_input():
-    torch.manual_seed(1)
-    return torch.rand(1, *SHAPE) - 0.5
-
-
-def held_out_data():
-    torch.manual_seed(2)
-    return torch.rand(16, *SHAPE) - 0.5, torch.zeros(16, dtype=torch.int64)
+create_model, example_input, held_out_data = factories(StridedCrops, SHAPE, 16)
