@@ -12,7 +12,7 @@ from test_gap9 import _assert_exact
 
 from codegen import toolchains
 from codegen.gap9.hw import DEFAULT, PLATFORMS
-from codegen.gap9.tiling import _conv_eval, _rows, box_cmds, box_strided, conv_geometry, tile_step
+from codegen.gap9.tiling import _conv_eval, _rows, box_dma, conv_geometry, tile_step
 from gapforge import ir
 from gapforge.extract import extract, model_inputs, write_network
 from gapforge.modelsrc import load_model
@@ -29,14 +29,14 @@ def _conv(net: ir.Network, name: str):
 
 def test_box_commands_mirror_the_executor():
     # whole planes: one contiguous run, split below 64 KiB
-    assert box_cmds(8, 8, 1, 16, 8, 8) == 1 and box_cmds(256, 256, 1, 2, 256, 256) == 3
+    assert box_dma(8, 8, 1, 16, 8, 8)[0] == 1 and box_dma(256, 256, 1, 2, 256, 256)[0] == 3
     # every column, a crop of the rows: 2-D commands of whole blocks of planes (65535 // 56 planes each)
-    assert box_cmds(8, 8, 1, 16, 7, 8) == 1 and box_cmds(8, 8, 1, 2000, 7, 8) == 2
+    assert box_dma(8, 8, 1, 16, 7, 8)[0] == 1 and box_dma(8, 8, 1, 2000, 7, 8)[0] == 2
     # a crop of the columns: one 2-D command per plane (its rows as lines)
-    assert box_cmds(8, 8, 1, 16, 7, 7) == 16 and box_cmds(9, 9, 1, 4, 8, 8) == 4
+    assert box_dma(8, 8, 1, 16, 7, 7)[0] == 16 and box_dma(9, 9, 1, 4, 8, 8)[0] == 4
     # strided (2-D) commands: a crop of the columns, or of the rows of several planes; one plane's rows are 1-D
-    assert box_strided(8, 8, 1, 16, 7, 7) and box_strided(8, 8, 1, 16, 7, 8) and box_strided(8, 8, 1, 1, 8, 7)
-    assert not box_strided(8, 8, 1, 16, 8, 8) and not box_strided(8, 8, 1, 1, 7, 8)
+    assert box_dma(8, 8, 1, 16, 7, 7)[1] and box_dma(8, 8, 1, 16, 7, 8)[1] and box_dma(8, 8, 1, 1, 8, 7)[1]
+    assert not box_dma(8, 8, 1, 16, 8, 8)[1] and not box_dma(8, 8, 1, 1, 7, 8)[1]
 
 
 def test_stride2_cnn_conv2_loads_whole_planes(extracted):

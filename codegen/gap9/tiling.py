@@ -291,27 +291,20 @@ def _objective(hw: Platform, plan: TilePlan, busiest_units: int, saved: int = 0)
 
 
 # -- conv-like -------------------------------------------------------------------------
-def box_cmds(h: int, w: int, eb: int, cn: int, yn: int, xn: int) -> int:
-    """DMA commands that load a box of ``cn`` planes x ``yn`` rows x ``xn`` columns of an L2 tensor of ``h`` x ``w``
-    planes (gf_tiled.c box_segments / dma_whole)."""
+def box_dma(h: int, w: int, eb: int, cn: int, yn: int, xn: int) -> tuple[int, bool]:
+    """(DMA commands, strided) of loading a box of ``cn`` planes x ``yn`` rows x ``xn`` columns of an L2 tensor of
+    ``h`` x ``w`` planes (gf_tiled.c box_segments / dma_whole): strided where the box takes 2-D commands, which the
+    one-tile fast path of gf_tiled.c cannot replay."""
     plane, block = h * w * eb, yn * w * eb
     if xn == w:
         if yn == h:
-            return math.ceil(cn * plane / DMA_MAX)
-        if block <= DMA_MAX and plane <= DMA_MAX and cn > 1:
-            return math.ceil(cn / (DMA_MAX // block))
-        return cn * math.ceil(block / DMA_MAX)
+            return math.ceil(cn * plane / DMA_MAX), False
+        if block <= DMA_MAX and plane <= DMA_MAX and cn > 1:  # rows of whole width, one 2-D command per group
+            return math.ceil(cn / (DMA_MAX // block)), True
+        return cn * math.ceil(block / DMA_MAX), False
     line = xn * eb
     per = 1 if line > DMA_MAX else DMA_MAX // line
-    return cn * math.ceil(yn / per)
-
-
-def box_strided(h: int, w: int, eb: int, cn: int, yn: int, xn: int) -> bool:
-    """Whether loading that box takes 2-D (strided) commands (box_segments), which the one-tile fast path of
-    gf_tiled.c cannot replay."""
-    if xn < w:
-        return True
-    return yn < h and cn > 1 and yn * w * eb <= DMA_MAX and h * w * eb <= DMA_MAX
+    return cn * math.ceil(yn / per), True
 
 
 def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, single: bool = False,
@@ -339,9 +332,9 @@ def _conv_eval(g: ConvGeometry, tco: int, toh: int, tow: int, hw: Platform, sing
     if plane:
         if len(ohs) > 1 or len(ows) > 1 or (rows[0][1] == g.h and cols[0][1] == g.w):
             return None, None
-        saved = hw.dma_cmd_cycles * sum(box_cmds(g.h, g.w, g.eb_in, g.cin(n), rows[0][1], cols[0][1])
-                                        - box_cmds(g.h, g.w, g.eb_in, g.cin(n), g.h, g.w) for n in cos)
-        if len(cos) == 1 and box_strided(g.h, g.w, g.eb_in, g.cin(tco), rows[0][1], cols[0][1]):
+        saved = hw.dma_cmd_cycles * sum(box_dma(g.h, g.w, g.eb_in, g.cin(n), rows[0][1], cols[0][1])[0]
+                                        - box_dma(g.h, g.w, g.eb_in, g.cin(n), g.h, g.w)[0] for n in cos)
+        if len(cos) == 1 and box_dma(g.h, g.w, g.eb_in, g.cin(tco), rows[0][1], cols[0][1])[1]:
             saved += hw.dma_strided_cycles  # a one-tile layer: the fast path the strided commands prevent
         rows, cols = [(0, g.h, 0, 0)], [(0, g.w, 0, 0)]  # the box: every row and column
     in_buf = g.cin(tco) * max(r[1] for r in rows) * max(c[1] for c in cols) * g.eb_in
