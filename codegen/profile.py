@@ -27,8 +27,8 @@ pool's row has ``fused_conv`` (the conv's step) and carries the conv's work (til
 gap9 targets, tests.csv: ``inference_*`` the timed inference pass after the verified one (results.json
 ``inference``: every task and FC step back to back, the FC's counters around the whole pass, the network's
 outputs compared again, ``inference_outputs_match``): ``inference_fc_cycles`` and its MAC per FC cycle on gvsoc
-beside ``fc_cycles`` (the verified pass's per-step FC cycles summed, every step starting with cold instruction
-caches) and ``mac_per_fc_cycle``; ``inference_instructions`` on gap9-qemu (every core serialised).
+beside ``fc_cycles`` (the verified pass's per-step FC cycles summed, with the comparison and printing between
+the steps outside them) and ``mac_per_fc_cycle``; ``inference_instructions`` on gap9-qemu (every core serialised).
 
 gvsoc (profile_suite --targets gvsoc, with the user's installation): ``fc_cycles`` the fabric
 controller's PI_PERF_CYCLES around the whole step (elapsed FC cycles), ``cluster_cycles`` / ``cluster_instr`` the busiest forked core's PI_PERF_CYCLES

@@ -191,6 +191,11 @@ INFERENCE_COUNTERS = {
 }
 
 
+def _elements(step: dict) -> int:
+    """Elements of a plan.json step's output (int32 outputs: 4 bytes each, else 1)."""
+    return step["out_bytes"] // (4 if step["dtype"] == "GF_S32" else 1)
+
+
 def inference(plan: dict, parsed: dict, target: str) -> dict | None:
     """results.json ``inference``: the timed pass's counters, its output comparisons and whether they all matched
     (None when the program printed no GF INFERENCE line). ``mac_per_cycle`` where the cycles are cycles (gvsoc)."""
@@ -224,7 +229,7 @@ def inference_problems(plan: dict, parsed: dict) -> list[str]:
     for i in want.get("outputs", []):
         step = steps[i] if i < len(steps) else {"name": f"step {i}", "out_bytes": 0, "dtype": ""}
         o = got.get(i)
-        elements = step["out_bytes"] // (4 if step["dtype"] == "GF_S32" else 1)
+        elements = _elements(step)
         if o is None:
             problems.append(f"inference pass: output '{step['name']}' was not compared")
         elif o.get("elements") != elements:
@@ -267,7 +272,7 @@ def verdict(plan: dict, parsed: dict, returncode: int) -> tuple[bool, list[str]]
         reasons.append(f"program exited with status {returncode}")
     for step in plan["steps"]:
         layer = reported.get(step["name"])
-        elements = step["out_bytes"] // (4 if step["dtype"] == "GF_S32" else 1)
+        elements = _elements(step)
         if step.get("fused_into") and layer is not None:  # gap9: a conv computed in L1 of its pool's layer
             if layer.get("fused_into") != step["fused_into"]:
                 reasons.append(f"layer '{step['name']}': planned fused into '{step['fused_into']}', reported "
